@@ -1,0 +1,77 @@
+"""The JSON API (django-ninja; OpenAPI docs at /api/docs, served locally)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from ninja import NinjaAPI, Schema
+from ninja.security import django_auth
+
+from scaling import selectors
+from scaling.models import Decision, MetricSample, Service
+
+api = NinjaAPI(title="Tipoff API", version="1", auth=django_auth, urls_namespace="api")
+
+
+class ServiceOut(Schema):
+    name: str
+    display_name: str
+    mode: str
+    backend: str
+    min_replicas: int
+    max_replicas: int
+    price_per_replica_hour: float
+    slo_latency_ms: float
+    slo_target: float
+    provisioning_delay_s: int
+    policy_version: int
+
+
+class DecisionOut(Schema):
+    id: int
+    tick: datetime
+    provisioned: int
+    ready: int
+    desired: int
+    recommendation: int | None
+    changed: bool
+    reason_code: str
+    summary: str
+    actuation: str
+    explanation: dict[str, object]
+
+
+class SampleOut(Schema):
+    ts: datetime
+    rps: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    ready: int | None
+    provisioned: int | None
+
+
+@api.get("/services", response=list[ServiceOut], tags=["services"])
+def list_services(request: HttpRequest) -> list[Service]:
+    return list(Service.objects.all())
+
+
+@api.get("/services/{name}", response=ServiceOut, tags=["services"])
+def get_service(request: HttpRequest, name: str) -> Service:
+    return get_object_or_404(Service, name=name)
+
+
+@api.get("/services/{name}/decisions", response=list[DecisionOut], tags=["decisions"])
+def list_decisions(request: HttpRequest, name: str, limit: int = 50) -> list[Decision]:
+    service = get_object_or_404(Service, name=name)
+    return list(selectors.recent_decisions(service, min(max(limit, 1), 500)))
+
+
+@api.get("/services/{name}/metrics", response=list[SampleOut], tags=["metrics"])
+def list_metrics(request: HttpRequest, name: str, range: str = "1h") -> list[MetricSample]:  # noqa: A002
+    service = get_object_or_404(Service, name=name)
+    since = timezone.now() - selectors.RANGES.get(range, selectors.RANGES["1h"])
+    return list(MetricSample.objects.filter(service=service, ts__gte=since).order_by("ts"))

@@ -1,0 +1,148 @@
+"""Plotly figure dicts for the service charts (rendered by static/js/charts.js)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scaling.models import Service
+
+_LAYOUT: dict[str, Any] = {
+    "margin": {"l": 50, "r": 20, "t": 36, "b": 36},
+    "height": 260,
+    "legend": {"orientation": "h", "y": -0.2},
+    "xaxis": {"type": "date"},
+    "hovermode": "x unified",
+}
+
+
+def _layout(title: str, yaxis_title: str, **extra: Any) -> dict[str, Any]:
+    return {
+        **_LAYOUT,
+        "title": {"text": title, "font": {"size": 14}},
+        "yaxis": {"title": yaxis_title, "rangemode": "tozero"},
+        **extra,
+    }
+
+
+def replicas_figure(series: dict[str, list[Any]], shapes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    changes = series.get("changes", [])
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "desired",
+                "x": series["decision_ts"],
+                "y": series["desired"],
+                "line": {"shape": "hv", "dash": "dot"},
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "provisioned",
+                "x": series["ts"],
+                "y": series["provisioned"],
+                "line": {"shape": "hv"},
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "ready",
+                "x": series["ts"],
+                "y": series["ready"],
+                "line": {"shape": "hv"},
+            },
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "decisions",
+                "x": [c["ts"] for c in changes],
+                "y": [c["desired"] for c in changes],
+                "text": [c["summary"] for c in changes],
+                "hovertemplate": "%{text}<extra></extra>",
+                "marker": {"symbol": "diamond", "size": 7},
+            },
+        ],
+        "layout": _layout("Replicas", "replicas", shapes=shapes or []),
+    }
+
+
+def latency_figure(series: dict[str, list[Any]], service: Service) -> dict[str, Any]:
+    return {
+        "data": [
+            {"type": "scatter", "mode": "lines", "name": name, "x": series["ts"], "y": series[key]}
+            for name, key in (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms"))
+        ],
+        "layout": _layout(
+            "Latency",
+            "ms",
+            shapes=[
+                {
+                    "type": "line",
+                    "xref": "paper",
+                    "x0": 0,
+                    "x1": 1,
+                    "yref": "y",
+                    "y0": service.slo_latency_ms,
+                    "y1": service.slo_latency_ms,
+                    "line": {"color": "#d62728", "dash": "dash"},
+                }
+            ],
+            annotations=[
+                {
+                    "xref": "paper",
+                    "x": 1,
+                    "y": service.slo_latency_ms,
+                    "text": f"SLO {service.slo_latency_ms:g} ms",
+                    "showarrow": False,
+                    "xanchor": "right",
+                    "yanchor": "bottom",
+                    "font": {"color": "#d62728"},
+                }
+            ],
+        ),
+    }
+
+
+def rate_figure(series: dict[str, list[Any]], forecast: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "mode": "lines", "name": "requests/s", "x": series["ts"], "y": series["rps"]},
+    ]
+    if forecast and forecast.get("ts"):
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "forecast",
+                "x": forecast["ts"],
+                "y": forecast["rps"],
+                "line": {"dash": "dot"},
+            }
+        )
+    return {"data": data, "layout": _layout("Request rate", "requests/s")}
+
+
+def cost_figure(series: dict[str, list[Any]]) -> dict[str, Any]:
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "$/hour",
+                "x": series["ts"],
+                "y": series["cost_per_hour"],
+                "line": {"shape": "hv"},
+                "fill": "tozeroy",
+            }
+        ],
+        "layout": _layout("Cost", "$ per hour"),
+    }
+
+
+def service_figures(service: Service, series: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        "replicas": replicas_figure(series),
+        "latency": latency_figure(series, service),
+        "rate": rate_figure(series),
+        "cost": cost_figure(series),
+    }

@@ -1,0 +1,62 @@
+"""Function views: small, no business logic; partials for htmx requests."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django_htmx.middleware import HtmxDetails
+
+from dashboard import charts
+from scaling import selectors
+from scaling.models import Service
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _range(request: HttpRequest) -> str:
+    chosen = request.GET.get("range", "6h")
+    return chosen if chosen in selectors.RANGES else "6h"
+
+
+@login_required
+def fleet(request: HtmxHttpRequest) -> HttpResponse:
+    now = timezone.now()
+    rows = selectors.fleet_overview(now)
+    context = {
+        "rows": rows,
+        "now": now,
+        "total_cost_per_hour": sum(r.cost_per_hour for r in rows),
+        "total_provisioned": sum((r.sample.provisioned or 0) if r.sample else 0 for r in rows),
+    }
+    template = "dashboard/fleet.html#fleet-table" if request.htmx else "dashboard/fleet.html"
+    return render(request, template, context)
+
+
+@login_required
+def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    service = get_object_or_404(Service, name=name)
+    now = timezone.now()
+    chosen = _range(request)
+    context = {
+        "service": service,
+        "range": chosen,
+        "ranges": list(selectors.RANGES),
+        "sample": selectors.latest_sample(service),
+        "decisions": selectors.recent_decisions(service, 20),
+        "cost_24h": selectors.cumulative_cost(service, since=now - selectors.RANGES["24h"]),
+    }
+    template = "dashboard/service.html#decisions" if request.htmx else "dashboard/service.html"
+    return render(request, template, context)
+
+
+@login_required
+def service_charts(request: HttpRequest, name: str) -> JsonResponse:
+    service = get_object_or_404(Service, name=name)
+    since = timezone.now() - selectors.RANGES[_range(request)]
+    series = selectors.service_timeseries(service, since=since)
+    return JsonResponse({"figures": charts.service_figures(service, series)}, encoder=DjangoJSONEncoder)

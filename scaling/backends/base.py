@@ -1,0 +1,77 @@
+"""The two interfaces every backend implements, and the registry that picks one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from scaling.policy.types import MetricPoint
+
+if TYPE_CHECKING:
+    from scaling.models import Service
+
+
+class BackendError(Exception):
+    """A backend call failed. `permanent` errors will not heal by retrying."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class MetricsUnavailable(BackendError):
+    pass
+
+
+class ActuatorError(BackendError):
+    pass
+
+
+@dataclass(frozen=True)
+class FleetStatus:
+    provisioned: int
+    ready: int
+    desired: int | None = None
+    # The resource is mid-update and must not be called again this tick.
+    busy: bool = False
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class MetricWindow:
+    points: tuple[MetricPoint, ...]
+
+
+@dataclass(frozen=True)
+class ActuationResult:
+    status: str  # ok | busy | refused
+    detail: str = ""
+
+
+class MetricSource(Protocol):
+    def fetch(self, service: Service, now: datetime) -> MetricWindow: ...
+
+
+class Actuator(Protocol):
+    def status(self, service: Service, now: datetime) -> FleetStatus: ...
+
+    def set_capacity(self, service: Service, replicas: int, now: datetime) -> ActuationResult:
+        """Set the absolute replica count (never a delta: repeating it is harmless)."""
+        ...
+
+
+def get_metric_source(service: Service) -> MetricSource:
+    from scaling.backends import simulated
+
+    if service.metric_source == "simulated":
+        return simulated.SimulatedMetricSource()
+    raise MetricsUnavailable(f"metric source {service.metric_source!r} is not available", permanent=True)
+
+
+def get_actuator(service: Service) -> Actuator:
+    from scaling.backends import simulated
+
+    if service.backend == "simulated":
+        return simulated.SimulatedActuator()
+    raise ActuatorError(f"backend {service.backend!r} is not available", permanent=True)

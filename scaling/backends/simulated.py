@@ -1,0 +1,74 @@
+"""The simulated fleet as a backend: the same interfaces the AWS backends implement.
+
+Fleet state lives in the database (SimulatedFleet) so every worker process
+sees the same replicas; demand comes from the game calendar in the Game table.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+
+from scaling.backends.base import ActuationResult, FleetStatus, MetricWindow
+from scaling.models import Game, Service, SimulatedFleet
+from scaling.sim.fleet import FleetState, observe
+from scaling.sim.serving import ServingModel
+from scaling.sim.traffic import ScheduledGame, TrafficShape
+
+
+def _fleet(service: Service) -> SimulatedFleet:
+    fleet, _ = SimulatedFleet.objects.get_or_create(service=service, defaults={"ready_at": [], "seed": service.pk or 0})
+    return fleet
+
+
+def _state(fleet: SimulatedFleet) -> FleetState:
+    return FleetState(tuple(datetime.fromisoformat(t) for t in fleet.ready_at))
+
+
+def serving_model(service: Service) -> ServingModel:
+    return ServingModel(
+        service_time_ms=service.service_time_ms,
+        concurrency=service.concurrency,
+        slo_latency_ms=service.slo_latency_ms,
+        slo_target=service.slo_target,
+    )
+
+
+def traffic_shape(service: Service, fleet: SimulatedFleet) -> TrafficShape:
+    base = TrafficShape()
+    return TrafficShape(
+        base_rps=base.base_rps * fleet.demand_scale, per_game_rps=base.per_game_rps * fleet.demand_scale
+    )
+
+
+def games_near(now: datetime) -> list[ScheduledGame]:
+    rows = Game.objects.filter(
+        tip_utc__gte=now - timedelta(hours=4), tip_utc__lte=now + timedelta(hours=2), postponed=False
+    )
+    return [ScheduledGame(tip_utc=g.tip_utc, national=g.is_national) for g in rows]
+
+
+class SimulatedMetricSource:
+    def fetch(self, service: Service, now: datetime) -> MetricWindow:
+        fleet = _fleet(service)
+        state = _state(fleet)
+        point = observe(
+            state, now, games_near(now), traffic_shape(service, fleet), serving_model(service), seed=fleet.seed
+        )
+        return MetricWindow(points=(point,))
+
+
+class SimulatedActuator:
+    def status(self, service: Service, now: datetime) -> FleetStatus:
+        state = _state(_fleet(service))
+        return FleetStatus(provisioned=state.provisioned(), ready=state.ready(now), desired=state.provisioned())
+
+    def set_capacity(self, service: Service, replicas: int, now: datetime) -> ActuationResult:
+        with transaction.atomic():
+            _fleet(service)
+            fleet = SimulatedFleet.objects.select_for_update().get(service=service)
+            state = _state(fleet).set_capacity(replicas, now, service.provisioning_delay_s)
+            fleet.ready_at = [t.isoformat() for t in state.ready_at]
+            fleet.save(update_fields=["ready_at", "updated_at"])
+        return ActuationResult("ok", f"set to {replicas}")

@@ -1,0 +1,115 @@
+"""The demo fleet: simulated services, demo users and last season's schedule
+replayed shifted by whole weeks so game nights fall around today."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+
+from scaling.audit import Actor
+from scaling.models import Game, Service, SimulatedFleet
+from scaling.schedule.parse import GameRecord, parse_csv
+from scaling.schedule.services import ImportSummary, games_upsert
+
+DEMO_USERS = {
+    "admin": ("tipoff-admin", "admin"),
+    "operator": ("tipoff-operator", "operator"),
+    "approver": ("tipoff-approver", "approver"),
+    "viewer": ("tipoff-viewer", "viewer"),
+}
+
+ROLES = ("viewer", "operator", "approver", "admin")
+
+# name, display name, demand scale, price/replica-hour, SLO ms, service time ms, concurrency, min, max
+DEMO_SERVICES = (
+    ("win-probability", "Win probability", 3.0, 1.20, 300.0, 40.0, 4, 2, 80),
+    ("player-props", "Player props", 1.5, 2.40, 500.0, 90.0, 4, 2, 60),
+    ("live-odds", "Live odds", 2.0, 0.90, 200.0, 25.0, 4, 2, 60),
+    ("game-summaries", "Game summaries", 0.6, 3.10, 1500.0, 300.0, 8, 1, 30),
+)
+
+
+def shift_weeks_for(records: list[GameRecord], now: datetime) -> int:
+    """Whole weeks to add so that `now` falls on a game night of the schedule.
+
+    Prefers the same time of year (a multiple of 52 weeks), moved by a week or
+    two when that day has no games (Thanksgiving, the All-Star break); when no
+    year fits, the nearest shift inside the season.
+    """
+    tips = sorted(r.tip_utc for r in records if r.season_type != "Preseason") or sorted(r.tip_utc for r in records)
+    start, end = tips[0] + timedelta(days=7), tips[-1] - timedelta(days=7)
+
+    def games_around(k: int) -> int:
+        lo, hi = now - timedelta(weeks=k, hours=3), now - timedelta(weeks=k) + timedelta(hours=8)
+        return sum(1 for t in tips if lo <= t <= hi)
+
+    for years in range(0, 10):
+        base = 52 * years
+        if not start <= now - timedelta(weeks=base) <= end:
+            continue
+        for k in (base, base + 1, base - 1, base + 2, base - 2):
+            if games_around(k):
+                return k
+        return base
+    if now < start:
+        return -math.ceil((start - now) / timedelta(weeks=1))
+    return math.ceil((now - end) / timedelta(weeks=1))
+
+
+def current_shift_weeks() -> int | None:
+    """The shift the demo calendar already uses, so a re-seed never moves it."""
+    game = Game.objects.filter(source__startswith="demo:").first()
+    return None if game is None else game.shifted_weeks
+
+
+def ensure_users() -> None:
+    groups = {name: Group.objects.get_or_create(name=name)[0] for name in ROLES}
+    for username, (password, role) in DEMO_USERS.items():
+        user, created = User.objects.get_or_create(username=username)
+        if created:
+            user.set_password(password)
+            user.is_staff = role == "admin"
+            user.is_superuser = role == "admin"
+            user.save()
+        user.groups.add(groups[role])
+
+
+def ensure_services(now: datetime) -> list[Service]:
+    services: list[Service] = []
+    for name, display, scale, price, slo_ms, svc_ms, conc, lo, hi in DEMO_SERVICES:
+        service, created = Service.objects.get_or_create(
+            name=name,
+            defaults={
+                "display_name": display,
+                "price_per_replica_hour": price,
+                "slo_latency_ms": slo_ms,
+                "service_time_ms": svc_ms,
+                "concurrency": conc,
+                "min_replicas": lo,
+                "max_replicas": hi,
+                "hard_max_replicas": hi * 2,
+                "provisioning_delay_s": 180,
+            },
+        )
+        if created:
+            ready = [(now - timedelta(minutes=10)).isoformat()] * max(lo, 2)
+            SimulatedFleet.objects.create(service=service, ready_at=ready, demand_scale=scale, seed=len(services) + 1)
+        services.append(service)
+    return services
+
+
+def seed_demo(*, schedule_path: Path, now: datetime | None = None) -> ImportSummary:
+    now = now or datetime.now(UTC)
+    records = parse_csv(schedule_path.read_text(encoding="utf-8"), source=schedule_path.name)
+    existing = current_shift_weeks()
+    weeks = shift_weeks_for(records, now) if existing is None else existing
+    with transaction.atomic():
+        ensure_users()
+        ensure_services(now)
+        return games_upsert(
+            records=records, actor=Actor.system("seed_demo"), source=f"demo:{schedule_path.name}", shift_weeks=weeks
+        )

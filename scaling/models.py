@@ -1,0 +1,291 @@
+"""Tipoff's records. Writes go through scaling/services.py, reads through selectors.py."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+
+class Service(models.Model):
+    """One prediction-serving deployment that Tipoff scales."""
+
+    class Backend(models.TextChoices):
+        SIMULATED = "simulated", "Simulated fleet"
+        SAGEMAKER = "sagemaker", "SageMaker endpoint"
+        ECS = "ecs", "ECS service"
+
+    class MetricSourceKind(models.TextChoices):
+        SIMULATED = "simulated", "Simulator"
+        CLOUDWATCH = "cloudwatch", "CloudWatch"
+        PROMETHEUS = "prometheus", "Prometheus"
+
+    class Mode(models.TextChoices):
+        ACTIVE = "active", "Active"
+        DRY_RUN = "dry_run", "Dry run"
+        PAUSED = "paused", "Paused"
+
+    name = models.SlugField(max_length=64, unique=True)
+    display_name = models.CharField(max_length=120)
+    description = models.CharField(max_length=300, blank=True)
+    enabled = models.BooleanField(default=True)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.ACTIVE)
+    backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.SIMULATED)
+    metric_source = models.CharField(
+        max_length=16, choices=MetricSourceKind.choices, default=MetricSourceKind.SIMULATED
+    )
+    # Backend identifiers (endpoint + variant, cluster + service, PromQL, region, ...).
+    backend_config = models.JSONField(default=dict, blank=True)
+
+    min_replicas = models.PositiveIntegerField(default=1)
+    max_replicas = models.PositiveIntegerField(default=50)
+    # A pin may go above max_replicas but never above this.
+    hard_max_replicas = models.PositiveIntegerField(default=100)
+    price_per_replica_hour = models.FloatField(default=1.0)
+
+    # The serving model of the service (SERVING_MODEL.md).
+    service_time_ms = models.FloatField(default=40.0)
+    concurrency = models.PositiveIntegerField(default=4)
+    provisioning_delay_s = models.PositiveIntegerField(default=180)
+    slo_latency_ms = models.FloatField(default=300.0)
+    slo_target = models.FloatField(default=0.999)
+
+    # Engine parameters (scaling.policy.PolicyParams as a dict) and their revision.
+    policy = models.JSONField(default=dict, blank=True)
+    policy_version = models.PositiveIntegerField(default=1)
+
+    # Bumped on every actuation and configuration change: a worker holding a
+    # stale version must not act (compare-and-set).
+    version = models.PositiveIntegerField(default=1)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+
+class SimulatedFleet(models.Model):
+    """State of a simulated service's replicas, shared by every worker process."""
+
+    service = models.OneToOneField(Service, on_delete=models.CASCADE, related_name="sim_fleet")
+    # ISO timestamps at which each provisioned replica is (or becomes) ready, oldest first.
+    ready_at = models.JSONField(default=list)
+    # Demand multiplier for this service relative to the generated curve.
+    demand_scale = models.FloatField(default=1.0)
+    seed = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class MetricSample(models.Model):
+    """What the metric source reported for one service at one instant."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="samples")
+    ts = models.DateTimeField()
+    rps = models.FloatField(null=True)
+    p50_ms = models.FloatField(null=True)
+    p95_ms = models.FloatField(null=True)
+    p99_ms = models.FloatField(null=True)
+    utilization = models.FloatField(null=True)
+    in_flight = models.FloatField(null=True)
+    error_rate = models.FloatField(null=True)
+    ready = models.IntegerField(null=True)
+    provisioned = models.IntegerField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["service", "ts"], name="uniq_sample_service_ts")]
+        indexes = [models.Index(fields=["service", "-ts"], name="sample_service_ts")]
+
+
+class Decision(models.Model):
+    """One evaluation of one service at one tick, with the engine's explanation."""
+
+    class Actuation(models.TextChoices):
+        NONE = "none", "No change"
+        PENDING = "pending", "Pending"
+        OK = "ok", "Applied"
+        ERROR = "error", "Error"
+        DRY_RUN = "dry_run", "Dry run"
+        BUSY = "busy", "Actuator busy"
+        STALE = "stale", "Superseded"
+        SKIPPED = "skipped", "Skipped"
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="decisions")
+    tick = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    provisioned = models.IntegerField()
+    ready = models.IntegerField()
+    desired = models.IntegerField()
+    recommendation = models.IntegerField(null=True)
+    changed = models.BooleanField(default=False)
+    reason_code = models.CharField(max_length=40)
+    summary = models.CharField(max_length=500)
+    explanation = models.JSONField(default=dict)
+    mode = models.CharField(max_length=16, default="active")
+    actuation = models.CharField(max_length=16, choices=Actuation.choices, default=Actuation.NONE)
+    actuation_error = models.TextField(blank=True)
+    actuated_at = models.DateTimeField(null=True)
+    worker = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["service", "tick"], name="uniq_decision_service_tick")]
+        indexes = [models.Index(fields=["service", "-tick"], name="decision_service_tick")]
+        ordering = ["-tick"]
+
+
+class Game(models.Model):
+    """A scheduled league game (the calendar the engine pre-warms for)."""
+
+    game_id = models.CharField(max_length=20, unique=True)
+    season_type = models.CharField(max_length=40, blank=True)
+    tip_utc = models.DateTimeField(db_index=True)
+    away_team = models.CharField(max_length=60)
+    home_team = models.CharField(max_length=60)
+    venue = models.CharField(max_length=120, blank=True)
+    national_tv = models.CharField(max_length=120, blank=True)
+    label = models.CharField(max_length=120, blank=True)
+    sub_label = models.CharField(max_length=120, blank=True)
+    postponed = models.BooleanField(default=False)
+    # Non-zero only for demo data: last season's schedule replayed this many
+    # whole weeks later (weekday and tip-off time kept). Shown on screen.
+    shifted_weeks = models.IntegerField(default=0)
+    source = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tip_utc"]
+
+    def __str__(self) -> str:
+        return f"{self.away_team} @ {self.home_team}"
+
+    @property
+    def is_national(self) -> bool:
+        return bool(self.national_tv.strip()) and self.national_tv.strip().upper() != "NBA TV"
+
+
+class GameDayRule(models.Model):
+    """Matches games and schedules floors for chosen services around them."""
+
+    name = models.CharField(max_length=120, unique=True)
+    enabled = models.BooleanField(default=True)
+    # {"networks": [...], "teams": [...], "season_types": [...], "labels": [...], "weekdays": [0..6]}
+    match = models.JSONField(default=dict, blank=True)
+    services = models.ManyToManyField(Service, related_name="game_day_rules")
+    floor_replicas = models.PositiveIntegerField(null=True, blank=True)
+    floor_forecast_multiple = models.FloatField(null=True, blank=True)
+    lead_minutes = models.PositiveIntegerField(null=True, blank=True)
+    tail_minutes = models.PositiveIntegerField(default=180)
+    reason = models.CharField(max_length=300)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Override(models.Model):
+    """A time-boxed, reasoned human (or rule) constraint on a service's capacity."""
+
+    class Kind(models.TextChoices):
+        PIN = "pin", "Pin (exactly N)"
+        FLOOR = "floor", "Floor (at least N)"
+        CEILING = "ceiling", "Ceiling (at most N)"
+        FREEZE_SCALE_IN = "freeze_scale_in", "Freeze scale-in"
+        FREEZE = "freeze", "Freeze (hold current)"
+
+    class Status(models.TextChoices):
+        PENDING_APPROVAL = "pending_approval", "Pending approval"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        CANCELLED = "cancelled", "Cancelled"
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="overrides")
+    # Overrides created together for a group of services share a group id.
+    group_id = models.UUIDField(default=uuid.uuid4, db_index=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    replicas = models.PositiveIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=500)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.APPROVED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="overrides_created"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="overrides_approved"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    bypass_reason = models.CharField(max_length=500, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="overrides_cancelled"
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(max_length=500, blank=True)
+    game = models.ForeignKey(Game, null=True, blank=True, on_delete=models.SET_NULL, related_name="overrides")
+    rule = models.ForeignKey(GameDayRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="overrides")
+    projected_cost_delta = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["service", "starts_at", "ends_at"], name="override_window")]
+        ordering = ["starts_at"]
+
+    def __str__(self) -> str:
+        n = "" if self.replicas is None else f" {self.replicas}"
+        return f"{self.get_kind_display()}{n} on {self.service} ({self.starts_at:%Y-%m-%d %H:%M}Z)"
+
+
+class AuditEvent(models.Model):
+    """Append-only, hash-chained record of everything that changed or tried to."""
+
+    class ActorType(models.TextChoices):
+        USER = "user", "User"
+        TOKEN = "token", "API token"
+        SYSTEM = "system", "System"
+
+    created_at = models.DateTimeField(db_index=True)
+    actor_type = models.CharField(max_length=10, choices=ActorType.choices)
+    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_label = models.CharField(max_length=200)
+    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    event_type = models.CharField(max_length=60, db_index=True)
+    object_type = models.CharField(max_length=40, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    cost_impact_per_hour = models.FloatField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["service", "-created_at"], name="audit_service_time")]
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "created_at": self.created_at.isoformat(),
+            "actor_type": self.actor_type,
+            "actor_user_id": self.actor_user_id,
+            "actor_label": self.actor_label,
+            "service_id": self.service_id,
+            "event_type": self.event_type,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "before": self.before,
+            "after": self.after,
+            "reason": self.reason,
+            "cost_impact_per_hour": self.cost_impact_per_hour,
+        }
+
+
+class AuditChainHead(models.Model):
+    """A single row locked while appending, so the hash chain stays linear."""
+
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+    last_event_id = models.BigIntegerField(default=0)

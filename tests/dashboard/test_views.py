@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from scaling import services
+from tests.factories import make_service, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client_in(client: Client) -> Client:
+    client.force_login(make_user("viewer", "viewer"))
+    return client
+
+
+def test_the_fleet_page_needs_a_login(client: Client) -> None:
+    response = client.get(reverse("dashboard:fleet"))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_the_fleet_page_lists_every_service_with_its_numbers(client_in: Client) -> None:
+    service = make_service(demand_scale=40.0)
+    services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    response = client_in.get(reverse("dashboard:fleet"))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert service.display_name in body and "SCALED_OUT" in body and "hx-get" in body
+
+
+def test_an_htmx_poll_gets_only_the_table(client_in: Client) -> None:
+    make_service()
+    response = client_in.get(reverse("dashboard:fleet"), headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert "<table" in body and "<html" not in body
+
+
+def test_an_unknown_service_is_a_404_page(client_in: Client) -> None:
+    response = client_in.get(reverse("dashboard:service", args=["no-such-service"]))
+    assert response.status_code == 404
+    assert "Not found" in response.content.decode()
+
+
+def test_the_service_page_and_its_chart_data(client_in: Client) -> None:
+    service = make_service(demand_scale=40.0)
+    services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    page = client_in.get(reverse("dashboard:service", args=[service.name]) + "?range=1h")
+    assert page.status_code == 200 and "data-chart-url" in page.content.decode()
+    data = client_in.get(reverse("dashboard:service-charts", args=[service.name]) + "?range=1h").json()
+    assert set(data["figures"]) == {"replicas", "latency", "rate", "cost"}
+    replicas = data["figures"]["replicas"]["data"]
+    assert replicas[0]["name"] == "desired" and len(replicas[0]["y"]) == 1
+
+
+def test_the_api_lists_services_for_a_logged_in_user(client_in: Client) -> None:
+    make_service()
+    assert [s["name"] for s in client_in.get("/api/services").json()] == ["win-probability"]

@@ -1,0 +1,31 @@
+"""Test data builders, in one place."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import Group, User
+
+from scaling.models import Service, SimulatedFleet
+
+T0 = datetime(2026, 1, 15, 23, 30, tzinfo=UTC)
+
+
+def make_service(
+    name: str = "win-probability", *, replicas: int = 2, demand_scale: float = 1.0, **fields: Any
+) -> Service:
+    defaults: dict[str, Any] = {"display_name": name.replace("-", " ").title(), "min_replicas": 1, "max_replicas": 50}
+    service = Service.objects.create(name=name, **(defaults | fields))
+    ready = [(T0 - timedelta(days=365)).isoformat()] * replicas
+    SimulatedFleet.objects.create(service=service, ready_at=ready, demand_scale=demand_scale, seed=1)
+    return service
+
+
+def make_user(username: str = "operator", role: str = "operator", password: str = "pw-for-tests-1") -> User:
+    user = User.objects.create_user(username=username, password=password)
+    user.groups.add(Group.objects.get_or_create(name=role)[0])
+    if role == "admin":
+        user.is_staff = user.is_superuser = True
+        user.save()
+    return user

@@ -1,0 +1,55 @@
+"""The control loop through a real Celery worker and the real broker (not eager mode)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from config.celery import app
+from scaling import tasks
+from scaling.models import Decision, SimulatedFleet
+from tests.factories import make_service
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
+
+
+@pytest.fixture
+def worker() -> Iterator[None]:
+    app.conf.task_always_eager = False
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING"):
+        yield
+
+
+def _wait_for(predicate: object, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met within the timeout")
+
+
+def test_the_beat_schedule_sends_tick_every_tick_seconds(settings: object) -> None:
+    schedule = tasks.beat_schedule()
+    assert schedule["tick"]["task"] == tasks.tick.name
+    assert schedule["tick"]["schedule"] == float(settings.TICK_SECONDS)  # type: ignore[attr-defined]
+
+
+def test_one_tick_goes_from_the_broker_to_an_actuated_decision(worker: None) -> None:
+    busy = make_service("win-probability", replicas=2, demand_scale=40.0)
+    quiet = make_service("game-summaries", replicas=2, demand_scale=0.1)
+    # What beat does every TICK_SECONDS: send the tick task through the broker.
+    app.send_task(tasks.beat_schedule()["tick"]["task"])
+    _wait_for(
+        lambda: (
+            Decision.objects.filter(service__in=[busy, quiet]).count() == 2
+            and not Decision.objects.filter(actuation=Decision.Actuation.PENDING).exists()
+        )
+    )
+    decision = Decision.objects.get(service=busy)
+    assert decision.changed and decision.actuation == Decision.Actuation.OK
+    assert decision.worker.startswith("celery@") or decision.worker
+    assert len(SimulatedFleet.objects.get(service=busy).ready_at) == decision.desired

@@ -1,0 +1,96 @@
+"""One control tick for one service, against the database and Redis."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from scaling import services
+from scaling.audit import EventType
+from scaling.backends import MetricsUnavailable, MetricWindow
+from scaling.backends.simulated import SimulatedMetricSource
+from scaling.models import AuditEvent, Decision, MetricSample, Service, SimulatedFleet
+from tests.factories import make_service
+
+pytestmark = pytest.mark.django_db
+
+
+def _decision(result: services.EvaluationResult) -> Decision:
+    assert result.decision_id is not None, result
+    return Decision.objects.get(pk=result.decision_id)
+
+
+def _tick() -> datetime:
+    return services.align_tick(timezone.now())
+
+
+def test_it_scales_out_under_load_and_actuates_after_commit() -> None:
+    service = make_service(replicas=2, demand_scale=40.0)
+    result = services.service_evaluate(service_id=service.pk, tick_at=_tick())
+    decision = _decision(result)
+    assert decision.changed and decision.desired > 2
+    assert decision.actuation == Decision.Actuation.OK
+    assert len(SimulatedFleet.objects.get(service=service).ready_at) == decision.desired
+    assert AuditEvent.objects.filter(event_type=EventType.DECISION_SCALED, object_id=str(decision.pk)).exists()
+    assert AuditEvent.objects.filter(event_type=EventType.ACTUATOR_OK).exists()
+    assert MetricSample.objects.filter(service=service).count() == 1
+
+
+def test_a_second_evaluation_of_the_same_tick_is_a_no_op() -> None:
+    service = make_service()
+    tick = _tick()
+    services.service_evaluate(service_id=service.pk, tick_at=tick)
+    again = services.service_evaluate(service_id=service.pk, tick_at=tick)
+    assert again.status == "duplicate"
+    assert Decision.objects.filter(service=service).count() == 1
+
+
+def test_a_worker_that_loses_the_lock_exits_without_acting() -> None:
+    service = make_service(demand_scale=40.0)
+    lock = services.redis_client().lock(f"tipoff:evaluate:{service.pk}", timeout=30)
+    assert lock.acquire(blocking=False)
+    try:
+        result = services.service_evaluate(service_id=service.pk, tick_at=_tick())
+    finally:
+        lock.release()
+    assert result.status == "locked"
+    assert not Decision.objects.filter(service=service).exists()
+
+
+def test_it_holds_and_says_so_when_the_metric_source_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    service = make_service(demand_scale=40.0)
+    other = make_service("live-odds", demand_scale=40.0)
+
+    def broken(self: SimulatedMetricSource, svc: Service, now: datetime) -> MetricWindow:
+        if svc == service:
+            raise MetricsUnavailable("connection refused")
+        return original(self, svc, now)
+
+    original = SimulatedMetricSource.fetch
+    monkeypatch.setattr(SimulatedMetricSource, "fetch", broken)
+    tick = _tick()
+    held = _decision(services.service_evaluate(service_id=service.pk, tick_at=tick))
+    assert (held.reason_code, held.desired, held.changed) == ("METRICS_UNAVAILABLE", 2, False)
+    assert "metrics unavailable" in held.summary
+    moved = _decision(services.service_evaluate(service_id=other.pk, tick_at=tick))
+    assert moved.changed
+
+
+def test_a_stale_version_is_not_actuated() -> None:
+    service = make_service(demand_scale=40.0)
+    tick = _tick()
+    result = services.service_evaluate(service_id=service.pk, tick_at=tick - timedelta(seconds=30))
+    first = _decision(result)
+    assert first.actuation == Decision.Actuation.OK
+    stale = services.decision_actuate(decision=first, service=service, expected_version=service.version)
+    assert stale == Decision.Actuation.STALE
+
+
+def test_dry_run_records_but_never_actuates() -> None:
+    service = make_service(demand_scale=40.0, mode="dry_run")
+    result = services.service_evaluate(service_id=service.pk, tick_at=_tick())
+    decision = _decision(result)
+    assert decision.changed and decision.actuation == Decision.Actuation.DRY_RUN
+    assert len(SimulatedFleet.objects.get(service=service).ready_at) == 2
