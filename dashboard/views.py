@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -10,6 +9,7 @@ from django.utils import timezone
 from django_htmx.middleware import HtmxDetails
 
 from dashboard import charts
+from dashboard.permissions import requires
 from scaling import selectors
 from scaling.models import Service
 
@@ -23,7 +23,7 @@ def _range(request: HttpRequest) -> str:
     return chosen if chosen in selectors.RANGES else "6h"
 
 
-@login_required
+@requires("view")
 def fleet(request: HtmxHttpRequest) -> HttpResponse:
     now = timezone.now()
     rows = selectors.fleet_overview(now)
@@ -37,7 +37,7 @@ def fleet(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
+@requires("view")
 def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     service = get_object_or_404(Service, name=name)
     now = timezone.now()
@@ -54,7 +54,7 @@ def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
+@requires("view")
 def service_charts(request: HttpRequest, name: str) -> JsonResponse:
     service = get_object_or_404(Service, name=name)
     since = timezone.now() - selectors.RANGES[_range(request)]
