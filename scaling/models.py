@@ -289,3 +289,21 @@ class AuditChainHead(models.Model):
 
     last_hash = models.CharField(max_length=64, default="0" * 64)
     last_event_id = models.BigIntegerField(default=0)
+
+
+class PolicyRevision(models.Model):
+    """One version of a service's engine parameters: who set it, when and why."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="policy_revisions")
+    version = models.PositiveIntegerField()
+    params = models.JSONField(default=dict)
+    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_label = models.CharField(max_length=200)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["service", "version"], name="uniq_policy_revision_service_version")
+        ]
+        ordering = ["service", "-version"]

@@ -24,7 +24,7 @@ from scaling.backends import (
     get_actuator,
     get_metric_source,
 )
-from scaling.models import Decision, MetricSample, Service
+from scaling.models import Decision, MetricSample, PolicyRevision, Service
 from scaling.policy import Decision as EngineDecision
 from scaling.policy import MetricPoint, decide
 
@@ -279,6 +279,7 @@ def service_update_policy(*, service: Service, params: dict[str, Any], actor: Ac
         Service.objects.filter(pk=service.pk).update(
             policy=new, policy_version=F("policy_version") + 1, version=F("version") + 1
         )
+        _policy_revisions_write(service=locked, old=old, new=new, actor=actor, reason=reason)
         audit_record(
             actor=actor,
             event_type=EventType.POLICY_CHANGED,
@@ -291,3 +292,29 @@ def service_update_policy(*, service: Service, params: dict[str, Any], actor: Ac
         )
     service.refresh_from_db()
     return True
+
+
+def _policy_revisions_write(
+    *, service: Service, old: dict[str, Any], new: dict[str, Any], actor: Actor, reason: str
+) -> None:
+    """Keep every policy version: the one being replaced (once, if it predates revisions) and the new one."""
+    now = timezone.now()
+    PolicyRevision.objects.get_or_create(
+        service=service,
+        version=service.policy_version,
+        defaults={
+            "params": old,
+            "actor_label": "system:initial",
+            "reason": "policy in force before the first recorded change",
+            "created_at": service.created_at or now,
+        },
+    )
+    PolicyRevision.objects.create(
+        service=service,
+        version=service.policy_version + 1,
+        params=new,
+        actor_user_id=actor.user_id,
+        actor_label=actor.label,
+        reason=reason,
+        created_at=now,
+    )
