@@ -250,9 +250,25 @@ class AuditEvent(models.Model):
 
     created_at = models.DateTimeField(db_index=True)
     actor_type = models.CharField(max_length=10, choices=ActorType.choices)
-    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Hashed ids must never change: deleting a user or a service leaves the id
+    # in place (no database constraint, no SET NULL), the label keeps the name.
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
     actor_label = models.CharField(max_length=200)
-    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    service = models.ForeignKey(
+        Service,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_events",
+    )
     event_type = models.CharField(max_length=60, db_index=True)
     object_type = models.CharField(max_length=40, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
@@ -265,7 +281,14 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["service", "-created_at"], name="audit_service_time")]
+        # The review page seeks on id (newest first) within each filter.
+        indexes = [
+            models.Index(fields=["service", "-created_at"], name="audit_service_time"),
+            models.Index(fields=["service", "-id"], name="audit_service_id"),
+            models.Index(fields=["event_type", "-id"], name="audit_type_id"),
+            models.Index(fields=["actor_label", "-id"], name="audit_actor_id"),
+            models.Index(fields=["object_type", "object_id"], name="audit_object"),
+        ]
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -289,6 +312,73 @@ class AuditChainHead(models.Model):
 
     last_hash = models.CharField(max_length=64, default="0" * 64)
     last_event_id = models.BigIntegerField(default=0)
+
+
+class AuditCheckpoint(models.Model):
+    """Where the chain continues after an archive pruned its older events.
+
+    The first remaining event's prev_hash must equal anchor_hash; the archive
+    file (whose digest is kept here and in the audit.archived event) holds the rest.
+    """
+
+    created_at = models.DateTimeField()
+    through_event_id = models.BigIntegerField()
+    anchor_hash = models.CharField(max_length=64)
+    event_count = models.PositiveIntegerField()
+    archive_file = models.CharField(max_length=500)
+    archive_sha256 = models.CharField(max_length=64)
+    actor_label = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["-through_event_id"]
+
+
+class AuditVerification(models.Model):
+    """The result of one run of verify_audit (the latest one drives the admin banner)."""
+
+    ran_at = models.DateTimeField(db_index=True)
+    ok = models.BooleanField()
+    events_checked = models.PositiveIntegerField(default=0)
+    first_broken_id = models.BigIntegerField(null=True, blank=True)
+    message = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["-ran_at", "-id"]
+
+
+class ApiToken(models.Model):
+    """A named, expiring, revocable API credential; only its SHA-256 is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=80)
+    # The first characters of the token, shown in lists so a user can tell tokens apart.
+    prefix = models.CharField(max_length=16, db_index=True)
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="uniq_token_user_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class Capability(models.Model):
+    """Holds Tipoff's role permissions; no table. Roles (groups) are granted these."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [
+            ("view", "Read every page and endpoint (no secrets)"),
+            ("operate", "Create, cancel and extend overrides within limits; pause and dry-run services"),
+            ("approve", "Approve or reject other people's overrides"),
+            ("administer", "Change services, policies, game-day rules and users"),
+        ]
 
 
 class PolicyRevision(models.Model):
