@@ -397,3 +397,33 @@ class PolicyRevision(models.Model):
             models.UniqueConstraint(fields=["service", "version"], name="uniq_policy_revision_service_version")
         ]
         ordering = ["service", "-version"]
+
+
+class ActuatorHealth(models.Model):
+    """A real backend's circuit breaker and its Application Auto Scaling coexistence state.
+
+    One row per service, written by the AWS actuators; the fleet page reads it to
+    show "actuator unavailable" and who owns the capacity.
+    """
+
+    service = models.OneToOneField(Service, on_delete=models.CASCADE, related_name="actuator_health")
+    consecutive_errors = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    # While set and in the future, the actuator is not called (cool-off).
+    open_until = models.DateTimeField(null=True, blank=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    # What the backend said about ownership, e.g. "owned by Application Auto Scaling".
+    note = models.CharField(max_length=300, blank=True)
+    # The scalable target's settings before Tipoff changed them (suspend/bounds), to restore.
+    autoscaling_saved = models.JSONField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def unavailable_at(self, now: Any) -> bool:
+        return self.open_until is not None and self.open_until > now
+
+    @property
+    def unavailable(self) -> bool:
+        from django.utils import timezone
+
+        return self.unavailable_at(timezone.now())
