@@ -25,6 +25,12 @@ class EventType(StrEnum):
     ACTUATOR_ERROR = "actuator.error"
     ACTUATOR_BUSY = "actuator.busy"
     ACTUATOR_STALE = "actuator.stale"
+    ACTUATOR_UNAVAILABLE = "actuator.unavailable"
+    ACTUATOR_RECOVERED = "actuator.recovered"
+    # coexistence with AWS Application Auto Scaling
+    AUTOSCALING_SUSPENDED = "autoscaling.suspended"
+    AUTOSCALING_BOUNDS_SET = "autoscaling.bounds_set"
+    AUTOSCALING_RESTORED = "autoscaling.restored"
     # services and policies
     SERVICE_CREATED = "service.created"
     SERVICE_UPDATED = "service.updated"
