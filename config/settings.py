@@ -146,6 +146,25 @@ SIM_SEED = env_int("SIM_SEED", 7)
 DEMO_SCHEDULE_PATH = env_str("DEMO_SCHEDULE_PATH", str(BASE_DIR / "data" / "nba_2025_26_schedule.csv"))
 DEFAULT_PRICE_PER_REPLICA_HOUR = env_float("DEFAULT_PRICE_PER_REPLICA_HOUR", 1.0, minimum=0.0)
 
+# --- Overrides and the game schedule ------------------------------------------
+# An override needs a second person's approval when it asks for more replicas
+# than this, or when its projected extra cost over its window exceeds this (dollars).
+OVERRIDE_APPROVAL_REPLICAS = env_int("OVERRIDE_APPROVAL_REPLICAS", 20, minimum=0)
+OVERRIDE_APPROVAL_COST = env_float("OVERRIDE_APPROVAL_COST", 100.0, minimum=0.0)
+# Longest window per kind, in hours, that a non-admin may ask for.
+OVERRIDE_MAX_HOURS = {
+    "pin": env_float("OVERRIDE_MAX_HOURS_PIN", 12.0, minimum=0.0),
+    "floor": env_float("OVERRIDE_MAX_HOURS_FLOOR", 72.0, minimum=0.0),
+    "ceiling": env_float("OVERRIDE_MAX_HOURS_CEILING", 72.0, minimum=0.0),
+    "freeze_scale_in": env_float("OVERRIDE_MAX_HOURS_FREEZE_SCALE_IN", 24.0, minimum=0.0),
+    "freeze": env_float("OVERRIDE_MAX_HOURS_FREEZE", 6.0, minimum=0.0),
+}
+# Game-day rules schedule overrides for games this many days ahead.
+RULE_HORIZON_DAYS = env_int("RULE_HORIZON_DAYS", 14, minimum=1, maximum=366)
+# The league feed (CSV or JSON) refreshed by the periodic schedule task; empty = off.
+SCHEDULE_URL = env_str("SCHEDULE_URL", "")
+SCHEDULE_REFRESH_SECONDS = env_int("SCHEDULE_REFRESH_SECONDS", 3600, minimum=60)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

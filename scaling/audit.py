@@ -44,6 +44,8 @@ class EventType(StrEnum):
     OVERRIDE_EXPIRED = "override.expired"
     OVERRIDE_CANCELLED = "override.cancelled"
     OVERRIDE_EXTENDED = "override.extended"
+    OVERRIDE_REFUSED = "override.refused"
+    OVERRIDE_MOVED = "override.moved"
     # schedule
     SCHEDULE_IMPORTED = "schedule.imported"
     RULE_CREATED = "rule.created"
