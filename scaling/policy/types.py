@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scaling.policy.forecast import Forecaster
 
 
 class Mode(StrEnum):
@@ -51,12 +55,39 @@ class ServiceSpec:
     price_per_replica_hour: float = 1.0
 
 
+def _p(default: Any, help_text: str) -> Any:
+    """A policy parameter with the help text the dashboard form shows beside it."""
+    return field(default=default, metadata={"help": help_text})
+
+
 @dataclass(frozen=True)
 class PolicyParams:
-    """Tunable engine parameters, stored per service as a dict."""
+    """Tunable engine parameters, stored per service as a dict.
 
-    target_utilization: float = 0.7
+    Every field has a default, so a stored dict only holds what an operator changed;
+    a target of 0 switches its rule off.
+    """
+
+    # Target tracking: each enabled metric recommends ceil(current × observed / target); the largest wins.
+    target_utilization: float = _p(0.7, "Utilization target (observed λ / capacity) for target tracking; 0 = off.")
+    target_rps_per_replica: float = _p(0.0, "Requests per second per replica to aim for; 0 = off.")
+    target_in_flight_per_replica: float = _p(0.0, "In-flight requests per replica to aim for; 0 = off.")
     tolerance: float = 0.1
+    # Serving-model sizing of the observed rate (the SLO-aware reactive rule).
+    model_sizing: bool = _p(True, "Size for the observed request rate with the M/M/c serving model and the SLO.")
+    reactive_headroom: float = _p(
+        0.1, "Extra request rate (fraction) the serving-model rule provisions for above the observed rate."
+    )
+    # SLO guard: p95/p99 or error rate above the SLO scales out to what the model says meets it.
+    slo_guard: bool = _p(True, "Scale out when observed p95/p99 latency or error rate breaks the SLO.")
+    # Panic (Knative-style): the short-window rate needs ≥ panic_threshold × ready replicas.
+    panic_threshold: float = _p(2.0, "Enter panic when the short-window rate needs this many times the ready count.")
+    panic_window_s: float = _p(60.0, "Panic lasts this long after the last surge; no scale-in while panicking.")
+    # Schedule-aware pre-warm.
+    prewarm: bool = _p(True, "Provision ahead for the demand forecast from the game calendar and learned profiles.")
+    forecast_headroom: float = _p(0.1, "Extra request rate (fraction) provisioned above the forecast.")
+    forecast_correction_min: float = _p(0.6, "Lowest observed/forecast ratio applied to tonight's forecast.")
+    forecast_correction_max: float = _p(3.0, "Highest observed/forecast ratio applied to tonight's forecast.")
     scale_down_stabilization_s: float = 300.0
     scale_up_stabilization_s: float = 0.0
     # HPA-style rate limits: per period, the larger of Pods and Percent applies.
@@ -77,7 +108,30 @@ class PolicyParams:
         unknown = set(data or {}) - known
         if unknown:
             raise ValueError(f"unknown policy parameter(s): {', '.join(sorted(unknown))}")
-        return cls(**(data or {}))
+        params = cls(**(data or {}))
+        params.validate()
+        return params
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field whose value the engine cannot use."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(f.default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"policy parameter {f.name} must be true or false, not {value!r}")
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"policy parameter {f.name} must be a number, not {value!r}")
+            if value < 0:
+                raise ValueError(f"policy parameter {f.name} must be ≥ 0, not {value!r}")
+            if isinstance(f.default, int) and not float(value).is_integer():
+                raise ValueError(f"policy parameter {f.name} must be a whole number, not {value!r}")
+        if self.target_utilization > 1:
+            raise ValueError(f"policy parameter target_utilization must be ≤ 1, not {self.target_utilization!r}")
+        if self.scale_down_percent > 100:
+            raise ValueError(f"policy parameter scale_down_percent must be ≤ 100, not {self.scale_down_percent!r}")
+        if self.forecast_correction_min > self.forecast_correction_max:
+            raise ValueError("policy parameter forecast_correction_min must not exceed forecast_correction_max")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,11 +177,24 @@ class GameSpec:
         tv = self.national_tv.strip()
         return bool(tv) and tv.upper() != "NBA TV"
 
+    @property
+    def tier(self) -> str:
+        """Broadcast tier used to learn traffic profiles: national TV draws several times a regional game."""
+        return "national" if self.is_national else "regional"
+
+    @property
+    def matchup(self) -> str:
+        """ "LAL @ BOS" from schedule names such as "LAL (Lakers)"."""
+        return f"{self.away_team.split(' ')[0]} @ {self.home_team.split(' ')[0]}"
+
 
 @dataclass(frozen=True)
 class PastRecommendation:
+    """One earlier tick: the unconstrained recommendation and, when known, the count it set."""
+
     ts: datetime
     replicas: int
+    desired: int | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +215,8 @@ class EngineInput:
     last_scale_in_at: datetime | None = None
     # When metrics were last seen fresh (for the fallback count).
     metrics_missing_since: datetime | None = None
+    # Learned demand model (baseline + per-tier profiles around tip-off). None = the default shape.
+    forecaster: Forecaster | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,159 @@
+"""Reason codes and the one-sentence summary a person reads in the decision timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from scaling.policy.types import Constraint, EngineInput, Reason, RuleResult
+
+EASTERN = ZoneInfo("America/New_York")
+
+# When several rules ask for the same count, the one named first explains it.
+RULE_PRIORITY = (
+    "slo_guard",
+    "panic",
+    "forecast",
+    "serving_model",
+    "target_utilization",
+    "target_rps_per_replica",
+    "target_in_flight_per_replica",
+)
+
+HOLD_LABELS = {
+    Reason.WITHIN_TOLERANCE: "load within tolerance of target",
+    Reason.STABILIZING_SCALE_IN: "waiting out the scale-in stabilization window",
+    Reason.METRICS_STALE: "metrics stale or missing; holding (never scaling in on missing data)",
+    Reason.METRICS_UNAVAILABLE: "metric source unavailable; holding (never scaling in on missing data)",
+    Reason.PAUSED: "service paused; holding",
+    Reason.AT_MAX: "at the service maximum",
+    Reason.AT_MIN: "at the service minimum",
+    Reason.OVERRIDE_ACTIVE: "override in force",
+    Reason.COOLDOWN: "scale-in cooldown",
+    Reason.RATE_LIMITED: "scale-in rate limit",
+    Reason.NO_CHANGE: "no change needed",
+}
+
+
+def winning_rule(rules: list[RuleResult] | tuple[RuleResult, ...], recommendation: int | None) -> RuleResult | None:
+    candidates = [r for r in rules if r.replicas is not None and r.replicas == recommendation]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda r: RULE_PRIORITY.index(r.rule) if r.rule in RULE_PRIORITY else 99)
+
+
+def reason_for(
+    inp: EngineInput, desired: int, recommendation: int | None, constraints: list[Constraint], *, dry_run: bool
+) -> Reason:
+    current = inp.provisioned
+    if dry_run:
+        return Reason.DRY_RUN
+    if desired > current:
+        return Reason.SCALED_OUT
+    if desired < current:
+        return Reason.SCALED_IN
+    names = [c.name for c in constraints]
+    if any(n.startswith("override_") for n in names):
+        return Reason.OVERRIDE_ACTIVE
+    if "scale_down_stabilization" in names:
+        return Reason.STABILIZING_SCALE_IN
+    if "scale_in_cooldown" in names:
+        return Reason.COOLDOWN
+    if "max_replicas" in names:
+        return Reason.AT_MAX
+    if "min_replicas" in names:
+        return Reason.AT_MIN
+    if "scale_down_rate_limit" in names or "scale_up_rate_limit" in names:
+        return Reason.RATE_LIMITED
+    if recommendation is None or recommendation == current:
+        return Reason.WITHIN_TOLERANCE
+    return Reason.NO_CHANGE
+
+
+def _hhmm(iso: object) -> str:
+    if not isinstance(iso, str):
+        return "?"
+    return datetime.fromisoformat(iso).astimezone(EASTERN).strftime("%H:%M")
+
+
+def _num(value: object) -> str:
+    return f"{value:,.0f}" if isinstance(value, int | float) else "?"
+
+
+def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
+    """Why one rule asked for its count, in words."""
+    i = rule.inputs
+    n = rule.replicas
+    if rule.rule == "forecast":
+        games = i.get("games") or []
+        when = f"forecast {_num(i.get('forecast_rps'))} rps at {_hhmm(i.get('forecast_at'))}"
+        if isinstance(games, list) and games and not scaling_in:
+            more = i.get("more_games")
+            others = len(games) - 1 + (more if isinstance(more, int) else 0)
+            extra = f" and {others} more game{'s' if others > 1 else ''}" if others else ""
+            return f"pre-warming for {games[0]}{extra}; {when}"
+        return when if not scaling_in else f"demand easing; {when}"
+    if rule.rule == "serving_model":
+        target = i.get("slo_target")
+        pct = f"{float(target) * 100:g} %" if isinstance(target, int | float) else "the SLO"
+        return f"observed {_num(i.get('rps'))} rps needs {n} for {pct} within {_num(i.get('slo_latency_ms'))} ms"
+    if rule.rule == "slo_guard":
+        parts = []
+        for name in ("p99_ms", "p95_ms"):
+            if name in i:
+                parts.append(f"{name[:3]} {_num(i[name])} ms")
+        if "error_rate" in i and isinstance(i["error_rate"], int | float):
+            parts.append(f"errors {float(i['error_rate']) * 100:.2g} %")
+        return (
+            f"SLO breached ({', '.join(parts)} vs {_num(i.get('slo_latency_ms'))} ms); "
+            f"{_num(i.get('rps'))} rps needs {n}"
+        )
+    if rule.rule == "panic":
+        return f"panic: short-window {_num(i.get('short_rps'))} rps needs {i.get('needed')} (ready {i.get('ready')})"
+    if rule.rule == "target_utilization":
+        util = i.get("utilization")
+        seen = f"utilization {float(util):.2f}" if isinstance(util, int | float) else f"{_num(i.get('rps'))} rps"
+        return f"{seen} vs target {i.get('target_utilization')}"
+    if rule.rule == "target_rps_per_replica":
+        return f"{_num(i.get('rps'))} rps vs target {i.get('target_rps_per_replica')} per replica"
+    if rule.rule == "target_in_flight_per_replica":
+        return f"{_num(i.get('in_flight'))} in flight vs target {i.get('target_in_flight_per_replica')} per replica"
+    return rule.note or rule.rule
+
+
+def summarize(
+    inp: EngineInput,
+    desired: int,
+    *,
+    reason: Reason,
+    recommendation: int | None,
+    rules: list[RuleResult] | tuple[RuleResult, ...],
+    constraints: list[Constraint] | tuple[Constraint, ...],
+) -> str:
+    current = inp.provisioned
+    winner = winning_rule(rules, recommendation)
+    why = rule_sentence(winner, scaling_in=desired < current) if winner else ""
+    binding = [c for c in constraints if c.before != c.after]
+    last = binding[-1] if binding else None
+    if last is not None and last.after == desired:
+        bound = f"{last.detail or last.name}"
+        if last.name.startswith("override_") or last.name == "fallback_replicas":
+            why = bound
+        else:
+            why = f"{why} ({bound}; wanted {last.before})" if why else bound
+
+    if reason is Reason.DRY_RUN:
+        if desired == current:
+            return f"Dry run: would hold at {current}" + (f": {why}" if why else "")
+        return f"Dry run: would scale {current} → {desired}" + (f": {why}" if why else "")
+    if desired != current:
+        return f"Scaled {current} → {desired}" + (f": {why}" if why else "")
+    label = HOLD_LABELS.get(reason, "no change needed")
+    detail = ""
+    if reason in (Reason.STABILIZING_SCALE_IN, Reason.COOLDOWN, Reason.AT_MAX, Reason.AT_MIN, Reason.RATE_LIMITED):
+        detail = f" (policy wants {recommendation}; {last.detail})" if last is not None else ""
+    elif reason is Reason.OVERRIDE_ACTIVE and last is not None:
+        detail = f" ({last.detail})"
+    elif reason is Reason.WITHIN_TOLERANCE and winner is not None:
+        detail = f" ({why})"
+    return f"Held at {current}: {label}{detail}"

@@ -1,0 +1,274 @@
+"""Schedule-aware demand forecast: a time-of-day baseline plus learned per-tier profiles around tip-off.
+
+Demand is modelled as
+
+    rps(t) = baseline(time of day) + overlap(k) × Σ_games profile[tier](minutes from tip)
+
+where k is how many games are live at t. `Forecaster.fit` learns the baseline and
+the profiles jointly by least squares from a history of (ts, rps) samples and the
+schedule that history ran under (the service's own samples live, `--history` in
+replay), then the overlap factors from what is left over. Without history the
+default shape stands in; either way `corrected_ratio` rescales the forecast by what
+the metric window shows tonight, so a bigger-than-usual pre-game ramp lifts the
+forecast for tip-off before tip-off arrives.
+
+A Forecaster is a frozen value: build it once (from history) and pass it in
+`EngineInput.forecaster`; `predict` is plain arithmetic, cheap enough for every tick.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from scaling.policy.types import GameSpec
+
+TIERS: tuple[str, ...] = ("national", "regional")
+BASELINE_BINS = 48  # half-hours of the UTC day
+PROFILE_START_MIN = -120.0
+PROFILE_END_MIN = 240.0
+PROFILE_BIN_MIN = 2.0
+MAX_OVERLAP = 6  # overlap factors for 1..MAX_OVERLAP live games (more share the last)
+LIVE_START_MIN = -30.0  # a game counts as live (for overlap) from half an hour before tip ...
+LIVE_END_MIN = 180.0  # ... to three hours after
+
+
+def _profile_bins() -> int:
+    return round((PROFILE_END_MIN - PROFILE_START_MIN) / PROFILE_BIN_MIN) + 1
+
+
+def _default_game_shape(minutes: float) -> float:
+    """A generic game: a pre-game ramp over the last hour, a live level with a halftime bump, a fade after."""
+    if minutes < -60.0 or minutes > 180.0:
+        return 0.0
+    if minutes < 0.0:
+        x = (minutes + 60.0) / 60.0
+        return 0.1 + 0.7 * x * x
+    level = 1.0 + 0.6 * math.exp(-0.5 * ((minutes - 72.0) / 15.0) ** 2)
+    level += 0.8 * math.exp(-0.5 * ((minutes - 140.0) / 10.0) ** 2)
+    if minutes > 150.0:
+        level *= max(0.0, 1.0 - (minutes - 150.0) / 30.0)
+    return level
+
+
+def _default_baseline(hour_utc: float) -> float:
+    hour_et = (hour_utc - 5.0) % 24.0
+    return 0.3 + 0.7 * math.exp(-0.5 * ((hour_et - 20.0) / 3.5) ** 2)
+
+
+def _epoch(t: datetime) -> float:
+    return t.timestamp()
+
+
+@dataclass(frozen=True)
+class Forecaster:
+    """A learned (or default) demand model. Units of rps when learned; relative when default."""
+
+    baseline: tuple[float, ...]  # BASELINE_BINS values at the start of each half-hour (UTC)
+    profiles: dict[str, tuple[float, ...]]  # tier -> values at PROFILE_START_MIN + i × PROFILE_BIN_MIN
+    overlap_factors: tuple[float, ...] = (1.0,) * MAX_OVERLAP
+    learned: bool = False
+    history_samples: int = 0
+    history_games: int = 0
+    # Tips seen in the history per tier (how much the profile rests on).
+    tier_games: dict[str, int] = field(default_factory=dict)
+
+    # -- building --------------------------------------------------------------------------------------
+
+    @classmethod
+    def default(cls) -> Forecaster:
+        """The shape to fall back on without history: scaled by what is observed (`corrected_ratio`)."""
+        baseline = tuple(_default_baseline(i * 24.0 / BASELINE_BINS) for i in range(BASELINE_BINS))
+        shape = [_default_game_shape(PROFILE_START_MIN + i * PROFILE_BIN_MIN) for i in range(_profile_bins())]
+        return cls(
+            baseline=baseline,
+            profiles={"national": tuple(3.0 * v for v in shape), "regional": tuple(shape)},
+        )
+
+    @classmethod
+    def fit(
+        cls,
+        ts: Sequence[datetime],
+        rps: Sequence[float],
+        games: Sequence[GameSpec],
+        *,
+        resolution_s: float = 60.0,
+        smoothing: float = 1.0,
+    ) -> Forecaster:
+        """Learn baseline and per-tier profiles from samples `(ts[i], rps[i])` and the games around them.
+
+        1. Average the samples into `resolution_s` buckets (the history may be at any step).
+        2. Solve baseline (hat basis over the day) + profile (hat basis over minutes from tip, per tier)
+           by least squares, with a small second-difference penalty so bins with little data stay smooth.
+        3. Learn a factor per number of live games from the residual.
+        A tier without games in the history borrows the other tier's profile (national = 3 × regional).
+        """
+        if len(ts) != len(rps):
+            raise ValueError("history: ts and rps differ in length")
+        if not ts:
+            return cls.default()
+        t0 = _epoch(ts[0])
+        buckets: dict[int, list[float]] = {}
+        for t, r in zip(ts, rps, strict=True):
+            if r is None or not math.isfinite(r):
+                continue
+            buckets.setdefault(int((_epoch(t) - t0) // resolution_s), []).append(float(r))
+        keys = sorted(buckets)
+        times = np.array([t0 + (k + 0.5) * resolution_s for k in keys])
+        y = np.array([sum(buckets[k]) / len(buckets[k]) for k in keys])
+        n = len(times)
+        if n < 10:
+            return cls.default()
+
+        start, end = times[0] - PROFILE_END_MIN * 60, times[-1] - PROFILE_START_MIN * 60
+        relevant = sorted((g for g in games if start <= _epoch(g.tip_utc) <= end), key=lambda g: (g.tip_utc, g.game_id))
+        nb, npb = BASELINE_BINS, _profile_bins()
+        tiers_present = [tier for tier in TIERS if any(g.tier == tier for g in relevant)]
+        ncols = nb + npb * len(tiers_present)
+        x = np.zeros((n, ncols))
+
+        # Baseline: hat basis over the circular day.
+        day_pos = ((times % 86400.0) / 86400.0) * nb
+        lo = np.floor(day_pos).astype(int) % nb
+        frac = day_pos - np.floor(day_pos)
+        rows = np.arange(n)
+        np.add.at(x, (rows, lo), 1.0 - frac)
+        np.add.at(x, (rows, (lo + 1) % nb), frac)
+
+        # Games: each adds its tier's hat basis at its minutes from tip.
+        live = np.zeros(n, dtype=int)
+        for g in relevant:
+            col0 = nb + npb * tiers_present.index(g.tier)
+            minutes = (times - _epoch(g.tip_utc)) / 60.0
+            inside = np.nonzero((minutes >= PROFILE_START_MIN) & (minutes < PROFILE_END_MIN))[0]
+            pos = (minutes[inside] - PROFILE_START_MIN) / PROFILE_BIN_MIN
+            plo = np.floor(pos).astype(int)
+            pfrac = pos - plo
+            np.add.at(x, (inside, col0 + plo), 1.0 - pfrac)
+            np.add.at(x, (inside, col0 + np.minimum(plo + 1, npb - 1)), pfrac)
+            live += (minutes >= LIVE_START_MIN) & (minutes < LIVE_END_MIN)
+
+        # Smoothness rows: second differences of the baseline (circular) and of each profile.
+        scale = smoothing
+        penalty: list[np.ndarray] = []
+        for i in range(nb):
+            row = np.zeros(ncols)
+            row[(i - 1) % nb], row[i], row[(i + 1) % nb] = 1.0, -2.0, 1.0
+            penalty.append(row * scale)
+        for j in range(len(tiers_present)):
+            col0 = nb + npb * j
+            for i in range(1, npb - 1):
+                row = np.zeros(ncols)
+                row[col0 + i - 1], row[col0 + i], row[col0 + i + 1] = 1.0, -2.0, 1.0
+                penalty.append(row * scale * 0.3)
+            for i in (0, npb - 1):  # the profile fades to nothing at both ends
+                row = np.zeros(ncols)
+                row[col0 + i] = 1.0
+                penalty.append(row * scale)
+        a = np.vstack([x, np.array(penalty)])
+        b = np.concatenate([y, np.zeros(len(penalty))])
+        coef, *_ = np.linalg.lstsq(a, b, rcond=None)
+        coef = np.maximum(coef, 0.0)
+
+        baseline = tuple(float(v) for v in coef[:nb])
+        profiles: dict[str, tuple[float, ...]] = {}
+        for j, tier in enumerate(tiers_present):
+            profiles[tier] = tuple(float(v) for v in coef[nb + npb * j : nb + npb * (j + 1)])
+        if "national" not in profiles and "regional" in profiles:
+            profiles["national"] = tuple(3.0 * v for v in profiles["regional"])
+        if "regional" not in profiles and "national" in profiles:
+            profiles["regional"] = tuple(v / 3.0 for v in profiles["national"])
+        if not profiles:
+            profiles = dict(cls.default().profiles)
+            profiles = {k: tuple(0.0 for _ in v) for k, v in profiles.items()}
+
+        # Overlap factors: how much more (or less) the games add when k of them are live at once.
+        base_part = x[:, :nb] @ coef[:nb]
+        game_part = x[:, nb:] @ coef[nb:] if ncols > nb else np.zeros(n)
+        factors = []
+        for k in range(1, MAX_OVERLAP + 1):
+            mask = (live >= k) if k == MAX_OVERLAP else (live == k)
+            predicted = float(np.sum(game_part[mask]))
+            observed = float(np.sum(y[mask] - base_part[mask]))
+            factors.append(min(max(observed / predicted, 0.5), 2.0) if predicted > 1e-9 and mask.sum() >= 30 else 1.0)
+        tier_games = {tier: sum(1 for g in relevant if g.tier == tier) for tier in TIERS}
+        return cls(
+            baseline=baseline,
+            profiles=profiles,
+            overlap_factors=tuple(factors),
+            learned=True,
+            history_samples=n,
+            history_games=len(relevant),
+            tier_games=tier_games,
+        )
+
+    # -- predicting ------------------------------------------------------------------------------------
+
+    def baseline_at(self, t: datetime) -> float:
+        pos = ((_epoch(t) % 86400.0) / 86400.0) * BASELINE_BINS
+        i = int(pos)
+        frac = pos - i
+        return self.baseline[i % BASELINE_BINS] * (1.0 - frac) + self.baseline[(i + 1) % BASELINE_BINS] * frac
+
+    def game_at(self, game: GameSpec, t: datetime) -> float:
+        minutes = (_epoch(t) - _epoch(game.tip_utc)) / 60.0
+        if minutes < PROFILE_START_MIN or minutes >= PROFILE_END_MIN:
+            return 0.0
+        profile = self.profiles.get(game.tier) or self.profiles.get("regional") or ()
+        if not profile:
+            return 0.0
+        pos = (minutes - PROFILE_START_MIN) / PROFILE_BIN_MIN
+        i = int(pos)
+        frac = pos - i
+        nxt = profile[min(i + 1, len(profile) - 1)]
+        return profile[i] * (1.0 - frac) + nxt * frac
+
+    def predict(self, t: datetime, games: Sequence[GameSpec]) -> float:
+        """Expected demand at `t` (before tonight's correction)."""
+        total = 0.0
+        live = 0
+        for g in games:
+            contribution = self.game_at(g, t)
+            if contribution:
+                total += contribution
+                minutes = (_epoch(t) - _epoch(g.tip_utc)) / 60.0
+                live += LIVE_START_MIN <= minutes < LIVE_END_MIN
+        if live:
+            total *= self.overlap_factors[min(live, MAX_OVERLAP) - 1]
+        return self.baseline_at(t) + total
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "learned": self.learned,
+            "history_samples": self.history_samples,
+            "history_games": self.history_games,
+            "tier_games": dict(self.tier_games),
+            "overlap_factors": [round(f, 3) for f in self.overlap_factors],
+        }
+
+
+_DEFAULT = Forecaster.default()
+
+
+def default_forecaster() -> Forecaster:
+    return _DEFAULT
+
+
+def games_near(games: Sequence[GameSpec], start: datetime, end: datetime) -> list[GameSpec]:
+    """Games whose profile window reaches into [start, end] (the only ones a forecast there can see)."""
+    lo = start - timedelta(minutes=PROFILE_END_MIN)
+    hi = end - timedelta(minutes=PROFILE_START_MIN)
+    tips = [g.tip_utc for g in games]
+    if all(a <= b for a, b in itertools.pairwise(tips)):
+        return list(games[bisect_left(tips, lo) : bisect_right(tips, hi)])
+    return [g for g in games if lo <= g.tip_utc <= hi]
+
+
+def utc(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)

@@ -1,0 +1,251 @@
+"""The rules: each looks at the observation (and the calendar) and recommends a replica count.
+
+Every rule returns a RuleResult with the inputs it used, so a decision can say
+which rule asked for what and why. The engine takes the largest recommendation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from scaling.policy.capacity import replica_capacity_rps, replicas_for
+from scaling.policy.forecast import Forecaster, default_forecaster, games_near
+from scaling.policy.signals import Observation
+from scaling.policy.types import EngineInput, GameSpec, MetricPoint, RuleResult
+
+EASTERN = ZoneInfo("America/New_York")
+WITHIN_TOLERANCE = "within tolerance"
+
+
+def _ceil(x: float) -> int:
+    return max(math.ceil(x - 1e-9), 0)
+
+
+def target_tracking(inp: EngineInput, obs: Observation) -> list[RuleResult]:
+    """HPA-style: ceil(observed total / per-replica target) for each metric with a target; hold within tolerance."""
+    params, latest = inp.params, obs.latest
+    current = max(inp.provisioned, 1)
+    cap = replica_capacity_rps(inp.service)
+    results: list[RuleResult] = []
+
+    def track(rule: str, observed_total: float, per_replica_target: float, inputs: dict[str, object]) -> None:
+        needed = observed_total / per_replica_target
+        ratio = needed / current
+        within = abs(ratio - 1.0) <= params.tolerance
+        results.append(
+            RuleResult(
+                rule=rule,
+                replicas=inp.provisioned if within else _ceil(needed),
+                inputs={**inputs, "ratio": round(ratio, 4)},
+                note=WITHIN_TOLERANCE if within else "",
+            )
+        )
+
+    if params.target_utilization > 0:
+        track(
+            "target_utilization",
+            obs.rps,
+            params.target_utilization * cap,
+            {
+                "rps": round(obs.rps, 3),
+                "target_utilization": params.target_utilization,
+                "capacity_rps_per_replica": round(cap, 3),
+                "utilization": _round(latest.utilization),
+            },
+        )
+    if params.target_rps_per_replica > 0:
+        track(
+            "target_rps_per_replica",
+            obs.rps,
+            params.target_rps_per_replica,
+            {"rps": round(obs.rps, 3), "target_rps_per_replica": params.target_rps_per_replica},
+        )
+    if params.target_in_flight_per_replica > 0 and latest.in_flight is not None:
+        track(
+            "target_in_flight_per_replica",
+            latest.in_flight,
+            params.target_in_flight_per_replica,
+            {
+                "in_flight": round(latest.in_flight, 3),
+                "target_in_flight_per_replica": params.target_in_flight_per_replica,
+            },
+        )
+    return results
+
+
+def model_sizing(inp: EngineInput, obs: Observation) -> RuleResult:
+    """Size for the observed rate (the newer of window and short window) with the M/M/c model and the SLO."""
+    rate = max(obs.rps, obs.short_rps)
+    sized = rate * (1.0 + inp.params.reactive_headroom)
+    return RuleResult(
+        rule="serving_model",
+        replicas=replicas_for(sized, inp.service),
+        inputs={
+            "rps": round(obs.rps, 3),
+            "short_rps": round(obs.short_rps, 3),
+            "headroom": inp.params.reactive_headroom,
+            "sized_rps": round(sized, 3),
+            "slo_latency_ms": inp.service.slo_latency_ms,
+            "slo_target": inp.service.slo_target,
+        },
+    )
+
+
+def slo_breach(inp: EngineInput, point: MetricPoint) -> dict[str, float]:
+    """The observed signals that break the SLO (empty when none does)."""
+    spec = inp.service
+    breaches: dict[str, float] = {}
+    for name in ("p95_ms", "p99_ms"):
+        value = getattr(point, name)
+        if value is not None and value > spec.slo_latency_ms:
+            breaches[name] = round(float(value), 3)
+    if point.error_rate is not None and point.error_rate > 1.0 - spec.slo_target:
+        breaches["error_rate"] = round(float(point.error_rate), 6)
+    return breaches
+
+
+def slo_guard(inp: EngineInput, obs: Observation) -> RuleResult | None:
+    """Latency or errors above the SLO: scale out to what the model says meets the SLO at the observed rate."""
+    breaches = slo_breach(inp, obs.latest)
+    if not breaches:
+        return None
+    rate = max(obs.rps, obs.short_rps, obs.stable_rps)
+    sized = rate * (1.0 + inp.params.reactive_headroom)
+    needed = replicas_for(sized, inp.service)
+    return RuleResult(
+        rule="slo_guard",
+        replicas=needed,
+        inputs={
+            **breaches,
+            "slo_latency_ms": inp.service.slo_latency_ms,
+            "slo_target": inp.service.slo_target,
+            "rps": round(rate, 3),
+            "ready": inp.ready,
+        },
+        note="SLO breached",
+    )
+
+
+def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
+    """Knative-style panic: the short-window rate needs ≥ threshold × ready replicas.
+
+    While any sample within the panic window met that, recommend at least the current
+    count (never scale in while panicking) and size for the short-window rate.
+    """
+    params = inp.params
+    if params.panic_threshold <= 0:
+        return None
+    ready = max(inp.ready, 1)
+    needed_now = replicas_for(obs.short_rps * (1.0 + params.reactive_headroom), inp.service)
+    triggered_at: datetime | None = obs.latest.ts if needed_now >= params.panic_threshold * ready else None
+    if triggered_at is None and params.panic_window_s > 0:
+        window = inp.service.metrics_window_s
+        pts = obs.points
+        for prev, cur in itertools.pairwise(pts):
+            if (obs.latest.ts - cur.ts).total_seconds() > params.panic_window_s:
+                continue
+            gap = (cur.ts - prev.ts).total_seconds()
+            if prev.rps is None or cur.rps is None or not 0.0 < gap < window:
+                continue
+            short = max(prev.rps + (window / gap) * (cur.rps - prev.rps), 0.0)
+            if replicas_for(short * (1.0 + params.reactive_headroom), inp.service) >= params.panic_threshold * ready:
+                triggered_at = cur.ts
+    if triggered_at is None:
+        return None
+    return RuleResult(
+        rule="panic",
+        replicas=max(needed_now, inp.provisioned),
+        inputs={
+            "short_rps": round(obs.short_rps, 3),
+            "needed": needed_now,
+            "ready": inp.ready,
+            "panic_threshold": params.panic_threshold,
+            "triggered_at": triggered_at.isoformat(),
+        },
+        note="panicking: no scale-in",
+    )
+
+
+def _eastern(t: datetime) -> str:
+    return t.astimezone(EASTERN).strftime("%H:%M")
+
+
+def game_label(game: GameSpec) -> str:
+    tv = f" ({game.national_tv})" if game.national_tv.strip() else ""
+    return f"{game.matchup}{tv} at {_eastern(game.tip_utc)} ET"
+
+
+def forecast_ratio(inp: EngineInput, obs: Observation, forecaster: Forecaster, games: list[GameSpec]) -> float:
+    """Observed / predicted over the newest samples: how tonight compares with the learned shape."""
+    half_window = timedelta(seconds=inp.service.metrics_window_s / 2)
+    recent = obs.points[-4:] or (obs.latest,)
+    observed = sum(max(m.rps or 0.0, 0.0) for m in recent)
+    predicted = sum(forecaster.predict(m.ts - half_window, games) for m in recent)
+    if predicted <= 1e-9:
+        return 1.0 if forecaster.learned else 0.0
+    ratio = observed / predicted
+    if forecaster.learned:
+        ratio = min(max(ratio, inp.params.forecast_correction_min), inp.params.forecast_correction_max)
+    return ratio
+
+
+def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, object]] | None:
+    """Provision now for the demand forecast over [now + delay, now + delay + tick].
+
+    Replicas asked for now serve from now + provisioning delay until the next tick's
+    replicas arrive, so that interval is what counts. Replicas already running are
+    kept for the forecast peak before then, since they could not come back in time.
+    """
+    if not inp.params.prewarm:
+        return None
+    spec, params = inp.service, inp.params
+    forecaster = inp.forecaster or default_forecaster()
+    delay = timedelta(seconds=spec.provisioning_delay_s)
+    tick = timedelta(seconds=spec.tick_s)
+    lookback = timedelta(seconds=spec.metrics_lag_s + 2 * spec.metrics_window_s + 120)
+    games = games_near(inp.games, inp.now - lookback, inp.now + delay + tick)
+    ratio = forecast_ratio(inp, obs, forecaster, games)
+    if ratio <= 0.0:
+        return None
+    horizon = [inp.now + delay, inp.now + delay + tick / 2, inp.now + delay + tick]
+    forecasts = [(t, forecaster.predict(t, games) * ratio) for t in horizon]
+    peak_at, peak_rps = max(forecasts, key=lambda f: f[1])
+    headroom = 1.0 + params.forecast_headroom
+    needed = replicas_for(peak_rps * headroom, spec)
+    steps = max(int(spec.provisioning_delay_s // 60), 1)
+    near_rps = max(forecaster.predict(inp.now + delay * (i / steps), games) * ratio for i in range(steps))
+    keep = min(inp.provisioned, replicas_for(near_rps * headroom, spec))
+    replicas = max(needed, keep)
+    contributors = sorted(
+        ((forecaster.game_at(g, peak_at), g) for g in games), key=lambda cg: (-cg[0], cg[1].tip_utc, cg[1].game_id)
+    )
+    live = [g for c, g in contributors if c > 0]
+    inputs: dict[str, object] = {
+        "forecast_at": peak_at.isoformat(),
+        "forecast_rps": round(peak_rps, 3),
+        "predicted_rps": round(peak_rps / ratio, 3),
+        "ratio": round(ratio, 4),
+        "headroom": params.forecast_headroom,
+        "learned": forecaster.learned,
+        "games": [game_label(g) for g in live[:3]],
+        "more_games": max(len(live) - 3, 0),
+    }
+    if keep > needed:
+        inputs["kept_for_rps"] = round(near_rps, 3)
+    forecast = {
+        "ts": peak_at.isoformat(),
+        "rps": round(peak_rps, 3),
+        "replicas": needed,
+        "predicted_rps": round(peak_rps / ratio, 3),
+        "ratio": round(ratio, 4),
+        "learned": forecaster.learned,
+    }
+    note = "pre-warm" if live else ""
+    return RuleResult(rule="forecast", replicas=replicas, inputs=inputs, note=note), forecast
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)

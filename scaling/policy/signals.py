@@ -1,0 +1,70 @@
+"""What the metric window says: the newest fresh sample and a short-window rate.
+
+Metric sources report averages over a window (60 s by default) that trail the
+present by their lag. Two overlapping windows a tick apart differ only in their
+ends, so their difference recovers the rate of the newest slice — a short window
+(like Knative's panic window) read from ordinary long-window samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from scaling.policy.types import EngineInput, MetricPoint
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The rates the rules act on, with the instants they describe."""
+
+    latest: MetricPoint
+    rps: float  # the newest window's mean rate
+    short_rps: float  # the newest slice's rate (≥ 0); equals rps without an earlier sample
+    stable_rps: float  # mean over the samples within the stable window
+    observed_at: datetime  # the middle of the newest window
+    points: tuple[MetricPoint, ...]  # fresh samples with a rate, oldest first
+
+
+def max_metric_age_s(inp: EngineInput) -> float:
+    spec = inp.service
+    return spec.metrics_lag_s + 2 * spec.tick_s + spec.metrics_window_s / 2
+
+
+def latest_fresh_metric(inp: EngineInput) -> MetricPoint | None:
+    """The newest sample with a request rate, if it is younger than two ticks (plus the source's lag)."""
+    newest: MetricPoint | None = None
+    for m in inp.metrics:
+        if m.rps is not None and (newest is None or m.ts > newest.ts):
+            newest = m
+    if newest is None or newest.ts > inp.now:
+        return None
+    if (inp.now - newest.ts).total_seconds() > max_metric_age_s(inp):
+        return None
+    return newest
+
+
+def observe(inp: EngineInput, stable_window_s: float = 60.0) -> Observation | None:
+    latest = latest_fresh_metric(inp)
+    if latest is None or latest.rps is None:
+        return None
+    window_s = inp.service.metrics_window_s
+    horizon = latest.ts - timedelta(seconds=max(stable_window_s, window_s) + 1.0)
+    points = tuple(sorted((m for m in inp.metrics if m.rps is not None and horizon <= m.ts <= latest.ts), key=_ts))
+    rps = max(latest.rps, 0.0)
+    short = rps
+    earlier = [m for m in points if m.ts < latest.ts]
+    if earlier:
+        prev = earlier[-1]
+        gap_s = (latest.ts - prev.ts).total_seconds()
+        if 0.0 < gap_s < window_s and prev.rps is not None:
+            # newest slice ≈ dropped slice + (window / gap) × change; the dropped slice ≈ previous mean.
+            short = max(prev.rps + (window_s / gap_s) * (rps - prev.rps), 0.0)
+    stable_points = [m.rps for m in points if m.rps is not None]
+    stable = sum(stable_points) / len(stable_points) if stable_points else rps
+    observed_at = latest.ts - timedelta(seconds=window_s / 2)
+    return Observation(latest, rps, short, stable, observed_at, points)
+
+
+def _ts(m: MetricPoint) -> datetime:
+    return m.ts

@@ -1,0 +1,116 @@
+"""Shaping a recommendation into a change: scale out fast, scale in slowly, never flap.
+
+Each step returns the count and, when it changed it, appends a Constraint.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from scaling.policy.types import Constraint, EngineInput
+
+
+def stabilize(inp: EngineInput, recommendation: int, constraints: list[Constraint]) -> int:
+    """HPA stabilization: scale in only to the highest, out only to the lowest, recommendation in the window."""
+    params, current = inp.params, inp.provisioned
+    if recommendation < current and params.scale_down_stabilization_s > 0:
+        window = params.scale_down_stabilization_s
+        recent = [r.replicas for r in inp.recent if 0 <= (inp.now - r.ts).total_seconds() < window]
+        stabilized = min(max([recommendation, *recent]), current)
+        if stabilized != recommendation:
+            constraints.append(
+                Constraint(
+                    "scale_down_stabilization",
+                    recommendation,
+                    stabilized,
+                    f"highest recommendation in the last {window:.0f} s was {max(recent)}",
+                )
+            )
+        return stabilized
+    if recommendation > current and params.scale_up_stabilization_s > 0:
+        window = params.scale_up_stabilization_s
+        recent = [r.replicas for r in inp.recent if 0 <= (inp.now - r.ts).total_seconds() < window]
+        stabilized = max(min([recommendation, *recent]), current)
+        if stabilized != recommendation:
+            constraints.append(
+                Constraint(
+                    "scale_up_stabilization",
+                    recommendation,
+                    stabilized,
+                    f"lowest recommendation in the last {window:.0f} s was {min(recent)}",
+                )
+            )
+        return stabilized
+    return recommendation
+
+
+def cooldown(inp: EngineInput, desired: int, constraints: list[Constraint]) -> int:
+    """No scale-in until `scale_in_cooldown_s` after the last change in either direction."""
+    period = inp.params.scale_in_cooldown_s
+    if desired >= inp.provisioned or period <= 0:
+        return desired
+    last = max((t for t in (inp.last_scale_out_at, inp.last_scale_in_at) if t is not None), default=None)
+    if last is not None and 0 <= (inp.now - last).total_seconds() < period:
+        left = period - (inp.now - last).total_seconds()
+        constraints.append(
+            Constraint("scale_in_cooldown", desired, inp.provisioned, f"{period:.0f} s cooldown, {left:.0f} s left")
+        )
+        return inp.provisioned
+    return desired
+
+
+def count_at_period_start(inp: EngineInput, period_s: float) -> int:
+    """The count set by the last decision at least a period ago (the current count when unknown)."""
+    cutoff = inp.now - timedelta(seconds=period_s)
+    earlier = [r for r in inp.recent if r.desired is not None and r.ts <= cutoff]
+    if not earlier:
+        return inp.provisioned
+    last = max(earlier, key=lambda r: r.ts)
+    return last.desired if last.desired is not None else inp.provisioned
+
+
+def scale_up_limit(inp: EngineInput) -> int:
+    params = inp.params
+    base = min(count_at_period_start(inp, params.scale_up_period_s), inp.provisioned)
+    step = max(params.scale_up_pods, math.ceil(base * params.scale_up_percent / 100.0))
+    return max(base + step, inp.provisioned)
+
+
+def scale_down_limit(inp: EngineInput) -> int:
+    params = inp.params
+    base = max(count_at_period_start(inp, params.scale_down_period_s), inp.provisioned)
+    step = max(params.scale_down_pods, math.floor(base * params.scale_down_percent / 100.0))
+    return min(base - step, inp.provisioned)
+
+
+def rate_limit(inp: EngineInput, desired: int, constraints: list[Constraint]) -> int:
+    """HPA-style: within any period, add at most max(Pods, Percent of the count at the period's start); same down."""
+    current, params = inp.provisioned, inp.params
+    if desired > current:
+        limit = scale_up_limit(inp)
+        if desired > limit:
+            constraints.append(
+                Constraint(
+                    "scale_up_rate_limit",
+                    desired,
+                    limit,
+                    f"at most {params.scale_up_pods} replicas or {params.scale_up_percent:g} % "
+                    f"per {params.scale_up_period_s:g} s",
+                )
+            )
+            return limit
+    elif desired < current:
+        limit = scale_down_limit(inp)
+        if desired < limit:
+            constraints.append(
+                Constraint(
+                    "scale_down_rate_limit",
+                    desired,
+                    limit,
+                    f"at most {params.scale_down_pods} replicas or {params.scale_down_percent:g} % "
+                    f"per {params.scale_down_period_s:g} s",
+                )
+            )
+            return limit
+    return desired
