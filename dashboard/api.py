@@ -10,6 +10,7 @@ from django.utils import timezone
 from ninja import NinjaAPI, Schema
 from ninja.security import django_auth
 
+from dashboard.api_policy import router as policy_router
 from scaling import selectors
 from scaling.models import Decision, MetricSample, Service
 
@@ -75,3 +76,7 @@ def list_metrics(request: HttpRequest, name: str, range: str = "1h") -> list[Met
     service = get_object_or_404(Service, name=name)
     since = timezone.now() - selectors.RANGES.get(range, selectors.RANGES["1h"])
     return list(MetricSample.objects.filter(service=service, ts__gte=since).order_by("ts"))
+
+
+# Policy (read, replace, revisions) and decision detail: dashboard/api_policy.py.
+api.add_router("", policy_router)

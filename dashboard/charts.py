@@ -59,6 +59,8 @@ def replicas_figure(series: dict[str, list[Any]], shapes: list[dict[str, Any]] |
                 "x": [c["ts"] for c in changes],
                 "y": [c["desired"] for c in changes],
                 "text": [c["summary"] for c in changes],
+                # Decision ids: static/js/decisions.js opens the clicked decision's explanation.
+                "customdata": [c.get("id") for c in changes],
                 "hovertemplate": "%{text}<extra></extra>",
                 "marker": {"symbol": "diamond", "size": 7},
             },
@@ -139,10 +141,12 @@ def cost_figure(series: dict[str, list[Any]]) -> dict[str, Any]:
     }
 
 
-def service_figures(service: Service, series: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
+def service_figures(
+    service: Service, series: dict[str, list[Any]], forecast: dict[str, list[Any]] | None = None
+) -> dict[str, dict[str, Any]]:
     return {
         "replicas": replicas_figure(series),
         "latency": latency_figure(series, service),
-        "rate": rate_figure(series),
+        "rate": rate_figure(series, forecast),
         "cost": cost_figure(series),
     }

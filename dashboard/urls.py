@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboard import views
+from dashboard import decisions, policy, views
 
 app_name = "dashboard"
 
@@ -10,4 +10,13 @@ urlpatterns = [
     path("", views.fleet, name="fleet"),
     path("services/<slug:name>/", views.service_detail, name="service"),
     path("services/<slug:name>/charts.json", views.service_charts, name="service-charts"),
+    path("services/<slug:name>/mode/", policy.service_mode, name="service-mode"),
+    path("services/<slug:name>/policy/", policy.policy_detail, name="policy"),
+    path("services/<slug:name>/policy/edit/", policy.policy_edit, name="policy-edit"),
+    path(
+        "services/<slug:name>/policy/revisions/<int:version>/restore/",
+        policy.policy_restore,
+        name="policy-restore",
+    ),
+    path("decisions/<int:decision_id>/", decisions.decision_detail, name="decision"),
 ]

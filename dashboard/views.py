@@ -59,4 +59,5 @@ def service_charts(request: HttpRequest, name: str) -> JsonResponse:
     service = get_object_or_404(Service, name=name)
     since = timezone.now() - selectors.RANGES[_range(request)]
     series = selectors.service_timeseries(service, since=since)
-    return JsonResponse({"figures": charts.service_figures(service, series)}, encoder=DjangoJSONEncoder)
+    forecast = selectors.forecast_series(service, since=since)
+    return JsonResponse({"figures": charts.service_figures(service, series, forecast)}, encoder=DjangoJSONEncoder)

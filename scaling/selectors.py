@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db.models import F, QuerySet
+from django.db.models.fields.json import KT
 
-from scaling.models import Decision, Game, MetricSample, Override, Service
+from scaling.models import AuditEvent, Decision, Game, MetricSample, Override, PolicyRevision, Service
 from scaling.policy import (
     EngineInput,
     GameSpec,
@@ -198,7 +199,7 @@ def service_timeseries(service: Service, *, since: datetime, max_points: int = 7
     decisions = list(
         Decision.objects.filter(service=service, tick__gte=since)
         .order_by("tick")
-        .values("tick", "desired", "changed", "summary")
+        .values("id", "tick", "desired", "changed", "summary")
     )
     dstride = max(1, len(decisions) // max_points)
     thinned = decisions[::dstride]
@@ -215,7 +216,9 @@ def service_timeseries(service: Service, *, since: datetime, max_points: int = 7
         "cost_per_hour": [(s["provisioned"] or 0) * service.price_per_replica_hour for s in samples],
         "decision_ts": [d["tick"] for d in thinned],
         "desired": [d["desired"] for d in thinned],
-        "changes": [{"ts": d["tick"], "desired": d["desired"], "summary": d["summary"]} for d in changed[-200:]],
+        "changes": [
+            {"id": d["id"], "ts": d["tick"], "desired": d["desired"], "summary": d["summary"]} for d in changed[-200:]
+        ],
     }
 
 
@@ -233,3 +236,65 @@ def cumulative_cost(service: Service, *, since: datetime) -> float:
 def demo_shift_weeks() -> int:
     shifted = Game.objects.exclude(shifted_weeks=0).values_list("shifted_weeks", flat=True).first()
     return int(shifted or 0)
+
+
+def decision_for_view(decision_id: int) -> Decision | None:
+    return Decision.objects.select_related("service").filter(pk=decision_id).first()
+
+
+def decision_metric_window(decision: Decision, *, before_s: float = 300.0, after_s: float = 0.0) -> list[MetricSample]:
+    """The samples the engine had stored up to the decision's tick (and a little before, for context)."""
+    return list(
+        MetricSample.objects.filter(
+            service_id=decision.service_id,
+            ts__gt=decision.tick - timedelta(seconds=before_s),
+            ts__lte=decision.tick + timedelta(seconds=after_s),
+        ).order_by("ts")
+    )
+
+
+def decision_audit_events(decision: Decision) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(object_type="decision", object_id=str(decision.pk)).order_by("id")
+
+
+def forecast_series(service: Service, *, since: datetime, max_points: int = 720) -> dict[str, list[Any]]:
+    """The demand each decision forecast, placed at the instant it forecast for (to draw beside actual demand).
+
+    Reads only the forecast's `ts` and `rps` out of each decision's explanation; decisions
+    without a forecast (or with one missing either key) are skipped.
+    """
+    rows = list(
+        Decision.objects.filter(service=service, tick__gte=since, explanation__forecast__rps__isnull=False)
+        .order_by("tick")
+        .values_list("tick", KT("explanation__forecast__ts"), KT("explanation__forecast__rps"))
+    )
+    points: dict[datetime, float] = {}
+    for tick, raw_ts, raw_rps in rows:
+        try:
+            rps = float(raw_rps)
+        except (TypeError, ValueError):
+            continue
+        at = _parse_ts(raw_ts) or tick
+        points[at] = rps  # the latest decision's forecast for an instant wins
+    ordered = sorted(points.items())
+    stride = max(1, len(ordered) // max_points)
+    ordered = ordered[::stride]
+    return {"ts": [t for t, _ in ordered], "rps": [r for _, r in ordered]}
+
+
+def _parse_ts(raw: Any) -> datetime | None:
+    if isinstance(raw, datetime):
+        return raw
+    if isinstance(raw, int | float):
+        return datetime.fromtimestamp(raw, tz=UTC)
+    if isinstance(raw, str) and raw:
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def policy_revisions(service: Service) -> list[PolicyRevision]:
+    return list(PolicyRevision.objects.filter(service=service).select_related("actor_user").order_by("-version"))

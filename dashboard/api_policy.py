@@ -1,0 +1,176 @@
+"""API: a service's policy (read, replace, revisions) and one decision with its full explanation.
+
+Mounted on the NinjaAPI in dashboard/api.py. Writes need the "administer" capability
+and a reason; bad parameters get a 422 whose `errors` name each field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Field, Router, Schema
+from ninja.errors import HttpError
+
+from dashboard.decisions import METRIC_WINDOW_S
+from dashboard.permissions import can
+from dashboard.policy_forms import PolicyForm, form_data_from_json, params_as_dict, policy_fields
+from scaling import selectors, services
+from scaling.audit import Actor
+from scaling.models import Decision, MetricSample, Service
+
+router = Router(tags=["policy"])
+
+
+class PolicyOut(Schema):
+    service: str
+    version: int
+    params: dict[str, Any]
+
+
+class PolicyIn(Schema):
+    params: dict[str, Any] = Field(
+        ..., description="Parameters to set; any you omit keep their current value. Unknown names are rejected."
+    )
+    reason: str = Field(..., description="Why (recorded in the audit log and the revision history).")
+
+
+class PolicyChangeOut(PolicyOut):
+    changed: bool
+
+
+class FieldError(Schema):
+    field: str
+    message: str
+
+
+class ValidationOut(Schema):
+    detail: str
+    errors: list[FieldError]
+
+
+class RevisionOut(Schema):
+    version: int
+    params: dict[str, Any]
+    actor: str
+    reason: str
+    created_at: datetime
+
+
+class WindowSampleOut(Schema):
+    ts: datetime
+    rps: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    utilization: float | None
+    in_flight: float | None
+    error_rate: float | None
+    ready: int | None
+    provisioned: int | None
+
+
+class DecisionDetailOut(Schema):
+    id: int
+    service: str
+    tick: datetime
+    mode: str
+    provisioned: int
+    ready: int
+    desired: int
+    recommendation: int | None
+    changed: bool
+    reason_code: str
+    summary: str
+    explanation: dict[str, Any]
+    actuation: str
+    actuation_error: str
+    actuated_at: datetime | None
+    metric_window: list[WindowSampleOut]
+
+
+def _user(request: HttpRequest) -> Any:
+    """The acting user, whether the request came with a session or an API token."""
+    auth = getattr(request, "auth", None)
+    user = getattr(auth, "user", auth)
+    return user if getattr(user, "is_authenticated", False) else request.user
+
+
+def _policy_out(service: Service) -> dict[str, Any]:
+    return {"service": service.name, "version": service.policy_version, "params": params_as_dict(service.policy)}
+
+
+@router.get("/services/{name}/policy", response=PolicyOut)
+def get_policy(request: HttpRequest, name: str) -> dict[str, Any]:
+    """The service's engine parameters (every parameter, defaults filled in) and their version."""
+    return _policy_out(get_object_or_404(Service, name=name))
+
+
+@router.put("/services/{name}/policy", response={200: PolicyChangeOut, 422: ValidationOut})
+def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> tuple[int, dict[str, Any]]:
+    """Set the service's engine parameters; a change bumps the version, is audited and kept as a revision."""
+    user = _user(request)
+    if not can(user, "administer"):
+        raise HttpError(403, "needs the 'administer' capability")
+    service = get_object_or_404(Service, name=name)
+    known = {f.name for f in policy_fields()}
+    errors = [
+        {"field": key, "message": f"unknown policy parameter {key!r}"} for key in sorted(set(payload.params) - known)
+    ]
+    if not payload.reason.strip():
+        errors.append({"field": "reason", "message": "a reason is required"})
+    form = PolicyForm(form_data_from_json(payload.params, payload.reason, base=params_as_dict(service.policy)))
+    if not form.is_valid():
+        for field, messages in form.field_errors().items():
+            if field == "reason" and any(e["field"] == "reason" for e in errors):
+                continue
+            errors.extend({"field": field, "message": m} for m in messages)
+    if errors:
+        return 422, {"detail": "invalid policy: " + ", ".join(sorted({e["field"] for e in errors})), "errors": errors}
+    changed = services.service_update_policy(
+        service=service, params=form.params(), actor=Actor.for_user(user), reason=form.cleaned_data["reason"]
+    )
+    return 200, {**_policy_out(service), "changed": changed}
+
+
+@router.get("/services/{name}/policy/revisions", response=list[RevisionOut])
+def list_policy_revisions(request: HttpRequest, name: str) -> list[dict[str, Any]]:
+    """Every recorded version of the policy, newest first."""
+    service = get_object_or_404(Service, name=name)
+    return [
+        {
+            "version": r.version,
+            "params": r.params,
+            "actor": r.actor_label,
+            "reason": r.reason,
+            "created_at": r.created_at,
+        }
+        for r in selectors.policy_revisions(service)
+    ]
+
+
+@router.get("/decisions/{decision_id}", response=DecisionDetailOut, tags=["decisions"])
+def get_decision(request: HttpRequest, decision_id: int) -> dict[str, Any]:
+    """One decision: the engine's explanation, the actuation result and the metric window it saw."""
+    decision: Decision = get_object_or_404(Decision.objects.select_related("service"), pk=decision_id)
+    samples: list[MetricSample] = selectors.decision_metric_window(decision, before_s=METRIC_WINDOW_S)
+    return {
+        "id": decision.pk,
+        "service": decision.service.name,
+        "tick": decision.tick,
+        "mode": decision.mode,
+        "provisioned": decision.provisioned,
+        "ready": decision.ready,
+        "desired": decision.desired,
+        "recommendation": decision.recommendation,
+        "changed": decision.changed,
+        "reason_code": decision.reason_code,
+        "summary": decision.summary,
+        "explanation": decision.explanation if isinstance(decision.explanation, dict) else {},
+        "actuation": decision.actuation,
+        "actuation_error": decision.actuation_error,
+        "actuated_at": decision.actuated_at,
+        "metric_window": samples,
+    }

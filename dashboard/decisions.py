@@ -1,0 +1,138 @@
+"""Why did it scale? One decision with its full explanation (page, or side panel via htmx)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+
+from dashboard.permissions import requires
+from dashboard.views import HtmxHttpRequest
+from scaling import selectors
+from scaling.models import Decision
+
+# Samples shown around a tick: the engine reads the last minute or so; five give context.
+METRIC_WINDOW_S = 300.0
+
+
+def fmt(value: Any) -> str:
+    """A number as an operator reads it (1,640 rps; 0.72 utilization); anything else as text."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        magnitude = abs(value)
+        if magnitude >= 100:
+            return f"{value:,.0f}"
+        if magnitude >= 1:
+            return f"{value:,.2f}".rstrip("0").rstrip(".")
+        return f"{value:.3g}"
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
+    return str(value)
+
+
+def _items(mapping: Any) -> list[tuple[str, str]]:
+    if not isinstance(mapping, dict):
+        return []
+    return [(str(k), fmt(v)) for k, v in mapping.items()]
+
+
+def explanation_context(decision: Decision) -> dict[str, Any]:
+    """The stored explanation, normalised for the template (tolerates missing or older keys)."""
+    raw = decision.explanation if isinstance(decision.explanation, dict) else {}
+    recommendation = raw.get("recommendation", decision.recommendation)
+    rules = []
+    for rule in raw.get("rules") or []:
+        if not isinstance(rule, dict):
+            continue
+        replicas = rule.get("replicas")
+        rules.append(
+            {
+                "rule": str(rule.get("rule", "?")),
+                "replicas": replicas,
+                "inputs": _items(rule.get("inputs")),
+                "note": str(rule.get("note") or ""),
+                "winning": replicas is not None and replicas == recommendation,
+            }
+        )
+    constraints = []
+    for c in raw.get("constraints") or []:
+        if not isinstance(c, dict):
+            continue
+        before, after = c.get("before"), c.get("after")
+        constraints.append(
+            {
+                "name": str(c.get("name", "?")),
+                "before": before,
+                "after": after,
+                "detail": str(c.get("detail") or ""),
+                "binding": before != after,
+            }
+        )
+    forecast = raw.get("forecast")
+    forecast_scalars: list[tuple[str, str]] = []
+    series_rows: list[dict[str, str]] = []
+    forecast_other: list[tuple[str, str]] = []
+    if isinstance(forecast, dict):
+        for key, value in forecast.items():
+            if key == "series" and isinstance(value, list):
+                series_rows = [_series_row(point) for point in value[:60]]
+            elif isinstance(value, dict | list):
+                forecast_other.append((str(key), json.dumps(value, indent=1, ensure_ascii=False, default=str)))
+            else:
+                forecast_scalars.append((str(key), fmt(value)))
+    series_columns: list[str] = []
+    for row in series_rows:
+        series_columns.extend(k for k in row if k not in series_columns)
+    return {
+        "summary": raw.get("summary") or decision.summary,
+        "reason": raw.get("reason") or decision.reason_code,
+        "recommendation": recommendation,
+        "current": raw.get("current", decision.provisioned),
+        "desired": raw.get("desired", decision.desired),
+        "rules": rules,
+        "constraints": constraints,
+        "binding_constraints": [c for c in constraints if c["binding"]],
+        "has_forecast": isinstance(forecast, dict),
+        "forecast_scalars": forecast_scalars,
+        "forecast_series_columns": series_columns,
+        "forecast_series": [[row.get(c, "") for c in series_columns] for row in series_rows],
+        "forecast_other": forecast_other,
+        "raw_json": json.dumps(raw, indent=2, ensure_ascii=False, default=str),
+    }
+
+
+def _series_row(point: Any) -> dict[str, str]:
+    if isinstance(point, dict):
+        return {str(k): fmt(v) for k, v in point.items()}
+    if isinstance(point, list | tuple):
+        return {str(i): fmt(v) for i, v in enumerate(point)}
+    return {"value": fmt(point)}
+
+
+@requires("view")
+def decision_detail(request: HtmxHttpRequest, decision_id: int) -> HttpResponse:
+    decision = selectors.decision_for_view(decision_id)
+    if decision is None:
+        raise Http404(f"no decision with id {decision_id}")
+    samples = selectors.decision_metric_window(decision, before_s=METRIC_WINDOW_S)
+    context = {
+        "decision": decision,
+        "service": decision.service,
+        "x": explanation_context(decision),
+        "samples": samples,
+        "metric_window_s": int(METRIC_WINDOW_S),
+        "audit_events": list(selectors.decision_audit_events(decision)),
+    }
+    template = "dashboard/decision.html#explanation" if request.htmx else "dashboard/decision.html"
+    return render(request, template, context)

@@ -1,0 +1,255 @@
+"""The policy form: one field per `scaling.policy.PolicyParams` field, with help text and range checks.
+
+The same form validates the dashboard page and the JSON API, so both reject the
+same values with the same messages, each naming its field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+
+from scaling.models import Service
+from scaling.policy import PolicyParams
+
+# What each parameter means, shown beside its input, for fields whose dataclass
+# metadata carries no "help" of its own (the engine's text wins: it knows the semantics).
+HELP: dict[str, str] = {
+    "target_utilization": (
+        "Fraction of each replica's capacity to aim for (0–1; 0 switches the rule off). Lower leaves more "
+        "headroom for surges and costs more; 0.7 keeps p95 well inside the SLO for most models."
+    ),
+    "tolerance": (
+        "Dead band around the target (0–0.5): no scaling while observed/target stays within 1 ± tolerance. "
+        "Avoids flapping on noise."
+    ),
+    "scale_down_stabilization_s": (
+        "Scale in only to the highest recommendation seen over this many seconds (HPA default 300). "
+        "Longer means slower, safer scale-in."
+    ),
+    "scale_up_stabilization_s": (
+        "Scale out only to the lowest recommendation seen over this many seconds. 0 reacts at once "
+        "(recommended: replicas take minutes to become ready)."
+    ),
+    "scale_up_pods": "Scale-out rate limit: at most this many replicas added per period (the larger of Pods and "
+    "Percent applies).",
+    "scale_up_percent": "Scale-out rate limit: at most this percentage of the current count added per period.",
+    "scale_up_period_s": "Length of the scale-out rate-limit period, in seconds (> 0).",
+    "scale_down_pods": "Scale-in rate limit: at most this many replicas removed per period (the larger of Pods and "
+    "Percent applies; 0 = use Percent only).",
+    "scale_down_percent": "Scale-in rate limit: at most this percentage (0–100) of the current count removed per "
+    "period.",
+    "scale_down_period_s": "Length of the scale-in rate-limit period, in seconds (> 0).",
+    "scale_in_cooldown_s": "After any scale-out or scale-in, wait this many seconds before scaling in again.",
+    "fallback_replicas": (
+        "When metrics stay missing for the fallback delay, hold at least this many replicas "
+        "(0 = keep the current count). Never scales in."
+    ),
+    "fallback_after_s": "How long metrics must be missing, in seconds, before the fallback count applies.",
+}
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed or half-open numeric interval, described the way the error message reads."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
+
+    def describe(self) -> str:
+        if self.high is None:
+            return f"{'greater than' if self.low_open else 'at least'} {self.low:g}"
+        if self.low is None:
+            return f"{'less than' if self.high_open else 'at most'} {self.high:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+NON_NEGATIVE = Range(0)
+POSITIVE = Range(0, low_open=True)
+
+RANGES: dict[str, Range] = {
+    "target_utilization": Range(0, 1),  # 0 switches target tracking on utilization off
+    "tolerance": Range(0, 0.5),
+    "scale_up_percent": NON_NEGATIVE,
+    "scale_down_percent": Range(0, 100),
+    "scale_up_period_s": POSITIVE,
+    "scale_down_period_s": POSITIVE,
+}
+
+
+def range_for(name: str) -> Range:
+    """Known fields have their own range; every other number (windows, pods, counts) must be ≥ 0."""
+    return RANGES.get(name, NON_NEGATIVE)
+
+
+def label_for(name: str) -> str:
+    units = {"_s": " (s)", "_percent": " (%)", "_pods": " (replicas)"}
+    for suffix, unit in units.items():
+        if name.endswith(suffix):
+            base = name[: -len(suffix)] if suffix != "_pods" else name
+            return base.replace("_", " ").capitalize() + unit
+    return name.replace("_", " ").capitalize()
+
+
+def help_for(field: dataclasses.Field[Any]) -> str:
+    return str(field.metadata.get("help", "")) or HELP.get(field.name) or f"Engine parameter {field.name}."
+
+
+def policy_fields() -> list[dataclasses.Field[Any]]:
+    return list(dataclasses.fields(PolicyParams))
+
+
+def _hints() -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(PolicyParams)
+    except (NameError, TypeError):  # an annotation we cannot resolve: treat it as JSON
+        return {}
+
+
+def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else Any), True
+    return hint, False
+
+
+def _default_of(field: dataclasses.Field[Any]) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
+
+
+def _form_field(field: dataclasses.Field[Any], hint: Any) -> forms.Field:
+    kind, optional = _unwrap_optional(hint)
+    common: dict[str, Any] = {"label": label_for(field.name), "help_text": help_for(field), "required": not optional}
+    if kind is bool:
+        return forms.BooleanField(**(common | {"required": False}))
+    if kind is int:
+        return forms.IntegerField(**common)
+    if kind is float:
+        return forms.FloatField(**common)
+    if kind is str:
+        return forms.CharField(**(common | {"required": False}), strip=True)
+    return forms.JSONField(**common)
+
+
+def is_json_field(name: str) -> bool:
+    kind, _ = _unwrap_optional(_hints().get(name, Any))
+    return kind not in (bool, int, float, str)
+
+
+def params_as_dict(stored: dict[str, Any] | None) -> dict[str, Any]:
+    """A service's stored policy as a full parameter dict, tolerating keys the engine no longer knows."""
+    known = {f.name for f in policy_fields()}
+    kept = {k: v for k, v in (stored or {}).items() if k in known}
+    try:
+        return PolicyParams.from_dict(kept).to_dict()
+    except (TypeError, ValueError):
+        pass
+    try:  # show what is stored even if the engine would now reject it
+        return dataclasses.asdict(PolicyParams(**kept))
+    except (TypeError, ValueError):
+        return PolicyParams().to_dict()
+
+
+class PolicyForm(forms.Form):
+    """Every engine parameter plus the required reason for the change."""
+
+    reason = forms.CharField(
+        max_length=500,
+        strip=True,
+        help_text="Why you are changing the policy (recorded in the audit log and the revision history).",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. more headroom for the playoffs"}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        hints = _hints()
+        reason = self.fields.pop("reason")
+        for field in policy_fields():
+            self.fields[field.name] = _form_field(field, hints.get(field.name, Any))
+        self.fields["reason"] = reason
+
+    @classmethod
+    def for_params(cls, params: dict[str, Any], **kwargs: Any) -> PolicyForm:
+        return cls(initial=params, **kwargs)
+
+    def parameter_fields(self) -> list[forms.BoundField]:
+        return [self[f.name] for f in policy_fields()]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for field in policy_fields():
+            value = cleaned.get(field.name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            allowed = range_for(field.name)
+            if not allowed.contains(value):
+                self.add_error(field.name, f"{label_for(field.name)} must be {allowed.describe()} (got {value:g}).")
+        if not self.errors:
+            try:
+                PolicyParams.from_dict(self.params())
+            except (TypeError, ValueError) as exc:
+                # The engine's own check; name the field when its message does.
+                named = next((f.name for f in policy_fields() if f.name in str(exc)), None)
+                self.add_error(named, f"{exc}")
+        return cleaned
+
+    def params(self) -> dict[str, Any]:
+        """The validated parameters (call after is_valid())."""
+        out: dict[str, Any] = {}
+        for field in policy_fields():
+            value = self.cleaned_data.get(field.name)
+            out[field.name] = _default_of(field) if value is None and self.fields[field.name].required else value
+        return out
+
+    def field_errors(self) -> dict[str, list[str]]:
+        return {name: [str(m) for m in messages] for name, messages in self.errors.items()}
+
+
+def form_data_from_json(params: dict[str, Any], reason: str, base: dict[str, Any]) -> dict[str, Any]:
+    """Form data for a JSON request body: omitted parameters keep `base`, JSON-typed ones are encoded."""
+    merged = base | params
+    data: dict[str, Any] = {"reason": reason}
+    for name, value in merged.items():
+        if is_json_field(name):
+            data[name] = json.dumps(value)
+        elif isinstance(value, bool):
+            data[name] = "on" if value else ""
+        else:
+            data[name] = "" if value is None else value
+    return data
+
+
+def params_diff(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(name, before, after) for every parameter that differs, in the engine's field order."""
+    order = [f.name for f in policy_fields()]
+    names = order + sorted((set(before) | set(after)) - set(order))
+    return [(n, before.get(n), after.get(n)) for n in names if before.get(n) != after.get(n)]
+
+
+class ModeForm(forms.Form):
+    """Pause, dry-run or activate a service, with the reason the audit log records."""
+
+    mode = forms.ChoiceField(choices=Service.Mode.choices)
+    reason = forms.CharField(max_length=500, strip=True)
+
+
+class RestoreForm(forms.Form):
+    reason = forms.CharField(max_length=500, strip=True)

@@ -1,0 +1,169 @@
+"""Decision detail (page, htmx panel, API), the timeline on the service page, forecast vs actual."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from scaling import selectors, services
+from scaling.models import Decision, MetricSample, Service
+from tests.factories import T0, make_service, make_user
+
+pytestmark = pytest.mark.django_db
+
+EXPLANATION: dict[str, Any] = {
+    "desired": 18,
+    "current": 12,
+    "recommendation": 22,
+    "reason": "SCALED_OUT",
+    "summary": "Scaled 12 → 18: pre-warming for LAL @ BOS (ABC) at 20:30 ET; forecast 1,640 rps at 20:27",
+    "rules": [
+        {"rule": "target_utilization", "replicas": 14, "inputs": {"utilization": 0.83, "target": 0.7}, "note": ""},
+        {"rule": "slo_guard", "replicas": None, "inputs": {"p95_ms": 120.0, "slo_ms": 300.0}, "note": "within SLO"},
+        {
+            "rule": "prewarm",
+            "replicas": 22,
+            "inputs": {"forecast_rps": 1640.0, "game": "LAL @ BOS"},
+            "note": "tip-off in 27 min",
+        },
+    ],
+    "constraints": [
+        {"name": "rate_limit_up", "before": 22, "after": 18, "detail": "at most 6 replicas per 15 s"},
+        {"name": "bounds", "before": 18, "after": 18, "detail": "within [1, 50]"},
+    ],
+    "forecast": {
+        "ts": (T0 + timedelta(minutes=4)).isoformat(),
+        "rps": 1640.0,
+        "replicas": 22,
+        "series": [{"ts": (T0 + timedelta(minutes=m)).isoformat(), "rps": 1500.0 + 40 * m} for m in range(5)],
+    },
+}
+
+
+def make_decision(service: Service, *, tick: Any = T0, explanation: dict[str, Any] | None = None) -> Decision:
+    expl = EXPLANATION if explanation is None else explanation
+    return Decision.objects.create(
+        service=service,
+        tick=tick,
+        provisioned=12,
+        ready=12,
+        desired=18,
+        recommendation=22,
+        changed=True,
+        reason_code="SCALED_OUT",
+        summary=str(expl.get("summary", "")),
+        explanation=expl,
+        actuation=Decision.Actuation.OK,
+        actuated_at=tick,
+        worker="worker-1",
+    )
+
+
+@pytest.fixture
+def viewer(client: Client) -> Client:
+    client.force_login(make_user("viewer", "viewer"))
+    return client
+
+
+def test_it_renders_every_rule_and_constraint_of_a_decision(viewer: Client) -> None:
+    service = make_service()
+    decision = make_decision(service)
+    MetricSample.objects.create(service=service, ts=T0 - timedelta(seconds=15), rps=1234.5, p95_ms=180.0, ready=12)
+    MetricSample.objects.create(service=service, ts=T0 - timedelta(hours=1), rps=9999.0)  # outside the window
+
+    response = viewer.get(reverse("dashboard:decision", args=[decision.pk]))
+    body = response.content.decode()
+
+    assert response.status_code == 200
+    for rule in EXPLANATION["rules"]:
+        assert f'data-rule="{rule["rule"]}"' in body
+    for constraint in EXPLANATION["constraints"]:
+        assert f'data-constraint="{constraint["name"]}"' in body
+    assert "pre-warming for LAL @ BOS" in body
+    assert "tip-off in 27 min" in body and "1,640" in body  # rule note and formatted input
+    assert body.count("binding</span>") == 1  # only the rate limit changed the count
+    assert "1234.5" in body and "9999" not in body  # the metric window around the tick
+    assert "Forecast series (5 points)" in body
+    assert "Applied" in body and "worker-1" in body  # actuation result
+
+
+def test_an_htmx_request_gets_only_the_explanation_panel(viewer: Client) -> None:
+    decision = make_decision(make_service())
+    response = viewer.get(reverse("dashboard:decision", args=[decision.pk]), headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "decision-explanation" in body and "<html" not in body
+
+
+def test_an_unknown_decision_is_a_404(viewer: Client) -> None:
+    assert viewer.get(reverse("dashboard:decision", args=[987654])).status_code == 404
+    assert viewer.get("/api/decisions/987654").status_code == 404
+
+
+def test_it_tolerates_an_explanation_with_missing_keys(viewer: Client) -> None:
+    decision = make_decision(make_service(), explanation={"summary": "held", "forecast": None})
+    body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
+    assert "No forecast" in body and "No rule produced" in body
+
+
+def test_a_decision_from_a_real_tick_renders(viewer: Client) -> None:
+    service = make_service(demand_scale=40.0)
+    result = services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    decision = Decision.objects.get(pk=result.decision_id)
+    body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
+    assert decision.summary.split(":")[0] in body
+    for rule in decision.explanation["rules"]:
+        assert f'data-rule="{rule["rule"]}"' in body
+
+
+def test_the_decision_detail_needs_a_login(client: Client) -> None:
+    decision = make_decision(make_service())
+    response = client.get(reverse("dashboard:decision", args=[decision.pk]))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_the_timeline_links_each_decision_to_its_explanation_panel(viewer: Client) -> None:
+    service = make_service()
+    decision = make_decision(service)
+    body = viewer.get(reverse("dashboard:service", args=[service.name])).content.decode()
+    url = reverse("dashboard:decision", args=[decision.pk])
+    assert f'hx-get="{url}"' in body and 'hx-target="#decision-panel"' in body
+    assert 'id="decision-panel"' in body
+    assert "pre-warming for LAL @ BOS" in body
+
+
+def test_the_api_returns_a_decision_with_its_explanation_and_metric_window(viewer: Client) -> None:
+    service = make_service()
+    decision = make_decision(service)
+    MetricSample.objects.create(service=service, ts=T0 - timedelta(seconds=30), rps=900.0)
+    data = viewer.get(f"/api/decisions/{decision.pk}").json()
+    assert data["service"] == service.name and data["reason_code"] == "SCALED_OUT"
+    assert [r["rule"] for r in data["explanation"]["rules"]] == ["target_utilization", "slo_guard", "prewarm"]
+    assert [s["rps"] for s in data["metric_window"]] == [900.0]
+    assert data["actuation"] == "ok"
+
+
+def test_forecast_series_places_each_forecast_at_the_instant_it_forecast_for() -> None:
+    service = make_service()
+    make_decision(service, tick=T0)
+    make_decision(service, tick=T0 + timedelta(seconds=15), explanation={"summary": "no forecast", "forecast": None})
+    series = selectors.forecast_series(service, since=T0 - timedelta(hours=1))
+    assert series["ts"] == [T0 + timedelta(minutes=4)]
+    assert series["rps"] == [1640.0]
+
+
+def test_the_rate_chart_draws_forecast_beside_actual_demand(viewer: Client, settings: Any) -> None:
+    service = make_service()
+    now = timezone.now()
+    expl = EXPLANATION | {"forecast": {"ts": (now + timedelta(minutes=3)).isoformat(), "rps": 777.0}}
+    make_decision(service, tick=now - timedelta(minutes=1), explanation=expl)
+    data = viewer.get(reverse("dashboard:service-charts", args=[service.name]) + "?range=1h").json()
+    traces = {t["name"]: t for t in data["figures"]["rate"]["data"]}
+    assert traces["forecast"]["y"] == [777.0]
+    markers = data["figures"]["replicas"]["data"][-1]
+    assert markers["customdata"] == [Decision.objects.get(service=service).pk]  # markers open the explanation
