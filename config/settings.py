@@ -104,6 +104,7 @@ OPERATOR_TIME_ZONE = env_str("OPERATOR_TIME_ZONE", "America/New_York")
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise expects it even before collectstatic
 
 
 def _plotly_js_dir() -> str:

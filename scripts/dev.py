@@ -93,7 +93,7 @@ def run() -> int:
         env["REDIS_URL"] = f"redis://127.0.0.1:{env.get('EMBEDDED_REDIS_PORT', '6390')}/0"
     _manage("migrate", "--noinput", env=env)
     _manage("seed_demo", env=env)
-    port = env.get("PORT", "8000")
+    port = env.setdefault("TIPOFF_PORT", "8000")
     print(f"\nTipoff is starting on http://127.0.0.1:{port}/")
     print("Demo logins (user / password): admin / tipoff-admin, operator / tipoff-operator,")
     print("  approver / tipoff-approver, viewer / tipoff-viewer")
