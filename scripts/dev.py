@@ -85,7 +85,7 @@ def _manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
-def run() -> int:
+def run() -> int:  # returns only on failure: on success honcho replaces this process
     env = dict(os.environ)
     env.setdefault("SECRET_KEY", _secret_key())
     embedded = "REDIS_URL" not in env
