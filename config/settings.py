@@ -173,3 +173,37 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# --- Audit, access control and hardened defaults -------------------------------
+# See docs/security.md. Every switch below is env-driven; the defaults suit
+# `make run` on plain http://127.0.0.1, and TIPOFF_HTTPS=true turns on the
+# settings `manage.py check --deploy` wants behind TLS.
+AUDIT_VERIFY_SECONDS = env_int("AUDIT_VERIFY_SECONDS", 600, minimum=10)
+# Reads with an API token are audited at most this often per token; writes always.
+API_TOKEN_USE_AUDIT_SECONDS = env_int("API_TOKEN_USE_AUDIT_SECONDS", 300, minimum=0)
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365, minimum=1)
+# Admin-level changes need the password typed again within this many seconds.
+REAUTH_MAX_AGE_SECONDS = env_int("REAUTH_MAX_AGE_SECONDS", 600, minimum=0)
+
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", False)
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True  # htmx sends the token from the page (hx-headers), never from the cookie
+
+TIPOFF_HTTPS = env_bool("TIPOFF_HTTPS", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", TIPOFF_HTTPS)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", TIPOFF_HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", TIPOFF_HTTPS)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if TIPOFF_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", TIPOFF_HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", TIPOFF_HTTPS)
+if env_bool("TIPOFF_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Oversize requests: form/JSON bodies above this are refused by Django (400);
+# any request whose Content-Length exceeds TIPOFF_MAX_REQUEST_BYTES gets 413 first.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 1000, minimum=10)
+TIPOFF_MAX_REQUEST_BYTES = env_int("TIPOFF_MAX_REQUEST_BYTES", 10 * 1024 * 1024, minimum=1024)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
-from scaling.models import AuditChainHead, AuditEvent, Service
+from scaling.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditVerification, Service
 
 
 class EventType(StrEnum):
@@ -79,6 +82,16 @@ class Actor:
     def for_user(cls, user: Any) -> Actor:
         return cls(AuditEvent.ActorType.USER, user.get_username(), user.pk)
 
+    @classmethod
+    def for_token(cls, token: Any) -> Actor:
+        return cls(AuditEvent.ActorType.TOKEN, f"{token.user.get_username()} (token {token.name})", token.user_id)
+
+    @classmethod
+    def for_request(cls, request: Any) -> Actor:
+        """The API token when the request authenticated with one, else the logged-in user."""
+        token = getattr(request, "api_token", None)
+        return cls.for_token(token) if token is not None else cls.for_user(request.user)
+
 
 GENESIS_HASH = "0" * 64
 
@@ -110,7 +123,8 @@ def audit_record(
     head, _ = AuditChainHead.objects.get_or_create(pk=1)
     head = AuditChainHead.objects.select_for_update().get(pk=1)
     event = AuditEvent(
-        created_at=at or timezone.now(),
+        # UTC, so the hashed isoformat is the one the database gives back.
+        created_at=(at or timezone.now()).astimezone(UTC),
         actor_type=actor.type,
         actor_user_id=actor.user_id,
         actor_label=actor.label,
@@ -133,3 +147,217 @@ def audit_record(
     head.last_event_id = event.pk
     head.save(update_fields=["last_hash", "last_event_id"])
     return event
+
+
+# --- Verification -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    events_checked: int
+    message: str
+    first_broken_id: int | None = None
+
+
+def _broken(checked: int, event_id: int | None, message: str) -> ChainReport:
+    return ChainReport(ok=False, events_checked=checked, first_broken_id=event_id, message=message)
+
+
+def verify_chain(*, chunk_size: int = 5000) -> ChainReport:
+    """Recompute the chain and name the first broken link.
+
+    1. Start from the newest archive checkpoint's anchor hash (or the genesis hash).
+    2. Walk the events by id: each must name the previous event's hash as its
+       prev_hash (a deleted or inserted event breaks this) and hash to its own
+       stored hash (an altered event breaks this).
+    3. The last event must be the one the chain head names: this catches the
+       newest events being deleted, or events appended behind the head's back.
+       Events committed while the walk runs are walked too.
+    """
+    checkpoint = AuditCheckpoint.objects.order_by("-through_event_id").first()
+    expected_prev = checkpoint.anchor_hash if checkpoint else GENESIS_HASH
+    after_id = checkpoint.through_event_id if checkpoint else 0
+    start = f"archive checkpoint after #{after_id}" if checkpoint else "the start of the chain"
+    checked = 0
+    while True:
+        batch = list(AuditEvent.objects.filter(id__gt=after_id).order_by("id")[:chunk_size])
+        for event in batch:
+            if event.prev_hash != expected_prev:
+                where = f"event #{after_id}" if checked else start
+                return _broken(
+                    checked,
+                    event.pk,
+                    f"event #{event.pk} does not link to {where}: an event was deleted or inserted here",
+                )
+            if chain_hash(event.prev_hash, event.payload()) != event.hash:
+                return _broken(
+                    checked, event.pk, f"event #{event.pk} was altered: its content no longer matches its hash"
+                )
+            expected_prev, after_id = event.hash, event.pk
+            checked += 1
+        if batch:
+            continue
+        head = AuditChainHead.objects.filter(pk=1).first()
+        head_id, head_hash = (head.last_event_id, head.last_hash) if head else (0, GENESIS_HASH)
+        if head_id > after_id and AuditEvent.objects.filter(id__gt=after_id).exists():
+            continue  # appended while we walked
+        if head_id > after_id:
+            return _broken(
+                checked,
+                head_id,
+                f"the chain head names event #{head_id} but the log ends at #{after_id}: newest events were deleted",
+            )
+        if head_id < after_id:
+            first_extra = AuditEvent.objects.filter(id__gt=head_id).order_by("id").values_list("id", flat=True).first()
+            return _broken(
+                checked, first_extra, f"event #{first_extra} is past the chain head (#{head_id}): it was inserted"
+            )
+        if head_hash != expected_prev:
+            return _broken(checked, after_id, f"event #{after_id} does not match the chain head's hash")
+        return ChainReport(ok=True, events_checked=checked, message=f"{checked} events verified, chain intact")
+
+
+def verify_and_record(*, now: datetime | None = None) -> AuditVerification:
+    """Run verify_chain and keep its result (the latest one drives the admins' banner)."""
+    report = verify_chain()
+    return AuditVerification.objects.create(
+        ran_at=now or timezone.now(),
+        ok=report.ok,
+        events_checked=report.events_checked,
+        first_broken_id=report.first_broken_id,
+        message=report.message[:500],
+    )
+
+
+def latest_verification() -> AuditVerification | None:
+    return AuditVerification.objects.order_by("-ran_at", "-id").first()
+
+
+# --- Archive (the one sanctioned way to remove events) -----------------------
+
+ARCHIVE_FORMAT = "tipoff-audit-archive/1"
+
+
+class AuditChainBroken(Exception):
+    """The chain does not verify; refuse to archive (or trust) it."""
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    path: Path
+    sha256: str
+    event_count: int
+    through_event_id: int
+    anchor_hash: str
+
+
+def _event_line(event: AuditEvent) -> str:
+    record = {"id": event.pk, "prev_hash": event.prev_hash, "hash": event.hash, "payload": event.payload()}
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str) + "\n"
+
+
+def audit_archive(
+    *, actor: Actor, before: datetime, out_dir: Path, now: datetime | None = None
+) -> ArchiveResult | None:
+    """Export the events older than `before` to a file, then prune them; None when there is nothing to archive.
+
+    1. Verify the whole chain first: a broken chain is never archived.
+    2. Under the chain-head lock, take the longest run of oldest events created before `before`.
+    3. Write them (with their hashes) to a new JSON-lines file and fsync it.
+    4. Record an audit.archived event and a checkpoint whose anchor is the last
+       archived hash, so the remaining chain still verifies.
+    5. Delete the archived rows; on PostgreSQL the append-only trigger lets this
+       transaction through only because it sets tipoff.audit_archive locally.
+    """
+    now = now or timezone.now()
+    report = verify_chain()
+    if not report.ok:
+        raise AuditChainBroken(report.message)
+    with transaction.atomic():
+        AuditChainHead.objects.get_or_create(pk=1)
+        AuditChainHead.objects.select_for_update().get(pk=1)
+        checkpoint = AuditCheckpoint.objects.order_by("-through_event_id").first()
+        after_id = checkpoint.through_event_id if checkpoint else 0
+        remaining = AuditEvent.objects.filter(id__gt=after_id)
+        first_young = remaining.filter(created_at__gte=before).order_by("id").values_list("id", flat=True).first()
+        old = remaining if first_young is None else remaining.filter(id__lt=first_young)
+        through_id = old.aggregate(last=Max("id"))["last"]
+        if through_id is None:
+            return None
+        old = remaining.filter(id__lte=through_id)
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"audit-{after_id + 1:012d}-{through_id:012d}-{now:%Y%m%dT%H%M%SZ}.jsonl"
+        digest = hashlib.sha256()
+        count, anchor = 0, checkpoint.anchor_hash if checkpoint else GENESIS_HASH
+        start_prev = anchor
+        with path.open("x", encoding="utf-8") as fh:  # never overwrite an earlier archive
+            header = {"format": ARCHIVE_FORMAT, "start_prev_hash": start_prev, "through_event_id": through_id}
+            line = json.dumps(header, sort_keys=True) + "\n"
+            fh.write(line)
+            digest.update(line.encode())
+            for event in old.order_by("id").iterator(chunk_size=5000):
+                line = _event_line(event)
+                fh.write(line)
+                digest.update(line.encode())
+                count, anchor = count + 1, event.hash
+            fh.flush()
+            os.fsync(fh.fileno())
+        sha = digest.hexdigest()
+
+        audit_record(
+            actor=actor,
+            event_type=EventType.AUDIT_ARCHIVED,
+            object_type="audit_archive",
+            object_id=through_id,
+            after={"through_event_id": through_id, "events": count, "file": path.name, "sha256": sha, "anchor": anchor},
+            reason=f"archived {count} events created before {before.isoformat()}",
+        )
+        AuditCheckpoint.objects.create(
+            created_at=now,
+            through_event_id=through_id,
+            anchor_hash=anchor,
+            event_count=count,
+            archive_file=str(path),
+            archive_sha256=sha,
+            actor_label=actor.label,
+        )
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SET LOCAL tipoff.audit_archive = 'on'")
+            old.delete()
+            if connection.vendor == "postgresql":
+                cursor.execute("SET LOCAL tipoff.audit_archive = 'off'")
+    return ArchiveResult(path=path, sha256=sha, event_count=count, through_event_id=through_id, anchor_hash=anchor)
+
+
+def verify_archive_file(path: Path) -> ChainReport:
+    """Recompute the chain inside one archive file and match it to its checkpoint."""
+    digest = hashlib.sha256()
+    checked = 0
+    with path.open(encoding="utf-8") as fh:
+        header_line = fh.readline()
+        digest.update(header_line.encode())
+        try:
+            header = json.loads(header_line)
+        except json.JSONDecodeError:
+            return _broken(0, None, f"{path}: line 1 is not an archive header")
+        if header.get("format") != ARCHIVE_FORMAT:
+            return _broken(0, None, f"{path}: line 1 is not a {ARCHIVE_FORMAT} header")
+        expected_prev = header["start_prev_hash"]
+        for lineno, line in enumerate(fh, start=2):
+            digest.update(line.encode())
+            record = json.loads(line)
+            if record["prev_hash"] != expected_prev:
+                return _broken(checked, record["id"], f"{path}:{lineno}: event #{record['id']} does not link")
+            if chain_hash(record["prev_hash"], record["payload"]) != record["hash"]:
+                return _broken(checked, record["id"], f"{path}:{lineno}: event #{record['id']} was altered")
+            expected_prev = record["hash"]
+            checked += 1
+    checkpoint = AuditCheckpoint.objects.filter(through_event_id=header["through_event_id"]).first()
+    if checkpoint is None:
+        return _broken(checked, None, f"{path}: no checkpoint records an archive through #{header['through_event_id']}")
+    if checkpoint.archive_sha256 != digest.hexdigest() or checkpoint.anchor_hash != expected_prev:
+        return _broken(checked, None, f"{path}: does not match its checkpoint (digest or last hash differs)")
+    return ChainReport(ok=True, events_checked=checked, message=f"{path.name}: {checked} events verified")

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 def beat_schedule() -> dict[str, dict[str, Any]]:
     return {
         "tick": {"task": "scaling.tick", "schedule": float(settings.TICK_SECONDS)},
+        "verify_audit": {"task": "scaling.verify_audit", "schedule": float(settings.AUDIT_VERIFY_SECONDS)},
     }
 
 
@@ -46,3 +47,14 @@ def evaluate_service(self: Any, service_id: int, tick_iso: str) -> str:
     result = services.service_evaluate(service_id=service_id, tick_at=datetime.fromisoformat(tick_iso), worker=worker)
     log.info("service %s tick %s: %s", service_id, tick_iso, result.status)
     return result.status
+
+
+@shared_task(name="scaling.verify_audit", time_limit=600, soft_time_limit=540, ignore_result=True)
+def verify_audit() -> bool:
+    """Recompute the audit hash chain; a broken result raises the admins' red banner."""
+    from scaling.audit import verify_and_record
+
+    result = verify_and_record()
+    if not result.ok:
+        log.error("audit chain BROKEN at event #%s: %s", result.first_broken_id, result.message)
+    return result.ok

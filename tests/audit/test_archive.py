@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import transaction
+
+from scaling.audit import Actor, EventType, audit_record, verify_archive_file, verify_chain
+from scaling.models import AuditCheckpoint, AuditEvent
+from tests.audit.helpers import make_chain, tampering
+from tests.factories import T0
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_exports_then_prunes_and_the_rest_still_verifies(tmp_path: Path) -> None:
+    events = make_chain(10)  # one a minute from T0
+    cutoff = T0 + timedelta(minutes=6)
+    call_command("archive_audit", "--before", cutoff.isoformat(), "--out-dir", str(tmp_path), "--operator", "ops")
+
+    remaining = list(AuditEvent.objects.order_by("id"))
+    assert [e.pk for e in remaining[:4]] == [e.pk for e in events[6:]]
+    archived = remaining[-1]
+    assert archived.event_type == EventType.AUDIT_ARCHIVED and archived.actor_label == "system:archive_audit:ops"
+    checkpoint = AuditCheckpoint.objects.get()
+    assert checkpoint.through_event_id == events[5].pk and checkpoint.anchor_hash == events[5].hash
+    assert (archived.after or {})["sha256"] == checkpoint.archive_sha256
+
+    (archive,) = tmp_path.glob("audit-*.jsonl")
+    lines = archive.read_text().splitlines()
+    assert len(lines) == 7 and json.loads(lines[1])["hash"] == events[0].hash
+    assert verify_chain().ok
+    assert verify_archive_file(archive).ok
+    call_command("verify_audit", "--archive", str(archive))
+
+
+def test_a_second_archive_continues_from_the_first_checkpoint(tmp_path: Path) -> None:
+    make_chain(6)
+    call_command("archive_audit", "--before", (T0 + timedelta(minutes=3)).isoformat(), "--out-dir", str(tmp_path))
+    call_command("archive_audit", "--before", (T0 + timedelta(minutes=5)).isoformat(), "--out-dir", str(tmp_path))
+    assert AuditCheckpoint.objects.count() == 2
+    assert verify_chain().ok
+    assert all(verify_archive_file(path).ok for path in tmp_path.glob("audit-*.jsonl"))
+
+
+def test_deleting_the_first_event_after_a_checkpoint_is_detected(tmp_path: Path) -> None:
+    events = make_chain(5)
+    call_command("archive_audit", "--before", (T0 + timedelta(minutes=2)).isoformat(), "--out-dir", str(tmp_path))
+    with tampering():
+        AuditEvent.objects.filter(pk=events[2].pk).delete()
+    report = verify_chain()
+    assert not report.ok and report.first_broken_id == events[3].pk
+
+
+def test_it_refuses_to_archive_a_broken_chain(tmp_path: Path) -> None:
+    events = make_chain(3)
+    with tampering():
+        AuditEvent.objects.filter(pk=events[0].pk).update(reason="edited")
+    with pytest.raises(CommandError, match="refusing to archive a broken chain"):
+        call_command("archive_audit", "--older-than-days", "0", "--out-dir", str(tmp_path))
+    assert AuditEvent.objects.count() == 3 and not list(tmp_path.iterdir())
+
+
+def test_a_tampered_archive_file_is_detected(tmp_path: Path) -> None:
+    make_chain(4)
+    call_command("archive_audit", "--before", (T0 + timedelta(minutes=3)).isoformat(), "--out-dir", str(tmp_path))
+    (archive,) = tmp_path.glob("audit-*.jsonl")
+    archive.write_text(archive.read_text().replace("event 1", "event X"))
+    with pytest.raises(CommandError, match="altered"):
+        call_command("verify_audit", "--archive", str(archive))
+
+
+def test_nothing_older_than_the_cutoff_means_nothing_is_archived(tmp_path: Path) -> None:
+    make_chain(2)
+    with transaction.atomic():
+        audit_record(actor=Actor.system(), event_type=EventType.AUTH_LOGIN, at=T0 - timedelta(days=1))
+    call_command("archive_audit", "--before", (T0 - timedelta(minutes=1)).isoformat(), "--out-dir", str(tmp_path))
+    assert AuditEvent.objects.count() == 3 and not AuditCheckpoint.objects.exists()
