@@ -66,6 +66,14 @@ def get_metric_source(service: Service) -> MetricSource:
 
     if service.metric_source == "simulated":
         return simulated.SimulatedMetricSource()
+    if service.metric_source == "cloudwatch":
+        from scaling.backends.cloudwatch import CloudWatchMetricSource
+
+        return CloudWatchMetricSource()
+    if service.metric_source == "prometheus":
+        from scaling.backends.prometheus import PrometheusMetricSource
+
+        return PrometheusMetricSource()
     raise MetricsUnavailable(f"metric source {service.metric_source!r} is not available", permanent=True)
 
 
@@ -74,4 +82,12 @@ def get_actuator(service: Service) -> Actuator:
 
     if service.backend == "simulated":
         return simulated.SimulatedActuator()
+    if service.backend == "sagemaker":
+        from scaling.backends.sagemaker import SageMakerActuator
+
+        return SageMakerActuator()
+    if service.backend == "ecs":
+        from scaling.backends.ecs import EcsActuator
+
+        return EcsActuator()
     raise ActuatorError(f"backend {service.backend!r} is not available", permanent=True)

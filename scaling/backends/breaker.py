@@ -1,0 +1,116 @@
+"""A per-service circuit breaker for real actuators, stored in the database.
+
+After `breaker_errors` consecutive failed calls (describe or update), the actuator
+is not called for `breaker_cooloff_s`; the fleet page shows "actuator unavailable"
+with the last error. When the cool-off ends one call is let through: success
+closes the breaker, failure opens it again. No sweeper: the state heals by time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from scaling.audit import Actor, EventType, audit_record
+from scaling.backends.base import ActuatorError, BackendError
+from scaling.models import ActuatorHealth, Service
+
+DEFAULT_ERRORS = 3
+DEFAULT_COOLOFF_S = 300
+
+
+def thresholds(service: Service) -> tuple[int, int]:
+    cfg: dict[str, Any] = service.backend_config or {}
+    errors = int(cfg.get("breaker_errors") or getattr(settings, "TIPOFF_BREAKER_ERRORS", DEFAULT_ERRORS) or 1)
+    cooloff = int(cfg.get("breaker_cooloff_s") or getattr(settings, "TIPOFF_BREAKER_COOLOFF_S", DEFAULT_COOLOFF_S) or 1)
+    return max(errors, 1), max(cooloff, 1)
+
+
+def health_of(service: Service) -> ActuatorHealth | None:
+    if service.pk is None:
+        return None
+    return ActuatorHealth.objects.filter(service_id=service.pk).first()
+
+
+def check(service: Service, now: datetime) -> None:
+    """Raise instead of calling AWS while the breaker is open."""
+    health = health_of(service)
+    if health is not None and health.unavailable_at(now):
+        assert health.open_until is not None  # noqa: S101 - narrowed by unavailable_at
+        raise ActuatorError(
+            f"actuator unavailable until {health.open_until:%Y-%m-%d %H:%M:%S} UTC after "
+            f"{health.consecutive_errors} consecutive errors; last error: {health.last_error}",
+            permanent=False,
+        )
+
+
+def record_failure(service: Service, now: datetime, exc: BackendError) -> None:
+    if service.pk is None:
+        return
+    limit, cooloff_s = thresholds(service)
+    with transaction.atomic():
+        ActuatorHealth.objects.get_or_create(service_id=service.pk)
+        health = ActuatorHealth.objects.select_for_update().get(service_id=service.pk)
+        health.consecutive_errors += 1
+        health.last_error = str(exc)[:2000]
+        health.last_error_at = now
+        fields = ["consecutive_errors", "last_error", "last_error_at", "updated_at"]
+        if health.consecutive_errors >= limit and not health.unavailable_at(now):
+            health.open_until = now + timedelta(seconds=cooloff_s)
+            fields.append("open_until")
+            audit_record(
+                actor=Actor.system("breaker"),
+                event_type=EventType.ACTUATOR_UNAVAILABLE,
+                service=service,
+                object_type="service",
+                object_id=service.pk,
+                before={"consecutive_errors": health.consecutive_errors - 1},
+                after={"consecutive_errors": health.consecutive_errors, "open_until": health.open_until},
+                reason=f"actuator unavailable for {cooloff_s} s after {health.consecutive_errors} consecutive "
+                f"errors; last error: {health.last_error}",
+                at=now,
+            )
+        health.save(update_fields=fields)
+
+
+def record_success(service: Service, now: datetime) -> None:
+    if service.pk is None:
+        return
+    # Cheap read first: a healthy service writes nothing on success.
+    if not ActuatorHealth.objects.filter(service_id=service.pk, consecutive_errors__gt=0).exists():
+        return
+    with transaction.atomic():
+        health = ActuatorHealth.objects.select_for_update().get(service_id=service.pk)
+        if health.consecutive_errors == 0:
+            return
+        was_open = health.open_until is not None
+        errors = health.consecutive_errors
+        health.consecutive_errors = 0
+        health.open_until = None
+        health.last_ok_at = now
+        health.save(update_fields=["consecutive_errors", "open_until", "last_ok_at", "updated_at"])
+        if was_open:
+            audit_record(
+                actor=Actor.system("breaker"),
+                event_type=EventType.ACTUATOR_RECOVERED,
+                service=service,
+                object_type="service",
+                object_id=service.pk,
+                before={"consecutive_errors": errors},
+                after={"consecutive_errors": 0},
+                reason="actuator answered again; calls resume",
+                at=now,
+            )
+
+
+def set_note(service: Service, note: str) -> None:
+    """Remember what the backend says about who owns capacity (shown on the fleet page)."""
+    if service.pk is None:
+        return
+    note = note[:300]
+    updated = ActuatorHealth.objects.filter(service_id=service.pk).exclude(note=note).update(note=note)
+    if not updated and note and not ActuatorHealth.objects.filter(service_id=service.pk).exists():
+        ActuatorHealth.objects.get_or_create(service_id=service.pk, defaults={"note": note})

@@ -1,0 +1,67 @@
+"""An ECS service as an actuator.
+
+backend_config: cluster (name or ARN), service (name or ARN), region, endpoint_url,
+autoscaling_mode (refuse | suspend | bounds).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scaling.backends import aws
+from scaling.backends.aws_actuator import AwsActuator
+from scaling.backends.base import ActuationResult, ActuatorError, FleetStatus
+from scaling.models import Service
+
+
+def identifiers(service: Service) -> tuple[str, str]:
+    cfg = service.backend_config or {}
+    cluster = str(cfg.get("cluster") or "").strip()
+    name = str(cfg.get("service") or "").strip()
+    if not cluster or not name:
+        raise ActuatorError("backend_config.cluster and backend_config.service are required for ECS", permanent=True)
+    return cluster, name
+
+
+def describe(service: Service) -> dict[str, Any]:
+    cluster, name = identifiers(service)
+    out = aws.call(
+        aws.client("ecs", service.backend_config or {}),
+        "DescribeServices",
+        resource=f"ECS service {name!r} in cluster {cluster!r}",
+        error_cls=ActuatorError,
+        cluster=cluster,
+        services=[name],
+    )
+    for svc in out.get("services", []):
+        if svc.get("status") != "INACTIVE":
+            return dict(svc)
+    reasons = "; ".join(f"{f.get('arn')}: {f.get('reason')}" for f in out.get("failures", [])) or "INACTIVE"
+    raise ActuatorError(f"unknown resource: ECS service {name!r} in cluster {cluster!r} ({reasons})", permanent=True)
+
+
+class EcsActuator(AwsActuator):
+    def read(self, service: Service) -> FleetStatus:
+        svc = describe(service)
+        desired = int(svc.get("desiredCount") or 0)
+        running = int(svc.get("runningCount") or 0)
+        pending = int(svc.get("pendingCount") or 0)
+        return FleetStatus(
+            provisioned=desired,
+            ready=running,
+            desired=desired,
+            detail=f"ECS service {svc.get('status', '')}: {running} running, {pending} pending",
+        )
+
+    def apply(self, service: Service, replicas: int) -> ActuationResult:
+        cluster, name = identifiers(service)
+        aws.call(
+            aws.client("ecs", service.backend_config or {}),
+            "UpdateService",
+            resource=f"ECS service {name!r} in cluster {cluster!r}",
+            error_cls=ActuatorError,
+            cluster=cluster,
+            service=name,
+            desiredCount=replicas,
+        )
+        return ActuationResult("ok", f"ECS {cluster}/{name} desiredCount set to {replicas}")

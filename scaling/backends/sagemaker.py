@@ -1,0 +1,88 @@
+"""A SageMaker real-time endpoint variant as an actuator.
+
+backend_config: endpoint_name, variant_name (default AllTraffic), region, endpoint_url,
+autoscaling_mode (refuse | suspend | bounds).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scaling.backends import aws
+from scaling.backends.aws_actuator import AwsActuator
+from scaling.backends.base import ActuationResult, ActuatorError, FleetStatus
+from scaling.models import Service
+
+# Statuses in which the endpoint must not be called again; retry next tick.
+BUSY_STATUSES = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"}
+
+
+def identifiers(service: Service) -> tuple[str, str]:
+    cfg = service.backend_config or {}
+    endpoint = str(cfg.get("endpoint_name") or "").strip()
+    if not endpoint:
+        raise ActuatorError("backend_config.endpoint_name is required for a SageMaker service", permanent=True)
+    return endpoint, str(cfg.get("variant_name") or "AllTraffic").strip()
+
+
+def describe(service: Service) -> dict[str, Any]:
+    endpoint, _ = identifiers(service)
+    return aws.call(
+        aws.client("sagemaker", service.backend_config or {}),
+        "DescribeEndpoint",
+        resource=f"SageMaker endpoint {endpoint!r}",
+        error_cls=ActuatorError,
+        EndpointName=endpoint,
+    )
+
+
+def _variant(service: Service, described: dict[str, Any]) -> dict[str, Any]:
+    endpoint, variant = identifiers(service)
+    for v in described.get("ProductionVariants", []):
+        if v.get("VariantName") == variant:
+            return dict(v)
+    names = ", ".join(str(v.get("VariantName")) for v in described.get("ProductionVariants", [])) or "none"
+    raise ActuatorError(
+        f"unknown resource: SageMaker endpoint {endpoint!r} has no variant {variant!r} (it has: {names})",
+        permanent=True,
+    )
+
+
+class SageMakerActuator(AwsActuator):
+    def read(self, service: Service) -> FleetStatus:
+        described = describe(service)
+        variant = _variant(service, described)
+        current = int(variant.get("CurrentInstanceCount") or 0)
+        desired = int(variant.get("DesiredInstanceCount") or current)
+        state = str(described.get("EndpointStatus", ""))
+        busy = state in BUSY_STATUSES or state in {"Failed", "OutOfService"}
+        return FleetStatus(
+            provisioned=desired,
+            ready=current,
+            desired=desired,
+            busy=busy,
+            detail=f"endpoint {state}"
+            + (f": {described.get('FailureReason')}" if described.get("FailureReason") else ""),
+        )
+
+    def apply(self, service: Service, replicas: int) -> ActuationResult:
+        endpoint, variant = identifiers(service)
+        # Re-read just before writing: never call while the endpoint is updating.
+        state = str(describe(service).get("EndpointStatus", ""))
+        if state != "InService":
+            return ActuationResult("busy", f"endpoint {endpoint!r} is {state}; retry next tick")
+        try:
+            aws.call(
+                aws.client("sagemaker", service.backend_config or {}),
+                "UpdateEndpointWeightsAndCapacities",
+                resource=f"SageMaker endpoint {endpoint!r}",
+                error_cls=ActuatorError,
+                EndpointName=endpoint,
+                DesiredWeightsAndCapacities=[{"VariantName": variant, "DesiredInstanceCount": replicas}],
+            )
+        except ActuatorError as exc:
+            # Another update started between our read and our write.
+            if "in-progress" in str(exc).lower() or "updating" in str(exc).lower():
+                return ActuationResult("busy", f"endpoint {endpoint!r} is updating; retry next tick")
+            raise
+        return ActuationResult("ok", f"SageMaker {endpoint}/{variant} DesiredInstanceCount set to {replicas}")
