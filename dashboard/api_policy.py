@@ -11,7 +11,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
 from dashboard.decisions import METRIC_WINDOW_S
@@ -109,7 +109,7 @@ def get_policy(request: HttpRequest, name: str) -> dict[str, Any]:
 
 
 @router.put("/services/{name}/policy", response={200: PolicyChangeOut, 422: ValidationOut})
-def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> tuple[int, dict[str, Any]]:
+def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dict[str, Any]]:
     """Set the service's engine parameters; a change bumps the version, is audited and kept as a revision."""
     user = _user(request)
     if not can(user, "administer"):
@@ -128,11 +128,13 @@ def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> tuple[int,
                 continue
             errors.extend({"field": field, "message": m} for m in messages)
     if errors:
-        return 422, {"detail": "invalid policy: " + ", ".join(sorted({e["field"] for e in errors})), "errors": errors}
+        return Status(
+            422, {"detail": "invalid policy: " + ", ".join(sorted({e["field"] for e in errors})), "errors": errors}
+        )
     changed = services.service_update_policy(
         service=service, params=form.params(), actor=Actor.for_user(user), reason=form.cleaned_data["reason"]
     )
-    return 200, {**_policy_out(service), "changed": changed}
+    return Status(200, {**_policy_out(service), "changed": changed})
 
 
 @router.get("/services/{name}/policy/revisions", response=list[RevisionOut])

@@ -114,6 +114,7 @@ def test_it_tolerates_an_explanation_with_missing_keys(viewer: Client) -> None:
 def test_a_decision_from_a_real_tick_renders(viewer: Client) -> None:
     service = make_service(demand_scale=40.0)
     result = services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    assert result.decision_id is not None
     decision = Decision.objects.get(pk=result.decision_id)
     body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
     assert decision.summary.split(":")[0] in body

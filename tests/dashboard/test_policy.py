@@ -1,0 +1,219 @@
+"""Policy editing (form, revisions, restore, API) and the mode control."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from dashboard.policy_forms import PolicyForm, form_data_from_json, params_as_dict
+from scaling.audit import EventType
+from scaling.models import AuditEvent, PolicyRevision, Service
+from scaling.policy import PolicyParams
+from tests.factories import make_service, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin(client: Client) -> Client:
+    client.force_login(make_user("admin", "admin"))
+    return client
+
+
+@pytest.fixture
+def viewer(client: Client) -> Client:
+    client.force_login(make_user("viewer", "viewer"))
+    return client
+
+
+@pytest.fixture
+def operator(client: Client) -> Client:
+    client.force_login(make_user("operator", "operator"))
+    return client
+
+
+def form_post(overrides: dict[str, Any], *, reason: str = "more headroom for the playoffs", version: int = 1) -> dict:
+    data = form_data_from_json(overrides, reason, base=PolicyParams().to_dict())
+    return {k: v for k, v in data.items() if v != ""} | {"based_on_version": str(version)}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("target_utilization", 1.5, "must be in [0, 1]"),
+        ("target_utilization", -0.1, "must be in [0, 1]"),
+        ("tolerance", 0.9, "must be in [0, 0.5]"),
+        ("scale_down_stabilization_s", -5, "must be at least 0"),
+        ("scale_up_period_s", 0, "must be greater than 0"),
+        ("scale_down_percent", 150, "must be in [0, 100]"),
+        ("scale_up_pods", 2.5, "Enter a whole number"),
+        ("tolerance", "lots", "Enter a number"),
+    ],
+)
+def test_the_form_rejects_a_bad_value_naming_the_field(field: str, value: Any, message: str) -> None:
+    form = PolicyForm(form_post({field: value}))
+    assert not form.is_valid()
+    assert list(form.errors) == [field]
+    assert message in " ".join(form.field_errors()[field])
+
+
+def test_the_form_needs_a_reason() -> None:
+    form = PolicyForm(form_post({}, reason=""))
+    assert not form.is_valid() and list(form.errors) == ["reason"]
+
+
+def test_the_form_has_an_input_and_help_text_for_every_engine_parameter() -> None:
+    form = PolicyForm(initial=PolicyParams().to_dict())
+    names = [f.name for f in form.parameter_fields()]
+    assert names == list(PolicyParams().to_dict())
+    assert all(form.fields[name].help_text for name in names)
+
+
+def test_saving_the_form_creates_a_revision_and_an_audit_event_and_bumps_the_version(admin: Client) -> None:
+    service = make_service()
+    response = admin.post(reverse("dashboard:policy-edit", args=[service.name]), form_post({"target_utilization": 0.6}))
+    assert response.status_code == 302
+    service.refresh_from_db()
+    assert service.policy_version == 2
+    assert service.policy["target_utilization"] == 0.6
+    versions = list(PolicyRevision.objects.filter(service=service).order_by("version").values_list("version", "reason"))
+    assert versions == [(1, "policy in force before the first recorded change"), (2, "more headroom for the playoffs")]
+    event = AuditEvent.objects.get(event_type=EventType.POLICY_CHANGED)
+    assert event.before == {"target_utilization": 0.7} and event.after == {"target_utilization": 0.6}
+    assert event.actor_label == "admin" and event.reason == "more headroom for the playoffs"
+
+
+def test_a_bad_value_saves_nothing_and_says_which_field(admin: Client) -> None:
+    service = make_service()
+    response = admin.post(reverse("dashboard:policy-edit", args=[service.name]), form_post({"tolerance": 0.9}))
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert 'data-param="tolerance"' in body and "must be in [0, 0.5]" in body
+    service.refresh_from_db()
+    assert service.policy_version == 1 and not PolicyRevision.objects.exists()
+
+
+def test_a_save_based_on_an_old_version_is_refused(admin: Client) -> None:
+    service = make_service()
+    url = reverse("dashboard:policy-edit", args=[service.name])
+    admin.post(url, form_post({"tolerance": 0.2}))
+    response = admin.post(url, form_post({"tolerance": 0.3}, version=1))
+    assert response.status_code == 422 and "changed while you were editing" in response.content.decode()
+    service.refresh_from_db()
+    assert service.policy["tolerance"] == 0.2
+
+
+def test_a_viewer_can_read_the_policy_but_not_edit_it(viewer: Client) -> None:
+    service = make_service()
+    page = viewer.get(reverse("dashboard:policy", args=[service.name]))
+    assert page.status_code == 200 and "target_utilization" in page.content.decode()
+    assert "Edit policy" not in page.content.decode()
+    assert viewer.get(reverse("dashboard:policy-edit", args=[service.name])).status_code == 403
+    response = viewer.post(reverse("dashboard:policy-edit", args=[service.name]), form_post({"tolerance": 0.2}))
+    assert response.status_code == 403
+    response = viewer.put(
+        f"/api/services/{service.name}/policy",
+        {"params": {"tolerance": 0.2}, "reason": "x"},
+        content_type="application/json",
+    )
+    assert response.status_code == 403
+    service.refresh_from_db()
+    assert service.policy_version == 1
+
+
+def test_the_policy_page_lists_revisions_with_their_diffs_and_restores_one(admin: Client) -> None:
+    service = make_service()
+    url = reverse("dashboard:policy-edit", args=[service.name])
+    admin.post(url, form_post({"tolerance": 0.2}, reason="quieter"))
+    admin.post(url, form_post({"tolerance": 0.2, "scale_up_pods": 8}, reason="faster", version=2))
+    page = admin.get(reverse("dashboard:policy", args=[service.name])).content.decode()
+    assert "quieter" in page and "faster" in page
+    assert "<del>4</del> → <ins>8</ins>" in page and "<del>0.1</del> → <ins>0.2</ins>" in page
+
+    restore = reverse("dashboard:policy-restore", args=[service.name, 1])
+    assert admin.post(restore, {"reason": ""}).status_code == 302  # refused: no reason
+    service.refresh_from_db()
+    assert service.policy_version == 3
+    admin.post(restore, {"reason": "back to the defaults"})
+    service.refresh_from_db()
+    assert service.policy_version == 4
+    assert params_as_dict(service.policy) == PolicyParams().to_dict()
+    latest = PolicyRevision.objects.get(service=service, version=4)
+    assert latest.reason == "restore version 1: back to the defaults"
+
+
+def test_the_api_reads_and_replaces_the_policy(admin: Client) -> None:
+    service = make_service()
+    got = admin.get(f"/api/services/{service.name}/policy").json()
+    assert got["version"] == 1 and got["params"] == PolicyParams().to_dict()
+
+    response = admin.put(
+        f"/api/services/{service.name}/policy",
+        {"params": {"target_utilization": 0.55}, "reason": "playoffs"},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    assert response.json()["version"] == 2 and response.json()["changed"] is True
+    assert response.json()["params"]["target_utilization"] == 0.55
+    assert response.json()["params"]["tolerance"] == 0.1  # omitted parameters keep their value
+
+    revisions = admin.get(f"/api/services/{service.name}/policy/revisions").json()
+    assert [(r["version"], r["actor"]) for r in revisions] == [(2, "admin"), (1, "system:initial")]
+    assert AuditEvent.objects.filter(event_type=EventType.POLICY_CHANGED, service=service).count() == 1
+
+
+def test_the_api_answers_422_naming_each_bad_field(admin: Client) -> None:
+    service = make_service()
+    response = admin.put(
+        f"/api/services/{service.name}/policy",
+        {"params": {"tolerance": 2, "no_such_knob": 1, "scale_up_pods": "many"}, "reason": " "},
+        content_type="application/json",
+    )
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert fields == {"tolerance", "no_such_knob", "scale_up_pods", "reason"}
+    assert Service.objects.get(pk=service.pk).policy_version == 1
+
+
+def test_the_api_needs_a_reason_in_the_body(admin: Client) -> None:
+    service = make_service()
+    response = admin.put(
+        f"/api/services/{service.name}/policy", {"params": {"tolerance": 0.2}}, content_type="application/json"
+    )
+    assert response.status_code == 422
+
+
+def test_an_operator_changes_the_mode_with_a_reason_and_it_is_audited(operator: Client) -> None:
+    service = make_service()
+    url = reverse("dashboard:service-mode", args=[service.name])
+    response = operator.post(
+        url, {"mode": "dry_run", "reason": "watching the new model"}, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 204 and response["HX-Refresh"] == "true"
+    service.refresh_from_db()
+    assert service.mode == Service.Mode.DRY_RUN
+    event = AuditEvent.objects.get(event_type=EventType.SERVICE_MODE_CHANGED)
+    assert event.before == {"mode": "active"} and event.after == {"mode": "dry_run"}
+    assert event.reason == "watching the new model" and event.actor_label == "operator"
+
+
+def test_a_mode_change_without_a_reason_is_refused(operator: Client) -> None:
+    service = make_service()
+    url = reverse("dashboard:service-mode", args=[service.name])
+    response = operator.post(url, {"mode": "paused", "reason": ""}, headers={"HX-Request": "true"})
+    assert response.status_code == 200 and "reason" in response.content.decode()
+    service.refresh_from_db()
+    assert service.mode == Service.Mode.ACTIVE and not AuditEvent.objects.exists()
+
+
+def test_a_viewer_cannot_change_the_mode_and_sees_no_control(viewer: Client) -> None:
+    service = make_service()
+    response = viewer.post(reverse("dashboard:service-mode", args=[service.name]), {"mode": "paused", "reason": "x"})
+    assert response.status_code == 403
+    page = viewer.get(reverse("dashboard:service", args=[service.name])).content.decode()
+    assert "mode-form" not in page and "Policy v1" in page
+    service.refresh_from_db()
+    assert service.mode == Service.Mode.ACTIVE
