@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -12,6 +16,8 @@ from config.celery import app
 from scaling import tasks
 from scaling.models import Decision, SimulatedFleet
 from tests.factories import make_service
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 
@@ -53,3 +59,31 @@ def test_one_tick_goes_from_the_broker_to_an_actuated_decision(worker: None) -> 
     assert decision.changed and decision.actuation == Decision.Actuation.OK
     assert decision.worker.startswith("celery@") or decision.worker
     assert len(SimulatedFleet.objects.get(service=busy).ready_at) == decision.desired
+
+
+def test_a_real_beat_process_drives_ticks_to_actuated_decisions(worker: None, tmp_path: Path) -> None:
+    service = make_service("live-odds", replicas=2, demand_scale=40.0)
+    env = os.environ | {"TICK_SECONDS": "1"}
+    beat = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "--loglevel=WARNING",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for(lambda: Decision.objects.filter(service=service, actuation=Decision.Actuation.OK).exists(), 60.0)
+    finally:
+        beat.terminate()
+        beat.wait(timeout=20)
+    assert len(SimulatedFleet.objects.get(service=service).ready_at) > 2
