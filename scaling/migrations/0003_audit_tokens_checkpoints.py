@@ -61,104 +61,124 @@ def remove_postgres_sql(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('scaling', '0002_policy_revision'),
+        ("scaling", "0002_policy_revision"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Capability',
+            name="Capability",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
             ],
             options={
-                'permissions': [('view', 'Read every page and endpoint (no secrets)'), ('operate', 'Create, cancel and extend overrides within limits; pause and dry-run services'), ('approve', "Approve or reject other people's overrides"), ('administer', 'Change services, policies, game-day rules and users')],
-                'managed': False,
-                'default_permissions': (),
+                "permissions": [
+                    ("view", "Read every page and endpoint (no secrets)"),
+                    ("operate", "Create, cancel and extend overrides within limits; pause and dry-run services"),
+                    ("approve", "Approve or reject other people's overrides"),
+                    ("administer", "Change services, policies, game-day rules and users"),
+                ],
+                "managed": False,
+                "default_permissions": (),
             },
         ),
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80)),
-                ('prefix', models.CharField(db_index=True, max_length=16)),
-                ('token_sha256', models.CharField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=80)),
+                ("prefix", models.CharField(db_index=True, max_length=16)),
+                ("token_sha256", models.CharField(max_length=64, unique=True)),
+                ("created_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='AuditCheckpoint',
+            name="AuditCheckpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField()),
-                ('through_event_id', models.BigIntegerField()),
-                ('anchor_hash', models.CharField(max_length=64)),
-                ('event_count', models.PositiveIntegerField()),
-                ('archive_file', models.CharField(max_length=500)),
-                ('archive_sha256', models.CharField(max_length=64)),
-                ('actor_label', models.CharField(max_length=200)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField()),
+                ("through_event_id", models.BigIntegerField()),
+                ("anchor_hash", models.CharField(max_length=64)),
+                ("event_count", models.PositiveIntegerField()),
+                ("archive_file", models.CharField(max_length=500)),
+                ("archive_sha256", models.CharField(max_length=64)),
+                ("actor_label", models.CharField(max_length=200)),
             ],
             options={
-                'ordering': ['-through_event_id'],
+                "ordering": ["-through_event_id"],
             },
         ),
         migrations.CreateModel(
-            name='AuditVerification',
+            name="AuditVerification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ran_at', models.DateTimeField(db_index=True)),
-                ('ok', models.BooleanField()),
-                ('events_checked', models.PositiveIntegerField(default=0)),
-                ('first_broken_id', models.BigIntegerField(blank=True, null=True)),
-                ('message', models.CharField(max_length=500)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("ran_at", models.DateTimeField(db_index=True)),
+                ("ok", models.BooleanField()),
+                ("events_checked", models.PositiveIntegerField(default=0)),
+                ("first_broken_id", models.BigIntegerField(blank=True, null=True)),
+                ("message", models.CharField(max_length=500)),
             ],
             options={
-                'ordering': ['-ran_at', '-id'],
+                "ordering": ["-ran_at", "-id"],
             },
         ),
         migrations.AlterField(
-            model_name='auditevent',
-            name='actor_user',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="auditevent",
+            name="actor_user",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='auditevent',
-            name='service',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='audit_events', to='scaling.service'),
+            model_name="auditevent",
+            name="service",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="audit_events",
+                to="scaling.service",
+            ),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['service', '-id'], name='audit_service_id'),
+            model_name="auditevent",
+            index=models.Index(fields=["service", "-id"], name="audit_service_id"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['event_type', '-id'], name='audit_type_id'),
+            model_name="auditevent",
+            index=models.Index(fields=["event_type", "-id"], name="audit_type_id"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['actor_label', '-id'], name='audit_actor_id'),
+            model_name="auditevent",
+            index=models.Index(fields=["actor_label", "-id"], name="audit_actor_id"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['object_type', 'object_id'], name='audit_object'),
+            model_name="auditevent",
+            index=models.Index(fields=["object_type", "object_id"], name="audit_object"),
         ),
         migrations.AddField(
-            model_name='apitoken',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL),
+            model_name="apitoken",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="api_tokens", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddConstraint(
-            model_name='apitoken',
-            constraint=models.UniqueConstraint(fields=('user', 'name'), name='uniq_token_user_name'),
+            model_name="apitoken",
+            constraint=models.UniqueConstraint(fields=("user", "name"), name="uniq_token_user_name"),
         ),
         migrations.RunPython(install_postgres_sql, remove_postgres_sql),
     ]
