@@ -1,0 +1,1 @@
+"""Baseline policies for replay, each implemented from its public definition (named in its module)."""

@@ -1,0 +1,181 @@
+"""Synthetic game-night traffic for replay and the benchmark.
+
+Demand at time t (rps) is
+
+    rps(t) = base_rps · diurnal(t) · noise(t)
+             + Σ_games per_game_rps · tier_weight · interest_g · game_shape_g(t − tip_g) · noise(t)
+             + unscheduled spikes
+
+- **diurnal(t)**: low overnight in the US, a small lunchtime bump and an
+  evening peak around 20:00 ET (ET = UTC−5): 0.25 + 0.15·bump(12:30 ET, σ 2 h)
+  + 0.75·bump(20:00 ET, σ 3 h), weekends × `weekend_factor`.
+- **tier_weight**: `national_multiple` (default 4) for a national-TV game
+  (any network but NBA TV), 1 for a regional one. **interest_g** is a per-game
+  log-normal draw (σ `interest_sigma`), a rivalry or a star's night.
+- **game_shape** (minutes from tip-off m; 1.0 is the in-game level):
+  - pre-tip ramp from m = −`ramp_min` (default 90): 0.05 + 0.75·x² with
+    x going 0 → 1, then a step to the in-game level at tip-off;
+  - in-game level 1.0 through regulation (`regulation_min`, 140 minutes of
+    wall clock), extended by 15 minutes per overtime;
+  - surges that rise within a minute and decay exponentially (τ 3 min): end of
+    Q1 at m = 32 (+0.6), halftime at m = 66 (+1.0, τ 6 min), end of Q3 at
+    m = 113 (+0.6) and the final buzzer (+1.2);
+  - close-finish variant (probability `close_finish_p`): the last 15
+    minutes of regulation climb linearly to +1.0 on top of the level;
+  - overtime variant (probability `overtime_p`, a second OT with
+    `overtime_p` again): level 1.6 during each 15-minute overtime;
+  - after the game, an exponential fade (τ 12 min).
+- **noise(t)**: multiplicative log-normal AR(1) per minute (σ `noise_sigma`,
+  correlation 0.9), linearly interpolated between minutes.
+- **unscheduled spikes** (`spikes` per trace, breaking news): at a random
+  time, traffic rises × `spike_multiple` (default 3) within a minute, holds
+  5–20 minutes and decays over 10 minutes.
+
+All randomness comes from one seeded generator, drawn in a fixed order, so a
+seed gives the same trace byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from scaling.policy.types import GameSpec
+from scaling.sim.trace import Trace
+
+FloatArray = npt.NDArray[np.float64]
+
+Q1_END_MIN = 32.0
+HALFTIME_MIN = 66.0
+Q3_END_MIN = 113.0
+OVERTIME_MIN = 15.0
+SHAPE_BEFORE_MIN = 120.0
+SHAPE_AFTER_MIN = 260.0
+
+
+@dataclass(frozen=True)
+class GenParams:
+    base_rps: float = 400.0
+    per_game_rps: float = 450.0
+    national_multiple: float = 4.0
+    interest_sigma: float = 0.25
+    ramp_min: float = 90.0
+    regulation_min: float = 140.0
+    close_finish_p: float = 0.3
+    overtime_p: float = 0.06
+    noise_sigma: float = 0.04
+    weekend_factor: float = 1.15
+    spikes: int = 0
+    spike_multiple: float = 3.0
+    use_schedule: bool = True
+
+
+def _bump(hours: FloatArray, centre: float, sigma: float) -> FloatArray:
+    d = (hours - centre + 12.0) % 24.0 - 12.0
+    out: FloatArray = np.exp(-0.5 * (d / sigma) ** 2)
+    return out
+
+
+def diurnal(epoch_s: FloatArray, weekend_factor: float) -> FloatArray:
+    hours_et = ((epoch_s / 3600.0) - 5.0) % 24.0
+    level = 0.25 + 0.15 * _bump(hours_et, 12.5, 2.0) + 0.75 * _bump(hours_et, 20.0, 3.0)
+    day_et = np.floor((epoch_s - 5 * 3600.0) / 86400.0)
+    weekday = (day_et + 3) % 7  # 1970-01-01 was a Thursday (3 with Monday = 0)
+    out: FloatArray = level * np.where(weekday >= 5, weekend_factor, 1.0)
+    return out
+
+
+def _surge(m: FloatArray, at: float, height: float, tau: float) -> FloatArray:
+    """Rise within a minute at `at`, then decay with time constant `tau` minutes."""
+    rise = np.clip(m - at + 1.0, 0.0, 1.0)
+    decay = np.exp(-np.clip(m - at, 0.0, None) / tau)
+    out: FloatArray = height * rise * decay
+    return out
+
+
+def game_shape(m: FloatArray, params: GenParams, *, close_finish: bool, overtimes: int) -> FloatArray:
+    """Relative demand of one game at minutes `m` from tip-off (see the module docstring)."""
+    end = params.regulation_min + OVERTIME_MIN * overtimes
+    x = np.clip((m + params.ramp_min) / params.ramp_min, 0.0, 1.0)
+    pre = np.where(m >= -params.ramp_min, 0.05 + 0.75 * x**2, 0.0)
+    level = np.where(m >= params.regulation_min, 1.6 if overtimes else 1.0, 1.0)
+    live = (m >= 0.0) & (m < end)
+    shape = np.where(m < 0.0, pre, np.where(live, level, 0.0))
+    shape = shape + np.where(live, _surge(m, Q1_END_MIN, 0.6, 3.0), 0.0)
+    shape = shape + np.where(live, _surge(m, HALFTIME_MIN, 1.0, 6.0), 0.0)
+    shape = shape + np.where(live, _surge(m, Q3_END_MIN, 0.6, 3.0), 0.0)
+    if close_finish:
+        climb = np.clip((m - (params.regulation_min - 15.0)) / 15.0, 0.0, 1.0)
+        shape = shape + np.where(live & (m < params.regulation_min), climb, 0.0)
+    after = m >= end
+    fade = np.exp(-np.clip(m - end, 0.0, None) / 12.0)
+    shape = np.where(after, fade, shape) + _surge(m, end, 1.2, 3.0)
+    out: FloatArray = shape
+    return out
+
+
+def generate(
+    start: datetime,
+    days: float,
+    *,
+    step_s: int = 10,
+    games: Sequence[GameSpec] = (),
+    params: GenParams | None = None,
+    seed: int = 0,
+) -> Trace:
+    """A trace from `start` for `days`, at `step_s`, shaped by the games of the schedule.
+
+    1. Diurnal baseline over the whole grid.
+    2. For each game (sorted by tip-off), draw interest, close finish and overtime, add its shape.
+    3. Multiply by the correlated noise; add the unscheduled spikes.
+    """
+    params = params or GenParams()
+    rng = np.random.default_rng(seed)
+    start = start.astimezone(UTC)
+    t0 = int(start.timestamp())
+    n = round(days * 86400 / step_s)
+    epoch = t0 + step_s * np.arange(n, dtype=np.float64)
+    demand = params.base_rps * diurnal(epoch, params.weekend_factor)
+
+    ordered = sorted(games, key=lambda g: (g.tip_utc, g.game_id)) if params.use_schedule else []
+    for game in ordered:
+        tip = game.tip_utc.timestamp()
+        interest = math.exp(rng.normal(0.0, params.interest_sigma))
+        close_finish = bool(rng.random() < params.close_finish_p)
+        overtimes = 0
+        if rng.random() < params.overtime_p:
+            overtimes = 2 if rng.random() < params.overtime_p else 1
+        lo = max(0, math.floor((tip - SHAPE_BEFORE_MIN * 60 - t0) / step_s))
+        hi = min(n, math.ceil((tip + SHAPE_AFTER_MIN * 60 - t0) / step_s))
+        if hi <= lo:
+            continue
+        minutes = (epoch[lo:hi] - tip) / 60.0
+        weight = params.national_multiple if game.is_national else 1.0
+        shape = game_shape(minutes, params, close_finish=close_finish, overtimes=overtimes)
+        demand[lo:hi] += params.per_game_rps * weight * interest * shape
+
+    # Correlated multiplicative noise, one value per minute, interpolated.
+    minutes_n = math.ceil(n * step_s / 60.0) + 2
+    shocks = rng.normal(0.0, params.noise_sigma * math.sqrt(1 - 0.9**2), minutes_n)
+    ar = np.empty(minutes_n)
+    ar[0] = rng.normal(0.0, params.noise_sigma)
+    for i in range(1, minutes_n):
+        ar[i] = 0.9 * ar[i - 1] + shocks[i]
+    noise = np.exp(np.interp((epoch - t0) / 60.0, np.arange(minutes_n, dtype=np.float64), ar))
+    demand = demand * noise
+
+    for _ in range(params.spikes):
+        at_min = float(rng.uniform(0.0, n * step_s / 60.0))
+        hold_min = float(rng.uniform(5.0, 20.0))
+        m = (epoch - t0) / 60.0 - at_min
+        rise = np.clip(m, 0.0, 1.0)
+        decay = np.where(m > hold_min, np.clip(1.0 - (m - hold_min) / 10.0, 0.0, 1.0), 1.0)
+        demand = demand * (1.0 + (params.spike_multiple - 1.0) * rise * decay)
+
+    rps = np.round(np.maximum(demand, 0.0), 3).astype(np.float64)
+    return Trace(start=datetime.fromtimestamp(t0, tz=UTC), step_s=step_s, rps=rps, source="generated")
