@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 def beat_schedule() -> dict[str, dict[str, Any]]:
     return {
         "tick": {"task": "scaling.tick", "schedule": float(settings.TICK_SECONDS)},
+        "refresh_schedule": {"task": "scaling.refresh_schedule", "schedule": float(settings.SCHEDULE_REFRESH_SECONDS)},
         "verify_audit": {"task": "scaling.verify_audit", "schedule": float(settings.AUDIT_VERIFY_SECONDS)},
     }
 
@@ -47,6 +48,30 @@ def evaluate_service(self: Any, service_id: int, tick_iso: str) -> str:
     result = services.service_evaluate(service_id=service_id, tick_at=datetime.fromisoformat(tick_iso), worker=worker)
     log.info("service %s tick %s: %s", service_id, tick_iso, result.status)
     return result.status
+
+
+@shared_task(name="scaling.refresh_schedule", time_limit=300, soft_time_limit=240, ignore_result=True)
+def refresh_schedule() -> str:
+    """Re-import the league schedule from SCHEDULE_URL (off when unset), then let game-day rules roll forward."""
+    from scaling.audit import Actor
+    from scaling.schedule.fetch import read_schedule_source
+    from scaling.schedule.parse import ScheduleError
+    from scaling.schedule.rules import rules_apply
+    from scaling.schedule.services import schedule_import
+
+    actor = Actor.system("refresh_schedule")
+    if not settings.SCHEDULE_URL:
+        rules_apply(actor=actor)
+        return "off"
+    try:
+        text, source = read_schedule_source(settings.SCHEDULE_URL)
+        summary = schedule_import(text=text, source=source, actor=actor)
+    except ScheduleError as exc:
+        log.error("schedule refresh: nothing imported: %s", exc)
+        return "error"
+    rules_apply(actor=actor)
+    log.info("schedule refresh: %s", summary.as_dict())
+    return "ok"
 
 
 @shared_task(name="scaling.verify_audit", time_limit=600, soft_time_limit=540, ignore_result=True)

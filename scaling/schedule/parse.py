@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 
 class ScheduleError(ValueError):
@@ -69,8 +71,106 @@ def parse_csv(text: str, *, source: str = "schedule.csv") -> list[GameRecord]:
                 season_type=(row.get("season_type") or "").strip(),
                 venue=(row.get("venue") or "").strip(),
                 national_tv=(row.get("national_tv") or "").strip(),
+                label=(row.get("label") or "").strip(),
+                sub_label=(row.get("sub_label") or "").strip(),
+                postponed=(row.get("postponed") or "").strip().upper() in POSTPONED_VALUES,
             )
         )
     if not records:
         raise ScheduleError(f"{source}: no games found")
     return records
+
+
+# The third digit of a league game id names the season stage.
+SEASON_TYPES = {
+    "1": "Preseason",
+    "2": "Regular Season",
+    "3": "All-Star",
+    "4": "Playoffs",
+    "5": "Play-In",
+    "6": "NBA Cup",
+}
+POSTPONED_VALUES = {"P", "PPD", "POSTPONED", "Y", "YES", "TRUE"}
+
+
+def _team(entry: Any, where: str, field: str) -> str:
+    if not isinstance(entry, dict):
+        raise ScheduleError(f"{where}: field {field!r} is missing")
+    tricode = str(entry.get("teamTricode") or "").strip()
+    if not tricode:
+        raise ScheduleError(f"{where}: field '{field}.teamTricode' is empty")
+    name = str(entry.get("teamName") or "").strip()
+    return f"{tricode} ({name})" if name else tricode
+
+
+def _national_tv(game: dict[str, Any], where: str) -> str:
+    broadcasters = game.get("broadcasters") or {}
+    if not isinstance(broadcasters, dict):
+        raise ScheduleError(f"{where}: field 'broadcasters' is not an object")
+    national = broadcasters.get("nationalBroadcasters") or []
+    if not isinstance(national, list):
+        raise ScheduleError(f"{where}: field 'broadcasters.nationalBroadcasters' is not a list")
+    names = [str(b.get("broadcasterDisplay") or "").strip() for b in national if isinstance(b, dict)]
+    return " | ".join(n for n in names if n)
+
+
+def parse_league_json(text: str, *, source: str = "schedule.json") -> list[GameRecord]:
+    """The league's official schedule feed: leagueSchedule.gameDates[].games[]."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScheduleError(f"{source}: line {exc.lineno}: not valid JSON: {exc.msg}") from None
+    dates = (data.get("leagueSchedule") or {}).get("gameDates") if isinstance(data, dict) else None
+    if not isinstance(dates, list):
+        raise ScheduleError(f"{source}: no leagueSchedule.gameDates list")
+    records: list[GameRecord] = []
+    seen: dict[str, str] = {}
+    for di, day in enumerate(dates):
+        games = day.get("games") if isinstance(day, dict) else None
+        if not isinstance(games, list):
+            raise ScheduleError(f"{source}: gameDates[{di}]: field 'games' is not a list")
+        for gi, game in enumerate(games):
+            where = f"{source}: gameDates[{di}].games[{gi}]"
+            if not isinstance(game, dict):
+                raise ScheduleError(f"{where}: not an object")
+            game_id = str(game.get("gameId") or "").strip()
+            if not game_id:
+                raise ScheduleError(f"{where}: field 'gameId' is empty")
+            if game_id in seen:
+                raise ScheduleError(f"{where}: gameId {game_id} repeats {seen[game_id]}")
+            seen[game_id] = f"gameDates[{di}].games[{gi}]"
+            raw_tip = str(game.get("gameDateTimeUTC") or "")
+            try:
+                tip = parse_utc(raw_tip)
+            except ValueError as exc:
+                raise ScheduleError(f"{where} (gameId {game_id}): field 'gameDateTimeUTC' {raw_tip!r}: {exc}") from None
+            records.append(
+                GameRecord(
+                    game_id=game_id,
+                    tip_utc=tip,
+                    away_team=_team(game.get("awayTeam"), where, "awayTeam"),
+                    home_team=_team(game.get("homeTeam"), where, "homeTeam"),
+                    season_type=SEASON_TYPES.get(game_id[2:3], ""),
+                    venue=str(game.get("arenaName") or "").strip(),
+                    national_tv=_national_tv(game, where),
+                    label=str(game.get("gameLabel") or "").strip(),
+                    sub_label=str(game.get("gameSubLabel") or "").strip(),
+                    postponed=str(game.get("postponedStatus") or "").strip().upper() in POSTPONED_VALUES,
+                )
+            )
+    if not records:
+        raise ScheduleError(f"{source}: no games found")
+    return records
+
+
+def detect_format(text: str) -> str:
+    """'json' when the content is a JSON document, else 'csv'."""
+    return "json" if text.lstrip("\ufeff \t\r\n").startswith(("{", "[")) else "csv"
+
+
+def parse_schedule(text: str, *, source: str) -> list[GameRecord]:
+    """Parse a schedule in either format, detected from its content."""
+    text = text.lstrip("\ufeff")
+    if detect_format(text) == "json":
+        return parse_league_json(text, source=source)
+    return parse_csv(text, source=source)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.utils import timezone
 
+from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType, audit_record
-from scaling.models import Game
-from scaling.schedule.parse import GameRecord
+from scaling.models import Game, Override
+from scaling.overrides import _cancel_locked, override_snapshot
+from scaling.schedule.parse import GameRecord, parse_schedule
+from scaling.schedule.rules import rules_apply
 
 
 @dataclass(frozen=True)
@@ -18,9 +22,19 @@ class ImportSummary:
     created: int
     updated: int
     unchanged: int
+    overrides_moved: int = 0
+    overrides_cancelled: int = 0
+    overrides_scheduled: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged}
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "overrides_moved": self.overrides_moved,
+            "overrides_cancelled": self.overrides_cancelled,
+            "overrides_scheduled": self.overrides_scheduled,
+        }
 
 
 _FIELDS = (
@@ -36,10 +50,62 @@ _FIELDS = (
 )
 
 
-def games_upsert(*, records: Iterable[GameRecord], actor: Actor, source: str, shift_weeks: int = 0) -> ImportSummary:
-    """Create or update games by game id in one transaction, audited as one import."""
+def _linked_live(game: Game, now: datetime) -> list[Override]:
+    return list(
+        Override.objects.select_for_update(of=("self",))
+        .select_related("service", "game", "rule")
+        .filter(game=game, status__in=reads.LIVE_STATUSES, ends_at__gt=now)
+    )
+
+
+def _move_overrides(game: Game, delta: timedelta, *, actor: Actor, now: datetime) -> int:
+    """A moved tip-off moves the windows of the overrides scheduled around it."""
+    rows = _linked_live(game, now)
+    for o in rows:
+        before = override_snapshot(o)
+        o.starts_at += delta
+        o.ends_at += delta
+        o.save(update_fields=["starts_at", "ends_at"])
+        audit_record(
+            actor=actor,
+            event_type=EventType.OVERRIDE_MOVED,
+            service=o.service,
+            object_type="override",
+            object_id=o.pk,
+            before=before,
+            after=override_snapshot(o),
+            reason=f"tip-off of {game.game_id} moved by {delta}",
+            at=now,
+        )
+    return len(rows)
+
+
+def _cancel_overrides(game: Game, *, actor: Actor, now: datetime) -> int:
+    rows = _linked_live(game, now)
+    for o in rows:
+        _cancel_locked(o, actor=actor, reason=f"game {game.game_id} postponed", now=now)
+    return len(rows)
+
+
+def games_upsert(
+    *,
+    records: Iterable[GameRecord],
+    actor: Actor,
+    source: str,
+    shift_weeks: int = 0,
+    audit_unchanged: bool = False,
+    now: datetime | None = None,
+) -> ImportSummary:
+    """Create or update games by game id in one transaction, audited as one import.
+
+    1. Upsert every game; unchanged games are not written.
+    2. A moved tip-off moves its linked overrides; a postponed game cancels them.
+    3. Enabled game-day rules schedule overrides for the new and changed games.
+    """
+    now = now or timezone.now()
     records = list(records)
-    created = updated = unchanged = 0
+    created = updated = unchanged = moved = cancelled = 0
+    touched: list[Game] = []
     with transaction.atomic():
         existing = {g.game_id: g for g in Game.objects.filter(game_id__in=[r.game_id for r in records])}
         for record in records:
@@ -56,20 +122,29 @@ def games_upsert(*, records: Iterable[GameRecord], actor: Actor, source: str, sh
             }
             game = existing.get(record.game_id)
             if game is None:
-                Game.objects.create(game_id=record.game_id, shifted_weeks=shift_weeks, source=source, **values)
+                touched.append(
+                    Game.objects.create(game_id=record.game_id, shifted_weeks=shift_weeks, source=source, **values)
+                )
                 created += 1
                 continue
             if all(getattr(game, f) == values[f] for f in _FIELDS) and game.shifted_weeks == shift_weeks:
                 unchanged += 1
                 continue
+            old_tip, was_postponed = game.tip_utc, game.postponed
             for name, value in values.items():
                 setattr(game, name, value)
             game.shifted_weeks = shift_weeks
             game.source = source
             game.save()
             updated += 1
-        summary = ImportSummary(created, updated, unchanged)
-        if created or updated:
+            touched.append(game)
+            if game.postponed and not was_postponed:
+                cancelled += _cancel_overrides(game, actor=actor, now=now)
+            elif game.tip_utc != old_tip:
+                moved += _move_overrides(game, game.tip_utc - old_tip, actor=actor, now=now)
+        scheduled = rules_apply(actor=actor, now=now, games=touched) if touched else 0
+        summary = ImportSummary(created, updated, unchanged, moved, cancelled, scheduled)
+        if created or updated or audit_unchanged:
             audit_record(
                 actor=actor,
                 event_type=EventType.SCHEDULE_IMPORTED,
@@ -77,5 +152,15 @@ def games_upsert(*, records: Iterable[GameRecord], actor: Actor, source: str, sh
                 object_id=source[:64],
                 after=summary.as_dict() | {"shift_weeks": shift_weeks},
                 reason=f"imported {len(records)} games from {source}",
+                at=now,
             )
     return summary
+
+
+def schedule_import(*, text: str, source: str, actor: Actor, now: datetime | None = None) -> ImportSummary:
+    """Parse a schedule (CSV or league feed JSON, detected from content) and upsert it, all or nothing.
+
+    Raises ScheduleError naming the line or index of the first bad record; nothing is written then.
+    """
+    records = parse_schedule(text, source=source)
+    return games_upsert(records=records, actor=actor, source=source, audit_unchanged=True, now=now)

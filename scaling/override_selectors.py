@@ -1,0 +1,169 @@
+"""Reads for overrides, the game calendar and their previews."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Q, QuerySet
+
+from scaling.models import Game, GameDayRule, MetricSample, Override, Service
+from scaling.policy import PolicyParams
+
+LIVE_STATUSES = (Override.Status.PENDING_APPROVAL, Override.Status.APPROVED)
+# A game draws traffic from a little before tip-off until about this long after.
+GAME_LENGTH = timedelta(hours=2, minutes=30)
+
+
+def capacity_per_replica_rps(service: Service) -> float:
+    return service.concurrency * 1000.0 / service.service_time_ms
+
+
+def forecast_replicas(service: Service, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
+    """The replicas the policy would hold with recent demand: the peak request
+    rate of the last hour sized by target tracking, inside the service bounds.
+
+    A simple stand-in for the engine's forecaster; without samples, the last
+    provisioned count (or the service minimum).
+    """
+    params = PolicyParams.from_dict(service.policy)
+    rows = list(
+        MetricSample.objects.filter(service=service, ts__gte=now - lookback, ts__lte=now).values_list(
+            "rps", "provisioned"
+        )
+    )
+    rates = [r for r, _ in rows if r is not None]
+    if rates:
+        needed = math.ceil(max(rates) / (params.target_utilization * capacity_per_replica_rps(service)) - 1e-9)
+    else:
+        provisioned = [p for _, p in rows if p is not None]
+        needed = provisioned[-1] if provisioned else service.min_replicas
+    return min(max(needed, service.min_replicas), service.max_replicas)
+
+
+def current_provisioned(service: Service) -> int:
+    sample = MetricSample.objects.filter(service=service).order_by("-ts").first()
+    if sample is None or sample.provisioned is None:
+        return service.min_replicas
+    return sample.provisioned
+
+
+@dataclass(frozen=True)
+class Preview:
+    service: Service
+    kind: str
+    replicas: int | None
+    starts_at: datetime
+    ends_at: datetime
+    forecast: int
+    effective: int
+    hours: float
+    cost_delta: float  # dollars over the whole window; negative = saved
+
+    @property
+    def saves(self) -> bool:
+        return self.cost_delta < 0
+
+    @property
+    def cost_delta_abs(self) -> float:
+        return abs(self.cost_delta)
+
+
+def effective_replicas(kind: str, replicas: int | None, forecast: int, current: int) -> int:
+    n = replicas or 0
+    if kind == Override.Kind.PIN:
+        return n
+    if kind == Override.Kind.FLOOR:
+        return max(forecast, n)
+    if kind == Override.Kind.CEILING:
+        return min(forecast, n)
+    if kind == Override.Kind.FREEZE:
+        return current
+    return max(forecast, current)  # freeze scale-in
+
+
+def override_preview(
+    service: Service, *, kind: str, replicas: int | None, starts_at: datetime, ends_at: datetime, now: datetime
+) -> Preview:
+    """The forecast replicas for the window against what the override would hold, and the cost difference."""
+    forecast = forecast_replicas(service, now=now)
+    effective = effective_replicas(kind, replicas, forecast, current_provisioned(service))
+    hours = max((ends_at - starts_at).total_seconds(), 0.0) / 3600.0
+    delta = (effective - forecast) * hours * service.price_per_replica_hour
+    return Preview(service, kind, replicas, starts_at, ends_at, forecast, effective, hours, round(delta, 2))
+
+
+def overlapping(service: Service, starts_at: datetime, ends_at: datetime) -> QuerySet[Override]:
+    """Pending or approved overrides of the service whose window overlaps [starts_at, ends_at)."""
+    return Override.objects.filter(
+        service=service, status__in=LIVE_STATUSES, starts_at__lt=ends_at, ends_at__gt=starts_at
+    )
+
+
+def overrides_list(
+    *, now: datetime, service: Service | None = None, status: str | None = None, include_past: bool = False
+) -> QuerySet[Override]:
+    rows = Override.objects.select_related("service", "created_by", "approved_by", "game", "rule")
+    if service is not None:
+        rows = rows.filter(service=service)
+    if status:
+        rows = rows.filter(status=status)
+    if not include_past:
+        rows = rows.filter(ends_at__gt=now)
+    return rows.order_by("starts_at", "service__name")
+
+
+def pending_approvals(now: datetime) -> QuerySet[Override]:
+    return (
+        Override.objects.select_related("service", "created_by", "game")
+        .filter(status=Override.Status.PENDING_APPROVAL, ends_at__gt=now)
+        .order_by("starts_at")
+    )
+
+
+def override_windows(service: Service, start: datetime, end: datetime) -> list[Override]:
+    """Pending and approved overrides of a service overlapping [start, end), for chart shading."""
+    return list(overlapping(service, start, end).order_by("starts_at"))
+
+
+@dataclass(frozen=True)
+class CalendarGame:
+    game: Game
+    overrides: list[Override]
+    overlaps: int  # other games whose traffic window overlaps this one's
+
+    @property
+    def marquee(self) -> bool:
+        return self.game.is_national or bool(self.game.label)
+
+    @property
+    def projected_cost(self) -> float:
+        return round(sum(o.projected_cost_delta or 0.0 for o in self.overrides), 2)
+
+
+def calendar_games(*, start: datetime, end: datetime) -> list[CalendarGame]:
+    games = list(Game.objects.filter(tip_utc__gte=start, tip_utc__lt=end).order_by("tip_utc"))
+    overrides: dict[int, list[Override]] = {}
+    rows = (
+        Override.objects.select_related("service", "rule")
+        .filter(game__in=games)
+        .filter(Q(status__in=LIVE_STATUSES) | Q(status=Override.Status.CANCELLED))
+        .order_by("starts_at", "service__name")
+    )
+    for o in rows:
+        if o.game_id is not None:
+            overrides.setdefault(o.game_id, []).append(o)
+    result = []
+    for g in games:
+        overlaps = sum(1 for other in games if other.pk != g.pk and abs(other.tip_utc - g.tip_utc) < GAME_LENGTH)
+        result.append(CalendarGame(g, overrides.get(g.pk, []), overlaps))
+    return result
+
+
+def rules_list() -> QuerySet[GameDayRule]:
+    return GameDayRule.objects.prefetch_related("services").order_by("name")
+
+
+def games_between(start: datetime, end: datetime) -> QuerySet[Game]:
+    return Game.objects.filter(tip_utc__gte=start, tip_utc__lt=end).order_by("tip_utc")

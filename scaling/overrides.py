@@ -1,0 +1,476 @@
+"""Writes for operator overrides: create (one service or a group), approve,
+reject, cancel, extend. Each runs in one transaction with its audit events;
+refusals that depend on other overrides are audited too."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from scaling import override_selectors as reads
+from scaling.audit import Actor, EventType, audit_record
+from scaling.models import Game, GameDayRule, Override, Service
+
+# Start times this far in the past count as "now" (a form takes a while to fill in).
+START_GRACE = timedelta(minutes=5)
+KINDS_WITH_REPLICAS = {Override.Kind.PIN, Override.Kind.FLOOR, Override.Kind.CEILING}
+
+
+class OverrideError(ValueError):
+    """Bad or refused request; `field` names the input at fault when there is one."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class OverrideConflict(OverrideError):
+    """A second pin overlapping an existing one (HTTP 409)."""
+
+    def __init__(self, message: str, *, existing: Override) -> None:
+        super().__init__(message, field="replace")
+        self.existing = existing
+
+
+class ApprovalError(OverrideError):
+    pass
+
+
+def override_snapshot(o: Override) -> dict[str, Any]:
+    return {
+        "id": o.pk,
+        "service": o.service.name,
+        "group_id": str(o.group_id),
+        "kind": o.kind,
+        "replicas": o.replicas,
+        "starts_at": o.starts_at.isoformat(),
+        "ends_at": o.ends_at.isoformat(),
+        "status": o.status,
+        "game": o.game.game_id if o.game else None,
+        "rule": o.rule.name if o.rule else None,
+        "projected_cost_delta": o.projected_cost_delta,
+    }
+
+
+def max_hours(kind: str) -> float:
+    return float(settings.OVERRIDE_MAX_HOURS.get(kind, 24.0))
+
+
+def _describe(o: Override) -> str:
+    n = "" if o.replicas is None else f" {o.replicas}"
+    return f"#{o.pk} {o.kind}{n} on {o.service.name} {o.starts_at:%Y-%m-%d %H:%M}–{o.ends_at:%Y-%m-%d %H:%M} UTC"
+
+
+def _validate_request(
+    *, kind: str, replicas: int | None, starts_at: datetime, ends_at: datetime, reason: str, now: datetime, admin: bool
+) -> datetime:
+    """Checks that need no other override. Returns the effective start."""
+    if kind not in Override.Kind.values:
+        raise OverrideError(f"unknown kind {kind!r}", field="kind")
+    if not reason.strip():
+        raise OverrideError("a reason is required", field="reason")
+    if kind in KINDS_WITH_REPLICAS:
+        if replicas is None:
+            raise OverrideError(f"a {kind} needs a replica count", field="replicas")
+        if replicas < (1 if kind in {Override.Kind.PIN, Override.Kind.FLOOR} else 0):
+            raise OverrideError("replicas must be at least 1 (0 for a ceiling)", field="replicas")
+    elif replicas is not None:
+        raise OverrideError(f"a {kind} takes no replica count", field="replicas")
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise OverrideError("start and end need a time zone", field="starts_at")
+    if starts_at < now - START_GRACE:
+        raise OverrideError("the start is in the past", field="starts_at")
+    start = max(starts_at, now)
+    if ends_at <= start:
+        raise OverrideError("the end must be after the start", field="ends_at")
+    if ends_at <= now:
+        raise OverrideError("the end must be in the future", field="ends_at")
+    hours = (ends_at - start).total_seconds() / 3600.0
+    if hours > max_hours(kind) and not admin:
+        raise OverrideError(
+            f"a {kind} may last at most {max_hours(kind):g} h (asked {hours:.1f} h); longer needs an admin",
+            field="ends_at",
+        )
+    return start
+
+
+def _check_against_others(
+    service: Service, *, kind: str, replicas: int | None, start: datetime, end: datetime, replace: bool, skip: int = 0
+) -> list[Override]:
+    """Checks against overlapping overrides. Returns the pins to replace."""
+    if replicas is not None and replicas > service.hard_max_replicas:
+        raise OverrideError(
+            f"{service.name}: {replicas} replicas is above the hard limit of {service.hard_max_replicas}",
+            field="replicas",
+        )
+    others = list(reads.overlapping(service, start, end).exclude(pk=skip).select_related("service"))
+    pins = [o for o in others if o.kind == Override.Kind.PIN]
+    if kind == Override.Kind.PIN and pins and not replace:
+        existing = pins[0]
+        raise OverrideConflict(
+            f"{service.name}: overlaps the existing pin {_describe(existing)}; tick 'replace' to replace it",
+            existing=existing,
+        )
+    if kind == Override.Kind.FLOOR and replicas is not None:
+        for o in others:
+            if o.kind == Override.Kind.CEILING and o.replicas is not None and o.replicas < replicas:
+                raise OverrideError(
+                    f"{service.name}: floor {replicas} is above the overlapping ceiling {_describe(o)}",
+                    field="replicas",
+                )
+    if kind == Override.Kind.CEILING and replicas is not None:
+        for o in others:
+            if o.kind == Override.Kind.FLOOR and o.replicas is not None and o.replicas > replicas:
+                raise OverrideError(
+                    f"{service.name}: ceiling {replicas} is below the overlapping floor {_describe(o)}",
+                    field="replicas",
+                )
+    return pins if kind == Override.Kind.PIN else []
+
+
+def needs_approval(*, replicas: int | None, cost_delta: float) -> bool:
+    big = replicas is not None and replicas > settings.OVERRIDE_APPROVAL_REPLICAS
+    return big or cost_delta > settings.OVERRIDE_APPROVAL_COST
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    error: OverrideError
+
+
+def override_create(
+    *,
+    services: Sequence[Service],
+    kind: str,
+    replicas: int | None,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+    actor: Actor,
+    admin: bool = False,
+    bypass_reason: str = "",
+    replace: bool = False,
+    game: Game | None = None,
+    rule: GameDayRule | None = None,
+    now: datetime | None = None,
+) -> list[Override]:
+    """Create one override per service (sharing a group id), all or none.
+
+    1. Validate what needs no database; admins may exceed the maximum duration.
+    2. Lock the services' rows (serializes concurrent requests for the same service).
+    3. Check against overlapping overrides; a refusal is audited and raised after commit.
+    4. Price each override; above the thresholds it waits for approval unless an admin bypasses with a reason.
+    5. Replace overlapping pins if asked; create and audit.
+    """
+    now = now or timezone.now()
+    if not services:
+        raise OverrideError("choose at least one service", field="services")
+    start = _validate_request(
+        kind=kind, replicas=replicas, starts_at=starts_at, ends_at=ends_at, reason=reason, now=now, admin=admin
+    )
+    if bypass_reason.strip() and not admin:
+        raise OverrideError("only an admin can bypass approval", field="bypass_reason")
+    group_id = uuid.uuid4()
+    outcome: list[Override] | _Refusal
+    with transaction.atomic():
+        locked = list(Service.objects.select_for_update().filter(pk__in=[s.pk for s in services]).order_by("pk"))
+        outcome = _create_locked(
+            locked,
+            kind=kind,
+            replicas=replicas,
+            start=start,
+            end=ends_at,
+            reason=reason.strip(),
+            actor=actor,
+            admin=admin,
+            bypass_reason=bypass_reason.strip(),
+            replace=replace,
+            game=game,
+            rule=rule,
+            group_id=group_id,
+            now=now,
+        )
+    if isinstance(outcome, _Refusal):
+        raise outcome.error
+    return outcome
+
+
+def _create_locked(
+    services: list[Service],
+    *,
+    kind: str,
+    replicas: int | None,
+    start: datetime,
+    end: datetime,
+    reason: str,
+    actor: Actor,
+    admin: bool,
+    bypass_reason: str,
+    replace: bool,
+    game: Game | None,
+    rule: GameDayRule | None,
+    group_id: uuid.UUID,
+    now: datetime,
+) -> list[Override] | _Refusal:
+    to_replace: list[Override] = []
+    for service in services:
+        try:
+            to_replace += _check_against_others(
+                service, kind=kind, replicas=replicas, start=start, end=end, replace=replace
+            )
+        except OverrideError as exc:
+            audit_record(
+                actor=actor,
+                event_type=EventType.OVERRIDE_REFUSED,
+                service=service,
+                object_type="override",
+                object_id=exc.existing.pk if isinstance(exc, OverrideConflict) else "",
+                after={
+                    "kind": kind,
+                    "replicas": replicas,
+                    "starts_at": start.isoformat(),
+                    "ends_at": end.isoformat(),
+                    "error": str(exc),
+                },
+                reason=reason,
+                at=now,
+            )
+            return _Refusal(exc)
+
+    for old in to_replace:
+        _cancel_locked(old, actor=actor, reason=f"replaced by a new pin: {reason}", now=now)
+
+    created: list[Override] = []
+    for service in services:
+        preview = reads.override_preview(service, kind=kind, replicas=replicas, starts_at=start, ends_at=end, now=now)
+        pending = rule is None and needs_approval(replicas=replicas, cost_delta=preview.cost_delta)
+        bypassed = pending and admin and bool(bypass_reason)
+        status = Override.Status.PENDING_APPROVAL if pending and not bypassed else Override.Status.APPROVED
+        override = Override.objects.create(
+            service=service,
+            group_id=group_id,
+            kind=kind,
+            replicas=replicas,
+            reason=reason,
+            starts_at=start,
+            ends_at=end,
+            status=status,
+            created_by_id=actor.user_id,
+            approved_by_id=actor.user_id if bypassed else None,
+            approved_at=now if bypassed else None,
+            bypass_reason=bypass_reason if bypassed else "",
+            game=game,
+            rule=rule,
+            projected_cost_delta=preview.cost_delta,
+        )
+        audit_record(
+            actor=actor,
+            event_type=EventType.OVERRIDE_CREATED,
+            service=service,
+            object_type="override",
+            object_id=override.pk,
+            after=override_snapshot(override)
+            | {"forecast_replicas": preview.forecast, "bypass_reason": override.bypass_reason},
+            reason=reason,
+            cost_impact_per_hour=(preview.effective - preview.forecast) * service.price_per_replica_hour,
+            at=now,
+        )
+        created.append(override)
+    return created
+
+
+def _locked_override(override: Override) -> Override:
+    return (
+        Override.objects.select_for_update(of=("self",)).select_related("service", "game", "rule").get(pk=override.pk)
+    )
+
+
+def override_approve(
+    *, override: Override, actor: Actor, reason: str = "", now: datetime | None = None
+) -> list[Override]:
+    """Approve a pending override and the rest of its group. The requester cannot approve their own."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _locked_override(override)
+        if locked.status != Override.Status.PENDING_APPROVAL:
+            raise ApprovalError(f"override #{locked.pk} is {locked.get_status_display().lower()}, not pending")
+        if actor.user_id is not None and locked.created_by_id == actor.user_id:
+            raise ApprovalError("the requester cannot approve their own override; ask a second person")
+        if locked.ends_at <= now:
+            raise ApprovalError(f"override #{locked.pk} has already ended")
+        group = list(
+            Override.objects.select_for_update(of=("self",))
+            .select_related("service", "game", "rule")
+            .filter(group_id=locked.group_id, status=Override.Status.PENDING_APPROVAL)
+            .order_by("pk")
+        )
+        for o in group:
+            before = override_snapshot(o)
+            o.status = Override.Status.APPROVED
+            o.approved_by_id = actor.user_id
+            o.approved_at = now
+            o.save(update_fields=["status", "approved_by", "approved_at"])
+            audit_record(
+                actor=actor,
+                event_type=EventType.OVERRIDE_APPROVED,
+                service=o.service,
+                object_type="override",
+                object_id=o.pk,
+                before=before,
+                after=override_snapshot(o),
+                reason=reason or o.reason,
+                at=now,
+            )
+    return group
+
+
+def override_reject(*, override: Override, actor: Actor, reason: str, now: datetime | None = None) -> list[Override]:
+    """Reject a pending override and the rest of its group."""
+    now = now or timezone.now()
+    if not reason.strip():
+        raise OverrideError("a reason is required", field="reason")
+    with transaction.atomic():
+        locked = _locked_override(override)
+        if locked.status != Override.Status.PENDING_APPROVAL:
+            raise ApprovalError(f"override #{locked.pk} is {locked.get_status_display().lower()}, not pending")
+        group = list(
+            Override.objects.select_for_update(of=("self",))
+            .select_related("service", "game", "rule")
+            .filter(group_id=locked.group_id, status=Override.Status.PENDING_APPROVAL)
+            .order_by("pk")
+        )
+        for o in group:
+            before = override_snapshot(o)
+            o.status = Override.Status.REJECTED
+            o.cancel_reason = reason.strip()
+            o.cancelled_by_id = actor.user_id
+            o.cancelled_at = now
+            o.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at"])
+            audit_record(
+                actor=actor,
+                event_type=EventType.OVERRIDE_REJECTED,
+                service=o.service,
+                object_type="override",
+                object_id=o.pk,
+                before=before,
+                after=override_snapshot(o),
+                reason=reason.strip(),
+                at=now,
+            )
+    return group
+
+
+def _cancel_locked(o: Override, *, actor: Actor, reason: str, now: datetime) -> None:
+    before = override_snapshot(o)
+    o.status = Override.Status.CANCELLED
+    o.cancelled_by_id = actor.user_id
+    o.cancelled_at = now
+    o.cancel_reason = reason
+    o.save(update_fields=["status", "cancelled_by", "cancelled_at", "cancel_reason"])
+    audit_record(
+        actor=actor,
+        event_type=EventType.OVERRIDE_CANCELLED,
+        service=o.service,
+        object_type="override",
+        object_id=o.pk,
+        before=before,
+        after=override_snapshot(o),
+        reason=reason,
+        at=now,
+    )
+
+
+def override_cancel(*, override: Override, actor: Actor, reason: str, now: datetime | None = None) -> bool:
+    """Cancel a pending or approved override; the engine drops it from the next tick. False if already over."""
+    now = now or timezone.now()
+    if not reason.strip():
+        raise OverrideError("a reason is required", field="reason")
+    with transaction.atomic():
+        locked = _locked_override(override)
+        if locked.status not in reads.LIVE_STATUSES or locked.ends_at <= now:
+            return False
+        _cancel_locked(locked, actor=actor, reason=reason.strip(), now=now)
+    override.refresh_from_db()
+    return True
+
+
+def override_extend(
+    *,
+    override: Override,
+    ends_at: datetime,
+    actor: Actor,
+    reason: str,
+    admin: bool = False,
+    now: datetime | None = None,
+) -> Override:
+    """Move an override's end later, within the maximum duration (admins may exceed it)."""
+    now = now or timezone.now()
+    if not reason.strip():
+        raise OverrideError("a reason is required", field="reason")
+    outcome: Override | _Refusal
+    with transaction.atomic():
+        service = Service.objects.select_for_update().get(pk=override.service_id)
+        locked = _locked_override(override)
+        if locked.status not in reads.LIVE_STATUSES or locked.ends_at <= now:
+            raise OverrideError(f"override #{locked.pk} is over or cancelled; create a new one", field="ends_at")
+        if ends_at <= locked.ends_at:
+            raise OverrideError("the new end must be after the current end", field="ends_at")
+        hours = (ends_at - locked.starts_at).total_seconds() / 3600.0
+        if hours > max_hours(locked.kind) and not admin:
+            raise OverrideError(
+                f"a {locked.kind} may last at most {max_hours(locked.kind):g} h (would be {hours:.1f} h); "
+                "longer needs an admin",
+                field="ends_at",
+            )
+        try:
+            _check_against_others(
+                service,
+                kind=locked.kind,
+                replicas=locked.replicas,
+                start=locked.ends_at,
+                end=ends_at,
+                replace=False,
+                skip=locked.pk,
+            )
+        except OverrideError as exc:
+            audit_record(
+                actor=actor,
+                event_type=EventType.OVERRIDE_REFUSED,
+                service=service,
+                object_type="override",
+                object_id=locked.pk,
+                after={"extend_to": ends_at.isoformat(), "error": str(exc)},
+                reason=reason,
+                at=now,
+            )
+            outcome = _Refusal(exc)
+        else:
+            before = override_snapshot(locked)
+            extra = reads.override_preview(
+                service, kind=locked.kind, replicas=locked.replicas, starts_at=locked.ends_at, ends_at=ends_at, now=now
+            )
+            locked.ends_at = ends_at
+            locked.projected_cost_delta = round((locked.projected_cost_delta or 0.0) + extra.cost_delta, 2)
+            locked.save(update_fields=["ends_at", "projected_cost_delta"])
+            audit_record(
+                actor=actor,
+                event_type=EventType.OVERRIDE_EXTENDED,
+                service=service,
+                object_type="override",
+                object_id=locked.pk,
+                before=before,
+                after=override_snapshot(locked),
+                reason=reason.strip(),
+                at=now,
+            )
+            outcome = locked
+    if isinstance(outcome, _Refusal):
+        raise outcome.error
+    return outcome

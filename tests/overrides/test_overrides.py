@@ -1,0 +1,266 @@
+"""Creating, approving, cancelling and extending overrides, and the engine applying them tick by tick."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.test import override_settings
+
+from scaling import services
+from scaling.audit import Actor, EventType
+from scaling.models import AuditEvent, Decision, Override, Service
+from scaling.overrides import (
+    ApprovalError,
+    OverrideConflict,
+    OverrideError,
+    override_approve,
+    override_cancel,
+    override_create,
+    override_extend,
+    override_reject,
+)
+from tests.factories import T0, make_service, make_user
+
+pytestmark = pytest.mark.django_db
+
+H = timedelta(hours=1)
+
+
+def _pin(service: Service, actor: Actor, start: datetime, end: datetime, n: int = 5, **kw: Any) -> list[Override]:
+    return override_create(
+        services=[service],
+        kind="pin",
+        replicas=n,
+        starts_at=start,
+        ends_at=end,
+        reason="tip-off",
+        actor=actor,
+        now=T0,
+        **kw,
+    )
+
+
+def test_it_creates_an_approved_small_override_and_audits_it() -> None:
+    service = make_service()
+    user = make_user()
+    [o] = _pin(service, Actor.for_user(user), T0, T0 + 2 * H)
+    assert o.status == Override.Status.APPROVED and o.created_by == user
+    event = AuditEvent.objects.get(event_type=EventType.OVERRIDE_CREATED)
+    assert event.object_id == str(o.pk) and event.reason == "tip-off" and event.actor_user == user
+
+
+def test_it_refuses_an_overlapping_pin_naming_the_existing_one_and_audits_the_refusal() -> None:
+    service = make_service()
+    actor = Actor.for_user(make_user())
+    [first] = _pin(service, actor, T0, T0 + 2 * H)
+    with pytest.raises(OverrideConflict) as err:
+        _pin(service, actor, T0 + H, T0 + 3 * H, n=7)
+    assert err.value.existing == first and f"#{first.pk}" in str(err.value)
+    assert AuditEvent.objects.filter(event_type=EventType.OVERRIDE_REFUSED, object_id=str(first.pk)).count() == 1
+    assert Override.objects.count() == 1
+
+
+def test_replace_cancels_the_existing_pin_in_the_same_transaction() -> None:
+    service = make_service()
+    actor = Actor.for_user(make_user())
+    [first] = _pin(service, actor, T0, T0 + 2 * H)
+    [second] = _pin(service, actor, T0 + H, T0 + 3 * H, n=7, replace=True)
+    first.refresh_from_db()
+    assert first.status == Override.Status.CANCELLED and "replaced" in first.cancel_reason
+    assert second.status == Override.Status.APPROVED
+
+
+@pytest.mark.parametrize(
+    ("kind", "replicas", "start", "end", "field"),
+    [
+        ("pin", 500, T0, T0 + H, "replicas"),
+        ("pin", None, T0, T0 + H, "replicas"),
+        ("floor", 3, T0 + H, T0 + H, "ends_at"),
+        ("floor", 3, T0 - 2 * H, T0 - H, "starts_at"),
+        ("pin", 3, T0, T0 + 13 * H, "ends_at"),
+        ("freeze", 3, T0, T0 + H, "replicas"),
+    ],
+)
+def test_it_rejects_bad_requests_with_the_field_at_fault(
+    kind: str, replicas: int | None, start: datetime, end: datetime, field: str
+) -> None:
+    service = make_service(hard_max_replicas=100)
+    with pytest.raises(OverrideError) as err:
+        override_create(
+            services=[service],
+            kind=kind,
+            replicas=replicas,
+            starts_at=start,
+            ends_at=end,
+            reason="r",
+            actor=Actor.for_user(make_user()),
+            now=T0,
+        )
+    assert err.value.field == field
+
+
+def test_an_admin_may_exceed_the_maximum_duration() -> None:
+    service = make_service()
+    [o] = _pin(service, Actor.for_user(make_user("boss", "admin")), T0, T0 + 20 * H, admin=True)
+    assert o.ends_at == T0 + 20 * H
+
+
+def test_a_floor_above_an_overlapping_ceiling_is_refused() -> None:
+    service = make_service()
+    actor = Actor.for_user(make_user())
+    override_create(
+        services=[service],
+        kind="ceiling",
+        replicas=4,
+        starts_at=T0,
+        ends_at=T0 + 2 * H,
+        reason="budget",
+        actor=actor,
+        now=T0,
+    )
+    with pytest.raises(OverrideError, match="above the overlapping ceiling"):
+        override_create(
+            services=[service],
+            kind="floor",
+            replicas=6,
+            starts_at=T0 + H,
+            ends_at=T0 + 3 * H,
+            reason="game",
+            actor=actor,
+            now=T0,
+        )
+
+
+def test_a_group_override_creates_one_per_service_or_none() -> None:
+    a, b = make_service("a"), make_service("b")
+    actor = Actor.for_user(make_user())
+    _pin(b, actor, T0, T0 + H)
+    with pytest.raises(OverrideConflict):
+        _pin_group = override_create(
+            services=[a, b], kind="pin", replicas=3, starts_at=T0, ends_at=T0 + H, reason="g", actor=actor, now=T0
+        )
+    assert not Override.objects.filter(service=a).exists()
+    rows = override_create(
+        services=[a, b], kind="floor", replicas=3, starts_at=T0, ends_at=T0 + H, reason="g", actor=actor, now=T0
+    )
+    assert {o.service for o in rows} == {a, b} and len({o.group_id for o in rows}) == 1
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=10)
+def test_a_large_override_waits_for_a_second_person() -> None:
+    service = make_service(hard_max_replicas=100)
+    requester, approver = make_user(), make_user("approver", "approver")
+    [o] = _pin(service, Actor.for_user(requester), T0, T0 + H, n=30)
+    assert o.status == Override.Status.PENDING_APPROVAL
+    with pytest.raises(ApprovalError, match="cannot approve their own"):
+        override_approve(override=o, actor=Actor.for_user(requester), now=T0)
+    override_approve(override=o, actor=Actor.for_user(approver), now=T0)
+    o.refresh_from_db()
+    assert o.status == Override.Status.APPROVED and o.approved_by == approver
+    assert AuditEvent.objects.filter(event_type=EventType.OVERRIDE_APPROVED, actor_user=approver).exists()
+
+
+@override_settings(OVERRIDE_APPROVAL_COST=5.0)
+def test_a_costly_override_waits_unless_an_admin_bypasses_with_a_reason() -> None:
+    service = make_service(price_per_replica_hour=2.0)
+    admin = Actor.for_user(make_user("boss", "admin"))
+    [pending] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=10,
+        starts_at=T0,
+        ends_at=T0 + H,
+        reason="game",
+        actor=admin,
+        admin=True,
+        now=T0,
+    )
+    assert pending.status == Override.Status.PENDING_APPROVAL and pending.projected_cost_delta == 18.0
+    [bypassed] = override_create(
+        services=[make_service("b", price_per_replica_hour=2.0)],
+        kind="floor",
+        replicas=10,
+        starts_at=T0,
+        ends_at=T0 + H,
+        reason="game",
+        actor=admin,
+        admin=True,
+        bypass_reason="SLO burning, approver unreachable",
+        now=T0,
+    )
+    assert bypassed.status == Override.Status.APPROVED and bypassed.bypass_reason
+    with pytest.raises(OverrideError, match="only an admin"):
+        override_create(
+            services=[service],
+            kind="floor",
+            replicas=2,
+            starts_at=T0,
+            ends_at=T0 + H,
+            reason="x",
+            actor=Actor.for_user(make_user()),
+            bypass_reason="please",
+            now=T0,
+        )
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=10)
+def test_reject_cancel_and_extend_are_audited() -> None:
+    service = make_service(hard_max_replicas=100)
+    operator = Actor.for_user(make_user())
+    approver = Actor.for_user(make_user("approver", "approver"))
+    [big] = _pin(service, operator, T0, T0 + H, n=30)
+    override_reject(override=big, actor=approver, reason="too big", now=T0)
+    [o] = _pin(service, operator, T0, T0 + H)
+    override_extend(override=o, ends_at=T0 + 2 * H, actor=operator, reason="overtime", now=T0)
+    o.refresh_from_db()
+    assert o.ends_at == T0 + 2 * H
+    with pytest.raises(OverrideError, match="at most 12 h"):
+        override_extend(override=o, ends_at=T0 + 13 * H, actor=operator, reason="more", now=T0)
+    assert override_cancel(override=o, actor=operator, reason="game over", now=T0) is True
+    assert override_cancel(override=o, actor=operator, reason="again", now=T0) is False
+    types = list(AuditEvent.objects.order_by("id").values_list("event_type", flat=True))
+    assert types == [
+        "override.created",
+        "override.rejected",
+        "override.created",
+        "override.extended",
+        "override.cancelled",
+    ]
+
+
+def _tick(service: Service, at: datetime) -> Decision:
+    with time_machine.travel(at, tick=False):
+        result = services.service_evaluate(service_id=service.pk, tick_at=at)
+    assert result.decision_id is not None
+    return Decision.objects.get(pk=result.decision_id)
+
+
+def test_the_engine_applies_a_pin_from_the_first_tick_inside_its_window_and_drops_it_the_first_tick_after() -> None:
+    service = make_service(replicas=2, demand_scale=1.0)
+    step = timedelta(seconds=15)
+    start, end = T0 + 4 * step, T0 + 8 * step
+    [pin] = override_create(
+        services=[service],
+        kind="pin",
+        replicas=9,
+        starts_at=start,
+        ends_at=end,
+        reason="marquee game",
+        actor=Actor.for_user(make_user()),
+        now=T0,
+    )
+    before = _tick(service, start - step)
+    assert before.desired != 9
+    inside = _tick(service, start)
+    assert inside.desired == 9 and inside.reason_code in {"SCALED_OUT", "SCALED_IN", "OVERRIDE_ACTIVE"}
+    assert any(
+        c["detail"].startswith(f"override {pin.pk} ") and "marquee game" in c["detail"]
+        for c in inside.explanation["constraints"]
+    )
+    last = _tick(service, end - step)
+    assert last.desired == 9
+    after = _tick(service, end)
+    assert not any(c["name"].startswith("override_") for c in after.explanation["constraints"])

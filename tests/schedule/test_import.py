@@ -1,0 +1,125 @@
+"""Importing the league schedule: the real CSV, the league feed JSON, bad records, moved and postponed games."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from scaling.audit import Actor, EventType
+from scaling.models import AuditEvent, Game, Override
+from scaling.overrides import override_create
+from scaling.schedule.parse import ScheduleError, detect_format, parse_schedule
+from scaling.schedule.services import schedule_import
+from tests.factories import make_service, make_user
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
+REAL_CSV = ROOT / "data" / "nba_2025_26_schedule.csv"
+FEED = Path(__file__).parent / "fixtures" / "league_schedule.json"
+SYSTEM = Actor.system("test")
+
+
+def test_the_full_real_csv_imports_and_a_reimport_changes_nothing() -> None:
+    first = schedule_import(text=REAL_CSV.read_text(), source=REAL_CSV.name, actor=SYSTEM)
+    assert (first.created, first.updated) == (1278, 0)
+    assert Game.objects.count() == 1278
+    assert Game.objects.filter(national_tv="ESPN").count() == 59
+    again = schedule_import(text=REAL_CSV.read_text(), source=REAL_CSV.name, actor=SYSTEM)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 1278)
+    events = AuditEvent.objects.filter(event_type=EventType.SCHEDULE_IMPORTED).order_by("id")
+    assert [(e.after or {})["created"] for e in events] == [1278, 0]
+
+
+def test_a_file_with_one_corrupted_row_imports_nothing_and_names_the_row() -> None:
+    lines = REAL_CSV.read_text().splitlines(keepends=True)
+    lines[700] = lines[700].replace("Z,", "not-a-time,", 1)
+    with pytest.raises(ScheduleError, match=r"line 701: field 'tip_utc'"):
+        schedule_import(text="".join(lines), source="bad.csv", actor=SYSTEM)
+    assert Game.objects.count() == 0
+    assert not AuditEvent.objects.exists()
+
+
+def test_the_command_reports_the_bad_row_and_imports_nothing(tmp_path: Path) -> None:
+    lines = REAL_CSV.read_text().splitlines(keepends=True)
+    lines[42] = ",".join(["", *lines[42].split(",")[1:]])
+    bad = tmp_path / "schedule.csv"
+    bad.write_text("".join(lines))
+    with pytest.raises(CommandError, match=r"nothing imported: schedule.csv: line 43: field 'game_id' is empty"):
+        call_command("import_schedule", str(bad))
+    assert Game.objects.count() == 0
+
+
+def test_the_command_imports_the_real_csv() -> None:
+    call_command("import_schedule", str(REAL_CSV))
+    assert Game.objects.count() == 1278
+
+
+def test_the_league_feed_json_is_detected_and_parsed() -> None:
+    text = FEED.read_text()
+    assert detect_format(text) == "json" and detect_format(REAL_CSV.read_text()[:200]) == "csv"
+    summary = schedule_import(text=text, source=FEED.name, actor=SYSTEM)
+    assert summary.created == 4
+    xmas = Game.objects.get(game_id="0022500450")
+    assert (xmas.away_team, xmas.home_team) == ("CLE (Cavaliers)", "NYK (Knicks)")
+    assert xmas.national_tv == "ABC | ESPN" and xmas.label == "NBA Christmas Day"
+    assert xmas.tip_utc == datetime(2025, 12, 25, 17, tzinfo=UTC)
+    cup = Game.objects.get(game_id="0062500001")
+    assert cup.postponed and cup.season_type == "NBA Cup" and cup.sub_label == "Championship"
+    assert Game.objects.get(game_id="0022500602").national_tv == ""
+
+
+def test_a_bad_feed_record_is_named_by_its_index() -> None:
+    text = FEED.read_text().replace('"teamTricode": "DEN"', '"teamTricode": ""')
+    with pytest.raises(ScheduleError, match=r"gameDates\[0\]\.games\[1\]: field 'awayTeam.teamTricode' is empty"):
+        parse_schedule(text, source="feed.json")
+    text = FEED.read_text().replace("2025-12-25T17:00:00Z", "Christmas")
+    with pytest.raises(
+        ScheduleError, match=r"gameDates\[1\]\.games\[0\] \(gameId 0022500450\): field 'gameDateTimeUTC'"
+    ):
+        schedule_import(text=text, source="feed.json", actor=SYSTEM)
+    assert Game.objects.count() == 0
+
+
+def _game_override(now: datetime) -> Override:
+    schedule_import(text=FEED.read_text(), source=FEED.name, actor=SYSTEM, now=now)
+    game = Game.objects.get(game_id="0022500601")
+    [o] = override_create(
+        services=[make_service()],
+        kind="floor",
+        replicas=6,
+        starts_at=game.tip_utc - timedelta(minutes=20),
+        ends_at=game.tip_utc + timedelta(hours=3),
+        reason="NYK-BOS on ESPN",
+        actor=Actor.for_user(make_user()),
+        game=game,
+        now=now,
+    )
+    return o
+
+
+def test_a_moved_tip_off_moves_its_overrides() -> None:
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    o = _game_override(now)
+    moved = FEED.read_text().replace("2026-01-16T00:30:00Z", "2026-01-16T01:00:00Z")
+    summary = schedule_import(text=moved, source=FEED.name, actor=SYSTEM, now=now)
+    assert (summary.updated, summary.overrides_moved) == (1, 1)
+    before = o.starts_at
+    o.refresh_from_db()
+    assert o.starts_at - before == timedelta(minutes=30) and o.status == Override.Status.APPROVED
+    assert AuditEvent.objects.filter(event_type=EventType.OVERRIDE_MOVED, object_id=str(o.pk)).exists()
+
+
+def test_a_postponed_game_cancels_its_overrides() -> None:
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    o = _game_override(now)
+    text = FEED.read_text()
+    i = text.index('"0022500601"')
+    postponed = text[:i] + text[i:].replace('"postponedStatus": "A"', '"postponedStatus": "P"', 1)
+    summary = schedule_import(text=postponed, source=FEED.name, actor=SYSTEM, now=now)
+    assert summary.overrides_cancelled == 1
+    o.refresh_from_db()
+    assert o.status == Override.Status.CANCELLED and "postponed" in o.cancel_reason

@@ -1,0 +1,162 @@
+"""Game-day rules schedule floors around matching games, as overrides linked to the game and the rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth.models import User
+
+from scaling.audit import Actor, EventType
+from scaling.models import AuditEvent, Game, MetricSample, Override
+from scaling.overrides import override_cancel
+from scaling.schedule.rules import RuleError, RuleSpec, rule_create, rule_delete, rule_matches, rule_update, rules_apply
+from tests.factories import make_service, make_user
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 1, 12, 12, tzinfo=UTC)  # a Monday
+
+
+def _games() -> dict[str, Game]:
+    rows = [
+        ("g1", NOW + timedelta(days=1, hours=12), "ESPN", "", "BOS (Celtics)", "NYK (Knicks)"),
+        ("g2", NOW + timedelta(days=2, hours=12), "", "", "DEN (Nuggets)", "UTA (Jazz)"),
+        ("g3", NOW + timedelta(days=3, hours=12), "NBA TV", "", "LAL (Lakers)", "SAC (Kings)"),
+        ("g4", NOW + timedelta(days=4, hours=12), "Prime Video", "Emirates NBA Cup", "OKC (Thunder)", "SAS (Spurs)"),
+        ("g5", NOW + timedelta(days=30), "ABC", "", "GSW (Warriors)", "LAL (Lakers)"),
+    ]
+    return {
+        gid: Game.objects.create(
+            game_id=gid,
+            tip_utc=tip,
+            national_tv=tv,
+            label=label,
+            away_team=away,
+            home_team=home,
+            season_type="Regular Season",
+        )
+        for gid, tip, tv, label, away, home in rows
+    }
+
+
+def _admin() -> Actor:
+    user = User.objects.filter(username="boss").first() or make_user("boss", "admin")
+    return Actor.for_user(user)
+
+
+def test_matching_by_network_team_label_and_weekday() -> None:
+    g = _games()
+    assert rule_matches({"national_tv": True}, g["g1"]) and not rule_matches({"national_tv": True}, g["g3"])
+    assert rule_matches({"networks": ["prime"]}, g["g4"]) and not rule_matches({"networks": ["prime"]}, g["g1"])
+    assert rule_matches({"teams": ["LAL"]}, g["g3"]) and not rule_matches({"teams": ["LAL"]}, g["g2"])
+    assert rule_matches({"labels": ["cup"]}, g["g4"])
+    # g1 tips at 00:00 UTC Wednesday = 19:00 Tuesday in New York
+    assert rule_matches({"weekdays": [1]}, g["g1"]) and not rule_matches({"weekdays": [2]}, g["g1"])
+
+
+def test_a_national_tv_rule_schedules_a_floor_per_game_and_service_within_the_horizon() -> None:
+    g = _games()
+    a, b = make_service("a", provisioning_delay_s=300), make_service("b")
+    rule = rule_create(
+        spec=RuleSpec(
+            name="national TV",
+            match={"national_tv": True},
+            services=[a, b],
+            reason="TV draws traffic",
+            floor_replicas=8,
+        ),
+        actor=_admin(),
+        now=NOW,
+    )
+    rows = Override.objects.filter(rule=rule).order_by("game__tip_utc", "service__name")
+    assert [(o.game.game_id if o.game else "", o.service.name) for o in rows] == [
+        ("g1", "a"),
+        ("g1", "b"),
+        ("g4", "a"),
+        ("g4", "b"),
+    ]
+    first = rows[0]
+    assert first.kind == "floor" and first.replicas == 8 and first.status == Override.Status.APPROVED
+    assert first.starts_at == g["g1"].tip_utc - timedelta(minutes=5 + 15)  # provisioning delay + 15 min
+    assert first.ends_at == g["g1"].tip_utc + timedelta(hours=3)
+    assert AuditEvent.objects.filter(event_type=EventType.RULE_CREATED).count() == 1
+    assert AuditEvent.objects.filter(event_type=EventType.OVERRIDE_CREATED).count() == 4
+    assert rules_apply(actor=_admin(), now=NOW) == 0  # idempotent
+
+
+def test_an_operator_can_cancel_one_generated_override_without_disabling_the_rule() -> None:
+    _games()
+    a = make_service("a")
+    rule = rule_create(
+        spec=RuleSpec(name="tv", match={"national_tv": True}, services=[a], reason="TV", floor_replicas=4),
+        actor=_admin(),
+        now=NOW,
+    )
+    one = Override.objects.filter(rule=rule).first()
+    assert one is not None
+    override_cancel(override=one, actor=Actor.for_user(make_user()), reason="blowout expected", now=NOW)
+    assert rules_apply(actor=_admin(), now=NOW) == 0
+    assert Override.objects.filter(rule=rule, status=Override.Status.APPROVED).count() == 1
+
+
+def test_a_forecast_multiple_floor_uses_the_recent_forecast() -> None:
+    _games()
+    a = make_service("a", service_time_ms=100.0, concurrency=1, min_replicas=1)  # 10 rps per replica
+    MetricSample.objects.create(service=a, ts=NOW - timedelta(minutes=5), rps=35.0, provisioned=5)
+    rule = rule_create(
+        spec=RuleSpec(
+            name="x2", match={"networks": ["ESPN"]}, services=[a], reason="double", floor_forecast_multiple=2.0
+        ),
+        actor=_admin(),
+        now=NOW,
+    )
+    o = Override.objects.get(rule=rule)
+    assert o.replicas == 10  # ceil(35 / (0.7 * 10)) = 5, times 2
+
+
+def test_changing_a_rule_replaces_its_future_overrides_and_deleting_cancels_them() -> None:
+    _games()
+    a = make_service("a")
+    actor = _admin()
+    rule = rule_create(
+        spec=RuleSpec(name="tv", match={"national_tv": True}, services=[a], reason="TV", floor_replicas=4),
+        actor=actor,
+        now=NOW,
+    )
+    changed = rule_update(
+        rule=rule,
+        spec=RuleSpec(name="tv", match={"national_tv": True}, services=[a], reason="TV", floor_replicas=6),
+        actor=actor,
+        now=NOW,
+    )
+    assert changed
+    live = Override.objects.filter(rule=rule, status=Override.Status.APPROVED)
+    assert [o.replicas for o in live] == [6, 6]
+    assert not rule_update(
+        rule=rule,
+        spec=RuleSpec(name="tv", match={"national_tv": True}, services=[a], reason="TV", floor_replicas=6),
+        actor=actor,
+        now=NOW,
+    )
+    rule_delete(rule=rule, actor=actor, reason="season over", now=NOW)
+    assert not Override.objects.filter(status=Override.Status.APPROVED).exists()
+    assert AuditEvent.objects.filter(event_type=EventType.RULE_DELETED).count() == 1
+
+
+def test_a_rule_needs_a_criterion_and_one_kind_of_floor() -> None:
+    a = make_service("a")
+    with pytest.raises(RuleError, match="at least one criterion"):
+        rule_create(spec=RuleSpec(name="all", match={}, services=[a], reason="r", floor_replicas=3), actor=_admin())
+    with pytest.raises(RuleError, match="either an absolute floor"):
+        rule_create(
+            spec=RuleSpec(
+                name="both",
+                match={"national_tv": True},
+                services=[a],
+                reason="r",
+                floor_replicas=3,
+                floor_forecast_multiple=2.0,
+            ),
+            actor=_admin(),
+        )
