@@ -1,0 +1,97 @@
+"""The trace generator: seeded, schedule-shaped, with broadcast tiers and spikes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from scaling.policy.types import GameSpec
+from scaling.sim.gentrace import GenParams, game_shape, generate
+from scaling.sim.trace import read_trace, trace_csv
+
+ROOT = Path(__file__).resolve().parents[2]
+NIGHT = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
+QUIET = GenParams(noise_sigma=0.0, interest_sigma=0.0, close_finish_p=0.0, overtime_p=0.0)
+
+
+def test_the_same_seed_gives_the_same_trace() -> None:
+    games = (GameSpec("1", NIGHT + timedelta(hours=2), "A", "B"),)
+    first = generate(NIGHT, 0.5, games=games, seed=4)
+    again = generate(NIGHT, 0.5, games=games, seed=4)
+    other = generate(NIGHT, 0.5, games=games, seed=5)
+    assert trace_csv(first) == trace_csv(again)
+    assert trace_csv(first) != trace_csv(other)
+
+
+def test_a_national_game_draws_several_times_a_regional_one() -> None:
+    tip = NIGHT + timedelta(hours=2)
+    base = generate(NIGHT, 0.5, params=QUIET)
+    regional = generate(NIGHT, 0.5, games=(GameSpec("1", tip, "A", "B", "NBA TV"),), params=QUIET)
+    national = generate(NIGHT, 0.5, games=(GameSpec("1", tip, "A", "B", "ESPN"),), params=QUIET)
+    extra_regional = float((regional.rps - base.rps).sum())
+    extra_national = float((national.rps - base.rps).sum())
+    assert extra_national / extra_regional == pytest.approx(QUIET.national_multiple, rel=1e-3)
+
+
+def test_the_game_shape_ramps_before_tip_and_surges_at_the_breaks() -> None:
+    m = np.arange(-120.0, 240.0, 0.5)
+    shape = game_shape(m, QUIET, close_finish=False, overtimes=0)
+    at = dict(zip(m.tolist(), shape.tolist(), strict=True))
+    assert at[-100.0] == 0.0
+    assert at[-60.0] < at[-30.0] < at[-1.0] < at[10.0]  # the pre-tip ramp
+    assert at[20.0] == pytest.approx(1.0)  # in-game level
+    assert at[33.0] > 1.4  # end of Q1
+    assert at[67.0] > 1.8  # halftime
+    assert at[114.0] > 1.4  # end of Q3
+    assert at[200.0] < 0.1  # fading after the game
+
+
+def test_close_finishes_and_overtime_raise_and_extend_the_end() -> None:
+    m = np.arange(100.0, 200.0, 0.5)
+    plain = game_shape(m, QUIET, close_finish=False, overtimes=0)
+    close = game_shape(m, QUIET, close_finish=True, overtimes=0)
+    overtime = game_shape(m, QUIET, close_finish=False, overtimes=1)
+    i_late = int(np.searchsorted(m, 138.0))
+    i_ot = int(np.searchsorted(m, 150.0))
+    assert close[i_late] > plain[i_late] + 0.8
+    assert overtime[i_ot] == pytest.approx(1.6, abs=0.01)
+    assert plain[i_ot] < 0.5
+
+
+def test_an_unscheduled_spike_triples_traffic_within_a_minute() -> None:
+    params = GenParams(noise_sigma=0.0, spikes=1, use_schedule=False)
+    calm = generate(NIGHT, 1.0, params=GenParams(noise_sigma=0.0, use_schedule=False), step_s=10)
+    spiky = generate(NIGHT, 1.0, params=params, step_s=10)
+    ratio = spiky.rps / calm.rps
+    assert ratio.max() == pytest.approx(3.0, rel=1e-3)
+    first = int(np.argmax(ratio > 1.001))
+    assert ratio[first + 6] == pytest.approx(3.0, rel=1e-3)  # full height 60 s after it starts
+
+
+def test_without_a_schedule_the_trace_is_diurnal() -> None:
+    trace = generate(NIGHT - timedelta(hours=22), 1.0, params=GenParams(noise_sigma=0.0, use_schedule=False))
+    hours_et = [((trace.start + timedelta(seconds=10 * i)).hour - 5) % 24 for i in range(trace.steps)]
+    evening = trace.rps[[h == 20 for h in hours_et]].mean()
+    night = trace.rps[[h == 4 for h in hours_et]].mean()
+    assert evening > 2.5 * night
+
+
+def test_the_command_writes_a_valid_trace_from_the_schedule(tmp_path: Path) -> None:
+    out = tmp_path / "week.csv"
+    call_command(
+        "gentrace",
+        start="2025-12-25T05:00:00Z",
+        days=1,
+        step=15,
+        schedule=str(ROOT / "data" / "nba_2025_26_schedule.csv"),
+        seed=1,
+        out=str(out),
+    )
+    trace = read_trace(out)
+    assert trace.steps == 86400 // 15
+    assert trace.step_s == 15
+    assert float(trace.rps.max()) > 5 * float(trace.rps.min())
