@@ -92,7 +92,7 @@ def client(service_name: str, config: dict[str, Any]) -> Any:
                 service_name,  # type: ignore[call-overload]
                 endpoint_url=endpoint,
                 config=Config(
-                    retries={"mode": "adaptive", "max_attempts": RETRY_MAX_ATTEMPTS},
+                    retries={"mode": "adaptive", "total_max_attempts": RETRY_MAX_ATTEMPTS},
                     connect_timeout=3,
                     read_timeout=10,
                     user_agent_extra="tipoff",
@@ -133,7 +133,11 @@ def translate(
     if isinstance(exc, ClientError):
         code = error_code(exc)
         message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
-        if code in _ACCESS_DENIED:
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if "<Message>" in message:
+            # An XML error body where JSON was expected: keep just its message.
+            message = message.split("<Message>", 1)[1].split("</Message>", 1)[0]
+        if code in _ACCESS_DENIED or (status == 403 and code in {"", "403"}):
             return error_cls(f"missing permission {action} on {resource} (AWS said {code}: {message})", permanent=True)
         if is_throttling(exc):
             return error_cls(f"AWS throttled {action} on {resource} after retries ({code})", permanent=False)
@@ -143,7 +147,6 @@ def translate(
             and ("could not find" in lowered or "not found" in lowered)
         ):
             return error_cls(f"unknown resource: {resource} ({message})", permanent=True)
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         return error_cls(f"{action} on {resource} failed: {code}: {message}", permanent=400 <= status < 500)
     if isinstance(exc, NoCredentialsError):
         return error_cls(

@@ -196,13 +196,26 @@ class RecordingProxy:
 
     def __init__(self, upstream: str) -> None:
         self.calls: list[str] = []
+        # operation -> how many more times to answer with a throttling error
+        self.throttle: dict[str, int] = {}
         target = urlsplit(upstream)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                proxy.calls.append(_operation(self.path, dict(self.headers), body))
+                operation = _operation(self.path, dict(self.headers), body)
+                proxy.calls.append(operation)
+                if proxy.throttle.get(operation, 0) > 0:
+                    proxy.throttle[operation] -= 1
+                    payload = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/x-amz-json-1.1")
+                    self.send_header("x-amzn-ErrorType", "ThrottlingException")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in {"connection"}}
                 conn.request(self.command, self.path, body=body, headers=headers)

@@ -1,0 +1,200 @@
+"""Busy endpoints, throttling, access denied and the circuit breaker.
+
+How each failure is produced:
+- `Updating`: moto finishes UpdateEndpointWeightsAndCapacities instantly and never
+  reports Updating, so a botocore Stubber on the SageMaker client answers
+  DescribeEndpoint with EndpointStatus=Updating (simulated at the boto3 client level).
+- Throttling with retries: a recording HTTP proxy in front of moto answers
+  ThrottlingException (HTTP 400) a set number of times; botocore's adaptive
+  retries are observed at the HTTP level.
+- Repeated failures for the breaker: a botocore Stubber queues ThrottlingException
+  client errors (a Stubber short-circuits botocore's retry loop, so each queued
+  error is one failed call); an un-queued call would raise, proving none is made.
+- Access denied: moto's real IAM enforcement (/moto-api/reset-auth) with an IAM
+  user whose policy lacks the update permission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+from botocore.stub import Stubber
+from django.utils import timezone
+
+from scaling import services
+from scaling.audit import EventType
+from scaling.backends import ActuatorError
+from scaling.backends import aws as aws_backend
+from scaling.backends.sagemaker import SageMakerActuator
+from scaling.models import ActuatorHealth, AuditEvent, Decision
+from tests.backends.conftest import (
+    RecordingProxy,
+    admin_client,
+    create_sagemaker_endpoint,
+    publish_invocations,
+    sagemaker_counts,
+    sagemaker_service,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _described(status: str, current: int = 2, desired: int = 2) -> dict[str, Any]:
+    now = timezone.now()
+    return {
+        "EndpointName": "win-prob",
+        "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/win-prob",
+        "EndpointConfigName": "win-prob-config",
+        "EndpointStatus": status,
+        "CreationTime": now,
+        "LastModifiedTime": now,
+        "ProductionVariants": [
+            {"VariantName": "AllTraffic", "CurrentInstanceCount": current, "DesiredInstanceCount": desired}
+        ],
+    }
+
+
+@pytest.fixture
+def stubbed_sagemaker(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
+    """The SageMaker client Tipoff builds, wrapped in a botocore Stubber; other AWS clients still reach moto."""
+    real_client = aws_backend.client
+    stubbed = real_client("sagemaker", {})
+    stubber = Stubber(stubbed)
+
+    def client(service_name: str, config: dict[str, Any]) -> Any:
+        return stubbed if service_name == "sagemaker" else real_client(service_name, config)
+
+    monkeypatch.setattr(aws_backend, "client", client)
+    with stubber:
+        yield stubber
+
+
+def test_it_records_actuator_busy_and_does_not_call_while_the_endpoint_is_updating(
+    stubbed_sagemaker: Stubber, aws: str
+) -> None:
+    tick = services.align_tick(timezone.now())
+    publish_invocations(aws, tick, per_minute=60 * 700)
+    service = sagemaker_service()
+    stubbed_sagemaker.add_response("describe_endpoint", _described("Updating", current=2, desired=4))
+
+    result = services.service_evaluate(service_id=service.pk, tick_at=tick)
+
+    decision = Decision.objects.get(pk=result.decision_id)
+    assert decision.changed
+    assert decision.actuation == Decision.Actuation.BUSY
+    assert AuditEvent.objects.filter(service=service, event_type=EventType.ACTUATOR_BUSY).exists()
+    stubbed_sagemaker.assert_no_pending_responses()  # exactly one DescribeEndpoint, no update call
+
+
+def test_it_does_not_update_when_the_endpoint_started_updating_since_the_tick_read(stubbed_sagemaker: Stubber) -> None:
+    service = sagemaker_service()
+    stubbed_sagemaker.add_response("describe_endpoint", _described("Updating"))
+
+    outcome = SageMakerActuator().set_capacity(service, 5, timezone.now())
+
+    assert outcome.status == "busy"
+    stubbed_sagemaker.assert_no_pending_responses()
+
+
+def test_throttled_calls_are_retried_with_backoff(recording_proxy: RecordingProxy) -> None:
+    create_sagemaker_endpoint(recording_proxy.url, instances=2)
+    recording_proxy.calls.clear()
+    recording_proxy.throttle["DescribeEndpoint"] = 2
+
+    status = SageMakerActuator().read(sagemaker_service())
+
+    assert status.provisioned == 2
+    assert recording_proxy.calls.count("DescribeEndpoint") == 3
+
+
+def test_throttling_beyond_the_retries_is_a_transient_error(recording_proxy: RecordingProxy) -> None:
+    create_sagemaker_endpoint(recording_proxy.url, instances=2)
+    recording_proxy.calls.clear()
+    recording_proxy.throttle["DescribeEndpoint"] = 100
+
+    with pytest.raises(ActuatorError, match="AWS throttled sagemaker:DescribeEndpoint") as info:
+        SageMakerActuator().read(sagemaker_service())
+
+    assert not info.value.permanent
+    assert recording_proxy.calls.count("DescribeEndpoint") == aws_backend.RETRY_MAX_ATTEMPTS
+
+
+def test_the_circuit_breaker_opens_after_consecutive_errors_and_recovers_by_itself(
+    stubbed_sagemaker: Stubber, aws: str
+) -> None:
+    service = sagemaker_service(breaker_errors=3, breaker_cooloff_s=300)
+    actuator = SageMakerActuator()
+    t0 = datetime(2026, 1, 15, 20, 0, tzinfo=UTC)
+    for _ in range(3):
+        stubbed_sagemaker.add_client_error("describe_endpoint", "ThrottlingException", "Rate exceeded", 400)
+    for k in range(3):
+        with pytest.raises(ActuatorError, match="throttled"):
+            actuator.status(service, t0 + timedelta(seconds=15 * k))
+
+    # Open: no AWS call at all (the Stubber has nothing queued and would raise if called).
+    with pytest.raises(ActuatorError, match=r"actuator unavailable until .* last error: AWS throttled"):
+        actuator.status(service, t0 + timedelta(seconds=60))
+    health = ActuatorHealth.objects.get(service=service)
+    assert health.consecutive_errors == 3 and health.unavailable_at(t0 + timedelta(seconds=60))
+    assert AuditEvent.objects.filter(service=service, event_type=EventType.ACTUATOR_UNAVAILABLE).count() == 1
+
+    # After the cool-off one call goes through; success closes the breaker.
+    stubbed_sagemaker.add_response("describe_endpoint", _described("InService"))
+    status = actuator.status(service, t0 + timedelta(seconds=30 + 300))
+    assert status.provisioned == 2
+    health.refresh_from_db()
+    assert (health.consecutive_errors, health.open_until) == (0, None)
+    assert AuditEvent.objects.filter(service=service, event_type=EventType.ACTUATOR_RECOVERED).count() == 1
+
+
+def test_the_control_tick_holds_while_the_breaker_is_open(stubbed_sagemaker: Stubber, aws: str) -> None:
+    service = sagemaker_service(breaker_errors=1)
+    tick = services.align_tick(timezone.now())
+    publish_invocations(aws, tick, per_minute=60 * 700)
+    stubbed_sagemaker.add_client_error("describe_endpoint", "ThrottlingException", "Rate exceeded", 400)
+
+    first = Decision.objects.get(pk=services.service_evaluate(service_id=service.pk, tick_at=tick).decision_id)
+    second = Decision.objects.get(
+        pk=services.service_evaluate(service_id=service.pk, tick_at=tick + timedelta(seconds=15)).decision_id
+    )
+
+    assert (first.changed, second.changed) == (False, False)
+    assert "actuator unavailable" in second.summary
+    stubbed_sagemaker.assert_no_pending_responses()
+
+
+def test_it_names_the_missing_permission_when_access_is_denied(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    create_sagemaker_endpoint(aws, instances=2)
+    iam = admin_client("iam", aws)
+    iam.create_user(UserName="tipoff-readonly")
+    iam.put_user_policy(
+        UserName="tipoff-readonly",
+        PolicyName="read-only",
+        PolicyDocument=(
+            '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":'
+            '["sagemaker:DescribeEndpoint","application-autoscaling:DescribeScalableTargets"],"Resource":"*"}]}'
+        ),
+    )
+    key = iam.create_access_key(UserName="tipoff-readonly")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    aws_backend.reset_clients()
+    service = sagemaker_service()
+    requests.post(f"{aws}/moto-api/reset-auth", data=b"0", timeout=10)
+    try:
+        status = SageMakerActuator().read(service)
+        with pytest.raises(ActuatorError) as info:
+            SageMakerActuator().set_capacity(service, 5, timezone.now())
+    finally:
+        requests.post(f"{aws}/moto-api/reset-auth", data=b"inf", timeout=10)
+
+    assert status.provisioned == 2
+    assert "missing permission sagemaker:UpdateEndpointWeightsAndCapacities on SageMaker endpoint 'win-prob'" in str(
+        info.value
+    )
+    assert info.value.permanent
+    assert sagemaker_counts(aws) == (2, 2, "InService")
