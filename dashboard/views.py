@@ -47,7 +47,8 @@ def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         "range": chosen,
         "ranges": list(selectors.RANGES),
         "sample": selectors.latest_sample(service),
-        "decisions": selectors.recent_decisions(service, 20),
+        "decisions": selectors.recent_decisions(service, 20, changes_only=request.GET.get("timeline") == "changes"),
+        "timeline": "changes" if request.GET.get("timeline") == "changes" else "all",
         "cost_24h": selectors.cumulative_cost(service, since=now - selectors.RANGES["24h"]),
     }
     template = "dashboard/service.html#decisions" if request.htmx else "dashboard/service.html"

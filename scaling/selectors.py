@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.fields.json import KT
 
 from scaling.models import AuditEvent, Decision, Game, MetricSample, Override, PolicyRevision, Service
@@ -183,8 +183,12 @@ def fleet_overview(now: datetime) -> list[FleetRow]:
     return rows
 
 
-def recent_decisions(service: Service, limit: int = 20) -> QuerySet[Decision]:
-    return Decision.objects.filter(service=service).order_by("-tick")[:limit]
+def recent_decisions(service: Service, limit: int = 20, *, changes_only: bool = False) -> QuerySet[Decision]:
+    rows = Decision.objects.filter(service=service)
+    if changes_only:
+        # Ticks that changed capacity or were stopped from changing it (the ones worth reading).
+        rows = rows.filter(Q(changed=True) | ~Q(recommendation=F("desired")))
+    return rows.order_by("-tick")[:limit]
 
 
 def service_timeseries(service: Service, *, since: datetime, max_points: int = 720) -> dict[str, list[Any]]:

@@ -168,3 +168,37 @@ def test_the_rate_chart_draws_forecast_beside_actual_demand(viewer: Client, sett
     assert traces["forecast"]["y"] == [777.0]
     markers = data["figures"]["replicas"]["data"][-1]
     assert markers["customdata"] == [Decision.objects.get(service=service).pk]  # markers open the explanation
+
+
+def test_the_timeline_can_show_only_changes_and_blocked_changes(viewer: Client) -> None:
+    service = make_service()
+    make_decision(service, tick=T0)  # scaled 12 → 18
+    held = {"summary": "Held at 18: within tolerance", "rules": [], "constraints": []}
+    Decision.objects.create(
+        service=service,
+        tick=T0 + timedelta(seconds=15),
+        provisioned=18,
+        ready=18,
+        desired=18,
+        recommendation=18,
+        reason_code="WITHIN_TOLERANCE",
+        summary=held["summary"],
+        explanation=held,
+    )
+    Decision.objects.create(
+        service=service,
+        tick=T0 + timedelta(seconds=30),
+        provisioned=18,
+        ready=18,
+        desired=18,
+        recommendation=12,
+        reason_code="STABILIZING_SCALE_IN",
+        summary="Held at 18: stabilizing scale-in",
+        explanation=held,
+    )
+    url = reverse("dashboard:service", args=[service.name])
+    every = viewer.get(url).content.decode()
+    changes = viewer.get(url + "?timeline=changes").content.decode()
+    assert "within tolerance" in every and "within tolerance" not in changes
+    assert "pre-warming for LAL @ BOS" in changes and "stabilizing scale-in" in changes
+    assert "?timeline=changes" in changes  # the periodic refresh keeps the filter
