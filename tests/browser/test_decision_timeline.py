@@ -1,0 +1,51 @@
+"""Headless Chromium: on a service page, click a decision in the timeline and read why it happened."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from scaling import services
+from scaling.models import Decision
+from tests.factories import make_service, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _login(page: Any, base_url: str, username: str, password: str) -> None:
+    page.goto(f"{base_url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+
+
+def test_clicking_a_decision_opens_its_explanation_in_the_side_panel(browser: Any, live_server: Any) -> None:
+    service = make_service("win-probability", replicas=2, demand_scale=40.0)
+    result = services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    decision = Decision.objects.get(pk=result.decision_id)
+    make_user("viewer", "viewer", password="pw-for-tests-1")
+    page = browser.new_page()
+    try:
+        _login(page, live_server.url, "viewer", "pw-for-tests-1")
+        page.goto(f"{live_server.url}/services/{service.name}/")
+        page.evaluate("window.__marker = 'same page'")
+        panel = page.locator("#decision-panel")
+        expect(panel).to_contain_text("Click a decision")
+
+        page.locator(f"tr[data-decision-id='{decision.pk}'] a.decision-link").click()
+
+        explanation = panel.locator(f"#decision-{decision.pk}")
+        expect(explanation).to_be_visible(timeout=10_000)
+        expect(explanation.locator(".decision-summary")).to_have_text(decision.summary)
+        expect(explanation).to_contain_text(decision.reason_code)
+        for rule in decision.explanation["rules"]:
+            expect(explanation.locator(f"tr[data-rule='{rule['rule']}']")).to_be_visible()
+        expect(explanation).to_contain_text("Metric window")
+        expect(explanation).to_contain_text("Actuation")
+        assert page.evaluate("window.__marker") == "same page"  # loaded into the panel, not a new page
+        expect(page.locator(f"tr[data-decision-id='{decision.pk}']")).to_have_class("changed selected")
+    finally:
+        page.close()
