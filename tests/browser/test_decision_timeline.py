@@ -25,6 +25,7 @@ def _login(page: Any, base_url: str, username: str, password: str) -> None:
 def test_clicking_a_decision_opens_its_explanation_in_the_side_panel(browser: Any, live_server: Any) -> None:
     service = make_service("win-probability", replicas=2, demand_scale=40.0)
     result = services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    assert result.decision_id is not None
     decision = Decision.objects.get(pk=result.decision_id)
     make_user("viewer", "viewer", password="pw-for-tests-1")
     page = browser.new_page()
