@@ -18,7 +18,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from scaling.backends import aws as aws_backend
-from scaling.models import Service
+from scaling.models import Decision, Service
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -270,5 +270,7 @@ def recording_proxy(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recor
     proxy.close()
 
 
-def dump(obj: Any) -> str:
-    return json.dumps(obj, default=str)
+def decision_of(result: Any) -> Decision:
+    """The Decision a service_evaluate result points at."""
+    assert result.decision_id is not None, result
+    return Decision.objects.get(pk=result.decision_id)

@@ -11,7 +11,7 @@ from scaling import services
 from scaling.backends import ActuatorError
 from scaling.backends.ecs import EcsActuator
 from scaling.models import Decision, MetricSample
-from tests.backends.conftest import admin_client, create_ecs_service, ecs_desired, ecs_service
+from tests.backends.conftest import admin_client, create_ecs_service, decision_of, ecs_desired, ecs_service
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,7 @@ def test_it_scales_an_ecs_service_from_alb_metrics(aws: str) -> None:
 
     result = services.service_evaluate(service_id=service.pk, tick_at=tick)
 
-    decision = Decision.objects.get(pk=result.decision_id)
+    decision = decision_of(result)
     assert decision.changed and decision.desired > 2, decision.summary
     assert decision.actuation == Decision.Actuation.OK, decision.actuation_error
     assert ecs_desired(aws) == decision.desired

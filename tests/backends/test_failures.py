@@ -35,6 +35,7 @@ from tests.backends.conftest import (
     RecordingProxy,
     admin_client,
     create_sagemaker_endpoint,
+    decision_of,
     publish_invocations,
     sagemaker_counts,
     sagemaker_service,
@@ -83,7 +84,7 @@ def test_it_records_actuator_busy_and_does_not_call_while_the_endpoint_is_updati
 
     result = services.service_evaluate(service_id=service.pk, tick_at=tick)
 
-    decision = Decision.objects.get(pk=result.decision_id)
+    decision = decision_of(result)
     assert decision.changed
     assert decision.actuation == Decision.Actuation.BUSY
     assert AuditEvent.objects.filter(service=service, event_type=EventType.ACTUATOR_BUSY).exists()
@@ -157,10 +158,8 @@ def test_the_control_tick_holds_while_the_breaker_is_open(stubbed_sagemaker: Stu
     publish_invocations(aws, tick, per_minute=60 * 700)
     stubbed_sagemaker.add_client_error("describe_endpoint", "ThrottlingException", "Rate exceeded", 400)
 
-    first = Decision.objects.get(pk=services.service_evaluate(service_id=service.pk, tick_at=tick).decision_id)
-    second = Decision.objects.get(
-        pk=services.service_evaluate(service_id=service.pk, tick_at=tick + timedelta(seconds=15)).decision_id
-    )
+    first = decision_of(services.service_evaluate(service_id=service.pk, tick_at=tick))
+    second = decision_of(services.service_evaluate(service_id=service.pk, tick_at=tick + timedelta(seconds=15)))
 
     assert (first.changed, second.changed) == (False, False)
     assert "actuator unavailable" in second.summary

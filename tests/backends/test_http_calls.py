@@ -8,7 +8,13 @@ from django.utils import timezone
 from scaling import services
 from scaling.backends.cloudwatch import fetch_many
 from scaling.models import Decision, MetricSample, Service
-from tests.backends.conftest import RecordingProxy, create_sagemaker_endpoint, publish_invocations, sagemaker_service
+from tests.backends.conftest import (
+    RecordingProxy,
+    create_sagemaker_endpoint,
+    decision_of,
+    publish_invocations,
+    sagemaker_service,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +30,7 @@ def test_a_dry_run_service_makes_no_write_call(recording_proxy: RecordingProxy) 
 
     result = services.service_evaluate(service_id=service.pk, tick_at=tick)
 
-    decision = Decision.objects.get(pk=result.decision_id)
+    decision = decision_of(result)
     assert decision.changed and decision.actuation == Decision.Actuation.DRY_RUN
     assert sorted(recording_proxy.calls) == ["DescribeEndpoint", "DescribeScalableTargets", "GetMetricData"]
     assert recording_proxy.writes() == []
