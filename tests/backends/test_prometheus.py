@@ -1,0 +1,190 @@
+"""The Prometheus source against a real Prometheus server (Debian package `prometheus`)
+scraping a small exporter this test starts, both on 127.0.0.1 with a 1 s scrape interval."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from conftest import require
+from scaling import services
+from scaling.backends import MetricsUnavailable
+from scaling.backends.prometheus import PrometheusMetricSource
+from scaling.models import MetricSample, Service
+from tests.backends.conftest import decision_of
+from tests.factories import make_service
+
+pytestmark = pytest.mark.django_db
+
+RPS = 100.0
+# Per second: 50 requests under 50 ms, 45 more under 100 ms, the last 5 under 250 ms.
+BUCKETS = ((0.05, 50), (0.1, 95), (0.25, 100), ("+Inf", 100))
+IN_FLIGHT = 7
+
+PROMQL = {
+    "rps": "sum(rate(inference_requests_total[5s]))",
+    "p95_ms": "1000 * histogram_quantile(0.95, sum by (le) (rate(inference_request_duration_seconds_bucket[5s])))",
+    "in_flight": "sum(inference_requests_in_flight)",
+    "error_rate": "sum(rate(inference_errors_total[5s])) / sum(rate(inference_requests_total[5s]))",
+}
+
+
+class Exporter:
+    """Text-format metrics whose counters grow at fixed rates with wall-clock time."""
+
+    def __init__(self) -> None:
+        started = time.monotonic()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                elapsed = time.monotonic() - started
+                lines = [
+                    "# TYPE inference_requests_total counter",
+                    f"inference_requests_total {RPS * elapsed}",
+                    "# TYPE inference_errors_total counter",
+                    f"inference_errors_total {RPS * 0.02 * elapsed}",
+                    "# TYPE inference_requests_in_flight gauge",
+                    f"inference_requests_in_flight {IN_FLIGHT}",
+                    "# TYPE inference_request_duration_seconds histogram",
+                ]
+                lines += [f'inference_request_duration_seconds_bucket{{le="{le}"}} {n * elapsed}' for le, n in BUCKETS]
+                lines += [
+                    f"inference_request_duration_seconds_count {100 * elapsed}",
+                    f"inference_request_duration_seconds_sum {6.0 * elapsed}",
+                ]
+                body = ("\n".join(lines) + "\n").encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("condition not met within the timeout")
+
+
+def _query(url: str, promql: str) -> list[Any]:
+    with urllib.request.urlopen(f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": promql}), timeout=5) as r:  # noqa: S310
+        return list(json.load(r)["data"]["result"])
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
+    require(binary is not None, "the prometheus binary is not installed (apt-get install prometheus)")
+    assert binary is not None
+    exporter = Exporter()
+    workdir = tmp_path_factory.mktemp("prometheus")
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: model\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{exporter.port}']\n"
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        # Ready once the rate window is full of scrapes, so rate() is not extrapolated from two points.
+        _wait_for(lambda: bool(_query(url, "count_over_time(inference_requests_total[5s]) >= 5")))
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        exporter.server.shutdown()
+
+
+def _service(url: str, **promql: str) -> Service:
+    return make_service(
+        "live-odds",
+        metric_source=Service.MetricSourceKind.PROMETHEUS,
+        backend_config={"prometheus_url": url, "promql": promql or PROMQL},
+    )
+
+
+def test_it_reads_rate_quantile_in_flight_and_errors_from_prometheus(prometheus: str) -> None:
+    point = PrometheusMetricSource().fetch(_service(prometheus), timezone.now()).points[0]
+
+    assert point.rps == pytest.approx(RPS, rel=0.15)
+    assert point.p95_ms == pytest.approx(100.0, rel=0.15)  # the 0.95 quantile falls on the 100 ms bucket bound
+    assert point.in_flight == IN_FLIGHT
+    assert point.error_rate == pytest.approx(0.02, rel=0.15)
+
+
+def test_a_control_tick_scales_on_prometheus_metrics(prometheus: str) -> None:
+    service = _service(prometheus)
+    tick = timezone.now().replace(microsecond=0)
+
+    decision = decision_of(services.service_evaluate(service_id=service.pk, tick_at=tick))
+
+    assert decision.reason_code != "METRICS_STALE", decision.summary
+    assert MetricSample.objects.get(service=service).rps == pytest.approx(RPS, rel=0.15)
+
+
+def test_an_empty_result_is_a_missing_datapoint_and_the_engine_holds(prometheus: str) -> None:
+    service = _service(prometheus, rps="sum(rate(no_such_metric_total[5s]))")
+    tick: datetime = timezone.now().replace(microsecond=0)
+
+    assert PrometheusMetricSource().fetch(service, tick).points[0].rps is None
+    decision = decision_of(services.service_evaluate(service_id=service.pk, tick_at=tick))
+    assert (decision.reason_code, decision.changed) == ("METRICS_STALE", False)
+
+
+def test_a_bad_query_is_reported_with_prometheus_own_words(prometheus: str) -> None:
+    service = _service(prometheus, rps="sum(rate(")
+    with pytest.raises(MetricsUnavailable, match="Prometheus rejected the query") as info:
+        PrometheusMetricSource().fetch(service, timezone.now())
+    assert info.value.permanent
+
+
+def test_an_unreachable_prometheus_is_a_transient_error() -> None:
+    service = _service(f"http://127.0.0.1:{_free_port()}")
+    with pytest.raises(MetricsUnavailable, match="cannot reach Prometheus") as info:
+        PrometheusMetricSource().fetch(service, timezone.now())
+    assert not info.value.permanent
