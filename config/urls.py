@@ -9,6 +9,7 @@ from dashboard.api import api
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", include("dashboard.access_urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("", include("dashboard.urls")),

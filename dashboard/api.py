@@ -8,13 +8,15 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import NinjaAPI, Schema
-from ninja.security import django_auth
 
+from dashboard.api_audit import router as audit_router
+from dashboard.api_auth import api_auth
 from dashboard.api_policy import router as policy_router
 from scaling import selectors
 from scaling.models import Decision, MetricSample, Service
 
-api = NinjaAPI(title="Tipoff API", version="1", auth=django_auth, urls_namespace="api")
+# Every endpoint: a Bearer API token, or the session with its CSRF token (dashboard/api_auth.py).
+api = NinjaAPI(title="Tipoff API", version="1", auth=api_auth, urls_namespace="api")
 
 
 class ServiceOut(Schema):
@@ -80,3 +82,4 @@ def list_metrics(request: HttpRequest, name: str, range: str = "1h") -> list[Met
 
 # Policy (read, replace, revisions) and decision detail: dashboard/api_policy.py.
 api.add_router("", policy_router)
+api.add_router("/audit", audit_router)

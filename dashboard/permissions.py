@@ -1,30 +1,74 @@
-"""Who may do what. Roles are Django groups; a capability lists the roles that hold it.
+"""Who may do what. Roles are Django groups holding explicit permissions.
 
-Views use `@requires("operate")`; the API uses `can(user, "operate")`.
+Each capability is a permission `scaling.<capability>` (declared on
+scaling.models.Capability); `ensure_roles()` grants every role its
+capabilities plus the model permissions that go with them, and runs after
+every migrate (and test-database flush). Views use `@requires("operate")`;
+the API uses `can(user, "operate")`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect
 
 ROLES = ("viewer", "operator", "approver", "admin")
 
-CAPABILITIES: dict[str, frozenset[str]] = {
-    # read every page and endpoint (no secrets)
-    "view": frozenset({"viewer", "operator", "approver", "admin"}),
-    # create/cancel/extend overrides within limits, pause and dry-run services
-    "operate": frozenset({"operator", "approver", "admin"}),
-    # approve or reject other people's overrides
-    "approve": frozenset({"approver", "admin"}),
-    # services, policies, game-day rules, users, emergency bypass
-    "administer": frozenset({"admin"}),
+# role -> its capabilities, then the Django model permissions (app_label.codename) it holds.
+ROLE_CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "viewer": ("view",),
+    "operator": ("view", "operate"),
+    "approver": ("view", "operate", "approve"),
+    "admin": ("view", "operate", "approve", "administer"),
 }
+_READABLE = ("service", "decision", "metricsample", "override", "game", "gamedayrule", "auditevent")
+ROLE_MODEL_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    # read everything except secrets (API tokens are never readable across users)
+    "viewer": tuple(f"scaling.view_{m}" for m in _READABLE),
+    "operator": (*(f"scaling.view_{m}" for m in _READABLE), "scaling.add_override", "scaling.change_override"),
+    "approver": (*(f"scaling.view_{m}" for m in _READABLE), "scaling.add_override", "scaling.change_override"),
+    "admin": (
+        *(f"scaling.{verb}_{m}" for m in _READABLE for verb in ("view", "add", "change")),
+        "scaling.delete_gamedayrule",
+        "auth.view_user",
+        "auth.add_user",
+        "auth.change_user",
+        "auth.view_group",
+    ),
+}
+
+# capability -> the roles that hold it (kept for templates and older callers)
+CAPABILITIES: dict[str, frozenset[str]] = {
+    capability: frozenset(role for role, caps in ROLE_CAPABILITIES.items() if capability in caps)
+    for capability in ("view", "operate", "approve", "administer")
+}
+
+
+def ensure_roles() -> None:
+    """Create the role groups with exactly their permissions (idempotent)."""
+    from django.contrib.auth.models import Group, Permission
+
+    with transaction.atomic():
+        for role in ROLES:
+            wanted = {f"scaling.{cap}" for cap in ROLE_CAPABILITIES[role]} | set(ROLE_MODEL_PERMISSIONS[role])
+            perms = [
+                p
+                for p in Permission.objects.select_related("content_type")
+                if f"{p.content_type.app_label}.{p.codename}" in wanted
+            ]
+            group, _ = Group.objects.get_or_create(name=role)
+            group.permissions.set(perms)
 
 
 def roles_of(user: Any) -> set[str]:
@@ -40,10 +84,14 @@ def roles_of(user: Any) -> set[str]:
 
 
 def can(user: Any, capability: str) -> bool:
-    return bool(roles_of(user) & CAPABILITIES[capability])
+    if capability not in CAPABILITIES:
+        raise ValueError(f"unknown capability {capability!r}")
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return False
+    return bool(user.has_perm(f"scaling.{capability}"))
 
 
-View = TypeVar("View", bound=Callable[..., HttpResponse])
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 
 def requires(capability: str) -> Callable[[View], View]:
@@ -54,11 +102,59 @@ def requires(capability: str) -> Callable[[View], View]:
     def decorator(view: View) -> View:
         @login_required
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not can(request.user, capability):
                 raise PermissionDenied(f"needs the {capability!r} capability")
+            if capability == "administer" and request.method not in SAFE_METHODS and not has_recent_auth(request):
+                return reauth_redirect(request)
             return view(request, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+REAUTH_SESSION_KEY = "tipoff_reauth_at"
+
+
+def mark_recent_auth(request: HttpRequest) -> None:
+    request.session[REAUTH_SESSION_KEY] = time.time()
+
+
+def has_recent_auth(request: HttpRequest, max_age_s: int | None = None) -> bool:
+    max_age = settings.REAUTH_MAX_AGE_SECONDS if max_age_s is None else max_age_s
+    confirmed_at = request.session.get(REAUTH_SESSION_KEY)
+    return isinstance(confirmed_at, int | float) and time.time() - confirmed_at <= max_age
+
+
+def recent_auth(max_age_s: int | None = None) -> Callable[[View], View]:
+    """The password must have been typed within max_age_s (default REAUTH_MAX_AGE_SECONDS).
+
+    `@requires("administer")` already applies this to every non-GET request;
+    use it directly for other sensitive views. Logging in counts as typing it.
+    """
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if has_recent_auth(request, max_age_s):
+                return view(request, *args, **kwargs)
+            return reauth_redirect(request)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def reauth_redirect(request: HttpRequest) -> HttpResponse:
+    """To the password confirmation page, which returns to the page the change was made from."""
+    from django.urls import reverse
+
+    back = request.get_full_path() if request.method in SAFE_METHODS else request.META.get("HTTP_REFERER", "")
+    url = f"{reverse('access:confirm-password')}?{urlencode({'next': back or '/'})}"
+    if getattr(request, "htmx", False):
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboard import decisions, policy, views
+from dashboard import audit, decisions, policy, views
 
 app_name = "dashboard"
 
 urlpatterns = [
+    path("audit/", audit.audit_list, name="audit"),
+    path("audit/export.csv", audit.audit_csv, name="audit-csv"),
     path("", views.fleet, name="fleet"),
     path("services/<slug:name>/", views.service_detail, name="service"),
     path("services/<slug:name>/charts.json", views.service_charts, name="service-charts"),

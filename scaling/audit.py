@@ -59,6 +59,7 @@ class EventType(StrEnum):
     AUTH_LOGIN_FAILED = "auth.login_failed"
     AUTH_LOGOUT = "auth.logout"
     AUTH_DENIED = "auth.permission_denied"
+    AUTH_LOCKED_OUT = "auth.locked_out"
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
     TOKEN_USED = "token.used"

@@ -1,0 +1,110 @@
+"""The audit review query through the API: the same filters and seek pages as /audit/."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from scaling.audit import latest_verification
+from scaling.audit_selectors import AuditFilter, audit_page
+
+router = Router(tags=["audit"])
+
+
+class AuditQuery(Schema):
+    since: datetime | None = None
+    until: datetime | None = None
+    service: str = Field("", max_length=64)
+    actor: str = Field("", max_length=200)
+    event_type: str = Field("", max_length=60)
+    q: str = Field("", max_length=200)
+    object_type: str = Field("", max_length=40)
+    object_id: str = Field("", max_length=64)
+    before: int | None = Field(None, ge=1, description="seek: events older than this id")
+    after: int | None = Field(None, ge=0, description="seek: events newer than this id")
+    limit: int = Field(50, ge=1, le=500)
+
+
+class AuditEventOut(Schema):
+    id: int
+    created_at: datetime
+    actor_type: str
+    actor: str
+    service: str | None
+    event_type: str
+    object_type: str
+    object_id: str
+    reason: str
+    cost_impact_per_hour: float | None
+    before: Any
+    after: Any
+    prev_hash: str
+    hash: str
+
+
+class AuditPageOut(Schema):
+    events: list[AuditEventOut]
+    older_cursor: int | None = Field(description="pass as before= for the next, older page")
+    newer_cursor: int | None = Field(description="pass as after= for the previous, newer page")
+
+
+class VerificationOut(Schema):
+    ran_at: datetime | None
+    ok: bool | None
+    events_checked: int
+    first_broken_id: int | None
+    message: str
+
+
+@router.get("/events", response=AuditPageOut)
+def list_audit_events(request: HttpRequest, query: Query[AuditQuery]) -> dict[str, Any]:
+    f = AuditFilter(
+        since=query.since,
+        until=query.until,
+        service=query.service,
+        actor=query.actor,
+        event_type=query.event_type,
+        q=query.q,
+        object_type=query.object_type,
+        object_id=query.object_id,
+    )
+    page = audit_page(f, before=query.before, after=query.after, size=query.limit)
+    events = [
+        {
+            "id": e.pk,
+            "created_at": e.created_at,
+            "actor_type": e.actor_type,
+            "actor": e.actor_label,
+            "service": e.service.name if e.service_id and e.service else None,
+            "event_type": e.event_type,
+            "object_type": e.object_type,
+            "object_id": e.object_id,
+            "reason": e.reason,
+            "cost_impact_per_hour": e.cost_impact_per_hour,
+            "before": e.before,
+            "after": e.after,
+            "prev_hash": e.prev_hash,
+            "hash": e.hash,
+        }
+        for e in page.events
+    ]
+    return {"events": events, "older_cursor": page.older_cursor, "newer_cursor": page.newer_cursor}
+
+
+@router.get("/verification", response=VerificationOut)
+def audit_verification(request: HttpRequest) -> dict[str, Any]:
+    """The latest run of verify_audit (the periodic task)."""
+    v = latest_verification()
+    if v is None:
+        return {"ran_at": None, "ok": None, "events_checked": 0, "first_broken_id": None, "message": "not run yet"}
+    return {
+        "ran_at": v.ran_at,
+        "ok": v.ok,
+        "events_checked": v.events_checked,
+        "first_broken_id": v.first_broken_id,
+        "message": v.message,
+    }

@@ -1,0 +1,57 @@
+"""Request guards: oversize bodies get 413; every 403 a signed-in user (or token) meets is audited."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+
+from scaling.audit import Actor, EventType, audit_record
+
+
+class RequestLimitsMiddleware:
+    """Refuse a body larger than TIPOFF_MAX_REQUEST_BYTES before anything reads it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return HttpResponse("Content-Length is not a number\n", status=400, content_type="text/plain")
+        if length > settings.TIPOFF_MAX_REQUEST_BYTES:
+            return HttpResponse(
+                f"request body of {length} bytes is over the {settings.TIPOFF_MAX_REQUEST_BYTES}-byte limit\n",
+                status=413,
+                content_type="text/plain",
+            )
+        return self.get_response(request)
+
+
+class AuditDeniedMiddleware:
+    """Write auth.permission_denied for each 403 served to an authenticated user or API token."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code == 403:
+            user = getattr(request, "user", None)
+            if user is not None and user.is_authenticated:
+                with transaction.atomic():
+                    audit_record(
+                        actor=Actor.for_request(request),
+                        event_type=EventType.AUTH_DENIED,
+                        after={"method": request.method, "path": request.path[:200]},
+                        reason=str(getattr(request, "_tipoff_denied", "") or "forbidden")[:200],
+                    )
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        if isinstance(exception, PermissionDenied):
+            request._tipoff_denied = str(exception) or "permission denied"  # type: ignore[attr-defined]
