@@ -33,7 +33,7 @@ TIERS: tuple[str, ...] = ("national", "regional")
 BASELINE_BINS = 48  # half-hours of the UTC day
 PROFILE_START_MIN = -120.0
 PROFILE_END_MIN = 240.0
-PROFILE_BIN_MIN = 2.0
+PROFILE_BIN_MIN = 1.0
 MAX_OVERLAP = 6  # overlap factors for 1..MAX_OVERLAP live games (more share the last)
 LIVE_START_MIN = -30.0  # a game counts as live (for overlap) from half an hour before tip ...
 LIVE_END_MIN = 180.0  # ... to three hours after
@@ -99,7 +99,8 @@ class Forecaster:
         games: Sequence[GameSpec],
         *,
         resolution_s: float = 60.0,
-        smoothing: float = 1.0,
+        baseline_smoothing: float = 30.0,
+        profile_smoothing: float = 0.3,
     ) -> Forecaster:
         """Learn baseline and per-tier profiles from samples `(ts[i], rps[i])` and the games around them.
 
@@ -155,25 +156,26 @@ class Forecaster:
             live += (minutes >= LIVE_START_MIN) & (minutes < LIVE_END_MIN)
 
         # Smoothness rows: second differences of the baseline (circular) and of each profile.
-        scale = smoothing
         penalty: list[np.ndarray] = []
         for i in range(nb):
             row = np.zeros(ncols)
             row[(i - 1) % nb], row[i], row[(i + 1) % nb] = 1.0, -2.0, 1.0
-            penalty.append(row * scale)
+            penalty.append(row * baseline_smoothing)
         for j in range(len(tiers_present)):
             col0 = nb + npb * j
             for i in range(1, npb - 1):
                 row = np.zeros(ncols)
                 row[col0 + i - 1], row[col0 + i], row[col0 + i + 1] = 1.0, -2.0, 1.0
-                penalty.append(row * scale * 0.3)
+                penalty.append(row * profile_smoothing)
             for i in (0, npb - 1):  # the profile fades to nothing at both ends
                 row = np.zeros(ncols)
                 row[col0 + i] = 1.0
-                penalty.append(row * scale)
-        a = np.vstack([x, np.array(penalty)])
-        b = np.concatenate([y, np.zeros(len(penalty))])
-        coef, *_ = np.linalg.lstsq(a, b, rcond=None)
+                penalty.append(row * baseline_smoothing)
+        # Normal equations: X is tall and sparse-ish, and an SVD of it is needlessly slow.
+        pen = np.array(penalty)
+        gram = x.T @ x + pen.T @ pen
+        gram[np.diag_indices_from(gram)] += 1e-6 * max(float(np.trace(gram)) / ncols, 1.0)
+        coef = np.linalg.solve(gram, x.T @ y)
         coef = np.maximum(coef, 0.0)
 
         baseline = tuple(float(v) for v in coef[:nb])
@@ -231,17 +233,32 @@ class Forecaster:
 
     def predict(self, t: datetime, games: Sequence[GameSpec]) -> float:
         """Expected demand at `t` (before tonight's correction)."""
+        return self.predict_epoch(_epoch(t), self.prepare(games))
+
+    def prepare(self, games: Sequence[GameSpec]) -> list[tuple[float, tuple[float, ...]]]:
+        """(tip epoch, profile) per game: what `predict_epoch` needs, computed once per decision."""
+        fallback = self.profiles.get("regional", ())
+        return [(_epoch(g.tip_utc), self.profiles.get(g.tier, fallback)) for g in games]
+
+    def predict_epoch(self, t: float, prepared: list[tuple[float, tuple[float, ...]]]) -> float:
         total = 0.0
         live = 0
-        for g in games:
-            contribution = self.game_at(g, t)
-            if contribution:
-                total += contribution
-                minutes = (_epoch(t) - _epoch(g.tip_utc)) / 60.0
-                live += LIVE_START_MIN <= minutes < LIVE_END_MIN
+        for tip, profile in prepared:
+            minutes = (t - tip) / 60.0
+            if minutes < PROFILE_START_MIN or minutes >= PROFILE_END_MIN or not profile:
+                continue
+            pos = (minutes - PROFILE_START_MIN) / PROFILE_BIN_MIN
+            i = int(pos)
+            frac = pos - i
+            total += profile[i] * (1.0 - frac) + profile[min(i + 1, len(profile) - 1)] * frac
+            live += LIVE_START_MIN <= minutes < LIVE_END_MIN
         if live:
             total *= self.overlap_factors[min(live, MAX_OVERLAP) - 1]
-        return self.baseline_at(t) + total
+        pos = ((t % 86400.0) / 86400.0) * BASELINE_BINS
+        i = int(pos)
+        frac = pos - i
+        base = self.baseline[i % BASELINE_BINS] * (1.0 - frac) + self.baseline[(i + 1) % BASELINE_BINS] * frac
+        return base + total
 
     def summary(self) -> dict[str, object]:
         return {

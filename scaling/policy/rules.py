@@ -139,6 +139,7 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     if params.panic_threshold <= 0:
         return None
     ready = max(inp.ready, 1)
+    cap = replica_capacity_rps(inp.service)
     needed_now = replicas_for(obs.short_rps * (1.0 + params.reactive_headroom), inp.service)
     triggered_at: datetime | None = obs.latest.ts if needed_now >= params.panic_threshold * ready else None
     if triggered_at is None and params.panic_window_s > 0:
@@ -151,7 +152,14 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
             if prev.rps is None or cur.rps is None or not 0.0 < gap < window:
                 continue
             short = max(prev.rps + (window / gap) * (cur.rps - prev.rps), 0.0)
-            if replicas_for(short * (1.0 + params.reactive_headroom), inp.service) >= params.panic_threshold * ready:
+            # Compare with the ready count of that moment (utilization = rate / ready capacity), as Knative does.
+            ready_then = ready
+            if cur.utilization and cur.utilization > 0:
+                ready_then = max(round(cur.rps / (cur.utilization * cap)), 1)
+            if (
+                replicas_for(short * (1.0 + params.reactive_headroom), inp.service)
+                >= params.panic_threshold * ready_then
+            ):
                 triggered_at = cur.ts
     if triggered_at is None:
         return None
@@ -178,18 +186,38 @@ def game_label(game: GameSpec) -> str:
     return f"{game.matchup}{tv} at {_eastern(game.tip_utc)} ET"
 
 
-def forecast_ratio(inp: EngineInput, obs: Observation, forecaster: Forecaster, games: list[GameSpec]) -> float:
-    """Observed / predicted over the newest samples: how tonight compares with the learned shape."""
-    half_window = timedelta(seconds=inp.service.metrics_window_s / 2)
-    recent = obs.points[-4:] or (obs.latest,)
-    observed = sum(max(m.rps or 0.0, 0.0) for m in recent)
-    predicted = sum(forecaster.predict(m.ts - half_window, games) for m in recent)
-    if predicted <= 1e-9:
-        return 1.0 if forecaster.learned else 0.0
-    ratio = observed / predicted
+TREND_WINDOW_S = 240.0
+MAX_TREND_GAIN = 1.0  # the trend may at most double tonight's ratio
+
+
+def forecast_ratio(
+    inp: EngineInput, obs: Observation, forecaster: Forecaster, prepared: list[tuple[float, tuple[float, ...]]]
+) -> tuple[float, float]:
+    """Observed / predicted over the newest samples — how tonight compares with the learned shape — and
+    how fast that ratio is rising (per second; 0 when flat or falling)."""
+    half_window_s = inp.service.metrics_window_s / 2
+    pairs = [
+        (m.ts.timestamp() - half_window_s, max(m.rps or 0.0, 0.0))
+        for m in (obs.points or (obs.latest,))
+        if (obs.latest.ts - m.ts).total_seconds() <= TREND_WINDOW_S
+    ]
+    predicted = [forecaster.predict_epoch(t, prepared) for t, _ in pairs]
+    recent_obs = sum(o for _, o in pairs[-4:])
+    recent_pred = sum(predicted[-4:])
+    if recent_pred <= 1e-9:
+        return (1.0 if forecaster.learned else 0.0), 0.0
+    ratio = recent_obs / recent_pred
     if forecaster.learned:
         ratio = min(max(ratio, inp.params.forecast_correction_min), inp.params.forecast_correction_max)
-    return ratio
+    slope = 0.0
+    series = [(t, o / p) for (t, o), p in zip(pairs, predicted, strict=True) if p > 1e-9]
+    if len(series) >= 6 and inp.params.forecast_trend > 0:
+        mean_t = sum(t for t, _ in series) / len(series)
+        mean_r = sum(r for _, r in series) / len(series)
+        var = sum((t - mean_t) ** 2 for t, _ in series)
+        if var > 0:
+            slope = max(sum((t - mean_t) * (r - mean_r) for t, r in series) / var, 0.0) * inp.params.forecast_trend
+    return ratio, slope
 
 
 def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, object]] | None:
@@ -203,22 +231,35 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         return None
     spec, params = inp.service, inp.params
     forecaster = inp.forecaster or default_forecaster()
-    delay = timedelta(seconds=spec.provisioning_delay_s)
-    tick = timedelta(seconds=spec.tick_s)
+    delay_s, tick_s = spec.provisioning_delay_s, spec.tick_s
     lookback = timedelta(seconds=spec.metrics_lag_s + 2 * spec.metrics_window_s + 120)
-    games = games_near(inp.games, inp.now - lookback, inp.now + delay + tick)
-    ratio = forecast_ratio(inp, obs, forecaster, games)
+    ahead = timedelta(seconds=delay_s + tick_s + params.forecast_lookahead_s)
+    games = games_near(inp.games, inp.now - lookback, inp.now + ahead)
+    prepared = forecaster.prepare(games)
+    ratio, slope = forecast_ratio(inp, obs, forecaster, prepared)
     if ratio <= 0.0:
         return None
-    horizon = [inp.now + delay, inp.now + delay + tick / 2, inp.now + delay + tick]
-    forecasts = [(t, forecaster.predict(t, games) * ratio) for t in horizon]
-    peak_at, peak_rps = max(forecasts, key=lambda f: f[1])
+    now_s = inp.now.timestamp()
+    observed_s = obs.observed_at.timestamp()
+
+    def corrected(t: float) -> float:
+        gain = min(slope * max(t - observed_s, 0.0), ratio * MAX_TREND_GAIN)
+        return forecaster.predict_epoch(t, prepared) * (ratio + gain)
+
+    span_s = tick_s + params.forecast_lookahead_s
+    points = max(int(span_s // 15.0), 1)
+    horizon = [now_s + delay_s + span_s * i / points for i in range(points + 1)]
+    peak_s, peak_rps = max(((t, corrected(t)) for t in horizon), key=_second)
     headroom = 1.0 + params.forecast_headroom
     needed = replicas_for(peak_rps * headroom, spec)
-    steps = max(int(spec.provisioning_delay_s // 60), 1)
-    near_rps = max(forecaster.predict(inp.now + delay * (i / steps), games) * ratio for i in range(steps))
-    keep = min(inp.provisioned, replicas_for(near_rps * headroom, spec))
+    keep = 0
+    near_rps = 0.0
+    if inp.provisioned > needed:
+        steps = max(math.ceil(delay_s / 30.0), 1)
+        near_rps = max(corrected(now_s + delay_s * i / steps) for i in range(steps + 1))
+        keep = min(inp.provisioned, replicas_for(near_rps * headroom, spec))
     replicas = max(needed, keep)
+    peak_at = inp.now + timedelta(seconds=peak_s - now_s)
     contributors = sorted(
         ((forecaster.game_at(g, peak_at), g) for g in games), key=lambda cg: (-cg[0], cg[1].tip_utc, cg[1].game_id)
     )
@@ -226,8 +267,9 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     inputs: dict[str, object] = {
         "forecast_at": peak_at.isoformat(),
         "forecast_rps": round(peak_rps, 3),
-        "predicted_rps": round(peak_rps / ratio, 3),
+        "predicted_rps": round(forecaster.predict_epoch(peak_s, prepared), 3),
         "ratio": round(ratio, 4),
+        "ratio_trend_per_min": round(slope * 60.0, 5),
         "headroom": params.forecast_headroom,
         "learned": forecaster.learned,
         "games": [game_label(g) for g in live[:3]],
@@ -239,12 +281,16 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         "ts": peak_at.isoformat(),
         "rps": round(peak_rps, 3),
         "replicas": needed,
-        "predicted_rps": round(peak_rps / ratio, 3),
+        "predicted_rps": round(forecaster.predict_epoch(peak_s, prepared), 3),
         "ratio": round(ratio, 4),
         "learned": forecaster.learned,
     }
     note = "pre-warm" if live else ""
     return RuleResult(rule="forecast", replicas=replicas, inputs=inputs, note=note), forecast
+
+
+def _second(pair: tuple[float, float]) -> float:
+    return pair[1]
 
 
 def _round(value: float | None) -> float | None:

@@ -13,6 +13,9 @@ from datetime import datetime, timedelta
 
 from scaling.policy.types import EngineInput, MetricPoint
 
+# How far back the rules look at individual samples (trend of tonight's forecast ratio, panic window).
+POINTS_WINDOW_S = 300.0
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -49,7 +52,7 @@ def observe(inp: EngineInput, stable_window_s: float = 60.0) -> Observation | No
     if latest is None or latest.rps is None:
         return None
     window_s = inp.service.metrics_window_s
-    horizon = latest.ts - timedelta(seconds=max(stable_window_s, window_s) + 1.0)
+    horizon = latest.ts - timedelta(seconds=max(stable_window_s, window_s, POINTS_WINDOW_S) + 1.0)
     points = tuple(sorted((m for m in inp.metrics if m.rps is not None and horizon <= m.ts <= latest.ts), key=_ts))
     rps = max(latest.rps, 0.0)
     short = rps
@@ -60,7 +63,8 @@ def observe(inp: EngineInput, stable_window_s: float = 60.0) -> Observation | No
         if 0.0 < gap_s < window_s and prev.rps is not None:
             # newest slice ≈ dropped slice + (window / gap) × change; the dropped slice ≈ previous mean.
             short = max(prev.rps + (window_s / gap_s) * (rps - prev.rps), 0.0)
-    stable_points = [m.rps for m in points if m.rps is not None]
+    stable_from = latest.ts - timedelta(seconds=stable_window_s + 1.0)
+    stable_points = [m.rps for m in points if m.rps is not None and m.ts >= stable_from]
     stable = sum(stable_points) / len(stable_points) if stable_points else rps
     observed_at = latest.ts - timedelta(seconds=window_s / 2)
     return Observation(latest, rps, short, stable, observed_at, points)

@@ -69,14 +69,18 @@ class PolicyParams:
     """
 
     # Target tracking: each enabled metric recommends ceil(current × observed / target); the largest wins.
-    target_utilization: float = _p(0.7, "Utilization target (observed λ / capacity) for target tracking; 0 = off.")
+    target_utilization: float = _p(
+        0.0,
+        "Utilization target (observed λ / capacity) for target tracking; 0 = off (the serving-model rule sizes "
+        "for the SLO instead, which needs fewer replicas at scale).",
+    )
     target_rps_per_replica: float = _p(0.0, "Requests per second per replica to aim for; 0 = off.")
     target_in_flight_per_replica: float = _p(0.0, "In-flight requests per replica to aim for; 0 = off.")
     tolerance: float = 0.1
     # Serving-model sizing of the observed rate (the SLO-aware reactive rule).
     model_sizing: bool = _p(True, "Size for the observed request rate with the M/M/c serving model and the SLO.")
     reactive_headroom: float = _p(
-        0.1, "Extra request rate (fraction) the serving-model rule provisions for above the observed rate."
+        0.0, "Extra request rate (fraction) the serving-model rule provisions for above the observed rate."
     )
     # SLO guard: p95/p99 or error rate above the SLO scales out to what the model says meets it.
     slo_guard: bool = _p(True, "Scale out when observed p95/p99 latency or error rate breaks the SLO.")
@@ -85,10 +89,18 @@ class PolicyParams:
     panic_window_s: float = _p(60.0, "Panic lasts this long after the last surge; no scale-in while panicking.")
     # Schedule-aware pre-warm.
     prewarm: bool = _p(True, "Provision ahead for the demand forecast from the game calendar and learned profiles.")
-    forecast_headroom: float = _p(0.1, "Extra request rate (fraction) provisioned above the forecast.")
+    forecast_headroom: float = _p(0.15, "Extra request rate (fraction) provisioned above the forecast.")
+    forecast_lookahead_s: float = _p(
+        60.0, "Also provision for the forecast this many seconds past the next tick (covers timing error)."
+    )
+    forecast_trend: float = _p(
+        1.0,
+        "Weight (0–1) of the recent rise in observed/forecast: extrapolates a climbing ratio (a close finish) "
+        "to the forecast time. Never lowers the forecast.",
+    )
     forecast_correction_min: float = _p(0.6, "Lowest observed/forecast ratio applied to tonight's forecast.")
     forecast_correction_max: float = _p(3.0, "Highest observed/forecast ratio applied to tonight's forecast.")
-    scale_down_stabilization_s: float = 300.0
+    scale_down_stabilization_s: float = 120.0
     scale_up_stabilization_s: float = 0.0
     # HPA-style rate limits: per period, the larger of Pods and Percent applies.
     scale_up_pods: int = 4

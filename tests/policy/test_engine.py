@@ -1,101 +1,258 @@
-"""The first engine rules, as tables."""
+"""The engine's pipeline, rule by rule, as tables."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from scaling.policy import (
-    EngineInput,
-    MetricPoint,
-    Mode,
-    OverrideSpec,
-    PastRecommendation,
-    PolicyParams,
-    Reason,
-    ServiceSpec,
-    decide,
-)
-from tests.factories import T0
-
-SPEC = ServiceSpec(min_replicas=1, max_replicas=40, hard_max_replicas=60)
-CAPACITY = 100.0  # rps per replica at 100% (4 servers × 25/s)
-
-
-def _input(rps: float | None, provisioned: int = 10, **kw: object) -> EngineInput:
-    metrics = () if rps is None else (MetricPoint(ts=T0 - timedelta(seconds=5), rps=rps),)
-    fields: dict[str, object] = {
-        "now": T0,
-        "service": SPEC,
-        "params": PolicyParams(),
-        "provisioned": provisioned,
-        "ready": provisioned,
-        "metrics": metrics,
-    }
-    fields.update(kw)
-    return EngineInput(**fields)  # type: ignore[arg-type]
+from scaling.policy import Mode, OverrideSpec, PastRecommendation, PolicyParams, Reason, decide
+from scaling.policy.capacity import replicas_for
+from tests.policy.builders import SPEC, T0, TT_ONLY, engine_input, override, point
 
 
 @pytest.mark.parametrize(
     ("rps", "provisioned", "desired", "reason"),
     [
-        (700.0, 10, 10, Reason.WITHIN_TOLERANCE),  # exactly at 70 % target
+        (700.0, 10, 10, Reason.WITHIN_TOLERANCE),  # exactly at the 70 % target
+        (760.0, 10, 10, Reason.WITHIN_TOLERANCE),  # inside the 10 % band
         (1400.0, 10, 20, Reason.SCALED_OUT),
         (100_000.0, 10, 20, Reason.SCALED_OUT),  # rate-limited to +100 % per period
         (3500.0, 30, 40, Reason.SCALED_OUT),  # bounded by max_replicas
-        (0.0, 2, 1, Reason.SCALED_IN),
+        (0.0, 2, 1, Reason.SCALED_IN),  # bounded by min_replicas
     ],
 )
 def test_it_tracks_the_utilization_target(rps: float, provisioned: int, desired: int, reason: Reason) -> None:
-    result = decide(_input(rps, provisioned))
+    result = decide(engine_input(rps, provisioned))
     assert (result.desired, result.reason) == (desired, reason)
 
 
+@pytest.mark.parametrize(
+    ("params", "metric", "desired"),
+    [
+        (PolicyParams(target_rps_per_replica=50.0), {"rps": 1000.0}, 20),
+        (PolicyParams(target_in_flight_per_replica=2.0), {"rps": 100.0, "in_flight": 30.0}, 15),
+        # Several targets at once: the largest recommendation wins.
+        (
+            PolicyParams(target_utilization=0.7, target_rps_per_replica=50.0, target_in_flight_per_replica=2.0),
+            {"rps": 1000.0, "in_flight": 50.0},
+            25,
+        ),
+    ],
+)
+def test_it_tracks_every_metric_with_a_target_and_takes_the_largest(
+    params: PolicyParams, metric: dict[str, float], desired: int
+) -> None:
+    params = replace(params, model_sizing=False, prewarm=False, slo_guard=False, scale_up_percent=200)
+    result = decide(engine_input(metrics=(point(**metric),), params=params))
+    assert result.desired == desired
+
+
+@pytest.mark.parametrize(("rps", "expected"), [(1000.0, 11), (5000.0, 51), (100.0, 2)])
+def test_it_sizes_the_observed_rate_with_the_serving_model(rps: float, expected: int) -> None:
+    params = PolicyParams(prewarm=False, scale_up_percent=500)
+    result = decide(engine_input(rps, provisioned=10, params=params))
+    model = next(r for r in result.rules if r.rule == "serving_model")
+    assert model.replicas == expected == replicas_for(rps, SPEC)
+
+
+def test_it_reads_a_short_window_from_overlapping_samples() -> None:
+    # 60 s windows 15 s apart: the mean rose by 500 rps, so the newest 15 s ran at about 3,000 rps.
+    metrics = (point(1000.0, age_s=20), point(1500.0, age_s=5))
+    result = decide(engine_input(metrics=metrics, params=PolicyParams(prewarm=False, scale_up_percent=500)))
+    model = next(r for r in result.rules if r.rule == "serving_model")
+    assert model.inputs["short_rps"] == pytest.approx(3000.0)
+    assert model.replicas == replicas_for(3000.0, SPEC)
+
+
+@pytest.mark.parametrize(
+    ("signals", "breached"),
+    [
+        ({"p95_ms": 450.0}, True),
+        ({"p99_ms": 900.0}, True),
+        ({"error_rate": 0.01}, True),
+        ({"p95_ms": 120.0, "p99_ms": 250.0, "error_rate": 0.0}, False),
+    ],
+)
+def test_the_slo_guard_scales_out_to_what_the_model_says_meets_the_slo(
+    signals: dict[str, float], breached: bool
+) -> None:
+    params = PolicyParams(model_sizing=False, prewarm=False, scale_up_percent=500)
+    result = decide(engine_input(metrics=(point(2000.0, **signals),), provisioned=12, params=params))
+    guard = [r for r in result.rules if r.rule == "slo_guard"]
+    assert bool(guard) is breached
+    if breached:
+        assert guard[0].replicas == replicas_for(2000.0, SPEC) == result.desired
+        assert "SLO breached" in result.summary
+
+
+def test_panic_enters_on_a_short_window_surge_and_never_scales_in() -> None:
+    # ready 10, the short window needs > 2 × 10: panic; size for the short-window rate.
+    metrics = (point(900.0, age_s=20), point(1300.0, age_s=5))  # newest slice ≈ 2,500 rps
+    params = PolicyParams(prewarm=False, scale_up_percent=500, model_sizing=False)
+    result = decide(engine_input(metrics=metrics, provisioned=10, params=params))
+    panic = next(r for r in result.rules if r.rule == "panic")
+    assert panic.replicas == replicas_for(2500.0, SPEC)
+    assert result.desired == panic.replicas
+    # Load drops right after the surge: still panicking, so no scale-in.
+    calm = (point(900.0, age_s=35), point(1300.0, age_s=20, utilization=1.3), point(100.0, age_s=5))
+    held = decide(engine_input(metrics=calm, provisioned=30, params=replace(params, scale_down_stabilization_s=0)))
+    assert held.desired == 30
+    assert any(r.rule == "panic" for r in held.rules)
+
+
 def test_it_holds_when_metrics_are_stale() -> None:
-    stale = (MetricPoint(ts=T0 - timedelta(minutes=10), rps=0.0),)
-    result = decide(_input(None, metrics=stale))
+    stale = (point(0.0, age_s=600),)
+    result = decide(engine_input(metrics=stale))
     assert (result.desired, result.reason) == (10, Reason.METRICS_STALE)
 
 
 def test_it_holds_when_the_metric_source_is_unavailable() -> None:
-    result = decide(_input(0.0), metrics_unavailable=True)
+    result = decide(engine_input(0.0), metrics_unavailable=True)
     assert (result.desired, result.reason) == (10, Reason.METRICS_UNAVAILABLE)
 
 
+def test_it_holds_at_the_fallback_count_when_metrics_stay_missing() -> None:
+    params = replace(TT_ONLY, fallback_replicas=16, fallback_after_s=300)
+    early = decide(engine_input(None, params=params, metrics_missing_since=T0 - timedelta(seconds=100)))
+    late = decide(engine_input(None, params=params, metrics_missing_since=T0 - timedelta(seconds=400)))
+    assert (early.desired, late.desired) == (10, 16)
+    assert late.constraints[-1].name == "fallback_replicas"
+
+
+def test_it_never_scales_in_on_missing_metrics_even_under_a_ceiling() -> None:
+    result = decide(engine_input(None, overrides=(override("ceiling", 4),)))
+    assert result.desired == 10
+
+
 def test_it_stabilizes_scale_in_on_the_highest_recent_recommendation() -> None:
-    recent = (PastRecommendation(T0 - timedelta(seconds=120), 9),)
-    result = decide(_input(70.0, recent=recent))
+    recent = (PastRecommendation(T0 - timedelta(seconds=60), 9),)
+    result = decide(engine_input(70.0, recent=recent))
     assert (result.desired, result.reason) == (9, Reason.SCALED_IN)
     assert [c.name for c in result.constraints] == ["scale_down_stabilization"]
 
 
+def test_it_holds_with_a_reason_while_stabilizing() -> None:
+    recent = (PastRecommendation(T0 - timedelta(seconds=60), 10),)
+    result = decide(engine_input(70.0, recent=recent))
+    assert (result.desired, result.reason) == (10, Reason.STABILIZING_SCALE_IN)
+    assert result.summary.startswith("Held at 10: waiting out the scale-in stabilization window")
+
+
+def test_old_recommendations_leave_the_stabilization_window() -> None:
+    recent = (PastRecommendation(T0 - timedelta(seconds=400), 10),)
+    assert decide(engine_input(70.0, recent=recent)).desired == 1
+
+
+@pytest.mark.parametrize(
+    ("pods", "percent", "provisioned", "desired"),
+    [
+        (4, 100.0, 10, 20),  # the larger of 4 pods and 100 %
+        (4, 10.0, 10, 14),  # 4 pods beats 10 % of 10
+        (0, 50.0, 10, 15),
+        (2, 0.0, 10, 12),
+    ],
+)
+def test_it_limits_the_scale_up_rate_like_the_hpa(pods: int, percent: float, provisioned: int, desired: int) -> None:
+    params = replace(TT_ONLY, scale_up_pods=pods, scale_up_percent=percent)
+    result = decide(engine_input(100_000.0, provisioned, params=params))
+    assert result.desired == desired
+    assert result.constraints[0].name == "scale_up_rate_limit"
+
+
+def test_it_counts_changes_made_earlier_in_the_rate_limit_period() -> None:
+    params = replace(TT_ONLY, scale_up_pods=4, scale_up_percent=0, scale_up_period_s=60)
+    # 30 s ago the count was 10; now 13 are provisioned: only one more fits in this minute.
+    recent = (PastRecommendation(T0 - timedelta(seconds=75), 10, desired=10),)
+    result = decide(engine_input(100_000.0, 13, params=params, recent=recent))
+    assert result.desired == 14
+
+
+@pytest.mark.parametrize(
+    ("pods", "percent", "desired"),
+    [(0, 10.0, 18), (5, 10.0, 15), (0, 100.0, 1)],
+)
+def test_it_limits_the_scale_down_rate(pods: int, percent: float, desired: int) -> None:
+    params = replace(TT_ONLY, scale_down_pods=pods, scale_down_percent=percent, scale_down_stabilization_s=0)
+    assert decide(engine_input(0.0, 20, params=params)).desired == desired
+
+
+def test_it_waits_out_the_scale_in_cooldown() -> None:
+    params = replace(TT_ONLY, scale_in_cooldown_s=600, scale_down_stabilization_s=0)
+    cooling = decide(engine_input(0.0, 20, params=params, last_scale_out_at=T0 - timedelta(seconds=300)))
+    cooled = decide(engine_input(0.0, 20, params=params, last_scale_out_at=T0 - timedelta(seconds=900)))
+    assert (cooling.desired, cooling.reason) == (20, Reason.COOLDOWN)
+    assert cooled.desired == 1
+
+
 def test_a_pin_beats_the_policy_and_the_bounds() -> None:
-    pin = OverrideSpec(
-        id=1,
-        kind="pin",
-        starts_at=T0 - timedelta(minutes=1),
-        ends_at=T0 + timedelta(hours=1),
-        replicas=55,
-        reason="marquee",
-    )
-    result = decide(_input(10.0, overrides=(pin,)))
+    result = decide(engine_input(10.0, overrides=(override("pin", 55),)))
     assert (result.desired, result.reason) == (55, Reason.SCALED_OUT)
     assert result.constraints[-1].name == "override_pin"
 
 
+def test_a_pin_never_exceeds_the_hard_limit() -> None:
+    assert decide(engine_input(10.0, overrides=(override("pin", 500),))).desired == SPEC.hard_max_replicas
+
+
+def test_a_pin_applies_even_without_metrics() -> None:
+    result = decide(engine_input(None, overrides=(override("pin", 3),)))
+    assert (result.desired, result.reason) == (3, Reason.OVERRIDE_ACTIVE)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "rps", "desired", "constraint"),
+    [
+        ((override("floor", 25),), 700.0, 25, "override_floor"),
+        ((override("floor", 25, oid=1), override("floor", 30, oid=2)), 700.0, 30, "override_floor"),  # max
+        ((override("ceiling", 15),), 2000.0, 15, "override_ceiling"),
+        ((override("ceiling", 15, oid=1), override("ceiling", 12, oid=2)), 2000.0, 12, "override_ceiling"),  # min
+        ((override("freeze_scale_in"),), 0.0, 10, "override_freeze_scale_in"),
+        ((override("freeze"),), 2000.0, 10, "override_freeze"),
+        ((override("pin", 7), override("floor", 30, oid=2)), 700.0, 7, "override_pin"),  # pin > floor
+    ],
+)
+def test_overrides_bind_in_precedence(
+    overrides: tuple[OverrideSpec, ...], rps: float, desired: int, constraint: str
+) -> None:
+    params = replace(TT_ONLY, scale_down_stabilization_s=0, scale_up_percent=500)
+    result = decide(engine_input(rps, overrides=overrides, params=params))
+    assert result.desired == desired
+    assert result.constraints[-1].name == constraint
+
+
 def test_an_expired_override_never_applies() -> None:
-    floor = OverrideSpec(id=1, kind="floor", starts_at=T0 - timedelta(hours=2), ends_at=T0, replicas=30, reason="done")
-    result = decide(_input(700.0, overrides=(floor,)))
-    assert result.desired == 10
+    floor = override("floor", 30, start_min=-120, end_min=0)
+    assert decide(engine_input(700.0, overrides=(floor,))).desired == 10
+
+
+def test_a_future_override_does_not_apply_yet() -> None:
+    floor = override("floor", 30, start_min=5, end_min=60)
+    assert decide(engine_input(700.0, overrides=(floor,))).desired == 10
 
 
 def test_a_paused_service_holds() -> None:
-    result = decide(_input(5000.0, mode=Mode.PAUSED))
+    result = decide(engine_input(5000.0, mode=Mode.PAUSED))
     assert (result.desired, result.reason) == (10, Reason.PAUSED)
 
 
 def test_dry_run_computes_but_says_so() -> None:
-    result = decide(_input(1400.0, mode=Mode.DRY_RUN))
+    result = decide(engine_input(1400.0, mode=Mode.DRY_RUN))
     assert (result.desired, result.reason) == (20, Reason.DRY_RUN)
-    assert result.summary.startswith("Dry run")
+    assert result.summary.startswith("Dry run: would scale 10 → 20")
+
+
+def test_it_reports_at_max_when_the_bound_holds_it() -> None:
+    result = decide(engine_input(10_000.0, 40))
+    assert (result.desired, result.reason) == (40, Reason.AT_MAX)
+    assert result.summary.startswith("Held at 40: at the service maximum")
+
+
+def test_every_decision_serializes_to_json() -> None:
+    import json
+
+    result = decide(engine_input(1400.0, params=PolicyParams()))
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["reason"] == "SCALED_OUT"
+    assert {r["rule"] for r in data["rules"]} >= {"serving_model", "forecast"}

@@ -1,0 +1,167 @@
+"""Schedule-aware pre-warm: the learned profiles, the fallback shape, tonight's correction, and what the
+decision says about them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scaling.policy import EngineInput, PolicyParams, ServiceSpec, decide
+from scaling.policy.forecast import Forecaster, default_forecaster
+from scaling.policy.types import GameSpec
+from scaling.sim.traffic import ScheduledGame, TrafficShape, demand_rps
+from tests.policy.builders import game, point
+
+TIP = datetime(2026, 1, 16, 1, 30, tzinfo=UTC)  # 20:30 ET
+SHAPE = TrafficShape(base_rps=400.0, per_game_rps=600.0)
+SPEC = ServiceSpec(min_replicas=1, max_replicas=400, hard_max_replicas=400, provisioning_delay_s=180)
+PREWARM = PolicyParams(scale_up_percent=1000.0)
+
+
+def _nightly_games(first: datetime, nights: int) -> list[GameSpec]:
+    games = []
+    for d in range(nights):
+        tip = first + timedelta(days=d)
+        games.append(game(tip, tv="ESPN" if d % 2 else "", gid=f"a{d}"))
+        games.append(game(tip + timedelta(minutes=30), "NYK (Knicks)", "MIA (Heat)", tv="", gid=f"b{d}"))
+    return games
+
+
+def _history(games: list[GameSpec], start: datetime, days: int, step_s: int = 60) -> tuple[list[datetime], list[float]]:
+    scheduled = [ScheduledGame(g.tip_utc, g.is_national) for g in games]
+    ts = [start + timedelta(seconds=i * step_s) for i in range(days * 86400 // step_s)]
+    return ts, [demand_rps(t, scheduled, SHAPE) for t in ts]
+
+
+@pytest.fixture(scope="module")
+def learned() -> tuple[Forecaster, list[GameSpec]]:
+    start = TIP - timedelta(days=7, hours=13)
+    games = _nightly_games(TIP - timedelta(days=7), 8)
+    ts, rps = _history(games, start, 7)
+    return Forecaster.fit(ts, rps, games), games
+
+
+def test_it_learns_the_profile_around_tip_off_from_history(learned: tuple[Forecaster, list[GameSpec]]) -> None:
+    forecaster, games = learned
+    tonight = [g for g in games if g.tip_utc.date() == TIP.date()]
+    scheduled = [ScheduledGame(g.tip_utc, g.is_national) for g in games]
+    for minutes in (-45, -10, 20, 70, 120):
+        t = TIP + timedelta(minutes=minutes)
+        assert forecaster.predict(t, tonight) == pytest.approx(demand_rps(t, scheduled, SHAPE), rel=0.12)
+    assert forecaster.learned
+    assert forecaster.tier_games["national"] > 0
+    assert forecaster.tier_games["regional"] > 0
+
+
+def test_a_tier_missing_from_history_borrows_the_other(learned: tuple[Forecaster, list[GameSpec]]) -> None:
+    start = TIP - timedelta(days=3, hours=13)
+    games = [g for g in _nightly_games(TIP - timedelta(days=3), 3) if not g.is_national]
+    ts, rps = _history(games, start, 3)
+    forecaster = Forecaster.fit(ts, rps, games)
+    assert forecaster.profiles["national"] == tuple(3.0 * v for v in forecaster.profiles["regional"])
+
+
+def test_it_learns_a_factor_per_number_of_live_games(learned: tuple[Forecaster, list[GameSpec]]) -> None:
+    forecaster, _ = learned
+    # The synthetic traffic is additive, so overlapping games add up: factors near 1.
+    assert forecaster.overlap_factors[:2] == pytest.approx((1.0, 1.0), abs=0.1)
+
+
+def test_without_history_it_falls_back_to_the_default_shape() -> None:
+    assert not Forecaster.fit([], [], []).learned
+    result = decide(_observed_input(None, TIP - timedelta(minutes=40), 400.0))
+    forecast = next(r for r in result.rules if r.rule == "forecast")
+    # The default shape grows into the game, scaled by what is observed now.
+    assert forecast.inputs["forecast_rps"] > 400.0
+    assert forecast.inputs["learned"] is False
+
+
+def _observed_input(forecaster: Forecaster | None, now: datetime, factor: float, provisioned: int = 12) -> EngineInput:
+    """Metrics over the last minutes as the learned shape predicts them, times `factor` (tonight vs usual)."""
+    base = forecaster or default_forecaster()
+    games = (game(TIP), game(TIP + timedelta(minutes=30), "NYK (Knicks)", "MIA (Heat)", tv="", gid="b"))
+    points = tuple(
+        replace(
+            point(0.0), ts=now - timedelta(seconds=s), rps=factor * base.predict(now - timedelta(seconds=s + 30), games)
+        )
+        for s in (60, 45, 30, 15, 0)
+    )
+    return EngineInput(
+        now=now,
+        service=SPEC,
+        params=PREWARM,
+        provisioned=provisioned,
+        ready=provisioned,
+        metrics=points,
+        games=games,
+        forecaster=forecaster,
+    )
+
+
+def test_it_pre_warms_for_the_forecast_at_now_plus_the_provisioning_delay(
+    learned: tuple[Forecaster, list[GameSpec]],
+) -> None:
+    forecaster, _ = learned
+    now = TIP - timedelta(minutes=4)
+    result = decide(_observed_input(forecaster, now, 1.0))
+    rule = next(r for r in result.rules if r.rule == "forecast")
+    model = next(r for r in result.rules if r.rule == "serving_model")
+    assert rule.replicas is not None and model.replicas is not None and rule.replicas > model.replicas
+    assert result.desired == rule.replicas
+    assert result.forecast is not None
+    at = datetime.fromisoformat(result.forecast["ts"])
+    assert now + timedelta(seconds=180) <= at <= now + timedelta(seconds=180 + 15 + 60)
+    assert result.forecast["replicas"] == rule.replicas
+
+
+def test_the_summary_names_the_game_and_the_forecast(learned: tuple[Forecaster, list[GameSpec]]) -> None:
+    forecaster, _ = learned
+    result = decide(_observed_input(forecaster, TIP - timedelta(minutes=4), 1.0))
+    assert re.fullmatch(
+        r"Scaled 12 → \d+: pre-warming for LAL @ BOS \(ABC\) at 20:30 ET and 1 more game; "
+        r"forecast [\d,]+ rps at 20:\d\d",
+        result.summary,
+    ), result.summary
+
+
+def test_a_bigger_ramp_tonight_raises_the_forecast(learned: tuple[Forecaster, list[GameSpec]]) -> None:
+    forecaster, _ = learned
+    now = TIP - timedelta(minutes=20)
+    usual = decide(_observed_input(forecaster, now, 1.0))
+    bigger = decide(_observed_input(forecaster, now, 1.5))
+    assert usual.forecast is not None and bigger.forecast is not None
+    assert bigger.forecast["ratio"] == pytest.approx(1.5, rel=0.02)
+    assert bigger.forecast["rps"] == pytest.approx(1.5 * usual.forecast["rps"], rel=0.02)
+    assert bigger.desired > usual.desired
+
+
+def test_the_correction_is_clipped_to_its_bounds(learned: tuple[Forecaster, list[GameSpec]]) -> None:
+    forecaster, _ = learned
+    result = decide(_observed_input(forecaster, TIP - timedelta(minutes=20), 10.0))
+    assert result.forecast is not None
+    assert result.forecast["ratio"] == PREWARM.forecast_correction_max
+
+
+def test_it_keeps_running_replicas_for_a_peak_sooner_than_new_ones_could_arrive(
+    learned: tuple[Forecaster, list[GameSpec]],
+) -> None:
+    forecaster, _ = learned
+    # Two minutes before tip-off, with plenty provisioned: the step at tip-off comes before the
+    # provisioning delay ends, so the forecast rule keeps what is running.
+    now = TIP - timedelta(minutes=2)
+    result = decide(_observed_input(forecaster, now, 1.0, provisioned=60))
+    rule = next(r for r in result.rules if r.rule == "forecast")
+    assert rule.replicas is not None
+    peak_soon = max(forecaster.predict(now + timedelta(seconds=s), [game(TIP)]) for s in range(0, 181, 30))
+    assert rule.replicas >= min(60, 1)
+    assert "kept_for_rps" in rule.inputs or rule.inputs["forecast_rps"] >= peak_soon
+
+
+def test_pre_warm_can_be_switched_off() -> None:
+    inp = _observed_input(None, TIP - timedelta(minutes=10), 1.0)
+    result = decide(replace(inp, params=replace(PREWARM, prewarm=False)))
+    assert all(r.rule != "forecast" for r in result.rules)
+    assert result.forecast is None
