@@ -13,8 +13,11 @@ Demand at time t (rps) is
   (any network but NBA TV), 1 for a regional one. **interest_g** is a per-game
   log-normal draw (σ `interest_sigma`), a rivalry or a star's night.
 - **game_shape** (minutes from tip-off m; 1.0 is the in-game level):
-  - pre-tip ramp from m = −`ramp_min` (default 90): 0.05 + 0.75·x² with
-    x going 0 → 1, then a step to the in-game level at tip-off;
+  - pre-tip ramp from m = −`ramp_min` (default 90): 0.05 + 0.45·x² with
+    x going 0 → 1 (people open the app before the game);
+  - tip-off: within the first minute demand doubles to the in-game level and
+    surges +`tip_surge` (default 0.5, decaying with τ 5 min) as live
+    predictions start — the step a reactive autoscaler is always late for;
   - in-game level 1.0 through regulation (`regulation_min`, 140 minutes of
     wall clock), extended by 15 minutes per overtime;
   - surges that rise within a minute and decay exponentially (τ 3 min): end of
@@ -66,6 +69,7 @@ class GenParams:
     interest_sigma: float = 0.25
     ramp_min: float = 90.0
     regulation_min: float = 140.0
+    tip_surge: float = 0.5
     close_finish_p: float = 0.3
     overtime_p: float = 0.06
     noise_sigma: float = 0.04
@@ -102,10 +106,13 @@ def game_shape(m: FloatArray, params: GenParams, *, close_finish: bool, overtime
     """Relative demand of one game at minutes `m` from tip-off (see the module docstring)."""
     end = params.regulation_min + OVERTIME_MIN * overtimes
     x = np.clip((m + params.ramp_min) / params.ramp_min, 0.0, 1.0)
-    pre = np.where(m >= -params.ramp_min, 0.05 + 0.75 * x**2, 0.0)
+    pre = np.where(m >= -params.ramp_min, 0.05 + 0.45 * x**2, 0.0)
     level = np.where(m >= params.regulation_min, 1.6 if overtimes else 1.0, 1.0)
     live = (m >= 0.0) & (m < end)
+    # The first minute climbs from the ramp's 0.5 to the in-game level.
+    level = level - np.where(m < 1.0, 0.5 * (1.0 - np.clip(m, 0.0, 1.0)), 0.0)
     shape = np.where(m < 0.0, pre, np.where(live, level, 0.0))
+    shape = shape + np.where(live, _surge(m, 0.0, params.tip_surge, 5.0), 0.0)
     shape = shape + np.where(live, _surge(m, Q1_END_MIN, 0.6, 3.0), 0.0)
     shape = shape + np.where(live, _surge(m, HALFTIME_MIN, 1.0, 6.0), 0.0)
     shape = shape + np.where(live, _surge(m, Q3_END_MIN, 0.6, 3.0), 0.0)

@@ -42,8 +42,9 @@ def test_the_game_shape_ramps_before_tip_and_surges_at_the_breaks() -> None:
     shape = game_shape(m, QUIET, close_finish=False, overtimes=0)
     at = dict(zip(m.tolist(), shape.tolist(), strict=True))
     assert at[-100.0] == 0.0
-    assert at[-60.0] < at[-30.0] < at[-1.0] < at[10.0]  # the pre-tip ramp
-    assert at[20.0] == pytest.approx(1.0)  # in-game level
+    assert at[-60.0] < at[-30.0] < at[-1.0] < 0.55  # the pre-tip ramp
+    assert at[1.0] > 1.4  # tip-off: the in-game level and the tip-off surge within a minute
+    assert at[25.0] == pytest.approx(1.0, abs=0.01)  # in-game level
     assert at[33.0] > 1.4  # end of Q1
     assert at[67.0] > 1.8  # halftime
     assert at[114.0] > 1.4  # end of Q3

@@ -1,0 +1,294 @@
+"""Policy benchmark: every built-in policy on every benchmark trace, in one run.
+
+    .venv/bin/python bench/policies.py [--workers N] [--traces DIR] [--only NAME ...]
+
+1. Generate the suite's traces (and the earlier week each policy may learn
+   from) with the seeded trace generator, from the 2025-26 league schedule.
+2. Replay each trace with tipoff, hpa, target-tracking, static-peak and oracle
+   (the same code as `manage.py replay`), spread over a process pool.
+3. Write bench/RESULTS.md (the tables, the machine, the times) and
+   bench/results.json (every summary, for diffing after an engine change).
+
+Nothing here needs Django: the simulator and the engine are pure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from scaling.sim.gentrace import GenParams, generate  # noqa: E402
+from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
+from scaling.sim.policies import BUILTIN, make_policy  # noqa: E402
+from scaling.sim.replay import ReplayRun, replay  # noqa: E402
+from scaling.sim.score import TIPOFF_WINDOW_S, score, summary_dict  # noqa: E402
+from scaling.sim.trace import Trace, read_trace, trace_csv  # noqa: E402
+
+SCHEDULE = ROOT / "data" / "nba_2025_26_schedule.csv"
+POLICIES = ("tipoff", "hpa", "target-tracking", "static-peak", "oracle")
+SEED = 1
+STEP_S = 10
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    title: str
+    start: datetime
+    days: float
+    gen_seed: int
+    use_schedule: bool = True
+    spikes: int = 0
+    service: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def history_start(self) -> datetime:
+        return self.start - timedelta(days=7)
+
+
+CASES = (
+    Case("regular-week", "Regular-season week (Mon 12 Jan 2026, 7 days)", datetime(2026, 1, 12, 5, tzinfo=UTC), 7, 11),
+    Case(
+        "christmas",
+        "Christmas Day: five back-to-back national games (25 Dec 2025)",
+        datetime(2025, 12, 25, 5, tzinfo=UTC),
+        1,
+        12,
+    ),
+    Case(
+        "spikes-week",
+        "Week with six unscheduled spikes (×3 within a minute; 2 Feb 2026)",
+        datetime(2026, 2, 2, 5, tzinfo=UTC),
+        7,
+        13,
+        spikes=6,
+    ),
+    Case(
+        "slow-provisioning",
+        "Slow provisioning: 420 s delay, 60 s metric lag (SageMaker + CloudWatch; 19 Jan 2026)",
+        datetime(2026, 1, 19, 5, tzinfo=UTC),
+        7,
+        14,
+        service={"provisioning_delay_s": 420, "metrics_lag_s": 60},
+    ),
+    Case(
+        "diurnal",
+        "No schedule: diurnal traffic only (7 days)",
+        datetime(2026, 3, 2, 5, tzinfo=UTC),
+        7,
+        15,
+        use_schedule=False,
+    ),
+)
+
+
+def trace_paths(case: Case, directory: Path) -> tuple[Path, Path]:
+    return directory / f"{case.name}.csv", directory / f"{case.name}-history.csv"
+
+
+def make_traces(case: Case, directory: Path) -> None:
+    games = read_schedule(SCHEDULE)
+    params = GenParams(spikes=case.spikes, use_schedule=case.use_schedule)
+    trace_path, history_path = trace_paths(case, directory)
+    trace = generate(case.start, case.days, step_s=STEP_S, games=games, params=params, seed=case.gen_seed)
+    # The history is the week before, drawn with another seed (and half the spikes).
+    history_params = GenParams(spikes=case.spikes // 2, use_schedule=case.use_schedule)
+    history = generate(
+        case.history_start, 7, step_s=STEP_S, games=games, params=history_params, seed=case.gen_seed + 100
+    )
+    trace_path.write_text(trace_csv(trace))
+    history_path.write_text(trace_csv(history))
+
+
+def tipoffs_with_violations(run: ReplayRun, tips: list[int]) -> tuple[int, int]:
+    """(tip-offs whose ±30 min window holds at least one SLO-violation minute, tip-offs in the trace)."""
+    trace = run.trace
+    ts = trace.start_epoch_s + trace.step_s * np.arange(trace.steps, dtype=np.int64)
+    minute = ts // 60
+    served = np.bincount(minute - minute[0], weights=trace.rps * run.attainment)
+    offered = np.bincount(minute - minute[0], weights=trace.rps)
+    bad = (offered > 0) & (served < run.service.slo_target * offered)
+    inside = [t for t in tips if ts[0] <= t < ts[-1]]
+    hit = 0
+    for tip in inside:
+        lo = max(0, (tip - TIPOFF_WINDOW_S) // 60 - minute[0])
+        hi = (tip + TIPOFF_WINDOW_S) // 60 - minute[0] + 1
+        hit += bool(bad[lo:hi].any())
+    return hit, len(inside)
+
+
+def run_case(case_name: str, policy_name: str, directory: str) -> dict[str, Any]:
+    case = next(c for c in CASES if c.name == case_name)
+    trace_path, history_path = trace_paths(case, Path(directory))
+    trace: Trace = read_trace(trace_path)
+    history = read_trace(history_path)
+    games = read_schedule(SCHEDULE) if case.use_schedule else ()
+    service = service_from_dict(dict(case.service))
+    policy, _ = make_policy(policy_name)
+    began = time.perf_counter()
+    run = replay(trace, service, policy, seed=SEED, games=games, history=history)
+    scores = score(run, games)
+    elapsed = time.perf_counter() - began
+    summary = summary_dict(run, scores)
+    tips = sorted({int(g.tip_utc.timestamp()) for g in games})
+    hit, total = tipoffs_with_violations(run, tips)
+    return {
+        "case": case_name,
+        "policy": policy_name,
+        "summary": summary,
+        "seconds": elapsed,
+        "decide_seconds": run.decide_seconds,
+        "tipoffs_violated": hit,
+        "tipoffs": total,
+    }
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _f(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def render(results: list[dict[str, Any]], *, wall_s: float, workers: int, generate_s: float) -> str:
+    lines = [
+        "# Policy benchmark",
+        "",
+        "Every built-in policy replayed on every benchmark trace in one run of",
+        "`.venv/bin/python bench/policies.py` (scores as defined in",
+        "[SERVING_MODEL.md](../../shared/bench/SERVING_MODEL.md); traces from `scaling/sim/gentrace.py`,",
+        "shape documented below). Default service unless noted: 40 ms service time, concurrency 4,",
+        "180 s provisioning, SLO 99.9 % within 300 ms, tick 15 s, 60 s metric window; step 10 s; seed 1.",
+        "",
+        "Columns: **attainment** = share of requests within the SLO; **tip-off att.** = the same within",
+        "30 min of a tip-off; **cost ratio** = replica-hours ÷ the oracle's lower bound; **viol. min** =",
+        "wall-clock minutes below the SLO target; **tip-offs hit** = tip-offs with at least one violation",
+        "minute within ±30 min; **events** = ticks where the desired count changed; **time** = replay +",
+        "scoring wall time of that run (of which the policy's own decisions).",
+        "",
+    ]
+    for case in CASES:
+        rows = [r for r in results if r["case"] == case.name]
+        if not rows:
+            continue
+        lines += [f"## {case.name}: {case.title}", ""]
+        first = rows[0]["summary"]
+        lines.append(
+            f"{first['trace']['start']} → {first['trace']['end']}, {first['trace']['steps']:,} steps, "
+            f"{first['ticks']:,} ticks; oracle {first['oracle_replica_hours']:,.1f} replica-h; "
+            f"static peak {first['static_peak_replica_hours']:,.1f} replica-h."
+        )
+        lines += [
+            "",
+            "| policy | attainment | tip-off att. | cost ratio | viol. min | tip-offs hit | events | replica-h "
+            "| time s (decide) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for policy in POLICIES:
+            match = [r for r in rows if r["policy"] == policy]
+            if not match:
+                continue
+            r = match[0]
+            s = r["summary"]
+            hit = f"{r['tipoffs_violated']}/{r['tipoffs']}" if r["tipoffs"] else "—"
+            lines.append(
+                f"| {policy} | {_f(s['attainment'], 5)} | {_f(s['tipoff_attainment'], 5)} | "
+                f"{_f(s['cost_ratio'], 3)} | {s['slo_violation_minutes']} | {hit} | {s['scale_events']} | "
+                f"{s['replica_hours']:,.1f} | {r['seconds']:.1f} ({r['decide_seconds']:.1f}) |"
+            )
+        lines.append("")
+    week = [r for r in results if r["case"] == "regular-week"]
+    timing = ", ".join(f"{r['policy']} {r['seconds']:.1f} s" for r in week)
+    lines += [
+        "## Machine and time",
+        "",
+        f"- CPU: {cpu_model()}, {os.cpu_count()} cores (nproc); Python {platform.python_version()}, "
+        f"numpy {np.__version__}, {platform.system()} {platform.machine()}",
+        f"- Whole suite: {wall_s:.1f} s wall ({len(results)} replays on {workers} worker processes; "
+        f"trace generation {generate_s:.1f} s).",
+        f"- One 7-day trace at 10 s steps (60,480 steps, 40,320 ticks), per policy: {timing}.",
+        "  Each run occupies one core; the replay loop, observed metrics and scoring cost what the",
+        "  non-engine policies show, the rest of tipoff's time is its engine's `decide`.",
+        "",
+        "## Traces",
+        "",
+        "Generated by `scaling.sim.gentrace.generate` (also `manage.py gentrace`) from",
+        "`data/nba_2025_26_schedule.csv` at 10 s steps; each case replays with the week before it as",
+        "`--history` (another seed). Demand = diurnal baseline (400 rps at the 20:00 ET peak, ×1.15 at",
+        "weekends) + per game 450 rps × tier (national TV ×4) × log-normal interest (σ 0.25) × shape:",
+        "a 90-minute pre-tip ramp to 0.5, a jump to the in-game level 1.0 within the first minute plus a",
+        "tip-off surge (+0.5, τ 5 min), surges rising within a minute at the end",
+        "of Q1 (+0.6), halftime (+1.0) and Q3 (+0.6) and the final buzzer (+1.2), close finishes (30 %:",
+        "+1.0 over the last 15 minutes), overtime (6 %: 1.6 per 15-minute period), a 12-minute fade;",
+        "× correlated log-normal noise (σ 4 %). Spikes multiply traffic by 3 within a minute for 5–20",
+        "minutes. Regenerate a trace alone with e.g.",
+        "`manage.py gentrace --start 2026-01-12T05:00:00Z --days 7 --schedule data/nba_2025_26_schedule.csv"
+        " --seed 11 --out week.csv`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--traces", help="directory for the generated traces (default: a temporary one)")
+    parser.add_argument("--only", nargs="*", help="run only these cases")
+    parser.add_argument("--policies", nargs="*", default=list(POLICIES), choices=list(BUILTIN))
+    parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args()
+    cases = [c for c in CASES if not args.only or c.name in args.only]
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tipoff-bench-") as scratch:
+        directory = Path(args.traces) if args.traces else Path(scratch)
+        directory.mkdir(parents=True, exist_ok=True)
+        for case in cases:
+            make_traces(case, directory)
+        generate_s = time.perf_counter() - began
+        jobs = [(c.name, p, str(directory)) for c in cases for p in args.policies]
+        # Slowest first, so the pool stays busy to the end.
+        jobs.sort(key=lambda j: (j[1] != "tipoff", -next(c.days for c in CASES if c.name == j[0])))
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            futures = [pool.submit(run_case, *job) for job in jobs]
+            results = []
+            for future in futures:
+                result = future.result()
+                results.append(result)
+                s = result["summary"]
+                print(
+                    f"{result['case']:18s} {result['policy']:16s} attainment {s['attainment']:.5f} "
+                    f"cost ratio {s['cost_ratio']:.3f} ({result['seconds']:.1f} s)",
+                    flush=True,
+                )
+    wall_s = time.perf_counter() - began
+    results.sort(key=lambda r: ([c.name for c in CASES].index(r["case"]), POLICIES.index(r["policy"])))
+    Path(args.results).write_text(render(results, wall_s=wall_s, workers=args.workers, generate_s=generate_s))
+    machine_free = [{k: r[k] for k in ("case", "policy", "summary", "tipoffs_violated", "tipoffs")} for r in results]
+    Path(args.results).with_name("results.json").write_text(json.dumps(machine_free, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {args.results} in {wall_s:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
