@@ -7,6 +7,7 @@ import http.client
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -268,6 +269,24 @@ def recording_proxy(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recor
     aws_backend.reset_clients()
     yield proxy
     proxy.close()
+
+
+@contextmanager
+def restricted_credentials(url: str, monkeypatch: pytest.MonkeyPatch, actions: list[str]) -> Iterator[None]:
+    """Run as an IAM user allowed only `actions`, with moto enforcing IAM (its real policy evaluation)."""
+    iam = admin_client("iam", url)
+    iam.create_user(UserName="tipoff-limited")
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
+    iam.put_user_policy(UserName="tipoff-limited", PolicyName="limited", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="tipoff-limited")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    aws_backend.reset_clients()
+    requests.post(f"{url}/moto-api/reset-auth", data=b"0", timeout=10)
+    try:
+        yield
+    finally:
+        requests.post(f"{url}/moto-api/reset-auth", data=b"inf", timeout=10)
 
 
 def decision_of(result: Any) -> Decision:

@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import requests
 from botocore.stub import Stubber
 from django.utils import timezone
 
@@ -33,10 +32,10 @@ from scaling.backends.sagemaker import SageMakerActuator
 from scaling.models import ActuatorHealth, AuditEvent, Decision
 from tests.backends.conftest import (
     RecordingProxy,
-    admin_client,
     create_sagemaker_endpoint,
     decision_of,
     publish_invocations,
+    restricted_credentials,
     sagemaker_counts,
     sagemaker_service,
 )
@@ -168,28 +167,12 @@ def test_the_control_tick_holds_while_the_breaker_is_open(stubbed_sagemaker: Stu
 
 def test_it_names_the_missing_permission_when_access_is_denied(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
     create_sagemaker_endpoint(aws, instances=2)
-    iam = admin_client("iam", aws)
-    iam.create_user(UserName="tipoff-readonly")
-    iam.put_user_policy(
-        UserName="tipoff-readonly",
-        PolicyName="read-only",
-        PolicyDocument=(
-            '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":'
-            '["sagemaker:DescribeEndpoint","application-autoscaling:DescribeScalableTargets"],"Resource":"*"}]}'
-        ),
-    )
-    key = iam.create_access_key(UserName="tipoff-readonly")["AccessKey"]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
-    aws_backend.reset_clients()
     service = sagemaker_service()
-    requests.post(f"{aws}/moto-api/reset-auth", data=b"0", timeout=10)
-    try:
+    allowed = ["sagemaker:DescribeEndpoint", "application-autoscaling:DescribeScalableTargets"]
+    with restricted_credentials(aws, monkeypatch, allowed):
         status = SageMakerActuator().read(service)
         with pytest.raises(ActuatorError) as info:
             SageMakerActuator().set_capacity(service, 5, timezone.now())
-    finally:
-        requests.post(f"{aws}/moto-api/reset-auth", data=b"inf", timeout=10)
 
     assert status.provisioned == 2
     assert "missing permission sagemaker:UpdateEndpointWeightsAndCapacities on SageMaker endpoint 'win-prob'" in str(
