@@ -175,6 +175,7 @@ class PolicyForm(forms.Form):
         max_length=500,
         strip=True,
         help_text="Why you are changing the policy (recorded in the audit log and the revision history).",
+        error_messages={"required": "A reason is required: say why the policy is changing."},
         widget=forms.TextInput(attrs={"placeholder": "e.g. more headroom for the playoffs"}),
     )
 
@@ -248,8 +249,12 @@ class ModeForm(forms.Form):
     """Pause, dry-run or activate a service, with the reason the audit log records."""
 
     mode = forms.ChoiceField(choices=Service.Mode.choices)
-    reason = forms.CharField(max_length=500, strip=True)
+    reason = forms.CharField(
+        max_length=500, strip=True, error_messages={"required": "A reason is required to change the mode."}
+    )
 
 
 class RestoreForm(forms.Form):
-    reason = forms.CharField(max_length=500, strip=True)
+    reason = forms.CharField(
+        max_length=500, strip=True, error_messages={"required": "A reason is required to restore a version."}
+    )

@@ -16,6 +16,8 @@ from tests.factories import make_service, make_user
 
 pytestmark = pytest.mark.django_db
 
+DEFAULTS = PolicyParams()
+
 
 @pytest.fixture
 def admin(client: Client) -> Client:
@@ -82,7 +84,8 @@ def test_saving_the_form_creates_a_revision_and_an_audit_event_and_bumps_the_ver
     versions = list(PolicyRevision.objects.filter(service=service).order_by("version").values_list("version", "reason"))
     assert versions == [(1, "policy in force before the first recorded change"), (2, "more headroom for the playoffs")]
     event = AuditEvent.objects.get(event_type=EventType.POLICY_CHANGED)
-    assert event.before == {"target_utilization": 0.7} and event.after == {"target_utilization": 0.6}
+    assert event.before == {"target_utilization": DEFAULTS.target_utilization}
+    assert event.after == {"target_utilization": 0.6}
     assert event.actor_label == "admin" and event.reason == "more headroom for the playoffs"
 
 
@@ -99,11 +102,11 @@ def test_a_bad_value_saves_nothing_and_says_which_field(admin: Client) -> None:
 def test_a_save_based_on_an_old_version_is_refused(admin: Client) -> None:
     service = make_service()
     url = reverse("dashboard:policy-edit", args=[service.name])
-    admin.post(url, form_post({"tolerance": 0.2}))
-    response = admin.post(url, form_post({"tolerance": 0.3}, version=1))
+    admin.post(url, form_post({"tolerance": 0.23}))
+    response = admin.post(url, form_post({"tolerance": 0.37}, version=1))
     assert response.status_code == 422 and "changed while you were editing" in response.content.decode()
     service.refresh_from_db()
-    assert service.policy["tolerance"] == 0.2
+    assert service.policy["tolerance"] == 0.23
 
 
 def test_a_viewer_can_read_the_policy_but_not_edit_it(viewer: Client) -> None:
@@ -112,7 +115,7 @@ def test_a_viewer_can_read_the_policy_but_not_edit_it(viewer: Client) -> None:
     assert page.status_code == 200 and "target_utilization" in page.content.decode()
     assert "Edit policy" not in page.content.decode()
     assert viewer.get(reverse("dashboard:policy-edit", args=[service.name])).status_code == 403
-    response = viewer.post(reverse("dashboard:policy-edit", args=[service.name]), form_post({"tolerance": 0.2}))
+    response = viewer.post(reverse("dashboard:policy-edit", args=[service.name]), form_post({"tolerance": 0.23}))
     assert response.status_code == 403
     response = viewer.put(
         f"/api/services/{service.name}/policy",
@@ -127,11 +130,13 @@ def test_a_viewer_can_read_the_policy_but_not_edit_it(viewer: Client) -> None:
 def test_the_policy_page_lists_revisions_with_their_diffs_and_restores_one(admin: Client) -> None:
     service = make_service()
     url = reverse("dashboard:policy-edit", args=[service.name])
-    admin.post(url, form_post({"tolerance": 0.2}, reason="quieter"))
-    admin.post(url, form_post({"tolerance": 0.2, "scale_up_pods": 8}, reason="faster", version=2))
+    tolerance, pods = round(DEFAULTS.tolerance + 0.05, 3), DEFAULTS.scale_up_pods + 3
+    admin.post(url, form_post({"tolerance": tolerance}, reason="quieter"))
+    admin.post(url, form_post({"tolerance": tolerance, "scale_up_pods": pods}, reason="faster", version=2))
     page = admin.get(reverse("dashboard:policy", args=[service.name])).content.decode()
     assert "quieter" in page and "faster" in page
-    assert "<del>4</del> → <ins>8</ins>" in page and "<del>0.1</del> → <ins>0.2</ins>" in page
+    assert f"<del>{DEFAULTS.scale_up_pods}</del> → <ins>{pods}</ins>" in page
+    assert f"<del>{DEFAULTS.tolerance}</del> → <ins>{tolerance}</ins>" in page
 
     restore = reverse("dashboard:policy-restore", args=[service.name, 1])
     assert admin.post(restore, {"reason": ""}).status_code == 302  # refused: no reason
@@ -152,13 +157,13 @@ def test_the_api_reads_and_replaces_the_policy(admin: Client) -> None:
 
     response = admin.put(
         f"/api/services/{service.name}/policy",
-        {"params": {"target_utilization": 0.55}, "reason": "playoffs"},
+        {"params": {"target_utilization": 0.55}, "reason": "playoffs"},  # differs from any default
         content_type="application/json",
     )
     assert response.status_code == 200
     assert response.json()["version"] == 2 and response.json()["changed"] is True
     assert response.json()["params"]["target_utilization"] == 0.55
-    assert response.json()["params"]["tolerance"] == 0.1  # omitted parameters keep their value
+    assert response.json()["params"]["tolerance"] == DEFAULTS.tolerance  # omitted parameters keep their value
 
     revisions = admin.get(f"/api/services/{service.name}/policy/revisions").json()
     assert [(r["version"], r["actor"]) for r in revisions] == [(2, "admin"), (1, "system:initial")]
