@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from datetime import UTC
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -14,6 +16,8 @@ from dashboard.permissions import requires
 from dashboard.views import HtmxHttpRequest
 from scaling import selectors
 from scaling.models import Decision
+
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 # Samples shown around a tick: the engine reads the last minute or so; five give context.
 METRIC_WINDOW_S = 300.0
@@ -36,6 +40,10 @@ def fmt(value: Any) -> str:
         if magnitude >= 1:
             return f"{value:,.2f}".rstrip("0").rstrip(".")
         return f"{value:.3g}"
+    if isinstance(value, str) and _ISO_TIME.match(value):
+        parsed = selectors.parse_ts(value)
+        if parsed is not None:
+            return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     if isinstance(value, dict | list | tuple):
         return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
     return str(value)
@@ -126,13 +134,37 @@ def decision_detail(request: HtmxHttpRequest, decision_id: int) -> HttpResponse:
     if decision is None:
         raise Http404(f"no decision with id {decision_id}")
     samples = selectors.decision_metric_window(decision, before_s=METRIC_WINDOW_S)
+    x = explanation_context(decision)
     context = {
         "decision": decision,
         "service": decision.service,
-        "x": explanation_context(decision),
+        "x": x,
+        "forecast_actual": forecast_actual(decision),
         "samples": samples,
         "metric_window_s": int(METRIC_WINDOW_S),
         "audit_events": list(selectors.decision_audit_events(decision)),
     }
     template = "dashboard/decision.html#explanation" if request.htmx else "dashboard/decision.html"
     return render(request, template, context)
+
+
+def forecast_actual(decision: Decision) -> dict[str, Any] | None:
+    """What demand turned out to be at the instant the decision forecast for (None until then)."""
+    forecast = decision.explanation.get("forecast") if isinstance(decision.explanation, dict) else None
+    if not isinstance(forecast, dict):
+        return None
+    at = selectors.parse_ts(forecast.get("ts"))
+    predicted = forecast.get("rps")
+    if at is None or not isinstance(predicted, int | float) or isinstance(predicted, bool):
+        return None
+    sample = selectors.sample_near(decision.service, at)
+    if sample is None or sample.rps is None:
+        return {"at": at, "predicted": fmt(float(predicted)), "actual": None, "error_pct": None}
+    error_pct = (float(predicted) - sample.rps) / sample.rps * 100.0 if sample.rps else None
+    return {
+        "at": at,
+        "predicted": fmt(float(predicted)),
+        "actual": fmt(sample.rps),
+        "actual_ts": sample.ts,
+        "error_pct": None if error_pct is None else f"{error_pct:+.1f} %",
+    }

@@ -278,7 +278,7 @@ def forecast_series(service: Service, *, since: datetime, max_points: int = 720)
             rps = float(raw_rps)
         except (TypeError, ValueError):
             continue
-        at = _parse_ts(raw_ts) or tick
+        at = parse_ts(raw_ts) or tick
         points[at] = rps  # the latest decision's forecast for an instant wins
     ordered = sorted(points.items())
     stride = max(1, len(ordered) // max_points)
@@ -286,7 +286,16 @@ def forecast_series(service: Service, *, since: datetime, max_points: int = 720)
     return {"ts": [t for t, _ in ordered], "rps": [r for _, r in ordered]}
 
 
-def _parse_ts(raw: Any) -> datetime | None:
+def sample_near(service: Service, at: datetime, *, within_s: float = 60.0) -> MetricSample | None:
+    """The stored sample closest to `at` (within `within_s`), e.g. the actual demand at a forecast's instant."""
+    window = MetricSample.objects.filter(
+        service=service, ts__gte=at - timedelta(seconds=within_s), ts__lte=at + timedelta(seconds=within_s)
+    )
+    return min(window, key=lambda s: abs((s.ts - at).total_seconds()), default=None)
+
+
+def parse_ts(raw: Any) -> datetime | None:
+    """A timestamp from an explanation (ISO string or epoch seconds), timezone-aware; None if it is not one."""
     if isinstance(raw, datetime):
         return raw
     if isinstance(raw, int | float):

@@ -202,3 +202,11 @@ def test_the_timeline_can_show_only_changes_and_blocked_changes(viewer: Client) 
     assert "within tolerance" in every and "within tolerance" not in changes
     assert "pre-warming for LAL @ BOS" in changes and "stabilizing scale-in" in changes
     assert "?timeline=changes" in changes  # the periodic refresh keeps the filter
+
+
+def test_the_explanation_compares_the_forecast_with_the_demand_that_came(viewer: Client) -> None:
+    service = make_service()
+    decision = make_decision(service)  # forecast 1,640 rps for T0 + 4 min
+    MetricSample.objects.create(service=service, ts=T0 + timedelta(minutes=4, seconds=5), rps=1600.0)
+    body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
+    assert "1,640 req/s" in body and "actual <strong>1,600 req/s</strong>" in body and "+2.5 %" in body
