@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboard import audit, decisions, policy, views
+from dashboard import audit, decisions, policy, views, whatif
 
 app_name = "dashboard"
 
@@ -21,4 +21,5 @@ urlpatterns = [
         name="policy-restore",
     ),
     path("decisions/<int:decision_id>/", decisions.decision_detail, name="decision"),
+    path("services/<slug:name>/whatif/", whatif.whatif, name="whatif"),
 ]

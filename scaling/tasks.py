@@ -83,3 +83,11 @@ def verify_audit() -> bool:
     if not result.ok:
         log.error("audit chain BROKEN at event #%s: %s", result.first_broken_id, result.message)
     return result.ok
+
+
+@shared_task(name="scaling.whatif_run", time_limit=600, soft_time_limit=540, ignore_result=True)
+def whatif_run(job_id: str) -> str:
+    """Replay a policy over a service's recorded traffic (the dashboard's what-if)."""
+    from scaling.whatif import whatif_execute
+
+    return whatif_execute(job_id)

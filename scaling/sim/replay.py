@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -26,6 +26,7 @@ from scaling.sim.trace import Trace
 
 # How far back the policy's list of recent observations reaches.
 RECENT_METRICS_S = 600.0
+PROGRESS_EVERY_STEPS = 2000
 _EPS = 1e-9
 
 
@@ -168,6 +169,7 @@ def replay(
     seed: int = 0,
     games: Sequence[GameSpec] = (),
     history: Trace | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> ReplayRun:
     """Run `policy` over `trace`; return the per-step fleet and attainment.
 
@@ -176,6 +178,8 @@ def replay(
     3. For each step: run every tick due by the step's start (observe, decide,
        start or stop replicas), promote replicas whose delay has passed, record.
     4. Score the steps' attainment at the true rate, vectorized.
+
+    `progress`, when given, is called with the fraction done every few thousand steps.
     """
     model = serving_model(service)
     n, dt = trace.steps, trace.step_s
@@ -214,6 +218,8 @@ def replay(
     decide_seconds = 0.0
 
     for i in range(n):
+        if progress is not None and i % PROGRESS_EVERY_STEPS == 0:
+            progress(i / n)
         t = float(i * dt)
         while next_tick <= t + _EPS:
             while pending and pending[0] <= next_tick + _EPS:

@@ -1,0 +1,163 @@
+"""What-if: pick a past range and a policy, see beside what happened what that policy
+would have done on the recorded traffic. The replay runs in a Celery task
+(scaling.whatif); this page starts it and polls its progress with htmx."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+
+from dashboard.permissions import can, requires
+from dashboard.views import HtmxHttpRequest
+from scaling.models import Service
+from scaling.sim.policies import BUILTIN
+from scaling.sim.whatif import WhatIfError
+from scaling.whatif import CURRENT_POLICY, WhatIfRequest, whatif_start, whatif_state
+
+RANGES = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+EDITED = "edited"
+
+
+class WhatIfForm(forms.Form):
+    range = forms.ChoiceField(choices=[(k, f"last {k}") for k in RANGES], initial="6h")
+    start = forms.DateTimeField(required=False, help_text="UTC; overrides the range when given with an end")
+    end = forms.DateTimeField(required=False)
+    policy = forms.ChoiceField(
+        choices=[
+            (CURRENT_POLICY, "tipoff — this service's current parameters"),
+            (EDITED, "tipoff — edited parameters below"),
+            *((name, name) for name in BUILTIN if name != "tipoff"),
+            ("tipoff", "tipoff — default parameters"),
+        ]
+    )
+    params = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "class": "code"}),
+        help_text="Engine parameters as JSON (the format the policy page stores); used with “edited”.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if (start is None) != (end is None):
+            raise forms.ValidationError("Give both start and end, or neither (then the range applies).")
+        if data.get("policy") == EDITED:
+            try:
+                parsed = json.loads(data.get("params") or "{}")
+            except json.JSONDecodeError as exc:
+                self.add_error("params", f"not valid JSON: line {exc.lineno}: {exc.msg}")
+                return data
+            if not isinstance(parsed, dict):
+                self.add_error("params", "expected a JSON object of parameters")
+                return data
+            data["parsed_params"] = parsed
+        return data
+
+
+def _job_context(service: Service, job_id: str) -> dict[str, Any]:
+    state = whatif_state(job_id)
+    if state is None or state.get("service_id") != service.pk:
+        raise Http404("no such what-if job (they expire after an hour)")
+    context: dict[str, Any] = {"service": service, "job_id": job_id, "state": state}
+    result = state.get("result")
+    if result:
+        context["rows"] = _comparison_rows(result)
+        context["figures"] = _figures(result)
+    return context
+
+
+def _comparison_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    actual, replayed = result["actual"], result["replayed"]
+
+    def pct(v: float | None) -> str:
+        return "—" if v is None else f"{100 * v:.3f} %"
+
+    def num(v: float | None, digits: int = 1) -> str:
+        return "—" if v is None else f"{v:,.{digits}f}"
+
+    return [
+        ("SLO attainment", pct(actual["attainment"]), pct(replayed["attainment"])),
+        ("Tip-off attainment (±30 min)", pct(actual["tipoff_attainment"]), pct(replayed["tipoff_attainment"])),
+        ("SLO-violation minutes", str(actual["slo_violation_minutes"]), str(replayed["slo_violation_minutes"])),
+        ("Replica-hours", num(actual["replica_hours"]), num(replayed["replica_hours"])),
+        ("Cost", f"${num(actual['cost'], 2)}", f"${num(replayed['cost'], 2)}"),
+        ("Cost ÷ oracle", num(actual["cost_ratio"], 3), num(replayed["cost_ratio"], 3)),
+        ("Scale events", str(actual["scale_events"]), str(replayed["scale_events"])),
+    ]
+
+
+def _figures(result: dict[str, Any]) -> dict[str, Any]:
+    s = result["series"]
+    layout = {
+        "margin": {"l": 50, "r": 20, "t": 36, "b": 36},
+        "height": 300,
+        "legend": {"orientation": "h", "y": -0.2},
+        "xaxis": {"type": "date"},
+        "hovermode": "x unified",
+    }
+    line = {"type": "scatter", "mode": "lines", "x": s["ts"]}
+    return {
+        "replicas": {
+            "data": [
+                {**line, "name": "actual", "y": s["actual_provisioned"], "line": {"shape": "hv"}},
+                {**line, "name": result["policy"], "y": s["replayed_provisioned"], "line": {"shape": "hv"}},
+                {**line, "name": "oracle n*", "y": s["oracle"], "line": {"shape": "hv", "dash": "dot"}},
+            ],
+            "layout": {**layout, "title": {"text": "Provisioned replicas"}, "yaxis": {"rangemode": "tozero"}},
+        },
+        "rate": {
+            "data": [{**line, "name": "recorded rps", "y": s["rps"]}],
+            "layout": {**layout, "title": {"text": "Request rate (peak per point)"}, "yaxis": {"rangemode": "tozero"}},
+        },
+    }
+
+
+@requires("view")
+def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    """GET: the form (or, with ?job=, that job's progress/results partial). POST: start a job."""
+    service = get_object_or_404(Service, name=name)
+    job_id = request.GET.get("job")
+    if request.method == "GET" and job_id:
+        template = "dashboard/whatif.html#job" if request.htmx else "dashboard/whatif.html"
+        return render(request, template, {**_job_context(service, job_id), "form": WhatIfForm()})
+    form = WhatIfForm(
+        request.POST if request.method == "POST" else None,
+        initial={"params": json.dumps(service.policy or {}, indent=2, sort_keys=True)},
+    )
+    context: dict[str, Any] = {"service": service, "form": form}
+    if request.method == "POST":
+        if not can(request.user, "operate"):
+            raise PermissionDenied("running a what-if needs the 'operate' capability")
+        if form.is_valid():
+            data = form.cleaned_data
+            end = data["end"] or timezone.now()
+            start = data["start"] or end - RANGES[data["range"]]
+            chosen = data["policy"]
+            try:
+                job_id = whatif_start(
+                    WhatIfRequest(
+                        service_id=service.pk,
+                        start=start,
+                        end=end,
+                        policy=CURRENT_POLICY if chosen == EDITED else chosen,
+                        params=data.get("parsed_params") if chosen == EDITED else None,
+                    )
+                )
+            except (WhatIfError, ValueError) as exc:
+                form.add_error(None, str(exc))
+            else:
+                context.update(_job_context(service, job_id))
+                template = "dashboard/whatif.html#job" if request.htmx else "dashboard/whatif.html"
+                return render(request, template, context)
+        status = 400
+    else:
+        status = 200
+    template = "dashboard/whatif.html#whatif-form" if request.htmx else "dashboard/whatif.html"
+    return render(request, template, context, status=status)

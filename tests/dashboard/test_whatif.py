@@ -1,0 +1,116 @@
+"""The what-if page: starts a background replay, polls its progress, shows results side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from scaling import tasks
+from scaling.models import MetricSample, Service
+from scaling.whatif import whatif_execute, whatif_state
+from tests.factories import make_service, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def service() -> Service:
+    service = make_service("win-probability")
+    now = timezone.now()
+    MetricSample.objects.bulk_create(
+        MetricSample(
+            service=service,
+            ts=now - timedelta(minutes=60) + timedelta(seconds=15 * i),
+            rps=900.0,
+            provisioned=8,
+            ready=8,
+        )
+        for i in range(200)
+    )
+    return service
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Capture enqueued jobs instead of sending them to a broker."""
+    jobs: list[str] = []
+    monkeypatch.setattr(tasks.whatif_run, "delay", jobs.append)
+    yield jobs
+
+
+def _login(client: Client, role: str) -> Client:
+    client.force_login(make_user(role, role))
+    return client
+
+
+def test_it_shows_the_form(client: Client, service: Service) -> None:
+    response = _login(client, "viewer").get(reverse("dashboard:whatif", args=[service.name]))
+    assert response.status_code == 200
+    assert b"Run what-if" in response.content
+
+
+def test_it_refuses_a_viewer_starting_a_job(client: Client, service: Service, queued: list[str]) -> None:
+    response = _login(client, "viewer").post(
+        reverse("dashboard:whatif", args=[service.name]), {"range": "1h", "policy": "hpa"}
+    )
+    assert response.status_code == 403
+    assert queued == []
+
+
+def test_it_runs_a_job_in_the_background_and_shows_results_side_by_side(
+    client: Client, service: Service, queued: list[str]
+) -> None:
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[service.name])
+    response = operator.post(url, {"range": "1h", "policy": "static-peak"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert len(queued) == 1
+    job_id = queued[0]
+    assert b'data-whatif-status="queued"' in response.content
+    assert f"?job={job_id}".encode() in response.content  # polls for progress
+    state = whatif_state(job_id)
+    assert state is not None
+    assert state["status"] == "queued"
+
+    assert whatif_execute(job_id) == "done"  # what the Celery task does
+
+    page = operator.get(f"{url}?job={job_id}", headers={"HX-Request": "true"})
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "What happened" in body
+    assert "static-peak" in body
+    assert 'id="whatif-figures"' in body
+    result: dict[str, Any] = whatif_state(job_id)["result"]  # type: ignore[index]
+    assert result["actual"]["attainment"] == 0.0
+    assert result["replayed"]["attainment"] > 0.999
+
+
+def test_it_rejects_edited_parameters_naming_the_problem(client: Client, service: Service, queued: list[str]) -> None:
+    response = _login(client, "operator").post(
+        reverse("dashboard:whatif", args=[service.name]),
+        {"range": "1h", "policy": "edited", "params": '{"target_utilisation": 0.5}'},
+    )
+    assert response.status_code == 400
+    assert b"unknown policy parameter" in response.content
+    assert queued == []
+
+
+def test_a_failed_job_says_why(client: Client, queued: list[str]) -> None:
+    empty = make_service("empty-service")
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[empty.name])
+    operator.post(url, {"range": "1h", "policy": "hpa"})
+    assert whatif_execute(queued[0]) == "failed"
+    page = operator.get(f"{url}?job={queued[0]}")
+    assert b"fewer than two recorded samples" in page.content
+
+
+def test_an_unknown_job_is_not_found(client: Client, service: Service) -> None:
+    response = _login(client, "viewer").get(reverse("dashboard:whatif", args=[service.name]) + "?job=nope")
+    assert response.status_code == 404
