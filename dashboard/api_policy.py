@@ -98,6 +98,13 @@ def _user(request: HttpRequest) -> Any:
     return user if getattr(user, "is_authenticated", False) else request.user
 
 
+def _require(request: HttpRequest, capability: str) -> Any:
+    user = _user(request)
+    if not can(user, capability):
+        raise HttpError(403, f"needs the {capability!r} capability")
+    return user
+
+
 def _policy_out(service: Service) -> dict[str, Any]:
     return {"service": service.name, "version": service.policy_version, "params": params_as_dict(service.policy)}
 
@@ -105,15 +112,14 @@ def _policy_out(service: Service) -> dict[str, Any]:
 @router.get("/services/{name}/policy", response=PolicyOut)
 def get_policy(request: HttpRequest, name: str) -> dict[str, Any]:
     """The service's engine parameters (every parameter, defaults filled in) and their version."""
+    _require(request, "view")
     return _policy_out(get_object_or_404(Service, name=name))
 
 
 @router.put("/services/{name}/policy", response={200: PolicyChangeOut, 422: ValidationOut})
 def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dict[str, Any]]:
     """Set the service's engine parameters; a change bumps the version, is audited and kept as a revision."""
-    user = _user(request)
-    if not can(user, "administer"):
-        raise HttpError(403, "needs the 'administer' capability")
+    user = _require(request, "administer")
     service = get_object_or_404(Service, name=name)
     known = {f.name for f in policy_fields()}
     errors = [
@@ -140,6 +146,7 @@ def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dic
 @router.get("/services/{name}/policy/revisions", response=list[RevisionOut])
 def list_policy_revisions(request: HttpRequest, name: str) -> list[dict[str, Any]]:
     """Every recorded version of the policy, newest first."""
+    _require(request, "view")
     service = get_object_or_404(Service, name=name)
     return [
         {
@@ -156,6 +163,7 @@ def list_policy_revisions(request: HttpRequest, name: str) -> list[dict[str, Any
 @router.get("/decisions/{decision_id}", response=DecisionDetailOut, tags=["decisions"])
 def get_decision(request: HttpRequest, decision_id: int) -> dict[str, Any]:
     """One decision: the engine's explanation, the actuation result and the metric window it saw."""
+    _require(request, "view")
     decision: Decision = get_object_or_404(Decision.objects.select_related("service"), pk=decision_id)
     samples: list[MetricSample] = selectors.decision_metric_window(decision, before_s=METRIC_WINDOW_S)
     return {

@@ -135,11 +135,14 @@ def decision_detail(request: HtmxHttpRequest, decision_id: int) -> HttpResponse:
         raise Http404(f"no decision with id {decision_id}")
     samples = selectors.decision_metric_window(decision, before_s=METRIC_WINDOW_S)
     x = explanation_context(decision)
+    earlier, later = selectors.decision_neighbours(decision)
     context = {
         "decision": decision,
         "service": decision.service,
         "x": x,
         "forecast_actual": forecast_actual(decision),
+        "earlier": earlier,
+        "later": later,
         "samples": samples,
         "metric_window_s": int(METRIC_WINDOW_S),
         "audit_events": list(selectors.decision_audit_events(decision)),

@@ -246,6 +246,14 @@ def decision_for_view(decision_id: int) -> Decision | None:
     return Decision.objects.select_related("service").filter(pk=decision_id).first()
 
 
+def decision_neighbours(decision: Decision) -> tuple[Decision | None, Decision | None]:
+    """The service's decisions just before and just after this one (for stepping through the timeline)."""
+    rows = Decision.objects.filter(service_id=decision.service_id).only("id", "tick")
+    earlier = rows.filter(tick__lt=decision.tick).order_by("-tick").first()
+    later = rows.filter(tick__gt=decision.tick).order_by("tick").first()
+    return earlier, later
+
+
 def decision_metric_window(decision: Decision, *, before_s: float = 300.0, after_s: float = 0.0) -> list[MetricSample]:
     """The samples the engine had stored up to the decision's tick (and a little before, for context)."""
     return list(

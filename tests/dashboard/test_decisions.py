@@ -166,14 +166,14 @@ def test_the_rate_chart_draws_forecast_beside_actual_demand(viewer: Client, sett
     data = viewer.get(reverse("dashboard:service-charts", args=[service.name]) + "?range=1h").json()
     traces = {t["name"]: t for t in data["figures"]["rate"]["data"]}
     assert traces["forecast"]["y"] == [777.0]
-    markers = data["figures"]["replicas"]["data"][-1]
+    markers = next(t for t in data["figures"]["replicas"]["data"] if t["name"] == "decisions")
     assert markers["customdata"] == [Decision.objects.get(service=service).pk]  # markers open the explanation
 
 
 def test_the_timeline_can_show_only_changes_and_blocked_changes(viewer: Client) -> None:
     service = make_service()
     make_decision(service, tick=T0)  # scaled 12 → 18
-    held = {"summary": "Held at 18: within tolerance", "rules": [], "constraints": []}
+    held: dict[str, Any] = {"summary": "Held at 18: within tolerance", "rules": [], "constraints": []}
     Decision.objects.create(
         service=service,
         tick=T0 + timedelta(seconds=15),
@@ -210,3 +210,13 @@ def test_the_explanation_compares_the_forecast_with_the_demand_that_came(viewer:
     MetricSample.objects.create(service=service, ts=T0 + timedelta(minutes=4, seconds=5), rps=1600.0)
     body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
     assert "1,640 req/s" in body and "actual <strong>1,600 req/s</strong>" in body and "+2.5 %" in body
+
+
+def test_the_explanation_steps_to_the_earlier_and_later_ticks(viewer: Client) -> None:
+    service = make_service()
+    first = make_decision(service, tick=T0)
+    middle = make_decision(service, tick=T0 + timedelta(seconds=15))
+    last = make_decision(service, tick=T0 + timedelta(seconds=30))
+    body = viewer.get(reverse("dashboard:decision", args=[middle.pk]), headers={"HX-Request": "true"}).content.decode()
+    assert f'hx-get="{reverse("dashboard:decision", args=[first.pk])}"' in body and 'rel="prev"' in body
+    assert f'hx-get="{reverse("dashboard:decision", args=[last.pk])}"' in body and 'rel="next"' in body

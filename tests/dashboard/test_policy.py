@@ -222,3 +222,12 @@ def test_a_viewer_cannot_change_the_mode_and_sees_no_control(viewer: Client) -> 
     assert "mode-form" not in page and "Policy v1" in page
     service.refresh_from_db()
     assert service.mode == Service.Mode.ACTIVE
+
+
+def test_a_user_without_a_role_cannot_read_policies_or_decisions_over_the_api(client: Client) -> None:
+    from django.contrib.auth.models import User
+
+    service = make_service()
+    client.force_login(User.objects.create_user("nobody", password="pw-for-tests-1"))
+    assert client.get(f"/api/services/{service.name}/policy").status_code == 403
+    assert client.get(f"/api/services/{service.name}/policy/revisions").status_code == 403
