@@ -50,3 +50,23 @@ def test_clicking_a_decision_opens_its_explanation_in_the_side_panel(browser: An
         expect(page.locator(f"tr[data-decision-id='{decision.pk}']")).to_have_class("changed selected")
     finally:
         page.close()
+
+
+def test_an_operator_puts_a_service_in_dry_run_from_its_page(browser: Any, live_server: Any) -> None:
+    service = make_service("win-probability", replicas=2)
+    make_user("operator", "operator", password="pw-for-tests-1")
+    page = browser.new_page()
+    try:
+        _login(page, live_server.url, "operator", "pw-for-tests-1")
+        page.goto(f"{live_server.url}/services/{service.name}/")
+        form = page.locator("form.mode-form")
+        form.locator("select[name=mode]").select_option("dry_run")
+        form.locator("input[name=reason]").fill("watching the new model before it acts")
+        form.locator("button[type=submit]").click()
+
+        expect(page.locator("h1 .badge")).to_have_text("Dry run", timeout=10_000)  # the page reloaded
+        expect(page.locator(".messages")).to_contain_text("is now dry run")
+        service.refresh_from_db()
+        assert service.mode == "dry_run"
+    finally:
+        page.close()
