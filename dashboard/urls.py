@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboard import audit, decisions, policy, views, whatif
+from dashboard import audit, decisions, policy, services_admin, views, whatif
 
 app_name = "dashboard"
 
@@ -10,6 +10,10 @@ urlpatterns = [
     path("audit/", audit.audit_list, name="audit"),
     path("audit/export.csv", audit.audit_csv, name="audit-csv"),
     path("", views.fleet, name="fleet"),
+    # Before services/<slug:name>/, which would otherwise take "new" as a name.
+    path("services/new/", services_admin.service_new, name="service-new"),
+    path("services/test-connection/", services_admin.service_test_connection, name="service-test-connection"),
+    path("services/<slug:name>/edit/", services_admin.service_edit, name="service-edit"),
     path("services/<slug:name>/", views.service_detail, name="service"),
     path("services/<slug:name>/charts.json", views.service_charts, name="service-charts"),
     path("services/<slug:name>/mode/", policy.service_mode, name="service-mode"),

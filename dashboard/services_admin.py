@@ -1,0 +1,318 @@
+"""Add and edit a service's backend (administrators), with a read-only Test connection.
+
+Pages: /services/new/, /services/<name>/edit/, and the htmx endpoint
+/services/test-connection/ that probes the identifiers in the form without saving.
+The JSON API equivalents live in `router` (mounted at /api/admin/services).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from ninja import Router, Schema, Status
+from ninja.errors import HttpError
+
+from dashboard.permissions import can, requires
+from dashboard.views import HtmxHttpRequest
+from scaling.audit import Actor
+from scaling.backends.autoscaling import MODES
+from scaling.backends.probe import ProbeReport, probe_connection
+from scaling.models import Service
+from scaling.service_config import ConfigError, backend_config_from, service_configure, service_create
+
+PROMQL_FIELDS = ("rps", "p95_ms", "p99_ms", "in_flight", "error_rate")
+
+
+class ServiceForm(forms.Form):
+    name = forms.SlugField(max_length=64, help_text="Short id used in URLs and the API, e.g. win-probability.")
+    display_name = forms.CharField(max_length=120)
+    description = forms.CharField(max_length=300, required=False)
+    enabled = forms.BooleanField(required=False, initial=True)
+    backend = forms.ChoiceField(choices=Service.Backend.choices)
+    metric_source = forms.ChoiceField(choices=Service.MetricSourceKind.choices)
+    region = forms.CharField(required=False, help_text="AWS region; empty uses AWS_REGION of the Tipoff processes.")
+    endpoint_url = forms.CharField(required=False, help_text="Only for AWS-compatible endpoints; usually empty.")
+    endpoint_name = forms.CharField(required=False, label="SageMaker endpoint name")
+    variant_name = forms.CharField(required=False, label="SageMaker variant", initial="AllTraffic")
+    cluster = forms.CharField(required=False, label="ECS cluster (name or ARN)")
+    service = forms.CharField(required=False, label="ECS service (name or ARN)")
+    load_balancer = forms.CharField(required=False, label="ALB (CloudWatch dimension, app/name/id)")
+    target_group = forms.CharField(required=False, label="Target group (CloudWatch dimension, targetgroup/name/id)")
+    autoscaling_mode = forms.ChoiceField(
+        choices=[(m, m) for m in MODES],
+        initial="refuse",
+        label="If Application Auto Scaling also manages it",
+        help_text="refuse: never actuate; suspend: pause its dynamic scaling while Tipoff manages; "
+        "bounds: drive it by setting its min = max.",
+    )
+    prometheus_url = forms.CharField(required=False, label="Prometheus URL")
+    promql_rps = forms.CharField(required=False, label="PromQL: requests/s")
+    promql_p95_ms = forms.CharField(required=False, label="PromQL: p95 latency (ms)")
+    promql_p99_ms = forms.CharField(required=False, label="PromQL: p99 latency (ms)")
+    promql_in_flight = forms.CharField(required=False, label="PromQL: in-flight requests")
+    promql_error_rate = forms.CharField(required=False, label="PromQL: error ratio")
+    metrics_lag_s = forms.FloatField(required=False, min_value=0, help_text="Allowed metric age beyond two ticks.")
+    min_replicas = forms.IntegerField(min_value=0, initial=1)
+    max_replicas = forms.IntegerField(min_value=1, initial=10)
+    hard_max_replicas = forms.IntegerField(min_value=1, initial=20)
+    price_per_replica_hour = forms.FloatField(min_value=0, initial=1.0)
+    slo_latency_ms = forms.FloatField(min_value=1, initial=300.0)
+    provisioning_delay_s = forms.IntegerField(min_value=0, initial=180)
+    reason = forms.CharField(max_length=500, required=False, help_text="Why (required when editing).")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not self.errors:
+            try:
+                data["backend_config"] = backend_config_from(data)
+            except ConfigError as exc:
+                self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return data
+
+    def values(self) -> dict[str, Any]:
+        return {k: v for k, v in self.cleaned_data.items() if k not in {"name", "reason", "backend_config"}}
+
+
+def initial_for(service: Service) -> dict[str, Any]:
+    cfg = service.backend_config or {}
+    initial: dict[str, Any] = {
+        k: getattr(service, k)
+        for k in (
+            "name",
+            "display_name",
+            "description",
+            "enabled",
+            "backend",
+            "metric_source",
+            "min_replicas",
+            "max_replicas",
+            "hard_max_replicas",
+            "price_per_replica_hour",
+            "slo_latency_ms",
+            "provisioning_delay_s",
+        )
+    }
+    for key in (
+        "region",
+        "endpoint_url",
+        "endpoint_name",
+        "variant_name",
+        "cluster",
+        "service",
+        "load_balancer",
+        "target_group",
+        "autoscaling_mode",
+        "prometheus_url",
+        "metrics_lag_s",
+    ):
+        if key in cfg:
+            initial[key] = cfg[key]
+    for signal, query in (cfg.get("promql") or {}).items():
+        initial[f"promql_{signal}"] = query
+    return initial
+
+
+def _render(request: HttpRequest, form: ServiceForm, service: Service | None, status: int = 200) -> HttpResponse:
+    return render(request, "dashboard/service_form.html", {"form": form, "service": service}, status=status)
+
+
+@requires("administer")
+def service_new(request: HtmxHttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return _render(request, ServiceForm(), None)
+    form = ServiceForm(request.POST)
+    if not form.is_valid():
+        return _render(request, form, None, status=422)
+    try:
+        service = service_create(
+            name=form.cleaned_data["name"],
+            values=form.values(),
+            backend_config=form.cleaned_data["backend_config"],
+            actor=Actor.for_user(request.user),
+        )
+    except ConfigError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return _render(request, form, None, status=422)
+    messages.success(request, f"Service {service.name} added.")
+    return redirect("dashboard:service", name=service.name)
+
+
+@requires("administer")
+def service_edit(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    service = get_object_or_404(Service, name=name)
+    if request.method != "POST":
+        return _render(request, ServiceForm(initial=initial_for(service)), service)
+    form = ServiceForm(_with_name(request, service))
+    if form.is_valid() and not form.cleaned_data.get("reason", "").strip():
+        form.add_error("reason", "A reason is required to change a service.")
+    if not form.is_valid():
+        return _render(request, form, service, status=422)
+    try:
+        changed = service_configure(
+            service=service,
+            values=form.values(),
+            backend_config=form.cleaned_data["backend_config"],
+            actor=Actor.for_user(request.user),
+            reason=form.cleaned_data["reason"],
+        )
+    except ConfigError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return _render(request, form, service, status=422)
+    if changed:
+        messages.success(request, f"Service {service.name} saved.")
+    else:
+        messages.info(request, "Nothing changed.")
+    return redirect("dashboard:service", name=service.name)
+
+
+def _with_name(request: HttpRequest, service: Service) -> Any:
+    data = request.POST.copy()
+    data["name"] = service.name  # the name is the service's identity; it is not edited here
+    return data
+
+
+def _unsaved(form: ServiceForm) -> Service:
+    data = form.cleaned_data
+    return Service(
+        name=data.get("name") or "unsaved",
+        backend=data["backend"],
+        metric_source=data["metric_source"],
+        backend_config=data["backend_config"],
+    )
+
+
+@require_POST
+@requires("administer")
+def service_test_connection(request: HtmxHttpRequest) -> HttpResponse:
+    """Probe the identifiers typed in the form (read calls only; nothing is saved)."""
+    data = request.POST.copy()
+    data.setdefault("name", "unsaved")
+    data.setdefault("display_name", "unsaved")
+    form = ServiceForm(data)
+    report: ProbeReport | None = None
+    if form.is_valid():
+        report = probe_connection(_unsaved(form), timezone.now())
+    context = {"form": form, "report": report, "probing": True}
+    return render(request, "dashboard/service_form.html#probe", context, status=200 if report else 422)
+
+
+# --- JSON API (mounted by dashboard/api.py) ---
+
+router = Router(tags=["services"])
+
+
+class ServiceIn(Schema):
+    name: str | None = None
+    display_name: str | None = None
+    description: str | None = None
+    enabled: bool | None = None
+    backend: str | None = None
+    metric_source: str | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    hard_max_replicas: int | None = None
+    price_per_replica_hour: float | None = None
+    slo_latency_ms: float | None = None
+    provisioning_delay_s: int | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    endpoint_name: str | None = None
+    variant_name: str | None = None
+    cluster: str | None = None
+    service: str | None = None
+    load_balancer: str | None = None
+    target_group: str | None = None
+    autoscaling_mode: str | None = None
+    prometheus_url: str | None = None
+    promql: dict[str, str] | None = None
+    metrics_lag_s: float | None = None
+    reason: str | None = None
+
+
+class ProbeLineOut(Schema):
+    level: str
+    text: str
+
+
+class ProbeOut(Schema):
+    ok: bool
+    lines: list[ProbeLineOut]
+
+
+class ServiceConfigOut(Schema):
+    name: str
+    display_name: str
+    backend: str
+    metric_source: str
+    backend_config: dict[str, Any]
+    min_replicas: int
+    max_replicas: int
+    enabled: bool
+
+
+def _admin(request: HttpRequest) -> None:
+    if not can(request.user, "administer"):
+        raise HttpError(403, "needs the 'administer' capability")
+
+
+def _form_from_api(payload: ServiceIn, base: dict[str, Any]) -> ServiceForm:
+    data = base | {k: v for k, v in payload.dict().items() if v is not None and k != "promql"}
+    for signal, query in (payload.promql or {}).items():
+        data[f"promql_{signal}"] = query
+    form = ServiceForm(data)
+    if not form.is_valid():
+        problems = "; ".join(f"{field}: {' '.join(str(e) for e in errs)}" for field, errs in form.errors.items())
+        raise HttpError(422, problems)
+    return form
+
+
+@router.post("", response={201: ServiceConfigOut})
+def api_service_create(request: HttpRequest, payload: ServiceIn) -> Status:
+    _admin(request)
+    form = _form_from_api(payload, {"enabled": True, "autoscaling_mode": "refuse"})
+    try:
+        service = service_create(
+            name=form.cleaned_data["name"],
+            values=form.values(),
+            backend_config=form.cleaned_data["backend_config"],
+            actor=Actor.for_user(request.user),
+        )
+    except ConfigError as exc:
+        raise HttpError(422, str(exc)) from exc
+    return Status(201, service)
+
+
+@router.put("/{name}", response=ServiceConfigOut)
+def api_service_update(request: HttpRequest, name: str, payload: ServiceIn) -> Service:
+    _admin(request)
+    service = get_object_or_404(Service, name=name)
+    base = initial_for(service)
+    if payload.promql is not None:
+        base = {k: v for k, v in base.items() if not k.startswith("promql_")}
+    form = _form_from_api(payload, base | {"name": service.name})
+    try:
+        service_configure(
+            service=service,
+            values=form.values(),
+            backend_config=form.cleaned_data["backend_config"],
+            actor=Actor.for_user(request.user),
+            reason=payload.reason or "",
+        )
+    except ConfigError as exc:
+        raise HttpError(422, str(exc)) from exc
+    service.refresh_from_db()
+    return service
+
+
+@router.post("/{name}/test-connection", response=ProbeOut)
+def api_service_test_connection(request: HttpRequest, name: str) -> dict[str, Any]:
+    _admin(request)
+    service = get_object_or_404(Service, name=name)
+    report = probe_connection(service, timezone.now())
+    return {"ok": report.ok, "lines": [{"level": line.level, "text": line.text} for line in report.lines]}

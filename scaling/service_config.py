@@ -1,0 +1,184 @@
+"""Connecting a service to its backend: validate identifiers, create and reconfigure (audited).
+
+The form, the JSON API and tests all go through `backend_config_from` and the two
+service functions here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+
+from scaling.audit import Actor, EventType, audit_record
+from scaling.backends import autoscaling
+from scaling.backends.prometheus import SIGNALS as PROM_SIGNALS
+from scaling.models import Service
+
+# Fields of the Service row an administrator sets here (the policy has its own page).
+SERVICE_FIELDS = (
+    "display_name",
+    "description",
+    "enabled",
+    "backend",
+    "metric_source",
+    "min_replicas",
+    "max_replicas",
+    "hard_max_replicas",
+    "price_per_replica_hour",
+    "slo_latency_ms",
+    "provisioning_delay_s",
+)
+
+# CloudWatch publishes a minute after it ends: allow for it in the engine's staleness check.
+DEFAULT_CLOUDWATCH_LAG_S = 120
+
+
+class ConfigError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    return "" if value is None else str(value).strip()
+
+
+def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
+    """The backend_config JSON for a backend and metric source, from flat fields.
+
+    Raises ConfigError naming the first missing or malformed field.
+    """
+    backend = _text(data, "backend") or Service.Backend.SIMULATED
+    source = _text(data, "metric_source") or Service.MetricSourceKind.SIMULATED
+    if backend not in Service.Backend.values:
+        raise ConfigError("backend", f"unknown backend {backend!r}; choose one of {', '.join(Service.Backend.values)}")
+    if source not in Service.MetricSourceKind.values:
+        raise ConfigError("metric_source", f"unknown metric source {source!r}")
+    config: dict[str, Any] = {}
+    for key in ("region", "endpoint_url"):
+        if _text(data, key):
+            config[key] = _text(data, key)
+    if config.get("endpoint_url") and not config["endpoint_url"].startswith(("http://", "https://")):
+        raise ConfigError("endpoint_url", "must start with http:// or https://")
+    if backend == Service.Backend.SAGEMAKER:
+        if not _text(data, "endpoint_name"):
+            raise ConfigError("endpoint_name", "the SageMaker endpoint name is required")
+        config["endpoint_name"] = _text(data, "endpoint_name")
+        config["variant_name"] = _text(data, "variant_name") or "AllTraffic"
+    if backend == Service.Backend.ECS:
+        for key, label in (("cluster", "the ECS cluster name or ARN"), ("service", "the ECS service name or ARN")):
+            if not _text(data, key):
+                raise ConfigError(key, f"{label} is required")
+            config[key] = _text(data, key)
+        for key in ("load_balancer", "target_group"):
+            if _text(data, key):
+                config[key] = _text(data, key)
+    if backend in (Service.Backend.SAGEMAKER, Service.Backend.ECS):
+        mode = _text(data, "autoscaling_mode") or "refuse"
+        if mode not in autoscaling.MODES:
+            raise ConfigError("autoscaling_mode", f"choose one of {', '.join(autoscaling.MODES)}")
+        config["autoscaling_mode"] = mode
+    if source == Service.MetricSourceKind.CLOUDWATCH:
+        if backend == Service.Backend.SIMULATED:
+            raise ConfigError("metric_source", "CloudWatch metrics need a SageMaker or ECS backend")
+        if backend == Service.Backend.ECS and not (config.get("load_balancer") and config.get("target_group")):
+            raise ConfigError(
+                "load_balancer",
+                "CloudWatch request rate for ECS comes from the ALB: give load balancer and target group",
+            )
+    if source == Service.MetricSourceKind.PROMETHEUS:
+        url = _text(data, "prometheus_url")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError("prometheus_url", "the Prometheus URL (http:// or https://) is required")
+        config["prometheus_url"] = url
+        given = data.get("promql")
+        promql: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
+        promql = {**promql, **{s: _text(data, f"promql_{s}") for s in PROM_SIGNALS if _text(data, f"promql_{s}")}}
+        unknown = set(promql) - set(PROM_SIGNALS)
+        if unknown:
+            raise ConfigError("promql", f"unknown signal(s) {', '.join(sorted(unknown))}")
+        if not str(promql.get("rps", "")).strip():
+            raise ConfigError("promql_rps", "a PromQL query for the request rate is required")
+        config["promql"] = {k: str(v) for k, v in promql.items() if str(v).strip()}
+    lag = data.get("metrics_lag_s")
+    if lag not in (None, ""):
+        try:
+            config["metrics_lag_s"] = float(lag)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ConfigError("metrics_lag_s", f"{lag!r} is not a number of seconds") from None
+    elif source == Service.MetricSourceKind.CLOUDWATCH:
+        config["metrics_lag_s"] = DEFAULT_CLOUDWATCH_LAG_S
+    return config
+
+
+def _check_bounds(values: dict[str, Any]) -> None:
+    lo, hi, hard = values.get("min_replicas"), values.get("max_replicas"), values.get("hard_max_replicas")
+    if lo is not None and hi is not None and lo > hi:
+        raise ConfigError("max_replicas", f"must be at least min_replicas ({lo})")
+    if hi is not None and hard is not None and hi > hard:
+        raise ConfigError("hard_max_replicas", f"must be at least max_replicas ({hi})")
+
+
+def service_create(*, name: str, values: dict[str, Any], backend_config: dict[str, Any], actor: Actor) -> Service:
+    """Register a new service (validated) with its audit event."""
+    _check_bounds(values)
+    if Service.objects.filter(name=name).exists():
+        raise ConfigError("name", f"a service named {name!r} already exists")
+    fields = {k: v for k, v in values.items() if k in SERVICE_FIELDS}
+    with transaction.atomic():
+        service = Service.objects.create(name=name, backend_config=backend_config, **fields)
+        audit_record(
+            actor=actor,
+            event_type=EventType.SERVICE_CREATED,
+            service=service,
+            object_type="service",
+            object_id=service.pk,
+            after={"name": name, **fields, "backend_config": backend_config},
+            reason=f"service {name} registered",
+        )
+    return service
+
+
+def service_configure(
+    *, service: Service, values: dict[str, Any], backend_config: dict[str, Any], actor: Actor, reason: str
+) -> bool:
+    """Change a service's backend and bounds. Returns False when nothing changed.
+
+    When Tipoff stops managing a resource it had taken from Application Auto
+    Scaling (service disabled, or coexistence mode changed), what it changed is
+    restored after the commit.
+    """
+    if not reason.strip():
+        raise ConfigError("reason", "a reason is required")
+    fields = {k: v for k, v in values.items() if k in SERVICE_FIELDS}
+    with transaction.atomic():
+        locked = Service.objects.select_for_update().get(pk=service.pk)
+        merged = {k: getattr(locked, k) for k in SERVICE_FIELDS} | fields
+        _check_bounds(merged)
+        before = {k: getattr(locked, k) for k in fields if getattr(locked, k) != fields[k]}
+        after = {k: fields[k] for k in before}
+        if locked.backend_config != backend_config:
+            before["backend_config"] = locked.backend_config
+            after["backend_config"] = backend_config
+        if not after:
+            return False
+        old_mode = autoscaling.mode_of(locked)
+        Service.objects.filter(pk=service.pk).update(**fields, backend_config=backend_config, version=F("version") + 1)
+        audit_record(
+            actor=actor,
+            event_type=EventType.SERVICE_UPDATED,
+            service=locked,
+            object_type="service",
+            object_id=locked.pk,
+            before=before,
+            after=after,
+            reason=reason,
+        )
+    service.refresh_from_db()
+    if not service.enabled or autoscaling.mode_of(service) != old_mode:
+        autoscaling.release_quietly(service, actor, f"Tipoff stopped managing the scalable target: {reason}")
+    return True

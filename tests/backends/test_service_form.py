@@ -1,0 +1,138 @@
+"""The add/edit service page, its Test connection button, and the admin JSON API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from scaling.audit import EventType
+from scaling.backends import get_actuator
+from scaling.models import AuditEvent, Service
+from tests.backends.conftest import create_sagemaker_endpoint, register_target, sagemaker_service
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+
+SAGEMAKER_FORM = {
+    "name": "win-probability",
+    "display_name": "Win probability",
+    "enabled": "on",
+    "backend": "sagemaker",
+    "metric_source": "cloudwatch",
+    "endpoint_name": "win-prob",
+    "variant_name": "AllTraffic",
+    "autoscaling_mode": "refuse",
+    "min_replicas": "1",
+    "max_replicas": "10",
+    "hard_max_replicas": "20",
+    "price_per_replica_hour": "1.2",
+    "slo_latency_ms": "300",
+    "provisioning_delay_s": "300",
+}
+
+
+@pytest.fixture
+def admin(client: Client) -> Client:
+    client.force_login(make_user("root", role="admin"))
+    return client
+
+
+def test_it_shows_the_form_to_administrators_only(client: Client) -> None:
+    client.force_login(make_user("op", role="operator"))
+    assert client.get("/services/new/").status_code == 403
+    client.force_login(make_user("root", role="admin"))
+    response = client.get("/services/new/")
+    assert response.status_code == 200
+    assert b"Test connection" in response.content
+
+
+def test_it_adds_a_sagemaker_service_with_its_identifiers(admin: Client) -> None:
+    response = admin.post("/services/new/", SAGEMAKER_FORM)
+
+    assert response.status_code == 302
+    service = Service.objects.get(name="win-probability")
+    assert (service.backend, service.metric_source, service.max_replicas) == ("sagemaker", "cloudwatch", 10)
+    assert service.backend_config == {
+        "endpoint_name": "win-prob",
+        "variant_name": "AllTraffic",
+        "autoscaling_mode": "refuse",
+        "metrics_lag_s": 120,
+    }
+    assert AuditEvent.objects.filter(service=service, event_type=EventType.SERVICE_CREATED).exists()
+
+
+def test_it_names_the_missing_identifier(admin: Client) -> None:
+    response = admin.post("/services/new/", SAGEMAKER_FORM | {"endpoint_name": ""})
+
+    assert response.status_code == 422
+    assert "the SageMaker endpoint name is required" in response.content.decode()
+    assert not Service.objects.exists()
+
+
+def test_test_connection_reports_observed_counts(admin: Client, aws: str) -> None:
+    create_sagemaker_endpoint(aws, instances=2)
+
+    response = admin.post("/services/test-connection/", SAGEMAKER_FORM, headers={"HX-Request": "true"})
+
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert "endpoint InService; 2 ready of 2 provisioned" in text
+    assert "<html" not in text  # the partial only
+    assert not Service.objects.exists()  # nothing saved
+
+
+def test_test_connection_reports_an_unknown_endpoint_in_plain_words(admin: Client, aws: str) -> None:
+    response = admin.post(
+        "/services/test-connection/", SAGEMAKER_FORM | {"endpoint_name": "typo"}, headers={"HX-Request": "true"}
+    )
+    assert "unknown resource: SageMaker endpoint &#x27;typo&#x27;" in response.content.decode()
+
+
+def test_editing_needs_a_reason_and_restores_autoscaling_when_the_mode_changes(admin: Client, aws: str) -> None:
+    create_sagemaker_endpoint(aws, instances=2)
+    register_target(aws, "sagemaker", "endpoint/win-prob/variant/AllTraffic", "sagemaker:variant:DesiredInstanceCount")
+    service = sagemaker_service(autoscaling_mode="bounds")
+    get_actuator(service).set_capacity(service, 4, timezone.now())
+    form = SAGEMAKER_FORM | {"autoscaling_mode": "refuse"}
+
+    assert admin.post(f"/services/{service.name}/edit/", form).status_code == 422
+    response = admin.post(f"/services/{service.name}/edit/", form | {"reason": "hand back to AAS"})
+
+    assert response.status_code == 302
+    service.refresh_from_db()
+    assert service.backend_config["autoscaling_mode"] == "refuse"
+    assert AuditEvent.objects.filter(service=service, event_type=EventType.SERVICE_UPDATED).exists()
+    assert AuditEvent.objects.filter(service=service, event_type=EventType.AUTOSCALING_RESTORED).exists()
+
+
+def _json(client: Client, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    call = getattr(client, method)
+    return call(path, data=json.dumps(body or {}), content_type="application/json")
+
+
+def test_the_api_creates_a_service_and_tests_its_connection(admin: Client, aws: str) -> None:
+    create_sagemaker_endpoint(aws, instances=3)
+    body: dict[str, Any] = {"name": "win-probability", "display_name": "Win probability", "backend": "sagemaker"}
+    body |= {"metric_source": "cloudwatch", "endpoint_name": "win-prob", "min_replicas": 1, "max_replicas": 8}
+    body |= {"hard_max_replicas": 10, "price_per_replica_hour": 1.0, "slo_latency_ms": 300, "provisioning_delay_s": 60}
+
+    created = _json(admin, "post", "/api/admin/services", body)
+    assert created.status_code == 201, created.content
+    assert created.json()["backend_config"]["endpoint_name"] == "win-prob"
+
+    probe = _json(admin, "post", "/api/admin/services/win-probability/test-connection")
+    assert probe.status_code == 200
+    assert probe.json()["lines"][0]["text"].endswith("3 ready of 3 provisioned")
+
+    updated = _json(admin, "put", "/api/admin/services/win-probability", {"max_replicas": 9, "reason": "more room"})
+    assert updated.status_code == 200, updated.content
+    assert updated.json()["max_replicas"] == 9
+
+
+def test_the_api_refuses_non_administrators(client: Client) -> None:
+    client.force_login(make_user("op", role="operator"))
+    assert _json(client, "post", "/api/admin/services", {"name": "x"}).status_code == 403
