@@ -17,6 +17,54 @@ from dashboard.views import HtmxHttpRequest
 from scaling import selectors
 from scaling.models import Decision
 
+# Plain-language glossary for the names the engine writes into explanations.
+# A name missing here still shows (just without the gloss).
+RULE_HELP: dict[str, str] = {
+    "target_utilization": "Target tracking: replicas needed so load ÷ capacity sits at the utilization target.",
+    "target_rps_per_replica": "Target tracking: replicas needed for the target requests per second per replica.",
+    "target_in_flight_per_replica": "Target tracking: replicas needed for the target in-flight requests per replica.",
+    "serving_model": "Sizes the fleet for the observed request rate with the M/M/c serving model, so the SLO "
+    "percentile of latency stays under the SLO.",
+    "slo_guard": "Fires when observed p95/p99 latency or the error rate breaks the SLO, and scales out to what the "
+    "serving model says meets it.",
+    "panic": "Surge detector on a short window: reacts to sudden spikes and never scales in while active.",
+    "forecast": "Pre-warm: provisions for the demand forecast at now + provisioning delay + one tick, from the game "
+    "calendar and learned traffic profiles, corrected by what tonight's ramp shows.",
+    "metrics": "Metric freshness: with missing or stale metrics the count holds (never scales in).",
+}
+CONSTRAINT_HELP: dict[str, str] = {
+    "scale_down_stabilization": "Scale in only to the highest recommendation within the stabilization window.",
+    "scale_up_stabilization": "Scale out only to the lowest recommendation within the stabilization window.",
+    "scale_in_cooldown": "No scale-in until the cooldown after the last change has passed.",
+    "scale_up_rate_limit": "Scale-out rate limit (Pods or Percent per period).",
+    "scale_down_rate_limit": "Scale-in rate limit (Pods or Percent per period).",
+    "max_replicas": "The service's upper bound.",
+    "min_replicas": "The service's lower bound.",
+    "override_pin": "An active pin sets the count exactly.",
+    "override_freeze": "An active freeze holds the current count.",
+    "override_floor": "An active floor (override or game-day rule) keeps at least this many.",
+    "override_ceiling": "An active ceiling keeps at most this many.",
+    "override_freeze_scale_in": "An active override forbids scaling in.",
+    "metrics_missing_hold": "Metrics are missing or stale: never scale in on them.",
+    "fallback_replicas": "Metrics have been missing too long: hold at least the fallback count.",
+}
+REASON_HELP: dict[str, str] = {
+    "SCALED_OUT": "Capacity was added.",
+    "SCALED_IN": "Capacity was removed.",
+    "WITHIN_TOLERANCE": "Load is within the tolerance band around the target: no change.",
+    "STABILIZING_SCALE_IN": "The load would allow fewer replicas, but the scale-down stabilization window holds them.",
+    "AT_MAX": "More replicas were wanted, but the service is at its maximum.",
+    "AT_MIN": "Fewer replicas were wanted, but the service is at its minimum.",
+    "RATE_LIMITED": "A change was wanted but the rate limit allowed none this period.",
+    "COOLDOWN": "Scale-in is waiting for the cooldown after the last change.",
+    "OVERRIDE_ACTIVE": "A human override (pin, floor, ceiling or freeze) decided the count.",
+    "METRICS_STALE": "Metrics are older than two ticks: holding, never scaling in.",
+    "METRICS_UNAVAILABLE": "The metric source did not answer: holding, never scaling in.",
+    "PAUSED": "The service is paused: the engine holds the current count.",
+    "DRY_RUN": "Dry run: the decision is recorded but never applied.",
+    "NO_CHANGE": "The recommendation equals the current count.",
+}
+
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 # Samples shown around a tick: the engine reads the last minute or so; five give context.
@@ -67,6 +115,7 @@ def explanation_context(decision: Decision) -> dict[str, Any]:
         rules.append(
             {
                 "rule": str(rule.get("rule", "?")),
+                "help": RULE_HELP.get(str(rule.get("rule")), ""),
                 "replicas": replicas,
                 "inputs": _items(rule.get("inputs")),
                 "note": str(rule.get("note") or ""),
@@ -81,6 +130,7 @@ def explanation_context(decision: Decision) -> dict[str, Any]:
         constraints.append(
             {
                 "name": str(c.get("name", "?")),
+                "help": CONSTRAINT_HELP.get(str(c.get("name")), ""),
                 "before": before,
                 "after": after,
                 "detail": str(c.get("detail") or ""),
@@ -105,6 +155,7 @@ def explanation_context(decision: Decision) -> dict[str, Any]:
     return {
         "summary": raw.get("summary") or decision.summary,
         "reason": raw.get("reason") or decision.reason_code,
+        "reason_help": REASON_HELP.get(str(raw.get("reason") or decision.reason_code), ""),
         "recommendation": recommendation,
         "current": raw.get("current", decision.provisioned),
         "desired": raw.get("desired", decision.desired),

@@ -90,6 +90,8 @@ def test_it_renders_every_rule_and_constraint_of_a_decision(viewer: Client) -> N
     assert "1234.5" in body and "9999" not in body  # the metric window around the tick
     assert "Forecast series (5 points)" in body
     assert "Applied" in body and "worker-1" in body  # actuation result
+    assert "Pre-warm: provisions for the demand forecast" in body  # rules and reasons are glossed
+    assert "Capacity was added." in body
 
 
 def test_an_htmx_request_gets_only_the_explanation_panel(viewer: Client) -> None:
