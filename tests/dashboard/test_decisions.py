@@ -26,7 +26,7 @@ EXPLANATION: dict[str, Any] = {
         {"rule": "target_utilization", "replicas": 14, "inputs": {"utilization": 0.83, "target": 0.7}, "note": ""},
         {"rule": "slo_guard", "replicas": None, "inputs": {"p95_ms": 120.0, "slo_ms": 300.0}, "note": "within SLO"},
         {
-            "rule": "prewarm",
+            "rule": "forecast",
             "replicas": 22,
             "inputs": {"forecast_rps": 1640.0, "game": "LAL @ BOS"},
             "note": "tip-off in 27 min",
@@ -146,7 +146,7 @@ def test_the_api_returns_a_decision_with_its_explanation_and_metric_window(viewe
     MetricSample.objects.create(service=service, ts=T0 - timedelta(seconds=30), rps=900.0)
     data = viewer.get(f"/api/decisions/{decision.pk}").json()
     assert data["service"] == service.name and data["reason_code"] == "SCALED_OUT"
-    assert [r["rule"] for r in data["explanation"]["rules"]] == ["target_utilization", "slo_guard", "prewarm"]
+    assert [r["rule"] for r in data["explanation"]["rules"]] == ["target_utilization", "slo_guard", "forecast"]
     assert [s["rps"] for s in data["metric_window"]] == [900.0]
     assert data["actuation"] == "ok"
 
