@@ -88,9 +88,10 @@ def signals(service: Service) -> list[Signal]:
         if lb and tg:
             alb = (("LoadBalancer", lb), ("TargetGroup", tg))
             ns = "AWS/ApplicationELB"
+            # Total demand: RequestCountPerTarget is already divided by the target
+            # count Tipoff sets, so it cannot measure demand on its own.
             out += [
                 Signal("req", ns, "RequestCount", alb, "Sum"),
-                Signal("reqpt", ns, "RequestCountPerTarget", (("TargetGroup", tg),), "Sum"),
                 Signal("err", ns, "HTTPCode_Target_5XX_Count", alb, "Sum"),
             ]
             out += [
