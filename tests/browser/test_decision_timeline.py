@@ -70,3 +70,24 @@ def test_an_operator_puts_a_service_in_dry_run_from_its_page(browser: Any, live_
         assert service.mode == "dry_run"
     finally:
         page.close()
+
+
+def test_clicking_a_decision_marker_on_the_replicas_chart_opens_its_explanation(browser: Any, live_server: Any) -> None:
+    service = make_service("win-probability", replicas=2, demand_scale=40.0)
+    result = services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    assert result.decision_id is not None
+    make_user("viewer", "viewer", password="pw-for-tests-1")
+    page = browser.new_page()
+    try:
+        _login(page, live_server.url, "viewer", "pw-for-tests-1")
+        page.goto(f"{live_server.url}/services/{service.name}/")
+        chart = page.locator("#chart-replicas[data-decision-clicks=true]")
+        expect(chart).to_have_count(1, timeout=15_000)
+        # Plotly reports a click on a marker as plotly_click with the point's customdata (the decision id).
+        page.evaluate(
+            "id => document.getElementById('chart-replicas').emit('plotly_click', {points: [{customdata: id}]})",
+            result.decision_id,
+        )
+        expect(page.locator(f"#decision-panel #decision-{result.decision_id}")).to_be_visible(timeout=10_000)
+    finally:
+        page.close()
