@@ -11,6 +11,7 @@ from ninja import NinjaAPI, Schema
 
 from dashboard.api_audit import router as audit_router
 from dashboard.api_auth import api_auth
+from dashboard.api_overrides import router as overrides_router
 from dashboard.api_policy import router as policy_router
 from dashboard.services_admin import router as services_admin_router
 from scaling import selectors
@@ -83,6 +84,7 @@ def list_metrics(request: HttpRequest, name: str, range: str = "1h") -> list[Met
 
 # Policy (read, replace, revisions) and decision detail: dashboard/api_policy.py.
 api.add_router("", policy_router)
+api.add_router("", overrides_router)
 api.add_router("/audit", audit_router)
 # Connecting services (create, reconfigure, test connection; administrators): dashboard/services_admin.py.
 api.add_router("/admin/services", services_admin_router)

@@ -19,16 +19,16 @@ from scaling.audit import EventType
 from scaling.audit_selectors import EVENT_DOMAINS, AuditFilter, audit_export_rows, audit_page
 from scaling.models import AuditEvent, Service
 
-# object_type -> URL names to try, in order (the first one that exists wins), and how the id is passed.
+# object_type -> URL names to try, in order (the first that exists wins), and the URL kwarg for the
+# object's id ("" = a list page, linked with a #<type>-<id> fragment).
 OBJECT_LINKS: dict[str, tuple[tuple[str, str], ...]] = {
     "decision": (("dashboard:decision", "decision_id"),),
     "override": (
-        ("dashboard:override", "override_id"),
-        ("dashboard:override-detail", "override_id"),
-        ("overrides:detail", "override_id"),
         ("dashboard:override", "pk"),
+        ("dashboard:override-detail", "pk"),
+        ("dashboard:overrides", ""),
     ),
-    "rule": (("dashboard:rule", "rule_id"), ("dashboard:rule-edit", "rule_id"), ("dashboard:rule", "pk")),
+    "rule": (("dashboard:rules", ""),),
     "api_token": (("access:tokens", ""),),
 }
 
@@ -37,12 +37,12 @@ def object_url(event: AuditEvent) -> str:
     """The page of the decision, override or rule the event is about ('' when there is none)."""
     if event.object_type == "service" and event.service_id is not None and event.service is not None:
         return reverse("dashboard:service", args=[event.service.name])
+    if not event.object_id.isdigit():
+        return ""
     for name, kwarg in OBJECT_LINKS.get(event.object_type, ()):
         try:
             if not kwarg:
-                return reverse(name)
-            if not event.object_id.isdigit():
-                return ""
+                return f"{reverse(name)}#{event.object_type}-{event.object_id}"
             return reverse(name, kwargs={kwarg: int(event.object_id)})
         except NoReverseMatch:
             continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scaling.models import Service
+from scaling.models import Override, Service
 
 _LAYOUT: dict[str, Any] = {
     "margin": {"l": 50, "r": 20, "t": 36, "b": 36},
@@ -141,11 +141,42 @@ def cost_figure(series: dict[str, list[Any]]) -> dict[str, Any]:
     }
 
 
+_OVERRIDE_FILL = {"pending_approval": "rgba(255, 187, 0, 0.15)", "approved": "rgba(31, 119, 180, 0.15)"}
+
+
+def override_shapes(overrides: list[Override]) -> list[dict[str, Any]]:
+    """Shaded bands for override windows (pending ones amber), labelled with kind and count."""
+    shapes = []
+    for o in overrides:
+        n = "" if o.replicas is None else f" {o.replicas}"
+        pending = " (pending)" if o.status == "pending_approval" else ""
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "x0": o.starts_at,
+                "x1": o.ends_at,
+                "y0": 0,
+                "y1": 1,
+                "layer": "below",
+                "line": {"width": 0},
+                "fillcolor": _OVERRIDE_FILL.get(o.status, "rgba(128, 128, 128, 0.12)"),
+                "name": f"override-{o.pk}",
+                "label": {"text": f"{o.kind}{n}{pending}", "textposition": "top left", "font": {"size": 10}},
+            }
+        )
+    return shapes
+
+
 def service_figures(
-    service: Service, series: dict[str, list[Any]], forecast: dict[str, list[Any]] | None = None
+    service: Service,
+    series: dict[str, list[Any]],
+    forecast: dict[str, list[Any]] | None = None,
+    overrides: list[Override] | None = None,
 ) -> dict[str, dict[str, Any]]:
     return {
-        "replicas": replicas_figure(series),
+        "replicas": replicas_figure(series, shapes=override_shapes(overrides or [])),
         "latency": latency_figure(series, service),
         "rate": rate_figure(series, forecast),
         "cost": cost_figure(series),

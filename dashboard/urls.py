@@ -3,8 +3,26 @@ from __future__ import annotations
 from django.urls import path
 
 from dashboard import audit, decisions, policy, services_admin, views, whatif
+from dashboard import calendar as calendar_views
+from dashboard import overrides as override_views
 
 app_name = "dashboard"
+
+OVERRIDE_URLS = [
+    path("overrides/", override_views.overrides_list, name="overrides"),
+    path("overrides/new/", override_views.override_new, name="override-new"),
+    path("overrides/preview/", override_views.override_preview, name="override-preview"),
+    path("overrides/<int:pk>/cancel/", override_views.override_cancel_view, name="override-cancel"),
+    path("overrides/<int:pk>/extend/", override_views.override_extend_view, name="override-extend"),
+    path("overrides/<int:pk>/approve/", override_views.override_approve_view, name="override-approve"),
+    path("overrides/<int:pk>/reject/", override_views.override_reject_view, name="override-reject"),
+    path("rules/", override_views.rules_list, name="rules"),
+    path("rules/new/", override_views.rule_edit, name="rule-new"),
+    path("rules/<int:pk>/edit/", override_views.rule_edit, name="rule-edit"),
+    path("rules/<int:pk>/delete/", override_views.rule_delete_view, name="rule-delete"),
+    path("calendar/", calendar_views.calendar, name="calendar"),
+    path("calendar/import/", calendar_views.schedule_upload, name="schedule-import"),
+]
 
 urlpatterns = [
     path("audit/", audit.audit_list, name="audit"),
@@ -27,3 +45,5 @@ urlpatterns = [
     path("decisions/<int:decision_id>/", decisions.decision_detail, name="decision"),
     path("services/<slug:name>/whatif/", whatif.whatif, name="whatif"),
 ]
+
+urlpatterns += OVERRIDE_URLS

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -10,7 +12,7 @@ from django_htmx.middleware import HtmxDetails
 
 from dashboard import charts
 from dashboard.permissions import requires
-from scaling import selectors
+from scaling import override_selectors, selectors
 from scaling.models import Service
 
 
@@ -32,6 +34,7 @@ def fleet(request: HtmxHttpRequest) -> HttpResponse:
         "now": now,
         "total_cost_per_hour": sum(r.cost_per_hour for r in rows),
         "total_provisioned": sum((r.sample.provisioned or 0) if r.sample else 0 for r in rows),
+        "pending_approvals": override_selectors.pending_approvals(now),
     }
     template = "dashboard/fleet.html#fleet-table" if request.htmx else "dashboard/fleet.html"
     return render(request, template, context)
@@ -61,4 +64,7 @@ def service_charts(request: HttpRequest, name: str) -> JsonResponse:
     since = timezone.now() - selectors.RANGES[_range(request)]
     series = selectors.service_timeseries(service, since=since)
     forecast = selectors.forecast_series(service, since=since)
-    return JsonResponse({"figures": charts.service_figures(service, series, forecast)}, encoder=DjangoJSONEncoder)
+    # Shade override windows from the chart's start to a day ahead (upcoming ones widen the axis).
+    windows = override_selectors.override_windows(service, since, timezone.now() + timedelta(hours=24))
+    figures = charts.service_figures(service, series, forecast, overrides=windows)
+    return JsonResponse({"figures": figures}, encoder=DjangoJSONEncoder)

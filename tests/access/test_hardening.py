@@ -1,0 +1,96 @@
+"""Hardened defaults: CSP without inline script or eval, htmx told so, deploy check clean, oversize bodies refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_page_carries_a_strict_content_security_policy(client: Client) -> None:
+    client.force_login(make_user("viewer", "viewer"))
+    response = client.get(reverse("dashboard:fleet"))
+    policy = dict(part.strip().split(" ", 1) for part in response["Content-Security-Policy"].split(";") if part.strip())
+    assert policy["script-src"] == "'self'" and policy["default-src"] == "'self'"
+    assert "unsafe-eval" not in response["Content-Security-Policy"]
+    assert "unsafe-inline" not in policy["script-src"] and policy["frame-ancestors"] == "'none'"
+    body = response.content.decode()
+    assert '"allowEval":false' in body and '"includeIndicatorStyles":false' in body
+
+
+def test_no_template_has_inline_script_or_event_handlers() -> None:
+    import re
+
+    offenders = []
+    for path in (ROOT / "templates").rglob("*.html"):
+        text = path.read_text()
+        for match in re.finditer(r"<script\b([^>]*)>", text):
+            attrs = match.group(1)
+            if "src=" not in attrs and "application/json" not in attrs:
+                offenders.append(f"{path.relative_to(ROOT)}: inline <script{attrs}>")
+        if re.search(r"\son[a-z]+\s*=\s*[\"']", text) or "hx-on" in text:
+            offenders.append(f"{path.relative_to(ROOT)}: inline event handler")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_an_oversize_request_is_refused_with_413(client: Client) -> None:
+    client.force_login(make_user("operator", "operator"))
+    too_big = settings.TIPOFF_MAX_REQUEST_BYTES + 1
+    response = client.generic("POST", "/api/overrides", data=b"x" * too_big, content_type="application/json")
+    assert response.status_code == 413 and b"limit" in response.content
+
+
+def test_a_form_body_over_the_memory_limit_is_refused(client: Client) -> None:
+    client.force_login(make_user("operator", "operator"))
+    data = "reason=" + "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10)
+    response = client.generic(
+        "POST", reverse("dashboard:override-new"), data=data, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400
+
+
+def test_check_deploy_is_clean_with_production_settings() -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "SECRET_KEY": "x" * 30 + "-deploy-check-only-0123456789-ABCDEFGHIJK",
+        "TIPOFF_HTTPS": "true",
+        "DEBUG": "false",
+        "TIPOFF_VAR_DIR": os.environ.get("TIPOFF_VAR_DIR", str(ROOT / "var")),
+        "ALLOWED_HOSTS": "tipoff.example.com",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_secret_key_is_required_outside_debug() -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "DEBUG": "false", "TIPOFF_VAR_DIR": os.environ.get("TIPOFF_VAR_DIR", "")}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr

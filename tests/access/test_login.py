@@ -1,0 +1,102 @@
+"""Logins, failures, lockout, logouts and denials are audited; sessions expire; admin changes need a fresh password."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.test import Client, override_settings
+from django.urls import reverse
+from django.utils import timezone
+
+from scaling.audit import EventType
+from scaling.models import AuditEvent
+from tests.factories import make_service, make_user
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "pw-for-tests-1"
+
+
+def _types() -> list[str]:
+    return list(AuditEvent.objects.order_by("id").values_list("event_type", flat=True))
+
+
+def test_a_login_and_a_logout_are_audited_with_the_client_address(client: Client) -> None:
+    make_user("operator", "operator")
+    response = client.post(reverse("login"), {"username": "operator", "password": PASSWORD})
+    assert response.status_code == 302
+    client.post(reverse("logout"))
+    assert _types() == [EventType.AUTH_LOGIN, EventType.AUTH_LOGOUT]
+    login = AuditEvent.objects.get(event_type=EventType.AUTH_LOGIN)
+    assert login.actor_label == "operator" and (login.after or {})["ip"] == "127.0.0.1"
+
+
+def test_failed_logins_are_audited_and_lock_the_account_out(client: Client) -> None:
+    make_user("operator", "operator")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(reverse("login"), {"username": "operator", "password": "wrong"})
+    locked = client.post(reverse("login"), {"username": "operator", "password": PASSWORD})
+    assert locked.status_code == 429 and b"Too many failed logins" in locked.content
+    types = _types()
+    assert types.count(EventType.AUTH_LOGIN_FAILED) >= settings.AXES_FAILURE_LIMIT - 1
+    assert EventType.AUTH_LOCKED_OUT in types and EventType.AUTH_LOGIN not in types
+
+
+def test_the_lockout_ends_after_the_cool_off(client: Client) -> None:
+    make_user("operator", "operator")
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        for _ in range(settings.AXES_FAILURE_LIMIT):
+            client.post(reverse("login"), {"username": "operator", "password": "wrong"})
+        assert client.post(reverse("login"), {"username": "operator", "password": PASSWORD}).status_code == 429
+        clock.shift(settings.AXES_COOLOFF_TIME + timedelta(seconds=1))
+        assert client.post(reverse("login"), {"username": "operator", "password": PASSWORD}).status_code == 302
+
+
+def test_a_permission_denial_is_audited_with_its_reason(client: Client) -> None:
+    service = make_service()
+    client.force_login(make_user("viewer", "viewer"))
+    url = reverse("dashboard:service-mode", args=[service.name])
+    assert client.post(url, {"mode": "paused", "reason": "x"}).status_code == 403
+    denied = AuditEvent.objects.get(event_type=EventType.AUTH_DENIED)
+    assert denied.actor_label == "viewer" and "operate" in denied.reason and (denied.after or {})["path"] == url
+
+
+def test_the_session_expires_after_the_configured_age(client: Client) -> None:
+    assert settings.SESSION_COOKIE_AGE == 8 * 3600
+    make_user("viewer", "viewer")
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        client.post(reverse("login"), {"username": "viewer", "password": PASSWORD})
+        assert client.get(reverse("dashboard:fleet")).status_code == 200
+        clock.shift(timedelta(seconds=settings.SESSION_COOKIE_AGE + 1))
+        assert client.get(reverse("dashboard:fleet")).status_code == 302
+
+
+@override_settings(REAUTH_MAX_AGE_SECONDS=600)
+def test_an_admin_change_after_ten_minutes_asks_for_the_password_again(client: Client) -> None:
+    service = make_service()
+    make_user("admin", "admin")
+    edit = reverse("dashboard:policy-edit", args=[service.name])
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        client.post(reverse("login"), {"username": "admin", "password": PASSWORD})
+        clock.shift(timedelta(minutes=11))
+        response = client.post(edit, {}, headers={"Referer": f"http://testserver{edit}"})
+        assert response.status_code == 302 and reverse("access:confirm-password") in response["Location"]
+        confirm = client.get(response["Location"])
+        assert confirm.status_code == 200 and b"Confirm your password" in confirm.content
+        wrong = client.post(reverse("access:confirm-password"), {"password": "nope", "next": edit})
+        assert wrong.status_code == 400
+        right = client.post(reverse("access:confirm-password"), {"password": PASSWORD, "next": edit})
+        assert right.status_code == 302 and right["Location"] == edit
+        assert client.post(edit, {}).status_code != 302  # through to the form (validation), no more redirect
+    assert EventType.AUTH_LOGIN_FAILED in _types()
+
+
+def test_the_confirm_page_never_redirects_off_site(client: Client) -> None:
+    make_user("admin", "admin")
+    client.post(reverse("login"), {"username": "admin", "password": PASSWORD})
+    response = client.post(
+        reverse("access:confirm-password"), {"password": PASSWORD, "next": "https://evil.example/steal"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/"

@@ -1,0 +1,189 @@
+"""The audit review page and API: filters, seek pages, links to what each event is about, streamed CSV, the banner."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from scaling import services
+from scaling.audit import Actor, EventType, audit_record
+from scaling.models import AuditEvent, Decision, Override
+from scaling.tasks import verify_audit
+from tests.audit.helpers import tampering
+from tests.factories import T0, make_service, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def viewer(client: Client) -> Client:
+    client.force_login(make_user("viewer", "viewer"))
+    return client
+
+
+def _events(n: int, **fields: object) -> None:
+    from django.db import transaction
+
+    with transaction.atomic():
+        for i in range(n):
+            audit_record(
+                actor=Actor.system("test"),
+                event_type=EventType.DECISION_SCALED,
+                reason=f"bulk {i}",
+                at=T0 + timedelta(minutes=i),
+                **fields,  # type: ignore[arg-type]
+            )
+
+
+def test_a_capacity_change_links_to_its_decision_and_says_who_and_why(viewer: Client) -> None:
+    service = make_service(demand_scale=40.0)
+    services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    decision = Decision.objects.get(service=service)
+    page = viewer.get(reverse("dashboard:audit"), {"service": service.name, "event_type": "decision"})
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert reverse("dashboard:decision", args=[decision.pk]) in body
+    event = AuditEvent.objects.get(event_type=EventType.DECISION_SCALED)
+    assert event.actor_label in body and event.reason in body
+
+
+def test_filters_combine_time_service_actor_type_and_text(viewer: Client) -> None:
+    a, b = make_service("live-odds"), make_service("player-props")
+    from django.db import transaction
+
+    with transaction.atomic():
+        audit_record(
+            actor=Actor.system("w1"), event_type=EventType.DECISION_SCALED, service=a, reason="halftime surge", at=T0
+        )
+        audit_record(
+            actor=Actor.system("w1"), event_type=EventType.DECISION_SCALED, service=b, reason="halftime surge", at=T0
+        )
+        audit_record(
+            actor=Actor.system("w2"), event_type=EventType.OVERRIDE_CREATED, service=a, reason="marquee game", at=T0
+        )
+        audit_record(
+            actor=Actor.system("w1"),
+            event_type=EventType.DECISION_SCALED,
+            service=a,
+            reason="halftime surge",
+            at=T0 + timedelta(days=2),
+        )
+
+    def ids(**params: str) -> list[int]:
+        response = viewer.get(reverse("dashboard:audit"), params)
+        assert response.status_code == 200
+        return [e.pk for e, _ in response.context["rows"]]
+
+    everything = ids()
+    assert len(everything) == 4 and everything == sorted(everything, reverse=True)
+    assert len(ids(service="live-odds")) == 3
+    assert len(ids(service="live-odds", event_type="decision")) == 2
+    assert len(ids(service="live-odds", event_type="override.created")) == 1
+    assert len(ids(actor="system:w2")) == 1
+    assert len(ids(q="HALFTIME")) == 3
+    window = {
+        "since": (T0 - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M"),
+        "until": (T0 + timedelta(days=1)).strftime("%Y-%m-%d %H:%M"),
+    }
+    assert len(ids(**window)) == 3
+    assert len(ids(service="no-such-service")) == 0
+
+
+def test_a_bad_filter_is_a_400_naming_the_field(viewer: Client) -> None:
+    response = viewer.get(reverse("dashboard:audit"), {"since": "yesterday-ish", "event_type": "nope"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "since" in body and "event_type" in body
+    csv_response = viewer.get(
+        reverse("dashboard:audit-csv"), {"since": "2026-02-01T00:00", "until": "2026-01-01T00:00"}
+    )
+    assert csv_response.status_code == 400 and b"until" in csv_response.content
+
+
+def test_pages_seek_by_id_forwards_and_back(viewer: Client) -> None:
+    _events(120)
+    first = viewer.get(reverse("dashboard:audit"))
+    page1 = [e.pk for e, _ in first.context["rows"]]
+    assert len(page1) == 50 and first.context["page"].newer_cursor is None
+    second = viewer.get(reverse("dashboard:audit"), {"before": first.context["page"].older_cursor})
+    page2 = [e.pk for e, _ in second.context["rows"]]
+    assert page2[0] == page1[-1] - 1 and len(page2) == 50
+    third = viewer.get(reverse("dashboard:audit"), {"before": second.context["page"].older_cursor})
+    assert len(third.context["rows"]) == 20 and third.context["page"].older_cursor is None
+    back = viewer.get(reverse("dashboard:audit"), {"after": second.context["page"].newer_cursor})
+    assert [e.pk for e, _ in back.context["rows"]] == page1
+
+
+def test_the_csv_export_streams_the_filtered_view(viewer: Client) -> None:
+    _events(30)
+    from django.db import transaction
+
+    with transaction.atomic():
+        audit_record(actor=Actor.system("x"), event_type=EventType.AUTH_LOGIN, reason='=HYPERLINK("evil")')
+    response = viewer.get(reverse("dashboard:audit-csv"), {"event_type": "decision.scaled"})
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Type"] == "text/csv" and "attachment" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.getvalue().decode())))
+    assert rows[0][:4] == ["id", "created_at", "actor_type", "actor"] and len(rows) == 31
+    assert {r[5] for r in rows[1:]} == {"decision.scaled"}
+    everything = viewer.get(reverse("dashboard:audit-csv"))
+    text = everything.getvalue().decode()
+    assert "'=HYPERLINK" in text  # defused for spreadsheets
+
+
+def test_the_api_answers_the_same_query(viewer: Client) -> None:
+    service = make_service()
+    _events(60, service=service)
+    first = viewer.get("/api/audit/events", {"service": service.name, "limit": "25"}).json()
+    assert len(first["events"]) == 25 and first["newer_cursor"] is None
+    second = viewer.get(
+        "/api/audit/events", {"service": service.name, "limit": "25", "before": str(first["older_cursor"])}
+    ).json()
+    assert second["events"][0]["id"] == first["events"][-1]["id"] - 1
+    assert second["events"][0]["service"] == service.name and second["events"][0]["hash"]
+    assert viewer.get("/api/audit/events", {"limit": 5000}).status_code == 422
+
+
+def test_an_override_event_links_to_the_override(viewer: Client) -> None:
+    service = make_service()
+    override = Override.objects.create(
+        service=service, kind="floor", replicas=4, reason="playoffs", starts_at=T0, ends_at=T0 + timedelta(hours=2)
+    )
+    from django.db import transaction
+
+    with transaction.atomic():
+        audit_record(
+            actor=Actor.for_user(make_user("operator", "operator")),
+            event_type=EventType.OVERRIDE_CREATED,
+            service=service,
+            object_type="override",
+            object_id=override.pk,
+            reason="playoffs",
+        )
+    rows = viewer.get(reverse("dashboard:audit"), {"object_type": "override", "object_id": str(override.pk)}).context[
+        "rows"
+    ]
+    ((event, url),) = rows
+    assert event.reason == "playoffs" and url == f"{reverse('dashboard:overrides')}#override-{override.pk}"
+
+
+def test_a_broken_chain_shows_admins_a_red_banner_and_only_admins(client: Client) -> None:
+    _events(3)
+    assert verify_audit() is True
+    client.force_login(make_user("admin", "admin"))
+    assert b"audit-alarm" not in client.get(reverse("dashboard:fleet")).content
+    with tampering():
+        AuditEvent.objects.filter(pk=AuditEvent.objects.order_by("id").first().pk).update(reason="edited")  # type: ignore[union-attr]
+    assert verify_audit() is False
+    page = client.get(reverse("dashboard:fleet")).content.decode()
+    assert 'class="banner alarm"' in page and "FAILED" in page
+    other = Client()
+    other.force_login(make_user("viewer", "viewer"))
+    assert b"audit-alarm" not in other.get(reverse("dashboard:fleet")).content
+    assert other.get("/api/audit/verification").json()["ok"] is False
