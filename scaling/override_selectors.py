@@ -14,6 +14,7 @@ from scaling.policy import PolicyParams
 LIVE_STATUSES = (Override.Status.PENDING_APPROVAL, Override.Status.APPROVED)
 # A game draws traffic from a little before tip-off until about this long after.
 GAME_LENGTH = timedelta(hours=2, minutes=30)
+PREVIEW_TARGET_UTILIZATION = 0.7
 
 
 def capacity_per_replica_rps(service: Service) -> float:
@@ -22,12 +23,11 @@ def capacity_per_replica_rps(service: Service) -> float:
 
 def forecast_replicas(service: Service, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
     """The replicas the policy would hold with recent demand: the peak request
-    rate of the last hour sized by target tracking, inside the service bounds.
+    rate of the last hour at the utilization target, inside the service bounds.
 
     A simple stand-in for the engine's forecaster; without samples, the last
     provisioned count (or the service minimum).
     """
-    params = PolicyParams.from_dict(service.policy)
     rows = list(
         MetricSample.objects.filter(service=service, ts__gte=now - lookback, ts__lte=now).values_list(
             "rps", "provisioned"
@@ -35,7 +35,11 @@ def forecast_replicas(service: Service, *, now: datetime, lookback: timedelta = 
     )
     rates = [r for r, _ in rows if r is not None]
     if rates:
-        needed = math.ceil(max(rates) / (params.target_utilization * capacity_per_replica_rps(service)) - 1e-9)
+        # Sized at the policy's utilization target (0.7 when the policy sizes by the serving model instead):
+        # a quick, bounded estimate for previews, never a queueing-model search.
+        params = PolicyParams.from_dict(service.policy)
+        target = params.target_utilization if params.target_utilization > 0 else PREVIEW_TARGET_UTILIZATION
+        needed = math.ceil(max(rates) / (target * capacity_per_replica_rps(service)) - 1e-9)
     else:
         provisioned = [p for _, p in rows if p is not None]
         needed = provisioned[-1] if provisioned else service.min_replicas

@@ -1,0 +1,408 @@
+"""API: overrides (create, list, preview, cancel, extend, approve, reject), games, game-day rules, schedule import.
+
+Mounted on the NinjaAPI in dashboard/api.py, with the same capabilities as the UI:
+"operate" creates, cancels and extends; "approve" approves and rejects;
+"administer" manages rules, imports schedules and may bypass approval with a
+reason. Times are ISO 8601 with a UTC offset; a second pin overlapping an
+existing one gets 409 naming it unless `replace` is true.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from ninja import Field, File, Router, Schema, Status
+from ninja.errors import HttpError
+from ninja.files import UploadedFile
+
+from dashboard.permissions import can
+from scaling import override_selectors as reads
+from scaling.audit import Actor
+from scaling.models import Game, GameDayRule, Override, Service
+from scaling.overrides import (
+    OverrideConflict,
+    OverrideError,
+    needs_approval,
+    override_approve,
+    override_cancel,
+    override_create,
+    override_extend,
+    override_reject,
+)
+from scaling.schedule.parse import ScheduleError
+from scaling.schedule.rules import RuleError, RuleSpec, rule_create, rule_delete, rule_update
+from scaling.schedule.services import schedule_import
+
+router = Router(tags=["overrides"])
+
+
+def _require(request: HttpRequest, capability: str) -> None:
+    if not can(request.user, capability):
+        raise HttpError(403, f"needs the {capability!r} capability")
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.for_request(request)
+
+
+class OverrideOut(Schema):
+    id: int
+    service: str
+    group_id: UUID
+    kind: str
+    replicas: int | None
+    reason: str
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    created_by: str | None
+    approved_by: str | None
+    bypass_reason: str
+    cancel_reason: str
+    game_id: str | None
+    rule: str | None
+    projected_cost_delta: float | None
+
+    @staticmethod
+    def resolve_service(obj: Override) -> str:
+        return obj.service.name
+
+    @staticmethod
+    def resolve_created_by(obj: Override) -> str | None:
+        return obj.created_by.get_username() if obj.created_by else None
+
+    @staticmethod
+    def resolve_approved_by(obj: Override) -> str | None:
+        return obj.approved_by.get_username() if obj.approved_by else None
+
+    @staticmethod
+    def resolve_game_id(obj: Override) -> str | None:
+        return obj.game.game_id if obj.game else None
+
+    @staticmethod
+    def resolve_rule(obj: Override) -> str | None:
+        return obj.rule.name if obj.rule else None
+
+
+class OverrideIn(Schema):
+    services: list[str] = Field(..., description="Service names; one override each, created or refused as a group.")
+    kind: str = Field(..., description="pin | floor | ceiling | freeze_scale_in | freeze")
+    replicas: int | None = Field(None, description="Required for pin, floor and ceiling.")
+    starts_at: datetime | None = Field(None, description="ISO 8601 with offset; omitted = now.")
+    ends_at: datetime = Field(..., description="ISO 8601 with offset; required.")
+    reason: str
+    replace: bool = Field(False, description="Replace an overlapping pin instead of getting 409.")
+    bypass_reason: str = Field("", description="Admins only: skip the second person's approval, with this reason.")
+    game_id: str | None = Field(None, description="Link to a game (league game id); a moved tip-off moves it.")
+
+
+class ErrorOut(Schema):
+    detail: str
+    field: str = ""
+
+
+class ConflictOut(Schema):
+    detail: str
+    existing: OverrideOut
+
+
+class ReasonIn(Schema):
+    reason: str
+
+
+class ApproveIn(Schema):
+    reason: str = ""
+
+
+class ExtendIn(Schema):
+    ends_at: datetime
+    reason: str
+
+
+class PreviewOut(Schema):
+    service: str
+    forecast_replicas: int
+    override_replicas: int
+    hours: float
+    projected_cost_delta: float
+    needs_approval: bool
+
+
+class GameOut(Schema):
+    game_id: str
+    tip_utc: datetime
+    away_team: str
+    home_team: str
+    season_type: str
+    national_tv: str
+    label: str
+    sub_label: str
+    postponed: bool
+
+
+class RuleIn(Schema):
+    name: str
+    services: list[str]
+    match: dict[str, Any] = Field(
+        ..., description="Any of national_tv (bool), networks, teams, season_types, labels (lists), weekdays (0=Mon)."
+    )
+    reason: str
+    floor_replicas: int | None = None
+    floor_forecast_multiple: float | None = None
+    lead_minutes: int | None = Field(None, description="Default: the service's provisioning delay + 15 min.")
+    tail_minutes: int = 180
+    enabled: bool = True
+
+
+class RuleOut(Schema):
+    id: int
+    name: str
+    enabled: bool
+    services: list[str]
+    match: dict[str, Any]
+    reason: str
+    floor_replicas: int | None
+    floor_forecast_multiple: float | None
+    lead_minutes: int | None
+    tail_minutes: int
+    scheduled_overrides: int
+
+    @staticmethod
+    def resolve_services(obj: GameDayRule) -> list[str]:
+        return sorted(s.name for s in obj.services.all())
+
+    @staticmethod
+    def resolve_scheduled_overrides(obj: GameDayRule) -> int:
+        return obj.overrides.filter(status__in=reads.LIVE_STATUSES).count()
+
+
+class ImportOut(Schema):
+    created: int
+    updated: int
+    unchanged: int
+    overrides_moved: int
+    overrides_cancelled: int
+    overrides_scheduled: int
+
+
+def _aware(value: datetime | None, field: str) -> None:
+    if value is not None and value.tzinfo is None:
+        raise HttpError(422, f"{field}: give a UTC offset (e.g. 2026-01-15T19:30:00-05:00 or ...Z)")
+
+
+def _services(names: list[str]) -> list[Service]:
+    found = {s.name: s for s in Service.objects.filter(name__in=names)}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise HttpError(422, f"services: unknown service(s) {', '.join(missing)}")
+    return [found[n] for n in dict.fromkeys(names)]
+
+
+def _override(pk: int) -> Override:
+    return get_object_or_404(
+        Override.objects.select_related("service", "created_by", "approved_by", "game", "rule"), pk=pk
+    )
+
+
+@router.get("/overrides", response=list[OverrideOut])
+def list_overrides(
+    request: HttpRequest, service: str | None = None, status: str | None = None, include_past: bool = False
+) -> list[Override]:
+    svc = get_object_or_404(Service, name=service) if service else None
+    return list(reads.overrides_list(now=timezone.now(), service=svc, status=status, include_past=include_past)[:1000])
+
+
+@router.get("/overrides/{pk}", response=OverrideOut)
+def get_override(request: HttpRequest, pk: int) -> Override:
+    return _override(pk)
+
+
+@router.post("/overrides", response={201: list[OverrideOut], 409: ConflictOut, 422: ErrorOut})
+def create_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
+    _require(request, "operate")
+    _aware(payload.starts_at, "starts_at")
+    _aware(payload.ends_at, "ends_at")
+    game = get_object_or_404(Game, game_id=payload.game_id) if payload.game_id else None
+    try:
+        created = override_create(
+            services=_services(payload.services),
+            kind=payload.kind,
+            replicas=payload.replicas,
+            starts_at=payload.starts_at or timezone.now(),
+            ends_at=payload.ends_at,
+            reason=payload.reason,
+            actor=_actor(request),
+            admin=can(request.user, "administer"),
+            bypass_reason=payload.bypass_reason,
+            replace=payload.replace,
+            game=game,
+        )
+    except OverrideConflict as exc:
+        return Status(409, {"detail": str(exc), "existing": _override(exc.existing.pk)})
+    except OverrideError as exc:
+        return Status(422, {"detail": str(exc), "field": exc.field})
+    return Status(201, [_override(o.pk) for o in created])
+
+
+@router.post("/overrides/preview", response={200: list[PreviewOut], 422: ErrorOut})
+def preview_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
+    """What the override would do: the policy's forecast replicas vs the override's, and the projected cost."""
+    _aware(payload.starts_at, "starts_at")
+    _aware(payload.ends_at, "ends_at")
+    now = timezone.now()
+    start = max(payload.starts_at or now, now)
+    if payload.ends_at <= start:
+        return Status(422, {"detail": "the end must be after the start and in the future", "field": "ends_at"})
+    rows = []
+    for service in _services(payload.services):
+        p = reads.override_preview(
+            service, kind=payload.kind, replicas=payload.replicas, starts_at=start, ends_at=payload.ends_at, now=now
+        )
+        rows.append(
+            {
+                "service": service.name,
+                "forecast_replicas": p.forecast,
+                "override_replicas": p.effective,
+                "hours": round(p.hours, 3),
+                "projected_cost_delta": p.cost_delta,
+                "needs_approval": needs_approval(replicas=payload.replicas, cost_delta=p.cost_delta),
+            }
+        )
+    return Status(200, rows)
+
+
+@router.post("/overrides/{pk}/cancel", response={200: OverrideOut, 409: ErrorOut, 422: ErrorOut})
+def cancel_override(request: HttpRequest, pk: int, payload: ReasonIn) -> Status[Any]:
+    _require(request, "operate")
+    override = _override(pk)
+    try:
+        done = override_cancel(override=override, actor=_actor(request), reason=payload.reason)
+    except OverrideError as exc:
+        return Status(422, {"detail": str(exc), "field": exc.field})
+    if not done:
+        return Status(409, {"detail": f"override #{pk} had already ended or been cancelled"})
+    return Status(200, _override(pk))
+
+
+@router.post("/overrides/{pk}/extend", response={200: OverrideOut, 409: ConflictOut, 422: ErrorOut})
+def extend_override(request: HttpRequest, pk: int, payload: ExtendIn) -> Status[Any]:
+    _require(request, "operate")
+    _aware(payload.ends_at, "ends_at")
+    try:
+        override_extend(
+            override=_override(pk),
+            ends_at=payload.ends_at,
+            actor=_actor(request),
+            reason=payload.reason,
+            admin=can(request.user, "administer"),
+        )
+    except OverrideConflict as exc:
+        return Status(409, {"detail": str(exc), "existing": _override(exc.existing.pk)})
+    except OverrideError as exc:
+        return Status(422, {"detail": str(exc), "field": exc.field})
+    return Status(200, _override(pk))
+
+
+@router.post("/overrides/{pk}/approve", response={200: list[OverrideOut], 409: ErrorOut})
+def approve_override(request: HttpRequest, pk: int, payload: ApproveIn) -> Status[Any]:
+    """Approve a pending override (and the rest of its group). The requester cannot approve their own."""
+    _require(request, "approve")
+    try:
+        group = override_approve(override=_override(pk), actor=_actor(request), reason=payload.reason)
+    except OverrideError as exc:
+        return Status(409, {"detail": str(exc)})
+    return Status(200, [_override(o.pk) for o in group])
+
+
+@router.post("/overrides/{pk}/reject", response={200: list[OverrideOut], 409: ErrorOut, 422: ErrorOut})
+def reject_override(request: HttpRequest, pk: int, payload: ReasonIn) -> Status[Any]:
+    _require(request, "approve")
+    try:
+        group = override_reject(override=_override(pk), actor=_actor(request), reason=payload.reason)
+    except OverrideError as exc:
+        return Status(409 if not exc.field else 422, {"detail": str(exc), "field": exc.field})
+    return Status(200, [_override(o.pk) for o in group])
+
+
+@router.get("/games", response=list[GameOut], tags=["schedule"])
+def list_games(
+    request: HttpRequest, start: datetime | None = None, end: datetime | None = None, national_only: bool = False
+) -> list[Game]:
+    """Games tipping off in [start, end) (default: the next 7 days)."""
+    _aware(start, "start")
+    _aware(end, "end")
+    lo = start or timezone.now()
+    hi = end or lo + timedelta(days=7)
+    rows = list(reads.games_between(lo, hi)[:2000])
+    return [g for g in rows if g.is_national] if national_only else rows
+
+
+def _rule_spec(payload: RuleIn) -> RuleSpec:
+    return RuleSpec(
+        name=payload.name,
+        match=payload.match,
+        services=_services(payload.services),
+        reason=payload.reason,
+        floor_replicas=payload.floor_replicas,
+        floor_forecast_multiple=payload.floor_forecast_multiple,
+        lead_minutes=payload.lead_minutes,
+        tail_minutes=payload.tail_minutes,
+        enabled=payload.enabled,
+    )
+
+
+@router.get("/rules", response=list[RuleOut], tags=["schedule"])
+def list_rules(request: HttpRequest) -> list[GameDayRule]:
+    return list(reads.rules_list())
+
+
+@router.post("/rules", response={201: RuleOut, 422: ErrorOut}, tags=["schedule"])
+def create_rule(request: HttpRequest, payload: RuleIn) -> Status[Any]:
+    _require(request, "administer")
+    try:
+        rule = rule_create(spec=_rule_spec(payload), actor=_actor(request))
+    except RuleError as exc:
+        return Status(422, {"detail": str(exc), "field": exc.field})
+    return Status(201, rule)
+
+
+@router.put("/rules/{pk}", response={200: RuleOut, 422: ErrorOut}, tags=["schedule"])
+def update_rule(request: HttpRequest, pk: int, payload: RuleIn) -> Status[Any]:
+    _require(request, "administer")
+    rule = get_object_or_404(GameDayRule, pk=pk)
+    try:
+        rule_update(rule=rule, spec=_rule_spec(payload), actor=_actor(request))
+    except RuleError as exc:
+        return Status(422, {"detail": str(exc), "field": exc.field})
+    return Status(200, get_object_or_404(GameDayRule, pk=pk))
+
+
+@router.delete("/rules/{pk}", response={204: None, 422: ErrorOut}, tags=["schedule"])
+def delete_rule(request: HttpRequest, pk: int, reason: str = "") -> Status[Any]:
+    _require(request, "administer")
+    rule = get_object_or_404(GameDayRule, pk=pk)
+    try:
+        rule_delete(rule=rule, actor=_actor(request), reason=reason)
+    except RuleError as exc:
+        return Status(422, {"detail": str(exc), "field": exc.field})
+    return Status(204, None)
+
+
+@router.post("/schedule/import", response={200: ImportOut, 422: ErrorOut}, tags=["schedule"])
+def import_schedule(request: HttpRequest, file: File[UploadedFile]) -> Status[Any]:
+    """Upload the league schedule (CSV or the league feed JSON; detected from content). All or nothing."""
+    _require(request, "administer")
+    try:
+        text = file.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return Status(422, {"detail": f"{file.name}: not UTF-8 text", "field": "file"})
+    try:
+        summary = schedule_import(text=text, source=file.name or "upload", actor=_actor(request))
+    except ScheduleError as exc:
+        return Status(422, {"detail": f"nothing imported: {exc}", "field": "file"})
+    return Status(200, summary.as_dict())

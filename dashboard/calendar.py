@@ -1,0 +1,85 @@
+"""The game calendar: the coming days' games with their scheduled overrides and projected cost."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from itertools import groupby
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from dashboard.forms import ScheduleImportForm, operator_tz
+from dashboard.permissions import requires
+from scaling import override_selectors as reads
+from scaling.audit import Actor
+from scaling.schedule.parse import ScheduleError
+from scaling.schedule.services import schedule_import
+
+MAX_DAYS = 31
+
+
+def _days(request: HttpRequest) -> int:
+    raw = request.GET.get("days", "7")
+    return min(max(int(raw), 1), MAX_DAYS) if raw.isdigit() else 7
+
+
+def _start(request: HttpRequest, now: datetime) -> datetime:
+    """Local midnight of ?from=YYYY-MM-DD (default today) in the operator's zone."""
+    tz = operator_tz()
+    raw = request.GET.get("from", "")
+    try:
+        day = datetime.strptime(raw, "%Y-%m-%d").date() if raw else now.astimezone(tz).date()
+    except ValueError:
+        day = now.astimezone(tz).date()
+    return datetime(day.year, day.month, day.day, tzinfo=tz)
+
+
+@requires("view")
+def calendar(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    days = _days(request)
+    start = _start(request, now)
+    end = start + timedelta(days=days)
+    tz = operator_tz()
+    games = reads.calendar_games(start=start, end=end)
+    by_day = [
+        {"day": day, "games": list(rows)}
+        for day, rows in groupby(games, key=lambda g: g.game.tip_utc.astimezone(tz).date())
+    ]
+    context = {
+        "days": by_day,
+        "n_days": days,
+        "start": start,
+        "prev_from": (start - timedelta(days=days)).strftime("%Y-%m-%d"),
+        "next_from": (start + timedelta(days=days)).strftime("%Y-%m-%d"),
+        "now": now,
+        "total_games": len(games),
+        "marquee_games": sum(1 for g in games if g.marquee),
+        "projected_cost": round(sum(g.projected_cost for g in games), 2),
+        "import_form": ScheduleImportForm(),
+    }
+    return render(request, "dashboard/calendar.html", context)
+
+
+@requires("administer")
+@require_POST
+def schedule_upload(request: HttpRequest) -> HttpResponse:
+    form = ScheduleImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose a schedule file to import.")
+        return redirect("dashboard:calendar")
+    upload = form.cleaned_data["file"]
+    try:
+        text = upload.read().decode("utf-8-sig")
+        summary = schedule_import(text=text, source=upload.name, actor=Actor.for_request(request))
+    except UnicodeDecodeError:
+        messages.error(request, f"{upload.name}: not UTF-8 text; nothing imported.")
+    except ScheduleError as exc:
+        messages.error(request, f"Nothing imported: {exc}")
+    else:
+        counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.as_dict().items())
+        messages.success(request, f"Imported {upload.name}: {counts}.")
+    return redirect("dashboard:calendar")

@@ -1,0 +1,254 @@
+"""Forms for overrides, game-day rules and schedule import.
+
+Times are entered in the operator's time zone (settings.OPERATOR_TIME_ZONE)
+and converted to UTC here; a wall-clock time that does not exist (spring
+forward) is rejected, and one that happens twice (fall back) must say which.
+Validation that depends on other overrides lives in scaling/overrides.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.conf import settings
+
+from scaling.models import Game, GameDayRule, Override, Service
+from scaling.schedule.rules import WEEKDAYS, RuleSpec
+
+LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
+FOLD_CHOICES = (
+    ("", "—"),
+    ("first", "first time (daylight time)"),
+    ("second", "second time (standard time)"),
+)
+
+
+def operator_tz() -> ZoneInfo:
+    return ZoneInfo(settings.OPERATOR_TIME_ZONE)
+
+
+def local_input(value: datetime) -> str:
+    """A UTC instant as the value of a datetime-local input in the operator's zone."""
+    return value.astimezone(operator_tz()).strftime("%Y-%m-%dT%H:%M")
+
+
+def parse_local(raw: str) -> datetime:
+    for fmt in LOCAL_FORMATS:
+        try:
+            return datetime.strptime(raw.strip(), fmt)
+        except ValueError:
+            continue
+    raise forms.ValidationError("enter a date and time as YYYY-MM-DD HH:MM")
+
+
+def local_to_utc(naive: datetime, tz: ZoneInfo, occurrence: str = "") -> datetime:
+    """Interpret a wall-clock time in `tz`, refusing to guess at DST changes.
+
+    A time inside the spring-forward gap does not exist and is rejected. A time
+    in the fall-back hour happens twice; `occurrence` ("first" or "second")
+    must choose one.
+    """
+    first = naive.replace(tzinfo=tz, fold=0)
+    second = naive.replace(tzinfo=tz, fold=1)
+    when = naive.strftime("%Y-%m-%d %H:%M")
+
+    def round_trips(aware: datetime) -> bool:
+        return aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == naive
+
+    if not round_trips(first) and not round_trips(second):
+        raise forms.ValidationError(
+            f"{when} does not exist in {tz.key}: the clocks jump forward an hour then; pick a time outside the gap"
+        )
+    if first.utcoffset() != second.utcoffset():
+        if occurrence == "first":
+            return first.astimezone(UTC)
+        if occurrence == "second":
+            return second.astimezone(UTC)
+        raise forms.ValidationError(
+            f"{when} happens twice in {tz.key} (the clocks fall back): choose the first time "
+            f"({first.tzname()}, UTC{_offset(first)}) or the second ({second.tzname()}, UTC{_offset(second)})"
+        )
+    return first.astimezone(UTC)
+
+
+def _offset(aware: datetime) -> str:
+    delta = aware.utcoffset()
+    minutes = int(delta.total_seconds() // 60) if delta is not None else 0
+    sign = "+" if minutes >= 0 else "−"
+    return f"{sign}{abs(minutes) // 60}"
+
+
+class LocalTimesForm(forms.Form):
+    """Cleans <name>_local text inputs (and <name>_occurrence choices) into UTC <name>."""
+
+    time_fields: tuple[str, ...] = ()
+
+    def _clean_local_times(self) -> None:
+        tz = operator_tz()
+        for name in self.time_fields:
+            raw = self.cleaned_data.get(f"{name}_local") or ""
+            if not raw:
+                self.cleaned_data[name] = None
+                continue
+            try:
+                naive = parse_local(raw)
+                self.cleaned_data[name] = local_to_utc(naive, tz, self.cleaned_data.get(f"{name}_occurrence") or "")
+            except forms.ValidationError as exc:
+                self.add_error(f"{name}_local", exc)
+                self.cleaned_data[name] = None
+
+
+def _local_field(label: str, required: bool) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=required,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text=f"in {settings.OPERATOR_TIME_ZONE}",
+    )
+
+
+def _occurrence_field() -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label="If the clocks fall back",
+        choices=FOLD_CHOICES,
+        required=False,
+        help_text="only needed for a time in the repeated hour",
+    )
+
+
+class OverrideForm(LocalTimesForm):
+    time_fields = ("starts_at", "ends_at")
+
+    services = forms.ModelMultipleChoiceField(
+        queryset=Service.objects.filter(enabled=True).order_by("name"),
+        widget=forms.CheckboxSelectMultiple,
+        to_field_name="name",
+        help_text="one override per service; a group is created or refused as a whole",
+    )
+    kind = forms.ChoiceField(choices=Override.Kind.choices, initial=Override.Kind.FLOOR)
+    replicas = forms.IntegerField(required=False, min_value=0, help_text="not used by freeze kinds")
+    starts_at_local = _local_field("Start", required=False)
+    starts_at_occurrence = _occurrence_field()
+    ends_at_local = _local_field("End", required=True)
+    ends_at_occurrence = _occurrence_field()
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+    replace = forms.BooleanField(required=False, label="Replace an overlapping pin")
+    bypass_reason = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Emergency bypass reason (admins)",
+        help_text="skips the second person's approval; recorded in the audit log",
+    )
+    game = forms.ModelChoiceField(queryset=Game.objects.all(), required=False, widget=forms.HiddenInput)
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        self._clean_local_times()
+        kind = self.cleaned_data.get("kind")
+        replicas = self.cleaned_data.get("replicas")
+        if kind in {Override.Kind.FREEZE, Override.Kind.FREEZE_SCALE_IN}:
+            self.cleaned_data["replicas"] = None
+        elif kind and replicas is None:
+            self.add_error("replicas", f"a {kind} needs a replica count")
+        start, end = self.cleaned_data.get("starts_at"), self.cleaned_data.get("ends_at")
+        if start and end and end <= start:
+            self.add_error("ends_at_local", "the end must be after the start")
+        return self.cleaned_data
+
+
+class ExtendForm(LocalTimesForm):
+    time_fields = ("ends_at",)
+
+    ends_at_local = _local_field("New end", required=True)
+    ends_at_occurrence = _occurrence_field()
+    reason = forms.CharField(max_length=500)
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        self._clean_local_times()
+        return self.cleaned_data
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500)
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+class RuleForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    enabled = forms.BooleanField(required=False, initial=True)
+    services = forms.ModelMultipleChoiceField(
+        queryset=Service.objects.order_by("name"), widget=forms.CheckboxSelectMultiple, to_field_name="name"
+    )
+    national_tv = forms.BooleanField(required=False, label="Games on national TV")
+    networks = forms.CharField(required=False, help_text="comma-separated, e.g. ESPN, ABC, Prime Video")
+    teams = forms.CharField(required=False, help_text="tricodes, comma-separated, e.g. LAL, BOS")
+    season_types = forms.CharField(required=False, help_text="e.g. Regular Season, Playoffs")
+    labels = forms.CharField(required=False, help_text="words in the game label, e.g. Christmas, Cup")
+    weekdays = forms.TypedMultipleChoiceField(
+        choices=list(enumerate(WEEKDAYS)),
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=f"tip-off day in {settings.OPERATOR_TIME_ZONE}",
+    )
+    floor_replicas = forms.IntegerField(required=False, min_value=1, label="Floor (replicas)")
+    floor_forecast_multiple = forms.FloatField(
+        required=False, min_value=0.1, max_value=20, label="…or floor as a multiple of the forecast"
+    )
+    lead_minutes = forms.IntegerField(
+        required=False, min_value=0, max_value=1440, help_text="default: the service's provisioning delay + 15 min"
+    )
+    tail_minutes = forms.IntegerField(min_value=1, max_value=1440, initial=180)
+    reason = forms.CharField(max_length=300)
+
+    @classmethod
+    def initial_for(cls, rule: GameDayRule) -> dict[str, Any]:
+        match = rule.match or {}
+        return {
+            "name": rule.name,
+            "enabled": rule.enabled,
+            "services": list(rule.services.all()),
+            "national_tv": bool(match.get("national_tv")),
+            "networks": ", ".join(match.get("networks") or []),
+            "teams": ", ".join(match.get("teams") or []),
+            "season_types": ", ".join(match.get("season_types") or []),
+            "labels": ", ".join(match.get("labels") or []),
+            "weekdays": match.get("weekdays") or [],
+            "floor_replicas": rule.floor_replicas,
+            "floor_forecast_multiple": rule.floor_forecast_multiple,
+            "lead_minutes": rule.lead_minutes,
+            "tail_minutes": rule.tail_minutes,
+            "reason": rule.reason,
+        }
+
+    def to_spec(self) -> RuleSpec:
+        d = self.cleaned_data
+        return RuleSpec(
+            name=d["name"],
+            enabled=bool(d.get("enabled")),
+            services=list(d["services"]),
+            match={
+                "national_tv": bool(d.get("national_tv")),
+                "networks": _split(d.get("networks") or ""),
+                "teams": [t.upper() for t in _split(d.get("teams") or "")],
+                "season_types": _split(d.get("season_types") or ""),
+                "labels": _split(d.get("labels") or ""),
+                "weekdays": d.get("weekdays") or [],
+            },
+            floor_replicas=d.get("floor_replicas"),
+            floor_forecast_multiple=d.get("floor_forecast_multiple"),
+            lead_minutes=d.get("lead_minutes"),
+            tail_minutes=d.get("tail_minutes") or 180,
+            reason=d["reason"],
+        )
+
+
+class ScheduleImportForm(forms.Form):
+    file = forms.FileField(help_text="the league schedule as CSV or the league feed JSON (detected from content)")

@@ -1,0 +1,282 @@
+"""Override pages: list, create (with an htmx preview), cancel, extend, approve, reject; game-day rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from dashboard.forms import ExtendForm, OverrideForm, ReasonForm, RuleForm, local_input
+from dashboard.permissions import can, requires
+from scaling import override_selectors as reads
+from scaling.audit import Actor
+from scaling.models import Game, GameDayRule, Override, Service
+from scaling.overrides import (
+    OverrideConflict,
+    OverrideError,
+    needs_approval,
+    override_approve,
+    override_cancel,
+    override_create,
+    override_extend,
+    override_reject,
+)
+from scaling.schedule.rules import RuleError, describe_match, rule_create, rule_delete, rule_update
+
+FORM_TEMPLATE = "dashboard/overrides_form.html"
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    p: reads.Preview
+    needs_approval: bool
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.for_request(request)
+
+
+def _back(request: HttpRequest, default: str = "dashboard:overrides") -> HttpResponse:
+    target = request.POST.get("next") or ""
+    if target.startswith("/") and not target.startswith("//"):
+        return redirect(target)
+    return redirect(default)
+
+
+@requires("view")
+def overrides_list(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    show_past = request.GET.get("past") == "1"
+    context = {
+        "overrides": reads.overrides_list(now=now, include_past=show_past)[:500],
+        "pending": reads.pending_approvals(now),
+        "show_past": show_past,
+        "now": now,
+        "extend_form": ExtendForm(),
+    }
+    return render(request, "dashboard/overrides.html", context)
+
+
+def _initial_from_query(request: HttpRequest) -> dict[str, Any]:
+    """Prefill from ?game=<id>&service=<name>&kind=<kind>: a floor from lead time before tip-off to 3 h after."""
+    initial: dict[str, Any] = {"kind": request.GET.get("kind") or Override.Kind.FLOOR}
+    names = request.GET.getlist("service")
+    chosen = list(Service.objects.filter(name__in=names)) if names else []
+    if chosen:
+        initial["services"] = chosen
+    game_id = request.GET.get("game")
+    game = Game.objects.filter(pk=game_id).first() if game_id and game_id.isdigit() else None
+    if game is not None:
+        delay_s = max([s.provisioning_delay_s for s in chosen] or [180])
+        initial["game"] = game
+        initial["starts_at_local"] = local_input(game.tip_utc - timedelta(seconds=delay_s, minutes=15))
+        initial["ends_at_local"] = local_input(game.tip_utc + timedelta(hours=3))
+        initial["reason"] = f"{game.away_team} @ {game.home_team}" + (
+            f" on {game.national_tv}" if game.national_tv else ""
+        )
+    return initial
+
+
+@requires("operate")
+def override_new(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        form = OverrideForm(initial=_initial_from_query(request))
+        return render(request, FORM_TEMPLATE, {"form": form, "game": form.initial.get("game")})
+    form = OverrideForm(request.POST)
+    status = 400
+    conflict: Override | None = None
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            created = override_create(
+                services=list(data["services"]),
+                kind=data["kind"],
+                replicas=data["replicas"],
+                starts_at=data["starts_at"] or timezone.now(),
+                ends_at=data["ends_at"],
+                reason=data["reason"],
+                actor=_actor(request),
+                admin=can(request.user, "administer"),
+                bypass_reason=data["bypass_reason"],
+                replace=data["replace"],
+                game=data["game"],
+            )
+        except OverrideConflict as exc:
+            status, conflict = 409, exc.existing
+            form.add_error(None, str(exc))
+        except OverrideError as exc:
+            form.add_error(_form_field(exc.field), str(exc))
+        else:
+            pending = [o for o in created if o.status == Override.Status.PENDING_APPROVAL]
+            names = ", ".join(o.service.name for o in created)
+            if pending:
+                messages.warning(request, f"Override for {names} created; it waits for a second person's approval.")
+            else:
+                messages.success(request, f"Override for {names} created and approved.")
+            return redirect("dashboard:overrides")
+    context = {"form": form, "conflict": conflict, "game": form.cleaned_data.get("game") if form.is_bound else None}
+    return render(request, FORM_TEMPLATE, context, status=status)
+
+
+def _form_field(field: str) -> str | None:
+    mapping = {"starts_at": "starts_at_local", "ends_at": "ends_at_local", "replace": None}
+    if field in mapping:
+        return mapping[field]
+    return field if field in OverrideForm.base_fields else None
+
+
+@requires("operate")
+@require_POST
+def override_preview(request: HttpRequest) -> HttpResponse:
+    """The htmx preview under the form: forecast replicas vs the override and the projected cost."""
+    form = OverrideForm(request.POST)
+    form.is_valid()
+    data = form.cleaned_data
+    now = timezone.now()
+    previews = []
+    # Only the errors that change the numbers; a missing reason can wait for submit.
+    problems = [str(e) for name, errs in form.errors.items() if name not in {"reason", "services"} for e in errs]
+    if data.get("services") and data.get("kind") and data.get("ends_at"):
+        start = max(data.get("starts_at") or now, now)
+        for service in data["services"]:
+            p = reads.override_preview(
+                service,
+                kind=data["kind"],
+                replicas=data.get("replicas"),
+                starts_at=start,
+                ends_at=data["ends_at"],
+                now=now,
+            )
+            previews.append(PreviewRow(p, needs_approval(replicas=data.get("replicas"), cost_delta=p.cost_delta)))
+    context = {
+        "previews": previews,
+        "total": round(sum(x.p.cost_delta for x in previews), 2),
+        "problems": problems,
+        "starts_at": data.get("starts_at"),
+        "ends_at": data.get("ends_at"),
+    }
+    return render(request, f"{FORM_TEMPLATE}#preview", context)
+
+
+@requires("operate")
+@require_POST
+def override_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
+    override = get_object_or_404(Override, pk=pk)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Cancelling needs a reason.")
+        return _back(request)
+    if override_cancel(override=override, actor=_actor(request), reason=form.cleaned_data["reason"]):
+        messages.success(request, f"Override #{override.pk} on {override.service.name} cancelled.")
+    else:
+        messages.info(request, f"Override #{override.pk} had already ended or been cancelled.")
+    return _back(request)
+
+
+@requires("operate")
+@require_POST
+def override_extend_view(request: HttpRequest, pk: int) -> HttpResponse:
+    override = get_object_or_404(Override, pk=pk)
+    form = ExtendForm(request.POST)
+    if not form.is_valid() or form.cleaned_data.get("ends_at") is None:
+        errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
+        messages.error(request, f"Override #{override.pk} not extended: {errors}")
+        return _back(request)
+    try:
+        override_extend(
+            override=override,
+            ends_at=form.cleaned_data["ends_at"],
+            actor=_actor(request),
+            reason=form.cleaned_data["reason"],
+            admin=can(request.user, "administer"),
+        )
+    except OverrideError as exc:
+        messages.error(request, f"Override #{override.pk} not extended: {exc}")
+        return _back(request)
+    messages.success(request, f"Override #{override.pk} extended.")
+    return _back(request)
+
+
+@requires("approve")
+@require_POST
+def override_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
+    override = get_object_or_404(Override, pk=pk)
+    try:
+        group = override_approve(override=override, actor=_actor(request), reason=request.POST.get("reason", ""))
+    except OverrideError as exc:
+        messages.error(request, f"Not approved: {exc}")
+        return _back(request, "dashboard:fleet")
+    messages.success(request, f"Approved {len(group)} override(s): {', '.join(o.service.name for o in group)}.")
+    return _back(request, "dashboard:fleet")
+
+
+@requires("approve")
+@require_POST
+def override_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
+    override = get_object_or_404(Override, pk=pk)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Rejecting needs a reason.")
+        return _back(request, "dashboard:fleet")
+    try:
+        override_reject(override=override, actor=_actor(request), reason=form.cleaned_data["reason"])
+    except OverrideError as exc:
+        messages.error(request, f"Not rejected: {exc}")
+        return _back(request, "dashboard:fleet")
+    messages.success(request, f"Rejected override #{override.pk}.")
+    return _back(request, "dashboard:fleet")
+
+
+# --- game-day rules ---------------------------------------------------------------
+
+
+@requires("view")
+def rules_list(request: HttpRequest) -> HttpResponse:
+    rules = [
+        {"rule": r, "match": describe_match(r.match), "services": [s.name for s in r.services.all()]}
+        for r in reads.rules_list()
+    ]
+    return render(request, "dashboard/overrides_rules.html", {"rules": rules})
+
+
+@requires("administer")
+def rule_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    rule = get_object_or_404(GameDayRule, pk=pk) if pk is not None else None
+    if request.method != "POST":
+        initial = RuleForm.initial_for(rule) if rule else {"enabled": True, "tail_minutes": 180}
+        return render(request, "dashboard/overrides_rule_form.html", {"form": RuleForm(initial=initial), "rule": rule})
+    form = RuleForm(request.POST)
+    if form.is_valid():
+        try:
+            if rule is None:
+                rule = rule_create(spec=form.to_spec(), actor=_actor(request))
+                messages.success(
+                    request, f"Rule {rule.name!r} created; it scheduled {rule.overrides.count()} override(s)."
+                )
+            else:
+                changed = rule_update(rule=rule, spec=form.to_spec(), actor=_actor(request))
+                messages.success(request, f"Rule {rule.name!r} {'updated' if changed else 'unchanged'}.")
+            return redirect("dashboard:rules")
+        except RuleError as exc:
+            form.add_error(exc.field if exc.field in RuleForm.base_fields else None, str(exc))
+    return render(request, "dashboard/overrides_rule_form.html", {"form": form, "rule": rule}, status=400)
+
+
+@requires("administer")
+@require_POST
+def rule_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
+    rule = get_object_or_404(GameDayRule, pk=pk)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Deleting a rule needs a reason.")
+        return redirect("dashboard:rules")
+    name = rule.name
+    rule_delete(rule=rule, actor=_actor(request), reason=form.cleaned_data["reason"])
+    messages.success(request, f"Rule {name!r} deleted; its future overrides were cancelled.")
+    return redirect("dashboard:rules")

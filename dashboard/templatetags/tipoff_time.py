@@ -1,0 +1,38 @@
+"""Show instants in the operator's time zone and in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from django import template
+from django.conf import settings
+
+register = template.Library()
+
+
+@register.filter
+def local_time(value: datetime | None, fmt: str = "%a %b %d %H:%M") -> str:
+    if value is None:
+        return "–"
+    local = value.astimezone(ZoneInfo(settings.OPERATOR_TIME_ZONE))
+    return f"{local.strftime(fmt)} {local.tzname()}"
+
+
+@register.filter
+def both_times(value: datetime | None) -> str:
+    """'Thu Jan 15 19:30 EST (00:30 UTC)': the operator's zone first, UTC beside it."""
+    if value is None:
+        return "–"
+    utc = value.astimezone(UTC)
+    return f"{local_time(value)} ({utc:%H:%M} UTC)"
+
+
+@register.filter
+def money(value: float | None) -> str:
+    """+$12.00 extra / −$3.00 saved."""
+    if value is None:
+        return "–"
+    if value < 0:
+        return f"−${abs(value):,.2f}"
+    return f"+${value:,.2f}"

@@ -1,0 +1,211 @@
+"""The override pages: create with local times, 409 on an overlapping pin, preview, approve from the fleet page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from scaling.audit import Actor, EventType
+from scaling.models import AuditEvent, Game, MetricSample, Override
+from scaling.overrides import override_create
+from tests.factories import make_service, make_user
+
+pytestmark = pytest.mark.django_db
+
+# Thursday 2026-01-15 12:00 in New York
+NOW = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def frozen() -> object:
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+def _login(client: Client, username: str, role: str) -> Client:
+    client.force_login(make_user(username, role))
+    return client
+
+
+def _form(**extra: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "services": ["win-probability"],
+        "kind": "pin",
+        "replicas": "6",
+        "starts_at_local": "2026-01-15T13:00",
+        "ends_at_local": "2026-01-15T15:00",
+        "reason": "halftime surge test",
+    }
+    return data | extra
+
+
+def test_an_operator_pins_a_service_for_two_hours_entered_in_eastern_time(client: Client) -> None:
+    service = make_service()
+    _login(client, "operator", "operator")
+    response = client.post(reverse("dashboard:override-new"), _form())
+    assert response.status_code == 302
+    o = Override.objects.get(service=service)
+    assert (o.starts_at, o.ends_at) == (datetime(2026, 1, 15, 18, tzinfo=UTC), datetime(2026, 1, 15, 20, tzinfo=UTC))
+    page = client.get(reverse("dashboard:overrides")).content.decode()
+    assert "Thu Jan 15 13:00 EST (18:00 UTC)" in page and "halftime surge test" in page
+    assert AuditEvent.objects.filter(event_type=EventType.OVERRIDE_CREATED, actor_label="operator").exists()
+
+
+def test_an_overlapping_pin_gets_409_naming_the_existing_one_unless_replace_is_ticked(client: Client) -> None:
+    service = make_service()
+    [existing] = override_create(
+        services=[service],
+        kind="pin",
+        replicas=4,
+        starts_at=NOW + timedelta(minutes=30),
+        ends_at=NOW + timedelta(hours=2),
+        reason="earlier pin",
+        actor=Actor.system("t"),
+    )
+    _login(client, "operator", "operator")
+    response = client.post(reverse("dashboard:override-new"), _form())
+    assert response.status_code == 409
+    body = response.content.decode()
+    assert f"#{existing.pk}" in body and "earlier pin" in body
+    response = client.post(reverse("dashboard:override-new"), _form(replace="on"))
+    assert response.status_code == 302
+    existing.refresh_from_db()
+    assert existing.status == Override.Status.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        ({"replicas": "999"}, "replicas", "hard limit"),
+        ({"ends_at_local": "2026-01-15T12:30"}, "ends_at_local", "after the start"),
+        ({"starts_at_local": "2026-01-14T13:00", "ends_at_local": "2026-01-14T14:00"}, "starts_at_local", "past"),
+        ({"reason": ""}, "reason", "required"),
+    ],
+)
+def test_it_explains_what_is_wrong(client: Client, extra: dict[str, str], field: str, message: str) -> None:
+    make_service()
+    _login(client, "operator", "operator")
+    response = client.post(reverse("dashboard:override-new"), _form(**extra))
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert field in errors and message in " ".join(errors[field])
+    assert not Override.objects.exists()
+
+
+def test_a_viewer_cannot_create_overrides(client: Client) -> None:
+    make_service()
+    _login(client, "viewer", "viewer")
+    assert client.post(reverse("dashboard:override-new"), _form()).status_code == 403
+
+
+def test_the_preview_shows_forecast_replicas_and_projected_cost(client: Client) -> None:
+    service = make_service(service_time_ms=100.0, concurrency=1, price_per_replica_hour=2.0)  # 10 rps per replica
+    MetricSample.objects.create(service=service, ts=NOW - timedelta(minutes=2), rps=35.0, provisioned=5)
+    _login(client, "operator", "operator")
+    response = client.post(
+        reverse("dashboard:override-preview"), _form(kind="floor", replicas="9"), headers={"HX-Request": "true"}
+    )
+    body = response.content.decode()
+    assert response.status_code == 200 and "<html" not in body
+    # forecast 5 (35 rps / (0.7 * 10)), floor 9 → 4 extra replicas × 2 h × $2
+    assert "+$16.00" in body and "extra" in body
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_pending_approvals_are_listed_on_the_fleet_page_and_a_second_person_approves(client: Client) -> None:
+    service = make_service()
+    operator = make_user("operator", "operator")
+    [o] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=12,
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=1),
+        reason="big game",
+        actor=Actor.for_user(operator),
+    )
+    assert o.status == Override.Status.PENDING_APPROVAL
+    client.force_login(operator)
+    page = client.get(reverse("dashboard:fleet")).content.decode()
+    assert "Pending approvals" in page and "big game" in page and f"approve-{o.pk}" not in page  # not their own
+    _login(client, "approver", "approver")
+    page = client.get(reverse("dashboard:fleet")).content.decode()
+    assert f"approve-{o.pk}" in page
+    response = client.post(reverse("dashboard:override-approve", args=[o.pk]), {"next": "/"})
+    assert response.status_code == 302
+    o.refresh_from_db()
+    assert o.status == Override.Status.APPROVED and o.approved_by is not None and o.approved_by.username == "approver"
+
+
+def test_cancel_and_extend_from_the_list(client: Client) -> None:
+    service = make_service()
+    [o] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=3,
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=1),
+        reason="r",
+        actor=Actor.system("t"),
+    )
+    _login(client, "operator", "operator")
+    client.post(
+        reverse("dashboard:override-extend", args=[o.pk]),
+        {"ends_at_local": "2026-01-15T14:30", "reason": "overtime"},
+    )
+    o.refresh_from_db()
+    assert o.ends_at == datetime(2026, 1, 15, 19, 30, tzinfo=UTC)
+    client.post(reverse("dashboard:override-cancel", args=[o.pk]), {"reason": "done"})
+    o.refresh_from_db()
+    assert o.status == Override.Status.CANCELLED
+
+
+def test_the_calendar_highlights_national_tv_games_with_their_overrides_and_cost(client: Client) -> None:
+    service = make_service()
+    tv = Game.objects.create(
+        game_id="g1",
+        tip_utc=NOW + timedelta(hours=7),
+        away_team="BOS (Celtics)",
+        home_team="NYK (Knicks)",
+        national_tv="ESPN",
+    )
+    Game.objects.create(
+        game_id="g2", tip_utc=NOW + timedelta(hours=8), away_team="DEN (Nuggets)", home_team="UTA (Jazz)"
+    )
+    override_create(
+        services=[service],
+        kind="floor",
+        replicas=8,
+        starts_at=tv.tip_utc - timedelta(minutes=20),
+        ends_at=tv.tip_utc + timedelta(hours=3),
+        reason="ESPN",
+        actor=Actor.system("t"),
+        game=tv,
+    )
+    _login(client, "operator", "operator")
+    body = client.get(reverse("dashboard:calendar")).content.decode()
+    assert 'data-game="g1" class="marquee' in body and 'data-game="g2" class="' in body
+    assert "add-override-g1" in body and "Floor (at least N) 8" in body
+    new = client.get(reverse("dashboard:override-new") + f"?game={tv.pk}").content.decode()
+    assert 'value="2026-01-15T18:42"' in new  # tip 19:00 ET minus provisioning delay (3 min) and 15 min
+
+
+def test_the_replicas_chart_shades_override_windows(client: Client) -> None:
+    service = make_service()
+    override_create(
+        services=[service],
+        kind="pin",
+        replicas=5,
+        starts_at=NOW + timedelta(hours=1),
+        ends_at=NOW + timedelta(hours=2),
+        reason="r",
+        actor=Actor.system("t"),
+    )
+    _login(client, "viewer", "viewer")
+    figures = client.get(reverse("dashboard:service-charts", args=[service.name])).json()["figures"]
+    [shape] = [s for s in figures["replicas"]["layout"]["shapes"] if s["type"] == "rect"]
+    assert shape["x0"].startswith("2026-01-15T18:00") and shape["label"]["text"] == "pin 5"
