@@ -167,6 +167,7 @@ def explanation_context(decision: Decision) -> dict[str, Any]:
         "forecast_series_columns": series_columns,
         "forecast_series": [[row.get(c, "") for c in series_columns] for row in series_rows],
         "forecast_other": forecast_other,
+        "policy_version": raw.get("policy_version"),
         "raw_json": json.dumps(raw, indent=2, ensure_ascii=False, default=str),
     }
 

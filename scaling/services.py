@@ -163,7 +163,8 @@ def decision_record(
         changed=result.changed,
         reason_code=str(result.reason),
         summary=result.summary[:500],
-        explanation=result.to_dict(),
+        # The policy version in force, so the explanation can show the parameters it decided with.
+        explanation={**result.to_dict(), "policy_version": service.policy_version},
         mode=service.mode,
         actuation=actuation,
         worker=worker,

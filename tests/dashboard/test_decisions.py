@@ -122,6 +122,7 @@ def test_a_decision_from_a_real_tick_renders(viewer: Client) -> None:
     assert decision.summary.split(":")[0] in body
     for rule in decision.explanation["rules"]:
         assert f'data-rule="{rule["rule"]}"' in body
+    assert decision.explanation["policy_version"] == 1 and "policy v1" in body
 
 
 def test_the_decision_detail_needs_a_login(client: Client) -> None:
