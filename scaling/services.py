@@ -271,6 +271,8 @@ def service_update_policy(*, service: Service, params: dict[str, Any], actor: Ac
     """Replace a service's engine parameters (validated), bump its policy version, audit the change."""
     from scaling.policy import PolicyParams
 
+    if not reason.strip():
+        raise ValueError("a reason is required")
     new = PolicyParams.from_dict(params).to_dict()
     with transaction.atomic():
         locked = Service.objects.select_for_update().get(pk=service.pk)

@@ -231,3 +231,13 @@ def test_a_user_without_a_role_cannot_read_policies_or_decisions_over_the_api(cl
     client.force_login(User.objects.create_user("nobody", password="pw-for-tests-1"))
     assert client.get(f"/api/services/{service.name}/policy").status_code == 403
     assert client.get(f"/api/services/{service.name}/policy/revisions").status_code == 403
+
+
+def test_the_service_function_refuses_a_policy_change_without_a_reason() -> None:
+    from scaling import services
+    from scaling.audit import Actor
+
+    service = make_service()
+    with pytest.raises(ValueError, match="reason"):
+        services.service_update_policy(service=service, params={"tolerance": 0.23}, actor=Actor.system(), reason=" ")
+    assert not PolicyRevision.objects.exists() and not AuditEvent.objects.exists()
