@@ -241,3 +241,23 @@ def test_the_service_function_refuses_a_policy_change_without_a_reason() -> None
     with pytest.raises(ValueError, match="reason"):
         services.service_update_policy(service=service, params={"tolerance": 0.23}, actor=Actor.system(), reason=" ")
     assert not PolicyRevision.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_an_admins_api_token_changes_the_policy_and_the_revision_names_the_token() -> None:
+    from scaling.audit import Actor
+    from scaling.tokens import token_create
+
+    service = make_service()
+    boss = make_user("boss", "admin")
+    secret = token_create(user=boss, name="release-pipeline", days=5, actor=Actor.for_user(boss)).secret
+    response = Client().put(
+        f"/api/services/{service.name}/policy",
+        {"params": {"tolerance": 0.23}, "reason": "release 4.2 is noisier"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert response.status_code == 200 and response.json()["version"] == 2
+    revision = PolicyRevision.objects.get(service=service, version=2)
+    assert revision.actor_label == "boss (token release-pipeline)" and revision.actor_user_id == boss.pk
+    event = AuditEvent.objects.get(event_type=EventType.POLICY_CHANGED)
+    assert event.actor_type == "token"
