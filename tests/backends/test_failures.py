@@ -111,7 +111,12 @@ def test_throttled_calls_are_retried_with_backoff(recording_proxy: RecordingProx
     assert recording_proxy.calls.count("DescribeEndpoint") == 3
 
 
-def test_throttling_beyond_the_retries_is_a_transient_error(recording_proxy: RecordingProxy) -> None:
+def test_throttling_beyond_the_retries_is_a_transient_error(
+    recording_proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two attempts instead of four keeps the adaptive backoff (real sleeps in botocore) short.
+    monkeypatch.setattr(aws_backend, "RETRY_MAX_ATTEMPTS", 2)
+    aws_backend.reset_clients()
     create_sagemaker_endpoint(recording_proxy.url, instances=2)
     recording_proxy.calls.clear()
     recording_proxy.throttle["DescribeEndpoint"] = 100
@@ -120,7 +125,7 @@ def test_throttling_beyond_the_retries_is_a_transient_error(recording_proxy: Rec
         SageMakerActuator().read(sagemaker_service())
 
     assert not info.value.permanent
-    assert recording_proxy.calls.count("DescribeEndpoint") == aws_backend.RETRY_MAX_ATTEMPTS
+    assert recording_proxy.calls.count("DescribeEndpoint") == 2
 
 
 def test_the_circuit_breaker_opens_after_consecutive_errors_and_recovers_by_itself(

@@ -36,10 +36,10 @@ BUCKETS = ((0.05, 50), (0.1, 95), (0.25, 100), ("+Inf", 100))
 IN_FLIGHT = 7
 
 PROMQL = {
-    "rps": "sum(rate(inference_requests_total[5s]))",
-    "p95_ms": "1000 * histogram_quantile(0.95, sum by (le) (rate(inference_request_duration_seconds_bucket[5s])))",
+    "rps": "sum(rate(inference_requests_total[10s]))",
+    "p95_ms": "1000 * histogram_quantile(0.95, sum by (le) (rate(inference_request_duration_seconds_bucket[10s])))",
     "in_flight": "sum(inference_requests_in_flight)",
-    "error_rate": "sum(rate(inference_errors_total[5s])) / sum(rate(inference_requests_total[5s]))",
+    "error_rate": "sum(rate(inference_errors_total[10s])) / sum(rate(inference_requests_total[10s]))",
 }
 
 
@@ -132,7 +132,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         # Ready once the rate window is full of scrapes, so rate() is not extrapolated from two points.
-        _wait_for(lambda: bool(_query(url, "count_over_time(inference_requests_total[5s]) >= 5")))
+        _wait_for(lambda: bool(_query(url, "count_over_time(inference_requests_total[10s]) >= 9")))
         yield url
     finally:
         proc.terminate()
@@ -168,7 +168,7 @@ def test_a_control_tick_scales_on_prometheus_metrics(prometheus: str) -> None:
 
 
 def test_an_empty_result_is_a_missing_datapoint_and_the_engine_holds(prometheus: str) -> None:
-    service = _service(prometheus, rps="sum(rate(no_such_metric_total[5s]))")
+    service = _service(prometheus, rps="sum(rate(no_such_metric_total[10s]))")
     tick: datetime = timezone.now().replace(microsecond=0)
 
     assert PrometheusMetricSource().fetch(service, tick).points[0].rps is None
