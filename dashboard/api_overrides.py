@@ -217,7 +217,7 @@ def list_overrides(
     return list(reads.overrides_list(now=timezone.now(), service=svc, status=status, include_past=include_past)[:1000])
 
 
-@router.get("/overrides/{pk}", response=OverrideOut)
+@router.get("/overrides/{int:pk}", response=OverrideOut)
 def get_override(request: HttpRequest, pk: int) -> Override:
     return _override(pk)
 
@@ -276,7 +276,7 @@ def preview_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
     return Status(200, rows)
 
 
-@router.post("/overrides/{pk}/cancel", response={200: OverrideOut, 409: ErrorOut, 422: ErrorOut})
+@router.post("/overrides/{int:pk}/cancel", response={200: OverrideOut, 409: ErrorOut, 422: ErrorOut})
 def cancel_override(request: HttpRequest, pk: int, payload: ReasonIn) -> Status[Any]:
     _require(request, "operate")
     override = _override(pk)
@@ -289,7 +289,7 @@ def cancel_override(request: HttpRequest, pk: int, payload: ReasonIn) -> Status[
     return Status(200, _override(pk))
 
 
-@router.post("/overrides/{pk}/extend", response={200: OverrideOut, 409: ConflictOut, 422: ErrorOut})
+@router.post("/overrides/{int:pk}/extend", response={200: OverrideOut, 409: ConflictOut, 422: ErrorOut})
 def extend_override(request: HttpRequest, pk: int, payload: ExtendIn) -> Status[Any]:
     _require(request, "operate")
     _aware(payload.ends_at, "ends_at")
@@ -308,7 +308,7 @@ def extend_override(request: HttpRequest, pk: int, payload: ExtendIn) -> Status[
     return Status(200, _override(pk))
 
 
-@router.post("/overrides/{pk}/approve", response={200: list[OverrideOut], 409: ErrorOut})
+@router.post("/overrides/{int:pk}/approve", response={200: list[OverrideOut], 409: ErrorOut})
 def approve_override(request: HttpRequest, pk: int, payload: ApproveIn) -> Status[Any]:
     """Approve a pending override (and the rest of its group). The requester cannot approve their own."""
     _require(request, "approve")
@@ -319,7 +319,7 @@ def approve_override(request: HttpRequest, pk: int, payload: ApproveIn) -> Statu
     return Status(200, [_override(o.pk) for o in group])
 
 
-@router.post("/overrides/{pk}/reject", response={200: list[OverrideOut], 409: ErrorOut, 422: ErrorOut})
+@router.post("/overrides/{int:pk}/reject", response={200: list[OverrideOut], 409: ErrorOut, 422: ErrorOut})
 def reject_override(request: HttpRequest, pk: int, payload: ReasonIn) -> Status[Any]:
     _require(request, "approve")
     try:
@@ -371,7 +371,7 @@ def create_rule(request: HttpRequest, payload: RuleIn) -> Status[Any]:
     return Status(201, rule)
 
 
-@router.put("/rules/{pk}", response={200: RuleOut, 422: ErrorOut}, tags=["schedule"])
+@router.put("/rules/{int:pk}", response={200: RuleOut, 422: ErrorOut}, tags=["schedule"])
 def update_rule(request: HttpRequest, pk: int, payload: RuleIn) -> Status[Any]:
     _require(request, "administer")
     rule = get_object_or_404(GameDayRule, pk=pk)
@@ -382,7 +382,7 @@ def update_rule(request: HttpRequest, pk: int, payload: RuleIn) -> Status[Any]:
     return Status(200, get_object_or_404(GameDayRule, pk=pk))
 
 
-@router.delete("/rules/{pk}", response={204: None, 422: ErrorOut}, tags=["schedule"])
+@router.delete("/rules/{int:pk}", response={204: None, 422: ErrorOut}, tags=["schedule"])
 def delete_rule(request: HttpRequest, pk: int, reason: str = "") -> Status[Any]:
     _require(request, "administer")
     rule = get_object_or_404(GameDayRule, pk=pk)

@@ -1,0 +1,90 @@
+"""Headless Chromium: an operator schedules a floor for a national-TV game from the calendar and sees its
+projected cost; a second person approves it on the fleet page; its window is shaded on the service's chart."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from scaling import services
+from scaling.models import Game, Override
+from tests.factories import make_service, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _login(page: Any, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "pw-for-tests-1")
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Fleet")
+
+
+def test_an_operator_schedules_a_floor_for_a_national_tv_game_and_an_approver_approves_it(
+    browser: Any, live_server: Any, settings: Any
+) -> None:
+    settings.OVERRIDE_APPROVAL_REPLICAS = 10  # a floor of 12 needs a second person
+    service = make_service("win-probability", replicas=2, price_per_replica_hour=1.2)
+    services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    tip = (timezone.now() + timedelta(hours=3)).replace(second=0, microsecond=0)
+    Game.objects.create(
+        game_id="0022500777", tip_utc=tip, away_team="BOS (Celtics)", home_team="NYK (Knicks)", national_tv="ESPN"
+    )
+    Game.objects.create(game_id="0022500778", tip_utc=tip, away_team="DEN (Nuggets)", home_team="UTA (Jazz)")
+    make_user("operator", "operator")
+    make_user("approver", "approver")
+
+    operator = browser.new_context()
+    page = operator.new_page()
+    try:
+        _login(page, live_server.url, "operator")
+        page.click("nav >> text=Calendar")
+        row = page.locator("tr[data-game='0022500777']")
+        expect(row).to_have_class("marquee")
+        expect(row.locator("[data-testid=national-tv]")).to_have_text("ESPN")
+        row.locator("[data-testid='add-override-0022500777']").click()
+
+        expect(page.locator("[data-testid=override-game]")).to_contain_text("BOS (Celtics) @ NYK (Knicks)")
+        page.check("input[name=services][value=win-probability]")
+        page.fill("input[name=replicas]", "12")
+        page.locator("input[name=replicas]").dispatch_event("change")
+        cost = page.locator("[data-testid=preview-cost]")
+        expect(cost).to_contain_text("+$", timeout=10_000)
+        expect(page.locator("[data-testid=preview]")).to_contain_text("needs a second person")
+        total = page.locator("[data-testid=preview-total]").inner_text()
+        assert total.startswith("+$") and float(total[2:].replace(",", "")) > 0
+        page.click("[data-testid=submit-override]")
+        expect(page.locator(".messages")).to_contain_text("waits for a second person's approval")
+    finally:
+        operator.close()
+
+    override = Override.objects.get(service=service, game__game_id="0022500777")
+    assert override.status == Override.Status.PENDING_APPROVAL and override.kind == "floor"
+    assert override.starts_at == tip - timedelta(seconds=service.provisioning_delay_s, minutes=15)
+
+    approver = browser.new_context()
+    page = approver.new_page()
+    try:
+        _login(page, live_server.url, "approver")
+        approvals = page.locator("[data-testid=approvals]")
+        expect(approvals).to_contain_text("BOS (Celtics) @ NYK (Knicks)")
+        approvals.locator(f"[data-testid='approve-{override.pk}']").click()
+        expect(page.locator(".messages")).to_contain_text("Approved 1 override")
+
+        page.goto(f"{live_server.url}/services/win-probability/")
+        expect(page.locator("#chart-replicas[data-rendered=true]")).to_be_visible(timeout=15_000)
+        shape = page.evaluate(
+            "(name) => (document.getElementById('chart-replicas').layout.shapes || []).find(s => s.name === name)",
+            f"override-{override.pk}",
+        )
+        assert shape is not None and shape["label"]["text"] == "floor 12"
+        assert shape["fillcolor"] == "rgba(31, 119, 180, 0.15)"  # approved
+    finally:
+        approver.close()
+    override.refresh_from_db()
+    assert override.status == Override.Status.APPROVED and override.approved_by is not None

@@ -1,0 +1,169 @@
+"""The overrides/games/rules/schedule API: same permissions as the UI, 409 for an overlapping pin."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client, override_settings
+
+from scaling.audit import EventType
+from scaling.models import AuditEvent, Game, GameDayRule, Override
+from tests.factories import make_service, make_user
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)
+CSV = Path(__file__).resolve().parents[2] / "data" / "nba_2025_26_schedule.csv"
+
+
+@pytest.fixture(autouse=True)
+def frozen() -> object:
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+def _as(client: Client, username: str, role: str) -> Client:
+    client.force_login(make_user(username, role))
+    return client
+
+
+def _pin(**extra: object) -> dict[str, object]:
+    return {
+        "services": ["win-probability"],
+        "kind": "pin",
+        "replicas": 6,
+        "starts_at": "2026-01-15T12:30:00-05:00",
+        "ends_at": "2026-01-15T14:30:00-05:00",
+        "reason": "release 4.2 warm-up",
+    } | extra
+
+
+def test_an_operator_creates_lists_extends_and_cancels_an_override(client: Client) -> None:
+    make_service()
+    _as(client, "operator", "operator")
+    response = client.post("/api/overrides", _pin(), content_type="application/json")
+    assert response.status_code == 201, response.content
+    [o] = response.json()
+    assert o["starts_at"].startswith("2026-01-15T17:30") and o["status"] == "approved" and o["created_by"] == "operator"
+    assert [x["id"] for x in client.get("/api/overrides").json()] == [o["id"]]
+    response = client.post(
+        f"/api/overrides/{o['id']}/extend",
+        {"ends_at": "2026-01-15T20:30:00Z", "reason": "overtime"},
+        content_type="application/json",
+    )
+    assert response.status_code == 200 and response.json()["ends_at"].startswith("2026-01-15T20:30")
+    response = client.post(f"/api/overrides/{o['id']}/cancel", {"reason": "done"}, content_type="application/json")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    types = set(AuditEvent.objects.values_list("event_type", flat=True))
+    assert {EventType.OVERRIDE_CREATED, EventType.OVERRIDE_EXTENDED, EventType.OVERRIDE_CANCELLED} <= types
+
+
+def test_an_overlapping_pin_gets_409_naming_the_existing_one(client: Client) -> None:
+    make_service()
+    _as(client, "operator", "operator")
+    first = client.post("/api/overrides", _pin(), content_type="application/json").json()[0]
+    response = client.post("/api/overrides", _pin(replicas=9), content_type="application/json")
+    assert response.status_code == 409
+    assert response.json()["existing"]["id"] == first["id"] and f"#{first['id']}" in response.json()["detail"]
+    replaced = client.post("/api/overrides", _pin(replicas=9, replace=True), content_type="application/json")
+    assert replaced.status_code == 201
+    assert AuditEvent.objects.filter(event_type=EventType.OVERRIDE_REFUSED).count() == 1
+
+
+def test_bad_input_gets_422_naming_the_field(client: Client) -> None:
+    make_service()
+    _as(client, "operator", "operator")
+    naive = client.post("/api/overrides", _pin(starts_at="2026-01-15T12:30:00"), content_type="application/json")
+    assert naive.status_code == 422 and "starts_at" in naive.json()["detail"]
+    big = client.post("/api/overrides", _pin(replicas=1000), content_type="application/json")
+    assert big.status_code == 422 and big.json()["field"] == "replicas"
+    unknown = client.post("/api/overrides", _pin(services=["nope"]), content_type="application/json")
+    assert unknown.status_code == 422 and "nope" in unknown.json()["detail"]
+
+
+def test_a_viewer_may_read_but_not_write(client: Client) -> None:
+    make_service()
+    _as(client, "viewer", "viewer")
+    assert client.get("/api/overrides").status_code == 200
+    assert client.post("/api/overrides", _pin(), content_type="application/json").status_code == 403
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_approval_needs_a_second_person_with_the_approve_capability(client: Client) -> None:
+    make_service()
+    _as(client, "operator", "operator")
+    [o] = client.post("/api/overrides", _pin(replicas=12), content_type="application/json").json()
+    assert o["status"] == "pending_approval"
+    assert client.post(f"/api/overrides/{o['id']}/approve", {}, content_type="application/json").status_code == 403
+    _as(client, "approver", "approver")
+    response = client.post(f"/api/overrides/{o['id']}/approve", {"reason": "ok"}, content_type="application/json")
+    assert response.status_code == 200 and response.json()[0]["approved_by"] == "approver"
+
+
+def test_the_preview_reports_forecast_and_cost(client: Client) -> None:
+    make_service(price_per_replica_hour=1.5, min_replicas=2)
+    _as(client, "operator", "operator")
+    rows = client.post(
+        "/api/overrides/preview", _pin(kind="floor", replicas=10), content_type="application/json"
+    ).json()
+    assert rows == [
+        {
+            "service": "win-probability",
+            "forecast_replicas": 2,
+            "override_replicas": 10,
+            "hours": 2.0,
+            "projected_cost_delta": 24.0,
+            "needs_approval": False,
+        }
+    ]
+
+
+def test_games_rules_and_schedule_import(client: Client) -> None:
+    make_service()
+    Game.objects.create(
+        game_id="g1", tip_utc=NOW + timedelta(days=1), away_team="BOS", home_team="NYK", national_tv="ESPN"
+    )
+    Game.objects.create(game_id="g2", tip_utc=NOW + timedelta(days=2), away_team="DEN", home_team="UTA")
+    _as(client, "operator", "operator")
+    assert [g["game_id"] for g in client.get("/api/games?national_only=true").json()] == ["g1"]
+    rule = {
+        "name": "tv",
+        "services": ["win-probability"],
+        "match": {"national_tv": True},
+        "reason": "TV",
+        "floor_replicas": 6,
+    }
+    assert client.post("/api/rules", rule, content_type="application/json").status_code == 403
+    assert client.post("/api/schedule/import", {"file": SimpleUploadedFile("s.csv", b"x")}).status_code == 403
+
+    _as(client, "boss", "admin")
+    created = client.post("/api/rules", rule, content_type="application/json")
+    assert created.status_code == 201 and created.json()["scheduled_overrides"] == 1
+    assert Override.objects.filter(game__game_id="g1").count() == 1
+    bad = client.post("/api/rules", rule | {"name": "none", "match": {}}, content_type="application/json")
+    assert bad.status_code == 422 and bad.json()["field"] == "match"
+    updated = client.put(
+        f"/api/rules/{created.json()['id']}", rule | {"floor_replicas": 8}, content_type="application/json"
+    )
+    assert updated.status_code == 200 and updated.json()["floor_replicas"] == 8
+    assert client.delete(f"/api/rules/{created.json()['id']}?reason=season+over").status_code == 204
+    assert not GameDayRule.objects.exists()
+
+    lines = CSV.read_text().splitlines(keepends=True)
+    good = client.post("/api/schedule/import", {"file": SimpleUploadedFile("s.csv", "".join(lines).encode())})
+    assert good.status_code == 200 and good.json()["created"] == 1278
+    lines[10] = lines[10].replace("Z,", "oops,", 1)
+    bad = client.post("/api/schedule/import", {"file": SimpleUploadedFile("s.csv", "".join(lines).encode())})
+    assert bad.status_code == 422 and "line 11" in bad.json()["detail"]
+
+
+def test_the_openapi_docs_list_the_override_endpoints(client: Client) -> None:
+    _as(client, "viewer", "viewer")
+    schema = client.get("/api/openapi.json").json()
+    assert {"/api/overrides", "/api/overrides/{pk}/approve", "/api/games", "/api/rules", "/api/schedule/import"} <= set(
+        schema["paths"]
+    )
