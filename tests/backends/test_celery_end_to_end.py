@@ -8,12 +8,20 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.test import Client
 from django.utils import timezone
 
 from config.celery import app
 from scaling import services, tasks
-from scaling.models import Decision
-from tests.backends.conftest import create_sagemaker_endpoint, publish_invocations, sagemaker_counts, sagemaker_service
+from scaling.models import Decision, Service
+from tests.backends.conftest import (
+    MOTO_LATENCY_STATS,
+    create_sagemaker_endpoint,
+    publish_invocations,
+    sagemaker_counts,
+    sagemaker_service,
+)
+from tests.factories import make_user
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 
@@ -46,3 +54,44 @@ def test_a_celery_worker_scales_a_sagemaker_endpoint_on_moto(aws: str, worker: N
     assert decision.actuation == Decision.Actuation.OK, (decision.summary, decision.actuation_error)
     assert decision.desired > 2
     assert sagemaker_counts(aws)[1] == decision.desired
+
+
+def test_the_documented_flow_register_test_connection_and_watch_it_scale(
+    aws: str, worker: None, client: Client
+) -> None:
+    """docs/aws.md sections 3-4: add the service in the UI, press Test connection, watch Tipoff scale it."""
+    create_sagemaker_endpoint(aws, instances=2)
+    client.force_login(make_user("root", role="admin"))
+    form = {
+        "name": "win-probability",
+        "display_name": "Win probability",
+        "enabled": "on",
+        "backend": "sagemaker",
+        "metric_source": "cloudwatch",
+        "endpoint_name": "win-prob",
+        "variant_name": "AllTraffic",
+        "autoscaling_mode": "refuse",
+        "min_replicas": "1",
+        "max_replicas": "12",
+        "hard_max_replicas": "20",
+        "price_per_replica_hour": "1.5",
+        "slo_latency_ms": "300",
+        "provisioning_delay_s": "300",
+    }
+
+    probe = client.post("/services/test-connection/", form, headers={"HX-Request": "true"}).content.decode()
+    assert "endpoint InService; 2 ready of 2 provisioned" in probe
+    assert client.post("/services/new/", form).status_code == 302
+    service = Service.objects.get(name="win-probability")
+    # moto's GetMetricData cannot compute percentiles (see tests/backends/conftest.py).
+    Service.objects.filter(pk=service.pk).update(
+        backend_config=service.backend_config | {"latency_stats": MOTO_LATENCY_STATS}
+    )
+    publish_invocations(aws, services.align_tick(timezone.now()), per_minute=60 * 700)
+
+    app.send_task(tasks.beat_schedule()["tick"]["task"])
+
+    _wait_for(lambda: Decision.objects.filter(service=service, actuation=Decision.Actuation.OK).exists())
+    decision = Decision.objects.get(service=service, actuation=Decision.Actuation.OK)
+    assert sagemaker_counts(aws)[1] == decision.desired > 2
+    assert 'data-service="win-probability"' in client.get("/").content.decode()
