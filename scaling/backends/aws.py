@@ -22,6 +22,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
+    ParamValidationError,
     ReadTimeoutError,
 )
 
@@ -153,6 +154,8 @@ def translate(
             "no AWS credentials found (instance or task role, AWS_* environment variables, or a profile)",
             permanent=True,
         )
+    if isinstance(exc, ParamValidationError):
+        return error_cls(f"{action} on {resource}: invalid parameters: {exc}", permanent=True)
     if isinstance(exc, EndpointConnectionError | ReadTimeoutError):
         return error_cls(f"cannot reach AWS for {action} on {resource}: {exc}", permanent=False)
     if isinstance(exc, BotoCoreError):
