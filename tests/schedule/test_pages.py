@@ -1,0 +1,98 @@
+"""The calendar, rule pages and schedule upload."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+
+from scaling.audit import EventType
+from scaling.models import AuditEvent, Game, GameDayRule, Override
+from tests.factories import make_service, make_user
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 1, 12, 17, tzinfo=UTC)  # Monday noon in New York
+CSV = Path(__file__).resolve().parents[2] / "data" / "nba_2025_26_schedule.csv"
+
+
+@pytest.fixture(autouse=True)
+def frozen() -> object:
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+def test_an_admin_schedules_floors_for_every_national_tv_game_next_week_through_one_rule(client: Client) -> None:
+    services = [make_service("win-probability"), make_service("live-odds")]
+    for i in range(7):
+        Game.objects.create(
+            game_id=f"tv{i}",
+            tip_utc=NOW + timedelta(days=i, hours=7),
+            away_team="BOS",
+            home_team="NYK",
+            national_tv="ESPN" if i % 2 == 0 else "",
+        )
+    client.force_login(make_user("boss", "admin"))
+    assert client.get(reverse("dashboard:rule-new")).status_code == 200
+    response = client.post(
+        reverse("dashboard:rule-new"),
+        {
+            "name": "National TV",
+            "enabled": "on",
+            "services": [s.name for s in services],
+            "national_tv": "on",
+            "floor_replicas": "10",
+            "tail_minutes": "180",
+            "reason": "national TV triples traffic",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    rule = GameDayRule.objects.get()
+    assert Override.objects.filter(rule=rule).count() == 4 * 2  # games 0, 2, 4, 6 × two services
+    assert AuditEvent.objects.filter(event_type=EventType.RULE_CREATED).count() == 1
+    page = client.get(reverse("dashboard:rules")).content.decode()
+    assert "National TV" in page and "national TV" in page and "provisioning delay + 15 min" in page
+    calendar = client.get(reverse("dashboard:calendar")).content.decode()
+    assert calendar.count("rule National TV") == 8
+    edit = client.get(reverse("dashboard:rule-edit", args=[rule.pk]))
+    assert edit.status_code == 200 and 'value="National TV"' in edit.content.decode()
+
+
+def test_a_rule_without_criteria_is_refused_with_a_message(client: Client) -> None:
+    make_service("win-probability")
+    client.force_login(make_user("boss", "admin"))
+    response = client.post(
+        reverse("dashboard:rule-new"),
+        {"name": "x", "services": ["win-probability"], "floor_replicas": "3", "tail_minutes": "180", "reason": "r"},
+    )
+    assert response.status_code == 400 and "at least one criterion" in response.content.decode()
+
+
+def test_an_operator_cannot_change_rules_or_import(client: Client) -> None:
+    make_service("win-probability")
+    client.force_login(make_user("operator", "operator"))
+    assert client.post(reverse("dashboard:rule-new"), {}).status_code == 403
+    assert client.post(reverse("dashboard:schedule-import"), {}).status_code == 403
+    assert client.get(reverse("dashboard:rules")).status_code == 200
+
+
+def test_the_schedule_upload_imports_or_names_the_bad_row(client: Client) -> None:
+    client.force_login(make_user("boss", "admin"))
+    lines = CSV.read_text().splitlines(keepends=True)
+    lines[3] = lines[3].replace("Z,", "nope,", 1)
+    response = client.post(
+        reverse("dashboard:schedule-import"),
+        {"file": SimpleUploadedFile("bad.csv", "".join(lines).encode())},
+        follow=True,
+    )
+    assert "Nothing imported: bad.csv: line 4" in response.content.decode()
+    assert not Game.objects.exists()
+    response = client.post(
+        reverse("dashboard:schedule-import"), {"file": SimpleUploadedFile("s.csv", CSV.read_bytes())}, follow=True
+    )
+    assert "created 1278" in response.content.decode()
