@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType, audit_record
-from scaling.models import Game, GameDayRule, Override, Service
+from scaling.models import AuditEvent, Game, GameDayRule, Override, Service
 
 # Start times this far in the past count as "now" (a form takes a while to fill in).
 START_GRACE = timedelta(minutes=5)
@@ -474,3 +474,46 @@ def override_extend(
     if isinstance(outcome, _Refusal):
         raise outcome.error
     return outcome
+
+
+def override_transitions_record(*, now: datetime | None = None, lookback: timedelta = timedelta(days=1)) -> int:
+    """Note in the audit log each approved override that has started or expired (once each).
+
+    The engine applies overrides by their windows on its own; this makes the
+    moments they took and lost effect findable in the audit log.
+    """
+    now = now or timezone.now()
+    recorded = 0
+    with transaction.atomic():
+        rows = list(
+            Override.objects.select_for_update(of=("self",))
+            .select_related("service", "game", "rule")
+            .filter(status=Override.Status.APPROVED, starts_at__lte=now, ends_at__gt=now - lookback)
+            .order_by("starts_at", "pk")
+        )
+        if not rows:
+            return 0
+        seen = set(
+            AuditEvent.objects.filter(
+                event_type__in=[EventType.OVERRIDE_STARTED, EventType.OVERRIDE_EXPIRED],
+                object_type="override",
+                object_id__in=[str(o.pk) for o in rows],
+            ).values_list("event_type", "object_id")
+        )
+        for o in rows:
+            due = [EventType.OVERRIDE_STARTED] + ([EventType.OVERRIDE_EXPIRED] if o.ends_at <= now else [])
+            for event in due:
+                if (str(event), str(o.pk)) in seen:
+                    continue
+                audit_record(
+                    actor=Actor.system("overrides"),
+                    event_type=event,
+                    service=o.service,
+                    object_type="override",
+                    object_id=o.pk,
+                    after=override_snapshot(o),
+                    reason=o.reason,
+                    at=now,
+                )
+                recorded += 1
+    return recorded

@@ -20,6 +20,10 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
     return {
         "tick": {"task": "scaling.tick", "schedule": float(settings.TICK_SECONDS)},
         "refresh_schedule": {"task": "scaling.refresh_schedule", "schedule": float(settings.SCHEDULE_REFRESH_SECONDS)},
+        "record_override_transitions": {
+            "task": "scaling.record_override_transitions",
+            "schedule": float(settings.TICK_SECONDS),
+        },
         "verify_audit": {"task": "scaling.verify_audit", "schedule": float(settings.AUDIT_VERIFY_SECONDS)},
     }
 
@@ -48,6 +52,20 @@ def evaluate_service(self: Any, service_id: int, tick_iso: str) -> str:
     result = services.service_evaluate(service_id=service_id, tick_at=datetime.fromisoformat(tick_iso), worker=worker)
     log.info("service %s tick %s: %s", service_id, tick_iso, result.status)
     return result.status
+
+
+@shared_task(
+    name="scaling.record_override_transitions",
+    time_limit=60,
+    soft_time_limit=45,
+    ignore_result=True,
+    expires=max(settings.TICK_SECONDS * 0.9, 1.0),
+)
+def record_override_transitions() -> int:
+    """Audit each override's start and expiry (the engine already applies them by their windows)."""
+    from scaling.overrides import override_transitions_record
+
+    return override_transitions_record()
 
 
 @shared_task(name="scaling.refresh_schedule", time_limit=300, soft_time_limit=240, ignore_result=True)

@@ -21,6 +21,7 @@ from scaling.overrides import (
     override_create,
     override_extend,
     override_reject,
+    override_transitions_record,
 )
 from tests.factories import T0, make_service, make_user
 
@@ -264,3 +265,15 @@ def test_the_engine_applies_a_pin_from_the_first_tick_inside_its_window_and_drop
     assert last.desired == 9
     after = _tick(service, end)
     assert not any(c["name"].startswith("override_") for c in after.explanation["constraints"])
+
+
+def test_starts_and_expiries_are_audited_once_each() -> None:
+    service = make_service()
+    [o] = _pin(service, Actor.for_user(make_user()), T0 + H, T0 + 2 * H)
+    assert override_transitions_record(now=T0) == 0
+    assert override_transitions_record(now=T0 + H) == 1
+    assert override_transitions_record(now=T0 + H + timedelta(minutes=1)) == 0
+    assert override_transitions_record(now=T0 + 2 * H) == 1
+    assert override_transitions_record(now=T0 + 3 * H) == 0
+    events = AuditEvent.objects.filter(object_id=str(o.pk)).order_by("id").values_list("event_type", flat=True)
+    assert list(events) == ["override.created", "override.started", "override.expired"]
