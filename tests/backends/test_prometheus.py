@@ -47,24 +47,29 @@ class Exporter:
     """Text-format metrics whose counters grow at fixed rates with wall-clock time."""
 
     def __init__(self) -> None:
-        started = time.monotonic()
+        started = time.time()
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                elapsed = time.monotonic() - started
+                # Each sample carries the time its value was computed, so a slow
+                # scrape on a busy machine cannot skew rate().
+                now = time.time()
+                elapsed, ms = now - started, int(now * 1000)
                 lines = [
                     "# TYPE inference_requests_total counter",
-                    f"inference_requests_total {RPS * elapsed}",
+                    f"inference_requests_total {RPS * elapsed} {ms}",
                     "# TYPE inference_errors_total counter",
-                    f"inference_errors_total {RPS * 0.02 * elapsed}",
+                    f"inference_errors_total {RPS * 0.02 * elapsed} {ms}",
                     "# TYPE inference_requests_in_flight gauge",
-                    f"inference_requests_in_flight {IN_FLIGHT}",
+                    f"inference_requests_in_flight {IN_FLIGHT} {ms}",
                     "# TYPE inference_request_duration_seconds histogram",
                 ]
-                lines += [f'inference_request_duration_seconds_bucket{{le="{le}"}} {n * elapsed}' for le, n in BUCKETS]
                 lines += [
-                    f"inference_request_duration_seconds_count {100 * elapsed}",
-                    f"inference_request_duration_seconds_sum {6.0 * elapsed}",
+                    f'inference_request_duration_seconds_bucket{{le="{le}"}} {n * elapsed} {ms}' for le, n in BUCKETS
+                ]
+                lines += [
+                    f"inference_request_duration_seconds_count {100 * elapsed} {ms}",
+                    f"inference_request_duration_seconds_sum {6.0 * elapsed} {ms}",
                 ]
                 body = ("\n".join(lines) + "\n").encode()
                 self.send_response(200)
