@@ -12,7 +12,7 @@ import math
 from functools import lru_cache
 
 from scaling.policy.types import ServiceSpec
-from scaling.sim.serving import ServingModel, oracle_replicas
+from scaling.sim.serving import ServingModel, attainment
 
 _GRID = math.log(1.001)
 
@@ -31,25 +31,51 @@ def replica_capacity_rps(spec: ServiceSpec) -> float:
     return spec.concurrency * 1000.0 / spec.service_time_ms
 
 
-@lru_cache(maxsize=65536)
-def _replicas_on_grid(step: int, service_time_ms: float, concurrency: int, slo_ms: float, target: float) -> int:
-    model = ServingModel(service_time_ms, concurrency, slo_ms, target)
-    rps = math.exp(step * _GRID)
-    try:
-        return oracle_replicas(rps, model, min_replicas=0)
-    except ValueError:  # the target is above the model's ceiling: size for the ceiling instead
-        capped = ServingModel(service_time_ms, concurrency, slo_ms, _reachable_target(model))
-        return oracle_replicas(rps, capped, min_replicas=0)
-
-
 def _reachable_target(model: ServingModel) -> float:
+    """The SLO target, or just under the model's ceiling 1 − e^(−μL) when the target is above it."""
     ceiling = 1.0 - math.exp(-model.mu * model.slo_latency_ms / 1000.0)
-    return min(model.slo_target, ceiling - 1e-5)
+    return min(model.slo_target, ceiling - 1e-6)
+
+
+@lru_cache(maxsize=65536)
+def _replicas_on_grid(step: int, model: ServingModel, limit: int) -> int:
+    """Least n with attainment ≥ target at the grid rate, searched by doubling then bisection (attainment
+    grows with n); `limit` when even that many fall short."""
+    goal = _reachable_target(model)
+    rps = math.exp(step * _GRID)
+    lo = math.floor(rps / model.replica_capacity_rps) + 1  # the least stable count
+    if lo >= limit:
+        return max(lo, limit)
+    if attainment(lo, rps, model) >= goal:
+        return lo
+    width = 1
+    hi = lo + width
+    while hi < limit and attainment(hi, rps, model) < goal:
+        lo = hi
+        width *= 2
+        hi = lo + width
+    if hi >= limit:
+        hi = limit
+        if attainment(hi, rps, model) < goal:
+            return limit
+    while hi - lo > 1:  # attainment(lo) < goal ≤ attainment(hi)
+        mid = (lo + hi) // 2
+        if attainment(mid, rps, model) >= goal:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def replicas_for(rps: float, spec: ServiceSpec) -> int:
-    """The least replica count whose attainment at `rps` meets the service's SLO target (0 for no traffic)."""
-    if rps <= 0.0 or not math.isfinite(rps):
-        return 0 if rps <= 0.0 else spec.hard_max_replicas
+    """The least replica count whose attainment at `rps` meets the service's SLO target (0 for no traffic).
+
+    Counts above the service's hard limit are never needed exactly: the search stops one above it.
+    """
+    limit = max(spec.hard_max_replicas, spec.max_replicas) + 1
+    if rps <= 0.0:
+        return 0
+    if not math.isfinite(rps):
+        return limit
     step = math.ceil(math.log(rps) / _GRID - 1e-9)
-    return _replicas_on_grid(step, spec.service_time_ms, spec.concurrency, spec.slo_latency_ms, spec.slo_target)
+    return _replicas_on_grid(step, serving_model(spec), limit)

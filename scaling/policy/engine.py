@@ -92,7 +92,7 @@ def _hold_without_metrics(inp: EngineInput, metrics_unavailable: bool) -> Decisi
             constraints.append(Constraint("metrics_missing_hold", held, current, "never scale in on missing metrics"))
         held = max(held, current)
         held = _fallback(inp, held, constraints)
-        held = _bounds(inp, held, constraints) if held > inp.service.max_replicas else held
+        held = _bounds(inp, held, constraints)
     reason = Reason.METRICS_UNAVAILABLE if metrics_unavailable else Reason.METRICS_STALE
     if inp.mode is Mode.DRY_RUN:
         reason = Reason.DRY_RUN

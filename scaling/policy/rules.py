@@ -155,7 +155,8 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
             # Compare with the ready count of that moment (utilization = rate / ready capacity), as Knative does.
             ready_then = ready
             if cur.utilization and cur.utilization > 0:
-                ready_then = max(round(cur.rps / (cur.utilization * cap)), 1)
+                implied = cur.rps / (cur.utilization * cap)
+                ready_then = max(round(min(implied, 1e6)), 1) if math.isfinite(implied) else ready
             if (
                 replicas_for(short * (1.0 + params.reactive_headroom), inp.service)
                 >= params.panic_threshold * ready_then
@@ -187,6 +188,7 @@ def game_label(game: GameSpec) -> str:
 
 
 TREND_WINDOW_S = 240.0
+TREND_SPACING_S = 55.0
 MAX_TREND_GAIN = 1.0  # the trend may at most double tonight's ratio
 
 
@@ -194,24 +196,37 @@ def forecast_ratio(
     inp: EngineInput, obs: Observation, forecaster: Forecaster, prepared: list[tuple[float, tuple[float, ...]]]
 ) -> tuple[float, float]:
     """Observed / predicted over the newest samples — how tonight compares with the learned shape — and
-    how fast that ratio is rising (per second; 0 when flat or falling)."""
+    how fast that ratio is rising (per second; 0 when flat or falling), from samples a minute apart."""
     half_window_s = inp.service.metrics_window_s / 2
-    pairs = [
-        (m.ts.timestamp() - half_window_s, max(m.rps or 0.0, 0.0))
-        for m in (obs.points or (obs.latest,))
-        if (obs.latest.ts - m.ts).total_seconds() <= TREND_WINDOW_S
-    ]
-    predicted = [forecaster.predict_epoch(t, prepared) for t, _ in pairs]
-    recent_obs = sum(o for _, o in pairs[-4:])
-    recent_pred = sum(predicted[-4:])
+    points = obs.points or (obs.latest,)
+    newest_s = obs.latest.ts.timestamp()
+    level = points[-4:]
+    spaced: list[MetricPoint] = []
+    for m in reversed(points):
+        t = m.ts.timestamp()
+        if newest_s - t > TREND_WINDOW_S:
+            break
+        if not spaced or spaced[-1].ts.timestamp() - t >= TREND_SPACING_S:
+            spaced.append(m)
+    predicted: dict[float, float] = {}
+    for m in (*level, *spaced):
+        t = m.ts.timestamp() - half_window_s
+        if t not in predicted:
+            predicted[t] = forecaster.predict_epoch(t, prepared)
+    recent_obs = sum(max(m.rps or 0.0, 0.0) for m in level)
+    recent_pred = sum(predicted[m.ts.timestamp() - half_window_s] for m in level)
     if recent_pred <= 1e-9:
         return (1.0 if forecaster.learned else 0.0), 0.0
     ratio = recent_obs / recent_pred
     if forecaster.learned:
         ratio = min(max(ratio, inp.params.forecast_correction_min), inp.params.forecast_correction_max)
     slope = 0.0
-    series = [(t, o / p) for (t, o), p in zip(pairs, predicted, strict=True) if p > 1e-9]
-    if len(series) >= 6 and inp.params.forecast_trend > 0:
+    series = []
+    for m in spaced:
+        t = m.ts.timestamp() - half_window_s
+        if predicted[t] > 1e-9:
+            series.append((t, max(m.rps or 0.0, 0.0) / predicted[t]))
+    if len(series) >= 3 and inp.params.forecast_trend > 0:
         mean_t = sum(t for t, _ in series) / len(series)
         mean_r = sum(r for _, r in series) / len(series)
         var = sum((t - mean_t) ** 2 for t, _ in series)
