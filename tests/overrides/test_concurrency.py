@@ -1,4 +1,5 @@
-"""Fifty simultaneous pin requests for the same service and window: one wins, the rest get a conflict."""
+"""Fifty simultaneous pin requests for the same service and window through the API:
+exactly one is accepted, the other 49 get 409, and every attempt is audited."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.db import connections
+from django.test import Client
 from django.utils import timezone
 
-from scaling.audit import Actor, EventType
+from scaling.audit import EventType
 from scaling.models import AuditEvent, Override
-from scaling.overrides import OverrideConflict, override_create
 from tests.factories import make_service
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -25,33 +26,33 @@ def test_fifty_simultaneous_pins_exactly_one_is_accepted_and_every_attempt_is_au
     service = make_service()
     # No passwords: hashing fifty of them would dominate the test's time.
     users = User.objects.bulk_create([User(username=f"op{i}") for i in range(ATTEMPTS)])
+    Group.objects.get_or_create(name="operator")[0].user_set.add(*users)
+    clients = []
+    for user in users:
+        client = Client()
+        client.force_login(user)
+        clients.append(client)
     now = timezone.now()
-    start, end = now + timedelta(minutes=10), now + timedelta(hours=2)
+    body = {
+        "services": [service.name],
+        "kind": "pin",
+        "starts_at": (now + timedelta(minutes=10)).isoformat(),
+        "ends_at": (now + timedelta(hours=2)).isoformat(),
+    }
     barrier = threading.Barrier(ATTEMPTS)
 
-    def attempt(i: int) -> str:
+    def attempt(i: int) -> int:
         try:
             barrier.wait(timeout=30)
-            override_create(
-                services=[service],
-                kind="pin",
-                replicas=5 + i % 3,
-                starts_at=start,
-                ends_at=end,
-                reason=f"attempt {i}",
-                actor=Actor.for_user(users[i]),
-            )
-            return "accepted"
-        except OverrideConflict:
-            return "conflict"
+            payload = body | {"replicas": 5 + i % 3, "reason": f"attempt {i}"}
+            return clients[i].post("/api/overrides", payload, content_type="application/json").status_code
         finally:
             connections.close_all()
 
     with ThreadPoolExecutor(max_workers=ATTEMPTS) as pool:
-        outcomes = list(pool.map(attempt, range(ATTEMPTS)))
+        statuses = list(pool.map(attempt, range(ATTEMPTS)))
 
-    assert outcomes.count("accepted") == 1
-    assert outcomes.count("conflict") == ATTEMPTS - 1
+    assert sorted(statuses) == [201] + [409] * (ATTEMPTS - 1)
     assert Override.objects.filter(service=service, kind="pin").count() == 1
     created = AuditEvent.objects.filter(event_type=EventType.OVERRIDE_CREATED).count()
     refused = AuditEvent.objects.filter(event_type=EventType.OVERRIDE_REFUSED).count()
