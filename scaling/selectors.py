@@ -14,6 +14,7 @@ from django.db.models.fields.json import KT
 from scaling.models import AuditEvent, Decision, Game, MetricSample, Override, PolicyRevision, Service
 from scaling.policy import (
     EngineInput,
+    Forecaster,
     GameSpec,
     MetricPoint,
     Mode,
@@ -83,11 +84,19 @@ def engine_input(
 ) -> EngineInput:
     """Everything the engine needs for one service at one tick (DESIGN: one control tick, step 3)."""
     params = PolicyParams.from_dict(service.policy)
-    window = timedelta(seconds=max(params.scale_down_stabilization_s, params.scale_up_stabilization_s) + 1)
+    window = timedelta(
+        seconds=max(
+            params.scale_down_stabilization_s,
+            params.scale_up_stabilization_s,
+            params.scale_up_period_s,
+            params.scale_down_period_s,
+        )
+        + 1
+    )
     recent_rows = (
         Decision.objects.filter(service=service, tick__gte=now - window, tick__lt=now, recommendation__isnull=False)
         .order_by("tick")
-        .values_list("tick", "recommendation")
+        .values_list("tick", "recommendation", "desired")
     )
     last_out = (
         Decision.objects.filter(service=service, changed=True, desired__gt=F("provisioned"), tick__lt=now)
@@ -108,15 +117,64 @@ def engine_input(
         params=params,
         provisioned=provisioned,
         ready=ready,
-        metrics=metrics,
+        metrics=with_recent_samples(service, now, metrics),
         mode=Mode(service.mode),
         overrides=override_specs(service, now - timedelta(minutes=1), now + horizon),
         games=game_specs(now - timedelta(hours=4), now + horizon),
-        recent=tuple(PastRecommendation(ts=t, replicas=r) for t, r in recent_rows if r is not None),
+        recent=tuple(PastRecommendation(ts=t, replicas=r, desired=d) for t, r, d in recent_rows if r is not None),
         last_scale_out_at=last_out,
         last_scale_in_at=last_in,
         metrics_missing_since=metrics_missing_since(service, now),
+        forecaster=traffic_forecaster(service, now),
     )
+
+
+# The engine reads a few minutes of samples (short-window rate, the trend of tonight's forecast ratio).
+RECENT_SAMPLES = timedelta(minutes=5)
+# Learned demand profiles, refit from the service's own samples every few hours, per worker process.
+FORECAST_LEARN_WINDOW = timedelta(days=7)
+FORECAST_REFIT_S = 6 * 3600
+_forecasters: dict[tuple[int, int], Forecaster] = {}
+
+
+def with_recent_samples(service: Service, now: datetime, fetched: tuple[MetricPoint, ...]) -> tuple[MetricPoint, ...]:
+    """The fetched window plus the stored samples of the last few minutes, oldest first, one per instant."""
+    seen = {m.ts for m in fetched}
+    stored = [
+        MetricPoint(
+            ts=r.ts,
+            rps=r.rps,
+            p50_ms=r.p50_ms,
+            p95_ms=r.p95_ms,
+            p99_ms=r.p99_ms,
+            utilization=r.utilization,
+            in_flight=r.in_flight,
+            error_rate=r.error_rate,
+        )
+        for r in MetricSample.objects.filter(service=service, ts__gte=now - RECENT_SAMPLES, ts__lt=now)
+        if r.ts not in seen
+    ]
+    return tuple(sorted([*stored, *fetched], key=lambda m: m.ts))
+
+
+def traffic_forecaster(service: Service, now: datetime) -> Forecaster | None:
+    """Per-tier profiles learned online from the service's own recorded rates over the past week."""
+    key = (service.pk, int(now.timestamp()) // FORECAST_REFIT_S)
+    if key not in _forecasters:
+        rows = list(
+            MetricSample.objects.filter(
+                service=service, ts__gte=now - FORECAST_LEARN_WINDOW, ts__lt=now, rps__isnull=False
+            )
+            .order_by("ts")
+            .values_list("ts", "rps")
+        )
+        if len(rows) < 600:  # under a few hours of samples: the default shape, scaled by what is observed
+            return None
+        games = game_specs(now - FORECAST_LEARN_WINDOW - timedelta(hours=6), now + timedelta(hours=6))
+        for stale in [k for k in _forecasters if k[0] == service.pk]:
+            del _forecasters[stale]
+        _forecasters[key] = Forecaster.fit([t for t, _ in rows], [float(r or 0.0) for _, r in rows], games)
+    return _forecasters[key]
 
 
 def metrics_missing_since(service: Service, now: datetime) -> datetime | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from scaling.policy.engine import decide
+from scaling.policy.forecast import Forecaster
 from scaling.policy.types import (
     Constraint,
     Decision,
@@ -22,6 +23,7 @@ __all__ = [
     "Constraint",
     "Decision",
     "EngineInput",
+    "Forecaster",
     "GameSpec",
     "MetricPoint",
     "Mode",

@@ -22,7 +22,7 @@ import itertools
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -37,6 +37,12 @@ PROFILE_BIN_MIN = 1.0
 MAX_OVERLAP = 6  # overlap factors for 1..MAX_OVERLAP live games (more share the last)
 LIVE_START_MIN = -30.0  # a game counts as live (for overlap) from half an hour before tip ...
 LIVE_END_MIN = 180.0  # ... to three hours after
+# Calibrated headroom: how far tonight-corrected forecasts fell short in the history, by phase of the game.
+SURPRISE_HORIZONS_S = (240, 360, 540, 780)  # from the observation to the forecast time
+SURPRISE_BUCKET_MIN = 5.0
+SURPRISE_BUCKETS = round((PROFILE_END_MIN - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN)  # + 1 for "no game"
+SURPRISE_QUANTILE = 0.98
+SURPRISE_MIN_SAMPLES = 20
 
 
 def _profile_bins() -> int:
@@ -78,6 +84,9 @@ class Forecaster:
     history_games: int = 0
     # Tips seen in the history per tier (how much the profile rests on).
     tier_games: dict[str, int] = field(default_factory=dict)
+    # horizon_s -> per phase bucket (minutes from the leading game's tip; the last = no game):
+    # the SURPRISE_QUANTILE of how much demand exceeded the corrected forecast in the history.
+    surprise: dict[int, tuple[float, ...]] = field(default_factory=dict)
 
     # -- building --------------------------------------------------------------------------------------
 
@@ -200,7 +209,7 @@ class Forecaster:
             observed = float(np.sum(y[mask] - base_part[mask]))
             factors.append(min(max(observed / predicted, 0.5), 2.0) if predicted > 1e-9 and mask.sum() >= 30 else 1.0)
         tier_games = {tier: sum(1 for g in relevant if g.tier == tier) for tier in TIERS}
-        return cls(
+        fitted = cls(
             baseline=baseline,
             profiles=profiles,
             overlap_factors=tuple(factors),
@@ -209,6 +218,64 @@ class Forecaster:
             history_games=len(relevant),
             tier_games=tier_games,
         )
+        keyed = dict(zip(keys, y.tolist(), strict=True))
+        return replace(fitted, surprise=fitted._calibrate(keyed, t0, resolution_s, relevant))
+
+    def _calibrate(
+        self, observed: dict[int, float], t0: float, resolution_s: float, games: Sequence[GameSpec]
+    ) -> dict[int, tuple[float, ...]]:
+        """Replay the forecast over the history as the engine corrects it (observed / predicted over the
+        last minute or so) and keep, per horizon and phase of the game, a high quantile of the shortfall."""
+        prepared = self.prepare(games)
+        keys = sorted(observed)
+        predicted = {k: self.predict_epoch(t0 + (k + 0.5) * resolution_s, prepared) for k in keys}
+        phase = {k: self.phase_bucket(t0 + (k + 0.5) * resolution_s, prepared) for k in keys}
+        lag_rows = max(round(60.0 / resolution_s), 1)
+        result: dict[int, tuple[float, ...]] = {}
+        for horizon_s in SURPRISE_HORIZONS_S:
+            ahead = max(round(horizon_s / resolution_s), 1)
+            by_bucket: list[list[float]] = [[] for _ in range(SURPRISE_BUCKETS + 1)]
+            for k in keys:
+                back = [k - lag_rows - j for j in range(lag_rows)]
+                target = k + ahead - lag_rows
+                if target not in observed or any(b not in observed for b in back):
+                    continue
+                pred_back = sum(predicted[b] for b in back)
+                if pred_back <= 1e-9 or predicted[target] <= 1e-9:
+                    continue
+                ratio = min(max(sum(observed[b] for b in back) / pred_back, 0.6), 3.0)
+                by_bucket[phase[target]].append(observed[target] / (predicted[target] * ratio) - 1.0)
+            pooled = np.array([e for bucket in by_bucket for e in bucket])
+            overall = float(np.quantile(pooled, SURPRISE_QUANTILE)) if pooled.size else 0.0
+            result[horizon_s] = tuple(
+                min(
+                    max(float(np.quantile(b, SURPRISE_QUANTILE)) if len(b) >= SURPRISE_MIN_SAMPLES else overall, 0.0),
+                    1.0,
+                )
+                for b in by_bucket
+            )
+        return result
+
+    def phase_bucket(self, t: float, prepared: list[tuple[float, tuple[float, ...]]]) -> int:
+        """The surprise bucket at epoch `t`: minutes from the tip of the game adding the most demand then."""
+        best, best_minutes = 0.0, None
+        for tip, profile in prepared:
+            minutes = (t - tip) / 60.0
+            if PROFILE_START_MIN <= minutes < PROFILE_END_MIN and profile:
+                value = profile[int((minutes - PROFILE_START_MIN) / PROFILE_BIN_MIN)]
+                if value > best:
+                    best, best_minutes = value, minutes
+        if best_minutes is None:
+            return SURPRISE_BUCKETS
+        return min(int((best_minutes - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN), SURPRISE_BUCKETS - 1)
+
+    def surprise_at(self, horizon_s: float, t: float, prepared: list[tuple[float, tuple[float, ...]]]) -> float:
+        """How much to add above the corrected forecast at `t`, `horizon_s` after the observation (0 unlearned)."""
+        if not self.surprise:
+            return 0.0
+        fitting = [h for h in sorted(self.surprise) if h >= horizon_s]
+        row = self.surprise[fitting[0] if fitting else max(self.surprise)]
+        return row[self.phase_bucket(t, prepared)]
 
     # -- predicting ------------------------------------------------------------------------------------
 

@@ -265,7 +265,9 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     points = max(int(span_s // 15.0), 1)
     horizon = [now_s + delay_s + span_s * i / points for i in range(points + 1)]
     peak_s, peak_rps = max(((t, corrected(t)) for t in horizon), key=_second)
-    headroom = 1.0 + params.forecast_headroom
+    horizon_s = peak_s - observed_s
+    surprise = forecaster.surprise_at(horizon_s, peak_s, prepared) * params.forecast_uncertainty
+    headroom = 1.0 + max(params.forecast_headroom, surprise)
     needed = replicas_for(peak_rps * headroom, spec)
     keep = 0
     near_rps = 0.0
@@ -285,7 +287,7 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         "predicted_rps": round(forecaster.predict_epoch(peak_s, prepared), 3),
         "ratio": round(ratio, 4),
         "ratio_trend_per_min": round(slope * 60.0, 5),
-        "headroom": params.forecast_headroom,
+        "headroom": round(headroom - 1.0, 4),
         "learned": forecaster.learned,
         "games": [game_label(g) for g in live[:3]],
         "more_games": max(len(live) - 3, 0),

@@ -89,7 +89,14 @@ class PolicyParams:
     panic_window_s: float = _p(60.0, "Panic lasts this long after the last surge; no scale-in while panicking.")
     # Schedule-aware pre-warm.
     prewarm: bool = _p(True, "Provision ahead for the demand forecast from the game calendar and learned profiles.")
-    forecast_headroom: float = _p(0.15, "Extra request rate (fraction) provisioned above the forecast.")
+    forecast_headroom: float = _p(
+        0.1, "Least extra request rate (fraction) provisioned above the forecast, whatever the history says."
+    )
+    forecast_uncertainty: float = _p(
+        1.0,
+        "Weight of the learned forecast error: add the history's 98th-percentile shortfall at this phase of the "
+        "game (quarter ends, halftime, finish) instead of the flat headroom when larger; 0 = flat headroom only.",
+    )
     forecast_lookahead_s: float = _p(
         60.0, "Also provision for the forecast this many seconds past the next tick (covers timing error)."
     )
