@@ -8,42 +8,83 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
+from scaling import selectors
 from scaling.models import Game, GameDayRule, MetricSample, Override, Service
 from scaling.policy import PolicyParams
+from scaling.policy.forecast import Forecaster
 
 LIVE_STATUSES = (Override.Status.PENDING_APPROVAL, Override.Status.APPROVED)
 # A game draws traffic from a little before tip-off until about this long after.
 GAME_LENGTH = timedelta(hours=2, minutes=30)
 PREVIEW_TARGET_UTILIZATION = 0.7
+FORECAST_STEP = timedelta(minutes=5)
+RECENT = timedelta(minutes=15)
+# Games that tipped off this long before a point still draw traffic at it.
+GAME_LOOKBACK = timedelta(hours=4)
 
 
 def capacity_per_replica_rps(service: Service) -> float:
     return service.concurrency * 1000.0 / service.service_time_ms
 
 
-def forecast_replicas(service: Service, *, now: datetime, lookback: timedelta = timedelta(hours=1)) -> int:
-    """The replicas the policy would hold with recent demand: the peak request
-    rate of the last hour at the utilization target, inside the service bounds.
-
-    A simple stand-in for the engine's forecaster; without samples, the last
-    provisioned count (or the service minimum).
-    """
-    rows = list(
-        MetricSample.objects.filter(service=service, ts__gte=now - lookback, ts__lte=now).values_list(
-            "rps", "provisioned"
-        )
-    )
-    rates = [r for r, _ in rows if r is not None]
-    if rates:
-        # Sized at the policy's utilization target (0.7 when the policy sizes by the serving model instead):
-        # a quick, bounded estimate for previews, never a queueing-model search.
-        params = PolicyParams.from_dict(service.policy)
-        target = params.target_utilization if params.target_utilization > 0 else PREVIEW_TARGET_UTILIZATION
-        needed = math.ceil(max(rates) / (target * capacity_per_replica_rps(service)) - 1e-9)
-    else:
-        provisioned = [p for _, p in rows if p is not None]
-        needed = provisioned[-1] if provisioned else service.min_replicas
+def _sized(service: Service, rps: float) -> int:
+    """Replicas for a request rate at the policy's utilization target (0.7 when the policy sizes by the
+    serving model instead): a quick, bounded estimate for previews, never a queueing-model search."""
+    params = PolicyParams.from_dict(service.policy)
+    target = params.target_utilization if params.target_utilization > 0 else PREVIEW_TARGET_UTILIZATION
+    needed = math.ceil(rps / (target * capacity_per_replica_rps(service)) - 1e-9)
     return min(max(needed, service.min_replicas), service.max_replicas)
+
+
+def _window_points(start: datetime, end: datetime) -> list[datetime]:
+    steps = max(1, math.ceil((end - start) / FORECAST_STEP))
+    step = (end - start) / steps
+    return [start + step * (i + 0.5) for i in range(steps)]
+
+
+def forecast_rps_series(service: Service, *, now: datetime, points: list[datetime]) -> list[float] | None:
+    """Demand the engine's forecaster expects at `points`, from the game calendar.
+
+    With a learned forecaster (enough history) its rates are used as they are;
+    otherwise the default shape is scaled by what the service sees now. None
+    when there is neither history nor a recent sample to scale by.
+    """
+    forecaster = selectors.traffic_forecaster(service, now)
+    scale = 1.0
+    if forecaster is None or not forecaster.learned:
+        recent = list(
+            MetricSample.objects.filter(service=service, ts__gte=now - RECENT, ts__lte=now, rps__isnull=False)
+            .order_by("-ts")
+            .values_list("ts", "rps")[:20]
+        )
+        if not recent:
+            return None
+        forecaster = Forecaster.default()
+        games_now = selectors.game_specs(now - GAME_LOOKBACK, now + timedelta(hours=1))
+        expected = sum(forecaster.predict(ts, games_now) for ts, _ in recent) / len(recent)
+        observed = sum(r or 0.0 for _, r in recent) / len(recent)
+        scale = observed / expected if expected > 0 else 1.0
+    games = selectors.game_specs(min(points) - GAME_LOOKBACK, max(points) + timedelta(hours=1))
+    prepared = forecaster.prepare(games)
+    return [max(forecaster.predict_epoch(t.timestamp(), prepared) * scale, 0.0) for t in points]
+
+
+def forecast_replicas_series(service: Service, *, now: datetime, points: list[datetime]) -> list[int]:
+    """Replicas the policy forecasts at `points`; without a forecast, the last provisioned count."""
+    rates = forecast_rps_series(service, now=now, points=points)
+    if rates is None:
+        held = min(max(current_provisioned(service), service.min_replicas), service.max_replicas)
+        return [held for _ in points]
+    return [_sized(service, r) for r in rates]
+
+
+def forecast_replicas(
+    service: Service, *, now: datetime, start: datetime | None = None, end: datetime | None = None
+) -> int:
+    """The most replicas the policy forecasts over [start, end) (default: the coming hour)."""
+    start = start or now
+    end = end if end is not None and end > start else start + timedelta(hours=1)
+    return max(forecast_replicas_series(service, now=now, points=_window_points(start, end)))
 
 
 def current_provisioned(service: Service) -> int:
@@ -90,12 +131,18 @@ def effective_replicas(kind: str, replicas: int | None, forecast: int, current: 
 def override_preview(
     service: Service, *, kind: str, replicas: int | None, starts_at: datetime, ends_at: datetime, now: datetime
 ) -> Preview:
-    """The forecast replicas for the window against what the override would hold, and the cost difference."""
-    forecast = forecast_replicas(service, now=now)
-    effective = effective_replicas(kind, replicas, forecast, current_provisioned(service))
+    """The policy's forecast replicas over the window against what the override would hold, and the cost
+    difference integrated over the window (5-minute steps)."""
     hours = max((ends_at - starts_at).total_seconds(), 0.0) / 3600.0
-    delta = (effective - forecast) * hours * service.price_per_replica_hour
-    return Preview(service, kind, replicas, starts_at, ends_at, forecast, effective, hours, round(delta, 2))
+    if hours <= 0:
+        return Preview(service, kind, replicas, starts_at, ends_at, 0, 0, 0.0, 0.0)
+    points = _window_points(starts_at, ends_at)
+    forecast = forecast_replicas_series(service, now=now, points=points)
+    current = current_provisioned(service)
+    effective = [effective_replicas(kind, replicas, f, current) for f in forecast]
+    step_h = hours / len(points)
+    delta = sum(e - f for e, f in zip(effective, forecast, strict=True)) * step_h * service.price_per_replica_hour
+    return Preview(service, kind, replicas, starts_at, ends_at, max(forecast), max(effective), hours, round(delta, 2))
 
 
 def overlapping(service: Service, starts_at: datetime, ends_at: datetime) -> QuerySet[Override]:

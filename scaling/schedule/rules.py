@@ -82,11 +82,14 @@ def rule_window(rule: GameDayRule, service: Service, game: Game) -> tuple[dateti
     return game.tip_utc - lead_time(rule, service), game.tip_utc + timedelta(minutes=rule.tail_minutes)
 
 
-def rule_floor(rule: GameDayRule, service: Service, now: datetime) -> int:
+def rule_floor(rule: GameDayRule, service: Service, game: Game, now: datetime) -> int:
+    """The absolute floor, or the multiple of the most replicas the policy forecasts over the game's window."""
     if rule.floor_replicas is not None:
         floor = rule.floor_replicas
     else:
-        floor = math.ceil((rule.floor_forecast_multiple or 1.0) * reads.forecast_replicas(service, now=now) - 1e-9)
+        start, end = rule_window(rule, service, game)
+        forecast = reads.forecast_replicas(service, now=now, start=max(start, now), end=end)
+        floor = math.ceil((rule.floor_forecast_multiple or 1.0) * forecast - 1e-9)
     return min(max(floor, 1), service.hard_max_replicas)
 
 
@@ -312,7 +315,7 @@ def rules_apply(
                         override_create(
                             services=[service],
                             kind=Override.Kind.FLOOR,
-                            replicas=rule_floor(rule, service, now),
+                            replicas=rule_floor(rule, service, game, now),
                             starts_at=max(start, now),
                             ends_at=end,
                             reason=f"{rule.name}: {rule.reason} ({game.away_team} @ {game.home_team})",

@@ -9,6 +9,7 @@ import time_machine
 from django.test import Client, override_settings
 from django.urls import reverse
 
+from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, Game, MetricSample, Override
 from scaling.overrides import override_create
@@ -107,12 +108,31 @@ def test_the_preview_shows_forecast_replicas_and_projected_cost(client: Client) 
     MetricSample.objects.create(service=service, ts=NOW - timedelta(minutes=2), rps=35.0, provisioned=5)
     _login(client, "operator", "operator")
     response = client.post(
-        reverse("dashboard:override-preview"), _form(kind="floor", replicas="9"), headers={"HX-Request": "true"}
+        reverse("dashboard:override-preview"), _form(kind="floor", replicas="40"), headers={"HX-Request": "true"}
     )
     body = response.content.decode()
     assert response.status_code == 200 and "<html" not in body
-    # forecast 5 (35 rps / (0.7 * 10)), floor 9 → 4 extra replicas × 2 h × $2
-    assert "+$16.00" in body and "extra" in body
+    window = {"starts_at": NOW + timedelta(hours=1), "ends_at": NOW + timedelta(hours=3), "now": NOW}
+    preview = reads.override_preview(service, kind="floor", replicas=40, **window)
+    assert 1 <= preview.forecast < 40 and preview.effective == 40 and preview.hours == 2.0
+    assert 0 < preview.cost_delta <= (40 - 1) * 2 * 2.0
+    assert f"+${preview.cost_delta:,.2f} extra" in body
+    saved = reads.override_preview(service, kind="ceiling", replicas=1, **window)
+    assert saved.cost_delta < 0
+    body = client.post(reverse("dashboard:override-preview"), _form(kind="ceiling", replicas="1")).content.decode()
+    assert f"−${-saved.cost_delta:,.2f} saved" in body
+
+
+def test_the_forecast_for_a_window_rises_with_a_national_tv_game_in_it() -> None:
+    service = make_service(service_time_ms=100.0, concurrency=1, max_replicas=500)
+    MetricSample.objects.create(service=service, ts=NOW - timedelta(minutes=2), rps=35.0, provisioned=5)
+    start, end = NOW + timedelta(hours=6), NOW + timedelta(hours=9)
+    quiet = reads.forecast_replicas(service, now=NOW, start=start, end=end)
+    Game.objects.create(
+        game_id="tv", tip_utc=start + timedelta(minutes=30), away_team="BOS", home_team="NYK", national_tv="ESPN"
+    )
+    busy = reads.forecast_replicas(service, now=NOW, start=start, end=end)
+    assert busy > quiet
 
 
 @override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
