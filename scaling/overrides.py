@@ -452,12 +452,22 @@ def override_extend(
             )
             outcome = _Refusal(exc)
         else:
-            before = override_snapshot(locked)
             extra = reads.override_preview(
                 service, kind=locked.kind, replicas=locked.replicas, starts_at=locked.ends_at, ends_at=ends_at, now=now
             )
+            total = round((locked.projected_cost_delta or 0.0) + extra.cost_delta, 2)
+            unapproved = locked.status == Override.Status.APPROVED and locked.approved_by_id is None
+            if unapproved and locked.rule_id is None and not admin and needs_approval(replicas=None, cost_delta=total):
+                # An extension must not grow an override past what needed a second person's approval.
+                raise OverrideError(
+                    f"extended, override #{locked.pk} would cost ${total:,.2f}, above the "
+                    f"${settings.OVERRIDE_APPROVAL_COST:,.2f} that needs approval; create a new override for the "
+                    "extra time (it will wait for approval) or ask an admin",
+                    field="ends_at",
+                )
+            before = override_snapshot(locked)
             locked.ends_at = ends_at
-            locked.projected_cost_delta = round((locked.projected_cost_delta or 0.0) + extra.cost_delta, 2)
+            locked.projected_cost_delta = total
             locked.save(update_fields=["ends_at", "projected_cost_delta"])
             audit_record(
                 actor=actor,

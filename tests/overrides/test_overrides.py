@@ -277,3 +277,25 @@ def test_starts_and_expiries_are_audited_once_each() -> None:
     assert override_transitions_record(now=T0 + 3 * H) == 0
     events = AuditEvent.objects.filter(object_id=str(o.pk)).order_by("id").values_list("event_type", flat=True)
     assert list(events) == ["override.created", "override.started", "override.expired"]
+
+
+@override_settings(OVERRIDE_APPROVAL_COST=20.0)
+def test_an_extension_cannot_grow_an_unapproved_override_past_the_approval_threshold() -> None:
+    service = make_service(price_per_replica_hour=1.0)
+    operator = Actor.for_user(make_user())
+    [o] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=11,
+        starts_at=T0,
+        ends_at=T0 + H,
+        reason="game",
+        actor=operator,
+        now=T0,
+    )
+    assert o.status == Override.Status.APPROVED and o.projected_cost_delta == 10.0
+    with pytest.raises(OverrideError, match="needs approval"):
+        override_extend(override=o, ends_at=T0 + 3 * H, actor=operator, reason="overtime", now=T0)
+    override_extend(override=o, ends_at=T0 + 3 * H, actor=operator, reason="overtime", admin=True, now=T0)
+    o.refresh_from_db()
+    assert o.ends_at == T0 + 3 * H and o.projected_cost_delta == 30.0
