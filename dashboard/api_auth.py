@@ -11,6 +11,7 @@ own `can()` checks as a second line.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.http import HttpRequest
@@ -20,7 +21,7 @@ from ninja.security import HttpBearer, SessionAuth
 from dashboard.permissions import SAFE_METHODS, can
 from scaling.tokens import token_authenticate
 
-# (method, Django route of the endpoint) -> capability, where more than the default is needed.
+# (method, Django route of the endpoint, converters left out) -> capability, where more than the default is needed.
 API_CAPABILITIES: dict[tuple[str, str], str] = {
     ("POST", "api/overrides/<pk>/approve"): "approve",
     ("POST", "api/overrides/<pk>/reject"): "approve",
@@ -39,7 +40,8 @@ ADMIN_ROUTE_PREFIXES = ("api/admin/",)
 def required_capability(request: HttpRequest) -> str:
     method = (request.method or "GET").upper()
     match = getattr(request, "resolver_match", None)
-    route = match.route if match is not None else ""
+    # "<int:pk>" and "<pk>" name the same route here.
+    route = re.sub(r"<(?:\w+:)?(\w+)>", r"<\1>", match.route) if match is not None else ""
     if route.startswith(ADMIN_ROUTE_PREFIXES):
         return "administer"
     return API_CAPABILITIES.get((method, route), "view" if method in SAFE_METHODS else "operate")
