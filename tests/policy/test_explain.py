@@ -1,0 +1,101 @@
+"""Every decision explains itself: one reason code, each rule's recommendation with its inputs, each
+binding constraint, and one sentence a person can read."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from scaling.policy import Mode, PastRecommendation, PolicyParams, Reason, decide
+from tests.policy.builders import T0, TT_ONLY, engine_input, override, point
+
+MODEL = PolicyParams(prewarm=False, scale_up_percent=500)
+
+
+@pytest.mark.parametrize(
+    ("inp", "reason"),
+    [
+        (engine_input(700.0), Reason.WITHIN_TOLERANCE),
+        (engine_input(70.0, recent=(PastRecommendation(T0 - timedelta(seconds=30), 10),)), Reason.STABILIZING_SCALE_IN),
+        (engine_input(10_000.0, 40), Reason.AT_MAX),
+        (engine_input(0.0, 1), Reason.AT_MIN),
+        (engine_input(2000.0, overrides=(override("freeze"),)), Reason.OVERRIDE_ACTIVE),
+        (engine_input(metrics=(point(500.0, age_s=900),)), Reason.METRICS_STALE),
+        (
+            engine_input(
+                0.0,
+                20,
+                params=replace(TT_ONLY, scale_in_cooldown_s=600, scale_down_stabilization_s=0),
+                last_scale_in_at=T0 - timedelta(seconds=60),
+            ),
+            Reason.COOLDOWN,
+        ),
+        (engine_input(1400.0, mode=Mode.DRY_RUN), Reason.DRY_RUN),
+        (engine_input(1400.0, mode=Mode.PAUSED), Reason.PAUSED),
+        (engine_input(1400.0), Reason.SCALED_OUT),
+        (engine_input(0.0, 20, params=replace(TT_ONLY, scale_down_stabilization_s=0)), Reason.SCALED_IN),
+        (
+            engine_input(
+                0.0, 20, params=replace(TT_ONLY, scale_down_stabilization_s=0, scale_down_percent=0, scale_down_pods=0)
+            ),
+            Reason.RATE_LIMITED,
+        ),
+    ],
+)
+def test_every_decision_carries_one_reason_code(inp: object, reason: Reason) -> None:
+    assert decide(inp).reason is reason  # type: ignore[arg-type]
+
+
+def test_a_source_outage_reads_as_unavailable() -> None:
+    result = decide(engine_input(700.0), metrics_unavailable=True)
+    assert result.reason is Reason.METRICS_UNAVAILABLE
+    assert result.summary == "Held at 10: metric source unavailable; holding (never scaling in on missing data)"
+
+
+@pytest.mark.parametrize(
+    ("inp", "summary"),
+    [
+        (
+            engine_input(1800.0, params=MODEL),
+            "Scaled 10 → 19: observed 1,800 rps needs 19 for 99.9 % within 300 ms",
+        ),
+        (
+            engine_input(9000.0, params=replace(MODEL, scale_up_percent=100, panic_threshold=0)),
+            "Scaled 10 → 20: observed 9,000 rps needs 91 for 99.9 % within 300 ms "
+            "(at most 4 replicas or 100 % per 15 s; wanted 91)",
+        ),
+        (
+            engine_input(10.0, overrides=(override("pin", 55, oid=7),)),
+            "Scaled 10 → 55: override 7 pins 55: marquee game",
+        ),
+        (
+            engine_input(metrics=(point(1500.0, p95_ms=480.0),), params=replace(MODEL, model_sizing=False)),
+            "Scaled 10 → 16: SLO breached (p95 480 ms vs 300 ms); 1,500 rps needs 16",
+        ),
+        (engine_input(700.0), "Held at 10: load within tolerance of target (700 rps vs target 0.7)"),
+        (engine_input(1400.0, mode=Mode.DRY_RUN), "Dry run: would scale 10 → 20: 1,400 rps vs target 0.7"),
+    ],
+)
+def test_the_summary_is_one_readable_sentence(inp: object, summary: str) -> None:
+    assert decide(inp).summary == summary  # type: ignore[arg-type]
+
+
+def test_each_rule_reports_its_recommendation_and_inputs() -> None:
+    params = PolicyParams(target_utilization=0.7, target_rps_per_replica=80.0)
+    result = decide(engine_input(1400.0, params=params, metrics=(point(1400.0, p95_ms=900.0),)))
+    rules = {r.rule: r for r in result.rules}
+    assert set(rules) >= {"target_utilization", "target_rps_per_replica", "serving_model", "slo_guard", "forecast"}
+    assert rules["target_rps_per_replica"].replicas == 18
+    assert rules["target_rps_per_replica"].inputs["rps"] == 1400.0
+    assert result.recommendation == max(r.replicas for r in result.rules if r.replicas is not None)
+
+
+def test_every_binding_constraint_is_listed_in_order() -> None:
+    params = replace(TT_ONLY, scale_up_percent=50, scale_up_pods=0)
+    result = decide(engine_input(5000.0, 30, params=params))
+    assert [(c.name, c.before, c.after) for c in result.constraints] == [
+        ("scale_up_rate_limit", 72, 45),
+        ("max_replicas", 45, 40),
+    ]
