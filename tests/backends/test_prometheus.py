@@ -23,6 +23,7 @@ from django.utils import timezone
 from conftest import require
 from scaling import services
 from scaling.backends import MetricsUnavailable
+from scaling.backends.probe import probe_connection
 from scaling.backends.prometheus import PrometheusMetricSource
 from scaling.models import MetricSample, Service
 from tests.backends.conftest import decision_of
@@ -195,3 +196,11 @@ def test_an_unreachable_prometheus_is_a_transient_error() -> None:
     with pytest.raises(MetricsUnavailable, match="cannot reach Prometheus") as info:
         PrometheusMetricSource().fetch(service, timezone.now())
     assert not info.value.permanent
+
+
+def test_test_connection_reports_what_prometheus_returns(prometheus: str) -> None:
+    report = probe_connection(_service(prometheus), timezone.now())
+
+    assert report.ok
+    assert "Prometheus: 1 datapoint(s)" in report.lines[-1].text
+    assert "in flight 7.0" in report.lines[-1].text
