@@ -14,7 +14,7 @@ from scaling.audit import Actor, EventType, audit_record
 from scaling.models import Game, Override
 from scaling.overrides import _cancel_locked, override_snapshot
 from scaling.schedule.parse import GameRecord, parse_schedule
-from scaling.schedule.rules import rules_apply
+from scaling.schedule.rules import rule_matches, rules_apply
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,14 @@ def _move_overrides(game: Game, delta: timedelta, *, actor: Actor, now: datetime
     return len(rows)
 
 
+def _cancel_unmatched(game: Game, *, actor: Actor, now: datetime) -> int:
+    """Overrides a rule scheduled for a game it no longer matches (e.g. the network changed) are cancelled."""
+    rows = [o for o in _linked_live(game, now) if o.rule is not None and not rule_matches(o.rule.match, game)]
+    for o in rows:
+        _cancel_locked(o, actor=actor, reason=f"game {game.game_id} no longer matches rule {o.rule}", now=now)
+    return len(rows)
+
+
 def _cancel_overrides(game: Game, *, actor: Actor, now: datetime) -> int:
     rows = _linked_live(game, now)
     for o in rows:
@@ -140,8 +148,10 @@ def games_upsert(
             touched.append(game)
             if game.postponed and not was_postponed:
                 cancelled += _cancel_overrides(game, actor=actor, now=now)
-            elif game.tip_utc != old_tip:
-                moved += _move_overrides(game, game.tip_utc - old_tip, actor=actor, now=now)
+            else:
+                if game.tip_utc != old_tip:
+                    moved += _move_overrides(game, game.tip_utc - old_tip, actor=actor, now=now)
+                cancelled += _cancel_unmatched(game, actor=actor, now=now)
         scheduled = rules_apply(actor=actor, now=now, games=touched) if touched else 0
         summary = ImportSummary(created, updated, unchanged, moved, cancelled, scheduled)
         if created or updated or audit_unchanged:

@@ -162,3 +162,29 @@ def test_a_rule_needs_a_criterion_and_one_kind_of_floor() -> None:
             ),
             actor=_admin(),
         )
+
+
+def test_a_game_that_loses_its_national_broadcast_loses_its_rule_floor_on_reimport() -> None:
+    from scaling.schedule.parse import GameRecord
+    from scaling.schedule.services import games_upsert
+
+    g = _games()
+    a = make_service("a")
+    rule = rule_create(
+        spec=RuleSpec(name="tv", match={"national_tv": True}, services=[a], reason="TV", floor_replicas=4),
+        actor=_admin(),
+        now=NOW,
+    )
+    g1 = g["g1"]
+    record = GameRecord(
+        game_id="g1",
+        tip_utc=g1.tip_utc,
+        away_team=g1.away_team,
+        home_team=g1.home_team,
+        season_type=g1.season_type,
+        national_tv="",
+    )
+    summary = games_upsert(records=[record], actor=Actor.system("t"), source="feed", now=NOW)
+    assert summary.overrides_cancelled == 1
+    o = Override.objects.get(rule=rule, game=g1)
+    assert o.status == Override.Status.CANCELLED and "no longer matches" in o.cancel_reason
