@@ -8,12 +8,13 @@ Validation that depends on other overrides lives in scaling/overrides.py.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django import forms
 from django.conf import settings
+from django.utils import timezone
 
 from scaling.models import Game, GameDayRule, Override, Service
 from scaling.schedule.rules import WEEKDAYS, RuleSpec
@@ -132,8 +133,14 @@ class OverrideForm(LocalTimesForm):
     replicas = forms.IntegerField(required=False, min_value=0, help_text="not used by freeze kinds")
     starts_at_local = _local_field("Start", required=False)
     starts_at_occurrence = _occurrence_field()
-    ends_at_local = _local_field("End", required=True)
+    ends_at_local = _local_field("End", required=False)
     ends_at_occurrence = _occurrence_field()
+    duration_minutes = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="…or lasting (minutes)",
+        help_text="instead of an end: from the start (or now)",
+    )
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
     replace = forms.BooleanField(required=False, label="Replace an overlapping pin")
     bypass_reason = forms.CharField(
@@ -154,6 +161,12 @@ class OverrideForm(LocalTimesForm):
         elif kind and replicas is None:
             self.add_error("replicas", f"a {kind} needs a replica count")
         start, end = self.cleaned_data.get("starts_at"), self.cleaned_data.get("ends_at")
+        duration = self.cleaned_data.get("duration_minutes")
+        if end is None and duration and "ends_at_local" not in self.errors:
+            end = (start or timezone.now()) + timedelta(minutes=duration)
+            self.cleaned_data["ends_at"] = end
+        elif end is None and "ends_at_local" not in self.errors:
+            self.add_error("ends_at_local", "give an end, or a duration")
         if start and end and end <= start:
             self.add_error("ends_at_local", "the end must be after the start")
         return self.cleaned_data

@@ -229,3 +229,17 @@ def test_the_replicas_chart_shades_override_windows(client: Client) -> None:
     figures = client.get(reverse("dashboard:service-charts", args=[service.name])).json()["figures"]
     [shape] = [s for s in figures["replicas"]["layout"]["shapes"] if s["type"] == "rect"]
     assert shape["x0"].startswith("2026-01-15T18:00") and shape["label"]["text"] == "pin 5"
+
+
+def test_an_operator_can_pin_for_the_next_two_hours_by_duration(client: Client) -> None:
+    service = make_service()
+    _login(client, "operator", "operator")
+    response = client.post(
+        reverse("dashboard:override-new"),
+        _form(starts_at_local="", ends_at_local="", duration_minutes="120", reason="pin during the release"),
+    )
+    assert response.status_code == 302
+    o = Override.objects.get(service=service)
+    assert (o.starts_at, o.ends_at) == (NOW, NOW + timedelta(hours=2))
+    missing = client.post(reverse("dashboard:override-new"), _form(ends_at_local=""))
+    assert missing.status_code == 400 and "give an end, or a duration" in missing.content.decode()
