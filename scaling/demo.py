@@ -11,9 +11,12 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from scaling.audit import Actor
+from scaling.backends.simulated import games_around, serving_model, traffic_params
 from scaling.models import Game, Service, SimulatedFleet
 from scaling.schedule.parse import GameRecord, parse_csv
 from scaling.schedule.services import ImportSummary, games_upsert
+from scaling.sim.live import demand_at
+from scaling.sim.serving import oracle_replicas
 
 DEMO_USERS = {
     "admin": ("tipoff-admin", "admin"),
@@ -26,10 +29,11 @@ ROLES = ("viewer", "operator", "approver", "admin")
 
 # name, display name, demand scale, price/replica-hour, SLO ms, service time ms, concurrency, min, max
 DEMO_SERVICES = (
-    ("win-probability", "Win probability", 3.0, 1.20, 300.0, 40.0, 4, 2, 80),
-    ("player-props", "Player props", 1.5, 2.40, 500.0, 90.0, 4, 2, 60),
-    ("live-odds", "Live odds", 2.0, 0.90, 200.0, 25.0, 4, 2, 60),
-    ("game-summaries", "Game summaries", 0.6, 3.10, 1500.0, 300.0, 8, 1, 30),
+    # (demand scale multiplies the benchmark generator's default traffic: scaling/sim/gentrace.py)
+    ("win-probability", "Win probability", 0.3, 1.20, 300.0, 40.0, 4, 2, 80),
+    ("player-props", "Player props", 0.12, 2.40, 500.0, 60.0, 4, 2, 60),
+    ("live-odds", "Live odds", 0.25, 0.90, 200.0, 25.0, 4, 2, 60),
+    ("game-summaries", "Game summaries", 0.05, 3.10, 2000.0, 200.0, 8, 1, 30),
 )
 
 
@@ -96,8 +100,13 @@ def ensure_services(now: datetime) -> list[Service]:
             },
         )
         if created:
-            ready = [(now - timedelta(minutes=10)).isoformat()] * max(lo, 2)
-            SimulatedFleet.objects.create(service=service, ready_at=ready, demand_scale=scale, seed=len(services) + 1)
+            # Start warm: as many ready replicas as the current demand needs, so the
+            # demo opens in a steady state rather than in an outage.
+            fleet = SimulatedFleet(service=service, demand_scale=scale, seed=len(services) + 1)
+            demand = demand_at(now, games_around(now), params=traffic_params(fleet), seed=fleet.seed)
+            replicas = min(max(oracle_replicas(demand * 1.1, serving_model(service), lo), lo), hi)
+            fleet.ready_at = [(now - timedelta(minutes=10)).isoformat()] * replicas
+            fleet.save()
         services.append(service)
     return services
 
@@ -109,7 +118,8 @@ def seed_demo(*, schedule_path: Path, now: datetime | None = None) -> ImportSumm
     weeks = shift_weeks_for(records, now) if existing is None else existing
     with transaction.atomic():
         ensure_users()
-        ensure_services(now)
-        return games_upsert(
+        summary = games_upsert(
             records=records, actor=Actor.system("seed_demo"), source=f"demo:{schedule_path.name}", shift_weeks=weeks
         )
+        ensure_services(now)  # after the games: the fleets start warm for tonight's demand
+        return summary

@@ -6,15 +6,18 @@ sees the same replicas; demand comes from the game calendar in the Game table.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.db import transaction
 
 from scaling.backends.base import ActuationResult, FleetStatus, MetricWindow
 from scaling.models import Game, Service, SimulatedFleet
+from scaling.policy.types import GameSpec
 from scaling.sim.fleet import FleetState, observe
+from scaling.sim.gentrace import GenParams
+from scaling.sim.live import demand_at
 from scaling.sim.serving import ServingModel
-from scaling.sim.traffic import ScheduledGame, TrafficShape
 
 
 def _fleet(service: Service) -> SimulatedFleet:
@@ -35,26 +38,40 @@ def serving_model(service: Service) -> ServingModel:
     )
 
 
-def traffic_shape(service: Service, fleet: SimulatedFleet) -> TrafficShape:
-    base = TrafficShape()
-    return TrafficShape(
-        base_rps=base.base_rps * fleet.demand_scale, per_game_rps=base.per_game_rps * fleet.demand_scale
+def traffic_params(fleet: SimulatedFleet) -> GenParams:
+    """The benchmark generator's shape, scaled to this service's share of the product's traffic."""
+    base = GenParams()
+    return replace(
+        base, base_rps=base.base_rps * fleet.demand_scale, per_game_rps=base.per_game_rps * fleet.demand_scale
     )
 
 
-def games_near(now: datetime) -> list[ScheduledGame]:
+def games_around(now: datetime) -> list[GameSpec]:
     rows = Game.objects.filter(
-        tip_utc__gte=now - timedelta(hours=4), tip_utc__lte=now + timedelta(hours=2), postponed=False
+        tip_utc__gte=now - timedelta(hours=36), tip_utc__lte=now + timedelta(hours=36), postponed=False
     )
-    return [ScheduledGame(tip_utc=g.tip_utc, national=g.is_national) for g in rows]
+    return [
+        GameSpec(
+            game_id=g.game_id,
+            tip_utc=g.tip_utc,
+            away_team=g.away_team,
+            home_team=g.home_team,
+            national_tv=g.national_tv,
+        )
+        for g in rows
+    ]
 
 
 class SimulatedMetricSource:
     def fetch(self, service: Service, now: datetime) -> MetricWindow:
         fleet = _fleet(service)
-        state = _state(fleet)
+        games, params = games_around(now), traffic_params(fleet)
         point = observe(
-            state, now, games_near(now), traffic_shape(service, fleet), serving_model(service), seed=fleet.seed
+            _state(fleet),
+            now,
+            lambda t: demand_at(t, games, params=params, seed=fleet.seed),
+            serving_model(service),
+            seed=fleet.seed,
         )
         return MetricWindow(points=(point,))
 

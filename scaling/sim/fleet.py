@@ -3,7 +3,7 @@ serving demand from the traffic curve under the M/M/c model."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,7 +11,6 @@ import numpy as np
 
 from scaling.policy.types import MetricPoint
 from scaling.sim.serving import ServingModel, latency_quantile_ms, mean_response_s
-from scaling.sim.traffic import ScheduledGame, TrafficShape, demand_rps
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,7 @@ class FleetState:
 def observe(
     state: FleetState,
     now: datetime,
-    games: Sequence[ScheduledGame],
-    shape: TrafficShape,
+    demand: Callable[[datetime], float],
     model: ServingModel,
     *,
     window_s: float = 60.0,
@@ -64,7 +62,7 @@ def observe(
     for i in range(steps):
         t = now - timedelta(seconds=window_s - i * step_s)
         rng = np.random.default_rng([seed, int(t.timestamp())])
-        arrivals += int(rng.poisson(demand_rps(t, games, shape) * step_s))
+        arrivals += int(rng.poisson(demand(t) * step_s))
     rps = arrivals / (steps * step_s)
     ready = state.ready(now)
     capacity = ready * model.replica_capacity_rps

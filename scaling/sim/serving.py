@@ -101,7 +101,16 @@ def mean_response_s(ready: int, rps: float, model: ServingModel) -> float | None
 
 
 def oracle_replicas(rps: float, model: ServingModel, min_replicas: int = 1, max_search: int = 100_000) -> int:
-    """The least n >= min_replicas whose attainment at rps meets the SLO target."""
+    """The least n >= min_replicas whose attainment at rps meets the SLO target.
+
+    Raises ValueError at once when the target is above the model's ceiling
+    1 − e^{−μL}, which no replica count reaches.
+    """
+    if rps > 0 and model.slo_target > model_ceiling(model):
+        raise ValueError(
+            f"SLO target {model.slo_target} is above the serving model's ceiling {model_ceiling(model):.6f} "
+            f"(service time {model.service_time_ms} ms, latency objective {model.slo_latency_ms} ms)"
+        )
     n = max(min_replicas, math.floor(rps / model.replica_capacity_rps))
     while attainment(n, rps, model) < model.slo_target:
         n += 1
