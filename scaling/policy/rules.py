@@ -142,6 +142,21 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     cap = replica_capacity_rps(inp.service)
     needed_now = replicas_for(obs.short_rps * (1.0 + params.reactive_headroom), inp.service)
     triggered_at: datetime | None = obs.latest.ts if needed_now >= params.panic_threshold * ready else None
+    # A sudden surge (breaking news): the newest slice well above the minute or two before it, and more
+    # than the ready replicas serve. It is probably still rising, so size above it.
+    before = [
+        m.rps
+        for m in obs.points
+        if m.rps is not None and SURGE_BASE_FROM_S <= (obs.latest.ts - m.ts).total_seconds() <= SURGE_BASE_TO_S
+    ]
+    surging = (
+        params.panic_surge_ratio > 0
+        and bool(before)
+        and obs.short_rps >= params.panic_surge_ratio * (sum(before) / len(before))
+        and needed_now > inp.ready
+    )
+    if surging:
+        triggered_at = obs.latest.ts
     if triggered_at is None and params.panic_window_s > 0:
         window = inp.service.metrics_window_s
         pts = obs.points
@@ -164,14 +179,18 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
                 triggered_at = cur.ts
     if triggered_at is None:
         return None
+    sized = needed_now
+    if triggered_at == obs.latest.ts:
+        sized = replicas_for(obs.short_rps * (1.0 + params.reactive_headroom + params.panic_headroom), inp.service)
     return RuleResult(
         rule="panic",
-        replicas=max(needed_now, inp.provisioned),
+        replicas=max(sized, inp.provisioned),
         inputs={
             "short_rps": round(obs.short_rps, 3),
             "needed": needed_now,
             "ready": inp.ready,
             "panic_threshold": params.panic_threshold,
+            "surge": surging,
             "triggered_at": triggered_at.isoformat(),
         },
         note="panicking: no scale-in",
@@ -188,6 +207,8 @@ def game_label(game: GameSpec) -> str:
 
 
 TREND_WINDOW_S = 240.0
+SURGE_BASE_FROM_S = 30.0  # the minute and a half before the newest sample is the surge's baseline
+SURGE_BASE_TO_S = 120.0
 TREND_SPACING_S = 55.0
 MAX_TREND_GAIN = 1.0  # the trend may at most double tonight's ratio
 

@@ -87,6 +87,12 @@ class PolicyParams:
     # Panic (Knative-style): the short-window rate needs ≥ panic_threshold × ready replicas.
     panic_threshold: float = _p(2.0, "Enter panic when the short-window rate needs this many times the ready count.")
     panic_window_s: float = _p(60.0, "Panic lasts this long after the last surge; no scale-in while panicking.")
+    panic_surge_ratio: float = _p(
+        1.5, "Also panic when the short-window rate jumps this many times above the minute before it; 0 = off."
+    )
+    panic_headroom: float = _p(
+        0.3, "On entering panic, provision this much (fraction) above the short-window rate: a surge is still rising."
+    )
     # Schedule-aware pre-warm.
     prewarm: bool = _p(True, "Provision ahead for the demand forecast from the game calendar and learned profiles.")
     forecast_headroom: float = _p(
@@ -101,7 +107,7 @@ class PolicyParams:
         60.0, "Also provision for the forecast this many seconds past the next tick (covers timing error)."
     )
     forecast_trend: float = _p(
-        1.0,
+        0.3,
         "Weight (0–1) of the recent rise in observed/forecast: extrapolates a climbing ratio (a close finish) "
         "to the forecast time. Never lowers the forecast.",
     )

@@ -93,7 +93,8 @@ def test_panic_enters_on_a_short_window_surge_and_never_scales_in() -> None:
     params = PolicyParams(prewarm=False, scale_up_percent=500, model_sizing=False)
     result = decide(engine_input(metrics=metrics, provisioned=10, params=params))
     panic = next(r for r in result.rules if r.rule == "panic")
-    assert panic.replicas == replicas_for(2500.0, SPEC)
+    # A surge is probably still rising: size above the short-window rate.
+    assert panic.replicas == replicas_for(2500.0 * (1 + params.panic_headroom), SPEC)
     assert result.desired == panic.replicas
     # Load drops right after the surge: still panicking, so no scale-in.
     calm = (point(900.0, age_s=35), point(1300.0, age_s=20, utilization=1.3), point(100.0, age_s=5))
@@ -256,3 +257,15 @@ def test_every_decision_serializes_to_json() -> None:
     data = json.loads(json.dumps(result.to_dict()))
     assert data["reason"] == "SCALED_OUT"
     assert {r["rule"] for r in data["rules"]} >= {"serving_model", "forecast"}
+
+
+def test_panic_enters_on_a_sudden_surge_over_the_minutes_before() -> None:
+    # Steady at 600 rps, then the newest 15 s run at 1,200: × 2, more than the 8 ready serve.
+    metrics = (point(600.0, age_s=50), point(600.0, age_s=35), point(600.0, age_s=20), point(750.0, age_s=5))
+    params = PolicyParams(prewarm=False, scale_up_percent=500)
+    result = decide(engine_input(metrics=metrics, provisioned=8, params=params))
+    panic = next(r for r in result.rules if r.rule == "panic")
+    assert panic.inputs["surge"] is True
+    assert panic.replicas == replicas_for(1200.0 * 1.3, SPEC) == result.desired
+    calm = decide(engine_input(metrics=metrics[:3], provisioned=8, params=params))
+    assert all(r.rule != "panic" for r in calm.rules)
