@@ -218,7 +218,7 @@ def latest_decision(service: Service) -> Decision | None:
 
 def fleet_overview(now: datetime) -> list[FleetRow]:
     rows = []
-    for service in Service.objects.all():
+    for service in Service.objects.select_related("actuator_health"):
         sample = latest_sample(service)
         provisioned = sample.provisioned if sample and sample.provisioned is not None else 0
         active = list(

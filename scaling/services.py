@@ -264,6 +264,11 @@ def service_set_mode(*, service: Service, mode: str, actor: Actor, reason: str) 
             reason=reason,
         )
     service.refresh_from_db()
+    if mode != Service.Mode.ACTIVE and service.backend != Service.Backend.SIMULATED:
+        # Tipoff stops managing the resource: hand it back to Application Auto Scaling now, not next tick.
+        from scaling.backends.autoscaling import release_quietly
+
+        release_quietly(service, actor, f"service {mode}: {reason}")
     return True
 
 

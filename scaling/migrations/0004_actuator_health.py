@@ -5,25 +5,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('scaling', '0003_audit_tokens_checkpoints'),
+        ("scaling", "0003_audit_tokens_checkpoints"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ActuatorHealth',
+            name="ActuatorHealth",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('consecutive_errors', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('last_error_at', models.DateTimeField(blank=True, null=True)),
-                ('open_until', models.DateTimeField(blank=True, null=True)),
-                ('last_ok_at', models.DateTimeField(blank=True, null=True)),
-                ('note', models.CharField(blank=True, max_length=300)),
-                ('autoscaling_saved', models.JSONField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('service', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='actuator_health', to='scaling.service')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("consecutive_errors", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("last_error_at", models.DateTimeField(blank=True, null=True)),
+                ("open_until", models.DateTimeField(blank=True, null=True)),
+                ("last_ok_at", models.DateTimeField(blank=True, null=True)),
+                ("note", models.CharField(blank=True, max_length=300)),
+                ("autoscaling_saved", models.JSONField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "service",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="actuator_health",
+                        to="scaling.service",
+                    ),
+                ),
             ],
         ),
     ]
