@@ -102,7 +102,8 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
     page = None
     if form.is_bound and not form.is_valid():
-        status = 400
+        # htmx swaps only 2xx responses: it gets the errors in the results partial with a 200.
+        status = 200 if getattr(request, "htmx", False) else 400
     else:
         status = 200
         if not form.is_bound:

@@ -187,3 +187,10 @@ def test_a_broken_chain_shows_admins_a_red_banner_and_only_admins(client: Client
     other.force_login(make_user("viewer", "viewer"))
     assert b"audit-alarm" not in other.get(reverse("dashboard:fleet")).content
     assert other.get("/api/audit/verification").json()["ok"] is False
+
+
+def test_an_htmx_filter_with_a_bad_value_shows_the_error_in_the_results(viewer: Client) -> None:
+    response = viewer.get(reverse("dashboard:audit"), {"since": "not a time"}, headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert response.status_code == 200 and "<html" not in body
+    assert 'data-testid="filter-errors"' in body and "since" in body
