@@ -12,8 +12,9 @@ from django.db import transaction
 
 from scaling.audit import Actor
 from scaling.backends.simulated import games_around, serving_model, traffic_params
-from scaling.models import Game, Service, SimulatedFleet
+from scaling.models import Game, GameDayRule, Service, SimulatedFleet
 from scaling.schedule.parse import GameRecord, parse_csv
+from scaling.schedule.rules import RuleSpec, rule_create
 from scaling.schedule.services import ImportSummary, games_upsert
 from scaling.sim.live import demand_at
 from scaling.sim.serving import oracle_replicas
@@ -111,6 +112,27 @@ def ensure_services(now: datetime) -> list[Service]:
     return services
 
 
+NATIONAL_TV_RULE = "National TV games: pre-warm"
+
+
+def ensure_national_tv_rule(services: list[Service], now: datetime) -> None:
+    """A demo game-day rule, so the calendar shows scheduled floors around marquee games."""
+    if GameDayRule.objects.filter(name=NATIONAL_TV_RULE).exists():
+        return
+    chosen = [s for s in services if s.name == "win-probability"]
+    rule_create(
+        spec=RuleSpec(
+            name=NATIONAL_TV_RULE,
+            match={"national_tv": True},
+            services=chosen,
+            reason="National TV games draw several times the traffic; be ready before tip-off",
+            floor_replicas=12,
+        ),
+        actor=Actor.system("seed_demo"),
+        now=now,
+    )
+
+
 def seed_demo(*, schedule_path: Path, now: datetime | None = None) -> ImportSummary:
     now = now or datetime.now(UTC)
     records = parse_csv(schedule_path.read_text(encoding="utf-8"), source=schedule_path.name)
@@ -121,5 +143,6 @@ def seed_demo(*, schedule_path: Path, now: datetime | None = None) -> ImportSumm
         summary = games_upsert(
             records=records, actor=Actor.system("seed_demo"), source=f"demo:{schedule_path.name}", shift_weeks=weeks
         )
-        ensure_services(now)  # after the games: the fleets start warm for tonight's demand
+        services = ensure_services(now)  # after the games: the fleets start warm for tonight's demand
+        ensure_national_tv_rule(services, now)
         return summary

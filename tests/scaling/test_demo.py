@@ -1,0 +1,49 @@
+"""seed_demo: idempotent, honest about its shifted calendar, and warm from the start."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from scaling.demo import DEMO_SERVICES, NATIONAL_TV_RULE, seed_demo, shift_weeks_for
+from scaling.models import AuditEvent, Game, GameDayRule, Override, Service, SimulatedFleet
+from scaling.schedule.parse import parse_csv
+
+SCHEDULE = Path(settings.DEMO_SCHEDULE_PATH)
+NOW = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)  # Thanksgiving night: no games on the same date last season
+
+
+@pytest.fixture(scope="module")
+def records() -> list:
+    return parse_csv(SCHEDULE.read_text(), source=SCHEDULE.name)
+
+
+def test_it_shifts_by_whole_weeks_to_a_game_night(records: list) -> None:
+    weeks = shift_weeks_for(records, NOW)
+    assert weeks in {51, 53}  # 52 weeks lands on Thanksgiving 2025, which had no games
+    shifted = [r.tip_utc.timestamp() + weeks * 7 * 86400 for r in records]
+    assert any(abs(t - NOW.timestamp()) < 4 * 3600 for t in shifted)
+
+
+@pytest.mark.django_db
+def test_seeding_twice_changes_nothing_the_second_time() -> None:
+    first = seed_demo(schedule_path=SCHEDULE, now=NOW)
+    counts = (Service.objects.count(), Game.objects.count(), Override.objects.count(), AuditEvent.objects.count())
+    second = seed_demo(schedule_path=SCHEDULE, now=NOW)
+    assert first.created == 1278 and second.created == second.updated == 0
+    assert counts == (len(DEMO_SERVICES), 1278, Override.objects.count(), AuditEvent.objects.count())
+    assert set(Game.objects.values_list("shifted_weeks", flat=True)) == {
+        shift_weeks_for(parse_csv(SCHEDULE.read_text()), NOW)
+    }
+
+
+@pytest.mark.django_db
+def test_the_demo_starts_warm_with_a_national_tv_rule() -> None:
+    seed_demo(schedule_path=SCHEDULE, now=NOW)
+    for fleet in SimulatedFleet.objects.select_related("service"):
+        assert fleet.service.min_replicas <= len(fleet.ready_at) <= fleet.service.max_replicas
+    rule = GameDayRule.objects.get(name=NATIONAL_TV_RULE)
+    assert Override.objects.filter(rule=rule, game__national_tv__gt="").exists()
