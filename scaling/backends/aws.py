@@ -90,7 +90,7 @@ def client(service_name: str, config: dict[str, Any]) -> Any:
         session = boto3.session.Session(region_name=region)
         try:
             built = session.client(
-                service_name,  # type: ignore[call-overload]
+                service_name,
                 endpoint_url=endpoint,
                 config=Config(
                     retries={"mode": "adaptive", "total_max_attempts": RETRY_MAX_ATTEMPTS},

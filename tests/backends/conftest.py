@@ -65,7 +65,7 @@ def _forget_cloudwatch_batches() -> None:
 def admin_client(service_name: str, url: str) -> Any:
     """A boto3 client for test setup and for reading back what Tipoff did."""
     return boto3.client(
-        service_name,  # type: ignore[call-overload]
+        service_name,
         region_name=REGION,
         endpoint_url=url,
         aws_access_key_id="testing",
