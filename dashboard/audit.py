@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from dashboard.permissions import requires
 from scaling.audit import EventType
-from scaling.audit_selectors import EVENT_DOMAINS, AuditFilter, audit_export_rows, audit_page
+from scaling.audit_selectors import EVENT_DOMAINS, AuditFilter, actor_labels, audit_export_rows, audit_page
 from scaling.models import AuditEvent, Service
 
 # object_type -> URL names to try, in order (the first that exists wins), and the URL kwarg for the
@@ -118,6 +118,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "rows": rows,
         "services": Service.objects.order_by("name").values_list("name", flat=True),
+        "actors": [] if getattr(request, "htmx", False) else actor_labels(),
         "base_query": _query_without(request, "before", "after"),
         "now": timezone.now(),
     }

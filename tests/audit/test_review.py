@@ -194,3 +194,16 @@ def test_an_htmx_filter_with_a_bad_value_shows_the_error_in_the_results(viewer: 
     body = response.content.decode()
     assert response.status_code == 200 and "<html" not in body
     assert 'data-testid="filter-errors"' in body and "since" in body
+
+
+def test_the_chain_is_verified_on_a_schedule(settings: object) -> None:
+    from scaling.tasks import beat_schedule
+
+    entry = beat_schedule()["verify_audit"]
+    assert entry["task"] == "scaling.verify_audit" and entry["schedule"] == 600.0
+
+
+def test_the_actor_box_suggests_recent_actors(viewer: Client) -> None:
+    _events(2)
+    body = viewer.get(reverse("dashboard:audit")).content.decode()
+    assert '<option value="system:test">' in body
