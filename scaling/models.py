@@ -338,8 +338,13 @@ class AuditVerification(models.Model):
 
     ran_at = models.DateTimeField(db_index=True)
     ok = models.BooleanField()
+    # A full run walks the whole chain; an incremental one starts where the last good run ended.
+    full = models.BooleanField(default=True)
     events_checked = models.PositiveIntegerField(default=0)
     first_broken_id = models.BigIntegerField(null=True, blank=True)
+    # The last event this run vouched for (where the next incremental run starts).
+    through_event_id = models.BigIntegerField(null=True, blank=True)
+    through_hash = models.CharField(max_length=64, blank=True)
     message = models.CharField(max_length=500)
 
     class Meta:
