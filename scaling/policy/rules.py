@@ -294,8 +294,14 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     near_rps = 0.0
     if inp.provisioned > needed:
         steps = max(math.ceil(delay_s / 30.0), 1)
-        near_rps = max(corrected(now_s + delay_s * i / steps) for i in range(steps + 1))
-        keep = min(inp.provisioned, replicas_for(near_rps * headroom, spec))
+        near_sized = 0.0
+        for i in range(steps + 1):
+            t = now_s + delay_s * i / steps
+            rate = corrected(t)
+            near_surprise = forecaster.surprise_at(t - observed_s, t, prepared) * params.forecast_uncertainty
+            if rate * (1.0 + max(params.forecast_headroom, near_surprise)) > near_sized:
+                near_rps, near_sized = rate, rate * (1.0 + max(params.forecast_headroom, near_surprise))
+        keep = min(inp.provisioned, replicas_for(near_sized, spec))
     replicas = max(needed, keep)
     peak_at = inp.now + timedelta(seconds=peak_s - now_s)
     contributors = sorted(

@@ -88,7 +88,7 @@ class PolicyParams:
     panic_threshold: float = _p(2.0, "Enter panic when the short-window rate needs this many times the ready count.")
     panic_window_s: float = _p(60.0, "Panic lasts this long after the last surge; no scale-in while panicking.")
     panic_surge_ratio: float = _p(
-        1.5, "Also panic when the short-window rate jumps this many times above the minute before it; 0 = off."
+        2.0, "Also panic when the short-window rate jumps this many times above the minute before it; 0 = off."
     )
     panic_headroom: float = _p(
         0.3, "On entering panic, provision this much (fraction) above the short-window rate: a surge is still rising."
