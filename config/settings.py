@@ -187,6 +187,8 @@ LOGGING = {
 # `make run` on plain http://127.0.0.1, and TIPOFF_HTTPS=true turns on the
 # settings `manage.py check --deploy` wants behind TLS.
 AUDIT_VERIFY_SECONDS = env_int("AUDIT_VERIFY_SECONDS", 600, minimum=10)
+# The periodic verification walks only new events, except once per this period, when it walks them all.
+AUDIT_FULL_VERIFY_SECONDS = env_int("AUDIT_FULL_VERIFY_SECONDS", 86_400, minimum=60)
 # Reads with an API token are audited at most this often per token; writes always.
 API_TOKEN_USE_AUDIT_SECONDS = env_int("API_TOKEN_USE_AUDIT_SECONDS", 300, minimum=0)
 API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365, minimum=1)

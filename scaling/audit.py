@@ -159,6 +159,9 @@ class ChainReport:
     events_checked: int
     message: str
     first_broken_id: int | None = None
+    # the last event vouched for, where an incremental run can start next time
+    through_event_id: int | None = None
+    through_hash: str = ""
 
 
 def _broken(checked: int, event_id: int | None, message: str) -> ChainReport:
@@ -190,10 +193,12 @@ def payload_of(values: list[Any]) -> dict[str, Any]:
     return payload
 
 
-def verify_chain(*, chunk_size: int = 5000) -> ChainReport:
+def verify_chain(*, chunk_size: int = 5000, resume_from: tuple[int, str] | None = None) -> ChainReport:
     """Recompute the chain and name the first broken link.
 
-    1. Start from the newest archive checkpoint's anchor hash (or the genesis hash).
+    1. Start from the newest archive checkpoint's anchor hash (or the genesis hash),
+       or, for an incremental run, from `resume_from` (an event id and hash an earlier
+       run vouched for; that event must still be there with that hash).
     2. Walk the events by id: each must name the previous event's hash as its
        prev_hash (a deleted or inserted event breaks this) and hash to its own
        stored hash (an altered event breaks this).
@@ -205,6 +210,14 @@ def verify_chain(*, chunk_size: int = 5000) -> ChainReport:
     expected_prev = checkpoint.anchor_hash if checkpoint else GENESIS_HASH
     after_id = checkpoint.through_event_id if checkpoint else 0
     start = f"archive checkpoint after #{after_id}" if checkpoint else "the start of the chain"
+    if resume_from is not None and resume_from[0] > after_id:
+        resume_id, resume_hash = resume_from
+        still = AuditEvent.objects.filter(pk=resume_id).values_list("hash", flat=True).first()
+        if still != resume_hash:
+            return _broken(
+                0, resume_id, f"event #{resume_id}, where the last verification ended, was deleted or altered"
+            )
+        expected_prev, after_id, start = resume_hash, resume_id, f"event #{resume_id} (verified earlier)"
     checked = 0
     while True:
         batch = list(AuditEvent.objects.filter(id__gt=after_id).order_by("id").values_list(*_CHAIN_FIELDS)[:chunk_size])
@@ -241,19 +254,47 @@ def verify_chain(*, chunk_size: int = 5000) -> ChainReport:
             )
         if head_hash != expected_prev:
             return _broken(checked, after_id, f"event #{after_id} does not match the chain head's hash")
-        return ChainReport(ok=True, events_checked=checked, message=f"{checked} events verified, chain intact")
+        return ChainReport(
+            ok=True,
+            events_checked=checked,
+            message=f"{checked} events verified from {start}, chain intact",
+            through_event_id=after_id,
+            through_hash=expected_prev,
+        )
 
 
-def verify_and_record(*, now: datetime | None = None) -> AuditVerification:
-    """Run verify_chain and keep its result (the latest one drives the admins' banner)."""
-    report = verify_chain()
+def verify_and_record(*, now: datetime | None = None, full: bool = True) -> AuditVerification:
+    """Run verify_chain and keep its result (the latest one drives the admins' banner).
+
+    An incremental run (full=False) starts where the last good run ended; it falls
+    back to a full run when there is none, or when the latest run found the chain
+    broken (so the alarm cannot clear itself by skipping the broken part).
+    """
+    latest = latest_verification()
+    resume = None
+    if not full and latest is not None and latest.ok and latest.through_event_id is not None:
+        resume = (latest.through_event_id, latest.through_hash)
+    report = verify_chain(resume_from=resume)
     return AuditVerification.objects.create(
         ran_at=now or timezone.now(),
         ok=report.ok,
+        full=resume is None,
         events_checked=report.events_checked,
         first_broken_id=report.first_broken_id,
+        through_event_id=report.through_event_id,
+        through_hash=report.through_hash,
         message=report.message[:500],
     )
+
+
+def verify_is_due_in_full(now: datetime) -> bool:
+    """A full walk at least every AUDIT_FULL_VERIFY_SECONDS; incremental runs in between."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    since = now - timedelta(seconds=settings.AUDIT_FULL_VERIFY_SECONDS)
+    return not AuditVerification.objects.filter(full=True, ran_at__gte=since).exists()
 
 
 def latest_verification() -> AuditVerification | None:

@@ -95,9 +95,10 @@ def refresh_schedule() -> str:
 @shared_task(name="scaling.verify_audit", time_limit=600, soft_time_limit=540, ignore_result=True)
 def verify_audit() -> bool:
     """Recompute the audit hash chain; a broken result raises the admins' red banner."""
-    from scaling.audit import verify_and_record
+    from scaling.audit import verify_and_record, verify_is_due_in_full
 
-    result = verify_and_record()
+    now = timezone.now()
+    result = verify_and_record(now=now, full=verify_is_due_in_full(now))
     if not result.ok:
         log.error("audit chain BROKEN at event #%s: %s", result.first_broken_id, result.message)
     return result.ok

@@ -145,3 +145,63 @@ def test_the_fast_verifier_hashes_exactly_what_the_model_hashes() -> None:
     (event,) = make_chain(1)
     row = AuditEvent.objects.filter(pk=event.pk).values_list(*_PAYLOAD_FIELDS).get()
     assert payload_of(list(row)) == event.payload()
+
+
+def test_an_incremental_run_walks_only_the_new_events_from_where_the_last_one_ended() -> None:
+    from django.db import transaction
+
+    from scaling.audit import verify_and_record
+
+    make_chain(5)
+    first = verify_and_record()
+    assert first.ok and first.full and first.events_checked == 5
+    with transaction.atomic():
+        for _ in range(3):
+            audit_record(actor=Actor.system("later"), event_type=EventType.AUTH_LOGIN)
+    second = verify_and_record(full=False)
+    assert second.ok and not second.full and second.events_checked == 3
+    assert second.through_event_id == AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+
+
+def test_an_incremental_run_notices_its_starting_point_was_tampered_with() -> None:
+    from scaling.audit import verify_and_record
+
+    events = make_chain(4)
+    verify_and_record()
+    with tampering():
+        AuditEvent.objects.filter(pk=events[-1].pk).update(hash="d" * 64)
+    result = verify_and_record(full=False)
+    assert not result.ok and result.first_broken_id == events[-1].pk
+
+
+def test_once_broken_the_alarm_stays_until_a_full_run_finds_the_chain_intact() -> None:
+    from scaling.audit import verify_and_record
+
+    events = make_chain(4)
+    with tampering():
+        AuditEvent.objects.filter(pk=events[0].pk).update(reason="edited")
+    assert not verify_and_record().ok
+    again = verify_and_record(full=False)
+    assert not again.ok and again.full and again.first_broken_id == events[0].pk
+
+
+def test_the_periodic_task_walks_everything_once_a_day_and_only_new_events_between() -> None:
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    from scaling.audit import latest_verification
+    from scaling.tasks import verify_audit
+
+    events = make_chain(3)
+    with time_machine.travel(datetime(2026, 3, 1, tzinfo=UTC), tick=False) as clock:
+        assert verify_audit() is True
+        assert latest_verification().full  # type: ignore[union-attr]
+        clock.shift(timedelta(minutes=10))
+        with tampering():  # an old, already verified event: only the next full walk can see it
+            AuditEvent.objects.filter(pk=events[0].pk).update(reason="edited")
+        assert verify_audit() is True
+        assert not latest_verification().full  # type: ignore[union-attr]
+        clock.shift(timedelta(days=1))
+        assert verify_audit() is False
+        assert latest_verification().full  # type: ignore[union-attr]

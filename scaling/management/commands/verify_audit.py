@@ -13,6 +13,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--archive", type=Path, help="verify an archive file written by archive_audit instead")
+        parser.add_argument(
+            "--incremental", action="store_true", help="start where the last good verification ended (default: all)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["archive"]:
@@ -24,7 +27,7 @@ class Command(BaseCommand):
                 raise CommandError(f"audit archive BROKEN: {report.message}")
             self.stdout.write(report.message)
             return
-        result = verify_and_record()
+        result = verify_and_record(full=not options["incremental"])
         if not result.ok:
             raise CommandError(f"audit chain BROKEN at event #{result.first_broken_id}: {result.message}")
         self.stdout.write(result.message)
