@@ -118,7 +118,9 @@ def machine() -> dict[str, str]:
         "memory": mem,
         "os": platform.platform(),
         "python": platform.python_version(),
-        "postgresql": f"{pg} (shared_buffers {buffers}, default settings)",
+        "postgresql": f"{pg} (shared_buffers {buffers}, default settings), same machine",
+        "load average when run": " ".join(f"{x:.1f}" for x in os.getloadavg())
+        + " (other work was running on the machine: figures are upper bounds)",
     }
 
 
@@ -265,11 +267,16 @@ def cases(n: int) -> list[tuple[str, str, dict[str, str]]]:
 
 
 def explain(params: dict[str, str]) -> str:
-    from scaling.audit_selectors import AuditFilter, audit_events
+    """EXPLAIN ANALYZE of the page query the review page runs for these parameters."""
+    from dashboard.audit import AuditFilterForm
+    from scaling.audit_selectors import audit_events
 
-    f = AuditFilter(q=params.get("q", ""), service=params.get("service", ""), event_type=params.get("event_type", ""))
-    qs = audit_events(f)[:51]
-    sql, sql_params = qs.query.sql_with_params()
+    form = AuditFilterForm(params)
+    assert form.is_valid(), form.errors
+    qs = audit_events(form.audit_filter())
+    if form.cleaned_data.get("before"):
+        qs = qs.filter(id__lt=form.cleaned_data["before"])
+    sql, sql_params = qs[:51].query.sql_with_params()
     with connection.cursor() as c:
         c.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, sql_params)
         return "\n".join(row[0] for row in c.fetchall())
