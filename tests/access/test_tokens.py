@@ -109,3 +109,19 @@ def test_the_api_with_a_session_needs_the_csrf_token_but_a_bearer_token_does_not
     bearer = Client(enforce_csrf_checks=True)
     response = bearer.post("/api/overrides", data="{}", content_type="application/json", headers=_bearer(secret))
     assert response.status_code == 422  # through the gate, then the body is validated
+
+
+def test_an_admin_revokes_anyones_token_in_the_admin_and_cannot_edit_the_audit_log(client: Client) -> None:
+    owner = make_user("operator", "operator")
+    issued = token_create(user=owner, name="laptop", days=3, actor=Actor.for_user(owner))
+    client.force_login(make_user("admin", "admin"))
+    changelist = reverse("admin:scaling_apitoken_changelist")
+    response = client.post(changelist, {"action": "revoke", "_selected_action": [issued.token.pk]})
+    assert response.status_code == 302
+    assert ApiToken.objects.get(pk=issued.token.pk).revoked_at is not None
+    assert AuditEvent.objects.filter(event_type=EventType.TOKEN_REVOKED, actor_label="admin").exists()
+    event = AuditEvent.objects.first()
+    assert event is not None
+    assert client.get(reverse("admin:scaling_auditevent_change", args=[event.pk])).status_code == 200
+    assert client.post(reverse("admin:scaling_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+    assert client.get(reverse("admin:scaling_auditevent_add")).status_code == 403
