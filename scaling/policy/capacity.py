@@ -67,8 +67,9 @@ def _replicas_on_grid(step: int, model: ServingModel, limit: int) -> int:
     return hi
 
 
-def replicas_for(rps: float, spec: ServiceSpec) -> int:
-    """The least replica count whose attainment at `rps` meets the service's SLO target (0 for no traffic).
+def replicas_for(rps: float, spec: ServiceSpec, target: float | None = None) -> int:
+    """The least replica count whose attainment at `rps` meets `target` (default: the service's SLO target;
+    0 replicas for no traffic).
 
     Counts above the service's hard limit are never needed exactly: the search stops one above it.
     """
@@ -78,4 +79,12 @@ def replicas_for(rps: float, spec: ServiceSpec) -> int:
     if not math.isfinite(rps):
         return limit
     step = math.ceil(math.log(rps) / _GRID - 1e-9)
-    return _replicas_on_grid(step, serving_model(spec), limit)
+    return _replicas_on_grid(step, _model_for(spec, target), limit)
+
+
+@lru_cache(maxsize=256)
+def _model_for(spec: ServiceSpec, target: float | None) -> ServingModel:
+    model = serving_model(spec)
+    if target is not None and target > 0:
+        model = ServingModel(spec.service_time_ms, spec.concurrency, spec.slo_latency_ms, max(target, spec.slo_target))
+    return model

@@ -82,7 +82,7 @@ def model_sizing(inp: EngineInput, obs: Observation) -> RuleResult:
     sized = rate * (1.0 + inp.params.reactive_headroom)
     return RuleResult(
         rule="serving_model",
-        replicas=replicas_for(sized, inp.service),
+        replicas=replicas_for(sized, inp.service, inp.params.sizing_target),
         inputs={
             "rps": round(obs.rps, 3),
             "short_rps": round(obs.short_rps, 3),
@@ -114,7 +114,7 @@ def slo_guard(inp: EngineInput, obs: Observation) -> RuleResult | None:
         return None
     rate = max(obs.rps, obs.short_rps, obs.stable_rps)
     sized = rate * (1.0 + inp.params.reactive_headroom)
-    needed = replicas_for(sized, inp.service)
+    needed = replicas_for(sized, inp.service, inp.params.sizing_target)
     return RuleResult(
         rule="slo_guard",
         replicas=needed,
@@ -140,7 +140,7 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
         return None
     ready = max(inp.ready, 1)
     cap = replica_capacity_rps(inp.service)
-    needed_now = replicas_for(obs.short_rps * (1.0 + params.reactive_headroom), inp.service)
+    needed_now = replicas_for(obs.short_rps * (1.0 + params.reactive_headroom), inp.service, inp.params.sizing_target)
     triggered_at: datetime | None = obs.latest.ts if needed_now >= params.panic_threshold * ready else None
     # A sudden surge (breaking news): the newest slice well above the minute or two before it, and more
     # than the ready replicas serve. It is probably still rising, so size above it.
@@ -159,9 +159,11 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
         triggered_at = obs.latest.ts
     if triggered_at is None and params.panic_window_s > 0:
         window = inp.service.metrics_window_s
-        pts = obs.points
+        since = obs.latest.ts - timedelta(seconds=params.panic_window_s)
+        first = next((i for i, m in enumerate(obs.points) if m.ts >= since), len(obs.points))
+        pts = obs.points[max(first - 1, 0) :]
         for prev, cur in itertools.pairwise(pts):
-            if (obs.latest.ts - cur.ts).total_seconds() > params.panic_window_s:
+            if cur.ts < since:
                 continue
             gap = (cur.ts - prev.ts).total_seconds()
             if prev.rps is None or cur.rps is None or not 0.0 < gap < window:
@@ -173,7 +175,7 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
                 implied = cur.rps / (cur.utilization * cap)
                 ready_then = max(round(min(implied, 1e6)), 1) if math.isfinite(implied) else ready
             if (
-                replicas_for(short * (1.0 + params.reactive_headroom), inp.service)
+                replicas_for(short * (1.0 + params.reactive_headroom), inp.service, inp.params.sizing_target)
                 >= params.panic_threshold * ready_then
             ):
                 triggered_at = cur.ts
@@ -181,7 +183,11 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
         return None
     sized = needed_now
     if triggered_at == obs.latest.ts:
-        sized = replicas_for(obs.short_rps * (1.0 + params.reactive_headroom + params.panic_headroom), inp.service)
+        sized = replicas_for(
+            obs.short_rps * (1.0 + params.reactive_headroom + params.panic_headroom),
+            inp.service,
+            inp.params.sizing_target,
+        )
     return RuleResult(
         rule="panic",
         replicas=max(sized, inp.provisioned),
@@ -289,7 +295,7 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     horizon_s = peak_s - observed_s
     surprise = forecaster.surprise_at(horizon_s, peak_s, prepared) * params.forecast_uncertainty
     headroom = 1.0 + max(params.forecast_headroom, surprise)
-    needed = replicas_for(peak_rps * headroom, spec)
+    needed = replicas_for(peak_rps * headroom, spec, inp.params.sizing_target)
     keep = 0
     near_rps = 0.0
     if inp.provisioned > needed:
@@ -301,7 +307,7 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
             near_surprise = forecaster.surprise_at(t - observed_s, t, prepared) * params.forecast_uncertainty
             if rate * (1.0 + max(params.forecast_headroom, near_surprise)) > near_sized:
                 near_rps, near_sized = rate, rate * (1.0 + max(params.forecast_headroom, near_surprise))
-        keep = min(inp.provisioned, replicas_for(near_sized, spec))
+        keep = min(inp.provisioned, replicas_for(near_sized, spec, inp.params.sizing_target))
     replicas = max(needed, keep)
     peak_at = inp.now + timedelta(seconds=peak_s - now_s)
     contributors = sorted(

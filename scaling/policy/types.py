@@ -79,6 +79,11 @@ class PolicyParams:
     tolerance: float = 0.1
     # Serving-model sizing of the observed rate (the SLO-aware reactive rule).
     model_sizing: bool = _p(True, "Size for the observed request rate with the M/M/c serving model and the SLO.")
+    sizing_target: float = _p(
+        0.9993,
+        "Attainment the serving model sizes for (≥ the service's SLO target; just under the model's ceiling "
+        "1 − e^(−μL) at most). A little above the SLO target costs about one replica and keeps steps clear of it.",
+    )
     reactive_headroom: float = _p(
         0.0, "Extra request rate (fraction) the serving-model rule provisions for above the observed rate."
     )
@@ -153,6 +158,8 @@ class PolicyParams:
                 raise ValueError(f"policy parameter {f.name} must be a whole number, not {value!r}")
         if self.target_utilization > 1:
             raise ValueError(f"policy parameter target_utilization must be ≤ 1, not {self.target_utilization!r}")
+        if self.sizing_target >= 1:
+            raise ValueError(f"policy parameter sizing_target must be < 1, not {self.sizing_target!r}")
         if self.scale_down_percent > 100:
             raise ValueError(f"policy parameter scale_down_percent must be ≤ 100, not {self.scale_down_percent!r}")
         if self.forecast_correction_min > self.forecast_correction_max:
