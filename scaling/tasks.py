@@ -24,7 +24,11 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "task": "scaling.record_override_transitions",
             "schedule": float(settings.TICK_SECONDS),
         },
-        "verify_audit": {"task": "scaling.verify_audit", "schedule": float(settings.AUDIT_VERIFY_SECONDS)},
+        "verify_audit": {
+            "task": "scaling.verify_audit",
+            "schedule": float(settings.AUDIT_VERIFY_SECONDS),
+            "options": {"expires": float(settings.AUDIT_VERIFY_SECONDS)},  # a late run is replaced by the next
+        },
     }
 
 
