@@ -55,3 +55,11 @@ class AuditDeniedMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         if isinstance(exception, PermissionDenied):
             request._tipoff_denied = str(exception) or "permission denied"  # type: ignore[attr-defined]
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's CSRF failure page; the denial it causes is audited with the reason."""
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    request._tipoff_denied = f"CSRF check failed: {reason}"  # type: ignore[attr-defined]
+    return django_csrf_failure(request, reason=reason)

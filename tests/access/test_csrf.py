@@ -53,3 +53,15 @@ def test_an_htmx_post_with_the_page_header_token_passes_csrf(world: World) -> No
 def test_the_login_form_needs_its_csrf_token(db: None, path: str) -> None:
     response = Client(enforce_csrf_checks=True).post(path, {"username": "x", "password": "y"})
     assert response.status_code == 403
+
+
+def test_a_csrf_failure_of_a_signed_in_user_is_audited_with_its_reason(world: World) -> None:
+    from scaling.audit import EventType
+    from scaling.models import AuditEvent
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world.users["operator"])
+    url = reverse("dashboard:service-mode", args=[world.service.name])
+    assert client.post(url, {"mode": "paused", "reason": "x"}).status_code == 403
+    denied = AuditEvent.objects.get(event_type=EventType.AUTH_DENIED)
+    assert denied.actor_label == "u-operator" and denied.reason.startswith("CSRF check failed")
