@@ -15,7 +15,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from dashboard.permissions import requires
-from scaling.audit import EventType
+from scaling.audit import EventType, latest_verification
 from scaling.audit_selectors import EVENT_DOMAINS, AuditFilter, actor_labels, audit_export_rows, audit_page
 from scaling.models import AuditEvent, Service
 
@@ -119,6 +119,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "services": Service.objects.order_by("name").values_list("name", flat=True),
         "actors": [] if getattr(request, "htmx", False) else actor_labels(),
+        "verification": latest_verification(),
         "base_query": _query_without(request, "before", "after"),
         "now": timezone.now(),
     }

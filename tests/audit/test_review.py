@@ -207,3 +207,11 @@ def test_the_actor_box_suggests_recent_actors(viewer: Client) -> None:
     _events(2)
     body = viewer.get(reverse("dashboard:audit")).content.decode()
     assert '<option value="system:test">' in body
+
+
+def test_the_page_says_when_the_chain_was_last_verified(viewer: Client) -> None:
+    assert b"Not verified yet" in viewer.get(reverse("dashboard:audit")).content
+    _events(2)
+    verify_and_record()
+    body = viewer.get(reverse("dashboard:audit")).content.decode()
+    assert "Chain intact" in body and "2 events walked from the start" in body
