@@ -50,6 +50,7 @@ def required_capability(request: HttpRequest) -> str:
 def _check_role(request: HttpRequest, user: Any) -> Any:
     capability = required_capability(request)
     if not can(user, capability):
+        request._tipoff_denied = f"API: needs the {capability!r} capability"  # type: ignore[attr-defined]
         raise HttpError(403, f"needs the {capability!r} capability")
     return user
 
