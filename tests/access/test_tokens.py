@@ -51,8 +51,8 @@ def test_a_token_acts_with_its_users_role_and_its_use_is_audited() -> None:
     used = AuditEvent.objects.filter(event_type=EventType.TOKEN_USED)
     assert used.count() == 2  # the read (first use) and the write attempt
     assert used.first() is not None and used.first().actor_type == "token"  # type: ignore[union-attr]
-    denied = AuditEvent.objects.get(event_type=EventType.AUTH_DENIED, actor_label="viewer (token ci)")
-    assert denied.actor_type == "token" and "operate" in denied.reason
+    denial = AuditEvent.objects.get(event_type=EventType.AUTH_DENIED, actor_label="viewer (token ci)")
+    assert denial.actor_type == "token" and "operate" in denial.reason
 
 
 def test_reads_with_a_token_are_audited_at_most_once_per_interval() -> None:
