@@ -43,6 +43,7 @@ SURPRISE_BUCKET_MIN = 5.0
 SURPRISE_BUCKETS = round((PROFILE_END_MIN - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN)  # + 1 for "no game"
 SURPRISE_QUANTILE = 0.98
 SURPRISE_MIN_SAMPLES = 20
+SURPRISE_SHARE = 0.25  # games adding at least this share of the leading game's demand count
 
 
 def _profile_bins() -> int:
@@ -275,7 +276,18 @@ class Forecaster:
             return 0.0
         fitting = [h for h in sorted(self.surprise) if h >= horizon_s]
         row = self.surprise[fitting[0] if fitting else max(self.surprise)]
-        return row[self.phase_bucket(t, prepared)]
+        # Every game adding a fair share then may surprise (an overtime finish), not only the leading one.
+        values: list[tuple[float, int]] = []
+        for tip, profile in prepared:
+            minutes = (t - tip) / 60.0
+            if PROFILE_START_MIN <= minutes < PROFILE_END_MIN and profile:
+                value = profile[int((minutes - PROFILE_START_MIN) / PROFILE_BIN_MIN)]
+                bucket = min(int((minutes - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN), SURPRISE_BUCKETS - 1)
+                values.append((value, bucket))
+        if not values:
+            return row[SURPRISE_BUCKETS]
+        top = max(v for v, _ in values)
+        return max(row[b] for v, b in values if v >= SURPRISE_SHARE * top)
 
     # -- predicting ------------------------------------------------------------------------------------
 

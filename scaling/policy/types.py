@@ -101,7 +101,7 @@ class PolicyParams:
     # Schedule-aware pre-warm.
     prewarm: bool = _p(True, "Provision ahead for the demand forecast from the game calendar and learned profiles.")
     forecast_headroom: float = _p(
-        0.1, "Least extra request rate (fraction) provisioned above the forecast, whatever the history says."
+        0.05, "Least extra request rate (fraction) provisioned above the forecast, whatever the history says."
     )
     forecast_uncertainty: float = _p(
         1.0,
@@ -118,7 +118,7 @@ class PolicyParams:
     )
     forecast_correction_min: float = _p(0.6, "Lowest observed/forecast ratio applied to tonight's forecast.")
     forecast_correction_max: float = _p(3.0, "Highest observed/forecast ratio applied to tonight's forecast.")
-    scale_down_stabilization_s: float = 120.0
+    scale_down_stabilization_s: float = 90.0
     scale_up_stabilization_s: float = 0.0
     # HPA-style rate limits: per period, the larger of Pods and Percent applies.
     scale_up_pods: int = 4
