@@ -165,3 +165,29 @@ def test_pre_warm_can_be_switched_off() -> None:
     result = decide(replace(inp, params=replace(PREWARM, prewarm=False)))
     assert all(r.rule != "forecast" for r in result.rules)
     assert result.forecast is None
+
+
+def test_it_learns_how_far_tonight_corrected_forecasts_fell_short(
+    learned: tuple[Forecaster, list[GameSpec]],
+) -> None:
+    forecaster, _ = learned
+    assert set(forecaster.surprise) == {240, 360, 540, 780}
+    assert all(0.0 <= v <= 1.0 for row in forecaster.surprise.values() for v in row)
+    assert not Forecaster.default().surprise  # nothing learned, nothing claimed
+
+
+def test_the_learned_shortfall_sets_the_headroom_above_the_floor(
+    learned: tuple[Forecaster, list[GameSpec]],
+) -> None:
+    forecaster, _ = learned
+    result = decide(_observed_input(forecaster, TIP - timedelta(minutes=4), 1.0))
+    rule = next(r for r in result.rules if r.rule == "forecast")
+    assert rule.inputs["headroom"] >= PREWARM.forecast_headroom
+    flat = decide(
+        replace(
+            _observed_input(forecaster, TIP - timedelta(minutes=4), 1.0),
+            params=replace(PREWARM, forecast_uncertainty=0),
+        )
+    )
+    flat_rule = next(r for r in flat.rules if r.rule == "forecast")
+    assert flat_rule.inputs["headroom"] == PREWARM.forecast_headroom
