@@ -24,6 +24,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import numpy as np
 
@@ -124,68 +125,63 @@ class Forecaster:
             raise ValueError("history: ts and rps differ in length")
         if not ts:
             return cls.default()
-        t0 = _epoch(ts[0])
-        buckets: dict[int, list[float]] = {}
-        for t, r in zip(ts, rps, strict=True):
-            if r is None or not math.isfinite(r):
-                continue
-            buckets.setdefault(int((_epoch(t) - t0) // resolution_s), []).append(float(r))
-        keys = sorted(buckets)
-        times = np.array([t0 + (k + 0.5) * resolution_s for k in keys])
-        y = np.array([sum(buckets[k]) / len(buckets[k]) for k in keys])
-        n = len(times)
+        epochs = np.fromiter((_epoch(t) for t in ts), dtype=float, count=len(ts))
+        values = np.array([math.nan if r is None else float(r) for r in rps], dtype=float)
+        finite = np.isfinite(values)
+        t0 = float(epochs[0])
+        bucket_of = np.floor_divide(epochs[finite] - t0, resolution_s).astype(np.int64)
+        keys_arr, inverse = np.unique(bucket_of, return_inverse=True)
+        n = len(keys_arr)
         if n < 10:
             return cls.default()
+        y = np.bincount(inverse, weights=values[finite], minlength=n) / np.bincount(inverse, minlength=n)
+        times = t0 + (keys_arr + 0.5) * resolution_s
 
         start, end = times[0] - PROFILE_END_MIN * 60, times[-1] - PROFILE_START_MIN * 60
         relevant = sorted((g for g in games if start <= _epoch(g.tip_utc) <= end), key=lambda g: (g.tip_utc, g.game_id))
         nb, npb = BASELINE_BINS, _profile_bins()
         tiers_present = [tier for tier in TIERS if any(g.tier == tier for g in relevant)]
         ncols = nb + npb * len(tiers_present)
-        x = np.zeros((n, ncols))
 
+        # The design matrix X is sparse (two baseline hats + two profile hats per game a row sees): keep it
+        # as (column, value) slots per row and accumulate the normal equations from them.
+        spans = []
+        overlap = np.zeros(n, dtype=np.int64)
+        live = np.zeros(n, dtype=int)
+        for g in relevant:
+            minutes = (times - _epoch(g.tip_utc)) / 60.0
+            inside = np.nonzero((minutes >= PROFILE_START_MIN) & (minutes < PROFILE_END_MIN))[0]
+            spans.append((g, minutes, inside))
+            overlap[inside] += 1
+            live += (minutes >= LIVE_START_MIN) & (minutes < LIVE_END_MIN)
+        width = 2 + 2 * int(overlap.max(initial=0))
+        cols = np.zeros((n, width), dtype=np.int64)
+        vals = np.zeros((n, width))
         # Baseline: hat basis over the circular day.
         day_pos = ((times % 86400.0) / 86400.0) * nb
         lo = np.floor(day_pos).astype(int) % nb
         frac = day_pos - np.floor(day_pos)
-        rows = np.arange(n)
-        np.add.at(x, (rows, lo), 1.0 - frac)
-        np.add.at(x, (rows, (lo + 1) % nb), frac)
-
+        cols[:, 0], vals[:, 0] = lo, 1.0 - frac
+        cols[:, 1], vals[:, 1] = (lo + 1) % nb, frac
+        fill = np.full(n, 2, dtype=np.int64)
         # Games: each adds its tier's hat basis at its minutes from tip.
-        live = np.zeros(n, dtype=int)
-        for g in relevant:
+        for g, minutes, inside in spans:
             col0 = nb + npb * tiers_present.index(g.tier)
-            minutes = (times - _epoch(g.tip_utc)) / 60.0
-            inside = np.nonzero((minutes >= PROFILE_START_MIN) & (minutes < PROFILE_END_MIN))[0]
             pos = (minutes[inside] - PROFILE_START_MIN) / PROFILE_BIN_MIN
             plo = np.floor(pos).astype(int)
             pfrac = pos - plo
-            np.add.at(x, (inside, col0 + plo), 1.0 - pfrac)
-            np.add.at(x, (inside, col0 + np.minimum(plo + 1, npb - 1)), pfrac)
-            live += (minutes >= LIVE_START_MIN) & (minutes < LIVE_END_MIN)
+            slot = fill[inside]
+            cols[inside, slot], vals[inside, slot] = col0 + plo, 1.0 - pfrac
+            cols[inside, slot + 1], vals[inside, slot + 1] = col0 + np.minimum(plo + 1, npb - 1), pfrac
+            fill[inside] += 2
 
-        # Smoothness rows: second differences of the baseline (circular) and of each profile.
-        penalty: list[np.ndarray] = []
-        for i in range(nb):
-            row = np.zeros(ncols)
-            row[(i - 1) % nb], row[i], row[(i + 1) % nb] = 1.0, -2.0, 1.0
-            penalty.append(row * baseline_smoothing)
-        for j in range(len(tiers_present)):
-            col0 = nb + npb * j
-            for i in range(1, npb - 1):
-                row = np.zeros(ncols)
-                row[col0 + i - 1], row[col0 + i], row[col0 + i + 1] = 1.0, -2.0, 1.0
-                penalty.append(row * profile_smoothing)
-            for i in (0, npb - 1):  # the profile fades to nothing at both ends
-                row = np.zeros(ncols)
-                row[col0 + i] = 1.0
-                penalty.append(row * baseline_smoothing)
-        # Normal equations: X is tall and sparse-ish, and an SVD of it is needlessly slow.
-        pen = np.array(penalty)
-        gram = x.T @ x + pen.T @ pen
+        pairs = (cols[:, :, None] * ncols + cols[:, None, :]).ravel()
+        weights = (vals[:, :, None] * vals[:, None, :]).ravel()
+        gram: np.ndarray = np.bincount(pairs, weights=weights, minlength=ncols * ncols).astype(float)
+        gram = gram.reshape(ncols, ncols) + _penalty_gram(len(tiers_present), baseline_smoothing, profile_smoothing)
         gram[np.diag_indices_from(gram)] += 1e-6 * max(float(np.trace(gram)) / ncols, 1.0)
-        coef = np.linalg.solve(gram, x.T @ y)
+        xty = np.bincount(cols.ravel(), weights=(vals * y[:, None]).ravel(), minlength=ncols)
+        coef = np.linalg.solve(gram, xty)
         coef = np.maximum(coef, 0.0)
 
         baseline = tuple(float(v) for v in coef[:nb])
@@ -201,8 +197,8 @@ class Forecaster:
             profiles = {k: tuple(0.0 for _ in v) for k, v in profiles.items()}
 
         # Overlap factors: how much more (or less) the games add when k of them are live at once.
-        base_part = x[:, :nb] @ coef[:nb]
-        game_part = x[:, nb:] @ coef[nb:] if ncols > nb else np.zeros(n)
+        base_part = np.sum(vals[:, :2] * coef[cols[:, :2]], axis=1)
+        game_part = np.sum(vals[:, 2:] * coef[cols[:, 2:]], axis=1)
         factors = []
         for k in range(1, MAX_OVERLAP + 1):
             mask = (live >= k) if k == MAX_OVERLAP else (live == k)
@@ -219,43 +215,30 @@ class Forecaster:
             history_games=len(relevant),
             tier_games=tier_games,
         )
-        keyed = dict(zip(keys, y.tolist(), strict=True))
-        return replace(fitted, surprise=fitted._calibrate(keyed, t0, resolution_s, relevant))
+        predicted = base_part + game_part * np.array((1.0, *factors))[np.minimum(live, MAX_OVERLAP)]
+        phase = fitted._phases(times, relevant)
+        return replace(fitted, surprise=_calibrate(keys_arr, y, predicted, phase, resolution_s))
 
-    def _calibrate(
-        self, observed: dict[int, float], t0: float, resolution_s: float, games: Sequence[GameSpec]
-    ) -> dict[int, tuple[float, ...]]:
-        """Replay the forecast over the history as the engine corrects it (observed / predicted over the
-        last minute or so) and keep, per horizon and phase of the game, a high quantile of the shortfall."""
-        prepared = self.prepare(games)
-        keys = sorted(observed)
-        predicted = {k: self.predict_epoch(t0 + (k + 0.5) * resolution_s, prepared) for k in keys}
-        phase = {k: self.phase_bucket(t0 + (k + 0.5) * resolution_s, prepared) for k in keys}
-        lag_rows = max(round(60.0 / resolution_s), 1)
-        result: dict[int, tuple[float, ...]] = {}
-        for horizon_s in SURPRISE_HORIZONS_S:
-            ahead = max(round(horizon_s / resolution_s), 1)
-            by_bucket: list[list[float]] = [[] for _ in range(SURPRISE_BUCKETS + 1)]
-            for k in keys:
-                back = [k - lag_rows - j for j in range(lag_rows)]
-                target = k + ahead - lag_rows
-                if target not in observed or any(b not in observed for b in back):
-                    continue
-                pred_back = sum(predicted[b] for b in back)
-                if pred_back <= 1e-9 or predicted[target] <= 1e-9:
-                    continue
-                ratio = min(max(sum(observed[b] for b in back) / pred_back, 0.6), 3.0)
-                by_bucket[phase[target]].append(observed[target] / (predicted[target] * ratio) - 1.0)
-            pooled = np.array([e for bucket in by_bucket for e in bucket])
-            overall = float(np.quantile(pooled, SURPRISE_QUANTILE)) if pooled.size else 0.0
-            result[horizon_s] = tuple(
-                min(
-                    max(float(np.quantile(b, SURPRISE_QUANTILE)) if len(b) >= SURPRISE_MIN_SAMPLES else overall, 0.0),
-                    1.0,
-                )
-                for b in by_bucket
-            )
-        return result
+    def _phases(self, times: np.ndarray, games: Sequence[GameSpec]) -> np.ndarray:
+        """`phase_bucket` at every epoch of `times` at once."""
+        best = np.zeros(len(times))
+        best_minutes = np.full(len(times), np.nan)
+        for tip, profile in self.prepare(games):
+            if not profile:
+                continue
+            minutes = (times - tip) / 60.0
+            inside = (minutes >= PROFILE_START_MIN) & (minutes < PROFILE_END_MIN)
+            idx = np.where(inside, (minutes - PROFILE_START_MIN) / PROFILE_BIN_MIN, 0.0).astype(int)
+            value = np.where(inside, np.asarray(profile)[idx], 0.0)
+            better = value > best
+            best = np.where(better, value, best)
+            best_minutes = np.where(better, minutes, best_minutes)
+        phase = np.full(len(times), SURPRISE_BUCKETS, dtype=np.int64)
+        has = ~np.isnan(best_minutes)
+        phase[has] = np.minimum(
+            ((best_minutes[has] - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN).astype(np.int64), SURPRISE_BUCKETS - 1
+        )
+        return phase
 
     def phase_bucket(self, t: float, prepared: list[tuple[float, tuple[float, ...]]]) -> int:
         """The surprise bucket at epoch `t`: minutes from the tip of the game adding the most demand then."""
@@ -347,6 +330,81 @@ class Forecaster:
             "tier_games": dict(self.tier_games),
             "overlap_factors": [round(f, 3) for f in self.overlap_factors],
         }
+
+
+def _calibrate(
+    keys: np.ndarray, observed: np.ndarray, predicted: np.ndarray, phase: np.ndarray, resolution_s: float
+) -> dict[int, tuple[float, ...]]:
+    """Replay the forecast over the history as the engine corrects it (observed / predicted over the
+    last minute or so) and keep, per horizon and phase of the game, a high quantile of the shortfall.
+
+    `keys` are the sorted bucket numbers of the history, `observed`, `predicted` and `phase` per bucket."""
+    first = int(keys[0])
+    size = int(keys[-1]) - first + 1
+    obs = np.full(size, np.nan)
+    pred = np.full(size, np.nan)
+    ph = np.full(size, SURPRISE_BUCKETS, dtype=np.int64)
+    obs[keys - first], pred[keys - first], ph[keys - first] = observed, predicted, phase
+    lag_rows = max(round(60.0 / resolution_s), 1)
+    # obs_back[i] / pred_back[i]: sums over the lag_rows buckets ending lag_rows before bucket i.
+    idx = np.arange(size)
+    obs_back = np.zeros(size)
+    pred_back = np.zeros(size)
+    for j in range(lag_rows):
+        back = idx - lag_rows - j
+        ok = back >= 0
+        o = np.full(size, np.nan)
+        p = np.full(size, np.nan)
+        o[ok], p[ok] = obs[back[ok]], pred[back[ok]]
+        obs_back += o
+        pred_back += p
+    rows = keys - first
+    result: dict[int, tuple[float, ...]] = {}
+    for horizon_s in SURPRISE_HORIZONS_S:
+        ahead = max(round(horizon_s / resolution_s), 1)
+        target = rows + ahead - lag_rows
+        ok = (target >= 0) & (target < size)
+        k, tgt = rows[ok], target[ok]
+        o_back, p_back, o_t, p_t = obs_back[k], pred_back[k], obs[tgt], pred[tgt]
+        valid = ~np.isnan(o_back) & ~np.isnan(o_t) & (p_back > 1e-9) & (p_t > 1e-9)
+        ratio = np.clip(o_back[valid] / p_back[valid], 0.6, 3.0)
+        errors = o_t[valid] / (p_t[valid] * ratio) - 1.0
+        buckets = ph[tgt[valid]]
+        overall = float(np.quantile(errors, SURPRISE_QUANTILE)) if errors.size else 0.0
+        row = []
+        for b in range(SURPRISE_BUCKETS + 1):
+            e = errors[buckets == b]
+            q = float(np.quantile(e, SURPRISE_QUANTILE)) if len(e) >= SURPRISE_MIN_SAMPLES else overall
+            row.append(min(max(q, 0.0), 1.0))
+        result[horizon_s] = tuple(row)
+    return result
+
+
+@lru_cache(maxsize=16)
+def _penalty_gram(tiers: int, baseline_smoothing: float, profile_smoothing: float) -> np.ndarray:
+    """PᵀP of the smoothness rows: second differences of the baseline (circular) and of each profile,
+    which also fades to nothing at both ends. Read-only (cached)."""
+    nb, npb = BASELINE_BINS, _profile_bins()
+    ncols = nb + npb * tiers
+    penalty: list[np.ndarray] = []
+    for i in range(nb):
+        row = np.zeros(ncols)
+        row[(i - 1) % nb], row[i], row[(i + 1) % nb] = 1.0, -2.0, 1.0
+        penalty.append(row * baseline_smoothing)
+    for j in range(tiers):
+        col0 = nb + npb * j
+        for i in range(1, npb - 1):
+            row = np.zeros(ncols)
+            row[col0 + i - 1], row[col0 + i], row[col0 + i + 1] = 1.0, -2.0, 1.0
+            penalty.append(row * profile_smoothing)
+        for i in (0, npb - 1):
+            row = np.zeros(ncols)
+            row[col0 + i] = 1.0
+            penalty.append(row * baseline_smoothing)
+    pen = np.array(penalty).reshape(-1, ncols)
+    gram: np.ndarray = pen.T @ pen
+    gram.flags.writeable = False
+    return gram
 
 
 _DEFAULT = Forecaster.default()
