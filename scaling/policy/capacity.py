@@ -73,13 +73,31 @@ def replicas_for(rps: float, spec: ServiceSpec, target: float | None = None) -> 
 
     Counts above the service's hard limit are never needed exactly: the search stops one above it.
     """
-    limit = max(spec.hard_max_replicas, spec.max_replicas) + 1
     if rps <= 0.0:
         return 0
+    last = _last[0]
+    if last[0] is spec and last[1] == target:
+        limit, model, known = last[2], last[3], last[4]
+    else:
+        limit = max(spec.hard_max_replicas, spec.max_replicas) + 1
+        model = _model_for(spec, target)
+        known = _known.setdefault((model, limit), {})
+        _last[0] = (spec, target, limit, model, known)
     if not math.isfinite(rps):
         return limit
     step = math.ceil(math.log(rps) / _GRID - 1e-9)
-    return _replicas_on_grid(step, _model_for(spec, target), limit)
+    replicas = known.get(step)
+    if replicas is None:
+        replicas = known[step] = _replicas_on_grid(step, model, limit)
+    return replicas
+
+
+# The sizing of the last (spec, target) asked for, found by identity (hashing a ServiceSpec costs more
+# than the lookup): (spec, target, limit, model, {grid step: replicas}).
+_known: dict[tuple[ServingModel, int], dict[int, int]] = {}
+_last: list[tuple[ServiceSpec | None, float | None, int, ServingModel | None, dict[int, int]]] = [
+    (None, None, 0, None, {})
+]
 
 
 @lru_cache(maxsize=256)

@@ -123,7 +123,10 @@ class EngineDriver:
             self.last_scale_in_at = now
 
     def _learn(self, now: datetime, metrics: Sequence[MetricPoint]) -> None:
-        newest = max((m for m in metrics if m.rps is not None), key=lambda m: m.ts, default=None)
+        newest: MetricPoint | None = None
+        for m in metrics:
+            if m.rps is not None and (newest is None or m.ts > newest.ts):
+                newest = m
         if newest is not None and newest.rps is not None and (not self.observed or newest.ts > self.observed[-1][0]):
             half = timedelta(seconds=self.service.metrics_window_s / 2)
             self.observed.append((newest.ts - half, newest.rps))

@@ -18,9 +18,7 @@ A Forecaster is a frozen value: build it once (from history) and pass it in
 
 from __future__ import annotations
 
-import itertools
 import math
-from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -74,6 +72,15 @@ def _epoch(t: datetime) -> float:
     return t.timestamp()
 
 
+MEMO_SIZE = 100_000
+
+
+class PreparedGames(list[tuple[float, tuple[float, ...]]]):
+    """`Forecaster.prepare`'s answer: (tip epoch, profile) per game, and a key for that set of games."""
+
+    key: int | None = None
+
+
 @dataclass(frozen=True)
 class Forecaster:
     """A learned (or default) demand model. Units of rps when learned; relative when default."""
@@ -89,6 +96,12 @@ class Forecaster:
     # horizon_s -> per phase bucket (minutes from the leading game's tip; the last = no game):
     # the SURPRISE_QUANTILE of how much demand exceeded the corrected forecast in the history.
     surprise: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    # Memo of predictions and surprises per (set of games, instant): successive ticks ask for mostly the
+    # same instants. Pure caching — a value never depends on whether it was cached.
+    _memo: dict[tuple[int, float, float], float] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _game_sets: dict[tuple[tuple[float, str], ...], int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # -- building --------------------------------------------------------------------------------------
 
@@ -175,9 +188,14 @@ class Forecaster:
             cols[inside, slot + 1], vals[inside, slot + 1] = col0 + np.minimum(plo + 1, npb - 1), pfrac
             fill[inside] += 2
 
-        pairs = (cols[:, :, None] * ncols + cols[:, None, :]).ravel()
-        weights = (vals[:, :, None] * vals[:, None, :]).ravel()
-        gram: np.ndarray = np.bincount(pairs, weights=weights, minlength=ncols * ncols).astype(float)
+        # XᵀX, a row's slots at a time; rows grouped by how many slots they fill (most see few games).
+        gram: np.ndarray = np.zeros(ncols * ncols)
+        for filled in np.unique(fill).tolist():
+            rows_f = fill == filled
+            c, v = cols[rows_f, :filled], vals[rows_f, :filled]
+            pairs = (c[:, :, None] * ncols + c[:, None, :]).ravel()
+            weights = (v[:, :, None] * v[:, None, :]).ravel()
+            gram += np.bincount(pairs, weights=weights, minlength=ncols * ncols)
         gram = gram.reshape(ncols, ncols) + _penalty_gram(len(tiers_present), baseline_smoothing, profile_smoothing)
         gram[np.diag_indices_from(gram)] += 1e-6 * max(float(np.trace(gram)) / ncols, 1.0)
         xty = np.bincount(cols.ravel(), weights=(vals * y[:, None]).ravel(), minlength=ncols)
@@ -258,7 +276,18 @@ class Forecaster:
         if not self.surprise:
             return 0.0
         fitting = [h for h in sorted(self.surprise) if h >= horizon_s]
-        row = self.surprise[fitting[0] if fitting else max(self.surprise)]
+        h = fitting[0] if fitting else max(self.surprise)
+        key = getattr(prepared, "key", None)
+        if key is None:
+            return self._surprise(self.surprise[h], t, prepared)
+        memo_key = (key, float(h), t)
+        value = self._memo.get(memo_key)
+        if value is None:
+            value = self._surprise(self.surprise[h], t, prepared)
+            self._remember(memo_key, value)
+        return value
+
+    def _surprise(self, row: tuple[float, ...], t: float, prepared: list[tuple[float, tuple[float, ...]]]) -> float:
         # Every game adding a fair share then may surprise (an overtime finish), not only the leading one.
         values: list[tuple[float, int]] = []
         for tip, profile in prepared:
@@ -298,11 +327,40 @@ class Forecaster:
         return self.predict_epoch(_epoch(t), self.prepare(games))
 
     def prepare(self, games: Sequence[GameSpec]) -> list[tuple[float, tuple[float, ...]]]:
-        """(tip epoch, profile) per game: what `predict_epoch` needs, computed once per decision."""
+        """(tip epoch, profile) per game: what `predict_epoch` needs, computed once per decision.
+
+        The list carries a key for the set of games, under which predictions are memoized."""
         fallback = self.profiles.get("regional", ())
-        return [(_epoch(g.tip_utc), self.profiles.get(g.tier, fallback)) for g in games]
+        tips = [(g.tip_s, g.tier) for g in games]
+        prepared = PreparedGames((tip, self.profiles.get(tier, fallback)) for tip, tier in tips)
+        sets = self._game_sets
+        identity = tuple(tips)
+        key = sets.get(identity)
+        if key is None:
+            if len(sets) >= MEMO_SIZE:
+                sets.clear()
+                self._memo.clear()
+            key = sets[identity] = len(sets)
+        prepared.key = key
+        return prepared
+
+    def _remember(self, key: tuple[int, float, float], value: float) -> None:
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()
+        self._memo[key] = value
 
     def predict_epoch(self, t: float, prepared: list[tuple[float, tuple[float, ...]]]) -> float:
+        key = getattr(prepared, "key", None)
+        if key is None:
+            return self._predict(t, prepared)
+        memo_key = (key, -1.0, t)
+        value = self._memo.get(memo_key)
+        if value is None:
+            value = self._predict(t, prepared)
+            self._remember(memo_key, value)
+        return value
+
+    def _predict(self, t: float, prepared: list[tuple[float, tuple[float, ...]]]) -> float:
         total = 0.0
         live = 0
         for tip, profile in prepared:
@@ -416,12 +474,13 @@ def default_forecaster() -> Forecaster:
 
 def games_near(games: Sequence[GameSpec], start: datetime, end: datetime) -> list[GameSpec]:
     """Games whose profile window reaches into [start, end] (the only ones a forecast there can see)."""
-    lo = start - timedelta(minutes=PROFILE_END_MIN)
-    hi = end - timedelta(minutes=PROFILE_START_MIN)
-    tips = [g.tip_utc for g in games]
-    if all(a <= b for a, b in itertools.pairwise(tips)):
-        return list(games[bisect_left(tips, lo) : bisect_right(tips, hi)])
+    lo = start - _PROFILE_END
+    hi = end - _PROFILE_START
     return [g for g in games if lo <= g.tip_utc <= hi]
+
+
+_PROFILE_END = timedelta(minutes=PROFILE_END_MIN)
+_PROFILE_START = timedelta(minutes=PROFILE_START_MIN)
 
 
 def utc(t: datetime) -> datetime:

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import itertools
 import math
+from bisect import bisect_left
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from scaling.policy.capacity import replica_capacity_rps, replicas_for
-from scaling.policy.forecast import Forecaster, default_forecaster, games_near
+from scaling.policy.forecast import (
+    PROFILE_BIN_MIN,
+    PROFILE_END_MIN,
+    PROFILE_START_MIN,
+    Forecaster,
+    default_forecaster,
+    games_near,
+)
 from scaling.policy.signals import Observation
 from scaling.policy.types import EngineInput, GameSpec, MetricPoint, RuleResult
 
@@ -144,10 +153,12 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     triggered_at: datetime | None = obs.latest.ts if needed_now >= params.panic_threshold * ready else None
     # A sudden surge (breaking news): the newest slice well above the minute or two before it, and more
     # than the ready replicas serve. It is probably still rising, so size above it.
+    latest_s = obs.latest_s if obs.points_s else obs.latest.ts.timestamp()
+    points_s = obs.points_s if len(obs.points_s) == len(obs.points) else tuple(m.ts.timestamp() for m in obs.points)
     before = [
         m.rps
-        for m in obs.points
-        if m.rps is not None and SURGE_BASE_FROM_S <= (obs.latest.ts - m.ts).total_seconds() <= SURGE_BASE_TO_S
+        for t, m in zip(points_s, obs.points, strict=True)
+        if m.rps is not None and SURGE_BASE_FROM_S <= latest_s - t <= SURGE_BASE_TO_S
     ]
     surging = (
         params.panic_surge_ratio > 0
@@ -159,13 +170,14 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
         triggered_at = obs.latest.ts
     if triggered_at is None and params.panic_window_s > 0:
         window = inp.service.metrics_window_s
-        since = obs.latest.ts - timedelta(seconds=params.panic_window_s)
-        first = next((i for i, m in enumerate(obs.points) if m.ts >= since), len(obs.points))
-        pts = obs.points[max(first - 1, 0) :]
-        for prev, cur in itertools.pairwise(pts):
-            if cur.ts < since:
+        since_s = latest_s - params.panic_window_s
+        first = bisect_left(points_s, since_s)
+        start = max(first - 1, 0)
+        pts = list(zip(points_s[start:], obs.points[start:], strict=True))
+        for (prev_s, prev), (cur_s, cur) in itertools.pairwise(pts):
+            if cur_s < since_s:
                 continue
-            gap = (cur.ts - prev.ts).total_seconds()
+            gap = cur_s - prev_s
             if prev.rps is None or cur.rps is None or not 0.0 < gap < window:
                 continue
             short = max(prev.rps + (window / gap) * (cur.rps - prev.rps), 0.0)
@@ -207,6 +219,7 @@ def _eastern(t: datetime) -> str:
     return t.astimezone(EASTERN).strftime("%H:%M")
 
 
+@lru_cache(maxsize=4096)
 def game_label(game: GameSpec) -> str:
     tv = f" ({game.national_tv})" if game.national_tv.strip() else ""
     return f"{game.matchup}{tv} at {_eastern(game.tip_utc)} ET"
@@ -225,23 +238,25 @@ def forecast_ratio(
     """Observed / predicted over the newest samples — how tonight compares with the learned shape — and
     how fast that ratio is rising (per second; 0 when flat or falling), from samples a minute apart."""
     half_window_s = inp.service.metrics_window_s / 2
-    points = obs.points or (obs.latest,)
-    newest_s = obs.latest.ts.timestamp()
-    level = points[-4:]
-    spaced: list[MetricPoint] = []
-    for m in reversed(points):
-        t = m.ts.timestamp()
+    if obs.points and len(obs.points_s) == len(obs.points):
+        stamped = list(zip(obs.points_s, obs.points, strict=True))
+    else:
+        stamped = [(m.ts.timestamp(), m) for m in (obs.points or (obs.latest,))]
+    newest_s = obs.latest_s if obs.points_s else obs.latest.ts.timestamp()
+    level = stamped[-4:]
+    spaced: list[tuple[float, MetricPoint]] = []
+    for t, m in reversed(stamped):
         if newest_s - t > TREND_WINDOW_S:
             break
-        if not spaced or spaced[-1].ts.timestamp() - t >= TREND_SPACING_S:
-            spaced.append(m)
+        if not spaced or spaced[-1][0] - t >= TREND_SPACING_S:
+            spaced.append((t, m))
     predicted: dict[float, float] = {}
-    for m in (*level, *spaced):
-        t = m.ts.timestamp() - half_window_s
+    for t0, _ in (*level, *spaced):
+        t = t0 - half_window_s
         if t not in predicted:
             predicted[t] = forecaster.predict_epoch(t, prepared)
-    recent_obs = sum(max(m.rps or 0.0, 0.0) for m in level)
-    recent_pred = sum(predicted[m.ts.timestamp() - half_window_s] for m in level)
+    recent_obs = sum(max(m.rps or 0.0, 0.0) for _, m in level)
+    recent_pred = sum(predicted[t - half_window_s] for t, _ in level)
     if recent_pred <= 1e-9:
         return (1.0 if forecaster.learned else 0.0), 0.0
     ratio = recent_obs / recent_pred
@@ -249,8 +264,8 @@ def forecast_ratio(
         ratio = min(max(ratio, inp.params.forecast_correction_min), inp.params.forecast_correction_max)
     slope = 0.0
     series = []
-    for m in spaced:
-        t = m.ts.timestamp() - half_window_s
+    for t0, m in spaced:
+        t = t0 - half_window_s
         if predicted[t] > 1e-9:
             series.append((t, max(m.rps or 0.0, 0.0) / predicted[t]))
     if len(series) >= 3 and inp.params.forecast_trend > 0:
@@ -284,17 +299,25 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     now_s = inp.now.timestamp()
     observed_s = obs.observed_at.timestamp()
 
+    predict = forecaster.predict_epoch
+    max_gain = ratio * MAX_TREND_GAIN
+
     def corrected(t: float) -> float:
-        gain = min(slope * max(t - observed_s, 0.0), ratio * MAX_TREND_GAIN)
-        return forecaster.predict_epoch(t, prepared) * (ratio + gain)
+        gain = slope * (t - observed_s) if t > observed_s else 0.0
+        return predict(t, prepared) * (ratio + (gain if gain < max_gain else max_gain))
 
     span_s = tick_s + params.forecast_lookahead_s
     points = max(int(span_s // 15.0), 1)
-    horizon = [now_s + delay_s + span_s * i / points for i in range(points + 1)]
-    peak_s, peak_rps = max(((t, corrected(t)) for t in horizon), key=_second)
+    peak_s, peak_rps = now_s + delay_s, -math.inf
+    for i in range(points + 1):
+        t = now_s + delay_s + span_s * i / points
+        rate = corrected(t)
+        if rate > peak_rps:
+            peak_s, peak_rps = t, rate
     horizon_s = peak_s - observed_s
-    surprise = forecaster.surprise_at(horizon_s, peak_s, prepared) * params.forecast_uncertainty
-    headroom = 1.0 + max(params.forecast_headroom, surprise)
+    uncertainty, flat = params.forecast_uncertainty, params.forecast_headroom
+    surprise = forecaster.surprise_at(horizon_s, peak_s, prepared) * uncertainty
+    headroom = 1.0 + max(flat, surprise)
     needed = replicas_for(peak_rps * headroom, spec, inp.params.sizing_target)
     keep = 0
     near_rps = 0.0
@@ -304,16 +327,17 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         for i in range(steps + 1):
             t = now_s + delay_s * i / steps
             rate = corrected(t)
-            near_surprise = forecaster.surprise_at(t - observed_s, t, prepared) * params.forecast_uncertainty
-            if rate * (1.0 + max(params.forecast_headroom, near_surprise)) > near_sized:
-                near_rps, near_sized = rate, rate * (1.0 + max(params.forecast_headroom, near_surprise))
+            near_surprise = forecaster.surprise_at(t - observed_s, t, prepared) * uncertainty
+            sized = rate * (1.0 + (near_surprise if near_surprise > flat else flat))
+            if sized > near_sized:
+                near_rps, near_sized = rate, sized
         keep = min(inp.provisioned, replicas_for(near_sized, spec, inp.params.sizing_target))
     replicas = max(needed, keep)
     peak_at = inp.now + timedelta(seconds=peak_s - now_s)
-    contributors = sorted(
-        ((forecaster.game_at(g, peak_at), g) for g in games), key=lambda cg: (-cg[0], cg[1].tip_utc, cg[1].game_id)
-    )
-    live = [g for c, g in contributors if c > 0]
+    contributing = [
+        (c, g) for g, (tip_s, profile) in zip(games, prepared, strict=True) if (c := _adds(tip_s, profile, peak_s)) > 0
+    ]
+    live = [g for _, g in sorted(contributing, key=lambda cg: (-cg[0], cg[1].tip_utc, cg[1].game_id))]
     inputs: dict[str, object] = {
         "forecast_at": peak_at.isoformat(),
         "forecast_rps": round(peak_rps, 3),
@@ -337,6 +361,17 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     }
     note = "pre-warm" if live else ""
     return RuleResult(rule="forecast", replicas=replicas, inputs=inputs, note=note), forecast
+
+
+def _adds(tip_s: float, profile: tuple[float, ...], t: float) -> float:
+    """What a game (tip epoch, profile) adds to the forecast at epoch `t` (`Forecaster.game_at`)."""
+    minutes = (t - tip_s) / 60.0
+    if not profile or minutes < PROFILE_START_MIN or minutes >= PROFILE_END_MIN:
+        return 0.0
+    pos = (minutes - PROFILE_START_MIN) / PROFILE_BIN_MIN
+    i = int(pos)
+    frac = pos - i
+    return profile[i] * (1.0 - frac) + profile[min(i + 1, len(profile) - 1)] * frac
 
 
 def _second(pair: tuple[float, float]) -> float:

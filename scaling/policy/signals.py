@@ -27,6 +27,8 @@ class Observation:
     stable_rps: float  # mean over the samples within the stable window
     observed_at: datetime  # the middle of the newest window
     points: tuple[MetricPoint, ...]  # fresh samples with a rate, oldest first
+    points_s: tuple[float, ...] = ()  # their instants as epoch seconds
+    latest_s: float = 0.0  # the newest sample's instant as epoch seconds
 
 
 def max_metric_age_s(inp: EngineInput) -> float:
@@ -52,23 +54,29 @@ def observe(inp: EngineInput, stable_window_s: float = 60.0) -> Observation | No
     if latest is None or latest.rps is None:
         return None
     window_s = inp.service.metrics_window_s
-    horizon = latest.ts - timedelta(seconds=max(stable_window_s, window_s, POINTS_WINDOW_S) + 1.0)
-    points = tuple(sorted((m for m in inp.metrics if m.rps is not None and horizon <= m.ts <= latest.ts), key=_ts))
+    latest_s = latest.epoch
+    horizon_s = latest_s - (max(stable_window_s, window_s, POINTS_WINDOW_S) + 1.0)
+    stamped = [(m.epoch, m) for m in inp.metrics if m.rps is not None]
+    stamped = sorted((p for p in stamped if horizon_s <= p[0] <= latest_s), key=_first)
+    points = tuple(m for _, m in stamped)
+    points_s = tuple(t for t, _ in stamped)
     rps = max(latest.rps, 0.0)
     short = rps
-    earlier = [m for m in points if m.ts < latest.ts]
-    if earlier:
-        prev = earlier[-1]
-        gap_s = (latest.ts - prev.ts).total_seconds()
+    i = len(stamped) - 1
+    while i >= 0 and stamped[i][0] >= latest_s:
+        i -= 1
+    if i >= 0:
+        prev_s, prev = stamped[i]
+        gap_s = latest_s - prev_s
         if 0.0 < gap_s < window_s and prev.rps is not None:
             # newest slice ≈ dropped slice + (window / gap) × change; the dropped slice ≈ previous mean.
             short = max(prev.rps + (window_s / gap_s) * (rps - prev.rps), 0.0)
-    stable_from = latest.ts - timedelta(seconds=stable_window_s + 1.0)
-    stable_points = [m.rps for m in points if m.rps is not None and m.ts >= stable_from]
+    stable_from_s = latest_s - (stable_window_s + 1.0)
+    stable_points = [m.rps for t, m in stamped if m.rps is not None and t >= stable_from_s]
     stable = sum(stable_points) / len(stable_points) if stable_points else rps
     observed_at = latest.ts - timedelta(seconds=window_s / 2)
-    return Observation(latest, rps, short, stable, observed_at, points)
+    return Observation(latest, rps, short, stable, observed_at, points, points_s, latest_s)
 
 
-def _ts(m: MetricPoint) -> datetime:
-    return m.ts
+def _first(pair: tuple[float, MetricPoint]) -> float:
+    return pair[0]

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -182,6 +183,11 @@ class MetricPoint:
     in_flight: float | None = None
     error_rate: float | None = None
 
+    @cached_property
+    def epoch(self) -> float:
+        """`ts` as epoch seconds (computed once; a sample is read by many ticks)."""
+        return self.ts.timestamp()
+
 
 @dataclass(frozen=True)
 class OverrideSpec:
@@ -209,10 +215,15 @@ class GameSpec:
         tv = self.national_tv.strip()
         return bool(tv) and tv.upper() != "NBA TV"
 
-    @property
+    @cached_property
     def tier(self) -> str:
         """Broadcast tier used to learn traffic profiles: national TV draws several times a regional game."""
         return "national" if self.is_national else "regional"
+
+    @cached_property
+    def tip_s(self) -> float:
+        """`tip_utc` as epoch seconds (computed once)."""
+        return self.tip_utc.timestamp()
 
     @property
     def matchup(self) -> str:
