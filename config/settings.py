@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "ninja",  # serves the API docs' Swagger UI from /static/ instead of a CDN (the CSP allows only 'self')
     "axes",
     "csp",
     "scaling",

@@ -94,3 +94,8 @@ def test_secret_key_is_required_outside_debug() -> None:
         check=False,
     )
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_the_api_docs_load_swagger_from_this_server_not_a_cdn(client: Client) -> None:
+    body = client.get("/api/docs").content.decode()
+    assert "/static/ninja/swagger-ui-bundle.js" in body and "cdn." not in body
