@@ -42,6 +42,9 @@ SURPRISE_BUCKET_MIN = 5.0
 SURPRISE_BUCKETS = round((PROFILE_END_MIN - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN)  # + 1 for "no game"
 SURPRISE_QUANTILE = 0.98
 SURPRISE_MIN_SAMPLES = 20
+# The learned headroom stops here: a rarer, bigger surprise (an overtime) is the reactive rules' and the
+# trend's to answer, not a reason to hold up to 2x through the end of every game.
+SURPRISE_CAP = 0.4
 SURPRISE_SHARE = 0.25  # games adding at least this share of the leading game's demand count
 
 
@@ -433,7 +436,7 @@ def _calibrate(
         for b in range(SURPRISE_BUCKETS + 1):
             e = errors[buckets == b]
             q = float(np.quantile(e, SURPRISE_QUANTILE)) if len(e) >= SURPRISE_MIN_SAMPLES else overall
-            row.append(min(max(q, 0.0), 1.0))
+            row.append(min(max(q, 0.0), SURPRISE_CAP))
         result[horizon_s] = tuple(row)
     return result
 
