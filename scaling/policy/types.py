@@ -97,7 +97,9 @@ class PolicyParams:
         2.0, "Also panic when the short-window rate jumps this many times above the minute before it; 0 = off."
     )
     panic_headroom: float = _p(
-        0.3, "On entering panic, provision this much (fraction) above the short-window rate: a surge is still rising."
+        0.8,
+        "On entering panic, provision this much (fraction) above the short-window rate: a surge is still rising "
+        "(a breaking-news surge triples within a minute; its first tick sees only part of that).",
     )
     # Schedule-aware pre-warm.
     prewarm: bool = _p(True, "Provision ahead for the demand forecast from the game calendar and learned profiles.")
@@ -123,7 +125,8 @@ class PolicyParams:
     scale_up_stabilization_s: float = 0.0
     # HPA-style rate limits: per period, the larger of Pods and Percent applies.
     scale_up_pods: int = 4
-    scale_up_percent: float = 100.0
+    # Up to triple per period: a surge's first panic tick must be able to ask for what it will need.
+    scale_up_percent: float = 200.0
     scale_up_period_s: float = 15.0
     scale_down_pods: int = 0
     scale_down_percent: float = 100.0

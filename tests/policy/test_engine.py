@@ -18,7 +18,7 @@ from tests.policy.builders import SPEC, T0, TT_ONLY, engine_input, override, poi
         (700.0, 10, 10, Reason.WITHIN_TOLERANCE),  # exactly at the 70 % target
         (760.0, 10, 10, Reason.WITHIN_TOLERANCE),  # inside the 10 % band
         (1400.0, 10, 20, Reason.SCALED_OUT),
-        (100_000.0, 10, 20, Reason.SCALED_OUT),  # rate-limited to +100 % per period
+        (100_000.0, 10, 30, Reason.SCALED_OUT),  # rate-limited to +200 % per period
         (3500.0, 30, 40, Reason.SCALED_OUT),  # bounded by max_replicas
         (0.0, 2, 1, Reason.SCALED_IN),  # bounded by min_replicas
     ],
@@ -90,7 +90,7 @@ def test_the_slo_guard_scales_out_to_what_the_model_says_meets_the_slo(
 def test_panic_enters_on_a_short_window_surge_and_never_scales_in() -> None:
     # ready 10, the short window needs > 2 × 10: panic; size for the short-window rate.
     metrics = (point(900.0, age_s=20), point(1300.0, age_s=5))  # newest slice ≈ 2,500 rps
-    params = PolicyParams(prewarm=False, scale_up_percent=500, model_sizing=False)
+    params = PolicyParams(prewarm=False, scale_up_percent=500, model_sizing=False, panic_headroom=0.3)
     result = decide(engine_input(metrics=metrics, provisioned=10, params=params))
     panic = next(r for r in result.rules if r.rule == "panic")
     # A surge is probably still rising: size above the short-window rate.
@@ -266,6 +266,6 @@ def test_panic_enters_on_a_sudden_surge_over_the_minutes_before() -> None:
     result = decide(engine_input(metrics=metrics, provisioned=8, params=params))
     panic = next(r for r in result.rules if r.rule == "panic")
     assert panic.inputs["surge"] is True
-    assert panic.replicas == replicas_for(1200.0 * 1.3, SPEC) == result.desired
+    assert panic.replicas == replicas_for(1200.0 * (1 + params.panic_headroom), SPEC) == result.desired
     calm = decide(engine_input(metrics=metrics[:3], provisioned=8, params=params))
     assert all(r.rule != "panic" for r in calm.rules)
