@@ -75,7 +75,7 @@ def _epoch(t: datetime) -> float:
     return t.timestamp()
 
 
-MEMO_SIZE = 100_000
+MEMO_SIZE = 20_000  # entries (a few MB); cleared when full
 
 
 class PreparedGames(list[tuple[float, tuple[float, ...]]]):
