@@ -316,6 +316,8 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
             peak_s, peak_rps = t, rate
     horizon_s = peak_s - observed_s
     uncertainty, flat = params.forecast_uncertainty, params.forecast_headroom
+    if not forecaster.learned:
+        flat = max(flat, params.cold_start_headroom)
     surprise = forecaster.surprise_at(horizon_s, peak_s, prepared) * uncertainty
     headroom = 1.0 + max(flat, surprise)
     needed = replicas_for(peak_rps * headroom, spec, inp.params.sizing_target)

@@ -106,6 +106,11 @@ class PolicyParams:
     forecast_headroom: float = _p(
         0.05, "Least extra request rate (fraction) provisioned above the forecast, whatever the history says."
     )
+    cold_start_headroom: float = _p(
+        0.5,
+        "Extra request rate (fraction) provisioned above the forecast while the service has no learned history "
+        "(the default shape is only a guess); learned history replaces it.",
+    )
     forecast_uncertainty: float = _p(
         1.0,
         "Weight of the learned forecast error: add the history's 98th-percentile shortfall at this phase of the "

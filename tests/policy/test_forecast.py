@@ -79,6 +79,16 @@ def test_without_history_it_falls_back_to_the_default_shape() -> None:
     assert forecast.inputs["learned"] is False
 
 
+def test_without_history_it_provisions_the_cold_start_headroom_above_the_guess() -> None:
+    inp = _observed_input(None, TIP - timedelta(minutes=10), 400.0)
+    bare = decide(replace(inp, params=replace(PREWARM, cold_start_headroom=0.0)))
+    cold = decide(replace(inp, params=replace(PREWARM, cold_start_headroom=0.5)))
+    bare_rule = next(r for r in bare.rules if r.rule == "forecast")
+    cold_rule = next(r for r in cold.rules if r.rule == "forecast")
+    assert bare_rule.replicas is not None and cold_rule.replicas is not None
+    assert cold_rule.replicas > bare_rule.replicas
+
+
 def _observed_input(forecaster: Forecaster | None, now: datetime, factor: float, provisioned: int = 12) -> EngineInput:
     """Metrics over the last minutes as the learned shape predicts them, times `factor` (tonight vs usual)."""
     base = forecaster or default_forecaster()
