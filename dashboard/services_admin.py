@@ -281,7 +281,7 @@ def api_service_create(request: HttpRequest, payload: ServiceIn) -> Status:
             name=form.cleaned_data["name"],
             values=form.values(),
             backend_config=form.cleaned_data["backend_config"],
-            actor=Actor.for_user(request.user),
+            actor=Actor.for_request(request),
         )
     except ConfigError as exc:
         raise HttpError(422, str(exc)) from exc
@@ -301,7 +301,7 @@ def api_service_update(request: HttpRequest, name: str, payload: ServiceIn) -> S
             service=service,
             values=form.values(),
             backend_config=form.cleaned_data["backend_config"],
-            actor=Actor.for_user(request.user),
+            actor=Actor.for_request(request),
             reason=payload.reason or "",
         )
     except ConfigError as exc:
