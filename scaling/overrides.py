@@ -292,6 +292,16 @@ def _locked_override(override: Override) -> Override:
     )
 
 
+def _locked_pending_group(locked: Override) -> list[Override]:
+    """Every still-pending override created together with `locked`, row-locked, oldest first."""
+    return list(
+        Override.objects.select_for_update(of=("self",))
+        .select_related("service", "game", "rule")
+        .filter(group_id=locked.group_id, status=Override.Status.PENDING_APPROVAL)
+        .order_by("pk")
+    )
+
+
 def override_approve(
     *, override: Override, actor: Actor, reason: str = "", now: datetime | None = None
 ) -> list[Override]:
@@ -305,12 +315,7 @@ def override_approve(
             raise ApprovalError("the requester cannot approve their own override; ask a second person")
         if locked.ends_at <= now:
             raise ApprovalError(f"override #{locked.pk} has already ended")
-        group = list(
-            Override.objects.select_for_update(of=("self",))
-            .select_related("service", "game", "rule")
-            .filter(group_id=locked.group_id, status=Override.Status.PENDING_APPROVAL)
-            .order_by("pk")
-        )
+        group = _locked_pending_group(locked)
         for o in group:
             before = override_snapshot(o)
             o.status = Override.Status.APPROVED
@@ -340,12 +345,7 @@ def override_reject(*, override: Override, actor: Actor, reason: str, now: datet
         locked = _locked_override(override)
         if locked.status != Override.Status.PENDING_APPROVAL:
             raise ApprovalError(f"override #{locked.pk} is {locked.get_status_display().lower()}, not pending")
-        group = list(
-            Override.objects.select_for_update(of=("self",))
-            .select_related("service", "game", "rule")
-            .filter(group_id=locked.group_id, status=Override.Status.PENDING_APPROVAL)
-            .order_by("pk")
-        )
+        group = _locked_pending_group(locked)
         for o in group:
             before = override_snapshot(o)
             o.status = Override.Status.REJECTED
