@@ -24,7 +24,13 @@ from scaling.audit import Actor
 from scaling.backends.autoscaling import MODES
 from scaling.backends.probe import ProbeReport, probe_connection
 from scaling.models import Service
-from scaling.service_config import ConfigError, backend_config_from, service_configure, service_create
+from scaling.service_config import (
+    SERVICE_FIELDS,
+    ConfigError,
+    backend_config_from,
+    service_configure,
+    service_create,
+)
 
 PROMQL_FIELDS = ("rps", "p95_ms", "p99_ms", "in_flight", "error_rate")
 
@@ -62,7 +68,23 @@ class ServiceForm(forms.Form):
     max_replicas = forms.IntegerField(min_value=1, initial=10)
     hard_max_replicas = forms.IntegerField(min_value=1, initial=20)
     price_per_replica_hour = forms.FloatField(min_value=0, initial=1.0)
-    slo_latency_ms = forms.FloatField(min_value=1, initial=300.0)
+    slo_latency_ms = forms.FloatField(min_value=1, initial=300.0, help_text="Latency objective L.")
+    slo_target = forms.FloatField(
+        required=False,
+        min_value=0.5,
+        max_value=0.99999,
+        initial=0.999,
+        help_text="Share of requests that must finish within L.",
+    )
+    service_time_ms = forms.FloatField(
+        required=False,
+        min_value=0.1,
+        initial=40.0,
+        help_text="Mean time one replica slot spends on a request (the serving model).",
+    )
+    concurrency = forms.IntegerField(
+        required=False, min_value=1, initial=4, help_text="Requests one replica serves in parallel."
+    )
     provisioning_delay_s = forms.IntegerField(min_value=0, initial=180)
     reason = forms.CharField(max_length=500, required=False, help_text="Why (required when editing).")
 
@@ -76,28 +98,18 @@ class ServiceForm(forms.Form):
         return data
 
     def values(self) -> dict[str, Any]:
-        return {k: v for k, v in self.cleaned_data.items() if k not in {"name", "reason", "backend_config"}}
+        # An empty serving-model field keeps the stored (or default) value.
+        optional = {"slo_target", "service_time_ms", "concurrency"}
+        return {
+            k: v
+            for k, v in self.cleaned_data.items()
+            if k not in {"name", "reason", "backend_config"} and not (k in optional and v is None)
+        }
 
 
 def initial_for(service: Service) -> dict[str, Any]:
     cfg = service.backend_config or {}
-    initial: dict[str, Any] = {
-        k: getattr(service, k)
-        for k in (
-            "name",
-            "display_name",
-            "description",
-            "enabled",
-            "backend",
-            "metric_source",
-            "min_replicas",
-            "max_replicas",
-            "hard_max_replicas",
-            "price_per_replica_hour",
-            "slo_latency_ms",
-            "provisioning_delay_s",
-        )
-    }
+    initial: dict[str, Any] = {k: getattr(service, k) for k in ("name", *SERVICE_FIELDS)}
     for key in (
         "region",
         "endpoint_url",
@@ -219,6 +231,9 @@ class ServiceIn(Schema):
     hard_max_replicas: int | None = None
     price_per_replica_hour: float | None = None
     slo_latency_ms: float | None = None
+    slo_target: float | None = None
+    service_time_ms: float | None = None
+    concurrency: int | None = None
     provisioning_delay_s: int | None = None
     region: str | None = None
     endpoint_url: str | None = None

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Field
 
 from scaling.audit import Actor, EventType, audit_record
 from scaling.backends import autoscaling
 from scaling.backends.prometheus import SIGNALS as PROM_SIGNALS
 from scaling.models import Service
+from scaling.sim.serving import ServingModel, model_ceiling
 
 # Fields of the Service row an administrator sets here (the policy has its own page).
 SERVICE_FIELDS = (
@@ -28,6 +29,9 @@ SERVICE_FIELDS = (
     "hard_max_replicas",
     "price_per_replica_hour",
     "slo_latency_ms",
+    "slo_target",
+    "service_time_ms",
+    "concurrency",
     "provisioning_delay_s",
 )
 
@@ -123,9 +127,38 @@ def _check_bounds(values: dict[str, Any]) -> None:
         raise ConfigError("hard_max_replicas", f"must be at least max_replicas ({hi})")
 
 
+def _check_serving_model(values: dict[str, Any]) -> None:
+    """The SLO must be reachable under the serving model, or no replica count would ever satisfy it."""
+
+    def value(name: str) -> Any:
+        given = values.get(name)
+        if given is not None:
+            return given
+        field = Service._meta.get_field(name)
+        assert isinstance(field, Field)  # noqa: S101 - a concrete column of Service
+        return field.get_default()
+
+    target, latency_ms = float(value("slo_target")), float(value("slo_latency_ms"))
+    service_ms, concurrency = float(value("service_time_ms")), int(value("concurrency"))
+    if not 0.0 < target < 1.0:
+        raise ConfigError("slo_target", f"must be a fraction between 0 and 1, e.g. 0.999 (got {target})")
+    if service_ms <= 0:
+        raise ConfigError("service_time_ms", f"must be above 0 ms (got {service_ms:g})")
+    if concurrency < 1:
+        raise ConfigError("concurrency", f"must be at least 1 (got {concurrency})")
+    ceiling = model_ceiling(ServingModel(service_ms, concurrency, latency_ms, target))
+    if target > ceiling:
+        raise ConfigError(
+            "slo_target",
+            f"{target} cannot be met: with a {service_ms:g} ms mean service time, only {ceiling:.5f} of requests "
+            f"finish within {latency_ms:g} ms even without queueing; lower the target or raise the latency objective",
+        )
+
+
 def service_create(*, name: str, values: dict[str, Any], backend_config: dict[str, Any], actor: Actor) -> Service:
     """Register a new service (validated) with its audit event."""
     _check_bounds(values)
+    _check_serving_model(values)
     if Service.objects.filter(name=name).exists():
         raise ConfigError("name", f"a service named {name!r} already exists")
     fields = {k: v for k, v in values.items() if k in SERVICE_FIELDS}
@@ -159,6 +192,7 @@ def service_configure(
         locked = Service.objects.select_for_update().get(pk=service.pk)
         merged = {k: getattr(locked, k) for k in SERVICE_FIELDS} | fields
         _check_bounds(merged)
+        _check_serving_model(merged)
         before = {k: getattr(locked, k) for k in fields if getattr(locked, k) != fields[k]}
         after = {k: fields[k] for k in before}
         if locked.backend_config != backend_config:

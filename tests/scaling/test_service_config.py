@@ -1,0 +1,40 @@
+"""A service's serving model must make its SLO reachable."""
+
+from __future__ import annotations
+
+import pytest
+
+from scaling.audit import Actor
+from scaling.models import Service
+from scaling.service_config import ConfigError, service_configure, service_create
+from tests.factories import make_service
+
+pytestmark = pytest.mark.django_db
+
+ACTOR = Actor.system("test")
+
+
+def test_it_refuses_an_slo_no_replica_count_can_meet() -> None:
+    # 300 ms service time, 1.5 s objective: e^(-5) of requests miss L even unqueued, so 99.9 % is impossible.
+    values = {"display_name": "Summaries", "service_time_ms": 300.0, "slo_latency_ms": 1500.0, "slo_target": 0.999}
+    with pytest.raises(ConfigError) as caught:
+        service_create(name="summaries", values=values, backend_config={}, actor=ACTOR)
+    assert caught.value.field == "slo_target" and "cannot be met" in caught.value.message
+    assert not Service.objects.filter(name="summaries").exists()
+
+
+def test_it_accepts_a_reachable_slo_and_stores_the_serving_model() -> None:
+    values = {"display_name": "Summaries", "service_time_ms": 200.0, "slo_latency_ms": 2000.0, "concurrency": 8}
+    service = service_create(name="summaries", values=values, backend_config={}, actor=ACTOR)
+    assert (service.service_time_ms, service.concurrency, service.slo_target) == (200.0, 8, 0.999)
+
+
+def test_an_edit_that_makes_the_slo_unreachable_changes_nothing() -> None:
+    service = make_service()
+    with pytest.raises(ConfigError) as caught:
+        service_configure(
+            service=service, values={"service_time_ms": 400.0}, backend_config={}, actor=ACTOR, reason="x"
+        )
+    assert caught.value.field == "slo_target"
+    service.refresh_from_db()
+    assert service.service_time_ms == 40.0
