@@ -79,6 +79,18 @@ def test_suspend_mode_suspends_dynamic_scaling_while_managed_and_restores_it_whe
     assert ActuatorHealth.objects.get(service=service).autoscaling_saved is None
 
 
+def test_pausing_hands_the_resource_back_at_once_without_waiting_for_a_tick(aws: str) -> None:
+    tick = _loaded_endpoint(aws)
+    service = sagemaker_service(autoscaling_mode="suspend")
+    assert _decide(service, tick).actuation == Decision.Actuation.OK
+
+    services.service_set_mode(service=service, mode=Service.Mode.DRY_RUN, actor=Actor.system("test"), reason="drill")
+
+    state = scalable_target(aws, "sagemaker", SM_RESOURCE)["SuspendedState"]
+    assert not state["DynamicScalingInSuspended"] and not state["DynamicScalingOutSuspended"]
+    assert AuditEvent.objects.filter(service=service, event_type=EventType.AUTOSCALING_RESTORED).count() == 1
+
+
 def test_bounds_mode_drives_capacity_through_min_and_max_and_restores_them(aws: str) -> None:
     create_ecs_service(aws, desired=2)
     register_target(aws, "ecs", ECS_RESOURCE, "ecs:service:DesiredCount", lo=1, hi=10)
