@@ -4,7 +4,7 @@ early when nothing changes."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -136,8 +136,6 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
 
 
 def _with_note(result: EngineDecision, note: str) -> EngineDecision:
-    from dataclasses import replace
-
     return replace(result, summary=f"{result.summary} ({note})")
 
 
