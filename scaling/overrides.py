@@ -292,6 +292,27 @@ def _locked_override(override: Override) -> Override:
     )
 
 
+def _apply_change(
+    o: Override, *, actor: Actor, event_type: EventType, reason: str, now: datetime, **fields: Any
+) -> None:
+    """Set fields on a locked override, save just those, and audit the change with before and after."""
+    before = override_snapshot(o)
+    for name, value in fields.items():
+        setattr(o, name, value)
+    o.save(update_fields=[name.removesuffix("_id") for name in fields])
+    audit_record(
+        actor=actor,
+        event_type=event_type,
+        service=o.service,
+        object_type="override",
+        object_id=o.pk,
+        before=before,
+        after=override_snapshot(o),
+        reason=reason,
+        at=now,
+    )
+
+
 def _locked_pending_group(locked: Override) -> list[Override]:
     """Every still-pending override created together with `locked`, row-locked, oldest first."""
     return list(
@@ -317,21 +338,15 @@ def override_approve(
             raise ApprovalError(f"override #{locked.pk} has already ended")
         group = _locked_pending_group(locked)
         for o in group:
-            before = override_snapshot(o)
-            o.status = Override.Status.APPROVED
-            o.approved_by_id = actor.user_id
-            o.approved_at = now
-            o.save(update_fields=["status", "approved_by", "approved_at"])
-            audit_record(
+            _apply_change(
+                o,
                 actor=actor,
                 event_type=EventType.OVERRIDE_APPROVED,
-                service=o.service,
-                object_type="override",
-                object_id=o.pk,
-                before=before,
-                after=override_snapshot(o),
                 reason=reason or o.reason,
-                at=now,
+                now=now,
+                status=Override.Status.APPROVED,
+                approved_by_id=actor.user_id,
+                approved_at=now,
             )
     return group
 
@@ -347,44 +362,32 @@ def override_reject(*, override: Override, actor: Actor, reason: str, now: datet
             raise ApprovalError(f"override #{locked.pk} is {locked.get_status_display().lower()}, not pending")
         group = _locked_pending_group(locked)
         for o in group:
-            before = override_snapshot(o)
-            o.status = Override.Status.REJECTED
-            o.cancel_reason = reason.strip()
-            o.cancelled_by_id = actor.user_id
-            o.cancelled_at = now
-            o.save(update_fields=["status", "cancel_reason", "cancelled_by", "cancelled_at"])
-            audit_record(
-                actor=actor,
-                event_type=EventType.OVERRIDE_REJECTED,
-                service=o.service,
-                object_type="override",
-                object_id=o.pk,
-                before=before,
-                after=override_snapshot(o),
-                reason=reason.strip(),
-                at=now,
-            )
+            _close_locked(o, actor=actor, reason=reason.strip(), now=now, status=Override.Status.REJECTED)
     return group
 
 
-def _cancel_locked(o: Override, *, actor: Actor, reason: str, now: datetime) -> None:
-    before = override_snapshot(o)
-    o.status = Override.Status.CANCELLED
-    o.cancelled_by_id = actor.user_id
-    o.cancelled_at = now
-    o.cancel_reason = reason
-    o.save(update_fields=["status", "cancelled_by", "cancelled_at", "cancel_reason"])
-    audit_record(
+_CLOSING_EVENTS = {
+    Override.Status.CANCELLED: EventType.OVERRIDE_CANCELLED,
+    Override.Status.REJECTED: EventType.OVERRIDE_REJECTED,
+}
+
+
+def _close_locked(o: Override, *, actor: Actor, reason: str, now: datetime, status: str) -> None:
+    _apply_change(
+        o,
         actor=actor,
-        event_type=EventType.OVERRIDE_CANCELLED,
-        service=o.service,
-        object_type="override",
-        object_id=o.pk,
-        before=before,
-        after=override_snapshot(o),
+        event_type=_CLOSING_EVENTS[Override.Status(status)],
         reason=reason,
-        at=now,
+        now=now,
+        status=status,
+        cancelled_by_id=actor.user_id,
+        cancelled_at=now,
+        cancel_reason=reason,
     )
+
+
+def _cancel_locked(o: Override, *, actor: Actor, reason: str, now: datetime) -> None:
+    _close_locked(o, actor=actor, reason=reason, now=now, status=Override.Status.CANCELLED)
 
 
 def override_cancel(*, override: Override, actor: Actor, reason: str, now: datetime | None = None) -> bool:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType, audit_record
 from scaling.models import Game, Override
-from scaling.overrides import _cancel_locked, override_snapshot
+from scaling.overrides import _apply_change, _cancel_locked
 from scaling.schedule.parse import GameRecord, parse_schedule
 from scaling.schedule.rules import rule_matches, rules_apply
 
@@ -62,20 +62,14 @@ def _move_overrides(game: Game, delta: timedelta, *, actor: Actor, now: datetime
     """A moved tip-off moves the windows of the overrides scheduled around it."""
     rows = _linked_live(game, now)
     for o in rows:
-        before = override_snapshot(o)
-        o.starts_at += delta
-        o.ends_at += delta
-        o.save(update_fields=["starts_at", "ends_at"])
-        audit_record(
+        _apply_change(
+            o,
             actor=actor,
             event_type=EventType.OVERRIDE_MOVED,
-            service=o.service,
-            object_type="override",
-            object_id=o.pk,
-            before=before,
-            after=override_snapshot(o),
             reason=f"tip-off of {game.game_id} moved by {delta}",
-            at=now,
+            now=now,
+            starts_at=o.starts_at + delta,
+            ends_at=o.ends_at + delta,
         )
     return len(rows)
 
