@@ -3,8 +3,7 @@ worker, which reads CloudWatch, decides, and scales the SageMaker endpoint over 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -22,6 +21,7 @@ from tests.backends.conftest import (
     sagemaker_service,
 )
 from tests.factories import make_user
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 
@@ -33,15 +33,6 @@ def worker() -> Iterator[None]:
         yield
 
 
-def _wait_for(predicate: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met within the timeout")
-
-
 def test_a_celery_worker_scales_a_sagemaker_endpoint_on_moto(aws: str, worker: None) -> None:
     create_sagemaker_endpoint(aws, instances=2)
     publish_invocations(aws, services.align_tick(timezone.now()), per_minute=60 * 700)
@@ -49,7 +40,12 @@ def test_a_celery_worker_scales_a_sagemaker_endpoint_on_moto(aws: str, worker: N
 
     app.send_task(tasks.beat_schedule()["tick"]["task"])
 
-    _wait_for(lambda: Decision.objects.filter(service=service).exclude(actuation=Decision.Actuation.PENDING).exists())
+    wait_until(
+        timeout_s=60.0,
+        predicate=lambda: (
+            Decision.objects.filter(service=service).exclude(actuation=Decision.Actuation.PENDING).exists()
+        ),
+    )
     decision = Decision.objects.get(service=service)
     assert decision.actuation == Decision.Actuation.OK, (decision.summary, decision.actuation_error)
     assert decision.desired > 2
@@ -91,7 +87,10 @@ def test_the_documented_flow_register_test_connection_and_watch_it_scale(
 
     app.send_task(tasks.beat_schedule()["tick"]["task"])
 
-    _wait_for(lambda: Decision.objects.filter(service=service, actuation=Decision.Actuation.OK).exists())
+    wait_until(
+        timeout_s=60.0,
+        predicate=lambda: Decision.objects.filter(service=service, actuation=Decision.Actuation.OK).exists(),
+    )
     decision = Decision.objects.get(service=service, actuation=Decision.Actuation.OK)
     assert sagemaker_counts(aws)[1] == decision.desired > 2
     assert 'data-service="win-probability"' in client.get("/").content.decode()

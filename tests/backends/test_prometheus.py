@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +28,7 @@ from scaling.backends.prometheus import PrometheusMetricSource
 from scaling.models import MetricSample, Service
 from tests.backends.conftest import decision_of
 from tests.factories import make_service
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -95,18 +96,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_for(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("condition not met within the timeout")
-
-
 def _query(url: str, promql: str) -> list[Any]:
     with urllib.request.urlopen(f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": promql}), timeout=5) as r:  # noqa: S310
         return list(json.load(r)["data"]["result"])
@@ -140,7 +129,11 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         # Ready once the rate window is full of scrapes, so rate() is not extrapolated from two points.
-        _wait_for(lambda: bool(_query(url, "count_over_time(inference_requests_total[10s]) >= 9")))
+        wait_until(
+            lambda: bool(_query(url, "count_over_time(inference_requests_total[10s]) >= 9")),
+            interval_s=0.2,
+            ignore=(OSError,),
+        )
         yield url
     finally:
         proc.terminate()

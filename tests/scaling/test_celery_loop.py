@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from config.celery import app
 from scaling import tasks
 from scaling.models import Decision, SimulatedFleet
 from tests.factories import make_service
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,15 +29,6 @@ def worker() -> Iterator[None]:
         yield
 
 
-def _wait_for(predicate: object, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met within the timeout")
-
-
 def test_the_beat_schedule_sends_tick_every_tick_seconds(settings: object) -> None:
     schedule = tasks.beat_schedule()
     assert schedule["tick"]["task"] == tasks.tick.name
@@ -49,7 +40,7 @@ def test_one_tick_goes_from_the_broker_to_an_actuated_decision(worker: None) -> 
     quiet = make_service("game-summaries", replicas=2, demand_scale=0.1)
     # What beat does every TICK_SECONDS: send the tick task through the broker.
     app.send_task(tasks.beat_schedule()["tick"]["task"])
-    _wait_for(
+    wait_until(
         lambda: (
             Decision.objects.filter(service__in=[busy, quiet]).count() == 2
             and not Decision.objects.filter(actuation=Decision.Actuation.PENDING).exists()
@@ -82,7 +73,9 @@ def test_a_real_beat_process_drives_ticks_to_actuated_decisions(worker: None, tm
         stderr=subprocess.PIPE,
     )
     try:
-        _wait_for(lambda: Decision.objects.filter(service=service, actuation=Decision.Actuation.OK).exists(), 60.0)
+        wait_until(
+            lambda: Decision.objects.filter(service=service, actuation=Decision.Actuation.OK).exists(), timeout_s=60.0
+        )
     finally:
         beat.terminate()
         beat.wait(timeout=20)

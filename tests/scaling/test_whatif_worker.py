@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -14,6 +13,7 @@ from config.celery import app
 from scaling.models import MetricSample
 from scaling.whatif import WhatIfRequest, whatif_start, whatif_state
 from tests.factories import make_service
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 
@@ -33,11 +33,8 @@ def test_a_whatif_job_goes_through_the_broker_to_a_result(worker: None) -> None:
         for i in range(240)
     )
     job_id = whatif_start(WhatIfRequest(service_id=service.pk, start=now - timedelta(hours=1), end=now, policy="hpa"))
-    deadline = time.monotonic() + 60
+    wait_until(lambda: (whatif_state(job_id) or {}).get("status") in ("done", "failed"), timeout_s=60.0, interval_s=0.2)
     state = whatif_state(job_id)
-    while time.monotonic() < deadline and (state is None or state["status"] not in ("done", "failed")):
-        time.sleep(0.2)
-        state = whatif_state(job_id)
     assert state is not None
     assert state["status"] == "done", state.get("error")
     assert state["result"]["policy"] == "hpa"
