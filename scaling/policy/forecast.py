@@ -128,6 +128,7 @@ class Forecaster:
         resolution_s: float = 60.0,
         baseline_smoothing: float = 30.0,
         profile_smoothing: float = 0.3,
+        shared_shape: bool = True,
     ) -> Forecaster:
         """Learn baseline and per-tier profiles from samples `(ts[i], rps[i])` and the games around them.
 
@@ -136,6 +137,8 @@ class Forecaster:
            by least squares, with a small second-difference penalty so bins with little data stay smooth.
         3. Learn a factor per number of live games from the residual.
         A tier without games in the history borrows the other tier's profile (national = 3 × regional).
+        With `shared_shape`, a second pass fits one shape for all tiers, each tier scaled by its share from
+        the first pass: a week holds few national games, and one shape learns from all of them.
         """
         if len(ts) != len(rps):
             raise ValueError("history: ts and rps differ in length")
@@ -155,60 +158,20 @@ class Forecaster:
 
         start, end = times[0] - PROFILE_END_MIN * 60, times[-1] - PROFILE_START_MIN * 60
         relevant = sorted((g for g in games if start <= _epoch(g.tip_utc) <= end), key=lambda g: (g.tip_utc, g.game_id))
-        nb, npb = BASELINE_BINS, _profile_bins()
+        nb = BASELINE_BINS
         tiers_present = [tier for tier in TIERS if any(g.tier == tier for g in relevant)]
-        ncols = nb + npb * len(tiers_present)
-
-        # The design matrix X is sparse (two baseline hats + two profile hats per game a row sees): keep it
-        # as (column, value) slots per row and accumulate the normal equations from them.
-        spans = []
-        overlap = np.zeros(n, dtype=np.int64)
-        live = np.zeros(n, dtype=int)
-        for g in relevant:
-            minutes = (times - _epoch(g.tip_utc)) / 60.0
-            inside = np.nonzero((minutes >= PROFILE_START_MIN) & (minutes < PROFILE_END_MIN))[0]
-            spans.append((g, minutes, inside))
-            overlap[inside] += 1
-            live += (minutes >= LIVE_START_MIN) & (minutes < LIVE_END_MIN)
-        width = 2 + 2 * int(overlap.max(initial=0))
-        cols = np.zeros((n, width), dtype=np.int64)
-        vals = np.zeros((n, width))
-        # Baseline: hat basis over the circular day.
-        day_pos = ((times % 86400.0) / 86400.0) * nb
-        lo = np.floor(day_pos).astype(int) % nb
-        frac = day_pos - np.floor(day_pos)
-        cols[:, 0], vals[:, 0] = lo, 1.0 - frac
-        cols[:, 1], vals[:, 1] = (lo + 1) % nb, frac
-        fill = np.full(n, 2, dtype=np.int64)
-        # Games: each adds its tier's hat basis at its minutes from tip.
-        for g, minutes, inside in spans:
-            col0 = nb + npb * tiers_present.index(g.tier)
-            pos = (minutes[inside] - PROFILE_START_MIN) / PROFILE_BIN_MIN
-            plo = np.floor(pos).astype(int)
-            pfrac = pos - plo
-            slot = fill[inside]
-            cols[inside, slot], vals[inside, slot] = col0 + plo, 1.0 - pfrac
-            cols[inside, slot + 1], vals[inside, slot + 1] = col0 + np.minimum(plo + 1, npb - 1), pfrac
-            fill[inside] += 2
-
-        # XᵀX, a row's slots at a time; rows grouped by how many slots they fill (most see few games).
-        gram: np.ndarray = np.zeros(ncols * ncols)
-        for filled in np.unique(fill).tolist():
-            rows_f = fill == filled
-            c, v = cols[rows_f, :filled], vals[rows_f, :filled]
-            pairs = (c[:, :, None] * ncols + c[:, None, :]).ravel()
-            weights = (v[:, :, None] * v[:, None, :]).ravel()
-            gram += np.bincount(pairs, weights=weights, minlength=ncols * ncols)
-        gram = gram.reshape(ncols, ncols) + _penalty_gram(len(tiers_present), baseline_smoothing, profile_smoothing)
-        gram[np.diag_indices_from(gram)] += 1e-6 * max(float(np.trace(gram)) / ncols, 1.0)
-        xty = np.bincount(cols.ravel(), weights=(vals * y[:, None]).ravel(), minlength=ncols)
-        coef = np.linalg.solve(gram, xty)
-        coef = np.maximum(coef, 0.0)
-
+        smoothing = (baseline_smoothing, profile_smoothing)
+        per_tier: Groups = {tier: (j, 1.0) for j, tier in enumerate(tiers_present)}
+        coef, cols, vals, live = _solve(times, y, relevant, per_tier, smoothing)
+        profiles = _profiles(coef, per_tier)
+        if shared_shape and len(tiers_present) > 1:
+            # One shape for every tier, scaled by how much more a tier draws: each game then informs the
+            # shape of all, instead of a tier's few games (each with its own interest) carrying its own.
+            scale = _tier_scale(profiles)
+            groups = {t: (0, scale[t]) for t in tiers_present}
+            coef, cols, vals, live = _solve(times, y, relevant, groups, smoothing)
+            profiles = _profiles(coef, groups)
         baseline = tuple(float(v) for v in coef[:nb])
-        profiles: dict[str, tuple[float, ...]] = {}
-        for j, tier in enumerate(tiers_present):
-            profiles[tier] = tuple(float(v) for v in coef[nb + npb * j : nb + npb * (j + 1)])
         if "national" not in profiles and "regional" in profiles:
             profiles["national"] = tuple(3.0 * v for v in profiles["regional"])
         if "regional" not in profiles and "national" in profiles:
@@ -391,6 +354,84 @@ class Forecaster:
             "tier_games": dict(self.tier_games),
             "overlap_factors": [round(f, 3) for f in self.overlap_factors],
         }
+
+
+Groups = dict[str, tuple[int, float]]  # tier -> (which profile block of the design, weight of its games)
+
+
+def _solve(
+    times: np.ndarray, y: np.ndarray, games: Sequence[GameSpec], groups: Groups, smoothing: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Least squares: baseline (hat basis over the day) + profile blocks (hat basis over minutes from tip).
+
+    A game adds its group's block at its minutes from tip, times its group's weight. Returns the
+    coefficients (clipped at 0), the design as (column, value) slots per row, and live games per row."""
+    n, nb, npb = len(times), BASELINE_BINS, _profile_bins()
+    blocks = max((block for block, _ in groups.values()), default=-1) + 1
+    ncols = nb + npb * blocks
+    # The design matrix X is sparse (two baseline hats + two profile hats per game a row sees): keep it
+    # as (column, value) slots per row and accumulate the normal equations from them.
+    spans = []
+    overlap = np.zeros(n, dtype=np.int64)
+    live = np.zeros(n, dtype=int)
+    for g in games:
+        minutes = (times - _epoch(g.tip_utc)) / 60.0
+        inside = np.nonzero((minutes >= PROFILE_START_MIN) & (minutes < PROFILE_END_MIN))[0]
+        spans.append((g, minutes, inside))
+        overlap[inside] += 1
+        live += (minutes >= LIVE_START_MIN) & (minutes < LIVE_END_MIN)
+    width = 2 + 2 * int(overlap.max(initial=0))
+    cols = np.zeros((n, width), dtype=np.int64)
+    vals = np.zeros((n, width))
+    day_pos = ((times % 86400.0) / 86400.0) * nb
+    lo = np.floor(day_pos).astype(int) % nb
+    frac = day_pos - np.floor(day_pos)
+    cols[:, 0], vals[:, 0] = lo, 1.0 - frac
+    cols[:, 1], vals[:, 1] = (lo + 1) % nb, frac
+    fill = np.full(n, 2, dtype=np.int64)
+    for g, minutes, inside in spans:
+        block, weight = groups[g.tier]
+        col0 = nb + npb * block
+        pos = (minutes[inside] - PROFILE_START_MIN) / PROFILE_BIN_MIN
+        plo = np.floor(pos).astype(int)
+        pfrac = pos - plo
+        slot = fill[inside]
+        cols[inside, slot], vals[inside, slot] = col0 + plo, weight * (1.0 - pfrac)
+        cols[inside, slot + 1], vals[inside, slot + 1] = col0 + np.minimum(plo + 1, npb - 1), weight * pfrac
+        fill[inside] += 2
+
+    # XᵀX, a row's slots at a time; rows grouped by how many slots they fill (most see few games).
+    gram: np.ndarray = np.zeros(ncols * ncols)
+    for filled in np.unique(fill).tolist():
+        rows_f = fill == filled
+        c, v = cols[rows_f, :filled], vals[rows_f, :filled]
+        pairs = (c[:, :, None] * ncols + c[:, None, :]).ravel()
+        weights = (v[:, :, None] * v[:, None, :]).ravel()
+        gram += np.bincount(pairs, weights=weights, minlength=ncols * ncols)
+    gram = gram.reshape(ncols, ncols) + _penalty_gram(blocks, *smoothing)
+    gram[np.diag_indices_from(gram)] += 1e-6 * max(float(np.trace(gram)) / ncols, 1.0)
+    xty = np.bincount(cols.ravel(), weights=(vals * y[:, None]).ravel(), minlength=ncols)
+    coef = np.maximum(np.linalg.solve(gram, xty), 0.0)
+    return coef, cols, vals, live
+
+
+def _profiles(coef: np.ndarray, groups: Groups) -> dict[str, tuple[float, ...]]:
+    nb, npb = BASELINE_BINS, _profile_bins()
+    return {
+        tier: tuple(float(weight * v) for v in coef[nb + npb * block : nb + npb * (block + 1)])
+        for tier, (block, weight) in groups.items()
+    }
+
+
+def _tier_scale(profiles: dict[str, tuple[float, ...]]) -> dict[str, float]:
+    """Each tier's draw relative to the regional tier (or the first), from its profile's mass in the game."""
+    lo = round((0.0 - PROFILE_START_MIN) / PROFILE_BIN_MIN)
+    hi = round((150.0 - PROFILE_START_MIN) / PROFILE_BIN_MIN)
+    mass: dict[str, float] = {tier: float(sum(values[lo:hi])) for tier, values in profiles.items()}
+    ref = mass.get("regional", 0.0) or next(iter(mass.values()))
+    if ref <= 1e-9:
+        return dict.fromkeys(profiles, 1.0)
+    return {tier: max(m / ref, 1e-3) for tier, m in mass.items()}
 
 
 def _calibrate(

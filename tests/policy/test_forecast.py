@@ -201,3 +201,16 @@ def test_the_learned_shortfall_sets_the_headroom_above_the_floor(
     )
     flat_rule = next(r for r in flat.rules if r.rule == "forecast")
     assert flat_rule.inputs["headroom"] == PREWARM.forecast_headroom
+
+
+def test_every_tier_shares_one_learned_shape_scaled_by_its_draw(learned: tuple[Forecaster, list[GameSpec]]) -> None:
+    # National and regional games in the history: one shape, national a constant multiple of regional.
+    forecaster, games = learned
+    assert forecaster.tier_games["national"] > 0 and forecaster.tier_games["regional"] > 0
+    national, regional = forecaster.profiles["national"], forecaster.profiles["regional"]
+    ratios = {round(n / r, 6) for n, r in zip(national, regional, strict=True) if r > 1.0}
+    assert len(ratios) == 1 and 1.5 < ratios.pop() < 6.0
+    ts, rps = _history(games, TIP - timedelta(days=7, hours=13), 7)
+    separate = Forecaster.fit(ts, rps, games, shared_shape=False)
+    pairs = zip(separate.profiles["national"], separate.profiles["regional"], strict=True)
+    assert len({round(n / r, 6) for n, r in pairs if r > 1.0}) > 1
