@@ -38,6 +38,7 @@ CONSTRAINT_HELP: dict[str, str] = {
     "scale_in_cooldown": "No scale-in until the cooldown after the last change has passed.",
     "scale_up_rate_limit": "Scale-out rate limit (Pods or Percent per period).",
     "scale_down_rate_limit": "Scale-in rate limit (Pods or Percent per period).",
+    "demand_rising": "The observed rate is climbing: no scale-in until it levels off.",
     "max_replicas": "The service's upper bound.",
     "min_replicas": "The service's lower bound.",
     "override_pin": "An active pin sets the count exactly.",
@@ -52,7 +53,10 @@ REASON_HELP: dict[str, str] = {
     "SCALED_OUT": "Capacity was added.",
     "SCALED_IN": "Capacity was removed.",
     "WITHIN_TOLERANCE": "Load is within the tolerance band around the target: no change.",
-    "STABILIZING_SCALE_IN": "The load would allow fewer replicas, but the scale-down stabilization window holds them.",
+    "STABILIZING_SCALE_IN": (
+        "The load would allow fewer replicas, but the scale-down stabilization window (or a still-climbing "
+        "rate) holds them."
+    ),
     "AT_MAX": "More replicas were wanted, but the service is at its maximum.",
     "AT_MIN": "Fewer replicas were wanted, but the service is at its minimum.",
     "RATE_LIMITED": "A change was wanted but the rate limit allowed none this period.",

@@ -30,8 +30,8 @@ HELP: dict[str, str] = {
         "Avoids flapping on noise."
     ),
     "scale_down_stabilization_s": (
-        "Scale in only to the highest recommendation seen over this many seconds (HPA default 300). "
-        "Longer means slower, safer scale-in."
+        "Scale in only to the highest recommendation seen over this many seconds (HPA default 300), or over "
+        "the provisioning-delay share below if longer. Longer means slower, safer scale-in."
     ),
     "scale_up_stabilization_s": (
         "Scale out only to the lowest recommendation seen over this many seconds. 0 reacts at once "

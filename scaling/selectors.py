@@ -86,7 +86,7 @@ def engine_input(
     params = PolicyParams.from_dict(service.policy)
     window = timedelta(
         seconds=max(
-            params.scale_down_stabilization_s,
+            params.scale_down_window_s(service.provisioning_delay_s),
             params.scale_up_stabilization_s,
             params.scale_up_period_s,
             params.scale_down_period_s,

@@ -75,14 +75,16 @@ def replicas_for(rps: float, spec: ServiceSpec, target: float | None = None) -> 
     """
     if rps <= 0.0:
         return 0
-    last = _last[0]
-    if last[0] is spec and last[1] == target:
-        limit, model, known = last[2], last[3], last[4]
+    for last in _last:
+        if last[0] is spec and last[1] == target:
+            limit, model, known = last[2], last[3], last[4]
+            break
     else:
         limit = max(spec.hard_max_replicas, spec.max_replicas) + 1
         model = _model_for(spec, target)
         known = _known.setdefault((model, limit), {})
-        _last[0] = (spec, target, limit, model, known)
+        _last.insert(0, (spec, target, limit, model, known))
+        del _last[_LAST_SIZE:]
     if not math.isfinite(rps):
         return limit
     step = math.ceil(math.log(rps) / _GRID - 1e-9)
@@ -92,12 +94,11 @@ def replicas_for(rps: float, spec: ServiceSpec, target: float | None = None) -> 
     return replicas
 
 
-# The sizing of the last (spec, target) asked for, found by identity (hashing a ServiceSpec costs more
-# than the lookup): (spec, target, limit, model, {grid step: replicas}).
+# The sizings of the last few (spec, target) asked for, found by identity (hashing a ServiceSpec costs
+# more than the lookup): (spec, target, limit, model, {grid step: replicas}), newest first.
 _known: dict[tuple[ServingModel, int], dict[int, int]] = {}
-_last: list[tuple[ServiceSpec | None, float | None, int, ServingModel | None, dict[int, int]]] = [
-    (None, None, 0, None, {})
-]
+_LAST_SIZE = 4
+_last: list[tuple[ServiceSpec | None, float | None, int, ServingModel | None, dict[int, int]]] = []
 
 
 @lru_cache(maxsize=256)

@@ -104,7 +104,7 @@ class EngineDriver:
         if decision.recommendation is not None:
             self.recent.append(PastRecommendation(now, decision.recommendation, decision.desired))
         keep_s = max(
-            self.params.scale_down_stabilization_s,
+            self.params.scale_down_window_s(self.service.provisioning_delay_s),
             self.params.scale_up_stabilization_s,
             self.params.scale_up_period_s,
             self.params.scale_down_period_s,

@@ -14,7 +14,7 @@ from typing import Any
 from scaling.policy import rules as r
 from scaling.policy.explain import reason_for, summarize
 from scaling.policy.signals import latest_fresh_metric, observe
-from scaling.policy.stability import cooldown, rate_limit, stabilize
+from scaling.policy.stability import cooldown, hold_while_rising, rate_limit, stabilize
 from scaling.policy.types import Constraint, Decision, EngineInput, Mode, Reason, RuleResult
 
 __all__ = ["decide", "latest_fresh_metric"]
@@ -28,7 +28,7 @@ def decide(inp: EngineInput, metrics_unavailable: bool = False) -> Decision:
        after `fallback_after_s` of missing metrics it holds at least `fallback_replicas`.
     3. Rules recommend — target tracking, serving-model sizing, SLO guard, panic, pre-warm
        forecast; the largest recommendation wins.
-    4. Stabilization, cooldown and rate limits shape the change.
+    4. Stabilization, a hold on scale-in while demand climbs, cooldown and rate limits shape the change.
     5. Overrides (pin > freeze > floors/ceilings > freeze_scale_in) and the service bounds bind last.
     """
     current = inp.provisioned
@@ -62,6 +62,7 @@ def decide(inp: EngineInput, metrics_unavailable: bool = False) -> Decision:
     candidates = [rule.replicas for rule in rules if rule.replicas is not None]
     recommendation = max(candidates) if candidates else current
     desired = stabilize(inp, recommendation, constraints)
+    desired = hold_while_rising(inp, obs, desired, constraints)
     desired = cooldown(inp, desired, constraints)
     desired = rate_limit(inp, desired, constraints)
     desired, pinned = _apply_overrides(inp, desired, constraints)

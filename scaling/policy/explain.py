@@ -55,7 +55,7 @@ def reason_for(
     names = [c.name for c in constraints]
     if any(n.startswith("override_") for n in names):
         return Reason.OVERRIDE_ACTIVE
-    if "scale_down_stabilization" in names:
+    if "scale_down_stabilization" in names or "demand_rising" in names:
         return Reason.STABILIZING_SCALE_IN
     if "scale_in_cooldown" in names:
         return Reason.COOLDOWN

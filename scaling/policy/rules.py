@@ -33,6 +33,17 @@ def _ceil(x: float) -> int:
     return max(math.ceil(x - 1e-9), 0)
 
 
+def size_for(rps: float, inp: EngineInput) -> int:
+    """Replicas for `rps` at the policy's sizing target; at the SLO target itself while that needs no more
+    than `low_count_replicas` (one replica is a large step there, and such steps carry few requests)."""
+    params = inp.params
+    if params.low_count_replicas > 0:
+        at_slo = replicas_for(rps, inp.service)
+        if at_slo <= params.low_count_replicas:
+            return at_slo
+    return replicas_for(rps, inp.service, params.sizing_target)
+
+
 def target_tracking(inp: EngineInput, obs: Observation) -> list[RuleResult]:
     """HPA-style: ceil(observed total / per-replica target) for each metric with a target; hold within tolerance."""
     params, latest = inp.params, obs.latest
@@ -91,7 +102,7 @@ def model_sizing(inp: EngineInput, obs: Observation) -> RuleResult:
     sized = rate * (1.0 + inp.params.reactive_headroom)
     return RuleResult(
         rule="serving_model",
-        replicas=replicas_for(sized, inp.service, inp.params.sizing_target),
+        replicas=size_for(sized, inp),
         inputs={
             "rps": round(obs.rps, 3),
             "short_rps": round(obs.short_rps, 3),
@@ -123,7 +134,7 @@ def slo_guard(inp: EngineInput, obs: Observation) -> RuleResult | None:
         return None
     rate = max(obs.rps, obs.short_rps, obs.stable_rps)
     sized = rate * (1.0 + inp.params.reactive_headroom)
-    needed = replicas_for(sized, inp.service, inp.params.sizing_target)
+    needed = size_for(sized, inp)
     return RuleResult(
         rule="slo_guard",
         replicas=needed,
@@ -149,7 +160,7 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
         return None
     ready = max(inp.ready, 1)
     cap = replica_capacity_rps(inp.service)
-    needed_now = replicas_for(obs.short_rps * (1.0 + params.reactive_headroom), inp.service, inp.params.sizing_target)
+    needed_now = size_for(obs.short_rps * (1.0 + params.reactive_headroom), inp)
     triggered_at: datetime | None = obs.latest.ts if needed_now >= params.panic_threshold * ready else None
     # A sudden surge (breaking news): the newest slice well above the minute or two before it, and more
     # than the ready replicas serve. It is probably still rising, so size above it.
@@ -186,20 +197,13 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
             if cur.utilization and cur.utilization > 0:
                 implied = cur.rps / (cur.utilization * cap)
                 ready_then = max(round(min(implied, 1e6)), 1) if math.isfinite(implied) else ready
-            if (
-                replicas_for(short * (1.0 + params.reactive_headroom), inp.service, inp.params.sizing_target)
-                >= params.panic_threshold * ready_then
-            ):
+            if size_for(short * (1.0 + params.reactive_headroom), inp) >= params.panic_threshold * ready_then:
                 triggered_at = cur.ts
     if triggered_at is None:
         return None
     sized = needed_now
     if triggered_at == obs.latest.ts:
-        sized = replicas_for(
-            obs.short_rps * (1.0 + params.reactive_headroom + params.panic_headroom),
-            inp.service,
-            inp.params.sizing_target,
-        )
+        sized = size_for(obs.short_rps * (1.0 + params.reactive_headroom + params.panic_headroom), inp)
     return RuleResult(
         rule="panic",
         replicas=max(sized, inp.provisioned),
@@ -320,7 +324,7 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         flat = max(flat, params.cold_start_headroom)
     surprise = forecaster.surprise_at(horizon_s, peak_s, prepared) * uncertainty
     headroom = 1.0 + max(flat, surprise)
-    needed = replicas_for(peak_rps * headroom, spec, inp.params.sizing_target)
+    needed = size_for(peak_rps * headroom, inp)
     keep = 0
     near_rps = 0.0
     if inp.provisioned > needed:
@@ -333,7 +337,7 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
             sized = rate * (1.0 + (near_surprise if near_surprise > flat else flat))
             if sized > near_sized:
                 near_rps, near_sized = rate, sized
-        keep = min(inp.provisioned, replicas_for(near_sized, spec, inp.params.sizing_target))
+        keep = min(inp.provisioned, size_for(near_sized, inp))
     replicas = max(needed, keep)
     peak_at = inp.now + timedelta(seconds=peak_s - now_s)
     contributing = [

@@ -8,14 +8,16 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+from scaling.policy.signals import Observation
 from scaling.policy.types import Constraint, EngineInput
+
+RISING_LOOKBACK_S = 60.0  # the rise is measured against the sample at least this much older than the newest
 
 
 def stabilize(inp: EngineInput, recommendation: int, constraints: list[Constraint]) -> int:
     """HPA stabilization: scale in only to the highest, out only to the lowest, recommendation in the window."""
     params, current = inp.params, inp.provisioned
-    if recommendation < current and params.scale_down_stabilization_s > 0:
-        window = params.scale_down_stabilization_s
+    if recommendation < current and (window := params.scale_down_window_s(inp.service.provisioning_delay_s)) > 0:
         recent = [r.replicas for r in inp.recent if 0 <= (inp.now - r.ts).total_seconds() < window]
         stabilized = min(max([recommendation, *recent]), current)
         if stabilized != recommendation:
@@ -43,6 +45,30 @@ def stabilize(inp: EngineInput, recommendation: int, constraints: list[Constrain
             )
         return stabilized
     return recommendation
+
+
+def hold_while_rising(inp: EngineInput, obs: Observation, desired: int, constraints: list[Constraint]) -> int:
+    """No scale-in while the observed rate is climbing (a close finish, a slow surge): the forecast may lag
+    a climb it has not seen before, and replicas let go now take a provisioning delay to come back."""
+    threshold = inp.params.scale_in_hold_rising
+    if desired >= inp.provisioned or threshold <= 0 or len(obs.points_s) != len(obs.points):
+        return desired
+    newest_s = obs.latest_s
+    older = [m.rps for t, m in zip(obs.points_s, obs.points, strict=True) if newest_s - t >= RISING_LOOKBACK_S]
+    if not older or older[-1] is None or older[-1] <= 0:
+        return desired
+    rise = max(obs.rps, obs.short_rps) / older[-1] - 1.0
+    if rise <= threshold:
+        return desired
+    constraints.append(
+        Constraint(
+            "demand_rising",
+            desired,
+            inp.provisioned,
+            f"observed rate rose {rise:.1%} over the last {RISING_LOOKBACK_S:.0f} s (hold above {threshold:.0%})",
+        )
+    )
+    return inp.provisioned
 
 
 def cooldown(inp: EngineInput, desired: int, constraints: list[Constraint]) -> int:

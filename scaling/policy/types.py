@@ -85,6 +85,11 @@ class PolicyParams:
         "Attainment the serving model sizes for (≥ the service's SLO target; just under the model's ceiling "
         "1 − e^(−μL) at most). A little above the SLO target costs about one replica and keeps steps clear of it.",
     )
+    low_count_replicas: int = _p(
+        10,
+        "While the SLO target itself needs at most this many replicas, size for the SLO target rather than the "
+        "sizing target: one replica is a large step there, and those steps carry few requests; 0 = off.",
+    )
     reactive_headroom: float = _p(
         0.0, "Extra request rate (fraction) the serving-model rule provisions for above the observed rate."
     )
@@ -126,8 +131,22 @@ class PolicyParams:
     )
     forecast_correction_min: float = _p(0.6, "Lowest observed/forecast ratio applied to tonight's forecast.")
     forecast_correction_max: float = _p(3.0, "Highest observed/forecast ratio applied to tonight's forecast.")
-    scale_down_stabilization_s: float = 90.0
+    scale_down_stabilization_s: float = _p(
+        60.0,
+        "Scale in only to the highest recommendation of this many seconds (HPA's stabilization window); "
+        "lengthened by the provisioning-delay share below.",
+    )
+    stabilization_per_delay: float = _p(
+        0.25,
+        "The stabilization window is at least this share of the provisioning delay: replicas let go take that "
+        "long to come back, so a slower backend lets go more slowly; 0 = the window alone.",
+    )
     scale_up_stabilization_s: float = 0.0
+    scale_in_hold_rising: float = _p(
+        0.02,
+        "Hold scale-in while the observed rate rose more than this fraction over the last minute (a close "
+        "finish climbs for minutes); 0 = off.",
+    )
     # HPA-style rate limits: per period, the larger of Pods and Percent applies.
     scale_up_pods: int = 4
     # Up to triple per period: a surge's first panic tick must be able to ask for what it will need.
@@ -140,6 +159,10 @@ class PolicyParams:
     # Replicas to hold at when metrics stay missing for this long (0 = keep current).
     fallback_replicas: int = 0
     fallback_after_s: float = 300.0
+
+    def scale_down_window_s(self, provisioning_delay_s: float) -> float:
+        """The scale-down stabilization window: the configured one, or the delay share if that is longer."""
+        return max(self.scale_down_stabilization_s, self.stabilization_per_delay * provisioning_delay_s)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> PolicyParams:

@@ -128,14 +128,14 @@ def test_it_never_scales_in_on_missing_metrics_even_under_a_ceiling() -> None:
 
 
 def test_it_stabilizes_scale_in_on_the_highest_recent_recommendation() -> None:
-    recent = (PastRecommendation(T0 - timedelta(seconds=60), 9),)
+    recent = (PastRecommendation(T0 - timedelta(seconds=45), 9),)
     result = decide(engine_input(70.0, recent=recent))
     assert (result.desired, result.reason) == (9, Reason.SCALED_IN)
     assert [c.name for c in result.constraints] == ["scale_down_stabilization"]
 
 
 def test_it_holds_with_a_reason_while_stabilizing() -> None:
-    recent = (PastRecommendation(T0 - timedelta(seconds=60), 10),)
+    recent = (PastRecommendation(T0 - timedelta(seconds=45), 10),)
     result = decide(engine_input(70.0, recent=recent))
     assert (result.desired, result.reason) == (10, Reason.STABILIZING_SCALE_IN)
     assert result.summary.startswith("Held at 10: waiting out the scale-in stabilization window")
@@ -269,3 +269,47 @@ def test_panic_enters_on_a_sudden_surge_over_the_minutes_before() -> None:
     assert panic.replicas == replicas_for(1200.0 * (1 + params.panic_headroom), SPEC) == result.desired
     calm = decide(engine_input(metrics=metrics[:3], provisioned=8, params=params))
     assert all(r.rule != "panic" for r in calm.rules)
+
+
+def _scale_in_params(**kw: object) -> PolicyParams:
+    return replace(TT_ONLY, scale_down_stabilization_s=0.0, stabilization_per_delay=0.0, **kw)  # type: ignore[arg-type]
+
+
+def test_it_holds_scale_in_while_the_observed_rate_climbs() -> None:
+    # 630 rps would need 9 replicas at 70 %, but the rate rose 12 % in a minute (a close finish climbing).
+    climbing = (point(560.0, age_s=80), point(600.0, age_s=35), point(630.0, age_s=5))
+    result = decide(engine_input(metrics=climbing, provisioned=20, params=_scale_in_params()))
+    assert (result.desired, result.reason) == (20, Reason.STABILIZING_SCALE_IN)
+    assert [c.name for c in result.constraints] == ["demand_rising"]
+
+    flat = (point(630.0, age_s=80), point(630.0, age_s=35), point(630.0, age_s=5))
+    result = decide(engine_input(metrics=flat, provisioned=20, params=_scale_in_params()))
+    assert result.desired == 9
+    off = decide(engine_input(metrics=climbing, provisioned=20, params=_scale_in_params(scale_in_hold_rising=0.0)))
+    assert off.desired == 9
+
+
+@pytest.mark.parametrize(("delay_s", "held"), [(180, False), (420, True)])
+def test_a_slower_backend_stabilizes_scale_in_for_longer(delay_s: int, held: bool) -> None:
+    # A recommendation of 10 from 90 s ago: outside a 60 s window, inside 0.25 × 420 s = 105 s.
+    params = replace(TT_ONLY, scale_down_stabilization_s=60.0, stabilization_per_delay=0.25)
+    spec = replace(SPEC, provisioning_delay_s=delay_s)
+    recent = (PastRecommendation(T0 - timedelta(seconds=90), 10),)
+    result = decide(engine_input(70.0, service=spec, params=params, recent=recent))
+    assert result.desired == (10 if held else 1)
+    assert params.scale_down_window_s(delay_s) == (105.0 if held else 60.0)
+
+
+def test_few_replicas_are_sized_for_the_slo_target_itself() -> None:
+    # 150 rps: two replicas meet 99.9 % (0.99925) but not the 99.93 % sizing target; one replica is half the fleet.
+    params = PolicyParams(prewarm=False, scale_up_percent=500)
+    assert replicas_for(150.0, SPEC) == 2 < replicas_for(150.0, SPEC, params.sizing_target)
+    result = decide(engine_input(150.0, provisioned=2, params=params))
+    assert next(r for r in result.rules if r.rule == "serving_model").replicas == 2
+    # Above `low_count_replicas` the sizing target's margin applies again.
+    big = decide(engine_input(2350.0, provisioned=30, params=params))
+    assert next(r for r in big.rules if r.rule == "serving_model").replicas == replicas_for(
+        2350.0, SPEC, params.sizing_target
+    )
+    strict = decide(engine_input(150.0, provisioned=2, params=replace(params, low_count_replicas=0)))
+    assert next(r for r in strict.rules if r.rule == "serving_model").replicas == 3
