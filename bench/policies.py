@@ -33,11 +33,12 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from scaling.sim.gentrace import GenParams, generate  # noqa: E402
+from scaling.sim.gentrace import GenParams, Spike, generate, generate_with_spikes  # noqa: E402
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
 from scaling.sim.policies import BUILTIN, make_policy  # noqa: E402
-from scaling.sim.replay import ReplayRun, replay  # noqa: E402
+from scaling.sim.replay import ReplayRun, replay, serving_model  # noqa: E402
 from scaling.sim.score import TIPOFF_WINDOW_S, score, summary_dict  # noqa: E402
+from scaling.sim.serving import oracle_array  # noqa: E402
 from scaling.sim.trace import Trace, read_trace, trace_csv  # noqa: E402
 
 SCHEDULE = ROOT / "data" / "nba_2025_26_schedule.csv"
@@ -102,11 +103,18 @@ def trace_paths(case: Case, directory: Path) -> tuple[Path, Path]:
     return directory / f"{case.name}.csv", directory / f"{case.name}-history.csv"
 
 
+def spikes_path(case: Case, directory: Path) -> Path:
+    return directory / f"{case.name}-spikes.json"
+
+
 def make_traces(case: Case, directory: Path) -> None:
     games = read_schedule(SCHEDULE)
     params = GenParams(spikes=case.spikes, use_schedule=case.use_schedule)
     trace_path, history_path = trace_paths(case, directory)
-    trace = generate(case.start, case.days, step_s=STEP_S, games=games, params=params, seed=case.gen_seed)
+    trace, spikes = generate_with_spikes(
+        case.start, case.days, step_s=STEP_S, games=games, params=params, seed=case.gen_seed
+    )
+    spikes_path(case, directory).write_text(json.dumps([[s.onset, s.hold_end] for s in spikes]))
     # The history is the week before, drawn with another seed (and half the spikes).
     history_params = GenParams(spikes=case.spikes // 2, use_schedule=case.use_schedule)
     history = generate(
@@ -133,6 +141,22 @@ def tipoffs_with_violations(run: ReplayRun, tips: list[int]) -> tuple[int, int]:
     return hit, len(inside)
 
 
+def spike_catch_up_s(run: ReplayRun, spikes: list[Spike]) -> list[float]:
+    """Per spike: seconds from its onset to the end of the last step, through its hold, whose ready
+    replicas fell short of n*(t) — how long capacity took to catch up (0 if it never fell short)."""
+    trace = run.trace
+    nstar = oracle_array(trace.rps, serving_model(run.service), run.service.min_replicas)
+    short = run.ready < nstar
+    out = []
+    for spike in spikes:
+        begin = max(int(np.ceil((spike.onset - trace.start_epoch_s) / trace.step_s)), 0)
+        end = min(int(np.ceil((spike.hold_end - trace.start_epoch_s) / trace.step_s)), trace.steps)
+        hits = np.nonzero(short[begin:end])[0]
+        last_end_s = trace.start_epoch_s + (begin + int(hits[-1]) + 1) * trace.step_s if hits.size else spike.onset
+        out.append(round(max(last_end_s - spike.onset, 0.0), 1))
+    return out
+
+
 def run_case(case_name: str, policy_name: str, directory: str) -> dict[str, Any]:
     case = next(c for c in CASES if c.name == case_name)
     trace_path, history_path = trace_paths(case, Path(directory))
@@ -148,7 +172,9 @@ def run_case(case_name: str, policy_name: str, directory: str) -> dict[str, Any]
     summary = summary_dict(run, scores)
     tips = sorted({int(g.tip_utc.timestamp()) for g in games})
     hit, total = tipoffs_with_violations(run, tips)
+    spikes = [Spike(onset, end) for onset, end in json.loads(spikes_path(case, Path(directory)).read_text())]
     return {
+        "spike_catch_up_s": spike_catch_up_s(run, spikes),
         "case": case_name,
         "policy": policy_name,
         "summary": summary,
@@ -223,6 +249,22 @@ def render(results: list[dict[str, Any]], *, wall_s: float, workers: int, genera
                 f"{s['replica_hours']:,.1f} | {r['cpu_seconds']:.1f} | {r['seconds']:.1f} | "
                 f"{r['decide_seconds']:.1f} |"
             )
+        if case.spikes:
+            service = service_from_dict(dict(case.service))
+            target = service.provisioning_delay_s + 2 * service.tick_s
+            lines += [
+                "",
+                f"Spike catch-up: seconds from each spike's onset to the end of the last step (through its hold) "
+                f"with fewer ready replicas than n*(t); target ≤ provisioning delay + 2 ticks = {target:g} s.",
+                "",
+                "| policy | per spike (s) | worst (s) |",
+                "|---|---|---|",
+            ]
+            for policy in POLICIES:
+                for r in rows:
+                    if r["policy"] == policy:
+                        per = r["spike_catch_up_s"]
+                        lines.append(f"| {policy} | {', '.join(f'{v:g}' for v in per)} | {max(per, default=0):g} |")
         lines.append("")
     week = [r for r in results if r["case"] == "regular-week"]
     timing = ", ".join(f"{r['policy']} {r['cpu_seconds']:.1f} s" for r in week)
@@ -309,7 +351,8 @@ def main() -> None:
     Path(args.results).write_text(
         render(results, wall_s=wall_s, workers=args.workers, generate_s=generate_s, cpu_s=cpu_s)
     )
-    machine_free = [{k: r[k] for k in ("case", "policy", "summary", "tipoffs_violated", "tipoffs")} for r in results]
+    keep = ("case", "policy", "summary", "tipoffs_violated", "tipoffs", "spike_catch_up_s")
+    machine_free = [{k: r[k] for k in keep} for r in results]
     Path(args.results).with_name("results.json").write_text(json.dumps(machine_free, indent=1, sort_keys=True) + "\n")
     print(f"wrote {args.results} in {wall_s:.1f} s")
 

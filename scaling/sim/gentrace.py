@@ -126,6 +126,14 @@ def game_shape(m: FloatArray, params: GenParams, *, close_finish: bool, overtime
     return out
 
 
+@dataclass(frozen=True)
+class Spike:
+    """An unscheduled spike: traffic starts rising at `onset` (epoch s), holds × multiple until `hold_end`."""
+
+    onset: float
+    hold_end: float
+
+
 def generate(
     start: datetime,
     days: float,
@@ -135,7 +143,20 @@ def generate(
     params: GenParams | None = None,
     seed: int = 0,
 ) -> Trace:
-    """A trace from `start` for `days`, at `step_s`, shaped by the games of the schedule.
+    """A trace from `start` for `days`, at `step_s`, shaped by the games of the schedule (`generate_with_spikes`)."""
+    return generate_with_spikes(start, days, step_s=step_s, games=games, params=params, seed=seed)[0]
+
+
+def generate_with_spikes(
+    start: datetime,
+    days: float,
+    *,
+    step_s: int = 10,
+    games: Sequence[GameSpec] = (),
+    params: GenParams | None = None,
+    seed: int = 0,
+) -> tuple[Trace, list[Spike]]:
+    """A trace from `start` for `days`, at `step_s`, shaped by the games of the schedule, and its spikes.
 
     1. Diurnal baseline over the whole grid.
     2. For each game (sorted by tip-off), draw interest, close finish and overtime, add its shape.
@@ -176,13 +197,16 @@ def generate(
     noise = np.exp(np.interp((epoch - t0) / 60.0, np.arange(minutes_n, dtype=np.float64), ar))
     demand = demand * noise
 
+    spikes = []
     for _ in range(params.spikes):
         at_min = float(rng.uniform(0.0, n * step_s / 60.0))
         hold_min = float(rng.uniform(5.0, 20.0))
+        spikes.append(Spike(onset=t0 + at_min * 60.0, hold_end=t0 + (at_min + hold_min) * 60.0))
         m = (epoch - t0) / 60.0 - at_min
         rise = np.clip(m, 0.0, 1.0)
         decay = np.where(m > hold_min, np.clip(1.0 - (m - hold_min) / 10.0, 0.0, 1.0), 1.0)
         demand = demand * (1.0 + (params.spike_multiple - 1.0) * rise * decay)
 
     rps = np.round(np.maximum(demand, 0.0), 3).astype(np.float64)
-    return Trace(start=datetime.fromtimestamp(t0, tz=UTC), step_s=step_s, rps=rps, source="generated")
+    trace = Trace(start=datetime.fromtimestamp(t0, tz=UTC), step_s=step_s, rps=rps, source="generated")
+    return trace, spikes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from scaling.policy.types import GameSpec
-from scaling.sim.gentrace import GenParams, game_shape, generate
+from scaling.sim.gentrace import GenParams, game_shape, generate, generate_with_spikes
 from scaling.sim.trace import read_trace, trace_csv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,3 +97,19 @@ def test_the_command_writes_a_valid_trace_from_the_schedule(tmp_path: Path) -> N
     assert trace.steps == 86400 // 15
     assert trace.step_s == 15
     assert float(trace.rps.max()) > 5 * float(trace.rps.min())
+
+
+def test_it_reports_where_each_spike_starts_and_holds() -> None:
+    params = GenParams(noise_sigma=0.0, use_schedule=False, spikes=2)
+    trace, spikes = generate_with_spikes(NIGHT, 1.0, params=params, step_s=10)
+    assert len(spikes) == 2
+    calm = generate(NIGHT, 1.0, params=replace(params, spikes=0), step_s=10)
+    for spike in spikes:
+        assert 5 * 60 <= spike.hold_end - spike.onset <= 20 * 60
+        # One minute after the onset the spike has tripled the calm traffic, and it holds until hold_end.
+        i = int((spike.onset + 70 - trace.start_epoch_s) // 10)
+        j = int((spike.hold_end - trace.start_epoch_s) // 10) - 1
+        for k in (i, j):
+            if k < trace.steps:
+                assert trace.rps[k] == pytest.approx(3 * calm.rps[k], rel=0.01)
+    assert generate(NIGHT, 1.0, params=params, step_s=10).rps.tolist() == trace.rps.tolist()
