@@ -122,7 +122,7 @@ class PolicyParams:
         "game (quarter ends, halftime, finish) instead of the flat headroom when larger; 0 = flat headroom only.",
     )
     forecast_lookahead_s: float = _p(
-        60.0, "Also provision for the forecast this many seconds past the next tick (covers timing error)."
+        45.0, "Also provision for the forecast this many seconds past the next tick (covers timing error)."
     )
     forecast_trend: float = _p(
         0.3,
