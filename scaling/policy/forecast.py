@@ -45,6 +45,10 @@ SURPRISE_MIN_SAMPLES = 20
 # The learned headroom stops here: a rarer, bigger surprise (an overtime) is the reactive rules' and the
 # trend's to answer, not a reason to hold up to 2x through the end of every game.
 SURPRISE_CAP = 0.4
+# Tonight's ratio counts as rising above this slope (per second; 1 % a minute): the headroom then comes
+# from the history's moments that were rising too (a close finish), and otherwise from the rest.
+RISING_SLOPE_PER_S = 0.01 / 60.0
+TREND_WINDOW_S = 240.0  # the ratio's rise is read over this long, from samples about a minute apart
 SURPRISE_SHARE = 0.25  # games adding at least this share of the leading game's demand count
 
 
@@ -99,6 +103,8 @@ class Forecaster:
     # horizon_s -> per phase bucket (minutes from the leading game's tip; the last = no game):
     # the SURPRISE_QUANTILE of how much demand exceeded the corrected forecast in the history.
     surprise: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    # The same, from the moments when the ratio was rising (see RISING_SLOPE_PER_S); empty = use `surprise`.
+    surprise_rising: dict[int, tuple[float, ...]] = field(default_factory=dict)
     # Memo of predictions and surprises per (set of games, instant): successive ticks ask for mostly the
     # same instants. Pure caching — a value never depends on whether it was cached.
     _memo: dict[tuple[int, float, float], float] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -201,7 +207,8 @@ class Forecaster:
         )
         predicted = base_part + game_part * np.array((1.0, *factors))[np.minimum(live, MAX_OVERLAP)]
         phase = fitted._phases(times, relevant)
-        return replace(fitted, surprise=_calibrate(keys_arr, y, predicted, phase, resolution_s))
+        flat, rising = _calibrate(keys_arr, y, predicted, phase, resolution_s)
+        return replace(fitted, surprise=flat, surprise_rising=rising)
 
     def _phases(self, times: np.ndarray, games: Sequence[GameSpec]) -> np.ndarray:
         """`phase_bucket` at every epoch of `times` at once."""
@@ -237,19 +244,23 @@ class Forecaster:
             return SURPRISE_BUCKETS
         return min(int((best_minutes - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN), SURPRISE_BUCKETS - 1)
 
-    def surprise_at(self, horizon_s: float, t: float, prepared: list[tuple[float, tuple[float, ...]]]) -> float:
-        """How much to add above the corrected forecast at `t`, `horizon_s` after the observation (0 unlearned)."""
-        if not self.surprise:
+    def surprise_at(
+        self, horizon_s: float, t: float, prepared: list[tuple[float, tuple[float, ...]]], *, rising: bool = False
+    ) -> float:
+        """How much to add above the corrected forecast at `t`, `horizon_s` after the observation (0 unlearned),
+        from the history's moments when tonight's ratio was `rising` or not."""
+        table = self.surprise_rising if rising and self.surprise_rising else self.surprise
+        if not table:
             return 0.0
-        fitting = [h for h in sorted(self.surprise) if h >= horizon_s]
-        h = fitting[0] if fitting else max(self.surprise)
+        fitting = [h for h in sorted(table) if h >= horizon_s]
+        h = fitting[0] if fitting else max(table)
         key = getattr(prepared, "key", None)
         if key is None:
-            return self._surprise(self.surprise[h], t, prepared)
-        memo_key = (key, float(h), t)
+            return self._surprise(table[h], t, prepared)
+        memo_key = (key, float(h) + (0.5 if table is self.surprise_rising else 0.0), t)
         value = self._memo.get(memo_key)
         if value is None:
-            value = self._surprise(self.surprise[h], t, prepared)
+            value = self._surprise(table[h], t, prepared)
             self._remember(memo_key, value)
         return value
 
@@ -434,11 +445,28 @@ def _tier_scale(profiles: dict[str, tuple[float, ...]]) -> dict[str, float]:
     return {tier: max(m / ref, 1e-3) for tier, m in mass.items()}
 
 
+def _ratio_slope(window_ratio: np.ndarray, at: np.ndarray, lag_rows: int, resolution_s: float) -> np.ndarray:
+    """Per row of `at`: the least-squares slope per second of the window ratios a minute apart over the
+    last TREND_WINDOW_S, as `rules.forecast_ratio` reads it live (0 where a window is missing)."""
+    offsets = np.arange(int(TREND_WINDOW_S // 60.0) + 1) * lag_rows
+    back = at[:, None] - offsets[None, :]
+    series = np.where(back >= 0, window_ratio[np.clip(back, 0, None)], np.nan)
+    t_c = -offsets * resolution_s
+    t_c = t_c - t_c.mean()
+    complete = ~np.isnan(series).any(axis=1)
+    slope = np.zeros(len(at))
+    if complete.any():
+        r = series[complete]
+        slope[complete] = ((r - r.mean(axis=1, keepdims=True)) * t_c).sum(axis=1) / float((t_c**2).sum())
+    return slope
+
+
 def _calibrate(
     keys: np.ndarray, observed: np.ndarray, predicted: np.ndarray, phase: np.ndarray, resolution_s: float
-) -> dict[int, tuple[float, ...]]:
+) -> tuple[dict[int, tuple[float, ...]], dict[int, tuple[float, ...]]]:
     """Replay the forecast over the history as the engine corrects it (observed / predicted over the
-    last minute or so) and keep, per horizon and phase of the game, a high quantile of the shortfall.
+    last minute or so) and keep, per horizon and phase of the game, a high quantile of the shortfall:
+    once over the moments when that ratio was not rising, once over those when it was.
 
     `keys` are the sorted bucket numbers of the history, `observed`, `predicted` and `phase` per bucket."""
     first = int(keys[0])
@@ -461,7 +489,10 @@ def _calibrate(
         obs_back += o
         pred_back += p
     rows = keys - first
+    with np.errstate(divide="ignore", invalid="ignore"):
+        window_ratio = np.where(pred_back > 1e-9, obs_back / pred_back, np.nan)
     result: dict[int, tuple[float, ...]] = {}
+    result_rising: dict[int, tuple[float, ...]] = {}
     for horizon_s in SURPRISE_HORIZONS_S:
         ahead = max(round(horizon_s / resolution_s), 1)
         target = rows + ahead - lag_rows
@@ -472,14 +503,26 @@ def _calibrate(
         ratio = np.clip(o_back[valid] / p_back[valid], 0.6, 3.0)
         errors = o_t[valid] / (p_t[valid] * ratio) - 1.0
         buckets = ph[tgt[valid]]
-        overall = float(np.quantile(errors, SURPRISE_QUANTILE)) if errors.size else 0.0
-        row = []
-        for b in range(SURPRISE_BUCKETS + 1):
-            e = errors[buckets == b]
-            q = float(np.quantile(e, SURPRISE_QUANTILE)) if len(e) >= SURPRISE_MIN_SAMPLES else overall
-            row.append(min(max(q, 0.0), SURPRISE_CAP))
-        result[horizon_s] = tuple(row)
-    return result
+        rising = _ratio_slope(window_ratio, k[valid], lag_rows, resolution_s) > RISING_SLOPE_PER_S
+        overall = _quantile_rows(errors, buckets, None)
+        result[horizon_s] = _quantile_rows(errors[~rising], buckets[~rising], overall)
+        result_rising[horizon_s] = _quantile_rows(errors[rising], buckets[rising], overall)
+    return result, result_rising
+
+
+def _quantile_rows(errors: np.ndarray, buckets: np.ndarray, fallback: tuple[float, ...] | None) -> tuple[float, ...]:
+    """Per phase bucket, the SURPRISE_QUANTILE of `errors` (clipped to [0, SURPRISE_CAP]); a bucket with too
+    few samples takes `fallback`'s value (or, without one, the quantile over all buckets)."""
+    overall = float(np.quantile(errors, SURPRISE_QUANTILE)) if errors.size else 0.0
+    row = []
+    for b in range(SURPRISE_BUCKETS + 1):
+        e = errors[buckets == b]
+        if len(e) >= SURPRISE_MIN_SAMPLES:
+            q = float(np.quantile(e, SURPRISE_QUANTILE))
+        else:
+            q = fallback[b] if fallback is not None else overall
+        row.append(min(max(q, 0.0), SURPRISE_CAP))
+    return tuple(row)
 
 
 @lru_cache(maxsize=16)

@@ -18,6 +18,8 @@ from scaling.policy.forecast import (
     PROFILE_BIN_MIN,
     PROFILE_END_MIN,
     PROFILE_START_MIN,
+    RISING_SLOPE_PER_S,
+    TREND_WINDOW_S,
     Forecaster,
     default_forecaster,
     games_near,
@@ -171,11 +173,16 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
         for t, m in zip(points_s, obs.points, strict=True)
         if m.rps is not None and SURGE_BASE_FROM_S <= latest_s - t <= SURGE_BASE_TO_S
     ]
-    surging = (
-        params.panic_surge_ratio > 0
-        and bool(before)
-        and obs.short_rps >= params.panic_surge_ratio * (sum(before) / len(before))
-        and needed_now > inp.ready
+    surging = needed_now > inp.ready and (
+        (
+            params.panic_surge_ratio > 0
+            and bool(before)
+            and obs.short_rps >= params.panic_surge_ratio * (sum(before) / len(before))
+        )
+        or (
+            params.panic_unforecast_ratio > 0
+            and obs.short_rps >= params.panic_unforecast_ratio * _expected_now(inp, obs, points_s, latest_s)
+        )
     )
     if surging:
         triggered_at = obs.latest.ts
@@ -219,6 +226,22 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     )
 
 
+def _expected_now(inp: EngineInput, obs: Observation, points_s: tuple[float, ...], latest_s: float) -> float:
+    """What the calendar forecast expects in the newest slice, scaled as the minute or two before it ran
+    (inf when unknown): a game's quarter-end surge is expected, breaking news is not."""
+    forecaster = inp.forecaster or default_forecaster()
+    prepared = forecaster.prepare(games_near(inp.games, inp.now - timedelta(minutes=5), inp.now))
+    half_window_s = inp.service.metrics_window_s / 2
+    seen = expected = 0.0
+    for t, m in zip(points_s, obs.points, strict=True):
+        if m.rps is not None and SURGE_BASE_FROM_S <= latest_s - t <= SURGE_BASE_TO_S:
+            seen += m.rps
+            expected += forecaster.predict_epoch(t - half_window_s, prepared)
+    if seen <= 0.0 or expected <= 1e-9:
+        return math.inf
+    return forecaster.predict_epoch(latest_s - inp.service.tick_s / 2, prepared) * seen / expected
+
+
 def _eastern(t: datetime) -> str:
     return t.astimezone(EASTERN).strftime("%H:%M")
 
@@ -229,7 +252,6 @@ def game_label(game: GameSpec) -> str:
     return f"{game.matchup}{tv} at {_eastern(game.tip_utc)} ET"
 
 
-TREND_WINDOW_S = 240.0
 SURGE_BASE_FROM_S = 30.0  # the minute and a half before the newest sample is the surge's baseline
 SURGE_BASE_TO_S = 120.0
 TREND_SPACING_S = 55.0
@@ -238,9 +260,10 @@ MAX_TREND_GAIN = 1.0  # the trend may at most double tonight's ratio
 
 def forecast_ratio(
     inp: EngineInput, obs: Observation, forecaster: Forecaster, prepared: list[tuple[float, tuple[float, ...]]]
-) -> tuple[float, float]:
-    """Observed / predicted over the newest samples — how tonight compares with the learned shape — and
-    how fast that ratio is rising (per second; 0 when flat or falling), from samples a minute apart."""
+) -> tuple[float, float, float]:
+    """Observed / predicted over the newest samples — how tonight compares with the learned shape —, the
+    trend to extrapolate (its rise per second × `forecast_trend`; 0 when flat or falling) and the raw slope,
+    from samples a minute apart."""
     half_window_s = inp.service.metrics_window_s / 2
     if obs.points and len(obs.points_s) == len(obs.points):
         stamped = list(zip(obs.points_s, obs.points, strict=True))
@@ -262,23 +285,24 @@ def forecast_ratio(
     recent_obs = sum(max(m.rps or 0.0, 0.0) for _, m in level)
     recent_pred = sum(predicted[t - half_window_s] for t, _ in level)
     if recent_pred <= 1e-9:
-        return (1.0 if forecaster.learned else 0.0), 0.0
+        return (1.0 if forecaster.learned else 0.0), 0.0, 0.0
     ratio = recent_obs / recent_pred
     if forecaster.learned:
         ratio = min(max(ratio, inp.params.forecast_correction_min), inp.params.forecast_correction_max)
-    slope = 0.0
+    slope = raw = 0.0
     series = []
     for t0, m in spaced:
         t = t0 - half_window_s
         if predicted[t] > 1e-9:
             series.append((t, max(m.rps or 0.0, 0.0) / predicted[t]))
-    if len(series) >= 3 and inp.params.forecast_trend > 0:
+    if len(series) >= 3:
         mean_t = sum(t for t, _ in series) / len(series)
         mean_r = sum(r for _, r in series) / len(series)
         var = sum((t - mean_t) ** 2 for t, _ in series)
         if var > 0:
-            slope = max(sum((t - mean_t) * (r - mean_r) for t, r in series) / var, 0.0) * inp.params.forecast_trend
-    return ratio, slope
+            raw = sum((t - mean_t) * (r - mean_r) for t, r in series) / var
+            slope = max(raw, 0.0) * inp.params.forecast_trend
+    return ratio, slope, raw
 
 
 def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, object]] | None:
@@ -297,7 +321,8 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     ahead = timedelta(seconds=delay_s + tick_s + params.forecast_lookahead_s)
     games = games_near(inp.games, inp.now - lookback, inp.now + ahead)
     prepared = forecaster.prepare(games)
-    ratio, slope = forecast_ratio(inp, obs, forecaster, prepared)
+    ratio, slope, raw_slope = forecast_ratio(inp, obs, forecaster, prepared)
+    rising = raw_slope > RISING_SLOPE_PER_S
     if ratio <= 0.0:
         return None
     now_s = inp.now.timestamp()
@@ -322,7 +347,7 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     uncertainty, flat = params.forecast_uncertainty, params.forecast_headroom
     if not forecaster.learned:
         flat = max(flat, params.cold_start_headroom)
-    surprise = forecaster.surprise_at(horizon_s, peak_s, prepared) * uncertainty
+    surprise = forecaster.surprise_at(horizon_s, peak_s, prepared, rising=rising) * uncertainty
     headroom = 1.0 + max(flat, surprise)
     needed = size_for(peak_rps * headroom, inp)
     keep = 0
@@ -333,7 +358,7 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         for i in range(steps + 1):
             t = now_s + delay_s * i / steps
             rate = corrected(t)
-            near_surprise = forecaster.surprise_at(t - observed_s, t, prepared) * uncertainty
+            near_surprise = forecaster.surprise_at(t - observed_s, t, prepared, rising=rising) * uncertainty
             sized = rate * (1.0 + (near_surprise if near_surprise > flat else flat))
             if sized > near_sized:
                 near_rps, near_sized = rate, sized
@@ -350,6 +375,7 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         "predicted_rps": round(forecaster.predict_epoch(peak_s, prepared), 3),
         "ratio": round(ratio, 4),
         "ratio_trend_per_min": round(slope * 60.0, 5),
+        "ratio_rising": rising,
         "headroom": round(headroom - 1.0, 4),
         "learned": forecaster.learned,
         "games": [game_label(g) for g in live[:3]],

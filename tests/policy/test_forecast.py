@@ -6,15 +6,19 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from scaling.policy import EngineInput, PolicyParams, ServiceSpec, decide
 from scaling.policy.forecast import Forecaster, default_forecaster
 from scaling.policy.types import GameSpec
+from scaling.sim.gentrace import GenParams, generate
+from scaling.sim.inputs import read_schedule
 from scaling.sim.traffic import ScheduledGame, TrafficShape, demand_rps
 from tests.policy.builders import game, point
 
+SCHEDULE = Path(__file__).resolve().parents[2] / "data" / "nba_2025_26_schedule.csv"
 TIP = datetime(2026, 1, 16, 1, 30, tzinfo=UTC)  # 20:30 ET
 SHAPE = TrafficShape(base_rps=400.0, per_game_rps=600.0)
 SPEC = ServiceSpec(min_replicas=1, max_replicas=400, hard_max_replicas=400, provisioning_delay_s=180)
@@ -214,3 +218,20 @@ def test_every_tier_shares_one_learned_shape_scaled_by_its_draw(learned: tuple[F
     separate = Forecaster.fit(ts, rps, games, shared_shape=False)
     pairs = zip(separate.profiles["national"], separate.profiles["regional"], strict=True)
     assert len({round(n / r, 6) for n, r in pairs if r > 1.0}) > 1
+
+
+def test_a_climbing_ratio_gets_the_headroom_of_the_climbs_in_history() -> None:
+    # Half the games of a generated week end in a close finish (a 15-minute climb to twice the level).
+    # Tonight's ratio rising in the last minutes of regulation means such a finish: the headroom learned
+    # from the history's rising moments there is larger than from the rest.
+    games = read_schedule(SCHEDULE)
+    start = datetime(2026, 1, 5, 5, tzinfo=UTC)
+    params = GenParams(close_finish_p=0.5, overtime_p=0.0, interest_sigma=0.1, noise_sigma=0.02)
+    week = generate(start, 7, step_s=60, games=games, params=params, seed=7)
+    ts = [start + timedelta(seconds=60 * i) for i in range(week.steps)]
+    fitted = Forecaster.fit(ts, week.rps.tolist(), games)
+    assert set(fitted.surprise_rising) == set(fitted.surprise)
+    tip = next(g for g in games if g.tip_utc > start + timedelta(days=8)).tip_utc.timestamp()
+    prepared = fitted.prepare([g for g in games if g.tip_utc.timestamp() == tip])
+    late = tip + 132 * 60  # eight minutes into a close finish's climb
+    assert fitted.surprise_at(240, late, prepared, rising=True) > fitted.surprise_at(240, late, prepared)
