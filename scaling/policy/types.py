@@ -101,6 +101,11 @@ class PolicyParams:
     panic_surge_ratio: float = _p(
         2.0, "Also panic when the short-window rate jumps this many times above the minute before it; 0 = off."
     )
+    panic_unforecast_ratio: float = _p(
+        1.4,
+        "Also panic when the short-window rate is this many times what the calendar forecast expects (scaled "
+        "as the minute before ran): a surge no scheduled game explains; 0 = off.",
+    )
     panic_headroom: float = _p(
         0.8,
         "On entering panic, provision this much (fraction) above the short-window rate: a surge is still rising "

@@ -9,7 +9,8 @@ import pytest
 
 from scaling.policy import Mode, OverrideSpec, PastRecommendation, PolicyParams, Reason, decide
 from scaling.policy.capacity import replicas_for
-from tests.policy.builders import SPEC, T0, TT_ONLY, engine_input, override, point
+from scaling.policy.forecast import Forecaster
+from tests.policy.builders import SPEC, T0, TT_ONLY, engine_input, game, override, point
 
 
 @pytest.mark.parametrize(
@@ -313,3 +314,29 @@ def test_few_replicas_are_sized_for_the_slo_target_itself() -> None:
     )
     strict = decide(engine_input(150.0, provisioned=2, params=replace(params, low_count_replicas=0)))
     assert next(r for r in strict.rules if r.rule == "serving_model").replicas == 3
+
+
+def test_panic_enters_on_a_surge_the_calendar_does_not_explain() -> None:
+    # Steady at 600 rps, then the newest 15 s at 900: only × 1.5 over the minutes before (under the × 2 of
+    # the plain surge test), but 1.5 × what the forecast expects now, and more than the 8 ready serve.
+    metrics = (point(600.0, age_s=50), point(600.0, age_s=35), point(600.0, age_s=20), point(675.0, age_s=5))
+    params = PolicyParams(prewarm=False, scale_up_percent=500)
+    result = decide(engine_input(metrics=metrics, provisioned=8, params=params))
+    panic = next(r for r in result.rules if r.rule == "panic")
+    assert panic.inputs["surge"] is True
+    assert panic.replicas == replicas_for(900.0 * (1 + params.panic_headroom), SPEC, params.sizing_target)
+    off = decide(engine_input(metrics=metrics, provisioned=8, params=replace(params, panic_unforecast_ratio=0.0)))
+    assert all(r.rule != "panic" for r in off.rules)
+
+
+def test_a_surge_the_forecast_expects_is_no_panic() -> None:
+    # The same jump, at the minute a game's learned profile steps up from 500 to 800 rps (a quarter's end).
+    profile = tuple(500.0 if i <= 178 else 800.0 for i in range(361))
+    forecaster = Forecaster(baseline=(100.0,) * 48, profiles={"national": profile, "regional": profile}, learned=True)
+    tip = T0 - timedelta(seconds=5 + 7.5) - timedelta(minutes=59)
+    metrics = (point(600.0, age_s=50), point(600.0, age_s=35), point(600.0, age_s=20), point(675.0, age_s=5))
+    params = PolicyParams(prewarm=False, scale_up_percent=500)
+    result = decide(
+        engine_input(metrics=metrics, provisioned=8, params=params, forecaster=forecaster, games=(game(tip),))
+    )
+    assert all(r.rule != "panic" for r in result.rules)
