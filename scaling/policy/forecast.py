@@ -48,8 +48,13 @@ SURPRISE_CAP = 0.4
 # Tonight's ratio counts as rising above this slope (per second; 1 % a minute): the headroom then comes
 # from the history's moments that were rising too (a close finish), and otherwise from the rest.
 RISING_SLOPE_PER_S = 0.01 / 60.0
+# The split applies to the finish (from here to the end of the profile): earlier in a game, and between
+# games, a climbing ratio is noise more often than news.
+SPLIT_FROM_MIN = 110.0
+SPLIT_BUCKETS = range(round((SPLIT_FROM_MIN - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN), SURPRISE_BUCKETS)
 TREND_WINDOW_S = 240.0  # the ratio's rise is read over this long, from samples about a minute apart
 SURPRISE_SHARE = 0.25  # games adding at least this share of the leading game's demand count
+TIPPING_OFF_MIN = (-5.0, 15.0)  # ... and so does a game this close to its tip-off (minutes), whatever its share
 
 
 def _profile_bins() -> int:
@@ -266,17 +271,18 @@ class Forecaster:
 
     def _surprise(self, row: tuple[float, ...], t: float, prepared: list[tuple[float, tuple[float, ...]]]) -> float:
         # Every game adding a fair share then may surprise (an overtime finish), not only the leading one.
-        values: list[tuple[float, int]] = []
+        # A game tipping off doubles within a minute, however small its share: its tip-off headroom counts too.
+        values: list[tuple[float, int, bool]] = []
         for tip, profile in prepared:
             minutes = (t - tip) / 60.0
             if PROFILE_START_MIN <= minutes < PROFILE_END_MIN and profile:
                 value = profile[int((minutes - PROFILE_START_MIN) / PROFILE_BIN_MIN)]
                 bucket = min(int((minutes - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN), SURPRISE_BUCKETS - 1)
-                values.append((value, bucket))
+                values.append((value, bucket, TIPPING_OFF_MIN[0] <= minutes < TIPPING_OFF_MIN[1]))
         if not values:
             return row[SURPRISE_BUCKETS]
-        top = max(v for v, _ in values)
-        return max(row[b] for v, b in values if v >= SURPRISE_SHARE * top)
+        top = max(v for v, _, _ in values)
+        return max(row[b] for v, b, tipping in values if tipping or v >= SURPRISE_SHARE * top)
 
     # -- predicting ------------------------------------------------------------------------------------
 
@@ -505,8 +511,10 @@ def _calibrate(
         buckets = ph[tgt[valid]]
         rising = _ratio_slope(window_ratio, k[valid], lag_rows, resolution_s) > RISING_SLOPE_PER_S
         overall = _quantile_rows(errors, buckets, None)
-        result[horizon_s] = _quantile_rows(errors[~rising], buckets[~rising], overall)
-        result_rising[horizon_s] = _quantile_rows(errors[rising], buckets[rising], overall)
+        flat = _quantile_rows(errors[~rising], buckets[~rising], overall)
+        climbing = _quantile_rows(errors[rising], buckets[rising], overall)
+        result[horizon_s] = tuple(flat[b] if b in SPLIT_BUCKETS else overall[b] for b in range(len(overall)))
+        result_rising[horizon_s] = tuple(climbing[b] if b in SPLIT_BUCKETS else overall[b] for b in range(len(overall)))
     return result, result_rising
 
 

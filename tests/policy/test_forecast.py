@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scaling.policy import EngineInput, PolicyParams, ServiceSpec, decide
-from scaling.policy.forecast import Forecaster, default_forecaster
+from scaling.policy.forecast import SURPRISE_BUCKET_MIN, SURPRISE_BUCKETS, Forecaster, default_forecaster
 from scaling.policy.types import GameSpec
 from scaling.sim.gentrace import GenParams, generate
 from scaling.sim.inputs import read_schedule
@@ -235,3 +235,22 @@ def test_a_climbing_ratio_gets_the_headroom_of_the_climbs_in_history() -> None:
     prepared = fitted.prepare([g for g in games if g.tip_utc.timestamp() == tip])
     late = tip + 132 * 60  # eight minutes into a close finish's climb
     assert fitted.surprise_at(240, late, prepared, rising=True) > fitted.surprise_at(240, late, prepared)
+
+
+def test_a_small_game_tipping_off_brings_its_tip_off_headroom() -> None:
+    # A national game's finish leads; a regional game a tenth its size tips off. Its tip-off jump (an
+    # unknown interest, doubling within a minute) is covered by its own phase's headroom.
+    shape = tuple(1000.0 for _ in range(361))
+    row = [0.05] * (SURPRISE_BUCKETS + 1)
+    row[round(120 / SURPRISE_BUCKET_MIN)] = 0.3  # the bucket of minutes 0–5 after tip (the profile starts at −120)
+    forecaster = Forecaster(
+        baseline=(0.0,) * 48,
+        profiles={"national": shape, "regional": tuple(v / 10 for v in shape)},
+        learned=True,
+        surprise={240: tuple(row)},
+    )
+    now = TIP.timestamp() + 60
+    leading = game(TIP - timedelta(minutes=130), gid="big")
+    tipping = game(TIP, "NYK (Knicks)", "MIA (Heat)", tv="", gid="small")
+    assert forecaster.surprise_at(240, now, forecaster.prepare([leading])) == 0.05
+    assert forecaster.surprise_at(240, now, forecaster.prepare([leading, tipping])) == 0.3
