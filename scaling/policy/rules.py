@@ -255,6 +255,7 @@ def game_label(game: GameSpec) -> str:
 SURGE_BASE_FROM_S = 30.0  # the minute and a half before the newest sample is the surge's baseline
 SURGE_BASE_TO_S = 120.0
 TREND_SPACING_S = 55.0
+WINDOW_POINTS = 4  # a window's mean rate is compared with the forecast averaged at this many points across it
 MAX_TREND_GAIN = 1.0  # the trend may at most double tonight's ratio
 
 
@@ -281,7 +282,7 @@ def forecast_ratio(
     for t0, _ in (*level, *spaced):
         t = t0 - half_window_s
         if t not in predicted:
-            predicted[t] = forecaster.predict_epoch(t, prepared)
+            predicted[t] = _window_mean(forecaster, prepared, t, inp.service.metrics_window_s)
     recent_obs = sum(max(m.rps or 0.0, 0.0) for _, m in level)
     recent_pred = sum(predicted[t - half_window_s] for t, _ in level)
     if recent_pred <= 1e-9:
@@ -303,6 +304,18 @@ def forecast_ratio(
             raw = sum((t - mean_t) * (r - mean_r) for t, r in series) / var
             slope = max(raw, 0.0) * inp.params.forecast_trend
     return ratio, slope, raw
+
+
+def _window_mean(
+    forecaster: Forecaster, prepared: list[tuple[float, tuple[float, ...]]], mid: float, window_s: float
+) -> float:
+    """The forecast averaged over a metric window centred on `mid` (what a window's mean rate compares with)."""
+    n = WINDOW_POINTS
+    if n <= 1:
+        return forecaster.predict_epoch(mid, prepared)
+    step = window_s / n
+    start = mid - window_s / 2 + step / 2
+    return sum(forecaster.predict_epoch(start + i * step, prepared) for i in range(n)) / n
 
 
 def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, object]] | None:
