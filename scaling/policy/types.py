@@ -137,7 +137,7 @@ class PolicyParams:
     forecast_correction_min: float = _p(0.6, "Lowest observed/forecast ratio applied to tonight's forecast.")
     forecast_correction_max: float = _p(3.0, "Highest observed/forecast ratio applied to tonight's forecast.")
     scale_down_stabilization_s: float = _p(
-        60.0,
+        30.0,
         "Scale in only to the highest recommendation of this many seconds (HPA's stabilization window); "
         "lengthened by the provisioning-delay share below.",
     )

@@ -129,14 +129,14 @@ def test_it_never_scales_in_on_missing_metrics_even_under_a_ceiling() -> None:
 
 
 def test_it_stabilizes_scale_in_on_the_highest_recent_recommendation() -> None:
-    recent = (PastRecommendation(T0 - timedelta(seconds=45), 9),)
+    recent = (PastRecommendation(T0 - timedelta(seconds=30), 9),)
     result = decide(engine_input(70.0, recent=recent))
     assert (result.desired, result.reason) == (9, Reason.SCALED_IN)
     assert [c.name for c in result.constraints] == ["scale_down_stabilization"]
 
 
 def test_it_holds_with_a_reason_while_stabilizing() -> None:
-    recent = (PastRecommendation(T0 - timedelta(seconds=45), 10),)
+    recent = (PastRecommendation(T0 - timedelta(seconds=30), 10),)
     result = decide(engine_input(70.0, recent=recent))
     assert (result.desired, result.reason) == (10, Reason.STABILIZING_SCALE_IN)
     assert result.summary.startswith("Held at 10: waiting out the scale-in stabilization window")
