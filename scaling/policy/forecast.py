@@ -44,7 +44,7 @@ SURPRISE_QUANTILE = 0.98
 SURPRISE_MIN_SAMPLES = 20
 # The learned headroom stops here: a rarer, bigger surprise (an overtime) is the reactive rules' and the
 # trend's to answer, not a reason to hold up to 2x through the end of every game.
-SURPRISE_CAP = 0.4
+SURPRISE_CAP = 0.35
 # Tonight's ratio counts as rising above this slope (per second; 1 % a minute): the headroom then comes
 # from the history's moments that were rising too (a close finish), and otherwise from the rest.
 RISING_SLOPE_PER_S = 0.01 / 60.0
