@@ -124,7 +124,8 @@ class PolicyParams:
     forecast_uncertainty: float = _p(
         1.0,
         "Weight of the learned forecast error: add the history's 98th-percentile shortfall at this phase of the "
-        "game (quarter ends, halftime, finish) instead of the flat headroom when larger; 0 = flat headroom only.",
+        "game (quarter ends, halftime, finish; over the finish, from the moments that were climbing as tonight is, "
+        "or not) instead of the flat headroom when larger; 0 = flat headroom only.",
     )
     forecast_lookahead_s: float = _p(
         45.0, "Also provision for the forecast this many seconds past the next tick (covers timing error)."
