@@ -149,6 +149,8 @@ def summarize(
     if desired != current:
         return f"Scaled {current} → {desired}" + (f": {why}" if why else "")
     label = HOLD_LABELS.get(reason, "no change needed")
+    if reason is Reason.STABILIZING_SCALE_IN and last is not None and last.name == "demand_rising":
+        label = "holding scale-in while demand climbs"
     detail = ""
     if reason in (Reason.STABILIZING_SCALE_IN, Reason.COOLDOWN, Reason.AT_MAX, Reason.AT_MIN, Reason.RATE_LIMITED):
         detail = f" (policy wants {recommendation}; {last.detail})" if last is not None else ""

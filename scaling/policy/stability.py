@@ -65,7 +65,7 @@ def hold_while_rising(inp: EngineInput, obs: Observation, desired: int, constrai
             "demand_rising",
             desired,
             inp.provisioned,
-            f"observed rate rose {rise:.1%} over the last {RISING_LOOKBACK_S:.0f} s (hold above {threshold:.0%})",
+            f"observed rate rose {rise:.1%} over the last {RISING_LOOKBACK_S:.0f} s, more than {threshold:.0%}",
         )
     )
     return inp.provisioned

@@ -282,6 +282,10 @@ def test_it_holds_scale_in_while_the_observed_rate_climbs() -> None:
     result = decide(engine_input(metrics=climbing, provisioned=20, params=_scale_in_params()))
     assert (result.desired, result.reason) == (20, Reason.STABILIZING_SCALE_IN)
     assert [c.name for c in result.constraints] == ["demand_rising"]
+    assert result.summary == (
+        "Held at 20: holding scale-in while demand climbs "
+        "(policy wants 9; observed rate rose 17.9% over the last 60 s, more than 2%)"
+    )
 
     flat = (point(630.0, age_s=80), point(630.0, age_s=35), point(630.0, age_s=5))
     result = decide(engine_input(metrics=flat, provisioned=20, params=_scale_in_params()))
