@@ -173,17 +173,16 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
         for t, m in zip(points_s, obs.points, strict=True)
         if m.rps is not None and SURGE_BASE_FROM_S <= latest_s - t <= SURGE_BASE_TO_S
     ]
-    surging = needed_now > inp.ready and (
-        (
-            params.panic_surge_ratio > 0
-            and bool(before)
-            and obs.short_rps >= params.panic_surge_ratio * (sum(before) / len(before))
-        )
-        or (
-            params.panic_unforecast_ratio > 0
-            and obs.short_rps >= params.panic_unforecast_ratio * _expected_now(inp, obs, points_s, latest_s)
-        )
+    jumped = (
+        params.panic_surge_ratio > 0
+        and bool(before)
+        and obs.short_rps >= params.panic_surge_ratio * (sum(before) / len(before))
     )
+    expected: float | None = None
+    if needed_now > inp.ready and not jumped and params.panic_unforecast_ratio > 0:
+        expected = _expected_now(inp, obs, points_s, latest_s)
+    unforecast = expected is not None and obs.short_rps >= params.panic_unforecast_ratio * expected
+    surging = needed_now > inp.ready and (jumped or unforecast)
     if surging:
         triggered_at = obs.latest.ts
     if triggered_at is None and params.panic_window_s > 0:
@@ -221,6 +220,7 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
             "panic_threshold": params.panic_threshold,
             "surge": surging,
             "triggered_at": triggered_at.isoformat(),
+            **({"unforecast_surge_over_rps": round(expected, 3)} if unforecast and expected is not None else {}),
         },
         note="panicking: no scale-in",
     )

@@ -329,6 +329,7 @@ def test_panic_enters_on_a_surge_the_calendar_does_not_explain() -> None:
     panic = next(r for r in result.rules if r.rule == "panic")
     assert panic.inputs["surge"] is True
     assert panic.replicas == replicas_for(900.0 * (1 + params.panic_headroom), SPEC, params.sizing_target)
+    assert panic.inputs["unforecast_surge_over_rps"] == pytest.approx(600.0, rel=0.02)
     off = decide(engine_input(metrics=metrics, provisioned=8, params=replace(params, panic_unforecast_ratio=0.0)))
     assert all(r.rule != "panic" for r in off.rules)
 
