@@ -7,10 +7,16 @@ Demand is modelled as
 where k is how many games are live at t. `Forecaster.fit` learns the baseline and
 the profiles jointly by least squares from a history of (ts, rps) samples and the
 schedule that history ran under (the service's own samples live, `--history` in
-replay), then the overlap factors from what is left over. Without history the
-default shape stands in; either way `corrected_ratio` rescales the forecast by what
-the metric window shows tonight, so a bigger-than-usual pre-game ramp lifts the
-forecast for tip-off before tip-off arrives.
+replay), then the overlap factors from what is left over. Every tier shares one
+shape, scaled by the tier's draw. Without history the default shape stands in;
+either way `rules.forecast_ratio` rescales the forecast by what the metric window
+shows tonight, so a bigger-than-usual pre-game ramp lifts the forecast for tip-off
+before tip-off arrives.
+
+The fit also replays that correction over the history and keeps how far it fell
+short (`surprise`), per horizon and phase of the game; over a game's finish, apart
+for the moments when tonight's ratio was climbing (`surprise_rising`: a close finish)
+and the rest. The engine provisions that much headroom above the forecast.
 
 A Forecaster is a frozen value: build it once (from history) and pass it in
 `EngineInput.forecaster`; `predict` is plain arithmetic, cheap enough for every tick.
@@ -121,7 +127,7 @@ class Forecaster:
 
     @classmethod
     def default(cls) -> Forecaster:
-        """The shape to fall back on without history: scaled by what is observed (`corrected_ratio`)."""
+        """The shape to fall back on without history: scaled by what is observed (`rules.forecast_ratio`)."""
         baseline = tuple(_default_baseline(i * 24.0 / BASELINE_BINS) for i in range(BASELINE_BINS))
         shape = [_default_game_shape(PROFILE_START_MIN + i * PROFILE_BIN_MIN) for i in range(_profile_bins())]
         return cls(
