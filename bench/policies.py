@@ -33,10 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from scaling.policy.capacity import serving_model  # noqa: E402
 from scaling.sim.gentrace import GenParams, Spike, generate, generate_with_spikes  # noqa: E402
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
 from scaling.sim.policies import BUILTIN, make_policy  # noqa: E402
-from scaling.sim.replay import ReplayRun, replay, serving_model  # noqa: E402
+from scaling.sim.replay import ReplayRun, replay  # noqa: E402
 from scaling.sim.score import TIPOFF_WINDOW_S, score, summary_dict  # noqa: E402
 from scaling.sim.serving import oracle_array  # noqa: E402
 from scaling.sim.trace import Trace, read_trace, trace_csv  # noqa: E402

@@ -14,6 +14,7 @@ from django.db import transaction
 from scaling import selectors
 from scaling.backends.base import ActuationResult, FleetStatus, MetricWindow
 from scaling.models import Service, SimulatedFleet
+from scaling.policy import capacity
 from scaling.policy.types import GameSpec
 from scaling.sim.fleet import FleetState, observe
 from scaling.sim.gentrace import GenParams
@@ -31,12 +32,7 @@ def _state(fleet: SimulatedFleet) -> FleetState:
 
 
 def serving_model(service: Service) -> ServingModel:
-    return ServingModel(
-        service_time_ms=service.service_time_ms,
-        concurrency=service.concurrency,
-        slo_latency_ms=service.slo_latency_ms,
-        slo_target=service.slo_target,
-    )
+    return capacity.serving_model(selectors.service_spec(service))
 
 
 def traffic_params(fleet: SimulatedFleet) -> GenParams:

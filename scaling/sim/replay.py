@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from scaling.policy.capacity import serving_model
 from scaling.policy.types import GameSpec, MetricPoint, ServiceSpec
 from scaling.sim.serving import ServingModel, attainment_array, oracle_array, response_stats
 from scaling.sim.trace import Trace
@@ -28,15 +29,6 @@ from scaling.sim.trace import Trace
 RECENT_METRICS_S = 600.0
 PROGRESS_EVERY_STEPS = 2000
 _EPS = 1e-9
-
-
-def serving_model(spec: ServiceSpec) -> ServingModel:
-    return ServingModel(
-        service_time_ms=spec.service_time_ms,
-        concurrency=spec.concurrency,
-        slo_latency_ms=spec.slo_latency_ms,
-        slo_target=spec.slo_target,
-    )
 
 
 @dataclass(frozen=True)

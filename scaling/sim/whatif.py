@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from scaling.policy.capacity import serving_model
 from scaling.policy.types import GameSpec, ServiceSpec
-from scaling.sim.replay import ReplayPolicy, ReplayRun, replay, serving_model
+from scaling.sim.replay import ReplayPolicy, ReplayRun, replay
 from scaling.sim.score import Scores, score
 from scaling.sim.serving import attainment_array, oracle_array
 from scaling.sim.trace import Trace, format_ts
