@@ -45,7 +45,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from scaling.audit import GENESIS_HASH, canonical, chain_hash, verify_chain  # noqa: E402
+from scaling.audit import GENESIS_HASH, PAYLOAD_FIELDS, canonical, chain_hash, verify_chain  # noqa: E402
 from scaling.models import AuditChainHead, AuditEvent, Service  # noqa: E402
 
 SERVICES = ("win-probability", "player-props", "live-odds", "game-summaries")
@@ -138,23 +138,7 @@ def generate(n: int, seed: int = 7) -> float:
     t0 = datetime(2025, 11, 1, tzinfo=UTC)
     step_s = 365 * 24 * 3600 / n
     prev = GENESIS_HASH
-    columns = [
-        "id",
-        "created_at",
-        "actor_type",
-        "actor_user_id",
-        "actor_label",
-        "service_id",
-        "event_type",
-        "object_type",
-        "object_id",
-        "before",
-        "after",
-        "reason",
-        "cost_impact_per_hour",
-        "prev_hash",
-        "hash",
-    ]
+    columns = ["id", *PAYLOAD_FIELDS, "prev_hash", "hash"]
     raw = connection.connection  # the psycopg connection
     with raw.cursor() as cur, cur.copy(f"COPY scaling_auditevent ({', '.join(columns)}) FROM STDIN") as copy:
         for i in range(1, n + 1):

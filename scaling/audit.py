@@ -169,7 +169,7 @@ def _broken(checked: int, event_id: int | None, message: str) -> ChainReport:
 
 
 # The hashed fields, in AuditEvent.payload() order; read as tuples: building model instances was a third of the time.
-_PAYLOAD_FIELDS = (
+PAYLOAD_FIELDS = (
     "created_at",
     "actor_type",
     "actor_user_id",
@@ -183,12 +183,12 @@ _PAYLOAD_FIELDS = (
     "reason",
     "cost_impact_per_hour",
 )
-_CHAIN_FIELDS = ("id", "prev_hash", "hash", *_PAYLOAD_FIELDS)
+_CHAIN_FIELDS = ("id", "prev_hash", "hash", *PAYLOAD_FIELDS)
 
 
 def payload_of(values: list[Any]) -> dict[str, Any]:
-    """AuditEvent.payload() from a values_list row of _PAYLOAD_FIELDS (a test keeps the two equal)."""
-    payload = dict(zip(_PAYLOAD_FIELDS, values, strict=True))
+    """AuditEvent.payload() from a values_list row of PAYLOAD_FIELDS (a test keeps the two equal)."""
+    payload = dict(zip(PAYLOAD_FIELDS, values, strict=True))
     payload["created_at"] = payload["created_at"].isoformat()
     return payload
 

@@ -140,10 +140,10 @@ def test_a_time_in_another_zone_hashes_the_same_after_the_round_trip() -> None:
 
 
 def test_the_fast_verifier_hashes_exactly_what_the_model_hashes() -> None:
-    from scaling.audit import _PAYLOAD_FIELDS, payload_of
+    from scaling.audit import PAYLOAD_FIELDS, payload_of
 
     (event,) = make_chain(1)
-    row = AuditEvent.objects.filter(pk=event.pk).values_list(*_PAYLOAD_FIELDS).get()
+    row = AuditEvent.objects.filter(pk=event.pk).values_list(*PAYLOAD_FIELDS).get()
     assert payload_of(list(row)) == event.payload()
 
 
