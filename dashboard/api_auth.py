@@ -47,6 +47,12 @@ def required_capability(request: HttpRequest) -> str:
     return API_CAPABILITIES.get((method, route), "view" if method in SAFE_METHODS else "operate")
 
 
+def require_capability(request: HttpRequest, capability: str) -> None:
+    """A second line behind the route table: the session or token's user must hold the capability."""
+    if not can(request.user, capability):
+        raise HttpError(403, f"needs the {capability!r} capability")
+
+
 def _check_role(request: HttpRequest, user: Any) -> Any:
     capability = required_capability(request)
     if not can(user, capability):

@@ -20,6 +20,7 @@ from ninja import Field, File, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
+from dashboard.api_auth import require_capability
 from dashboard.permissions import can
 from scaling import override_selectors as reads
 from scaling.audit import Actor
@@ -39,11 +40,6 @@ from scaling.schedule.rules import RuleError, RuleSpec, rule_create, rule_delete
 from scaling.schedule.services import schedule_import
 
 router = Router(tags=["overrides"])
-
-
-def _require(request: HttpRequest, capability: str) -> None:
-    if not can(request.user, capability):
-        raise HttpError(403, f"needs the {capability!r} capability")
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -224,7 +220,7 @@ def get_override(request: HttpRequest, pk: int) -> Override:
 
 @router.post("/overrides", response={201: list[OverrideOut], 409: ConflictOut, 422: ErrorOut})
 def create_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
-    _require(request, "operate")
+    require_capability(request, "operate")
     _aware(payload.starts_at, "starts_at")
     _aware(payload.ends_at, "ends_at")
     game = get_object_or_404(Game, game_id=payload.game_id) if payload.game_id else None
@@ -278,7 +274,7 @@ def preview_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
 
 @router.post("/overrides/{int:pk}/cancel", response={200: OverrideOut, 409: ErrorOut, 422: ErrorOut})
 def cancel_override(request: HttpRequest, pk: int, payload: ReasonIn) -> Status[Any]:
-    _require(request, "operate")
+    require_capability(request, "operate")
     override = _override(pk)
     try:
         done = override_cancel(override=override, actor=_actor(request), reason=payload.reason)
@@ -291,7 +287,7 @@ def cancel_override(request: HttpRequest, pk: int, payload: ReasonIn) -> Status[
 
 @router.post("/overrides/{int:pk}/extend", response={200: OverrideOut, 409: ConflictOut, 422: ErrorOut})
 def extend_override(request: HttpRequest, pk: int, payload: ExtendIn) -> Status[Any]:
-    _require(request, "operate")
+    require_capability(request, "operate")
     _aware(payload.ends_at, "ends_at")
     try:
         override_extend(
@@ -311,7 +307,7 @@ def extend_override(request: HttpRequest, pk: int, payload: ExtendIn) -> Status[
 @router.post("/overrides/{int:pk}/approve", response={200: list[OverrideOut], 409: ErrorOut})
 def approve_override(request: HttpRequest, pk: int, payload: ApproveIn) -> Status[Any]:
     """Approve a pending override (and the rest of its group). The requester cannot approve their own."""
-    _require(request, "approve")
+    require_capability(request, "approve")
     try:
         group = override_approve(override=_override(pk), actor=_actor(request), reason=payload.reason)
     except OverrideError as exc:
@@ -321,7 +317,7 @@ def approve_override(request: HttpRequest, pk: int, payload: ApproveIn) -> Statu
 
 @router.post("/overrides/{int:pk}/reject", response={200: list[OverrideOut], 409: ErrorOut, 422: ErrorOut})
 def reject_override(request: HttpRequest, pk: int, payload: ReasonIn) -> Status[Any]:
-    _require(request, "approve")
+    require_capability(request, "approve")
     try:
         group = override_reject(override=_override(pk), actor=_actor(request), reason=payload.reason)
     except OverrideError as exc:
@@ -363,7 +359,7 @@ def list_rules(request: HttpRequest) -> list[GameDayRule]:
 
 @router.post("/rules", response={201: RuleOut, 422: ErrorOut}, tags=["schedule"])
 def create_rule(request: HttpRequest, payload: RuleIn) -> Status[Any]:
-    _require(request, "administer")
+    require_capability(request, "administer")
     try:
         rule = rule_create(spec=_rule_spec(payload), actor=_actor(request))
     except RuleError as exc:
@@ -373,7 +369,7 @@ def create_rule(request: HttpRequest, payload: RuleIn) -> Status[Any]:
 
 @router.put("/rules/{int:pk}", response={200: RuleOut, 422: ErrorOut}, tags=["schedule"])
 def update_rule(request: HttpRequest, pk: int, payload: RuleIn) -> Status[Any]:
-    _require(request, "administer")
+    require_capability(request, "administer")
     rule = get_object_or_404(GameDayRule, pk=pk)
     try:
         rule_update(rule=rule, spec=_rule_spec(payload), actor=_actor(request))
@@ -384,7 +380,7 @@ def update_rule(request: HttpRequest, pk: int, payload: RuleIn) -> Status[Any]:
 
 @router.delete("/rules/{int:pk}", response={204: None, 422: ErrorOut}, tags=["schedule"])
 def delete_rule(request: HttpRequest, pk: int, reason: str = "") -> Status[Any]:
-    _require(request, "administer")
+    require_capability(request, "administer")
     rule = get_object_or_404(GameDayRule, pk=pk)
     try:
         rule_delete(rule=rule, actor=_actor(request), reason=reason)
@@ -396,7 +392,7 @@ def delete_rule(request: HttpRequest, pk: int, reason: str = "") -> Status[Any]:
 @router.post("/schedule/import", response={200: ImportOut, 422: ErrorOut}, tags=["schedule"])
 def import_schedule(request: HttpRequest, file: File[UploadedFile]) -> Status[Any]:
     """Upload the league schedule (CSV or the league feed JSON; detected from content). All or nothing."""
-    _require(request, "administer")
+    require_capability(request, "administer")
     try:
         text = file.read().decode("utf-8-sig")
     except UnicodeDecodeError:

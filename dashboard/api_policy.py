@@ -12,10 +12,9 @@ from typing import Any
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
-from ninja.errors import HttpError
 
+from dashboard.api_auth import require_capability
 from dashboard.decisions import METRIC_WINDOW_S
-from dashboard.permissions import can
 from dashboard.policy_forms import PolicyForm, form_data_from_json, params_as_dict, policy_fields
 from scaling import selectors, services
 from scaling.audit import Actor
@@ -91,12 +90,6 @@ class DecisionDetailOut(Schema):
     metric_window: list[WindowSampleOut]
 
 
-def _require(request: HttpRequest, capability: str) -> None:
-    """A second line behind dashboard/api_auth.py: the session or token's user must hold the capability."""
-    if not can(request.user, capability):
-        raise HttpError(403, f"needs the {capability!r} capability")
-
-
 def _policy_out(service: Service) -> dict[str, Any]:
     return {"service": service.name, "version": service.policy_version, "params": params_as_dict(service.policy)}
 
@@ -104,14 +97,14 @@ def _policy_out(service: Service) -> dict[str, Any]:
 @router.get("/services/{name}/policy", response=PolicyOut)
 def get_policy(request: HttpRequest, name: str) -> dict[str, Any]:
     """The service's engine parameters (every parameter, defaults filled in) and their version."""
-    _require(request, "view")
+    require_capability(request, "view")
     return _policy_out(get_object_or_404(Service, name=name))
 
 
 @router.put("/services/{name}/policy", response={200: PolicyChangeOut, 422: ValidationOut})
 def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dict[str, Any]]:
     """Set the service's engine parameters; a change bumps the version, is audited and kept as a revision."""
-    _require(request, "administer")
+    require_capability(request, "administer")
     service = get_object_or_404(Service, name=name)
     known = {f.name for f in policy_fields()}
     errors = [
@@ -138,7 +131,7 @@ def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dic
 @router.get("/services/{name}/policy/revisions", response=list[RevisionOut])
 def list_policy_revisions(request: HttpRequest, name: str) -> list[dict[str, Any]]:
     """Every recorded version of the policy, newest first."""
-    _require(request, "view")
+    require_capability(request, "view")
     service = get_object_or_404(Service, name=name)
     return [
         {
@@ -155,7 +148,7 @@ def list_policy_revisions(request: HttpRequest, name: str) -> list[dict[str, Any
 @router.get("/decisions/{decision_id}", response=DecisionDetailOut, tags=["decisions"])
 def get_decision(request: HttpRequest, decision_id: int) -> dict[str, Any]:
     """One decision: the engine's explanation, the actuation result and the metric window it saw."""
-    _require(request, "view")
+    require_capability(request, "view")
     decision: Decision = get_object_or_404(Decision.objects.select_related("service"), pk=decision_id)
     samples: list[MetricSample] = selectors.decision_metric_window(decision, before_s=METRIC_WINDOW_S)
     return {

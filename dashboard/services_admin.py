@@ -18,7 +18,8 @@ from django.views.decorators.http import require_POST
 from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
-from dashboard.permissions import can, requires
+from dashboard.api_auth import require_capability
+from dashboard.permissions import requires
 from dashboard.views import HtmxHttpRequest
 from scaling.audit import Actor
 from scaling.backends.autoscaling import MODES
@@ -271,11 +272,6 @@ class ServiceConfigOut(Schema):
     enabled: bool
 
 
-def _admin(request: HttpRequest) -> None:
-    if not can(request.user, "administer"):
-        raise HttpError(403, "needs the 'administer' capability")
-
-
 def _form_from_api(payload: ServiceIn, base: dict[str, Any]) -> ServiceForm:
     data = base | {k: v for k, v in payload.dict().items() if v is not None and k != "promql"}
     for signal, query in (payload.promql or {}).items():
@@ -289,7 +285,7 @@ def _form_from_api(payload: ServiceIn, base: dict[str, Any]) -> ServiceForm:
 
 @router.post("", response={201: ServiceConfigOut})
 def api_service_create(request: HttpRequest, payload: ServiceIn) -> Status:
-    _admin(request)
+    require_capability(request, "administer")
     form = _form_from_api(payload, {"enabled": True, "autoscaling_mode": "refuse"})
     try:
         service = service_create(
@@ -305,7 +301,7 @@ def api_service_create(request: HttpRequest, payload: ServiceIn) -> Status:
 
 @router.put("/{name}", response=ServiceConfigOut)
 def api_service_update(request: HttpRequest, name: str, payload: ServiceIn) -> Service:
-    _admin(request)
+    require_capability(request, "administer")
     service = get_object_or_404(Service, name=name)
     base = initial_for(service)
     if payload.promql is not None:
@@ -327,7 +323,7 @@ def api_service_update(request: HttpRequest, name: str, payload: ServiceIn) -> S
 
 @router.post("/{name}/test-connection", response=ProbeOut)
 def api_service_test_connection(request: HttpRequest, name: str) -> dict[str, Any]:
-    _admin(request)
+    require_capability(request, "administer")
     service = get_object_or_404(Service, name=name)
     report = probe_connection(service, timezone.now())
     return {"ok": report.ok, "lines": [{"level": line.level, "text": line.text} for line in report.lines]}
