@@ -261,10 +261,9 @@ MAX_TREND_GAIN = 1.0  # the trend may at most double tonight's ratio
 
 def forecast_ratio(
     inp: EngineInput, obs: Observation, forecaster: Forecaster, prepared: list[tuple[float, tuple[float, ...]]]
-) -> tuple[float, float, float]:
-    """Observed / predicted over the newest samples — how tonight compares with the learned shape —, the
-    trend to extrapolate (its rise per second × `forecast_trend`; 0 when flat or falling) and the raw slope,
-    from samples a minute apart."""
+) -> tuple[float, float]:
+    """Observed / predicted over the newest samples — how tonight compares with the learned shape — and
+    how fast that ratio changes (per second, from samples a minute apart; 0 without enough of them)."""
     half_window_s = inp.service.metrics_window_s / 2
     if obs.points and len(obs.points_s) == len(obs.points):
         stamped = list(zip(obs.points_s, obs.points, strict=True))
@@ -286,11 +285,11 @@ def forecast_ratio(
     recent_obs = sum(max(m.rps or 0.0, 0.0) for _, m in level)
     recent_pred = sum(predicted[t - half_window_s] for t, _ in level)
     if recent_pred <= 1e-9:
-        return (1.0 if forecaster.learned else 0.0), 0.0, 0.0
+        return (1.0 if forecaster.learned else 0.0), 0.0
     ratio = recent_obs / recent_pred
     if forecaster.learned:
         ratio = min(max(ratio, inp.params.forecast_correction_min), inp.params.forecast_correction_max)
-    slope = raw = 0.0
+    slope = 0.0
     series = []
     for t0, m in spaced:
         t = t0 - half_window_s
@@ -301,21 +300,17 @@ def forecast_ratio(
         mean_r = sum(r for _, r in series) / len(series)
         var = sum((t - mean_t) ** 2 for t, _ in series)
         if var > 0:
-            raw = sum((t - mean_t) * (r - mean_r) for t, r in series) / var
-            slope = max(raw, 0.0) * inp.params.forecast_trend
-    return ratio, slope, raw
+            slope = sum((t - mean_t) * (r - mean_r) for t, r in series) / var
+    return ratio, slope
 
 
 def _window_mean(
     forecaster: Forecaster, prepared: list[tuple[float, tuple[float, ...]]], mid: float, window_s: float
 ) -> float:
     """The forecast averaged over a metric window centred on `mid` (what a window's mean rate compares with)."""
-    n = WINDOW_POINTS
-    if n <= 1:
-        return forecaster.predict_epoch(mid, prepared)
-    step = window_s / n
+    step = window_s / WINDOW_POINTS
     start = mid - window_s / 2 + step / 2
-    return sum(forecaster.predict_epoch(start + i * step, prepared) for i in range(n)) / n
+    return sum(forecaster.predict_epoch(start + i * step, prepared) for i in range(WINDOW_POINTS)) / WINDOW_POINTS
 
 
 def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, object]] | None:
@@ -334,8 +329,9 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     ahead = timedelta(seconds=delay_s + tick_s + params.forecast_lookahead_s)
     games = games_near(inp.games, inp.now - lookback, inp.now + ahead)
     prepared = forecaster.prepare(games)
-    ratio, slope, raw_slope = forecast_ratio(inp, obs, forecaster, prepared)
+    ratio, raw_slope = forecast_ratio(inp, obs, forecaster, prepared)
     rising = raw_slope > RISING_SLOPE_PER_S
+    slope = max(raw_slope, 0.0) * params.forecast_trend  # extrapolated: never lowers the forecast
     if ratio <= 0.0:
         return None
     now_s = inp.now.timestamp()
