@@ -145,6 +145,8 @@ def tipoffs_with_violations(run: ReplayRun, tips: list[int]) -> tuple[int, int]:
 def spike_catch_up_s(run: ReplayRun, spikes: list[Spike]) -> list[float]:
     """Per spike: seconds from its onset to the end of the last step, through its hold, whose ready
     replicas fell short of n*(t) — how long capacity took to catch up (0 if it never fell short)."""
+    if not spikes:
+        return []
     trace = run.trace
     nstar = oracle_array(trace.rps, serving_model(run.service), run.service.min_replicas)
     short = run.ready < nstar
