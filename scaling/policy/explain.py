@@ -109,7 +109,13 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
             f"{_num(i.get('rps'))} rps needs {n}"
         )
     if rule.rule == "panic":
-        return f"panic: short-window {_num(i.get('short_rps'))} rps needs {i.get('needed')} (ready {i.get('ready')})"
+        text = f"panic: short-window {_num(i.get('short_rps'))} rps needs {i.get('needed')} (ready {i.get('ready')})"
+        if "unforecast_surge_over_rps" in i:
+            text += f"; the calendar expects {_num(i.get('unforecast_surge_over_rps'))} rps"
+        if "surge_base_rps" in i:
+            base, multiple = _num(i.get("surge_base_rps")), _num(i.get("surge_multiple"))
+            text += f"; provisioning for {multiple}× the {base} rps before it"
+        return text
     if rule.rule == "target_utilization":
         util = i.get("utilization")
         seen = f"utilization {float(util):.2f}" if isinstance(util, int | float) else f"{_num(i.get('rps'))} rps"

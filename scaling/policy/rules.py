@@ -164,8 +164,9 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     cap = replica_capacity_rps(inp.service)
     needed_now = size_for(obs.short_rps * (1.0 + params.reactive_headroom), inp)
     triggered_at: datetime | None = obs.latest.ts if needed_now >= params.panic_threshold * ready else None
-    # A sudden surge (breaking news): the newest slice well above the minute or two before it, and more
-    # than the ready replicas serve. It is probably still rising, so size above it.
+    # A sudden surge (breaking news): the newest slice well above what the calendar expects, or — where the
+    # calendar has nothing to say — well above the minute or two before it, and more than the ready replicas
+    # serve. A scheduled game's quarter-end or final-buzzer jump is expected, and no panic.
     latest_s = obs.latest_s if obs.points_s else obs.latest.ts.timestamp()
     points_s = obs.points_s if len(obs.points_s) == len(obs.points) else tuple(m.ts.timestamp() for m in obs.points)
     before = [
@@ -173,16 +174,18 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
         for t, m in zip(points_s, obs.points, strict=True)
         if m.rps is not None and SURGE_BASE_FROM_S <= latest_s - t <= SURGE_BASE_TO_S
     ]
-    jumped = (
+    over_before = (
         params.panic_surge_ratio > 0
         and bool(before)
         and obs.short_rps >= params.panic_surge_ratio * (sum(before) / len(before))
     )
     expected: float | None = None
-    if needed_now > inp.ready and not jumped and params.panic_unforecast_ratio > 0:
+    if needed_now > inp.ready and params.panic_unforecast_ratio > 0:
         expected = _expected_now(inp, obs, points_s, latest_s)
-    unforecast = expected is not None and obs.short_rps >= params.panic_unforecast_ratio * expected
-    surging = needed_now > inp.ready and (jumped or unforecast)
+    forecast_known = expected is not None and math.isfinite(expected)
+    unforecast = expected is not None and forecast_known and obs.short_rps >= params.panic_unforecast_ratio * expected
+    # The jump over the minute before is the test only where no forecast covers the moment.
+    surging = needed_now > inp.ready and (unforecast or (over_before and not forecast_known))
     if surging:
         triggered_at = obs.latest.ts
     if triggered_at is None and params.panic_window_s > 0:
@@ -208,8 +211,13 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     if triggered_at is None:
         return None
     sized = needed_now
+    surge_base: float | None = None
     if triggered_at == obs.latest.ts:
         sized = size_for(obs.short_rps * (1.0 + params.reactive_headroom + params.panic_headroom), inp)
+        if surging and before and params.panic_surge_multiple > 0:
+            # Its first ticks see only the start of the rise: provision for the multiple of the rate before it.
+            surge_base = min(before)
+            sized = max(sized, size_for(params.panic_surge_multiple * surge_base, inp))
     return RuleResult(
         rule="panic",
         replicas=max(sized, inp.provisioned),
@@ -221,6 +229,11 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
             "surge": surging,
             "triggered_at": triggered_at.isoformat(),
             **({"unforecast_surge_over_rps": round(expected, 3)} if unforecast and expected is not None else {}),
+            **(
+                {"surge_base_rps": round(surge_base, 3), "surge_multiple": params.panic_surge_multiple}
+                if surge_base is not None
+                else {}
+            ),
         },
         note="panicking: no scale-in",
     )

@@ -99,7 +99,9 @@ class PolicyParams:
     panic_threshold: float = _p(2.0, "Enter panic when the short-window rate needs this many times the ready count.")
     panic_window_s: float = _p(60.0, "Panic lasts this long after the last surge; no scale-in while panicking.")
     panic_surge_ratio: float = _p(
-        2.0, "Also panic when the short-window rate jumps this many times above the minute before it; 0 = off."
+        2.0,
+        "Also panic when the short-window rate jumps this many times above the minute before it and the calendar "
+        "does not expect it (with no forecast for the moment, the jump alone); 0 = off.",
     )
     panic_unforecast_ratio: float = _p(
         1.4,
@@ -107,9 +109,14 @@ class PolicyParams:
         "as the minute before ran): a surge no scheduled game explains; 0 = off.",
     )
     panic_headroom: float = _p(
-        0.8,
+        0.6,
         "On entering panic, provision this much (fraction) above the short-window rate: a surge is still rising "
-        "(a breaking-news surge triples within a minute; its first tick sees only part of that).",
+        "when its first tick sees it.",
+    )
+    panic_surge_multiple: float = _p(
+        3.0,
+        "On a surge, provision at least this multiple of the rate before it: breaking news triples traffic within "
+        "a minute, and the first tick sees only the start of the rise; 0 = off.",
     )
     # Schedule-aware pre-warm.
     prewarm: bool = _p(True, "Provision ahead for the demand forecast from the game calendar and learned profiles.")

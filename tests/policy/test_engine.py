@@ -9,6 +9,7 @@ import pytest
 
 from scaling.policy import Mode, OverrideSpec, PastRecommendation, PolicyParams, Reason, decide
 from scaling.policy.capacity import replicas_for
+from scaling.policy.explain import rule_sentence
 from scaling.policy.forecast import Forecaster
 from tests.policy.builders import SPEC, T0, TT_ONLY, engine_input, game, override, point
 
@@ -267,7 +268,12 @@ def test_panic_enters_on_a_sudden_surge_over_the_minutes_before() -> None:
     result = decide(engine_input(metrics=metrics, provisioned=8, params=params))
     panic = next(r for r in result.rules if r.rule == "panic")
     assert panic.inputs["surge"] is True
-    assert panic.replicas == replicas_for(1200.0 * (1 + params.panic_headroom), SPEC) == result.desired
+    # Sized for the rise still to come: 3 × the 600 rps before it (1,800) against 1,200 × 1.6 (1,920).
+    above_slice = replicas_for(1200.0 * (1 + params.panic_headroom), SPEC, params.sizing_target)
+    tripled = replicas_for(3 * 600.0, SPEC, params.sizing_target)
+    assert panic.replicas == max(above_slice, tripled) == result.desired
+    assert (panic.inputs["surge_base_rps"], panic.inputs["surge_multiple"]) == (600.0, 3.0)
+    assert "provisioning for 3× the 600 rps before it" in rule_sentence(panic)
     calm = decide(engine_input(metrics=metrics[:3], provisioned=8, params=params))
     assert all(r.rule != "panic" for r in calm.rules)
 
@@ -328,8 +334,13 @@ def test_panic_enters_on_a_surge_the_calendar_does_not_explain() -> None:
     result = decide(engine_input(metrics=metrics, provisioned=8, params=params))
     panic = next(r for r in result.rules if r.rule == "panic")
     assert panic.inputs["surge"] is True
-    assert panic.replicas == replicas_for(900.0 * (1 + params.panic_headroom), SPEC, params.sizing_target)
+    # The first tick of a surge sees only the start of its rise: 3 × the 600 rps before it, not 900 × 1.6.
+    assert panic.replicas == replicas_for(3 * 600.0, SPEC, params.sizing_target)
     assert panic.inputs["unforecast_surge_over_rps"] == pytest.approx(600.0, rel=0.02)
+    plain = decide(engine_input(metrics=metrics, provisioned=8, params=replace(params, panic_surge_multiple=0.0)))
+    plain_panic = next(r for r in plain.rules if r.rule == "panic")
+    assert plain_panic.replicas == replicas_for(900.0 * (1 + params.panic_headroom), SPEC, params.sizing_target)
+    assert "surge_base_rps" not in plain_panic.inputs
     off = decide(engine_input(metrics=metrics, provisioned=8, params=replace(params, panic_unforecast_ratio=0.0)))
     assert all(r.rule != "panic" for r in off.rules)
 
@@ -345,3 +356,20 @@ def test_a_surge_the_forecast_expects_is_no_panic() -> None:
         engine_input(metrics=metrics, provisioned=8, params=params, forecaster=forecaster, games=(game(tip),))
     )
     assert all(r.rule != "panic" for r in result.rules)
+
+
+def test_a_jump_the_forecast_expects_is_no_panic_however_steep() -> None:
+    # × 2 over the minute before (a national game's halftime), at the minute its learned profile doubles:
+    # the calendar explains it, so no panic — it would provision 1.6 × a surge the forecast already covers.
+    profile = tuple(500.0 if i <= 178 else 1100.0 for i in range(361))
+    forecaster = Forecaster(baseline=(100.0,) * 48, profiles={"national": profile, "regional": profile}, learned=True)
+    tip = T0 - timedelta(seconds=5 + 7.5) - timedelta(minutes=59)
+    metrics = (point(600.0, age_s=50), point(600.0, age_s=35), point(600.0, age_s=20), point(750.0, age_s=5))
+    params = PolicyParams(prewarm=False, scale_up_percent=500)
+    result = decide(
+        engine_input(metrics=metrics, provisioned=8, params=params, forecaster=forecaster, games=(game(tip),))
+    )
+    assert all(r.rule != "panic" for r in result.rules)
+    # The same jump with no game on the calendar is breaking news.
+    unexplained = decide(engine_input(metrics=metrics, provisioned=8, params=params))
+    assert next(r for r in unexplained.rules if r.rule == "panic").inputs["surge"] is True
