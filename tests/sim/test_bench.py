@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
+
+import numpy as np
+
+from scaling.policy.types import ServiceSpec
+from scaling.sim.gentrace import Spike
+from scaling.sim.trace import Trace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,3 +40,16 @@ def test_the_benchmark_runs_a_case_and_renders_its_table(tmp_path: Path) -> None
     assert "## christmas" in text
     assert "| static-peak | 0.9994" in text
     assert "| oracle |" in text
+
+
+def test_the_seen_spike_floor_follows_the_replay_conventions() -> None:
+    # Onset 100.5 s in: the first step starting after it is [110, 120), wholly seen by the tick at 120 s;
+    # a replica ordered then serves from the first step at or after 300 s — 199.5 s after the onset.
+    bench = _bench()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    trace = Trace(start=start, step_s=10, rps=np.full(60, 100.0), source="test")
+    t0 = start.timestamp()
+    spike = Spike(onset=t0 + 100.5, hold_end=t0 + 400.0)
+    assert bench.spike_seen_floor_s(trace, ServiceSpec(), [spike]) == [199.5]
+    # A minute of metric lag: seen at 180 s, ready from 360 s.
+    assert bench.spike_seen_floor_s(trace, ServiceSpec(metrics_lag_s=60.0), [spike]) == [259.5]
