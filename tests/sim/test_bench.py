@@ -53,3 +53,19 @@ def test_the_seen_spike_floor_follows_the_replay_conventions() -> None:
     assert bench.spike_seen_floor_s(trace, ServiceSpec(), [spike]) == [199.5]
     # A minute of metric lag: seen at 180 s, ready from 360 s.
     assert bench.spike_seen_floor_s(trace, ServiceSpec(metrics_lag_s=60.0), [spike]) == [259.5]
+
+
+def test_tipoff_attainment_outside_spikes_leaves_out_each_spike_and_its_fade() -> None:
+    bench = _bench()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    t0 = start.timestamp()
+    steps = 720  # two hours at 10 s
+    trace = Trace(start=start, step_s=10, rps=np.full(steps, 100.0), source="test")
+    attainment = np.ones(steps)
+    attainment[300:330] = 0.5  # a spike's five minutes, 50 minutes in
+    zeros = np.zeros(steps, dtype=np.int64)
+    run = bench.ReplayRun(trace, ServiceSpec(), "test", 1, 1, zeros, zeros, zeros, attainment, zeros, zeros)
+    tips = [int(t0 + 3600)]
+    spike = Spike(onset=t0 + 3000, hold_end=t0 + 3300)
+    assert bench.tipoff_attainment_outside_spikes(run, tips, [spike]) == 1.0
+    assert bench.tipoff_attainment_outside_spikes(run, tips, []) < 0.99
