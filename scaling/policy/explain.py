@@ -112,6 +112,8 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
         text = f"panic: short-window {_num(i.get('short_rps'))} rps needs {i.get('needed')} (ready {i.get('ready')})"
         if "unforecast_surge_over_rps" in i:
             text += f"; the calendar expects {_num(i.get('unforecast_surge_over_rps'))} rps"
+            if i.get("quiet_hours"):
+                text += " (no game near)"
         if "surge_base_rps" in i:
             base, multiple = _num(i.get("surge_base_rps")), _num(i.get("surge_multiple"))
             text += f"; provisioning for {multiple}× the {base} rps before it"

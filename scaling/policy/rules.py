@@ -179,13 +179,20 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
         and bool(before)
         and obs.short_rps >= params.panic_surge_ratio * (sum(before) / len(before))
     )
+    # With no game on the calendar near (quiet hours), no scheduled surge can explain a rise: a smaller one
+    # counts, and it is caught as it starts, while the ready replicas still serve it.
+    quiet = False
+    if params.panic_quiet_ratio > 0 and (needed_now > inp.ready or (before and obs.short_rps > max(before))):
+        quiet = not games_near(inp.games, inp.now - SURGE_GAMES_BACK, inp.now)
+    watching = needed_now > inp.ready or quiet
     expected: float | None = None
-    if needed_now > inp.ready and params.panic_unforecast_ratio > 0:
+    if watching and params.panic_unforecast_ratio > 0:
         expected = _expected_now(inp, obs, points_s, latest_s)
     forecast_known = expected is not None and math.isfinite(expected)
-    unforecast = expected is not None and forecast_known and obs.short_rps >= params.panic_unforecast_ratio * expected
+    ratio = params.panic_quiet_ratio if quiet else params.panic_unforecast_ratio
+    unforecast = expected is not None and forecast_known and obs.short_rps >= ratio * expected
     # The jump over the minute before is the test only where no forecast covers the moment.
-    surging = needed_now > inp.ready and (unforecast or (over_before and not forecast_known))
+    surging = watching and (unforecast or (over_before and not forecast_known))
     if surging:
         triggered_at = obs.latest.ts
     if triggered_at is None and params.panic_window_s > 0:
@@ -229,6 +236,7 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
             "surge": surging,
             "triggered_at": triggered_at.isoformat(),
             **({"unforecast_surge_over_rps": round(expected, 3)} if unforecast and expected is not None else {}),
+            **({"quiet_hours": True} if surging and quiet else {}),
             **(
                 {"surge_base_rps": round(surge_base, 3), "surge_multiple": params.panic_surge_multiple}
                 if surge_base is not None
@@ -243,7 +251,7 @@ def _expected_now(inp: EngineInput, obs: Observation, points_s: tuple[float, ...
     """What the calendar forecast expects in the newest slice, scaled as the minute or two before it ran
     (inf when unknown): a game's quarter-end surge is expected, breaking news is not."""
     forecaster = inp.forecaster or default_forecaster()
-    prepared = forecaster.prepare(games_near(inp.games, inp.now - timedelta(minutes=5), inp.now))
+    prepared = forecaster.prepare(games_near(inp.games, inp.now - SURGE_GAMES_BACK, inp.now))
     half_window_s = inp.service.metrics_window_s / 2
     seen = expected = 0.0
     for t, m in zip(points_s, obs.points, strict=True):
@@ -267,6 +275,7 @@ def game_label(game: GameSpec) -> str:
 
 SURGE_BASE_FROM_S = 30.0  # the minute and a half before the newest sample is the surge's baseline
 SURGE_BASE_TO_S = 120.0
+SURGE_GAMES_BACK = timedelta(minutes=5)  # the games whose profiles can explain a surge now
 TREND_SPACING_S = 55.0
 WINDOW_POINTS = 4  # a window's mean rate is compared with the forecast averaged at this many points across it
 MAX_TREND_GAIN = 1.0  # the trend may at most double tonight's ratio

@@ -108,6 +108,12 @@ class PolicyParams:
         "Also panic when the short-window rate is this many times what the calendar forecast expects (scaled "
         "as the minute before ran): a surge no scheduled game explains; 0 = off.",
     )
+    panic_quiet_ratio: float = _p(
+        1.2,
+        "With no game on the calendar near (quiet hours), panic at this multiple of what the forecast expects "
+        "instead, and as soon as the rate rises, while the ready replicas still serve it: no scheduled surge "
+        "can explain a rise then; 0 = as in game hours.",
+    )
     panic_headroom: float = _p(
         0.6,
         "On entering panic, provision this much (fraction) above the short-window rate: a surge is still rising "

@@ -373,3 +373,22 @@ def test_a_jump_the_forecast_expects_is_no_panic_however_steep() -> None:
     # The same jump with no game on the calendar is breaking news.
     unexplained = decide(engine_input(metrics=metrics, provisioned=8, params=params))
     assert next(r for r in unexplained.rules if r.rule == "panic").inputs["surge"] is True
+
+
+def test_in_quiet_hours_a_smaller_rise_panics_before_the_ready_replicas_fall_short() -> None:
+    # Night, no game near: 100 rps on 2 replicas, then the newest 15 s at 130 — still within what the 2
+    # serve, and only 1.3 × the forecast, but no scheduled surge can explain it: breaking news, caught as
+    # it starts and sized for 3 × the 100 rps before it.
+    metrics = (point(100.0, age_s=50), point(100.0, age_s=35), point(100.0, age_s=20), point(107.5, age_s=5))
+    params = PolicyParams(prewarm=False, scale_up_percent=500)
+    result = decide(engine_input(metrics=metrics, provisioned=2, params=params))
+    panic = next(r for r in result.rules if r.rule == "panic")
+    assert (panic.inputs["surge"], panic.inputs["quiet_hours"], panic.inputs["needed"]) == (True, True, 2)
+    assert panic.replicas == result.desired == replicas_for(300.0, SPEC) == 4
+    assert "no game near" in rule_sentence(panic)
+    # The same rise with a game on the calendar is left to the game-hours test (1.4 × the forecast).
+    tip = T0 + timedelta(minutes=60)
+    in_game_hours = decide(engine_input(metrics=metrics, provisioned=2, params=params, games=(game(tip),)))
+    assert all(r.rule != "panic" for r in in_game_hours.rules)
+    off = decide(engine_input(metrics=metrics, provisioned=2, params=replace(params, panic_quiet_ratio=0.0)))
+    assert all(r.rule != "panic" for r in off.rules)
