@@ -345,26 +345,20 @@ def test_panic_enters_on_a_surge_the_calendar_does_not_explain() -> None:
     assert all(r.rule != "panic" for r in off.rules)
 
 
-def test_a_surge_the_forecast_expects_is_no_panic() -> None:
-    # The same jump, at the minute a game's learned profile steps up from 500 to 800 rps (a quarter's end).
-    profile = tuple(500.0 if i <= 178 else 800.0 for i in range(361))
+@pytest.mark.parametrize(
+    ("step_to", "newest"),
+    [
+        pytest.param(800.0, 675.0, id="quarter end: x1.5 over the minute before"),
+        pytest.param(1100.0, 750.0, id="halftime: x2, however steep"),
+    ],
+)
+def test_a_surge_the_forecast_expects_is_no_panic(step_to: float, newest: float) -> None:
+    # The jump lands at the minute a game's learned profile steps up from 500 rps: the calendar explains it,
+    # so no panic — it would provision 1.6 × a surge the forecast already covers.
+    profile = tuple(500.0 if i <= 178 else step_to for i in range(361))
     forecaster = Forecaster(baseline=(100.0,) * 48, profiles={"national": profile, "regional": profile}, learned=True)
     tip = T0 - timedelta(seconds=5 + 7.5) - timedelta(minutes=59)
-    metrics = (point(600.0, age_s=50), point(600.0, age_s=35), point(600.0, age_s=20), point(675.0, age_s=5))
-    params = PolicyParams(prewarm=False, scale_up_percent=500)
-    result = decide(
-        engine_input(metrics=metrics, provisioned=8, params=params, forecaster=forecaster, games=(game(tip),))
-    )
-    assert all(r.rule != "panic" for r in result.rules)
-
-
-def test_a_jump_the_forecast_expects_is_no_panic_however_steep() -> None:
-    # × 2 over the minute before (a national game's halftime), at the minute its learned profile doubles:
-    # the calendar explains it, so no panic — it would provision 1.6 × a surge the forecast already covers.
-    profile = tuple(500.0 if i <= 178 else 1100.0 for i in range(361))
-    forecaster = Forecaster(baseline=(100.0,) * 48, profiles={"national": profile, "regional": profile}, learned=True)
-    tip = T0 - timedelta(seconds=5 + 7.5) - timedelta(minutes=59)
-    metrics = (point(600.0, age_s=50), point(600.0, age_s=35), point(600.0, age_s=20), point(750.0, age_s=5))
+    metrics = (point(600.0, age_s=50), point(600.0, age_s=35), point(600.0, age_s=20), point(newest, age_s=5))
     params = PolicyParams(prewarm=False, scale_up_percent=500)
     result = decide(
         engine_input(metrics=metrics, provisioned=8, params=params, forecaster=forecaster, games=(game(tip),))
