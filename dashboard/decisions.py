@@ -27,7 +27,9 @@ RULE_HELP: dict[str, str] = {
     "percentile of latency stays under the SLO.",
     "slo_guard": "Fires when observed p95/p99 latency or the error rate breaks the SLO, and scales out to what the "
     "serving model says meets it.",
-    "panic": "Surge detector on a short window: reacts to sudden spikes and never scales in while active.",
+    "panic": "Surge detector on a short window: reacts to a surge the game calendar does not explain (a game's "
+    "halftime is expected; breaking news is not), provisions for a multiple of the rate before it, and never "
+    "scales in while active.",
     "forecast": "Pre-warm: provisions for the demand forecast at now + provisioning delay + one tick, from the game "
     "calendar and learned traffic profiles, corrected by what tonight's ramp shows.",
     "metrics": "Metric freshness: with missing or stale metrics the count holds (never scales in).",
