@@ -165,8 +165,8 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     needed_now = size_for(obs.short_rps * (1.0 + params.reactive_headroom), inp)
     triggered_at: datetime | None = obs.latest.ts if needed_now >= params.panic_threshold * ready else None
     # A sudden surge (breaking news): the newest slice well above what the calendar expects, or — where the
-    # calendar has nothing to say — well above the minute or two before it, and more than the ready replicas
-    # serve. A scheduled game's quarter-end or final-buzzer jump is expected, and no panic.
+    # calendar has nothing to say — well above the minute or two before it, and (outside quiet hours) more
+    # than the ready replicas serve. A scheduled game's quarter-end or final-buzzer jump is expected: no panic.
     latest_s = obs.latest_s if obs.points_s else obs.latest.ts.timestamp()
     points_s = obs.points_s if len(obs.points_s) == len(obs.points) else tuple(m.ts.timestamp() for m in obs.points)
     before = [
