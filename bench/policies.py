@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from scaling.policy.capacity import serving_model  # noqa: E402
 from scaling.policy.types import ServiceSpec  # noqa: E402
-from scaling.sim.gentrace import GenParams, Spike, generate, generate_with_spikes  # noqa: E402
+from scaling.sim.gentrace import SPIKE_FADE_MIN, GenParams, Spike, generate, generate_with_spikes  # noqa: E402
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
 from scaling.sim.policies import BUILTIN, make_policy  # noqa: E402
 from scaling.sim.replay import ReplayRun, replay  # noqa: E402
@@ -177,9 +177,6 @@ def spike_seen_floor_s(trace: Trace, service: ServiceSpec, spikes: list[Spike]) 
     return out
 
 
-SPIKE_TAIL_S = 600  # a spike's traffic fades over 10 minutes after its hold
-
-
 def tipoff_attainment_outside_spikes(run: ReplayRun, tips: list[int], spikes: list[Spike]) -> float | None:
     """Tip-off attainment (±30 min) over the steps outside every spike (onset to hold end + its fade)."""
     trace = run.trace
@@ -188,7 +185,7 @@ def tipoff_attainment_outside_spikes(run: ReplayRun, tips: list[int], spikes: li
     for tip in tips:
         near |= np.abs(ts - tip) <= TIPOFF_WINDOW_S
     for spike in spikes:
-        near &= ~((ts >= spike.onset) & (ts < spike.hold_end + SPIKE_TAIL_S))
+        near &= ~((ts >= spike.onset) & (ts < spike.hold_end + SPIKE_FADE_MIN * 60))
     offered = float(trace.rps[near].sum())
     return float((trace.rps[near] * run.attainment[near]).sum()) / offered if offered > 0 else None
 
@@ -314,7 +311,7 @@ def render(results: list[dict[str, Any]], *, wall_s: float, workers: int, genera
                 "metric window holds a step of the spike (`spike_seen_floor_s`): what a causal policy could do "
                 "with no capacity already standing. The first step of a spike may hold only a few percent of its "
                 "rise, and a step is seen only once it has ended. *Tip-off att. outside spikes* leaves out the "
-                f"steps from each spike's onset to {SPIKE_TAIL_S // 60} minutes after its hold (its fade).",
+                f"steps from each spike's onset to {SPIKE_FADE_MIN:g} minutes after its hold (its fade).",
             ]
         lines.append("")
     week = [r for r in results if r["case"] == "regular-week"]

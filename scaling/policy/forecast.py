@@ -309,17 +309,8 @@ class Forecaster:
         return self.baseline[i % BASELINE_BINS] * (1.0 - frac) + self.baseline[(i + 1) % BASELINE_BINS] * frac
 
     def game_at(self, game: GameSpec, t: datetime) -> float:
-        minutes = (_epoch(t) - _epoch(game.tip_utc)) / 60.0
-        if minutes < PROFILE_START_MIN or minutes >= PROFILE_END_MIN:
-            return 0.0
         profile = self.profiles.get(game.tier) or self.profiles.get("regional") or ()
-        if not profile:
-            return 0.0
-        pos = (minutes - PROFILE_START_MIN) / PROFILE_BIN_MIN
-        i = int(pos)
-        frac = pos - i
-        nxt = profile[min(i + 1, len(profile) - 1)]
-        return profile[i] * (1.0 - frac) + nxt * frac
+        return profile_value(_epoch(game.tip_utc), profile, _epoch(t))
 
     def predict(self, t: datetime, games: Sequence[GameSpec]) -> float:
         """Expected demand at `t` (before tonight's correction)."""
@@ -362,7 +353,7 @@ class Forecaster:
     def _predict(self, t: float, prepared: list[tuple[float, tuple[float, ...]]]) -> float:
         total = 0.0
         live = 0
-        for tip, profile in prepared:
+        for tip, profile in prepared:  # `profile_value` inline: every forecast point passes here
             minutes = (t - tip) / 60.0
             if minutes < PROFILE_START_MIN or minutes >= PROFILE_END_MIN or not profile:
                 continue
@@ -581,6 +572,17 @@ _DEFAULT = Forecaster.default()
 
 def default_forecaster() -> Forecaster:
     return _DEFAULT
+
+
+def profile_value(tip_s: float, profile: tuple[float, ...], t: float) -> float:
+    """What a game (tip epoch, profile) adds at epoch `t`: its profile interpolated between minute bins."""
+    minutes = (t - tip_s) / 60.0
+    if not profile or minutes < PROFILE_START_MIN or minutes >= PROFILE_END_MIN:
+        return 0.0
+    pos = (minutes - PROFILE_START_MIN) / PROFILE_BIN_MIN
+    i = int(pos)
+    frac = pos - i
+    return profile[i] * (1.0 - frac) + profile[min(i + 1, len(profile) - 1)] * frac
 
 
 def games_near(games: Sequence[GameSpec], start: datetime, end: datetime) -> list[GameSpec]:

@@ -15,14 +15,12 @@ from zoneinfo import ZoneInfo
 
 from scaling.policy.capacity import replica_capacity_rps, replicas_for
 from scaling.policy.forecast import (
-    PROFILE_BIN_MIN,
-    PROFILE_END_MIN,
-    PROFILE_START_MIN,
     RISING_SLOPE_PER_S,
     TREND_WINDOW_S,
     Forecaster,
     default_forecaster,
     games_near,
+    profile_value,
 )
 from scaling.policy.signals import Observation
 from scaling.policy.types import EngineInput, GameSpec, MetricPoint, RuleResult
@@ -167,8 +165,7 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     # A sudden surge (breaking news): the newest slice well above what the calendar expects, or — where the
     # calendar has nothing to say — well above the minute or two before it, and (outside quiet hours) more
     # than the ready replicas serve. A scheduled game's quarter-end or final-buzzer jump is expected: no panic.
-    latest_s = obs.latest_s if obs.points_s else obs.latest.ts.timestamp()
-    points_s = obs.points_s if len(obs.points_s) == len(obs.points) else tuple(m.ts.timestamp() for m in obs.points)
+    latest_s, points_s = obs.latest_s, obs.points_s
     before = [
         m.rps
         for t, m in zip(points_s, obs.points, strict=True)
@@ -287,11 +284,8 @@ def forecast_ratio(
     """Observed / predicted over the newest samples — how tonight compares with the learned shape — and
     how fast that ratio changes (per second, from samples a minute apart; 0 without enough of them)."""
     half_window_s = inp.service.metrics_window_s / 2
-    if obs.points and len(obs.points_s) == len(obs.points):
-        stamped = list(zip(obs.points_s, obs.points, strict=True))
-    else:
-        stamped = [(m.ts.timestamp(), m) for m in (obs.points or (obs.latest,))]
-    newest_s = obs.latest_s if obs.points_s else obs.latest.ts.timestamp()
+    stamped = list(zip(obs.points_s, obs.points, strict=True))
+    newest_s = obs.latest_s
     level = stamped[-4:]
     spaced: list[tuple[float, MetricPoint]] = []
     for t, m in reversed(stamped):
@@ -396,9 +390,8 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         keep = min(inp.provisioned, size_for(near_sized, inp))
     replicas = max(needed, keep)
     peak_at = inp.now + timedelta(seconds=peak_s - now_s)
-    contributing = [
-        (c, g) for g, (tip_s, profile) in zip(games, prepared, strict=True) if (c := _adds(tip_s, profile, peak_s)) > 0
-    ]
+    adds = [(profile_value(tip_s, profile, peak_s), g) for g, (tip_s, profile) in zip(games, prepared, strict=True)]
+    contributing = [(c, g) for c, g in adds if c > 0]
     live = [g for _, g in sorted(contributing, key=lambda cg: (-cg[0], cg[1].tip_utc, cg[1].game_id))]
     inputs: dict[str, object] = {
         "forecast_at": peak_at.isoformat(),
@@ -424,21 +417,6 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     }
     note = "pre-warm" if live else ""
     return RuleResult(rule="forecast", replicas=replicas, inputs=inputs, note=note), forecast
-
-
-def _adds(tip_s: float, profile: tuple[float, ...], t: float) -> float:
-    """What a game (tip epoch, profile) adds to the forecast at epoch `t` (`Forecaster.game_at`)."""
-    minutes = (t - tip_s) / 60.0
-    if not profile or minutes < PROFILE_START_MIN or minutes >= PROFILE_END_MIN:
-        return 0.0
-    pos = (minutes - PROFILE_START_MIN) / PROFILE_BIN_MIN
-    i = int(pos)
-    frac = pos - i
-    return profile[i] * (1.0 - frac) + profile[min(i + 1, len(profile) - 1)] * frac
-
-
-def _second(pair: tuple[float, float]) -> float:
-    return pair[1]
 
 
 def _round(value: float | None) -> float | None:

@@ -27,8 +27,8 @@ class Observation:
     stable_rps: float  # mean over the samples within the stable window
     observed_at: datetime  # the middle of the newest window
     points: tuple[MetricPoint, ...]  # fresh samples with a rate, oldest first
-    points_s: tuple[float, ...] = ()  # their instants as epoch seconds
-    latest_s: float = 0.0  # the newest sample's instant as epoch seconds
+    points_s: tuple[float, ...]  # their instants as epoch seconds
+    latest_s: float  # the newest sample's instant as epoch seconds
 
 
 def max_metric_age_s(inp: EngineInput) -> float:

@@ -51,7 +51,7 @@ def hold_while_rising(inp: EngineInput, obs: Observation, desired: int, constrai
     """No scale-in while the observed rate is climbing (a close finish, a slow surge): the forecast may lag
     a climb it has not seen before, and replicas let go now take a provisioning delay to come back."""
     threshold = inp.params.scale_in_hold_rising
-    if desired >= inp.provisioned or threshold <= 0 or len(obs.points_s) != len(obs.points):
+    if desired >= inp.provisioned or threshold <= 0:
         return desired
     newest_s = obs.latest_s
     older = [m.rps for t, m in zip(obs.points_s, obs.points, strict=True) if newest_s - t >= RISING_LOOKBACK_S]

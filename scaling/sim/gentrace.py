@@ -59,6 +59,7 @@ Q3_END_MIN = 113.0
 OVERTIME_MIN = 15.0
 SHAPE_BEFORE_MIN = 120.0
 SHAPE_AFTER_MIN = 260.0
+SPIKE_FADE_MIN = 10.0  # an unscheduled spike decays over this long after its hold
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ def generate_with_spikes(
         spikes.append(Spike(onset=t0 + at_min * 60.0, hold_end=t0 + (at_min + hold_min) * 60.0))
         m = (epoch - t0) / 60.0 - at_min
         rise = np.clip(m, 0.0, 1.0)
-        decay = np.where(m > hold_min, np.clip(1.0 - (m - hold_min) / 10.0, 0.0, 1.0), 1.0)
+        decay = np.where(m > hold_min, np.clip(1.0 - (m - hold_min) / SPIKE_FADE_MIN, 0.0, 1.0), 1.0)
         demand = demand * (1.0 + (params.spike_multiple - 1.0) * rise * decay)
 
     rps = np.round(np.maximum(demand, 0.0), 3).astype(np.float64)

@@ -11,6 +11,7 @@ from scaling.policy import Mode, OverrideSpec, PastRecommendation, PolicyParams,
 from scaling.policy.capacity import replicas_for
 from scaling.policy.explain import rule_sentence
 from scaling.policy.forecast import Forecaster
+from scaling.policy.types import Decision, MetricPoint, RuleResult
 from tests.policy.builders import SPEC, T0, TT_ONLY, engine_input, game, override, point
 
 
@@ -261,12 +262,21 @@ def test_every_decision_serializes_to_json() -> None:
     assert {r["rule"] for r in data["rules"]} >= {"serving_model", "forecast"}
 
 
+def _steady_600_then(newest: float) -> tuple[MetricPoint, ...]:
+    """60 s windows a tick apart at 600 rps, then one whose newest 15 s run at 600 + 4 × (newest − 600)."""
+    return (point(600.0, age_s=50), point(600.0, age_s=35), point(600.0, age_s=20), point(newest, age_s=5))
+
+
+def _panic_on_8_replicas(metrics: tuple[MetricPoint, ...], params: PolicyParams) -> tuple[Decision, RuleResult]:
+    result = decide(engine_input(metrics=metrics, provisioned=8, params=params))
+    return result, next(r for r in result.rules if r.rule == "panic")
+
+
 def test_panic_enters_on_a_sudden_surge_over_the_minutes_before() -> None:
     # Steady at 600 rps, then the newest 15 s run at 1,200: × 2, more than the 8 ready serve.
-    metrics = (point(600.0, age_s=50), point(600.0, age_s=35), point(600.0, age_s=20), point(750.0, age_s=5))
+    metrics = _steady_600_then(750.0)
     params = PolicyParams(prewarm=False, scale_up_percent=500)
-    result = decide(engine_input(metrics=metrics, provisioned=8, params=params))
-    panic = next(r for r in result.rules if r.rule == "panic")
+    result, panic = _panic_on_8_replicas(metrics, params)
     assert panic.inputs["surge"] is True
     # Sized for the rise still to come: 3 × the 600 rps before it (1,800) against 1,200 × 1.6 (1,920).
     above_slice = replicas_for(1200.0 * (1 + params.panic_headroom), SPEC, params.sizing_target)
@@ -329,10 +339,9 @@ def test_few_replicas_are_sized_for_the_slo_target_itself() -> None:
 def test_panic_enters_on_a_surge_the_calendar_does_not_explain() -> None:
     # Steady at 600 rps, then the newest 15 s at 900: only × 1.5 over the minutes before (under the × 2 of
     # the plain surge test), but 1.5 × what the forecast expects now, and more than the 8 ready serve.
-    metrics = (point(600.0, age_s=50), point(600.0, age_s=35), point(600.0, age_s=20), point(675.0, age_s=5))
+    metrics = _steady_600_then(675.0)
     params = PolicyParams(prewarm=False, scale_up_percent=500)
-    result = decide(engine_input(metrics=metrics, provisioned=8, params=params))
-    panic = next(r for r in result.rules if r.rule == "panic")
+    _, panic = _panic_on_8_replicas(metrics, params)
     assert panic.inputs["surge"] is True
     # The first tick of a surge sees only the start of its rise: 3 × the 600 rps before it, not 900 × 1.6.
     assert panic.replicas == replicas_for(3 * 600.0, SPEC, params.sizing_target)
@@ -358,7 +367,7 @@ def test_a_surge_the_forecast_expects_is_no_panic(step_to: float, newest: float)
     profile = tuple(500.0 if i <= 178 else step_to for i in range(361))
     forecaster = Forecaster(baseline=(100.0,) * 48, profiles={"national": profile, "regional": profile}, learned=True)
     tip = T0 - timedelta(seconds=5 + 7.5) - timedelta(minutes=59)
-    metrics = (point(600.0, age_s=50), point(600.0, age_s=35), point(600.0, age_s=20), point(newest, age_s=5))
+    metrics = _steady_600_then(newest)
     params = PolicyParams(prewarm=False, scale_up_percent=500)
     result = decide(
         engine_input(metrics=metrics, provisioned=8, params=params, forecaster=forecaster, games=(game(tip),))
