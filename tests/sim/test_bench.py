@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 
 from scaling.policy.types import ServiceSpec
 from scaling.sim.gentrace import Spike
@@ -34,6 +35,8 @@ def test_the_benchmark_runs_a_case_and_renders_its_table(tmp_path: Path) -> None
     results = [bench.run_case("christmas", policy, str(tmp_path)) for policy in ("static-peak", "oracle")]
     peak, oracle = (r["summary"] for r in results)
     assert peak["attainment"] >= oracle["attainment"] >= 0.999
+    # No policy beats what perfect foresight could reach for the same replica-hours.
+    assert all(r["foresight_bound"] >= r["summary"]["attainment"] for r in results)
     assert peak["cost_ratio"] > 3 * oracle["cost_ratio"]
     assert results[0]["tipoffs"] == 5  # five national games on Christmas Day
     text = bench.render(results, wall_s=1.0, workers=1, generate_s=0.1)
@@ -69,3 +72,43 @@ def test_tipoff_attainment_outside_spikes_leaves_out_each_spike_and_its_fade() -
     spike = Spike(onset=t0 + 3000, hold_end=t0 + 3300)
     assert bench.tipoff_attainment_outside_spikes(run, tips, [spike]) == 1.0
     assert bench.tipoff_attainment_outside_spikes(run, tips, []) < 0.99
+
+
+def test_the_foresight_bound_interpolates_between_whole_fleets_at_a_constant_rate() -> None:
+    bench = _bench()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    trace = Trace(start=start, step_s=10, rps=np.full(360, 400.0), source="test")
+    service = ServiceSpec()
+    model = bench.serving_model(service)
+    nstar = int(bench.oracle_array(trace.rps[:1], model, service.min_replicas)[0])
+    at = {n: float(bench.attainment_array(np.array([n]), trace.rps[:1], model)[0]) for n in (nstar, nstar + 1)}
+    assert bench.foresight_bound(trace, service, nstar * 360.0) == pytest.approx(at[nstar], abs=1e-9)
+    # Half the steps one replica up: the bound is the mixture, no more.
+    halfway = bench.foresight_bound(trace, service, (nstar + 0.5) * 360.0)
+    assert halfway == pytest.approx((at[nstar] + at[nstar + 1]) / 2, abs=1e-9)
+    # Spending less never bounds higher; a fleet far above n* reaches the model's ceiling.
+    assert bench.foresight_bound(trace, service, (nstar - 1) * 360.0) < at[nstar]
+    assert bench.foresight_bound(trace, service, (nstar + 8) * 360.0) == pytest.approx(0.9994469, abs=1e-6)
+
+
+def test_spike_blind_tipoff_attainment_loses_each_spike_until_its_floor() -> None:
+    bench = _bench()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    t0 = start.timestamp()
+    rps = np.full(720, 100.0)
+    rps[300:360] = 300.0  # a x3 spike from 50 to 60 minutes in
+    trace = Trace(start=start, step_s=10, rps=rps, source="test")
+    service = ServiceSpec()
+    spike = Spike(onset=t0 + 3000, hold_end=t0 + 3600)
+    floor_s = bench.spike_seen_floor_s(trace, service, [spike])[0]
+    tips = [int(t0 + 3600)]
+    model = bench.serving_model(service)
+    nstar = bench.oracle_array(rps, model, service.min_replicas)
+    blind = nstar.copy()
+    blind[300 : 300 + round(floor_s / 10)] = nstar[299]
+    near = np.abs(t0 + 10 * np.arange(720) - tips[0]) <= 1800
+    expected = float((rps * bench.attainment_array(blind, rps, model))[near].sum() / rps[near].sum())
+    value = bench.spike_blind_tipoff_attainment(trace, service, tips, [spike])
+    assert value == pytest.approx(expected)
+    assert value < 0.99  # overloaded for the floor's 200 s of a spike inside the tip-off window
+    assert bench.spike_blind_tipoff_attainment(trace, service, tips, []) >= 0.999
