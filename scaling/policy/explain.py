@@ -92,7 +92,8 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
             others = len(games) - 1 + (more if isinstance(more, int) else 0)
             extra = f" and {others} more game{'s' if others > 1 else ''}" if others else ""
             return f"pre-warming for {games[0]}{extra}; {when}"
-        return when if not scaling_in else f"demand easing; {when}"
+        # No game label names the time zone here: say it.
+        return f"{when} ET" if not scaling_in else f"demand easing; {when} ET"
     if rule.rule == "serving_model":
         target = i.get("slo_target")
         pct = f"{float(target) * 100:g} %" if isinstance(target, int | float) else "the SLO"

@@ -395,3 +395,28 @@ def test_in_quiet_hours_a_smaller_rise_panics_before_the_ready_replicas_fall_sho
     assert all(r.rule != "panic" for r in in_game_hours.rules)
     off = decide(engine_input(metrics=metrics, provisioned=2, params=replace(params, panic_quiet_ratio=0.0)))
     assert all(r.rule != "panic" for r in off.rules)
+
+
+@pytest.mark.parametrize(
+    ("games", "scaling_in", "expected"),
+    [
+        # A game label carries its zone ("at 20:30 ET"); the forecast time follows it in the same zone.
+        (
+            ["LAL @ BOS (ABC) at 20:30 ET"],
+            False,
+            "pre-warming for LAL @ BOS (ABC) at 20:30 ET; forecast 1,640 rps at 20:27",
+        ),
+        # Without one, the sentence names the zone itself: the timeline beside it is in UTC.
+        ([], False, "forecast 1,640 rps at 20:27 ET"),
+        (["LAL @ BOS (ABC) at 20:30 ET"], True, "demand easing; forecast 1,640 rps at 20:27 ET"),
+    ],
+)
+def test_the_forecast_sentence_names_the_time_zone_of_its_time(
+    games: list[str], scaling_in: bool, expected: str
+) -> None:
+    rule = RuleResult(
+        rule="forecast",
+        replicas=18,
+        inputs={"forecast_rps": 1640.0, "forecast_at": "2026-01-13T01:27:00+00:00", "games": games, "more_games": 0},
+    )
+    assert rule_sentence(rule, scaling_in=scaling_in) == expected
