@@ -34,6 +34,48 @@ RULE_HELP: dict[str, str] = {
     "calendar and learned traffic profiles, corrected by what tonight's ramp shows.",
     "metrics": "Metric freshness: with missing or stale metrics the count holds (never scales in).",
 }
+# What each input a rule records means (shown on hover over its name).
+INPUT_HELP: dict[str, str] = {
+    "rps": "Observed request rate (requests/s) over the metric window.",
+    "short_rps": "Request rate over the newest sample only (the short, panic window).",
+    "sized_rps": "The rate the serving model sized for: the observed rate plus the reactive headroom.",
+    "headroom": "Extra request rate (fraction) provisioned above the rate or forecast.",
+    "slo_latency_ms": "The SLO latency bound (ms).",
+    "slo_target": "Share of requests the SLO wants within the latency bound.",
+    "ready": "Replicas serving when the tick ran.",
+    "needed": "Replicas the short-window rate needs now.",
+    "utilization": "Observed load ÷ capacity of the ready replicas.",
+    "capacity_rps_per_replica": "Requests per second one replica serves at full utilization.",
+    "in_flight": "Requests in flight across the fleet.",
+    "target_utilization": "The utilization this service's policy aims for.",
+    "target_rps_per_replica": "The requests per second per replica this service's policy aims for.",
+    "target_in_flight_per_replica": "The in-flight requests per replica this service's policy aims for.",
+    "ratio": "Target tracking: observed ÷ target per replica. Pre-warm: tonight's observed ÷ predicted rate.",
+    "p95_ms": "Observed 95th-percentile latency (ms), above the SLO bound.",
+    "p99_ms": "Observed 99th-percentile latency (ms), above the SLO bound.",
+    "error_rate": "Observed share of failed requests, above what the SLO allows.",
+    "panic_threshold": "Panic when the short-window rate needs this many times the ready replicas.",
+    "surge": "Yes when the rate jumped in a way the game calendar does not explain.",
+    "quiet_hours": "No game on the calendar near: a smaller unexplained rise counts as a surge.",
+    "triggered_at": "When panic mode last triggered (it lasts the panic window after).",
+    "unforecast_surge_over_rps": "The rate the calendar forecast expects now; the observed rate exceeded it.",
+    "surge_base_rps": "The rate before the surge, which the surge multiple is sized on.",
+    "surge_multiple": "Panic provisions at least this multiple of the rate before the surge.",
+    "forecast_at": "The instant the forecast peak falls on (now + provisioning delay … + one tick).",
+    "forecast_rps": "Forecast demand at that instant, after tonight's correction (requests/s).",
+    "predicted_rps": "What the calendar profile alone predicts then: requests/s once learned; a relative shape "
+    "before (the ratio scales it to tonight).",
+    "ratio_trend_per_min": "How fast tonight's ratio is climbing, per minute (extrapolated, never lowers).",
+    "ratio_rising": "Yes when the ratio climbs more than 1 % a minute (a close finish): headroom comes from such "
+    "moments in the history.",
+    "learned": "Yes when the profile was learned from this service's history; no = the default shape.",
+    "games": "Games adding demand at the forecast instant, largest first.",
+    "more_games": "Further games adding demand then.",
+    "kept_for_rps": "Replicas kept for this forecast rate before new ones could arrive (they could not come "
+    "back in time).",
+    "newest_sample": "Time of the newest metric sample.",
+    "unavailable": "Yes when the metric source did not answer this tick.",
+}
 CONSTRAINT_HELP: dict[str, str] = {
     "scale_down_stabilization": "Scale in only to the highest recommendation within the stabilization window.",
     "scale_up_stabilization": "Scale out only to the lowest recommendation within the stabilization window.",
@@ -109,6 +151,11 @@ def _items(mapping: Any) -> list[tuple[str, str]]:
     return [(str(k), fmt(v)) for k, v in mapping.items()]
 
 
+def _inputs(mapping: Any) -> list[tuple[str, str, str]]:
+    """A rule's inputs as (name, value, what the name means)."""
+    return [(k, v, INPUT_HELP.get(k, "")) for k, v in _items(mapping)]
+
+
 def explanation_context(decision: Decision) -> dict[str, Any]:
     """The stored explanation, normalised for the template (tolerates missing or older keys)."""
     raw = decision.explanation if isinstance(decision.explanation, dict) else {}
@@ -123,7 +170,7 @@ def explanation_context(decision: Decision) -> dict[str, Any]:
                 "rule": str(rule.get("rule", "?")),
                 "help": RULE_HELP.get(str(rule.get("rule")), ""),
                 "replicas": replicas,
-                "inputs": _items(rule.get("inputs")),
+                "inputs": _inputs(rule.get("inputs")),
                 "note": str(rule.get("note") or ""),
                 "winning": replicas is not None and replicas == recommendation,
             }

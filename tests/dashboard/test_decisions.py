@@ -9,7 +9,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
+from dashboard import decisions as decisions_module
 from scaling import selectors, services
 from scaling.models import Decision, MetricSample, Service
 from tests.factories import T0, make_service, make_user
@@ -223,3 +225,30 @@ def test_the_explanation_steps_to_the_earlier_and_later_ticks(viewer: Client) ->
     body = viewer.get(reverse("dashboard:decision", args=[middle.pk]), headers={"HX-Request": "true"}).content.decode()
     assert f'hx-get="{reverse("dashboard:decision", args=[first.pk])}"' in body and 'rel="prev"' in body
     assert f'hx-get="{reverse("dashboard:decision", args=[last.pk])}"' in body and 'rel="next"' in body
+
+
+def test_every_input_the_engine_records_has_a_gloss() -> None:
+    # Decide a spread of situations and collect every input name the rules wrote: each must say what it means.
+    from scaling.policy import PolicyParams, decide
+    from tests.policy.builders import engine_input, game, point
+
+    steady = tuple(point(600.0, age_s=a, utilization=0.8, in_flight=30.0) for a in (95, 80, 65, 50, 35, 20))
+    tip = T0 + timedelta(minutes=4)
+    every = PolicyParams(target_utilization=0.7, target_rps_per_replica=60.0, target_in_flight_per_replica=3.0)
+    situations = [
+        engine_input(metrics=steady, provisioned=40, params=every, games=(game(tip),)),  # pre-warm
+        engine_input(metrics=(*steady, point(1500.0, age_s=5)), provisioned=8, params=every),  # quiet-hours panic
+        engine_input(metrics=(*steady, point(1500.0, age_s=5)), provisioned=8, params=every, games=(game(tip),)),
+        engine_input(metrics=(point(600.0, p95_ms=900.0, p99_ms=2000.0, error_rate=0.05),), params=every),
+    ]
+    decided = [decide(inp) for inp in situations] + [decide(engine_input(params=every), metrics_unavailable=True)]
+    names = {name for decision in decided for rule in decision.rules for name in rule.inputs}
+    assert {"forecast_rps", "surge_base_rps", "p99_ms", "utilization", "in_flight", "unavailable"} <= names
+    assert sorted(names - set(decisions_module.INPUT_HELP)) == []
+
+
+def test_input_names_carry_their_gloss_on_the_page(viewer: Client) -> None:
+    decision = make_decision(make_service())
+    body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
+    assert f'<abbr title="{escape(decisions_module.INPUT_HELP["forecast_rps"])}">forecast_rps</abbr>' in body
+    assert "<dt>game</dt>" in body  # a name without a gloss still shows
