@@ -41,7 +41,7 @@ from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
 from scaling.sim.policies import BUILTIN, make_policy  # noqa: E402
 from scaling.sim.replay import ReplayRun, replay  # noqa: E402
 from scaling.sim.score import TIPOFF_WINDOW_S, score, summary_dict  # noqa: E402
-from scaling.sim.serving import attainment_array, oracle_array  # noqa: E402
+from scaling.sim.serving import attainment_array, model_ceiling, oracle_array  # noqa: E402
 from scaling.sim.trace import Trace, read_trace, trace_csv  # noqa: E402
 
 SCHEDULE = ROOT / "data" / "nba_2025_26_schedule.csv"
@@ -190,8 +190,8 @@ def tipoff_attainment_outside_spikes(run: ReplayRun, tips: list[int], spikes: li
     return float((trace.rps[near] * run.attainment[near]).sum()) / offered if offered > 0 else None
 
 
-BOUND_BELOW = 3  # the foresight bound weighs ready counts from n* − 3 ...
-BOUND_ABOVE = 8  # ... to n* + 8 at every step (more never pays at the costs in this table)
+BOUND_BELOW = 3  # the foresight bound weighs each ready count from n* − 3 ...
+BOUND_ABOVE = 8  # ... to n* + 8 at every step, and stands-ins for every count outside them
 
 
 def foresight_bound(trace: Trace, service: ServiceSpec, replica_steps: float) -> float:
@@ -200,15 +200,22 @@ def foresight_bound(trace: Trace, service: ServiceSpec, replica_steps: float) ->
 
     For every θ ≥ 0, Σ_t rps·A(c_t) ≤ Σ_t max_c [rps·A(c) − θ·c] + θ·budget for any counts within the
     budget (ready ≤ provisioned), so the least right-hand side over θ bounds them all. θ is bisected to
-    where the per-step best counts spend the budget, which is where that minimum lies."""
+    where the per-step best counts spend the budget, which is where that minimum lies. Counts are weighed
+    one by one around n*; every count above them is stood in for by the model's ceiling at the cost of the
+    first of them, and every count below by the lowest one's attainment at the cost of the fewest
+    replicas allowed — each at least as good as what it stands for, so the bound still holds."""
     model = serving_model(service)
     rps = trace.rps
     total = float(rps.sum())
     if total <= 0:
         return 1.0
     nstar = oracle_array(rps, model, service.min_replicas)
-    counts = np.stack([np.maximum(nstar + k, service.min_replicas) for k in range(-BOUND_BELOW, BOUND_ABOVE + 1)])
-    served = np.stack([rps * attainment_array(c, rps, model) for c in counts])
+    lowest = service.min_replicas
+    counts_list = [np.maximum(nstar + k, lowest) for k in range(-BOUND_BELOW, BOUND_ABOVE + 1)]
+    served_list = [rps * attainment_array(c, rps, model) for c in counts_list]
+    counts_list += [np.full_like(nstar, lowest), nstar + BOUND_ABOVE + 1]
+    served_list += [served_list[0], rps * model_ceiling(model)]
+    counts, served = np.stack(counts_list), np.stack(served_list)
     columns = np.arange(rps.size)
 
     def best(theta: float) -> tuple[float, float]:
