@@ -35,8 +35,15 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from scaling.policy.capacity import serving_model  # noqa: E402
-from scaling.policy.types import ServiceSpec  # noqa: E402
-from scaling.sim.gentrace import SPIKE_FADE_MIN, GenParams, Spike, generate, generate_with_spikes  # noqa: E402
+from scaling.policy.types import GameSpec, ServiceSpec  # noqa: E402
+from scaling.sim.gentrace import (  # noqa: E402
+    OVERTIME_MIN,
+    SPIKE_FADE_MIN,
+    GenParams,
+    Spike,
+    generate,
+    generate_with_spikes,
+)
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
 from scaling.sim.policies import BUILTIN, make_policy  # noqa: E402
 from scaling.sim.replay import ReplayRun, replay  # noqa: E402
@@ -265,6 +272,38 @@ def spike_blind_tipoff_attainment(
     return float(served.sum()) / offered
 
 
+def largest_losses(run: ReplayRun, games: list[GameSpec], top: int = 3) -> list[dict[str, Any]]:
+    """Where a run lost most: the `top` 10-minute blocks by requests lost beyond the model's ceiling, each
+    with its worst step, how far ready fell short of n*(t) there, and the games then (minutes from tip)."""
+    trace = run.trace
+    ceiling = model_ceiling(serving_model(run.service))
+    step = float(trace.step_s)
+    excess = trace.rps * step * np.maximum(ceiling - run.attainment, 0.0)
+    total = float(excess.sum())
+    if total <= 0:
+        return []
+    block = np.arange(trace.steps) * trace.step_s // 600
+    per_block = np.bincount(block, weights=excess)
+    out = []
+    for b in np.argsort(-per_block)[:top].tolist():
+        steps = np.nonzero(block == b)[0]
+        worst = int(steps[np.argmax(excess[steps])])
+        at = trace.start_epoch_s + worst * step
+        playing = sorted(
+            (round((at - g.tip_s) / 60.0), g.tier) for g in games if -10.0 <= (at - g.tip_s) / 60.0 <= 240.0
+        )
+        out.append(
+            {
+                "at": datetime.fromtimestamp(at, UTC).isoformat(),
+                "share": float(per_block[b]) / total,
+                "ready": int(run.ready[worst]),
+                "needed": int(run.oracle[worst]),
+                "games": [f"{'+' if m >= 0 else ''}{m} min ({tier})" for m, tier in playing],
+            }
+        )
+    return out
+
+
 def run_case(case_name: str, policy_name: str, directory: str) -> dict[str, Any]:
     case = next(c for c in CASES if c.name == case_name)
     trace_path, history_path = trace_paths(case, Path(directory))
@@ -284,6 +323,7 @@ def run_case(case_name: str, policy_name: str, directory: str) -> dict[str, Any]
     replica_steps = float(run.provisioned.sum())
     return {
         "foresight_bound": foresight_bound(trace, service, replica_steps),
+        "largest_losses": largest_losses(run, list(games)) if policy_name == "tipoff" else [],
         "spike_blind_tipoff_attainment": (
             spike_blind_tipoff_attainment(trace, service, tips, spikes) if spikes and policy_name == "oracle" else None
         ),
@@ -376,6 +416,21 @@ def render(results: list[dict[str, Any]], *, wall_s: float, workers: int, genera
             if r["policy"] == policy
         )
         lines += ["", f"To seven digits, attainment / bound at its cost: {digits}."]
+        losses = next((r.get("largest_losses") for r in rows if r["policy"] == "tipoff"), None)
+        if losses:
+            lines += [
+                "",
+                "Where tipoff lost most (requests lost beyond the model's ceiling, by 10-minute block; in these "
+                f"traces a game's regulation ends {GenParams().regulation_min:g} minutes after its tip, with a "
+                f"final-buzzer surge, and each overtime adds {OVERTIME_MIN:g}):",
+                "",
+            ]
+            for loss in losses:
+                playing = ", ".join(loss["games"]) or "no game"
+                lines.append(
+                    f"- {loss['at'][5:10]} {loss['at'][11:19]} UTC: {loss['share']:.1%} of the run's loss; "
+                    f"{loss['ready']} ready where n* was {loss['needed']}; games then, from their tip: {playing}."
+                )
         if case.spikes:
             service = service_from_dict(dict(case.service))
             target = service.provisioning_delay_s + 2 * service.tick_s
@@ -499,6 +554,7 @@ def main() -> None:
     )
     keep = (
         "case",
+        "largest_losses",
         "foresight_bound",
         "spike_blind_tipoff_attainment",
         "policy",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-from scaling.policy.types import ServiceSpec
+from scaling.policy.types import GameSpec, ServiceSpec
 from scaling.sim.gentrace import Spike
 from scaling.sim.trace import Trace
 
@@ -112,3 +112,27 @@ def test_spike_blind_tipoff_attainment_loses_each_spike_until_its_floor() -> Non
     assert value == pytest.approx(expected)
     assert value < 0.99  # overloaded for the floor's 200 s of a spike inside the tip-off window
     assert bench.spike_blind_tipoff_attainment(trace, service, tips, []) >= 0.999
+
+
+def test_largest_losses_names_the_worst_block_its_shortfall_and_the_games_then() -> None:
+    bench = _bench()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    steps = 360  # an hour at 10 s
+    trace = Trace(start=start, step_s=10, rps=np.full(steps, 100.0), source="test")
+    ceiling = bench.model_ceiling(bench.serving_model(ServiceSpec()))
+    attainment = np.full(steps, ceiling)
+    attainment[200] = 0.0  # overloaded for one step, 2,000 s in
+    attainment[10] = ceiling - 0.001  # a little lost elsewhere
+    ready = np.full(steps, 2, dtype=np.int64)
+    ready[200] = 1
+    nstar = np.full(steps, 2, dtype=np.int64)
+    zeros = np.zeros(steps, dtype=np.int64)
+    run = bench.ReplayRun(trace, ServiceSpec(), "tipoff", 1, 1, zeros, zeros, ready, attainment, nstar, zeros)
+    tip = start + timedelta(minutes=30)
+    games = [GameSpec(game_id="g", tip_utc=tip, away_team="LAL", home_team="BOS", national_tv="ABC")]
+    worst, other = bench.largest_losses(run, games, top=2)
+    assert worst["at"] == "2026-01-01T00:33:20+00:00"
+    assert (worst["ready"], worst["needed"]) == (1, 2)
+    assert worst["share"] == pytest.approx(1000.0 / (1000.0 + 1.0), rel=1e-3)
+    assert worst["games"] == ["+3 min (national)"]
+    assert other["at"] == "2026-01-01T00:01:40+00:00" and other["games"] == []  # 28 min before the tip: too early
