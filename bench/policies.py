@@ -157,8 +157,7 @@ def spike_catch_up_s(run: ReplayRun, spikes: list[Spike]) -> list[float]:
     if not spikes:
         return []
     trace = run.trace
-    nstar = oracle_array(trace.rps, serving_model(run.service), run.service.min_replicas)
-    short = run.ready < nstar
+    short = run.ready < run.oracle  # the replay's n*(t)
     out = []
     for spike in spikes:
         begin = max(int(np.ceil((spike.onset - trace.start_epoch_s) / trace.step_s)), 0)
