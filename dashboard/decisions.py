@@ -71,6 +71,8 @@ INPUT_HELP: dict[str, str] = {
     "learned": "Yes when the profile was learned from this service's history; no = the default shape.",
     "games": "Games adding demand at the forecast instant, largest first.",
     "more_games": "Further games adding demand then.",
+    "overtime": "Games past their usual finish whose demand holds as in overtime, read from the metric window: "
+    "their finish (buzzer surge and fade) is forecast that much later.",
     "kept_for_rps": "Replicas kept for this forecast rate before new ones could arrive (they could not come "
     "back in time).",
     "newest_sample": "Time of the newest metric sample.",

@@ -87,13 +87,15 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
     if rule.rule == "forecast":
         games = i.get("games") or []
         when = f"forecast {_num(i.get('forecast_rps'))} rps at {_hhmm(i.get('forecast_at'))}"
+        overtime = i.get("overtime") or []
+        late = f"; {', '.join(overtime)} running into overtime" if isinstance(overtime, list) and overtime else ""
         if isinstance(games, list) and games and not scaling_in:
             more = i.get("more_games")
             others = len(games) - 1 + (more if isinstance(more, int) else 0)
             extra = f" and {others} more game{'s' if others > 1 else ''}" if others else ""
-            return f"pre-warming for {games[0]}{extra}; {when}"
+            return f"pre-warming for {games[0]}{extra}; {when}{late}"
         # No game label names the time zone here: say it.
-        return f"{when} ET" if not scaling_in else f"demand easing; {when} ET"
+        return (f"{when} ET" if not scaling_in else f"demand easing; {when} ET") + late
     if rule.rule == "serving_model":
         target = i.get("slo_target")
         pct = f"{float(target) * 100:g} %" if isinstance(target, int | float) else "the SLO"

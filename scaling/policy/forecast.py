@@ -18,6 +18,10 @@ short (`surprise`), per horizon and phase of the game; over a game's finish, apa
 for the moments when tonight's ratio was climbing (`surprise_rising`: a close finish)
 and the rest. The engine provisions that much headroom above the forecast.
 
+A game that runs past its usual finish (overtime) holds its late-game level where the
+profile fades: `overtime_profile` is the profile with the finish delayed, and
+`rules.detect_overtimes` reads from the metric window which games to forecast with it.
+
 A Forecaster is a frozen value: build it once (from history) and pass it in
 `EngineInput.forecaster`; `predict` is plain arithmetic, cheap enough for every tick.
 """
@@ -61,6 +65,12 @@ SPLIT_BUCKETS = range(round((SPLIT_FROM_MIN - PROFILE_START_MIN) / SURPRISE_BUCK
 TREND_WINDOW_S = 240.0  # the ratio's rise is read over this long, from samples about a minute apart
 SURPRISE_SHARE = 0.25  # games adding at least this share of the leading game's demand count
 TIPPING_OFF_MIN = (-5.0, 15.0)  # ... and so does a game this close to its tip-off (minutes), whatever its share
+# Overtime: the learned profile's last peak marks where a game usually ends (the final buzzer). A game that
+# goes to overtime holds its late-game level for OVERTIME_MIN more minutes of wall clock (five minutes of
+# game clock, with timeouts and fouls) and ends then: its profile with the finish delayed.
+FINISH_SEARCH_MIN = (120.0, 170.0)
+OVERTIME_MIN = 15.0
+OVERTIME_LEVEL_MIN = (-4.0, -1.0)  # the late-game level is the profile's mean over these minutes from the finish
 
 
 def _profile_bins() -> int:
@@ -119,7 +129,10 @@ class Forecaster:
     # Memo of predictions and surprises per (set of games, instant): successive ticks ask for mostly the
     # same instants. Pure caching — a value never depends on whether it was cached.
     _memo: dict[tuple[int, float, float], float] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _game_sets: dict[tuple[tuple[float, str], ...], int] = field(
+    _game_sets: dict[tuple[tuple[float, str, int], ...], int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _overtime_profiles: dict[tuple[str, int], tuple[float, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -316,13 +329,17 @@ class Forecaster:
         """Expected demand at `t` (before tonight's correction)."""
         return self.predict_epoch(_epoch(t), self.prepare(games))
 
-    def prepare(self, games: Sequence[GameSpec]) -> list[tuple[float, tuple[float, ...]]]:
+    def prepare(
+        self, games: Sequence[GameSpec], overtimes: dict[str, int] | None = None
+    ) -> list[tuple[float, tuple[float, ...]]]:
         """(tip epoch, profile) per game: what `predict_epoch` needs, computed once per decision.
 
-        The list carries a key for the set of games, under which predictions are memoized."""
-        fallback = self.profiles.get("regional", ())
-        tips = [(g.tip_s, g.tier) for g in games]
-        prepared = PreparedGames((tip, self.profiles.get(tier, fallback)) for tip, tier in tips)
+        `overtimes` names the games known to run into overtime (game id -> how many periods): their
+        profiles end later (`overtime_profile`). The list carries a key for the set of games, under which
+        predictions are memoized."""
+        ot = overtimes or {}
+        tips = [(g.tip_s, g.tier, ot.get(g.game_id, 0)) for g in games]
+        prepared = PreparedGames((tip, self.overtime_profile(tier, k)) for tip, tier, k in tips)
         sets = self._game_sets
         identity = tuple(tips)
         key = sets.get(identity)
@@ -333,6 +350,37 @@ class Forecaster:
             key = sets[identity] = len(sets)
         prepared.key = key
         return prepared
+
+    def finish_index(self, tier: str) -> int | None:
+        """The bin of the tier's final-buzzer peak: the profile's highest within FINISH_SEARCH_MIN."""
+        profile = self.profiles.get(tier) or self.profiles.get("regional") or ()
+        lo = round((FINISH_SEARCH_MIN[0] - PROFILE_START_MIN) / PROFILE_BIN_MIN)
+        hi = min(round((FINISH_SEARCH_MIN[1] - PROFILE_START_MIN) / PROFILE_BIN_MIN), len(profile))
+        if hi <= lo or max(profile[lo:hi]) <= 0.0:
+            return None
+        window = profile[lo:hi]
+        return lo + window.index(max(window))
+
+    def overtime_profile(self, tier: str, overtimes: int = 0) -> tuple[float, ...]:
+        """The tier's profile for a game with `overtimes` overtime periods: the late-game level held from
+        the usual finish for OVERTIME_MIN per period, then the usual finish (buzzer and fade), that much
+        later. With no overtime, the profile itself."""
+        profile = self.profiles.get(tier) or self.profiles.get("regional") or ()
+        if overtimes <= 0:
+            return profile
+        cached = self._overtime_profiles.get((tier, overtimes))
+        if cached is not None:
+            return cached
+        finish = self.finish_index(tier)
+        if finish is None:
+            return profile
+        lo = finish + round(OVERTIME_LEVEL_MIN[0] / PROFILE_BIN_MIN)
+        hi = finish + round(OVERTIME_LEVEL_MIN[1] / PROFILE_BIN_MIN) + 1
+        level = sum(profile[lo:hi]) / (hi - lo)
+        shift = round(overtimes * OVERTIME_MIN / PROFILE_BIN_MIN)
+        delayed = (*profile[:finish], *(level,) * shift, *profile[finish:])[: len(profile)]
+        self._overtime_profiles[(tier, overtimes)] = delayed
+        return delayed
 
     def _remember(self, key: tuple[int, float, float], value: float) -> None:
         if len(self._memo) >= MEMO_SIZE:

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 from scaling.policy.capacity import replica_capacity_rps, replicas_for
 from scaling.policy.forecast import (
+    PROFILE_BIN_MIN,
+    PROFILE_START_MIN,
     RISING_SLOPE_PER_S,
     TREND_WINDOW_S,
     Forecaster,
@@ -320,6 +322,69 @@ def forecast_ratio(
     return ratio, slope
 
 
+OVERTIME_AFTER_MIN = 2.0  # a game is judged from this far past its usual finish (newest window's middle) ...
+OVERTIME_JUDGED_MIN = 32.0  # ... to this far: through an overtime and the finish after it
+OVERTIME_FIT = 0.5  # overtime is read when it makes tonight's ratio this much steadier (variance) than no overtime
+OVERTIME_POINTS = 5  # ... over at least this many samples a minute apart
+OVERTIME_EFFECT = 0.06  # ... and when it changes the newest window's forecast by at least this fraction
+
+
+def detect_overtimes(
+    inp: EngineInput, obs: Observation, forecaster: Forecaster, games: list[GameSpec]
+) -> dict[str, int]:
+    """The games that seem to run into overtime (game id -> 1), read from the metric window.
+
+    Past a game's usual finish, a game that ended fades while one in overtime holds its level: whichever
+    is true keeps tonight's ratio (observed / forecast) steady over the last few minutes, and the other
+    makes it drift. A game is taken to be in overtime when that makes the ratio's variance at most
+    OVERTIME_FIT of what it is without; games are judged one at a time, oldest tip first, each given
+    the ones before it. A second overtime (one game in 300) is left to the reactive rules: past the
+    first one's end, neither one period nor none explains it, so nothing here can tell it apart."""
+    if not forecaster.learned:
+        return {}
+    half_window_s = inp.service.metrics_window_s / 2
+    newest_s = obs.latest_s - half_window_s
+    candidates = []
+    for g in games:
+        finish = forecaster.finish_index(g.tier)
+        if finish is None:
+            continue
+        past_finish = (newest_s - g.tip_s) / 60.0 - (PROFILE_START_MIN + finish * PROFILE_BIN_MIN)
+        if OVERTIME_AFTER_MIN <= past_finish < OVERTIME_JUDGED_MIN:
+            candidates.append(g)
+    if not candidates:
+        return {}
+    samples: list[tuple[float, float]] = []
+    for t, m in reversed(list(zip(obs.points_s, obs.points, strict=True))):
+        if m.rps is not None and (not samples or samples[-1][0] - (t - half_window_s) >= TREND_SPACING_S):
+            samples.append((t - half_window_s, max(m.rps, 0.0)))
+    if len(samples) < OVERTIME_POINTS:
+        return {}
+
+    def spread(overtimes: dict[str, int]) -> tuple[float, float]:
+        """The ratio's relative variance over the samples (inf without a forecast), and the newest forecast."""
+        prepared = forecaster.prepare(games, overtimes)
+        forecasts = [_window_mean(forecaster, prepared, t, inp.service.metrics_window_s) for t, _ in samples]
+        if min(forecasts) <= 1e-9:
+            return math.inf, forecasts[0]
+        ratios = [rps / f for (_, rps), f in zip(samples, forecasts, strict=True)]
+        mean = sum(ratios) / len(ratios)
+        if mean <= 0.0:
+            return math.inf, forecasts[0]
+        return sum((r - mean) ** 2 for r in ratios) / (len(ratios) * mean * mean), forecasts[0]
+
+    found: dict[str, int] = {}
+    best, newest = spread(found)
+    if not math.isfinite(best):
+        return found
+    for g in sorted(candidates, key=lambda g: (g.tip_utc, g.game_id)):
+        trial = {**found, g.game_id: 1}
+        value, predicted = spread(trial)
+        if value < OVERTIME_FIT * best and abs(predicted - newest) >= OVERTIME_EFFECT * newest:
+            found, best, newest = trial, value, predicted
+    return found
+
+
 def _window_mean(
     forecaster: Forecaster, prepared: list[tuple[float, tuple[float, ...]]], mid: float, window_s: float
 ) -> float:
@@ -344,7 +409,8 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     lookback = timedelta(seconds=spec.metrics_lag_s + 2 * spec.metrics_window_s + 120)
     ahead = timedelta(seconds=delay_s + tick_s + params.forecast_lookahead_s)
     games = games_near(inp.games, inp.now - lookback, inp.now + ahead)
-    prepared = forecaster.prepare(games)
+    overtimes = detect_overtimes(inp, obs, forecaster, games) if params.detect_overtime else {}
+    prepared = forecaster.prepare(games, overtimes)
     ratio, raw_slope = forecast_ratio(inp, obs, forecaster, prepared)
     rising = raw_slope > RISING_SLOPE_PER_S
     slope = max(raw_slope, 0.0) * params.forecast_trend  # extrapolated: never lowers the forecast
@@ -407,6 +473,8 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     }
     if keep > needed:
         inputs["kept_for_rps"] = round(near_rps, 3)
+    if overtimes:
+        inputs["overtime"] = [game_label(g) for g in games if g.game_id in overtimes]
     forecast = {
         "ts": peak_at.isoformat(),
         "rps": round(peak_rps, 3),

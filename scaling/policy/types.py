@@ -148,6 +148,11 @@ class PolicyParams:
         "Weight (0–1) of the recent rise in observed/forecast: extrapolates a climbing ratio (a close finish) "
         "to the forecast time. Never lowers the forecast.",
     )
+    detect_overtime: bool = _p(
+        True,
+        "Read from the metric window when a game runs past its usual finish (overtime) and forecast its "
+        "finish that much later.",
+    )
     forecast_correction_min: float = _p(0.6, "Lowest observed/forecast ratio applied to tonight's forecast.")
     forecast_correction_max: float = _p(3.0, "Highest observed/forecast ratio applied to tonight's forecast.")
     scale_down_stabilization_s: float = _p(

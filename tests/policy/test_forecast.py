@@ -3,6 +3,7 @@ decision says about them."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,8 @@ import pytest
 
 from scaling.policy import EngineInput, PolicyParams, ServiceSpec, decide
 from scaling.policy.forecast import SURPRISE_BUCKET_MIN, SURPRISE_BUCKETS, Forecaster, default_forecaster
+from scaling.policy.rules import detect_overtimes
+from scaling.policy.signals import observe
 from scaling.policy.types import GameSpec
 from scaling.sim.gentrace import GenParams, generate
 from scaling.sim.inputs import read_schedule
@@ -254,3 +257,106 @@ def test_a_small_game_tipping_off_brings_its_tip_off_headroom() -> None:
     tipping = game(TIP, "NYK (Knicks)", "MIA (Heat)", tv="", gid="small")
     assert forecaster.surprise_at(240, now, forecaster.prepare([leading])) == 0.05
     assert forecaster.surprise_at(240, now, forecaster.prepare([leading, tipping])) == 0.3
+
+
+def _finishing_forecaster() -> Forecaster:
+    """One tier-shape: 1,000 rps in the game, a final-buzzer peak of 2,200 at minute 140, then a fade."""
+
+    def shape(m: float) -> float:
+        if m < 0:
+            return 200.0
+        if m < 140:
+            return 1000.0
+        return 1000.0 * math.exp(-(m - 140) / 12) + 1200.0 * math.exp(-(m - 140) / 3)
+
+    profile = tuple(shape(-120.0 + i) for i in range(361))
+    return Forecaster(baseline=(0.0,) * 48, profiles={"national": profile, "regional": profile}, learned=True)
+
+
+def test_an_overtime_profile_holds_the_late_game_level_and_ends_later() -> None:
+    forecaster = _finishing_forecaster()
+    usual = forecaster.profiles["national"]
+    finish = forecaster.finish_index("national")
+    assert finish == 120 + 140
+    assert forecaster.overtime_profile("national", 0) is usual
+    once = forecaster.overtime_profile("national", 1)
+    twice = forecaster.overtime_profile("national", 2)
+    assert once[:finish] == usual[:finish]
+    assert once[finish : finish + 15] == (1000.0,) * 15  # the late-game level, held
+    assert once[finish + 15 : finish + 40] == usual[finish : finish + 25]  # then the usual finish, 15 minutes on
+    assert twice[finish + 30] == usual[finish] and len(twice) == len(usual)
+
+
+def _finish_input(
+    forecaster: Forecaster, minutes_after_tip: float, overtimes: int, games: tuple[GameSpec, ...] = (game(TIP),)
+) -> EngineInput:
+    """Metrics over the last five minutes as they would show if the first game had `overtimes` overtimes."""
+    now = TIP + timedelta(minutes=minutes_after_tip)
+    truth = forecaster.prepare(games, {games[0].game_id: overtimes} if overtimes else None)
+    points = []
+    for i, s in enumerate(range(300, -1, -15)):
+        mid = (now - timedelta(seconds=s + 30)).timestamp()
+        rate = sum(forecaster.predict_epoch(mid - 30 + 15 * (k + 0.5), truth) for k in range(4)) / 4
+        points.append(replace(point(0.0), ts=now - timedelta(seconds=s), rps=rate * (1.0 + 0.01 * (-1) ** i)))
+    return EngineInput(
+        now=now,
+        service=SPEC,
+        params=PREWARM,
+        provisioned=5,
+        ready=5,
+        metrics=tuple(points),
+        games=games,
+        forecaster=forecaster,
+    )
+
+
+def test_a_game_holding_its_level_past_the_finish_is_read_as_overtime() -> None:
+    forecaster = _finishing_forecaster()
+    inp = _finish_input(forecaster, 152, overtimes=1)
+    obs = observe(inp)
+    assert obs is not None
+    assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == {"g1": 1}
+    result = decide(inp)
+    rule = next(r for r in result.rules if r.rule == "forecast")
+    assert rule.inputs["overtime"] == ["LAL @ BOS (ABC) at 20:30 ET"]
+    assert "running into overtime" in result.summary
+    # The overtime's own buzzer (minute 155) is what the forecast now sees, where the usual fade was.
+    blind = decide(replace(inp, params=replace(inp.params, detect_overtime=False)))
+    blind_rule = next(r for r in blind.rules if r.rule == "forecast")
+    assert "overtime" not in blind_rule.inputs
+    assert rule.replicas is not None and blind_rule.replicas is not None
+    assert rule.replicas > 2 * blind_rule.replicas
+
+
+def test_a_game_fading_after_its_finish_is_not_read_as_overtime() -> None:
+    forecaster = _finishing_forecaster()
+    for minutes in (143, 147, 152, 160):
+        inp = _finish_input(forecaster, minutes, overtimes=0)
+        obs = observe(inp)
+        assert obs is not None
+        assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == {}, minutes
+
+
+def test_of_two_games_finishing_together_only_the_one_holding_on_is_read_as_overtime() -> None:
+    forecaster = _finishing_forecaster()
+    games = (game(TIP), game(TIP, "NYK (Knicks)", "MIA (Heat)", tv="", gid="g2"))
+    inp = _finish_input(forecaster, 150, overtimes=1, games=games)
+    obs = observe(inp)
+    assert obs is not None
+    assert detect_overtimes(inp, obs, forecaster, list(games)) == {"g1": 1}
+
+
+def test_a_second_overtime_is_left_to_the_reactive_rules() -> None:
+    # Past the first overtime's end, neither one period nor none explains a game still holding on.
+    forecaster = _finishing_forecaster()
+    inp = _finish_input(forecaster, 162, overtimes=2)
+    obs = observe(inp)
+    assert obs is not None
+    assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == {}
+
+
+def test_overtime_is_never_read_without_a_learned_profile() -> None:
+    inp = _finish_input(_finishing_forecaster(), 147, overtimes=1)
+    obs = observe(inp)
+    assert obs is not None
+    assert detect_overtimes(inp, obs, default_forecaster(), list(inp.games)) == {}
