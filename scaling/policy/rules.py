@@ -326,6 +326,7 @@ OVERTIME_AFTER_MIN = 2.0  # a game is judged from this far past its usual finish
 OVERTIME_JUDGED_MIN = 32.0  # ... to this far: through an overtime and the finish after it
 OVERTIME_FIT = 0.5  # overtime is read when it makes tonight's ratio this much steadier (variance) than no overtime
 OVERTIME_POINTS = 5  # ... over at least this many samples a minute apart
+OVERTIME_LEVEL_SLACK = 0.05  # ... and leaves the ratio's level (|ln mean|) no further than this from 1
 OVERTIME_EFFECT = 0.06  # ... and when it changes the newest window's forecast by at least this fraction
 
 
@@ -337,7 +338,8 @@ def detect_overtimes(
     Past a game's usual finish, a game that ended fades while one in overtime holds its level: whichever
     is true keeps tonight's ratio (observed / forecast) steady over the last few minutes, and the other
     makes it drift. A game is taken to be in overtime when that makes the ratio's variance at most
-    OVERTIME_FIT of what it is without; games are judged one at a time, oldest tip first, each given
+    OVERTIME_FIT of what it is without, and the ratio's level no less likely (an overtime adds demand: it
+    must explain some that the usual finish does not); games are judged one at a time, oldest tip first, each given
     the ones before it. A second overtime (one game in 300) is left to the reactive rules: past the
     first one's end, neither one period nor none explains it, so nothing here can tell it apart."""
     if not forecaster.learned:
@@ -361,22 +363,34 @@ def detect_overtimes(
     if len(samples) < OVERTIME_POINTS:
         return {}
 
-    def spread(overtimes: dict[str, int]) -> tuple[float, float]:
-        """The ratio's relative variance over the samples (inf without a forecast), and the newest forecast."""
+    def spread(overtimes: dict[str, int]) -> tuple[float, float, float]:
+        """The ratio's relative variance over the samples (inf without a forecast), its distance from 1
+        (|ln mean|), and the newest forecast."""
         prepared = forecaster.prepare(games, overtimes)
         forecasts = [_window_mean(forecaster, prepared, t, inp.service.metrics_window_s) for t, _ in samples]
         if min(forecasts) <= 1e-9:
-            return math.inf, forecasts[0]
+            return math.inf, math.inf, forecasts[0]
         ratios = [rps / f for (_, rps), f in zip(samples, forecasts, strict=True)]
         mean = sum(ratios) / len(ratios)
         if mean <= 0.0:
-            return math.inf, forecasts[0]
-        return sum((r - mean) ** 2 for r in ratios) / (len(ratios) * mean * mean), forecasts[0]
+            return math.inf, math.inf, forecasts[0]
+        variance = sum((r - mean) ** 2 for r in ratios) / (len(ratios) * mean * mean)
+        return variance, abs(math.log(mean)), forecasts[0]
 
     found: dict[str, int] = {}
-    best, newest = spread(found)
+    best, off, newest = spread(found)
     if not math.isfinite(best):
         return found
+    for g in sorted(candidates, key=lambda g: (g.tip_utc, g.game_id)):
+        trial = {**found, g.game_id: 1}
+        value, trial_off, predicted = spread(trial)
+        if (
+            value < OVERTIME_FIT * best
+            and trial_off <= off + OVERTIME_LEVEL_SLACK
+            and abs(predicted - newest) >= OVERTIME_EFFECT * newest
+        ):
+            found, best, off, newest = trial, value, trial_off, predicted
+    return found
     for g in sorted(candidates, key=lambda g: (g.tip_utc, g.game_id)):
         trial = {**found, g.game_id: 1}
         value, predicted = spread(trial)

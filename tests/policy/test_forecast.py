@@ -288,16 +288,21 @@ def test_an_overtime_profile_holds_the_late_game_level_and_ends_later() -> None:
 
 
 def _finish_input(
-    forecaster: Forecaster, minutes_after_tip: float, overtimes: int, games: tuple[GameSpec, ...] = (game(TIP),)
+    forecaster: Forecaster,
+    minutes_after_tip: float,
+    overtimes: int,
+    games: tuple[GameSpec, ...] = (game(TIP),),
+    factor: float = 1.0,
 ) -> EngineInput:
-    """Metrics over the last five minutes as they would show if the first game had `overtimes` overtimes."""
+    """Metrics over the last five minutes as they would show if the first game had `overtimes` overtimes,
+    times `factor` (tonight against the learned profile)."""
     now = TIP + timedelta(minutes=minutes_after_tip)
     truth = forecaster.prepare(games, {games[0].game_id: overtimes} if overtimes else None)
     points = []
     for i, s in enumerate(range(300, -1, -15)):
         mid = (now - timedelta(seconds=s + 30)).timestamp()
         rate = sum(forecaster.predict_epoch(mid - 30 + 15 * (k + 0.5), truth) for k in range(4)) / 4
-        points.append(replace(point(0.0), ts=now - timedelta(seconds=s), rps=rate * (1.0 + 0.01 * (-1) ** i)))
+        points.append(replace(point(0.0), ts=now - timedelta(seconds=s), rps=factor * rate * (1.0 + 0.01 * (-1) ** i)))
     return EngineInput(
         now=now,
         service=SPEC,
@@ -344,6 +349,17 @@ def test_of_two_games_finishing_together_only_the_one_holding_on_is_read_as_over
     obs = observe(inp)
     assert obs is not None
     assert detect_overtimes(inp, obs, forecaster, list(games)) == {"g1": 1}
+
+
+def test_an_overtime_must_explain_demand_above_the_forecast() -> None:
+    # Demand with an overtime's shape at a third of its level: the usual-finish forecast already runs
+    # above what is observed, so an overtime would only make tonight's ratio less likely.
+    forecaster = _finishing_forecaster()
+    for factor, expected in ((1.0, {"g1": 1}), (0.3, {})):
+        inp = _finish_input(forecaster, 158, overtimes=1, factor=factor)
+        obs = observe(inp)
+        assert obs is not None
+        assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == expected, factor
 
 
 def test_a_second_overtime_is_left_to_the_reactive_rules() -> None:
