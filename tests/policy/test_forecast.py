@@ -3,7 +3,6 @@ decision says about them."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from scaling.policy.types import GameSpec
 from scaling.sim.gentrace import GenParams, generate
 from scaling.sim.inputs import read_schedule
 from scaling.sim.traffic import ScheduledGame, TrafficShape, demand_rps
-from tests.policy.builders import game, point
+from tests.policy.builders import finish_input, finishing_forecaster, game, point
 
 SCHEDULE = Path(__file__).resolve().parents[2] / "data" / "nba_2025_26_schedule.csv"
 TIP = datetime(2026, 1, 16, 1, 30, tzinfo=UTC)  # 20:30 ET
@@ -259,22 +258,8 @@ def test_a_small_game_tipping_off_brings_its_tip_off_headroom() -> None:
     assert forecaster.surprise_at(240, now, forecaster.prepare([leading, tipping])) == 0.3
 
 
-def _finishing_forecaster() -> Forecaster:
-    """One tier-shape: 1,000 rps in the game, a final-buzzer peak of 2,200 at minute 140, then a fade."""
-
-    def shape(m: float) -> float:
-        if m < 0:
-            return 200.0
-        if m < 140:
-            return 1000.0
-        return 1000.0 * math.exp(-(m - 140) / 12) + 1200.0 * math.exp(-(m - 140) / 3)
-
-    profile = tuple(shape(-120.0 + i) for i in range(361))
-    return Forecaster(baseline=(0.0,) * 48, profiles={"national": profile, "regional": profile}, learned=True)
-
-
 def test_an_overtime_profile_holds_the_late_game_level_and_ends_later() -> None:
-    forecaster = _finishing_forecaster()
+    forecaster = finishing_forecaster()
     usual = forecaster.profiles["national"]
     finish = forecaster.finish_index("national")
     assert finish == 120 + 140
@@ -287,37 +272,9 @@ def test_an_overtime_profile_holds_the_late_game_level_and_ends_later() -> None:
     assert twice[finish + 30] == usual[finish] and len(twice) == len(usual)
 
 
-def _finish_input(
-    forecaster: Forecaster,
-    minutes_after_tip: float,
-    overtimes: int,
-    games: tuple[GameSpec, ...] = (game(TIP),),
-    factor: float = 1.0,
-) -> EngineInput:
-    """Metrics over the last five minutes as they would show if the first game had `overtimes` overtimes,
-    times `factor` (tonight against the learned profile)."""
-    now = TIP + timedelta(minutes=minutes_after_tip)
-    truth = forecaster.prepare(games, {games[0].game_id: overtimes} if overtimes else None)
-    points = []
-    for i, s in enumerate(range(300, -1, -15)):
-        mid = (now - timedelta(seconds=s + 30)).timestamp()
-        rate = sum(forecaster.predict_epoch(mid - 30 + 15 * (k + 0.5), truth) for k in range(4)) / 4
-        points.append(replace(point(0.0), ts=now - timedelta(seconds=s), rps=factor * rate * (1.0 + 0.01 * (-1) ** i)))
-    return EngineInput(
-        now=now,
-        service=SPEC,
-        params=PREWARM,
-        provisioned=5,
-        ready=5,
-        metrics=tuple(points),
-        games=games,
-        forecaster=forecaster,
-    )
-
-
 def test_a_game_holding_its_level_past_the_finish_is_read_as_overtime() -> None:
-    forecaster = _finishing_forecaster()
-    inp = _finish_input(forecaster, 152, overtimes=1)
+    forecaster = finishing_forecaster()
+    inp = finish_input(forecaster, 152, overtimes=1)
     obs = observe(inp)
     assert obs is not None
     assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == {"g1": 1}
@@ -334,18 +291,18 @@ def test_a_game_holding_its_level_past_the_finish_is_read_as_overtime() -> None:
 
 
 def test_a_game_fading_after_its_finish_is_not_read_as_overtime() -> None:
-    forecaster = _finishing_forecaster()
+    forecaster = finishing_forecaster()
     for minutes in (143, 147, 152, 160):
-        inp = _finish_input(forecaster, minutes, overtimes=0)
+        inp = finish_input(forecaster, minutes, overtimes=0)
         obs = observe(inp)
         assert obs is not None
         assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == {}, minutes
 
 
 def test_of_two_games_finishing_together_only_the_one_holding_on_is_read_as_overtime() -> None:
-    forecaster = _finishing_forecaster()
+    forecaster = finishing_forecaster()
     games = (game(TIP), game(TIP, "NYK (Knicks)", "MIA (Heat)", tv="", gid="g2"))
-    inp = _finish_input(forecaster, 150, overtimes=1, games=games)
+    inp = finish_input(forecaster, 150, overtimes=1, games=games)
     obs = observe(inp)
     assert obs is not None
     assert detect_overtimes(inp, obs, forecaster, list(games)) == {"g1": 1}
@@ -354,9 +311,9 @@ def test_of_two_games_finishing_together_only_the_one_holding_on_is_read_as_over
 def test_an_overtime_must_explain_demand_above_the_forecast() -> None:
     # Demand with an overtime's shape at a third of its level: the usual-finish forecast already runs
     # above what is observed, so an overtime would only make tonight's ratio less likely.
-    forecaster = _finishing_forecaster()
+    forecaster = finishing_forecaster()
     for factor, expected in ((1.0, {"g1": 1}), (0.3, {})):
-        inp = _finish_input(forecaster, 158, overtimes=1, factor=factor)
+        inp = finish_input(forecaster, 158, overtimes=1, factor=factor)
         obs = observe(inp)
         assert obs is not None
         assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == expected, factor
@@ -364,15 +321,15 @@ def test_an_overtime_must_explain_demand_above_the_forecast() -> None:
 
 def test_a_second_overtime_is_left_to_the_reactive_rules() -> None:
     # Past the first overtime's end, neither one period nor none explains a game still holding on.
-    forecaster = _finishing_forecaster()
-    inp = _finish_input(forecaster, 162, overtimes=2)
+    forecaster = finishing_forecaster()
+    inp = finish_input(forecaster, 162, overtimes=2)
     obs = observe(inp)
     assert obs is not None
     assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == {}
 
 
 def test_overtime_is_never_read_without_a_learned_profile() -> None:
-    inp = _finish_input(_finishing_forecaster(), 147, overtimes=1)
+    inp = finish_input(finishing_forecaster(), 147, overtimes=1)
     obs = observe(inp)
     assert obs is not None
     assert detect_overtimes(inp, obs, default_forecaster(), list(inp.games)) == {}
