@@ -60,6 +60,7 @@ OVERTIME_MIN = 15.0
 SHAPE_BEFORE_MIN = 120.0
 SHAPE_AFTER_MIN = 260.0
 SPIKE_FADE_MIN = 10.0  # an unscheduled spike decays over this long after its hold
+NOISE_CORRELATION = 0.9  # of the log-normal AR(1) noise, from one minute to the next
 
 
 @dataclass(frozen=True)
@@ -190,11 +191,11 @@ def generate_with_spikes(
 
     # Correlated multiplicative noise, one value per minute, interpolated.
     minutes_n = math.ceil(n * step_s / 60.0) + 2
-    shocks = rng.normal(0.0, params.noise_sigma * math.sqrt(1 - 0.9**2), minutes_n)
+    shocks = rng.normal(0.0, params.noise_sigma * math.sqrt(1 - NOISE_CORRELATION**2), minutes_n)
     ar = np.empty(minutes_n)
     ar[0] = rng.normal(0.0, params.noise_sigma)
     for i in range(1, minutes_n):
-        ar[i] = 0.9 * ar[i - 1] + shocks[i]
+        ar[i] = NOISE_CORRELATION * ar[i - 1] + shocks[i]
     noise = np.exp(np.interp((epoch - t0) / 60.0, np.arange(minutes_n, dtype=np.float64), ar))
     demand = demand * noise
 

@@ -136,3 +136,23 @@ def test_largest_losses_names_the_worst_block_its_shortfall_and_the_games_then()
     assert worst["share"] == pytest.approx(1000.0 / (1000.0 + 1.0), rel=1e-3)
     assert worst["games"] == ["+3 min (national)"]
     assert other["at"] == "2026-01-01T00:01:40+00:00" and other["games"] == []  # 28 min before the tip: too early
+
+
+def test_the_noise_only_reference_meets_the_target_and_pays_for_the_noise() -> None:
+    bench = _bench()
+    case = bench.Case("day", "one game day", datetime(2025, 12, 25, 5, tzinfo=UTC), 1, 12)
+    games = bench.read_schedule(bench.SCHEDULE)
+    params = bench.GenParams()
+    noisy = bench.generate(case.start, case.days, step_s=bench.STEP_S, games=games, params=params, seed=12)
+    quiet = bench.generate(
+        case.start, case.days, step_s=bench.STEP_S, games=games, params=bench.replace(params, noise_sigma=0.0), seed=12
+    )
+    service = ServiceSpec(provisioning_delay_s=420, metrics_lag_s=60)
+    with_noise = bench.noise_only_reference(case, noisy, service)
+    without = bench.noise_only_reference(case, quiet, service)
+    assert with_noise is not None and without is not None
+    assert with_noise["attainment"] >= service.slo_target and without["attainment"] >= service.slo_target
+    # Knowing the demand exactly, it needs no headroom: what it pays above the oracle is holding, a delay
+    # ahead, what the next surge will need.
+    assert without["z"] == 0.0 and 1.0 <= without["cost_ratio"] < 1.15
+    assert with_noise["z"] > 0.0 and with_noise["cost_ratio"] > without["cost_ratio"]
