@@ -88,7 +88,10 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
         games = i.get("games") or []
         when = f"forecast {_num(i.get('forecast_rps'))} rps at {_hhmm(i.get('forecast_at'))}"
         overtime = i.get("overtime") or []
-        late = f"; {', '.join(overtime)} running into overtime" if isinstance(overtime, list) and overtime else ""
+        late = ""
+        if isinstance(overtime, list) and overtime:
+            named = ", ".join(overtime[:-1]) + " and " + overtime[-1] if len(overtime) > 1 else overtime[0]
+            late = f"; {named} went to overtime"
         if isinstance(games, list) and games and not scaling_in:
             more = i.get("more_games")
             others = len(games) - 1 + (more if isinstance(more, int) else 0)

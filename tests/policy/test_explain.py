@@ -9,6 +9,8 @@ from datetime import timedelta
 import pytest
 
 from scaling.policy import Mode, PastRecommendation, PolicyParams, Reason, decide
+from scaling.policy.explain import rule_sentence
+from scaling.policy.types import RuleResult
 from tests.policy.builders import T0, TT_ONLY, engine_input, override, point
 
 MODEL = PolicyParams(prewarm=False, scale_up_percent=500)
@@ -99,3 +101,23 @@ def test_every_binding_constraint_is_listed_in_order() -> None:
         ("scale_up_rate_limit", 72, 45),
         ("max_replicas", 45, 40),
     ]
+
+
+@pytest.mark.parametrize(
+    ("overtime", "tail"),
+    [
+        (["LAL @ BOS (ABC) at 19:30 ET"], "; LAL @ BOS (ABC) at 19:30 ET went to overtime"),
+        (["A @ B at 19:00 ET", "C @ D at 19:00 ET"], "; A @ B at 19:00 ET and C @ D at 19:00 ET went to overtime"),
+        ([], ""),
+    ],
+)
+def test_the_forecast_sentence_names_the_games_read_as_in_overtime(overtime: list[str], tail: str) -> None:
+    inputs = {
+        "forecast_rps": 1640.0,
+        "forecast_at": "2026-01-16T03:27:00+00:00",
+        "games": ["LAL @ BOS (ABC) at 19:30 ET"],
+        "more_games": 0,
+        "overtime": overtime,
+    }
+    sentence = rule_sentence(RuleResult(rule="forecast", replicas=18, inputs=inputs))
+    assert sentence == f"pre-warming for LAL @ BOS (ABC) at 19:30 ET; forecast 1,640 rps at 22:27{tail}"

@@ -281,7 +281,7 @@ def test_a_game_holding_its_level_past_the_finish_is_read_as_overtime() -> None:
     result = decide(inp)
     rule = next(r for r in result.rules if r.rule == "forecast")
     assert rule.inputs["overtime"] == ["LAL @ BOS (ABC) at 20:30 ET"]
-    assert "running into overtime" in result.summary
+    assert "went to overtime" in result.summary
     # The overtime's own buzzer (minute 155) is what the forecast now sees, where the usual fade was.
     blind = decide(replace(inp, params=replace(inp.params, detect_overtime=False)))
     blind_rule = next(r for r in blind.rules if r.rule == "forecast")
