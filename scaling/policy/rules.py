@@ -324,9 +324,11 @@ def forecast_ratio(
 
 OVERTIME_AFTER_MIN = 2.0  # a game is judged from this far past its usual finish (newest window's middle) ...
 OVERTIME_JUDGED_MIN = 32.0  # ... to this far: through an overtime and the finish after it
-OVERTIME_FIT = 0.5  # overtime is read when it makes tonight's ratio this much steadier (variance) than no overtime
-OVERTIME_POINTS = 5  # ... over at least this many samples a minute apart
-OVERTIME_LEVEL_SLACK = 0.05  # ... and leaves the ratio's level (|ln mean|) no further than this from 1
+OVERTIME_FIT = 0.5  # overtime is read when it halves how badly tonight's ratio fits ...
+OVERTIME_POINTS = 5  # ... over at least this many samples a minute apart ...
+# ... where a ratio fits worse the more it drifts (its variance) and the further it lies from 1: a drift
+# of a few percent weighs as much as tonight running a quarter off the learned profile.
+OVERTIME_LEVEL_WEIGHT = 0.05
 OVERTIME_EFFECT = 0.06  # ... and when it changes the newest window's forecast by at least this fraction
 
 
@@ -337,11 +339,11 @@ def detect_overtimes(
 
     Past a game's usual finish, a game that ended fades while one in overtime holds its level: whichever
     is true keeps tonight's ratio (observed / forecast) steady over the last few minutes, and the other
-    makes it drift. A game is taken to be in overtime when that makes the ratio's variance at most
-    OVERTIME_FIT of what it is without, and the ratio's level no less likely (an overtime adds demand: it
-    must explain some that the usual finish does not); games are judged one at a time, oldest tip first, each given
-    the ones before it. A second overtime (one game in 300) is left to the reactive rules: past the
-    first one's end, neither one period nor none explains it, so nothing here can tell it apart."""
+    makes it drift. A game is taken to be in overtime when that fits tonight's ratio at least twice as well
+    (OVERTIME_FIT): steadier, and no less likely a level for tonight (an overtime adds demand, so it must
+    explain some that the usual finish does not); games are judged one at a time, oldest tip first, each given
+    the ones before it. A second overtime (one game in 300) reads as one: past the first one's end, its late
+    finish is nearer the truth than the usual one."""
     if not forecaster.learned:
         return {}
     half_window_s = inp.service.metrics_window_s / 2
@@ -363,37 +365,25 @@ def detect_overtimes(
     if len(samples) < OVERTIME_POINTS:
         return {}
 
-    def spread(overtimes: dict[str, int]) -> tuple[float, float, float]:
-        """The ratio's relative variance over the samples (inf without a forecast), its distance from 1
-        (|ln mean|), and the newest forecast."""
+    def fit(overtimes: dict[str, int]) -> tuple[float, float]:
+        """How badly tonight's ratio fits (its relative variance over the samples, plus OVERTIME_LEVEL_WEIGHT
+        × its log mean squared; inf without a forecast), and the newest sample's forecast."""
         prepared = forecaster.prepare(games, overtimes)
         forecasts = [_window_mean(forecaster, prepared, t, inp.service.metrics_window_s) for t, _ in samples]
-        if min(forecasts) <= 1e-9:
-            return math.inf, math.inf, forecasts[0]
-        ratios = [rps / f for (_, rps), f in zip(samples, forecasts, strict=True)]
-        mean = sum(ratios) / len(ratios)
+        ratios = [rps / f for (_, rps), f in zip(samples, forecasts, strict=True) if f > 1e-9]
+        mean = sum(ratios) / len(ratios) if len(ratios) == len(samples) else 0.0
         if mean <= 0.0:
-            return math.inf, math.inf, forecasts[0]
+            return math.inf, forecasts[0]
         variance = sum((r - mean) ** 2 for r in ratios) / (len(ratios) * mean * mean)
-        return variance, abs(math.log(mean)), forecasts[0]
+        return variance + OVERTIME_LEVEL_WEIGHT * math.log(mean) ** 2, forecasts[0]
 
     found: dict[str, int] = {}
-    best, off, newest = spread(found)
+    best, newest = fit(found)
     if not math.isfinite(best):
         return found
     for g in sorted(candidates, key=lambda g: (g.tip_utc, g.game_id)):
         trial = {**found, g.game_id: 1}
-        value, trial_off, predicted = spread(trial)
-        if (
-            value < OVERTIME_FIT * best
-            and trial_off <= off + OVERTIME_LEVEL_SLACK
-            and abs(predicted - newest) >= OVERTIME_EFFECT * newest
-        ):
-            found, best, off, newest = trial, value, trial_off, predicted
-    return found
-    for g in sorted(candidates, key=lambda g: (g.tip_utc, g.game_id)):
-        trial = {**found, g.game_id: 1}
-        value, predicted = spread(trial)
+        value, predicted = fit(trial)
         if value < OVERTIME_FIT * best and abs(predicted - newest) >= OVERTIME_EFFECT * newest:
             found, best, newest = trial, value, predicted
     return found
@@ -427,18 +417,30 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     prepared = forecaster.prepare(games, overtimes)
     ratio, raw_slope = forecast_ratio(inp, obs, forecaster, prepared)
     rising = raw_slope > RISING_SLOPE_PER_S
-    slope = max(raw_slope, 0.0) * params.forecast_trend  # extrapolated: never lowers the forecast
     if ratio <= 0.0:
         return None
     now_s = inp.now.timestamp()
     observed_s = obs.observed_at.timestamp()
-
     predict = forecaster.predict_epoch
-    max_gain = ratio * MAX_TREND_GAIN
+    # Each reading of tonight: (profiles, ratio, trend per second, the trend's cap). The trend is
+    # extrapolated, and never lowers the forecast.
+    readings = [(prepared, ratio, max(raw_slope, 0.0) * params.forecast_trend, ratio * MAX_TREND_GAIN)]
+    if overtimes:
+        # An overtime read only ever adds capacity: the forecast is also the usual finish's, whichever is higher.
+        usual = forecaster.prepare(games)
+        usual_ratio, usual_slope = forecast_ratio(inp, obs, forecaster, usual)
+        if usual_ratio > 0.0:
+            readings.append(
+                (usual, usual_ratio, max(usual_slope, 0.0) * params.forecast_trend, usual_ratio * MAX_TREND_GAIN)
+            )
 
     def corrected(t: float) -> float:
-        gain = slope * (t - observed_s) if t > observed_s else 0.0
-        return predict(t, prepared) * (ratio + (gain if gain < max_gain else max_gain))
+        best = 0.0
+        for profiles, level, slope, max_gain in readings:
+            gain = slope * (t - observed_s) if t > observed_s else 0.0
+            rate = predict(t, profiles) * (level + (gain if gain < max_gain else max_gain))
+            best = max(best, rate)
+        return best
 
     span_s = tick_s + params.forecast_lookahead_s
     points = max(int(span_s // 15.0), 1)
@@ -478,7 +480,7 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         "forecast_rps": round(peak_rps, 3),
         "predicted_rps": round(forecaster.predict_epoch(peak_s, prepared), 3),
         "ratio": round(ratio, 4),
-        "ratio_trend_per_min": round(slope * 60.0, 5),
+        "ratio_trend_per_min": round(readings[0][2] * 60.0, 5),
         "ratio_rising": rising,
         "headroom": round(headroom - 1.0, 4),
         "learned": forecaster.learned,

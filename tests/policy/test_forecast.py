@@ -319,13 +319,18 @@ def test_an_overtime_must_explain_demand_above_the_forecast() -> None:
         assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == expected, factor
 
 
-def test_a_second_overtime_is_left_to_the_reactive_rules() -> None:
-    # Past the first overtime's end, neither one period nor none explains a game still holding on.
+def test_a_second_overtime_reads_as_one_which_is_nearer_than_the_usual_finish() -> None:
+    # Past the first overtime's end, a game still holding on fits one overtime (its late finish) better than
+    # none: the read holds more capacity than the usual fade would, if not all a second period needs.
     forecaster = finishing_forecaster()
     inp = finish_input(forecaster, 162, overtimes=2)
     obs = observe(inp)
     assert obs is not None
-    assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == {}
+    assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == {"g1": 1}
+    read = next(r for r in decide(inp).rules if r.rule == "forecast")
+    blind_inp = replace(inp, params=replace(inp.params, detect_overtime=False))
+    blind = next(r for r in decide(blind_inp).rules if r.rule == "forecast")
+    assert read.replicas is not None and blind.replicas is not None and read.replicas > blind.replicas
 
 
 def test_overtime_is_never_read_without_a_learned_profile() -> None:
@@ -333,3 +338,21 @@ def test_overtime_is_never_read_without_a_learned_profile() -> None:
     obs = observe(inp)
     assert obs is not None
     assert detect_overtimes(inp, obs, default_forecaster(), list(inp.games)) == {}
+
+
+@pytest.mark.parametrize("overtimes", [0, 1, 2])
+def test_across_a_finish_more_demand_never_asks_for_less_and_the_read_only_adds(overtimes: int) -> None:
+    # The overtime read switches on with the demand seen: it must neither make more demand ask for fewer
+    # replicas nor ever forecast below the usual finish.
+    forecaster = finishing_forecaster()
+    for minutes in (143, 147, 152, 157, 162, 168):
+        before = 0
+        for factor in [0.5 + 0.1 * k for k in range(15)]:
+            inp = finish_input(forecaster, minutes, overtimes=overtimes, factor=factor)
+            read = next(r for r in decide(inp).rules if r.rule == "forecast").replicas
+            blind_inp = replace(inp, params=replace(inp.params, detect_overtime=False))
+            blind = next(r for r in decide(blind_inp).rules if r.rule == "forecast").replicas
+            assert read is not None and blind is not None
+            assert read >= blind, (minutes, factor)
+            assert read >= before, (minutes, factor)
+            before = read
