@@ -326,10 +326,10 @@ OVERTIME_AFTER_MIN = 2.0  # a game is judged from this far past its usual finish
 OVERTIME_JUDGED_MIN = 32.0  # ... to this far: through an overtime and the finish after it
 OVERTIME_FIT = 0.5  # overtime is read when it halves how badly tonight's ratio fits ...
 OVERTIME_POINTS = 5  # ... over at least this many samples a minute apart ...
-# ... where a ratio fits worse the more it drifts (its variance) and the further it lies from 1: a drift
-# of a few percent weighs as much as tonight running a quarter off the learned profile.
+OVERTIME_EFFECT = 0.06  # ... and changes the newest window's forecast by at least this fraction.
+# A ratio fits worse the more it drifts (its variance) and the further it lies from 1 (this weight times its
+# log squared): a drift of a few percent weighs as much as tonight running a quarter off the learned profile.
 OVERTIME_LEVEL_WEIGHT = 0.05
-OVERTIME_EFFECT = 0.06  # ... and when it changes the newest window's forecast by at least this fraction
 
 
 def detect_overtimes(
