@@ -275,7 +275,9 @@ def spike_blind_tipoff_attainment(
 NOISE_Z = tuple(k / 4 for k in range(17))  # the reference's headroom, in standard deviations of the noise
 
 
-def noise_only_reference(case: Case, trace: Trace, service: ServiceSpec) -> dict[str, float] | None:
+def noise_only_reference(
+    case: Case, trace: Trace, service: ServiceSpec, games: list[GameSpec]
+) -> dict[str, float] | None:
     """The cheapest the SLO target gets for a reference policy told each step's demand without its noise.
 
     Everything the generator draws is known to it (each game's interest, close finish and overtime, the
@@ -285,10 +287,10 @@ def noise_only_reference(case: Case, trace: Trace, service: ServiceSpec) -> dict
     demand × e^(prediction + z·sd) at the highest instant from now to delay + tick ahead (so it never lets
     go of replicas it will need before new ones could arrive). The fleet follows the replay's dynamics:
     replicas ready a delay after they are asked for, and stopped at once. z steps through NOISE_Z until
-    attainment reaches the SLO target; None if none does. A reference, not a bound: a better noise
-    predictor could be cheaper."""
+    attainment reaches the SLO target; None if none does. `games` are the schedule the trace was drawn
+    from (the generator needs it again, with the same seed, for the noise-free demand). A reference, not a
+    bound: a better noise predictor could be cheaper."""
     params = GenParams(spikes=case.spikes, use_schedule=case.use_schedule)
-    games = read_schedule(SCHEDULE)
     clean = generate(
         case.start, case.days, step_s=STEP_S, games=games, params=replace(params, noise_sigma=0.0), seed=case.gen_seed
     ).rps
@@ -377,7 +379,9 @@ def run_case(case_name: str, policy_name: str, directory: str) -> dict[str, Any]
     return {
         "foresight_bound": foresight_bound(trace, service, replica_steps),
         "largest_losses": largest_losses(run, list(games)) if policy_name == "tipoff" else [],
-        "noise_only_reference": noise_only_reference(case, trace, service) if policy_name == "oracle" else None,
+        "noise_only_reference": (
+            noise_only_reference(case, trace, service, list(games)) if policy_name == "oracle" else None
+        ),
         "spike_blind_tipoff_attainment": (
             spike_blind_tipoff_attainment(trace, service, tips, spikes) if spikes and policy_name == "oracle" else None
         ),

@@ -135,6 +135,7 @@ class Forecaster:
     _overtime_profiles: dict[tuple[str, int], tuple[float, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _finishes: dict[str, int | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- building --------------------------------------------------------------------------------------
 
@@ -321,9 +322,12 @@ class Forecaster:
         frac = pos - i
         return self.baseline[i % BASELINE_BINS] * (1.0 - frac) + self.baseline[(i + 1) % BASELINE_BINS] * frac
 
+    def profile_for(self, tier: str) -> tuple[float, ...]:
+        """The tier's profile (the regional one for a tier without its own)."""
+        return self.profiles.get(tier) or self.profiles.get("regional") or ()
+
     def game_at(self, game: GameSpec, t: datetime) -> float:
-        profile = self.profiles.get(game.tier) or self.profiles.get("regional") or ()
-        return profile_value(_epoch(game.tip_utc), profile, _epoch(t))
+        return profile_value(_epoch(game.tip_utc), self.profile_for(game.tier), _epoch(t))
 
     def predict(self, t: datetime, games: Sequence[GameSpec]) -> float:
         """Expected demand at `t` (before tonight's correction)."""
@@ -353,19 +357,21 @@ class Forecaster:
 
     def finish_index(self, tier: str) -> int | None:
         """The bin of the tier's final-buzzer peak: the profile's highest within FINISH_SEARCH_MIN."""
-        profile = self.profiles.get(tier) or self.profiles.get("regional") or ()
+        if tier in self._finishes:
+            return self._finishes[tier]
+        profile = self.profile_for(tier)
         lo = round((FINISH_SEARCH_MIN[0] - PROFILE_START_MIN) / PROFILE_BIN_MIN)
         hi = min(round((FINISH_SEARCH_MIN[1] - PROFILE_START_MIN) / PROFILE_BIN_MIN), len(profile))
-        if hi <= lo or max(profile[lo:hi]) <= 0.0:
-            return None
         window = profile[lo:hi]
-        return lo + window.index(max(window))
+        finish = lo + window.index(max(window)) if window and max(window) > 0.0 else None
+        self._finishes[tier] = finish
+        return finish
 
     def overtime_profile(self, tier: str, overtimes: int = 0) -> tuple[float, ...]:
         """The tier's profile for a game with `overtimes` overtime periods: the late-game level held from
         the usual finish for OVERTIME_MIN per period, then the usual finish (buzzer and fade), that much
         later. With no overtime, the profile itself."""
-        profile = self.profiles.get(tier) or self.profiles.get("regional") or ()
+        profile = self.profile_for(tier)
         if overtimes <= 0:
             return profile
         cached = self._overtime_profiles.get((tier, overtimes))

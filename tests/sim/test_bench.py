@@ -148,8 +148,8 @@ def test_the_noise_only_reference_meets_the_target_and_pays_for_the_noise() -> N
         case.start, case.days, step_s=bench.STEP_S, games=games, params=bench.replace(params, noise_sigma=0.0), seed=12
     )
     service = ServiceSpec(provisioning_delay_s=420, metrics_lag_s=60)
-    with_noise = bench.noise_only_reference(case, noisy, service)
-    without = bench.noise_only_reference(case, quiet, service)
+    with_noise = bench.noise_only_reference(case, noisy, service, games)
+    without = bench.noise_only_reference(case, quiet, service, games)
     assert with_noise is not None and without is not None
     assert with_noise["attainment"] >= service.slo_target and without["attainment"] >= service.slo_target
     # Knowing the demand exactly, it needs no headroom: what it pays above the oracle is holding, a delay
