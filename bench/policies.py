@@ -15,6 +15,7 @@ Nothing here needs Django: the simulator and the engine are pure.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -35,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from scaling.policy.capacity import serving_model  # noqa: E402
+from scaling.policy.rules import size_for  # noqa: E402
 from scaling.policy.types import GameSpec, ServiceSpec  # noqa: E402
 from scaling.sim.gentrace import (  # noqa: E402
     NOISE_CORRELATION,
@@ -46,8 +48,8 @@ from scaling.sim.gentrace import (  # noqa: E402
     generate_with_spikes,
 )
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
-from scaling.sim.policies import BUILTIN, make_policy  # noqa: E402
-from scaling.sim.replay import ReplayRun, replay  # noqa: E402
+from scaling.sim.policies import BUILTIN, EnginePolicy, make_policy  # noqa: E402
+from scaling.sim.replay import Observation, ReplayContext, ReplayRun, replay  # noqa: E402
 from scaling.sim.score import TIPOFF_WINDOW_S, score, summary_dict  # noqa: E402
 from scaling.sim.serving import attainment_array, model_ceiling, oracle_array  # noqa: E402
 from scaling.sim.trace import Trace, read_trace, trace_csv  # noqa: E402
@@ -327,6 +329,69 @@ def noise_only_reference(
     return None
 
 
+class LedgerPolicy(EnginePolicy):
+    """Tipoff, keeping per tick what each stage of its decision asked for (`cost_breakdown` reads it):
+    (tick s from the start, replicas for the forecast, with its headroom, the forecast rule's count
+    (with the replicas it keeps), the largest rule's, the decision's). Ticks without a forecast (metrics
+    missing) count the recommendation, or the decision, for each stage."""
+
+    def start(self, ctx: ReplayContext) -> None:
+        super().start(ctx)
+        self.ledger: list[tuple[float, int, int, int, int, int]] = []
+        self._origin = ctx.start
+
+    def decide(self, obs: Observation) -> int:
+        desired = super().decide(obs)
+        decision = self.last_decision
+        assert decision is not None
+        recommended = decision.desired if decision.recommendation is None else decision.recommendation
+        rule = next((r for r in decision.rules if r.rule == "forecast"), None)
+        if rule is None or rule.replicas is None:
+            sized = with_headroom = kept = recommended
+        else:
+            inp = self.engine_input(obs)
+            rps, headroom = float(rule.inputs["forecast_rps"]), float(rule.inputs["headroom"])
+            sized, with_headroom, kept = size_for(rps, inp), size_for(rps * (1.0 + headroom), inp), rule.replicas
+        elapsed = (obs.now - self._origin).total_seconds()
+        self.ledger.append((elapsed, sized, with_headroom, kept, recommended, decision.desired))
+        return desired
+
+
+COST_STAGES = ("forecast", "headroom", "kept", "other rules", "stability")
+
+
+def cost_breakdown(run: ReplayRun, ledger: list[tuple[float, int, int, int, int, int]]) -> dict[str, float]:
+    """Where the replica-hours above Σ n*(t) go, as shares of Σ n*(t): each stage of every decision
+    against the one before it, weighted by the steps the decision stays in force.
+
+    - *window*: what the oracle itself asks for above n*(t): each tick's replicas serve from a delay after
+      it until the next tick's arrive, so they must cover the highest n* of that window;
+    - *forecast*: replicas for the forecast (its peak over the window, the sizing target) above that;
+    - *headroom*: the calibrated headroom above the forecast;
+    - *kept*: replicas kept for demand before new ones could arrive;
+    - *other rules*: a larger recommendation from another rule (target tracking, the SLO guard, panic);
+    - *stability*: the decision above the recommendation (the scale-in window, rate limits, bounds).
+
+    The shares add up to the cost ratio − 1, up to the steps no tick's window reaches (the trace's end)."""
+    step, n = run.trace.step_s, run.trace.steps
+    delay = run.service.provisioning_delay_s
+    nstar = run.oracle
+    parts = dict.fromkeys(("window", *COST_STAGES), 0.0)
+    for i, (t, sized, with_headroom, kept, recommended, desired) in enumerate(ledger):
+        until = ledger[i + 1][0] if i + 1 < len(ledger) else n * step
+        weight = min(math.ceil(until / step - 1e-9), n) - math.ceil(t / step - 1e-9)
+        lo = min(math.ceil((t + delay) / step - 1e-9), n - 1)
+        hi = max(min(math.ceil((until + delay) / step - 1e-9), n), lo + 1)
+        ahead = int(nstar[lo:hi].max())
+        stages = (ahead, sized, with_headroom, kept, recommended, desired)
+        parts["window"] += weight * ahead
+        for name, (before, after) in zip(COST_STAGES, itertools.pairwise(stages), strict=True):
+            parts[name] += weight * (after - before)
+    total = float(nstar.sum())
+    parts["window"] -= total
+    return {name: value / total for name, value in parts.items()}
+
+
 def largest_losses(run: ReplayRun, games: list[GameSpec], top: int = 3) -> list[dict[str, Any]]:
     """Where a run lost most: the `top` 10-minute blocks by requests lost beyond the model's ceiling, each
     with its worst step, how far ready fell short of n*(t) there, and the games then (minutes from tip)."""
@@ -366,7 +431,7 @@ def run_case(case_name: str, policy_name: str, directory: str) -> dict[str, Any]
     history = read_trace(history_path)
     games = read_schedule(SCHEDULE) if case.use_schedule else ()
     service = service_from_dict(dict(case.service))
-    policy, _ = make_policy(policy_name)
+    policy, _ = (LedgerPolicy(), None) if policy_name == "tipoff" else make_policy(policy_name)
     began, began_cpu = time.perf_counter(), time.process_time()
     run = replay(trace, service, policy, seed=SEED, games=games, history=history)
     scores = score(run, games)
@@ -377,6 +442,7 @@ def run_case(case_name: str, policy_name: str, directory: str) -> dict[str, Any]
     spikes = [Spike(onset, end) for onset, end in json.loads(spikes_path(case, Path(directory)).read_text())]
     replica_steps = float(run.provisioned.sum())
     return {
+        "cost_breakdown": cost_breakdown(run, policy.ledger) if isinstance(policy, LedgerPolicy) else None,
         "foresight_bound": foresight_bound(trace, service, replica_steps),
         "largest_losses": largest_losses(run, list(games)) if policy_name == "tipoff" else [],
         "noise_only_reference": (
@@ -484,6 +550,15 @@ def render(results: list[dict[str, Any]], *, wall_s: float, workers: int, genera
                 f"{reference['attainment']:.5f} at {reference['cost_ratio']:.3f} × the oracle (headroom "
                 f"{reference['z']:g} sd; `noise_only_reference`). Not a bound: it shows what a causal policy "
                 "pays for the noise alone; the rest of tipoff's cost is its demand model and its rules.",
+            ]
+        breakdown = next((r.get("cost_breakdown") for r in rows if r["policy"] == "tipoff"), None)
+        if breakdown:
+            shares = ", ".join(f"{name} {value:+.3f}" for name, value in breakdown.items())
+            lines += [
+                "",
+                "Where tipoff's replica-hours above n*(t) go, as shares of n*(t)'s (`cost_breakdown`: each stage "
+                "of every decision against the one before; window = what even the oracle must hold, the highest "
+                "n* until the next tick's replicas could serve): " + shares + ".",
             ]
         losses = next((r.get("largest_losses") for r in rows if r["policy"] == "tipoff"), None)
         if losses:

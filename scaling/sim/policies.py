@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling.policy.driver import EngineDriver
-from scaling.policy.types import EngineInput, PolicyParams, ServiceSpec
+from scaling.policy.types import Decision, EngineInput, PolicyParams, ServiceSpec
 from scaling.sim.baselines.hpa import HpaPolicy
 from scaling.sim.baselines.oracle import OraclePolicy
 from scaling.sim.baselines.static_peak import StaticPeakPolicy
@@ -41,6 +41,7 @@ class EnginePolicy:
         self.params = params or PolicyParams()
         self.driver = EngineDriver(service=ServiceSpec(), params=self.params)
         self.reasons: dict[str, int] = {}
+        self.last_decision: Decision | None = None
 
     def start(self, ctx: ReplayContext) -> None:
         self.driver = EngineDriver(service=ctx.service, params=self.params, games=ctx.games, history=ctx.history)
@@ -52,6 +53,7 @@ class EnginePolicy:
 
     def decide(self, obs: Observation) -> int:
         decision = self.driver.step(obs.now, obs.metrics, obs.provisioned, obs.ready)
+        self.last_decision = decision
         key = str(decision.reason)
         self.reasons[key] = self.reasons.get(key, 0) + 1
         return decision.desired

@@ -11,7 +11,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from scaling.policy.types import GameSpec, ServiceSpec
+from scaling.policy.types import GameSpec, PolicyParams, ServiceSpec
 from scaling.sim.gentrace import Spike
 from scaling.sim.trace import Trace
 
@@ -156,3 +156,50 @@ def test_the_noise_only_reference_meets_the_target_and_pays_for_the_noise() -> N
     # ahead, what the next surge will need.
     assert without["z"] == 0.0 and 1.0 <= without["cost_ratio"] < 1.15
     assert with_noise["z"] > 0.0 and with_noise["cost_ratio"] > without["cost_ratio"]
+
+
+def test_the_cost_breakdown_charges_each_stage_against_the_one_before() -> None:
+    bench = _bench()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    steps, n = 60, 5  # ten minutes at 10 s; n* is n, then n + 2 from 300 s on
+    nstar = np.full(steps, n, dtype=np.int64)
+    nstar[30:] = n + 2
+    trace = Trace(start=start, step_s=10, rps=np.full(steps, 100.0), source="test")
+    zeros = np.zeros(steps, dtype=np.int64)
+    service = ServiceSpec()  # 180 s delay, 15 s ticks
+    run = bench.ReplayRun(trace, service, "tipoff", 1, n, zeros, zeros, zeros, np.ones(steps), nstar, zeros)
+    ledger = []
+    for t in range(0, steps * 10, int(service.tick_s)):
+        # The tick at 120 s is the first whose replicas (ready at 300 s) meet the step up.
+        ahead = n if t < 120 else n + 2
+        ledger.append((float(t), ahead + 1, ahead + 3, ahead + 4, ahead + 4, ahead + 6))
+    shares = bench.cost_breakdown(run, ledger)
+    total = float(nstar.sum())
+    # Steps 18 to 29 (the twelve before the step up, from 120 s) already hold its two replicas: 36 steps.
+    # Step 0 to 11 are in force of ticks before 120 s, the other 48 of ticks from it.
+    assert shares["window"] == pytest.approx((12 * n + 48 * (n + 2) - total) / total)
+    assert shares["window"] == pytest.approx(2 * 18 / total)
+    assert shares["forecast"] == pytest.approx(steps / total)
+    assert shares["headroom"] == pytest.approx(2 * steps / total)
+    assert shares["kept"] == pytest.approx(steps / total)
+    assert shares["other rules"] == 0.0
+    assert shares["stability"] == pytest.approx(2 * steps / total)
+
+
+def test_the_cost_breakdown_adds_up_to_the_cost_and_names_the_headroom() -> None:
+    bench = _bench()
+    games = bench.read_schedule(bench.SCHEDULE)
+    start = datetime(2026, 1, 13, 22, tzinfo=UTC)
+    trace = bench.generate(start, 0.25, step_s=bench.STEP_S, games=games, seed=3)
+    history = bench.generate(start - timedelta(days=2), 2, step_s=bench.STEP_S, games=games, seed=4)
+    service = ServiceSpec()
+    shares = {}
+    no_headroom = PolicyParams(forecast_uncertainty=0.0, forecast_headroom=0.0)
+    for label, params in (("default", PolicyParams()), ("none", no_headroom)):
+        policy = bench.LedgerPolicy(params)
+        run = bench.replay(trace, service, policy, seed=1, games=games, history=history)
+        shares[label] = bench.cost_breakdown(run, policy.ledger)
+        cost = float(run.provisioned.sum() / run.oracle.sum())
+        assert 1.0 + sum(shares[label].values()) == pytest.approx(cost, abs=1e-9)
+    assert shares["default"]["headroom"] > 0.02
+    assert shares["none"]["headroom"] == 0.0
