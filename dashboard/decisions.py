@@ -40,6 +40,10 @@ INPUT_HELP: dict[str, str] = {
     "short_rps": "Request rate over the newest sample only (the short, panic window).",
     "sized_rps": "The rate the serving model sized for: the observed rate plus the reactive headroom.",
     "headroom": "Extra request rate (fraction) provisioned above the rate or forecast.",
+    "headroom_from": "Where the pre-warm headroom came from: how far the history's forecasts fell short this far "
+    "ahead, in this phase of this game (the headroom is learned per 5 minutes of a game), or the policy's floor.",
+    "headroom_replicas": "Replicas the headroom adds to those the forecast itself needs.",
+    "forecast_replicas": "Replicas the forecast itself needs (before headroom and replicas kept).",
     "slo_latency_ms": "The SLO latency bound (ms).",
     "slo_target": "Share of requests the SLO wants within the latency bound.",
     "ready": "Replicas serving when the tick ran.",

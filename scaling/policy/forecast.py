@@ -284,35 +284,58 @@ class Forecaster:
     ) -> float:
         """How much to add above the corrected forecast at `t`, `horizon_s` after the observation (0 unlearned),
         from the history's moments when tonight's ratio was `rising` or not."""
-        table = self.surprise_rising if rising and self.surprise_rising else self.surprise
+        table = self._surprise_table(rising)
         if not table:
             return 0.0
-        fitting = [h for h in sorted(table) if h >= horizon_s]
-        h = fitting[0] if fitting else max(table)
+        h = self._surprise_horizon(table, horizon_s)
         key = getattr(prepared, "key", None)
         if key is None:
-            return self._surprise(table[h], t, prepared)
+            return self._surprise(table[h], t, prepared)[0]
         memo_key = (key, float(h) + (0.5 if table is self.surprise_rising else 0.0), t)
         value = self._memo.get(memo_key)
         if value is None:
-            value = self._surprise(table[h], t, prepared)
+            value = self._surprise(table[h], t, prepared)[0]
             self._remember(memo_key, value)
         return value
 
-    def _surprise(self, row: tuple[float, ...], t: float, prepared: list[tuple[float, tuple[float, ...]]]) -> float:
+    def surprise_source(
+        self, horizon_s: float, t: float, prepared: list[tuple[float, tuple[float, ...]]], *, rising: bool = False
+    ) -> tuple[int, int, int | None] | None:
+        """Where `surprise_at` took its value from, for explanations: (the calibrated horizon it read, the phase
+        bucket, the index in `prepared` of the game in that phase, None for the no-game bucket); None unlearned."""
+        table = self._surprise_table(rising)
+        if not table:
+            return None
+        h = self._surprise_horizon(table, horizon_s)
+        _, bucket, game = self._surprise(table[h], t, prepared)
+        return h, bucket, game
+
+    def _surprise_table(self, rising: bool) -> dict[int, tuple[float, ...]]:
+        return self.surprise_rising if rising and self.surprise_rising else self.surprise
+
+    @staticmethod
+    def _surprise_horizon(table: dict[int, tuple[float, ...]], horizon_s: float) -> int:
+        """The shortest calibrated horizon at least `horizon_s` (the longest if none is)."""
+        fitting = [h for h in sorted(table) if h >= horizon_s]
+        return fitting[0] if fitting else max(table)
+
+    def _surprise(
+        self, row: tuple[float, ...], t: float, prepared: list[tuple[float, tuple[float, ...]]]
+    ) -> tuple[float, int, int | None]:
+        """The headroom `row` gives at `t`, its phase bucket and the game in that phase (index in `prepared`)."""
         # Every game adding a fair share then may surprise (an overtime finish), not only the leading one.
         # A game tipping off doubles within a minute, however small its share: its tip-off headroom counts too.
-        values: list[tuple[float, int, bool]] = []
-        for tip, profile in prepared:
+        values: list[tuple[float, int, bool, int]] = []
+        for i, (tip, profile) in enumerate(prepared):
             minutes = (t - tip) / 60.0
             if PROFILE_START_MIN <= minutes < PROFILE_END_MIN and profile:
                 value = profile[int((minutes - PROFILE_START_MIN) / PROFILE_BIN_MIN)]
                 bucket = min(int((minutes - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN), SURPRISE_BUCKETS - 1)
-                values.append((value, bucket, TIPPING_OFF_MIN[0] <= minutes < TIPPING_OFF_MIN[1]))
+                values.append((value, bucket, TIPPING_OFF_MIN[0] <= minutes < TIPPING_OFF_MIN[1], i))
         if not values:
-            return row[SURPRISE_BUCKETS]
-        top = max(v for v, _, _ in values)
-        return max(row[b] for v, b, tipping in values if tipping or v >= SURPRISE_SHARE * top)
+            return row[SURPRISE_BUCKETS], SURPRISE_BUCKETS, None
+        top = max(v for v, _, _, _ in values)
+        return max((row[b], b, i) for v, b, tipping, i in values if tipping or v >= SURPRISE_SHARE * top)
 
     # -- predicting ------------------------------------------------------------------------------------
 

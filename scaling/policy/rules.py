@@ -18,6 +18,8 @@ from scaling.policy.forecast import (
     PROFILE_BIN_MIN,
     PROFILE_START_MIN,
     RISING_SLOPE_PER_S,
+    SURPRISE_BUCKET_MIN,
+    SURPRISE_QUANTILE,
     TREND_WINDOW_S,
     Forecaster,
     default_forecaster,
@@ -475,6 +477,14 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     adds = [(profile_value(tip_s, profile, peak_s), g) for g, (tip_s, profile) in zip(games, prepared, strict=True)]
     contributing = [(c, g) for c, g in adds if c > 0]
     live = [g for _, g in sorted(contributing, key=lambda cg: (-cg[0], cg[1].tip_utc, cg[1].game_id))]
+    forecast_replicas = size_for(peak_rps, inp)
+    if surprise > flat:
+        source = forecaster.surprise_source(horizon_s, peak_s, prepared, rising=rising)
+        headroom_from = _headroom_source(source, games, rising, uncertainty)
+    elif forecaster.learned:
+        headroom_from = "the policy's least headroom (forecast_headroom)"
+    else:
+        headroom_from = "cold start: no learned profile yet (cold_start_headroom)"
     inputs: dict[str, object] = {
         "forecast_at": peak_at.isoformat(),
         "forecast_rps": round(peak_rps, 3),
@@ -482,7 +492,10 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         "ratio": round(ratio, 4),
         "ratio_trend_per_min": round(readings[0][2] * 60.0, 5),
         "ratio_rising": rising,
+        "forecast_replicas": forecast_replicas,
         "headroom": round(headroom - 1.0, 4),
+        "headroom_from": headroom_from,
+        "headroom_replicas": needed - forecast_replicas,
         "learned": forecaster.learned,
         "games": [game_label(g) for g in live[:3]],
         "more_games": max(len(live) - 3, 0),
@@ -501,6 +514,35 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     }
     note = "pre-warm" if live else ""
     return RuleResult(rule="forecast", replicas=replicas, inputs=inputs, note=note), forecast
+
+
+def _headroom_source(
+    source: tuple[int, int, int | None] | None,
+    games: list[GameSpec],
+    rising: bool,
+    uncertainty: float,
+) -> str:
+    """Where the learned headroom came from, in words: the history's shortfall quantile at that horizon,
+    in which phase of which game (or with no game near)."""
+    if source is None:
+        return "the learned forecast error"
+    horizon_s, bucket, game = source
+    percentile = f"{SURPRISE_QUANTILE * 100:g}th-percentile"
+    text = f"the {percentile} shortfall of the history's forecasts {horizon_s / 60:g} min ahead"
+    if rising:
+        text += " where its ratio was climbing too"
+    if game is None:
+        text += ", with no game near"
+    else:
+        lo = PROFILE_START_MIN + bucket * SURPRISE_BUCKET_MIN
+        hi = lo + SURPRISE_BUCKET_MIN
+        if hi <= 0:
+            text += f", {abs(hi):g} to {abs(lo):g} min before {game_label(games[game])}"
+        else:
+            text += f", {lo:g} to {hi:g} min after {game_label(games[game])} tipped"
+    if uncertainty != 1.0:
+        text += f", × {uncertainty:g} (forecast_uncertainty)"
+    return text
 
 
 def _round(value: float | None) -> float | None:

@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 
 from scaling.policy import EngineInput, PolicyParams, ServiceSpec, decide
-from scaling.policy.forecast import SURPRISE_BUCKET_MIN, SURPRISE_BUCKETS, Forecaster, default_forecaster
-from scaling.policy.rules import detect_overtimes
+from scaling.policy.forecast import (
+    PROFILE_START_MIN,
+    SURPRISE_BUCKET_MIN,
+    SURPRISE_BUCKETS,
+    Forecaster,
+    default_forecaster,
+)
+from scaling.policy.rules import detect_overtimes, game_label, size_for
 from scaling.policy.signals import observe
 from scaling.policy.types import GameSpec
 from scaling.sim.gentrace import GenParams, generate
@@ -207,6 +213,36 @@ def test_the_learned_shortfall_sets_the_headroom_above_the_floor(
     )
     flat_rule = next(r for r in flat.rules if r.rule == "forecast")
     assert flat_rule.inputs["headroom"] == PREWARM.forecast_headroom
+
+
+def test_the_headroom_names_where_it_came_from_and_what_it_adds(
+    learned: tuple[Forecaster, list[GameSpec]],
+) -> None:
+    # A history that fell 30 % short in the five minutes before a tip-off, 1 % short everywhere else.
+    row = tuple(0.3 if b == SURPRISE_BUCKETS_BEFORE_TIP else 0.01 for b in range(SURPRISE_BUCKETS + 1))
+    forecaster = replace(learned[0], surprise={540: row}, surprise_rising={})
+    inp = _observed_input(forecaster, TIP - timedelta(minutes=5), 1.0)  # forecast for 2 to 1 min before the tip
+    rule = next(r for r in decide(inp).rules if r.rule == "forecast")
+    assert rule.inputs["headroom"] == pytest.approx(0.3)
+    before = f"0 to 5 min before {game_label(inp.games[0])}"
+    assert (
+        rule.inputs["headroom_from"]
+        == f"the 98th-percentile shortfall of the history's forecasts 9 min ahead, {before}"
+    )
+    needed = rule.inputs["forecast_replicas"] + rule.inputs["headroom_replicas"]
+    assert needed == size_for(rule.inputs["forecast_rps"] * 1.3, inp)
+    assert rule.inputs["headroom_replicas"] > 0 and rule.replicas is not None and rule.replicas >= needed
+    # Where the history asks for less than the policy's least headroom, the policy's floor is named.
+    floor = decide(replace(inp, params=replace(PREWARM, forecast_uncertainty=0.0)))
+    floor_rule = next(r for r in floor.rules if r.rule == "forecast")
+    assert floor_rule.inputs["headroom_from"] == "the policy's least headroom (forecast_headroom)"
+    cold = next(
+        r for r in decide(_observed_input(None, TIP - timedelta(minutes=4), 400.0)).rules if r.rule == "forecast"
+    )
+    assert cold.inputs["headroom_from"] == "cold start: no learned profile yet (cold_start_headroom)"
+
+
+SURPRISE_BUCKETS_BEFORE_TIP = round(-PROFILE_START_MIN / SURPRISE_BUCKET_MIN) - 1
 
 
 def test_every_tier_shares_one_learned_shape_scaled_by_its_draw(learned: tuple[Forecaster, list[GameSpec]]) -> None:
