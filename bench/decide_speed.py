@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from policies import cpu_model  # noqa: E402  (bench/, beside this script)
+
 from scaling.policy import (  # noqa: E402
     EngineInput,
     GameSpec,
@@ -77,7 +79,7 @@ def main() -> None:
         "|---|---|---|---|---|",
         *rows,
         "",
-        f"Machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, Python {platform.python_version()}, "
+        f"Machine: {platform.machine()}, {cpu_model()}, Python {platform.python_version()}, "
         f"{platform.system()} — shared with other work while measured. Target: median < 1 ms.",
         "",
     ]

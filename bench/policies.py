@@ -36,7 +36,6 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from scaling.policy.capacity import serving_model  # noqa: E402
-from scaling.policy.rules import size_for  # noqa: E402
 from scaling.policy.types import GameSpec, ServiceSpec  # noqa: E402
 from scaling.sim.gentrace import (  # noqa: E402
     NOISE_CORRELATION,
@@ -349,9 +348,8 @@ class LedgerPolicy(EnginePolicy):
         if rule is None or rule.replicas is None:
             sized = with_headroom = kept = recommended
         else:
-            inp = self.engine_input(obs)
-            rps, headroom = float(rule.inputs["forecast_rps"]), float(rule.inputs["headroom"])
-            sized, with_headroom, kept = size_for(rps, inp), size_for(rps * (1.0 + headroom), inp), rule.replicas
+            sized = int(rule.inputs["forecast_replicas"])
+            with_headroom, kept = sized + int(rule.inputs["headroom_replicas"]), rule.replicas
         elapsed = (obs.now - self._origin).total_seconds()
         self.ledger.append((elapsed, sized, with_headroom, kept, recommended, decision.desired))
         return desired
@@ -557,8 +555,9 @@ def render(results: list[dict[str, Any]], *, wall_s: float, workers: int, genera
             lines += [
                 "",
                 "Where tipoff's replica-hours above n*(t) go, as shares of n*(t)'s (`cost_breakdown`: each stage "
-                "of every decision against the one before; window = what even the oracle must hold, the highest "
-                "n* until the next tick's replicas could serve): " + shares + ".",
+                "of every decision against the one before; window = the highest n* until the next tick's replicas "
+                "could serve; kept = replicas held for demand before new ones could arrive, which the oracle row "
+                "pays too, and for most of its cost above 1): " + shares + ".",
             ]
         losses = next((r.get("largest_losses") for r in rows if r["policy"] == "tipoff"), None)
         if losses:
@@ -698,6 +697,8 @@ def main() -> None:
     )
     keep = (
         "case",
+        "cost_breakdown",
+        "noise_only_reference",
         "largest_losses",
         "foresight_bound",
         "spike_blind_tipoff_attainment",
