@@ -362,15 +362,15 @@ def cost_breakdown(run: ReplayRun, ledger: list[tuple[float, int, int, int, int,
     """Where the replica-hours above Σ n*(t) go, as shares of Σ n*(t): each stage of every decision
     against the one before it, weighted by the steps the decision stays in force.
 
-    - *window*: what the oracle itself asks for above n*(t): each tick's replicas serve from a delay after
-      it until the next tick's arrive, so they must cover the highest n* of that window;
+    - *window*: the highest n* over the steps a tick's replicas serve (from a delay after it until the next
+      tick's arrive), above n*(t) step by step;
     - *forecast*: replicas for the forecast (its peak over the window, the sizing target) above that;
     - *headroom*: the calibrated headroom above the forecast;
     - *kept*: replicas kept for demand before new ones could arrive;
     - *other rules*: a larger recommendation from another rule (target tracking, the SLO guard, panic);
     - *stability*: the decision above the recommendation (the scale-in window, rate limits, bounds).
 
-    The shares add up to the cost ratio − 1, up to the steps no tick's window reaches (the trace's end)."""
+    The shares add up to the cost ratio − 1 (ticks whose window runs past the trace's end read its last step)."""
     step, n = run.trace.step_s, run.trace.steps
     delay = run.service.provisioning_delay_s
     nstar = run.oracle
