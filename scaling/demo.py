@@ -10,9 +10,10 @@ from pathlib import Path
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
+from scaling import selectors
 from scaling.audit import Actor
 from scaling.backends.simulated import games_around, serving_model, traffic_params
-from scaling.models import Game, GameDayRule, Service, SimulatedFleet
+from scaling.models import Game, GameDayRule, MetricSample, Service, SimulatedFleet
 from scaling.schedule.parse import GameRecord, parse_csv
 from scaling.schedule.rules import RuleSpec, rule_create
 from scaling.schedule.services import ImportSummary, games_upsert
@@ -108,8 +109,36 @@ def ensure_services(now: datetime) -> list[Service]:
             replicas = min(max(oracle_replicas(demand * 1.1, serving_model(service), lo), lo), hi)
             fleet.ready_at = [(now - timedelta(minutes=10)).isoformat()] * replicas
             fleet.save()
+            seed_history(service, fleet, now)
         services.append(service)
     return services
+
+
+HISTORY = timedelta(days=7)
+HISTORY_STEP = timedelta(minutes=1)
+
+
+def seed_history(service: Service, fleet: SimulatedFleet, now: datetime) -> int:
+    """A week of the service's simulated request rate before `now`, one sample a minute.
+
+    A service comes to Tipoff with its metric store's past (CloudWatch keeps weeks of it): the engine
+    learns its game-night profiles from that, so the demo opens with learned profiles and calibrated
+    headroom instead of the cold-start shape. The rates are the live simulator's own (`demand_at`),
+    so the history runs on into what the fleet serves from now on. Rates only: the latency a past fleet
+    saw is not the demo's to invent. Returns the samples written."""
+    # Each demo day's traffic is drawn from the games of that day (`scaling.sim.live`): the same span as the
+    # live source's around today, and a week more before it.
+    around = games_around(now)
+    games = [*selectors.game_specs(now - HISTORY - timedelta(hours=36), now - timedelta(hours=36)), *around]
+    params = traffic_params(fleet)
+    end = now.astimezone(UTC).replace(second=0, microsecond=0)
+    stamps = [end - HISTORY_STEP * i for i in range(HISTORY // HISTORY_STEP, 0, -1)]
+    samples = [
+        MetricSample(service=service, ts=t, rps=round(demand_at(t, games, params=params, seed=fleet.seed), 3))
+        for t in stamps
+    ]
+    MetricSample.objects.bulk_create(samples, batch_size=2000)
+    return len(samples)
 
 
 NATIONAL_TV_RULE = "National TV games: pre-warm"

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from scaling.backends.simulated import games_around, traffic_params
 from scaling.demo import DEMO_SERVICES, NATIONAL_TV_RULE, seed_demo, shift_weeks_for
-from scaling.models import AuditEvent, Game, GameDayRule, Override, Service, SimulatedFleet
+from scaling.models import AuditEvent, Game, GameDayRule, MetricSample, Override, Service, SimulatedFleet
 from scaling.schedule.parse import parse_csv
+from scaling.selectors import traffic_forecaster
+from scaling.sim.live import demand_at
 
 SCHEDULE = Path(settings.DEMO_SCHEDULE_PATH)
 NOW = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)  # Thanksgiving night: no games on the same date last season
@@ -31,10 +34,22 @@ def test_it_shifts_by_whole_weeks_to_a_game_night(records: list) -> None:
 @pytest.mark.django_db
 def test_seeding_twice_changes_nothing_the_second_time() -> None:
     first = seed_demo(schedule_path=SCHEDULE, now=NOW)
-    counts = (Service.objects.count(), Game.objects.count(), Override.objects.count(), AuditEvent.objects.count())
+    counts = (
+        Service.objects.count(),
+        Game.objects.count(),
+        Override.objects.count(),
+        AuditEvent.objects.count(),
+        MetricSample.objects.count(),
+    )
     second = seed_demo(schedule_path=SCHEDULE, now=NOW)
     assert first.created == 1278 and second.created == second.updated == 0
-    assert counts == (len(DEMO_SERVICES), 1278, Override.objects.count(), AuditEvent.objects.count())
+    assert counts == (
+        len(DEMO_SERVICES),
+        1278,
+        Override.objects.count(),
+        AuditEvent.objects.count(),
+        MetricSample.objects.count(),
+    )
     assert set(Game.objects.values_list("shifted_weeks", flat=True)) == {
         shift_weeks_for(parse_csv(SCHEDULE.read_text()), NOW)
     }
@@ -47,3 +62,20 @@ def test_the_demo_starts_warm_with_a_national_tv_rule() -> None:
         assert fleet.service.min_replicas <= len(fleet.ready_at) <= fleet.service.max_replicas
     rule = GameDayRule.objects.get(name=NATIONAL_TV_RULE)
     assert Override.objects.filter(rule=rule, game__national_tv__gt="").exists()
+
+
+@pytest.mark.django_db
+def test_each_demo_service_brings_a_week_of_its_rates_and_starts_learned() -> None:
+    seed_demo(schedule_path=SCHEDULE, now=NOW)
+    for fleet in SimulatedFleet.objects.select_related("service"):
+        samples = MetricSample.objects.filter(service=fleet.service).order_by("ts")
+        first, last = samples.first(), samples.last()
+        assert first is not None and last is not None
+        assert samples.count() == 7 * 24 * 60
+        assert first.ts == NOW - timedelta(days=7) and last.ts == NOW - timedelta(minutes=1)
+        # The live simulator's own rates, so the history runs on into tonight's traffic.
+        expected = demand_at(last.ts, games_around(NOW), params=traffic_params(fleet), seed=fleet.seed)
+        assert last.rps == pytest.approx(expected, abs=1e-3)
+        assert samples.filter(rps__gt=0).count() == samples.count()
+        forecaster = traffic_forecaster(fleet.service, NOW)
+        assert forecaster is not None and forecaster.learned and forecaster.history_games > 0
