@@ -300,15 +300,16 @@ class Forecaster:
 
     def surprise_source(
         self, horizon_s: float, t: float, prepared: list[tuple[float, tuple[float, ...]]], *, rising: bool = False
-    ) -> tuple[int, int, int | None] | None:
+    ) -> tuple[int, int, int | None, bool] | None:
         """Where `surprise_at` took its value from, for explanations: (the calibrated horizon it read, the phase
-        bucket, the index in `prepared` of the game in that phase, None for the no-game bucket); None unlearned."""
+        bucket, the index in `prepared` of the game in that phase or None for the no-game bucket, whether the
+        value came from the history's climbing moments alone); None unlearned."""
         table = self._surprise_table(rising)
         if not table:
             return None
         h = self._surprise_horizon(table, horizon_s)
         _, bucket, game = self._surprise(table[h], t, prepared)
-        return h, bucket, game
+        return h, bucket, game, table is self.surprise_rising and bucket in SPLIT_BUCKETS
 
     def _surprise_table(self, rising: bool) -> dict[int, tuple[float, ...]]:
         return self.surprise_rising if rising and self.surprise_rising else self.surprise

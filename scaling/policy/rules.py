@@ -480,7 +480,7 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     forecast_replicas = size_for(peak_rps, inp)
     if surprise > flat:
         source = forecaster.surprise_source(horizon_s, peak_s, prepared, rising=rising)
-        headroom_from = _headroom_source(source, games, rising, uncertainty)
+        headroom_from = _headroom_source(source, games, uncertainty)
     elif forecaster.learned:
         headroom_from = "the policy's least headroom (forecast_headroom)"
     else:
@@ -517,19 +517,18 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
 
 
 def _headroom_source(
-    source: tuple[int, int, int | None] | None,
+    source: tuple[int, int, int | None, bool] | None,
     games: list[GameSpec],
-    rising: bool,
     uncertainty: float,
 ) -> str:
     """Where the learned headroom came from, in words: the history's shortfall quantile at that horizon,
     in which phase of which game (or with no game near)."""
     if source is None:
         return "the learned forecast error"
-    horizon_s, bucket, game = source
+    horizon_s, bucket, game, climbing = source
     percentile = f"{SURPRISE_QUANTILE * 100:g}th-percentile"
     text = f"the {percentile} shortfall of the history's forecasts {horizon_s / 60:g} min ahead"
-    if rising:
+    if climbing:
         text += " where its ratio was climbing too"
     if game is None:
         text += ", with no game near"

@@ -245,6 +245,27 @@ def test_the_headroom_names_where_it_came_from_and_what_it_adds(
 SURPRISE_BUCKETS_BEFORE_TIP = round(-PROFILE_START_MIN / SURPRISE_BUCKET_MIN) - 1
 
 
+def test_the_headroom_source_names_the_climbing_moments_only_over_a_finish(
+    learned: tuple[Forecaster, list[GameSpec]],
+) -> None:
+    flat = tuple(0.1 for _ in range(SURPRISE_BUCKETS + 1))
+    forecaster = replace(learned[0], surprise={540: flat}, surprise_rising={540: flat})
+    prepared = forecaster.prepare([game(TIP)])
+    finish_bucket = round((130.0 - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN)
+    at = TIP.timestamp()
+    assert forecaster.surprise_source(500, at + 131 * 60, prepared, rising=True) == (540, finish_bucket, 0, True)
+    # Before the finish the climbing split does not apply: the value is the history's as a whole.
+    assert forecaster.surprise_source(500, at - 2 * 60, prepared, rising=True) == (
+        540,
+        SURPRISE_BUCKETS_BEFORE_TIP,
+        0,
+        False,
+    )
+    assert forecaster.surprise_source(500, at + 131 * 60, prepared, rising=False) == (540, finish_bucket, 0, False)
+    assert forecaster.surprise_source(500, at + 300 * 60, prepared) == (540, SURPRISE_BUCKETS, None, False)
+    assert Forecaster.default().surprise_source(500, at, prepared) is None
+
+
 def test_every_tier_shares_one_learned_shape_scaled_by_its_draw(learned: tuple[Forecaster, list[GameSpec]]) -> None:
     # National and regional games in the history: one shape, national a constant multiple of regional.
     forecaster, games = learned
