@@ -275,7 +275,10 @@ def service_timeseries(service: Service, *, since: datetime, max_points: int = 7
         "p99_ms": [s["p99_ms"] for s in samples],
         "ready": [s["ready"] for s in samples],
         "provisioned": [s["provisioned"] for s in samples],
-        "cost_per_hour": [(s["provisioned"] or 0) * service.price_per_replica_hour for s in samples],
+        # A sample without a replica count (a rate from before Tipoff managed the service) has no known cost.
+        "cost_per_hour": [
+            None if s["provisioned"] is None else s["provisioned"] * service.price_per_replica_hour for s in samples
+        ],
         "decision_ts": [d["tick"] for d in thinned],
         "desired": [d["desired"] for d in thinned],
         "changes": [

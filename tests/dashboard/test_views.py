@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from scaling import services
+from scaling.models import MetricSample
 from tests.factories import make_service, make_user
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +56,17 @@ def test_the_service_page_and_its_chart_data(client_in: Client) -> None:
     assert set(data["figures"]) == {"replicas", "latency", "rate", "cost"}
     replicas = data["figures"]["replicas"]["data"]
     assert replicas[0]["name"] == "desired" and len(replicas[0]["y"]) == 1
+
+
+def test_a_rate_from_before_tipoff_managed_the_service_has_no_cost_on_the_chart(client_in: Client) -> None:
+    service = make_service(demand_scale=40.0)
+    now = timezone.now()
+    MetricSample.objects.create(service=service, ts=now - timedelta(minutes=30), rps=120.0)  # rate only
+    services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(now))
+    data = client_in.get(reverse("dashboard:service-charts", args=[service.name]) + "?range=1h").json()
+    cost = data["figures"]["cost"]["data"][0]["y"]
+    provisioned = MetricSample.objects.filter(service=service).exclude(provisioned=None).get().provisioned
+    assert cost == [None, pytest.approx(provisioned * service.price_per_replica_hour)]
 
 
 def test_the_api_lists_services_for_a_logged_in_user(client_in: Client) -> None:
