@@ -66,6 +66,7 @@ def test_a_rate_from_before_tipoff_managed_the_service_has_no_cost_on_the_chart(
     data = client_in.get(reverse("dashboard:service-charts", args=[service.name]) + "?range=1h").json()
     cost = data["figures"]["cost"]["data"][0]["y"]
     provisioned = MetricSample.objects.filter(service=service).exclude(provisioned=None).get().provisioned
+    assert provisioned is not None
     assert cost == [None, pytest.approx(provisioned * service.price_per_replica_hour)]
 
 
