@@ -74,7 +74,10 @@ def _job_context(service: Service, job_id: str) -> dict[str, Any]:
 
 
 def _comparison_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
-    actual, replayed = result["actual"], result["replayed"]
+    replayed = result["replayed"]
+    # No replica count recorded in the range (rates only, from before Tipoff ran the service): nothing to
+    # set beside the replay.
+    actual = result["actual"] or dict.fromkeys(replayed)
 
     def pct(v: float | None) -> str:
         return "—" if v is None else f"{100 * v:.3f} %"
@@ -82,14 +85,20 @@ def _comparison_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     def num(v: float | None, digits: int = 1) -> str:
         return "—" if v is None else f"{v:,.{digits}f}"
 
+    def money(v: float | None) -> str:
+        return "—" if v is None else f"${v:,.2f}"
+
+    def text(v: object) -> str:
+        return "—" if v is None else str(v)
+
     return [
         ("SLO attainment", pct(actual["attainment"]), pct(replayed["attainment"])),
         ("Tip-off attainment (±30 min)", pct(actual["tipoff_attainment"]), pct(replayed["tipoff_attainment"])),
-        ("SLO-violation minutes", str(actual["slo_violation_minutes"]), str(replayed["slo_violation_minutes"])),
+        ("SLO-violation minutes", text(actual["slo_violation_minutes"]), text(replayed["slo_violation_minutes"])),
         ("Replica-hours", num(actual["replica_hours"]), num(replayed["replica_hours"])),
-        ("Cost", f"${num(actual['cost'], 2)}", f"${num(replayed['cost'], 2)}"),
+        ("Cost", money(actual["cost"]), money(replayed["cost"])),
         ("Cost ÷ oracle", num(actual["cost_ratio"], 3), num(replayed["cost_ratio"], 3)),
-        ("Scale events", str(actual["scale_events"]), str(replayed["scale_events"])),
+        ("Scale events", text(actual["scale_events"]), text(replayed["scale_events"])),
     ]
 
 

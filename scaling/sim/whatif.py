@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,9 @@ class Recorded:
     trace: Trace
     provisioned: npt.NDArray[np.int64]
     ready: npt.NDArray[np.int64]
+    # The first step with a recorded replica count (None: none in the range). Samples before it carry a rate
+    # only (from before Tipoff managed the service): what happened to the fleet then is not known.
+    counted_from: int | None = 0
 
 
 def recorded_trace(samples: Sequence[RecordedSample], step_s: int) -> Recorded:
@@ -62,12 +65,49 @@ def recorded_trace(samples: Sequence[RecordedSample], step_s: int) -> Recorded:
     index = np.searchsorted(times, grid, side="right") - 1
     index = np.clip(index, 0, len(usable) - 1)
     rps = np.array([max(float(usable[i].rps or 0.0), 0.0) for i in index], dtype=np.float64)
-    provisioned = np.array([int(usable[i].provisioned or 0) for i in index], dtype=np.int64)
+    # Replica counts carry forward from the latest sample that recorded one (a rate-only sample between
+    # two counted ones leaves the fleet as it was).
+    counted = [i for i, sample in enumerate(usable) if sample.provisioned is not None]
+    if not counted:
+        zeros = np.zeros(steps, dtype=np.int64)
+        return Recorded(Trace(start=start, step_s=step_s, rps=rps, source="recorded"), zeros, zeros, None)
+    counted_times = times[counted]
+    last = np.searchsorted(counted_times, grid, side="right") - 1
+    first_step = int(np.argmax(last >= 0))
+    which = [counted[max(j, 0)] for j in last.tolist()]
+    provisioned = np.array([int(usable[i].provisioned or 0) for i in which], dtype=np.int64)
     ready = np.array(
-        [int(usable[i].ready if usable[i].ready is not None else usable[i].provisioned or 0) for i in index],
+        [int(usable[i].ready if usable[i].ready is not None else usable[i].provisioned or 0) for i in which],
         dtype=np.int64,
     )
-    return Recorded(Trace(start=start, step_s=step_s, rps=rps, source="recorded"), provisioned, ready)
+    trace = Trace(start=start, step_s=step_s, rps=rps, source="recorded")
+    return Recorded(trace, provisioned, ready, first_step)
+
+
+def _from_step(run: ReplayRun, first: int, first_tick: int) -> ReplayRun:
+    """`run` from step `first` (and tick `first_tick`) on: what scoring a part of the range reads."""
+    if first == 0:
+        return run
+    trace = run.trace
+    part = Trace(
+        start=trace.start + timedelta(seconds=first * trace.step_s),
+        step_s=trace.step_s,
+        rps=trace.rps[first:],
+        source=trace.source,
+    )
+    ticks = run.tick_desired[first_tick:]
+    return replace(
+        run,
+        trace=part,
+        initial_replicas=int(run.provisioned[first]),
+        desired=run.desired[first:],
+        provisioned=run.provisioned[first:],
+        ready=run.ready[first:],
+        attainment=run.attainment[first:],
+        oracle=run.oracle[first:],
+        tick_desired=ticks,
+        ticks=int(ticks.size),
+    )
 
 
 def _actual_run(recorded: Recorded, service: ServiceSpec) -> ReplayRun:
@@ -120,18 +160,33 @@ def compare(
     trace = recorded.trace
     stride = max(1, math.ceil(trace.steps / MAX_POINTS))
     ts = [format_ts(trace.start_epoch_s + i * trace.step_s) for i in range(0, trace.steps, stride)]
+    # Both are scored over the same steps: from the first recorded replica count (the replay still runs from
+    # the range's start, so it arrives there warmed up, as the fleet did).
+    first = recorded.counted_from
+    if first is None:
+        actual_scores, replayed_scores, compared_from = None, _scores_dict(score(run, games)), None
+    else:
+        first_tick = math.ceil(first * trace.step_s / service.tick_s - 1e-9)
+        actual_scores = _scores_dict(score(_from_step(actual, first, first), games))
+        replayed_scores = _scores_dict(score(_from_step(run, first, first_tick), games))
+        compared_from = format_ts(trace.start_epoch_s + first * trace.step_s)
+    actual_provisioned: list[Any] = _downsample(actual.provisioned, stride, peak=True)
+    if first is None or first > 0:
+        known = trace.steps if first is None else first
+        actual_provisioned = [None if i * stride < known else v for i, v in enumerate(actual_provisioned)]
     return {
         "start": format_ts(trace.start_epoch_s),
         "end": format_ts(trace.start_epoch_s + trace.duration_s),
         "step_s": trace.step_s,
         "steps": trace.steps,
         "policy": run.policy,
-        "actual": _scores_dict(score(actual, games)),
-        "replayed": _scores_dict(score(run, games)),
+        "compared_from": compared_from,
+        "actual": actual_scores,
+        "replayed": replayed_scores,
         "series": {
             "ts": ts,
             "rps": _downsample(trace.rps, stride, peak=True),
-            "actual_provisioned": _downsample(actual.provisioned, stride, peak=True),
+            "actual_provisioned": actual_provisioned,
             "replayed_provisioned": _downsample(run.provisioned, stride, peak=True),
             "oracle": _downsample(run.oracle, stride, peak=True),
             "actual_attainment": _downsample(actual.attainment, stride, peak=False),

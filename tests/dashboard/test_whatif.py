@@ -114,3 +114,26 @@ def test_a_failed_job_says_why(client: Client, queued: list[str]) -> None:
 def test_an_unknown_job_is_not_found(client: Client, service: Service) -> None:
     response = _login(client, "viewer").get(reverse("dashboard:whatif", args=[service.name]) + "?job=nope")
     assert response.status_code == 404
+
+
+def test_rates_from_before_tipoff_ran_the_service_are_replayed_and_said_so(client: Client, queued: list[str]) -> None:
+    history = make_service("history-only")
+    now = timezone.now()
+    MetricSample.objects.bulk_create(
+        MetricSample(service=history, ts=now - timedelta(minutes=50) + timedelta(seconds=15 * i), rps=900.0)
+        for i in range(160)
+    )
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[history.name])
+    operator.post(url, {"range": "1h", "policy": "static-peak"})
+    assert whatif_execute(queued[0]) == "done"
+    body = operator.get(f"{url}?job={queued[0]}").content.decode()
+    assert "only the replay is scored" in body
+    assert "<th>SLO attainment</th><td>—</td>" in body  # nothing recorded to set beside it
+    # Once Tipoff records replica counts, both columns are scored from the first of them.
+    MetricSample.objects.create(service=history, ts=now - timedelta(minutes=5), rps=900.0, provisioned=8, ready=8)
+    MetricSample.objects.create(service=history, ts=now - timedelta(minutes=4), rps=900.0, provisioned=8, ready=8)
+    operator.post(url, {"range": "1h", "policy": "static-peak"})
+    assert whatif_execute(queued[1]) == "done"
+    body = operator.get(f"{url}?job={queued[1]}").content.decode()
+    assert "Both columns are scored from" in body and "the first recorded replica count" in body

@@ -48,3 +48,38 @@ def test_it_sets_the_policy_beside_what_happened() -> None:
     assert len(result["series"]["ts"]) == len(result["series"]["replayed_provisioned"]) == 240
     assert seen
     assert seen[0] == 0.0
+
+
+def test_rates_recorded_before_any_replica_count_are_replayed_but_not_compared() -> None:
+    service = ServiceSpec(tick_s=15)
+    # Half an hour of rates only (the service's history from before Tipoff), then half an hour managed.
+    history = [RecordedSample(T0 + timedelta(seconds=15 * i), 900.0, None, None) for i in range(120)]
+    managed = [RecordedSample(T0 + timedelta(seconds=15 * i), 900.0, 8, 8) for i in range(120, 240)]
+    result = compare([*history, *managed], service, StaticPeakPolicy())
+    assert result["compared_from"] == "2026-01-15T23:30:00Z"
+    # Both columns cover the managed half hour only: 8 replicas there, not 0 before it.
+    assert result["actual"]["replica_hours"] == pytest.approx(8 * 120 * 15 / 3600)
+    assert result["replayed"]["replica_hours"] == pytest.approx(10 * 120 * 15 / 3600)
+    assert result["actual"]["attainment"] == 0.0
+    actual = result["series"]["actual_provisioned"]
+    assert actual[:120] == [None] * 120 and actual[120:] == [8] * 120
+
+
+def test_a_range_of_rates_only_scores_the_replay_alone() -> None:
+    samples = [RecordedSample(T0 + timedelta(seconds=15 * i), 900.0, None, None) for i in range(240)]
+    result = compare(samples, ServiceSpec(tick_s=15), StaticPeakPolicy())
+    assert result["actual"] is None and result["compared_from"] is None
+    assert result["replayed"]["replica_hours"] == pytest.approx(10 * 240 * 15 / 3600)
+    assert result["series"]["actual_provisioned"] == [None] * 240
+
+
+def test_a_rate_only_sample_between_counted_ones_leaves_the_fleet_as_it_was() -> None:
+    samples = [
+        RecordedSample(T0, 100.0, 2, 2),
+        RecordedSample(T0 + timedelta(seconds=15), 200.0, None, None),
+        RecordedSample(T0 + timedelta(seconds=30), 300.0, 4, 3),
+    ]
+    recorded = recorded_trace(samples, 15)
+    assert recorded.trace.rps.tolist() == [100.0, 200.0, 300.0]
+    assert recorded.provisioned.tolist() == [2, 2, 4] and recorded.ready.tolist() == [2, 2, 3]
+    assert recorded.counted_from == 0
