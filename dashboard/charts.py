@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from scaling.models import Override, Service
@@ -144,8 +145,9 @@ def cost_figure(series: dict[str, list[Any]]) -> dict[str, Any]:
 _OVERRIDE_FILL = {"pending_approval": "rgba(255, 187, 0, 0.15)", "approved": "rgba(31, 119, 180, 0.15)"}
 
 
-def override_shapes(overrides: list[Override]) -> list[dict[str, Any]]:
-    """Shaded bands for override windows (pending ones amber), labelled with kind and count."""
+def override_shapes(overrides: list[Override], until: datetime | None = None) -> list[dict[str, Any]]:
+    """Shaded bands for override windows (pending ones amber), labelled with kind and count; a window running
+    past `until` is drawn to it (a shape widens the chart's axis to its end)."""
     shapes = []
     for o in overrides:
         n = "" if o.replicas is None else f" {o.replicas}"
@@ -156,7 +158,7 @@ def override_shapes(overrides: list[Override]) -> list[dict[str, Any]]:
                 "xref": "x",
                 "yref": "paper",
                 "x0": o.starts_at,
-                "x1": o.ends_at,
+                "x1": o.ends_at if until is None else min(o.ends_at, until),
                 "y0": 0,
                 "y1": 1,
                 "layer": "below",
@@ -174,9 +176,10 @@ def service_figures(
     series: dict[str, list[Any]],
     forecast: dict[str, list[Any]] | None = None,
     overrides: list[Override] | None = None,
+    until: datetime | None = None,
 ) -> dict[str, dict[str, Any]]:
     return {
-        "replicas": replicas_figure(series, shapes=override_shapes(overrides or [])),
+        "replicas": replicas_figure(series, shapes=override_shapes(overrides or [], until)),
         "latency": latency_figure(series, service),
         "rate": rate_figure(series, forecast),
         "cost": cost_figure(series),

@@ -61,10 +61,14 @@ def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
 @requires("view")
 def service_charts(request: HttpRequest, name: str) -> JsonResponse:
     service = get_object_or_404(Service, name=name)
-    since = timezone.now() - selectors.RANGES[_range(request)]
+    span = selectors.RANGES[_range(request)]
+    now = timezone.now()
+    since = now - span
     series = selectors.service_timeseries(service, since=since)
     forecast = selectors.forecast_series(service, since=since)
-    # Shade override windows from the chart's start to a day ahead (upcoming ones widen the axis).
-    windows = override_selectors.override_windows(service, since, timezone.now() + timedelta(hours=24))
-    figures = charts.service_figures(service, series, forecast, overrides=windows)
+    # Shade override windows from the chart's start to as far ahead as the range looks back, a day at most:
+    # upcoming ones (tonight's game-day floors) widen the axis, never so far that the past is squeezed thin.
+    until = now + min(span, timedelta(hours=24))
+    windows = override_selectors.override_windows(service, since, until)
+    figures = charts.service_figures(service, series, forecast, overrides=windows, until=until)
     return JsonResponse({"figures": figures}, encoder=DjangoJSONEncoder)

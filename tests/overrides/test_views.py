@@ -231,6 +231,32 @@ def test_the_replicas_chart_shades_override_windows(client: Client) -> None:
     assert shape["x0"].startswith("2026-01-15T18:00") and shape["label"]["text"] == "pin 5"
 
 
+def test_the_replicas_chart_looks_ahead_as_far_as_its_range_looks_back(client: Client) -> None:
+    service = make_service()
+    for kind, start, hours, replicas in (("pin", 30, 3, 5), ("floor", 120, 1, 7)):
+        override_create(
+            services=[service],
+            kind=kind,
+            replicas=replicas,
+            starts_at=NOW + timedelta(minutes=start),
+            ends_at=NOW + timedelta(minutes=start, hours=hours),
+            reason="r",
+            actor=Actor.system("t"),
+        )
+    _login(client, "viewer", "viewer")
+    url = reverse("dashboard:service-charts", args=[service.name])
+    hour = client.get(url + "?range=1h").json()["figures"]["replicas"]["layout"]["shapes"]
+    # An hour back, an hour ahead: the pin is drawn to that hour's end, the floor starts after it.
+    assert [(s["label"]["text"], s["x0"][:16], s["x1"][:16]) for s in hour] == [
+        ("pin 5", "2026-01-15T17:30", "2026-01-15T18:00")
+    ]
+    six = client.get(url + "?range=6h").json()["figures"]["replicas"]["layout"]["shapes"]
+    assert [(s["label"]["text"], s["x1"][:16]) for s in six] == [
+        ("pin 5", "2026-01-15T20:30"),
+        ("floor 7", "2026-01-15T20:00"),
+    ]
+
+
 def test_an_operator_can_pin_for_the_next_two_hours_by_duration(client: Client) -> None:
     service = make_service()
     _login(client, "operator", "operator")
