@@ -170,10 +170,13 @@ def compare(
         actual_scores = _scores_dict(score(_from_step(actual, first, first), games))
         replayed_scores = _scores_dict(score(_from_step(run, first, first_tick), games))
         compared_from = format_ts(trace.start_epoch_s + first * trace.step_s)
-    actual_provisioned: list[Any] = _downsample(actual.provisioned, stride, peak=True)
-    if first is None or first > 0:
-        known = trace.steps if first is None else first
-        actual_provisioned = [None if i * stride < known else v for i, v in enumerate(actual_provisioned)]
+    known_from = trace.steps if first is None else first
+
+    def actual_series(values: npt.NDArray[Any], *, peak: bool) -> list[Any]:
+        """What happened, downsampled; None where no replica count had been recorded yet."""
+        points = _downsample(values, stride, peak=peak)
+        return [None if i * stride < known_from else v for i, v in enumerate(points)]
+
     return {
         "start": format_ts(trace.start_epoch_s),
         "end": format_ts(trace.start_epoch_s + trace.duration_s),
@@ -186,10 +189,10 @@ def compare(
         "series": {
             "ts": ts,
             "rps": _downsample(trace.rps, stride, peak=True),
-            "actual_provisioned": actual_provisioned,
+            "actual_provisioned": actual_series(actual.provisioned, peak=True),
             "replayed_provisioned": _downsample(run.provisioned, stride, peak=True),
             "oracle": _downsample(run.oracle, stride, peak=True),
-            "actual_attainment": _downsample(actual.attainment, stride, peak=False),
+            "actual_attainment": actual_series(actual.attainment, peak=False),
             "replayed_attainment": _downsample(run.attainment, stride, peak=False),
         },
     }

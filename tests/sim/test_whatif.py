@@ -63,6 +63,7 @@ def test_rates_recorded_before_any_replica_count_are_replayed_but_not_compared()
     assert result["actual"]["attainment"] == 0.0
     actual = result["series"]["actual_provisioned"]
     assert actual[:120] == [None] * 120 and actual[120:] == [8] * 120
+    assert result["series"]["actual_attainment"][:120] == [None] * 120
 
 
 def test_a_range_of_rates_only_scores_the_replay_alone() -> None:
@@ -70,7 +71,7 @@ def test_a_range_of_rates_only_scores_the_replay_alone() -> None:
     result = compare(samples, ServiceSpec(tick_s=15), StaticPeakPolicy())
     assert result["actual"] is None and result["compared_from"] is None
     assert result["replayed"]["replica_hours"] == pytest.approx(10 * 240 * 15 / 3600)
-    assert result["series"]["actual_provisioned"] == [None] * 240
+    assert result["series"]["actual_provisioned"] == result["series"]["actual_attainment"] == [None] * 240
 
 
 def test_a_rate_only_sample_between_counted_ones_leaves_the_fleet_as_it_was() -> None:
