@@ -329,12 +329,17 @@ def test_an_overtime_profile_holds_the_late_game_level_and_ends_later() -> None:
     assert twice[finish + 30] == usual[finish] and len(twice) == len(usual)
 
 
+def _overtimes_read(inp: EngineInput, forecaster: Forecaster, games: list[GameSpec] | None = None) -> dict[str, int]:
+    """What `detect_overtimes` reads from the metric window of `inp` (its own games unless told)."""
+    obs = observe(inp)
+    assert obs is not None
+    return detect_overtimes(inp, obs, forecaster, list(inp.games) if games is None else games)
+
+
 def test_a_game_holding_its_level_past_the_finish_is_read_as_overtime() -> None:
     forecaster = finishing_forecaster()
     inp = finish_input(forecaster, 152, overtimes=1)
-    obs = observe(inp)
-    assert obs is not None
-    assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == {"g1": 1}
+    assert _overtimes_read(inp, forecaster) == {"g1": 1}
     result = decide(inp)
     rule = next(r for r in result.rules if r.rule == "forecast")
     assert rule.inputs["overtime"] == ["LAL @ BOS (ABC) at 20:30 ET"]
@@ -351,18 +356,14 @@ def test_a_game_fading_after_its_finish_is_not_read_as_overtime() -> None:
     forecaster = finishing_forecaster()
     for minutes in (143, 147, 152, 160):
         inp = finish_input(forecaster, minutes, overtimes=0)
-        obs = observe(inp)
-        assert obs is not None
-        assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == {}, minutes
+        assert _overtimes_read(inp, forecaster) == {}, minutes
 
 
 def test_of_two_games_finishing_together_only_the_one_holding_on_is_read_as_overtime() -> None:
     forecaster = finishing_forecaster()
     games = (game(TIP), game(TIP, "NYK (Knicks)", "MIA (Heat)", tv="", gid="g2"))
     inp = finish_input(forecaster, 150, overtimes=1, games=games)
-    obs = observe(inp)
-    assert obs is not None
-    assert detect_overtimes(inp, obs, forecaster, list(games)) == {"g1": 1}
+    assert _overtimes_read(inp, forecaster, list(games)) == {"g1": 1}
 
 
 def test_an_overtime_must_explain_demand_above_the_forecast() -> None:
@@ -371,9 +372,7 @@ def test_an_overtime_must_explain_demand_above_the_forecast() -> None:
     forecaster = finishing_forecaster()
     for factor, expected in ((1.0, {"g1": 1}), (0.3, {})):
         inp = finish_input(forecaster, 158, overtimes=1, factor=factor)
-        obs = observe(inp)
-        assert obs is not None
-        assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == expected, factor
+        assert _overtimes_read(inp, forecaster) == expected, factor
 
 
 def test_a_second_overtime_reads_as_one_which_is_nearer_than_the_usual_finish() -> None:
@@ -381,9 +380,7 @@ def test_a_second_overtime_reads_as_one_which_is_nearer_than_the_usual_finish() 
     # none: the read holds more capacity than the usual fade would, if not all a second period needs.
     forecaster = finishing_forecaster()
     inp = finish_input(forecaster, 162, overtimes=2)
-    obs = observe(inp)
-    assert obs is not None
-    assert detect_overtimes(inp, obs, forecaster, list(inp.games)) == {"g1": 1}
+    assert _overtimes_read(inp, forecaster) == {"g1": 1}
     read = next(r for r in decide(inp).rules if r.rule == "forecast")
     blind_inp = replace(inp, params=replace(inp.params, detect_overtime=False))
     blind = next(r for r in decide(blind_inp).rules if r.rule == "forecast")
@@ -392,9 +389,7 @@ def test_a_second_overtime_reads_as_one_which_is_nearer_than_the_usual_finish() 
 
 def test_overtime_is_never_read_without_a_learned_profile() -> None:
     inp = finish_input(finishing_forecaster(), 147, overtimes=1)
-    obs = observe(inp)
-    assert obs is not None
-    assert detect_overtimes(inp, obs, default_forecaster(), list(inp.games)) == {}
+    assert _overtimes_read(inp, default_forecaster()) == {}
 
 
 @pytest.mark.parametrize("overtimes", [0, 1, 2])
