@@ -424,17 +424,21 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     now_s = inp.now.timestamp()
     observed_s = obs.observed_at.timestamp()
     predict = forecaster.predict_epoch
-    # Each reading of tonight: (profiles, ratio, trend per second, the trend's cap). The trend is
-    # extrapolated, and never lowers the forecast.
-    readings = [(prepared, ratio, max(raw_slope, 0.0) * params.forecast_trend, ratio * MAX_TREND_GAIN)]
+
+    def reading(
+        profiles: list[tuple[float, tuple[float, ...]]], level: float, slope: float
+    ) -> tuple[list[tuple[float, tuple[float, ...]]], float, float, float]:
+        """A reading of tonight: (profiles, ratio, trend per second, the trend's cap). The trend is
+        extrapolated, and never lowers the forecast."""
+        return profiles, level, max(slope, 0.0) * params.forecast_trend, level * MAX_TREND_GAIN
+
+    readings = [reading(prepared, ratio, raw_slope)]
     if overtimes:
         # An overtime read only ever adds capacity: the forecast is also the usual finish's, whichever is higher.
         usual = forecaster.prepare(games)
         usual_ratio, usual_slope = forecast_ratio(inp, obs, forecaster, usual)
         if usual_ratio > 0.0:
-            readings.append(
-                (usual, usual_ratio, max(usual_slope, 0.0) * params.forecast_trend, usual_ratio * MAX_TREND_GAIN)
-            )
+            readings.append(reading(usual, usual_ratio, usual_slope))
 
     def corrected(t: float) -> float:
         best = 0.0
