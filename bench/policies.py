@@ -185,6 +185,25 @@ def spike_seen_floor_s(trace: Trace, service: ServiceSpec, spikes: list[Spike]) 
     return out
 
 
+def spike_first_seen_rise(
+    trace: Trace, spikes: list[Spike], multiple: float = GenParams().spike_multiple
+) -> list[float]:
+    """Per spike: the share of its rise held by the step the seen-spike floor orders on (its first step
+    starting at or after the onset), against the mean rate of the minute before: how much a tick seeing
+    only that step could tell the spike from noise."""
+    t0, step = trace.start_epoch_s, trace.step_s
+    out = []
+    for spike in spikes:
+        first = math.ceil((spike.onset - t0) / step)
+        before = trace.rps[max(first - 1 - round(60 / step), 0) : max(first - 1, 0)]
+        if first >= trace.steps or not before.size or before.mean() <= 0:
+            out.append(math.nan)
+            continue
+        rise = (float(trace.rps[first]) / float(before.mean()) - 1.0) / (multiple - 1.0)
+        out.append(round(min(max(rise, 0.0), 1.0), 3))
+    return out
+
+
 def tipoff_attainment_outside_spikes(run: ReplayRun, tips: list[int], spikes: list[Spike]) -> float | None:
     """Tip-off attainment (±30 min) over the steps outside every spike (onset to hold end + its fade)."""
     trace = run.trace
@@ -451,6 +470,7 @@ def run_case(case_name: str, policy_name: str, directory: str) -> dict[str, Any]
         ),
         "spike_catch_up_s": spike_catch_up_s(run, spikes),
         "spike_seen_floor_s": spike_seen_floor_s(trace, service, spikes),
+        "spike_first_seen_rise": spike_first_seen_rise(trace, spikes),
         "tipoff_attainment_outside_spikes": tipoff_attainment_outside_spikes(run, tips, spikes) if spikes else None,
         "case": case_name,
         "policy": policy_name,
@@ -461,6 +481,130 @@ def run_case(case_name: str, policy_name: str, directory: str) -> dict[str, Any]
         "tipoffs_violated": hit,
         "tipoffs": total,
     }
+
+
+# Issue 4's targets: (least attainment, most cost ratio) per kind of trace, and the tip-off attainment.
+GAME_NIGHT_TARGET = (0.999, 1.25)
+SPIKES_TARGET = (0.995, 1.35)
+DIURNAL_TARGET = (0.999, 1.6)
+TIPOFF_TARGET = 0.999
+BASELINES = ("hpa", "target-tracking")
+
+
+def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 4's targets against tipoff's rows of this run, one row per target and trace: what it asks,
+    what was measured, whether it is met and, where it is not, this run's own reference for how far a
+    causal policy could go there (the noise-only reference, the seen-spike floor, the foresight bound)."""
+    by = {(r["case"], r["policy"]): r for r in results}
+    rows: list[dict[str, Any]] = []
+
+    def add(case: str, target: str, measured: str, met: bool, reference: str = "") -> None:
+        rows.append(
+            {"case": case, "target": target, "measured": measured, "met": met, "reference": "" if met else reference}
+        )
+
+    for case in CASES:
+        own = by.get((case.name, "tipoff"))
+        if own is None:
+            continue
+        s = own["summary"]
+        att, cost = s["attainment"], s["cost_ratio"]
+        least, most = SPIKES_TARGET if case.spikes else GAME_NIGHT_TARGET if case.use_schedule else DIURNAL_TARGET
+        oracle = by.get((case.name, "oracle"), {})
+        reference = oracle.get("noise_only_reference")
+        add(
+            case.name,
+            f"≥ {least:.1%} within the SLO at ≤ {most:g} × the oracle",
+            f"{att:.5f} at {cost:.4f} ×",
+            att >= least and cost <= most,
+            f"a policy told all but the noise: {reference['attainment']:.5f} at {reference['cost_ratio']:.3f} ×"
+            if reference
+            else "",
+        )
+        if case.spikes:
+            service = service_from_dict(dict(case.service))
+            limit = service.provisioning_delay_s + 2 * service.tick_s
+            per, floor = own["spike_catch_up_s"], own["spike_seen_floor_s"]
+            rise = own.get("spike_first_seen_rise") or [math.nan] * len(per)
+            late = [i for i, v in enumerate(per) if v > limit]
+            add(
+                case.name,
+                f"capacity caught up within delay + 2 ticks ({limit:g} s) of each spike",
+                f"worst {max(per, default=0.0):g} s; {len(per) - len(late)} of {len(per)} within",
+                not late,
+                "; ".join(
+                    f"spike {i + 1} at {per[i]:g} s; its seen-spike floor {floor[i]:g} s orders on a step holding "
+                    f"{rise[i]:.0%} of its rise"
+                    for i in late
+                ),
+            )
+        better_att = [b for b in BASELINES if (case.name, b) in by]
+        if better_att:
+            theirs = {b: by[(case.name, b)]["summary"] for b in better_att}
+            qualifying = [b for b in better_att if theirs[b]["attainment"] >= GAME_NIGHT_TARGET[0]]
+            beats = all(att > theirs[b]["attainment"] for b in better_att) and all(
+                cost < theirs[b]["cost_ratio"] for b in qualifying
+            )
+            note = ""
+            if not beats and qualifying:
+                # Strictly better asks for more attainment than every baseline at less cost than each one at
+                # the SLO target: the foresight bound at the cheapest such baseline's replica-hours caps it.
+                cheapest = min(qualifying, key=lambda b: theirs[b]["cost_ratio"])
+                best = max(theirs[b]["attainment"] for b in better_att)
+                bound = by[(case.name, cheapest)]["foresight_bound"]
+                note = (
+                    f"needs > {best:.7f} at < {theirs[cheapest]['cost_ratio']:.3f} × ({cheapest}), where even "
+                    f"perfect foresight reaches {bound:.7f}"
+                )
+            add(
+                case.name,
+                "strictly better than hpa and target-tracking (attainment; cost where theirs reaches the SLO)",
+                f"{att:.5f} at {cost:.3f} × against "
+                + ", ".join(
+                    f"{b} {theirs[b]['attainment']:.5f} at {theirs[b]['cost_ratio']:.3f} ×" for b in better_att
+                ),
+                beats,
+                note,
+            )
+        tip = s["tipoff_attainment"]
+        if tip is not None:
+            blind = oracle.get("spike_blind_tipoff_attainment")
+            outside = own.get("tipoff_attainment_outside_spikes")
+            note = ""
+            if tip < TIPOFF_TARGET and blind is not None:
+                note = f"perfect foresight of all but the spikes: {blind:.5f}"
+                if outside is not None:
+                    note += f"; tipoff outside the spikes: {outside:.5f}"
+            add(case.name, f"tip-off attainment ≥ {TIPOFF_TARGET:.1%}", f"{tip:.5f}", tip >= TIPOFF_TARGET, note)
+    return rows
+
+
+def render_targets(rows: list[dict[str, Any]]) -> list[str]:
+    """The targets section of RESULTS.md."""
+    if not rows:
+        return []
+    met = sum(1 for r in rows if r["met"])
+    lines = [
+        "## Issue 4's targets, from this run",
+        "",
+        f"{met} of {len(rows)} met (`targets`: read from the tables below, not typed in). Where one is not, "
+        "the last column gives this run's own reference for how far a causal policy could go there: a policy "
+        "told everything but the noise, the seen-spike floor, or the foresight bound (each explained under its "
+        "trace's table).",
+        "",
+        "| trace | target | tipoff measured | met | reference where not met |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        status = "yes" if r["met"] else "**no**"
+        lines.append(f"| {r['case']} | {r['target']} | {r['measured']} | {status} | {r['reference']} |")
+    lines += [
+        "",
+        "`decide()` under 1 ms at the median is measured apart, by `bench/decide_speed.py`: see "
+        "[DECIDE.md](DECIDE.md).",
+        "",
+    ]
+    return lines
 
 
 def cpu_model() -> str:
@@ -500,6 +644,7 @@ def render(results: list[dict[str, Any]], *, wall_s: float, workers: int, genera
         "counts; the gap to it is what being causal, and this policy, cost).",
         "",
     ]
+    lines += render_targets(targets(results))
     for case in CASES:
         rows = [r for r in results if r["case"] == case.name]
         if not rows:
@@ -708,6 +853,7 @@ def main() -> None:
         "tipoffs",
         "spike_catch_up_s",
         "spike_seen_floor_s",
+        "spike_first_seen_rise",
         "tipoff_attainment_outside_spikes",
     )
     machine_free = [{k: r[k] for k in keep} for r in results]
