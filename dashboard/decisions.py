@@ -116,7 +116,10 @@ REASON_HELP: dict[str, str] = {
     "METRICS_UNAVAILABLE": "The metric source did not answer: holding, never scaling in.",
     "PAUSED": "The service is paused: the engine holds the current count.",
     "DRY_RUN": "Dry run: the decision is recorded but never applied.",
-    "NO_CHANGE": "The recommendation equals the current count.",
+    "NO_CHANGE": (
+        "The rules already ask for the current count (the serving model or the forecast sized for exactly it): "
+        "nothing to change."
+    ),
 }
 
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")

@@ -69,7 +69,7 @@ def decide(inp: EngineInput, metrics_unavailable: bool = False) -> Decision:
     if not pinned:
         desired = _bounds(inp, desired, constraints)
 
-    reason = reason_for(inp, desired, recommendation, constraints, dry_run=inp.mode is Mode.DRY_RUN)
+    reason = reason_for(inp, desired, recommendation, constraints, dry_run=inp.mode is Mode.DRY_RUN, rules=rules)
     return Decision(
         desired=desired,
         current=current,

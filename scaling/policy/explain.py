@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from scaling.policy.rules import WITHIN_TOLERANCE
 from scaling.policy.types import Constraint, EngineInput, Reason, RuleResult
 
 EASTERN = ZoneInfo("America/New_York")
@@ -31,7 +32,7 @@ HOLD_LABELS = {
     Reason.OVERRIDE_ACTIVE: "override in force",
     Reason.COOLDOWN: "scale-in cooldown",
     Reason.RATE_LIMITED: "scale-in rate limit",
-    Reason.NO_CHANGE: "no change needed",
+    Reason.NO_CHANGE: "already at the count the policy asks for",
 }
 
 
@@ -43,8 +44,17 @@ def winning_rule(rules: list[RuleResult] | tuple[RuleResult, ...], recommendatio
 
 
 def reason_for(
-    inp: EngineInput, desired: int, recommendation: int | None, constraints: list[Constraint], *, dry_run: bool
+    inp: EngineInput,
+    desired: int,
+    recommendation: int | None,
+    constraints: list[Constraint],
+    *,
+    dry_run: bool,
+    rules: list[RuleResult] | tuple[RuleResult, ...] = (),
 ) -> Reason:
+    """The one reason code of a decision. A hold at the recommendation is WITHIN_TOLERANCE only when a
+    target-tracking rule held inside its band; a rule that sized for exactly the current count (the
+    serving model, the forecast) is NO_CHANGE: no tolerance was involved."""
     current = inp.provisioned
     if dry_run:
         return Reason.DRY_RUN
@@ -66,7 +76,8 @@ def reason_for(
     if "scale_down_rate_limit" in names or "scale_up_rate_limit" in names:
         return Reason.RATE_LIMITED
     if recommendation is None or recommendation == current:
-        return Reason.WITHIN_TOLERANCE
+        winner = winning_rule(rules, recommendation)
+        return Reason.NO_CHANGE if winner is not None and winner.note != WITHIN_TOLERANCE else Reason.WITHIN_TOLERANCE
     return Reason.NO_CHANGE
 
 
@@ -170,6 +181,6 @@ def summarize(
         detail = f" (policy wants {recommendation}; {last.detail})" if last is not None else ""
     elif reason is Reason.OVERRIDE_ACTIVE and last is not None:
         detail = f" ({last.detail})"
-    elif reason is Reason.WITHIN_TOLERANCE and winner is not None:
+    elif reason in (Reason.WITHIN_TOLERANCE, Reason.NO_CHANGE) and winner is not None:
         detail = f" ({why})"
     return f"Held at {current}: {label}{detail}"

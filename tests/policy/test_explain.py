@@ -20,6 +20,8 @@ MODEL = PolicyParams(prewarm=False, scale_up_percent=500)
     ("inp", "reason"),
     [
         (engine_input(700.0), Reason.WITHIN_TOLERANCE),
+        # The serving model sizes for exactly the current count: no tolerance band was involved.
+        (engine_input(900.0, params=replace(MODEL, target_utilization=0.0)), Reason.NO_CHANGE),
         (engine_input(70.0, recent=(PastRecommendation(T0 - timedelta(seconds=30), 10),)), Reason.STABILIZING_SCALE_IN),
         (engine_input(10_000.0, 40), Reason.AT_MAX),
         (engine_input(0.0, 1), Reason.AT_MIN),
@@ -77,6 +79,10 @@ def test_a_source_outage_reads_as_unavailable() -> None:
             "Scaled 10 → 16: SLO breached (p95 480 ms vs 300 ms); 1,500 rps needs 16",
         ),
         (engine_input(700.0), "Held at 10: load within tolerance of target (700 rps vs target 0.7)"),
+        (
+            engine_input(900.0, params=replace(MODEL, target_utilization=0.0)),
+            "Held at 10: already at the count the policy asks for (observed 900 rps needs 10 for 99.9 % within 300 ms)",
+        ),
         (engine_input(1400.0, mode=Mode.DRY_RUN), "Dry run: would scale 10 → 20: 1,400 rps vs target 0.7"),
     ],
 )
