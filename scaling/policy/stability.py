@@ -60,12 +60,15 @@ def hold_while_rising(inp: EngineInput, obs: Observation, desired: int, constrai
     rise = max(obs.rps, obs.short_rps) / older[-1] - 1.0
     if rise <= threshold:
         return desired
+    # Enough digits that the rise reads as more than the threshold it passed (2.04 %, not "2.0 %, more than 2 %").
+    digits = next((d for d in (1, 2, 3) if round(rise * 100, d) > threshold * 100), 4)
     constraints.append(
         Constraint(
             "demand_rising",
             desired,
             inp.provisioned,
-            f"observed rate rose {rise:.1%} over the last {RISING_LOOKBACK_S:.0f} s, more than {threshold:.0%}",
+            f"observed rate rose {rise:.{digits}%} over the last {RISING_LOOKBACK_S:.0f} s, "
+            f"more than {threshold * 100:g}%",
         )
     )
     return inp.provisioned
