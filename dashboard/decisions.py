@@ -79,6 +79,7 @@ INPUT_HELP: dict[str, str] = {
     "their finish (buzzer surge and fade) is forecast that much later.",
     "kept_for_rps": "Replicas kept for this forecast rate before new ones could arrive (they could not come "
     "back in time).",
+    "kept_for_at": "When that rate is expected: sooner than replicas asked for now could serve.",
     "newest_sample": "Time of the newest metric sample.",
     "unavailable": "Yes when the metric source did not answer this tick.",
 }

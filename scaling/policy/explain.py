@@ -103,6 +103,10 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
         if isinstance(overtime, list) and overtime:
             named = ", ".join(overtime[:-1]) + " and " + overtime[-1] if len(overtime) > 1 else overtime[0]
             late = f"; {named} went to overtime"
+        if "kept_for_rps" in i:
+            # The count is what runs now, kept for a rate expected before replicas asked for now could serve.
+            kept = f"keeping {n} for {_num(i['kept_for_rps'])} rps expected at {_hhmm(i.get('kept_for_at'))} ET"
+            return f"{kept}, before replicas asked for now could serve; {when}{late}"
         if isinstance(games, list) and games and not scaling_in:
             more = i.get("more_games")
             others = len(games) - 1 + (more if isinstance(more, int) else 0)

@@ -464,7 +464,7 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     headroom = 1.0 + max(flat, surprise)
     needed = size_for(peak_rps * headroom, inp)
     keep = 0
-    near_rps = 0.0
+    near_rps, near_s = 0.0, now_s
     if inp.provisioned > needed:
         steps = max(math.ceil(delay_s / 30.0), 1)
         near_sized = 0.0
@@ -474,7 +474,7 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
             near_surprise = forecaster.surprise_at(t - observed_s, t, prepared, rising=rising) * uncertainty
             sized = rate * (1.0 + (near_surprise if near_surprise > flat else flat))
             if sized > near_sized:
-                near_rps, near_sized = rate, sized
+                near_rps, near_sized, near_s = rate, sized, t
         keep = min(inp.provisioned, size_for(near_sized, inp))
     replicas = max(needed, keep)
     peak_at = inp.now + timedelta(seconds=peak_s - now_s)
@@ -506,6 +506,7 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     }
     if keep > needed:
         inputs["kept_for_rps"] = round(near_rps, 3)
+        inputs["kept_for_at"] = (inp.now + timedelta(seconds=near_s - now_s)).isoformat()
     if overtimes:
         inputs["overtime"] = [game_label(g) for g in games if g.game_id in overtimes]
     forecast = {

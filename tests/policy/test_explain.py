@@ -127,3 +127,20 @@ def test_the_forecast_sentence_names_the_games_read_as_in_overtime(overtime: lis
     }
     sentence = rule_sentence(RuleResult(rule="forecast", replicas=18, inputs=inputs))
     assert sentence == f"pre-warming for LAL @ BOS (ABC) at 19:30 ET; forecast 1,640 rps at 22:27{tail}"
+
+
+@pytest.mark.parametrize("scaling_in", [False, True])
+def test_a_count_kept_for_a_sooner_peak_says_what_it_is_kept_for(scaling_in: bool) -> None:
+    inputs = {
+        "forecast_rps": 3666.0,
+        "forecast_at": "2026-01-20T00:08:15+00:00",
+        "games": ["DAL @ NYK (NBC | Peacock) at 17:00 ET"],
+        "more_games": 2,
+        "kept_for_rps": 3656.1,
+        "kept_for_at": "2026-01-20T00:05:00+00:00",
+    }
+    sentence = rule_sentence(RuleResult(rule="forecast", replicas=45, inputs=inputs), scaling_in=scaling_in)
+    assert sentence == (
+        "keeping 45 for 3,656 rps expected at 19:05 ET, before replicas asked for now could serve; "
+        "forecast 3,666 rps at 19:08"
+    )

@@ -171,15 +171,26 @@ def test_it_keeps_running_replicas_for_a_peak_sooner_than_new_ones_could_arrive(
     learned: tuple[Forecaster, list[GameSpec]],
 ) -> None:
     forecaster, _ = learned
-    # Two minutes before tip-off, with plenty provisioned: the step at tip-off comes before the
-    # provisioning delay ends, so the forecast rule keeps what is running.
-    now = TIP - timedelta(minutes=2)
-    result = decide(_observed_input(forecaster, now, 1.0, provisioned=60))
-    rule = next(r for r in result.rules if r.rule == "forecast")
-    assert rule.replicas is not None
-    peak_soon = max(forecaster.predict(now + timedelta(seconds=s), [game(TIP)]) for s in range(0, 181, 30))
-    assert rule.replicas >= min(60, 1)
-    assert "kept_for_rps" in rule.inputs or rule.inputs["forecast_rps"] >= peak_soon
+    delay = timedelta(seconds=SPEC.provisioning_delay_s)
+    # Through the game, with plenty provisioned: wherever the forecast falls within the provisioning delay (a
+    # surge fading), the rule keeps what runs for the sooner peak, since replicas let go could not be back.
+    kept = []
+    for minute in range(0, 170, 2):
+        now = TIP + timedelta(minutes=minute)
+        result = decide(_observed_input(forecaster, now, 1.0, provisioned=80))
+        rule = next(r for r in result.rules if r.rule == "forecast")
+        assert rule.replicas is not None
+        if "kept_for_rps" in rule.inputs:
+            kept.append((now, result, rule))
+    assert kept, "no moment of the game kept replicas for a sooner peak"
+    for now, result, rule in kept:
+        kept_at = datetime.fromisoformat(str(rule.inputs["kept_for_at"]))
+        assert now <= kept_at <= now + delay
+        # What it keeps is sized for that sooner rate, above what the later forecast alone asks for.
+        assert rule.replicas > rule.inputs["forecast_replicas"] + rule.inputs["headroom_replicas"]
+        assert float(rule.inputs["kept_for_rps"]) > 0
+        if result.summary.startswith("Scaled 80 → ") and "(" not in result.summary:
+            assert f"keeping {rule.replicas} for " in result.summary
 
 
 def test_pre_warm_can_be_switched_off() -> None:
