@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from scaling.policy.capacity import serving_model  # noqa: E402
-from scaling.policy.types import GameSpec, ServiceSpec  # noqa: E402
+from scaling.policy.types import GameSpec, PolicyParams, ServiceSpec  # noqa: E402
 from scaling.sim.gentrace import (  # noqa: E402
     NOISE_CORRELATION,
     OVERTIME_MIN,
@@ -48,7 +48,7 @@ from scaling.sim.gentrace import (  # noqa: E402
 )
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
 from scaling.sim.policies import BUILTIN, EnginePolicy, make_policy  # noqa: E402
-from scaling.sim.replay import Observation, ReplayContext, ReplayRun, replay  # noqa: E402
+from scaling.sim.replay import Observation, ReplayContext, ReplayPolicy, ReplayRun, replay  # noqa: E402
 from scaling.sim.score import TIPOFF_WINDOW_S, score, summary_dict  # noqa: E402
 from scaling.sim.serving import attainment_array, model_ceiling, oracle_array  # noqa: E402
 from scaling.sim.trace import Trace, read_trace, trace_csv  # noqa: E402
@@ -441,14 +441,19 @@ def largest_losses(run: ReplayRun, games: list[GameSpec], top: int = 3) -> list[
     return out
 
 
-def run_case(case_name: str, policy_name: str, directory: str) -> dict[str, Any]:
+def run_case(case_name: str, policy_name: str, directory: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Replay one policy on one case's traces in `directory` and score it; tipoff may take policy `params`
+    (the JSON the dashboard stores) in place of the defaults."""
     case = next(c for c in CASES if c.name == case_name)
     trace_path, history_path = trace_paths(case, Path(directory))
     trace: Trace = read_trace(trace_path)
     history = read_trace(history_path)
     games = read_schedule(SCHEDULE) if case.use_schedule else ()
     service = service_from_dict(dict(case.service))
-    policy, _ = (LedgerPolicy(), None) if policy_name == "tipoff" else make_policy(policy_name)
+    if policy_name == "tipoff":
+        policy: ReplayPolicy = LedgerPolicy(PolicyParams.from_dict(params) if params else None)
+    else:
+        policy, _ = make_policy(policy_name)
     began, began_cpu = time.perf_counter(), time.process_time()
     run = replay(trace, service, policy, seed=SEED, games=games, history=history)
     scores = score(run, games)

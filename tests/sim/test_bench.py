@@ -289,3 +289,38 @@ def test_the_first_seen_step_of_a_spike_holds_its_share_of_the_rise() -> None:
     trace = Trace(start=start, step_s=10, rps=rps, source="test")
     t0 = start.timestamp()
     assert bench.spike_first_seen_rise(trace, [Spike(onset=t0 + 95.0, hold_end=t0 + 290.0)]) == [0.05]
+
+
+def _sensitivity() -> ModuleType:
+    _bench()  # sensitivity.py imports it as `policies`, from beside itself
+    sys.modules.setdefault("policies", sys.modules["bench_policies"])
+    spec = importlib.util.spec_from_file_location("bench_sensitivity", ROOT / "bench" / "sensitivity.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sensitivity_replays_tipoff_with_one_parameter_changed(tmp_path: Path) -> None:
+    bench, sensitivity = _bench(), _sensitivity()
+    case = next(c for c in bench.CASES if c.name == "christmas")
+    bench.make_traces(case, tmp_path)
+    defaults = bench.run_case("christmas", "tipoff", str(tmp_path))
+    lean = bench.run_case("christmas", "tipoff", str(tmp_path), {"forecast_uncertainty": 0.0})
+    # Without the learned headroom it pays less, and the breakdown shows where from.
+    assert lean["summary"]["cost_ratio"] < defaults["summary"]["cost_ratio"]
+    assert lean["cost_breakdown"]["headroom"] < defaults["cost_breakdown"]["headroom"]
+    with pytest.raises(ValueError, match="no_such_knob"):
+        bench.run_case("christmas", "tipoff", str(tmp_path), {"no_such_knob": 1})
+    # Rendered as the spikes week's rows (the target of 99.5 % at 1.35 ×).
+    rows = [
+        {**defaults, "case": "spikes-week", "variant": "defaults", "params": {}},
+        {**lean, "case": "spikes-week", "variant": "learned headroom × 0.8", "params": {"forecast_uncertainty": 0.0}},
+    ]
+    text = sensitivity.render(rows, wall_s=1.0, workers=1)
+    assert "Target: ≥ 99.5% within the SLO at ≤ 1.35 × the oracle." in text
+    assert "| learned headroom × 0.8 | `forecast_uncertainty` 1 → 0 |" in text
+    # The cheapest row that keeps the attainment target, whichever that is.
+    keeps = lean["summary"]["attainment"] >= 0.995
+    assert f"Cheapest variant at ≥ 99.5%: {'learned headroom × 0.8' if keeps else 'defaults'}," in text
