@@ -173,12 +173,15 @@ class Forecaster:
 
         Known limit: when the buckets' centres fall half-way between the profile's minute knots (60 s
         buckets of a history that starts on the minute, with tips on the minute), the data fix only the
-        sums of neighbouring knots and the smoothing penalty decides the rest, so around a sharp rise the
-        profile alternates by up to ±15 % from one minute to the next. The pre-warm rule reads its window's
-        peak, and so the high knots: in effect extra headroom at surges. A 30 s fit removes the alternation
-        but, measured on the benchmark, trades worse (regular week 0.99906 at 1.244 × against 0.99926 at
-        1.244 ×; slow provisioning needs 2 % more cost for the same attainment), because the calibrated
-        headroom does not cover a surge's first minute as the alternation did. Replacing it wants
+        sums of neighbouring knots and the smoothing penalty decides the rest, so the profile alternates
+        from one minute to the next. Measured on the benchmark's four game-night histories (regional
+        profile, against its own [1, 2, 1] smoothing): up to 35-51 % in the half hour before tip-off, 9-12 %
+        through the first half hour, 7-33 % over the half hour after the finish. The pre-warm rule reads its
+        window's peak, and so the high knots: in effect extra headroom at the ramp and at surges. Fits
+        without it score worse: a 30 s fit (regular week 0.99923 at 1.246 ×, slow provisioning 0.99803 at
+        1.373 ×) or 60 s buckets centred on the knots (0.99719 at 1.231 ×; 0.99649 at 1.354 ×), against
+        0.99944 at 1.246 × and 0.99929 at 1.381 × as fitted, because the calibrated headroom, read from
+        minute averages, does not cover a surge's first minute as the alternation does. Replacing it wants
         surge-aware headroom first.
         """
         if len(ts) != len(rps):
