@@ -61,10 +61,14 @@ def decide(inp: EngineInput, metrics_unavailable: bool = False) -> Decision:
 
     candidates = [rule.replicas for rule in rules if rule.replicas is not None]
     recommendation = max(candidates) if candidates else current
-    desired = stabilize(inp, recommendation, constraints)
-    desired = hold_while_rising(inp, obs, desired, constraints)
-    desired = cooldown(inp, desired, constraints)
-    desired = rate_limit(inp, desired, constraints)
+    if recommendation < current <= inp.service.min_replicas:
+        # At the service minimum the fleet cannot scale in: the bound, not a scale-in rule, holds it.
+        desired = recommendation
+    else:
+        desired = stabilize(inp, recommendation, constraints)
+        desired = hold_while_rising(inp, obs, desired, constraints)
+        desired = cooldown(inp, desired, constraints)
+        desired = rate_limit(inp, desired, constraints)
     desired, pinned = _apply_overrides(inp, desired, constraints)
     if not pinned:
         desired = _bounds(inp, desired, constraints)

@@ -292,6 +292,21 @@ def _scale_in_params(**kw: object) -> PolicyParams:
     return replace(TT_ONLY, scale_down_stabilization_s=0.0, stabilization_per_delay=0.0, **kw)  # type: ignore[arg-type]
 
 
+def test_at_the_service_minimum_the_bound_not_a_scale_in_rule_explains_the_hold() -> None:
+    # Two replicas at a minimum of two: the policy wants one while the rate climbs and a stabilization window
+    # remembers more, but the fleet could not scale in anyway. The bound says why it holds.
+    at_min = replace(SPEC, min_replicas=2)
+    climbing = (point(50.0, age_s=80), point(51.0, age_s=35), point(52.0, age_s=5))
+    recent = (PastRecommendation(T0 - timedelta(seconds=20), 2),)
+    result = decide(engine_input(metrics=climbing, provisioned=2, params=TT_ONLY, service=at_min, recent=recent))
+    assert (result.desired, result.reason) == (2, Reason.AT_MIN)
+    assert [c.name for c in result.constraints] == ["min_replicas"]
+    assert result.summary.startswith("Held at 2: at the service minimum (policy wants 1;")
+    # One above the minimum, the scale-in rules shape the step as before.
+    above = decide(engine_input(metrics=climbing, provisioned=3, params=TT_ONLY, service=at_min, recent=recent))
+    assert above.desired == 3 and above.reason is Reason.STABILIZING_SCALE_IN
+
+
 def test_it_holds_scale_in_while_the_observed_rate_climbs() -> None:
     # 630 rps would need 9 replicas at 70 %, but the rate rose 12 % in a minute (a close finish climbing).
     climbing = (point(560.0, age_s=80), point(600.0, age_s=35), point(630.0, age_s=5))
