@@ -54,21 +54,27 @@ def hold_while_rising(inp: EngineInput, obs: Observation, desired: int, constrai
     if desired >= inp.provisioned or threshold <= 0:
         return desired
     newest_s = obs.latest_s
-    older = [m.rps for t, m in zip(obs.points_s, obs.points, strict=True) if newest_s - t >= RISING_LOOKBACK_S]
-    if not older or older[-1] is None or older[-1] <= 0:
+    older = [(t, m.rps) for t, m in zip(obs.points_s, obs.points, strict=True) if newest_s - t >= RISING_LOOKBACK_S]
+    then_s, then_rps = older[-1] if older else (newest_s, None)
+    if then_rps is None or then_rps <= 0:
         return desired
-    rise = max(obs.rps, obs.short_rps) / older[-1] - 1.0
+    short = obs.short_rps > obs.rps
+    rate = obs.short_rps if short else obs.rps
+    rise = rate / then_rps - 1.0
     if rise <= threshold:
         return desired
     # Enough digits that the rise reads as more than the threshold it passed (2.04 %, not "2.0 %, more than 2 %").
     digits = next((d for d in (1, 2, 3) if round(rise * 100, d) > threshold * 100), 4)
+    # Name the two rates compared: the short-window rate extrapolates the newest samples, and can climb
+    # where the samples themselves look flat.
+    what = "short-window rate" if short else "observed rate"
     constraints.append(
         Constraint(
             "demand_rising",
             desired,
             inp.provisioned,
-            f"observed rate rose {rise:.{digits}%} over the last {RISING_LOOKBACK_S:.0f} s, "
-            f"more than {threshold * 100:g}%",
+            f"{what} {rate:,.1f} rps is {rise:.{digits}%} above the {then_rps:,.1f} rps of the sample "
+            f"{newest_s - then_s:.0f} s older, more than {threshold * 100:g}%",
         )
     )
     return inp.provisioned

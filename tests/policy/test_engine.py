@@ -315,13 +315,14 @@ def test_it_holds_scale_in_while_the_observed_rate_climbs() -> None:
     assert [c.name for c in result.constraints] == ["demand_rising"]
     assert result.summary == (
         "Held at 20: holding scale-in while demand climbs "
-        "(policy wants 9; observed rate rose 17.9% over the last 60 s, more than 2%)"
+        "(policy wants 9; short-window rate 660.0 rps is 17.9% above the 560.0 rps of the sample 75 s older, "
+        "more than 2%)"
     )
 
     # Just over the threshold, the rise shows the digits that tell it from the threshold.
     barely = (point(600.0, age_s=80), point(612.24, age_s=35), point(612.24, age_s=5))
     result = decide(engine_input(metrics=barely, provisioned=20, params=_scale_in_params()))
-    assert "observed rate rose 2.04% over the last 60 s, more than 2%" in result.summary
+    assert "612.2 rps is 2.04% above the 600.0 rps of the sample 75 s older, more than 2%" in result.summary
     result = decide(engine_input(metrics=climbing, provisioned=20, params=_scale_in_params(scale_in_hold_rising=0.025)))
     assert "more than 2.5%" in result.summary
 
