@@ -36,11 +36,22 @@ HOLD_LABELS = {
 }
 
 
-def winning_rule(rules: list[RuleResult] | tuple[RuleResult, ...], recommendation: int | None) -> RuleResult | None:
+def winning_rule(
+    rules: list[RuleResult] | tuple[RuleResult, ...], recommendation: int | None, current: int | None = None
+) -> RuleResult | None:
+    """The rule that explains the recommendation: of those asking for it, the first in RULE_PRIORITY. A panic
+    asking for just the `current` count (it never lets go while panicking, and found nothing to add) yields
+    to a rule that sized for that count."""
     candidates = [r for r in rules if r.replicas is not None and r.replicas == recommendation]
     if not candidates:
         return None
-    return min(candidates, key=lambda r: RULE_PRIORITY.index(r.rule) if r.rule in RULE_PRIORITY else 99)
+    return min(
+        candidates,
+        key=lambda r: (
+            r.rule == "panic" and r.replicas == current,
+            RULE_PRIORITY.index(r.rule) if r.rule in RULE_PRIORITY else 99,
+        ),
+    )
 
 
 def reason_for(
@@ -76,7 +87,7 @@ def reason_for(
     if "scale_down_rate_limit" in names or "scale_up_rate_limit" in names:
         return Reason.RATE_LIMITED
     if recommendation is None or recommendation == current:
-        winner = winning_rule(rules, recommendation)
+        winner = winning_rule(rules, recommendation, current)
         return Reason.NO_CHANGE if winner is not None and winner.note != WITHIN_TOLERANCE else Reason.WITHIN_TOLERANCE
     return Reason.NO_CHANGE
 
@@ -160,7 +171,7 @@ def summarize(
     constraints: list[Constraint] | tuple[Constraint, ...],
 ) -> str:
     current = inp.provisioned
-    winner = winning_rule(rules, recommendation)
+    winner = winning_rule(rules, recommendation, current)
     why = rule_sentence(winner, scaling_in=desired < current) if winner else ""
     binding = [c for c in constraints if c.before != c.after]
     last = binding[-1] if binding else None

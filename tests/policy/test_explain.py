@@ -144,3 +144,18 @@ def test_a_count_kept_for_a_sooner_peak_says_what_it_is_kept_for(scaling_in: boo
         "keeping 45 for 3,656 rps expected at 19:05 ET, before replicas asked for now could serve; "
         "forecast 3,666 rps at 19:08"
     )
+
+
+def test_a_panic_that_adds_nothing_yields_the_explanation_to_the_rule_that_sized_the_count() -> None:
+    # A rise no game explains: panic fires, but sized without headroom or surge multiple it asks only for the
+    # two replicas running — as does target tracking, which sized for them. Target tracking explains the hold.
+    params = replace(TT_ONLY, panic_headroom=0.0, panic_surge_multiple=0.0)
+    climbing = (point(80.0, age_s=80), point(96.0, age_s=35), point(104.0, age_s=5))
+    result = decide(engine_input(metrics=climbing, provisioned=2, params=params))
+    rules = {r.rule: r.replicas for r in result.rules}
+    assert rules == {"target_utilization": 2, "panic": 2}
+    assert result.reason is Reason.NO_CHANGE
+    assert result.summary.startswith("Held at 2: already at the count the policy asks for (104 rps vs target 0.7")
+    # When panic holds more than any rule sized for, it explains the hold (no scale-in while panicking).
+    held = decide(engine_input(metrics=climbing, provisioned=4, params=params))
+    assert held.desired == 4 and "(panic: short-window" in held.summary
