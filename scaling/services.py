@@ -147,7 +147,16 @@ def _last_known_provisioned(service: Service) -> int:
 def decision_record(
     *, service: Service, tick_at: datetime, result: EngineDecision, worker: str, ready: int
 ) -> Decision:
-    """Store one engine decision and, when it changed or was blocked from changing capacity, its audit event."""
+    """Store one engine decision and, when it changed or was blocked from changing capacity, its audit event.
+
+    A block (or a dry run's would-be change) that only goes on from the tick before, the same counts for the
+    same reason, is not audited again: its first tick's event stands for it, and every tick stays in the
+    decision timeline. Otherwise a fleet resting at its minimum would write four events a minute."""
+    previous = (
+        None
+        if result.changed and service.mode == Service.Mode.ACTIVE
+        else Decision.objects.filter(service=service, tick__lt=tick_at).order_by("-tick").first()
+    )
     actuation = Decision.Actuation.NONE
     if result.changed:
         actuation = Decision.Actuation.DRY_RUN if service.mode == Service.Mode.DRY_RUN else Decision.Actuation.PENDING
@@ -168,7 +177,14 @@ def decision_record(
         worker=worker,
     )
     blocked = result.recommendation is not None and result.recommendation != result.desired and not result.changed
-    if result.changed or blocked:
+    goes_on = previous is not None and (
+        previous.mode,
+        previous.provisioned,
+        previous.desired,
+        previous.recommendation,
+        previous.reason_code,
+    ) == (service.mode, result.current, result.desired, result.recommendation, str(result.reason))
+    if (result.changed or blocked) and not goes_on:
         if service.mode == Service.Mode.DRY_RUN:
             event = EventType.DECISION_DRY_RUN
         elif result.changed:

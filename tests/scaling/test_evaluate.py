@@ -94,3 +94,28 @@ def test_dry_run_records_but_never_actuates() -> None:
     decision = _decision(result)
     assert decision.changed and decision.actuation == Decision.Actuation.DRY_RUN
     assert len(SimulatedFleet.objects.get(service=service).ready_at) == 2
+
+
+def test_a_block_that_goes_on_is_audited_once_and_a_new_one_again() -> None:
+    # Resting at its minimum of two while the policy would go lower: blocked every tick, audited once. (No
+    # panic or pre-warm: at a fraction of a request a second, Poisson noise alone would move them.)
+    quiet = {"panic_threshold": 0, "prewarm": False}
+    service = make_service(replicas=2, demand_scale=0.01, min_replicas=2, policy=quiet)
+    tick = _tick()
+    first = _decision(services.service_evaluate(service_id=service.pk, tick_at=tick))
+    second = _decision(services.service_evaluate(service_id=service.pk, tick_at=tick + timedelta(seconds=15)))
+    assert (first.reason_code, second.reason_code) == ("AT_MIN", "AT_MIN")
+    assert first.recommendation == second.recommendation == 1
+    blocked = AuditEvent.objects.filter(service=service, event_type=EventType.DECISION_BLOCKED)
+    assert [e.object_id for e in blocked] == [str(first.pk)]
+    # In dry run the same block is a new state, recorded once as a dry-run event, then not again.
+    Service.objects.filter(pk=service.pk).update(mode=Service.Mode.DRY_RUN)
+    dry = [
+        _decision(services.service_evaluate(service_id=service.pk, tick_at=tick + timedelta(seconds=s)))
+        for s in (30, 45)
+    ]
+    assert [d.reason_code for d in dry] == ["DRY_RUN", "DRY_RUN"]
+    events = AuditEvent.objects.filter(service=service, event_type=EventType.DECISION_DRY_RUN)
+    assert [e.object_id for e in events] == [str(dry[0].pk)]
+    assert blocked.count() == 1
+    assert Decision.objects.filter(service=service).count() == 4
