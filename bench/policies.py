@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from scaling.policy.capacity import serving_model  # noqa: E402
-from scaling.policy.types import GameSpec, PolicyParams, ServiceSpec  # noqa: E402
+from scaling.policy.types import GameSpec, PolicyParams, ServiceSpec, planned  # noqa: E402
 from scaling.sim.gentrace import (  # noqa: E402
     NOISE_CORRELATION,
     OVERTIME_MIN,
@@ -459,14 +459,14 @@ def run_case(case_name: str, policy_name: str, directory: str, params: dict[str,
     scores = score(run, games)
     elapsed, cpu = time.perf_counter() - began, time.process_time() - began_cpu
     summary = summary_dict(run, scores)
-    tips = sorted({int(g.tip_utc.timestamp()) for g in games})
+    tips = sorted({int(g.tip_utc.timestamp()) for g in planned(games)})
     hit, total = tipoffs_with_violations(run, tips)
     spikes = [Spike(onset, end) for onset, end in json.loads(spikes_path(case, Path(directory)).read_text())]
     replica_steps = float(run.provisioned.sum())
     return {
         "cost_breakdown": cost_breakdown(run, policy.ledger) if isinstance(policy, LedgerPolicy) else None,
         "foresight_bound": foresight_bound(trace, service, replica_steps),
-        "largest_losses": largest_losses(run, list(games)) if policy_name == "tipoff" else [],
+        "largest_losses": largest_losses(run, list(planned(games))) if policy_name == "tipoff" else [],
         "noise_only_reference": (
             noise_only_reference(case, trace, service, list(games)) if policy_name == "oracle" else None
         ),

@@ -139,6 +139,7 @@ class GameOut(Schema):
     label: str
     sub_label: str
     postponed: bool
+    tbd: bool = Field(False, description="Teams and tip-off not yet set: tip_utc is the schedule's placeholder.")
 
 
 class RuleIn(Schema):
@@ -224,6 +225,9 @@ def create_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
     _aware(payload.starts_at, "starts_at")
     _aware(payload.ends_at, "ends_at")
     game = get_object_or_404(Game, game_id=payload.game_id) if payload.game_id else None
+    if game is not None and game.tbd:
+        detail = f"game {game.game_id}: its teams and tip-off are not yet set, so there is nothing to link to"
+        return Status(422, {"detail": detail, "field": "game_id"})
     try:
         created = override_create(
             services=_services(payload.services),

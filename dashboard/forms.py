@@ -149,7 +149,12 @@ class OverrideForm(LocalTimesForm):
         label="Emergency bypass reason (admins)",
         help_text="skips the second person's approval; recorded in the audit log",
     )
-    game = forms.ModelChoiceField(queryset=Game.objects.all(), required=False, widget=forms.HiddenInput)
+    game = forms.ModelChoiceField(
+        queryset=Game.objects.filter(tbd=False),
+        required=False,
+        widget=forms.HiddenInput,
+        error_messages={"invalid_choice": "That game's teams and tip-off are not yet set: nothing to plan around."},
+    )
 
     def clean(self) -> dict[str, Any]:
         super().clean()

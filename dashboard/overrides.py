@@ -71,7 +71,7 @@ def _initial_from_query(request: HttpRequest) -> dict[str, Any]:
     if chosen:
         initial["services"] = chosen
     game_id = request.GET.get("game")
-    game = Game.objects.filter(pk=game_id).first() if game_id and game_id.isdigit() else None
+    game = Game.objects.filter(pk=game_id, tbd=False).first() if game_id and game_id.isdigit() else None
     if game is not None:
         delay_s = max([s.provisioning_delay_s for s in chosen] or [180])
         initial["game"] = game

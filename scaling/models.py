@@ -151,6 +151,9 @@ class Game(models.Model):
     label = models.CharField(max_length=120, blank=True)
     sub_label = models.CharField(max_length=120, blank=True)
     postponed = models.BooleanField(default=False)
+    # Teams and tip-off not yet set (a knockout round): its tip-off is a placeholder, so neither the engine
+    # nor game-day rules plan for it until a schedule import gives it teams and a time.
+    tbd = models.BooleanField(default=False)
     # Non-zero only for demo data: last season's schedule replayed this many
     # whole weeks later (weekday and tip-off time kept). Shown on screen.
     shifted_weeks = models.IntegerField(default=0)

@@ -66,7 +66,7 @@ def override_specs(service: Service, start: datetime, end: datetime) -> tuple[Ov
 
 
 def game_specs(start: datetime, end: datetime) -> tuple[GameSpec, ...]:
-    rows = Game.objects.filter(tip_utc__gte=start, tip_utc__lt=end, postponed=False)
+    rows = Game.objects.filter(tip_utc__gte=start, tip_utc__lt=end, postponed=False, tbd=False)
     return tuple(
         GameSpec(
             game_id=g.game_id,

@@ -29,6 +29,7 @@ from scaling.policy.types import (
     PolicyParams,
     Reason,
     ServiceSpec,
+    planned,
 )
 
 GAMES_BEHIND = timedelta(hours=4)
@@ -57,7 +58,7 @@ class EngineDriver:
     learned_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        self.games = tuple(sorted(self.games, key=lambda g: (g.tip_utc, g.game_id)))
+        self.games = tuple(sorted(planned(self.games), key=lambda g: (g.tip_utc, g.game_id)))
         self._tips = [g.tip_utc for g in self.games]
         if self.forecaster is None and self.history:
             self.forecaster = Forecaster.fit([t for t, _ in self.history], [r for _, r in self.history], self.games)

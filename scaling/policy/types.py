@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
@@ -264,6 +265,9 @@ class GameSpec:
     away_team: str
     home_team: str
     national_tv: str = ""
+    # Teams and tip-off not yet set (a knockout round): `tip_utc` is a placeholder. Kept in a schedule read
+    # from a file (so a trace drawn from it stays the same), left out of everything that plans for a tip-off.
+    tbd: bool = False
 
     @property
     def is_national(self) -> bool:
@@ -359,3 +363,8 @@ class Decision:
             "constraints": [asdict(c) for c in self.constraints],
             "forecast": self.forecast,
         }
+
+
+def planned(games: Iterable[GameSpec]) -> tuple[GameSpec, ...]:
+    """The games whose tip-off is set: those a forecast, a tip-off window or a traffic shape can use."""
+    return tuple(g for g in games if not g.tbd)

@@ -30,6 +30,17 @@ class GameRecord:
     label: str = ""
     sub_label: str = ""
     postponed: bool = False
+    # Teams and tip-off not yet set (a knockout round): the tip-off is a placeholder, not a time to plan for.
+    tbd: bool = False
+
+
+TBD_TEAM = "TBD"
+TRUE_VALUES = {"TRUE", "T", "YES", "Y", "1"}
+
+
+def _tbd_team(name: str) -> bool:
+    """A schedule's placeholder for a team not yet known: empty, or an empty "TRICODE (Name)" such as " ()"."""
+    return name.replace("(", "").replace(")", "").strip().upper() in ("", TBD_TEAM)
 
 
 CSV_REQUIRED = ("game_id", "tip_utc", "away_team", "home_team")
@@ -62,12 +73,15 @@ def parse_csv(text: str, *, source: str = "schedule.csv") -> list[GameRecord]:
             tip = parse_utc(row["tip_utc"])
         except ValueError as exc:
             raise ScheduleError(f"{source}: line {line}: field 'tip_utc' {row['tip_utc']!r}: {exc}") from None
+        away, home = row["away_team"].strip(), row["home_team"].strip()
+        tbd = (row.get("is_tbd") or "").strip().upper() in TRUE_VALUES or (_tbd_team(away) and _tbd_team(home))
         records.append(
             GameRecord(
                 game_id=game_id,
                 tip_utc=tip,
-                away_team=row["away_team"].strip(),
-                home_team=row["home_team"].strip(),
+                away_team=TBD_TEAM if _tbd_team(away) else away,
+                home_team=TBD_TEAM if _tbd_team(home) else home,
+                tbd=tbd,
                 season_type=(row.get("season_type") or "").strip(),
                 venue=(row.get("venue") or "").strip(),
                 national_tv=(row.get("national_tv") or "").strip(),
@@ -144,12 +158,18 @@ def parse_league_json(text: str, *, source: str = "schedule.json") -> list[GameR
                 tip = parse_utc(raw_tip)
             except ValueError as exc:
                 raise ScheduleError(f"{where} (gameId {game_id}): field 'gameDateTimeUTC' {raw_tip!r}: {exc}") from None
+            # A knockout game whose teams are not yet known: both teams without a tricode, a placeholder tip.
+            tbd = all(
+                isinstance(game.get(side), dict) and not str(game[side].get("teamTricode") or "").strip()
+                for side in ("awayTeam", "homeTeam")
+            )
             records.append(
                 GameRecord(
                     game_id=game_id,
                     tip_utc=tip,
-                    away_team=_team(game.get("awayTeam"), where, "awayTeam"),
-                    home_team=_team(game.get("homeTeam"), where, "homeTeam"),
+                    away_team=TBD_TEAM if tbd else _team(game.get("awayTeam"), where, "awayTeam"),
+                    home_team=TBD_TEAM if tbd else _team(game.get("homeTeam"), where, "homeTeam"),
+                    tbd=tbd,
                     season_type=SEASON_TYPES.get(game_id[2:3], ""),
                     venue=str(game.get("arenaName") or "").strip(),
                     national_tv=_national_tv(game, where),

@@ -289,7 +289,9 @@ def rules_apply(
     rule_rows = [r for r in rule_rows if r.enabled]
     if not rule_rows:
         return 0
-    game_rows = Game.objects.filter(tip_utc__gt=now - timedelta(hours=24), tip_utc__lt=horizon, postponed=False)
+    game_rows = Game.objects.filter(
+        tip_utc__gt=now - timedelta(hours=24), tip_utc__lt=horizon, postponed=False, tbd=False
+    )
     if games is not None:
         game_rows = game_rows.filter(pk__in=[g.pk for g in games])
     candidates = list(game_rows.order_by("tip_utc"))

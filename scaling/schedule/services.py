@@ -47,6 +47,7 @@ _FIELDS = (
     "label",
     "sub_label",
     "postponed",
+    "tbd",
 )
 
 
@@ -84,8 +85,9 @@ def _cancel_unmatched(game: Game, *, actor: Actor, now: datetime) -> int:
 
 def _cancel_overrides(game: Game, *, actor: Actor, now: datetime) -> int:
     rows = _linked_live(game, now)
+    why = "postponed" if game.postponed else "now to be decided (teams and tip-off)"
     for o in rows:
-        _cancel_locked(o, actor=actor, reason=f"game {game.game_id} postponed", now=now)
+        _cancel_locked(o, actor=actor, reason=f"game {game.game_id} {why}", now=now)
     return len(rows)
 
 
@@ -101,7 +103,7 @@ def games_upsert(
     """Create or update games by game id in one transaction, audited as one import.
 
     1. Upsert every game; unchanged games are not written.
-    2. A moved tip-off moves its linked overrides; a postponed game cancels them.
+    2. A moved tip-off moves its linked overrides; a postponed game, or one now to be decided, cancels them.
     3. Enabled game-day rules schedule overrides for the new and changed games.
     """
     now = now or timezone.now()
@@ -121,6 +123,7 @@ def games_upsert(
                 "label": record.label,
                 "sub_label": record.sub_label,
                 "postponed": record.postponed,
+                "tbd": record.tbd,
             }
             game = existing.get(record.game_id)
             if game is None:
@@ -132,7 +135,7 @@ def games_upsert(
             if all(getattr(game, f) == values[f] for f in _FIELDS) and game.shifted_weeks == shift_weeks:
                 unchanged += 1
                 continue
-            old_tip, was_postponed = game.tip_utc, game.postponed
+            old_tip, was_planned = game.tip_utc, not (game.postponed or game.tbd)
             for name, value in values.items():
                 setattr(game, name, value)
             game.shifted_weeks = shift_weeks
@@ -140,7 +143,7 @@ def games_upsert(
             game.save()
             updated += 1
             touched.append(game)
-            if game.postponed and not was_postponed:
+            if (game.postponed or game.tbd) and was_planned:
                 cancelled += _cancel_overrides(game, actor=actor, now=now)
             else:
                 if game.tip_utc != old_tip:

@@ -161,7 +161,8 @@ def generate_with_spikes(
     """A trace from `start` for `days`, at `step_s`, shaped by the games of the schedule, and its spikes.
 
     1. Diurnal baseline over the whole grid.
-    2. For each game (sorted by tip-off), draw interest, close finish and overtime, add its shape.
+    2. For each game (sorted by tip-off), draw interest, close finish and overtime, add its shape (none for
+       a game still to be decided, whose tip-off is a placeholder).
     3. Multiply by the correlated noise; add the unscheduled spikes.
     """
     params = params or GenParams()
@@ -182,7 +183,9 @@ def generate_with_spikes(
             overtimes = 2 if rng.random() < params.overtime_p else 1
         lo = max(0, math.floor((tip - SHAPE_BEFORE_MIN * 60 - t0) / step_s))
         hi = min(n, math.ceil((tip + SHAPE_AFTER_MIN * 60 - t0) / step_s))
-        if hi <= lo:
+        # A game to be decided has a placeholder tip-off: no traffic then (its draws are still taken, so the
+        # games after it draw the same with or without it).
+        if hi <= lo or game.tbd:
             continue
         minutes = (epoch[lo:hi] - tip) / 60.0
         weight = params.national_multiple if game.is_national else 1.0

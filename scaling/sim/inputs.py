@@ -116,6 +116,7 @@ def read_schedule(path: Path | str) -> tuple[GameSpec, ...]:
             away_team=r.away_team,
             home_team=r.home_team,
             national_tv=r.national_tv,
+            tbd=r.tbd,
         )
         for r in records
         if not r.postponed

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from scaling.policy.types import GameSpec
+from scaling.policy.types import GameSpec, planned
 from scaling.sim.inputs import service_to_dict
 from scaling.sim.replay import ReplayRun
 from scaling.sim.trace import format_rps, format_ts
@@ -43,7 +43,7 @@ def request_weighted(rps: npt.NDArray[np.float64], attainment: npt.NDArray[np.fl
 def tipoff_mask(start_epoch_s: int, step_s: int, steps: int, games: Sequence[GameSpec]) -> npt.NDArray[np.bool_]:
     """Steps whose start lies within 30 minutes either side of a scheduled tip-off."""
     ts = start_epoch_s + step_s * np.arange(steps, dtype=np.int64)
-    tips = np.unique(np.asarray([int(g.tip_utc.timestamp()) for g in games], dtype=np.int64))
+    tips = np.unique(np.asarray([int(g.tip_utc.timestamp()) for g in planned(games)], dtype=np.int64))
     if tips.size == 0 or steps == 0:
         return np.zeros(steps, dtype=bool)
     pos = np.searchsorted(tips, ts)

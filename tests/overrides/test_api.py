@@ -167,3 +167,17 @@ def test_the_openapi_docs_list_the_override_endpoints(client: Client) -> None:
     assert {"/api/overrides", "/api/overrides/{pk}/approve", "/api/games", "/api/rules", "/api/schedule/import"} <= set(
         schema["paths"]
     )
+
+
+def test_an_override_cannot_link_to_a_game_still_to_be_decided(client: Client) -> None:
+    make_service()
+    Game.objects.create(
+        game_id="0062500001", tip_utc=NOW + timedelta(days=1), away_team="TBD", home_team="TBD", tbd=True
+    )
+    _as(client, "operator", "operator")
+    response = client.post("/api/overrides", _pin(game_id="0062500001"), content_type="application/json")
+    assert response.status_code == 422
+    assert response.json()["field"] == "game_id" and "not yet set" in response.json()["detail"]
+    assert not Override.objects.exists()
+    games = client.get("/api/games", {"start": NOW.isoformat(), "end": (NOW + timedelta(days=2)).isoformat()}).json()
+    assert [(g["game_id"], g["tbd"]) for g in games] == [("0062500001", True)]

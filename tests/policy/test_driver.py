@@ -34,3 +34,13 @@ def test_it_remembers_recommendations_for_stabilization() -> None:
     assert low.desired == high.desired
     assert low.reason is Reason.STABILIZING_SCALE_IN
     assert driver.last_scale_out_at == T0
+
+
+def test_it_plans_for_no_game_still_to_be_decided() -> None:
+    from scaling.policy import GameSpec
+
+    placeholder = GameSpec("tbd", T0 + timedelta(hours=1), "TBD", "TBD", "Prime Video", tbd=True)
+    real = GameSpec("real", T0 + timedelta(hours=2), "OKC (Thunder)", "SAS (Spurs)", "Prime Video")
+    driver = EngineDriver(service=SPEC, params=PolicyParams(), games=(placeholder, real))
+    assert driver.games == (real,)
+    assert driver.games_around(T0 + timedelta(hours=1)) == (real,)

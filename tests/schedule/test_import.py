@@ -123,3 +123,61 @@ def test_a_postponed_game_cancels_its_overrides() -> None:
     assert summary.overrides_cancelled == 1
     o.refresh_from_db()
     assert o.status == Override.Status.CANCELLED and "postponed" in o.cancel_reason
+
+
+def test_games_to_be_decided_are_marked_and_read_as_such() -> None:
+    # The real schedule's NBA Cup knockout games: teams " ()" and a midnight ET placeholder tip-off.
+    schedule_import(text=REAL_CSV.read_text(), source=REAL_CSV.name, actor=SYSTEM)
+    tbd = Game.objects.filter(tbd=True).order_by("game_id")
+    assert tbd.count() == 7
+    assert {(g.away_team, g.home_team) for g in tbd} == {("TBD", "TBD")}
+    assert str(tbd.get(game_id="0062500001")) == "TBD @ TBD"
+    # In the league feed, a game with neither team's tricode is to be decided, not a bad record ...
+    text = FEED.read_text().replace('"teamTricode": "DEN"', '"teamTricode": ""')
+    text = text.replace('"teamTricode": "LAL"', '"teamTricode": ""')
+    [game] = [r for r in parse_schedule(text, source="feed.json") if r.tbd]
+    assert (game.away_team, game.home_team) == ("TBD", "TBD")
+    # ... while one team missing still is (test_a_bad_feed_record_is_named_by_its_index).
+
+
+def test_a_game_set_after_being_to_be_decided_is_planned_for_and_back_cancels_its_overrides() -> None:
+    from scaling.schedule.parse import GameRecord
+    from scaling.schedule.rules import RuleSpec, rule_create
+    from scaling.schedule.services import games_upsert
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    service = make_service()
+    admin = Actor.for_user(make_user("boss", "admin"))
+    rule = rule_create(
+        spec=RuleSpec(name="tv", match={"national_tv": True}, services=[service], reason="TV", floor_replicas=4),
+        actor=admin,
+        now=now,
+    )
+    placeholder = datetime(2026, 12, 9, 5, tzinfo=UTC)
+    tbd = GameRecord("0062600001", placeholder, "TBD", "TBD", national_tv="Prime Video", tbd=True)
+    games_upsert(records=[tbd], actor=SYSTEM, source="feed", now=now)
+    assert not Override.objects.filter(rule=rule).exists()  # no floor around a placeholder tip-off
+    set_game = GameRecord("0062600001", datetime(2026, 12, 10, 1, tzinfo=UTC), "OKC", "SAS", national_tv="Prime Video")
+    summary = games_upsert(records=[set_game], actor=SYSTEM, source="feed", now=now)
+    assert summary.overrides_scheduled == 1
+    o = Override.objects.get(rule=rule)
+    assert o.game is not None and not o.game.tbd
+    back = games_upsert(records=[tbd], actor=SYSTEM, source="feed", now=now)
+    assert back.overrides_cancelled == 1
+    o.refresh_from_db()
+    assert o.status == Override.Status.CANCELLED and "to be decided" in o.cancel_reason
+
+
+def test_the_migration_marks_games_imported_before_the_flag() -> None:
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("scaling.migrations.0006_game_tbd")
+    tip = datetime(2026, 12, 9, 5, tzinfo=UTC)
+    Game.objects.create(game_id="0062500001", tip_utc=tip, away_team=" ()", home_team=" ()")
+    Game.objects.create(game_id="0022500450", tip_utc=tip, away_team="CLE (Cavaliers)", home_team="NYK (Knicks)")
+    migration.mark_tbd(apps, None)
+    assert list(Game.objects.filter(tbd=True).values_list("game_id", "away_team", "home_team")) == [
+        ("0062500001", "TBD", "TBD")
+    ]

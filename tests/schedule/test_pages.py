@@ -96,3 +96,22 @@ def test_the_schedule_upload_imports_or_names_the_bad_row(client: Client) -> Non
         reverse("dashboard:schedule-import"), {"file": SimpleUploadedFile("s.csv", CSV.read_bytes())}, follow=True
     )
     assert "created 1278" in response.content.decode()
+
+
+def test_the_calendar_shows_a_game_to_be_decided_without_a_time_or_an_override_button(client: Client) -> None:
+    Game.objects.create(
+        game_id="0062500001",
+        tip_utc=NOW + timedelta(hours=12),
+        away_team="TBD",
+        home_team="TBD",
+        tbd=True,
+        national_tv="Prime Video",
+    )
+    client.force_login(make_user("operator", "operator"))
+    page = client.get(reverse("dashboard:calendar")).content.decode()
+    assert "TBD @ TBD" in page and "time to be decided" in page and 'data-testid="tbd"' in page
+    assert 'data-testid="add-override-0062500001"' not in page
+    # Nor does the override form take it as the game to plan around.
+    game = Game.objects.get(game_id="0062500001")
+    form = client.get(reverse("dashboard:override-new"), {"game": game.pk}).content.decode()
+    assert "TBD @ TBD" not in form

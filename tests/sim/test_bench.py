@@ -324,3 +324,20 @@ def test_sensitivity_replays_tipoff_with_one_parameter_changed(tmp_path: Path) -
     # The cheapest row that keeps the attainment target, whichever that is.
     keeps = lean["summary"]["attainment"] >= 0.995
     assert f"Cheapest variant at ≥ 99.5%: {'learned headroom × 0.8' if keeps else 'defaults'}," in text
+
+
+def test_a_game_to_be_decided_draws_no_traffic_and_changes_no_other_game() -> None:
+    bench = _bench()
+    start = datetime(2026, 1, 10, 5, tzinfo=UTC)
+    placeholder = GameSpec("a", start + timedelta(hours=2), "TBD", "TBD", "Prime Video", tbd=True)
+    later = GameSpec("b", start + timedelta(days=1, hours=19), "OKC", "SAS", "")
+    set_a = bench.replace(placeholder, tbd=False)
+    with_tbd = bench.generate(start, 2, step_s=60, games=[placeholder, later], seed=5).rps
+    with_game = bench.generate(start, 2, step_s=60, games=[set_a, later], seed=5).rps
+    without = bench.generate(start, 2, step_s=60, games=[later], seed=5).rps
+    day = 24 * 60
+    # No traffic around the placeholder: the first day is the diurnal baseline alone, as the set game adds to it.
+    assert with_tbd[:day].sum() < with_game[:day].sum()
+    # The later game draws the same interest whether the first is set or to be decided.
+    np.testing.assert_allclose(with_tbd[day:], with_game[day:])
+    assert not np.allclose(with_tbd[day:], without[day:])  # (it takes the first game's draws either way)
