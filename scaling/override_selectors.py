@@ -207,7 +207,16 @@ def calendar_games(*, start: datetime, end: datetime) -> list[CalendarGame]:
             overrides.setdefault(o.game_id, []).append(o)
     result = []
     for g in games:
-        overlaps = sum(1 for other in games if other.pk != g.pk and abs(other.tip_utc - g.tip_utc) < GAME_LENGTH)
+        # A game still to be decided has only a placeholder tip-off: it overlaps nothing.
+        overlaps = (
+            0
+            if g.tbd
+            else sum(
+                1
+                for other in games
+                if other.pk != g.pk and not other.tbd and abs(other.tip_utc - g.tip_utc) < GAME_LENGTH
+            )
+        )
         result.append(CalendarGame(g, overrides.get(g.pk, []), overlaps))
     return result
 

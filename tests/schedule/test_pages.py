@@ -110,6 +110,14 @@ def test_the_calendar_shows_a_game_to_be_decided_without_a_time_or_an_override_b
     client.force_login(make_user("operator", "operator"))
     page = client.get(reverse("dashboard:calendar")).content.decode()
     assert "TBD @ TBD" in page and "time to be decided" in page and 'data-testid="tbd"' in page
+    # A placeholder tip-off overlaps nothing, not even another placeholder the same night.
+    from scaling import override_selectors as reads
+
+    Game.objects.create(
+        game_id="0062500002", tip_utc=NOW + timedelta(hours=12), away_team="TBD", home_team="TBD", tbd=True
+    )
+    rows = reads.calendar_games(start=NOW, end=NOW + timedelta(days=1))
+    assert [r.overlaps for r in rows] == [0, 0]
     assert 'data-testid="add-override-0062500001"' not in page
     # Nor does the override form take it as the game to plan around.
     game = Game.objects.get(game_id="0062500001")
