@@ -24,7 +24,9 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -134,6 +136,17 @@ def make_traces(case: Case, directory: Path) -> None:
     )
     trace_path.write_text(trace_csv(trace))
     history_path.write_text(trace_csv(history))
+
+
+@contextmanager
+def case_traces(cases: list[Case], traces: str | None) -> Iterator[Path]:
+    """A directory holding each case's traces: `traces` if given (kept), else a temporary one."""
+    with tempfile.TemporaryDirectory(prefix="tipoff-bench-") as scratch:
+        directory = Path(traces) if traces else Path(scratch)
+        directory.mkdir(parents=True, exist_ok=True)
+        for case in cases:
+            make_traces(case, directory)
+        yield directory
 
 
 def tipoffs_with_violations(run: ReplayRun, tips: list[int]) -> tuple[int, int]:
@@ -817,11 +830,7 @@ def main() -> None:
     args = parser.parse_args()
     cases = [c for c in CASES if not args.only or c.name in args.only]
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="tipoff-bench-") as scratch:
-        directory = Path(args.traces) if args.traces else Path(scratch)
-        directory.mkdir(parents=True, exist_ok=True)
-        for case in cases:
-            make_traces(case, directory)
+    with case_traces(cases, args.traces) as directory:
         generate_s = time.perf_counter() - began
         jobs = [(c.name, p, str(directory)) for c in cases for p in args.policies]
         # Slowest first, so the pool stays busy to the end.

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from policies import CASES, GAME_NIGHT_TARGET, SPIKES_TARGET, cpu_model, make_traces, run_case  # noqa: E402
+from policies import CASES, GAME_NIGHT_TARGET, SPIKES_TARGET, case_traces, cpu_model, run_case  # noqa: E402
 
 from scaling.policy.types import PolicyParams  # noqa: E402
 
@@ -107,12 +106,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "SENSITIVITY.md"))
     args = parser.parse_args()
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="tipoff-sensitivity-") as scratch:
-        directory = Path(args.traces) if args.traces else Path(scratch)
-        directory.mkdir(parents=True, exist_ok=True)
-        for case in CASES:
-            if case.name in RUN_CASES:
-                make_traces(case, directory)
+    with case_traces([c for c in CASES if c.name in RUN_CASES], args.traces) as directory:
         jobs = [(case, label, params, str(directory)) for case in RUN_CASES for label, params in VARIANTS]
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
             futures = [pool.submit(_job, *job) for job in jobs]

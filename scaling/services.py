@@ -144,6 +144,18 @@ def _last_known_provisioned(service: Service) -> int:
     return last.desired if last else service.min_replicas
 
 
+def _goes_on(service: Service, tick_at: datetime, result: EngineDecision) -> bool:
+    """Whether the decision before `tick_at` had the same mode, counts, recommendation and reason."""
+    previous = Decision.objects.filter(service=service, tick__lt=tick_at).order_by("-tick").first()
+    return previous is not None and (
+        previous.mode,
+        previous.provisioned,
+        previous.desired,
+        previous.recommendation,
+        previous.reason_code,
+    ) == (service.mode, result.current, result.desired, result.recommendation, str(result.reason))
+
+
 def decision_record(
     *, service: Service, tick_at: datetime, result: EngineDecision, worker: str, ready: int
 ) -> Decision:
@@ -152,11 +164,6 @@ def decision_record(
     A block (or a dry run's would-be change) that only goes on from the tick before, the same counts for the
     same reason, is not audited again: its first tick's event stands for it, and every tick stays in the
     decision timeline. Otherwise a fleet resting at its minimum would write four events a minute."""
-    previous = (
-        None
-        if result.changed and service.mode == Service.Mode.ACTIVE
-        else Decision.objects.filter(service=service, tick__lt=tick_at).order_by("-tick").first()
-    )
     actuation = Decision.Actuation.NONE
     if result.changed:
         actuation = Decision.Actuation.DRY_RUN if service.mode == Service.Mode.DRY_RUN else Decision.Actuation.PENDING
@@ -177,14 +184,10 @@ def decision_record(
         worker=worker,
     )
     blocked = result.recommendation is not None and result.recommendation != result.desired and not result.changed
-    goes_on = previous is not None and (
-        previous.mode,
-        previous.provisioned,
-        previous.desired,
-        previous.recommendation,
-        previous.reason_code,
-    ) == (service.mode, result.current, result.desired, result.recommendation, str(result.reason))
-    if (result.changed or blocked) and not goes_on:
+    audited = result.changed or blocked
+    if audited and not (result.changed and service.mode == Service.Mode.ACTIVE):
+        audited = not _goes_on(service, tick_at, result)
+    if audited:
         if service.mode == Service.Mode.DRY_RUN:
             event = EventType.DECISION_DRY_RUN
         elif result.changed:
