@@ -136,6 +136,38 @@ class Spike:
     hold_end: float
 
 
+def spike_factor(m: FloatArray, hold_min: float, multiple: float) -> FloatArray:
+    """A spike's multiplier on demand at `m` minutes from its onset: 1 before it, rising to `multiple` within
+    a minute, held for `hold_min` minutes from the onset, then fading over SPIKE_FADE_MIN."""
+    rise = np.clip(m, 0.0, 1.0)
+    decay = np.where(m > hold_min, np.clip(1.0 - (m - hold_min) / SPIKE_FADE_MIN, 0.0, 1.0), 1.0)
+    out: FloatArray = 1.0 + (multiple - 1.0) * rise * decay
+    return out
+
+
+@dataclass(frozen=True)
+class GameDraw:
+    """What the generator drew for one game of the schedule."""
+
+    game: GameSpec
+    interest: float
+    close_finish: bool
+    overtimes: int
+
+    def tier_rps(self, params: GenParams) -> float:
+        """The game's demand at shape 1.0 and interest 1: per-game rps × its tier's weight."""
+        return params.per_game_rps * (params.national_multiple if self.game.is_national else 1.0)
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A generated trace with what was drawn for it: each game's draw (in tip-off order) and the spikes."""
+
+    trace: Trace
+    spikes: list[Spike]
+    draws: list[GameDraw]
+
+
 def generate(
     start: datetime,
     days: float,
@@ -145,8 +177,8 @@ def generate(
     params: GenParams | None = None,
     seed: int = 0,
 ) -> Trace:
-    """A trace from `start` for `days`, at `step_s`, shaped by the games of the schedule (`generate_with_spikes`)."""
-    return generate_with_spikes(start, days, step_s=step_s, games=games, params=params, seed=seed)[0]
+    """A trace from `start` for `days`, at `step_s`, shaped by the games of the schedule (`generate_drawn`)."""
+    return generate_drawn(start, days, step_s=step_s, games=games, params=params, seed=seed).trace
 
 
 def generate_with_spikes(
@@ -158,7 +190,21 @@ def generate_with_spikes(
     params: GenParams | None = None,
     seed: int = 0,
 ) -> tuple[Trace, list[Spike]]:
-    """A trace from `start` for `days`, at `step_s`, shaped by the games of the schedule, and its spikes.
+    """A trace and its spikes (`generate_drawn`)."""
+    drawn = generate_drawn(start, days, step_s=step_s, games=games, params=params, seed=seed)
+    return drawn.trace, drawn.spikes
+
+
+def generate_drawn(
+    start: datetime,
+    days: float,
+    *,
+    step_s: int = 10,
+    games: Sequence[GameSpec] = (),
+    params: GenParams | None = None,
+    seed: int = 0,
+) -> Generated:
+    """A trace from `start` for `days`, at `step_s`, shaped by the games of the schedule, with its draws.
 
     1. Diurnal baseline over the whole grid.
     2. For each game (sorted by tip-off), draw interest, close finish and overtime, add its shape (none for
@@ -173,6 +219,7 @@ def generate_with_spikes(
     epoch = t0 + step_s * np.arange(n, dtype=np.float64)
     demand = params.base_rps * diurnal(epoch, params.weekend_factor)
 
+    draws = []
     ordered = sorted(games, key=lambda g: (g.tip_utc, g.game_id)) if params.use_schedule else []
     for game in ordered:
         tip = game.tip_utc.timestamp()
@@ -181,6 +228,8 @@ def generate_with_spikes(
         overtimes = 0
         if rng.random() < params.overtime_p:
             overtimes = 2 if rng.random() < params.overtime_p else 1
+        draw = GameDraw(game, interest, close_finish, overtimes)
+        draws.append(draw)
         lo = max(0, math.floor((tip - SHAPE_BEFORE_MIN * 60 - t0) / step_s))
         hi = min(n, math.ceil((tip + SHAPE_AFTER_MIN * 60 - t0) / step_s))
         # A game to be decided has a placeholder tip-off: no traffic then (its draws are still taken, so the
@@ -188,9 +237,8 @@ def generate_with_spikes(
         if hi <= lo or game.tbd:
             continue
         minutes = (epoch[lo:hi] - tip) / 60.0
-        weight = params.national_multiple if game.is_national else 1.0
         shape = game_shape(minutes, params, close_finish=close_finish, overtimes=overtimes)
-        demand[lo:hi] += params.per_game_rps * weight * interest * shape
+        demand[lo:hi] += draw.tier_rps(params) * interest * shape
 
     # Correlated multiplicative noise, one value per minute, interpolated.
     minutes_n = math.ceil(n * step_s / 60.0) + 2
@@ -206,12 +254,10 @@ def generate_with_spikes(
     for _ in range(params.spikes):
         at_min = float(rng.uniform(0.0, n * step_s / 60.0))
         hold_min = float(rng.uniform(5.0, 20.0))
-        spikes.append(Spike(onset=t0 + at_min * 60.0, hold_end=t0 + (at_min + hold_min) * 60.0))
-        m = (epoch - t0) / 60.0 - at_min
-        rise = np.clip(m, 0.0, 1.0)
-        decay = np.where(m > hold_min, np.clip(1.0 - (m - hold_min) / SPIKE_FADE_MIN, 0.0, 1.0), 1.0)
-        demand = demand * (1.0 + (params.spike_multiple - 1.0) * rise * decay)
+        spike = Spike(onset=t0 + at_min * 60.0, hold_end=t0 + (at_min + hold_min) * 60.0)
+        spikes.append(spike)
+        demand = demand * spike_factor((epoch - t0) / 60.0 - at_min, hold_min, params.spike_multiple)
 
     rps = np.round(np.maximum(demand, 0.0), 3).astype(np.float64)
     trace = Trace(start=datetime.fromtimestamp(t0, tz=UTC), step_s=step_s, rps=rps, source="generated")
-    return trace, spikes
+    return Generated(trace, spikes, draws)

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from scaling.policy.types import GameSpec
-from scaling.sim.gentrace import GenParams, game_shape, generate, generate_with_spikes
+from scaling.sim.gentrace import GenParams, diurnal, game_shape, generate, generate_drawn, generate_with_spikes
 from scaling.sim.trace import read_trace, trace_csv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,3 +113,24 @@ def test_it_reports_where_each_spike_starts_and_holds() -> None:
             if k < trace.steps:
                 assert trace.rps[k] == pytest.approx(3 * calm.rps[k], rel=0.01)
     assert generate(NIGHT, 1.0, params=params, step_s=10).rps.tolist() == trace.rps.tolist()
+
+
+def test_its_draws_rebuild_the_trace_it_drew() -> None:
+    """`generate_drawn` reports each game's interest, close finish and overtimes: without noise, the
+    baseline plus each game's shape at its draw is the trace, and the trace is the one `generate` gives."""
+    tips = (NIGHT + timedelta(hours=1), NIGHT + timedelta(hours=2, minutes=30))
+    games = [GameSpec("1", tips[0], "A", "B", "ESPN"), GameSpec("2", tips[1], "C", "D")]
+    params = GenParams(noise_sigma=0.0, close_finish_p=0.5, overtime_p=0.5)
+    drawn = generate_drawn(NIGHT, 0.5, games=games, params=params, seed=3, step_s=10)
+    assert drawn.trace.rps.tolist() == generate(NIGHT, 0.5, games=games, params=params, seed=3, step_s=10).rps.tolist()
+    assert [d.game.game_id for d in drawn.draws] == ["1", "2"]
+    assert len({d.interest for d in drawn.draws}) == 2
+    epoch = drawn.trace.start_epoch_s + 10.0 * np.arange(drawn.trace.steps, dtype=np.float64)
+    rebuilt = params.base_rps * diurnal(epoch, params.weekend_factor)
+    for d in drawn.draws:
+        m = (epoch - d.game.tip_utc.timestamp()) / 60.0
+        inside = (m >= -120) & (m < 260)
+        shape = game_shape(m, params, close_finish=d.close_finish, overtimes=d.overtimes)
+        rebuilt += np.where(inside, d.tier_rps(params) * d.interest * shape, 0.0)
+    assert drawn.trace.rps == pytest.approx(rebuilt, abs=2e-3)
+    assert drawn.draws[0].tier_rps(params) == params.national_multiple * drawn.draws[1].tier_rps(params)
