@@ -139,24 +139,18 @@ def test_largest_losses_names_the_worst_block_its_shortfall_and_the_games_then()
     assert other["at"] == "2026-01-01T00:01:40+00:00" and other["games"] == []  # 28 min before the tip: too early
 
 
-def test_the_noise_only_reference_meets_the_target_and_pays_for_the_noise() -> None:
+def test_the_causal_reference_runs_on_the_cases_own_trace_and_refuses_another() -> None:
     bench = _bench()
     case = bench.Case("day", "one game day", datetime(2025, 12, 25, 5, tzinfo=UTC), 1, 12)
     games = bench.read_schedule(bench.SCHEDULE)
-    params = bench.GenParams()
-    noisy = bench.generate(case.start, case.days, step_s=bench.STEP_S, games=games, params=params, seed=12)
-    quiet = bench.generate(
-        case.start, case.days, step_s=bench.STEP_S, games=games, params=bench.replace(params, noise_sigma=0.0), seed=12
-    )
+    trace = bench.generate(case.start, case.days, step_s=bench.STEP_S, games=games, seed=case.gen_seed)
     service = ServiceSpec(provisioning_delay_s=420, metrics_lag_s=60)
-    with_noise = bench.noise_only_reference(case, noisy, service, games)
-    without = bench.noise_only_reference(case, quiet, service, games)
-    assert with_noise is not None and without is not None
-    assert with_noise["attainment"] >= service.slo_target and without["attainment"] >= service.slo_target
-    # Knowing the demand exactly, it needs no headroom: what it pays above the oracle is holding, a delay
-    # ahead, what the next surge will need.
-    assert without["z"] == 0.0 and 1.0 <= without["cost_ratio"] < 1.15
-    assert with_noise["z"] > 0.0 and with_noise["cost_ratio"] > without["cost_ratio"]
+    reference = bench.causal_reference(case, trace, service, games)
+    assert reference is not None and reference["attainment"] >= service.slo_target
+    assert reference["z"] > 0.0 and 1.0 < reference["cost_ratio"] < 1.25
+    other = bench.generate(case.start, case.days, step_s=bench.STEP_S, games=games, seed=case.gen_seed + 1)
+    with pytest.raises(ValueError, match="day: the trace is not the one the case's generator draws"):
+        bench.causal_reference(case, other, service, games)
 
 
 def test_the_cost_breakdown_charges_each_stage_against_the_one_before() -> None:
@@ -240,11 +234,11 @@ def test_the_targets_are_read_from_the_run_and_each_can_fail() -> None:
     slow = next(r for r in results if r["case"] == "slow-provisioning" and r["policy"] == "tipoff")
     slow["summary"]["cost_ratio"] = 1.2501  # just over 1.25
     oracle = _row("slow-provisioning", "oracle", 0.9993, 1.1)
-    oracle["noise_only_reference"] = {"attainment": 0.9993, "cost_ratio": 1.204, "z": 2.25}
+    oracle["causal_reference"] = {"attainment": 0.9993, "cost_ratio": 1.204, "z": 2.25}
     results.append(oracle)
     row = find("slow-provisioning", "1.25")
     assert not row["met"] and row["measured"] == "0.99940 at 1.2501 ×"
-    assert row["reference"] == "a policy told all but the noise: 0.99930 at 1.204 ×"
+    assert row["reference"] == "a causal policy told the traffic model: 0.99930 at 1.204 ×"
 
     spikes = next(r for r in results if r["case"] == "spikes-week" and r["policy"] == "tipoff")
     spikes["spike_catch_up_s"] = [200.0, 210.5]
