@@ -46,7 +46,6 @@ from scaling.sim.gentrace import (  # noqa: E402
     Spike,
     generate,
     generate_drawn,
-    generate_with_spikes,
 )
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
 from scaling.sim.policies import BUILTIN, EnginePolicy, make_policy  # noqa: E402
@@ -126,16 +125,14 @@ def make_traces(case: Case, directory: Path) -> None:
     games = read_schedule(SCHEDULE)
     params = GenParams(spikes=case.spikes, use_schedule=case.use_schedule)
     trace_path, history_path = trace_paths(case, directory)
-    trace, spikes = generate_with_spikes(
-        case.start, case.days, step_s=STEP_S, games=games, params=params, seed=case.gen_seed
-    )
-    spikes_path(case, directory).write_text(json.dumps([[s.onset, s.hold_end] for s in spikes]))
+    drawn = generate_drawn(case.start, case.days, step_s=STEP_S, games=games, params=params, seed=case.gen_seed)
+    spikes_path(case, directory).write_text(json.dumps([[s.onset, s.hold_end] for s in drawn.spikes]))
     # The history is the week before, drawn with another seed (and half the spikes).
     history_params = GenParams(spikes=case.spikes // 2, use_schedule=case.use_schedule)
     history = generate(
         case.history_start, 7, step_s=STEP_S, games=games, params=history_params, seed=case.gen_seed + 100
     )
-    trace_path.write_text(trace_csv(trace))
+    trace_path.write_text(trace_csv(drawn.trace))
     history_path.write_text(trace_csv(history))
 
 

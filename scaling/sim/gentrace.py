@@ -181,20 +181,6 @@ def generate(
     return generate_drawn(start, days, step_s=step_s, games=games, params=params, seed=seed).trace
 
 
-def generate_with_spikes(
-    start: datetime,
-    days: float,
-    *,
-    step_s: int = 10,
-    games: Sequence[GameSpec] = (),
-    params: GenParams | None = None,
-    seed: int = 0,
-) -> tuple[Trace, list[Spike]]:
-    """A trace and its spikes (`generate_drawn`)."""
-    drawn = generate_drawn(start, days, step_s=step_s, games=games, params=params, seed=seed)
-    return drawn.trace, drawn.spikes
-
-
 def generate_drawn(
     start: datetime,
     days: float,

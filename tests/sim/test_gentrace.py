@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from scaling.policy.types import GameSpec
-from scaling.sim.gentrace import GenParams, diurnal, game_shape, generate, generate_drawn, generate_with_spikes
+from scaling.sim.gentrace import GenParams, diurnal, game_shape, generate, generate_drawn
 from scaling.sim.trace import read_trace, trace_csv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +101,8 @@ def test_the_command_writes_a_valid_trace_from_the_schedule(tmp_path: Path) -> N
 
 def test_it_reports_where_each_spike_starts_and_holds() -> None:
     params = GenParams(noise_sigma=0.0, use_schedule=False, spikes=2)
-    trace, spikes = generate_with_spikes(NIGHT, 1.0, params=params, step_s=10)
+    drawn = generate_drawn(NIGHT, 1.0, params=params, step_s=10)
+    trace, spikes = drawn.trace, drawn.spikes
     assert len(spikes) == 2
     calm = generate(NIGHT, 1.0, params=replace(params, spikes=0), step_s=10)
     for spike in spikes:
