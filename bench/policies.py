@@ -24,7 +24,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -42,6 +42,7 @@ from scaling.policy.types import GameSpec, PolicyParams, ServiceSpec, planned  #
 from scaling.sim.gentrace import (  # noqa: E402
     OVERTIME_MIN,
     SPIKE_FADE_MIN,
+    Generated,
     GenParams,
     Spike,
     generate,
@@ -303,15 +304,21 @@ def spike_blind_tipoff_attainment(
     return float(served.sum()) / offered
 
 
-def causal_reference(case: Case, trace: Trace, service: ServiceSpec, games: list[GameSpec]) -> dict[str, float] | None:
-    """What `scaling.sim.reference`'s policy (told the generator's model, learning tonight's draws causally)
-    pays to reach the case's attainment target on `trace`. `games` are the schedule the trace was drawn from:
-    the generator runs again, with the case's seed, for what it drew."""
+def case_drawn(case: Case, trace: Trace, games: Sequence[GameSpec]) -> tuple[Generated, GenParams]:
+    """What the generator drew for the case's `trace` (run again with the case's seed on `games`, the
+    schedule the trace was drawn from), carrying `trace` itself, and the generator's params."""
     params = GenParams(spikes=case.spikes, use_schedule=case.use_schedule)
     drawn = generate_drawn(case.start, case.days, step_s=STEP_S, games=games, params=params, seed=case.gen_seed)
     if drawn.trace.steps != trace.steps or not np.allclose(drawn.trace.rps, trace.rps, atol=1e-3):
         raise ValueError(f"{case.name}: the trace is not the one the case's generator draws")
-    return model_reference(replace(drawn, trace=trace), params, service, serving_model(service), case_target(case)[0])
+    return replace(drawn, trace=trace), params
+
+
+def causal_reference(case: Case, trace: Trace, service: ServiceSpec, games: list[GameSpec]) -> dict[str, float] | None:
+    """What `scaling.sim.reference`'s policy (told the generator's model, learning tonight's draws causally)
+    pays to reach the case's attainment target on `trace` (`case_drawn`)."""
+    drawn, params = case_drawn(case, trace, games)
+    return model_reference(drawn, params, service, serving_model(service), case_target(case)[0])
 
 
 class LedgerPolicy(EnginePolicy):
@@ -584,6 +591,25 @@ def render_targets(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def script_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments every benchmark script takes: --workers and --traces."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--traces", help="directory for the generated traces (default: a temporary one)")
+    return parser
+
+
+def machine_and_time(jobs: int, what: str, workers: int, wall_s: float) -> list[str]:
+    """A results file's closing section: the CPU, and how long its run took on how many processes."""
+    return [
+        "## Machine and time",
+        "",
+        f"- CPU: {cpu_model()}, {os.cpu_count()} cores; {jobs} {what} on {workers} worker processes, "
+        f"{wall_s:.1f} s wall.",
+        "",
+    ]
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -781,9 +807,7 @@ def render(results: list[dict[str, Any]], *, wall_s: float, workers: int, genera
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--traces", help="directory for the generated traces (default: a temporary one)")
+    parser = script_parser(__doc__)
     parser.add_argument("--only", nargs="*", help="run only these cases")
     parser.add_argument("--policies", nargs="*", default=list(POLICIES), choices=list(BUILTIN))
     parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))

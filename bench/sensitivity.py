@@ -12,8 +12,6 @@ defaults miss, or whether every knob moves along the same attainment-for-cost li
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -23,7 +21,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from policies import CASES, GAME_NIGHT_TARGET, SPIKES_TARGET, case_traces, cpu_model, run_case  # noqa: E402
+from policies import (  # noqa: E402
+    CASES,
+    GAME_NIGHT_TARGET,
+    SPIKES_TARGET,
+    case_traces,
+    machine_and_time,
+    run_case,
+    script_parser,
+)
 
 from scaling.policy.types import PolicyParams  # noqa: E402
 
@@ -89,20 +95,12 @@ def render(results: list[dict[str, Any]], *, wall_s: float, workers: int) -> str
                 f"{cheapest['summary']['attainment']:.5f} at {cheapest['summary']['cost_ratio']:.4f} ×.",
             ]
         lines.append("")
-    lines += [
-        "## Machine and time",
-        "",
-        f"- CPU: {cpu_model()}, {os.cpu_count()} cores; {len(results)} replays on {workers} worker processes, "
-        f"{wall_s:.1f} s wall.",
-        "",
-    ]
+    lines += machine_and_time(len(results), "replays", workers, wall_s)
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--traces", help="directory for the generated traces (default: a temporary one)")
+    parser = script_parser(__doc__)
     parser.add_argument("--out", default=str(ROOT / "bench" / "SENSITIVITY.md"))
     args = parser.parse_args()
     began = time.perf_counter()
