@@ -285,15 +285,20 @@ def test_the_first_seen_step_of_a_spike_holds_its_share_of_the_rise() -> None:
     assert bench.spike_first_seen_rise(trace, [Spike(onset=t0 + 95.0, hold_end=t0 + 290.0)]) == [0.05]
 
 
-def _sensitivity() -> ModuleType:
-    _bench()  # sensitivity.py imports it as `policies`, from beside itself
+def _script(name: str) -> ModuleType:
+    """bench/`name`.py, which imports policies.py as `policies`, from beside itself."""
+    _bench()
     sys.modules.setdefault("policies", sys.modules["bench_policies"])
-    spec = importlib.util.spec_from_file_location("bench_sensitivity", ROOT / "bench" / "sensitivity.py")
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _sensitivity() -> ModuleType:
+    return _script("sensitivity")
 
 
 def test_sensitivity_replays_tipoff_with_one_parameter_changed(tmp_path: Path) -> None:
@@ -335,3 +340,32 @@ def test_a_game_to_be_decided_draws_no_traffic_and_changes_no_other_game() -> No
     # The later game draws the same interest whether the first is set or to be decided.
     np.testing.assert_allclose(with_tbd[day:], with_game[day:])
     assert not np.allclose(with_tbd[day:], without[day:])  # (it takes the first game's draws either way)
+
+
+def _gap() -> ModuleType:
+    return _script("gap")
+
+
+def test_the_gap_replays_tipoffs_rules_on_the_references_forecast(tmp_path: Path) -> None:
+    bench, gap = _bench(), _gap()
+    case = next(c for c in bench.CASES if c.name == "christmas")
+    bench.make_traces(case, tmp_path)
+    own_rule = gap.rules.prewarm
+    bare, padded = (gap.run_swapped("christmas", str(tmp_path), z) for z in (0.0, 3.0))
+    assert gap.rules.prewarm is own_rule  # swapped only while the policy decided
+    # The forecast stage is the reference's mean either way; z adds headroom, and replica-hours with it.
+    assert bare["cost_breakdown"]["forecast"] == pytest.approx(padded["cost_breakdown"]["forecast"], abs=0.01)
+    assert padded["cost_breakdown"]["headroom"] > bare["cost_breakdown"]["headroom"]
+    assert padded["summary"]["cost_ratio"] > bare["summary"]["cost_ratio"]
+    assert bare["summary"]["attainment"] < 0.999 <= padded["summary"]["attainment"]
+
+    tipoff = {"kind": "tipoff", "z": None, **bench.run_case("christmas", "tipoff", str(tmp_path))}
+    reference = {"kind": "reference", "z": None, "reference": {"z": 2.0, "attainment": 0.9994, "cost_ratio": 1.11}}
+    rows = [tipoff, reference, {"kind": "swapped", "z": 0.0, **bare}, {"kind": "swapped", "z": 3.0, **padded}]
+    text = gap.render("christmas", rows, wall_s=1.0, workers=1)
+    assert "| causal reference alone (z 2) | 0.99940 | 1.1100 | yes |" in text
+    assert "| tipoff's rules on the reference's forecast, z 3 |" in text
+    assert "tipoff's own rules meet the target (z 3:" in text
+    padded["summary"]["cost_ratio"] = 1.26  # now over the target, and z 0 under its attainment: no row meets it
+    text = gap.render("christmas", rows, wall_s=1.0, workers=1)
+    assert "tipoff's own rules do not meet the target at any z tried" in text
