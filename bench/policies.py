@@ -572,9 +572,9 @@ def render_targets(rows: list[dict[str, Any]]) -> list[str]:
         "## Issue 4's targets, from this run",
         "",
         f"{met} of {len(rows)} met (`targets`: read from the tables below, not typed in). Where one is not, "
-        "the last column gives this run's own reference for how far a causal policy could go there: a policy "
-        "told everything but the noise, the seen-spike floor, or the foresight bound (each explained under its "
-        "trace's table).",
+        "the last column gives this run's own reference for how far a causal policy could go there: the causal "
+        "reference (told how the traffic is made, learning what was drawn), the seen-spike floor, or the "
+        "foresight bound (each explained under its trace's table).",
         "",
         "| trace | target | tipoff measured | met | reference where not met |",
         "|---|---|---|---|---|",
@@ -585,7 +585,9 @@ def render_targets(rows: list[dict[str, Any]]) -> list[str]:
     lines += [
         "",
         "`decide()` under 1 ms at the median is measured apart, by `bench/decide_speed.py`: see "
-        "[DECIDE.md](DECIDE.md).",
+        "[DECIDE.md](DECIDE.md). Whether a missed cost target is tipoff's demand model or its rules is measured "
+        "apart too, by `bench/gap.py`, which replays tipoff's rules on the causal reference's forecast: see "
+        "[GAP.md](GAP.md).",
         "",
     ]
     return lines
