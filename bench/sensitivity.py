@@ -23,8 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from policies import (  # noqa: E402
     CASES,
-    GAME_NIGHT_TARGET,
-    SPIKES_TARGET,
+    case_target,
     case_traces,
     machine_and_time,
     run_case,
@@ -65,7 +64,7 @@ def render(results: list[dict[str, Any]], *, wall_s: float, workers: int) -> str
     ]
     for name in RUN_CASES:
         case = next(c for c in CASES if c.name == name)
-        least, most = SPIKES_TARGET if case.spikes else GAME_NIGHT_TARGET
+        least, most = case_target(case)
         rows = [r for r in results if r["case"] == name]
         if not rows:
             continue

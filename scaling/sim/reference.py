@@ -210,14 +210,15 @@ def plans(generated: Generated, params: GenParams, service: ServiceSpec) -> tupl
         lo, hi = max(int((t - lag - window) // step), 0), min(int((t - lag) // step), n)
         a, b = int(t // step), min(int(t // step) + ahead, n)
         flt.track([k for k, g in enumerate(games) if g.lo < b and g.hi > min(lo, a)])
-        flt.advance(now - lag - window / 2.0)
+        observed_at = now - lag - window / 2.0  # the metric window's middle
+        flt.advance(observed_at)
         if hi > lo:
             loads = np.array([games[k].rps(games[k].true, lo, hi).mean() for k in flt.live])
             spikes = float(_known_spikes(generated.spikes, epoch[lo:hi], now, params.spike_multiple).mean())
             flt.update(float(cumulative[hi] - cumulative[lo]) / (hi - lo), float(base[lo:hi].mean()), loads, spikes)
         future = np.array([games[k].rps(games[k].plan(now), a, b) for k in flt.live]).reshape(len(flt.live), b - a)
         spikes_ahead = _known_spikes(generated.spikes, epoch[a:b], now, params.spike_multiple)
-        ahead_min = (epoch[a:b] - (now - lag - window / 2.0)) / 60.0
+        ahead_min = (epoch[a:b] - observed_at) / 60.0
         mean, sd = flt.forecast(base[a:b], future, spikes_ahead, ahead_min)
         means[j, : b - a], sds[j, : b - a] = mean, sd
     return means, sds
