@@ -28,8 +28,8 @@ RULE_HELP: dict[str, str] = {
     "slo_guard": "Fires when observed p95/p99 latency or the error rate breaks the SLO, and scales out to what the "
     "serving model says meets it.",
     "panic": "Surge detector on a short window: reacts to a surge the game calendar does not explain (a game's "
-    "halftime is expected; breaking news is not), provisions for a multiple of the rate before it, and never "
-    "scales in while active.",
+    "halftime is expected; breaking news is not), provisions for a multiple of the rate before it or of what the "
+    "calendar expects when new replicas are ready, and never scales in while active.",
     "forecast": "Pre-warm: provisions for the demand forecast at now + provisioning delay + one tick, from the game "
     "calendar and learned traffic profiles, corrected by what tonight's ramp shows.",
     "metrics": "Metric freshness: with missing or stale metrics the count holds (never scales in).",
@@ -63,7 +63,12 @@ INPUT_HELP: dict[str, str] = {
     "quiet_hours": "No game on the calendar near: a smaller unexplained rise counts as a surge.",
     "triggered_at": "When panic mode last triggered (it lasts the panic window after).",
     "unforecast_surge_over_rps": "The rate the calendar forecast expects now; the observed rate exceeded it.",
-    "surge_base_rps": "The rate before the surge, which the surge multiple is sized on.",
+    "surge_base_rps": "The rate the surge multiple is sized on: the rate before the surge, or what the calendar "
+    "expects when replicas asked for now are ready (with the forecast's least headroom), whichever is more.",
+    "surge_base_from": "Which rate the surge multiple is sized on: 'before' (the minute or two before the surge) "
+    "or 'calendar' (the calendar's forecast when new replicas are ready).",
+    "calendar_smooth": "The calendar expects no jump within two minutes (no quarter end, tip-off or buzzer): a "
+    "smaller unexplained rise counts as a surge.",
     "surge_multiple": "Panic provisions at least this multiple of the rate before the surge.",
     "forecast_at": "The instant the forecast peak falls on (now + provisioning delay … + one tick).",
     "forecast_rps": "Forecast demand at that instant, after tonight's correction (requests/s).",

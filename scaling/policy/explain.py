@@ -146,9 +146,16 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
             text += f"; the calendar expects {_num(i.get('unforecast_surge_over_rps'))} rps"
             if i.get("quiet_hours"):
                 text += " (no game near)"
+            elif i.get("calendar_smooth"):
+                text += " and no jump near now"
         if "surge_base_rps" in i:
             base, multiple = _num(i.get("surge_base_rps")), _num(i.get("surge_multiple"))
-            text += f"; provisioning for {multiple}× the {base} rps before it"
+            if i.get("surge_base_from") == "calendar":
+                text += (
+                    f"; provisioning for {multiple}× the {base} rps the calendar expects when new replicas are ready"
+                )
+            else:
+                text += f"; provisioning for {multiple}× the {base} rps before it"
         return text
     if rule.rule == "target_utilization":
         util = i.get("utilization")

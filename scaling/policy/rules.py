@@ -9,7 +9,8 @@ from __future__ import annotations
 import itertools
 import math
 from bisect import bisect_left
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -186,11 +187,17 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     if params.panic_quiet_ratio > 0 and (needed_now > inp.ready or (before and obs.short_rps > max(before))):
         quiet = not games_near(inp.games, inp.now - SURGE_GAMES_BACK, inp.now)
     watching = needed_now > inp.ready or quiet
-    expected: float | None = None
+    calendar: _CalendarNow | None = None
     if watching and params.panic_unforecast_ratio > 0:
-        expected = _expected_now(inp, obs, points_s, latest_s)
+        calendar = _calendar_now(inp, obs, points_s, latest_s)
+    expected = calendar.now if calendar is not None else None
     forecast_known = expected is not None and math.isfinite(expected)
-    ratio = params.panic_quiet_ratio if quiet else params.panic_unforecast_ratio
+    # Where the calendar expects no jump near now (no quarter end, tip-off or buzzer within two minutes), a
+    # rise it does not explain is news at a lower multiple: the game-hours ratio allows for surges it mistimes.
+    smooth = calendar is not None and calendar.jump <= SMOOTH_JUMP and params.panic_smooth_ratio > 0
+    ratio = (
+        params.panic_quiet_ratio if quiet else params.panic_smooth_ratio if smooth else params.panic_unforecast_ratio
+    )
     unforecast = expected is not None and forecast_known and obs.short_rps >= ratio * expected
     # The jump over the minute before is the test only where no forecast covers the moment.
     surging = watching and (unforecast or (over_before and not forecast_known))
@@ -220,11 +227,15 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
         return None
     sized = needed_now
     surge_base: float | None = None
+    surge_from = "before"
     if triggered_at == obs.latest.ts:
         sized = size_for(obs.short_rps * (1.0 + params.reactive_headroom + params.panic_headroom), inp)
         if surging and before and params.panic_surge_multiple > 0:
-            # Its first ticks see only the start of the rise: provision for the multiple of the rate before it.
+            # Its first ticks see only the start of the rise: provision for the multiple of the rate before it,
+            # or of what the calendar expects when the capacity ordered now is ready, if that is more.
             surge_base = min(before)
+            if calendar is not None and math.isfinite(calendar.arrival) and calendar.arrival > surge_base:
+                surge_base, surge_from = calendar.arrival, "calendar"
             sized = max(sized, size_for(params.panic_surge_multiple * surge_base, inp))
     return RuleResult(
         rule="panic",
@@ -238,8 +249,13 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
             "triggered_at": triggered_at.isoformat(),
             **({"unforecast_surge_over_rps": round(expected, 3)} if unforecast and expected is not None else {}),
             **({"quiet_hours": True} if surging and quiet else {}),
+            **({"calendar_smooth": True} if surging and smooth and not quiet else {}),
             **(
-                {"surge_base_rps": round(surge_base, 3), "surge_multiple": params.panic_surge_multiple}
+                {
+                    "surge_base_rps": round(surge_base, 3),
+                    "surge_base_from": surge_from,
+                    "surge_multiple": params.panic_surge_multiple,
+                }
                 if surge_base is not None
                 else {}
             ),
@@ -248,20 +264,39 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     )
 
 
-def _expected_now(inp: EngineInput, obs: Observation, points_s: tuple[float, ...], latest_s: float) -> float:
-    """What the calendar forecast expects in the newest slice, scaled as the minute or two before it ran
-    (inf when unknown): a game's quarter-end surge is expected, breaking news is not."""
+@dataclass(frozen=True)
+class _CalendarNow:
+    """What the calendar forecast says around the newest slice, scaled as the minute or two before it ran."""
+
+    now: float  # expected in the newest slice (inf when unknown)
+    arrival: float  # expected when capacity ordered now is ready (inf when unknown)
+    jump: float  # the unscaled forecast's highest over its lowest within SMOOTH_SPAN_S of the newest slice
+
+
+def _calendar_now(inp: EngineInput, obs: Observation, points_s: tuple[float, ...], latest_s: float) -> _CalendarNow:
+    """What the calendar expects now and on arrival, and whether it expects a jump near now: a game's
+    quarter-end surge is expected, breaking news is not."""
     forecaster = inp.forecaster or default_forecaster()
-    prepared = forecaster.prepare(games_near(inp.games, inp.now - SURGE_GAMES_BACK, inp.now))
+    arrival_s = inp.now.timestamp() + inp.service.provisioning_delay_s
+    arrival_at = datetime.fromtimestamp(arrival_s + inp.service.tick_s + inp.params.forecast_lookahead_s, UTC)
+    prepared = forecaster.prepare(games_near(inp.games, inp.now - SURGE_GAMES_BACK, arrival_at))
     half_window_s = inp.service.metrics_window_s / 2
     seen = expected = 0.0
     for t, m in zip(points_s, obs.points, strict=True):
         if m.rps is not None and SURGE_BASE_FROM_S <= latest_s - t <= SURGE_BASE_TO_S:
             seen += m.rps
             expected += forecaster.predict_epoch(t - half_window_s, prepared)
+    around = [forecaster.predict_epoch(latest_s + k * SMOOTH_STEP_S, prepared) for k in SMOOTH_STEPS]
+    jump = max(around) / min(around) if min(around) > 1e-9 else math.inf
     if seen <= 0.0 or expected <= 1e-9:
-        return math.inf
-    return forecaster.predict_epoch(latest_s - inp.service.tick_s / 2, prepared) * seen / expected
+        return _CalendarNow(math.inf, math.inf, jump)
+    scale = seen / expected
+    now = forecaster.predict_epoch(latest_s - inp.service.tick_s / 2, prepared) * scale
+    # On arrival: the highest over the tick after it and the lookahead, as the forecast rule provisions.
+    span_s = inp.service.tick_s + inp.params.forecast_lookahead_s
+    points = max(int(span_s // 15.0), 1)
+    arrival = max(forecaster.predict_epoch(arrival_s + span_s * i / points, prepared) for i in range(points + 1))
+    return _CalendarNow(now, arrival * scale * (1.0 + inp.params.forecast_headroom), jump)
 
 
 def _eastern(t: datetime) -> str:
@@ -277,6 +312,11 @@ def game_label(game: GameSpec) -> str:
 SURGE_BASE_FROM_S = 30.0  # the minute and a half before the newest sample is the surge's baseline
 SURGE_BASE_TO_S = 120.0
 SURGE_GAMES_BACK = timedelta(minutes=5)  # the games whose profiles can explain a surge now
+# The calendar expects no jump near now when its forecast varies by at most SMOOTH_JUMP (highest / lowest)
+# across two minutes either side of the newest slice: a quarter end, tip-off or buzzer moves it 25 % or more.
+SMOOTH_JUMP = 1.15
+SMOOTH_STEP_S = 30.0
+SMOOTH_STEPS = range(-4, 5)
 TREND_SPACING_S = 55.0
 WINDOW_POINTS = 4  # a window's mean rate is compared with the forecast averaged at this many points across it
 MAX_TREND_GAIN = 1.0  # the trend may at most double tonight's ratio

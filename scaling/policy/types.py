@@ -109,6 +109,11 @@ class PolicyParams:
         "Also panic when the short-window rate is this many times what the calendar forecast expects (scaled "
         "as the minute before ran): a surge no scheduled game explains; 0 = off.",
     )
+    panic_smooth_ratio: float = _p(
+        1.3,
+        "In game hours, panic at this multiple of what the forecast expects where the calendar expects no jump "
+        "near now (no quarter end, tip-off or buzzer within two minutes); 0 = as elsewhere in game hours.",
+    )
     panic_quiet_ratio: float = _p(
         1.2,
         "With no game on the calendar near (quiet hours), panic at this multiple of what the forecast expects "

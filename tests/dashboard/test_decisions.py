@@ -230,21 +230,33 @@ def test_the_explanation_steps_to_the_earlier_and_later_ticks(viewer: Client) ->
 def test_every_input_the_engine_records_has_a_gloss() -> None:
     # Decide a spread of situations and collect every input name the rules wrote: each must say what it means.
     from scaling.policy import PolicyParams, decide
+    from scaling.policy.forecast import Forecaster
+    from tests.policy.builders import T0 as NOW
     from tests.policy.builders import engine_input, finish_input, finishing_forecaster, game, point
 
     steady = tuple(point(600.0, age_s=a, utilization=0.8, in_flight=30.0) for a in (95, 80, 65, 50, 35, 20))
     tip = T0 + timedelta(minutes=4)
     every = PolicyParams(target_utilization=0.7, target_rps_per_replica=60.0, target_in_flight_per_replica=3.0)
+    flat = (500.0,) * 361
     situations = [
         engine_input(metrics=steady, provisioned=40, params=every, games=(game(tip),)),  # pre-warm
         engine_input(metrics=(*steady, point(1500.0, age_s=5)), provisioned=8, params=every),  # quiet-hours panic
         engine_input(metrics=(*steady, point(1500.0, age_s=5)), provisioned=8, params=every, games=(game(tip),)),
         engine_input(metrics=(point(600.0, p95_ms=900.0, p99_ms=2000.0, error_rate=0.05),), params=every),
         finish_input(finishing_forecaster(), 152, overtimes=1),  # a game read as in overtime
+        # In a game whose forecast is flat for minutes: a smaller unexplained rise panics.
+        engine_input(
+            metrics=(*steady[2:], point(650.0, age_s=5)),
+            provisioned=8,
+            params=every,
+            forecaster=Forecaster(baseline=(100.0,) * 48, profiles={"national": flat, "regional": flat}, learned=True),
+            games=(game(NOW - timedelta(minutes=60)),),
+        ),
     ]
     decided = [decide(inp) for inp in situations] + [decide(engine_input(params=every), metrics_unavailable=True)]
     names = {name for decision in decided for rule in decision.rules for name in rule.inputs}
     assert {"forecast_rps", "surge_base_rps", "p99_ms", "utilization", "in_flight", "unavailable", "overtime"} <= names
+    assert {"calendar_smooth", "surge_base_from", "quiet_hours"} <= names
     assert sorted(names - set(decisions_module.INPUT_HELP)) == []
 
 

@@ -273,18 +273,22 @@ def _panic_on_8_replicas(metrics: tuple[MetricPoint, ...], params: PolicyParams)
 
 
 def test_panic_enters_on_a_sudden_surge_over_the_minutes_before() -> None:
-    # Steady at 600 rps, then the newest 15 s run at 1,200: × 2, more than the 8 ready serve.
+    # Steady at 600 rps, then the newest 15 s run at 1,200: × 2, more than the 8 ready serve. The calendar has
+    # nothing to say (no baseline, no game): the jump over the minutes before is the test.
     metrics = _steady_600_then(750.0)
     params = PolicyParams(prewarm=False, scale_up_percent=500)
-    result, panic = _panic_on_8_replicas(metrics, params)
+    silent = Forecaster(baseline=(0.0,) * 48, profiles={}, learned=True)
+    result = decide(engine_input(metrics=metrics, provisioned=8, params=params, forecaster=silent))
+    panic = next(r for r in result.rules if r.rule == "panic")
     assert panic.inputs["surge"] is True
     # Sized for the rise still to come: 3 × the 600 rps before it (1,800) against 1,200 × 1.6 (1,920).
     above_slice = replicas_for(1200.0 * (1 + params.panic_headroom), SPEC, params.sizing_target)
     tripled = replicas_for(3 * 600.0, SPEC, params.sizing_target)
     assert panic.replicas == max(above_slice, tripled) == result.desired
     assert (panic.inputs["surge_base_rps"], panic.inputs["surge_multiple"]) == (600.0, 3.0)
+    assert panic.inputs["surge_base_from"] == "before"
     assert "provisioning for 3× the 600 rps before it" in rule_sentence(panic)
-    calm = decide(engine_input(metrics=metrics[:3], provisioned=8, params=params))
+    calm = decide(engine_input(metrics=metrics[:3], provisioned=8, params=params, forecaster=silent))
     assert all(r.rule != "panic" for r in calm.rules)
 
 
@@ -366,9 +370,15 @@ def test_panic_enters_on_a_surge_the_calendar_does_not_explain() -> None:
     params = PolicyParams(prewarm=False, scale_up_percent=500)
     _, panic = _panic_on_8_replicas(metrics, params)
     assert panic.inputs["surge"] is True
-    # The first tick of a surge sees only the start of its rise: 3 × the 600 rps before it, not 900 × 1.6.
-    assert panic.replicas == replicas_for(3 * 600.0, SPEC, params.sizing_target)
+    # The first tick of a surge sees only the start of its rise: 3 × what the calendar expects when new
+    # replicas are ready (the 600 rps before it, as the flat night runs, with the forecast's 5 % headroom),
+    # not 900 × 1.6.
+    base = panic.inputs["surge_base_rps"]
+    assert base == pytest.approx(600.0 * (1 + params.forecast_headroom), rel=0.02)
+    assert panic.inputs["surge_base_from"] == "calendar"
+    assert panic.replicas == replicas_for(3 * base, SPEC, params.sizing_target)
     assert panic.inputs["unforecast_surge_over_rps"] == pytest.approx(600.0, rel=0.02)
+    assert "the calendar expects when new replicas are ready" in rule_sentence(panic)
     plain = decide(engine_input(metrics=metrics, provisioned=8, params=replace(params, panic_surge_multiple=0.0)))
     plain_panic = next(r for r in plain.rules if r.rule == "panic")
     assert plain_panic.replicas == replicas_for(900.0 * (1 + params.panic_headroom), SPEC, params.sizing_target)
@@ -399,6 +409,47 @@ def test_a_surge_the_forecast_expects_is_no_panic(step_to: float, newest: float)
     # The same jump with no game on the calendar is breaking news.
     unexplained = decide(engine_input(metrics=metrics, provisioned=8, params=params))
     assert next(r for r in unexplained.rules if r.rule == "panic").inputs["surge"] is True
+
+
+@pytest.mark.parametrize(
+    ("step_at_bin", "panics"),
+    [
+        pytest.param(None, True, id="the calendar expects no jump: x1.33 is news"),
+        pytest.param(180, False, id="a step a minute ahead: x1.33 may be it, mistimed"),
+    ],
+)
+def test_where_the_calendar_expects_no_jump_a_smaller_rise_panics(step_at_bin: int | None, panics: bool) -> None:
+    # In a game (500 rps by its profile, 100 of baseline), the newest 15 s run at 650: the short window's
+    # 800 rps is 1.33 × the 600 the calendar expects — under the 1.4 of game hours, over the 1.3 where the
+    # calendar's forecast is flat for two minutes either side. A step up a minute ahead is not flat.
+    profile = tuple(800.0 if step_at_bin is not None and i >= step_at_bin else 500.0 for i in range(361))
+    forecaster = Forecaster(baseline=(100.0,) * 48, profiles={"national": profile, "regional": profile}, learned=True)
+    tip = T0 - timedelta(seconds=5 + 7.5) - timedelta(minutes=59)
+    params = PolicyParams(prewarm=False, scale_up_percent=500)
+    result = decide(
+        engine_input(
+            metrics=_steady_600_then(650.0), provisioned=8, params=params, forecaster=forecaster, games=(game(tip),)
+        )
+    )
+    panic = next((r for r in result.rules if r.rule == "panic"), None)
+    if not panics:
+        assert panic is None
+        return
+    assert panic is not None and panic.inputs["calendar_smooth"] is True
+    assert "and no jump near now" in rule_sentence(panic)
+    # Sized for 3 × the calendar's 600 rps on arrival, with the forecast's headroom.
+    assert panic.inputs["surge_base_rps"] == pytest.approx(600.0 * (1 + params.forecast_headroom), rel=1e-3)
+    assert panic.replicas == result.desired == replicas_for(3 * 630.0, SPEC, params.sizing_target)
+    off = decide(
+        engine_input(
+            metrics=_steady_600_then(650.0),
+            provisioned=8,
+            params=replace(params, panic_smooth_ratio=0.0),
+            forecaster=forecaster,
+            games=(game(tip),),
+        )
+    )
+    assert all(r.rule != "panic" for r in off.rules)
 
 
 def test_in_quiet_hours_a_smaller_rise_panics_before_the_ready_replicas_fall_short() -> None:
