@@ -182,36 +182,50 @@ def spike_catch_up_s(run: ReplayRun, spikes: list[Spike]) -> list[float]:
     return out
 
 
-def spike_seen_floor_s(trace: Trace, service: ServiceSpec, spikes: list[Spike]) -> list[float]:
-    """Per spike: the least catch-up (as `spike_catch_up_s` measures it) of capacity ordered on seeing the
-    spike — at the first tick whose metric window wholly holds a step starting at or after its onset — under
-    the replay conventions. No causal policy does better without capacity already standing."""
+def _spike_order_ticks(trace: Trace, service: ServiceSpec, spike: Spike, later_ticks: int) -> tuple[float, int]:
+    """The tick (epoch s) `later_ticks` after the first whose metric window wholly holds a step starting at or
+    after the spike's onset, and the newest step (index) that tick has wholly seen."""
     t0, step, tick = trace.start_epoch_s, trace.step_s, service.tick_s
+    first = math.ceil((spike.onset - t0) / step)
+    seen = t0 + (first + 1) * step + service.metrics_lag_s
+    ordered = t0 + (math.ceil((seen - t0) / tick) + later_ticks) * tick
+    return ordered, math.floor((ordered - service.metrics_lag_s - t0) / step + 1e-9) - 1
+
+
+def spike_seen_floor_s(trace: Trace, service: ServiceSpec, spikes: list[Spike], later_ticks: int = 0) -> list[float]:
+    """Per spike: the least catch-up (as `spike_catch_up_s` measures it) of capacity ordered on seeing the
+    spike — at the first tick whose metric window wholly holds a step starting at or after its onset, or
+    `later_ticks` after it — under the replay conventions. No causal policy does better without capacity
+    already standing."""
+    t0, step = trace.start_epoch_s, trace.step_s
     out = []
     for spike in spikes:
-        first = math.ceil((spike.onset - t0) / step)
-        seen = t0 + (first + 1) * step + service.metrics_lag_s
-        ordered = t0 + math.ceil((seen - t0) / tick) * tick
+        ordered, _ = _spike_order_ticks(trace, service, spike, later_ticks)
         ready = t0 + math.ceil((ordered + service.provisioning_delay_s - t0) / step) * step
         out.append(round(ready - spike.onset, 1))
     return out
 
 
 def spike_first_seen_rise(
-    trace: Trace, spikes: list[Spike], multiple: float = GenParams().spike_multiple
+    trace: Trace,
+    service: ServiceSpec,
+    spikes: list[Spike],
+    later_ticks: int = 0,
+    multiple: float = GenParams().spike_multiple,
 ) -> list[float]:
-    """Per spike: the share of its rise held by the step the seen-spike floor orders on (its first step
-    starting at or after the onset), against the mean rate of the minute before: how much a tick seeing
-    only that step could tell the spike from noise."""
+    """Per spike: the share of its rise held by the newest step the seen-spike floor's tick (or the one
+    `later_ticks` after it) has seen, against the mean rate of the minute before the onset: how much that
+    tick could tell the spike from noise."""
     t0, step = trace.start_epoch_s, trace.step_s
     out = []
     for spike in spikes:
         first = math.ceil((spike.onset - t0) / step)
+        _, newest = _spike_order_ticks(trace, service, spike, later_ticks)
         before = trace.rps[max(first - 1 - round(60 / step), 0) : max(first - 1, 0)]
-        if first >= trace.steps or not before.size or before.mean() <= 0:
+        if newest >= trace.steps or not before.size or before.mean() <= 0:
             out.append(math.nan)
             continue
-        rise = (float(trace.rps[first]) / float(before.mean()) - 1.0) / (multiple - 1.0)
+        rise = (float(trace.rps[newest]) / float(before.mean()) - 1.0) / (multiple - 1.0)
         out.append(round(min(max(rise, 0.0), 1.0), 3))
     return out
 
@@ -447,7 +461,9 @@ def run_case(case_name: str, policy_name: str, directory: str, params: dict[str,
         ),
         "spike_catch_up_s": spike_catch_up_s(run, spikes),
         "spike_seen_floor_s": spike_seen_floor_s(trace, service, spikes),
-        "spike_first_seen_rise": spike_first_seen_rise(trace, spikes),
+        "spike_first_seen_rise": spike_first_seen_rise(trace, service, spikes),
+        "spike_next_tick_floor_s": spike_seen_floor_s(trace, service, spikes, later_ticks=1),
+        "spike_next_tick_rise": spike_first_seen_rise(trace, service, spikes, later_ticks=1),
         "tipoff_attainment_outside_spikes": tipoff_attainment_outside_spikes(run, tips, spikes) if spikes else None,
         "case": case_name,
         "policy": policy_name,
@@ -510,6 +526,8 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             limit = service.provisioning_delay_s + 2 * service.tick_s
             per, floor = own["spike_catch_up_s"], own["spike_seen_floor_s"]
             rise = own.get("spike_first_seen_rise") or [math.nan] * len(per)
+            next_floor = own.get("spike_next_tick_floor_s") or [math.nan] * len(per)
+            next_rise = own.get("spike_next_tick_rise") or [math.nan] * len(per)
             late = [i for i, v in enumerate(per) if v > limit]
             add(
                 case.name,
@@ -519,6 +537,11 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "; ".join(
                     f"spike {i + 1} at {per[i]:g} s; its seen-spike floor {floor[i]:g} s orders on a step holding "
                     f"{rise[i]:.0%} of its rise"
+                    + (
+                        f", the next tick ({next_rise[i]:.0%}) serves from {next_floor[i]:g} s"
+                        if math.isfinite(next_floor[i]) and math.isfinite(next_rise[i])
+                        else ""
+                    )
                     for i in late
                 ),
             )
@@ -854,6 +877,8 @@ def main() -> None:
         "spike_catch_up_s",
         "spike_seen_floor_s",
         "spike_first_seen_rise",
+        "spike_next_tick_floor_s",
+        "spike_next_tick_rise",
         "tipoff_attainment_outside_spikes",
     )
     machine_free = [{k: r[k] for k in keep} for r in results]

@@ -57,6 +57,8 @@ def test_the_seen_spike_floor_follows_the_replay_conventions() -> None:
     assert bench.spike_seen_floor_s(trace, ServiceSpec(), [spike]) == [199.5]
     # A minute of metric lag: seen at 180 s, ready from 360 s.
     assert bench.spike_seen_floor_s(trace, ServiceSpec(metrics_lag_s=60.0), [spike]) == [259.5]
+    # Ordered a tick later (135 s): ready at 315 s, serving from the step at 320 s.
+    assert bench.spike_seen_floor_s(trace, ServiceSpec(), [spike], later_ticks=1) == [219.5]
 
 
 def test_tipoff_attainment_outside_spikes_leaves_out_each_spike_and_its_fade() -> None:
@@ -246,6 +248,11 @@ def test_the_targets_are_read_from_the_run_and_each_can_fail() -> None:
     row = find("spikes-week", "caught up")
     assert not row["met"] and row["measured"] == "worst 210.5 s; 1 of 2 within"
     assert row["reference"] == "spike 2 at 210.5 s; its seen-spike floor 195 s orders on a step holding 2% of its rise"
+    spikes["spike_next_tick_floor_s"], spikes["spike_next_tick_rise"] = [205.0, 210.5], [0.5, 0.19]
+    assert find("spikes-week", "caught up")["reference"] == (
+        "spike 2 at 210.5 s; its seen-spike floor 195 s orders on a step holding 2% of its rise, "
+        "the next tick (19%) serves from 210.5 s"
+    )
     spikes["summary"]["attainment"] = 0.99499
     assert not find("spikes-week", "99.5%")["met"]
 
@@ -279,10 +286,13 @@ def test_the_first_seen_step_of_a_spike_holds_its_share_of_the_rise() -> None:
     bench = _bench()
     start = datetime(2026, 1, 1, tzinfo=UTC)
     rps = np.full(30, 100.0)
-    rps[10], rps[11:] = 110.0, 300.0  # the first step after the onset holds 5 % of the tripling
+    rps[11], rps[12], rps[13:] = 110.0, 180.0, 300.0  # the first step after the onset holds 5 % of the tripling
     trace = Trace(start=start, step_s=10, rps=rps, source="test")
     t0 = start.timestamp()
-    assert bench.spike_first_seen_rise(trace, [Spike(onset=t0 + 95.0, hold_end=t0 + 290.0)]) == [0.05]
+    spike = Spike(onset=t0 + 100.5, hold_end=t0 + 290.0)
+    # The tick at 120 s has seen [110, 120) (5 %); the next, at 135 s, has seen [120, 130) too (40 %).
+    assert bench.spike_first_seen_rise(trace, ServiceSpec(), [spike]) == [0.05]
+    assert bench.spike_first_seen_rise(trace, ServiceSpec(), [spike], later_ticks=1) == [0.4]
 
 
 def _script(name: str) -> ModuleType:
