@@ -155,7 +155,8 @@ def slo_guard(inp: EngineInput, obs: Observation) -> RuleResult | None:
 
 
 def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
-    """Knative-style panic: the short-window rate needs ≥ threshold × ready replicas.
+    """Knative-style panic: the short-window rate needs ≥ threshold × ready replicas, or a surge the
+    calendar does not explain (`_surge`).
 
     While any sample within the panic window met that, recommend at least the current
     count (never scale in while panicking) and size for the short-window rate.
@@ -164,12 +165,64 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     if params.panic_threshold <= 0:
         return None
     ready = max(inp.ready, 1)
-    cap = replica_capacity_rps(inp.service)
     needed_now = size_for(obs.short_rps * (1.0 + params.reactive_headroom), inp)
-    triggered_at: datetime | None = obs.latest.ts if needed_now >= params.panic_threshold * ready else None
-    # A sudden surge (breaking news): the newest slice well above what the calendar expects, or — where the
-    # calendar has nothing to say — well above the minute or two before it, and (outside quiet hours) more
-    # than the ready replicas serve. A scheduled game's quarter-end or final-buzzer jump is expected: no panic.
+    surge = _surge(inp, obs, needed_now)
+    triggered_at: datetime | None = None
+    if surge.surging or needed_now >= params.panic_threshold * ready:
+        triggered_at = obs.latest.ts
+    elif params.panic_window_s > 0:
+        triggered_at = _panicked_within(inp, obs, ready)
+    if triggered_at is None:
+        return None
+    sized = needed_now
+    if triggered_at == obs.latest.ts:
+        sized = size_for(obs.short_rps * (1.0 + params.reactive_headroom + params.panic_headroom), inp)
+        if surge.base_rps is not None:
+            sized = max(sized, size_for(params.panic_surge_multiple * surge.base_rps, inp))
+    return RuleResult(
+        rule="panic",
+        replicas=max(sized, inp.provisioned),
+        inputs={
+            "short_rps": round(obs.short_rps, 3),
+            "needed": needed_now,
+            "ready": inp.ready,
+            "panic_threshold": params.panic_threshold,
+            "surge": surge.surging,
+            "triggered_at": triggered_at.isoformat(),
+            **({"unforecast_surge_over_rps": round(surge.over_rps, 3)} if surge.over_rps is not None else {}),
+            **({"quiet_hours": True} if surge.surging and surge.quiet else {}),
+            **({"calendar_smooth": True} if surge.surging and surge.smooth and not surge.quiet else {}),
+            **(
+                {
+                    "surge_base_rps": round(surge.base_rps, 3),
+                    "surge_base_from": surge.base_from,
+                    "surge_multiple": params.panic_surge_multiple,
+                }
+                if surge.base_rps is not None
+                else {}
+            ),
+        },
+        note="panicking: no scale-in",
+    )
+
+
+@dataclass(frozen=True)
+class _Surge:
+    """The breaking-news test on the newest slice, and what a surge is sized on."""
+
+    surging: bool
+    quiet: bool = False  # no game on the calendar near
+    smooth: bool = False  # the calendar expects no jump near now
+    over_rps: float | None = None  # what the calendar expected, when the slice was well above it
+    base_rps: float | None = None  # the surge multiple applies to this rate (surging only)
+    base_from: str = "before"  # ... the minute or two before the surge, or the "calendar" at arrival
+
+
+def _surge(inp: EngineInput, obs: Observation, needed_now: int) -> _Surge:
+    """A sudden surge (breaking news): the newest slice well above what the calendar expects, or — where the
+    calendar has nothing to say — well above the minute or two before it, and (outside quiet hours) more
+    than the ready replicas serve. A scheduled game's quarter-end or final-buzzer jump is expected: no surge."""
+    params = inp.params
     latest_s, points_s = obs.latest_s, obs.points_s
     before = [
         m.rps
@@ -186,82 +239,62 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     quiet = False
     if params.panic_quiet_ratio > 0 and (needed_now > inp.ready or (before and obs.short_rps > max(before))):
         quiet = not games_near(inp.games, inp.now - SURGE_GAMES_BACK, inp.now)
-    watching = needed_now > inp.ready or quiet
-    calendar: _CalendarNow | None = None
-    if watching and params.panic_unforecast_ratio > 0:
-        calendar = _calendar_now(inp, obs, points_s, latest_s)
-    expected = calendar.now if calendar is not None else None
-    forecast_known = expected is not None and math.isfinite(expected)
+    if not (needed_now > inp.ready or quiet):
+        return _Surge(surging=False)
+    calendar = _calendar_now(inp, obs, points_s, latest_s) if params.panic_unforecast_ratio > 0 else None
+    expected = calendar.now if calendar is not None and math.isfinite(calendar.now) else None
     # Where the calendar expects no jump near now (no quarter end, tip-off or buzzer within two minutes), a
     # rise it does not explain is news at a lower multiple: the game-hours ratio allows for surges it mistimes.
     smooth = calendar is not None and calendar.jump <= SMOOTH_JUMP and params.panic_smooth_ratio > 0
     ratio = (
         params.panic_quiet_ratio if quiet else params.panic_smooth_ratio if smooth else params.panic_unforecast_ratio
     )
-    unforecast = expected is not None and forecast_known and obs.short_rps >= ratio * expected
+    unforecast = expected is not None and obs.short_rps >= ratio * expected
     # The jump over the minute before is the test only where no forecast covers the moment.
-    surging = watching and (unforecast or (over_before and not forecast_known))
-    if surging:
-        triggered_at = obs.latest.ts
-    if triggered_at is None and params.panic_window_s > 0:
-        window = inp.service.metrics_window_s
-        since_s = latest_s - params.panic_window_s
-        first = bisect_left(points_s, since_s)
-        start = max(first - 1, 0)
-        pts = list(zip(points_s[start:], obs.points[start:], strict=True))
-        for (prev_s, prev), (cur_s, cur) in itertools.pairwise(pts):
-            if cur_s < since_s:
-                continue
-            gap = cur_s - prev_s
-            if prev.rps is None or cur.rps is None or not 0.0 < gap < window:
-                continue
-            short = max(prev.rps + (window / gap) * (cur.rps - prev.rps), 0.0)
-            # Compare with the ready count of that moment (utilization = rate / ready capacity), as Knative does.
-            ready_then = ready
-            if cur.utilization and cur.utilization > 0:
-                implied = cur.rps / (cur.utilization * cap)
-                ready_then = max(round(min(implied, 1e6)), 1) if math.isfinite(implied) else ready
-            if size_for(short * (1.0 + params.reactive_headroom), inp) >= params.panic_threshold * ready_then:
-                triggered_at = cur.ts
-    if triggered_at is None:
-        return None
-    sized = needed_now
-    surge_base: float | None = None
-    surge_from = "before"
-    if triggered_at == obs.latest.ts:
-        sized = size_for(obs.short_rps * (1.0 + params.reactive_headroom + params.panic_headroom), inp)
-        if surging and before and params.panic_surge_multiple > 0:
-            # Its first ticks see only the start of the rise: provision for the multiple of the rate before it,
-            # or of what the calendar expects when the capacity ordered now is ready, if that is more.
-            surge_base = min(before)
-            if calendar is not None and math.isfinite(calendar.arrival) and calendar.arrival > surge_base:
-                surge_base, surge_from = calendar.arrival, "calendar"
-            sized = max(sized, size_for(params.panic_surge_multiple * surge_base, inp))
-    return RuleResult(
-        rule="panic",
-        replicas=max(sized, inp.provisioned),
-        inputs={
-            "short_rps": round(obs.short_rps, 3),
-            "needed": needed_now,
-            "ready": inp.ready,
-            "panic_threshold": params.panic_threshold,
-            "surge": surging,
-            "triggered_at": triggered_at.isoformat(),
-            **({"unforecast_surge_over_rps": round(expected, 3)} if unforecast and expected is not None else {}),
-            **({"quiet_hours": True} if surging and quiet else {}),
-            **({"calendar_smooth": True} if surging and smooth and not quiet else {}),
-            **(
-                {
-                    "surge_base_rps": round(surge_base, 3),
-                    "surge_base_from": surge_from,
-                    "surge_multiple": params.panic_surge_multiple,
-                }
-                if surge_base is not None
-                else {}
-            ),
-        },
-        note="panicking: no scale-in",
+    surging = unforecast or (over_before and expected is None)
+    base: float | None = None
+    base_from = "before"
+    if surging and before and params.panic_surge_multiple > 0:
+        # Its first ticks see only the start of the rise: provision for the multiple of the rate before it,
+        # or of what the calendar expects when the capacity ordered now is ready, if that is more.
+        base = min(before)
+        if calendar is not None and math.isfinite(calendar.arrival) and calendar.arrival > base:
+            base, base_from = calendar.arrival, "calendar"
+    return _Surge(
+        surging=surging,
+        quiet=quiet,
+        smooth=smooth,
+        over_rps=expected if unforecast else None,
+        base_rps=base,
+        base_from=base_from,
     )
+
+
+def _panicked_within(inp: EngineInput, obs: Observation, ready: int) -> datetime | None:
+    """The newest sample within the panic window whose short-window rate needed ≥ threshold × the replicas
+    ready then (None if none did): panic lasts that long after it."""
+    params, window = inp.params, inp.service.metrics_window_s
+    cap = replica_capacity_rps(inp.service)
+    points_s = obs.points_s
+    since_s = obs.latest_s - params.panic_window_s
+    start = max(bisect_left(points_s, since_s) - 1, 0)
+    triggered_at: datetime | None = None
+    pts = list(zip(points_s[start:], obs.points[start:], strict=True))
+    for (prev_s, prev), (cur_s, cur) in itertools.pairwise(pts):
+        if cur_s < since_s:
+            continue
+        gap = cur_s - prev_s
+        if prev.rps is None or cur.rps is None or not 0.0 < gap < window:
+            continue
+        short = max(prev.rps + (window / gap) * (cur.rps - prev.rps), 0.0)
+        # Compare with the ready count of that moment (utilization = rate / ready capacity), as Knative does.
+        ready_then = ready
+        if cur.utilization and cur.utilization > 0:
+            implied = cur.rps / (cur.utilization * cap)
+            ready_then = max(round(min(implied, 1e6)), 1) if math.isfinite(implied) else ready
+        if size_for(short * (1.0 + params.reactive_headroom), inp) >= params.panic_threshold * ready_then:
+            triggered_at = cur.ts
+    return triggered_at
 
 
 @dataclass(frozen=True)
