@@ -182,7 +182,7 @@ def spike_catch_up_s(run: ReplayRun, spikes: list[Spike]) -> list[float]:
     return out
 
 
-def _spike_order_ticks(trace: Trace, service: ServiceSpec, spike: Spike, later_ticks: int) -> tuple[float, int]:
+def _spike_order_tick(trace: Trace, service: ServiceSpec, spike: Spike, later_ticks: int) -> tuple[float, int]:
     """The tick (epoch s) `later_ticks` after the first whose metric window wholly holds a step starting at or
     after the spike's onset, and the newest step (index) that tick has wholly seen."""
     t0, step, tick = trace.start_epoch_s, trace.step_s, service.tick_s
@@ -200,7 +200,7 @@ def spike_seen_floor_s(trace: Trace, service: ServiceSpec, spikes: list[Spike], 
     t0, step = trace.start_epoch_s, trace.step_s
     out = []
     for spike in spikes:
-        ordered, _ = _spike_order_ticks(trace, service, spike, later_ticks)
+        ordered, _ = _spike_order_tick(trace, service, spike, later_ticks)
         ready = t0 + math.ceil((ordered + service.provisioning_delay_s - t0) / step) * step
         out.append(round(ready - spike.onset, 1))
     return out
@@ -220,7 +220,7 @@ def spike_first_seen_rise(
     out = []
     for spike in spikes:
         first = math.ceil((spike.onset - t0) / step)
-        _, newest = _spike_order_ticks(trace, service, spike, later_ticks)
+        _, newest = _spike_order_tick(trace, service, spike, later_ticks)
         before = trace.rps[max(first - 1 - round(60 / step), 0) : max(first - 1, 0)]
         if newest >= trace.steps or not before.size or before.mean() <= 0:
             out.append(math.nan)
@@ -538,7 +538,7 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     f"spike {i + 1} at {per[i]:g} s; its seen-spike floor {floor[i]:g} s orders on a step holding "
                     f"{rise[i]:.0%} of its rise"
                     + (
-                        f", the next tick ({next_rise[i]:.0%}) serves from {next_floor[i]:g} s"
+                        f", or {next_floor[i]:g} s a tick later, on a step holding {next_rise[i]:.0%}"
                         if math.isfinite(next_floor[i]) and math.isfinite(next_rise[i])
                         else ""
                     )

@@ -251,7 +251,7 @@ def test_the_targets_are_read_from_the_run_and_each_can_fail() -> None:
     spikes["spike_next_tick_floor_s"], spikes["spike_next_tick_rise"] = [205.0, 210.5], [0.5, 0.19]
     assert find("spikes-week", "caught up")["reference"] == (
         "spike 2 at 210.5 s; its seen-spike floor 195 s orders on a step holding 2% of its rise, "
-        "the next tick (19%) serves from 210.5 s"
+        "or 210.5 s a tick later, on a step holding 19%"
     )
     spikes["summary"]["attainment"] = 0.99499
     assert not find("spikes-week", "99.5%")["met"]
