@@ -291,10 +291,8 @@ def foresight_bound(trace: Trace, service: ServiceSpec, replica_steps: float) ->
     return min(min(bounds) / total, 1.0)
 
 
-def spike_blind_tipoff_attainment(
-    trace: Trace, service: ServiceSpec, games: list[int], spikes: list[Spike]
-) -> float | None:
-    """Tip-off attainment with n*(t) ready at every step — except that from each spike's onset until its
+def spike_blind_steps(trace: Trace, service: ServiceSpec, spikes: list[Spike]) -> np.ndarray:
+    """Per-step attainment with n*(t) ready at every step — except that from each spike's onset until its
     seen-spike floor (`spike_seen_floor_s`) the fleet stays at n* of the minute before it: perfect
     foresight of everything but the spikes, and the spikes caught up as early as a causal policy can
     without standing capacity."""
@@ -307,6 +305,22 @@ def spike_blind_tipoff_attainment(
         end = min(math.ceil((spike.onset + floor_s - t0) / step), trace.steps)
         before = int(ready[max(begin - round(60 / step), 0) : begin].max(initial=service.min_replicas))
         blind[begin:end] = before
+    steps: np.ndarray = attainment_array(blind, trace.rps, model)
+    return steps
+
+
+def spike_blind_attainment(trace: Trace, service: ServiceSpec, spikes: list[Spike]) -> float:
+    """Attainment over the whole trace as `spike_blind_steps` has it: what no causal policy without
+    standing capacity beats when spikes land."""
+    offered = float(trace.rps.sum())
+    return float((trace.rps * spike_blind_steps(trace, service, spikes)).sum()) / offered if offered > 0 else 1.0
+
+
+def spike_blind_tipoff_attainment(
+    trace: Trace, service: ServiceSpec, games: list[int], spikes: list[Spike]
+) -> float | None:
+    """Tip-off attainment as `spike_blind_steps` has it."""
+    t0, step = trace.start_epoch_s, trace.step_s
     ts = t0 + step * np.arange(trace.steps, dtype=np.float64)
     near = np.zeros(trace.steps, dtype=bool)
     for tip in games:
@@ -314,7 +328,7 @@ def spike_blind_tipoff_attainment(
     offered = float(trace.rps[near].sum())
     if offered <= 0:
         return None
-    served = trace.rps[near] * attainment_array(blind, trace.rps, model)[near]
+    served = trace.rps[near] * spike_blind_steps(trace, service, spikes)[near]
     return float(served.sum()) / offered
 
 
