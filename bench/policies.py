@@ -624,7 +624,8 @@ def render_targets(rows: list[dict[str, Any]]) -> list[str]:
         "`decide()` under 1 ms at the median is measured apart, by `bench/decide_speed.py`: see "
         "[DECIDE.md](DECIDE.md). Whether a missed cost target is tipoff's demand model or its rules is measured "
         "apart too, by `bench/gap.py`, which replays tipoff's rules on the causal reference's forecast: see "
-        "[GAP.md](GAP.md).",
+        "[GAP.md](GAP.md). These targets are read on one draw of each trace; `bench/seeds.py` replays tipoff "
+        "on four more draws of each, where they hold less often: see [SEEDS.md](SEEDS.md).",
         "",
     ]
     return lines

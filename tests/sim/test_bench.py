@@ -14,7 +14,7 @@ import pytest
 
 from scaling.policy.types import GameSpec, PolicyParams, ServiceSpec
 from scaling.sim.gentrace import Spike
-from scaling.sim.trace import Trace
+from scaling.sim.trace import Trace, read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -379,3 +379,36 @@ def test_the_gap_replays_tipoffs_rules_on_the_references_forecast(tmp_path: Path
     padded["summary"]["cost_ratio"] = 1.26  # now over the target, and z 0 under its attainment: no row meets it
     text = gap.render("christmas", rows, wall_s=1.0, workers=1)
     assert "tipoff's own rules do not meet the target at any z tried" in text
+
+
+def test_other_draws_are_replayed_and_each_target_can_fail(tmp_path: Path) -> None:
+    bench, seeds = _bench(), _script("seeds")
+    case = next(c for c in bench.CASES if c.name == "christmas")
+    assert seeds.draws(case, 2) == [12, 1012, 2012]
+    # A draw is generated from its own seed (its trace differs from the benchmark's) and replayed as the
+    # benchmark replays it.
+    row = seeds.run_draw("christmas", 1012, str(tmp_path))
+    drawn = read_trace(bench.trace_paths(case, tmp_path / "christmas-1012")[0])
+    (tmp_path / "benchmark").mkdir()
+    bench.make_traces(case, tmp_path / "benchmark")
+    assert not np.allclose(drawn.rps, read_trace(bench.trace_paths(case, tmp_path / "benchmark")[0]).rps)
+    assert row["seed"] == 1012 and 0.9 < row["attainment"] <= 1.0 and row["cost_ratio"] > 1.0
+
+    good = {"case": "spikes-week", "seed": 13, "attainment": 0.996, "cost_ratio": 1.3, "tipoff_attainment": 0.9991}
+    good |= {"spike_catch_up_s": [200.0, 210.0], "spike_seen_floor_s": [190.0, 200.0]}
+    good |= {"spike_blind_attainment": 0.997, "spike_blind_tipoff_attainment": 0.995}
+    assert all(seeds.verdicts(good).values())
+    for change, target in [
+        ({"attainment": 0.9949}, "attainment at cost"),
+        ({"cost_ratio": 1.36}, "attainment at cost"),
+        ({"tipoff_attainment": 0.9989}, "tip-off attainment"),
+        ({"spike_catch_up_s": [200.0, 210.5]}, "spike catch-up"),
+    ]:
+        assert [t for t, ok in seeds.verdicts(good | change).items() if not ok] == [target]
+    text = seeds.render([good, good | {"seed": 1013, "cost_ratio": 1.36}], extra=1, wall_s=1.0, workers=1)
+    assert "| spikes-week | attainment at cost | 1 of 2 draws |" in text
+    assert "| spikes-week | spike catch-up | 2 of 2 draws |" in text
+    assert (
+        "| 1013 | 0.99600 | 1.3600 | 0.99910 | 200, 210 | 190, 200 | 0.99700 (0.99500) | not: attainment at cost |"
+        in text
+    )
