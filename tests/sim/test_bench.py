@@ -394,16 +394,23 @@ def test_other_draws_are_replayed_and_each_target_can_fail(tmp_path: Path) -> No
     assert not np.allclose(drawn.rps, read_trace(bench.trace_paths(case, tmp_path / "benchmark")[0]).rps)
     assert row["seed"] == 1012 and 0.9 < row["attainment"] <= 1.0 and row["cost_ratio"] > 1.0
 
-    good = {"case": "spikes-week", "seed": 13, "attainment": 0.996, "cost_ratio": 1.3, "tipoff_attainment": 0.9991}
+    good: dict[str, Any] = {
+        "case": "spikes-week",
+        "seed": 13,
+        "attainment": 0.996,
+        "cost_ratio": 1.3,
+        "tipoff_attainment": 0.9991,
+    }
     good |= {"spike_catch_up_s": [200.0, 210.0], "spike_seen_floor_s": [190.0, 200.0]}
     good |= {"spike_blind_attainment": 0.997, "spike_blind_tipoff_attainment": 0.995}
     assert all(seeds.verdicts(good).values())
-    for change, target in [
+    changes: list[tuple[dict[str, Any], str]] = [
         ({"attainment": 0.9949}, "attainment at cost"),
         ({"cost_ratio": 1.36}, "attainment at cost"),
         ({"tipoff_attainment": 0.9989}, "tip-off attainment"),
         ({"spike_catch_up_s": [200.0, 210.5]}, "spike catch-up"),
-    ]:
+    ]
+    for change, target in changes:
         assert [t for t, ok in seeds.verdicts(good | change).items() if not ok] == [target]
     text = seeds.render([good, good | {"seed": 1013, "cost_ratio": 1.36}], extra=1, wall_s=1.0, workers=1)
     assert "| spikes-week | attainment at cost | 1 of 2 draws |" in text
