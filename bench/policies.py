@@ -182,6 +182,27 @@ def spike_catch_up_s(run: ReplayRun, spikes: list[Spike]) -> list[float]:
     return out
 
 
+def spike_first_caught_up_s(run: ReplayRun, spikes: list[Spike]) -> list[float]:
+    """Per spike: seconds from its onset to the end of the first run of short steps after it (0 if none):
+    when ready replicas first reached n*(t), whatever fell short later in the hold. `spike_catch_up_s`,
+    which the target reads, counts those later shortfalls too."""
+    trace = run.trace
+    short = run.ready < run.oracle
+    out = []
+    for spike in spikes:
+        begin = max(int(np.ceil((spike.onset - trace.start_epoch_s) / trace.step_s)), 0)
+        end = min(int(np.ceil((spike.hold_end - trace.start_epoch_s) / trace.step_s)), trace.steps)
+        window = short[begin:end]
+        if not window.any():
+            out.append(0.0)
+            continue
+        first = int(np.argmax(window))
+        met = np.nonzero(~window[first:])[0]
+        last = first + (int(met[0]) if met.size else len(window) - first)
+        out.append(round(max(trace.start_epoch_s + (begin + last) * trace.step_s - spike.onset, 0.0), 1))
+    return out
+
+
 def _spike_order_tick(trace: Trace, service: ServiceSpec, spike: Spike, later_ticks: int) -> tuple[float, int]:
     """The tick (epoch s) `later_ticks` after the first whose metric window wholly holds a step starting at or
     after the spike's onset, and the newest step (index) that tick has wholly seen."""
@@ -474,6 +495,7 @@ def run_case(case_name: str, policy_name: str, directory: str, params: dict[str,
             spike_blind_tipoff_attainment(trace, service, tips, spikes) if spikes and policy_name == "oracle" else None
         ),
         "spike_catch_up_s": spike_catch_up_s(run, spikes),
+        "spike_first_caught_up_s": spike_first_caught_up_s(run, spikes),
         "spike_seen_floor_s": spike_seen_floor_s(trace, service, spikes),
         "spike_first_seen_rise": spike_first_seen_rise(trace, service, spikes),
         "spike_next_tick_floor_s": spike_seen_floor_s(trace, service, spikes, later_ticks=1),
@@ -892,6 +914,7 @@ def main() -> None:
         "spike_catch_up_s",
         "spike_seen_floor_s",
         "spike_first_seen_rise",
+        "spike_first_caught_up_s",
         "spike_next_tick_floor_s",
         "spike_next_tick_rise",
         "tipoff_attainment_outside_spikes",

@@ -6,8 +6,8 @@ import importlib.util
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from types import ModuleType, SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -402,6 +402,7 @@ def test_other_draws_are_replayed_and_each_target_can_fail(tmp_path: Path) -> No
         "tipoff_attainment": 0.9991,
     }
     good |= {"spike_catch_up_s": [200.0, 210.0], "spike_seen_floor_s": [190.0, 200.0]}
+    good |= {"spike_first_caught_up_s": [200.0, 200.0]}
     good |= {"spike_blind_attainment": 0.997, "spike_blind_tipoff_attainment": 0.995}
     assert all(seeds.verdicts(good).values())
     changes: list[tuple[dict[str, Any], str]] = [
@@ -415,7 +416,24 @@ def test_other_draws_are_replayed_and_each_target_can_fail(tmp_path: Path) -> No
     text = seeds.render([good, good | {"seed": 1013, "cost_ratio": 1.36}], extra=1, wall_s=1.0, workers=1)
     assert "| spikes-week | attainment at cost | 1 of 2 draws |" in text
     assert "| spikes-week | spike catch-up | 2 of 2 draws |" in text
-    assert (
-        "| 1013 | 0.99600 | 1.3600 | 0.99910 | 200, 210 | 190, 200 | 0.99700 (0.99500) | not: attainment at cost |"
-        in text
-    )
+    row_1013 = "| 1013 | 0.99600 | 1.3600 | 0.99910 | 200, 210 | 200, 200 | 190, 200 | 0.99700 (0.99500) |"
+    assert row_1013 + " not: attainment at cost |" in text
+
+
+def test_catch_up_counts_a_later_shortfall_in_the_hold_and_first_caught_up_does_not() -> None:
+    bench = _bench()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    trace = Trace(start=start, step_s=10, rps=np.full(60, 100.0), source="test")
+    t0 = start.timestamp()
+    oracle = np.full(60, 5)
+    ready = np.full(60, 5)
+    ready[10:30] = 2  # short from the onset (100 s) until 300 s ...
+    ready[40:42] = 4  # ... and again for 20 s later in the hold
+    run = cast(Any, SimpleNamespace(trace=trace, ready=ready, oracle=oracle))
+    spike = Spike(onset=t0 + 100.0, hold_end=t0 + 500.0)
+    assert bench.spike_catch_up_s(run, [spike]) == [320.0]
+    assert bench.spike_first_caught_up_s(run, [spike]) == [200.0]
+    ready[40:42] = 5
+    assert bench.spike_catch_up_s(run, [spike]) == bench.spike_first_caught_up_s(run, [spike]) == [200.0]
+    ready[:] = 5
+    assert bench.spike_first_caught_up_s(run, [spike]) == [0.0]
