@@ -220,8 +220,9 @@ class _Surge:
 
 def _surge(inp: EngineInput, obs: Observation, needed_now: int) -> _Surge:
     """A sudden surge (breaking news): the newest slice well above what the calendar expects, or — where the
-    calendar has nothing to say — well above the minute or two before it, and (outside quiet hours) more
-    than the ready replicas serve. A scheduled game's quarter-end or final-buzzer jump is expected: no surge."""
+    calendar has nothing to say — well above the minute or two before it, and (outside quiet hours) needing
+    at least the replicas ready: a fleet with none to spare is overloaded by the next slice of a surge. A
+    scheduled game's quarter-end or final-buzzer jump is expected: no surge."""
     params = inp.params
     latest_s, points_s = obs.latest_s, obs.points_s
     before = [
@@ -239,7 +240,7 @@ def _surge(inp: EngineInput, obs: Observation, needed_now: int) -> _Surge:
     quiet = False
     if params.panic_quiet_ratio > 0 and (needed_now > inp.ready or (before and obs.short_rps > max(before))):
         quiet = not games_near(inp.games, inp.now - SURGE_GAMES_BACK, inp.now)
-    if not (needed_now > inp.ready or quiet):
+    if not (needed_now >= inp.ready or quiet):
         return _Surge(surging=False)
     calendar = _calendar_now(inp, obs, points_s, latest_s) if params.panic_unforecast_ratio > 0 else None
     expected = calendar.now if calendar is not None and math.isfinite(calendar.now) else None

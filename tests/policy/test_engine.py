@@ -387,6 +387,26 @@ def test_panic_enters_on_a_surge_the_calendar_does_not_explain() -> None:
     assert all(r.rule != "panic" for r in off.rules)
 
 
+def test_a_surge_is_watched_for_once_the_ready_replicas_have_none_to_spare() -> None:
+    # In a game (the calendar expects 600 rps), an unexplained 1.5 × rise: with exactly the replicas the short
+    # window needs ready, the next slice of a surge overloads them, so it panics; with one to spare it waits
+    # for the next tick.
+    flat = (500.0,) * 361
+    forecaster = Forecaster(baseline=(100.0,) * 48, profiles={"national": flat, "regional": flat}, learned=True)
+    games = (game(T0 - timedelta(minutes=60)),)
+    metrics = _steady_600_then(675.0)
+    params = PolicyParams(prewarm=False, scale_up_percent=500)
+    needed = replicas_for(900.0 * (1 + params.reactive_headroom), SPEC, params.sizing_target)
+
+    def panic_on(ready: int) -> RuleResult | None:
+        inp = engine_input(metrics=metrics, provisioned=ready, params=params, forecaster=forecaster, games=games)
+        return next((r for r in decide(inp).rules if r.rule == "panic"), None)
+
+    at_need = panic_on(needed)
+    assert at_need is not None and at_need.inputs["surge"] is True
+    assert panic_on(needed + 1) is None
+
+
 @pytest.mark.parametrize(
     ("step_to", "newest"),
     [
