@@ -10,7 +10,7 @@ import itertools
 import math
 from bisect import bisect_left
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -259,8 +259,9 @@ def _surge(inp: EngineInput, obs: Observation, needed_now: int) -> _Surge:
         # Its first ticks see only the start of the rise: provision for the multiple of the rate before it,
         # or of what the calendar expects when the capacity ordered now is ready, if that is more.
         base = min(before)
-        if calendar is not None and math.isfinite(calendar.arrival) and calendar.arrival > base:
-            base, base_from = calendar.arrival, "calendar"
+        arrival = calendar.arrival(inp) if calendar is not None else math.inf
+        if math.isfinite(arrival) and arrival > base:
+            base, base_from = arrival, "calendar"
     return _Surge(
         surging=surging,
         quiet=quiet,
@@ -303,17 +304,32 @@ class _CalendarNow:
     """What the calendar forecast says around the newest slice, scaled as the minute or two before it ran."""
 
     now: float  # expected in the newest slice (inf when unknown)
-    arrival: float  # expected when capacity ordered now is ready (inf when unknown)
     jump: float  # the unscaled forecast's highest over its lowest across SMOOTH_STEPS around the newest slice
+    scale: float  # how the minute or two before ran against the forecast (inf when unknown)
+    forecaster: Forecaster
+    prepared: list[tuple[float, tuple[float, ...]]]  # the games near, through arrival
+
+    def arrival(self, inp: EngineInput) -> float:
+        """Expected when capacity ordered now is ready (inf when unknown): the highest over the tick after it
+        and the look-ahead, as the forecast rule provisions, with the forecast's least headroom. Only a surge
+        sized on it asks, so a quiet tick does not pay for it."""
+        if not math.isfinite(self.scale):
+            return math.inf
+        arrival_s = inp.now.timestamp() + inp.service.provisioning_delay_s
+        span_s = inp.service.tick_s + inp.params.forecast_lookahead_s
+        points = max(int(span_s // 15.0), 1)
+        predict, prepared = self.forecaster.predict_epoch, self.prepared
+        peak = max(predict(arrival_s + span_s * i / points, prepared) for i in range(points + 1))
+        return peak * self.scale * (1.0 + inp.params.forecast_headroom)
 
 
 def _calendar_now(inp: EngineInput, obs: Observation, points_s: tuple[float, ...], latest_s: float) -> _CalendarNow:
-    """What the calendar expects now and on arrival, and whether it expects a jump near now: a game's
-    quarter-end surge is expected, breaking news is not."""
+    """What the calendar expects now, and whether it expects a jump near now: a game's quarter-end surge is
+    expected, breaking news is not."""
     forecaster = inp.forecaster or default_forecaster()
-    arrival_s = inp.now.timestamp() + inp.service.provisioning_delay_s
-    arrival_at = datetime.fromtimestamp(arrival_s + inp.service.tick_s + inp.params.forecast_lookahead_s, UTC)
-    prepared = forecaster.prepare(games_near(inp.games, inp.now - SURGE_GAMES_BACK, arrival_at))
+    span_s = inp.service.provisioning_delay_s + inp.service.tick_s + inp.params.forecast_lookahead_s
+    through = inp.now + timedelta(seconds=span_s)  # the games a surge's arrival forecast may need
+    prepared = forecaster.prepare(games_near(inp.games, inp.now - SURGE_GAMES_BACK, through))
     half_window_s = inp.service.metrics_window_s / 2
     seen = expected = 0.0
     for t, m in zip(points_s, obs.points, strict=True):
@@ -323,14 +339,10 @@ def _calendar_now(inp: EngineInput, obs: Observation, points_s: tuple[float, ...
     around = [forecaster.predict_epoch(latest_s + k * SMOOTH_STEP_S, prepared) for k in SMOOTH_STEPS]
     jump = max(around) / min(around) if min(around) > 1e-9 else math.inf
     if seen <= 0.0 or expected <= 1e-9:
-        return _CalendarNow(math.inf, math.inf, jump)
+        return _CalendarNow(math.inf, jump, math.inf, forecaster, prepared)
     scale = seen / expected
     now = forecaster.predict_epoch(latest_s - inp.service.tick_s / 2, prepared) * scale
-    # On arrival: the highest over the tick after it and the lookahead, as the forecast rule provisions.
-    span_s = inp.service.tick_s + inp.params.forecast_lookahead_s
-    points = max(int(span_s // 15.0), 1)
-    arrival = max(forecaster.predict_epoch(arrival_s + span_s * i / points, prepared) for i in range(points + 1))
-    return _CalendarNow(now, arrival * scale * (1.0 + inp.params.forecast_headroom), jump)
+    return _CalendarNow(now, jump, scale, forecaster, prepared)
 
 
 def _eastern(t: datetime) -> str:
