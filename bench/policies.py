@@ -165,20 +165,29 @@ def tipoffs_with_violations(run: ReplayRun, tips: list[int]) -> tuple[int, int]:
     return hit, len(inside)
 
 
-def spike_catch_up_s(run: ReplayRun, spikes: list[Spike]) -> list[float]:
-    """Per spike: seconds from its onset to the end of the last step, through its hold, whose ready
-    replicas fell short of n*(t) — how long capacity took to catch up (0 if it never fell short)."""
-    if not spikes:
-        return []
+def _spike_shortfalls(run: ReplayRun, spikes: list[Spike]) -> Iterator[tuple[Spike, int, np.ndarray]]:
+    """Per spike: its first step at or after the onset, and which steps from there through its hold had
+    fewer ready replicas than the replay's n*(t)."""
     trace = run.trace
-    short = run.ready < run.oracle  # the replay's n*(t)
-    out = []
+    short = run.ready < run.oracle
     for spike in spikes:
         begin = max(int(np.ceil((spike.onset - trace.start_epoch_s) / trace.step_s)), 0)
         end = min(int(np.ceil((spike.hold_end - trace.start_epoch_s) / trace.step_s)), trace.steps)
-        hits = np.nonzero(short[begin:end])[0]
-        last_end_s = trace.start_epoch_s + (begin + int(hits[-1]) + 1) * trace.step_s if hits.size else spike.onset
-        out.append(round(max(last_end_s - spike.onset, 0.0), 1))
+        yield spike, begin, short[begin:end]
+
+
+def _since_onset_s(trace: Trace, spike: Spike, step: int) -> float:
+    """Seconds from the spike's onset to the start of step `step` (0 if before it)."""
+    return round(max(trace.start_epoch_s + step * trace.step_s - spike.onset, 0.0), 1)
+
+
+def spike_catch_up_s(run: ReplayRun, spikes: list[Spike]) -> list[float]:
+    """Per spike: seconds from its onset to the end of the last step, through its hold, whose ready
+    replicas fell short of n*(t) — how long capacity took to catch up (0 if it never fell short)."""
+    out = []
+    for spike, begin, short in _spike_shortfalls(run, spikes):
+        hits = np.nonzero(short)[0]
+        out.append(_since_onset_s(run.trace, spike, begin + int(hits[-1]) + 1) if hits.size else 0.0)
     return out
 
 
@@ -186,20 +195,14 @@ def spike_first_caught_up_s(run: ReplayRun, spikes: list[Spike]) -> list[float]:
     """Per spike: seconds from its onset to the end of the first run of short steps after it (0 if none):
     when ready replicas first reached n*(t), whatever fell short later in the hold. `spike_catch_up_s`,
     which the target reads, counts those later shortfalls too."""
-    trace = run.trace
-    short = run.ready < run.oracle
     out = []
-    for spike in spikes:
-        begin = max(int(np.ceil((spike.onset - trace.start_epoch_s) / trace.step_s)), 0)
-        end = min(int(np.ceil((spike.hold_end - trace.start_epoch_s) / trace.step_s)), trace.steps)
-        window = short[begin:end]
-        if not window.any():
+    for spike, begin, short in _spike_shortfalls(run, spikes):
+        if not short.any():
             out.append(0.0)
             continue
-        first = int(np.argmax(window))
-        met = np.nonzero(~window[first:])[0]
-        last = first + (int(met[0]) if met.size else len(window) - first)
-        out.append(round(max(trace.start_epoch_s + (begin + last) * trace.step_s - spike.onset, 0.0), 1))
+        first = int(np.argmax(short))
+        met = np.nonzero(~short[first:])[0]
+        out.append(_since_onset_s(run.trace, spike, begin + first + (int(met[0]) if met.size else len(short) - first)))
     return out
 
 
@@ -330,17 +333,20 @@ def spike_blind_steps(trace: Trace, service: ServiceSpec, spikes: list[Spike]) -
     return steps
 
 
-def spike_blind_attainment(trace: Trace, service: ServiceSpec, spikes: list[Spike]) -> float:
-    """Attainment over the whole trace as `spike_blind_steps` has it: what no causal policy without
-    standing capacity beats when spikes land."""
+def spike_blind_attainment(
+    trace: Trace, service: ServiceSpec, spikes: list[Spike], *, steps: np.ndarray | None = None
+) -> float:
+    """Attainment over the whole trace as `spike_blind_steps` has it (or `steps`, its answer already at
+    hand): what no causal policy without standing capacity beats when spikes land."""
+    blind = spike_blind_steps(trace, service, spikes) if steps is None else steps
     offered = float(trace.rps.sum())
-    return float((trace.rps * spike_blind_steps(trace, service, spikes)).sum()) / offered if offered > 0 else 1.0
+    return float((trace.rps * blind).sum()) / offered if offered > 0 else 1.0
 
 
 def spike_blind_tipoff_attainment(
-    trace: Trace, service: ServiceSpec, games: list[int], spikes: list[Spike]
+    trace: Trace, service: ServiceSpec, games: list[int], spikes: list[Spike], *, steps: np.ndarray | None = None
 ) -> float | None:
-    """Tip-off attainment as `spike_blind_steps` has it."""
+    """Tip-off attainment as `spike_blind_steps` has it (or `steps`, its answer already at hand)."""
     t0, step = trace.start_epoch_s, trace.step_s
     ts = t0 + step * np.arange(trace.steps, dtype=np.float64)
     near = np.zeros(trace.steps, dtype=bool)
@@ -349,7 +355,8 @@ def spike_blind_tipoff_attainment(
     offered = float(trace.rps[near].sum())
     if offered <= 0:
         return None
-    served = trace.rps[near] * spike_blind_steps(trace, service, spikes)[near]
+    blind = spike_blind_steps(trace, service, spikes) if steps is None else steps
+    served = trace.rps[near] * blind[near]
     return float(served.sum()) / offered
 
 

@@ -36,6 +36,7 @@ from policies import (  # noqa: E402
     run_case,
     script_parser,
     spike_blind_attainment,
+    spike_blind_steps,
     spike_blind_tipoff_attainment,
     spikes_path,
     trace_paths,
@@ -76,8 +77,9 @@ def run_draw(case_name: str, seed: int, directory: str) -> dict[str, Any]:
         service = service_from_dict(dict(case.service))
         spikes = [Spike(onset, end) for onset, end in json.loads(spikes_path(case, folder).read_text())]
         tips = sorted({int(g.tip_utc.timestamp()) for g in planned(read_schedule(SCHEDULE))})
-        out["spike_blind_attainment"] = spike_blind_attainment(trace, service, spikes)
-        out["spike_blind_tipoff_attainment"] = spike_blind_tipoff_attainment(trace, service, tips, spikes)
+        blind = spike_blind_steps(trace, service, spikes)
+        out["spike_blind_attainment"] = spike_blind_attainment(trace, service, spikes, steps=blind)
+        out["spike_blind_tipoff_attainment"] = spike_blind_tipoff_attainment(trace, service, tips, spikes, steps=blind)
     return out
 
 
