@@ -184,24 +184,12 @@ class Forecaster:
         minute averages, does not cover a surge's first minute as the alternation does. Replacing it wants
         surge-aware headroom first.
         """
-        if len(ts) != len(rps):
-            raise ValueError("history: ts and rps differ in length")
-        if not ts:
+        buckets = _buckets(ts, rps, resolution_s)
+        if buckets is None:
             return cls.default()
-        epochs = np.fromiter((_epoch(t) for t in ts), dtype=float, count=len(ts))
-        values = np.array([math.nan if r is None else float(r) for r in rps], dtype=float)
-        finite = np.isfinite(values)
-        t0 = float(epochs[0])
-        bucket_of = np.floor_divide(epochs[finite] - t0, resolution_s).astype(np.int64)
-        keys_arr, inverse = np.unique(bucket_of, return_inverse=True)
+        keys_arr, times, y = buckets
         n = len(keys_arr)
-        if n < 10:
-            return cls.default()
-        y = np.bincount(inverse, weights=values[finite], minlength=n) / np.bincount(inverse, minlength=n)
-        times = t0 + (keys_arr + 0.5) * resolution_s
-
-        start, end = times[0] - PROFILE_END_MIN * 60, times[-1] - PROFILE_START_MIN * 60
-        relevant = sorted((g for g in games if start <= _epoch(g.tip_utc) <= end), key=lambda g: (g.tip_utc, g.game_id))
+        relevant = _games_within(games, times)
         nb = BASELINE_BINS
         tiers_present = [tier for tier in TIERS if any(g.tier == tier for g in relevant)]
         smoothing = (baseline_smoothing, profile_smoothing)
@@ -244,9 +232,38 @@ class Forecaster:
             tier_games=tier_games,
         )
         predicted = base_part + game_part * np.array((1.0, *factors))[np.minimum(live, MAX_OVERLAP)]
-        phase = fitted._phases(times, relevant)
-        flat, rising = _calibrate(keys_arr, y, predicted, phase, resolution_s)
-        return replace(fitted, surprise=flat, surprise_rising=rising)
+        return fitted._with_headroom(keys_arr, times, y, predicted, relevant, resolution_s=resolution_s)
+
+    def calibrated(
+        self, ts: Sequence[datetime], rps: Sequence[float], games: Sequence[GameSpec], *, resolution_s: float = 60.0
+    ) -> Forecaster:
+        """This model with its headroom (`surprise`, `surprise_rising`) calibrated on a history, as `fit`
+        calibrates the model it learns: how far this model's tonight-corrected forecasts fell short there.
+
+        For a model built some other way than `fit` (the benchmark's gap analysis builds one told how its
+        traffic is made), so that it carries headroom for its own errors and not for a learned model's."""
+        buckets = _buckets(ts, rps, resolution_s)
+        if buckets is None:
+            return replace(self, surprise={}, surprise_rising={})
+        keys, times, y = buckets
+        relevant = _games_within(games, times)
+        prepared = self.prepare(relevant)
+        predicted = np.array([self.predict_epoch(float(t), prepared) for t in times])
+        return self._with_headroom(keys, times, y, predicted, relevant, resolution_s=resolution_s)
+
+    def _with_headroom(
+        self,
+        keys: np.ndarray,
+        times: np.ndarray,
+        observed: np.ndarray,
+        predicted: np.ndarray,
+        games: Sequence[GameSpec],
+        *,
+        resolution_s: float,
+    ) -> Forecaster:
+        """This model with the headroom its `predicted` rates (per history bucket) leave below `observed`."""
+        flat, rising = _calibrate(keys, observed, predicted, self._phases(times, games), resolution_s)
+        return replace(self, surprise=flat, surprise_rising=rising)
 
     def _phases(self, times: np.ndarray, games: Sequence[GameSpec]) -> np.ndarray:
         """`phase_bucket` at every epoch of `times` at once."""
@@ -462,6 +479,34 @@ class Forecaster:
 
 
 Groups = dict[str, tuple[int, float]]  # tier -> (which profile block of the design, weight of its games)
+
+
+def _buckets(
+    ts: Sequence[datetime], rps: Sequence[float | None], resolution_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A history averaged into `resolution_s` buckets from its first sample: (bucket numbers, their
+    centres as epochs, the mean rate in each), or None with fewer than 10 buckets of data."""
+    if len(ts) != len(rps):
+        raise ValueError("history: ts and rps differ in length")
+    if not ts:
+        return None
+    epochs = np.fromiter((_epoch(t) for t in ts), dtype=float, count=len(ts))
+    values = np.array([math.nan if r is None else float(r) for r in rps], dtype=float)
+    finite = np.isfinite(values)
+    t0 = float(epochs[0])
+    bucket_of = np.floor_divide(epochs[finite] - t0, resolution_s).astype(np.int64)
+    keys, inverse = np.unique(bucket_of, return_inverse=True)
+    n = len(keys)
+    if n < 10:
+        return None
+    y = np.bincount(inverse, weights=values[finite], minlength=n) / np.bincount(inverse, minlength=n)
+    return keys, t0 + (keys + 0.5) * resolution_s, y
+
+
+def _games_within(games: Sequence[GameSpec], times: np.ndarray) -> list[GameSpec]:
+    """The games whose profile reaches into [times[0], times[-1]], in tip-off order."""
+    start, end = times[0] - PROFILE_END_MIN * 60, times[-1] - PROFILE_START_MIN * 60
+    return sorted((g for g in games if start <= _epoch(g.tip_utc) <= end), key=lambda g: (g.tip_utc, g.game_id))
 
 
 def _solve(

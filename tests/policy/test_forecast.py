@@ -419,3 +419,46 @@ def test_across_a_finish_more_demand_never_asks_for_less_and_the_read_only_adds(
             assert read >= blind, (minutes, factor)
             assert read >= before, (minutes, factor)
             before = read
+
+
+@pytest.fixture(scope="module")
+def noisy_history() -> tuple[list[datetime], list[float], list[GameSpec]]:
+    """Four days of the benchmark's generated traffic under the real schedule (noise, interest draws)."""
+    games = [g for g in read_schedule(SCHEDULE) if not g.tbd]
+    trace = generate(datetime(2026, 1, 12, 5, tzinfo=UTC), 4, step_s=60, games=games, params=GenParams(), seed=3)
+    ts, rps = zip(*trace.series(), strict=True)
+    return list(ts), list(rps), games
+
+
+def test_calibrating_a_fitted_model_on_its_own_history_gives_the_headroom_fit_learned(
+    noisy_history: tuple[list[datetime], list[float], list[GameSpec]],
+) -> None:
+    ts, rps, games = noisy_history
+    fitted = Forecaster.fit(ts, rps, games)
+    again = replace(fitted, surprise={}, surprise_rising={}).calibrated(ts, rps, games)
+    for table, mine in ((fitted.surprise, again.surprise), (fitted.surprise_rising, again.surprise_rising)):
+        assert set(mine) == set(table)
+        for horizon, row in table.items():
+            assert mine[horizon] == pytest.approx(row, abs=1e-9)
+    assert again.profiles == fitted.profiles  # the model itself is kept
+
+
+def test_calibrating_measures_the_models_own_errors(
+    noisy_history: tuple[list[datetime], list[float], list[GameSpec]],
+) -> None:
+    """A profile ten minutes late misses every tip-off by that much: calibrated on the same history, it
+    carries more headroom over the first minutes of a game than the fitted one."""
+    ts, rps, games = noisy_history
+    fitted = Forecaster.fit(ts, rps, games)
+    shift = 10
+    late = replace(
+        fitted,
+        profiles={tier: (0.0,) * shift + profile[:-shift] for tier, profile in fitted.profiles.items()},
+        surprise={},
+        surprise_rising={},
+    ).calibrated(ts, rps, games)
+    tip_bucket = round((0.0 - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN)
+    for horizon in (240, 360):
+        assert late.surprise[horizon][tip_bucket] > fitted.surprise[horizon][tip_bucket] + 0.1
+    with pytest.raises(ValueError, match="differ in length"):
+        fitted.calibrated(ts, rps[:-1], games)
