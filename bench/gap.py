@@ -10,12 +10,18 @@ On one trace of `bench/policies.py` (same traces, history and seed) it replays:
 3. tipoff with its forecast rule swapped for one that reads the reference's plan, at several headrooms z:
    it asks for the demand's mean + z·sd over [now + delay, now + delay + tick] and keeps running replicas
    for the highest over [now, now + delay], as tipoff's own forecast rule does. Every other rule, bound
-   and stabilizer is tipoff's, unchanged.
+   and stabilizer is tipoff's, unchanged;
+4. tipoff with its forecast rule as it is, but its model of demand told the generator's average traffic
+   in place of the one it learns (`scaling/sim/told.py`: the baseline as drawn, each tier's expected game
+   shape), its headroom calibrated on the same history; and that model told each game's drawn interest too.
 
 If (3) meets the target where (1) does not, tipoff's rules are not what stands in the way: its demand
-model is, and (2) shows how far a better one could go. The swap replaces `scaling.policy.rules.prewarm`
-only while that policy decides a tick, in the worker process replaying it; the engine knows nothing of
-the reference. Writes bench/GAP.md.
+model is, and (2) shows how far a better one could go. (4) splits the demand model in two: what it learns
+(the average traffic, which (4) is told) and how it corrects that for tonight and covers its errors (one
+ratio for all of tonight's demand, and headroom from the history's shortfalls), which (4) keeps.
+
+The swap in (3) replaces `scaling.policy.rules.prewarm` only while that policy decides a tick, in the
+worker process replaying it; the engine knows nothing of the reference. Writes bench/GAP.md.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from policies import (  # noqa: E402
     case_traces,
     causal_reference,
     cost_breakdown,
+    history_drawn,
     machine_and_time,
     run_case,
     script_parser,
@@ -50,15 +57,23 @@ from policies import (  # noqa: E402
 )
 
 from scaling.policy import rules  # noqa: E402
+from scaling.policy.driver import EngineDriver  # noqa: E402
+from scaling.policy.forecast import Forecaster  # noqa: E402
 from scaling.policy.signals import Observation as Signals  # noqa: E402
 from scaling.policy.types import EngineInput, RuleResult  # noqa: E402
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
 from scaling.sim.reference import plans  # noqa: E402
 from scaling.sim.replay import Observation, ReplayContext, replay  # noqa: E402
 from scaling.sim.score import score, summary_dict  # noqa: E402
+from scaling.sim.told import told_forecaster  # noqa: E402
 from scaling.sim.trace import read_trace  # noqa: E402
 
 Z = (1.5, 1.75, 2.0, 2.5)
+LABELS = {
+    "tipoff": "tipoff",
+    "told": "tipoff told the average traffic (baseline, expected game shapes)",
+    "told-interest": "tipoff told the average traffic and each game's interest",
+}
 
 
 class ReferenceForecastPolicy(LedgerPolicy):
@@ -97,6 +112,36 @@ class ReferenceForecastPolicy(LedgerPolicy):
         return RuleResult(rule="forecast", replicas=max(needed, keep), inputs=inputs), forecast
 
 
+class ToldModelPolicy(LedgerPolicy):
+    """Tipoff deciding on a given model of demand: never refit, so that it stays the one given."""
+
+    def __init__(self, forecaster: Forecaster) -> None:
+        super().__init__(None)
+        self.forecaster = forecaster
+
+    def start(self, ctx: ReplayContext) -> None:
+        super().start(ctx)
+        self.driver = EngineDriver(
+            service=ctx.service, params=self.params, games=ctx.games, forecaster=self.forecaster, relearn_every_s=0
+        )
+
+
+def run_told(case_name: str, directory: str, interests: bool) -> dict[str, Any]:
+    """Replay tipoff on the case's traces in `directory` with its model of demand told the generator's
+    average traffic (and, with `interests`, each game's drawn interest, tonight's and the history's)."""
+    case = next(c for c in CASES if c.name == case_name)
+    trace_path, history_path = trace_paths(case, Path(directory))
+    trace, history = read_trace(trace_path), read_trace(history_path)
+    games = read_schedule(SCHEDULE) if case.use_schedule else ()
+    service = service_from_dict(dict(case.service))
+    drawn, params = case_drawn(case, trace, games)
+    drawn_before = history_drawn(case, history, games)
+    told = {d.game.game_id: d.interest for d in (*drawn_before.draws, *drawn.draws)} if interests else None
+    policy = ToldModelPolicy(told_forecaster(params, history.series(), games, told))
+    run = replay(trace, service, policy, seed=SEED, games=games, history=history)
+    return {"summary": summary_dict(run, score(run, games)), "cost_breakdown": cost_breakdown(run, policy.ledger)}
+
+
 def run_swapped(case_name: str, directory: str, z: float) -> dict[str, Any]:
     """Replay tipoff with the reference's forecast at headroom `z` on the case's traces in `directory`."""
     case = next(c for c in CASES if c.name == case_name)
@@ -119,6 +164,8 @@ def _job(kind: str, case_name: str, directory: str, z: float | None) -> dict[str
         games = list(read_schedule(SCHEDULE)) if case.use_schedule else []
         reference = causal_reference(case, trace, service_from_dict(dict(case.service)), games)
         result = {"reference": reference}
+    elif kind in ("told", "told-interest"):
+        result = run_told(case_name, directory, interests=kind == "told-interest")
     else:
         assert z is not None
         result = run_swapped(case_name, directory, z)
@@ -142,11 +189,30 @@ def conclusion(results: list[dict[str, Any]], least: float, most: float) -> str:
         )
     best = min(good, key=lambda r: r["summary"]["cost_ratio"])
     s = best["summary"]
-    return (
+    first = (
         f"On the reference's forecast, tipoff's own rules meet the target (z {best['z']:g}: {s['attainment']:.5f} "
         f"at {s['cost_ratio']:.4f} ×), so what stands in the way is tipoff's model of demand: its forecast and "
         f"headroom stages cost {model(own):+.3f} of the oracle's replica-hours, the reference's {model(best):+.3f}."
     )
+    told = [r for r in results if r["kind"] in ("told", "told-interest")]
+    if not told:
+        return first
+    reads = "; ".join(
+        f"{LABELS[r['kind']].removeprefix('tipoff ')}, {r['summary']['attainment']:.5f} at "
+        f"{r['summary']['cost_ratio']:.4f} × ({model(r):+.3f})"
+        for r in told
+    )
+    if any(r["summary"]["attainment"] >= least and r["summary"]["cost_ratio"] <= most for r in told):
+        second = f"Told more of it, tipoff meets the target ({reads}): what it learns is what falls short."
+    else:
+        second = (
+            f"Not what it learns, though: {reads}. With the average traffic given, and even each game's interest, "
+            "its forecast and headroom still cost well above the reference's. The rest lies in how it corrects "
+            "the average for tonight (one ratio for all of tonight's demand) and covers its errors (headroom "
+            "from the history's shortfalls, per phase of the leading game), where the reference tracks each "
+            "game's draw and plans for each close finish and overtime until it shows."
+        )
+    return f"{first}\n\n{second}"
 
 
 def render(case_name: str, results: list[dict[str, Any]], *, wall_s: float, workers: int) -> str:
@@ -164,13 +230,16 @@ def render(case_name: str, results: list[dict[str, Any]], *, wall_s: float, work
         f"≥ {least:.1%} within the SLO at ≤ {most:g} × the oracle. Rows: tipoff as it is; the causal reference",
         "alone (`scaling/sim/reference.py`, told how the traffic is made, learning tonight's draws from the metric",
         "window); tipoff with only its forecast rule swapped for one reading the reference's plan (mean + z·sd of",
-        "demand), every other rule and stabilizer its own. **Shares** split the cost above the oracle's bound",
-        "between the stages of every decision, as in RESULTS.md (`cost_breakdown`).",
+        "demand), every other rule and stabilizer its own; and tipoff as it is, its model of demand told the",
+        "generator's average traffic in place of what it learns (`scaling/sim/told.py`: the baseline as drawn,",
+        "each tier's expected game shape; then each game's drawn interest as well), never refit, its headroom",
+        "calibrated on the same history. **Shares** split the cost above the oracle's bound between the stages",
+        "of every decision, as in RESULTS.md (`cost_breakdown`).",
         "",
         "| row | attainment | cost ratio | meets | forecast | headroom | kept | other rules | stability |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    order = {"tipoff": 0, "reference": 1, "swapped": 2}
+    order = {"tipoff": 0, "told": 1, "told-interest": 2, "reference": 3, "swapped": 4}
     for r in sorted(results, key=lambda r: (order[r["kind"]], r["z"] or 0.0)):
         if r["kind"] == "reference":
             ref = r["reference"]
@@ -183,7 +252,7 @@ def render(case_name: str, results: list[dict[str, Any]], *, wall_s: float, work
                 )
             continue
         s, shares = r["summary"], r["cost_breakdown"]
-        label = "tipoff" if r["kind"] == "tipoff" else f"tipoff's rules on the reference's forecast, z {r['z']:g}"
+        label = LABELS.get(r["kind"]) or f"tipoff's rules on the reference's forecast, z {r['z']:g}"
         lines.append(
             f"| {label} | {s['attainment']:.5f} | {s['cost_ratio']:.4f} | {meets(s['attainment'], s['cost_ratio'])} | "
             + " | ".join(f"{shares[k]:+.3f}" for k in ("forecast", "headroom", "kept", "other rules", "stability"))
@@ -201,7 +270,9 @@ def main() -> None:
     args = parser.parse_args()
     began = time.perf_counter()
     with case_traces([c for c in CASES if c.name == args.case], args.traces) as directory:
-        jobs = [("tipoff", None), ("reference", None), *(("swapped", z) for z in Z)]
+        jobs: list[tuple[str, float | None]] = [("tipoff", None), ("told", None), ("told-interest", None)]
+        jobs.append(("reference", None))
+        jobs += [("swapped", z) for z in Z]
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
             futures = [pool.submit(_job, kind, args.case, str(directory), z) for kind, z in jobs]
             results = [f.result() for f in futures]

@@ -45,7 +45,6 @@ from scaling.sim.gentrace import (  # noqa: E402
     Generated,
     GenParams,
     Spike,
-    generate,
     generate_drawn,
 )
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
@@ -124,17 +123,27 @@ def spikes_path(case: Case, directory: Path) -> Path:
 
 def make_traces(case: Case, directory: Path) -> None:
     games = read_schedule(SCHEDULE)
-    params = GenParams(spikes=case.spikes, use_schedule=case.use_schedule)
     trace_path, history_path = trace_paths(case, directory)
-    drawn = generate_drawn(case.start, case.days, step_s=STEP_S, games=games, params=params, seed=case.gen_seed)
+    drawn = _draw(case, games)
     spikes_path(case, directory).write_text(json.dumps([[s.onset, s.hold_end] for s in drawn.spikes]))
-    # The history is the week before, drawn with another seed (and half the spikes).
-    history_params = GenParams(spikes=case.spikes // 2, use_schedule=case.use_schedule)
-    history = generate(
-        case.history_start, 7, step_s=STEP_S, games=games, params=history_params, seed=case.gen_seed + 100
-    )
     trace_path.write_text(trace_csv(drawn.trace))
-    history_path.write_text(trace_csv(history))
+    history_path.write_text(trace_csv(_draw(case, games, history=True).trace))
+
+
+HISTORY_DAYS = 7.0
+HISTORY_SEED_OFFSET = 100
+
+
+def _draw(case: Case, games: Sequence[GameSpec], *, history: bool = False) -> Generated:
+    """The case's trace as its generator draws it, or (`history`) the week before it, drawn with another
+    seed and half the spikes."""
+    if history:
+        params = GenParams(spikes=case.spikes // 2, use_schedule=case.use_schedule)
+        start, days, seed = case.history_start, HISTORY_DAYS, case.gen_seed + HISTORY_SEED_OFFSET
+    else:
+        params = GenParams(spikes=case.spikes, use_schedule=case.use_schedule)
+        start, days, seed = case.start, case.days, case.gen_seed
+    return generate_drawn(start, days, step_s=STEP_S, games=games, params=params, seed=seed)
 
 
 @contextmanager
@@ -363,11 +372,18 @@ def spike_blind_tipoff_attainment(
 def case_drawn(case: Case, trace: Trace, games: Sequence[GameSpec]) -> tuple[Generated, GenParams]:
     """What the generator drew for the case's `trace` (run again with the case's seed on `games`, the
     schedule the trace was drawn from), carrying `trace` itself, and the generator's params."""
-    params = GenParams(spikes=case.spikes, use_schedule=case.use_schedule)
-    drawn = generate_drawn(case.start, case.days, step_s=STEP_S, games=games, params=params, seed=case.gen_seed)
+    drawn = _draw(case, games)
     if drawn.trace.steps != trace.steps or not np.allclose(drawn.trace.rps, trace.rps, atol=1e-3):
         raise ValueError(f"{case.name}: the trace is not the one the case's generator draws")
-    return replace(drawn, trace=trace), params
+    return replace(drawn, trace=trace), GenParams(spikes=case.spikes, use_schedule=case.use_schedule)
+
+
+def history_drawn(case: Case, history: Trace, games: Sequence[GameSpec]) -> Generated:
+    """What the generator drew for the case's `history` (the week before its trace), carrying `history`."""
+    drawn = _draw(case, games, history=True)
+    if drawn.trace.steps != history.steps or not np.allclose(drawn.trace.rps, history.rps, atol=1e-3):
+        raise ValueError(f"{case.name}: the history is not the one the case's generator draws")
+    return replace(drawn, trace=history)
 
 
 def causal_reference(case: Case, trace: Trace, service: ServiceSpec, games: list[GameSpec]) -> dict[str, float] | None:
@@ -652,8 +668,8 @@ def render_targets(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "`decide()` under 1 ms at the median is measured apart, by `bench/decide_speed.py`: see "
         "[DECIDE.md](DECIDE.md). Whether a missed cost target is tipoff's demand model or its rules is measured "
-        "apart too, by `bench/gap.py`, which replays tipoff's rules on the causal reference's forecast: see "
-        "[GAP.md](GAP.md). These targets are read on one draw of each trace; `bench/seeds.py` replays tipoff "
+        "apart too, by `bench/gap.py`, which replays tipoff's rules on the causal reference's forecast, and "
+        "tipoff told the traffic's average in place of what it learns: see [GAP.md](GAP.md). These targets are read on one draw of each trace; `bench/seeds.py` replays tipoff "
         "on four more draws of each, where they hold less often: see [SEEDS.md](SEEDS.md).",
         "",
     ]

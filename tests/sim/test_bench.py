@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from scaling.policy.types import GameSpec, PolicyParams, ServiceSpec
-from scaling.sim.gentrace import Spike
+from scaling.sim.gentrace import Spike, generate
 from scaling.sim.trace import Trace, read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,14 +145,31 @@ def test_the_causal_reference_runs_on_the_cases_own_trace_and_refuses_another() 
     bench = _bench()
     case = bench.Case("day", "one game day", datetime(2025, 12, 25, 5, tzinfo=UTC), 1, 12)
     games = bench.read_schedule(bench.SCHEDULE)
-    trace = bench.generate(case.start, case.days, step_s=bench.STEP_S, games=games, seed=case.gen_seed)
+    trace = generate(case.start, case.days, step_s=bench.STEP_S, games=games, seed=case.gen_seed)
     service = ServiceSpec(provisioning_delay_s=420, metrics_lag_s=60)
     reference = bench.causal_reference(case, trace, service, games)
     assert reference is not None and reference["attainment"] >= service.slo_target
     assert reference["z"] > 0.0 and 1.0 < reference["cost_ratio"] < 1.25
-    other = bench.generate(case.start, case.days, step_s=bench.STEP_S, games=games, seed=case.gen_seed + 1)
+    other = generate(case.start, case.days, step_s=bench.STEP_S, games=games, seed=case.gen_seed + 1)
     with pytest.raises(ValueError, match="day: the trace is not the one the case's generator draws"):
         bench.causal_reference(case, other, service, games)
+
+
+def test_the_history_drawn_is_the_week_the_case_learns_from_and_refuses_another(tmp_path: Path) -> None:
+    bench = _bench()
+    case = bench.Case("day", "one game day", datetime(2025, 12, 25, 5, tzinfo=UTC), 1, 12)
+    games = bench.read_schedule(bench.SCHEDULE)
+    bench.make_traces(case, tmp_path)
+    trace_path, history_path = bench.trace_paths(case, tmp_path)
+    history = bench.read_trace(history_path)
+    drawn = bench.history_drawn(case, history, games)
+    assert drawn.trace is history and drawn.trace.start == case.history_start
+    tonight, _ = bench.case_drawn(case, bench.read_trace(trace_path), games)
+    # Drawn with its own seed: the same schedule, other interests.
+    assert [d.game for d in drawn.draws] == [d.game for d in tonight.draws]
+    assert [d.interest for d in drawn.draws] != [d.interest for d in tonight.draws]
+    with pytest.raises(ValueError, match="day: the history is not the one the case's generator draws"):
+        bench.history_drawn(case, bench.read_trace(trace_path), games)
 
 
 def test_the_cost_breakdown_charges_each_stage_against_the_one_before() -> None:
@@ -187,8 +204,8 @@ def test_the_cost_breakdown_adds_up_to_the_cost_and_names_the_headroom() -> None
     bench = _bench()
     games = bench.read_schedule(bench.SCHEDULE)
     start = datetime(2026, 1, 13, 22, tzinfo=UTC)
-    trace = bench.generate(start, 0.25, step_s=bench.STEP_S, games=games, seed=3)
-    history = bench.generate(start - timedelta(days=2), 2, step_s=bench.STEP_S, games=games, seed=4)
+    trace = generate(start, 0.25, step_s=bench.STEP_S, games=games, seed=3)
+    history = generate(start - timedelta(days=2), 2, step_s=bench.STEP_S, games=games, seed=4)
     service = ServiceSpec()
     shares = {}
     no_headroom = PolicyParams(forecast_uncertainty=0.0, forecast_headroom=0.0)
@@ -341,9 +358,9 @@ def test_a_game_to_be_decided_draws_no_traffic_and_changes_no_other_game() -> No
     placeholder = GameSpec("a", start + timedelta(hours=2), "TBD", "TBD", "Prime Video", tbd=True)
     later = GameSpec("b", start + timedelta(days=1, hours=19), "OKC", "SAS", "")
     set_a = bench.replace(placeholder, tbd=False)
-    with_tbd = bench.generate(start, 2, step_s=60, games=[placeholder, later], seed=5).rps
-    with_game = bench.generate(start, 2, step_s=60, games=[set_a, later], seed=5).rps
-    without = bench.generate(start, 2, step_s=60, games=[later], seed=5).rps
+    with_tbd = generate(start, 2, step_s=60, games=[placeholder, later], seed=5).rps
+    with_game = generate(start, 2, step_s=60, games=[set_a, later], seed=5).rps
+    without = generate(start, 2, step_s=60, games=[later], seed=5).rps
     day = 24 * 60
     # No traffic around the placeholder: the first day is the diurnal baseline alone, as the set game adds to it.
     assert with_tbd[:day].sum() < with_game[:day].sum()

@@ -1,0 +1,125 @@
+"""Tipoff's demand model told how the benchmark's traffic is made, in place of what it learns.
+
+The gap analysis (`bench/gap.py`) asks how much of tipoff's cost is its learned model of demand. The
+causal reference answers with a whole other policy; this answers inside tipoff: the same forecaster
+class, the same rules around it (tonight's ratio, the trend, the calibrated headroom, overtime reads),
+with only the model's content swapped for the generator's:
+
+  - the baseline exactly as drawn (`gentrace.diurnal`, weekends included), where tipoff learns one day's
+    shape in half-hour bins;
+  - each tier's expected game shape: every close finish and overtime weighed by its probability and the
+    interest by its mean, in tipoff's own representation (minute bins, interpolated), where tipoff
+    learns it by least squares from a week;
+  - with `interests`, each game's drawn interest as well, which no forecast can know before the game.
+
+Its headroom is calibrated on the history as `Forecaster.fit` calibrates a learned model
+(`Forecaster.calibrated`): it carries the errors of this model, not of a learned one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import cast
+
+import numpy as np
+
+from scaling.policy.forecast import (
+    BASELINE_BINS,
+    MAX_OVERLAP,
+    PROFILE_BIN_MIN,
+    PROFILE_END_MIN,
+    PROFILE_START_MIN,
+    Forecaster,
+    PreparedGames,
+)
+from scaling.policy.types import GameSpec
+from scaling.sim.gentrace import GenParams, diurnal, game_shape
+
+OVERTIMES_WEIGHED = 2  # a second overtime is drawn with overtime_p again; a third never
+
+
+def expected_shape(params: GenParams) -> np.ndarray:
+    """A game's expected shape at interest 1 over the profile's minute bins: each close-finish and
+    overtime variant weighed by how often the generator draws it."""
+    bins = round((PROFILE_END_MIN - PROFILE_START_MIN) / PROFILE_BIN_MIN) + 1
+    minutes = PROFILE_START_MIN + PROFILE_BIN_MIN * np.arange(bins, dtype=np.float64)
+    p_close, p_ot = params.close_finish_p, params.overtime_p
+    overtime_odds = (1.0 - p_ot, p_ot * (1.0 - p_ot), p_ot * p_ot)
+    shape = np.zeros(len(minutes))
+    for close, p_c in ((False, 1.0 - p_close), (True, p_close)):
+        for overtimes in range(OVERTIMES_WEIGHED + 1):
+            weight = p_c * overtime_odds[overtimes]
+            shape += weight * game_shape(minutes, params, close_finish=close, overtimes=overtimes)
+    return shape
+
+
+@dataclass(frozen=True)
+class ToldForecaster(Forecaster):
+    """A Forecaster whose baseline and profiles are the generator's (see the module docstring)."""
+
+    gen: GenParams = field(default_factory=GenParams)
+    # Game id -> the interest drawn for it; empty = the mean interest for every game.
+    interests: Mapping[str, float] = field(default_factory=dict)
+    _scaled: dict[tuple[str, int], tuple[float, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def _predict(self, t: float, prepared: list[tuple[float, tuple[float, ...]]]) -> float:
+        # The inherited baseline is all zeros: the games' part, to which the drawn baseline is added.
+        base = self.gen.base_rps * float(diurnal(np.array([t]), self.gen.weekend_factor)[0])
+        return super()._predict(t, prepared) + base
+
+    def prepare(
+        self, games: Sequence[GameSpec], overtimes: dict[str, int] | None = None
+    ) -> list[tuple[float, tuple[float, ...]]]:
+        prepared = super().prepare(games, overtimes)
+        if not self.interests:
+            return prepared
+        ot = overtimes or {}
+        scaled = PreparedGames(
+            (tip, self._scaled_profile(g, profile, ot.get(g.game_id, 0)))
+            for g, (tip, profile) in zip(games, prepared, strict=True)
+        )
+        scaled.key = getattr(prepared, "key", None)
+        return scaled
+
+    def _scaled_profile(self, game: GameSpec, profile: tuple[float, ...], overtimes: int) -> tuple[float, ...]:
+        """The tier's profile (at the mean interest) scaled to the game's drawn interest."""
+        key = (game.game_id, overtimes)
+        cached = self._scaled.get(key)
+        if cached is None:
+            factor = self.interests.get(game.game_id, _mean_interest(self.gen)) / _mean_interest(self.gen)
+            cached = self._scaled[key] = tuple(v * factor for v in profile)
+        return cached
+
+
+def _mean_interest(params: GenParams) -> float:
+    return math.exp(params.interest_sigma**2 / 2.0)  # of the log-normal draw
+
+
+def told_forecaster(
+    params: GenParams,
+    history: Sequence[tuple[datetime, float]],
+    games: Sequence[GameSpec],
+    interests: Mapping[str, float] | None = None,
+) -> ToldForecaster:
+    """The generator's average traffic (`params`) as a tipoff forecaster, its headroom calibrated on
+    `history` (samples under `games`); with `interests`, each game's drawn interest too (the history's
+    games' as well, so that the calibration measures this model's errors)."""
+    shape = expected_shape(params) * _mean_interest(params)
+    per_game = params.per_game_rps
+    told = ToldForecaster(
+        baseline=(0.0,) * BASELINE_BINS,
+        profiles={
+            "national": tuple(float(v) for v in shape * per_game * params.national_multiple),
+            "regional": tuple(float(v) for v in shape * per_game),
+        },
+        overlap_factors=(1.0,) * MAX_OVERLAP,
+        learned=True,
+        gen=params,
+        interests=dict(interests or {}),
+    )
+    return cast(ToldForecaster, told.calibrated([t for t, _ in history], [r for _, r in history], games))
