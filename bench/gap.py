@@ -6,7 +6,9 @@ On one trace of `bench/policies.py` (same traces, history and seed) it replays:
 
 1. tipoff as it is;
 2. the causal reference alone (`scaling/sim/reference.py`: told how the traffic is made, learning what
-   was drawn tonight from the metric window);
+   was drawn tonight from the metric window), and again without one of its powers at a time: planning
+   each game's worst finish (close, overtime) to its end instead of as it shows, and leaving each game's
+   interest at the prior instead of learning it;
 3. tipoff with its forecast rule swapped for one that reads the reference's plan, at several headrooms z:
    it asks for the demand's mean + z·sd over [now + delay, now + delay + tick] and keeps running replicas
    for the highest over [now, now + delay], as tipoff's own forecast rule does. Every other rule, bound
@@ -69,7 +71,16 @@ from scaling.sim.told import told_forecaster  # noqa: E402
 from scaling.sim.trace import read_trace  # noqa: E402
 
 Z = (1.5, 1.75, 2.0, 2.5)
+# The causal reference, and the same with one of its powers taken away: what each is worth.
+REFERENCE_ABLATIONS: dict[str, dict[str, bool]] = {
+    "reference": {},
+    "reference-no-reveal": {"reveal": False},
+    "reference-no-interest": {"learn_interests": False},
+}
 LABELS = {
+    "reference": "causal reference alone",
+    "reference-no-reveal": "causal reference, planning each game's worst finish to its end",
+    "reference-no-interest": "causal reference, not learning each game's interest",
     "tipoff": "tipoff",
     "told": "tipoff told the average traffic (baseline, expected game shapes)",
     "told-interest": "tipoff told the average traffic and each game's interest",
@@ -158,12 +169,12 @@ def run_swapped(case_name: str, directory: str, z: float) -> dict[str, Any]:
 def _job(kind: str, case_name: str, directory: str, z: float | None) -> dict[str, Any]:
     if kind == "tipoff":
         result = run_case(case_name, "tipoff", directory)
-    elif kind == "reference":
+    elif kind in REFERENCE_ABLATIONS:
         case = next(c for c in CASES if c.name == case_name)
         trace = read_trace(trace_paths(case, Path(directory))[0])
         games = list(read_schedule(SCHEDULE)) if case.use_schedule else []
-        reference = causal_reference(case, trace, service_from_dict(dict(case.service)), games)
-        result = {"reference": reference}
+        service = service_from_dict(dict(case.service))
+        result = {"reference": causal_reference(case, trace, service, games, **REFERENCE_ABLATIONS[kind])}
     elif kind in ("told", "told-interest"):
         result = run_told(case_name, directory, interests=kind == "told-interest")
     else:
@@ -212,7 +223,27 @@ def conclusion(results: list[dict[str, Any]], least: float, most: float) -> str:
             "from the history's shortfalls, per phase of the leading game), where the reference tracks each "
             "game's draw and plans for each close finish and overtime until it shows."
         )
-    return f"{first}\n\n{second}"
+    return "\n\n".join([first, second, *_ablations(results)])
+
+
+def _ablations(results: list[dict[str, Any]]) -> list[str]:
+    """What the reference's ablation rows say each of its powers is worth, against the reference itself."""
+    found = {r["kind"]: r["reference"] for r in results if r["kind"] in REFERENCE_ABLATIONS}
+    whole = found.get("reference")
+    if whole is None:
+        return []
+    parts = [
+        f"{LABELS[kind].removeprefix('causal reference, ')}: {ref['cost_ratio']:.4f} × "
+        f"({ref['cost_ratio'] - whole['cost_ratio']:+.3f})"
+        for kind, ref in found.items()
+        if kind != "reference" and ref is not None
+    ]
+    if not parts:
+        return []
+    return [
+        f"What each of the reference's powers is worth, as the cost it reaches the target at without it "
+        f"(against its {whole['cost_ratio']:.4f} ×): " + "; ".join(parts) + "."
+    ]
 
 
 def render(case_name: str, results: list[dict[str, Any]], *, wall_s: float, workers: int) -> str:
@@ -229,25 +260,26 @@ def render(case_name: str, results: list[dict[str, Any]], *, wall_s: float, work
         "[RESULTS.md](RESULTS.md). Target: "
         f"≥ {least:.1%} within the SLO at ≤ {most:g} × the oracle. Rows: tipoff as it is; the causal reference",
         "alone (`scaling/sim/reference.py`, told how the traffic is made, learning tonight's draws from the metric",
-        "window); tipoff with only its forecast rule swapped for one reading the reference's plan (mean + z·sd of",
-        "demand), every other rule and stabilizer its own; and tipoff as it is, its model of demand told the",
-        "generator's average traffic in place of what it learns (`scaling/sim/told.py`: the baseline as drawn,",
-        "each tier's expected game shape; then each game's drawn interest as well), never refit, its headroom",
-        "calibrated on the same history. **Shares** split the cost above the oracle's bound between the stages",
-        "of every decision, as in RESULTS.md (`cost_breakdown`).",
+        "window), and again without one of its powers at a time (each game's finish revealed as it shows; each",
+        "game's interest learned); tipoff with only its forecast rule swapped for one reading the reference's",
+        "plan (mean + z·sd of demand), every other rule and stabilizer its own; and tipoff as it is, its model",
+        "of demand told the generator's average traffic in place of what it learns (`scaling/sim/told.py`: the",
+        "baseline as drawn, each tier's expected game shape; then each game's drawn interest as well), never",
+        "refit, its headroom calibrated on the same history. **Shares** split the cost above the oracle's bound",
+        "between the stages of every decision, as in RESULTS.md (`cost_breakdown`).",
         "",
         "| row | attainment | cost ratio | meets | forecast | headroom | kept | other rules | stability |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    order = {"tipoff": 0, "told": 1, "told-interest": 2, "reference": 3, "swapped": 4}
-    for r in sorted(results, key=lambda r: (order[r["kind"]], r["z"] or 0.0)):
-        if r["kind"] == "reference":
-            ref = r["reference"]
+    order = ["tipoff", "told", "told-interest", *REFERENCE_ABLATIONS, "swapped"]
+    for r in sorted(results, key=lambda r: (order.index(r["kind"]), r["z"] or 0.0)):
+        if r["kind"] in REFERENCE_ABLATIONS:
+            ref, label = r["reference"], LABELS[r["kind"]]
             if ref is None:
-                lines.append("| causal reference alone | did not reach the target | | no | | | | | |")
+                lines.append(f"| {label} | did not reach the target | | no | | | | | |")
             else:
                 lines.append(
-                    f"| causal reference alone (z {ref['z']:g}) | {ref['attainment']:.5f} | {ref['cost_ratio']:.4f} | "
+                    f"| {label} (z {ref['z']:g}) | {ref['attainment']:.5f} | {ref['cost_ratio']:.4f} | "
                     f"{meets(ref['attainment'], ref['cost_ratio'])} | | | | | |"
                 )
             continue
@@ -271,7 +303,7 @@ def main() -> None:
     began = time.perf_counter()
     with case_traces([c for c in CASES if c.name == args.case], args.traces) as directory:
         jobs: list[tuple[str, float | None]] = [("tipoff", None), ("told", None), ("told-interest", None)]
-        jobs.append(("reference", None))
+        jobs += [(kind, None) for kind in REFERENCE_ABLATIONS]
         jobs += [("swapped", z) for z in Z]
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
             futures = [pool.submit(_job, kind, args.case, str(directory), z) for kind, z in jobs]

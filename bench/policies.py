@@ -386,11 +386,14 @@ def history_drawn(case: Case, history: Trace, games: Sequence[GameSpec]) -> Gene
     return replace(drawn, trace=history)
 
 
-def causal_reference(case: Case, trace: Trace, service: ServiceSpec, games: list[GameSpec]) -> dict[str, float] | None:
+def causal_reference(
+    case: Case, trace: Trace, service: ServiceSpec, games: list[GameSpec], **ablations: bool
+) -> dict[str, float] | None:
     """What `scaling.sim.reference`'s policy (told the generator's model, learning tonight's draws causally)
-    pays to reach the case's attainment target on `trace` (`case_drawn`)."""
+    pays to reach the case's attainment target on `trace` (`case_drawn`); `ablations` as `model_reference`
+    takes them (`reveal`, `learn_interests`)."""
     drawn, params = case_drawn(case, trace, games)
-    return model_reference(drawn, params, service, serving_model(service), case_target(case)[0])
+    return model_reference(drawn, params, service, serving_model(service), case_target(case)[0], **ablations)
 
 
 class LedgerPolicy(EnginePolicy):
@@ -669,8 +672,9 @@ def render_targets(rows: list[dict[str, Any]]) -> list[str]:
         "`decide()` under 1 ms at the median is measured apart, by `bench/decide_speed.py`: see "
         "[DECIDE.md](DECIDE.md). Whether a missed cost target is tipoff's demand model or its rules is measured "
         "apart too, by `bench/gap.py`, which replays tipoff's rules on the causal reference's forecast, and "
-        "tipoff told the traffic's average in place of what it learns: see [GAP.md](GAP.md). These targets are read on one draw of each trace; `bench/seeds.py` replays tipoff "
-        "on four more draws of each, where they hold less often: see [SEEDS.md](SEEDS.md).",
+        "tipoff told the traffic's average in place of what it learns: see [GAP.md](GAP.md). These targets "
+        "are read on one draw of each trace; `bench/seeds.py` replays tipoff on four more draws of each, where "
+        "they hold less often: see [SEEDS.md](SEEDS.md).",
         "",
     ]
     return lines

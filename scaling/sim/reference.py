@@ -118,9 +118,13 @@ def _games(draws: Sequence[GameDraw], params: GenParams, epoch: FloatArray) -> l
 
 
 class _Filter:
-    """Extended Kalman filter over (interest of each live game ..., log noise at the window's middle)."""
+    """Extended Kalman filter over (interest of each live game ..., log noise at the window's middle).
 
-    def __init__(self, params: GenParams) -> None:
+    With `learn_interests` off, each game's interest stays at the prior's mean and uncertainty (for the
+    gap analysis: what learning them is worth); only the noise is read."""
+
+    def __init__(self, params: GenParams, *, learn_interests: bool = True) -> None:
+        self.learn_interests = learn_interests
         s2 = params.interest_sigma**2
         self.prior = (math.exp(s2 / 2.0), (math.exp(s2) - 1.0) * math.exp(s2))  # log-normal mean, variance
         self.sigma = params.noise_sigma
@@ -165,6 +169,8 @@ class _Filter:
         if s <= 0.0:
             return
         gain = self.p @ h / s
+        if not self.learn_interests:
+            gain[:-1] = 0.0
         self.x = self.x + gain * (observed - predicted)
         self.p = self.p - np.outer(gain, h @ self.p)
 
@@ -190,9 +196,20 @@ def _known_spikes(spikes: Sequence[Spike], epoch: FloatArray, now: float, multip
     return factor
 
 
-def plans(generated: Generated, params: GenParams, service: ServiceSpec) -> tuple[FloatArray, FloatArray]:
+def plans(
+    generated: Generated,
+    params: GenParams,
+    service: ServiceSpec,
+    *,
+    reveal: bool = True,
+    learn_interests: bool = True,
+) -> tuple[FloatArray, FloatArray]:
     """Per tick, the mean and sd of demand the reference expects at each step from the tick until replicas
-    asked for then could serve: two (ticks × steps) arrays, zero-padded past the trace's end."""
+    asked for then could serve: two (ticks × steps) arrays, zero-padded past the trace's end.
+
+    Ablations, for the gap analysis: without `reveal` every game is planned as the worst of its close
+    finishes and overtimes to its end, never as what it showed; without `learn_interests` every game's
+    interest stays the prior's."""
     trace = generated.trace
     rps, step, n = trace.rps, float(trace.step_s), trace.steps
     epoch = trace.start_epoch_s + step * np.arange(n, dtype=np.float64)
@@ -204,7 +221,7 @@ def plans(generated: Generated, params: GenParams, service: ServiceSpec) -> tupl
     means = np.zeros((len(ticks), ahead))
     sds = np.zeros((len(ticks), ahead))
     cumulative = np.concatenate([[0.0], np.cumsum(rps)])
-    flt = _Filter(params)
+    flt = _Filter(params, learn_interests=learn_interests)
     for j, t in enumerate(ticks.tolist()):
         now = trace.start_epoch_s + t
         lo, hi = max(int((t - lag - window) // step), 0), min(int((t - lag) // step), n)
@@ -216,7 +233,9 @@ def plans(generated: Generated, params: GenParams, service: ServiceSpec) -> tupl
             loads = np.array([games[k].rps(games[k].true, lo, hi).mean() for k in flt.live])
             spikes = float(_known_spikes(generated.spikes, epoch[lo:hi], now, params.spike_multiple).mean())
             flt.update(float(cumulative[hi] - cumulative[lo]) / (hi - lo), float(base[lo:hi].mean()), loads, spikes)
-        future = np.array([games[k].rps(games[k].plan(now), a, b) for k in flt.live]).reshape(len(flt.live), b - a)
+        shapes = [games[k].plan(now) if reveal else games[k].unrevealed for k in flt.live]
+        future = np.array([games[k].rps(shape, a, b) for k, shape in zip(flt.live, shapes, strict=True)])
+        future = future.reshape(len(flt.live), b - a)
         spikes_ahead = _known_spikes(generated.spikes, epoch[a:b], now, params.spike_multiple)
         ahead_min = (epoch[a:b] - observed_at) / 60.0
         mean, sd = flt.forecast(base[a:b], future, spikes_ahead, ahead_min)
@@ -225,15 +244,22 @@ def plans(generated: Generated, params: GenParams, service: ServiceSpec) -> tupl
 
 
 def model_reference(
-    generated: Generated, params: GenParams, service: ServiceSpec, model: ServingModel, target: float | None = None
+    generated: Generated,
+    params: GenParams,
+    service: ServiceSpec,
+    model: ServingModel,
+    target: float | None = None,
+    *,
+    reveal: bool = True,
+    learn_interests: bool = True,
 ) -> dict[str, float] | None:
     """What the reference pays to reach `target` attainment (the SLO target unless given): {z, attainment,
     cost_ratio} at the first z in REFERENCE_Z that reaches it, None if none does. `params` are the
-    generator's, as the trace was drawn with them."""
+    generator's, as the trace was drawn with them; `reveal` and `learn_interests` as for `plans`."""
     goal = service.slo_target if target is None else target
     trace = generated.trace
     rps, step, n = trace.rps, trace.step_s, trace.steps
-    means, sds = plans(generated, params, service)
+    means, sds = plans(generated, params, service, reveal=reveal, learn_interests=learn_interests)
     nstar = oracle_array(rps, model, service.min_replicas)
     grid = np.geomspace(1e-3, max(float(rps.max()), 1.0) * 10.0, 6000)
     n_grid = oracle_array(grid, model, service.min_replicas)

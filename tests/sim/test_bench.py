@@ -12,6 +12,7 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
+from scaling.policy.forecast import Forecaster
 from scaling.policy.types import GameSpec, PolicyParams, ServiceSpec
 from scaling.sim.gentrace import Spike, generate
 from scaling.sim.trace import Trace, read_trace
@@ -396,6 +397,52 @@ def test_the_gap_replays_tipoffs_rules_on_the_references_forecast(tmp_path: Path
     padded["summary"]["cost_ratio"] = 1.26  # now over the target, and z 0 under its attainment: no row meets it
     text = gap.render("christmas", rows, wall_s=1.0, workers=1)
     assert "tipoff's own rules do not meet the target at any z tried" in text
+
+
+def _gap_row(kind: str, attainment: float, cost: float, model: float = 0.1) -> dict[str, Any]:
+    stages = {"window": 0.0, "forecast": model / 2, "headroom": model / 2, "kept": 0.0, "other rules": 0.0}
+    return {
+        "kind": kind,
+        "z": None,
+        "summary": {"attainment": attainment, "cost_ratio": cost},
+        "cost_breakdown": {**stages, "stability": 0.0},
+    }
+
+
+def test_the_gap_replays_tipoff_told_the_average_traffic_on_the_model_it_is_given(tmp_path: Path) -> None:
+    bench, gap = _bench(), _gap()
+    case = next(c for c in bench.CASES if c.name == "christmas")
+    bench.make_traces(case, tmp_path)
+    told, interests = (gap.run_told("christmas", str(tmp_path), interests=flag) for flag in (False, True))
+    for row in (told, interests):
+        assert row["summary"]["attainment"] > 0.99 and row["cost_breakdown"]["headroom"] > 0.0
+    assert told["summary"] != interests["summary"]  # each game's interest changes the forecasts
+    given = Forecaster.default()
+    policy = gap.ToldModelPolicy(given)
+    trace = read_trace(bench.trace_paths(case, tmp_path)[0])
+    policy.start(SimpleNamespace(service=ServiceSpec(), games=(), history=(), start=trace.start))
+    assert policy.driver.forecaster is given and policy.driver.relearn_every_s == 0  # never refit
+
+
+def test_the_gap_says_whether_what_tipoff_learns_is_what_falls_short() -> None:
+    gap = _gap()
+    reference = {"kind": "reference", "z": None, "reference": {"z": 2.0, "attainment": 0.9991, "cost_ratio": 1.18}}
+    blind = {
+        "kind": "reference-no-reveal",
+        "z": None,
+        "reference": {"z": 2.0, "attainment": 0.9992, "cost_ratio": 1.46},
+    }
+    swapped = {**_gap_row("swapped", 0.9993, 1.24, model=0.09), "z": 2.0}
+    told = _gap_row("told", 0.9994, 1.38, model=0.22)
+    rows = [_gap_row("tipoff", 0.9993, 1.38, model=0.22), told, reference, blind, swapped]
+    text = gap.render("slow-provisioning", rows, wall_s=1.0, workers=1)
+    assert "| tipoff told the average traffic (baseline, expected game shapes) | 0.99940 | 1.3800 | no |" in text
+    assert "| causal reference, planning each game's worst finish to its end (z 2) | 0.99920 | 1.4600 | no |" in text
+    assert "Not what it learns, though: told the average traffic (baseline, expected game shapes), 0.99940" in text
+    assert "planning each game's worst finish to its end: 1.4600 × (+0.280)" in text
+    told["summary"]["cost_ratio"] = 1.2  # told the average, it would meet the target: the learning falls short
+    text = gap.render("slow-provisioning", rows, wall_s=1.0, workers=1)
+    assert "Told more of it, tipoff meets the target" in text
 
 
 def test_other_draws_are_replayed_and_each_target_can_fail(tmp_path: Path) -> None:

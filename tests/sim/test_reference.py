@@ -72,6 +72,25 @@ def test_it_plans_for_a_close_finish_until_the_game_shows_it_has_none() -> None:
     assert not sds.any()
 
 
+def test_without_reveal_it_plans_the_worst_finish_to_the_end_and_without_learning_keeps_the_prior() -> None:
+    """The gap analysis's ablations: what revealing a finish, and learning each game's interest, are worth."""
+    drawn = _drawn(QUIET)
+    assert not drawn.draws[0].close_finish
+    blind, _ = plans(drawn, QUIET, SERVICE, reveal=False)
+    rps = drawn.trace.rps
+    after = _tick(126)  # the game has shown it has no close finish; planned for one all the same
+    assert blind[after].max() > 1.2 * rps[_step(after) : _step(after) + blind.shape[1]].max()
+    params = replace(QUIET, interest_sigma=0.25)
+    drawn = _drawn(params, seed=4)  # tonight's interest is far from the prior's mean (as above)
+    means, sds = plans(drawn, params, SERVICE, learn_interests=False)
+    late = _tick(60)
+    assert means[late, 0] != pytest.approx(float(drawn.trace.rps[_step(late)]), rel=0.05)  # still the prior's
+    assert sds[late, 0] / means[late, 0] > 0.05  # as unsure an hour in as before the game
+    learned = model_reference(drawn, params, SERVICE, serving_model(SERVICE))
+    fixed = model_reference(drawn, params, SERVICE, serving_model(SERVICE), learn_interests=False)
+    assert learned is not None and fixed is not None and fixed["cost_ratio"] > learned["cost_ratio"]
+
+
 def test_a_spike_is_known_from_its_onset_and_not_before() -> None:
     params = replace(QUIET, use_schedule=False, spikes=1)
     drawn = _drawn(params, seed=5, games=())
