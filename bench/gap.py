@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ from policies import (  # noqa: E402
     CASES,
     SCHEDULE,
     SEED,
+    Case,
     LedgerPolicy,
     case_drawn,
     case_target,
@@ -62,13 +65,14 @@ from scaling.policy import rules  # noqa: E402
 from scaling.policy.driver import EngineDriver  # noqa: E402
 from scaling.policy.forecast import Forecaster  # noqa: E402
 from scaling.policy.signals import Observation as Signals  # noqa: E402
-from scaling.policy.types import EngineInput, RuleResult  # noqa: E402
+from scaling.policy.types import EngineInput, GameSpec, RuleResult, ServiceSpec  # noqa: E402
+from scaling.sim.gentrace import Generated, GenParams  # noqa: E402
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
 from scaling.sim.reference import plans  # noqa: E402
 from scaling.sim.replay import Observation, ReplayContext, replay  # noqa: E402
 from scaling.sim.score import score, summary_dict  # noqa: E402
 from scaling.sim.told import told_forecaster  # noqa: E402
-from scaling.sim.trace import read_trace  # noqa: E402
+from scaling.sim.trace import Trace, read_trace  # noqa: E402
 
 Z = (1.5, 1.75, 2.0, 2.5)
 # The causal reference, and the same with one of its powers taken away: what each is worth.
@@ -137,33 +141,49 @@ class ToldModelPolicy(LedgerPolicy):
         )
 
 
+@dataclass(frozen=True)
+class _Case:
+    """A case's traces in a directory, and what the generator drew for the trace."""
+
+    case: Case
+    trace: Trace
+    history: Trace
+    games: Sequence[GameSpec]
+    service: ServiceSpec
+    drawn: Generated
+    params: GenParams
+
+    @classmethod
+    def read(cls, case_name: str, directory: str) -> _Case:
+        case = next(c for c in CASES if c.name == case_name)
+        trace_path, history_path = trace_paths(case, Path(directory))
+        trace, history = read_trace(trace_path), read_trace(history_path)
+        games = read_schedule(SCHEDULE) if case.use_schedule else ()
+        drawn, params = case_drawn(case, trace, games)
+        return cls(case, trace, history, games, service_from_dict(dict(case.service)), drawn, params)
+
+    def replayed(self, policy: LedgerPolicy) -> dict[str, Any]:
+        """`policy` replayed on the trace: its scores and where its cost went."""
+        run = replay(self.trace, self.service, policy, seed=SEED, games=self.games, history=self.history)
+        return {
+            "summary": summary_dict(run, score(run, self.games)),
+            "cost_breakdown": cost_breakdown(run, policy.ledger),
+        }
+
+
 def run_told(case_name: str, directory: str, interests: bool) -> dict[str, Any]:
     """Replay tipoff on the case's traces in `directory` with its model of demand told the generator's
     average traffic (and, with `interests`, each game's drawn interest, tonight's and the history's)."""
-    case = next(c for c in CASES if c.name == case_name)
-    trace_path, history_path = trace_paths(case, Path(directory))
-    trace, history = read_trace(trace_path), read_trace(history_path)
-    games = read_schedule(SCHEDULE) if case.use_schedule else ()
-    service = service_from_dict(dict(case.service))
-    drawn, params = case_drawn(case, trace, games)
-    drawn_before = history_drawn(case, history, games)
-    told = {d.game.game_id: d.interest for d in (*drawn_before.draws, *drawn.draws)} if interests else None
-    policy = ToldModelPolicy(told_forecaster(params, history.series(), games, told))
-    run = replay(trace, service, policy, seed=SEED, games=games, history=history)
-    return {"summary": summary_dict(run, score(run, games)), "cost_breakdown": cost_breakdown(run, policy.ledger)}
+    c = _Case.read(case_name, directory)
+    before = history_drawn(c.case, c.history, c.games)
+    told = {d.game.game_id: d.interest for d in (*before.draws, *c.drawn.draws)} if interests else None
+    return c.replayed(ToldModelPolicy(told_forecaster(c.params, c.history.series(), c.games, told)))
 
 
 def run_swapped(case_name: str, directory: str, z: float) -> dict[str, Any]:
     """Replay tipoff with the reference's forecast at headroom `z` on the case's traces in `directory`."""
-    case = next(c for c in CASES if c.name == case_name)
-    trace_path, history_path = trace_paths(case, Path(directory))
-    trace, history = read_trace(trace_path), read_trace(history_path)
-    games = read_schedule(SCHEDULE) if case.use_schedule else ()
-    service = service_from_dict(dict(case.service))
-    drawn, params = case_drawn(case, trace, games)
-    policy = ReferenceForecastPolicy(*plans(drawn, params, service), z)
-    run = replay(trace, service, policy, seed=SEED, games=games, history=history)
-    return {"summary": summary_dict(run, score(run, games)), "cost_breakdown": cost_breakdown(run, policy.ledger)}
+    c = _Case.read(case_name, directory)
+    return c.replayed(ReferenceForecastPolicy(*plans(c.drawn, c.params, c.service), z))
 
 
 def _job(kind: str, case_name: str, directory: str, z: float | None) -> dict[str, Any]:

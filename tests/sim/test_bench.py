@@ -321,6 +321,7 @@ def _script(name: str) -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as `import` would: dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
