@@ -83,7 +83,9 @@ class ToldForecaster(Forecaster):
             (tip, self._scaled_profile(g, profile, ot.get(g.game_id, 0)))
             for g, (tip, profile) in zip(games, prepared, strict=True)
         )
-        scaled.key = getattr(prepared, "key", None)
+        # Not memoized: the base class keys a set of games by tips and tiers alone, which two sets with
+        # other interests can share.
+        scaled.key = None
         return scaled
 
     def _scaled_profile(self, game: GameSpec, profile: tuple[float, ...], overtimes: int) -> tuple[float, ...]:
