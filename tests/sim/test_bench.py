@@ -30,11 +30,18 @@ def _bench() -> ModuleType:
     return module
 
 
-def test_the_benchmark_runs_a_case_and_renders_its_table(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def christmas(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Christmas case's traces, drawn once for the tests that only read them."""
+    directory = tmp_path_factory.mktemp("christmas")
     bench = _bench()
-    case = next(c for c in bench.CASES if c.name == "christmas")
-    bench.make_traces(case, tmp_path)
-    results = [bench.run_case("christmas", policy, str(tmp_path)) for policy in ("static-peak", "oracle")]
+    bench.make_traces(next(c for c in bench.CASES if c.name == "christmas"), directory)
+    return directory
+
+
+def test_the_benchmark_runs_a_case_and_renders_its_table(christmas: Path) -> None:
+    bench = _bench()
+    results = [bench.run_case("christmas", policy, str(christmas)) for policy in ("static-peak", "oracle")]
     peak, oracle = (r["summary"] for r in results)
     assert peak["attainment"] >= oracle["attainment"] >= 0.999
     # No policy beats what perfect foresight could reach for the same replica-hours.
@@ -330,17 +337,15 @@ def _sensitivity() -> ModuleType:
     return _script("sensitivity")
 
 
-def test_sensitivity_replays_tipoff_with_one_parameter_changed(tmp_path: Path) -> None:
+def test_sensitivity_replays_tipoff_with_one_parameter_changed(christmas: Path) -> None:
     bench, sensitivity = _bench(), _sensitivity()
-    case = next(c for c in bench.CASES if c.name == "christmas")
-    bench.make_traces(case, tmp_path)
-    defaults = bench.run_case("christmas", "tipoff", str(tmp_path))
-    lean = bench.run_case("christmas", "tipoff", str(tmp_path), {"forecast_uncertainty": 0.0})
+    defaults = bench.run_case("christmas", "tipoff", str(christmas))
+    lean = bench.run_case("christmas", "tipoff", str(christmas), {"forecast_uncertainty": 0.0})
     # Without the learned headroom it pays less, and the breakdown shows where from.
     assert lean["summary"]["cost_ratio"] < defaults["summary"]["cost_ratio"]
     assert lean["cost_breakdown"]["headroom"] < defaults["cost_breakdown"]["headroom"]
     with pytest.raises(ValueError, match="no_such_knob"):
-        bench.run_case("christmas", "tipoff", str(tmp_path), {"no_such_knob": 1})
+        bench.run_case("christmas", "tipoff", str(christmas), {"no_such_knob": 1})
     # Rendered as the spikes week's rows (the target of 99.5 % at 1.35 ×).
     rows = [
         {**defaults, "case": "spikes-week", "variant": "defaults", "params": {}},
@@ -375,12 +380,10 @@ def _gap() -> ModuleType:
     return _script("gap")
 
 
-def test_the_gap_replays_tipoffs_rules_on_the_references_forecast(tmp_path: Path) -> None:
+def test_the_gap_replays_tipoffs_rules_on_the_references_forecast(christmas: Path) -> None:
     bench, gap = _bench(), _gap()
-    case = next(c for c in bench.CASES if c.name == "christmas")
-    bench.make_traces(case, tmp_path)
     own_rule = gap.rules.prewarm
-    bare, padded = (gap.run_swapped("christmas", str(tmp_path), z) for z in (0.0, 3.0))
+    bare, padded = (gap.run_swapped("christmas", str(christmas), z) for z in (0.0, 3.0))
     assert gap.rules.prewarm is own_rule  # swapped only while the policy decided
     # The forecast stage is the reference's mean either way; z adds headroom, and replica-hours with it.
     assert bare["cost_breakdown"]["forecast"] == pytest.approx(padded["cost_breakdown"]["forecast"], abs=0.01)
@@ -388,7 +391,7 @@ def test_the_gap_replays_tipoffs_rules_on_the_references_forecast(tmp_path: Path
     assert padded["summary"]["cost_ratio"] > bare["summary"]["cost_ratio"]
     assert bare["summary"]["attainment"] < 0.999 <= padded["summary"]["attainment"]
 
-    tipoff = {"kind": "tipoff", "z": None, **bench.run_case("christmas", "tipoff", str(tmp_path))}
+    tipoff = {"kind": "tipoff", "z": None, **bench.run_case("christmas", "tipoff", str(christmas))}
     reference = {"kind": "reference", "z": None, "reference": {"z": 2.0, "attainment": 0.9994, "cost_ratio": 1.11}}
     rows = [tipoff, reference, {"kind": "swapped", "z": 0.0, **bare}, {"kind": "swapped", "z": 3.0, **padded}]
     text = gap.render("christmas", rows, wall_s=1.0, workers=1)
@@ -410,17 +413,16 @@ def _gap_row(kind: str, attainment: float, cost: float, model: float = 0.1) -> d
     }
 
 
-def test_the_gap_replays_tipoff_told_the_average_traffic_on_the_model_it_is_given(tmp_path: Path) -> None:
+def test_the_gap_replays_tipoff_told_the_average_traffic_on_the_model_it_is_given(christmas: Path) -> None:
     bench, gap = _bench(), _gap()
     case = next(c for c in bench.CASES if c.name == "christmas")
-    bench.make_traces(case, tmp_path)
-    told, interests = (gap.run_told("christmas", str(tmp_path), interests=flag) for flag in (False, True))
+    told, interests = (gap.run_told("christmas", str(christmas), interests=flag) for flag in (False, True))
     for row in (told, interests):
         assert row["summary"]["attainment"] > 0.99 and row["cost_breakdown"]["headroom"] > 0.0
     assert told["summary"] != interests["summary"]  # each game's interest changes the forecasts
     given = Forecaster.default()
     policy = gap.ToldModelPolicy(given)
-    trace = read_trace(bench.trace_paths(case, tmp_path)[0])
+    trace = read_trace(bench.trace_paths(case, christmas)[0])
     policy.start(SimpleNamespace(service=ServiceSpec(), games=(), history=(), start=trace.start))
     assert policy.driver.forecaster is given and policy.driver.relearn_every_s == 0  # never refit
 
