@@ -7,7 +7,8 @@ On one trace of `bench/policies.py` (same traces, history and seed) it replays:
 1. tipoff as it is;
 2. the causal reference alone (`scaling/sim/reference.py`: told how the traffic is made, learning what
    was drawn tonight from the metric window), and again without one of its powers at a time: planning
-   each game's worst finish (close, overtime) to its end instead of as it shows, and leaving each game's
+   each game's worst finish (close, overtime) to its end instead of as it shows, seeing each finish only
+   five minutes after it begins (about when a metric window could tell it), and leaving each game's
    interest at the prior instead of learning it;
 3. tipoff with its forecast rule swapped for one that reads the reference's plan, at several headrooms z:
    it asks for the demand's mean + z·sd over [now + delay, now + delay + tick] and keeps running replicas
@@ -76,14 +77,17 @@ from scaling.sim.trace import Trace, read_trace  # noqa: E402
 
 Z = (1.5, 1.75, 2.0, 2.5)
 # The causal reference, and the same with one of its powers taken away: what each is worth.
-REFERENCE_ABLATIONS: dict[str, dict[str, bool]] = {
+LATE_REVEAL_S = 300.0  # about when the metric window could tell a close finish or an overtime from the rest
+REFERENCE_ABLATIONS: dict[str, dict[str, bool | float]] = {
     "reference": {},
     "reference-no-reveal": {"reveal": False},
+    "reference-late-reveal": {"reveal_delay_s": LATE_REVEAL_S},
     "reference-no-interest": {"learn_interests": False},
 }
 LABELS = {
     "reference": "causal reference alone",
     "reference-no-reveal": "causal reference, planning each game's worst finish to its end",
+    "reference-late-reveal": f"causal reference, seeing each finish {LATE_REVEAL_S / 60:g} minutes after it begins",
     "reference-no-interest": "causal reference, not learning each game's interest",
     "tipoff": "tipoff",
     "told": "tipoff told the average traffic (baseline, expected game shapes)",
@@ -261,8 +265,8 @@ def _ablations(results: list[dict[str, Any]]) -> list[str]:
     if not parts:
         return []
     return [
-        f"What each of the reference's powers is worth, as the cost it reaches the target at without it "
-        f"(against its {whole['cost_ratio']:.4f} ×): " + "; ".join(parts) + "."
+        f"What each of the reference's powers is worth, as the cost it reaches the target at without it, or "
+        f"with it weakened (against its {whole['cost_ratio']:.4f} ×): " + "; ".join(parts) + "."
     ]
 
 

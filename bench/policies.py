@@ -387,11 +387,11 @@ def history_drawn(case: Case, history: Trace, games: Sequence[GameSpec]) -> Gene
 
 
 def causal_reference(
-    case: Case, trace: Trace, service: ServiceSpec, games: list[GameSpec], **ablations: bool
+    case: Case, trace: Trace, service: ServiceSpec, games: list[GameSpec], **ablations: Any
 ) -> dict[str, float] | None:
     """What `scaling.sim.reference`'s policy (told the generator's model, learning tonight's draws causally)
     pays to reach the case's attainment target on `trace` (`case_drawn`); `ablations` as `model_reference`
-    takes them (`reveal`, `learn_interests`)."""
+    takes them (`reveal`, `learn_interests`, `reveal_delay_s`)."""
     drawn, params = case_drawn(case, trace, games)
     return model_reference(drawn, params, service, serving_model(service), case_target(case)[0], **ablations)
 

@@ -91,6 +91,20 @@ def test_without_reveal_it_plans_the_worst_finish_to_the_end_and_without_learnin
     assert learned is not None and fixed is not None and fixed["cost_ratio"] > learned["cost_ratio"]
 
 
+def test_a_late_reveal_plans_the_worst_finish_until_the_finish_has_shown_that_long() -> None:
+    """The gap analysis's weaker reveal: a finish seen only `reveal_delay_s` after it begins."""
+    drawn = _drawn(QUIET)
+    assert not drawn.draws[0].close_finish
+    means, _ = plans(drawn, QUIET, SERVICE, reveal_delay_s=300.0)
+    rps = drawn.trace.rps
+    width = means.shape[1]
+    shown, seen = _tick(126), _tick(131)  # the climb would begin at 125 minutes; seen five minutes later
+    assert means[shown].max() > 1.2 * rps[_step(shown) : _step(shown) + width].max()
+    assert means[seen].max() == pytest.approx(rps[_step(seen) : _step(seen) + width].max(), rel=1e-3)
+    on_time, _ = plans(drawn, QUIET, SERVICE)
+    assert means[: _tick(124)].tolist() == on_time[: _tick(124)].tolist()  # the same plan until a finish could show
+
+
 def test_a_spike_is_known_from_its_onset_and_not_before() -> None:
     params = replace(QUIET, use_schedule=False, spikes=1)
     drawn = _drawn(params, seed=5, games=())
