@@ -16,12 +16,14 @@ On one trace of `bench/policies.py` (same traces, history and seed) it replays:
    and stabilizer is tipoff's, unchanged;
 4. tipoff with its forecast rule as it is, but its model of demand told the generator's average traffic
    in place of the one it learns (`scaling/sim/told.py`: the baseline as drawn, each tier's expected game
-   shape), its headroom calibrated on the same history; and that model told each game's drawn interest too.
+   shape), its headroom calibrated on the same history; and that model told each game's drawn interest too;
+5. tipoff as it is, given four weeks of history in place of one, and refitting on four weeks as it goes.
 
 If (3) meets the target where (1) does not, tipoff's rules are not what stands in the way: its demand
 model is, and (2) shows how far a better one could go. (4) splits the demand model in two: what it learns
 (the average traffic, which (4) is told) and how it corrects that for tonight and covers its errors (one
-ratio for all of tonight's demand, and headroom from the history's shortfalls), which (4) keeps.
+ratio for all of tonight's demand, and headroom from the history's shortfalls), which (4) keeps; (5) asks
+whether more of the same data would do.
 
 The swap in (3) replaces `scaling.policy.rules.prewarm` only while that policy decides a tick, in the
 worker process replaying it; the engine knows nothing of the reference. Writes bench/GAP.md.
@@ -33,7 +35,7 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,7 @@ from policies import (  # noqa: E402
     causal_reference,
     cost_breakdown,
     history_drawn,
+    history_of,
     machine_and_time,
     run_case,
     script_parser,
@@ -77,6 +80,7 @@ from scaling.sim.trace import Trace, read_trace  # noqa: E402
 
 Z = (1.5, 1.75, 2.0, 2.5)
 # The causal reference, and the same with one of its powers taken away: what each is worth.
+LONG_HISTORY_DAYS = 28.0
 LATE_REVEAL_S = 300.0  # about when the metric window could tell a close finish or an overtime from the rest
 REFERENCE_ABLATIONS: dict[str, dict[str, bool | float]] = {
     "reference": {},
@@ -92,7 +96,10 @@ LABELS = {
     "tipoff": "tipoff",
     "told": "tipoff told the average traffic (baseline, expected game shapes)",
     "told-interest": "tipoff told the average traffic and each game's interest",
+    "long-history": f"tipoff learning from {LONG_HISTORY_DAYS / 7:g} weeks of history in place of one",
 }
+# The other ways of giving tipoff's model more to go on than a week of history: told, or shown more of it.
+MORE_KNOWN = ("told", "told-interest", "long-history")
 
 
 class ReferenceForecastPolicy(LedgerPolicy):
@@ -145,6 +152,14 @@ class ToldModelPolicy(LedgerPolicy):
         )
 
 
+class LongMemoryPolicy(LedgerPolicy):
+    """Tipoff as it is, but refitting its model on LONG_HISTORY_DAYS of the past rather than a week."""
+
+    def start(self, ctx: ReplayContext) -> None:
+        super().start(ctx)
+        self.driver.learn_window_s = LONG_HISTORY_DAYS * 86400.0
+
+
 @dataclass(frozen=True)
 class _Case:
     """A case's traces in a directory, and what the generator drew for the trace."""
@@ -184,6 +199,14 @@ def run_told(case_name: str, directory: str, interests: bool) -> dict[str, Any]:
     return c.replayed(ToldModelPolicy(told_forecaster(c.params, c.history.series(), c.games, told)))
 
 
+def run_long_history(case_name: str, directory: str) -> dict[str, Any]:
+    """Replay tipoff on the case's trace in `directory` given LONG_HISTORY_DAYS of history, drawn as the
+    benchmark draws its week (`bench/policies.py`), and refitting on that much as it goes."""
+    c = _Case.read(case_name, directory)
+    long = history_of(c.case, c.games, LONG_HISTORY_DAYS)
+    return replace(c, history=long).replayed(LongMemoryPolicy(None))
+
+
 def run_swapped(case_name: str, directory: str, z: float) -> dict[str, Any]:
     """Replay tipoff with the reference's forecast at headroom `z` on the case's traces in `directory`."""
     c = _Case.read(case_name, directory)
@@ -201,6 +224,8 @@ def _job(kind: str, case_name: str, directory: str, z: float | None) -> dict[str
         result = {"reference": causal_reference(case, trace, service, games, **REFERENCE_ABLATIONS[kind])}
     elif kind in ("told", "told-interest"):
         result = run_told(case_name, directory, interests=kind == "told-interest")
+    elif kind == "long-history":
+        result = run_long_history(case_name, directory)
     else:
         assert z is not None
         result = run_swapped(case_name, directory, z)
@@ -229,7 +254,7 @@ def conclusion(results: list[dict[str, Any]], least: float, most: float) -> str:
         f"at {s['cost_ratio']:.4f} ×), so what stands in the way is tipoff's model of demand: its forecast and "
         f"headroom stages cost {model(own):+.3f} of the oracle's replica-hours, the reference's {model(best):+.3f}."
     )
-    told = [r for r in results if r["kind"] in ("told", "told-interest")]
+    told = [r for r in results if r["kind"] in MORE_KNOWN]
     if not told:
         return first
     reads = "; ".join(
@@ -238,14 +263,14 @@ def conclusion(results: list[dict[str, Any]], least: float, most: float) -> str:
         for r in told
     )
     if any(r["summary"]["attainment"] >= least and r["summary"]["cost_ratio"] <= most for r in told):
-        second = f"Told more of it, tipoff meets the target ({reads}): what it learns is what falls short."
+        second = f"Told or shown more of it, tipoff meets the target ({reads}): what it learns is what falls short."
     else:
         second = (
-            f"Not what it learns, though: {reads}. With the average traffic given, and even each game's interest, "
-            "its forecast and headroom still cost well above the reference's. The rest lies in how it corrects "
-            "the average for tonight (one ratio for all of tonight's demand) and covers its errors (headroom "
-            "from the history's shortfalls, per phase of the leading game), where the reference tracks each "
-            "game's draw and plans for each close finish and overtime until it shows."
+            f"Not what it learns, though: {reads}. With the average traffic given, even each game's interest, "
+            "or more history, its forecast and headroom still cost well above the reference's. The rest lies in "
+            "how it corrects the average for tonight (one ratio for all of tonight's demand) and covers its "
+            "errors (headroom from the history's shortfalls, per phase of the leading game), where the reference "
+            "tracks each game's draw and plans for each close finish and overtime until it shows."
         )
     return "\n\n".join([first, second, *_ablations(results)])
 
@@ -289,13 +314,14 @@ def render(case_name: str, results: list[dict[str, Any]], *, wall_s: float, work
         "plan (mean + z·sd of demand), every other rule and stabilizer its own; and tipoff as it is, its model",
         "of demand told the generator's average traffic in place of what it learns (`scaling/sim/told.py`: the",
         "baseline as drawn, each tier's expected game shape; then each game's drawn interest as well), never",
-        "refit, its headroom calibrated on the same history. **Shares** split the cost above the oracle's bound",
+        "refit, its headroom calibrated on the same history; and tipoff given four weeks of history in place of",
+        "one, refitting on four as it goes. **Shares** split the cost above the oracle's bound",
         "between the stages of every decision, as in RESULTS.md (`cost_breakdown`).",
         "",
         "| row | attainment | cost ratio | meets | forecast | headroom | kept | other rules | stability |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    order = ["tipoff", "told", "told-interest", *REFERENCE_ABLATIONS, "swapped"]
+    order = ["tipoff", *MORE_KNOWN, *REFERENCE_ABLATIONS, "swapped"]
     for r in sorted(results, key=lambda r: (order.index(r["kind"]), r["z"] or 0.0)):
         if r["kind"] in REFERENCE_ABLATIONS:
             ref, label = r["reference"], LABELS[r["kind"]]
@@ -326,7 +352,7 @@ def main() -> None:
     args = parser.parse_args()
     began = time.perf_counter()
     with case_traces([c for c in CASES if c.name == args.case], args.traces) as directory:
-        jobs: list[tuple[str, float | None]] = [("tipoff", None), ("told", None), ("told-interest", None)]
+        jobs: list[tuple[str, float | None]] = [("tipoff", None), *((kind, None) for kind in MORE_KNOWN)]
         jobs += [(kind, None) for kind in REFERENCE_ABLATIONS]
         jobs += [("swapped", z) for z in Z]
         with ProcessPoolExecutor(max_workers=args.workers) as pool:

@@ -74,7 +74,7 @@ class Case:
 
     @property
     def history_start(self) -> datetime:
-        return self.start - timedelta(days=7)
+        return self.start - timedelta(days=HISTORY_DAYS)
 
 
 CASES = (
@@ -134,16 +134,23 @@ HISTORY_DAYS = 7.0
 HISTORY_SEED_OFFSET = 100
 
 
-def _draw(case: Case, games: Sequence[GameSpec], *, history: bool = False) -> Generated:
-    """The case's trace as its generator draws it, or (`history`) the week before it, drawn with another
-    seed and half the spikes."""
+def _draw(
+    case: Case, games: Sequence[GameSpec], *, history: bool = False, history_days: float = HISTORY_DAYS
+) -> Generated:
+    """The case's trace as its generator draws it, or (`history`) the `history_days` before it (a week),
+    drawn with another seed and half the spikes."""
     if history:
         params = GenParams(spikes=case.spikes // 2, use_schedule=case.use_schedule)
-        start, days, seed = case.history_start, HISTORY_DAYS, case.gen_seed + HISTORY_SEED_OFFSET
+        start, days, seed = case.start - timedelta(days=history_days), history_days, case.gen_seed + HISTORY_SEED_OFFSET
     else:
         params = GenParams(spikes=case.spikes, use_schedule=case.use_schedule)
         start, days, seed = case.start, case.days, case.gen_seed
     return generate_drawn(start, days, step_s=STEP_S, games=games, params=params, seed=seed)
+
+
+def history_of(case: Case, games: Sequence[GameSpec], days: float = HISTORY_DAYS) -> Trace:
+    """The `days` before the case's trace, drawn as its week of history is drawn (`make_traces`)."""
+    return _draw(case, games, history=True, history_days=days).trace
 
 
 @contextmanager

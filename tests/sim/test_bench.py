@@ -427,6 +427,22 @@ def test_the_gap_replays_tipoff_told_the_average_traffic_on_the_model_it_is_give
     assert policy.driver.forecaster is given and policy.driver.relearn_every_s == 0  # never refit
 
 
+def test_the_gap_replays_tipoff_on_four_weeks_of_history_refitting_on_four(christmas: Path) -> None:
+    bench, gap = _bench(), _gap()
+    case = next(c for c in bench.CASES if c.name == "christmas")
+    games = bench.read_schedule(bench.SCHEDULE)
+    long = bench.history_of(case, games, gap.LONG_HISTORY_DAYS)
+    assert long.start == case.start - timedelta(days=28) and long.steps * long.step_s == 28 * 86400
+    week = read_trace(bench.trace_paths(case, christmas)[1])
+    assert bench.history_of(case, games).rps.tolist() == week.rps.tolist()  # the benchmark's own week, drawn again
+    row = gap.run_long_history("christmas", str(christmas))
+    own = bench.run_case("christmas", "tipoff", str(christmas))
+    assert row["summary"]["attainment"] > 0.99 and row["summary"] != own["summary"]
+    policy = gap.LongMemoryPolicy(None)
+    policy.start(SimpleNamespace(service=ServiceSpec(), games=(), history=(), start=week.start))
+    assert policy.driver.learn_window_s == 28 * 86400
+
+
 def test_the_gap_says_whether_what_tipoff_learns_is_what_falls_short() -> None:
     gap = _gap()
     reference = {"kind": "reference", "z": None, "reference": {"z": 2.0, "attainment": 0.9991, "cost_ratio": 1.18}}
@@ -442,16 +458,19 @@ def test_the_gap_says_whether_what_tipoff_learns_is_what_falls_short() -> None:
     }
     swapped = {**_gap_row("swapped", 0.9993, 1.24, model=0.09), "z": 2.0}
     told = _gap_row("told", 0.9994, 1.38, model=0.22)
-    rows = [_gap_row("tipoff", 0.9993, 1.38, model=0.22), told, reference, blind, late, swapped]
+    longer = _gap_row("long-history", 0.9992, 1.39, model=0.23)
+    rows = [_gap_row("tipoff", 0.9993, 1.38, model=0.22), told, longer, reference, blind, late, swapped]
     text = gap.render("slow-provisioning", rows, wall_s=1.0, workers=1)
     assert "| tipoff told the average traffic (baseline, expected game shapes) | 0.99940 | 1.3800 | no |" in text
     assert "| causal reference, planning each game's worst finish to its end (z 2) | 0.99920 | 1.4600 | no |" in text
     assert "Not what it learns, though: told the average traffic (baseline, expected game shapes), 0.99940" in text
+    assert "| tipoff learning from 4 weeks of history in place of one | 0.99920 | 1.3900 | no |" in text
+    assert "learning from 4 weeks of history in place of one, 0.99920 at 1.3900 × (+0.230)" in text
     assert "planning each game's worst finish to its end: 1.4600 × (+0.280)" in text
     assert "seeing each finish 5 minutes after it begins: 1.2000 × (+0.020)" in text
     told["summary"]["cost_ratio"] = 1.2  # told the average, it would meet the target: the learning falls short
     text = gap.render("slow-provisioning", rows, wall_s=1.0, workers=1)
-    assert "Told more of it, tipoff meets the target" in text
+    assert "Told or shown more of it, tipoff meets the target" in text
 
 
 def test_other_draws_are_replayed_and_each_target_can_fail(tmp_path: Path) -> None:
