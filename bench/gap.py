@@ -17,7 +17,7 @@ On one trace of `bench/policies.py` (same traces, history and seed) it replays:
 4. tipoff with its forecast rule as it is, but its model of demand told the generator's average traffic
    in place of the one it learns (`scaling/sim/told.py`: the baseline as drawn, each tier's expected game
    shape), its headroom calibrated on the same history; and that model told each game's drawn interest too;
-5. tipoff as it is, given four weeks of history in place of one, and refitting on four weeks as it goes.
+5. tipoff as it is, given four weeks of history in place of one, and refitting on as much as it goes.
 
 If (3) meets the target where (1) does not, tipoff's rules are not what stands in the way: its demand
 model is, and (2) shows how far a better one could go. (4) splits the demand model in two: what it learns
@@ -79,8 +79,8 @@ from scaling.sim.told import told_forecaster  # noqa: E402
 from scaling.sim.trace import Trace, read_trace  # noqa: E402
 
 Z = (1.5, 1.75, 2.0, 2.5)
-# The causal reference, and the same with one of its powers taken away: what each is worth.
-LONG_HISTORY_DAYS = 28.0
+LONG_HISTORY_DAYS = 28.0  # tipoff given this much history in place of a week (and refitting on as much)
+# The causal reference, and the same with one of its powers taken away or weakened: what each is worth.
 LATE_REVEAL_S = 300.0  # about when the metric window could tell a close finish or an overtime from the rest
 REFERENCE_ABLATIONS: dict[str, dict[str, bool | float]] = {
     "reference": {},
@@ -309,13 +309,15 @@ def render(case_name: str, results: list[dict[str, Any]], *, wall_s: float, work
         "[RESULTS.md](RESULTS.md). Target: "
         f"≥ {least:.1%} within the SLO at ≤ {most:g} × the oracle. Rows: tipoff as it is; the causal reference",
         "alone (`scaling/sim/reference.py`, told how the traffic is made, learning tonight's draws from the metric",
-        "window), and again without one of its powers at a time (each game's finish revealed as it shows; each",
-        "game's interest learned); tipoff with only its forecast rule swapped for one reading the reference's",
+        "window), and again without one of its powers at a time (each game's finish revealed as it shows, or",
+        f"only {LATE_REVEAL_S / 60:g} minutes after it begins; each game's interest learned); tipoff with only its",
+        "forecast rule swapped for one reading the reference's",
         "plan (mean + z·sd of demand), every other rule and stabilizer its own; and tipoff as it is, its model",
         "of demand told the generator's average traffic in place of what it learns (`scaling/sim/told.py`: the",
         "baseline as drawn, each tier's expected game shape; then each game's drawn interest as well), never",
-        "refit, its headroom calibrated on the same history; and tipoff given four weeks of history in place of",
-        "one, refitting on four as it goes. **Shares** split the cost above the oracle's bound",
+        "refit, its headroom calibrated on the same history; and tipoff given "
+        f"{LONG_HISTORY_DAYS / 7:g} weeks of history in place of one, refitting on as much as it goes. **Shares**",
+        "split the cost above the oracle's bound",
         "between the stages of every decision, as in RESULTS.md (`cost_breakdown`).",
         "",
         "| row | attainment | cost ratio | meets | forecast | headroom | kept | other rules | stability |",
