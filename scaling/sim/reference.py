@@ -210,8 +210,8 @@ def plans(
 
     Ablations, for the gap analysis: without `reveal` every game is planned as the worst of its close
     finishes and overtimes to its end, never as what it showed; without `learn_interests` every game's
-    interest stays the prior's; with `reveal_delay_s`, a finish shows that much after it begins (a policy
-    reading it from the metric window could not see it sooner)."""
+    interest stays the prior's; with `reveal_delay_s`, a finish shows that much after it begins (about when
+    a policy reading the metric window could tell it)."""
     trace = generated.trace
     rps, step, n = trace.rps, float(trace.step_s), trace.steps
     epoch = trace.start_epoch_s + step * np.arange(n, dtype=np.float64)
