@@ -145,7 +145,7 @@ def render(rows: list[dict[str, Any]], *, extra: int, wall_s: float, workers: in
             line = f"| {r['seed']} | {r['attainment']:.5f} | {r['cost_ratio']:.4f} | {_pct(r['tipoff_attainment'])} |"
             if case.spikes:
                 per = ", ".join(f"{v:g}" for v in r["spike_catch_up_s"])
-                first = ", ".join(f"{v:g}" for v in r.get("spike_first_caught_up_s", []))
+                first = ", ".join(f"{v:g}" for v in r["spike_first_caught_up_s"])
                 floor = ", ".join(f"{v:g}" for v in r["spike_seen_floor_s"])
                 blind = f"{_pct(r['spike_blind_attainment'])} ({_pct(r['spike_blind_tipoff_attainment'])})"
                 line += f" {per} | {first} | {floor} | {blind} |"
