@@ -379,18 +379,20 @@ def spike_blind_tipoff_attainment(
 def case_drawn(case: Case, trace: Trace, games: Sequence[GameSpec]) -> tuple[Generated, GenParams]:
     """What the generator drew for the case's `trace` (run again with the case's seed on `games`, the
     schedule the trace was drawn from), carrying `trace` itself, and the generator's params."""
-    drawn = _draw(case, games)
-    if drawn.trace.steps != trace.steps or not np.allclose(drawn.trace.rps, trace.rps, atol=1e-3):
-        raise ValueError(f"{case.name}: the trace is not the one the case's generator draws")
-    return replace(drawn, trace=trace), GenParams(spikes=case.spikes, use_schedule=case.use_schedule)
+    drawn = _carrying(case, _draw(case, games), trace, "trace")
+    return drawn, GenParams(spikes=case.spikes, use_schedule=case.use_schedule)
 
 
 def history_drawn(case: Case, history: Trace, games: Sequence[GameSpec]) -> Generated:
     """What the generator drew for the case's `history` (the week before its trace), carrying `history`."""
-    drawn = _draw(case, games, history=True)
-    if drawn.trace.steps != history.steps or not np.allclose(drawn.trace.rps, history.rps, atol=1e-3):
-        raise ValueError(f"{case.name}: the history is not the one the case's generator draws")
-    return replace(drawn, trace=history)
+    return _carrying(case, _draw(case, games, history=True), history, "history")
+
+
+def _carrying(case: Case, drawn: Generated, trace: Trace, what: str) -> Generated:
+    """`drawn` carrying `trace`, which must be the one it drew (else ValueError naming the case and `what`)."""
+    if drawn.trace.steps != trace.steps or not np.allclose(drawn.trace.rps, trace.rps, atol=1e-3):
+        raise ValueError(f"{case.name}: the {what} is not the one the case's generator draws")
+    return replace(drawn, trace=trace)
 
 
 def causal_reference(
