@@ -316,11 +316,21 @@ class _CalendarNow:
         if not math.isfinite(self.scale):
             return math.inf
         arrival_s = inp.now.timestamp() + inp.service.provisioning_delay_s
-        span_s = inp.service.tick_s + inp.params.forecast_lookahead_s
-        points = max(int(span_s // 15.0), 1)
         predict, prepared = self.forecaster.predict_epoch, self.prepared
-        peak = max(predict(arrival_s + span_s * i / points, prepared) for i in range(points + 1))
+        peak = max(predict(t, prepared) for t in _served_from(inp, arrival_s))
         return peak * self.scale * (1.0 + inp.params.forecast_headroom)
+
+
+PEAK_STEP_S = 15.0  # the forecast's peak over what replicas ordered now will serve is read this often
+
+
+def _served_from(inp: EngineInput, ready_s: float) -> list[float]:
+    """The instants, about PEAK_STEP_S apart, from `ready_s` (when replicas ordered now are ready) through the
+    tick after it and the look-ahead: where the forecast rule, and a surge sized on the calendar, read the
+    peak those replicas must serve."""
+    span_s = inp.service.tick_s + inp.params.forecast_lookahead_s
+    points = max(int(span_s // PEAK_STEP_S), 1)
+    return [ready_s + span_s * i / points for i in range(points + 1)]
 
 
 def _calendar_now(inp: EngineInput, obs: Observation, points_s: tuple[float, ...], latest_s: float) -> _CalendarNow:
@@ -536,11 +546,8 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
             best = max(best, rate)
         return best
 
-    span_s = tick_s + params.forecast_lookahead_s
-    points = max(int(span_s // 15.0), 1)
     peak_s, peak_rps = now_s + delay_s, -math.inf
-    for i in range(points + 1):
-        t = now_s + delay_s + span_s * i / points
+    for t in _served_from(inp, now_s + delay_s):
         rate = corrected(t)
         if rate > peak_rps:
             peak_s, peak_rps = t, rate
