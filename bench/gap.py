@@ -8,8 +8,9 @@ On one trace of `bench/policies.py` (same traces, history and seed) it replays:
 2. the causal reference alone (`scaling/sim/reference.py`: told how the traffic is made, learning what
    was drawn tonight from the metric window), and again without one of its powers at a time: planning
    each game's worst finish (close, overtime) to its end instead of as it shows, seeing each finish only
-   five minutes after it begins (about when a metric window could tell it), and leaving each game's
-   interest at the prior instead of learning it;
+   five minutes after it begins (about when a metric window could tell it), never being told a close
+   finish before regulation ends (one game's climb can hide in the aggregate's noise) with overtime seen
+   five minutes late, and leaving each game's interest at the prior instead of learning it;
 3. tipoff with its forecast rule swapped for one that reads the reference's plan, at several headrooms z:
    it asks for the demand's mean + z·sd over [now + delay, now + delay + tick] and keeps running replicas
    for the highest over [now, now + delay], as tipoff's own forecast rule does. Every other rule, bound
@@ -86,12 +87,19 @@ REFERENCE_ABLATIONS: dict[str, dict[str, bool | float]] = {
     "reference": {},
     "reference-no-reveal": {"reveal": False},
     "reference-late-reveal": {"reveal_delay_s": LATE_REVEAL_S},
+    # A close finish's climb is one game's: a regional game's sits inside the aggregate's noise, so a policy
+    # reading the metric window may not tell it at all. Planned for until regulation ends, overtime seen late.
+    "reference-no-close-reveal": {"close_reveal": False, "reveal_delay_s": LATE_REVEAL_S},
     "reference-no-interest": {"learn_interests": False},
 }
 LABELS = {
     "reference": "causal reference alone",
     "reference-no-reveal": "causal reference, planning each game's worst finish to its end",
     "reference-late-reveal": f"causal reference, seeing each finish {LATE_REVEAL_S / 60:g} minutes after it begins",
+    "reference-no-close-reveal": (
+        "causal reference, never told a close finish (planned for until regulation ends), seeing overtime "
+        f"{LATE_REVEAL_S / 60:g} minutes late"
+    ),
     "reference-no-interest": "causal reference, not learning each game's interest",
     "tipoff": "tipoff",
     "told": "tipoff told the average traffic (baseline, expected game shapes)",
@@ -310,7 +318,8 @@ def render(case_name: str, results: list[dict[str, Any]], *, wall_s: float, work
         f"≥ {least:.1%} within the SLO at ≤ {most:g} × the oracle. Rows: tipoff as it is; the causal reference",
         "alone (`scaling/sim/reference.py`, told how the traffic is made, learning tonight's draws from the metric",
         "window), and again without one of its powers at a time (each game's finish revealed as it shows, or",
-        f"only {LATE_REVEAL_S / 60:g} minutes after it begins; each game's interest learned); tipoff with only its",
+        f"only {LATE_REVEAL_S / 60:g} minutes after it begins, or a close finish never revealed before regulation",
+        "ends; each game's interest learned); tipoff with only its",
         "forecast rule swapped for one reading the reference's",
         "plan (mean + z·sd of demand), every other rule and stabilizer its own; and tipoff as it is, its model",
         "of demand told the generator's average traffic in place of what it learns (`scaling/sim/told.py`: the",

@@ -84,7 +84,15 @@ class _Game:
         return out
 
 
-def _games(draws: Sequence[GameDraw], params: GenParams, epoch: FloatArray, reveal_delay_s: float = 0.0) -> list[_Game]:
+def _games(
+    draws: Sequence[GameDraw],
+    params: GenParams,
+    epoch: FloatArray,
+    reveal_delay_s: float = 0.0,
+    *,
+    close_reveal: bool = True,
+) -> list[_Game]:
+    """Each game the trace reaches, with its shapes and when its finish shows (see `plans`)."""
     t0, step, n = float(epoch[0]), float(epoch[1] - epoch[0]), len(epoch)
     out = []
     for d in draws:
@@ -94,6 +102,8 @@ def _games(draws: Sequence[GameDraw], params: GenParams, epoch: FloatArray, reve
         if hi <= lo or d.game.tbd:
             continue
         m = (epoch[lo:hi] - tip) / 60.0
+        overtime_at = tip + params.regulation_min * 60.0 + reveal_delay_s
+        close_at = tip + (params.regulation_min - CLOSE_FINISH_WINDOW_MIN) * 60.0 + reveal_delay_s
 
         def worst(closes: tuple[bool, ...], m: FloatArray = m) -> FloatArray:
             shapes = [
@@ -110,8 +120,8 @@ def _games(draws: Sequence[GameDraw], params: GenParams, epoch: FloatArray, reve
                 true=game_shape(m, params, close_finish=d.close_finish, overtimes=d.overtimes),
                 unrevealed=worst((False, True)),
                 close_known=worst((d.close_finish,)),
-                close_at=tip + (params.regulation_min - CLOSE_FINISH_WINDOW_MIN) * 60.0 + reveal_delay_s,
-                overtime_at=tip + params.regulation_min * 60.0 + reveal_delay_s,
+                close_at=close_at if close_reveal else overtime_at,
+                overtime_at=overtime_at,
             )
         )
     return out
@@ -204,6 +214,7 @@ def plans(
     reveal: bool = True,
     learn_interests: bool = True,
     reveal_delay_s: float = 0.0,
+    close_reveal: bool = True,
 ) -> tuple[FloatArray, FloatArray]:
     """Per tick, the mean and sd of demand the reference expects at each step from the tick until replicas
     asked for then could serve: two (ticks × steps) arrays, zero-padded past the trace's end.
@@ -211,12 +222,14 @@ def plans(
     Ablations, for the gap analysis: without `reveal` every game is planned as the worst of its close
     finishes and overtimes to its end, never as what it showed; without `learn_interests` every game's
     interest stays the prior's; with `reveal_delay_s`, a finish shows that much after it begins (about when
-    a policy reading the metric window could tell it)."""
+    a policy reading the metric window could tell it); without `close_reveal` a close finish never shows
+    while it climbs, only with the overtime (or none) when regulation ends: planned for until then, as a
+    policy that cannot tell one game's climb from the rest of the traffic must."""
     trace = generated.trace
     rps, step, n = trace.rps, float(trace.step_s), trace.steps
     epoch = trace.start_epoch_s + step * np.arange(n, dtype=np.float64)
     base = params.base_rps * diurnal(epoch, params.weekend_factor)
-    games = _games(generated.draws, params, epoch, reveal_delay_s)
+    games = _games(generated.draws, params, epoch, reveal_delay_s, close_reveal=close_reveal)
     lag, window = service.metrics_lag_s, service.metrics_window_s
     ahead = int((service.provisioning_delay_s + service.tick_s) // step) + 1
     ticks = np.arange(0.0, n * step, service.tick_s)
@@ -255,16 +268,23 @@ def model_reference(
     reveal: bool = True,
     learn_interests: bool = True,
     reveal_delay_s: float = 0.0,
+    close_reveal: bool = True,
 ) -> dict[str, float] | None:
     """What the reference pays to reach `target` attainment (the SLO target unless given): {z, attainment,
     cost_ratio} at the first z in REFERENCE_Z that reaches it, None if none does. `params` are the
-    generator's, as the trace was drawn with them; `reveal`, `learn_interests` and `reveal_delay_s` as for
-    `plans`."""
+    generator's, as the trace was drawn with them; `reveal`, `learn_interests`, `reveal_delay_s` and
+    `close_reveal` as for `plans`."""
     goal = service.slo_target if target is None else target
     trace = generated.trace
     rps, step, n = trace.rps, trace.step_s, trace.steps
     means, sds = plans(
-        generated, params, service, reveal=reveal, learn_interests=learn_interests, reveal_delay_s=reveal_delay_s
+        generated,
+        params,
+        service,
+        reveal=reveal,
+        learn_interests=learn_interests,
+        reveal_delay_s=reveal_delay_s,
+        close_reveal=close_reveal,
     )
     nstar = oracle_array(rps, model, service.min_replicas)
     grid = np.geomspace(1e-3, max(float(rps.max()), 1.0) * 10.0, 6000)

@@ -456,10 +456,15 @@ def test_the_gap_says_whether_what_tipoff_learns_is_what_falls_short() -> None:
         "z": None,
         "reference": {"z": 2.0, "attainment": 0.9991, "cost_ratio": 1.2},
     }
+    unread = {
+        "kind": "reference-no-close-reveal",
+        "z": None,
+        "reference": {"z": 2.0, "attainment": 0.9991, "cost_ratio": 1.22},
+    }
     swapped = {**_gap_row("swapped", 0.9993, 1.24, model=0.09), "z": 2.0}
     told = _gap_row("told", 0.9994, 1.38, model=0.22)
     longer = _gap_row("long-history", 0.9992, 1.39, model=0.23)
-    rows = [_gap_row("tipoff", 0.9993, 1.38, model=0.22), told, longer, reference, blind, late, swapped]
+    rows = [_gap_row("tipoff", 0.9993, 1.38, model=0.22), told, longer, reference, blind, late, unread, swapped]
     text = gap.render("slow-provisioning", rows, wall_s=1.0, workers=1)
     assert "| tipoff told the average traffic (baseline, expected game shapes) | 0.99940 | 1.3800 | no |" in text
     assert "| causal reference, planning each game's worst finish to its end (z 2) | 0.99920 | 1.4600 | no |" in text
@@ -468,6 +473,11 @@ def test_the_gap_says_whether_what_tipoff_learns_is_what_falls_short() -> None:
     assert "learning from 4 weeks of history in place of one, 0.99920 at 1.3900 × (+0.230)" in text
     assert "planning each game's worst finish to its end: 1.4600 × (+0.280)" in text
     assert "seeing each finish 5 minutes after it begins: 1.2000 × (+0.020)" in text
+    assert (
+        "| causal reference, never told a close finish (planned for until regulation ends), seeing overtime 5 "
+        "minutes late (z 2) | 0.99910 | 1.2200 | yes |" in text
+    )
+    assert "until regulation ends), seeing overtime 5 minutes late: 1.2200 × (+0.040)" in text
     told["summary"]["cost_ratio"] = 1.2  # told the average, it would meet the target: the learning falls short
     text = gap.render("slow-provisioning", rows, wall_s=1.0, workers=1)
     assert "Told or shown more of it, tipoff meets the target" in text

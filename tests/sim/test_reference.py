@@ -105,6 +105,21 @@ def test_a_late_reveal_plans_the_worst_finish_until_the_finish_has_shown_that_lo
     assert means[: _tick(124)].tolist() == on_time[: _tick(124)].tolist()  # the same plan until a finish could show
 
 
+def test_without_the_close_reveal_it_plans_a_close_finish_until_regulation_ends() -> None:
+    """The gap analysis's policy that cannot tell one game's climb from the rest: told no close finish."""
+    drawn = _drawn(QUIET)
+    assert not drawn.draws[0].close_finish
+    means, _ = plans(drawn, QUIET, SERVICE, close_reveal=False)
+    rps = drawn.trace.rps
+    width = means.shape[1]
+    climbing, ended = _tick(135), _tick(141)  # the climb would begin at 125 minutes; regulation ends at 140
+    assert means[climbing].max() > 1.2 * rps[_step(climbing) : _step(climbing) + width].max()
+    assert means[ended].max() == pytest.approx(rps[_step(ended) : _step(ended) + width].max(), rel=1e-3)
+    told, _ = plans(drawn, QUIET, SERVICE)
+    assert told[climbing].max() == pytest.approx(rps[_step(climbing) : _step(climbing) + width].max(), rel=1e-3)
+    assert means[: _tick(124)].tolist() == told[: _tick(124)].tolist()  # the same plan until a finish could show
+
+
 def test_a_spike_is_known_from_its_onset_and_not_before() -> None:
     params = replace(QUIET, use_schedule=False, spikes=1)
     drawn = _drawn(params, seed=5, games=())
