@@ -10,7 +10,9 @@ On one trace of `bench/policies.py` (same traces, history and seed) it replays:
    each game's worst finish (close, overtime) to its end instead of as it shows, seeing each finish only
    five minutes after it begins (about when a metric window could tell it), never being told a close
    finish before regulation ends (one game's climb can hide in the aggregate's noise) with overtime seen
-   five minutes late, and leaving each game's interest at the prior instead of learning it;
+   five minutes late, leaving each game's interest at the prior instead of learning it, and knowing no
+   finish's shape at all (each game planned and read as its average over the close finishes and overtimes
+   the generator draws, as a learned profile is);
 3. tipoff with its forecast rule swapped for one that reads the reference's plan, at several headrooms z:
    it asks for the demand's mean + z·sd over [now + delay, now + delay + tick] and keeps running replicas
    for the highest over [now, now + delay], as tipoff's own forecast rule does. Every other rule, bound
@@ -73,7 +75,7 @@ from scaling.policy.signals import Observation as Signals  # noqa: E402
 from scaling.policy.types import EngineInput, GameSpec, RuleResult, ServiceSpec  # noqa: E402
 from scaling.sim.gentrace import Generated, GenParams  # noqa: E402
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
-from scaling.sim.reference import plans  # noqa: E402
+from scaling.sim.reference import REFERENCE_Z, plans  # noqa: E402
 from scaling.sim.replay import Observation, ReplayContext, replay  # noqa: E402
 from scaling.sim.score import score, summary_dict  # noqa: E402
 from scaling.sim.told import told_forecaster  # noqa: E402
@@ -91,6 +93,8 @@ REFERENCE_ABLATIONS: dict[str, dict[str, bool | float]] = {
     # reading the metric window may not tell it at all. Planned for until regulation ends, overtime seen late.
     "reference-no-close-reveal": {"close_reveal": False, "reveal_delay_s": LATE_REVEAL_S},
     "reference-no-interest": {"learn_interests": False},
+    # Knowing no finish's shape: every game at its average over the finishes drawn, planned and read so.
+    "reference-average-finish": {"finishes": False},
 }
 LABELS = {
     "reference": "causal reference alone",
@@ -101,6 +105,9 @@ LABELS = {
         f"{LATE_REVEAL_S / 60:g} minutes late"
     ),
     "reference-no-interest": "causal reference, not learning each game's interest",
+    "reference-average-finish": (
+        "causal reference, knowing no finish's shape (each game at its average over close finishes and overtimes)"
+    ),
     "tipoff": "tipoff",
     "told": "tipoff told the average traffic (baseline, expected game shapes)",
     "told-interest": "tipoff told the average traffic and each game's interest",
@@ -290,10 +297,14 @@ def _ablations(results: list[dict[str, Any]]) -> list[str]:
     if whole is None:
         return []
     parts = [
-        f"{LABELS[kind].removeprefix('causal reference, ')}: {ref['cost_ratio']:.4f} × "
-        f"({ref['cost_ratio'] - whole['cost_ratio']:+.3f})"
+        f"{LABELS[kind].removeprefix('causal reference, ')}: "
+        + (
+            f"{ref['cost_ratio']:.4f} × ({ref['cost_ratio'] - whole['cost_ratio']:+.3f})"
+            if ref is not None
+            else f"no headroom up to {REFERENCE_Z[-1]:g} sd reaches the target"
+        )
         for kind, ref in found.items()
-        if kind != "reference" and ref is not None
+        if kind != "reference"
     ]
     if not parts:
         return []
@@ -319,7 +330,7 @@ def render(case_name: str, results: list[dict[str, Any]], *, wall_s: float, work
         "alone (`scaling/sim/reference.py`, told how the traffic is made, learning tonight's draws from the metric",
         "window), and again without one of its powers at a time (each game's finish revealed as it shows, or",
         f"only {LATE_REVEAL_S / 60:g} minutes after it begins, or a close finish never revealed before regulation",
-        "ends; each game's interest learned); tipoff with only its",
+        "ends, or no finish's shape known at all; each game's interest learned); tipoff with only its",
         "forecast rule swapped for one reading the reference's",
         "plan (mean + z·sd of demand), every other rule and stabilizer its own; and tipoff as it is, its model",
         "of demand told the generator's average traffic in place of what it learns (`scaling/sim/told.py`: the",

@@ -400,7 +400,7 @@ def causal_reference(
 ) -> dict[str, float] | None:
     """What `scaling.sim.reference`'s policy (told the generator's model, learning tonight's draws causally)
     pays to reach the case's attainment target on `trace` (`case_drawn`); `ablations` as `model_reference`
-    takes them (`reveal`, `learn_interests`, `reveal_delay_s`)."""
+    takes them (`reveal`, `learn_interests`, `reveal_delay_s`, `close_reveal`, `finishes`)."""
     drawn, params = case_drawn(case, trace, games)
     return model_reference(drawn, params, service, serving_model(service), case_target(case)[0], **ablations)
 

@@ -128,6 +128,21 @@ def game_shape(m: FloatArray, params: GenParams, *, close_finish: bool, overtime
     return out
 
 
+OVERTIMES_WEIGHED = 2  # a second overtime is drawn with overtime_p again; a third never
+
+
+def expected_game_shape(m: FloatArray, params: GenParams) -> FloatArray:
+    """A game's expected shape at minutes `m` from tip-off, at interest 1: each close-finish and overtime
+    variant of `game_shape` weighed by how often the generator draws it."""
+    p_close, p_ot = params.close_finish_p, params.overtime_p
+    overtime_odds = (1.0 - p_ot, p_ot * (1.0 - p_ot), p_ot * p_ot)
+    shape = np.zeros(len(m))
+    for close, p_c in ((False, 1.0 - p_close), (True, p_close)):
+        for overtimes in range(OVERTIMES_WEIGHED + 1):
+            shape += p_c * overtime_odds[overtimes] * game_shape(m, params, close_finish=close, overtimes=overtimes)
+    return shape
+
+
 @dataclass(frozen=True)
 class Spike:
     """An unscheduled spike: traffic starts rising at `onset` (epoch s), holds × multiple until `hold_end`."""

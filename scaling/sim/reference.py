@@ -45,6 +45,7 @@ from scaling.sim.gentrace import (
     GenParams,
     Spike,
     diurnal,
+    expected_game_shape,
     game_shape,
     spike_factor,
 )
@@ -91,6 +92,7 @@ def _games(
     reveal_delay_s: float = 0.0,
     *,
     close_reveal: bool = True,
+    finishes: bool = True,
 ) -> list[_Game]:
     """Each game the trace reaches, with its shapes and when its finish shows (see `plans`)."""
     t0, step, n = float(epoch[0]), float(epoch[1] - epoch[0]), len(epoch)
@@ -112,6 +114,10 @@ def _games(
             highest: FloatArray = np.max(shapes, axis=0)
             return highest
 
+        if not finishes:
+            average = expected_game_shape(m, params)
+            out.append(_Game(lo, hi, d.tier_rps(params), average, average, average, close_at, overtime_at))
+            continue
         out.append(
             _Game(
                 lo=lo,
@@ -215,6 +221,7 @@ def plans(
     learn_interests: bool = True,
     reveal_delay_s: float = 0.0,
     close_reveal: bool = True,
+    finishes: bool = True,
 ) -> tuple[FloatArray, FloatArray]:
     """Per tick, the mean and sd of demand the reference expects at each step from the tick until replicas
     asked for then could serve: two (ticks × steps) arrays, zero-padded past the trace's end.
@@ -224,12 +231,14 @@ def plans(
     interest stays the prior's; with `reveal_delay_s`, a finish shows that much after it begins (about when
     a policy reading the metric window could tell it); without `close_reveal` a close finish never shows
     while it climbs, only with the overtime (or none) when regulation ends: planned for until then, as a
-    policy that cannot tell one game's climb from the rest of the traffic must."""
+    policy that cannot tell one game's climb from the rest of the traffic must; without `finishes` it knows
+    no finish's shape at all: every game, as planned and as read from the window, is its average over the
+    close finishes and overtimes the generator draws (`gentrace.expected_game_shape`)."""
     trace = generated.trace
     rps, step, n = trace.rps, float(trace.step_s), trace.steps
     epoch = trace.start_epoch_s + step * np.arange(n, dtype=np.float64)
     base = params.base_rps * diurnal(epoch, params.weekend_factor)
-    games = _games(generated.draws, params, epoch, reveal_delay_s, close_reveal=close_reveal)
+    games = _games(generated.draws, params, epoch, reveal_delay_s, close_reveal=close_reveal, finishes=finishes)
     lag, window = service.metrics_lag_s, service.metrics_window_s
     ahead = int((service.provisioning_delay_s + service.tick_s) // step) + 1
     ticks = np.arange(0.0, n * step, service.tick_s)
@@ -269,11 +278,12 @@ def model_reference(
     learn_interests: bool = True,
     reveal_delay_s: float = 0.0,
     close_reveal: bool = True,
+    finishes: bool = True,
 ) -> dict[str, float] | None:
     """What the reference pays to reach `target` attainment (the SLO target unless given): {z, attainment,
     cost_ratio} at the first z in REFERENCE_Z that reaches it, None if none does. `params` are the
-    generator's, as the trace was drawn with them; `reveal`, `learn_interests`, `reveal_delay_s` and
-    `close_reveal` as for `plans`."""
+    generator's, as the trace was drawn with them; `reveal`, `learn_interests`, `reveal_delay_s`,
+    `close_reveal` and `finishes` as for `plans`."""
     goal = service.slo_target if target is None else target
     trace = generated.trace
     rps, step, n = trace.rps, trace.step_s, trace.steps
@@ -285,6 +295,7 @@ def model_reference(
         learn_interests=learn_interests,
         reveal_delay_s=reveal_delay_s,
         close_reveal=close_reveal,
+        finishes=finishes,
     )
     nstar = oracle_array(rps, model, service.min_replicas)
     grid = np.geomspace(1e-3, max(float(rps.max()), 1.0) * 10.0, 6000)

@@ -36,24 +36,14 @@ from scaling.policy.forecast import (
     PreparedGames,
 )
 from scaling.policy.types import GameSpec
-from scaling.sim.gentrace import GenParams, diurnal, game_shape
-
-OVERTIMES_WEIGHED = 2  # a second overtime is drawn with overtime_p again; a third never
+from scaling.sim.gentrace import GenParams, diurnal, expected_game_shape
 
 
 def expected_shape(params: GenParams) -> np.ndarray:
-    """A game's expected shape at interest 1 over the profile's minute bins: each close-finish and
-    overtime variant weighed by how often the generator draws it."""
+    """A game's expected shape at interest 1 over the profile's minute bins (`gentrace.expected_game_shape`)."""
     bins = round((PROFILE_END_MIN - PROFILE_START_MIN) / PROFILE_BIN_MIN) + 1
     minutes = PROFILE_START_MIN + PROFILE_BIN_MIN * np.arange(bins, dtype=np.float64)
-    p_close, p_ot = params.close_finish_p, params.overtime_p
-    overtime_odds = (1.0 - p_ot, p_ot * (1.0 - p_ot), p_ot * p_ot)
-    shape = np.zeros(len(minutes))
-    for close, p_c in ((False, 1.0 - p_close), (True, p_close)):
-        for overtimes in range(OVERTIMES_WEIGHED + 1):
-            weight = p_c * overtime_odds[overtimes]
-            shape += weight * game_shape(minutes, params, close_finish=close, overtimes=overtimes)
-    return shape
+    return expected_game_shape(minutes, params)
 
 
 @dataclass(frozen=True)

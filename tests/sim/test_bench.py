@@ -461,10 +461,12 @@ def test_the_gap_says_whether_what_tipoff_learns_is_what_falls_short() -> None:
         "z": None,
         "reference": {"z": 2.0, "attainment": 0.9991, "cost_ratio": 1.22},
     }
+    average = {"kind": "reference-average-finish", "z": None, "reference": None}
     swapped = {**_gap_row("swapped", 0.9993, 1.24, model=0.09), "z": 2.0}
     told = _gap_row("told", 0.9994, 1.38, model=0.22)
     longer = _gap_row("long-history", 0.9992, 1.39, model=0.23)
-    rows = [_gap_row("tipoff", 0.9993, 1.38, model=0.22), told, longer, reference, blind, late, unread, swapped]
+    tipoff = _gap_row("tipoff", 0.9993, 1.38, model=0.22)
+    rows = [tipoff, told, longer, reference, blind, late, unread, average, swapped]
     text = gap.render("slow-provisioning", rows, wall_s=1.0, workers=1)
     assert "| tipoff told the average traffic (baseline, expected game shapes) | 0.99940 | 1.3800 | no |" in text
     assert "| causal reference, planning each game's worst finish to its end (z 2) | 0.99920 | 1.4600 | no |" in text
@@ -478,6 +480,11 @@ def test_the_gap_says_whether_what_tipoff_learns_is_what_falls_short() -> None:
         "minutes late (z 2) | 0.99910 | 1.2200 | yes |" in text
     )
     assert "until regulation ends), seeing overtime 5 minutes late: 1.2200 × (+0.040)" in text
+    assert (
+        "| causal reference, knowing no finish's shape (each game at its average over close finishes and "
+        "overtimes) | did not reach the target | | no |" in text
+    )
+    assert "overtimes): no headroom up to 8 sd reaches the target." in text
     told["summary"]["cost_ratio"] = 1.2  # told the average, it would meet the target: the learning falls short
     text = gap.render("slow-provisioning", rows, wall_s=1.0, workers=1)
     assert "Told or shown more of it, tipoff meets the target" in text

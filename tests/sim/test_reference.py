@@ -120,6 +120,22 @@ def test_without_the_close_reveal_it_plans_a_close_finish_until_regulation_ends(
     assert means[: _tick(124)].tolist() == told[: _tick(124)].tolist()  # the same plan until a finish could show
 
 
+def test_knowing_no_finish_it_plans_and_reads_each_game_as_its_average_finish() -> None:
+    """The gap analysis's reference without finish shapes, as a learned profile would have them: averaged."""
+    params = replace(QUIET, close_finish_p=0.5)
+    drawn = next(d for d in (_drawn(params, seed=s) for s in range(1, 20)) if d.draws[0].close_finish)
+    average, _ = plans(drawn, params, SERVICE, finishes=False)
+    told, _ = plans(drawn, params, SERVICE)
+    rps = drawn.trace.rps
+    width = average.shape[1]
+    climbing, playing = _tick(130), _tick(60)
+    actual = rps[_step(climbing) : _step(climbing) + width].max()
+    assert told[climbing].max() == pytest.approx(actual, rel=1e-3)  # shown at 125 minutes, planned since
+    assert average[climbing].max() < 0.9 * actual  # half a climb on average: the close finish outruns it
+    assert average[climbing].max() > rps[_step(climbing)]  # ... though it plans for half of one
+    assert average[playing].tolist() == pytest.approx(told[playing].tolist())  # every finish alike till then
+
+
 def test_a_spike_is_known_from_its_onset_and_not_before() -> None:
     params = replace(QUIET, use_schedule=False, spikes=1)
     drawn = _drawn(params, seed=5, games=())
