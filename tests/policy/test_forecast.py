@@ -167,6 +167,18 @@ def test_the_correction_is_clipped_to_its_bounds(learned: tuple[Forecaster, list
     assert result.forecast["ratio"] == PREWARM.forecast_correction_max
 
 
+def test_breaking_news_on_an_hour_the_model_under_forecasts_is_followed_not_capped(
+    learned: tuple[Forecaster, list[GameSpec]],
+) -> None:
+    """Traffic × 3 (breaking news) on an hour already running 20 % over the learned model: the ratio is 3.6,
+    and a forecast held to a lower cap would ask for less than what is served now, so that the fleet sits
+    at n* with no headroom through the spike's hold (a replay of another draw of the spikes week did so)."""
+    forecaster, _ = learned
+    result = decide(_observed_input(forecaster, TIP - timedelta(minutes=20), 3.6))
+    assert result.forecast is not None
+    assert result.forecast["ratio"] == pytest.approx(3.6, rel=0.02)
+
+
 def test_it_keeps_running_replicas_for_a_peak_sooner_than_new_ones_could_arrive(
     learned: tuple[Forecaster, list[GameSpec]],
 ) -> None:
@@ -388,14 +400,17 @@ def test_an_overtime_must_explain_demand_above_the_forecast() -> None:
 
 def test_a_second_overtime_reads_as_one_which_is_nearer_than_the_usual_finish() -> None:
     # Past the first overtime's end, a game still holding on fits one overtime (its late finish) better than
-    # none: the read holds more capacity than the usual fade would, if not all a second period needs.
+    # none: the read explains tonight's traffic with a ratio near 1 and forecasts more than the usual fade
+    # does, if not all a second period needs. Read as the usual fade, the ratio runs to its cap and past.
     forecaster = finishing_forecaster()
     inp = finish_input(forecaster, 162, overtimes=2)
     assert _overtimes_read(inp, forecaster) == {"g1": 1}
     read = next(r for r in decide(inp).rules if r.rule == "forecast")
     blind_inp = replace(inp, params=replace(inp.params, detect_overtime=False))
     blind = next(r for r in decide(blind_inp).rules if r.rule == "forecast")
-    assert read.replicas is not None and blind.replicas is not None and read.replicas > blind.replicas
+    assert read.inputs["ratio"] < 1.5 and blind.inputs["ratio"] == inp.params.forecast_correction_max
+    assert read.inputs["forecast_rps"] > blind.inputs["forecast_rps"]
+    assert read.replicas is not None and blind.replicas is not None and read.replicas >= blind.replicas
 
 
 def test_overtime_is_never_read_without_a_learned_profile() -> None:
