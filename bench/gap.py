@@ -75,7 +75,7 @@ from scaling.policy.signals import Observation as Signals  # noqa: E402
 from scaling.policy.types import EngineInput, GameSpec, RuleResult, ServiceSpec  # noqa: E402
 from scaling.sim.gentrace import Generated, GenParams  # noqa: E402
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
-from scaling.sim.reference import REFERENCE_Z, plans  # noqa: E402
+from scaling.sim.reference import REFERENCE_Z, Powers, plans  # noqa: E402
 from scaling.sim.replay import Observation, ReplayContext, replay  # noqa: E402
 from scaling.sim.score import score, summary_dict  # noqa: E402
 from scaling.sim.told import told_forecaster  # noqa: E402
@@ -85,16 +85,16 @@ Z = (1.5, 1.75, 2.0, 2.5)
 LONG_HISTORY_DAYS = 28.0  # tipoff given this much history in place of a week (and refitting on as much)
 # The causal reference, and the same with one of its powers taken away or weakened: what each is worth.
 LATE_REVEAL_S = 300.0  # about when the metric window could tell a close finish or an overtime from the rest
-REFERENCE_ABLATIONS: dict[str, dict[str, bool | float]] = {
-    "reference": {},
-    "reference-no-reveal": {"reveal": False},
-    "reference-late-reveal": {"reveal_delay_s": LATE_REVEAL_S},
+REFERENCE_ABLATIONS: dict[str, Powers] = {
+    "reference": Powers(),
+    "reference-no-reveal": Powers(reveal=False),
+    "reference-late-reveal": Powers(reveal_delay_s=LATE_REVEAL_S),
     # A close finish's climb is one game's: a regional game's sits inside the aggregate's noise, so a policy
     # reading the metric window may not tell it at all. Planned for until regulation ends, overtime seen late.
-    "reference-no-close-reveal": {"close_reveal": False, "reveal_delay_s": LATE_REVEAL_S},
-    "reference-no-interest": {"learn_interests": False},
+    "reference-no-close-reveal": Powers(close_reveal=False, reveal_delay_s=LATE_REVEAL_S),
+    "reference-no-interest": Powers(learn_interests=False),
     # Knowing no finish's shape: every game at its average over the finishes drawn, planned and read so.
-    "reference-average-finish": {"finishes": False},
+    "reference-average-finish": Powers(finishes=False),
 }
 LABELS = {
     "reference": "causal reference alone",
@@ -236,7 +236,7 @@ def _job(kind: str, case_name: str, directory: str, z: float | None) -> dict[str
         trace = read_trace(trace_paths(case, Path(directory))[0])
         games = list(read_schedule(SCHEDULE)) if case.use_schedule else []
         service = service_from_dict(dict(case.service))
-        result = {"reference": causal_reference(case, trace, service, games, **REFERENCE_ABLATIONS[kind])}
+        result = {"reference": causal_reference(case, trace, service, games, REFERENCE_ABLATIONS[kind])}
     elif kind in ("told", "told-interest"):
         result = run_told(case_name, directory, interests=kind == "told-interest")
     elif kind == "long-history":

@@ -60,6 +60,25 @@ OVERTIME_MAX = 2
 
 
 @dataclass(frozen=True)
+class Powers:
+    """What the reference knows or learns. The gap analysis takes one away, or weakens it, at a time: what
+    each is worth is what the reference pays without it."""
+
+    reveal: bool = True  # a game's finish shows as it happens (else its worst is planned for to its end) ...
+    reveal_delay_s: float = 0.0  # ... this long after it begins (about when a metric window could tell it)
+    # A close finish shows as it climbs; else only with the overtime (or none) when regulation ends, as a
+    # policy that cannot tell one game's climb from the rest of the traffic must plan for it.
+    close_reveal: bool = True
+    # Each finish's shape (close, overtime) is known; else every game is its average over the finishes the
+    # generator draws (`gentrace.expected_game_shape`), planned and read from the window so.
+    finishes: bool = True
+    learn_interests: bool = True  # each game's interest is learned from the window (else the prior's)
+
+
+ALL_POWERS = Powers()
+
+
+@dataclass(frozen=True)
 class _Game:
     lo: int  # steps [lo, hi) of the trace the game's shape covers
     hi: int
@@ -85,16 +104,8 @@ class _Game:
         return out
 
 
-def _games(
-    draws: Sequence[GameDraw],
-    params: GenParams,
-    epoch: FloatArray,
-    reveal_delay_s: float = 0.0,
-    *,
-    close_reveal: bool = True,
-    finishes: bool = True,
-) -> list[_Game]:
-    """Each game the trace reaches, with its shapes and when its finish shows (see `plans`)."""
+def _games(draws: Sequence[GameDraw], params: GenParams, epoch: FloatArray, powers: Powers) -> list[_Game]:
+    """Each game the trace reaches, with its shapes and when its finish shows to a reference with `powers`."""
     t0, step, n = float(epoch[0]), float(epoch[1] - epoch[0]), len(epoch)
     out = []
     for d in draws:
@@ -104,8 +115,8 @@ def _games(
         if hi <= lo or d.game.tbd:
             continue
         m = (epoch[lo:hi] - tip) / 60.0
-        overtime_at = tip + params.regulation_min * 60.0 + reveal_delay_s
-        close_at = tip + (params.regulation_min - CLOSE_FINISH_WINDOW_MIN) * 60.0 + reveal_delay_s
+        overtime_at = tip + params.regulation_min * 60.0 + powers.reveal_delay_s
+        close_at = tip + (params.regulation_min - CLOSE_FINISH_WINDOW_MIN) * 60.0 + powers.reveal_delay_s
 
         def worst(closes: tuple[bool, ...], m: FloatArray = m) -> FloatArray:
             shapes = [
@@ -114,7 +125,7 @@ def _games(
             highest: FloatArray = np.max(shapes, axis=0)
             return highest
 
-        if not finishes:
+        if not powers.finishes:
             average = expected_game_shape(m, params)
             out.append(_Game(lo, hi, d.tier_rps(params), average, average, average, close_at, overtime_at))
             continue
@@ -126,7 +137,7 @@ def _games(
                 true=game_shape(m, params, close_finish=d.close_finish, overtimes=d.overtimes),
                 unrevealed=worst((False, True)),
                 close_known=worst((d.close_finish,)),
-                close_at=close_at if close_reveal else overtime_at,
+                close_at=close_at if powers.close_reveal else overtime_at,
                 overtime_at=overtime_at,
             )
         )
@@ -216,36 +227,24 @@ def plans(
     generated: Generated,
     params: GenParams,
     service: ServiceSpec,
-    *,
-    reveal: bool = True,
-    learn_interests: bool = True,
-    reveal_delay_s: float = 0.0,
-    close_reveal: bool = True,
-    finishes: bool = True,
+    powers: Powers = ALL_POWERS,
 ) -> tuple[FloatArray, FloatArray]:
     """Per tick, the mean and sd of demand the reference expects at each step from the tick until replicas
     asked for then could serve: two (ticks × steps) arrays, zero-padded past the trace's end.
 
-    Ablations, for the gap analysis: without `reveal` every game is planned as the worst of its close
-    finishes and overtimes to its end, never as what it showed; without `learn_interests` every game's
-    interest stays the prior's; with `reveal_delay_s`, a finish shows that much after it begins (about when
-    a policy reading the metric window could tell it); without `close_reveal` a close finish never shows
-    while it climbs, only with the overtime (or none) when regulation ends: planned for until then, as a
-    policy that cannot tell one game's climb from the rest of the traffic must; without `finishes` it knows
-    no finish's shape at all: every game, as planned and as read from the window, is its average over the
-    close finishes and overtimes the generator draws (`gentrace.expected_game_shape`)."""
+    With fewer `powers` (the gap analysis's ablations), it plans as a reference without them would."""
     trace = generated.trace
     rps, step, n = trace.rps, float(trace.step_s), trace.steps
     epoch = trace.start_epoch_s + step * np.arange(n, dtype=np.float64)
     base = params.base_rps * diurnal(epoch, params.weekend_factor)
-    games = _games(generated.draws, params, epoch, reveal_delay_s, close_reveal=close_reveal, finishes=finishes)
+    games = _games(generated.draws, params, epoch, powers)
     lag, window = service.metrics_lag_s, service.metrics_window_s
     ahead = int((service.provisioning_delay_s + service.tick_s) // step) + 1
     ticks = np.arange(0.0, n * step, service.tick_s)
     means = np.zeros((len(ticks), ahead))
     sds = np.zeros((len(ticks), ahead))
     cumulative = np.concatenate([[0.0], np.cumsum(rps)])
-    flt = _Filter(params, learn_interests=learn_interests)
+    flt = _Filter(params, learn_interests=powers.learn_interests)
     for j, t in enumerate(ticks.tolist()):
         now = trace.start_epoch_s + t
         lo, hi = max(int((t - lag - window) // step), 0), min(int((t - lag) // step), n)
@@ -257,7 +256,7 @@ def plans(
             loads = np.array([games[k].rps(games[k].true, lo, hi).mean() for k in flt.live])
             spikes = float(_known_spikes(generated.spikes, epoch[lo:hi], now, params.spike_multiple).mean())
             flt.update(float(cumulative[hi] - cumulative[lo]) / (hi - lo), float(base[lo:hi].mean()), loads, spikes)
-        shapes = [games[k].plan(now) if reveal else games[k].unrevealed for k in flt.live]
+        shapes = [games[k].plan(now) if powers.reveal else games[k].unrevealed for k in flt.live]
         future = np.array([games[k].rps(shape, a, b) for k, shape in zip(flt.live, shapes, strict=True)])
         future = future.reshape(len(flt.live), b - a)
         spikes_ahead = _known_spikes(generated.spikes, epoch[a:b], now, params.spike_multiple)
@@ -274,29 +273,15 @@ def model_reference(
     model: ServingModel,
     target: float | None = None,
     *,
-    reveal: bool = True,
-    learn_interests: bool = True,
-    reveal_delay_s: float = 0.0,
-    close_reveal: bool = True,
-    finishes: bool = True,
+    powers: Powers = ALL_POWERS,
 ) -> dict[str, float] | None:
     """What the reference pays to reach `target` attainment (the SLO target unless given): {z, attainment,
     cost_ratio} at the first z in REFERENCE_Z that reaches it, None if none does. `params` are the
-    generator's, as the trace was drawn with them; `reveal`, `learn_interests`, `reveal_delay_s`,
-    `close_reveal` and `finishes` as for `plans`."""
+    generator's, as the trace was drawn with them; `powers` as for `plans`."""
     goal = service.slo_target if target is None else target
     trace = generated.trace
     rps, step, n = trace.rps, trace.step_s, trace.steps
-    means, sds = plans(
-        generated,
-        params,
-        service,
-        reveal=reveal,
-        learn_interests=learn_interests,
-        reveal_delay_s=reveal_delay_s,
-        close_reveal=close_reveal,
-        finishes=finishes,
-    )
+    means, sds = plans(generated, params, service, powers)
     nstar = oracle_array(rps, model, service.min_replicas)
     grid = np.geomspace(1e-3, max(float(rps.max()), 1.0) * 10.0, 6000)
     n_grid = oracle_array(grid, model, service.min_replicas)

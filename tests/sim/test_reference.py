@@ -12,7 +12,7 @@ import pytest
 from scaling.policy.capacity import serving_model
 from scaling.policy.types import GameSpec, ServiceSpec
 from scaling.sim.gentrace import Generated, GenParams, generate_drawn
-from scaling.sim.reference import model_reference, plans
+from scaling.sim.reference import Powers, model_reference, plans
 from scaling.sim.trace import Trace
 
 NIGHT = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
@@ -76,18 +76,18 @@ def test_without_reveal_it_plans_the_worst_finish_to_the_end_and_without_learnin
     """The gap analysis's ablations: what revealing a finish, and learning each game's interest, are worth."""
     drawn = _drawn(QUIET)
     assert not drawn.draws[0].close_finish
-    blind, _ = plans(drawn, QUIET, SERVICE, reveal=False)
+    blind, _ = plans(drawn, QUIET, SERVICE, Powers(reveal=False))
     rps = drawn.trace.rps
     after = _tick(126)  # the game has shown it has no close finish; planned for one all the same
     assert blind[after].max() > 1.2 * rps[_step(after) : _step(after) + blind.shape[1]].max()
     params = replace(QUIET, interest_sigma=0.25)
     drawn = _drawn(params, seed=4)  # tonight's interest is far from the prior's mean (as above)
-    means, sds = plans(drawn, params, SERVICE, learn_interests=False)
+    means, sds = plans(drawn, params, SERVICE, Powers(learn_interests=False))
     late = _tick(60)
     assert means[late, 0] != pytest.approx(float(drawn.trace.rps[_step(late)]), rel=0.05)  # still the prior's
     assert sds[late, 0] / means[late, 0] > 0.05  # as unsure an hour in as before the game
     learned = model_reference(drawn, params, SERVICE, serving_model(SERVICE))
-    fixed = model_reference(drawn, params, SERVICE, serving_model(SERVICE), learn_interests=False)
+    fixed = model_reference(drawn, params, SERVICE, serving_model(SERVICE), powers=Powers(learn_interests=False))
     assert learned is not None and fixed is not None and fixed["cost_ratio"] > learned["cost_ratio"]
 
 
@@ -95,7 +95,7 @@ def test_a_late_reveal_plans_the_worst_finish_until_the_finish_has_shown_that_lo
     """The gap analysis's weaker reveal: a finish seen only `reveal_delay_s` after it begins."""
     drawn = _drawn(QUIET)
     assert not drawn.draws[0].close_finish
-    means, _ = plans(drawn, QUIET, SERVICE, reveal_delay_s=300.0)
+    means, _ = plans(drawn, QUIET, SERVICE, Powers(reveal_delay_s=300.0))
     rps = drawn.trace.rps
     width = means.shape[1]
     shown, seen = _tick(126), _tick(131)  # the climb would begin at 125 minutes; seen five minutes later
@@ -109,7 +109,7 @@ def test_without_the_close_reveal_it_plans_a_close_finish_until_regulation_ends(
     """The gap analysis's policy that cannot tell one game's climb from the rest: told no close finish."""
     drawn = _drawn(QUIET)
     assert not drawn.draws[0].close_finish
-    means, _ = plans(drawn, QUIET, SERVICE, close_reveal=False)
+    means, _ = plans(drawn, QUIET, SERVICE, Powers(close_reveal=False))
     rps = drawn.trace.rps
     width = means.shape[1]
     climbing, ended = _tick(135), _tick(141)  # the climb would begin at 125 minutes; regulation ends at 140
@@ -124,7 +124,7 @@ def test_knowing_no_finish_it_plans_and_reads_each_game_as_its_average_finish() 
     """The gap analysis's reference without finish shapes, as a learned profile would have them: averaged."""
     params = replace(QUIET, close_finish_p=0.5)
     drawn = next(d for d in (_drawn(params, seed=s) for s in range(1, 20)) if d.draws[0].close_finish)
-    average, _ = plans(drawn, params, SERVICE, finishes=False)
+    average, _ = plans(drawn, params, SERVICE, Powers(finishes=False))
     told, _ = plans(drawn, params, SERVICE)
     rps = drawn.trace.rps
     width = average.shape[1]
