@@ -80,6 +80,11 @@ class GenParams:
     spike_multiple: float = 3.0
     use_schedule: bool = True
 
+    @property
+    def mean_interest(self) -> float:
+        """The mean of a game's interest, a log-normal draw (σ `interest_sigma`)."""
+        return math.exp(self.interest_sigma**2 / 2.0)
+
 
 def _bump(hours: FloatArray, centre: float, sigma: float) -> FloatArray:
     d = (hours - centre + 12.0) % 24.0 - 12.0

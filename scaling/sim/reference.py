@@ -153,7 +153,7 @@ class _Filter:
     def __init__(self, params: GenParams, *, learn_interests: bool = True) -> None:
         self.learn_interests = learn_interests
         s2 = params.interest_sigma**2
-        self.prior = (math.exp(s2 / 2.0), (math.exp(s2) - 1.0) * math.exp(s2))  # log-normal mean, variance
+        self.prior = (params.mean_interest, (math.exp(s2) - 1.0) * math.exp(s2))  # log-normal mean, variance
         self.sigma = params.noise_sigma
         self.live: list[int] = []
         self.x = np.zeros(1)

@@ -18,7 +18,6 @@ Its headroom is calibrated on the history as `Forecaster.fit` calibrates a learn
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -83,13 +82,10 @@ class ToldForecaster(Forecaster):
         key = (game.game_id, overtimes)
         cached = self._scaled.get(key)
         if cached is None:
-            factor = self.interests.get(game.game_id, _mean_interest(self.gen)) / _mean_interest(self.gen)
+            mean = self.gen.mean_interest
+            factor = self.interests.get(game.game_id, mean) / mean
             cached = self._scaled[key] = tuple(v * factor for v in profile)
         return cached
-
-
-def _mean_interest(params: GenParams) -> float:
-    return math.exp(params.interest_sigma**2 / 2.0)  # of the log-normal draw
 
 
 def told_forecaster(
@@ -101,7 +97,7 @@ def told_forecaster(
     """The generator's average traffic (`params`) as a tipoff forecaster, its headroom calibrated on
     `history` (samples under `games`); with `interests`, each game's drawn interest too (the history's
     games' as well, so that the calibration measures this model's errors)."""
-    shape = expected_shape(params) * _mean_interest(params)
+    shape = expected_shape(params) * params.mean_interest
     per_game = params.per_game_rps
     told = ToldForecaster(
         baseline=(0.0,) * BASELINE_BINS,
