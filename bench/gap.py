@@ -58,7 +58,6 @@ from policies import (  # noqa: E402
     case_drawn,
     case_target,
     case_traces,
-    causal_reference,
     cost_breakdown,
     history_drawn,
     history_of,
@@ -69,13 +68,14 @@ from policies import (  # noqa: E402
 )
 
 from scaling.policy import rules  # noqa: E402
+from scaling.policy.capacity import serving_model  # noqa: E402
 from scaling.policy.driver import EngineDriver  # noqa: E402
 from scaling.policy.forecast import Forecaster  # noqa: E402
 from scaling.policy.signals import Observation as Signals  # noqa: E402
 from scaling.policy.types import EngineInput, GameSpec, RuleResult, ServiceSpec  # noqa: E402
 from scaling.sim.gentrace import Generated, GenParams  # noqa: E402
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
-from scaling.sim.reference import REFERENCE_Z, Powers, plans  # noqa: E402
+from scaling.sim.reference import REFERENCE_Z, Powers, model_reference, plans  # noqa: E402
 from scaling.sim.replay import Observation, ReplayContext, replay  # noqa: E402
 from scaling.sim.score import score, summary_dict  # noqa: E402
 from scaling.sim.told import told_forecaster  # noqa: E402
@@ -196,6 +196,12 @@ class _Case:
         drawn, params = case_drawn(case, trace, games)
         return cls(case, trace, history, games, service_from_dict(dict(case.service)), drawn, params)
 
+    def reference(self, powers: Powers) -> dict[str, float] | None:
+        """What the causal reference with `powers` pays to reach the case's target on the trace
+        (`policies.causal_reference`, on the draw this case already holds)."""
+        model = serving_model(self.service)
+        return model_reference(self.drawn, self.params, self.service, model, case_target(self.case)[0], powers=powers)
+
     def replayed(self, policy: LedgerPolicy) -> dict[str, Any]:
         """`policy` replayed on the trace: its scores and where its cost went."""
         run = replay(self.trace, self.service, policy, seed=SEED, games=self.games, history=self.history)
@@ -232,11 +238,7 @@ def _job(kind: str, case_name: str, directory: str, z: float | None) -> dict[str
     if kind == "tipoff":
         result = run_case(case_name, "tipoff", directory)
     elif kind in REFERENCE_ABLATIONS:
-        case = next(c for c in CASES if c.name == case_name)
-        trace = read_trace(trace_paths(case, Path(directory))[0])
-        games = list(read_schedule(SCHEDULE)) if case.use_schedule else []
-        service = service_from_dict(dict(case.service))
-        result = {"reference": causal_reference(case, trace, service, games, REFERENCE_ABLATIONS[kind])}
+        result = {"reference": _Case.read(case_name, directory).reference(REFERENCE_ABLATIONS[kind])}
     elif kind in ("told", "told-interest"):
         result = run_told(case_name, directory, interests=kind == "told-interest")
     elif kind == "long-history":
