@@ -198,7 +198,7 @@ class _Case:
 
     def reference(self, powers: Powers) -> dict[str, float] | None:
         """What the causal reference with `powers` pays to reach the case's target on the trace
-        (`policies.causal_reference`, on the draw this case already holds)."""
+        (as `policies.causal_reference` does with all of them, on the draw this case already holds)."""
         model = serving_model(self.service)
         return model_reference(self.drawn, self.params, self.service, model, case_target(self.case)[0], powers=powers)
 

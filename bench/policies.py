@@ -49,7 +49,7 @@ from scaling.sim.gentrace import (  # noqa: E402
 )
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
 from scaling.sim.policies import BUILTIN, EnginePolicy, make_policy  # noqa: E402
-from scaling.sim.reference import ALL_POWERS, Powers, model_reference  # noqa: E402
+from scaling.sim.reference import model_reference  # noqa: E402
 from scaling.sim.replay import Observation, ReplayContext, ReplayPolicy, ReplayRun, replay  # noqa: E402
 from scaling.sim.score import TIPOFF_WINDOW_S, score, summary_dict  # noqa: E402
 from scaling.sim.serving import attainment_array, model_ceiling, oracle_array  # noqa: E402
@@ -395,14 +395,11 @@ def _carrying(case: Case, drawn: Generated, trace: Trace, what: str) -> Generate
     return replace(drawn, trace=trace)
 
 
-def causal_reference(
-    case: Case, trace: Trace, service: ServiceSpec, games: list[GameSpec], powers: Powers = ALL_POWERS
-) -> dict[str, float] | None:
+def causal_reference(case: Case, trace: Trace, service: ServiceSpec, games: list[GameSpec]) -> dict[str, float] | None:
     """What `scaling.sim.reference`'s policy (told the generator's model, learning tonight's draws causally)
-    pays to reach the case's attainment target on `trace` (`case_drawn`), with `powers` (all, unless the gap
-    analysis takes one away)."""
+    pays to reach the case's attainment target on `trace` (`case_drawn`)."""
     drawn, params = case_drawn(case, trace, games)
-    return model_reference(drawn, params, service, serving_model(service), case_target(case)[0], powers=powers)
+    return model_reference(drawn, params, service, serving_model(service), case_target(case)[0])
 
 
 class LedgerPolicy(EnginePolicy):
