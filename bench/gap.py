@@ -20,13 +20,15 @@ On one trace of `bench/policies.py` (same traces, history and seed) it replays:
 4. tipoff with its forecast rule as it is, but its model of demand told the generator's average traffic
    in place of the one it learns (`scaling/sim/told.py`: the baseline as drawn, each tier's expected game
    shape), its headroom calibrated on the same history; and that model told each game's drawn interest too;
+   and told each game's whole draw (interest, close finish, overtimes): the traffic but for its noise;
 5. tipoff as it is, given four weeks of history in place of one, and refitting on as much as it goes.
 
 If (3) meets the target where (1) does not, tipoff's rules are not what stands in the way: its demand
 model is, and (2) shows how far a better one could go. (4) splits the demand model in two: what it learns
 (the average traffic, which (4) is told) and how it corrects that for tonight and covers its errors (one
-ratio for all of tonight's demand, and headroom from the history's shortfalls), which (4) keeps; (5) asks
-whether more of the same data would do.
+ratio for all of tonight's demand, and headroom from the history's shortfalls), which (4) keeps; told every
+draw, (4) leaves only that reading of a model to tell apart from the reference's. (5) asks whether more of
+the same data would do.
 
 The swap in (3) replaces `scaling.policy.rules.prewarm` only while that policy decides a tick, in the
 worker process replaying it; the engine knows nothing of the reference. Writes bench/GAP.md.
@@ -73,7 +75,7 @@ from scaling.policy.driver import EngineDriver  # noqa: E402
 from scaling.policy.forecast import Forecaster  # noqa: E402
 from scaling.policy.signals import Observation as Signals  # noqa: E402
 from scaling.policy.types import EngineInput, GameSpec, RuleResult, ServiceSpec  # noqa: E402
-from scaling.sim.gentrace import Generated, GenParams  # noqa: E402
+from scaling.sim.gentrace import GameDraw, Generated, GenParams  # noqa: E402
 from scaling.sim.inputs import read_schedule, service_from_dict  # noqa: E402
 from scaling.sim.reference import REFERENCE_Z, Powers, model_reference, plans  # noqa: E402
 from scaling.sim.replay import Observation, ReplayContext, replay  # noqa: E402
@@ -111,10 +113,13 @@ LABELS = {
     "tipoff": "tipoff",
     "told": "tipoff told the average traffic (baseline, expected game shapes)",
     "told-interest": "tipoff told the average traffic and each game's interest",
+    "told-draws": "tipoff told the average traffic and each game's whole draw (interest, close finish, overtimes)",
     "long-history": f"tipoff learning from {LONG_HISTORY_DAYS / 7:g} weeks of history in place of one",
 }
 # The other ways of giving tipoff's model more to go on than a week of history: told, or shown more of it.
+TOLD = ("told", "told-interest", "told-draws")
 MORE_KNOWN = ("told", "told-interest", "long-history")
+TIPOFF_ROWS = ("tipoff", *TOLD, "long-history")
 
 
 class ReferenceForecastPolicy(LedgerPolicy):
@@ -211,13 +216,25 @@ class _Case:
         }
 
 
-def run_told(case_name: str, directory: str, interests: bool) -> dict[str, Any]:
+def run_told(case_name: str, directory: str, told: str = "told") -> dict[str, Any]:
     """Replay tipoff on the case's traces in `directory` with its model of demand told the generator's
-    average traffic (and, with `interests`, each game's drawn interest, tonight's and the history's)."""
+    average traffic (`told`), and each game's drawn interest (`told-interest`) or whole draw (`told-draws`),
+    tonight's and the history's."""
     c = _Case.read(case_name, directory)
-    before = history_drawn(c.case, c.history, c.games)
-    told = {d.game.game_id: d.interest for d in (*before.draws, *c.drawn.draws)} if interests else None
-    return c.replayed(ToldModelPolicy(told_forecaster(c.params, c.history.series(), c.games, told)))
+    draws = _draws(c.case, history_drawn(c.case, c.history, c.games), c.drawn) if told != "told" else []
+    interests = {d.game.game_id: d.interest for d in draws} if draws else None
+    model = told_forecaster(
+        c.params, c.history.series(), c.games, interests, draws=draws if told == "told-draws" else ()
+    )
+    return c.replayed(ToldModelPolicy(model))
+
+
+def _draws(case: Case, history: Generated, trace: Generated) -> list[GameDraw]:
+    """Each game's draw from the draw whose traffic it is in: the history's for a game tipping off before the
+    trace starts, the trace's for the rest. Each covers the whole schedule, with its own seed, so a game's
+    draw in the other one is not the one its traffic carried."""
+    start = case.start.timestamp()
+    return [*(d for d in history.draws if d.game.tip_s < start), *(d for d in trace.draws if d.game.tip_s >= start)]
 
 
 def run_long_history(case_name: str, directory: str) -> dict[str, Any]:
@@ -239,8 +256,8 @@ def _job(kind: str, case_name: str, directory: str, z: float | None) -> dict[str
         result = run_case(case_name, "tipoff", directory)
     elif kind in REFERENCE_ABLATIONS:
         result = {"reference": _Case.read(case_name, directory).reference(REFERENCE_ABLATIONS[kind])}
-    elif kind in ("told", "told-interest"):
-        result = run_told(case_name, directory, interests=kind == "told-interest")
+    elif kind in TOLD:
+        result = run_told(case_name, directory, kind)
     elif kind == "long-history":
         result = run_long_history(case_name, directory)
     else:
@@ -289,7 +306,28 @@ def conclusion(results: list[dict[str, Any]], least: float, most: float) -> str:
             "errors (headroom from the history's shortfalls, per phase of the leading game), where the reference "
             "tracks each game's draw and plans for each close finish and overtime until it shows."
         )
-    return "\n\n".join([first, second, *_ablations(results)])
+    return "\n\n".join([first, second, *_told_draws(results, least, most), *_ablations(results)])
+
+
+def _told_draws(results: list[dict[str, Any]], least: float, most: float) -> list[str]:
+    """What the row told each game's whole draw says: whether, with nothing left to learn but the noise,
+    tipoff's forecast rule meets the target (read after `conclusion` has found whether the same rules meet it
+    on the reference's plan)."""
+    row = next((r for r in results if r["kind"] == "told-draws"), None)
+    if row is None:
+        return []
+    s, shares = row["summary"], row["cost_breakdown"]
+    told = (
+        "Told each game's whole draw as well (interest, close finish, overtimes: the traffic but for its noise), "
+        f"{s['attainment']:.5f} at {s['cost_ratio']:.4f} × ({shares['forecast'] + shares['headroom']:+.3f})"
+    )
+    if s["attainment"] >= least and s["cost_ratio"] <= most:
+        return [f"{told}, tipoff meets the target: with its model of demand right, its forecast rule would do."]
+    return [
+        f"{told}, tipoff still misses the target. So part of the gap lies in how its forecast rule reads a model "
+        "of demand (one ratio for tonight, headroom from the history's shortfall quantiles), whatever the model "
+        "knows: with every draw told, only that reading and the rules after it remain."
+    ]
 
 
 def _ablations(results: list[dict[str, Any]]) -> list[str]:
@@ -336,7 +374,8 @@ def render(case_name: str, results: list[dict[str, Any]], *, wall_s: float, work
         "forecast rule swapped for one reading the reference's",
         "plan (mean + z·sd of demand), every other rule and stabilizer its own; and tipoff as it is, its model",
         "of demand told the generator's average traffic in place of what it learns (`scaling/sim/told.py`: the",
-        "baseline as drawn, each tier's expected game shape; then each game's drawn interest as well), never",
+        "baseline as drawn, each tier's expected game shape; then each game's drawn interest as well; then each",
+        "game's whole draw: its interest, close finish and overtimes, so that only the noise is unknown), never",
         "refit, its headroom calibrated on the same history; and tipoff given "
         f"{LONG_HISTORY_DAYS / 7:g} weeks of history in place of one, refitting on as much as it goes. **Shares**",
         "split the cost above the oracle's bound",
@@ -345,7 +384,7 @@ def render(case_name: str, results: list[dict[str, Any]], *, wall_s: float, work
         "| row | attainment | cost ratio | meets | forecast | headroom | kept | other rules | stability |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    order = ["tipoff", *MORE_KNOWN, *REFERENCE_ABLATIONS, "swapped"]
+    order = [*TIPOFF_ROWS, *REFERENCE_ABLATIONS, "swapped"]
     for r in sorted(results, key=lambda r: (order.index(r["kind"]), r["z"] or 0.0)):
         if r["kind"] in REFERENCE_ABLATIONS:
             ref, label = r["reference"], LABELS[r["kind"]]
@@ -376,7 +415,7 @@ def main() -> None:
     args = parser.parse_args()
     began = time.perf_counter()
     with case_traces([c for c in CASES if c.name == args.case], args.traces) as directory:
-        jobs: list[tuple[str, float | None]] = [("tipoff", None), *((kind, None) for kind in MORE_KNOWN)]
+        jobs: list[tuple[str, float | None]] = [(kind, None) for kind in TIPOFF_ROWS]
         jobs += [(kind, None) for kind in REFERENCE_ABLATIONS]
         jobs += [("swapped", z) for z in Z]
         with ProcessPoolExecutor(max_workers=args.workers) as pool:

@@ -10,7 +10,10 @@ with only the model's content swapped for the generator's:
   - each tier's expected game shape: every close finish and overtime weighed by its probability and the
     interest by its mean, in tipoff's own representation (minute bins, interpolated), where tipoff
     learns it by least squares from a week;
-  - with `interests`, each game's drawn interest as well, which no forecast can know before the game.
+  - with `interests`, each game's drawn interest as well, which no forecast can know before the game;
+  - with `draws`, each game's whole draw: its interest, close finish and overtimes, its profile the shape the
+    generator drew (in minute bins, interpolated). The forecast is then the traffic but for its noise, and
+    what is left of tipoff's cost is how its forecast rule reads a model.
 
 Its headroom is calibrated on the history as `Forecaster.fit` calibrates a learned model
 (`Forecaster.calibrated`): it carries the errors of this model, not of a learned one.
@@ -35,14 +38,24 @@ from scaling.policy.forecast import (
     PreparedGames,
 )
 from scaling.policy.types import GameSpec
-from scaling.sim.gentrace import GenParams, diurnal, expected_game_shape
+from scaling.sim.gentrace import GameDraw, GenParams, diurnal, expected_game_shape, game_shape
+
+
+def _profile_minutes() -> np.ndarray:
+    bins = round((PROFILE_END_MIN - PROFILE_START_MIN) / PROFILE_BIN_MIN) + 1
+    return PROFILE_START_MIN + PROFILE_BIN_MIN * np.arange(bins, dtype=np.float64)
 
 
 def expected_shape(params: GenParams) -> np.ndarray:
     """A game's expected shape at interest 1 over the profile's minute bins (`gentrace.expected_game_shape`)."""
-    bins = round((PROFILE_END_MIN - PROFILE_START_MIN) / PROFILE_BIN_MIN) + 1
-    minutes = PROFILE_START_MIN + PROFILE_BIN_MIN * np.arange(bins, dtype=np.float64)
-    return expected_game_shape(minutes, params)
+    return expected_game_shape(_profile_minutes(), params)
+
+
+def drawn_profile(draw: GameDraw, params: GenParams) -> tuple[float, ...]:
+    """What one game adds (rps) over the profile's minute bins, as the generator drew it: its tier, interest,
+    close finish and overtimes."""
+    shape = game_shape(_profile_minutes(), params, close_finish=draw.close_finish, overtimes=draw.overtimes)
+    return tuple(float(v) for v in shape * draw.interest * draw.tier_rps(params))
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,9 @@ class ToldForecaster(Forecaster):
     gen: GenParams = field(default_factory=GenParams)
     # Game id -> the interest drawn for it; empty = the mean interest for every game.
     interests: Mapping[str, float] = field(default_factory=dict)
+    # Game id -> its profile as drawn (`drawn_profile`): such a game's forecast is its draw, whatever the
+    # overtime reads say.
+    drawn: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     _scaled: dict[tuple[str, int], tuple[float, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -65,15 +81,15 @@ class ToldForecaster(Forecaster):
         self, games: Sequence[GameSpec], overtimes: dict[str, int] | None = None
     ) -> list[tuple[float, tuple[float, ...]]]:
         prepared = super().prepare(games, overtimes)
-        if not self.interests:
+        if not self.interests and not self.drawn:
             return prepared
         ot = overtimes or {}
         scaled = PreparedGames(
-            (tip, self._scaled_profile(g, profile, ot.get(g.game_id, 0)))
+            (tip, self.drawn.get(g.game_id) or self._scaled_profile(g, profile, ot.get(g.game_id, 0)))
             for g, (tip, profile) in zip(games, prepared, strict=True)
         )
         # Not memoized: the base class keys a set of games by tips and tiers alone, which two sets with
-        # other interests can share.
+        # other interests or draws can share.
         scaled.key = None
         return scaled
 
@@ -93,10 +109,12 @@ def told_forecaster(
     history: Sequence[tuple[datetime, float]],
     games: Sequence[GameSpec],
     interests: Mapping[str, float] | None = None,
+    draws: Sequence[GameDraw] = (),
 ) -> ToldForecaster:
     """The generator's average traffic (`params`) as a tipoff forecaster, its headroom calibrated on
-    `history` (samples under `games`); with `interests`, each game's drawn interest too (the history's
-    games' as well, so that the calibration measures this model's errors)."""
+    `history` (samples under `games`); with `interests`, each game's drawn interest too, and with `draws`,
+    each of those games' whole draw (the history's games' as well, so that the calibration measures this
+    model's errors)."""
     shape = expected_shape(params) * params.mean_interest
     per_game = params.per_game_rps
     told = ToldForecaster(
@@ -109,5 +127,6 @@ def told_forecaster(
         learned=True,
         gen=params,
         interests=dict(interests or {}),
+        drawn={d.game.game_id: drawn_profile(d, params) for d in draws},
     )
     return cast(ToldForecaster, told.calibrated([t for t, _ in history], [r for _, r in history], games))

@@ -416,15 +416,31 @@ def _gap_row(kind: str, attainment: float, cost: float, model: float = 0.1) -> d
 def test_the_gap_replays_tipoff_told_the_average_traffic_on_the_model_it_is_given(christmas: Path) -> None:
     bench, gap = _bench(), _gap()
     case = next(c for c in bench.CASES if c.name == "christmas")
-    told, interests = (gap.run_told("christmas", str(christmas), interests=flag) for flag in (False, True))
-    for row in (told, interests):
+    told, interests, draws = (gap.run_told("christmas", str(christmas), kind) for kind in gap.TOLD)
+    for row in (told, interests, draws):
         assert row["summary"]["attainment"] > 0.99 and row["cost_breakdown"]["headroom"] > 0.0
     assert told["summary"] != interests["summary"]  # each game's interest changes the forecasts
+    assert draws["summary"] != interests["summary"]  # and so does each game's finish
     given = Forecaster.default()
     policy = gap.ToldModelPolicy(given)
     trace = read_trace(bench.trace_paths(case, christmas)[0])
     policy.start(SimpleNamespace(service=ServiceSpec(), games=(), history=(), start=trace.start))
     assert policy.driver.forecaster is given and policy.driver.relearn_every_s == 0  # never refit
+
+
+def test_the_gap_tells_each_game_the_draw_its_own_traffic_was_drawn_with(christmas: Path) -> None:
+    bench, gap = _bench(), _gap()
+    case = next(c for c in bench.CASES if c.name == "christmas")
+    c = gap._Case.read("christmas", str(christmas))
+    history = bench.history_drawn(case, c.history, c.games)
+    told = {d.game.game_id: d for d in gap._draws(case, history, c.drawn)}
+    start = case.start.timestamp()
+    # Each draw covers the whole schedule: a game's comes from the one its tip-off falls in.
+    week = [d for d in history.draws if case.history_start.timestamp() <= d.game.tip_s < start]
+    tonight = [d for d in c.drawn.draws if start <= d.game.tip_s < start + case.days * 86400]
+    assert week and tonight and len(told) == len(c.drawn.draws)
+    assert all(told[d.game.game_id] == d for d in (*week, *tonight))
+    assert any(told[d.game.game_id] != next(e for e in c.drawn.draws if e.game == d.game) for d in week)
 
 
 def test_the_gap_replays_tipoff_on_four_weeks_of_history_refitting_on_four(christmas: Path) -> None:
@@ -466,8 +482,19 @@ def test_the_gap_says_whether_what_tipoff_learns_is_what_falls_short() -> None:
     told = _gap_row("told", 0.9994, 1.38, model=0.22)
     longer = _gap_row("long-history", 0.9992, 1.39, model=0.23)
     tipoff = _gap_row("tipoff", 0.9993, 1.38, model=0.22)
-    rows = [tipoff, told, longer, reference, blind, late, unread, average, swapped]
+    draws = _gap_row("told-draws", 0.9978, 1.296, model=0.14)
+    rows = [tipoff, told, draws, longer, reference, blind, late, unread, average, swapped]
     text = gap.render("slow-provisioning", rows, wall_s=1.0, workers=1)
+    assert (
+        "| tipoff told the average traffic and each game's whole draw (interest, close finish, overtimes) | 0.99780 "
+        "| 1.2960 | no |" in text
+    )
+    assert "the traffic but for its noise), 0.99780 at 1.2960 × (+0.140), tipoff still misses the target." in text
+    assert (
+        text.index("| tipoff told the average traffic (baseline")
+        < text.index("| tipoff told the average traffic and each game's whole")
+        < text.index("| tipoff learning")
+    )
     assert "| tipoff told the average traffic (baseline, expected game shapes) | 0.99940 | 1.3800 | no |" in text
     assert "| causal reference, planning each game's worst finish to its end (z 2) | 0.99920 | 1.4600 | no |" in text
     assert "Not what it learns, though: told the average traffic (baseline, expected game shapes), 0.99940" in text
@@ -486,8 +513,10 @@ def test_the_gap_says_whether_what_tipoff_learns_is_what_falls_short() -> None:
     )
     assert "overtimes): no headroom up to 8 sd reaches the target." in text
     told["summary"]["cost_ratio"] = 1.2  # told the average, it would meet the target: the learning falls short
+    draws["summary"].update(attainment=0.9991, cost_ratio=1.24)
     text = gap.render("slow-provisioning", rows, wall_s=1.0, workers=1)
     assert "Told or shown more of it, tipoff meets the target" in text
+    assert "tipoff meets the target: with its model of demand right, its forecast rule would do." in text
 
 
 def test_other_draws_are_replayed_and_each_target_can_fail(tmp_path: Path) -> None:

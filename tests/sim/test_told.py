@@ -88,3 +88,25 @@ def test_told_the_interests_it_scales_each_game_by_its_draw() -> None:
     step = round((t - drawn.trace.start).total_seconds() / 60)
     both = [g for g in games if abs((g.tip_utc - game.tip_utc).total_seconds()) < 3600]
     assert told.predict(t, both) == pytest.approx(float(drawn.trace.rps[step]), rel=1e-3)
+
+
+def test_told_the_draws_it_forecasts_each_finish_as_drawn_whatever_the_overtime_reads() -> None:
+    params = replace(QUIET, interest_sigma=0.25, close_finish_p=0.5, overtime_p=0.5)
+    games = _games(4)
+    drawn = generate_drawn(START, 4, step_s=60, games=games, params=params, seed=3)
+    told = told_forecaster(params, drawn.trace.series(), games, draws=drawn.draws)
+    average = told_forecaster(params, drawn.trace.series(), games)
+    finishes = {(d.close_finish, d.overtimes > 0) for d in drawn.draws}
+    assert len(finishes) > 1  # the draw holds more than one kind of finish
+    for d in drawn.draws:
+        for minutes in (20, 135, 139, 150, 165):
+            t = d.game.tip_utc + timedelta(minutes=minutes)
+            step = round((t - drawn.trace.start).total_seconds() / 60)
+            near = [g for g in games if abs((g.tip_utc - d.game.tip_utc).total_seconds()) < 4 * 3600]
+            assert told.predict(t, near) == pytest.approx(float(drawn.trace.rps[step]), rel=1e-3)
+    # An overtime read changes nothing for a game whose draw is told, and still does for one at its average.
+    game = games[0]
+    t = game.tip_utc + timedelta(minutes=150)
+    read = {game.game_id: 1}
+    assert told.predict_epoch(t.timestamp(), told.prepare([game], read)) == told.predict(t, [game])
+    assert average.predict_epoch(t.timestamp(), average.prepare([game], read)) != average.predict(t, [game])
