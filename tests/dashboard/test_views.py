@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -56,6 +56,24 @@ def test_the_service_page_and_its_chart_data(client_in: Client) -> None:
     assert set(data["figures"]) == {"replicas", "latency", "rate", "cost"}
     replicas = data["figures"]["replicas"]["data"]
     assert replicas[0]["name"] == "desired" and len(replicas[0]["y"]) == 1
+
+
+def test_the_four_charts_share_one_time_axis_from_the_range_start_to_the_furthest_thing_drawn(
+    client_in: Client,
+) -> None:
+    service = make_service(demand_scale=40.0)
+    now = timezone.now()
+    MetricSample.objects.create(service=service, ts=now - timedelta(minutes=30), rps=120.0)  # the rate chart only
+    services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(now))
+    before = timezone.now()
+    data = client_in.get(reverse("dashboard:service-charts", args=[service.name]) + "?range=1h").json()
+    after = timezone.now()
+    ranges = {name: tuple(figure["layout"]["xaxis"]["range"]) for name, figure in data["figures"].items()}
+    assert len(set(ranges.values())) == 1, ranges  # the same axis on all four, though only one has the old rate
+    start, end = (datetime.fromisoformat(t) for t in ranges["rate"])
+    assert before - timedelta(hours=1) <= start <= after - timedelta(hours=1)
+    forecast = data["figures"]["rate"]["data"][1]["x"]
+    assert forecast and end == max(datetime.fromisoformat(t) for t in forecast) > now  # out to the forecast ahead
 
 
 def test_a_rate_from_before_tipoff_managed_the_service_has_no_cost_on_the_chart(client_in: Client) -> None:
