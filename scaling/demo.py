@@ -170,7 +170,11 @@ def seed_demo(*, schedule_path: Path, now: datetime | None = None) -> ImportSumm
     with transaction.atomic():
         ensure_users()
         summary = games_upsert(
-            records=records, actor=Actor.system("seed_demo"), source=f"demo:{schedule_path.name}", shift_weeks=weeks
+            records=records,
+            actor=Actor.system("seed_demo"),
+            source=f"demo:{schedule_path.name}",
+            shift_weeks=weeks,
+            now=now,  # every event of the seed at one instant: the audit log's times follow its order
         )
         services = ensure_services(now)  # after the games: the fleets start warm for tonight's demand
         ensure_national_tv_rule(services, now)

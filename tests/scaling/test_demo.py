@@ -56,6 +56,15 @@ def test_seeding_twice_changes_nothing_the_second_time() -> None:
 
 
 @pytest.mark.django_db
+def test_the_seed_audits_everything_it_does_at_its_own_instant() -> None:
+    seed_demo(schedule_path=SCHEDULE, now=NOW)
+    events = list(AuditEvent.objects.order_by("pk").values_list("event_type", "created_at"))
+    assert {"schedule.imported", "rule.created", "override.created"} <= {kind for kind, _ in events}
+    # The import is audited first; at the seed's instant like the rest, so the log's times never run backwards.
+    assert events[0][0] == "schedule.imported" and {at for _, at in events} == {NOW}
+
+
+@pytest.mark.django_db
 def test_the_demo_starts_warm_with_a_national_tv_rule() -> None:
     seed_demo(schedule_path=SCHEDULE, now=NOW)
     for fleet in SimulatedFleet.objects.select_related("service"):
