@@ -116,10 +116,13 @@ LABELS = {
     "told-draws": "tipoff told the average traffic and each game's whole draw (interest, close finish, overtimes)",
     "long-history": f"tipoff learning from {LONG_HISTORY_DAYS / 7:g} weeks of history in place of one",
 }
-# The other ways of giving tipoff's model more to go on than a week of history: told, or shown more of it.
+# Tipoff's model told how the traffic is made (`run_told`), more of it in each.
 TOLD = ("told", "told-interest", "told-draws")
+# The ways of giving tipoff's model more to go on than a week of history: told the average traffic or each
+# game's interest, or shown more of it. `conclusion` asks whether any of them meets the target; the row told
+# every draw, which no forecast could know, is read apart (`_told_draws`).
 MORE_KNOWN = ("told", "told-interest", "long-history")
-TIPOFF_ROWS = ("tipoff", *TOLD, "long-history")
+TIPOFF_ROWS = ("tipoff", *TOLD, "long-history")  # tipoff's own rows, in the table's order
 
 
 class ReferenceForecastPolicy(LedgerPolicy):
