@@ -77,6 +77,11 @@ def _profile_bins() -> int:
     return round((PROFILE_END_MIN - PROFILE_START_MIN) / PROFILE_BIN_MIN) + 1
 
 
+def profile_minutes() -> np.ndarray:
+    """The minute from tip-off of each profile bin: where a profile's values sit."""
+    return PROFILE_START_MIN + PROFILE_BIN_MIN * np.arange(_profile_bins(), dtype=np.float64)
+
+
 def _default_game_shape(minutes: float) -> float:
     """A generic game: a pre-game ramp over the last hour, a live level with a halftime bump, a fade after."""
     if minutes < -60.0 or minutes > 180.0:
@@ -143,7 +148,7 @@ class Forecaster:
     def default(cls) -> Forecaster:
         """The shape to fall back on without history: scaled by what is observed (`rules.forecast_ratio`)."""
         baseline = tuple(_default_baseline(i * 24.0 / BASELINE_BINS) for i in range(BASELINE_BINS))
-        shape = [_default_game_shape(PROFILE_START_MIN + i * PROFILE_BIN_MIN) for i in range(_profile_bins())]
+        shape = [_default_game_shape(float(m)) for m in profile_minutes()]
         return cls(
             baseline=baseline,
             profiles={"national": tuple(3.0 * v for v in shape), "regional": tuple(shape)},

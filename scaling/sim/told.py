@@ -31,30 +31,23 @@ import numpy as np
 from scaling.policy.forecast import (
     BASELINE_BINS,
     MAX_OVERLAP,
-    PROFILE_BIN_MIN,
-    PROFILE_END_MIN,
-    PROFILE_START_MIN,
     Forecaster,
     PreparedGames,
+    profile_minutes,
 )
 from scaling.policy.types import GameSpec
 from scaling.sim.gentrace import GameDraw, GenParams, diurnal, expected_game_shape, game_shape
 
 
-def _profile_minutes() -> np.ndarray:
-    bins = round((PROFILE_END_MIN - PROFILE_START_MIN) / PROFILE_BIN_MIN) + 1
-    return PROFILE_START_MIN + PROFILE_BIN_MIN * np.arange(bins, dtype=np.float64)
-
-
 def expected_shape(params: GenParams) -> np.ndarray:
     """A game's expected shape at interest 1 over the profile's minute bins (`gentrace.expected_game_shape`)."""
-    return expected_game_shape(_profile_minutes(), params)
+    return expected_game_shape(profile_minutes(), params)
 
 
 def drawn_profile(draw: GameDraw, params: GenParams) -> tuple[float, ...]:
     """What one game adds (rps) over the profile's minute bins, as the generator drew it: its tier, interest,
     close finish and overtimes."""
-    shape = game_shape(_profile_minutes(), params, close_finish=draw.close_finish, overtimes=draw.overtimes)
+    shape = game_shape(profile_minutes(), params, close_finish=draw.close_finish, overtimes=draw.overtimes)
     return tuple(float(v) for v in shape * draw.interest * draw.tier_rps(params))
 
 
