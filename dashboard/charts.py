@@ -176,13 +176,13 @@ def service_figures(
     series: dict[str, list[Any]],
     forecast: dict[str, list[Any]] | None = None,
     *,
+    since: datetime,
     overrides: list[Override] | None = None,
     until: datetime | None = None,
-    since: datetime | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The four charts of a service page. With `since`, all four share one time axis: from `since` to the
-    latest of what any of them draws (the newest sample, the forecast ahead, an override window to `until`),
-    so that a moment sits at the same place in each and they read side by side."""
+    """The four charts of a service page, on one time axis: from `since` to the latest of what any of them
+    draws (the newest sample, the forecast ahead, an override window to `until`), so that a moment sits at
+    the same place in each and they read side by side."""
     shapes = override_shapes(overrides or [], until)
     figures = {
         "replicas": replicas_figure(series, shapes=shapes),
@@ -190,14 +190,13 @@ def service_figures(
         "rate": rate_figure(series, forecast),
         "cost": cost_figure(series),
     }
-    if since is not None:
-        drawn = [
-            *series.get("ts", []),
-            *series.get("decision_ts", []),
-            *(forecast or {}).get("ts", []),
-            *(shape["x1"] for shape in shapes),
-        ]
-        end = max((t for t in drawn if t is not None), default=until or since)
-        for figure in figures.values():
-            figure["layout"]["xaxis"] = {**figure["layout"]["xaxis"], "range": [since, max(end, since)]}
+    drawn = [
+        *series.get("ts", []),
+        *series.get("decision_ts", []),
+        *(forecast or {}).get("ts", []),
+        *(shape["x1"] for shape in shapes),
+    ]
+    end = max((t for t in drawn if t is not None), default=until or since)
+    for figure in figures.values():
+        figure["layout"]["xaxis"] = {**figure["layout"]["xaxis"], "range": [since, max(end, since)]}
     return figures
