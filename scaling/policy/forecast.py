@@ -39,6 +39,15 @@ import numpy as np
 from scaling.policy.types import GameSpec
 
 TIERS: tuple[str, ...] = ("national", "regional")
+FIT_RESOLUTION_S = 10.0  # the fit averages the history into buckets this long ...
+CALIBRATION_S = 60.0  # ... and calibrates the headroom on buckets this long (what a metric window averages)
+INTEREST_ROUNDS = 6  # shape, then each game's interest, this many times
+# Each game's interest is pulled toward its tier's mean with this weight (times the mean curvature of the
+# interests' least squares): a game the history holds only part of (its start or end) stays near its tier's.
+INTEREST_PRIOR = 1.0
+NATIONAL_START = 3.0  # a national game's interest to start from (regional games: 1)
+INTEREST_FLOOR = 0.05
+OVERLAP_MIN_S = 1800.0  # an overlap factor needs this much of the history with that many games live
 BASELINE_BINS = 48  # half-hours of the UTC day
 PROFILE_START_MIN = -120.0
 PROFILE_END_MIN = 240.0
@@ -161,53 +170,56 @@ class Forecaster:
         rps: Sequence[float],
         games: Sequence[GameSpec],
         *,
-        resolution_s: float = 60.0,
+        resolution_s: float = FIT_RESOLUTION_S,
+        calibration_s: float = CALIBRATION_S,
         baseline_smoothing: float = 30.0,
         profile_smoothing: float = 0.3,
-        shared_shape: bool = True,
+        interest_prior: float = INTEREST_PRIOR,
     ) -> Forecaster:
         """Learn baseline and per-tier profiles from samples `(ts[i], rps[i])` and the games around them.
 
         1. Average the samples into `resolution_s` buckets (the history may be at any step).
-        2. Solve baseline (hat basis over the day) + profile (hat basis over minutes from tip, per tier)
-           by least squares, with a small second-difference penalty so bins with little data stay smooth.
-        3. Learn a factor per number of live games from the residual.
-        A tier without games in the history borrows the other tier's profile (national = 3 × regional).
-        With `shared_shape`, a second pass fits one shape for all tiers, each tier scaled by its share from
-        the first pass: a week holds few national games, and one shape learns from all of them.
+        2. Solve baseline (hat basis over the day) + one game shape (hat basis over minutes from tip) by least
+           squares, each game adding the shape times its interest (to start with, NATIONAL_START for a national
+           game, 1 for a regional one), with a small second-difference penalty so bins with little data stay
+           smooth.
+        3. Holding that baseline, learn each game's interest (least squares on what the baseline leaves, pulled
+           toward its tier's mean by `interest_prior`), then the shape again; INTEREST_ROUNDS times.
+        4. A tier's profile is the shape times its games' mean interest (regional games average 1). A tier
+           without games in the history borrows the other tier's profile (national = 3 × regional).
+        5. Learn a factor per number of live games from the residual, and the headroom (`surprise`) from how
+           far the tonight-corrected forecast fell short over the history, in `calibration_s` buckets.
 
-        Known limit: when the buckets' centres fall half-way between the profile's minute knots (60 s
-        buckets of a history that starts on the minute, with tips on the minute), the data fix only the
-        sums of neighbouring knots and the smoothing penalty decides the rest, so the profile alternates
-        from one minute to the next. Measured on the benchmark's four game-night histories (regional
-        profile, against its own [1, 2, 1] smoothing): up to 35-51 % in the half hour before tip-off, 9-12 %
-        through the first half hour, 7-33 % over the half hour after the finish. The pre-warm rule reads its
-        window's peak, and so the high knots: in effect extra headroom at the ramp and at surges. Fits
-        without it score worse: a 30 s fit (regular week 0.99923 at 1.246 ×, slow provisioning 0.99803 at
-        1.373 ×) or 60 s buckets centred on the knots (0.99719 at 1.231 ×; 0.99649 at 1.354 ×), against
-        0.99944 at 1.246 × and 0.99929 at 1.381 × as fitted, because the calibrated headroom, read from
-        minute averages, does not cover a surge's first minute as the alternation does. Replacing it wants
-        surge-aware headroom first.
+        Why buckets finer than the profile's minute knots: minute means centred half-way between the knots (a
+        history on the minute, tips on the minute) fix only the sums of neighbouring knots, and the profile
+        alternated from one minute to the next, by up to 45-57 % in the half hour before tip-off on the
+        benchmark's histories (15-23 % here, which is the fit's noise, not an alternation).
+
+        Why each game's interest: a game is then one shape at its own level, and the shape is learned from all
+        of them alike. Why the baseline is held meanwhile: games tip within the same few evening hours every
+        night, so with the interests free the evening baseline and the games trade against each other without
+        end (on a history whose games tip at the same time every night, the baseline fell to nothing).
         """
         buckets = _buckets(ts, rps, resolution_s)
         if buckets is None:
             return cls.default()
-        keys_arr, times, y = buckets
-        n = len(keys_arr)
+        _, times, y = buckets
         relevant = _games_within(games, times)
-        nb = BASELINE_BINS
-        tiers_present = [tier for tier in TIERS if any(g.tier == tier for g in relevant)]
         smoothing = (baseline_smoothing, profile_smoothing)
-        per_tier: Groups = {tier: (j, 1.0) for j, tier in enumerate(tiers_present)}
-        coef, cols, vals, live = _solve(times, y, relevant, per_tier, smoothing)
-        profiles = _profiles(coef, per_tier)
-        if shared_shape and len(tiers_present) > 1:
-            # One shape for every tier, scaled by how much more a tier draws: each game then informs the
-            # shape of all, instead of a tier's few games (each with its own interest) carrying its own.
-            scale = _tier_scale(profiles)
-            groups = {t: (0, scale[t]) for t in tiers_present}
-            coef, cols, vals, live = _solve(times, y, relevant, groups, smoothing)
-            profiles = _profiles(coef, groups)
+        interests = [NATIONAL_START if g.is_national else 1.0 for g in relevant]
+        coef, cols, vals, live = _solve(times, y, relevant, interests, smoothing)
+        baseline_coef = coef[:BASELINE_BINS]
+        for _ in range(INTEREST_ROUNDS if relevant else 0):
+            interests = _interests(times, y, relevant, coef, interests, prior=interest_prior)
+            coef, cols, vals, live = _solve(times, y, relevant, interests, smoothing, baseline=baseline_coef)
+        nb = BASELINE_BINS
+        shape = coef[nb:]
+        tier_interest = {
+            tier: float(np.mean([a for a, g in zip(interests, relevant, strict=True) if g.tier == tier]))
+            for tier in TIERS
+            if any(g.tier == tier for g in relevant)
+        }
+        profiles = {tier: tuple(float(a * v) for v in shape) for tier, a in tier_interest.items()}
         baseline = tuple(float(v) for v in coef[:nb])
         if "national" not in profiles and "regional" in profiles:
             profiles["national"] = tuple(3.0 * v for v in profiles["regional"])
@@ -225,19 +237,19 @@ class Forecaster:
             mask = (live >= k) if k == MAX_OVERLAP else (live == k)
             predicted = float(np.sum(game_part[mask]))
             observed = float(np.sum(y[mask] - base_part[mask]))
-            factors.append(min(max(observed / predicted, 0.5), 2.0) if predicted > 1e-9 and mask.sum() >= 30 else 1.0)
+            enough = mask.sum() * resolution_s >= OVERLAP_MIN_S
+            factors.append(min(max(observed / predicted, 0.5), 2.0) if predicted > 1e-9 and enough else 1.0)
         tier_games = {tier: sum(1 for g in relevant if g.tier == tier) for tier in TIERS}
         fitted = cls(
             baseline=baseline,
             profiles=profiles,
             overlap_factors=tuple(factors),
             learned=True,
-            history_samples=n,
+            history_samples=len(ts),
             history_games=len(relevant),
             tier_games=tier_games,
         )
-        predicted = base_part + game_part * np.array((1.0, *factors))[np.minimum(live, MAX_OVERLAP)]
-        return fitted._with_headroom(keys_arr, times, y, predicted, relevant, resolution_s=resolution_s)
+        return fitted.calibrated(ts, rps, games, resolution_s=calibration_s)
 
     def calibrated(
         self, ts: Sequence[datetime], rps: Sequence[float], games: Sequence[GameSpec], *, resolution_s: float = 60.0
@@ -483,9 +495,6 @@ class Forecaster:
         }
 
 
-Groups = dict[str, tuple[int, float]]  # tier -> (which profile block of the design, weight of its games)
-
-
 def _buckets(
     ts: Sequence[datetime], rps: Sequence[float | None], resolution_s: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -515,15 +524,21 @@ def _games_within(games: Sequence[GameSpec], times: np.ndarray) -> list[GameSpec
 
 
 def _solve(
-    times: np.ndarray, y: np.ndarray, games: Sequence[GameSpec], groups: Groups, smoothing: tuple[float, float]
+    times: np.ndarray,
+    y: np.ndarray,
+    games: Sequence[GameSpec],
+    interests: Sequence[float],
+    smoothing: tuple[float, float],
+    *,
+    baseline: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Least squares: baseline (hat basis over the day) + profile blocks (hat basis over minutes from tip).
+    """Least squares: baseline (hat basis over the day) + one game shape (hat basis over minutes from tip).
 
-    A game adds its group's block at its minutes from tip, times its group's weight. Returns the
-    coefficients (clipped at 0), the design as (column, value) slots per row, and live games per row."""
+    A game adds the shape at its minutes from tip, times its interest. Given `baseline` (its coefficients),
+    only the shape is solved for, the baseline held. Returns the coefficients (baseline, then shape; clipped
+    at 0), the design as (column, value) slots per row, and live games per row."""
     n, nb, npb = len(times), BASELINE_BINS, _profile_bins()
-    blocks = max((block for block, _ in groups.values()), default=-1) + 1
-    ncols = nb + npb * blocks
+    ncols = nb + npb
     # The design matrix X is sparse (two baseline hats + two profile hats per game a row sees): keep it
     # as (column, value) slots per row and accumulate the normal equations from them.
     spans = []
@@ -532,27 +547,23 @@ def _solve(
     for g in games:
         minutes = (times - _epoch(g.tip_utc)) / 60.0
         inside = np.nonzero((minutes >= PROFILE_START_MIN) & (minutes < PROFILE_END_MIN))[0]
-        spans.append((g, minutes, inside))
+        spans.append((minutes, inside))
         overlap[inside] += 1
         live += (minutes >= LIVE_START_MIN) & (minutes < LIVE_END_MIN)
     width = 2 + 2 * int(overlap.max(initial=0))
     cols = np.zeros((n, width), dtype=np.int64)
     vals = np.zeros((n, width))
-    day_pos = ((times % 86400.0) / 86400.0) * nb
-    lo = np.floor(day_pos).astype(int) % nb
-    frac = day_pos - np.floor(day_pos)
+    lo, frac = _day_hats(times)
     cols[:, 0], vals[:, 0] = lo, 1.0 - frac
     cols[:, 1], vals[:, 1] = (lo + 1) % nb, frac
     fill = np.full(n, 2, dtype=np.int64)
-    for g, minutes, inside in spans:
-        block, weight = groups[g.tier]
-        col0 = nb + npb * block
+    for (minutes, inside), weight in zip(spans, interests, strict=True):
         pos = (minutes[inside] - PROFILE_START_MIN) / PROFILE_BIN_MIN
         plo = np.floor(pos).astype(int)
         pfrac = pos - plo
         slot = fill[inside]
-        cols[inside, slot], vals[inside, slot] = col0 + plo, weight * (1.0 - pfrac)
-        cols[inside, slot + 1], vals[inside, slot + 1] = col0 + np.minimum(plo + 1, npb - 1), weight * pfrac
+        cols[inside, slot], vals[inside, slot] = nb + plo, weight * (1.0 - pfrac)
+        cols[inside, slot + 1], vals[inside, slot + 1] = nb + np.minimum(plo + 1, npb - 1), weight * pfrac
         fill[inside] += 2
 
     # XᵀX, a row's slots at a time; rows grouped by how many slots they fill (most see few games).
@@ -563,30 +574,55 @@ def _solve(
         pairs = (c[:, :, None] * ncols + c[:, None, :]).ravel()
         weights = (v[:, :, None] * v[:, None, :]).ravel()
         gram += np.bincount(pairs, weights=weights, minlength=ncols * ncols)
-    gram = gram.reshape(ncols, ncols) + _penalty_gram(blocks, *smoothing)
+    gram = gram.reshape(ncols, ncols) + _penalty_gram(*smoothing)
     gram[np.diag_indices_from(gram)] += 1e-6 * max(float(np.trace(gram)) / ncols, 1.0)
     xty = np.bincount(cols.ravel(), weights=(vals * y[:, None]).ravel(), minlength=ncols)
-    coef = np.maximum(np.linalg.solve(gram, xty), 0.0)
+    if baseline is None:
+        coef = np.maximum(np.linalg.solve(gram, xty), 0.0)
+    else:
+        shape = np.linalg.solve(gram[nb:, nb:], xty[nb:] - gram[nb:, :nb] @ baseline)
+        coef = np.concatenate([baseline, np.maximum(shape, 0.0)])
     return coef, cols, vals, live
 
 
-def _profiles(coef: np.ndarray, groups: Groups) -> dict[str, tuple[float, ...]]:
-    nb, npb = BASELINE_BINS, _profile_bins()
-    return {
-        tier: tuple(float(weight * v) for v in coef[nb + npb * block : nb + npb * (block + 1)])
-        for tier, (block, weight) in groups.items()
-    }
+def _day_hats(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per epoch of `times`: the baseline bin it falls in and how far into it (the next bin's hat weight)."""
+    day_pos = ((times % 86400.0) / 86400.0) * BASELINE_BINS
+    lo = np.floor(day_pos).astype(int) % BASELINE_BINS
+    return lo, day_pos - np.floor(day_pos)
 
 
-def _tier_scale(profiles: dict[str, tuple[float, ...]]) -> dict[str, float]:
-    """Each tier's draw relative to the regional tier (or the first), from its profile's mass in the game."""
-    lo = round((0.0 - PROFILE_START_MIN) / PROFILE_BIN_MIN)
-    hi = round((150.0 - PROFILE_START_MIN) / PROFILE_BIN_MIN)
-    mass: dict[str, float] = {tier: float(sum(values[lo:hi])) for tier, values in profiles.items()}
-    ref = mass.get("regional", 0.0) or next(iter(mass.values()))
-    if ref <= 1e-9:
-        return dict.fromkeys(profiles, 1.0)
-    return {tier: max(m / ref, 1e-3) for tier, m in mass.items()}
+def _interests(
+    times: np.ndarray,
+    y: np.ndarray,
+    games: Sequence[GameSpec],
+    coef: np.ndarray,
+    interests: Sequence[float],
+    *,
+    prior: float,
+) -> list[float]:
+    """Each game's interest, given the baseline and shape in `coef`: least squares on what the baseline leaves,
+    each pulled toward its tier's mean over `interests` (the last round's) with weight `prior`; rescaled so
+    that regional games average 1 (national ones when there are none), since the shape carries the scale."""
+    nb, shape = BASELINE_BINS, coef[BASELINE_BINS:]
+    lo, frac = _day_hats(times)
+    left = y - (coef[lo] * (1.0 - frac) + coef[(lo + 1) % nb] * frac)
+    x = np.zeros((len(times), len(games)))
+    minutes_grid = profile_minutes()
+    for j, g in enumerate(games):
+        minutes = (times - _epoch(g.tip_utc)) / 60.0
+        inside = (minutes >= PROFILE_START_MIN) & (minutes < PROFILE_END_MIN)
+        x[inside, j] = np.interp(minutes[inside], minutes_grid, shape)
+    gram = x.T @ x
+    national = np.array([g.is_national for g in games])
+    current = np.asarray(interests, dtype=float)
+    means = {flag: float(current[national == flag].mean()) for flag in (True, False) if (national == flag).any()}
+    toward = np.array([means[flag] for flag in national])
+    weight = prior * max(float(np.mean(np.diag(gram))), 1e-9)
+    solved = np.linalg.solve(gram + weight * np.eye(len(games)), x.T @ left + weight * toward)
+    solved = np.maximum(solved, INTEREST_FLOOR)
+    unit = float(solved[~national].mean()) if (~national).any() else float(solved.mean())
+    return [float(v) for v in (solved / unit if unit > 1e-9 else current)]
 
 
 def _ratio_slope(window_ratio: np.ndarray, at: np.ndarray, lag_rows: int, resolution_s: float) -> np.ndarray:
@@ -672,26 +708,24 @@ def _quantile_rows(errors: np.ndarray, buckets: np.ndarray, fallback: tuple[floa
 
 
 @lru_cache(maxsize=16)
-def _penalty_gram(tiers: int, baseline_smoothing: float, profile_smoothing: float) -> np.ndarray:
-    """PᵀP of the smoothness rows: second differences of the baseline (circular) and of each profile,
+def _penalty_gram(baseline_smoothing: float, profile_smoothing: float) -> np.ndarray:
+    """PᵀP of the smoothness rows: second differences of the baseline (circular) and of the game shape,
     which also fades to nothing at both ends. Read-only (cached)."""
     nb, npb = BASELINE_BINS, _profile_bins()
-    ncols = nb + npb * tiers
+    ncols = nb + npb
     penalty: list[np.ndarray] = []
     for i in range(nb):
         row = np.zeros(ncols)
         row[(i - 1) % nb], row[i], row[(i + 1) % nb] = 1.0, -2.0, 1.0
         penalty.append(row * baseline_smoothing)
-    for j in range(tiers):
-        col0 = nb + npb * j
-        for i in range(1, npb - 1):
-            row = np.zeros(ncols)
-            row[col0 + i - 1], row[col0 + i], row[col0 + i + 1] = 1.0, -2.0, 1.0
-            penalty.append(row * profile_smoothing)
-        for i in (0, npb - 1):
-            row = np.zeros(ncols)
-            row[col0 + i] = 1.0
-            penalty.append(row * baseline_smoothing)
+    for i in range(1, npb - 1):
+        row = np.zeros(ncols)
+        row[nb + i - 1], row[nb + i], row[nb + i + 1] = 1.0, -2.0, 1.0
+        penalty.append(row * profile_smoothing)
+    for i in (0, npb - 1):
+        row = np.zeros(ncols)
+        row[nb + i] = 1.0
+        penalty.append(row * baseline_smoothing)
     pen = np.array(penalty).reshape(-1, ncols)
     gram: np.ndarray = pen.T @ pen
     gram.flags.writeable = False
