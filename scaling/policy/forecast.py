@@ -5,10 +5,11 @@ Demand is modelled as
     rps(t) = baseline(time of day) + overlap(k) × Σ_games profile[tier](minutes from tip)
 
 where k is how many games are live at t. `Forecaster.fit` learns the baseline and
-the profiles jointly by least squares from a history of (ts, rps) samples and the
+one game shape by least squares from a history of (ts, rps) samples and the
 schedule that history ran under (the service's own samples live, `--history` in
-replay), then the overlap factors from what is left over. Every tier shares one
-shape, scaled by the tier's draw. Without history the default shape stands in;
+replay), each game of the history at its own learned interest; a tier's profile is
+the shape at its games' mean interest. Then the overlap factors from what is left
+over. Without history the default shape stands in;
 either way `rules.forecast_ratio` rescales the forecast by what the metric window
 shows tonight, so a bigger-than-usual pre-game ramp lifts the forecast for tip-off
 before tip-off arrives.
@@ -47,6 +48,11 @@ INTEREST_ROUNDS = 6  # shape, then each game's interest, this many times
 INTEREST_PRIOR = 1.0
 NATIONAL_START = 3.0  # a national game's interest to start from (regional games: 1)
 INTEREST_FLOOR = 0.05
+# While it learns each game's interest, the fit pulls the baseline toward its first pass with this weight (times
+# the mean curvature of the baseline's least squares): games tip within the same few evening hours every night,
+# and with the baseline free the evening baseline and the games trade against each other where the data cannot
+# tell them apart (on a history whose games tip at the same time every night, the baseline fell to nothing).
+BASELINE_ANCHOR = 0.1
 OVERLAP_MIN_S = 1800.0  # an overlap factor needs this much of the history with that many games live
 BASELINE_BINS = 48  # half-hours of the UTC day
 PROFILE_START_MIN = -120.0
@@ -183,8 +189,9 @@ class Forecaster:
            squares, each game adding the shape times its interest (to start with, NATIONAL_START for a national
            game, 1 for a regional one), with a small second-difference penalty so bins with little data stay
            smooth.
-        3. Holding that baseline, learn each game's interest (least squares on what the baseline leaves, pulled
-           toward its tier's mean by `interest_prior`), then the shape again; INTEREST_ROUNDS times.
+        3. Learn each game's interest (least squares on what the baseline leaves, pulled toward its tier's mean
+           by `interest_prior`), then baseline and shape again, the baseline pulled toward its first pass
+           (BASELINE_ANCHOR); INTEREST_ROUNDS times.
         4. A tier's profile is the shape times its games' mean interest (regional games average 1). A tier
            without games in the history borrows the other tier's profile (national = 3 × regional).
         5. Learn a factor per number of live games from the residual, and the headroom (`surprise`) from how
@@ -196,9 +203,7 @@ class Forecaster:
         benchmark's histories (15-23 % here, which is the fit's noise, not an alternation).
 
         Why each game's interest: a game is then one shape at its own level, and the shape is learned from all
-        of them alike. Why the baseline is held meanwhile: games tip within the same few evening hours every
-        night, so with the interests free the evening baseline and the games trade against each other without
-        end (on a history whose games tip at the same time every night, the baseline fell to nothing).
+        of them alike. Why the anchor: see BASELINE_ANCHOR.
         """
         buckets = _buckets(ts, rps, resolution_s)
         if buckets is None:
@@ -208,10 +213,10 @@ class Forecaster:
         smoothing = (baseline_smoothing, profile_smoothing)
         interests = [NATIONAL_START if g.is_national else 1.0 for g in relevant]
         coef, cols, vals, live = _solve(times, y, relevant, interests, smoothing)
-        baseline_coef = coef[:BASELINE_BINS]
+        first_baseline = coef[:BASELINE_BINS]
         for _ in range(INTEREST_ROUNDS if relevant else 0):
             interests = _interests(times, y, relevant, coef, interests, prior=interest_prior)
-            coef, cols, vals, live = _solve(times, y, relevant, interests, smoothing, baseline=baseline_coef)
+            coef, cols, vals, live = _solve(times, y, relevant, interests, smoothing, anchor=first_baseline)
         nb = BASELINE_BINS
         shape = coef[nb:]
         tier_interest = {
@@ -530,13 +535,13 @@ def _solve(
     interests: Sequence[float],
     smoothing: tuple[float, float],
     *,
-    baseline: np.ndarray | None = None,
+    anchor: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Least squares: baseline (hat basis over the day) + one game shape (hat basis over minutes from tip).
 
-    A game adds the shape at its minutes from tip, times its interest. Given `baseline` (its coefficients),
-    only the shape is solved for, the baseline held. Returns the coefficients (baseline, then shape; clipped
-    at 0), the design as (column, value) slots per row, and live games per row."""
+    A game adds the shape at its minutes from tip, times its interest. Given an `anchor` (baseline
+    coefficients), the baseline is pulled toward it with weight BASELINE_ANCHOR. Returns the coefficients
+    (baseline, then shape; clipped at 0), the design as (column, value) slots per row, and live games per row."""
     n, nb, npb = len(times), BASELINE_BINS, _profile_bins()
     ncols = nb + npb
     # The design matrix X is sparse (two baseline hats + two profile hats per game a row sees): keep it
@@ -576,12 +581,12 @@ def _solve(
         gram += np.bincount(pairs, weights=weights, minlength=ncols * ncols)
     gram = gram.reshape(ncols, ncols) + _penalty_gram(*smoothing)
     gram[np.diag_indices_from(gram)] += 1e-6 * max(float(np.trace(gram)) / ncols, 1.0)
-    xty = np.bincount(cols.ravel(), weights=(vals * y[:, None]).ravel(), minlength=ncols)
-    if baseline is None:
-        coef = np.maximum(np.linalg.solve(gram, xty), 0.0)
-    else:
-        shape = np.linalg.solve(gram[nb:, nb:], xty[nb:] - gram[nb:, :nb] @ baseline)
-        coef = np.concatenate([baseline, np.maximum(shape, 0.0)])
+    xty: np.ndarray = np.bincount(cols.ravel(), weights=(vals * y[:, None]).ravel(), minlength=ncols)
+    if anchor is not None:
+        pull = BASELINE_ANCHOR * max(float(np.mean(np.diag(gram)[:nb])), 1e-9)
+        gram[np.arange(nb), np.arange(nb)] += pull
+        xty[:nb] = xty[:nb] + pull * anchor
+    coef = np.maximum(np.linalg.solve(gram, xty), 0.0)
     return coef, cols, vals, live
 
 

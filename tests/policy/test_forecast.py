@@ -303,8 +303,9 @@ def test_every_tier_shares_one_learned_shape_scaled_by_its_draw(learned: tuple[F
 
 def test_a_night_of_keen_games_is_learned_as_their_interest_not_as_the_evening_baseline() -> None:
     """Every night's games tip at the same time, so the evening baseline and the games' shape could trade
-    against each other freely; two nights draw 1.6 times the rest. The baseline the fit holds while it learns
-    each game's interest stays near the traffic's own (unheld, it fell to nothing by 23:00 ET)."""
+    against each other freely; two nights draw 1.6 times the rest. The baseline, pulled toward the fit's first
+    pass while it learns each game's interest, stays near the traffic's own (left free, it fell to nothing by
+    23:00 ET)."""
     games = _nightly_games(TIP - timedelta(days=7), 8)
     keen = {g.game_id: 1.6 if g.game_id[1:] in ("2", "5") else 1.0 for g in games}
     start = TIP - timedelta(days=7, hours=13)
