@@ -53,7 +53,7 @@ INTEREST_FLOOR = 0.05
 # and with the baseline free the evening baseline and the games trade against each other where the data cannot
 # tell them apart (on a history whose games tip at the same time every night, the baseline fell to nothing).
 BASELINE_ANCHOR = 0.1
-OVERLAP_MIN_S = 1800.0  # an overlap factor needs this much of the history with that many games live
+OVERLAP_MIN_MINUTES = 30  # an overlap factor needs this many minutes of the history with that many games live
 BASELINE_BINS = 48  # half-hours of the UTC day
 PROFILE_START_MIN = -120.0
 PROFILE_END_MIN = 240.0
@@ -199,8 +199,9 @@ class Forecaster:
 
         Why buckets finer than the profile's minute knots: minute means centred half-way between the knots (a
         history on the minute, tips on the minute) fix only the sums of neighbouring knots, and the profile
-        alternated from one minute to the next, by up to 45-57 % in the half hour before tip-off on the
-        benchmark's histories (15-23 % here, which is the fit's noise, not an alternation).
+        alternated from one minute to the next, by up to 45-57 % (against its own [1, 2, 1] smoothing) in the
+        half hour before tip-off on the benchmark's regular-week and slow-provisioning histories; fitted on
+        10 s buckets, 15-23 %, which is the fit's noise and does not alternate.
 
         Why each game's interest: a game is then one shape at its own level, and the shape is learned from all
         of them alike. Why the anchor: see BASELINE_ANCHOR.
@@ -242,7 +243,7 @@ class Forecaster:
             mask = (live >= k) if k == MAX_OVERLAP else (live == k)
             predicted = float(np.sum(game_part[mask]))
             observed = float(np.sum(y[mask] - base_part[mask]))
-            enough = mask.sum() * resolution_s >= OVERLAP_MIN_S
+            enough = np.unique(times[mask] // 60.0).size >= OVERLAP_MIN_MINUTES
             factors.append(min(max(observed / predicted, 0.5), 2.0) if predicted > 1e-9 and enough else 1.0)
         tier_games = {tier: sum(1 for g in relevant if g.tier == tier) for tier in TIERS}
         fitted = cls(

@@ -13,6 +13,8 @@ import pytest
 
 from scaling.policy import EngineInput, PolicyParams, ServiceSpec, decide
 from scaling.policy.forecast import (
+    LIVE_END_MIN,
+    LIVE_START_MIN,
     PROFILE_START_MIN,
     SURPRISE_BUCKET_MIN,
     SURPRISE_BUCKETS,
@@ -82,6 +84,27 @@ def test_it_learns_a_factor_per_number_of_live_games(learned: tuple[Forecaster, 
     forecaster, _ = learned
     # The synthetic traffic is additive, so overlapping games add up: factors near 1.
     assert forecaster.overlap_factors[:2] == pytest.approx((1.0, 1.0), abs=0.1)
+
+
+def test_half_an_hour_of_minute_samples_with_two_games_live_is_enough_for_their_factor() -> None:
+    """A history sampled once a minute (CloudWatch's periods): four nights hold a second game tipping 160
+    minutes after the first, live together for 50 minutes each, when the games draw 1.3 times as much."""
+    games = []
+    for d in range(8):
+        tip = TIP - timedelta(days=7 - d)
+        games.append(game(tip, tv="", gid=f"a{d}"))
+        if d % 2:
+            games.append(game(tip + timedelta(minutes=160), "NYK (Knicks)", "MIA (Heat)", tv="", gid=f"b{d}"))
+    start = TIP - timedelta(days=7, hours=13)
+    ts = [start + timedelta(minutes=i) for i in range(7 * 1440)]
+
+    def rps(t: datetime) -> float:
+        minutes = [(t - g.tip_utc).total_seconds() / 60.0 for g in games]
+        part = sum(SHAPE.per_game_rps * game_profile(m, SHAPE) for m in minutes)
+        live = sum(LIVE_START_MIN <= m < LIVE_END_MIN for m in minutes)
+        return SHAPE.base_rps * diurnal(t) + part * (1.3 if live >= 2 else 1.0)
+
+    assert Forecaster.fit(ts, [rps(t) for t in ts], games).overlap_factors[1] > 1.05
 
 
 def test_without_history_it_falls_back_to_the_default_shape() -> None:
