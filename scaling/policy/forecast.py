@@ -47,7 +47,7 @@ INTEREST_ROUNDS = 6  # shape, then each game's interest, this many times
 # interests' least squares): a game the history holds only part of (its start or end) stays near its tier's.
 INTEREST_PRIOR = 1.0
 NATIONAL_START = 3.0  # a national game's interest to start from (regional games: 1)
-INTEREST_FLOOR = 0.05
+INTEREST_FLOOR = 0.05  # a game's interest never falls below this (one the history barely holds)
 # While it learns each game's interest, the fit pulls the baseline toward its first pass with this weight (times
 # the mean curvature of the baseline's least squares): games tip within the same few evening hours every night,
 # and with the baseline free the evening baseline and the games trade against each other where the data cannot
@@ -609,7 +609,7 @@ def _interests(
 ) -> list[float]:
     """Each game's interest, given the baseline and shape in `coef`: least squares on what the baseline leaves,
     each pulled toward its tier's mean over `interests` (the last round's) with weight `prior`; rescaled so
-    that regional games average 1 (national ones when there are none), since the shape carries the scale."""
+    that regional games average 1 (all games, when none is regional), since the shape carries the scale."""
     nb, shape = BASELINE_BINS, coef[BASELINE_BINS:]
     lo, frac = _day_hats(times)
     left = y - (coef[lo] * (1.0 - frac) + coef[(lo + 1) % nb] * frac)
