@@ -216,7 +216,8 @@ class Forecaster:
         coef, cols, vals, live = _solve(times, y, relevant, interests, smoothing)
         first_baseline = coef[:BASELINE_BINS]
         for _ in range(INTEREST_ROUNDS if relevant else 0):
-            interests = _interests(times, y, relevant, coef, interests, prior=interest_prior)
+            left = y - np.sum(vals[:, :2] * coef[cols[:, :2]], axis=1)  # what the baseline leaves
+            interests = _interests(times, left, relevant, coef[BASELINE_BINS:], interests, prior=interest_prior)
             coef, cols, vals, live = _solve(times, y, relevant, interests, smoothing, anchor=first_baseline)
         nb = BASELINE_BINS
         shape = coef[nb:]
@@ -559,7 +560,9 @@ def _solve(
     width = 2 + 2 * int(overlap.max(initial=0))
     cols = np.zeros((n, width), dtype=np.int64)
     vals = np.zeros((n, width))
-    lo, frac = _day_hats(times)
+    day_pos = ((times % 86400.0) / 86400.0) * nb
+    lo = np.floor(day_pos).astype(int) % nb
+    frac = day_pos - np.floor(day_pos)
     cols[:, 0], vals[:, 0] = lo, 1.0 - frac
     cols[:, 1], vals[:, 1] = (lo + 1) % nb, frac
     fill = np.full(n, 2, dtype=np.int64)
@@ -591,28 +594,18 @@ def _solve(
     return coef, cols, vals, live
 
 
-def _day_hats(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per epoch of `times`: the baseline bin it falls in and how far into it (the next bin's hat weight)."""
-    day_pos = ((times % 86400.0) / 86400.0) * BASELINE_BINS
-    lo = np.floor(day_pos).astype(int) % BASELINE_BINS
-    return lo, day_pos - np.floor(day_pos)
-
-
 def _interests(
     times: np.ndarray,
-    y: np.ndarray,
+    left: np.ndarray,
     games: Sequence[GameSpec],
-    coef: np.ndarray,
+    shape: np.ndarray,
     interests: Sequence[float],
     *,
     prior: float,
 ) -> list[float]:
-    """Each game's interest, given the baseline and shape in `coef`: least squares on what the baseline leaves,
+    """Each game's interest, given the game `shape`: least squares on `left` (what the baseline leaves),
     each pulled toward its tier's mean over `interests` (the last round's) with weight `prior`; rescaled so
     that regional games average 1 (all games, when none is regional), since the shape carries the scale."""
-    nb, shape = BASELINE_BINS, coef[BASELINE_BINS:]
-    lo, frac = _day_hats(times)
-    left = y - (coef[lo] * (1.0 - frac) + coef[(lo + 1) % nb] * frac)
     x = np.zeros((len(times), len(games)))
     minutes_grid = profile_minutes()
     for j, g in enumerate(games):
