@@ -18,22 +18,44 @@ from scaling.audit import Actor
 from scaling.schedule.parse import ScheduleError
 from scaling.schedule.services import schedule_import
 
+DEFAULT_DAYS = 7
 MAX_DAYS = 31
+# A ?from= further than this from today is a typo, not a schedule anyone reads; it is also what keeps
+# the page's earlier/later arithmetic away from year 1 and year 9999, where dates overflow.
+MAX_FROM_DISTANCE = timedelta(days=10 * 366)
+
+
+def _ignore(request: HttpRequest, param: str, raw: str, why: str) -> None:
+    shown = raw if len(raw) <= 20 else raw[:20] + "…"
+    messages.warning(request, f"Ignored {param}={shown!r}: {why}.")
 
 
 def _days(request: HttpRequest) -> int:
-    raw = request.GET.get("days", "7")
-    return min(max(int(raw), 1), MAX_DAYS) if raw.isdigit() else 7
+    raw = request.GET.get("days")
+    if raw is None:
+        return DEFAULT_DAYS
+    try:
+        return min(max(int(raw), 1), MAX_DAYS)
+    except ValueError:
+        _ignore(request, "days", raw, f"not a whole number of days; showing {DEFAULT_DAYS}")
+        return DEFAULT_DAYS
 
 
 def _start(request: HttpRequest, now: datetime) -> datetime:
     """Local midnight of ?from=YYYY-MM-DD (default today) in the operator's zone."""
     tz = operator_tz()
+    today = now.astimezone(tz).date()
     raw = request.GET.get("from", "")
-    try:
-        day = datetime.strptime(raw, "%Y-%m-%d").date() if raw else now.astimezone(tz).date()
-    except ValueError:
-        day = now.astimezone(tz).date()
+    day = today
+    if raw:
+        try:
+            day = datetime.strptime(raw, "%Y-%m-%d").date()
+        except ValueError:
+            _ignore(request, "from", raw, "not a date (YYYY-MM-DD); showing today")
+        else:
+            if abs(day - today) > MAX_FROM_DISTANCE:
+                _ignore(request, "from", raw, "more than ten years from today; showing today")
+                day = today
     return datetime(day.year, day.month, day.day, tzinfo=tz)
 
 

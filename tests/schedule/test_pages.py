@@ -123,3 +123,34 @@ def test_the_calendar_shows_a_game_to_be_decided_without_a_time_or_an_override_b
     game = Game.objects.get(game_id="0062500001")
     form = client.get(reverse("dashboard:override-new"), {"game": game.pk}).content.decode()
     assert "TBD @ TBD" not in form
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ({"from": "0001-01-01"}, "from=&#x27;0001-01-01&#x27;: more than ten years from today"),
+        ({"from": "9999-12-30"}, "from=&#x27;9999-12-30&#x27;: more than ten years from today"),
+        ({"from": "next tuesday"}, "from=&#x27;next tuesday&#x27;: not a date"),
+        ({"days": "²"}, "days=&#x27;²&#x27;: not a whole number"),
+        (
+            {"days": "9" * 5000},
+            "days=&#x27;99999999999999999999…&#x27;: not a whole number",
+        ),  # past int()'s digit limit
+    ],
+    ids=["year-1", "year-9999", "words", "superscript-two", "5000-digits"],
+)
+def test_the_calendar_names_a_bad_query_param_and_shows_the_default(
+    client: Client, query: dict[str, str], named: str
+) -> None:
+    client.force_login(make_user("viewer", "viewer"))
+    response = client.get(reverse("dashboard:calendar"), query)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert named in page
+    assert "in the next 7 days from Mon Jan 12" in page
+
+
+def test_the_calendar_clamps_days_and_takes_a_date_within_reach(client: Client) -> None:
+    client.force_login(make_user("viewer", "viewer"))
+    page = client.get(reverse("dashboard:calendar"), {"from": "2030-03-01", "days": "400"}).content.decode()
+    assert "in the next 31 days from Fri Mar 1" in page and "Ignored" not in page
