@@ -12,7 +12,9 @@ from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django_htmx.http import reswap, retarget
 
 from dashboard.permissions import can, requires
 from dashboard.views import HtmxHttpRequest
@@ -163,10 +165,18 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
                 form.add_error(None, str(exc))
             else:
                 context.update(_job_context(service, job_id))
-                template = "dashboard/whatif.html#job" if request.htmx else "dashboard/whatif.html"
-                return render(request, template, context)
-        status = 400
-    else:
-        status = 200
+                if not request.htmx:
+                    return render(request, "dashboard/whatif.html", context)
+                # The job goes where the form points (#whatif-job); the form comes along out of band, so
+                # the errors of an earlier try do not stay beside a job that is running.
+                job = render_to_string("dashboard/whatif.html#job", context, request)
+                fresh_form = render_to_string("dashboard/whatif.html#whatif-form", {**context, "oob": True}, request)
+                return HttpResponse(job + fresh_form)
+        if request.htmx:
+            # htmx 2 swaps no 4xx answer, and the form posts into #whatif-job: the form with its errors
+            # replaces the form itself, as a 200 htmx will swap.
+            response = render(request, "dashboard/whatif.html#whatif-form", context)
+            return reswap(retarget(response, "#whatif-form"), "outerHTML")
+        return render(request, "dashboard/whatif.html", context, status=400)
     template = "dashboard/whatif.html#whatif-form" if request.htmx else "dashboard/whatif.html"
-    return render(request, template, context, status=status)
+    return render(request, template, context)

@@ -101,6 +101,40 @@ def test_it_rejects_edited_parameters_naming_the_problem(client: Client, service
     assert queued == []
 
 
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"range": "1h", "policy": "edited", "params": "{not json"}, "not valid JSON: line 1"),
+        ({"start": "2026-01-01 00:00", "end": "2026-01-09 00:00", "policy": "hpa"}, "at most 7 days"),
+    ],
+    ids=["bad-json", "eight-days"],
+)
+def test_under_htmx_the_errors_replace_the_form_with_an_answer_htmx_swaps(
+    client: Client, service: Service, queued: list[str], data: dict[str, str], named: str
+) -> None:
+    response = _login(client, "operator").post(
+        reverse("dashboard:whatif", args=[service.name]), {"range": "1h", **data}, headers={"HX-Request": "true"}
+    )
+    body = response.content.decode()
+    assert response.status_code == 200  # htmx 2 swaps no 4xx
+    assert response["HX-Retarget"] == "#whatif-form" and response["HX-Reswap"] == "outerHTML"
+    assert body.lstrip().startswith('<form id="whatif-form"') and named in body
+    assert queued == []
+
+
+def test_under_htmx_a_started_job_clears_the_errors_of_the_try_before(
+    client: Client, service: Service, queued: list[str]
+) -> None:
+    response = _login(client, "operator").post(
+        reverse("dashboard:whatif", args=[service.name]),
+        {"range": "1h", "policy": "static-peak"},
+        headers={"HX-Request": "true"},
+    )
+    body = response.content.decode()
+    assert "HX-Retarget" not in response and 'data-whatif-status="queued"' in body
+    assert '<form id="whatif-form"' in body and 'hx-swap-oob="true"' in body and "error" not in body
+
+
 def test_a_failed_job_says_why(client: Client, queued: list[str]) -> None:
     empty = make_service("empty-service")
     operator = _login(client, "operator")
