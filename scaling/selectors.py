@@ -23,6 +23,7 @@ from scaling.policy import (
     PolicyParams,
     ServiceSpec,
 )
+from scaling.policy.rules import slo_breach
 
 RANGES: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -137,20 +138,24 @@ FORECAST_REFIT_S = 6 * 3600
 _forecasters: dict[tuple[int, int], Forecaster] = {}
 
 
+def metric_point(sample: MetricSample) -> MetricPoint:
+    return MetricPoint(
+        ts=sample.ts,
+        rps=sample.rps,
+        p50_ms=sample.p50_ms,
+        p95_ms=sample.p95_ms,
+        p99_ms=sample.p99_ms,
+        utilization=sample.utilization,
+        in_flight=sample.in_flight,
+        error_rate=sample.error_rate,
+    )
+
+
 def with_recent_samples(service: Service, now: datetime, fetched: tuple[MetricPoint, ...]) -> tuple[MetricPoint, ...]:
     """The fetched window plus the stored samples of the last few minutes, oldest first, one per instant."""
     seen = {m.ts for m in fetched}
     stored = [
-        MetricPoint(
-            ts=r.ts,
-            rps=r.rps,
-            p50_ms=r.p50_ms,
-            p95_ms=r.p95_ms,
-            p99_ms=r.p99_ms,
-            utilization=r.utilization,
-            in_flight=r.in_flight,
-            error_rate=r.error_rate,
-        )
+        metric_point(r)
         for r in MetricSample.objects.filter(service=service, ts__gte=now - RECENT_SAMPLES, ts__lt=now)
         if r.ts not in seen
     ]
@@ -202,10 +207,8 @@ class FleetRow:
     cost_per_hour: float
     pending_overrides: int
     active_overrides: list[Override]
-
-    @property
-    def slo_breached(self) -> bool:
-        return bool(self.sample and self.sample.p95_ms is not None and self.sample.p95_ms > self.service.slo_latency_ms)
+    # The latest sample's signals that break the SLO, judged as the engine's slo_guard judges them.
+    slo_breaches: dict[str, float]
 
 
 def latest_sample(service: Service) -> MetricSample | None:
@@ -236,6 +239,7 @@ def fleet_overview(now: datetime) -> list[FleetRow]:
                     service=service, status=Override.Status.PENDING_APPROVAL, ends_at__gt=now
                 ).count(),
                 active_overrides=active,
+                slo_breaches=slo_breach(service_spec(service), metric_point(sample)) if sample else {},
             )
         )
     return rows

@@ -28,7 +28,7 @@ from scaling.policy.forecast import (
     profile_value,
 )
 from scaling.policy.signals import Observation
-from scaling.policy.types import EngineInput, GameSpec, MetricPoint, RuleResult
+from scaling.policy.types import EngineInput, GameSpec, MetricPoint, RuleResult, ServiceSpec
 
 EASTERN = ZoneInfo("America/New_York")
 WITHIN_TOLERANCE = "within tolerance"
@@ -119,9 +119,8 @@ def model_sizing(inp: EngineInput, obs: Observation) -> RuleResult:
     )
 
 
-def slo_breach(inp: EngineInput, point: MetricPoint) -> dict[str, float]:
+def slo_breach(spec: ServiceSpec, point: MetricPoint) -> dict[str, float]:
     """The observed signals that break the SLO (empty when none does)."""
-    spec = inp.service
     breaches: dict[str, float] = {}
     for name in ("p95_ms", "p99_ms"):
         value = getattr(point, name)
@@ -134,7 +133,7 @@ def slo_breach(inp: EngineInput, point: MetricPoint) -> dict[str, float]:
 
 def slo_guard(inp: EngineInput, obs: Observation) -> RuleResult | None:
     """Latency or errors above the SLO: scale out to what the model says meets the SLO at the observed rate."""
-    breaches = slo_breach(inp, obs.latest)
+    breaches = slo_breach(inp.service, obs.latest)
     if not breaches:
         return None
     rate = max(obs.rps, obs.short_rps, obs.stable_rps)

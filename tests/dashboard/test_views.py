@@ -41,6 +41,28 @@ def test_an_htmx_poll_gets_only_the_table(client_in: Client) -> None:
     assert "<table" in body and "<html" not in body
 
 
+@pytest.mark.parametrize(
+    ("signals", "breach"),
+    [
+        ({"p95_ms": 250.0, "p99_ms": 280.0, "error_rate": 0.0}, None),
+        ({"p95_ms": 320.0, "p99_ms": 400.0}, "p95_ms 320.0, p99_ms 400.0"),
+        ({"p95_ms": 250.0, "p99_ms": 450.0}, "p99_ms 450.0"),
+        ({"p95_ms": 250.0, "p99_ms": 280.0, "error_rate": 0.02}, "error_rate 0.02"),
+    ],
+    ids=["within", "p95", "p99-only", "errors-only"],
+)
+def test_the_fleet_badge_judges_the_slo_as_the_engine_does(
+    client_in: Client, signals: dict[str, float], breach: str | None
+) -> None:
+    service = make_service(slo_latency_ms=300.0, slo_target=0.99)
+    MetricSample.objects.create(service=service, ts=timezone.now(), rps=900.0, provisioned=4, ready=4, **signals)
+    body = client_in.get(reverse("dashboard:fleet"), headers={"HX-Request": "true"}).content.decode()
+    if breach is None:
+        assert "Within SLO" in body and "SLO breach" not in body
+    else:
+        assert "Within SLO" not in body and f'data-badge="slo-breach" title="{breach}"' in body
+
+
 def test_an_unknown_service_is_a_404_page(client_in: Client) -> None:
     response = client_in.get(reverse("dashboard:service", args=["no-such-service"]))
     assert response.status_code == 404
