@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KT
 
 from scaling.models import AuditEvent, Decision, Game, MetricSample, Override, PolicyRevision, Service
@@ -220,25 +221,45 @@ def latest_decision(service: Service) -> Decision | None:
 
 
 def fleet_overview(now: datetime) -> list[FleetRow]:
-    rows = []
-    for service in Service.objects.select_related("actuator_health"):
-        sample = latest_sample(service)
-        provisioned = sample.provisioned if sample and sample.provisioned is not None else 0
-        active = list(
-            Override.objects.filter(
-                service=service, status=Override.Status.APPROVED, starts_at__lte=now, ends_at__gt=now
-            )
+    """Every service with its latest sample and decision and its overrides.
+
+    The fleet page polls this every tick from every open tab, so it costs the same few queries
+    however many services there are: one for the services with the ids of their latest sample and
+    decision, one each to load those, one for the overrides that are live or awaiting approval.
+    """
+    fleet = list(
+        Service.objects.select_related("actuator_health").annotate(
+            latest_sample_id=Subquery(
+                MetricSample.objects.filter(service=OuterRef("pk")).order_by("-ts").values("pk")[:1]
+            ),
+            latest_decision_id=Subquery(
+                Decision.objects.filter(service=OuterRef("pk")).order_by("-tick").values("pk")[:1]
+            ),
         )
+    )
+    samples = MetricSample.objects.in_bulk([s.latest_sample_id for s in fleet if s.latest_sample_id is not None])
+    decisions = Decision.objects.in_bulk([s.latest_decision_id for s in fleet if s.latest_decision_id is not None])
+    active: dict[int, list[Override]] = defaultdict(list)
+    pending: Counter[int] = Counter()
+    for override in Override.objects.filter(ends_at__gt=now).filter(
+        Q(status=Override.Status.APPROVED, starts_at__lte=now) | Q(status=Override.Status.PENDING_APPROVAL)
+    ):
+        if override.status == Override.Status.PENDING_APPROVAL:
+            pending[override.service_id] += 1
+        else:
+            active[override.service_id].append(override)
+    rows = []
+    for service in fleet:
+        sample = samples.get(service.latest_sample_id)
+        provisioned = sample.provisioned if sample and sample.provisioned is not None else 0
         rows.append(
             FleetRow(
                 service=service,
                 sample=sample,
-                decision=latest_decision(service),
+                decision=decisions.get(service.latest_decision_id),
                 cost_per_hour=provisioned * service.price_per_replica_hour,
-                pending_overrides=Override.objects.filter(
-                    service=service, status=Override.Status.PENDING_APPROVAL, ends_at__gt=now
-                ).count(),
-                active_overrides=active,
+                pending_overrides=pending[service.pk],
+                active_overrides=active[service.pk],
                 slo_breaches=slo_breach(service_spec(service), metric_point(sample)) if sample else {},
             )
         )

@@ -3,12 +3,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from scaling import services
-from scaling.models import MetricSample
+from scaling.models import Decision, MetricSample, Override
 from tests.factories import make_service, make_user
 
 pytestmark = pytest.mark.django_db
@@ -61,6 +63,50 @@ def test_the_fleet_badge_judges_the_slo_as_the_engine_does(
         assert "Within SLO" in body and "SLO breach" not in body
     else:
         assert "Within SLO" not in body and f'data-badge="slo-breach" title="{breach}"' in body
+
+
+def test_the_fleet_poll_costs_the_same_queries_for_2_or_12_services(client_in: Client) -> None:
+    now = timezone.now()
+
+    def poll_with(n: int, start: int) -> tuple[int, str]:
+        for i in range(start, start + n):
+            service = make_service(f"svc-{i}")
+            MetricSample.objects.create(
+                service=service, ts=now - timedelta(seconds=20), rps=1.0, provisioned=2, ready=2
+            )
+            MetricSample.objects.create(service=service, ts=now, rps=1.0, provisioned=3 + i, ready=2)
+            for minutes, desired in ((1, 2), (0, 10 + i)):
+                Decision.objects.create(
+                    service=service,
+                    tick=now - timedelta(minutes=minutes),
+                    provisioned=2,
+                    ready=2,
+                    desired=desired,
+                    reason_code="HOLD",
+                    summary="",
+                )
+            window = {"kind": "floor", "replicas": 4, "reason": "x", "ends_at": now + timedelta(hours=1)}
+            Override.objects.create(service=service, starts_at=now - timedelta(minutes=5), **window)
+            for _ in range(i % 3):
+                Override.objects.create(
+                    service=service,
+                    starts_at=now + timedelta(minutes=5),
+                    status=Override.Status.PENDING_APPROVAL,
+                    **window,
+                )
+        with CaptureQueriesContext(connection) as queries:
+            body = client_in.get(reverse("dashboard:fleet"), headers={"HX-Request": "true"}).content.decode()
+        return len(queries), body
+
+    two, _ = poll_with(2, 0)
+    twelve, body = poll_with(10, 2)
+    assert twelve == two, f"{two} queries for 2 services, {twelve} for 12"
+    # Each row still shows its own service's latest sample, latest decision and overrides.
+    row = body[body.index('data-service="svc-7"') :]
+    row = row[: row.index("</tr>")]
+    assert '<td class="num" data-field="provisioned">10</td>' in row
+    assert '<td class="num" data-field="desired">17</td>' in row
+    assert ">Override</span>" in row and ">1 pending approval</span>" in row
 
 
 def test_an_unknown_service_is_a_404_page(client_in: Client) -> None:
