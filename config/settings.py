@@ -196,6 +196,8 @@ API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365, minimum=1)
 # Admin-level changes need the password typed again within this many seconds.
 REAUTH_MAX_AGE_SECONDS = env_int("REAUTH_MAX_AGE_SECONDS", 600, minimum=0)
 
+# Counted from login (or the session's last change), not renewed by every request (SESSION_SAVE_EVERY_REQUEST
+# stays off): the live pages poll every tick, so a sliding session would never end on a screen left open.
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", False)
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -16,12 +16,13 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import redirect
+from django.shortcuts import redirect, resolve_url
+from django_htmx.http import HttpResponseClientRedirect
 
 ROLES = ("viewer", "operator", "approver", "admin")
 
@@ -94,15 +95,20 @@ def can(user: Any, capability: str) -> bool:
 View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 
-def requires(capability: str) -> Callable[[View], View]:
-    """Log in first; then 403 unless the user's role holds the capability."""
+def requires(capability: str, *, answers_json: bool = False) -> Callable[[View], View]:
+    """Log in first; then 403 unless the user's role holds the capability.
+
+    answers_json marks an endpoint a page's script fetches: without a session it answers 401, not a
+    redirect to the login page (see `login_needed`).
+    """
     if capability not in CAPABILITIES:
         raise ValueError(f"unknown capability {capability!r}")
 
     def decorator(view: View) -> View:
-        @login_required
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if not request.user.is_authenticated:
+                return login_needed(request, answers_json=answers_json)
             if not can(request.user, capability):
                 raise PermissionDenied(f"needs the {capability!r} capability")
             if capability == "administer" and request.method not in SAFE_METHODS and not has_recent_auth(request):
@@ -112,6 +118,25 @@ def requires(capability: str) -> Callable[[View], View]:
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def login_needed(request: HttpRequest, *, answers_json: bool) -> HttpResponse:
+    """No session (never logged in, or it expired while a live page kept polling).
+
+    A plain request is redirected to the login page. The requests a page makes by itself must not be:
+    htmx would follow the redirect and swap the whole login page into the polled element, and a script
+    reading JSON would fail without a sign. htmx is told to send the browser to the login page and back
+    to the page it was on; a JSON endpoint answers 401 for its script to say the session has ended.
+    """
+    if answers_json:
+        return JsonResponse(
+            {"error": "not logged in: the session has ended", "login_url": resolve_url(settings.LOGIN_URL)}, status=401
+        )
+    htmx = getattr(request, "htmx", None)
+    if htmx:
+        back = htmx.current_url_abs_path or request.get_full_path()
+        return HttpResponseClientRedirect(f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': back})}")
+    return redirect_to_login(request.get_full_path())
 
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

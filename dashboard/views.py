@@ -58,7 +58,7 @@ def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     return render(request, template, context)
 
 
-@requires("view")
+@requires("view", answers_json=True)
 def service_charts(request: HttpRequest, name: str) -> JsonResponse:
     service = get_object_or_404(Service, name=name)
     span = selectors.RANGES[_range(request)]

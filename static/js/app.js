@@ -1,4 +1,7 @@
 // Live polling pauses while the tab is hidden and catches up when it is shown again.
+// A live page that stops refreshing says so in the #live-status banner instead of freezing on old
+// numbers: each poller (the htmx polls here, charts.js) reports every refresh as a "live:ok" or a
+// "live:failed" event whose detail names what refreshed ({ what, expired, reason }).
 (function () {
   "use strict";
   document.addEventListener("htmx:beforeRequest", function (evt) {
@@ -14,4 +17,56 @@
       });
     }
   });
+
+  var failing = {};  // what -> { expired, reason, since } of its failed refreshes
+
+  function utcTime(date) { return date.toISOString().slice(11, 19) + " UTC"; }
+
+  function showStatus() {
+    var banner = document.getElementById("live-status");
+    if (!banner) { return; }
+    var whats = Object.keys(failing);
+    banner.textContent = "";
+    banner.hidden = whats.length === 0;
+    if (banner.hidden) { return; }
+    var expired = whats.some(function (what) { return failing[what].expired; });
+    banner.className = "banner live " + (expired ? "alarm" : "stale");
+    if (expired) {
+      banner.append("Session expired: this page is no longer updating. ");
+      var login = document.createElement("a");
+      login.href = banner.getAttribute("data-login-url") + "?next=" +
+        encodeURIComponent(window.location.pathname + window.location.search);
+      login.textContent = "Log in again";
+      banner.append(login);
+      return;
+    }
+    banner.append("Data stale: " + whats.map(function (what) {
+      return what + " could not refresh since " + utcTime(failing[what].since) + " (" + failing[what].reason + ")";
+    }).join("; ") + ". Showing the last data received.");
+  }
+
+  document.addEventListener("live:failed", function (evt) {
+    var d = evt.detail;
+    failing[d.what] = { expired: Boolean(d.expired), reason: d.reason, since: (failing[d.what] || { since: new Date() }).since };
+    showStatus();
+  });
+  document.addEventListener("live:ok", function (evt) {
+    delete failing[evt.detail.what];
+    showStatus();
+  });
+
+  function report(evt) {
+    var el = evt.detail && evt.detail.elt;
+    if (!el || !el.hasAttribute("data-poll")) { return; }
+    var what = el.getAttribute("data-poll") || el.id;
+    var status = evt.detail.xhr ? evt.detail.xhr.status : 0;
+    if (evt.type === "htmx:afterRequest" && evt.detail.successful) {
+      document.dispatchEvent(new CustomEvent("live:ok", { detail: { what: what } }));
+    } else {
+      var reason = status ? "HTTP " + status : "no answer from the server";
+      document.dispatchEvent(new CustomEvent("live:failed", { detail: { what: what, reason: reason } }));
+    }
+  }
+  document.addEventListener("htmx:afterRequest", report);
+  document.addEventListener("htmx:sendError", report);
 })();

@@ -1,5 +1,6 @@
 // Renders the plotly figures that dashboard/charts.py builds, and refreshes
-// them while the tab is visible. Reads its configuration from data-* attributes.
+// them while the tab is visible. Reads its configuration from data-* attributes; a refresh that
+// fails is reported to app.js's live-status banner ("live:failed"), one that works clears it.
 (function () {
   "use strict";
   var config = { responsive: true, displaylogo: false };
@@ -8,7 +9,13 @@
     var url = section.getAttribute("data-chart-url");
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (resp) {
-        if (!resp.ok) { throw new Error("charts: HTTP " + resp.status); }
+        // Without a session the endpoint answers 401; a redirect (to a login page) means the same.
+        if (resp.status === 401 || resp.redirected) {
+          throw Object.assign(new Error("the session has ended"), { expired: true });
+        }
+        if (!resp.ok) { throw new Error("HTTP " + resp.status); }
+        var type = resp.headers.get("Content-Type") || "";
+        if (type.indexOf("application/json") !== 0) { throw new Error("the answer was not JSON but " + (type || "untyped")); }
         return resp.json();
       })
       .then(function (payload) {
@@ -20,8 +27,14 @@
           }
         });
         section.dispatchEvent(new CustomEvent("charts:rendered", { bubbles: true }));
+        document.dispatchEvent(new CustomEvent("live:ok", { detail: { what: "the charts" } }));
       })
-      .catch(function (err) { console.error(err); });
+      .catch(function (err) {
+        console.error("charts:", err);
+        document.dispatchEvent(new CustomEvent("live:failed", {
+          detail: { what: "the charts", expired: Boolean(err.expired), reason: err.message },
+        }));
+      });
   }
 
   function start() {

@@ -73,6 +73,46 @@ def test_the_session_expires_after_the_configured_age(client: Client) -> None:
         assert client.get(reverse("dashboard:fleet")).status_code == 302
 
 
+def _expired(client: Client) -> Client:
+    """A client whose session has just passed SESSION_COOKIE_AGE: polling does not extend it."""
+    make_user("viewer", "viewer")
+    with time_machine.travel(timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE + 1), tick=False):
+        client.post(reverse("login"), {"username": "viewer", "password": PASSWORD})
+        assert client.get(reverse("dashboard:fleet"), headers={"HX-Request": "true"}).status_code == 200
+    return client
+
+
+def test_an_htmx_poll_after_the_session_expired_sends_the_browser_to_log_in_and_back(client: Client) -> None:
+    service = make_service()
+    page = f"/services/{service.name}/?range=1h"
+    response = _expired(client).get(
+        reverse("dashboard:service", args=[service.name]),
+        headers={"HX-Request": "true", "HX-Current-URL": f"http://testserver{page}"},
+    )
+    # A redirect htmx would follow, swapping the login page into the timeline; this it turns into a navigation.
+    assert response.status_code == 200 and response.content == b""
+    assert response["HX-Redirect"] == "/login/?next=%2Fservices%2Fwin-probability%2F%3Frange%3D1h"
+
+
+def test_an_htmx_poll_from_another_site_is_sent_back_to_the_polled_page(client: Client) -> None:
+    response = _expired(client).get(
+        reverse("dashboard:fleet"), headers={"HX-Request": "true", "HX-Current-URL": "https://evil.example/x"}
+    )
+    assert response["HX-Redirect"] == "/login/?next=%2F"
+
+
+def test_the_chart_data_after_the_session_expired_is_a_401_the_page_can_read(client: Client) -> None:
+    service = make_service()
+    response = _expired(client).get(reverse("dashboard:service-charts", args=[service.name]))
+    assert response.status_code == 401
+    assert response.json() == {"error": "not logged in: the session has ended", "login_url": "/login/"}
+
+
+def test_a_page_after_the_session_expired_is_still_a_redirect_to_log_in(client: Client) -> None:
+    response = _expired(client).get(reverse("dashboard:calendar") + "?days=3")
+    assert response.status_code == 302 and response["Location"] == "/login/?next=/calendar/%3Fdays%3D3"
+
+
 @override_settings(REAUTH_MAX_AGE_SECONDS=600)
 def test_an_admin_change_after_ten_minutes_asks_for_the_password_again(client: Client) -> None:
     service = make_service()

@@ -6,7 +6,7 @@ so nobody adds a page or endpoint without deciding who may use it.
 
 Capabilities: "public" (anyone), "login" (any signed-in user), then the roles'
 "view" < "operate" < "approve" < "administer" (dashboard/permissions.py).
-Expected: anonymous -> login redirect (pages) or 401 (API); a role without the
+Expected: anonymous -> login redirect (pages) or 401 (API and the JSON a page's script fetches); a role without the
 capability -> 403; a role with it -> through the gate (no 401/403/login redirect, no 5xx).
 """
 
@@ -97,6 +97,10 @@ KNOWN_UNREACHABLE: dict[str, str] = {}
 SKIPPED_NAMESPACES = {"admin"}
 
 
+# Endpoints a page's script fetches: without a session they answer 401, as the API does, not a redirect.
+ANSWERS_JSON = {"dashboard:service-charts"}
+
+
 def url_patterns() -> Iterator[tuple[str, str, URLPattern]]:
     """(key, route, pattern) for every URL in the project, namespaces included."""
 
@@ -166,6 +170,7 @@ def test_each_role_gets_exactly_what_its_role_allows(world: World) -> None:
             continue
         seen.add(key)
         is_api = route.startswith("api/")
+        answers_401 = is_api or key in ANSWERS_JSON
         url = reverse(key, kwargs=_kwargs(key, pattern, world))
         if key in KNOWN_UNREACHABLE:
             for method in EXPECTATIONS[key]:
@@ -183,7 +188,7 @@ def test_each_role_gets_exactly_what_its_role_allows(world: World) -> None:
                 outcome = expected(capability, role)
                 ok = {
                     "public": status < 500 and status not in (401, 403),
-                    "login": (status == 401) if is_api else (status == 302 and "/login/" in location),
+                    "login": (status == 401) if answers_401 else (status == 302 and "/login/" in location),
                     "deny": status == 403,
                     "allow": status < 500 and status not in (401, 403) and "/login/" not in location,
                 }[outcome]

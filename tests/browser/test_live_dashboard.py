@@ -1,10 +1,12 @@
-"""Headless Chromium: log in, watch the fleet page update after a tick, see the charts."""
+"""Headless Chromium: log in, watch the fleet page update after a tick, see the charts, and see a live
+page say so when it stops refreshing."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -16,6 +18,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def _login(page: Any, base_url: str, username: str, password: str) -> None:
     page.goto(f"{base_url}/login/")
+    _fill_login(page, username, password)
+
+
+def _fill_login(page: Any, username: str, password: str) -> None:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
@@ -46,5 +52,72 @@ def test_the_fleet_page_updates_after_a_tick_and_the_charts_render(
         expect(page.locator("#chart-replicas[data-rendered=true] .main-svg").first).to_be_visible(timeout=15_000)
         expect(page.locator("#chart-latency[data-rendered=true]")).to_be_visible()
         expect(page.locator("#decisions")).to_contain_text("SCALED_OUT")
+    finally:
+        page.close()
+
+
+def test_a_poll_after_the_session_ended_sends_the_page_to_log_in_and_back(
+    browser: Any, live_server: Any, settings: Any
+) -> None:
+    settings.TICK_SECONDS = 1
+    make_service("win-probability")
+    make_user("operator", "operator", password="pw-for-tests-1")
+    page = browser.new_page()
+    try:
+        _login(page, live_server.url, "operator", "pw-for-tests-1")
+        page.goto(f"{live_server.url}/services/win-probability/?range=1h")
+        expect(page.locator("#decisions table")).to_be_visible()
+        Session.objects.all().delete()  # what SESSION_COOKIE_AGE does, without waiting 8 h
+        # The timeline's poll takes the whole page to the login form, rather than the form into the timeline.
+        page.wait_for_url("**/login/?next=%2Fservices%2Fwin-probability%2F%3Frange%3D1h", timeout=10_000)
+        expect(page.locator("#decisions")).to_have_count(0)
+        _fill_login(page, "operator", "pw-for-tests-1")
+        expect(page.locator("h1")).to_contain_text("Win Probability")
+        assert page.url.endswith("/services/win-probability/?range=1h")
+    finally:
+        page.close()
+
+
+def test_the_charts_say_when_they_stop_refreshing_and_why(browser: Any, live_server: Any, settings: Any) -> None:
+    settings.TICK_SECONDS = 1
+    make_service("win-probability")
+    make_user("operator", "operator", password="pw-for-tests-1")
+    page = browser.new_page()
+    answer: dict[str, Any] = {}
+
+    def charts(route: Any) -> None:
+        if answer:
+            route.fulfill(**answer)
+        else:
+            route.continue_()
+
+    try:
+        _login(page, live_server.url, "operator", "pw-for-tests-1")
+        page.route("**/charts.json*", charts)
+        page.goto(f"{live_server.url}/services/win-probability/?range=1h")
+        banner = page.locator("[data-testid=live-status]")
+        expect(page.locator("#chart-replicas[data-rendered=true]")).to_be_visible(timeout=15_000)
+        expect(banner).to_be_hidden()
+
+        answer.update(status=500, content_type="text/html", body="<h1>Server Error</h1>")
+        expect(banner).to_contain_text("Data stale: the charts could not refresh since", timeout=10_000)
+        expect(banner).to_contain_text("(HTTP 500)")
+        # The htmx poll of the timeline reports the same way.
+        page.route("**/services/win-probability/?timeline=*", lambda route: route.fulfill(status=502, body=""))
+        expect(banner).to_contain_text("the decision timeline could not refresh since", timeout=10_000)
+        expect(banner).to_contain_text("(HTTP 502)")
+        page.unroute("**/services/win-probability/?timeline=*")
+        expect(banner).not_to_contain_text("the decision timeline", timeout=10_000)
+
+        answer.update(status=200, content_type="text/html", body="<form>login</form>")
+        expect(banner).to_contain_text("not JSON but text/html", timeout=10_000)
+
+        answer.update(status=401, content_type="application/json", body='{"error": "not logged in"}')
+        expect(banner).to_contain_text("Session expired: this page is no longer updating.", timeout=10_000)
+        login = banner.locator("a", has_text="Log in again")
+        assert login.get_attribute("href") == "/login/?next=%2Fservices%2Fwin-probability%2F%3Frange%3D1h"
+
+        answer.clear()
+        expect(banner).to_be_hidden(timeout=10_000)
     finally:
         page.close()
