@@ -313,14 +313,23 @@ def _apply_change(
     )
 
 
-def _locked_pending_group(locked: Override) -> list[Override]:
-    """Every still-pending override created together with `locked`, row-locked, oldest first."""
-    return list(
+def _locked_group(override: Override) -> tuple[Override, list[Override]]:
+    """Row-lock every override created together with `override`, in id order, in one query.
+
+    Returns the locked copy of `override` and the group's still-pending rows,
+    oldest first. Locking the clicked row first and the rest after would let two
+    approvers clicking two rows of one group each hold one and wait for the
+    other: a deadlock.
+    """
+    group_id = Override.objects.values_list("group_id", flat=True).get(pk=override.pk)
+    group = list(
         Override.objects.select_for_update(of=("self",))
         .select_related("service", "game", "rule")
-        .filter(group_id=locked.group_id, status=Override.Status.PENDING_APPROVAL)
+        .filter(group_id=group_id)
         .order_by("pk")
     )
+    clicked = next(o for o in group if o.pk == override.pk)
+    return clicked, [o for o in group if o.status == Override.Status.PENDING_APPROVAL]
 
 
 def override_approve(
@@ -329,15 +338,14 @@ def override_approve(
     """Approve a pending override and the rest of its group. The requester cannot approve their own."""
     now = now or timezone.now()
     with transaction.atomic():
-        locked = _locked_override(override)
+        locked, pending = _locked_group(override)
         if locked.status != Override.Status.PENDING_APPROVAL:
             raise ApprovalError(f"override #{locked.pk} is {locked.get_status_display().lower()}, not pending")
         if actor.user_id is not None and locked.created_by_id == actor.user_id:
             raise ApprovalError("the requester cannot approve their own override; ask a second person")
         if locked.ends_at <= now:
             raise ApprovalError(f"override #{locked.pk} has already ended")
-        group = _locked_pending_group(locked)
-        for o in group:
+        for o in pending:
             _apply_change(
                 o,
                 actor=actor,
@@ -348,7 +356,7 @@ def override_approve(
                 approved_by_id=actor.user_id,
                 approved_at=now,
             )
-    return group
+    return pending
 
 
 def override_reject(*, override: Override, actor: Actor, reason: str, now: datetime | None = None) -> list[Override]:
@@ -357,13 +365,12 @@ def override_reject(*, override: Override, actor: Actor, reason: str, now: datet
     if not reason.strip():
         raise OverrideError("a reason is required", field="reason")
     with transaction.atomic():
-        locked = _locked_override(override)
+        locked, pending = _locked_group(override)
         if locked.status != Override.Status.PENDING_APPROVAL:
             raise ApprovalError(f"override #{locked.pk} is {locked.get_status_display().lower()}, not pending")
-        group = _locked_pending_group(locked)
-        for o in group:
+        for o in pending:
             _close_locked(o, actor=actor, reason=reason.strip(), now=now, status=Override.Status.REJECTED)
-    return group
+    return pending
 
 
 _CLOSING_EVENTS = {
