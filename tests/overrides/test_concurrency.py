@@ -4,6 +4,7 @@ two approvers on one group."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -95,10 +96,8 @@ def test_two_approvers_clicking_two_rows_of_one_group_at_once_do_not_deadlock(on
             result = execute(sql, params, many, context)
             if "FOR UPDATE" in sql and not paused:
                 paused = True
-                try:
+                with contextlib.suppress(threading.BrokenBarrierError):
                     barrier.wait(timeout=1)
-                except threading.BrokenBarrierError:
-                    pass
             return result
 
         try:
