@@ -118,6 +118,9 @@ class ApproveIn(Schema):
 class ExtendIn(Schema):
     ends_at: datetime
     reason: str
+    bypass_reason: str = Field(
+        "", description="Admins only: extend past what needs approval without a second person, with this reason."
+    )
 
 
 class PreviewOut(Schema):
@@ -300,6 +303,7 @@ def extend_override(request: HttpRequest, pk: int, payload: ExtendIn) -> Status[
             actor=_actor(request),
             reason=payload.reason,
             admin=can(request.user, "administer"),
+            bypass_reason=payload.bypass_reason,
         )
     except OverrideConflict as exc:
         return Status(409, {"detail": str(exc), "existing": _override(exc.existing.pk)})

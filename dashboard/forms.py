@@ -183,6 +183,7 @@ class ExtendForm(LocalTimesForm):
     ends_at_local = _local_field("New end", required=True)
     ends_at_occurrence = _occurrence_field()
     reason = forms.CharField(max_length=500)
+    bypass_reason = forms.CharField(max_length=500, required=False)
 
     def clean(self) -> dict[str, Any]:
         super().clean()

@@ -195,6 +195,7 @@ def override_extend_view(request: HttpRequest, pk: int) -> HttpResponse:
             actor=_actor(request),
             reason=form.cleaned_data["reason"],
             admin=can(request.user, "administer"),
+            bypass_reason=form.cleaned_data["bypass_reason"],
         )
     except OverrideError as exc:
         messages.error(request, f"Override #{override.pk} not extended: {exc}")

@@ -56,6 +56,7 @@ def override_snapshot(o: Override) -> dict[str, Any]:
         "game": o.game.game_id if o.game else None,
         "rule": o.rule.name if o.rule else None,
         "projected_cost_delta": o.projected_cost_delta,
+        "bypass_reason": o.bypass_reason,
     }
 
 
@@ -276,8 +277,7 @@ def _create_locked(
             service=service,
             object_type="override",
             object_id=override.pk,
-            after=override_snapshot(override)
-            | {"forecast_replicas": preview.forecast, "bypass_reason": override.bypass_reason},
+            after=override_snapshot(override) | {"forecast_replicas": preview.forecast},
             reason=reason,
             cost_impact_per_hour=(preview.effective - preview.forecast) * service.price_per_replica_hour,
             at=now,
@@ -418,12 +418,21 @@ def override_extend(
     actor: Actor,
     reason: str,
     admin: bool = False,
+    bypass_reason: str = "",
     now: datetime | None = None,
 ) -> Override:
-    """Move an override's end later, within the maximum duration (admins may exceed it)."""
+    """Move an override's end later, within the maximum duration (admins may exceed it).
+
+    An approved override whose longer window would need approval were it asked
+    for anew is refused: whoever approved it (or let it through unapproved)
+    agreed to the current end only. An admin may bypass with a reason, as when
+    creating one.
+    """
     now = now or timezone.now()
     if not reason.strip():
         raise OverrideError("a reason is required", field="reason")
+    if bypass_reason.strip() and not admin:
+        raise OverrideError("only an admin can bypass approval", field="bypass_reason")
     outcome: Override | _Refusal
     with transaction.atomic():
         service = Service.objects.select_for_update().get(pk=override.service_id)
@@ -462,38 +471,54 @@ def override_extend(
             )
             outcome = _Refusal(exc)
         else:
-            extra = reads.override_preview(
-                service, kind=locked.kind, replicas=locked.replicas, starts_at=locked.ends_at, ends_at=ends_at, now=now
-            )
-            total = round((locked.projected_cost_delta or 0.0) + extra.cost_delta, 2)
-            unapproved = locked.status == Override.Status.APPROVED and locked.approved_by_id is None
-            if unapproved and locked.rule_id is None and not admin and needs_approval(replicas=None, cost_delta=total):
-                # An extension must not grow an override past what needed a second person's approval.
-                raise OverrideError(
-                    f"extended, override #{locked.pk} would cost ${total:,.2f}, above the "
-                    f"${settings.OVERRIDE_APPROVAL_COST:,.2f} that needs approval; create a new override for the "
-                    "extra time (it will wait for approval) or ask an admin",
-                    field="ends_at",
-                )
-            before = override_snapshot(locked)
-            locked.ends_at = ends_at
-            locked.projected_cost_delta = total
-            locked.save(update_fields=["ends_at", "projected_cost_delta"])
-            audit_record(
+            outcome = _extend_locked(
+                locked,
+                ends_at=ends_at,
                 actor=actor,
-                event_type=EventType.OVERRIDE_EXTENDED,
-                service=service,
-                object_type="override",
-                object_id=locked.pk,
-                before=before,
-                after=override_snapshot(locked),
                 reason=reason.strip(),
-                at=now,
+                bypass_reason=bypass_reason.strip() if admin else "",
+                now=now,
             )
-            outcome = locked
     if isinstance(outcome, _Refusal):
         raise outcome.error
     return outcome
+
+
+def _extend_locked(
+    locked: Override, *, ends_at: datetime, actor: Actor, reason: str, bypass_reason: str, now: datetime
+) -> Override:
+    extra = reads.override_preview(
+        locked.service, kind=locked.kind, replicas=locked.replicas, starts_at=locked.ends_at, ends_at=ends_at, now=now
+    )
+    total = round((locked.projected_cost_delta or 0.0) + extra.cost_delta, 2)
+    # A pending override is still to be approved, and its approver will see the new end.
+    would_wait = (
+        locked.status == Override.Status.APPROVED
+        and locked.rule_id is None
+        and needs_approval(replicas=locked.replicas, cost_delta=total)
+    )
+    if would_wait and not bypass_reason:
+        raise OverrideError(
+            f"extended, override #{locked.pk} ({_size(locked.replicas, total)}) would need a second person's "
+            "approval, and its approval covers only its current window; create a new override for the extra time "
+            "(it will wait for approval), or an admin may bypass with a reason",
+            field="ends_at",
+        )
+    fields: dict[str, Any] = {"ends_at": ends_at, "projected_cost_delta": total}
+    if would_wait:
+        fields |= {"approved_by_id": actor.user_id, "approved_at": now, "bypass_reason": bypass_reason}
+    _apply_change(locked, actor=actor, event_type=EventType.OVERRIDE_EXTENDED, reason=reason, now=now, **fields)
+    return locked
+
+
+def _size(replicas: int | None, cost_delta: float) -> str:
+    """What puts an override over the approval thresholds, in words."""
+    parts = []
+    if replicas is not None and replicas > settings.OVERRIDE_APPROVAL_REPLICAS:
+        parts.append(f"{replicas} replicas, above {settings.OVERRIDE_APPROVAL_REPLICAS}")
+    if cost_delta > settings.OVERRIDE_APPROVAL_COST:
+        parts.append(f"${cost_delta:,.2f}, above ${settings.OVERRIDE_APPROVAL_COST:,.2f}")
+    return "; ".join(parts)
 
 
 def override_transitions_record(*, now: datetime | None = None, lookback: timedelta = timedelta(days=1)) -> int:

@@ -104,6 +104,25 @@ def test_approval_needs_a_second_person_with_the_approve_capability(client: Clie
     assert response.status_code == 200 and response.json()[0]["approved_by"] == "approver"
 
 
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_extending_an_approved_override_past_approval_needs_an_admins_bypass_reason(client: Client) -> None:
+    make_service()
+    _as(client, "operator", "operator")
+    [o] = client.post("/api/overrides", _pin(replicas=12), content_type="application/json").json()
+    _as(client, "approver", "approver")
+    client.post(f"/api/overrides/{o['id']}/approve", {}, content_type="application/json")
+    extend = {"ends_at": "2026-01-15T20:30:00Z", "reason": "overtime"}
+    _as(client, "op2", "operator")
+    refused = client.post(f"/api/overrides/{o['id']}/extend", extend, content_type="application/json")
+    assert refused.status_code == 422 and refused.json()["field"] == "ends_at"
+    assert "second person" in refused.json()["detail"]
+    _as(client, "boss", "admin")
+    bypassed = extend | {"bypass_reason": "overtime, approvers asleep"}
+    response = client.post(f"/api/overrides/{o['id']}/extend", bypassed, content_type="application/json")
+    assert response.status_code == 200, response.content
+    assert response.json()["approved_by"] == "boss" and response.json()["bypass_reason"] == "overtime, approvers asleep"
+
+
 def test_the_preview_reports_forecast_and_cost(client: Client) -> None:
     make_service(price_per_replica_hour=1.5, min_replicas=2)
     _as(client, "operator", "operator")

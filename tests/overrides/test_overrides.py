@@ -294,8 +294,66 @@ def test_an_extension_cannot_grow_an_unapproved_override_past_the_approval_thres
         now=T0,
     )
     assert o.status == Override.Status.APPROVED and o.projected_cost_delta == 10.0
-    with pytest.raises(OverrideError, match="needs approval"):
+    with pytest.raises(OverrideError, match=r"\$30.00, above \$20.00\) would need a second person's approval"):
         override_extend(override=o, ends_at=T0 + 3 * H, actor=operator, reason="overtime", now=T0)
-    override_extend(override=o, ends_at=T0 + 3 * H, actor=operator, reason="overtime", admin=True, now=T0)
     o.refresh_from_db()
-    assert o.ends_at == T0 + 3 * H and o.projected_cost_delta == 30.0
+    assert o.ends_at == T0 + H and o.projected_cost_delta == 10.0
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=10, OVERRIDE_APPROVAL_COST=100.0)
+def test_an_extension_of_an_approved_override_needs_a_second_person_again() -> None:
+    service = make_service(hard_max_replicas=100, price_per_replica_hour=1.0)
+    requester = Actor.for_user(make_user())
+    [o] = _pin(service, requester, T0, T0 + H, n=40)
+    override_approve(override=o, actor=Actor.for_user(make_user("approver", "approver")), now=T0)
+    # The approver agreed to one hour of 40 replicas; twelve, alone, would be the requester's call.
+    with pytest.raises(OverrideError, match=r"40 replicas, above 10; .* would need a second person") as refused:
+        override_extend(override=o, ends_at=T0 + 12 * H, actor=requester, reason="longer", now=T0)
+    assert refused.value.field == "ends_at"
+    o.refresh_from_db()
+    assert o.ends_at == T0 + H and o.status == Override.Status.APPROVED
+    assert not AuditEvent.objects.filter(event_type=EventType.OVERRIDE_EXTENDED).exists()
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=10)
+def test_only_an_admin_with_a_reason_may_extend_past_approval_alone() -> None:
+    service = make_service(hard_max_replicas=100)
+    [o] = _pin(service, Actor.for_user(make_user()), T0, T0 + H, n=40)
+    override_approve(override=o, actor=Actor.for_user(make_user("approver", "approver")), now=T0)
+    admin_user = make_user("boss", "admin")
+    admin = Actor.for_user(admin_user)
+    with pytest.raises(OverrideError, match="would need a second person"):
+        override_extend(override=o, ends_at=T0 + 2 * H, actor=admin, reason="overtime", admin=True, now=T0)
+    with pytest.raises(OverrideError, match="only an admin"):
+        override_extend(
+            override=o,
+            ends_at=T0 + 2 * H,
+            actor=Actor.for_user(make_user("op2")),
+            reason="x",
+            bypass_reason="please",
+            now=T0,
+        )
+    override_extend(
+        override=o,
+        ends_at=T0 + 2 * H,
+        actor=admin,
+        reason="overtime",
+        admin=True,
+        bypass_reason="double overtime, approvers asleep",
+        now=T0,
+    )
+    o.refresh_from_db()
+    assert o.ends_at == T0 + 2 * H and o.approved_by == admin_user and o.bypass_reason
+    event = AuditEvent.objects.get(event_type=EventType.OVERRIDE_EXTENDED)
+    assert event.actor_user == admin_user
+    assert (event.after or {})["bypass_reason"] == "double overtime, approvers asleep"
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=10)
+def test_a_pending_override_may_be_extended_before_it_is_approved() -> None:
+    service = make_service(hard_max_replicas=100)
+    requester = Actor.for_user(make_user())
+    [o] = _pin(service, requester, T0, T0 + H, n=40)
+    override_extend(override=o, ends_at=T0 + 2 * H, actor=requester, reason="overtime", now=T0)
+    o.refresh_from_db()
+    assert o.ends_at == T0 + 2 * H and o.status == Override.Status.PENDING_APPROVAL

@@ -184,6 +184,30 @@ def test_cancel_and_extend_from_the_list(client: Client) -> None:
     assert o.status == Override.Status.CANCELLED
 
 
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=10)
+def test_an_admin_extends_an_approved_override_past_approval_only_with_a_bypass_reason(client: Client) -> None:
+    service = make_service(hard_max_replicas=100)
+    [o] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=30,
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=1),
+        reason="r",
+        actor=Actor.system("t"),
+        admin=True,
+        bypass_reason="seeded",
+    )
+    _login(client, "boss", "admin")
+    assert 'name="bypass_reason"' in client.get(reverse("dashboard:overrides")).content.decode()
+    extend = {"ends_at_local": "2026-01-15T14:30", "reason": "overtime", "next": "/overrides/"}
+    page = client.post(reverse("dashboard:override-extend", args=[o.pk]), extend, follow=True).content.decode()
+    assert "not extended" in page and "would need a second person" in page
+    client.post(reverse("dashboard:override-extend", args=[o.pk]), extend | {"bypass_reason": "overtime, SLO"})
+    o.refresh_from_db()
+    assert o.ends_at == datetime(2026, 1, 15, 19, 30, tzinfo=UTC) and o.bypass_reason == "overtime, SLO"
+
+
 def test_the_calendar_highlights_national_tv_games_with_their_overrides_and_cost(client: Client) -> None:
     service = make_service()
     tv = Game.objects.create(
