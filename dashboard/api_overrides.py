@@ -26,6 +26,7 @@ from scaling import override_selectors as reads
 from scaling.audit import Actor
 from scaling.models import Game, GameDayRule, Override, Service
 from scaling.overrides import (
+    REASON_MAX_CHARS,
     OverrideConflict,
     OverrideError,
     needs_approval,
@@ -91,9 +92,11 @@ class OverrideIn(Schema):
     replicas: int | None = Field(None, description="Required for pin, floor and ceiling.")
     starts_at: datetime | None = Field(None, description="ISO 8601 with offset; omitted = now.")
     ends_at: datetime = Field(..., description="ISO 8601 with offset; required.")
-    reason: str
+    reason: str = Field(..., max_length=REASON_MAX_CHARS)
     replace: bool = Field(False, description="Replace an overlapping pin instead of getting 409.")
-    bypass_reason: str = Field("", description="Admins only: skip the second person's approval, with this reason.")
+    bypass_reason: str = Field(
+        "", max_length=REASON_MAX_CHARS, description="Admins only: skip the second person's approval, with this reason."
+    )
     game_id: str | None = Field(None, description="Link to a game (league game id); a moved tip-off moves it.")
 
 
@@ -108,18 +111,20 @@ class ConflictOut(Schema):
 
 
 class ReasonIn(Schema):
-    reason: str
+    reason: str = Field(..., max_length=REASON_MAX_CHARS)
 
 
 class ApproveIn(Schema):
-    reason: str = ""
+    reason: str = Field("", max_length=REASON_MAX_CHARS)
 
 
 class ExtendIn(Schema):
     ends_at: datetime
-    reason: str
+    reason: str = Field(..., max_length=REASON_MAX_CHARS)
     bypass_reason: str = Field(
-        "", description="Admins only: extend past what needs approval without a second person, with this reason."
+        "",
+        max_length=REASON_MAX_CHARS,
+        description="Admins only: extend past what needs approval without a second person, with this reason.",
     )
 
 
@@ -146,12 +151,12 @@ class GameOut(Schema):
 
 
 class RuleIn(Schema):
-    name: str
+    name: str = Field(..., max_length=120)
     services: list[str]
     match: dict[str, Any] = Field(
         ..., description="Any of national_tv (bool), networks, teams, season_types, labels (lists), weekdays (0=Mon)."
     )
-    reason: str
+    reason: str = Field(..., max_length=300)
     floor_replicas: int | None = None
     floor_forecast_multiple: float | None = None
     lead_minutes: int | None = Field(None, description="Default: the service's provisioning delay + 15 min.")

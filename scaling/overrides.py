@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType, audit_record
@@ -21,6 +22,8 @@ from scaling.models import AuditEvent, Game, GameDayRule, Override, Service
 # Start times this far in the past count as "now" (a form takes a while to fill in).
 START_GRACE = timedelta(minutes=5)
 KINDS_WITH_REPLICAS = {Override.Kind.PIN, Override.Kind.FLOOR, Override.Kind.CEILING}
+# The length of an override's reason, bypass_reason and cancel_reason columns.
+REASON_MAX_CHARS = 500
 
 
 class OverrideError(ValueError):
@@ -77,6 +80,8 @@ def _validate_request(
         raise OverrideError(f"unknown kind {kind!r}", field="kind")
     if not reason.strip():
         raise OverrideError("a reason is required", field="reason")
+    if len(reason.strip()) > REASON_MAX_CHARS:
+        raise OverrideError(f"the reason is longer than {REASON_MAX_CHARS} characters", field="reason")
     if kind in KINDS_WITH_REPLICAS:
         if replicas is None:
             raise OverrideError(f"a {kind} needs a replica count", field="replicas")
@@ -141,6 +146,13 @@ def needs_approval(*, replicas: int | None, cost_delta: float) -> bool:
     return big or cost_delta > settings.OVERRIDE_APPROVAL_COST
 
 
+def _check_bypass_reason(bypass_reason: str, *, admin: bool) -> None:
+    if bypass_reason.strip() and not admin:
+        raise OverrideError("only an admin can bypass approval", field="bypass_reason")
+    if len(bypass_reason.strip()) > REASON_MAX_CHARS:
+        raise OverrideError(f"the bypass reason is longer than {REASON_MAX_CHARS} characters", field="bypass_reason")
+
+
 @dataclass(frozen=True)
 class _Refusal:
     error: OverrideError
@@ -176,8 +188,7 @@ def override_create(
     start = _validate_request(
         kind=kind, replicas=replicas, starts_at=starts_at, ends_at=ends_at, reason=reason, now=now, admin=admin
     )
-    if bypass_reason.strip() and not admin:
-        raise OverrideError("only an admin can bypass approval", field="bypass_reason")
+    _check_bypass_reason(bypass_reason, admin=admin)
     group_id = uuid.uuid4()
     outcome: list[Override] | _Refusal
     with transaction.atomic():
@@ -389,7 +400,9 @@ def _close_locked(o: Override, *, actor: Actor, reason: str, now: datetime, stat
         status=status,
         cancelled_by_id=actor.user_id,
         cancelled_at=now,
-        cancel_reason=reason,
+        # A generated reason ("replaced by a new pin: " + the new pin's) can outgrow the column;
+        # the audit event keeps it whole.
+        cancel_reason=Truncator(reason).chars(REASON_MAX_CHARS),
     )
 
 
@@ -431,8 +444,7 @@ def override_extend(
     now = now or timezone.now()
     if not reason.strip():
         raise OverrideError("a reason is required", field="reason")
-    if bypass_reason.strip() and not admin:
-        raise OverrideError("only an admin can bypass approval", field="bypass_reason")
+    _check_bypass_reason(bypass_reason, admin=admin)
     outcome: Override | _Refusal
     with transaction.atomic():
         service = Service.objects.select_for_update().get(pk=override.service_id)

@@ -85,6 +85,24 @@ def test_bad_input_gets_422_naming_the_field(client: Client) -> None:
     assert unknown.status_code == 422 and "nope" in unknown.json()["detail"]
 
 
+def test_a_reason_longer_than_500_characters_gets_422_naming_it(client: Client) -> None:
+    make_service()
+    _as(client, "operator", "operator")
+    for body in [_pin(reason="r" * 501), _pin(bypass_reason="b" * 501)]:
+        response = client.post("/api/overrides", body, content_type="application/json")
+        assert response.status_code == 422
+        [error] = response.json()["detail"]
+        assert error["loc"][-1] in body and "500 characters" in error["msg"]
+    [o] = client.post("/api/overrides", _pin(), content_type="application/json").json()
+    for action, body in [
+        ("cancel", {"reason": "r" * 501}),
+        ("extend", {"ends_at": "2026-01-15T20:30:00Z", "reason": "r" * 501}),
+    ]:
+        response = client.post(f"/api/overrides/{o['id']}/{action}", body, content_type="application/json")
+        assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == "reason"
+    assert Override.objects.get().status == Override.Status.APPROVED
+
+
 def test_a_viewer_may_read_but_not_write(client: Client) -> None:
     make_service()
     _as(client, "viewer", "viewer")
@@ -165,6 +183,9 @@ def test_games_rules_and_schedule_import(client: Client) -> None:
     assert Override.objects.filter(game__game_id="g1").count() == 1
     bad = client.post("/api/rules", rule | {"name": "none", "match": {}}, content_type="application/json")
     assert bad.status_code == 422 and bad.json()["field"] == "match"
+    for too_long in [{"name": "n" * 121}, {"reason": "r" * 301}]:
+        bad = client.post("/api/rules", rule | too_long, content_type="application/json")
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] in too_long
     updated = client.put(
         f"/api/rules/{created.json()['id']}", rule | {"floor_replicas": 8}, content_type="application/json"
     )

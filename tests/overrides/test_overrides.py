@@ -74,6 +74,46 @@ def test_replace_cancels_the_existing_pin_in_the_same_transaction() -> None:
     assert second.status == Override.Status.APPROVED
 
 
+def test_replacing_a_pin_with_the_longest_reason_keeps_the_cancel_reason_within_its_column() -> None:
+    service = make_service()
+    actor = Actor.for_user(make_user())
+    [first] = _pin(service, actor, T0, T0 + 2 * H)
+    reason = "r" * 500
+    override_create(
+        services=[service],
+        kind="pin",
+        replicas=7,
+        starts_at=T0,
+        ends_at=T0 + H,
+        reason=reason,
+        actor=actor,
+        replace=True,
+        now=T0,
+    )
+    first.refresh_from_db()
+    assert len(first.cancel_reason) == 500 and first.cancel_reason.startswith("replaced by a new pin: rrr")
+    assert first.cancel_reason.endswith("…")
+    cancelled = AuditEvent.objects.get(event_type=EventType.OVERRIDE_CANCELLED)
+    assert cancelled.reason == f"replaced by a new pin: {reason}"
+
+
+@pytest.mark.parametrize("field", ["reason", "bypass_reason"])
+def test_a_reason_longer_than_its_column_is_refused_naming_it(field: str) -> None:
+    with pytest.raises(OverrideError, match="longer than 500 characters") as err:
+        override_create(
+            services=[make_service()],
+            kind="pin",
+            replicas=3,
+            starts_at=T0,
+            ends_at=T0 + H,
+            actor=Actor.for_user(make_user("boss", "admin")),
+            admin=True,
+            now=T0,
+            **{"reason": "r", "bypass_reason": ""} | {field: "x" * 501},
+        )
+    assert err.value.field == field
+
+
 @pytest.mark.parametrize(
     ("kind", "replicas", "start", "end", "field"),
     [
