@@ -17,6 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from scaling.models import Game, GameDayRule, Override, Service
+from scaling.overrides import HORIZON
 from scaling.schedule.rules import WEEKDAYS, RuleSpec
 
 LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
@@ -100,6 +101,9 @@ class LocalTimesForm(forms.Form):
             except forms.ValidationError as exc:
                 self.add_error(f"{name}_local", exc)
                 self.cleaned_data[name] = None
+            except OverflowError:  # in UTC it falls past 9999-12-31
+                self.add_error(f"{name}_local", f"{raw.strip()} is out of range: enter a date before the year 9999")
+                self.cleaned_data[name] = None
 
 
 def _local_field(label: str, required: bool) -> forms.CharField:
@@ -138,6 +142,7 @@ class OverrideForm(LocalTimesForm):
     duration_minutes = forms.IntegerField(
         required=False,
         min_value=1,
+        max_value=int(HORIZON.total_seconds() // 60),
         label="…or lasting (minutes)",
         help_text="instead of an end: from the start (or now)",
     )
@@ -168,7 +173,10 @@ class OverrideForm(LocalTimesForm):
         start, end = self.cleaned_data.get("starts_at"), self.cleaned_data.get("ends_at")
         duration = self.cleaned_data.get("duration_minutes")
         if end is None and duration and "ends_at_local" not in self.errors:
-            end = (start or timezone.now()) + timedelta(minutes=duration)
+            try:
+                end = (start or timezone.now()) + timedelta(minutes=duration)
+            except OverflowError:
+                self.add_error("duration_minutes", "from that start, the end would fall past the year 9999")
             self.cleaned_data["ends_at"] = end
         elif end is None and "ends_at_local" not in self.errors:
             self.add_error("ends_at_local", "give an end, or a duration")

@@ -24,6 +24,9 @@ START_GRACE = timedelta(minutes=5)
 KINDS_WITH_REPLICAS = {Override.Kind.PIN, Override.Kind.FLOOR, Override.Kind.CEILING}
 # The length of an override's reason, bypass_reason and cancel_reason columns.
 REASON_MAX_CHARS = 500
+# Even an admin's override ends within this of now: an end further out is a typo (2027 for 2026, 9999),
+# and pricing its window, five minutes at a time, would take a request hours.
+HORIZON = timedelta(days=366)
 
 
 class OverrideError(ValueError):
@@ -98,13 +101,22 @@ def _validate_request(
         raise OverrideError("the end must be after the start", field="ends_at")
     if ends_at <= now:
         raise OverrideError("the end must be in the future", field="ends_at")
-    hours = (ends_at - start).total_seconds() / 3600.0
+    check_duration(kind=kind, starts_at=start, ends_at=ends_at, now=now, admin=admin)
+    return start
+
+
+def check_duration(*, kind: str, starts_at: datetime, ends_at: datetime, now: datetime, admin: bool) -> None:
+    """Refuse a window longer than the kind's maximum (admins may exceed it) or ending past the horizon."""
+    if ends_at - now > HORIZON:
+        raise OverrideError(
+            f"the end is more than {HORIZON.days} days away; an override must end within that", field="ends_at"
+        )
+    hours = (ends_at - starts_at).total_seconds() / 3600.0
     if hours > max_hours(kind) and not admin:
         raise OverrideError(
             f"a {kind} may last at most {max_hours(kind):g} h (asked {hours:.1f} h); longer needs an admin",
             field="ends_at",
         )
-    return start
 
 
 def _check_against_others(
@@ -453,13 +465,7 @@ def override_extend(
             raise OverrideError(f"override #{locked.pk} is over or cancelled; create a new one", field="ends_at")
         if ends_at <= locked.ends_at:
             raise OverrideError("the new end must be after the current end", field="ends_at")
-        hours = (ends_at - locked.starts_at).total_seconds() / 3600.0
-        if hours > max_hours(locked.kind) and not admin:
-            raise OverrideError(
-                f"a {locked.kind} may last at most {max_hours(locked.kind):g} h (would be {hours:.1f} h); "
-                "longer needs an admin",
-                field="ends_at",
-            )
+        check_duration(kind=locked.kind, starts_at=locked.starts_at, ends_at=ends_at, now=now, admin=admin)
         try:
             _check_against_others(
                 service,

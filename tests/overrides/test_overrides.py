@@ -149,6 +149,17 @@ def test_an_admin_may_exceed_the_maximum_duration() -> None:
     assert o.ends_at == T0 + 20 * H
 
 
+def test_not_even_an_admin_may_end_an_override_more_than_a_year_away() -> None:
+    service = make_service()
+    admin = Actor.for_user(make_user("boss", "admin"))
+    [o] = _pin(service, admin, T0, T0 + 366 * 24 * H, admin=True)
+    with pytest.raises(OverrideError, match="more than 366 days away") as err:
+        _pin(make_service("b"), admin, T0, T0 + 367 * 24 * H, admin=True)
+    assert err.value.field == "ends_at"
+    with pytest.raises(OverrideError, match="more than 366 days away"):
+        override_extend(override=o, ends_at=T0 + 367 * 24 * H, actor=admin, reason="r", admin=True, now=T0)
+
+
 def test_a_floor_above_an_overlapping_ceiling_is_refused() -> None:
     service = make_service()
     actor = Actor.for_user(make_user())

@@ -85,6 +85,13 @@ def test_an_overlapping_pin_gets_409_naming_the_existing_one_unless_replace_is_t
         ({"ends_at_local": "2026-01-15T12:30"}, "ends_at_local", "after the start"),
         ({"starts_at_local": "2026-01-14T13:00", "ends_at_local": "2026-01-14T14:00"}, "starts_at_local", "past"),
         ({"reason": ""}, "reason", "required"),
+        ({"ends_at_local": "9999-12-31T23:00"}, "ends_at_local", "out of range"),
+        ({"ends_at_local": "", "duration_minutes": "9999999999"}, "duration_minutes", "less than or equal to"),
+        (
+            {"starts_at_local": "9999-12-31T10:00", "ends_at_local": "", "duration_minutes": "600"},
+            "duration_minutes",
+            "past the year 9999",
+        ),
     ],
 )
 def test_it_explains_what_is_wrong(client: Client, extra: dict[str, str], field: str, message: str) -> None:
@@ -95,6 +102,33 @@ def test_it_explains_what_is_wrong(client: Client, extra: dict[str, str], field:
     errors = response.context["form"].errors
     assert field in errors and message in " ".join(errors[field])
     assert not Override.objects.exists()
+
+
+def test_an_admin_may_not_end_an_override_more_than_a_year_away(client: Client) -> None:
+    make_service()
+    _login(client, "boss", "admin")
+    response = client.post(reverse("dashboard:override-new"), _form(kind="floor", ends_at_local="2027-01-20T15:00"))
+    assert response.status_code == 400
+    assert "more than 366 days away" in " ".join(response.context["form"].errors["ends_at_local"])
+
+
+def test_out_of_range_times_are_explained_by_the_preview_and_extend(client: Client) -> None:
+    service = make_service()
+    [o] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=3,
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=1),
+        reason="r",
+        actor=Actor.system("t"),
+    )
+    _login(client, "operator", "operator")
+    preview = client.post(reverse("dashboard:override-preview"), _form(ends_at_local="", duration_minutes="9999999999"))
+    assert preview.status_code == 200 and "less than or equal to" in preview.content.decode()
+    extend = {"ends_at_local": "9999-12-31T23:00", "reason": "longer", "next": "/overrides/"}
+    page = client.post(reverse("dashboard:override-extend", args=[o.pk]), extend, follow=True).content.decode()
+    assert "not extended" in page and "out of range" in page
 
 
 def test_a_viewer_cannot_create_overrides(client: Client) -> None:
