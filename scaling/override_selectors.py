@@ -190,7 +190,9 @@ class CalendarGame:
 
     @property
     def projected_cost(self) -> float:
-        return round(sum(o.projected_cost_delta or 0.0 for o in self.overrides), 2)
+        """What the game's pending and approved overrides are expected to cost; cancelled ones are listed only."""
+        live = [o for o in self.overrides if o.status in LIVE_STATUSES]
+        return round(sum(o.projected_cost_delta or 0.0 for o in live), 2)
 
 
 def calendar_games(*, start: datetime, end: datetime) -> list[CalendarGame]:

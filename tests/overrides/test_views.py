@@ -12,7 +12,7 @@ from django.urls import reverse
 from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, Game, MetricSample, Override
-from scaling.overrides import override_create
+from scaling.overrides import override_cancel, override_create
 from tests.factories import make_service, make_user
 
 pytestmark = pytest.mark.django_db
@@ -270,6 +270,28 @@ def test_the_calendar_highlights_national_tv_games_with_their_overrides_and_cost
     assert "add-override-g1" in body and "Floor (at least N) 8" in body
     new = client.get(reverse("dashboard:override-new") + f"?game={tv.pk}").content.decode()
     assert 'value="2026-01-15T18:42"' in new  # tip 19:00 ET minus provisioning delay (3 min) and 15 min
+
+
+def test_the_calendars_projected_cost_leaves_out_cancelled_overrides() -> None:
+    game = Game.objects.create(game_id="g1", tip_utc=NOW + timedelta(hours=3), away_team="BOS", home_team="NYK")
+    actor = Actor.system("t")
+    kept, dropped = (
+        override_create(
+            services=[make_service(name, price_per_replica_hour=2.0)],
+            kind="floor",
+            replicas=10,
+            starts_at=NOW + timedelta(hours=2),
+            ends_at=NOW + timedelta(hours=6),
+            reason="game",
+            actor=actor,
+            game=game,
+        )[0]
+        for name in ("a", "b")
+    )
+    override_cancel(override=dropped, actor=actor, reason="not needed")
+    [row] = reads.calendar_games(start=NOW, end=NOW + timedelta(days=1))
+    assert {o.pk for o in row.overrides} == {kept.pk, dropped.pk}
+    assert kept.projected_cost_delta and row.projected_cost == kept.projected_cost_delta
 
 
 def test_the_replicas_chart_shades_override_windows(client: Client) -> None:
