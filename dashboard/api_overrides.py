@@ -29,6 +29,7 @@ from scaling.overrides import (
     REASON_MAX_CHARS,
     OverrideConflict,
     OverrideError,
+    check_duration,
     needs_approval,
     override_approve,
     override_cancel,
@@ -266,6 +267,12 @@ def preview_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
     start = max(payload.starts_at or now, now)
     if payload.ends_at <= start:
         return Status(422, {"detail": "the end must be after the start and in the future", "field": "ends_at"})
+    try:
+        # Before pricing, which forecasts every 5 minutes of the window: a mistyped year would take seconds to hours.
+        admin = can(request.user, "administer")
+        check_duration(kind=payload.kind, starts_at=start, ends_at=payload.ends_at, now=now, admin=admin)
+    except OverrideError as exc:
+        return Status(422, {"detail": str(exc), "field": exc.field})
     rows = []
     for service in _services(payload.services):
         p = reads.override_preview(

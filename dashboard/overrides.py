@@ -20,6 +20,7 @@ from scaling.models import Game, GameDayRule, Override, Service
 from scaling.overrides import (
     OverrideConflict,
     OverrideError,
+    check_duration,
     needs_approval,
     override_approve,
     override_cancel,
@@ -144,16 +145,24 @@ def override_preview(request: HttpRequest) -> HttpResponse:
     problems = [str(e) for name, errs in form.errors.items() if name not in {"reason", "services"} for e in errs]
     if data.get("services") and data.get("kind") and data.get("ends_at"):
         start = max(data.get("starts_at") or now, now)
-        for service in data["services"]:
-            p = reads.override_preview(
-                service,
-                kind=data["kind"],
-                replicas=data.get("replicas"),
-                starts_at=start,
-                ends_at=data["ends_at"],
-                now=now,
-            )
-            previews.append(PreviewRow(p, needs_approval(replicas=data.get("replicas"), cost_delta=p.cost_delta)))
+        admin = can(request.user, "administer")
+        try:
+            # Before pricing, which forecasts every 5 minutes of the window: a mistyped year would
+            # take seconds to hours, on every keystroke.
+            check_duration(kind=data["kind"], starts_at=start, ends_at=data["ends_at"], now=now, admin=admin)
+        except OverrideError as exc:
+            problems.append(str(exc))
+        else:
+            for service in data["services"]:
+                p = reads.override_preview(
+                    service,
+                    kind=data["kind"],
+                    replicas=data.get("replicas"),
+                    starts_at=start,
+                    ends_at=data["ends_at"],
+                    now=now,
+                )
+                previews.append(PreviewRow(p, needs_approval(replicas=data.get("replicas"), cost_delta=p.cost_delta)))
     context = {
         "previews": previews,
         "total": round(sum(x.p.cost_delta for x in previews), 2),

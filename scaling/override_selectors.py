@@ -18,6 +18,10 @@ LIVE_STATUSES = (Override.Status.PENDING_APPROVAL, Override.Status.APPROVED)
 GAME_LENGTH = timedelta(hours=2, minutes=30)
 PREVIEW_TARGET_UTILIZATION = 0.7
 FORECAST_STEP = timedelta(minutes=5)
+# A window is priced at this many points at most: every 5 minutes for up to three days (the longest
+# floor or ceiling a non-admin may ask for), evenly spread beyond, so an admin's months-long window
+# prices as fast as a three-day one instead of taking seconds per service on every preview keystroke.
+MAX_WINDOW_POINTS = 3 * 24 * 12
 RECENT = timedelta(minutes=15)
 # Games that tipped off this long before a point still draw traffic at it.
 GAME_LOOKBACK = timedelta(hours=4)
@@ -37,7 +41,7 @@ def _sized(service: Service, rps: float) -> int:
 
 
 def _window_points(start: datetime, end: datetime) -> list[datetime]:
-    steps = max(1, math.ceil((end - start) / FORECAST_STEP))
+    steps = min(max(1, math.ceil((end - start) / FORECAST_STEP)), MAX_WINDOW_POINTS)
     step = (end - start) / steps
     return [start + step * (i + 0.5) for i in range(steps)]
 
@@ -132,7 +136,7 @@ def override_preview(
     service: Service, *, kind: str, replicas: int | None, starts_at: datetime, ends_at: datetime, now: datetime
 ) -> Preview:
     """The policy's forecast replicas over the window against what the override would hold, and the cost
-    difference integrated over the window (5-minute steps)."""
+    difference integrated over the window (5-minute steps, coarser past three days)."""
     hours = max((ends_at - starts_at).total_seconds(), 0.0) / 3600.0
     if hours <= 0:
         return Preview(service, kind, replicas, starts_at, ends_at, 0, 0, 0.0, 0.0)

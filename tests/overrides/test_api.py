@@ -159,6 +159,15 @@ def test_the_preview_reports_forecast_and_cost(client: Client) -> None:
     ]
 
 
+def test_the_preview_refuses_a_window_longer_than_the_kind_allows(client: Client) -> None:
+    make_service()
+    _as(client, "operator", "operator")
+    body = _pin(kind="floor", replicas=10, ends_at="2027-01-15T14:30:00-05:00")
+    response = client.post("/api/overrides/preview", body, content_type="application/json")
+    assert response.status_code == 422 and response.json()["field"] == "ends_at"
+    assert "at most 72 h" in response.json()["detail"]
+
+
 def test_games_rules_and_schedule_import(client: Client) -> None:
     make_service()
     Game.objects.create(

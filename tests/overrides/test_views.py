@@ -157,6 +157,33 @@ def test_the_preview_shows_forecast_replicas_and_projected_cost(client: Client) 
     assert f"−${-saved.cost_delta:,.2f} saved" in body
 
 
+def test_the_preview_refuses_a_window_longer_than_the_kind_allows_before_pricing_it(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_service()
+
+    def unpriced(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a window too long to create was priced")
+
+    monkeypatch.setattr(reads, "override_preview", unpriced)
+    _login(client, "operator", "operator")
+    mistyped = _form(kind="floor", replicas="5", ends_at_local="2027-01-15T15:00")
+    body = client.post(reverse("dashboard:override-preview"), mistyped).content.decode()
+    assert "a floor may last at most 72 h" in body and "preview-table" not in body
+    _login(client, "boss", "admin")
+    body = client.post(reverse("dashboard:override-preview"), _form(ends_at_local="2027-01-16T15:00")).content.decode()
+    assert "more than 366 days away" in body and "preview-table" not in body
+
+
+def test_a_long_admin_window_is_priced_at_a_bounded_number_of_points() -> None:
+    service = make_service(price_per_replica_hour=1.0)  # no samples: the forecast holds min_replicas (1)
+    start, end = NOW, NOW + timedelta(days=300)
+    assert len(reads._window_points(start, end)) == reads.MAX_WINDOW_POINTS
+    assert len(reads._window_points(start, start + timedelta(hours=2))) == 24
+    preview = reads.override_preview(service, kind="floor", replicas=10, starts_at=start, ends_at=end, now=NOW)
+    assert preview.cost_delta == 9 * 300 * 24
+
+
 def test_the_forecast_for_a_window_rises_with_a_national_tv_game_in_it() -> None:
     service = make_service(service_time_ms=100.0, concurrency=1, max_replicas=500)
     MetricSample.objects.create(service=service, ts=NOW - timedelta(minutes=2), rps=35.0, provisioned=5)
