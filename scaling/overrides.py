@@ -24,8 +24,8 @@ START_GRACE = timedelta(minutes=5)
 KINDS_WITH_REPLICAS = {Override.Kind.PIN, Override.Kind.FLOOR, Override.Kind.CEILING}
 # The length of an override's reason, bypass_reason and cancel_reason columns.
 REASON_MAX_CHARS = 500
-# Even an admin's override ends within this of now: an end further out is a typo (2027 for 2026, 9999),
-# and pricing its window, five minutes at a time, would take a request hours.
+# Even an admin's override ends within this of now: an end further out is surely a typo (9999 for 2026),
+# and one near the last instant a datetime can hold overflows the arithmetic done on windows.
 HORIZON = timedelta(days=366)
 
 

@@ -94,11 +94,11 @@ def test_a_reason_longer_than_500_characters_gets_422_naming_it(client: Client) 
         [error] = response.json()["detail"]
         assert error["loc"][-1] in body and "500 characters" in error["msg"]
     [o] = client.post("/api/overrides", _pin(), content_type="application/json").json()
-    for action, body in [
+    for action, payload in [
         ("cancel", {"reason": "r" * 501}),
         ("extend", {"ends_at": "2026-01-15T20:30:00Z", "reason": "r" * 501}),
     ]:
-        response = client.post(f"/api/overrides/{o['id']}/{action}", body, content_type="application/json")
+        response = client.post(f"/api/overrides/{o['id']}/{action}", payload, content_type="application/json")
         assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == "reason"
     assert Override.objects.get().status == Override.Status.APPROVED
 
