@@ -45,51 +45,104 @@ def _tbd_team(name: str) -> bool:
 
 CSV_REQUIRED = ("game_id", "tip_utc", "away_team", "home_team")
 
+# The widths of the Game table's text columns (scaling.models.Game; a test holds the two equal). A longer value,
+# or a NUL character (PostgreSQL refuses it in text), is a bad record named here, not a database error later.
+MAX_CHARS = {
+    "game_id": 20,
+    "season_type": 40,
+    "away_team": 60,
+    "home_team": 60,
+    "venue": 120,
+    "national_tv": 120,
+    "label": 120,
+    "sub_label": 120,
+}
+
+
+def _fits_the_table(record: GameRecord, where: str, names: dict[str, str]) -> GameRecord:
+    """The record, once every text field is checked against its column; `names` maps a field to the file's name."""
+    for field, limit in MAX_CHARS.items():
+        value: str = getattr(record, field)
+        name = names.get(field, field)
+        if "\x00" in value:
+            raise ScheduleError(f"{where}: field {name!r} holds a NUL character")
+        if len(value) > limit:
+            raise ScheduleError(f"{where}: field {name!r} is {len(value)} characters long, at most {limit} fit")
+    return record
+
 
 def parse_utc(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         raise ValueError("timestamp has no time zone")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp is out of range") from None
+
+
+def _csv_rows(text: str, source: str) -> list[tuple[int, list[str]]]:
+    """Every non-blank row with its line number, each one physical line with the header's number of fields.
+
+    csv alone is lenient where a schedule must not be: a stray quote runs the lines after it into one field,
+    and a short or long row is padded or cut without a word. One game is one line, so a row that spans lines
+    or whose field count differs from the header's is refused, naming its line.
+    """
+    reader = csv.reader(io.StringIO(text), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    last = 0
+    try:
+        for row in reader:
+            line, last = last + 1, reader.line_num
+            if last != line:
+                raise ScheduleError(f"{source}: line {line}: the row runs on to line {last} (an unmatched quote?)")
+            if rows and row and len(row) != len(rows[0][1]):
+                raise ScheduleError(f"{source}: line {line}: expected {len(rows[0][1])} fields, found {len(row)}")
+            if row:
+                rows.append((line, row))
+    except csv.Error as exc:
+        raise ScheduleError(f"{source}: line {last + 1}: a quote does not open and close a field: {exc}") from None
+    return rows
 
 
 def parse_csv(text: str, *, source: str = "schedule.csv") -> list[GameRecord]:
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [name for name in CSV_REQUIRED if name not in (reader.fieldnames or [])]
+    rows = _csv_rows(text, source)
+    header = rows[0][1] if rows else []
+    missing = [name for name in CSV_REQUIRED if name not in header]
     if missing:
         raise ScheduleError(f"{source}: line 1: missing column(s) {', '.join(missing)}")
     records: list[GameRecord] = []
     seen: dict[str, int] = {}
-    for row in reader:
-        line = reader.line_num
+    for line, fields in rows[1:]:
+        row = dict(zip(header, fields, strict=True))
+        where = f"{source}: line {line}"
         for name in CSV_REQUIRED:
-            if not (row.get(name) or "").strip():
-                raise ScheduleError(f"{source}: line {line}: field {name!r} is empty")
+            if not row[name].strip():
+                raise ScheduleError(f"{where}: field {name!r} is empty")
         game_id = row["game_id"].strip()
         if game_id in seen:
-            raise ScheduleError(f"{source}: line {line}: game_id {game_id} repeats line {seen[game_id]}")
+            raise ScheduleError(f"{where}: game_id {game_id} repeats line {seen[game_id]}")
         seen[game_id] = line
         try:
             tip = parse_utc(row["tip_utc"])
         except ValueError as exc:
-            raise ScheduleError(f"{source}: line {line}: field 'tip_utc' {row['tip_utc']!r}: {exc}") from None
+            raise ScheduleError(f"{where}: field 'tip_utc' {row['tip_utc']!r}: {exc}") from None
         away, home = row["away_team"].strip(), row["home_team"].strip()
         tbd = (row.get("is_tbd") or "").strip().upper() in TRUE_VALUES or (_tbd_team(away) and _tbd_team(home))
-        records.append(
-            GameRecord(
-                game_id=game_id,
-                tip_utc=tip,
-                away_team=TBD_TEAM if _tbd_team(away) else away,
-                home_team=TBD_TEAM if _tbd_team(home) else home,
-                tbd=tbd,
-                season_type=(row.get("season_type") or "").strip(),
-                venue=(row.get("venue") or "").strip(),
-                national_tv=(row.get("national_tv") or "").strip(),
-                label=(row.get("label") or "").strip(),
-                sub_label=(row.get("sub_label") or "").strip(),
-                postponed=(row.get("postponed") or "").strip().upper() in POSTPONED_VALUES,
-            )
+        record = GameRecord(
+            game_id=game_id,
+            tip_utc=tip,
+            away_team=TBD_TEAM if _tbd_team(away) else away,
+            home_team=TBD_TEAM if _tbd_team(home) else home,
+            tbd=tbd,
+            season_type=(row.get("season_type") or "").strip(),
+            venue=(row.get("venue") or "").strip(),
+            national_tv=(row.get("national_tv") or "").strip(),
+            label=(row.get("label") or "").strip(),
+            sub_label=(row.get("sub_label") or "").strip(),
+            postponed=(row.get("postponed") or "").strip().upper() in POSTPONED_VALUES,
         )
+        records.append(_fits_the_table(record, where, {}))
     if not records:
         raise ScheduleError(f"{source}: no games found")
     return records
@@ -108,8 +161,10 @@ POSTPONED_VALUES = {"P", "PPD", "POSTPONED", "Y", "YES", "TRUE"}
 
 
 def _team(entry: Any, where: str, field: str) -> str:
-    if not isinstance(entry, dict):
+    if entry is None:
         raise ScheduleError(f"{where}: field {field!r} is missing")
+    if not isinstance(entry, dict):
+        raise ScheduleError(f"{where}: field {field!r} is not an object")
     tricode = str(entry.get("teamTricode") or "").strip()
     if not tricode:
         raise ScheduleError(f"{where}: field '{field}.teamTricode' is empty")
@@ -128,13 +183,26 @@ def _national_tv(game: dict[str, Any], where: str) -> str:
     return " | ".join(n for n in names if n)
 
 
+# The feed's name for each GameRecord field it fills, for the messages.
+FEED_NAMES = {
+    "game_id": "gameId",
+    "away_team": "awayTeam",
+    "home_team": "homeTeam",
+    "venue": "arenaName",
+    "national_tv": "broadcasters.nationalBroadcasters",
+    "label": "gameLabel",
+    "sub_label": "gameSubLabel",
+}
+
+
 def parse_league_json(text: str, *, source: str = "schedule.json") -> list[GameRecord]:
     """The league's official schedule feed: leagueSchedule.gameDates[].games[]."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ScheduleError(f"{source}: line {exc.lineno}: not valid JSON: {exc.msg}") from None
-    dates = (data.get("leagueSchedule") or {}).get("gameDates") if isinstance(data, dict) else None
+    league = data.get("leagueSchedule") if isinstance(data, dict) else None
+    dates = league.get("gameDates") if isinstance(league, dict) else None
     if not isinstance(dates, list):
         raise ScheduleError(f"{source}: no leagueSchedule.gameDates list")
     records: list[GameRecord] = []
@@ -163,21 +231,20 @@ def parse_league_json(text: str, *, source: str = "schedule.json") -> list[GameR
                 isinstance(game.get(side), dict) and not str(game[side].get("teamTricode") or "").strip()
                 for side in ("awayTeam", "homeTeam")
             )
-            records.append(
-                GameRecord(
-                    game_id=game_id,
-                    tip_utc=tip,
-                    away_team=TBD_TEAM if tbd else _team(game.get("awayTeam"), where, "awayTeam"),
-                    home_team=TBD_TEAM if tbd else _team(game.get("homeTeam"), where, "homeTeam"),
-                    tbd=tbd,
-                    season_type=SEASON_TYPES.get(game_id[2:3], ""),
-                    venue=str(game.get("arenaName") or "").strip(),
-                    national_tv=_national_tv(game, where),
-                    label=str(game.get("gameLabel") or "").strip(),
-                    sub_label=str(game.get("gameSubLabel") or "").strip(),
-                    postponed=str(game.get("postponedStatus") or "").strip().upper() in POSTPONED_VALUES,
-                )
+            record = GameRecord(
+                game_id=game_id,
+                tip_utc=tip,
+                away_team=TBD_TEAM if tbd else _team(game.get("awayTeam"), where, "awayTeam"),
+                home_team=TBD_TEAM if tbd else _team(game.get("homeTeam"), where, "homeTeam"),
+                tbd=tbd,
+                season_type=SEASON_TYPES.get(game_id[2:3], ""),
+                venue=str(game.get("arenaName") or "").strip(),
+                national_tv=_national_tv(game, where),
+                label=str(game.get("gameLabel") or "").strip(),
+                sub_label=str(game.get("gameSubLabel") or "").strip(),
+                postponed=str(game.get("postponedStatus") or "").strip().upper() in POSTPONED_VALUES,
             )
+            records.append(_fits_the_table(record, where, FEED_NAMES))
     if not records:
         raise ScheduleError(f"{source}: no games found")
     return records

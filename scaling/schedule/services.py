@@ -108,6 +108,7 @@ def games_upsert(
     """
     now = now or timezone.now()
     records = list(records)
+    source = source[: Game._meta.get_field("source").max_length]  # a label: a long URL is kept as far as it fits
     created = updated = unchanged = moved = cancelled = 0
     touched: list[Game] = []
     with transaction.atomic():

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, Game, Override
 from scaling.overrides import override_create
-from scaling.schedule.parse import ScheduleError, detect_format, parse_schedule
+from scaling.schedule.parse import MAX_CHARS, ScheduleError, detect_format, parse_schedule
 from scaling.schedule.services import schedule_import
 from tests.factories import make_service, make_user
 
@@ -56,6 +56,68 @@ def test_the_command_reports_the_bad_row_and_imports_nothing(tmp_path: Path) -> 
 def test_the_command_imports_the_real_csv() -> None:
     call_command("import_schedule", str(REAL_CSV))
     assert Game.objects.count() == 1278
+
+
+def test_a_stray_quote_imports_nothing_and_names_its_line(tmp_path: Path) -> None:
+    # The quote before a team name used to run the next lines into one field: one game garbled, two lost.
+    lines = REAL_CSV.read_text().splitlines(keepends=True)
+    lines[5] = lines[5].replace(",SEM (Phoenix)", ',"SEM (Phoenix)', 1)
+    bad = tmp_path / "schedule.csv"
+    bad.write_text("".join(lines))
+    with pytest.raises(CommandError, match=r"nothing imported: schedule.csv: line 6: a quote does not open and close"):
+        call_command("import_schedule", str(bad))
+    assert Game.objects.count() == 0
+
+
+HEADER = "game_id,tip_utc,away_team,home_team\n"
+GAME = "0022500001,2025-11-02T23:00:00Z,BOS,NYK\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("0022500002,2025-11-02T23:00:00Z,BOS,LAL,extra\n", r"line 3: expected 4 fields, found 5"),
+        ("0022500002,2025-11-02T23:00:00Z,BOS\n", r"line 3: expected 4 fields, found 3"),
+        ('0022500002,2025-11-02T23:00:00Z,"BOS\nLAL",NYK\n', r"line 3: the row runs on to line 4"),
+        ('0022500002,2025-11-02T23:00:00Z,"BOS,NYK\n', r"line 3: a quote does not open and close a field"),
+        (
+            "00225000020000000000X,2025-11-02T23:00:00Z,BOS,LAL\n",
+            r"line 3: field 'game_id' is 21 characters long, at most 20 fit",
+        ),
+        ("0022500002,2025-11-02T23:00:00Z,B\x00S,LAL\n", r"line 3: field 'away_team' holds a NUL character"),
+    ],
+)
+def test_a_row_that_breaks_the_table_imports_nothing_and_names_its_line(rows: str, message: str) -> None:
+    with pytest.raises(ScheduleError, match=rf"^s.csv: {message}"):
+        schedule_import(text=HEADER + GAME + rows, source="s.csv", actor=SYSTEM)
+    assert Game.objects.count() == 0
+
+
+def test_a_value_wider_than_its_column_is_named_not_left_to_the_database() -> None:
+    venue = "game_id,tip_utc,away_team,home_team,venue\n0022500001,2025-11-02T23:00:00Z,BOS,NYK," + "A" * 121
+    with pytest.raises(ScheduleError, match=r"line 2: field 'venue' is 121 characters long, at most 120 fit"):
+        schedule_import(text=venue, source="s.csv", actor=SYSTEM)
+    long_id = FEED.read_text().replace('"0022500450"', '"0022500450' + "9" * 11 + '"')
+    with pytest.raises(ScheduleError, match=r"gameDates\[1\]\.games\[0\]: field 'gameId' is 21 characters long"):
+        schedule_import(text=long_id, source="feed.json", actor=SYSTEM)
+    assert Game.objects.count() == 0
+
+
+def test_the_parser_knows_the_game_table_column_widths() -> None:
+    assert {name: Game._meta.get_field(name).max_length for name in MAX_CHARS} == MAX_CHARS
+    text_columns = {f.name for f in Game._meta.get_fields() if f.get_internal_type() == "CharField"}
+    assert text_columns - set(MAX_CHARS) == {"source"}  # the source is the file's name, cut to fit (below)
+
+
+def test_a_long_source_name_is_cut_to_its_column() -> None:
+    schedule_import(text=HEADER + GAME, source="https://example.com/" + "s" * 300, actor=SYSTEM)
+    assert len(Game.objects.get().source) == 200
+
+
+@pytest.mark.parametrize("league", ['["x"]', '"2025-26"', '{"gameDates": "none"}'])
+def test_a_feed_without_a_list_of_dates_is_refused_by_name(league: str) -> None:
+    with pytest.raises(ScheduleError, match=r"^feed.json: no leagueSchedule.gameDates list$"):
+        parse_schedule(f'{{"leagueSchedule": {league}}}', source="feed.json")
 
 
 def test_the_league_feed_json_is_detected_and_parsed() -> None:
