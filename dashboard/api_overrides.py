@@ -194,6 +194,7 @@ class ImportOut(Schema):
     overrides_moved: int
     overrides_cancelled: int
     overrides_scheduled: int
+    demo_games_removed: int
 
 
 def _aware(value: datetime | None, field: str) -> None:

@@ -1,9 +1,14 @@
 """The demo fleet: simulated services, demo users and last season's schedule
-replayed shifted by whole weeks so game nights fall around today."""
+replayed shifted by whole weeks so game nights fall around today.
+
+The shifted calendar stands in until an operator imports a schedule, which
+replaces it (scaling.schedule.services.games_upsert); from then on a re-seed
+leaves the calendar alone."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,9 +19,9 @@ from scaling import selectors
 from scaling.audit import Actor
 from scaling.backends.simulated import games_around, serving_model, traffic_params
 from scaling.models import Game, GameDayRule, MetricSample, Service, SimulatedFleet
-from scaling.schedule.parse import GameRecord, parse_csv
+from scaling.schedule.parse import GameRecord, ScheduleError, parse_csv
 from scaling.schedule.rules import RuleSpec, rule_create
-from scaling.schedule.services import ImportSummary, games_upsert
+from scaling.schedule.services import DEMO_SOURCE_PREFIX, ImportSummary, games_upsert
 from scaling.sim.live import demand_at
 from scaling.sim.serving import oracle_replicas
 
@@ -68,7 +73,7 @@ def shift_weeks_for(records: list[GameRecord], now: datetime) -> int:
 
 def current_shift_weeks() -> int | None:
     """The shift the demo calendar already uses, so a re-seed never moves it."""
-    game = Game.objects.filter(source__startswith="demo:").first()
+    game = Game.objects.filter(source__startswith=DEMO_SOURCE_PREFIX).first()
     return None if game is None else game.shifted_weeks
 
 
@@ -162,20 +167,42 @@ def ensure_national_tv_rule(services: list[Service], now: datetime) -> None:
     )
 
 
-def seed_demo(*, schedule_path: Path, now: datetime | None = None) -> ImportSummary:
+@dataclass(frozen=True)
+class DemoSeed:
+    games: ImportSummary | None  # None when the calendar holds an imported schedule, left alone
+    imported_games: int
+
+
+def seed_demo(*, schedule_path: Path, now: datetime | None = None) -> DemoSeed:
+    """Seed what is missing of the demo; its calendar only while no schedule has been imported.
+
+    Raises ScheduleError naming the schedule file when it cannot be read or parsed.
+    """
     now = now or datetime.now(UTC)
-    records = parse_csv(schedule_path.read_text(encoding="utf-8"), source=schedule_path.name)
+    imported = Game.objects.exclude(source__startswith=DEMO_SOURCE_PREFIX).count()
+    records = [] if imported else _demo_schedule(schedule_path)
     existing = current_shift_weeks()
-    weeks = shift_weeks_for(records, now) if existing is None else existing
     with transaction.atomic():
         ensure_users()
-        summary = games_upsert(
-            records=records,
-            actor=Actor.system("seed_demo"),
-            source=f"demo:{schedule_path.name}",
-            shift_weeks=weeks,
-            now=now,  # every event of the seed at one instant: the audit log's times follow its order
-        )
+        summary = None
+        if not imported:
+            summary = games_upsert(
+                records=records,
+                actor=Actor.system("seed_demo"),
+                source=f"{DEMO_SOURCE_PREFIX}{schedule_path.name}",
+                shift_weeks=shift_weeks_for(records, now) if existing is None else existing,
+                now=now,  # every event of the seed at one instant: the audit log's times follow its order
+            )
         services = ensure_services(now)  # after the games: the fleets start warm for tonight's demand
         ensure_national_tv_rule(services, now)
-        return summary
+        return DemoSeed(games=summary, imported_games=imported)
+
+
+def _demo_schedule(path: Path) -> list[GameRecord]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ScheduleError(f"{path}: cannot read the demo schedule: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ScheduleError(f"{path}: not UTF-8 text") from None
+    return parse_csv(text, source=str(path))

@@ -25,6 +25,7 @@ class ImportSummary:
     overrides_moved: int = 0
     overrides_cancelled: int = 0
     overrides_scheduled: int = 0
+    demo_games_removed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -34,7 +35,13 @@ class ImportSummary:
             "overrides_moved": self.overrides_moved,
             "overrides_cancelled": self.overrides_cancelled,
             "overrides_scheduled": self.overrides_scheduled,
+            "demo_games_removed": self.demo_games_removed,
         }
+
+
+# The demo's games (scaling/demo.py) carry this source: last season shifted by whole weeks, standing in for a
+# calendar until an operator imports one.
+DEMO_SOURCE_PREFIX = "demo:"
 
 
 _FIELDS = (
@@ -91,6 +98,23 @@ def _cancel_overrides(game: Game, *, actor: Actor, now: datetime) -> int:
     return len(rows)
 
 
+def _demo_games_remove(*, actor: Actor, source: str, now: datetime) -> tuple[int, int]:
+    """Remove the demo's games, cancelling what is still scheduled around them: (games, overrides cancelled)."""
+    games = Game.objects.filter(source__startswith=DEMO_SOURCE_PREFIX)
+    live = (
+        Override.objects.select_for_update(of=("self",))
+        .select_related("service", "game", "rule")
+        .filter(game__in=games, status__in=reads.LIVE_STATUSES, ends_at__gt=now)
+    )
+    cancelled = 0
+    for o in live:
+        assert o.game is not None  # noqa: S101 - filtered on its game
+        _cancel_locked(o, actor=actor, reason=f"demo game {o.game.game_id} replaced by the import of {source}", now=now)
+        cancelled += 1
+    _, deleted = games.delete()  # their past overrides stay, without a game
+    return deleted.get(Game._meta.label, 0), cancelled
+
+
 def games_upsert(
     *,
     records: Iterable[GameRecord],
@@ -102,16 +126,21 @@ def games_upsert(
 ) -> ImportSummary:
     """Create or update games by game id in one transaction, audited as one import.
 
-    1. Upsert every game; unchanged games are not written.
-    2. A moved tip-off moves its linked overrides; a postponed game, or one now to be decided, cancels them.
-    3. Enabled game-day rules schedule overrides for the new and changed games.
+    1. A schedule other than the demo's replaces the demo's calendar, which only stands in until one is
+       imported: its games share their ids with the real season's, and would stand beside a later season's on
+       the same nights. (seed_demo leaves an imported calendar alone.)
+    2. Upsert every game; unchanged games are not written.
+    3. A moved tip-off moves its linked overrides; a postponed game, or one now to be decided, cancels them.
+    4. Enabled game-day rules schedule overrides for the new and changed games.
     """
     now = now or timezone.now()
     records = list(records)
     source = source[: Game._meta.get_field("source").max_length]  # a label: a long URL is kept as far as it fits
-    created = updated = unchanged = moved = cancelled = 0
+    created = updated = unchanged = moved = cancelled = removed = 0
     touched: list[Game] = []
     with transaction.atomic():
+        if not source.startswith(DEMO_SOURCE_PREFIX):
+            removed, cancelled = _demo_games_remove(actor=actor, source=source, now=now)
         existing = {g.game_id: g for g in Game.objects.filter(game_id__in=[r.game_id for r in records])}
         for record in records:
             values = {
@@ -151,8 +180,8 @@ def games_upsert(
                     moved += _move_overrides(game, game.tip_utc - old_tip, actor=actor, now=now)
                 cancelled += _cancel_unmatched(game, actor=actor, now=now)
         scheduled = rules_apply(actor=actor, now=now, games=touched) if touched else 0
-        summary = ImportSummary(created, updated, unchanged, moved, cancelled, scheduled)
-        if created or updated or audit_unchanged:
+        summary = ImportSummary(created, updated, unchanged, moved, cancelled, scheduled, removed)
+        if created or updated or removed or audit_unchanged:
             audit_record(
                 actor=actor,
                 event_type=EventType.SCHEDULE_IMPORTED,

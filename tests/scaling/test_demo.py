@@ -7,11 +7,17 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.db.models import QuerySet
+from django.test import override_settings
 
+from scaling.audit import Actor
 from scaling.backends.simulated import games_around, traffic_params
 from scaling.demo import DEMO_SERVICES, NATIONAL_TV_RULE, seed_demo, shift_weeks_for
 from scaling.models import AuditEvent, Game, GameDayRule, MetricSample, Override, Service, SimulatedFleet
+from scaling.override_selectors import LIVE_STATUSES
 from scaling.schedule.parse import parse_csv
+from scaling.schedule.services import schedule_import
 from scaling.selectors import traffic_forecaster
 from scaling.sim.live import demand_at
 
@@ -33,7 +39,7 @@ def test_it_shifts_by_whole_weeks_to_a_game_night(records: list) -> None:
 
 @pytest.mark.django_db
 def test_seeding_twice_changes_nothing_the_second_time() -> None:
-    first = seed_demo(schedule_path=SCHEDULE, now=NOW)
+    first = seed_demo(schedule_path=SCHEDULE, now=NOW).games
     counts = (
         Service.objects.count(),
         Game.objects.count(),
@@ -41,7 +47,8 @@ def test_seeding_twice_changes_nothing_the_second_time() -> None:
         AuditEvent.objects.count(),
         MetricSample.objects.count(),
     )
-    second = seed_demo(schedule_path=SCHEDULE, now=NOW)
+    second = seed_demo(schedule_path=SCHEDULE, now=NOW).games
+    assert first is not None and second is not None
     assert first.created == 1278 and second.created == second.updated == 0
     assert counts == (
         len(DEMO_SERVICES),
@@ -88,3 +95,45 @@ def test_each_demo_service_brings_a_week_of_its_rates_and_starts_learned() -> No
         assert samples.filter(rps__gt=0).count() == samples.count()
         forecaster = traffic_forecaster(fleet.service, NOW)
         assert forecaster is not None and forecaster.learned and forecaster.history_games > 0
+
+
+def _live_rule_overrides() -> QuerySet[Override]:
+    return Override.objects.filter(rule__name=NATIONAL_TV_RULE, status__in=LIVE_STATUSES, ends_at__gt=NOW)
+
+
+@pytest.mark.django_db
+def test_an_import_replaces_the_demo_calendar_and_a_reseed_leaves_it_alone() -> None:
+    seed_demo(schedule_path=SCHEDULE, now=NOW)
+    planned = _live_rule_overrides().count()
+    assert planned > 0
+    # What the README suggests: the real schedule imported over the demo's shifted copy of it.
+    summary = schedule_import(text=SCHEDULE.read_text(), source=SCHEDULE.name, actor=Actor.system("test"), now=NOW)
+    assert (summary.demo_games_removed, summary.created, summary.updated) == (1278, 1278, 0)
+    assert summary.overrides_cancelled == planned and not _live_rule_overrides().exists()
+    assert set(Game.objects.values_list("source", "shifted_weeks")) == {(SCHEDULE.name, 0)}
+    calendar = set(Game.objects.values_list("game_id", "tip_utc"))
+    overrides = set(Override.objects.values_list("pk", "status", "starts_at"))
+    again = seed_demo(schedule_path=SCHEDULE, now=NOW)
+    assert again.games is None and again.imported_games == 1278
+    assert set(Game.objects.values_list("game_id", "tip_utc")) == calendar
+    assert set(Override.objects.values_list("pk", "status", "starts_at")) == overrides
+
+
+@pytest.mark.django_db
+def test_seeding_after_an_import_leaves_the_operators_calendar_alone() -> None:
+    schedule_import(text=SCHEDULE.read_text(), source=SCHEDULE.name, actor=Actor.system("test"), now=NOW)
+    seeded = seed_demo(schedule_path=SCHEDULE, now=NOW)
+    assert seeded.games is None and seeded.imported_games == 1278
+    assert set(Game.objects.values_list("source", "shifted_weeks")) == {(SCHEDULE.name, 0)}
+    assert Service.objects.count() == len(DEMO_SERVICES)  # the rest of the demo is still seeded
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("content", [None, b"\xff\xfegame_id", b"game_id,tip_utc\n"])
+def test_a_demo_schedule_that_cannot_be_used_is_named_and_seeds_nothing(tmp_path: Path, content: bytes | None) -> None:
+    path = tmp_path / "demo.csv"
+    if content is not None:
+        path.write_bytes(content)
+    with override_settings(DEMO_SCHEDULE_PATH=path), pytest.raises(CommandError, match=rf"nothing seeded: {path}"):
+        call_command("seed_demo")
+    assert not Service.objects.exists() and not Game.objects.exists()
