@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
@@ -42,6 +43,8 @@ class ImportSummary:
 # The demo's games (scaling/demo.py) carry this source: last season shifted by whole weeks, standing in for a
 # calendar until an operator imports one.
 DEMO_SOURCE_PREFIX = "demo:"
+# Tip-offs are set in US/Eastern: a shifted game keeps its tip-off time there, across a daylight-saving change.
+LEAGUE_TIME_ZONE = ZoneInfo("America/New_York")
 
 
 _FIELDS = (
@@ -98,6 +101,10 @@ def _cancel_overrides(game: Game, *, actor: Actor, now: datetime) -> int:
     return len(rows)
 
 
+def _shifted(tip: datetime, weeks: int) -> datetime:
+    return (tip.astimezone(LEAGUE_TIME_ZONE) + timedelta(weeks=weeks)).astimezone(UTC)
+
+
 def _demo_games_remove(*, actor: Actor, source: str, now: datetime) -> tuple[int, int]:
     """Remove the demo's games, cancelling what is still scheduled around them: (games, overrides cancelled)."""
     games = Game.objects.filter(source__startswith=DEMO_SOURCE_PREFIX)
@@ -145,7 +152,7 @@ def games_upsert(
         for record in records:
             values = {
                 "season_type": record.season_type,
-                "tip_utc": record.tip_utc + timedelta(weeks=shift_weeks),
+                "tip_utc": _shifted(record.tip_utc, shift_weeks),
                 "away_team": record.away_team,
                 "home_team": record.home_team,
                 "venue": record.venue,

@@ -17,7 +17,8 @@ from scaling.demo import DEMO_SERVICES, NATIONAL_TV_RULE, seed_demo, shift_weeks
 from scaling.models import AuditEvent, Game, GameDayRule, MetricSample, Override, Service, SimulatedFleet
 from scaling.override_selectors import LIVE_STATUSES
 from scaling.schedule.parse import parse_csv
-from scaling.schedule.services import schedule_import
+from scaling.schedule.services import LEAGUE_TIME_ZONE as EASTERN
+from scaling.schedule.services import games_upsert, schedule_import
 from scaling.selectors import traffic_forecaster
 from scaling.sim.live import demand_at
 
@@ -126,6 +127,19 @@ def test_seeding_after_an_import_leaves_the_operators_calendar_alone() -> None:
     assert seeded.games is None and seeded.imported_games == 1278
     assert set(Game.objects.values_list("source", "shifted_weeks")) == {(SCHEDULE.name, 0)}
     assert Service.objects.count() == len(DEMO_SERVICES)  # the rest of the demo is still seeded
+
+
+@pytest.mark.django_db
+def test_a_shifted_game_keeps_its_eastern_tip_off_time_across_a_daylight_saving_change(records: list) -> None:
+    # 52 weeks on, the 55 games of 8-13 March 2026 (daylight time) fall before 2027's change (standard time).
+    games_upsert(records=records, actor=Actor.system("test"), source="demo:schedule.csv", shift_weeks=52, now=NOW)
+    shifted = dict(Game.objects.values_list("game_id", "tip_utc"))
+    crossing = 0
+    for record in records:
+        before, after = record.tip_utc.astimezone(EASTERN), shifted[record.game_id].astimezone(EASTERN)
+        assert after.replace(tzinfo=None) - before.replace(tzinfo=None) == timedelta(weeks=52), record.game_id
+        crossing += after.utcoffset() != before.utcoffset()
+    assert crossing == 55
 
 
 @pytest.mark.django_db
