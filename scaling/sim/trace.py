@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,19 +91,33 @@ def _parse_rps(text: str, where: str) -> float:
     return value
 
 
+def _rows(text: str, source: str) -> Iterator[tuple[int, list[str]]]:
+    """Each row with its line number, one physical line each: a stray quote would otherwise run the lines after
+    it into one field, read as one row (or fail deep in csv with its field size limit)."""
+    reader = csv.reader(io.StringIO(text), strict=True)
+    last = 0
+    try:
+        for row in reader:
+            line, last = last + 1, reader.line_num
+            if last != line:
+                raise TraceError(f"{source}: line {line}: the row runs on to line {last} (an unmatched quote?)")
+            yield line, row
+    except csv.Error as exc:
+        raise TraceError(f"{source}: line {last + 1}: a quote does not open and close a field: {exc}") from None
+
+
 def parse_trace(text: str, *, source: str = "trace.csv") -> Trace:
     """Validate and parse a whole trace; raise TraceError naming the file and line."""
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    rows = _rows(text, source)
+    header = next(rows, None)
     if header is None:
         raise TraceError(f"{source}: line 1: the file is empty (expected the header 'ts,rps')")
-    if tuple(h.strip() for h in header) != HEADER:
-        raise TraceError(f"{source}: line 1: header is {','.join(header)!r}, expected 'ts,rps'")
+    if tuple(h.strip() for h in header[1]) != HEADER:
+        raise TraceError(f"{source}: line 1: header is {','.join(header[1])!r}, expected 'ts,rps'")
     times: list[int] = []
     rates: list[float] = []
     step: int | None = None
-    for row in reader:
-        line = reader.line_num
+    for line, row in rows:
         where = f"{source}: line {line}"
         if not row or (len(row) == 1 and not row[0].strip()):
             raise TraceError(f"{where}: empty row")
@@ -142,7 +157,7 @@ def parse_trace(text: str, *, source: str = "trace.csv") -> Trace:
 def read_trace(path: Path | str) -> Trace:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark, as spreadsheets write, is not the header
     except OSError as exc:
         raise TraceError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:

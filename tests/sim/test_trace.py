@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from scaling.sim.trace import TraceError, parse_trace, read_trace, trace_csv
+from scaling.sim.trace import TraceError, format_ts, parse_trace, read_trace, trace_csv
 
 GOOD = "ts,rps\n2026-01-15T23:30:00Z,10\n2026-01-15T23:30:10Z,12.5\n2026-01-15T23:30:20Z,0\n"
 
@@ -44,6 +44,8 @@ def test_it_round_trips_through_csv() -> None:
         ("ts,rps\n2026-01-15T23:30:10Z,1\n2026-01-15T23:30:00Z,1\n", 3, "not after"),
         ("ts,rps\n2026-01-15T23:30:00Z,1\n2026-01-15T23:32:00Z,1\n", 3, "outside 1..60"),
         ("ts,rps\n2026-01-15T23:30:00Z,1,2\n", 2, "expected 2 fields"),
+        ('ts,rps\n2026-01-15T23:30:00Z,"1\n2026-01-15T23:30:10Z,1"\n', 2, "runs on to line 3"),
+        ('ts,rps\n2026-01-15T23:30:00Z,"1\n2026-01-15T23:30:10Z,1\n', 2, "a quote does not open and close"),
     ],
 )
 def test_it_rejects_a_bad_trace_naming_file_and_line(text: str, line: int, fragment: str) -> None:
@@ -52,6 +54,20 @@ def test_it_rejects_a_bad_trace_naming_file_and_line(text: str, line: int, fragm
     message = str(excinfo.value)
     assert message.startswith(f"night.csv: line {line}:"), message
     assert fragment in message
+
+
+def test_a_stray_quote_in_a_long_trace_is_named_by_its_line() -> None:
+    # The quote used to run the rest of the file into one field, past csv's field size limit.
+    rows = [f"{format_ts(1_768_519_800 + 10 * i)},{i}" for i in range(20_000)]
+    rows[2] = rows[2].replace(",", ',"')
+    with pytest.raises(TraceError, match=r"^night.csv: line 4: a quote does not open and close a field"):
+        parse_trace("ts,rps\n" + "\n".join(rows) + "\n", source="night.csv")
+
+
+def test_a_byte_order_mark_is_not_taken_for_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_text(GOOD, encoding="utf-8-sig")
+    assert read_trace(path).steps == parse_trace(GOOD).steps
 
 
 def test_it_needs_two_rows_to_know_the_step() -> None:
