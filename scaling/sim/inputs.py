@@ -85,14 +85,22 @@ def service_to_dict(spec: ServiceSpec) -> dict[str, Any]:
     return {key: getattr(spec, key) for key in SERVICE_KEYS}
 
 
+def read_text(path: Path) -> str:
+    """A UTF-8 text file, without the byte-order mark a spreadsheet may put first."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+
+
 def read_service(path: Path | str | None) -> ServiceSpec:
     if path is None:
         return service_from_dict({}, source="defaults")
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: line {exc.lineno}: not valid JSON: {exc.msg}") from None
     return service_from_dict(data, source=str(path))
@@ -102,11 +110,7 @@ def read_schedule(path: Path | str) -> tuple[GameSpec, ...]:
     """The whole league schedule as GameSpecs, sorted by tip-off (games are announced in advance)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        records = parse_csv(text, source=str(path))
+        records = parse_csv(read_text(path), source=str(path))
     except ScheduleError as exc:
         raise InputError(str(exc)) from None
     games = [

@@ -76,12 +76,14 @@ def policy_params_from(value: str) -> dict[str, Any]:
         path = Path(value)
         source = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")
         except OSError as exc:
             raise PolicyError(
                 f"{value}: not a built-in policy ({', '.join(BUILTIN)}) and not a readable JSON file: "
                 f"{exc.strerror or exc}"
             ) from None
+        except UnicodeDecodeError:
+            raise PolicyError(f"{path}: not UTF-8 text") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

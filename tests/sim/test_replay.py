@@ -4,6 +4,7 @@ the future), determinism, and an independent re-computation of the scores."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from scaling.policy.types import GameSpec, ServiceSpec
 from scaling.sim.inputs import service_from_dict
@@ -282,3 +283,27 @@ def test_a_bad_trace_exits_non_zero_naming_file_and_line(tmp_path: Path) -> None
     assert result.returncode != 0
     assert f"{bad}: line 3: rps 'x' is not a number" in result.stderr
     assert not out.exists()
+
+
+def _write(path: Path, trace: Trace) -> str:
+    path.write_text(trace_csv(trace))
+    return str(path)
+
+
+@pytest.mark.parametrize("name", ["service", "policy", "schedule"])
+def test_an_input_that_is_not_utf8_is_named(tmp_path: Path, name: str) -> None:
+    trace = _write(tmp_path / "trace.csv", _trace([50.0] * 6))
+    bad = tmp_path / f"{name}.bin"
+    bad.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(CommandError, match=rf"{name}\.bin: not UTF-8 text"):
+        call_command("replay", trace=trace, **{name: str(bad)})
+
+
+def test_a_schedule_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    trace, _, schedule = _write_inputs(tmp_path)
+    schedule.write_text(schedule.read_text(), encoding="utf-8-sig")
+    summary = tmp_path / "s.json"
+    call_command(
+        "replay", trace=str(trace), schedule=str(schedule), policy="hpa", summary=str(summary), stdout=io.StringIO()
+    )
+    assert json.loads(summary.read_text())["tipoff_attainment"] is not None
