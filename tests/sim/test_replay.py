@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import stat
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -290,6 +291,48 @@ def _write(path: Path, trace: Trace) -> str:
     return str(path)
 
 
+@pytest.mark.parametrize("history_start", [START, START - timedelta(seconds=10), START + timedelta(days=1)])
+def test_a_history_that_does_not_end_before_the_run_is_refused(tmp_path: Path, history_start: datetime) -> None:
+    # The policy would learn from what the run is about to show it, breaking the contract's causality.
+    trace = _write(tmp_path / "trace.csv", _trace([50.0] * 60))
+    history = _write(tmp_path / "history.csv", Trace(history_start, 10, np.full(60, 50.0)))
+    with pytest.raises(CommandError, match=r"history\.csv: the history ends at .*; it must end by the start"):
+        call_command("replay", trace=trace, history=history)
+
+
+def test_a_history_that_ends_as_the_run_starts_is_used(tmp_path: Path) -> None:
+    trace = _write(tmp_path / "trace.csv", _trace([50.0] * 60))
+    history = _write(tmp_path / "history.csv", Trace(START - timedelta(minutes=10), 10, np.full(60, 50.0)))
+    call_command("replay", trace=trace, history=history, policy="hpa", stdout=io.StringIO())
+
+
+@pytest.mark.parametrize(
+    ("trace_step", "history_step", "shorter"), [(60, 10, "60 s step of .*trace"), (10, 60, "60 s step of .*history")]
+)
+def test_a_metrics_window_shorter_than_a_step_is_refused(
+    tmp_path: Path, trace_step: int, history_step: int, shorter: str
+) -> None:
+    trace = _write(tmp_path / "trace.csv", _trace([50.0] * 60, step_s=trace_step))
+    history = _write(tmp_path / "history.csv", Trace(START - timedelta(hours=1), history_step, np.full(2, 50.0)))
+    service = tmp_path / "svc.json"
+    service.write_text('{"metrics_window_s": 30}')
+    with pytest.raises(CommandError, match=rf"svc\.json: key 'metrics_window_s': 30 s is shorter than the {shorter}"):
+        call_command("replay", trace=trace, history=history, service=str(service))
+
+
+def test_a_negative_seed_is_refused() -> None:
+    with pytest.raises(CommandError, match=r"seed -1: must be 0 or more"):
+        call_command("replay", trace="unread.csv", seed=-1)
+
+
+def test_a_peak_no_fleet_could_serve_is_refused_by_its_line(tmp_path: Path) -> None:
+    trace = _write(tmp_path / "trace.csv", _trace([50.0, 1e7, 50.0]))
+    service = tmp_path / "svc.json"
+    service.write_text('{"concurrency": 1}')
+    with pytest.raises(CommandError, match=r"trace\.csv: line 3: no replica count up to 100000 meets the SLO"):
+        call_command("replay", trace=trace, service=str(service))
+
+
 @pytest.mark.parametrize("name", ["service", "policy", "schedule"])
 def test_an_input_that_is_not_utf8_is_named(tmp_path: Path, name: str) -> None:
     trace = _write(tmp_path / "trace.csv", _trace([50.0] * 6))
@@ -307,3 +350,26 @@ def test_a_schedule_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
         "replay", trace=str(trace), schedule=str(schedule), policy="hpa", summary=str(summary), stdout=io.StringIO()
     )
     assert json.loads(summary.read_text())["tipoff_attainment"] is not None
+
+
+def test_an_output_that_cannot_be_written_fails_before_any_is_written(tmp_path: Path) -> None:
+    trace = _write(tmp_path / "trace.csv", _trace([50.0] * 6))
+    out, summary = tmp_path / "steps.csv", tmp_path / "taken"
+    summary.mkdir()
+    with pytest.raises(CommandError, match=r"--summary .*taken: is a directory"):
+        call_command("replay", trace=trace, out=str(out), summary=str(summary))
+    assert not out.exists()
+
+
+def test_the_outputs_are_written_as_the_umask_allows(tmp_path: Path) -> None:
+    trace = _write(tmp_path / "trace.csv", _trace([50.0] * 6))
+    out = tmp_path / "steps.csv"
+    previous = os.umask(0o027)
+    try:
+        call_command("replay", trace=trace, out=str(out), policy="hpa", stdout=io.StringIO())
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    out.chmod(0o604)
+    call_command("replay", trace=trace, out=str(out), policy="hpa", stdout=io.StringIO())
+    assert stat.S_IMODE(out.stat().st_mode) == 0o604  # a file written over keeps its mode

@@ -6,12 +6,11 @@ and the same engine as the live controller, and writes files.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from scaling.sim.cli import load_inputs, run_replay, write_outputs
+from scaling.sim.cli import check_output, load_inputs, run_replay, write_outputs
 from scaling.sim.policies import BUILTIN
 from scaling.sim.score import scores_table
 
@@ -35,11 +34,10 @@ class Command(BaseCommand):
         parser.add_argument("--summary", help="write the scores, policy, seed and service as JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        for key in ("out", "summary"):
-            target = options[key]
-            if target and not Path(target).resolve().parent.is_dir():
-                raise CommandError(f"--{key} {target}: directory does not exist")
         try:
+            for key in ("out", "summary"):
+                if options[key]:
+                    check_output(options[key], f"--{key}")
             inputs = load_inputs(
                 trace=options["trace"],
                 schedule=options["schedule"],
