@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from scaling.policy.types import GameSpec
 from scaling.sim.gentrace import GenParams, diurnal, game_shape, generate, generate_drawn
@@ -97,6 +97,32 @@ def test_the_command_writes_a_valid_trace_from_the_schedule(tmp_path: Path) -> N
     assert trace.steps == 86400 // 15
     assert trace.step_s == 15
     assert float(trace.rps.max()) > 5 * float(trace.rps.min())
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--days", "nan", r"--days nan: must be above 0 and at most 366"),
+        ("--days", "inf", r"--days inf: must be above 0"),
+        ("--days", "0.00001", r"--days 1e-05 holds fewer than two 10 s steps"),
+        ("--base-rps", "nan", r"--base-rps nan: must be a finite number >= 0"),
+        ("--base-rps", "-1", r"--base-rps -1.0: must be"),
+        ("--national-multiple", "-4", r"--national-multiple -4.0: must be"),
+        ("--spikes", "-1", r"--spikes -1: must be"),
+        ("--seed", "-1", r"--seed -1: must be"),
+        ("--base-rps", "1e308", r"the rates overflow"),
+        ("--start", "9999-12-31", r"runs past the year 9999"),
+        ("--out", "/nonexistent/t.csv", r"--out /nonexistent/t.csv: directory does not exist"),
+    ],
+)
+def test_the_command_refuses_what_would_not_make_a_valid_trace(
+    tmp_path: Path, option: str, value: str, message: str
+) -> None:
+    out = tmp_path / "t.csv"
+    given = {"--start": "2026-01-12T05:00:00Z", "--days": "1", "--out": str(out), option: value}
+    with pytest.raises(CommandError, match=message):
+        call_command("gentrace", *[part for pair in given.items() for part in pair])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_it_reports_where_each_spike_starts_and_holds() -> None:
