@@ -399,29 +399,50 @@ def audit_archive(
     return ArchiveResult(path=path, sha256=sha, event_count=count, through_event_id=through_id, anchor_hash=anchor)
 
 
+def _archived_event(line: str) -> dict[str, Any] | None:
+    """One event line of an archive, or None when the line is not one."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not (isinstance(record, dict) and {"id", "prev_hash", "hash", "payload"} <= record.keys()):
+        return None
+    return record
+
+
 def verify_archive_file(path: Path) -> ChainReport:
     """Recompute the chain inside one archive file and match it to its checkpoint."""
     digest = hashlib.sha256()
     checked = 0
-    with path.open(encoding="utf-8") as fh:
-        header_line = fh.readline()
-        digest.update(header_line.encode())
-        try:
-            header = json.loads(header_line)
-        except json.JSONDecodeError:
-            return _broken(0, None, f"{path}: line 1 is not an archive header")
-        if header.get("format") != ARCHIVE_FORMAT:
-            return _broken(0, None, f"{path}: line 1 is not a {ARCHIVE_FORMAT} header")
-        expected_prev = header["start_prev_hash"]
-        for lineno, line in enumerate(fh, start=2):
-            digest.update(line.encode())
-            record = json.loads(line)
-            if record["prev_hash"] != expected_prev:
-                return _broken(checked, record["id"], f"{path}:{lineno}: event #{record['id']} does not link")
-            if chain_hash(record["prev_hash"], record["payload"]) != record["hash"]:
-                return _broken(checked, record["id"], f"{path}:{lineno}: event #{record['id']} was altered")
-            expected_prev = record["hash"]
-            checked += 1
+    try:
+        with path.open(encoding="utf-8") as fh:
+            header_line = fh.readline()
+            digest.update(header_line.encode())
+            try:
+                header = json.loads(header_line)
+            except json.JSONDecodeError:
+                return _broken(0, None, f"{path}: line 1 is not an archive header")
+            if not (
+                isinstance(header, dict)
+                and header.get("format") == ARCHIVE_FORMAT
+                and isinstance(header.get("start_prev_hash"), str)
+                and isinstance(header.get("through_event_id"), int)
+            ):
+                return _broken(0, None, f"{path}: line 1 is not a {ARCHIVE_FORMAT} header")
+            expected_prev = header["start_prev_hash"]
+            for lineno, line in enumerate(fh, start=2):
+                digest.update(line.encode())
+                record = _archived_event(line)
+                if record is None:
+                    return _broken(checked, None, f"{path}:{lineno}: not an archived event")
+                if record["prev_hash"] != expected_prev:
+                    return _broken(checked, record["id"], f"{path}:{lineno}: event #{record['id']} does not link")
+                if chain_hash(record["prev_hash"], record["payload"]) != record["hash"]:
+                    return _broken(checked, record["id"], f"{path}:{lineno}: event #{record['id']} was altered")
+                expected_prev = record["hash"]
+                checked += 1
+    except UnicodeDecodeError:
+        return _broken(checked, None, f"{path}: not UTF-8 text, so not an archive written by archive_audit")
     checkpoint = AuditCheckpoint.objects.filter(through_event_id=header["through_event_id"]).first()
     if checkpoint is None:
         return _broken(checked, None, f"{path}: no checkpoint records an archive through #{header['through_event_id']}")

@@ -80,3 +80,36 @@ def test_nothing_older_than_the_cutoff_means_nothing_is_archived(tmp_path: Path)
         audit_record(actor=Actor.system(), event_type=EventType.AUTH_LOGIN, at=T0 - timedelta(days=1))
     call_command("archive_audit", "--before", (T0 - timedelta(minutes=1)).isoformat(), "--out-dir", str(tmp_path))
     assert AuditEvent.objects.count() == 3 and not AuditCheckpoint.objects.exists()
+
+
+def test_an_out_dir_that_is_a_file_is_refused_and_nothing_is_archived(tmp_path: Path) -> None:
+    make_chain(3)
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    with pytest.raises(CommandError, match=r"--out-dir .*taken: not a directory"):
+        call_command("archive_audit", "--older-than-days", "0", "--out-dir", str(taken))
+    assert AuditEvent.objects.count() == 3 and not AuditCheckpoint.objects.exists()
+
+
+def test_a_cutoff_before_the_year_1_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match=r"--older-than-days 99999999 reaches back before the year 1"):
+        call_command("archive_audit", "--older-than-days", "99999999", "--out-dir", str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfe\x00", r"not UTF-8 text"),
+        (b'["tipoff-audit-archive/1"]\n', r"line 1 is not a tipoff-audit-archive/1 header"),
+        (b'{"format": "tipoff-audit-archive/1"}\n', r"line 1 is not a tipoff-audit-archive/1 header"),
+        (
+            b'{"format": "tipoff-audit-archive/1", "start_prev_hash": "0", "through_event_id": 1}\n{"id": 1}\n',
+            r"archive.jsonl:2: not an archived event",
+        ),
+    ],
+)
+def test_a_file_that_is_not_an_archive_is_reported_broken(tmp_path: Path, content: bytes, message: str) -> None:
+    archive = tmp_path / "archive.jsonl"
+    archive.write_bytes(content)
+    with pytest.raises(CommandError, match=rf"audit archive BROKEN: .*{message}"):
+        call_command("verify_audit", "--archive", str(archive))

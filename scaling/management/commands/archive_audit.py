@@ -42,12 +42,20 @@ class Command(BaseCommand):
             days = options["older_than_days"]
             if days < 0:
                 raise CommandError("--older-than-days must be 0 or more")
-            before = now - timedelta(days=days)
+            try:
+                before = now - timedelta(days=days)
+            except OverflowError:
+                raise CommandError(f"--older-than-days {days} reaches back before the year 1") from None
+        out_dir: Path = options["out_dir"]
+        if out_dir.exists() and not out_dir.is_dir():
+            raise CommandError(f"--out-dir {out_dir}: not a directory")
         identity = f"archive_audit:{options['operator']}" if options["operator"] else "archive_audit"
         try:
-            result = audit_archive(actor=Actor.system(identity), before=before, out_dir=options["out_dir"], now=now)
+            result = audit_archive(actor=Actor.system(identity), before=before, out_dir=out_dir, now=now)
         except AuditChainBroken as exc:
             raise CommandError(f"refusing to archive a broken chain: {exc}") from None
+        except OSError as exc:  # the transaction rolled back: nothing was pruned
+            raise CommandError(f"--out-dir {out_dir}: cannot write the archive: {exc.strerror or exc}") from None
         if result is None:
             self.stdout.write(f"nothing to archive before {before.isoformat()}")
             return

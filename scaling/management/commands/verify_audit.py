@@ -22,7 +22,10 @@ class Command(BaseCommand):
             path: Path = options["archive"]
             if not path.is_file():
                 raise CommandError(f"{path}: no such archive file")
-            report = verify_archive_file(path)
+            try:
+                report = verify_archive_file(path)
+            except OSError as exc:
+                raise CommandError(f"{path}: cannot read: {exc.strerror or exc}") from None
             if not report.ok:
                 raise CommandError(f"audit archive BROKEN: {report.message}")
             self.stdout.write(report.message)
