@@ -20,7 +20,6 @@ from scaling.backends import (
     ActuatorError,
     BackendError,
     FleetStatus,
-    MetricsUnavailable,
     get_actuator,
     get_metric_source,
 )
@@ -90,15 +89,18 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
     unavailable_error = ""
     try:
         status = get_actuator(service).status(service, now)
-    except BackendError as exc:
+    except Exception as exc:
         # Without the fleet's status the engine cannot act safely: hold, and do not actuate.
-        status = FleetStatus(provisioned=_last_known_provisioned(service), ready=0, busy=True, detail=str(exc))
-        unavailable_error = f"fleet status unavailable: {exc}"
+        detail = _failure_text(service, "fleet status", exc)
+        status = FleetStatus(provisioned=_last_known_provisioned(service), ready=0, busy=True, detail=detail)
+        unavailable_error = f"fleet status unavailable: {detail}"
     if not unavailable_error:
         try:
             metrics = get_metric_source(service).fetch(service, now).points
-        except MetricsUnavailable as exc:
-            unavailable_error = str(exc)
+        except Exception as exc:
+            # Whatever the source raised, the tick still decides: it holds, applies overrides, and counts
+            # the time metrics have been missing towards the fallback.
+            unavailable_error = _failure_text(service, "metric source", exc)
 
     sample_rows = [
         MetricSample(
@@ -133,6 +135,15 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
     if decision.changed and service.mode == Service.Mode.ACTIVE:
         decision_actuate(decision=decision, service=service, expected_version=version, busy=status.busy)
     return EvaluationResult("decided", decision.pk)
+
+
+def _failure_text(service: Service, what: str, exc: Exception) -> str:
+    """A backend failure in words. A BackendError already describes itself; anything else is a bug in a
+    backend, logged with its traceback."""
+    if isinstance(exc, BackendError):
+        return str(exc)
+    log.error("service %s: %s raised %s", service.pk, what, type(exc).__name__, exc_info=exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _with_note(result: EngineDecision, note: str) -> EngineDecision:

@@ -19,6 +19,7 @@ An empty result or NaN is a missing datapoint (None): with no request rate the e
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import os
@@ -62,20 +63,39 @@ def query(service: Service, url: str, promql: str, at: datetime) -> tuple[dateti
         request.add_header("Authorization", f"Bearer {os.environ[token_env]}")
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
-            body: dict[str, Any] = json.load(response)
+            body: Any = json.load(response)
     except urllib.error.HTTPError as exc:
         detail = _error_text(exc)
         raise MetricsUnavailable(
             f"Prometheus rejected the query {promql!r}: {detail}", permanent=400 <= exc.code < 500 and exc.code != 429
         ) from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
         raise MetricsUnavailable(f"cannot reach Prometheus at {url}: {exc}") from exc
+    except ValueError as exc:
+        # A 200 that is not JSON: typically an auth proxy's login page or a load balancer's error page.
+        raise MetricsUnavailable(f"Prometheus at {url} did not answer with JSON (a proxy in the way?): {exc}") from exc
+    try:
+        return _sample(body, promql, at)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise MetricsUnavailable(
+            f"Prometheus query {promql!r} answered in a shape Tipoff cannot read: {exc!r}", permanent=True
+        ) from exc
+
+
+def _sample(body: Any, promql: str, at: datetime) -> tuple[datetime, float | None]:
+    """The (time, value) of one instant-query answer; raises MetricsUnavailable for an answer that is not one."""
     if body.get("status") != "success":
         raise MetricsUnavailable(f"Prometheus query {promql!r} failed: {body.get('error', body)}", permanent=True)
     data = body.get("data", {})
     result = data.get("result", [])
-    if data.get("resultType") == "scalar":
+    kind = data.get("resultType")
+    if kind == "scalar":
         ts, value = result
+    elif kind != "vector":
+        raise MetricsUnavailable(
+            f"Prometheus query {promql!r} returned a {kind} result; write an instant query (no [range] at the end)",
+            permanent=True,
+        )
     elif not result:
         return at, None
     else:

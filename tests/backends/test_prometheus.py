@@ -12,7 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from scaling import services
 from scaling.backends import MetricsUnavailable
 from scaling.backends.probe import probe_connection
 from scaling.backends.prometheus import PrometheusMetricSource
-from scaling.models import MetricSample, Service
+from scaling.models import Decision, MetricSample, Override, Service, SimulatedFleet
 from tests.backends.conftest import decision_of
 from tests.factories import make_service
 from tests.waiting import wait_until
@@ -197,3 +197,73 @@ def test_test_connection_reports_what_prometheus_returns(prometheus: str) -> Non
     assert report.ok
     assert "Prometheus: 1 datapoint(s)" in report.lines[-1].text
     assert "in flight 7.0" in report.lines[-1].text
+
+
+@pytest.fixture
+def answering() -> Iterator[Any]:
+    """Start an HTTP server on 127.0.0.1 that answers every GET with 200 and the given body."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(body: bytes, content_type: str = "application/json") -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def test_a_login_page_from_a_proxy_is_unavailable_metrics_not_a_crash(answering: Any) -> None:
+    url = answering(b"<html><body>Sign in</body></html>", "text/html")
+    with pytest.raises(MetricsUnavailable, match="did not answer with JSON"):
+        PrometheusMetricSource().fetch(_service(url, rps="sum(x)"), timezone.now())
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"resultType": "matrix", "result": [{"metric": {}, "values": [[1, "2"]]}]}, "returned a matrix result"),
+        ({"resultType": "vector", "result": [{"metric": {}}]}, "shape Tipoff cannot read"),
+        ({"resultType": "vector", "result": [{"metric": {}, "value": [1, "many"]}]}, "shape Tipoff cannot read"),
+        ({"resultType": "scalar", "result": None}, "shape Tipoff cannot read"),
+    ],
+)
+def test_an_answer_of_another_shape_is_unavailable_metrics_naming_the_query(
+    answering: Any, data: dict[str, Any], message: str
+) -> None:
+    url = answering(json.dumps({"status": "success", "data": data}).encode())
+    with pytest.raises(MetricsUnavailable, match=message) as info:
+        PrometheusMetricSource().fetch(_service(url, rps="sum(x)"), timezone.now())
+    assert "sum(x)" in str(info.value)
+
+
+def test_a_tick_on_an_unreadable_answer_holds_and_still_applies_a_pin(answering: Any) -> None:
+    service = _service(answering(b"<html>Sign in</html>", "text/html"), rps="sum(x)")
+    now = timezone.now()
+    Override.objects.create(
+        service=service,
+        kind=Override.Kind.PIN,
+        replicas=6,
+        reason="marquee game",
+        starts_at=now - timedelta(minutes=5),
+        ends_at=now + timedelta(hours=1),
+    )
+
+    decision = decision_of(services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(now)))
+
+    assert (decision.desired, decision.actuation) == (6, Decision.Actuation.OK)
+    assert "did not answer with JSON" in decision.summary
+    assert len(SimulatedFleet.objects.get(service=service).ready_at) == 6

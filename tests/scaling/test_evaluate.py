@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from scaling import services
 from scaling.audit import EventType
-from scaling.backends import MetricsUnavailable, MetricWindow
-from scaling.backends.simulated import SimulatedMetricSource
+from scaling.backends import FleetStatus, MetricsUnavailable, MetricWindow
+from scaling.backends.simulated import SimulatedActuator, SimulatedMetricSource
 from scaling.models import AuditEvent, Decision, MetricSample, Service, SimulatedFleet
 from tests.factories import make_service
 
@@ -76,6 +76,37 @@ def test_it_holds_and_says_so_when_the_metric_source_fails(monkeypatch: pytest.M
     assert "metrics unavailable" in held.summary
     moved = _decision(services.service_evaluate(service_id=other.pk, tick_at=tick))
     assert moved.changed
+
+
+def test_an_unexpected_error_from_the_metric_source_holds_instead_of_losing_the_tick(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = make_service(demand_scale=40.0, policy={"fallback_replicas": 5, "fallback_after_s": 10})
+
+    def broken(self: SimulatedMetricSource, svc: Service, now: datetime) -> MetricWindow:
+        raise KeyError("value")
+
+    monkeypatch.setattr(SimulatedMetricSource, "fetch", broken)
+    tick = _tick()
+    held = _decision(services.service_evaluate(service_id=service.pk, tick_at=tick))
+    assert (held.reason_code, held.desired, held.changed) == ("METRICS_UNAVAILABLE", 2, False)
+    assert "KeyError" in held.summary
+    assert "metric source raised KeyError" in caplog.text
+    # The tick was recorded, so the missing metrics count towards the fallback, which applies once it is due.
+    later = _decision(services.service_evaluate(service_id=service.pk, tick_at=tick + timedelta(seconds=15)))
+    assert (later.desired, later.actuation) == (5, Decision.Actuation.OK)
+
+
+def test_an_unexpected_error_from_the_fleet_status_holds_without_actuating(monkeypatch: pytest.MonkeyPatch) -> None:
+    service = make_service(demand_scale=40.0)
+
+    def broken(self: SimulatedActuator, svc: Service, now: datetime) -> FleetStatus:
+        raise TypeError("'NoneType' object is not subscriptable")
+
+    monkeypatch.setattr(SimulatedActuator, "status", broken)
+    held = _decision(services.service_evaluate(service_id=service.pk, tick_at=_tick()))
+    assert held.reason_code == "METRICS_UNAVAILABLE" and not held.changed
+    assert "fleet status unavailable" in held.summary
 
 
 def test_a_stale_version_is_not_actuated() -> None:
