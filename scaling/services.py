@@ -46,6 +46,13 @@ def align_tick(now: datetime, tick_s: int | None = None) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % step, tz=now.tzinfo or UTC)
 
 
+def evaluation_time_limits_s() -> tuple[int, int]:
+    """(soft, hard) time limits of one service's evaluation task. The service's lock lasts as long as the hard
+    limit, so a second evaluation of the service cannot start while the first may still be running."""
+    tick_s = settings.TICK_SECONDS
+    return max(tick_s * 3, 45), max(tick_s * 4, 60)
+
+
 @dataclass(frozen=True)
 class EvaluationResult:
     status: str  # decided | duplicate | locked | disabled
@@ -61,9 +68,8 @@ def service_evaluate(*, service_id: int, tick_at: datetime, worker: str = "tipof
     4. Record the decision and its audit event in one transaction, unique per tick.
     5. After commit, actuate with an absolute count, guarded by the service version.
     """
-    lock = redis_client().lock(
-        f"tipoff:evaluate:{service_id}", timeout=max(settings.TICK_SECONDS * 4, 30), blocking=False
-    )
+    _, hard_limit_s = evaluation_time_limits_s()
+    lock = redis_client().lock(f"tipoff:evaluate:{service_id}", timeout=hard_limit_s, blocking=False)
     if not lock.acquire(blocking=False):
         log.info("service %s: lock held by another worker; skipping tick %s", service_id, tick_at.isoformat())
         return EvaluationResult("locked")

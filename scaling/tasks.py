@@ -44,11 +44,14 @@ def tick() -> int:
     return len(ids)
 
 
+_EVALUATE_SOFT_LIMIT_S, _EVALUATE_HARD_LIMIT_S = services.evaluation_time_limits_s()
+
+
 @shared_task(
     name="scaling.evaluate_service",
     bind=True,
-    time_limit=max(settings.TICK_SECONDS * 4, 60),
-    soft_time_limit=max(settings.TICK_SECONDS * 3, 45),
+    time_limit=_EVALUATE_HARD_LIMIT_S,
+    soft_time_limit=_EVALUATE_SOFT_LIMIT_S,
     ignore_result=True,
 )
 def evaluate_service(self: Any, service_id: int, tick_iso: str) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
 
-from scaling import services
+from scaling import services, tasks
 from scaling.audit import EventType
 from scaling.backends import FleetStatus, MetricsUnavailable, MetricWindow
 from scaling.backends.simulated import SimulatedActuator, SimulatedMetricSource
@@ -57,6 +58,27 @@ def test_a_worker_that_loses_the_lock_exits_without_acting() -> None:
         lock.release()
     assert result.status == "locked"
     assert not Decision.objects.filter(service=service).exists()
+
+
+def test_the_lock_lasts_as_long_as_the_task_may_run_even_with_short_ticks(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The task's limits are the same pair, read once at import.
+    limits = (tasks.evaluate_service.soft_time_limit, tasks.evaluate_service.time_limit)
+    assert limits == services.evaluation_time_limits_s()
+    settings.TICK_SECONDS = 5
+    service = make_service()
+    ttl_ms: list[int] = []
+
+    def fetch(self: SimulatedMetricSource, svc: Service, now: datetime) -> MetricWindow:
+        ttl_ms.append(int(services.redis_client().pttl(f"tipoff:evaluate:{svc.pk}")))
+        return original(self, svc, now)
+
+    original = SimulatedMetricSource.fetch
+    monkeypatch.setattr(SimulatedMetricSource, "fetch", fetch)
+    services.service_evaluate(service_id=service.pk, tick_at=_tick())
+    _, hard_limit_s = services.evaluation_time_limits_s()
+    assert ttl_ms[0] > (hard_limit_s - 1) * 1000
 
 
 def test_it_holds_and_says_so_when_the_metric_source_fails(monkeypatch: pytest.MonkeyPatch) -> None:
