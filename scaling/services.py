@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -88,6 +89,7 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
         return EvaluationResult("disabled")
     if Decision.objects.filter(service=service, tick=tick_at).exists():
         return EvaluationResult("duplicate")
+    _interrupted_actuation_close(service, tick_at, worker)
     version = service.version
     now = tick_at
 
@@ -141,6 +143,16 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
     if decision.changed and service.mode == Service.Mode.ACTIVE:
         decision_actuate(decision=decision, service=service, expected_version=version, busy=status.busy)
     return EvaluationResult("decided", decision.pk)
+
+
+def _interrupted_actuation_close(service: Service, tick_at: datetime, worker: str) -> None:
+    """Close the last tick's actuation if it is still pending. The lock lasts as long as an evaluation may
+    run, so holding it means the evaluation that left it pending is gone (killed at its hard time limit,
+    or its worker stopped) and will never say how its call ended."""
+    last = Decision.objects.filter(service=service, tick__lt=tick_at).order_by("-tick").first()
+    if last is not None and last.actuation == Decision.Actuation.PENDING:
+        detail = "outcome unknown: the evaluation stopped during the call; this tick reads the real count"
+        _actuation_done(last, service, Actor.system(worker), Decision.Actuation.ERROR, detail)
 
 
 def _failure_text(service: Service, what: str, exc: Exception) -> str:
@@ -240,6 +252,13 @@ def decision_actuate(*, decision: Decision, service: Service, expected_version: 
         outcome = get_actuator(service).set_capacity(service, decision.desired, timezone.now())
     except ActuatorError as exc:
         return _actuation_done(decision, service, actor, Decision.Actuation.ERROR, str(exc))
+    except Exception as exc:
+        # Stopped mid-call (the task's soft time limit) or a bug: whether the count was set is unknown.
+        # Record that, so the decision does not stay pending, and let the task end as it was told to.
+        cause = "the task's time limit" if isinstance(exc, SoftTimeLimitExceeded) else f"{type(exc).__name__}: {exc}"
+        detail = f"outcome unknown: the call was interrupted ({cause}); the next tick reads the real count"
+        _actuation_done(decision, service, actor, Decision.Actuation.ERROR, detail)
+        raise
     if outcome.status == "busy":
         return _actuation_done(decision, service, actor, Decision.Actuation.BUSY, outcome.detail)
     if outcome.status != "ok":

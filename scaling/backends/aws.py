@@ -30,7 +30,19 @@ from scaling.backends.base import BackendError
 
 # Adaptive retries: botocore backs off and rate-limits itself client-side when
 # AWS throttles; a call that still fails surfaces to the circuit breaker.
-RETRY_MAX_ATTEMPTS = 4
+RETRY_MAX_ATTEMPTS = 3
+# AWS control-plane calls answer in well under a second; these bound a call that hangs.
+CONNECT_TIMEOUT_S = 2
+READ_TIMEOUT_S = 5
+
+
+def worst_call_s() -> float:
+    """The longest one call can take: every attempt timing out, and between attempts botocore's longest
+    backoff (up to 2^(i-1) s, or a throttled answer's retry-after of at most 5 s more). It must stay well
+    inside an evaluation's soft time limit, so a hanging AWS fails the call, not the tick."""
+    backoff_s = sum(min(2 ** (i - 1), 20) + 5 for i in range(1, RETRY_MAX_ATTEMPTS))
+    return RETRY_MAX_ATTEMPTS * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) + backoff_s
+
 
 # The IAM action prefix of each client (not always its signing name).
 _IAM_PREFIX = {
@@ -94,8 +106,8 @@ def client(service_name: str, config: dict[str, Any]) -> Any:
                 endpoint_url=endpoint,
                 config=Config(
                     retries={"mode": "adaptive", "total_max_attempts": RETRY_MAX_ATTEMPTS},
-                    connect_timeout=3,
-                    read_timeout=10,
+                    connect_timeout=CONNECT_TIMEOUT_S,
+                    read_timeout=READ_TIMEOUT_S,
                     user_agent_extra="tipoff",
                 ),
             )

@@ -114,7 +114,7 @@ def test_throttled_calls_are_retried_with_backoff(recording_proxy: RecordingProx
 def test_throttling_beyond_the_retries_is_a_transient_error(
     recording_proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two attempts instead of four keeps the adaptive backoff (real sleeps in botocore) short.
+    # Two attempts instead of three keeps the adaptive backoff (real sleeps in botocore) short.
     monkeypatch.setattr(aws_backend, "RETRY_MAX_ATTEMPTS", 2)
     aws_backend.reset_clients()
     create_sagemaker_endpoint(recording_proxy.url, instances=2)

@@ -6,11 +6,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
 from scaling import services, tasks
 from scaling.audit import EventType
-from scaling.backends import FleetStatus, MetricsUnavailable, MetricWindow
+from scaling.backends import ActuationResult, FleetStatus, MetricsUnavailable, MetricWindow, aws
 from scaling.backends.simulated import SimulatedActuator, SimulatedMetricSource
 from scaling.models import AuditEvent, Decision, MetricSample, Service, SimulatedFleet
 from tests.factories import make_service
@@ -139,6 +140,44 @@ def test_a_stale_version_is_not_actuated() -> None:
     assert first.actuation == Decision.Actuation.OK
     stale = services.decision_actuate(decision=first, service=service, expected_version=service.version)
     assert stale == Decision.Actuation.STALE
+
+
+def test_an_actuation_interrupted_by_the_time_limit_is_recorded_as_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    service = make_service(replicas=2, demand_scale=40.0)
+
+    def interrupted(self: SimulatedActuator, svc: Service, replicas: int, now: datetime) -> ActuationResult:
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(SimulatedActuator, "set_capacity", interrupted)
+    tick = _tick()
+    with pytest.raises(SoftTimeLimitExceeded):
+        services.service_evaluate(service_id=service.pk, tick_at=tick)
+    decision = Decision.objects.get(service=service, tick=tick)
+    assert decision.actuation == Decision.Actuation.ERROR
+    assert decision.actuation_error.startswith("outcome unknown: the call was interrupted (the task's time limit)")
+    event = AuditEvent.objects.get(event_type=EventType.ACTUATOR_ERROR, object_id=str(decision.pk))
+    assert event.after == {"replicas": decision.desired, "status": "error"}
+
+
+def test_the_next_tick_closes_an_actuation_left_pending_by_a_killed_evaluation() -> None:
+    service = make_service(replicas=2, demand_scale=40.0)
+    tick = _tick()
+    # What a worker killed at the hard time limit leaves: the decision committed, its call never answered.
+    services.service_evaluate(service_id=service.pk, tick_at=tick - timedelta(seconds=15))
+    killed = Decision.objects.get(service=service)
+    Decision.objects.filter(pk=killed.pk).update(actuation=Decision.Actuation.PENDING, actuated_at=None)
+
+    services.service_evaluate(service_id=service.pk, tick_at=tick)
+
+    killed.refresh_from_db()
+    assert killed.actuation == Decision.Actuation.ERROR and killed.actuation_error.startswith("outcome unknown")
+    assert AuditEvent.objects.filter(event_type=EventType.ACTUATOR_ERROR, object_id=str(killed.pk)).exists()
+
+
+def test_one_aws_call_gives_up_well_inside_the_evaluation_soft_time_limit(settings: Any) -> None:
+    settings.TICK_SECONDS = 1
+    soft_limit_s, _ = services.evaluation_time_limits_s()
+    assert aws.worst_call_s() < soft_limit_s
 
 
 def test_dry_run_records_but_never_actuates() -> None:
