@@ -36,6 +36,8 @@ def _check(**env: str) -> subprocess.CompletedProcess[str]:
         ({"TICK_SECONDS": "0"}, "TICK_SECONDS=0 is below the minimum 1"),
         ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL='http://x' must start with redis://"),
+        ({"OVERRIDE_APPROVAL_COST": "nan"}, "OVERRIDE_APPROVAL_COST='nan' is not a finite number"),
+        ({"OVERRIDE_MAX_HOURS_PIN": "inf"}, "OVERRIDE_MAX_HOURS_PIN='inf' is not a finite number"),
     ],
 )
 def test_it_refuses_to_start_with_a_bad_value(env: dict[str, str], message: str) -> None:
