@@ -148,13 +148,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- The control loop -------------------------------------------------------
 TICK_SECONDS = env_int("TICK_SECONDS", 15, minimum=1, maximum=3600)
-# Metrics older than this many ticks count as stale and make the engine hold.
-STALE_AFTER_TICKS = env_int("STALE_AFTER_TICKS", 2, minimum=1)
-# The simulated fleet runs this many times faster than the wall clock would
-# suggest for provisioning (1.0 = real minutes); the demo keeps it real.
-SIM_SEED = env_int("SIM_SEED", 7)
 DEMO_SCHEDULE_PATH = env_str("DEMO_SCHEDULE_PATH", str(BASE_DIR / "data" / "nba_2025_26_schedule.csv"))
-DEFAULT_PRICE_PER_REPLICA_HOUR = env_float("DEFAULT_PRICE_PER_REPLICA_HOUR", 1.0, minimum=0.0)
 
 # --- Overrides and the game schedule ------------------------------------------
 # An override needs a second person's approval when it asks for more replicas

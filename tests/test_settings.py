@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -62,3 +63,39 @@ def test_it_requires_a_secret_key_outside_debug() -> None:
         check=False,
     )
     assert "SECRET_KEY must be set" in result.stderr
+
+
+# Settings read by Django itself or by a library rather than by Tipoff's code.
+LIBRARY_PREFIXES = ("CELERY_", "AXES_", "OIDC_", "WHITENOISE_")
+LIBRARY_SETTINGS = {"ROOT_URLCONF", "CONTENT_SECURITY_POLICY", "LOGIN_REDIRECT_URL_FAILURE"}
+
+
+def test_every_setting_tipoff_defines_is_read_somewhere() -> None:
+    from django.conf import global_settings
+
+    source = (ROOT / "config" / "settings.py").read_text()
+    tree = ast.parse(source)
+    defined = [
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name) and target.id.isupper()
+    ]
+    read_in_settings = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    code = "\n".join(
+        path.read_text()
+        for folder in ("config", "scaling", "dashboard", "scripts", "templates")
+        for path in (ROOT / folder).rglob("*")
+        if path.suffix in {".py", ".html"} and path.name != "settings.py"
+    )
+    unread = [
+        name
+        for name in defined
+        if not hasattr(global_settings, name)
+        and not name.startswith(LIBRARY_PREFIXES)
+        and name not in LIBRARY_SETTINGS
+        and name not in read_in_settings
+        and name not in code
+    ]
+    assert not unread, f"settings nothing reads: {', '.join(unread)}"
