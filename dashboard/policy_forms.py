@@ -78,21 +78,31 @@ class Range:
 
 
 NON_NEGATIVE = Range(0)
-POSITIVE = Range(0, low_open=True)
+# The engine's own limits (PolicyParams.validate), shown beside each field: a window, period or delay of
+# more than a day is a typo, and a large enough one would break every control tick.
+DAY_S = 86_400
+UP_TO_A_DAY = Range(0, DAY_S)
+HEADROOM = Range(0, 10)
 
 RANGES: dict[str, Range] = {
     "target_utilization": Range(0, 1),  # 0 switches target tracking on utilization off
     "tolerance": Range(0, 0.5),
     "scale_up_percent": NON_NEGATIVE,
     "scale_down_percent": Range(0, 100),
-    "scale_up_period_s": POSITIVE,
-    "scale_down_period_s": POSITIVE,
+    "scale_up_period_s": Range(0, DAY_S, low_open=True),
+    "scale_down_period_s": Range(0, DAY_S, low_open=True),
+    "stabilization_per_delay": Range(0, 2),
+    "reactive_headroom": HEADROOM,
+    "panic_headroom": HEADROOM,
+    "forecast_headroom": HEADROOM,
+    "cold_start_headroom": HEADROOM,
 }
 
 
 def range_for(name: str) -> Range:
-    """Known fields have their own range; every other number (windows, pods, counts) must be ≥ 0."""
-    return RANGES.get(name, NON_NEGATIVE)
+    """Known fields have their own range; other windows (named *_s) last at most a day; every other number
+    (pods, counts, ratios) must be ≥ 0."""
+    return RANGES.get(name, UP_TO_A_DAY if name.endswith("_s") else NON_NEGATIVE)
 
 
 def label_for(name: str) -> str:

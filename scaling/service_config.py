@@ -119,7 +119,14 @@ def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+# Replicas that take longer than a day to start are a typo; the engine's windows scale with the delay.
+MAX_PROVISIONING_DELAY_S = 86_400
+
+
 def _check_bounds(values: dict[str, Any]) -> None:
+    delay_s = values.get("provisioning_delay_s")
+    if delay_s is not None and not 0 <= delay_s <= MAX_PROVISIONING_DELAY_S:
+        raise ConfigError("provisioning_delay_s", f"must be 0 to {MAX_PROVISIONING_DELAY_S} s (a day), not {delay_s}")
     lo, hi, hard = values.get("min_replicas"), values.get("max_replicas"), values.get("hard_max_replicas")
     if lo is not None and hi is not None and lo > hi:
         raise ConfigError("max_replicas", f"must be at least min_replicas ({lo})")

@@ -210,7 +210,12 @@ class PolicyParams:
         return params
 
     def validate(self) -> None:
-        """Raise ValueError naming the first field whose value the engine cannot use."""
+        """Raise ValueError naming the first field whose value the engine cannot use.
+
+        Besides what each value means, the limits keep the engine's arithmetic in range: a window of a
+        billion seconds overflows the datetimes it is subtracted from, and a target near 0 or a huge headroom
+        asks for more replicas than a count can hold. They are far above anything sensible."""
+        day_s = 86_400.0  # every window, period and delay (the fields named *_s)
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(f.default, bool):
@@ -223,6 +228,20 @@ class PolicyParams:
                 raise ValueError(f"policy parameter {f.name} must be ≥ 0, not {value!r}")
             if isinstance(f.default, int) and not float(value).is_integer():
                 raise ValueError(f"policy parameter {f.name} must be a whole number, not {value!r}")
+            if f.name.endswith("_s") and value > day_s:
+                raise ValueError(f"policy parameter {f.name} must be ≤ {day_s:g} s (a day), not {value!r}")
+        for name in ("target_utilization", "target_rps_per_replica", "target_in_flight_per_replica"):
+            if 0 < getattr(self, name) < 0.01:
+                raise ValueError(
+                    f"policy parameter {name} must be 0 (off) or at least 0.01, not {getattr(self, name)!r}"
+                )
+        for name in ("reactive_headroom", "panic_headroom", "forecast_headroom", "cold_start_headroom"):
+            if getattr(self, name) > 10:
+                raise ValueError(f"policy parameter {name} must be ≤ 10 (1,000 % extra), not {getattr(self, name)!r}")
+        if self.stabilization_per_delay > 2:
+            raise ValueError(
+                f"policy parameter stabilization_per_delay must be ≤ 2, not {self.stabilization_per_delay!r}"
+            )
         if self.target_utilization > 1:
             raise ValueError(f"policy parameter target_utilization must be ≤ 1, not {self.target_utilization!r}")
         if self.sizing_target >= 1:

@@ -48,11 +48,17 @@ def form_post(overrides: dict[str, Any], *, reason: str = "more headroom for the
         ("target_utilization", 1.5, "must be in [0, 1]"),
         ("target_utilization", -0.1, "must be in [0, 1]"),
         ("tolerance", 0.9, "must be in [0, 0.5]"),
-        ("scale_down_stabilization_s", -5, "must be at least 0"),
-        ("scale_up_period_s", 0, "must be greater than 0"),
+        ("scale_down_stabilization_s", -5, "must be in [0, 86400]"),
+        ("scale_up_period_s", 0, "must be in (0, 86400]"),
         ("scale_down_percent", 150, "must be in [0, 100]"),
         ("scale_up_pods", 2.5, "Enter a whole number"),
         ("tolerance", "lots", "Enter a number"),
+        ("scale_down_stabilization_s", 100_000_000_000, "must be in [0, 86400]"),
+        ("scale_up_period_s", 86_401, "must be in (0, 86400]"),
+        ("fallback_after_s", 1e9, "must be in [0, 86400]"),
+        ("stabilization_per_delay", 1e9, "must be in [0, 2]"),
+        ("panic_headroom", 50, "must be in [0, 10]"),
+        ("target_rps_per_replica", 1e-9, "must be 0 (off) or at least 0.01"),
     ],
 )
 def test_the_form_rejects_a_bad_value_naming_the_field(field: str, value: Any, message: str) -> None:
@@ -60,6 +66,51 @@ def test_the_form_rejects_a_bad_value_naming_the_field(field: str, value: Any, m
     assert not form.is_valid()
     assert list(form.errors) == [field]
     assert message in " ".join(form.field_errors()[field])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("scale_down_stabilization_s", 1e11),
+        ("forecast_lookahead_s", 86_401),
+        ("scale_in_cooldown_s", 1e300),
+        ("stabilization_per_delay", 2.5),
+        ("reactive_headroom", 11),
+        ("target_utilization", 0.001),
+        ("target_in_flight_per_replica", 1e-300),
+    ],
+)
+def test_the_engine_refuses_a_value_out_of_its_range_naming_the_field(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"policy parameter {field} must be"):
+        PolicyParams.from_dict({field: value})
+
+
+def test_a_value_the_policy_form_accepts_never_breaks_the_control_tick(admin: Client) -> None:
+    from django.utils import timezone
+
+    from scaling import services
+    from scaling.models import Decision
+
+    service = make_service(demand_scale=40.0)
+    response = admin.post(
+        reverse("dashboard:policy-edit", args=[service.name]), form_post({"scale_down_stabilization_s": 1e11})
+    )
+    assert (
+        response.status_code == 422
+        and "Scale down stabilization (s) must be in [0, 86400]" in response.content.decode()
+    )
+    # At every limit at once, the tick still decides.
+    limits = {
+        **{name: 86_400 for name in PolicyParams().to_dict() if name.endswith("_s")},
+        "stabilization_per_delay": 2,
+        **dict.fromkeys(("reactive_headroom", "panic_headroom", "forecast_headroom", "cold_start_headroom"), 10),
+        **dict.fromkeys(("target_utilization", "target_rps_per_replica", "target_in_flight_per_replica"), 0.01),
+    }
+    response = admin.post(reverse("dashboard:policy-edit", args=[service.name]), form_post(limits))
+    assert response.status_code == 302
+    Service.objects.filter(pk=service.pk).update(provisioning_delay_s=86_400)
+    result = services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    assert Decision.objects.filter(pk=result.decision_id).exists()
 
 
 def test_the_form_needs_a_reason() -> None:

@@ -38,3 +38,14 @@ def test_an_edit_that_makes_the_slo_unreachable_changes_nothing() -> None:
     assert caught.value.field == "slo_target"
     service.refresh_from_db()
     assert service.service_time_ms == 40.0
+
+
+def test_a_provisioning_delay_beyond_a_day_is_refused_naming_the_field() -> None:
+    service = make_service()
+    with pytest.raises(ConfigError) as caught:
+        service_configure(
+            service=service, values={"provisioning_delay_s": 10**9}, backend_config={}, actor=ACTOR, reason="typo"
+        )
+    assert caught.value.field == "provisioning_delay_s" and "a day" in caught.value.message
+    service.refresh_from_db()
+    assert service.provisioning_delay_s == 180
