@@ -6,6 +6,8 @@ service functions here.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 from django.db import transaction
@@ -13,6 +15,7 @@ from django.db.models import F, Field
 
 from scaling.audit import Actor, EventType, audit_record
 from scaling.backends import autoscaling
+from scaling.backends.cloudwatch import DEFAULT_LATENCY_STATS
 from scaling.backends.prometheus import SIGNALS as PROM_SIGNALS
 from scaling.models import Service
 from scaling.sim.serving import ServingModel, model_ceiling
@@ -37,6 +40,20 @@ SERVICE_FIELDS = (
 
 # CloudWatch publishes a minute after it ends: allow for it in the engine's staleness check.
 DEFAULT_CLOUDWATCH_LAG_S = 120
+
+# backend_config keys the service form does not show (each backend's module documents its own). Set
+# through `backend_config_from`, they are validated; an edit that does not give them keeps them as they are.
+EXTRA_KEYS = (
+    "bearer_token_env",
+    "cpu_cores",
+    "period_s",
+    "lookback_s",
+    "publication_lag_s",
+    "latency_stats",
+    "breaker_errors",
+    "breaker_cooloff_s",
+)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class ConfigError(ValueError):
@@ -108,6 +125,9 @@ def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
         if not str(promql.get("rps", "")).strip():
             raise ConfigError("promql_rps", "a PromQL query for the request rate is required")
         config["promql"] = {k: str(v) for k, v in promql.items() if str(v).strip()}
+    for key in EXTRA_KEYS:
+        if data.get(key) not in (None, ""):
+            config[key] = _extra(key, data[key])
     lag = data.get("metrics_lag_s")
     if lag not in (None, ""):
         try:
@@ -121,6 +141,47 @@ def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
 
 # Replicas that take longer than a day to start are a typo; the engine's windows scale with the delay.
 MAX_PROVISIONING_DELAY_S = 86_400
+
+
+def _extra(key: str, value: Any) -> Any:
+    """One EXTRA_KEYS value, checked; raises ConfigError naming the key."""
+
+    def number(low: float, high: float, *, whole: bool) -> float | int:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(key, f"{key} must be a number, not {value!r}")
+        try:
+            n = float(value)
+        except ValueError:
+            raise ConfigError(key, f"{key} must be a number, not {value!r}") from None
+        if not (math.isfinite(n) and low <= n <= high) or (whole and not n.is_integer()):
+            kind = "a whole number" if whole else "a number"
+            raise ConfigError(key, f"{key} must be {kind} from {low:g} to {high:g}, not {value!r}")
+        return int(n) if whole else n
+
+    if key == "bearer_token_env":
+        if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+            raise ConfigError(key, f"{key} must name an environment variable (letters, digits, _), not {value!r}")
+        return value
+    if key == "latency_stats":
+        if not isinstance(value, dict) or not value or any(not isinstance(v, str) or not v for v in value.values()):
+            raise ConfigError(key, f'{key} must map latency fields to CloudWatch statistics, e.g. {{"p95_ms": "p95"}}')
+        unknown = set(value) - set(DEFAULT_LATENCY_STATS)
+        if unknown:
+            raise ConfigError(key, f"{key} has unknown field(s) {', '.join(sorted(unknown))}")
+        return dict(value)
+    if key == "cpu_cores":
+        return number(0.01, 1024, whole=False)
+    if key == "period_s":
+        period = number(1, 86_400, whole=True)
+        if period not in (1, 5, 10, 30) and period % 60:
+            raise ConfigError(
+                key, f"{key} must be 1, 5, 10, 30 or a multiple of 60 (a CloudWatch period), not {value!r}"
+            )
+        return period
+    if key == "breaker_errors":
+        return number(1, 1000, whole=True)
+    # lookback_s, publication_lag_s, breaker_cooloff_s
+    return number(0 if key != "breaker_cooloff_s" else 1, 86_400, whole=True)
 
 
 def _check_bounds(values: dict[str, Any]) -> None:
@@ -188,6 +249,9 @@ def service_configure(
 ) -> bool:
     """Change a service's backend and bounds. Returns False when nothing changed.
 
+    `backend_config` replaces the stored one, except for the EXTRA_KEYS it does not give: the form and
+    the API do not show those, so an edit keeps them (checked again).
+
     When Tipoff stops managing a resource it had taken from Application Auto
     Scaling (service disabled, or coexistence mode changed), what it changed is
     restored after the commit.
@@ -197,6 +261,9 @@ def service_configure(
     fields = {k: v for k, v in values.items() if k in SERVICE_FIELDS}
     with transaction.atomic():
         locked = Service.objects.select_for_update().get(pk=service.pk)
+        stored = locked.backend_config or {}
+        kept = {k: _extra(k, stored[k]) for k in EXTRA_KEYS if k in stored and k not in backend_config}
+        backend_config = backend_config | kept
         merged = {k: getattr(locked, k) for k in SERVICE_FIELDS} | fields
         _check_bounds(merged)
         _check_serving_model(merged)

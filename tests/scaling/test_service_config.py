@@ -6,7 +6,7 @@ import pytest
 
 from scaling.audit import Actor
 from scaling.models import Service
-from scaling.service_config import ConfigError, service_configure, service_create
+from scaling.service_config import ConfigError, backend_config_from, service_configure, service_create
 from tests.factories import make_service
 
 pytestmark = pytest.mark.django_db
@@ -49,3 +49,47 @@ def test_a_provisioning_delay_beyond_a_day_is_refused_naming_the_field() -> None
     assert caught.value.field == "provisioning_delay_s" and "a day" in caught.value.message
     service.refresh_from_db()
     assert service.provisioning_delay_s == 180
+
+
+def test_an_edit_keeps_the_backend_config_keys_the_form_does_not_show() -> None:
+    extras = {
+        "bearer_token_env": "PROM_TOKEN",
+        "cpu_cores": 4,
+        "period_s": 60,
+        "lookback_s": 900,
+        "publication_lag_s": 90,
+        "latency_stats": {"p95_ms": "Average"},
+        "breaker_errors": 5,
+        "breaker_cooloff_s": 120,
+    }
+    service = make_service(backend_config={"prometheus_url": "http://p:9090", "promql": {"rps": "sum(x)"}} | extras)
+    form = {"metric_source": "prometheus", "prometheus_url": "http://p:9090", "promql_rps": "sum(rate(x[1m]))"}
+
+    assert service_configure(
+        service=service, values={}, backend_config=backend_config_from(form), actor=ACTOR, reason="rate, not total"
+    )
+
+    service.refresh_from_db()
+    assert service.backend_config == {"prometheus_url": "http://p:9090", "promql": {"rps": "sum(rate(x[1m]))"}} | extras
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("bearer_token_env", "PROM TOKEN", "must name an environment variable"),
+        ("period_s", 45, "a multiple of 60"),
+        ("lookback_s", -1, "from 0 to 86400"),
+        ("cpu_cores", "many", "must be a number"),
+        ("latency_stats", {"p90_ms": "p90"}, "unknown field(s) p90_ms"),
+        ("breaker_errors", 0, "from 1 to 1000"),
+    ],
+)
+def test_a_bad_extra_backend_config_value_is_refused_naming_its_key(key: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        backend_config_from({key: value})
+    assert caught.value.field == key and key in caught.value.message and message in caught.value.message
+    # A bad value already stored is named too, instead of being carried into the next edit.
+    service = make_service(backend_config={key: value})
+    with pytest.raises(ConfigError) as caught:
+        service_configure(service=service, values={"min_replicas": 2}, backend_config={}, actor=ACTOR, reason="x")
+    assert caught.value.field == key
