@@ -163,6 +163,8 @@ OVERRIDE_MAX_HOURS = {
     "freeze_scale_in": env_float("OVERRIDE_MAX_HOURS_FREEZE_SCALE_IN", 24.0, minimum=0.0),
     "freeze": env_float("OVERRIDE_MAX_HOURS_FREEZE", 6.0, minimum=0.0),
 }
+# Longest a service may be paused or dry-run, in hours: like an override, it always ends.
+MODE_MAX_HOURS = env_float("MODE_MAX_HOURS", 24.0, minimum=0.1)
 # Game-day rules schedule overrides for games this many days ahead.
 RULE_HORIZON_DAYS = env_int("RULE_HORIZON_DAYS", 14, minimum=1, maximum=366)
 # The league feed (CSV or JSON) refreshed by the periodic schedule task; empty = off.

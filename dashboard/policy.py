@@ -23,6 +23,7 @@ from dashboard.policy_forms import (
     policy_fields,
     range_for,
 )
+from dashboard.templatetags.tipoff_time import local_time
 from dashboard.views import HtmxHttpRequest
 from scaling import selectors, services
 from scaling.audit import Actor
@@ -133,24 +134,36 @@ def policy_restore(request: HtmxHttpRequest, name: str, version: int) -> HttpRes
     return HttpResponseRedirect(target)
 
 
+# The form field each of service_set_mode's refusals belongs to.
+MODE_FORM_FIELDS = {"mode": "mode", "reason": "reason", "until": "until_local"}
+
+
 @require_POST
 @requires("operate")
 def service_mode(request: HtmxHttpRequest, name: str) -> HttpResponse:
     service = get_object_or_404(Service, name=name)
     form = ModeForm(request.POST)
-    if not form.is_valid():
+    changed = False
+    if form.is_valid():
+        try:
+            changed = services.service_set_mode(
+                service=service,
+                mode=form.cleaned_data["mode"],
+                actor=Actor.for_user(request.user),
+                reason=form.cleaned_data["reason"],
+                until=form.cleaned_data["until"],
+            )
+        except services.ModeError as exc:
+            form.add_error(MODE_FORM_FIELDS.get(exc.field), exc.message)
+    if form.errors:
         if request.htmx:
             return render(request, "dashboard/service_mode.html#mode-control", {"service": service, "mode_form": form})
-        messages.error(request, "Changing the mode needs a mode and a reason.")
+        problems = "; ".join(" ".join(str(e) for e in errs) for errs in form.errors.values())
+        messages.error(request, f"The mode was not changed: {problems}")
         return redirect("dashboard:service", name=service.name)
-    changed = services.service_set_mode(
-        service=service,
-        mode=form.cleaned_data["mode"],
-        actor=Actor.for_user(request.user),
-        reason=form.cleaned_data["reason"],
-    )
     if changed:
-        messages.success(request, f"{service.display_name} is now {service.get_mode_display().lower()}.")
+        until = f" until {local_time(service.mode_until)}" if service.mode_until else ""
+        messages.success(request, f"{service.display_name} is now {service.get_mode_display().lower()}{until}.")
     else:
         messages.info(request, f"{service.display_name} was already {service.get_mode_display().lower()}.")
     if request.htmx:

@@ -15,6 +15,7 @@ from typing import Any
 
 from django import forms
 
+from dashboard.forms import FOLD_CHOICES, LocalTimesForm
 from scaling.models import Service
 from scaling.policy import PolicyParams
 
@@ -255,13 +256,30 @@ def params_diff(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str
     return [(n, before.get(n), after.get(n)) for n in names if before.get(n) != after.get(n)]
 
 
-class ModeForm(forms.Form):
-    """Pause, dry-run or activate a service, with the reason the audit log records."""
+class ModeForm(LocalTimesForm):
+    """Pause, dry-run or activate a service, with the reason the audit log records and, for a pause or a
+    dry run, its end (in the operator's time zone); the end's limits are checked by service_set_mode."""
+
+    time_fields = ("until",)
 
     mode = forms.ChoiceField(choices=Service.Mode.choices)
     reason = forms.CharField(
         max_length=500, strip=True, error_messages={"required": "A reason is required to change the mode."}
     )
+    until_local = forms.CharField(
+        label="Until", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    until_occurrence = forms.ChoiceField(label="If the clocks fall back", choices=FOLD_CHOICES, required=False)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("mode") == Service.Mode.ACTIVE:
+            cleaned["until"] = None  # back to active needs no end
+            return cleaned
+        self._clean_local_times()
+        if cleaned.get("until") is None and not self.has_error("until_local"):
+            self.add_error("until_local", "A pause or dry run needs an end: when should the service be active again?")
+        return cleaned
 
 
 class RestoreForm(forms.Form):

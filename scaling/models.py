@@ -32,6 +32,9 @@ class Service(models.Model):
     description = models.CharField(max_length=300, blank=True)
     enabled = models.BooleanField(default=True)
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.ACTIVE)
+    # When a pause or dry run ends: the first tick at or after it makes the service active again.
+    # Null while active (and on a pause recorded before every pause had an end, which then lasts).
+    mode_until = models.DateTimeField(null=True, blank=True)
     backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.SIMULATED)
     metric_source = models.CharField(
         max_length=16, choices=MetricSourceKind.choices, default=MetricSourceKind.SIMULATED

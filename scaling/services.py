@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -90,6 +90,8 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
     if Decision.objects.filter(service=service, tick=tick_at).exists():
         return EvaluationResult("duplicate")
     _interrupted_actuation_close(service, tick_at, worker)
+    if service.mode != Service.Mode.ACTIVE and service.mode_until is not None and service.mode_until <= tick_at:
+        service_mode_expire(service=service, now=tick_at, actor=Actor.system(worker))
     version = service.version
     now = tick_at
 
@@ -294,34 +296,91 @@ def _actuation_done(decision: Decision, service: Service, actor: Actor, status: 
     return status
 
 
-def service_set_mode(*, service: Service, mode: str, actor: Actor, reason: str) -> bool:
-    """Pause, dry-run or activate a service. Returns False when nothing changed."""
+class ModeError(ValueError):
+    """A mode change refused, naming the field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def service_set_mode(
+    *, service: Service, mode: str, actor: Actor, reason: str, until: datetime | None, now: datetime | None = None
+) -> bool:
+    """Pause, dry-run or activate a service. Returns False when nothing changed.
+
+    A pause or dry run, like every override, has a reason and an end (`until`, at most MODE_MAX_HOURS
+    ahead); the first tick at or after it makes the service active again. Activating needs no end."""
+    now = now or timezone.now()
     if mode not in Service.Mode.values:
-        raise ValueError(f"unknown mode {mode!r}")
+        raise ModeError("mode", f"unknown mode {mode!r}")
     if not reason.strip():
-        raise ValueError("a reason is required")
+        raise ModeError("reason", "a reason is required")
+    noun = "pause" if mode == Service.Mode.PAUSED else "dry run"
+    if mode == Service.Mode.ACTIVE:
+        if until is not None:
+            raise ModeError("until", "an active service has no end")
+    elif until is None:
+        raise ModeError("until", f"a {noun} needs an end: when should the service be active again?")
+    elif until.tzinfo is None:
+        raise ModeError("until", "the end needs a time zone")
+    elif until <= now:
+        raise ModeError("until", "the end must be in the future")
+    elif until - now > timedelta(hours=settings.MODE_MAX_HOURS):
+        hours = (until - now).total_seconds() / 3600
+        raise ModeError("until", f"a {noun} may last at most {settings.MODE_MAX_HOURS:g} h (asked {hours:.1f} h)")
     with transaction.atomic():
         locked = Service.objects.select_for_update().get(pk=service.pk)
-        if locked.mode == mode:
+        if (locked.mode, locked.mode_until) == (mode, until):
             return False
-        before = locked.mode
-        Service.objects.filter(pk=service.pk).update(mode=mode, version=F("version") + 1)
+        Service.objects.filter(pk=service.pk).update(mode=mode, mode_until=until, version=F("version") + 1)
         audit_record(
             actor=actor,
             event_type=EventType.SERVICE_MODE_CHANGED,
             service=locked,
             object_type="service",
             object_id=locked.pk,
-            before={"mode": before},
-            after={"mode": mode},
+            before={"mode": locked.mode, "until": _iso(locked.mode_until)},
+            after={"mode": mode, "until": _iso(until)},
             reason=reason,
         )
     service.refresh_from_db()
-    if mode != Service.Mode.ACTIVE and service.backend != Service.Backend.SIMULATED:
+    if mode not in (locked.mode, Service.Mode.ACTIVE) and service.backend != Service.Backend.SIMULATED:
         # Tipoff stops managing the resource: hand it back to Application Auto Scaling now, not next tick.
         from scaling.backends.autoscaling import release_quietly
 
         release_quietly(service, actor, f"service {mode}: {reason}")
+    return True
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def service_mode_expire(*, service: Service, now: datetime, actor: Actor) -> bool:
+    """Make a paused or dry-run service active again once its end has passed. Returns False if it had not."""
+    with transaction.atomic():
+        locked = Service.objects.select_for_update().get(pk=service.pk)
+        until = locked.mode_until
+        if locked.mode == Service.Mode.ACTIVE or until is None or until > now:
+            return False
+        noun = "pause" if locked.mode == Service.Mode.PAUSED else "dry run"
+        Service.objects.filter(pk=service.pk).update(
+            mode=Service.Mode.ACTIVE, mode_until=None, version=F("version") + 1
+        )
+        audit_record(
+            actor=actor,
+            event_type=EventType.SERVICE_MODE_CHANGED,
+            service=locked,
+            object_type="service",
+            object_id=locked.pk,
+            before={"mode": locked.mode, "until": until.isoformat()},
+            after={"mode": Service.Mode.ACTIVE, "until": None},
+            reason=f"the {noun} set to end at {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC has ended: active again",
+            at=now,
+        )
+    service.refresh_from_db()
     return True
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from dashboard.forms import local_input
 from tests.access.conftest import World
 from tests.access.test_matrix import EXPECTATIONS, KNOWN_UNREACHABLE, _kwargs, url_patterns
 
@@ -43,10 +47,13 @@ def test_an_htmx_post_with_the_page_header_token_passes_csrf(world: World) -> No
     assert b'hx-headers=\'{"X-CSRFToken": "' in page.content
     token = page.content.decode().split('"X-CSRFToken": "', 1)[1].split('"', 1)[0]
     url = reverse("dashboard:service-mode", args=[world.service.name])
+    until = local_input(timezone.now() + timedelta(hours=1))
     response = client.post(
-        url, {"mode": "paused", "reason": "csrf test"}, headers={"HX-Request": "true", "X-CSRFToken": token}
+        url,
+        {"mode": "paused", "reason": "csrf test", "until_local": until},
+        headers={"HX-Request": "true", "X-CSRFToken": token},
     )
-    assert response.status_code != 403
+    assert response.status_code == 204
 
 
 @pytest.mark.parametrize("path", ["/login/"])

@@ -36,6 +36,9 @@ def _decide(service: Service, tick: datetime) -> Decision:
     return Decision.objects.get(pk=result.decision_id)
 
 
+HOUR = timedelta(hours=1)
+
+
 def _loaded_endpoint(url: str) -> datetime:
     create_sagemaker_endpoint(url, instances=2)
     register_target(url, "sagemaker", SM_RESOURCE, SM_DIMENSION, lo=1, hi=10)
@@ -70,7 +73,9 @@ def test_suspend_mode_suspends_dynamic_scaling_while_managed_and_restores_it_whe
     assert state["DynamicScalingInSuspended"] and state["DynamicScalingOutSuspended"]
     assert AuditEvent.objects.filter(service=service, event_type=EventType.AUTOSCALING_SUSPENDED).count() == 1
 
-    services.service_set_mode(service=service, mode=Service.Mode.PAUSED, actor=Actor.system("test"), reason="pause")
+    services.service_set_mode(
+        service=service, mode=Service.Mode.PAUSED, actor=Actor.system("test"), reason="pause", until=tick + HOUR
+    )
     _decide(service, tick + timedelta(seconds=15))
 
     state = scalable_target(aws, "sagemaker", SM_RESOURCE)["SuspendedState"]
@@ -84,7 +89,9 @@ def test_pausing_hands_the_resource_back_at_once_without_waiting_for_a_tick(aws:
     service = sagemaker_service(autoscaling_mode="suspend")
     assert _decide(service, tick).actuation == Decision.Actuation.OK
 
-    services.service_set_mode(service=service, mode=Service.Mode.DRY_RUN, actor=Actor.system("test"), reason="drill")
+    services.service_set_mode(
+        service=service, mode=Service.Mode.DRY_RUN, actor=Actor.system("test"), reason="drill", until=tick + HOUR
+    )
 
     state = scalable_target(aws, "sagemaker", SM_RESOURCE)["SuspendedState"]
     assert not state["DynamicScalingInSuspended"] and not state["DynamicScalingOutSuspended"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from dashboard.forms import local_input
 from scaling import services
 from scaling.models import Decision
 from tests.factories import make_service, make_user
@@ -62,12 +64,14 @@ def test_an_operator_puts_a_service_in_dry_run_from_its_page(browser: Any, live_
         form = page.locator("form.mode-form")
         form.locator("select[name=mode]").select_option("dry_run")
         form.locator("input[name=reason]").fill("watching the new model before it acts")
+        form.locator("input[name=until_local]").fill(local_input(timezone.now() + timedelta(hours=2)))
         form.locator("button[type=submit]").click()
 
         expect(page.locator("h1 .badge")).to_have_text("Dry run", timeout=10_000)  # the page reloaded
-        expect(page.locator(".messages")).to_contain_text("is now dry run")
+        expect(page.locator(".messages")).to_contain_text("is now dry run until")
+        expect(page.locator("h1 .mode-until")).to_contain_text("until")
         service.refresh_from_db()
-        assert service.mode == "dry_run"
+        assert service.mode == "dry_run" and service.mode_until is not None
     finally:
         page.close()
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from dashboard.forms import local_input
 from dashboard.policy_forms import PolicyForm, form_data_from_json, params_as_dict
-from scaling.audit import EventType
+from dashboard.templatetags.tipoff_time import both_times
+from scaling import services
+from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, PolicyRevision, Service
 from scaling.policy import PolicyParams
 from tests.factories import make_service, make_user
@@ -86,9 +91,6 @@ def test_the_engine_refuses_a_value_out_of_its_range_naming_the_field(field: str
 
 
 def test_a_value_the_policy_form_accepts_never_breaks_the_control_tick(admin: Client) -> None:
-    from django.utils import timezone
-
-    from scaling import services
     from scaling.models import Decision
 
     service = make_service(demand_scale=40.0)
@@ -110,7 +112,7 @@ def test_a_value_the_policy_form_accepts_never_breaks_the_control_tick(admin: Cl
     assert response.status_code == 302
     Service.objects.filter(pk=service.pk).update(provisioning_delay_s=86_400)
     result = services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
-    assert Decision.objects.filter(pk=result.decision_id).exists()
+    assert result.status == "decided" and Decision.objects.filter(service=service).exists()
 
 
 def test_the_form_needs_a_reason() -> None:
@@ -242,27 +244,84 @@ def test_the_api_needs_a_reason_in_the_body(admin: Client) -> None:
     assert response.status_code == 422
 
 
-def test_an_operator_changes_the_mode_with_a_reason_and_it_is_audited(operator: Client) -> None:
+def test_an_operator_changes_the_mode_with_a_reason_and_an_end_and_it_is_audited(operator: Client) -> None:
     service = make_service()
+    until = (timezone.now() + timedelta(hours=2)).replace(second=0, microsecond=0)
     url = reverse("dashboard:service-mode", args=[service.name])
     response = operator.post(
-        url, {"mode": "dry_run", "reason": "watching the new model"}, headers={"HX-Request": "true"}
+        url,
+        {"mode": "dry_run", "reason": "watching the new model", "until_local": local_input(until)},
+        headers={"HX-Request": "true"},
     )
     assert response.status_code == 204 and response["HX-Refresh"] == "true"
     service.refresh_from_db()
-    assert service.mode == Service.Mode.DRY_RUN
+    assert (service.mode, service.mode_until) == (Service.Mode.DRY_RUN, until)
     event = AuditEvent.objects.get(event_type=EventType.SERVICE_MODE_CHANGED)
-    assert event.before == {"mode": "active"} and event.after == {"mode": "dry_run"}
+    assert event.before == {"mode": "active", "until": None}
+    assert event.after == {"mode": "dry_run", "until": until.isoformat()}
     assert event.reason == "watching the new model" and event.actor_label == "operator"
+    page = operator.get(reverse("dashboard:service", args=[service.name])).content.decode()
+    assert f"until {both_times(until)}" in page
 
 
 def test_a_mode_change_without_a_reason_is_refused(operator: Client) -> None:
     service = make_service()
     url = reverse("dashboard:service-mode", args=[service.name])
-    response = operator.post(url, {"mode": "paused", "reason": ""}, headers={"HX-Request": "true"})
+    until = local_input(timezone.now() + timedelta(hours=1))
+    response = operator.post(
+        url, {"mode": "paused", "reason": "", "until_local": until}, headers={"HX-Request": "true"}
+    )
     assert response.status_code == 200 and "reason" in response.content.decode()
     service.refresh_from_db()
     assert service.mode == Service.Mode.ACTIVE and not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("until", "message"),
+    [
+        (None, "A pause or dry run needs an end"),
+        (timedelta(hours=-1), "the end must be in the future"),
+        (timedelta(hours=25), "a pause may last at most 24 h"),
+        ("tomorrow-ish", "enter a date and time"),
+    ],
+)
+def test_a_pause_without_a_valid_end_is_refused_naming_the_end(operator: Client, until: Any, message: str) -> None:
+    service = make_service()
+    data = {"mode": "paused", "reason": "maintenance"}
+    if isinstance(until, timedelta):
+        data["until_local"] = local_input(timezone.now() + until)
+    elif until:
+        data["until_local"] = until
+    response = operator.post(
+        reverse("dashboard:service-mode", args=[service.name]), data, headers={"HX-Request": "true"}
+    )
+    body = response.content.decode()
+    assert response.status_code == 200 and "until_local" in body and message in body
+    service.refresh_from_db()
+    assert (service.mode, service.mode_until) == (Service.Mode.ACTIVE, None) and not AuditEvent.objects.exists()
+
+
+def test_without_htmx_a_refused_pause_says_why_on_the_service_page(operator: Client) -> None:
+    service = make_service()
+    url = reverse("dashboard:service-mode", args=[service.name])
+    response = operator.post(url, {"mode": "paused", "reason": "maintenance"}, follow=True)
+    assert "The mode was not changed: A pause or dry run needs an end" in response.content.decode()
+    service.refresh_from_db()
+    assert service.mode == Service.Mode.ACTIVE
+
+
+def test_setting_a_service_active_again_needs_no_end(operator: Client) -> None:
+    service = make_service()
+    until = timezone.now() + timedelta(hours=1)
+    services.service_set_mode(service=service, mode="paused", actor=Actor.system("t"), reason="drill", until=until)
+    response = operator.post(
+        reverse("dashboard:service-mode", args=[service.name]),
+        {"mode": "active", "reason": "drill over", "until_local": "garbage"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 204
+    service.refresh_from_db()
+    assert (service.mode, service.mode_until) == (Service.Mode.ACTIVE, None)
 
 
 def test_a_viewer_cannot_change_the_mode_and_sees_no_control(viewer: Client) -> None:

@@ -10,7 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
 from scaling import services, tasks
-from scaling.audit import EventType
+from scaling.audit import Actor, EventType
 from scaling.backends import ActuationResult, FleetStatus, MetricsUnavailable, MetricWindow, aws
 from scaling.backends.simulated import SimulatedActuator, SimulatedMetricSource
 from scaling.models import AuditEvent, Decision, MetricSample, Service, SimulatedFleet
@@ -186,6 +186,32 @@ def test_dry_run_records_but_never_actuates() -> None:
     decision = _decision(result)
     assert decision.changed and decision.actuation == Decision.Actuation.DRY_RUN
     assert len(SimulatedFleet.objects.get(service=service).ready_at) == 2
+
+
+def test_a_pause_lasts_until_its_end_then_the_tick_makes_the_service_active_and_decides() -> None:
+    service = make_service(replicas=2, demand_scale=40.0)
+    tick = _tick()
+    services.service_set_mode(
+        service=service,
+        mode=Service.Mode.PAUSED,
+        actor=Actor.system("test"),
+        reason="backend maintenance",
+        until=tick + timedelta(seconds=20),
+        now=tick - timedelta(minutes=1),
+    )
+
+    held = _decision(services.service_evaluate(service_id=service.pk, tick_at=tick + timedelta(seconds=15)))
+    assert (held.mode, held.changed) == ("paused", False)
+
+    after_end = _decision(services.service_evaluate(service_id=service.pk, tick_at=tick + timedelta(seconds=30)))
+    service.refresh_from_db()
+    assert (service.mode, service.mode_until) == (Service.Mode.ACTIVE, None)
+    assert (after_end.mode, after_end.actuation) == ("active", Decision.Actuation.OK) and after_end.desired > 2
+    event = AuditEvent.objects.filter(event_type=EventType.SERVICE_MODE_CHANGED).latest("id")
+    assert event.actor_label == "system:tipoff" and event.actor_type == AuditEvent.ActorType.SYSTEM
+    assert event.before == {"mode": "paused", "until": (tick + timedelta(seconds=20)).isoformat()}
+    assert event.after == {"mode": "active", "until": None}
+    assert event.reason.startswith("the pause set to end at ") and event.reason.endswith("has ended: active again")
 
 
 def test_a_block_that_goes_on_is_audited_once_and_a_new_one_again() -> None:
