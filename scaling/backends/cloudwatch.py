@@ -16,6 +16,10 @@ Units and timing:
   the service is `backend_config["metrics_lag_s"]` (the service form defaults it
   to 120 s for CloudWatch).
 - A missing datapoint stays None; with no fresh request rate the engine holds.
+- In-flight requests stay None: the engine reads them as a fleet total, and
+  CloudWatch has none. SageMaker's ConcurrentRequestsPerModel is per model
+  container (its Maximum is the busiest one); read as a total it would size the
+  fleet as if it were one container. Use Prometheus for an in-flight target.
 
 backend_config keys: region, endpoint_url, period_s, lookback_s, publication_lag_s;
 SageMaker: endpoint_name, variant_name, cpu_cores; ECS: cluster, service,
@@ -69,7 +73,6 @@ def signals(service: Service) -> list[Signal]:
         out += [
             Signal("inv", ns, "Invocations", dims, "Sum"),
             Signal("err", ns, "Invocation5XXErrors", dims, "Sum"),
-            Signal("conc", ns, "ConcurrentRequestsPerModel", dims, "Maximum"),
             Signal("cpu", "/aws/sagemaker/Endpoints", "CPUUtilization", dims, "Average"),
         ]
         for field, stat in latency_stats(service).items():
@@ -192,7 +195,6 @@ def points_for(
                 p95_ms=_sum_ms(v.get("ml_p95_ms"), v.get("ol_p95_ms"), 1 / 1000),
                 p99_ms=_sum_ms(v.get("ml_p99_ms"), v.get("ol_p99_ms"), 1 / 1000),
                 utilization=None if v.get("cpu") is None else v["cpu"] / (100.0 * cores),  # type: ignore[operator]
-                in_flight=v.get("conc"),
                 error_rate=None if not requests or v.get("err") is None else v["err"] / requests,  # type: ignore[operator]
             )
         else:

@@ -36,6 +36,14 @@ def test_sagemaker_latency_microseconds_become_milliseconds() -> None:
     assert point.ts == T + timedelta(seconds=60)  # stamped at the end of its minute
 
 
+def test_sagemaker_reports_no_in_flight_total_it_does_not_have() -> None:
+    # ConcurrentRequestsPerModel is per container; the engine's in-flight target divides a fleet total.
+    service = Service(backend="sagemaker", backend_config={"endpoint_name": "win-prob"})
+    assert "ConcurrentRequestsPerModel" not in {s.metric for s in signals(service)}
+    (point,) = points_for(service, {"inv": {T: 6000.0}}, T - timedelta(minutes=10), T + timedelta(minutes=1))
+    assert point.in_flight is None
+
+
 def test_a_missing_datapoint_stays_missing() -> None:
     service = Service(backend="sagemaker", backend_config={"endpoint_name": "win-prob"})
     series = {"inv": {T: 6000.0}, "ml_p95_ms": {T + timedelta(minutes=1): 40_000.0}}
