@@ -305,6 +305,9 @@ class ModeError(ValueError):
         self.message = message
 
 
+_MODE_NOUNS: dict[str, str] = {Service.Mode.PAUSED: "pause", Service.Mode.DRY_RUN: "dry run"}
+
+
 def service_set_mode(
     *, service: Service, mode: str, actor: Actor, reason: str, until: datetime | None, now: datetime | None = None
 ) -> bool:
@@ -317,7 +320,7 @@ def service_set_mode(
         raise ModeError("mode", f"unknown mode {mode!r}")
     if not reason.strip():
         raise ModeError("reason", "a reason is required")
-    noun = "pause" if mode == Service.Mode.PAUSED else "dry run"
+    noun = _MODE_NOUNS.get(mode, mode)
     if mode == Service.Mode.ACTIVE:
         if until is not None:
             raise ModeError("until", "an active service has no end")
@@ -365,7 +368,7 @@ def service_mode_expire(*, service: Service, now: datetime, actor: Actor) -> boo
         until = locked.mode_until
         if locked.mode == Service.Mode.ACTIVE or until is None or until > now:
             return False
-        noun = "pause" if locked.mode == Service.Mode.PAUSED else "dry run"
+        noun = _MODE_NOUNS.get(locked.mode, locked.mode)
         Service.objects.filter(pk=service.pk).update(
             mode=Service.Mode.ACTIVE, mode_until=None, version=F("version") + 1
         )
