@@ -13,11 +13,11 @@ from typing import Any
 
 from scaling.policy import rules as r
 from scaling.policy.explain import reason_for, summarize
-from scaling.policy.signals import latest_fresh_metric, observe
+from scaling.policy.signals import observe
 from scaling.policy.stability import cooldown, hold_while_rising, rate_limit, stabilize
 from scaling.policy.types import Constraint, Decision, EngineInput, Mode, Reason, RuleResult
 
-__all__ = ["decide", "latest_fresh_metric"]
+__all__ = ["decide"]
 
 
 def decide(inp: EngineInput, metrics_unavailable: bool = False) -> Decision:

@@ -8,7 +8,8 @@ ends, so their difference recovers the rate of the newest slice — a short wind
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 
 from scaling.policy.types import EngineInput, MetricPoint
@@ -36,27 +37,35 @@ def max_metric_age_s(inp: EngineInput) -> float:
     return spec.metrics_lag_s + 2 * spec.tick_s + spec.metrics_window_s / 2
 
 
-def latest_fresh_metric(inp: EngineInput) -> MetricPoint | None:
-    """The newest sample with a request rate, if it is younger than two ticks (plus the source's lag)."""
+def finite(m: MetricPoint) -> MetricPoint:
+    """`m` with every non-finite value (NaN, ±inf) taken as missing: one bad datapoint from a source must not
+    turn the short-window rate into NaN (and panic to the maximum) or make a rule's arithmetic raise."""
+    bad = {name: None for name in _VALUES if isinstance(value := getattr(m, name), float) and not math.isfinite(value)}
+    return replace(m, **bad) if bad else m
+
+
+def latest_fresh_metric(inp: EngineInput, metrics: list[MetricPoint]) -> MetricPoint | None:
+    """The newest of `metrics` with a request rate, if it is younger than two ticks (plus the source's lag)."""
+    # A sample stamped after `now` (a source's clock running ahead) is ignored rather than taken as the
+    # newest: as the newest it would make every other sample look stale too.
     newest: MetricPoint | None = None
-    for m in inp.metrics:
-        if m.rps is not None and (newest is None or m.ts > newest.ts):
+    for m in metrics:
+        if m.rps is not None and m.ts <= inp.now and (newest is None or m.ts > newest.ts):
             newest = m
-    if newest is None or newest.ts > inp.now:
-        return None
-    if (inp.now - newest.ts).total_seconds() > max_metric_age_s(inp):
+    if newest is None or (inp.now - newest.ts).total_seconds() > max_metric_age_s(inp):
         return None
     return newest
 
 
 def observe(inp: EngineInput, stable_window_s: float = 60.0) -> Observation | None:
-    latest = latest_fresh_metric(inp)
+    metrics = [finite(m) for m in inp.metrics]
+    latest = latest_fresh_metric(inp, metrics)
     if latest is None or latest.rps is None:
         return None
     window_s = inp.service.metrics_window_s
     latest_s = latest.epoch
     horizon_s = latest_s - (max(stable_window_s, window_s, POINTS_WINDOW_S) + 1.0)
-    stamped = [(m.epoch, m) for m in inp.metrics if m.rps is not None]
+    stamped = [(m.epoch, m) for m in metrics if m.rps is not None]
     stamped = sorted((p for p in stamped if horizon_s <= p[0] <= latest_s), key=_first)
     points = tuple(m for _, m in stamped)
     points_s = tuple(t for t, _ in stamped)
@@ -80,3 +89,6 @@ def observe(inp: EngineInput, stable_window_s: float = 60.0) -> Observation | No
 
 def _first(pair: tuple[float, MetricPoint]) -> float:
     return pair[0]
+
+
+_VALUES = tuple(f.name for f in fields(MetricPoint) if f.name != "ts")

@@ -112,6 +112,41 @@ def test_it_holds_when_metrics_are_stale() -> None:
     assert (result.desired, result.reason) == (10, Reason.METRICS_STALE)
 
 
+def test_a_sample_stamped_after_now_is_ignored_not_taken_as_the_newest() -> None:
+    # A source whose clock runs a second ahead: the sample of 5 s ago is still fresh, and the one from the
+    # future (5,000 rps) is not read at all.
+    metrics = (point(700.0, age_s=5), point(5000.0, age_s=-1))
+    result = decide(engine_input(metrics=metrics))
+    assert (result.desired, result.reason) == (10, Reason.WITHIN_TOLERANCE)
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        # A NaN in an older sample: no short-window rate against it (it would be NaN, and panic to the maximum).
+        (point(NAN, age_s=20), point(500.0, age_s=5)),
+        (point(INF, age_s=20), point(500.0, age_s=5)),
+        # A NaN newest rate: the sample before it is the newest with a rate.
+        (point(500.0, age_s=20), point(NAN, age_s=5)),
+        # Non-finite latency or in-flight counts are missing values, not an SLO breach or a rule's input.
+        (point(500.0, p95_ms=INF, p99_ms=NAN, in_flight=NAN, utilization=NAN, error_rate=NAN),),
+    ],
+)
+def test_non_finite_metric_values_count_as_missing(metrics: tuple[MetricPoint, ...]) -> None:
+    params = PolicyParams(prewarm=False, target_utilization=0.7, target_in_flight_per_replica=2.0)
+    result = decide(engine_input(metrics=metrics, params=params))
+    assert result.desired == decide(engine_input(500.0, params=params)).desired == 8
+    assert {r.rule for r in result.rules} == {"target_utilization", "serving_model"}
+
+
+def test_only_non_finite_rates_are_missing_metrics() -> None:
+    result = decide(engine_input(metrics=(point(NAN), point(INF, age_s=20))))
+    assert (result.desired, result.reason) == (10, Reason.METRICS_STALE)
+
+
 def test_it_holds_when_the_metric_source_is_unavailable() -> None:
     result = decide(engine_input(0.0), metrics_unavailable=True)
     assert (result.desired, result.reason) == (10, Reason.METRICS_UNAVAILABLE)
