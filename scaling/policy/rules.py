@@ -60,10 +60,13 @@ def target_tracking(inp: EngineInput, obs: Observation) -> list[RuleResult]:
         needed = observed_total / per_replica_target
         ratio = needed / current
         within = abs(ratio - 1.0) <= params.tolerance
+        # Within tolerance the rule holds the count the ratio was taken against: one replica when none run
+        # and there is load to serve (holding none would ask for fewer replicas under more load).
+        held = current if needed > 0 else inp.provisioned
         results.append(
             RuleResult(
                 rule=rule,
-                replicas=inp.provisioned if within else _ceil(needed),
+                replicas=held if within else _ceil(needed),
                 inputs={**inputs, "ratio": round(ratio, 4)},
                 note=WITHIN_TOLERANCE if within else "",
             )

@@ -52,6 +52,17 @@ def test_it_tracks_every_metric_with_a_target_and_takes_the_largest(
     assert result.desired == desired
 
 
+@pytest.mark.parametrize(("in_flight", "desired"), [(0.0, 0), (1.0, 1), (2.0, 1), (2.2, 2)])
+def test_with_no_replicas_running_target_tracking_asks_for_one_within_tolerance(in_flight: float, desired: int) -> None:
+    # 2 in flight against a target of 2 per replica is within tolerance of one replica, not of the none running.
+    params = PolicyParams(target_in_flight_per_replica=2.0, model_sizing=False, prewarm=False, slo_guard=False)
+    service = replace(SPEC, min_replicas=0)
+    result = decide(
+        engine_input(metrics=(point(10.0, in_flight=in_flight),), provisioned=0, params=params, service=service)
+    )
+    assert result.desired == desired
+
+
 @pytest.mark.parametrize(("rps", "expected"), [(1000.0, 11), (5000.0, 51), (100.0, 2)])
 def test_it_sizes_the_observed_rate_with_the_serving_model(rps: float, expected: int) -> None:
     params = PolicyParams(prewarm=False, scale_up_percent=500)
