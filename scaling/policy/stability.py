@@ -105,17 +105,26 @@ def count_at_period_start(inp: EngineInput, period_s: float) -> int:
     return last.desired if last.desired is not None else inp.provisioned
 
 
+def percent_step(base: int, percent: float) -> int:
+    """The change `percent` of `base` allows, rounded in favour of the change as the HPA rounds (a 10 % step
+    of 9 replicas is one, not none), and at least one replica whenever the percent allows any change: a
+    small fleet, or one scaled to zero, must still be able to move."""
+    if percent <= 0:
+        return 0
+    return max(math.ceil(base * percent / 100.0 - 1e-9), 1)
+
+
 def scale_up_limit(inp: EngineInput) -> int:
     params = inp.params
     base = min(count_at_period_start(inp, params.scale_up_period_s), inp.provisioned)
-    step = max(params.scale_up_pods, math.ceil(base * params.scale_up_percent / 100.0))
+    step = max(params.scale_up_pods, percent_step(base, params.scale_up_percent))
     return max(base + step, inp.provisioned)
 
 
 def scale_down_limit(inp: EngineInput) -> int:
     params = inp.params
     base = max(count_at_period_start(inp, params.scale_down_period_s), inp.provisioned)
-    step = max(params.scale_down_pods, math.floor(base * params.scale_down_percent / 100.0))
+    step = max(params.scale_down_pods, percent_step(base, params.scale_down_percent))
     return min(base - step, inp.provisioned)
 
 

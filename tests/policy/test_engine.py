@@ -228,6 +228,24 @@ def test_it_limits_the_scale_down_rate(pods: int, percent: float, desired: int) 
     assert decide(engine_input(0.0, 20, params=params)).desired == desired
 
 
+@pytest.mark.parametrize(
+    ("rps", "provisioned", "desired"),
+    [
+        (0.0, 9, 8),  # 10 % of 9 is 0.9: the HPA still lets one go
+        (0.0, 25, 22),  # 2.5 rounds to 3
+        (5000.0, 0, 1),  # none running: 10 % of none still allows the first replica
+        (5000.0, 9, 10),
+        (5000.0, 25, 28),
+    ],
+)
+def test_a_percent_rate_limit_moves_a_small_fleet_at_least_one_replica(
+    rps: float, provisioned: int, desired: int
+) -> None:
+    params = _scale_in_params(scale_up_pods=0, scale_up_percent=10.0, scale_down_pods=0, scale_down_percent=10.0)
+    service = replace(SPEC, min_replicas=0)
+    assert decide(engine_input(rps, provisioned, params=params, service=service)).desired == desired
+
+
 def test_it_waits_out_the_scale_in_cooldown() -> None:
     params = replace(TT_ONLY, scale_in_cooldown_s=600, scale_down_stabilization_s=0)
     cooling = decide(engine_input(0.0, 20, params=params, last_scale_out_at=T0 - timedelta(seconds=300)))

@@ -6,6 +6,7 @@ TIPOFF_HYPOTHESIS_EXAMPLES to run more (or fewer, locally).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import replace
 from datetime import timedelta
@@ -172,8 +173,13 @@ def test_rate_limits_are_respected(inp: EngineInput) -> None:
     assert result.desired <= max(scale_up_limit(inp), inp.provisioned)
     assert result.desired >= min(scale_down_limit(inp), inp.provisioned)
     base = inp.provisioned
-    assert result.desired - base <= max(inp.params.scale_up_pods, -(-base * inp.params.scale_up_percent // 100))
-    assert base - result.desired <= max(inp.params.scale_down_pods, base * inp.params.scale_down_percent // 100)
+    assert result.desired - base <= max(inp.params.scale_up_pods, _percent_step(base, inp.params.scale_up_percent))
+    assert base - result.desired <= max(inp.params.scale_down_pods, _percent_step(base, inp.params.scale_down_percent))
+
+
+def _percent_step(base: int, percent: float) -> int:
+    """As the HPA rounds a Percent policy, in favour of the change; at least one replica when any is allowed."""
+    return max(math.ceil(base * percent / 100), 1) if percent > 0 else 0
 
 
 @PROPERTY
