@@ -103,7 +103,7 @@ class EngineDriver:
 
     def _remember(self, now: datetime, decision: Decision) -> None:
         if decision.recommendation is not None:
-            self.recent.append(PastRecommendation(now, decision.recommendation, decision.desired))
+            self.recent.append(PastRecommendation(now, decision.recommendation, decision.desired, decision.current))
         keep_s = max(
             self.params.scale_down_window_s(self.service.provisioning_delay_s),
             self.params.scale_up_stabilization_s,

@@ -5,6 +5,7 @@ Each step returns the count and, when it changed it, appends a Constraint.
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import timedelta
 
@@ -18,7 +19,7 @@ def stabilize(inp: EngineInput, recommendation: int, constraints: list[Constrain
     """HPA stabilization: scale in only to the highest, out only to the lowest, recommendation in the window."""
     params, current = inp.params, inp.provisioned
     if recommendation < current and (window := params.scale_down_window_s(inp.service.provisioning_delay_s)) > 0:
-        recent = [r.replicas for r in inp.recent if 0 <= (inp.now - r.ts).total_seconds() < window]
+        recent, gap = _window_recommendations(inp, window)
         stabilized = min(max([recommendation, *recent]), current)
         if stabilized != recommendation:
             constraints.append(
@@ -26,13 +27,13 @@ def stabilize(inp: EngineInput, recommendation: int, constraints: list[Constrain
                     "scale_down_stabilization",
                     recommendation,
                     stabilized,
-                    f"highest recommendation in the last {window:.0f} s was {max(recent)}",
+                    f"highest recommendation in the last {window:.0f} s was {max(recent)}{_standing_in(gap)}",
                 )
             )
         return stabilized
     if recommendation > current and params.scale_up_stabilization_s > 0:
         window = params.scale_up_stabilization_s
-        recent = [r.replicas for r in inp.recent if 0 <= (inp.now - r.ts).total_seconds() < window]
+        recent, gap = _window_recommendations(inp, window)
         stabilized = max(min([recommendation, *recent]), current)
         if stabilized != recommendation:
             constraints.append(
@@ -40,11 +41,35 @@ def stabilize(inp: EngineInput, recommendation: int, constraints: list[Constrain
                     "scale_up_stabilization",
                     recommendation,
                     stabilized,
-                    f"lowest recommendation in the last {window:.0f} s was {min(recent)}",
+                    f"lowest recommendation in the last {window:.0f} s was {min(recent)}{_standing_in(gap)}",
                 )
             )
         return stabilized
     return recommendation
+
+
+def _window_recommendations(inp: EngineInput, window_s: float) -> tuple[list[int], bool]:
+    """The recommendations recorded in the last `window_s`, and whether they leave part of the window
+    uncovered; if so the current count is counted among them.
+
+    Ticks without fresh metrics, paused ticks and the ticks before a service existed record no recommendation;
+    the current count stands in for them, as the HPA seeds a new autoscaler's window with the current count.
+    Without it the first fresh sample after a metrics gap finds the window empty, and one sample scales the
+    fleet in at once.
+    """
+    inside = [(age, r.replicas) for r in inp.recent if 0 <= (age := (inp.now - r.ts).total_seconds()) < window_s]
+    recent = [replicas for _, replicas in inside]
+    # Each tick records at its instant: more than a tick and a half without one (jitter allowed), between
+    # now, the records and the window's start, is a gap.
+    edges = [0.0, *sorted(age for age, _ in inside), window_s]
+    gap = any(older - newer > 1.5 * inp.service.tick_s for newer, older in itertools.pairwise(edges))
+    if gap:
+        recent.append(inp.provisioned)
+    return recent, gap
+
+
+def _standing_in(gap: bool) -> str:
+    return ", counting the current count for the ticks that recorded none" if gap else ""
 
 
 def hold_while_rising(inp: EngineInput, obs: Observation, desired: int, constraints: list[Constraint]) -> int:
@@ -96,13 +121,24 @@ def cooldown(inp: EngineInput, desired: int, constraints: list[Constraint]) -> i
 
 
 def count_at_period_start(inp: EngineInput, period_s: float) -> int:
-    """The count set by the last decision at least a period ago (the current count when unknown)."""
+    """The count at the start of the last `period_s`: the one set by the last decision at least a period ago.
+
+    Without such a decision (a new service, or a metrics gap, whose ticks record nothing), the oldest count
+    known inside the period: the count before its oldest decision, else that decision's own count. Taking
+    the current count instead would start a new period every tick and compound the limit (10 → 20 → 40 → 80
+    within one period of 100 %); the current count is left for when nothing at all is known.
+    """
     cutoff = inp.now - timedelta(seconds=period_s)
-    earlier = [r for r in inp.recent if r.desired is not None and r.ts <= cutoff]
-    if not earlier:
-        return inp.provisioned
-    last = max(earlier, key=lambda r: r.ts)
-    return last.desired if last.desired is not None else inp.provisioned
+    decided = [r for r in inp.recent if r.desired is not None]
+    earlier = [r for r in decided if r.ts <= cutoff]
+    if earlier:
+        last = max(earlier, key=lambda r: r.ts)
+        return last.desired if last.desired is not None else inp.provisioned
+    if decided:
+        oldest = min(decided, key=lambda r: r.ts)
+        known = oldest.provisioned if oldest.provisioned is not None else oldest.desired
+        return known if known is not None else inp.provisioned
+    return inp.provisioned
 
 
 def percent_step(base: int, percent: float) -> int:

@@ -321,11 +321,13 @@ class GameSpec:
 
 @dataclass(frozen=True)
 class PastRecommendation:
-    """One earlier tick: the unconstrained recommendation and, when known, the count it set."""
+    """One earlier tick: the unconstrained recommendation and, when known, the count it set and the count
+    provisioned when it was decided."""
 
     ts: datetime
     replicas: int
     desired: int | None = None
+    provisioned: int | None = None
 
 
 @dataclass(frozen=True)

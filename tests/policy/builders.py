@@ -7,7 +7,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scaling.policy import EngineInput, GameSpec, MetricPoint, OverrideSpec, PolicyParams, ServiceSpec
+from scaling.policy import (
+    EngineInput,
+    GameSpec,
+    MetricPoint,
+    OverrideSpec,
+    PastRecommendation,
+    PolicyParams,
+    ServiceSpec,
+)
 from scaling.policy.forecast import Forecaster
 
 T0 = datetime(2026, 1, 15, 23, 30, tzinfo=UTC)  # 18:30 ET
@@ -19,6 +27,14 @@ TT_ONLY = PolicyParams(target_utilization=0.7, model_sizing=False, prewarm=False
 
 def point(rps: float | None, age_s: float = 5.0, **kw: Any) -> MetricPoint:
     return MetricPoint(ts=T0 - timedelta(seconds=age_s), rps=rps, **kw)
+
+
+def recorded(*recommendations: int, desired: int | None = None) -> tuple[PastRecommendation, ...]:
+    """Recommendations recorded one tick apart, oldest first, the newest a tick before T0: a stabilization
+    window with no gap in its records."""
+    tick = timedelta(seconds=SPEC.tick_s)
+    n = len(recommendations)
+    return tuple(PastRecommendation(T0 - (n - i) * tick, r, desired) for i, r in enumerate(recommendations))
 
 
 def engine_input(

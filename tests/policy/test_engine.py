@@ -12,7 +12,7 @@ from scaling.policy.capacity import replicas_for
 from scaling.policy.explain import rule_sentence
 from scaling.policy.forecast import Forecaster
 from scaling.policy.types import Decision, MetricPoint, RuleResult
-from tests.policy.builders import SPEC, T0, TT_ONLY, engine_input, game, override, point
+from tests.policy.builders import SPEC, T0, TT_ONLY, engine_input, game, override, point, recorded
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ from tests.policy.builders import SPEC, T0, TT_ONLY, engine_input, game, overrid
     ],
 )
 def test_it_tracks_the_utilization_target(rps: float, provisioned: int, desired: int, reason: Reason) -> None:
-    result = decide(engine_input(rps, provisioned))
+    result = decide(engine_input(rps, provisioned, recent=recorded(1, 1, 1)))
     assert (result.desired, result.reason) == (desired, reason)
 
 
@@ -148,8 +148,8 @@ NAN, INF = float("nan"), float("inf")
 )
 def test_non_finite_metric_values_count_as_missing(metrics: tuple[MetricPoint, ...]) -> None:
     params = PolicyParams(prewarm=False, target_utilization=0.7, target_in_flight_per_replica=2.0)
-    result = decide(engine_input(metrics=metrics, params=params))
-    assert result.desired == decide(engine_input(500.0, params=params)).desired == 8
+    result = decide(engine_input(metrics=metrics, provisioned=4, params=params))
+    assert result.desired == decide(engine_input(500.0, 4, params=params)).desired == 8
     assert {r.rule for r in result.rules} == {"target_utilization", "serving_model"}
 
 
@@ -177,8 +177,7 @@ def test_it_never_scales_in_on_missing_metrics_even_under_a_ceiling() -> None:
 
 
 def test_it_stabilizes_scale_in_on_the_highest_recent_recommendation() -> None:
-    recent = (PastRecommendation(T0 - timedelta(seconds=30), 9),)
-    result = decide(engine_input(70.0, recent=recent))
+    result = decide(engine_input(70.0, recent=recorded(9, 1)))
     assert (result.desired, result.reason) == (9, Reason.SCALED_IN)
     assert [c.name for c in result.constraints] == ["scale_down_stabilization"]
 
@@ -191,8 +190,56 @@ def test_it_holds_with_a_reason_while_stabilizing() -> None:
 
 
 def test_old_recommendations_leave_the_stabilization_window() -> None:
-    recent = (PastRecommendation(T0 - timedelta(seconds=400), 10),)
+    recent = (PastRecommendation(T0 - timedelta(seconds=400), 10), *recorded(1, 1, 1))
     assert decide(engine_input(70.0, recent=recent)).desired == 1
+
+
+def _ago(*ages_s: int, replicas: int = 1) -> tuple[PastRecommendation, ...]:
+    return tuple(PastRecommendation(T0 - timedelta(seconds=age), replicas) for age in sorted(ages_s, reverse=True))
+
+
+@pytest.mark.parametrize(
+    ("recent", "desired", "reason"),
+    [
+        ((), 10, Reason.STABILIZING_SCALE_IN),  # a new service: nothing recorded yet
+        (_ago(400, 385, 370), 10, Reason.STABILIZING_SCALE_IN),  # metrics missing for six minutes since
+        (_ago(15), 10, Reason.STABILIZING_SCALE_IN),  # the first fresh tick after a gap
+        (_ago(45, 15), 10, Reason.STABILIZING_SCALE_IN),  # one tick without metrics inside the window
+        (_ago(30, 15), 1, Reason.SCALED_IN),  # every tick of the 45 s window recorded
+        (_ago(40, 25, 10), 1, Reason.SCALED_IN),  # ... at another phase of the tick
+    ],
+)
+def test_ticks_that_recorded_no_recommendation_count_as_the_current_count(
+    recent: tuple[PastRecommendation, ...], desired: int, reason: Reason
+) -> None:
+    # 70 rps needs one replica; the window is 45 s (a quarter of the 180 s provisioning delay).
+    result = decide(engine_input(70.0, recent=recent))
+    assert (result.desired, result.reason) == (desired, reason)
+    if desired == 10:
+        assert "counting the current count for the ticks that recorded none" in result.summary
+
+
+def test_a_scale_up_stabilization_window_without_records_holds_the_current_count() -> None:
+    params = replace(TT_ONLY, scale_up_stabilization_s=60)
+    assert decide(engine_input(1400.0, params=params)).desired == 10
+    assert decide(engine_input(1400.0, params=params, recent=_ago(60, 45, 30, 15, replicas=20))).desired == 20
+
+
+@pytest.mark.parametrize(
+    ("oldest", "desired"),
+    [
+        # 30 s ago the engine took 10 to 20; nothing older is known. The minute began at 10: no more now.
+        (PastRecommendation(T0 - timedelta(seconds=30), 286, desired=20, provisioned=10), 20),
+        # The count before that decision unknown (the live controller's rows): the 20 it set is the oldest known.
+        (PastRecommendation(T0 - timedelta(seconds=30), 286, desired=20), 40),
+    ],
+)
+def test_with_no_decision_as_old_as_the_period_the_oldest_count_inside_it_starts_it(
+    oldest: PastRecommendation, desired: int
+) -> None:
+    params = replace(TT_ONLY, scale_up_pods=1, scale_up_percent=100, scale_up_period_s=60)
+    recent = (oldest, PastRecommendation(T0 - timedelta(seconds=15), 286, desired=20, provisioned=20))
+    assert decide(engine_input(20_000.0, 20, params=params, recent=recent)).desired == desired
 
 
 @pytest.mark.parametrize(
@@ -224,7 +271,7 @@ def test_it_counts_changes_made_earlier_in_the_rate_limit_period() -> None:
     [(0, 10.0, 18), (5, 10.0, 15), (0, 100.0, 1)],
 )
 def test_it_limits_the_scale_down_rate(pods: int, percent: float, desired: int) -> None:
-    params = replace(TT_ONLY, scale_down_pods=pods, scale_down_percent=percent, scale_down_stabilization_s=0)
+    params = _scale_in_params(scale_down_pods=pods, scale_down_percent=percent)
     assert decide(engine_input(0.0, 20, params=params)).desired == desired
 
 
@@ -247,7 +294,7 @@ def test_a_percent_rate_limit_moves_a_small_fleet_at_least_one_replica(
 
 
 def test_it_waits_out_the_scale_in_cooldown() -> None:
-    params = replace(TT_ONLY, scale_in_cooldown_s=600, scale_down_stabilization_s=0)
+    params = _scale_in_params(scale_in_cooldown_s=600)
     cooling = decide(engine_input(0.0, 20, params=params, last_scale_out_at=T0 - timedelta(seconds=300)))
     cooled = decide(engine_input(0.0, 20, params=params, last_scale_out_at=T0 - timedelta(seconds=900)))
     assert (cooling.desired, cooling.reason) == (20, Reason.COOLDOWN)
@@ -284,7 +331,7 @@ def test_a_pin_applies_even_without_metrics() -> None:
 def test_overrides_bind_in_precedence(
     overrides: tuple[OverrideSpec, ...], rps: float, desired: int, constraint: str
 ) -> None:
-    params = replace(TT_ONLY, scale_down_stabilization_s=0, scale_up_percent=500)
+    params = _scale_in_params(scale_up_percent=500)
     result = decide(engine_input(rps, overrides=overrides, params=params))
     assert result.desired == desired
     assert result.constraints[-1].name == constraint
@@ -406,8 +453,7 @@ def test_a_slower_backend_stabilizes_scale_in_for_longer(delay_s: int, held: boo
     # A recommendation of 10 from 90 s ago: outside a 60 s window, inside 0.25 × 420 s = 105 s.
     params = replace(TT_ONLY, scale_down_stabilization_s=60.0, stabilization_per_delay=0.25)
     spec = replace(SPEC, provisioning_delay_s=delay_s)
-    recent = (PastRecommendation(T0 - timedelta(seconds=90), 10),)
-    result = decide(engine_input(70.0, service=spec, params=params, recent=recent))
+    result = decide(engine_input(70.0, service=spec, params=params, recent=recorded(10, 1, 1, 1, 1, 1)))
     assert result.desired == (10 if held else 1)
     assert params.scale_down_window_s(delay_s) == (105.0 if held else 60.0)
 

@@ -31,7 +31,9 @@ MODEL = PolicyParams(prewarm=False, scale_up_percent=500)
             engine_input(
                 0.0,
                 20,
-                params=replace(TT_ONLY, scale_in_cooldown_s=600, scale_down_stabilization_s=0),
+                params=replace(
+                    TT_ONLY, scale_in_cooldown_s=600, scale_down_stabilization_s=0, stabilization_per_delay=0
+                ),
                 last_scale_in_at=T0 - timedelta(seconds=60),
             ),
             Reason.COOLDOWN,
@@ -39,10 +41,21 @@ MODEL = PolicyParams(prewarm=False, scale_up_percent=500)
         (engine_input(1400.0, mode=Mode.DRY_RUN), Reason.DRY_RUN),
         (engine_input(1400.0, mode=Mode.PAUSED), Reason.PAUSED),
         (engine_input(1400.0), Reason.SCALED_OUT),
-        (engine_input(0.0, 20, params=replace(TT_ONLY, scale_down_stabilization_s=0)), Reason.SCALED_IN),
+        (
+            engine_input(0.0, 20, params=replace(TT_ONLY, scale_down_stabilization_s=0, stabilization_per_delay=0)),
+            Reason.SCALED_IN,
+        ),
         (
             engine_input(
-                0.0, 20, params=replace(TT_ONLY, scale_down_stabilization_s=0, scale_down_percent=0, scale_down_pods=0)
+                0.0,
+                20,
+                params=replace(
+                    TT_ONLY,
+                    scale_down_stabilization_s=0,
+                    stabilization_per_delay=0,
+                    scale_down_percent=0,
+                    scale_down_pods=0,
+                ),
             ),
             Reason.RATE_LIMITED,
         ),
