@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from scaling.policy import rules as r
-from scaling.policy.explain import reason_for, summarize
+from scaling.policy.explain import deciding_constraint, reason_for, summarize
 from scaling.policy.signals import observe
 from scaling.policy.stability import cooldown, hold_while_rising, rate_limit, stabilize
 from scaling.policy.types import Constraint, Decision, EngineInput, Mode, Reason, RuleResult
@@ -69,8 +69,8 @@ def decide(inp: EngineInput, metrics_unavailable: bool = False) -> Decision:
         desired = hold_while_rising(inp, obs, desired, constraints)
         desired = cooldown(inp, desired, constraints)
         desired = rate_limit(inp, desired, constraints)
-    desired, pinned = _apply_overrides(inp, desired, constraints)
-    if not pinned:
+    desired, setter = _apply_overrides(inp, desired, constraints)
+    if setter != "pin":
         desired = _bounds(inp, desired, constraints)
 
     reason = reason_for(inp, desired, recommendation, constraints, dry_run=inp.mode is Mode.DRY_RUN, rules=rules)
@@ -91,17 +91,21 @@ def decide(inp: EngineInput, metrics_unavailable: bool = False) -> Decision:
 def _hold_without_metrics(inp: EngineInput, metrics_unavailable: bool) -> Decision:
     current = inp.provisioned
     constraints: list[Constraint] = []
-    held, pinned = _apply_overrides(inp, current, constraints)
-    if not pinned:
+    held, setter = _apply_overrides(inp, current, constraints)
+    if setter is None:
         if held < current:
             constraints.append(Constraint("metrics_missing_hold", held, current, "never scale in on missing metrics"))
         held = max(held, current)
         held = _fallback(inp, held, constraints)
+    if setter != "pin":
         held = _bounds(inp, held, constraints)
     reason = Reason.METRICS_UNAVAILABLE if metrics_unavailable else Reason.METRICS_STALE
+    deciding = deciding_constraint(constraints)
     if inp.mode is Mode.DRY_RUN:
         reason = Reason.DRY_RUN
-    elif held != current and pinned:
+    elif deciding is not None and deciding.name.startswith("override_"):
+        # An override set the count (a pin, even to the current count; a floor above it): it, not the
+        # missing metrics, explains the decision.
         reason = Reason.OVERRIDE_ACTIVE
     stale = RuleResult(
         rule="metrics",
@@ -125,8 +129,10 @@ def _newest(inp: EngineInput) -> str | None:
     return max(stamps).isoformat() if stamps else None
 
 
-def _apply_overrides(inp: EngineInput, desired: int, constraints: list[Constraint]) -> tuple[int, bool]:
-    """Precedence: active pin > freeze > floors/ceilings > freeze_scale_in > policy. Returns (count, pinned)."""
+def _apply_overrides(inp: EngineInput, desired: int, constraints: list[Constraint]) -> tuple[int, str | None]:
+    """Precedence: active pin > freeze > floors/ceilings > freeze_scale_in > policy. Returns the count and the
+    kind of override that set it outright ("pin" or "freeze"; None when the policy's count stands, bounded
+    or not). Only a pin may leave the service's bounds (DESIGN: bounds); a freeze holds within them."""
     active = [o for o in inp.overrides if o.active_at(inp.now)]
     pins = [o for o in active if o.kind == "pin" and o.replicas is not None]
     if pins:
@@ -135,7 +141,7 @@ def _apply_overrides(inp: EngineInput, desired: int, constraints: list[Constrain
         constraints.append(
             Constraint("override_pin", desired, replicas, f"override {pin.id} pins {replicas}: {pin.reason}")
         )
-        return replicas, True
+        return replicas, "pin"
     result = desired
     freezes = [o for o in active if o.kind == "freeze"]
     if freezes:
@@ -143,7 +149,7 @@ def _apply_overrides(inp: EngineInput, desired: int, constraints: list[Constrain
         constraints.append(
             Constraint("override_freeze", result, inp.provisioned, f"override {o.id} freezes: {o.reason}")
         )
-        return inp.provisioned, True
+        return inp.provisioned, "freeze"
     floors = [o for o in active if o.kind == "floor" and o.replicas is not None]
     ceilings = [o for o in active if o.kind == "ceiling" and o.replicas is not None]
     if floors:
@@ -170,7 +176,7 @@ def _apply_overrides(inp: EngineInput, desired: int, constraints: list[Constrain
             Constraint("override_freeze_scale_in", result, inp.provisioned, "scale-in frozen by override")
         )
         result = inp.provisioned
-    return result, False
+    return result, None
 
 
 def _bounds(inp: EngineInput, desired: int, constraints: list[Constraint]) -> int:

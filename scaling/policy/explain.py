@@ -36,6 +36,18 @@ HOLD_LABELS = {
 }
 
 
+# Overrides that set the count outright: they decide it even when the policy asked for the same count.
+SETTING_OVERRIDES = ("override_pin", "override_freeze")
+
+
+def deciding_constraint(constraints: list[Constraint] | tuple[Constraint, ...]) -> Constraint | None:
+    """The constraint that set the final count: the last one that changed the count, or a pin or freeze."""
+    for c in reversed(constraints):
+        if c.before != c.after or c.name in SETTING_OVERRIDES:
+            return c
+    return None
+
+
 def winning_rule(
     rules: list[RuleResult] | tuple[RuleResult, ...], recommendation: int | None, current: int | None = None
 ) -> RuleResult | None:

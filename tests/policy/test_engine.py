@@ -337,6 +337,37 @@ def test_overrides_bind_in_precedence(
     assert result.constraints[-1].name == constraint
 
 
+def test_a_freeze_holds_within_the_service_bounds() -> None:
+    # Only a pin may leave the bounds: a freeze on a fleet above its maximum holds at the maximum.
+    result = decide(engine_input(700.0, 50, overrides=(override("freeze"),)))
+    assert (result.desired, result.reason) == (40, Reason.SCALED_IN)
+    assert [c.name for c in result.constraints][-2:] == ["override_freeze", "max_replicas"]
+    assert decide(engine_input(None, 50, overrides=(override("freeze"),))).desired == 40
+
+
+@pytest.mark.parametrize(
+    ("overrides", "desired"),
+    [
+        ((override("floor", 20),), 20),  # the floor scales out, not the missing metrics
+        ((override("pin", 10),), 10),  # a pin sets the count, even to the current one
+        ((override("freeze"),), 10),  # ... as a freeze does, the fallback count included
+    ],
+)
+def test_without_metrics_an_override_that_sets_the_count_is_the_reason(
+    overrides: tuple[OverrideSpec, ...], desired: int
+) -> None:
+    params = replace(TT_ONLY, fallback_replicas=15, fallback_after_s=60)
+    result = decide(engine_input(None, overrides=overrides, params=params))
+    assert (result.desired, result.reason) == (desired, Reason.OVERRIDE_ACTIVE)
+    missing = decide(engine_input(None, params=params, metrics_missing_since=T0 - timedelta(seconds=600)))
+    frozen = decide(
+        engine_input(
+            None, overrides=(override("freeze"),), params=params, metrics_missing_since=T0 - timedelta(seconds=600)
+        )
+    )
+    assert (missing.desired, missing.reason, frozen.desired) == (15, Reason.METRICS_STALE, 10)
+
+
 def test_an_expired_override_never_applies() -> None:
     floor = override("floor", 30, start_min=-120, end_min=0)
     assert decide(engine_input(700.0, overrides=(floor,))).desired == 10

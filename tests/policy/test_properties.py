@@ -143,10 +143,11 @@ def test_the_result_is_within_the_bounds_or_the_pin(inp: EngineInput) -> None:
     pin = _pin(inp)
     if pin is not None:
         assert result.desired == pin
-    elif _active(inp, "freeze"):
-        assert result.desired == inp.provisioned
     else:
         assert inp.service.min_replicas <= result.desired <= inp.service.max_replicas
+        if _active(inp, "freeze"):
+            spec = inp.service
+            assert result.desired == min(max(inp.provisioned, spec.min_replicas), spec.max_replicas)
 
 
 @PROPERTY
