@@ -113,6 +113,10 @@ REASON_HELP: dict[str, str] = {
         "The load would allow fewer replicas, but the scale-down stabilization window (or a still-climbing "
         "rate) holds them."
     ),
+    "STABILIZING_SCALE_OUT": (
+        "The load asks for more replicas, but the scale-out stabilization window holds them until it has "
+        "asked for more throughout."
+    ),
     "AT_MAX": "More replicas were wanted, but the service is at its maximum.",
     "AT_MIN": "Fewer replicas were wanted, but the service is at its minimum.",
     "RATE_LIMITED": "A change was wanted but the rate limit allowed none this period.",

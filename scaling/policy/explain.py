@@ -24,6 +24,7 @@ RULE_PRIORITY = (
 HOLD_LABELS = {
     Reason.WITHIN_TOLERANCE: "load within tolerance of target",
     Reason.STABILIZING_SCALE_IN: "waiting out the scale-in stabilization window",
+    Reason.STABILIZING_SCALE_OUT: "waiting out the scale-out stabilization window",
     Reason.METRICS_STALE: "metrics stale or missing; holding (never scaling in on missing data)",
     Reason.METRICS_UNAVAILABLE: "metric source unavailable; holding (never scaling in on missing data)",
     Reason.PAUSED: "service paused; holding",
@@ -31,8 +32,25 @@ HOLD_LABELS = {
     Reason.AT_MIN: "at the service minimum",
     Reason.OVERRIDE_ACTIVE: "override in force",
     Reason.COOLDOWN: "scale-in cooldown",
-    Reason.RATE_LIMITED: "scale-in rate limit",
+    Reason.RATE_LIMITED: "rate limit",
     Reason.NO_CHANGE: "already at the count the policy asks for",
+}
+# A hold label more exact than its reason's, by the constraint that held.
+CONSTRAINT_LABELS = {
+    "demand_rising": "holding scale-in while demand climbs",
+    "scale_up_rate_limit": "scale-out rate limit",
+    "scale_down_rate_limit": "scale-in rate limit",
+}
+# The reason a hold gets from the constraint that held it (overrides: OVERRIDE_ACTIVE).
+CONSTRAINT_REASONS = {
+    "scale_down_stabilization": Reason.STABILIZING_SCALE_IN,
+    "demand_rising": Reason.STABILIZING_SCALE_IN,
+    "scale_up_stabilization": Reason.STABILIZING_SCALE_OUT,
+    "scale_in_cooldown": Reason.COOLDOWN,
+    "scale_up_rate_limit": Reason.RATE_LIMITED,
+    "scale_down_rate_limit": Reason.RATE_LIMITED,
+    "max_replicas": Reason.AT_MAX,
+    "min_replicas": Reason.AT_MIN,
 }
 
 
@@ -75,9 +93,11 @@ def reason_for(
     dry_run: bool,
     rules: list[RuleResult] | tuple[RuleResult, ...] = (),
 ) -> Reason:
-    """The one reason code of a decision. A hold at the recommendation is WITHIN_TOLERANCE only when a
-    target-tracking rule held inside its band; a rule that sized for exactly the current count (the
-    serving model, the forecast) is NO_CHANGE: no tolerance was involved."""
+    """The one reason code of a decision. A hold is explained by the constraint that set the final count
+    (the last to bind: a stabilization window partly binding before a cooldown holds is a COOLDOWN). A hold
+    at the recommendation is WITHIN_TOLERANCE only when a target-tracking rule held inside its band; a rule
+    that sized for exactly the current count (the serving model, the forecast) is NO_CHANGE: no tolerance
+    was involved."""
     current = inp.provisioned
     if dry_run:
         return Reason.DRY_RUN
@@ -85,23 +105,13 @@ def reason_for(
         return Reason.SCALED_OUT
     if desired < current:
         return Reason.SCALED_IN
-    names = [c.name for c in constraints]
-    if any(n.startswith("override_") for n in names):
-        return Reason.OVERRIDE_ACTIVE
-    if "scale_down_stabilization" in names or "demand_rising" in names:
-        return Reason.STABILIZING_SCALE_IN
-    if "scale_in_cooldown" in names:
-        return Reason.COOLDOWN
-    if "max_replicas" in names:
-        return Reason.AT_MAX
-    if "min_replicas" in names:
-        return Reason.AT_MIN
-    if "scale_down_rate_limit" in names or "scale_up_rate_limit" in names:
-        return Reason.RATE_LIMITED
-    if recommendation is None or recommendation == current:
-        winner = winning_rule(rules, recommendation, current)
-        return Reason.NO_CHANGE if winner is not None and winner.note != WITHIN_TOLERANCE else Reason.WITHIN_TOLERANCE
-    return Reason.NO_CHANGE
+    deciding = deciding_constraint(constraints)
+    if deciding is not None:
+        if deciding.name.startswith("override_"):
+            return Reason.OVERRIDE_ACTIVE
+        return CONSTRAINT_REASONS[deciding.name]
+    winner = winning_rule(rules, recommendation, current)
+    return Reason.NO_CHANGE if winner is not None and winner.note != WITHIN_TOLERANCE else Reason.WITHIN_TOLERANCE
 
 
 def _hhmm(iso: object) -> str:
@@ -192,9 +202,8 @@ def summarize(
     current = inp.provisioned
     winner = winning_rule(rules, recommendation, current)
     why = rule_sentence(winner, scaling_in=desired < current) if winner else ""
-    binding = [c for c in constraints if c.before != c.after]
-    last = binding[-1] if binding else None
-    if last is not None and last.after == desired:
+    last = deciding_constraint(constraints)
+    if last is not None:
         bound = f"{last.detail or last.name}"
         if last.name.startswith("override_") or last.name == "fallback_replicas":
             why = bound
@@ -208,10 +217,17 @@ def summarize(
     if desired != current:
         return f"Scaled {current} → {desired}" + (f": {why}" if why else "")
     label = HOLD_LABELS.get(reason, "no change needed")
-    if reason is Reason.STABILIZING_SCALE_IN and last is not None and last.name == "demand_rising":
-        label = "holding scale-in while demand climbs"
+    if last is not None:
+        label = CONSTRAINT_LABELS.get(last.name, label)
     detail = ""
-    if reason in (Reason.STABILIZING_SCALE_IN, Reason.COOLDOWN, Reason.AT_MAX, Reason.AT_MIN, Reason.RATE_LIMITED):
+    if reason in (
+        Reason.STABILIZING_SCALE_IN,
+        Reason.STABILIZING_SCALE_OUT,
+        Reason.COOLDOWN,
+        Reason.AT_MAX,
+        Reason.AT_MIN,
+        Reason.RATE_LIMITED,
+    ):
         detail = f" (policy wants {recommendation}; {last.detail})" if last is not None else ""
     elif reason is Reason.OVERRIDE_ACTIVE and last is not None:
         detail = f" ({last.detail})"

@@ -11,7 +11,7 @@ import pytest
 from scaling.policy import Mode, PastRecommendation, PolicyParams, Reason, decide
 from scaling.policy.explain import rule_sentence
 from scaling.policy.types import RuleResult
-from tests.policy.builders import T0, TT_ONLY, engine_input, override, point
+from tests.policy.builders import T0, TT_ONLY, engine_input, override, point, recorded
 
 MODEL = PolicyParams(prewarm=False, scale_up_percent=500)
 
@@ -63,6 +63,50 @@ MODEL = PolicyParams(prewarm=False, scale_up_percent=500)
 )
 def test_every_decision_carries_one_reason_code(inp: object, reason: Reason) -> None:
     assert decide(inp).reason is reason  # type: ignore[arg-type]
+
+
+COOLING = replace(TT_ONLY, scale_down_stabilization_s=300, scale_in_cooldown_s=300)
+NO_SCALE_IN = replace(TT_ONLY, scale_down_percent=0, scale_down_pods=0)
+
+
+@pytest.mark.parametrize(
+    ("inp", "reason", "summary"),
+    [
+        # The window lets 10 go to 8, then the cooldown holds all 10: the cooldown is why.
+        (
+            engine_input(
+                70.0, params=COOLING, recent=recorded(*[8] * 20), last_scale_out_at=T0 - timedelta(seconds=100)
+            ),
+            Reason.COOLDOWN,
+            "Held at 10: scale-in cooldown (policy wants 1; 300 s cooldown, 200 s left)",
+        ),
+        (
+            engine_input(70.0, params=NO_SCALE_IN, recent=recorded(9, 9, 9)),
+            Reason.RATE_LIMITED,
+            "Held at 10: scale-in rate limit (policy wants 1; at most 0 replicas or 0 % per 15 s)",
+        ),
+        (
+            engine_input(1400.0, params=replace(TT_ONLY, scale_up_stabilization_s=60), recent=recorded(10, 10, 10, 10)),
+            Reason.STABILIZING_SCALE_OUT,
+            "Held at 10: waiting out the scale-out stabilization window "
+            "(policy wants 20; lowest recommendation in the last 60 s was 10)",
+        ),
+        (
+            engine_input(1400.0, recent=(PastRecommendation(T0 - timedelta(seconds=20), 2, 2),)),
+            Reason.RATE_LIMITED,
+            "Held at 10: scale-out rate limit (policy wants 20; at most 4 replicas or 200 % per 15 s)",
+        ),
+        # A ceiling of 50, then the service's maximum of 40: the bound binds last.
+        (
+            engine_input(10_000.0, 40, overrides=(override("ceiling", 50),)),
+            Reason.AT_MAX,
+            "Held at 40: at the service maximum (policy wants 161; service bounds [1, 40])",
+        ),
+    ],
+)
+def test_a_hold_is_explained_by_the_constraint_that_bound_last(inp: object, reason: Reason, summary: str) -> None:
+    result = decide(inp)  # type: ignore[arg-type]
+    assert (result.reason, result.summary) == (reason, summary)
 
 
 def test_a_source_outage_reads_as_unavailable() -> None:
