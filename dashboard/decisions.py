@@ -59,6 +59,9 @@ INPUT_HELP: dict[str, str] = {
     "p99_ms": "Observed 99th-percentile latency (ms), above the SLO bound.",
     "error_rate": "Observed share of failed requests, above what the SLO allows.",
     "panic_threshold": "Panic when the short-window rate needs this many times the ready replicas.",
+    "panic_headroom": "Extra request rate (fraction) provisioned above the short-window rate on entering panic.",
+    "sized_by": "What set the panic count: the short-window rate, its panic headroom, the surge multiple of "
+    "the rate before it, or the count already running (held: no scale-in while panicking).",
     "surge": "Yes when the rate jumped in a way the game calendar does not explain.",
     "quiet_hours": "No game on the calendar near: a smaller unexplained rise counts as a surge.",
     "triggered_at": "When panic mode last triggered (it lasts the panic window after).",

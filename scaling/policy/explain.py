@@ -124,6 +124,22 @@ def _num(value: object) -> str:
     return f"{value:,.0f}" if isinstance(value, int | float) else "?"
 
 
+def _pct(fraction: object) -> str:
+    return f"{float(fraction) * 100:g} %" if isinstance(fraction, int | float) else "?"
+
+
+def _sized_rate(i: dict[str, object]) -> str:
+    """The rate a reactive rule sized for, in words: the short-window rate when it was the higher, with the
+    rule's headroom."""
+    rps, short = i.get("rps"), i.get("short_rps")
+    if isinstance(rps, int | float) and isinstance(short, int | float) and short > rps:
+        rate = f"short-window {_num(short)} rps"
+    else:
+        rate = f"observed {_num(rps)} rps"
+    headroom = i.get("headroom")
+    return f"{rate} + {_pct(headroom)} headroom" if isinstance(headroom, int | float) and headroom > 0 else rate
+
+
 def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
     """Why one rule asked for its count, in words."""
     i = rule.inputs
@@ -150,7 +166,7 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
     if rule.rule == "serving_model":
         target = i.get("slo_target")
         pct = f"{float(target) * 100:g} %" if isinstance(target, int | float) else "the SLO"
-        return f"observed {_num(i.get('rps'))} rps needs {n} for {pct} within {_num(i.get('slo_latency_ms'))} ms"
+        return f"{_sized_rate(i)} needs {n} for {pct} within {_num(i.get('slo_latency_ms'))} ms"
     if rule.rule == "slo_guard":
         parts = []
         for name in ("p99_ms", "p95_ms"):
@@ -163,22 +179,28 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
             f"{_num(i.get('rps'))} rps needs {n}"
         )
     if rule.rule == "panic":
-        text = f"panic: short-window {_num(i.get('short_rps'))} rps needs {i.get('needed')} (ready {i.get('ready')})"
+        needed = i.get("needed")
+        text = f"panic: short-window {_num(i.get('short_rps'))} rps needs {needed} (ready {i.get('ready')})"
         if "unforecast_surge_over_rps" in i:
             text += f"; the calendar expects {_num(i.get('unforecast_surge_over_rps'))} rps"
             if i.get("quiet_hours"):
                 text += " (no game near)"
             elif i.get("calendar_smooth"):
                 text += " and no jump near now"
-        if "surge_base_rps" in i:
+        if n == needed:
+            return text
+        sized_by = i.get("sized_by")
+        if sized_by == "surge_multiple":
             base, multiple = _num(i.get("surge_base_rps")), _num(i.get("surge_multiple"))
             if i.get("surge_base_from") == "calendar":
-                text += (
-                    f"; provisioning for {multiple}× the {base} rps the calendar expects when new replicas are ready"
+                return (
+                    f"{text}; provisioning {n} for {multiple}× the {base} rps the calendar expects "
+                    "when new replicas are ready"
                 )
-            else:
-                text += f"; provisioning for {multiple}× the {base} rps before it"
-        return text
+            return f"{text}; provisioning {n} for {multiple}× the {base} rps before it"
+        if sized_by == "panic_headroom":
+            return f"{text}; provisioning {n} with {_pct(i.get('panic_headroom'))} headroom (the surge may still rise)"
+        return f"{text}; keeping {n}: no scale-in while panicking"
     if rule.rule == "target_utilization":
         util = i.get("utilization")
         seen = f"utilization {float(util):.2f}" if isinstance(util, int | float) else f"{_num(i.get('rps'))} rps"

@@ -176,18 +176,28 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
         triggered_at = _panicked_within(inp, obs, ready)
     if triggered_at is None:
         return None
-    sized = needed_now
+    # What set the count, for the sentence: the short-window rate alone, with the panic headroom (entering
+    # panic), the surge multiple of the rate before it, or the current count (no scale-in while panicking).
+    sized, sized_by = needed_now, "short_window"
     if triggered_at == obs.latest.ts:
         sized = size_for(obs.short_rps * (1.0 + params.reactive_headroom + params.panic_headroom), inp)
-        if surge.base_rps is not None:
-            sized = max(sized, size_for(params.panic_surge_multiple * surge.base_rps, inp))
+        sized_by = "panic_headroom"
+        if (
+            surge.base_rps is not None
+            and (on_surge := size_for(params.panic_surge_multiple * surge.base_rps, inp)) > sized
+        ):
+            sized, sized_by = on_surge, "surge_multiple"
+    if inp.provisioned > sized:
+        sized, sized_by = inp.provisioned, "held"
     return RuleResult(
         rule="panic",
-        replicas=max(sized, inp.provisioned),
+        replicas=sized,
         inputs={
             "short_rps": round(obs.short_rps, 3),
             "needed": needed_now,
             "ready": inp.ready,
+            "sized_by": sized_by,
+            "panic_headroom": params.panic_headroom,
             "panic_threshold": params.panic_threshold,
             "surge": surge.surging,
             "triggered_at": triggered_at.isoformat(),

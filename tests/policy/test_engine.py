@@ -429,7 +429,17 @@ def test_panic_enters_on_a_sudden_surge_over_the_minutes_before() -> None:
     assert panic.replicas == max(above_slice, tripled) == result.desired
     assert (panic.inputs["surge_base_rps"], panic.inputs["surge_multiple"]) == (600.0, 3.0)
     assert panic.inputs["surge_base_from"] == "before"
-    assert "provisioning for 3× the 600 rps before it" in rule_sentence(panic)
+    # The sentence names what sized the count: here the headroom over the slice, the larger.
+    assert rule_sentence(panic) == (
+        "panic: short-window 1,200 rps needs 13 (ready 8); "
+        "provisioning 21 with 60 % headroom (the surge may still rise)"
+    )
+    less_headroom = decide(
+        engine_input(metrics=metrics, provisioned=8, params=replace(params, panic_headroom=0.3), forecaster=silent)
+    )
+    tripling = next(r for r in less_headroom.rules if r.rule == "panic")
+    assert tripling.replicas == tripled
+    assert rule_sentence(tripling).endswith("; provisioning 19 for 3× the 600 rps before it")
     calm = decide(engine_input(metrics=metrics[:3], provisioned=8, params=params, forecaster=silent))
     assert all(r.rule != "panic" for r in calm.rules)
 

@@ -11,7 +11,7 @@ import pytest
 from scaling.policy import Mode, PastRecommendation, PolicyParams, Reason, decide
 from scaling.policy.explain import rule_sentence
 from scaling.policy.types import RuleResult
-from tests.policy.builders import T0, TT_ONLY, engine_input, override, point, recorded
+from tests.policy.builders import SPEC, T0, TT_ONLY, engine_input, override, point, recorded
 
 MODEL = PolicyParams(prewarm=False, scale_up_percent=500)
 
@@ -145,6 +145,22 @@ def test_a_source_outage_reads_as_unavailable() -> None:
 )
 def test_the_summary_is_one_readable_sentence(inp: object, summary: str) -> None:
     assert decide(inp).summary == summary  # type: ignore[arg-type]
+
+
+def test_the_reactive_sentences_name_the_rate_and_count_their_rule_sized_for() -> None:
+    # 60 s windows 15 s apart: the mean rose by 500 rps, so the newest 15 s ran at about 3,000 rps.
+    metrics = (point(1000.0, age_s=20), point(1500.0, age_s=5))
+    params = PolicyParams(prewarm=False, scale_up_percent=1000, panic_threshold=0)
+    result = decide(engine_input(metrics=metrics, params=params))
+    assert result.summary == "Scaled 10 → 31: short-window 3,000 rps needs 31 for 99.9 % within 300 ms"
+    with_headroom = decide(engine_input(metrics=metrics, params=replace(params, reactive_headroom=0.2)))
+    assert with_headroom.summary.startswith("Scaled 10 → 37: short-window 3,000 rps + 20 % headroom needs 37 for")
+    roomy = replace(SPEC, max_replicas=60)
+    panicking = decide(engine_input(metrics=metrics, params=replace(params, panic_threshold=2.0), service=roomy))
+    assert panicking.summary == (
+        "Scaled 10 → 49: panic: short-window 3,000 rps needs 31 (ready 10); "
+        "provisioning 49 with 60 % headroom (the surge may still rise)"
+    )
 
 
 def test_each_rule_reports_its_recommendation_and_inputs() -> None:
