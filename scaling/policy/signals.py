@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from scaling.policy.types import EngineInput, MetricPoint
 
@@ -40,7 +41,9 @@ def max_metric_age_s(inp: EngineInput) -> float:
 def finite(m: MetricPoint) -> MetricPoint:
     """`m` with every non-finite value (NaN, ±inf) taken as missing: one bad datapoint from a source must not
     turn the short-window rate into NaN (and panic to the maximum) or make a rule's arithmetic raise."""
-    bad = {name: None for name in _VALUES if isinstance(value := getattr(m, name), float) and not math.isfinite(value)}
+    bad: dict[str, Any] = {
+        name: None for name in _VALUES if isinstance(value := getattr(m, name), float) and not math.isfinite(value)
+    }
     return replace(m, **bad) if bad else m
 
 
