@@ -98,7 +98,7 @@ def engine_input(
     recent_rows = (
         Decision.objects.filter(service=service, tick__gte=now - window, tick__lt=now, recommendation__isnull=False)
         .order_by("tick")
-        .values_list("tick", "recommendation", "desired")
+        .values_list("tick", "recommendation", "desired", "provisioned")
     )
     last_out = (
         Decision.objects.filter(service=service, changed=True, desired__gt=F("provisioned"), tick__lt=now)
@@ -123,7 +123,11 @@ def engine_input(
         mode=Mode(service.mode),
         overrides=override_specs(service, now - timedelta(minutes=1), now + horizon),
         games=game_specs(now - timedelta(hours=4), now + horizon),
-        recent=tuple(PastRecommendation(ts=t, replicas=r, desired=d) for t, r, d in recent_rows if r is not None),
+        recent=tuple(
+            PastRecommendation(ts=t, replicas=r, desired=d, provisioned=n)
+            for t, r, d, n in recent_rows
+            if r is not None
+        ),
         last_scale_out_at=last_out,
         last_scale_in_at=last_in,
         metrics_missing_since=metrics_missing_since(service, now),
@@ -184,17 +188,19 @@ def traffic_forecaster(service: Service, now: datetime) -> Forecaster | None:
 
 
 def metrics_missing_since(service: Service, now: datetime) -> datetime | None:
-    """When the current run of ticks without metrics began (None if the last tick had them)."""
+    """When the current run of ticks without metrics began (None if the last tick had them).
+
+    A tick without metrics is one the engine decided with no recommendation and not paused
+    (`policy.Decision.metrics_missing`): its reason code may name an override or a dry run instead."""
+    missing = Q(recommendation__isnull=True) & ~Q(mode=Mode.PAUSED.value)
     last_good = (
         Decision.objects.filter(service=service, tick__lt=now)
-        .exclude(reason_code__in=["METRICS_STALE", "METRICS_UNAVAILABLE"])
+        .exclude(missing)
         .order_by("-tick")
         .values_list("tick", flat=True)
         .first()
     )
-    first_bad = Decision.objects.filter(
-        service=service, tick__lt=now, reason_code__in=["METRICS_STALE", "METRICS_UNAVAILABLE"]
-    )
+    first_bad = Decision.objects.filter(missing, service=service, tick__lt=now)
     if last_good is not None:
         first_bad = first_bad.filter(tick__gt=last_good)
     return first_bad.order_by("tick").values_list("tick", flat=True).first()

@@ -27,7 +27,6 @@ from scaling.policy.types import (
     OverrideSpec,
     PastRecommendation,
     PolicyParams,
-    Reason,
     ServiceSpec,
     planned,
 )
@@ -112,7 +111,7 @@ class EngineDriver:
         )
         while self.recent and (now - self.recent[0].ts).total_seconds() > keep_s + self.service.tick_s:
             self.recent.popleft()
-        if decision.reason in (Reason.METRICS_STALE, Reason.METRICS_UNAVAILABLE):
+        if decision.metrics_missing:
             if self.metrics_missing_since is None:
                 self.metrics_missing_since = now
         else:

@@ -384,6 +384,12 @@ class Decision:
     def changed(self) -> bool:
         return self.desired != self.current
 
+    @property
+    def metrics_missing(self) -> bool:
+        """Decided without fresh metrics, whatever then set the count (an override, the fallback, a dry run):
+        the run of such ticks is what the fallback count waits out. A paused tick reads no metrics."""
+        return self.recommendation is None and self.reason is not Reason.PAUSED
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "desired": self.desired,

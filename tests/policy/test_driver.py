@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from scaling.policy import MetricPoint, PolicyParams, Reason, ServiceSpec
+from scaling.policy import MetricPoint, Mode, PolicyParams, Reason, ServiceSpec
 from scaling.policy.driver import EngineDriver
 from tests.policy.builders import SPEC, T0
 
@@ -84,3 +84,11 @@ def test_it_plans_for_no_game_still_to_be_decided() -> None:
     driver = EngineDriver(service=SPEC, params=PolicyParams(), games=(placeholder, real))
     assert driver.games == (real,)
     assert driver.games_around(T0 + timedelta(hours=1)) == (real,)
+
+
+def test_a_dry_run_counts_missing_metrics_towards_the_fallback_too() -> None:
+    # A dry run's reason is always DRY_RUN; the missing metrics, not the reason code, start the fallback clock.
+    driver = EngineDriver(SPEC, PolicyParams(fallback_replicas=25, fallback_after_s=60), mode=Mode.DRY_RUN)
+    decisions = [driver.step(T0 + timedelta(seconds=15 * k), (), 10, 10) for k in range(8)]
+    assert {d.reason for d in decisions} == {Reason.DRY_RUN}
+    assert decisions[-1].desired == 25

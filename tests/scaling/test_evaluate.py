@@ -9,7 +9,7 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
-from scaling import services, tasks
+from scaling import selectors, services, tasks
 from scaling.audit import Actor, EventType
 from scaling.backends import ActuationResult, FleetStatus, MetricsUnavailable, MetricWindow, aws
 from scaling.backends.simulated import SimulatedActuator, SimulatedMetricSource
@@ -237,3 +237,33 @@ def test_a_block_that_goes_on_is_audited_once_and_a_new_one_again() -> None:
     assert [e.object_id for e in events] == [str(dry[0].pk)]
     assert blocked.count() == 1
     assert Decision.objects.filter(service=service).count() == 4
+
+
+def test_ticks_without_metrics_count_towards_the_fallback_whatever_set_their_count() -> None:
+    # An override decided the middle tick (OVERRIDE_ACTIVE), yet it had no metrics either: the run of
+    # missing metrics began at the first; a paused tick reads none and breaks no run.
+    service = make_service()
+    t0 = _tick()
+
+    def record(k: int, reason: str, recommendation: int | None, mode: str = "active") -> None:
+        Decision.objects.create(
+            service=service,
+            tick=t0 + timedelta(seconds=15 * k),
+            provisioned=4,
+            ready=4,
+            desired=4,
+            recommendation=recommendation,
+            reason_code=reason,
+            summary="",
+            mode=mode,
+        )
+
+    record(0, "NO_CHANGE", 4)
+    record(1, "METRICS_STALE", None)
+    record(2, "OVERRIDE_ACTIVE", None)
+    assert selectors.metrics_missing_since(service, t0 + timedelta(seconds=45)) == t0 + timedelta(seconds=15)
+    record(3, "PAUSED", None, mode="paused")
+    assert selectors.metrics_missing_since(service, t0 + timedelta(seconds=60)) is None
+    inp = selectors.engine_input(service, now=t0 + timedelta(seconds=1), provisioned=4, ready=4, metrics=())
+    # The rate limit starts a period from the count provisioned when its oldest decision was made.
+    assert [(p.replicas, p.provisioned) for p in inp.recent] == [(4, 4)]
