@@ -337,17 +337,7 @@ def service_set_mode(
         locked = Service.objects.select_for_update().get(pk=service.pk)
         if (locked.mode, locked.mode_until) == (mode, until):
             return False
-        Service.objects.filter(pk=service.pk).update(mode=mode, mode_until=until, version=F("version") + 1)
-        audit_record(
-            actor=actor,
-            event_type=EventType.SERVICE_MODE_CHANGED,
-            service=locked,
-            object_type="service",
-            object_id=locked.pk,
-            before={"mode": locked.mode, "until": _iso(locked.mode_until)},
-            after={"mode": mode, "until": _iso(until)},
-            reason=reason,
-        )
+        _switch_mode(locked, mode, until, actor=actor, reason=reason)
     service.refresh_from_db()
     if mode not in (locked.mode, Service.Mode.ACTIVE) and service.backend != Service.Backend.SIMULATED:
         # Tipoff stops managing the resource: hand it back to Application Auto Scaling now, not next tick.
@@ -355,6 +345,24 @@ def service_set_mode(
 
         release_quietly(service, actor, f"service {mode}: {reason}")
     return True
+
+
+def _switch_mode(
+    locked: Service, mode: str, until: datetime | None, *, actor: Actor, reason: str, at: datetime | None = None
+) -> None:
+    """Set a service's mode and its end (the row locked by the caller's transaction), and audit the change."""
+    Service.objects.filter(pk=locked.pk).update(mode=mode, mode_until=until, version=F("version") + 1)
+    audit_record(
+        actor=actor,
+        event_type=EventType.SERVICE_MODE_CHANGED,
+        service=locked,
+        object_type="service",
+        object_id=locked.pk,
+        before={"mode": locked.mode, "until": _iso(locked.mode_until)},
+        after={"mode": mode, "until": _iso(until)},
+        reason=reason,
+        at=at,
+    )
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -369,20 +377,8 @@ def service_mode_expire(*, service: Service, now: datetime, actor: Actor) -> boo
         if locked.mode == Service.Mode.ACTIVE or until is None or until > now:
             return False
         noun = _MODE_NOUNS.get(locked.mode, locked.mode)
-        Service.objects.filter(pk=service.pk).update(
-            mode=Service.Mode.ACTIVE, mode_until=None, version=F("version") + 1
-        )
-        audit_record(
-            actor=actor,
-            event_type=EventType.SERVICE_MODE_CHANGED,
-            service=locked,
-            object_type="service",
-            object_id=locked.pk,
-            before={"mode": locked.mode, "until": until.isoformat()},
-            after={"mode": Service.Mode.ACTIVE, "until": None},
-            reason=f"the {noun} set to end at {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC has ended: active again",
-            at=now,
-        )
+        ended = f"the {noun} set to end at {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC has ended: active again"
+        _switch_mode(locked, Service.Mode.ACTIVE, None, actor=actor, reason=ended, at=now)
     service.refresh_from_db()
     return True
 

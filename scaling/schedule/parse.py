@@ -6,12 +6,12 @@ and field; callers write nothing unless the whole file parses.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from scaling.csv_lines import csv_lines
 
 
 class ScheduleError(ValueError):
@@ -82,26 +82,14 @@ def parse_utc(value: str) -> datetime:
 
 
 def _csv_rows(text: str, source: str) -> list[tuple[int, list[str]]]:
-    """Every non-blank row with its line number, each one physical line with the header's number of fields.
-
-    csv alone is lenient where a schedule must not be: a stray quote runs the lines after it into one field,
-    and a short or long row is padded or cut without a word. One game is one line, so a row that spans lines
-    or whose field count differs from the header's is refused, naming its line.
-    """
-    reader = csv.reader(io.StringIO(text), strict=True)
+    """Every non-blank row with its line number, each one physical line with the header's number of fields:
+    one game is one line, and csv alone would pad or cut a short or long row without a word."""
     rows: list[tuple[int, list[str]]] = []
-    last = 0
-    try:
-        for row in reader:
-            line, last = last + 1, reader.line_num
-            if last != line:
-                raise ScheduleError(f"{source}: line {line}: the row runs on to line {last} (an unmatched quote?)")
-            if rows and row and len(row) != len(rows[0][1]):
-                raise ScheduleError(f"{source}: line {line}: expected {len(rows[0][1])} fields, found {len(row)}")
-            if row:
-                rows.append((line, row))
-    except csv.Error as exc:
-        raise ScheduleError(f"{source}: line {last + 1}: a quote does not open and close a field: {exc}") from None
+    for line, row in csv_lines(text, source, ScheduleError):
+        if rows and row and len(row) != len(rows[0][1]):
+            raise ScheduleError(f"{source}: line {line}: expected {len(rows[0][1])} fields, found {len(row)}")
+        if row:
+            rows.append((line, row))
     return rows
 
 

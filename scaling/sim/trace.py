@@ -7,16 +7,16 @@ A trace is rows of an ISO-8601 UTC timestamp and the mean arrival rate over
 
 from __future__ import annotations
 
-import csv
 import io
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+from scaling.csv_lines import csv_lines
 
 HEADER = ("ts", "rps")
 MIN_STEP_S = 1
@@ -91,24 +91,9 @@ def _parse_rps(text: str, where: str) -> float:
     return value
 
 
-def _rows(text: str, source: str) -> Iterator[tuple[int, list[str]]]:
-    """Each row with its line number, one physical line each: a stray quote would otherwise run the lines after
-    it into one field, read as one row (or fail deep in csv with its field size limit)."""
-    reader = csv.reader(io.StringIO(text), strict=True)
-    last = 0
-    try:
-        for row in reader:
-            line, last = last + 1, reader.line_num
-            if last != line:
-                raise TraceError(f"{source}: line {line}: the row runs on to line {last} (an unmatched quote?)")
-            yield line, row
-    except csv.Error as exc:
-        raise TraceError(f"{source}: line {last + 1}: a quote does not open and close a field: {exc}") from None
-
-
 def parse_trace(text: str, *, source: str = "trace.csv") -> Trace:
     """Validate and parse a whole trace; raise TraceError naming the file and line."""
-    rows = _rows(text, source)
+    rows = csv_lines(text, source, TraceError)
     header = next(rows, None)
     if header is None:
         raise TraceError(f"{source}: line 1: the file is empty (expected the header 'ts,rps')")
