@@ -10,6 +10,7 @@ import math
 import re
 from typing import Any
 
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 from django.db import transaction
 from django.db.models import F, Field
 
@@ -54,6 +55,14 @@ EXTRA_KEYS = (
     "breaker_cooloff_s",
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# us-east-1, eu-central-2, us-gov-west-1, us-isob-east-1: letters, dash-separated words, a number.
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)*-[0-9]+")
+
+
+def _is_endpoint_url(url: str) -> bool:
+    """Whether botocore accepts the URL as an endpoint (its own check, so the form agrees with the client)."""
+    valid = is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)
+    return url.startswith(("http://", "https://")) and bool(valid)
 
 
 class ConfigError(ValueError):
@@ -83,8 +92,12 @@ def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("region", "endpoint_url"):
         if _text(data, key):
             config[key] = _text(data, key)
-    if config.get("endpoint_url") and not config["endpoint_url"].startswith(("http://", "https://")):
-        raise ConfigError("endpoint_url", "must start with http:// or https://")
+    if config.get("region") and not _REGION.fullmatch(config["region"]):
+        raise ConfigError("region", f"{config['region']!r} is not an AWS region name, e.g. us-east-1")
+    if config.get("endpoint_url") and not _is_endpoint_url(config["endpoint_url"]):
+        raise ConfigError(
+            "endpoint_url", f"{config['endpoint_url']!r} is not a URL botocore can call: http:// or https:// and a host"
+        )
     if backend == Service.Backend.SAGEMAKER:
         if not _text(data, "endpoint_name"):
             raise ConfigError("endpoint_name", "the SageMaker endpoint name is required")

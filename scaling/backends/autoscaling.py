@@ -79,7 +79,7 @@ def mode_of(service: Service) -> str:
 
 
 def _client(service: Service) -> Any:
-    return aws.client("application-autoscaling", service.backend_config or {})
+    return aws.client("application-autoscaling", service.backend_config or {}, error_cls=ActuatorError)
 
 
 def describe_target(service: Service, *, error_cls: type[BackendError] = ActuatorError) -> ScalableTarget | None:

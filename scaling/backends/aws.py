@@ -85,11 +85,12 @@ def region_of(config: dict[str, Any]) -> str | None:
     return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
 
 
-def client(service_name: str, config: dict[str, Any]) -> Any:
+def client(service_name: str, config: dict[str, Any], *, error_cls: type[BackendError] = BackendError) -> Any:
     """A cached boto3 client for one AWS service, honouring the service's region and endpoint.
 
     boto3 clients are thread-safe; sessions are not, so each client is built
-    from its own session under a lock and reused.
+    from its own session under a lock and reused. A region or endpoint botocore
+    cannot use raises `error_cls`, permanent: it will not heal by retrying.
     """
     region = region_of(config)
     endpoint = str(config.get("endpoint_url") or "").strip() or None
@@ -112,8 +113,12 @@ def client(service_name: str, config: dict[str, Any]) -> Any:
                 ),
             )
         except NoRegionError as exc:
-            raise BackendError(
-                "no AWS region configured: set the service's region or AWS_REGION", permanent=True
+            raise error_cls("no AWS region configured: set the service's region or AWS_REGION", permanent=True) from exc
+        except (BotoCoreError, ValueError) as exc:
+            # An invalid region name (InvalidRegionError) or endpoint URL ("Invalid endpoint").
+            raise error_cls(
+                f"cannot build the AWS {service_name} client for region {region!r} and endpoint {endpoint!r}: {exc}",
+                permanent=True,
             ) from exc
         _clients[key] = built
         return built

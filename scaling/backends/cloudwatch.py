@@ -240,8 +240,8 @@ def fetch_many(services: Sequence[Service], now: datetime) -> dict[int, MetricWi
             for sig in plans[i][0]:
                 queries.append((i, sig.key, _query(f"s{i}_{sig.key}", sig, _period(service))))
         series: dict[int, dict[str, dict[datetime, float]]] = defaultdict(dict)
-        client = aws.client("cloudwatch", services[members[0]].backend_config or {})
         try:
+            client = aws.client("cloudwatch", services[members[0]].backend_config or {}, error_cls=MetricsUnavailable)
             for chunk_start in range(0, len(queries), MAX_QUERIES_PER_CALL):
                 chunk = queries[chunk_start : chunk_start + MAX_QUERIES_PER_CALL]
                 by_id = {q["Id"]: (i, key) for i, key, q in chunk}

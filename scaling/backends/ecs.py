@@ -26,7 +26,7 @@ def identifiers(service: Service) -> tuple[str, str]:
 def describe(service: Service) -> dict[str, Any]:
     cluster, name = identifiers(service)
     out = aws.call(
-        aws.client("ecs", service.backend_config or {}),
+        aws.client("ecs", service.backend_config or {}, error_cls=ActuatorError),
         "DescribeServices",
         resource=f"ECS service {name!r} in cluster {cluster!r}",
         error_cls=ActuatorError,
@@ -56,7 +56,7 @@ class EcsActuator(AwsActuator):
     def apply(self, service: Service, replicas: int) -> ActuationResult:
         cluster, name = identifiers(service)
         aws.call(
-            aws.client("ecs", service.backend_config or {}),
+            aws.client("ecs", service.backend_config or {}, error_cls=ActuatorError),
             "UpdateService",
             resource=f"ECS service {name!r} in cluster {cluster!r}",
             error_cls=ActuatorError,

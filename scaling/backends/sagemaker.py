@@ -28,7 +28,7 @@ def identifiers(service: Service) -> tuple[str, str]:
 def describe(service: Service) -> dict[str, Any]:
     endpoint, _ = identifiers(service)
     return aws.call(
-        aws.client("sagemaker", service.backend_config or {}),
+        aws.client("sagemaker", service.backend_config or {}, error_cls=ActuatorError),
         "DescribeEndpoint",
         resource=f"SageMaker endpoint {endpoint!r}",
         error_cls=ActuatorError,
@@ -73,7 +73,7 @@ class SageMakerActuator(AwsActuator):
             return ActuationResult("busy", f"endpoint {endpoint!r} is {state}; retry next tick")
         try:
             aws.call(
-                aws.client("sagemaker", service.backend_config or {}),
+                aws.client("sagemaker", service.backend_config or {}, error_cls=ActuatorError),
                 "UpdateEndpointWeightsAndCapacities",
                 resource=f"SageMaker endpoint {endpoint!r}",
                 error_cls=ActuatorError,

@@ -13,6 +13,7 @@ from scaling.backends.probe import probe_connection
 from tests.backends.conftest import (
     RecordingProxy,
     create_sagemaker_endpoint,
+    decision_of,
     publish_invocations,
     register_target,
     restricted_credentials,
@@ -56,6 +57,23 @@ def test_it_names_an_unknown_endpoint_and_fails(aws: str) -> None:
     with pytest.raises(CommandError, match="connection test failed"):
         call_command("check_backend", "win-probability", stdout=out)
     assert "unknown resource: SageMaker endpoint 'typo-endpoint'" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "config", [{"region": "us east-1"}, {"endpoint_url": "http://bad host"}, {"endpoint_url": "https://"}]
+)
+def test_a_stored_malformed_region_or_endpoint_is_a_plain_error_not_a_crash(aws: str, config: dict[str, str]) -> None:
+    # Stored before the form checked them (or written around it): the probe and the tick report, never raise.
+    service = sagemaker_service(**config)
+
+    report = probe_connection(service, timezone.now())
+    tick = services.align_tick(timezone.now())
+    decision = decision_of(services.service_evaluate(service_id=service.pk, tick_at=tick))
+
+    assert not report.ok
+    assert [line.level for line in report.lines] == ["error", "error"], report
+    assert all("cannot build the AWS" in line.text for line in report.lines), report
+    assert "cannot build the AWS sagemaker client" in decision.summary
 
 
 def test_it_names_the_missing_metrics_permission(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:

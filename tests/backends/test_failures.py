@@ -65,8 +65,8 @@ def stubbed_sagemaker(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stu
     stubbed = real_client("sagemaker", {})
     stubber = Stubber(stubbed)
 
-    def client(service_name: str, config: dict[str, Any]) -> Any:
-        return stubbed if service_name == "sagemaker" else real_client(service_name, config)
+    def client(service_name: str, config: dict[str, Any], **kwargs: Any) -> Any:
+        return stubbed if service_name == "sagemaker" else real_client(service_name, config, **kwargs)
 
     monkeypatch.setattr(aws_backend, "client", client)
     with stubber:

@@ -73,6 +73,23 @@ def test_it_names_the_missing_identifier(admin: Client) -> None:
     assert not Service.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("region", "us east-1", "&#x27;us east-1&#x27; is not an AWS region name"),
+        ("endpoint_url", "http://bad host", "&#x27;http://bad host&#x27; is not a URL botocore can call"),
+        ("endpoint_url", "https://", "&#x27;https://&#x27; is not a URL botocore can call"),
+    ],
+)
+def test_it_names_a_malformed_region_or_endpoint_url(admin: Client, field: str, value: str, message: str) -> None:
+    for path in ("/services/new/", "/services/test-connection/"):
+        response = admin.post(path, SAGEMAKER_FORM | {field: value}, headers={"HX-Request": "true"})
+
+        assert response.status_code == 422, path
+        assert message in response.content.decode(), path
+    assert not Service.objects.exists()
+
+
 def test_test_connection_reports_observed_counts(admin: Client, aws: str) -> None:
     create_sagemaker_endpoint(aws, instances=2)
 
