@@ -265,9 +265,10 @@ def service_configure(
     `backend_config` replaces the stored one, except for the EXTRA_KEYS it does not give: the form and
     the API do not show those, so an edit keeps them (checked again).
 
-    When Tipoff stops managing a resource it had taken from Application Auto
-    Scaling (service disabled, or coexistence mode changed), what it changed is
-    restored after the commit.
+    When Tipoff stops managing a target it had taken from Application Auto
+    Scaling (service disabled, coexistence mode changed, or the service pointed at
+    another resource or region), what it changed is restored after the commit, on
+    the target it changed.
     """
     if not reason.strip():
         raise ConfigError("reason", "a reason is required")
@@ -287,7 +288,6 @@ def service_configure(
             after["backend_config"] = backend_config
         if not after:
             return False
-        old_mode = autoscaling.mode_of(locked)
         Service.objects.filter(pk=service.pk).update(**fields, backend_config=backend_config, version=F("version") + 1)
         audit_record(
             actor=actor,
@@ -300,6 +300,5 @@ def service_configure(
             reason=reason,
         )
     service.refresh_from_db()
-    if not service.enabled or autoscaling.mode_of(service) != old_mode:
-        autoscaling.release_quietly(service, actor, f"Tipoff stopped managing the scalable target: {reason}")
+    autoscaling.release_quietly(service, actor, reason)
     return True

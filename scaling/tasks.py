@@ -16,6 +16,10 @@ from scaling import selectors, services
 log = logging.getLogger(__name__)
 
 
+# A disabled service's scalable target, left changed by a hand-back that failed, waits at most this long.
+RELEASE_EVERY_S = 300.0
+
+
 def beat_schedule() -> dict[str, dict[str, Any]]:
     return {
         "tick": {"task": "scaling.tick", "schedule": float(settings.TICK_SECONDS)},
@@ -23,6 +27,11 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         "record_override_transitions": {
             "task": "scaling.record_override_transitions",
             "schedule": float(settings.TICK_SECONDS),
+        },
+        "release_scalable_targets": {
+            "task": "scaling.release_scalable_targets",
+            "schedule": RELEASE_EVERY_S,
+            "options": {"expires": RELEASE_EVERY_S},
         },
         "verify_audit": {
             "task": "scaling.verify_audit",
@@ -73,6 +82,15 @@ def record_override_transitions() -> int:
     from scaling.overrides import override_transitions_record
 
     return override_transitions_record()
+
+
+@shared_task(name="scaling.release_scalable_targets", time_limit=300, soft_time_limit=240, ignore_result=True)
+def release_scalable_targets() -> int:
+    """Retry handing back Application Auto Scaling targets of services no tick reads (disabled)."""
+    from scaling.audit import Actor
+    from scaling.backends.autoscaling import release_untended
+
+    return release_untended(Actor.system("release_scalable_targets"))
 
 
 @shared_task(name="scaling.refresh_schedule", time_limit=300, soft_time_limit=240, ignore_result=True)

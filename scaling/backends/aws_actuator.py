@@ -32,11 +32,9 @@ class AwsActuator:
             breaker.record_failure(service, now, exc)
             raise
         breaker.record_success(service, now)
-        if target is not None and service.mode != Service.Mode.ACTIVE:
-            # Tipoff stopped managing (paused or dry run): give back what it changed, if anything.
-            autoscaling.release_quietly(
-                service, Actor.system("tipoff"), f"service is {service.get_mode_display().lower()}"
-            )
+        # Give back what Tipoff changed on a target it no longer manages (paused, dry run, another mode or
+        # resource); every tick, so a hand-back that failed is tried again until it succeeds.
+        autoscaling.release_quietly(service, Actor.system("tipoff"))
         note = autoscaling.ownership_note(service, target)
         breaker.set_note(service, note)
         if note:
@@ -49,6 +47,9 @@ class AwsActuator:
         try:
             target = autoscaling.describe_target(service)
             mode = autoscaling.mode_of(service)
+            if target is not None and mode != "refuse" and autoscaling.release_if_unmanaged(service, actor):
+                # A target saved for another mode or resource goes back before this one is changed.
+                target = autoscaling.describe_target(service)
             if target is not None and mode == "refuse":
                 result = ActuationResult("refused", autoscaling.ownership_note(service, target))
             elif target is not None and mode == "bounds":

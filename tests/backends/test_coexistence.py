@@ -11,6 +11,8 @@ from scaling import services
 from scaling.audit import Actor, EventType
 from scaling.backends.autoscaling import autoscaling_release
 from scaling.models import ActuatorHealth, AuditEvent, Decision, Service
+from scaling.service_config import service_configure
+from scaling.tasks import release_scalable_targets
 from tests.backends.conftest import (
     create_ecs_service,
     create_sagemaker_endpoint,
@@ -18,6 +20,7 @@ from tests.backends.conftest import (
     ecs_service,
     publish_invocations,
     register_target,
+    restricted_credentials,
     sagemaker_counts,
     sagemaker_service,
     scalable_target,
@@ -28,6 +31,8 @@ pytestmark = pytest.mark.django_db
 SM_RESOURCE = "endpoint/win-prob/variant/AllTraffic"
 SM_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 ECS_RESOURCE = "service/serving/odds-api"
+ECS_DIMENSION = "ecs:service:DesiredCount"
+ACTOR = Actor.system("test")
 
 
 def _decide(service: Service, tick: datetime) -> Decision:
@@ -116,3 +121,84 @@ def test_bounds_mode_drives_capacity_through_min_and_max_and_restores_them(aws: 
     target = scalable_target(aws, "ecs", ECS_RESOURCE)
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 10)
     assert not autoscaling_release(service=service, actor=Actor.system("test"), reason="again")
+
+
+def _bounds(url: str, resource: str) -> tuple[int, int]:
+    target = scalable_target(url, "ecs", resource)
+    return int(target["MinCapacity"]), int(target["MaxCapacity"])
+
+
+def _reconfigure(service: Service, values: dict[str, object] | None = None, /, **config: object) -> None:
+    config = service.backend_config | config
+    assert service_configure(service=service, values=values or {}, backend_config=config, actor=ACTOR, reason="test")
+
+
+def test_pointing_the_service_at_another_resource_hands_the_old_target_back(aws: str) -> None:
+    create_ecs_service(aws, name="svc-a")
+    create_ecs_service(aws, name="svc-b")
+    register_target(aws, "ecs", "service/serving/svc-a", ECS_DIMENSION, lo=1, hi=10)
+    register_target(aws, "ecs", "service/serving/svc-b", ECS_DIMENSION, lo=3, hi=30)
+    service = ecs_service(service="svc-a", autoscaling_mode="bounds")
+    assert services.get_actuator(service).set_capacity(service, 5, timezone.now()).status == "ok"
+
+    _reconfigure(service, service="svc-b")
+
+    assert _bounds(aws, "service/serving/svc-a") == (1, 10)
+    restored = AuditEvent.objects.get(service=service, event_type=EventType.AUTOSCALING_RESTORED)
+    assert (restored.object_id, restored.after) == ("service/serving/svc-a", {"min": 1, "max": 10})
+    assert "service now points at service/serving/svc-b" in restored.reason
+
+    assert services.get_actuator(service).set_capacity(service, 7, timezone.now()).status == "ok"
+    assert _bounds(aws, "service/serving/svc-b") == (7, 7)
+    services.service_set_mode(
+        service=service, mode=Service.Mode.PAUSED, actor=ACTOR, reason="pause", until=timezone.now() + HOUR
+    )
+
+    assert _bounds(aws, "service/serving/svc-b") == (3, 30)  # its own original, not svc-a's
+    assert _bounds(aws, "service/serving/svc-a") == (1, 10)
+
+
+def test_a_new_region_hands_back_the_target_in_the_old_one(aws: str) -> None:
+    create_ecs_service(aws)
+    register_target(aws, "ecs", ECS_RESOURCE, ECS_DIMENSION, lo=1, hi=10)
+    service = ecs_service(autoscaling_mode="bounds")
+    assert services.get_actuator(service).set_capacity(service, 5, timezone.now()).status == "ok"
+
+    _reconfigure(service, region="eu-west-1")
+
+    assert _bounds(aws, ECS_RESOURCE) == (1, 10)  # restored in us-east-1, where it was pinned
+    assert ActuatorHealth.objects.get(service=service).autoscaling_saved is None
+
+
+def test_a_hand_back_that_failed_is_retried_by_the_next_tick(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    create_ecs_service(aws)
+    register_target(aws, "ecs", ECS_RESOURCE, ECS_DIMENSION, lo=1, hi=10)
+    service = ecs_service(autoscaling_mode="bounds")
+    assert services.get_actuator(service).set_capacity(service, 5, timezone.now()).status == "ok"
+    with restricted_credentials(aws, monkeypatch, ["ecs:*", "application-autoscaling:Describe*", "cloudwatch:*"]):
+        _reconfigure(service, autoscaling_mode="refuse")  # RegisterScalableTarget denied: still pinned
+    assert _bounds(aws, ECS_RESOURCE) == (5, 5)
+
+    _decide(service, services.align_tick(timezone.now()))
+
+    assert _bounds(aws, ECS_RESOURCE) == (1, 10)
+    assert ActuatorHealth.objects.get(service=service).autoscaling_saved is None
+    assert AuditEvent.objects.filter(service=service, event_type=EventType.AUTOSCALING_RESTORED).count() == 1
+
+
+def test_a_disabled_service_whose_hand_back_failed_is_handed_back_by_the_sweep(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_ecs_service(aws)
+    register_target(aws, "ecs", ECS_RESOURCE, ECS_DIMENSION, lo=1, hi=10)
+    service = ecs_service(autoscaling_mode="suspend")
+    assert services.get_actuator(service).set_capacity(service, 5, timezone.now()).status == "ok"
+    with restricted_credentials(aws, monkeypatch, ["ecs:*", "application-autoscaling:Describe*", "cloudwatch:*"]):
+        _reconfigure(service, {"enabled": False})
+        assert release_scalable_targets() == 0  # still denied: kept for the next run
+    assert scalable_target(aws, "ecs", ECS_RESOURCE)["SuspendedState"]["DynamicScalingInSuspended"]
+
+    assert release_scalable_targets() == 1
+
+    assert not scalable_target(aws, "ecs", ECS_RESOURCE)["SuspendedState"]["DynamicScalingInSuspended"]
+    assert ActuatorHealth.objects.get(service=service).autoscaling_saved is None
