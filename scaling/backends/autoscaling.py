@@ -4,8 +4,8 @@ When the resource Tipoff would scale has a registered scalable target, Tipoff
 must not silently fight it. Per service (`backend_config["autoscaling_mode"]`):
 
 - `refuse` (default): never actuate; the fleet page says "owned by Application Auto Scaling".
-- `suspend`: while Tipoff manages the service, set the target's dynamic scaling
-  SuspendedState (in and out); restore what was there when Tipoff stops.
+- `suspend`: while Tipoff manages the service, suspend the target's dynamic and
+  scheduled scaling; restore what was there when Tipoff stops.
 - `bounds`: drive capacity by setting the target's MinCapacity = MaxCapacity = N;
   restore the original bounds when Tipoff stops.
 
@@ -58,10 +58,8 @@ class ScalableTarget:
     suspended: dict[str, bool]
 
     @property
-    def dynamic_suspended(self) -> bool:
-        return bool(self.suspended.get("DynamicScalingInSuspended")) and bool(
-            self.suspended.get("DynamicScalingOutSuspended")
-        )
+    def suspended_by_tipoff(self) -> bool:
+        return all(self.suspended.get(k) for k in _SUSPEND_KEYS)
 
 
 _SUSPEND_KEYS = ("DynamicScalingInSuspended", "DynamicScalingOutSuspended", "ScheduledScalingSuspended")
@@ -151,8 +149,8 @@ def ownership_note(service: Service, target: ScalableTarget | None) -> str:
     if mode == "refuse":
         return f"{OWNED_NOTE} ({bounds}); Tipoff does not actuate (coexistence mode: refuse)"
     if mode == "suspend":
-        state = "suspended by Tipoff" if target.dynamic_suspended else "active"
-        return f"Application Auto Scaling dynamic scaling {state} ({bounds}; coexistence mode: suspend)"
+        state = "suspended by Tipoff" if target.suspended_by_tipoff else "active"
+        return f"Application Auto Scaling dynamic and scheduled scaling {state} ({bounds}; coexistence mode: suspend)"
     return f"Tipoff drives Application Auto Scaling bounds ({bounds}; coexistence mode: bounds)"
 
 
@@ -167,15 +165,14 @@ def _save_original(service: Service, res: ScalableResource, mode: str, original:
 
 
 def ensure_suspended(service: Service, target: ScalableTarget, actor: Actor) -> bool:
-    """Suspend the target's dynamic scaling (in and out). Returns False when it already was."""
-    if target.dynamic_suspended:
+    """Suspend the target's dynamic (in and out) and scheduled scaling. Returns False when it already was.
+
+    Scheduled actions too: one that fires moves the target's min and max, and AAS then moves the count
+    into them, over Tipoff's."""
+    if target.suspended_by_tipoff:
         return False
     res = _managed(service)
-    new_state = {
-        "DynamicScalingInSuspended": True,
-        "DynamicScalingOutSuspended": True,
-        "ScheduledScalingSuspended": target.suspended.get("ScheduledScalingSuspended", False),
-    }
+    new_state = dict.fromkeys(_SUSPEND_KEYS, True)
     _register(res, SuspendedState=new_state)
     with transaction.atomic():
         _save_original(service, res, "suspend", {"suspended": target.suspended})
@@ -187,7 +184,7 @@ def ensure_suspended(service: Service, target: ScalableTarget, actor: Actor) -> 
             object_id=res.resource_id[:64],
             before={"suspended_state": target.suspended},
             after={"suspended_state": new_state},
-            reason="Tipoff manages this service: Application Auto Scaling dynamic scaling suspended",
+            reason="Tipoff manages this service: Application Auto Scaling dynamic and scheduled scaling suspended",
         )
     return True
 

@@ -32,6 +32,7 @@ SM_RESOURCE = "endpoint/win-prob/variant/AllTraffic"
 SM_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 ECS_RESOURCE = "service/serving/odds-api"
 ECS_DIMENSION = "ecs:service:DesiredCount"
+SUSPEND_KEYS = ("DynamicScalingInSuspended", "DynamicScalingOutSuspended", "ScheduledScalingSuspended")
 ACTOR = Actor.system("test")
 
 
@@ -75,7 +76,8 @@ def test_suspend_mode_suspends_dynamic_scaling_while_managed_and_restores_it_whe
     assert decision.actuation == Decision.Actuation.OK, decision.actuation_error
     assert sagemaker_counts(aws)[1] == decision.desired
     state = scalable_target(aws, "sagemaker", SM_RESOURCE)["SuspendedState"]
-    assert state["DynamicScalingInSuspended"] and state["DynamicScalingOutSuspended"]
+    # Scheduled scaling too: a scheduled action moves min and max, and AAS would move the count into them.
+    assert state == dict.fromkeys(SUSPEND_KEYS, True)
     assert AuditEvent.objects.filter(service=service, event_type=EventType.AUTOSCALING_SUSPENDED).count() == 1
 
     services.service_set_mode(
@@ -84,7 +86,7 @@ def test_suspend_mode_suspends_dynamic_scaling_while_managed_and_restores_it_whe
     _decide(service, tick + timedelta(seconds=15))
 
     state = scalable_target(aws, "sagemaker", SM_RESOURCE)["SuspendedState"]
-    assert not state["DynamicScalingInSuspended"] and not state["DynamicScalingOutSuspended"]
+    assert state == dict.fromkeys(SUSPEND_KEYS, False)
     assert AuditEvent.objects.filter(service=service, event_type=EventType.AUTOSCALING_RESTORED).count() == 1
     assert ActuatorHealth.objects.get(service=service).autoscaling_saved is None
 
@@ -196,9 +198,9 @@ def test_a_disabled_service_whose_hand_back_failed_is_handed_back_by_the_sweep(
     with restricted_credentials(aws, monkeypatch, ["ecs:*", "application-autoscaling:Describe*", "cloudwatch:*"]):
         _reconfigure(service, {"enabled": False})
         assert release_scalable_targets() == 0  # still denied: kept for the next run
-    assert scalable_target(aws, "ecs", ECS_RESOURCE)["SuspendedState"]["DynamicScalingInSuspended"]
+    assert scalable_target(aws, "ecs", ECS_RESOURCE)["SuspendedState"] == dict.fromkeys(SUSPEND_KEYS, True)
 
     assert release_scalable_targets() == 1
 
-    assert not scalable_target(aws, "ecs", ECS_RESOURCE)["SuspendedState"]["DynamicScalingInSuspended"]
+    assert scalable_target(aws, "ecs", ECS_RESOURCE)["SuspendedState"] == dict.fromkeys(SUSPEND_KEYS, False)
     assert ActuatorHealth.objects.get(service=service).autoscaling_saved is None
