@@ -191,8 +191,6 @@ def ensure_suspended(service: Service, target: ScalableTarget, actor: Actor) -> 
 
 def set_bounds(service: Service, target: ScalableTarget, replicas: int, actor: Actor) -> ActuationResult:
     """Drive capacity through AAS by pinning MinCapacity = MaxCapacity = replicas."""
-    if target.min_capacity == replicas and target.max_capacity == replicas:
-        return ActuationResult("ok", f"Application Auto Scaling bounds already {replicas}..{replicas}")
     res = _managed(service)
     _register(res, MinCapacity=replicas, MaxCapacity=replicas)
     with transaction.atomic():

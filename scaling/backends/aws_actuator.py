@@ -52,6 +52,11 @@ class AwsActuator:
                 target = autoscaling.describe_target(service)
             if target is not None and mode == "refuse":
                 result = ActuationResult("refused", autoscaling.ownership_note(service, target))
+            elif target is not None and mode == "bounds" and target.min_capacity == target.max_capacity == replicas:
+                # Pinned at N..N already, yet the count is not N: AAS did not move it (the resource was updating
+                # when the bounds were set, or its move failed). Nothing can pull it out of N..N: set it here.
+                applied = self.apply(service, replicas)
+                result = replace(applied, detail=f"bounds already {replicas}..{replicas}; {applied.detail}")
             elif target is not None and mode == "bounds":
                 result = autoscaling.set_bounds(service, target, replicas, actor)
             else:

@@ -119,10 +119,26 @@ def test_bounds_mode_drives_capacity_through_min_and_max_and_restores_them(aws: 
     event = AuditEvent.objects.get(service=service, event_type=EventType.AUTOSCALING_BOUNDS_SET)
     assert (event.before, event.after) == ({"min": 1, "max": 10}, {"min": 5, "max": 5})
 
-    assert autoscaling_release(service=service, actor=Actor.system("test"), reason="mode changed")
+    assert autoscaling_release(service=service, actor=ACTOR, reason="mode changed")
     target = scalable_target(aws, "ecs", ECS_RESOURCE)
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 10)
-    assert not autoscaling_release(service=service, actor=Actor.system("test"), reason="again")
+    assert not autoscaling_release(service=service, actor=ACTOR, reason="again")
+
+
+def test_bounds_mode_sets_the_count_itself_when_application_auto_scaling_left_it_behind(aws: str) -> None:
+    # moto never moves a resource into its target's bounds: as AAS does when the resource was updating.
+    create_ecs_service(aws, desired=2)
+    register_target(aws, "ecs", ECS_RESOURCE, ECS_DIMENSION, lo=1, hi=10)
+    service = ecs_service(autoscaling_mode="bounds")
+    actuator = services.get_actuator(service)
+    assert actuator.set_capacity(service, 5, timezone.now()).status == "ok"
+    assert ecs_desired(aws) == 2
+
+    outcome = actuator.set_capacity(service, 5, timezone.now())
+
+    assert (outcome.status, outcome.detail) == ("ok", "bounds already 5..5; ECS serving/odds-api desiredCount set to 5")
+    assert ecs_desired(aws) == 5
+    assert _bounds(aws, ECS_RESOURCE) == (5, 5)
 
 
 def _bounds(url: str, resource: str) -> tuple[int, int]:
