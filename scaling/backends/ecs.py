@@ -40,17 +40,28 @@ def describe(service: Service) -> dict[str, Any]:
     raise ActuatorError(f"unknown resource: ECS service {name!r} in cluster {cluster!r} ({reasons})", permanent=True)
 
 
+def _primary(svc: dict[str, Any]) -> dict[str, Any] | None:
+    """The deployment of the service's current task definition (none under an external deployment controller)."""
+    return next((d for d in svc.get("deployments", []) if d.get("status") == "PRIMARY"), None)
+
+
 class EcsActuator(AwsActuator):
     def read(self, service: Service) -> FleetStatus:
         svc = describe(service)
         desired = int(svc.get("desiredCount") or 0)
         running = int(svc.get("runningCount") or 0)
         pending = int(svc.get("pendingCount") or 0)
+        # During a rolling deployment the service's runningCount adds the old deployment's tasks, on their way
+        # out (up to maximumPercent: twice the desired count at 200 %). Ready is the new deployment's.
+        primary = _primary(svc)
+        ready = min(running if primary is None else int(primary.get("runningCount") or 0), desired)
+        rolling = len(svc.get("deployments", [])) > 1
         return FleetStatus(
             provisioned=desired,
-            ready=running,
+            ready=ready,
             desired=desired,
-            detail=f"ECS service {svc.get('status', '')}: {running} running, {pending} pending",
+            detail=f"ECS service {svc.get('status', '')}: {running} running, {pending} pending"
+            + (f"; deploying, {ready} running the new task definition" if rolling else ""),
         )
 
     def apply(self, service: Service, replicas: int) -> ActuationResult:

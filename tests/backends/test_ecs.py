@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
+from botocore.stub import Stubber
 from django.utils import timezone
 
 from scaling import services
 from scaling.backends import ActuatorError
+from scaling.backends import aws as aws_backend
 from scaling.backends.ecs import EcsActuator
 from scaling.models import Decision, MetricSample
 from tests.backends.conftest import admin_client, create_ecs_service, decision_of, ecs_desired, ecs_service
@@ -61,3 +64,31 @@ def test_it_names_a_missing_ecs_service(aws: str) -> None:
     with pytest.raises(ActuatorError, match=r"unknown resource: ECS service 'nope' in cluster 'serving'") as info:
         EcsActuator().read(ecs_service(service="nope"))
     assert info.value.permanent
+
+
+def test_ready_counts_the_new_deployment_only_during_a_rolling_deployment(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto has no deployments in flight: a Stubber answers as ECS does mid-rollout at maximumPercent 200.
+    stubbed = aws_backend.client("ecs", {})
+    real_client = aws_backend.client
+
+    def client(service_name: str, config: dict[str, Any], **kwargs: Any) -> Any:
+        return stubbed if service_name == "ecs" else real_client(service_name, config, **kwargs)
+
+    monkeypatch.setattr(aws_backend, "client", client)
+    deployments = [
+        {"id": "new", "status": "PRIMARY", "desiredCount": 4, "runningCount": 3, "pendingCount": 1},
+        {"id": "old", "status": "ACTIVE", "desiredCount": 4, "runningCount": 4, "pendingCount": 0},
+    ]
+    service = {"serviceName": "odds-api", "status": "ACTIVE", "desiredCount": 4, "runningCount": 7, "pendingCount": 1}
+    with Stubber(stubbed) as stubber:
+        stubber.add_response("describe_services", {"services": [service | {"deployments": deployments}]})
+        stubber.add_response("describe_services", {"services": [service | {"runningCount": 9, "deployments": []}]})
+
+        rolling = EcsActuator().read(ecs_service())
+        without_deployments = EcsActuator().read(ecs_service(name="odds-2"))
+
+    assert (rolling.provisioned, rolling.ready) == (4, 3)
+    assert rolling.detail.endswith("7 running, 1 pending; deploying, 3 running the new task definition")
+    assert without_deployments.ready == 4  # the service's count, at most the desired count
