@@ -16,7 +16,7 @@ from django.db.models import F, Field
 
 from scaling.audit import Actor, EventType, audit_record
 from scaling.backends import autoscaling
-from scaling.backends.cloudwatch import DEFAULT_LATENCY_STATS
+from scaling.backends.cloudwatch import latency_stats_error
 from scaling.backends.prometheus import SIGNALS as PROM_SIGNALS
 from scaling.models import Service
 from scaling.sim.serving import ServingModel, model_ceiling
@@ -176,11 +176,9 @@ def _extra(key: str, value: Any) -> Any:
             raise ConfigError(key, f"{key} must name an environment variable (letters, digits, _), not {value!r}")
         return value
     if key == "latency_stats":
-        if not isinstance(value, dict) or not value or any(not isinstance(v, str) or not v for v in value.values()):
-            raise ConfigError(key, f'{key} must map latency fields to CloudWatch statistics, e.g. {{"p95_ms": "p95"}}')
-        unknown = set(value) - set(DEFAULT_LATENCY_STATS)
-        if unknown:
-            raise ConfigError(key, f"{key} has unknown field(s) {', '.join(sorted(unknown))}")
+        error = latency_stats_error(value)
+        if error:
+            raise ConfigError(key, error)
         return dict(value)
     if key == "cpu_cores":
         return number(0.01, 1024, whole=False)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -109,17 +110,43 @@ def signals(service: Service) -> list[Signal]:
 
 DEFAULT_LATENCY_STATS = {"p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99"}
 
+# The statistics GetMetricData takes (CloudWatch's "Statistics definitions"): the five plain ones, the
+# interquartile mean, a percentile and the shorthand trimmed or winsorized ones (p99.9, tm90, wm99, tc90,
+# ts90), and ranges in percent or the metric's unit (TM(10%:90%), TS(:0.5), PR(:300) in the unit only).
+# One it rejects fails the whole call, every service of the region with it.
+_PERCENT = r"(?:100(?:\.0+)?|\d{1,2}(?:\.\d+)?)"
+_VALUE = r"\d+(?:\.\d+)?"
+_RANGE = rf"(?:{_PERCENT}%:(?:{_PERCENT}%)?|:{_PERCENT}%|{_VALUE}:(?:{_VALUE})?|:{_VALUE})"
+STATISTIC = re.compile(
+    rf"SampleCount|Average|Sum|Minimum|Maximum|IQM|(?:p|tm|wm|tc|ts){_PERCENT}"
+    rf"|(?:TM|WM|TC|TS)\({_RANGE}\)|PR\((?:{_VALUE}:(?:{_VALUE})?|:{_VALUE})\)"
+)
+
+
+def latency_stats_error(chosen: object) -> str:
+    """What is wrong with a latency_stats mapping, in words naming the field, or "" when nothing is."""
+    if not isinstance(chosen, dict) or not chosen:
+        return 'latency_stats must map latency fields to CloudWatch statistics, e.g. {"p95_ms": "p95"}'
+    unknown = set(chosen) - set(DEFAULT_LATENCY_STATS)
+    if unknown:
+        return f"latency_stats has unknown field(s) {', '.join(sorted(map(str, unknown)))}"
+    for field, stat in chosen.items():
+        if not isinstance(stat, str) or not STATISTIC.fullmatch(stat):
+            return (
+                f"latency_stats {field}: {stat!r} is not a CloudWatch statistic "
+                "(e.g. p95, p99.9, Average, Maximum, tm90, TM(10%:90%))"
+            )
+    return ""
+
 
 def latency_stats(service: Service) -> dict[str, str]:
     """Which CloudWatch statistic feeds each latency field (extended statistics by default)."""
     chosen = (service.backend_config or {}).get("latency_stats")
     if chosen is None:
         return dict(DEFAULT_LATENCY_STATS)
-    unknown = set(chosen) - set(DEFAULT_LATENCY_STATS)
-    if unknown:
-        raise MetricsUnavailable(
-            f"backend_config.latency_stats has unknown field(s) {', '.join(sorted(unknown))}", permanent=True
-        )
+    error = latency_stats_error(chosen)
+    if error:
+        raise MetricsUnavailable(f"backend_config.{error}", permanent=True)
     return {str(k): str(v) for k, v in chosen.items()}
 
 
@@ -231,32 +258,42 @@ def fetch_many(services: Sequence[Service], now: datetime) -> dict[int, MetricWi
         groups[_group_key(service)].append(i)
 
     for members in groups.values():
-        # GetMetricData takes one time range per call; use the widest the group needs.
-        start = min(plans[i][1] for i in members)
-        end = max(plans[i][2] for i in members)
-        queries: list[tuple[int, str, dict[str, Any]]] = []
-        for i in members:
-            service = services[i]
-            for sig in plans[i][0]:
-                queries.append((i, sig.key, _query(f"s{i}_{sig.key}", sig, _period(service))))
-        series: dict[int, dict[str, dict[datetime, float]]] = defaultdict(dict)
-        try:
-            client = aws.client("cloudwatch", services[members[0]].backend_config or {}, error_cls=MetricsUnavailable)
-            for chunk_start in range(0, len(queries), MAX_QUERIES_PER_CALL):
-                chunk = queries[chunk_start : chunk_start + MAX_QUERIES_PER_CALL]
-                by_id = {q["Id"]: (i, key) for i, key, q in chunk}
-                for result in _get_metric_data(client, [q for _, _, q in chunk], start, end):
-                    i, key = by_id[result["Id"]]
-                    merged = series[i].setdefault(key, {})
-                    merged.update(_series(result))
-        except MetricsUnavailable as exc:
-            for i in members:
-                results[i] = exc
-            continue
-        for i in members:
-            _, s_start, s_end = plans[i]
-            results[i] = MetricWindow(points=points_for(services[i], series.get(i, {}), s_start, s_end))
+        results |= _fetch_group(services, members, plans)
     return results
+
+
+def _fetch_group(
+    services: Sequence[Service], members: list[int], plans: dict[int, tuple[list[Signal], datetime, datetime]]
+) -> dict[int, MetricWindow | MetricsUnavailable]:
+    """The windows of services that share a region and endpoint, in as few calls as possible.
+
+    GetMetricData refuses the whole call for one query it rejects: after such a (permanent) error each
+    service is asked alone, so only the one at fault goes without metrics."""
+    # GetMetricData takes one time range per call; use the widest the group needs.
+    start = min(plans[i][1] for i in members)
+    end = max(plans[i][2] for i in members)
+    queries: list[tuple[int, str, dict[str, Any]]] = []
+    for i in members:
+        for sig in plans[i][0]:
+            queries.append((i, sig.key, _query(f"s{i}_{sig.key}", sig, _period(services[i]))))
+    series: dict[int, dict[str, dict[datetime, float]]] = defaultdict(dict)
+    try:
+        client = aws.client("cloudwatch", services[members[0]].backend_config or {}, error_cls=MetricsUnavailable)
+        for chunk_start in range(0, len(queries), MAX_QUERIES_PER_CALL):
+            chunk = queries[chunk_start : chunk_start + MAX_QUERIES_PER_CALL]
+            by_id = {q["Id"]: (i, key) for i, key, q in chunk}
+            for result in _get_metric_data(client, [q for _, _, q in chunk], start, end):
+                i, key = by_id[result["Id"]]
+                merged = series[i].setdefault(key, {})
+                merged.update(_series(result))
+    except MetricsUnavailable as exc:
+        if exc.permanent and len(members) > 1:
+            alone: dict[int, MetricWindow | MetricsUnavailable] = {}
+            for i in members:
+                alone |= _fetch_group(services, [i], plans)
+            return alone
+        return dict.fromkeys(members, exc)
+    return {i: MetricWindow(points=points_for(services[i], series.get(i, {}), *plans[i][1:])) for i in members}
 
 
 def _get_metric_data(

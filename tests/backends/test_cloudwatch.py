@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from botocore.stub import Stubber
 
+from scaling.backends import MetricsUnavailable, MetricWindow
+from scaling.backends import aws as aws_backend
 from scaling.backends.cloudwatch import fetch_many, points_for, signals
 from scaling.models import Service
+from scaling.service_config import ConfigError, backend_config_from
 from tests.backends.conftest import admin_client, ecs_service, publish_invocations, sagemaker_service
 
 pytestmark = pytest.mark.django_db
@@ -76,3 +81,63 @@ def test_ecs_reads_cpu_from_ecs_and_demand_from_the_load_balancer(aws: str) -> N
     names = {(s.namespace, s.metric) for s in signals(service)}
     assert ("AWS/ECS", "CPUUtilization") in names
     assert ("AWS/ApplicationELB", "RequestCount") in names
+
+
+@pytest.mark.parametrize(
+    "stat",
+    [
+        *("Average", "SampleCount", "Maximum", "IQM", "p95", "p99.9", "p100", "tm90", "wm99.5", "tc10", "ts90"),
+        *("TM(10%:90%)", "TM(:95%)", "WM(5%:)", "TS(150:1000)", "TC(:0.5)", "PR(:300)", "PR(100:2000)"),
+    ],
+)
+def test_latency_statistics_follow_cloudwatch_grammar(stat: str) -> None:
+    config = backend_config_from({"backend": "sagemaker", "endpoint_name": "e", "latency_stats": {"p95_ms": stat}})
+    assert config["latency_stats"] == {"p95_ms": stat}
+
+
+@pytest.mark.parametrize("stat", ["avg", "average", "P95", "p101", "p-1", "tm", "TM(10:90%)", "PR(10%:)", "TM()", ""])
+def test_a_statistic_cloudwatch_would_reject_is_refused_naming_the_field(stat: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        backend_config_from({"backend": "sagemaker", "endpoint_name": "e", "latency_stats": {"p95_ms": stat}})
+    assert caught.value.field == "latency_stats"
+    assert f"latency_stats p95_ms: {stat!r} is not a CloudWatch statistic" in caught.value.message
+
+
+def test_a_stored_bad_statistic_blinds_only_its_own_service(aws: str) -> None:
+    now = datetime.now(UTC)
+    publish_invocations(aws, now, per_minute=6000)
+    good = sagemaker_service()
+    bad = sagemaker_service(name="other", endpoint="other", latency_stats={"p95_ms": "avg"})
+
+    windows = fetch_many([good, bad], now)
+
+    assert isinstance(windows[0], MetricWindow) and windows[0].points
+    assert isinstance(windows[1], MetricsUnavailable)
+    assert "latency_stats p95_ms: 'avg' is not a CloudWatch statistic" in str(windows[1])
+
+
+def test_a_query_cloudwatch_rejects_fails_its_own_service_not_the_batch(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto accepts any query; a Stubber answers as CloudWatch does: one rejected query fails the whole call.
+    stubbed = aws_backend.client("cloudwatch", {})
+    real_client = aws_backend.client
+
+    def client(service_name: str, config: dict[str, Any], **kwargs: Any) -> Any:
+        return stubbed if service_name == "cloudwatch" else real_client(service_name, config, **kwargs)
+
+    monkeypatch.setattr(aws_backend, "client", client)
+    now = datetime(2026, 1, 15, 23, 45, 30, tzinfo=UTC)
+    good, bad = sagemaker_service(), sagemaker_service(name="other", endpoint="other")
+    rejected = "The value of Dimensions.member.1.Value must not exceed 1024 characters"
+    with Stubber(stubbed) as stubber:
+        stubber.add_client_error("get_metric_data", "ValidationError", rejected, 400)
+        point = {"Id": "s0_inv", "Timestamps": [T], "Values": [6000.0], "StatusCode": "Complete"}
+        stubber.add_response("get_metric_data", {"MetricDataResults": [point]})
+        stubber.add_client_error("get_metric_data", "ValidationError", rejected, 400)
+
+        windows = fetch_many([good, bad], now)
+
+    assert isinstance(windows[0], MetricWindow)
+    assert [p.rps for p in windows[0].points] == [100.0]
+    assert isinstance(windows[1], MetricsUnavailable) and rejected in str(windows[1])
