@@ -419,6 +419,8 @@ class ActuatorHealth(models.Model):
 
     service = models.OneToOneField(Service, on_delete=models.CASCADE, related_name="actuator_health")
     consecutive_errors = models.PositiveIntegerField(default=0)
+    # Of those, the writes (setting capacity) failed in a row: a read that succeeds does not end their streak.
+    write_errors = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     # While set and in the future, the actuator is not called (cool-off).

@@ -64,7 +64,7 @@ class AwsActuator:
                     autoscaling.ensure_suspended(service, target, actor)
                 result = self.apply(service, replicas)
         except BackendError as exc:
-            breaker.record_failure(service, now, exc)
+            breaker.record_failure(service, now, exc, write=True)
             raise
-        breaker.record_success(service, now)
+        breaker.record_success(service, now, wrote=result.status == "ok")
         return result

@@ -4,6 +4,15 @@ After `breaker_errors` consecutive failed calls (describe or update), the actuat
 is not called for `breaker_cooloff_s`; the fleet page shows "actuator unavailable"
 with the last error. When the cool-off ends one call is let through: success
 closes the breaker, failure opens it again. No sweeper: the state heals by time.
+
+Writes keep their own streak: every tick reads before it writes, and a read that
+succeeds must not hide a write that fails each time. A read that succeeds ends
+only the reads' streak; the breaker closes when a write succeeds. A write AWS
+refused for good (a missing permission, a rejected value) opens the breaker at
+once: repeating it each tick only repeats the refusal.
+
+Opening is audited when the breaker opens from closed, and recovery when it
+closes; a probe that fails after a cool-off reopens it without a new event.
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ def check(service: Service, now: datetime) -> None:
         )
 
 
-def record_failure(service: Service, now: datetime, exc: BackendError) -> None:
+def record_failure(service: Service, now: datetime, exc: BackendError, *, write: bool = False) -> None:
     if service.pk is None:
         return
     limit, cooloff_s = thresholds(service)
@@ -55,28 +64,33 @@ def record_failure(service: Service, now: datetime, exc: BackendError) -> None:
         ActuatorHealth.objects.get_or_create(service_id=service.pk)
         health = ActuatorHealth.objects.select_for_update().get(service_id=service.pk)
         health.consecutive_errors += 1
+        health.write_errors += int(write)
         health.last_error = str(exc)[:2000]
         health.last_error_at = now
-        fields = ["consecutive_errors", "last_error", "last_error_at", "updated_at"]
-        if health.consecutive_errors >= limit and not health.unavailable_at(now):
+        fields = ["consecutive_errors", "write_errors", "last_error", "last_error_at", "updated_at"]
+        opens = health.consecutive_errors >= limit or (write and exc.permanent)
+        if opens and not health.unavailable_at(now):
+            was_closed = health.open_until is None
             health.open_until = now + timedelta(seconds=cooloff_s)
             fields.append("open_until")
-            audit_record(
-                actor=Actor.system("breaker"),
-                event_type=EventType.ACTUATOR_UNAVAILABLE,
-                service=service,
-                object_type="service",
-                object_id=service.pk,
-                before={"consecutive_errors": health.consecutive_errors - 1},
-                after={"consecutive_errors": health.consecutive_errors, "open_until": health.open_until},
-                reason=f"actuator unavailable for {cooloff_s} s after {health.consecutive_errors} consecutive "
-                f"errors; last error: {health.last_error}",
-                at=now,
-            )
+            if was_closed:
+                audit_record(
+                    actor=Actor.system("breaker"),
+                    event_type=EventType.ACTUATOR_UNAVAILABLE,
+                    service=service,
+                    object_type="service",
+                    object_id=service.pk,
+                    before={"consecutive_errors": health.consecutive_errors - 1},
+                    after={"consecutive_errors": health.consecutive_errors, "open_until": health.open_until},
+                    reason=f"actuator unavailable for {cooloff_s} s after {health.consecutive_errors} consecutive "
+                    f"errors; last error: {health.last_error}",
+                    at=now,
+                )
         health.save(update_fields=fields)
 
 
-def record_success(service: Service, now: datetime) -> None:
+def record_success(service: Service, now: datetime, *, wrote: bool = False) -> None:
+    """A call answered. `wrote`: it set capacity, which ends the writes' streak and closes the breaker."""
     if service.pk is None:
         return
     # Cheap read first: a healthy service writes nothing on success.
@@ -84,14 +98,20 @@ def record_success(service: Service, now: datetime) -> None:
         return
     with transaction.atomic():
         health = ActuatorHealth.objects.select_for_update().get(service_id=service.pk)
+        if not wrote and health.write_errors:
+            # The reads' streak ends; the writes' stands, and keeps the breaker as it is.
+            if health.consecutive_errors != health.write_errors:
+                health.consecutive_errors = health.write_errors
+                health.save(update_fields=["consecutive_errors", "updated_at"])
+            return
         if health.consecutive_errors == 0:
             return
         was_open = health.open_until is not None
         errors = health.consecutive_errors
-        health.consecutive_errors = 0
+        health.consecutive_errors = health.write_errors = 0
         health.open_until = None
         health.last_ok_at = now
-        health.save(update_fields=["consecutive_errors", "open_until", "last_ok_at", "updated_at"])
+        health.save(update_fields=["consecutive_errors", "write_errors", "open_until", "last_ok_at", "updated_at"])
         if was_open:
             audit_record(
                 actor=Actor.system("breaker"),

@@ -156,6 +156,70 @@ def test_the_circuit_breaker_opens_after_consecutive_errors_and_recovers_by_itse
     assert AuditEvent.objects.filter(service=service, event_type=EventType.ACTUATOR_RECOVERED).count() == 1
 
 
+def _update_refused(stubber: Stubber, code: str, message: str) -> None:
+    """One actuation on the stubbed endpoint: the re-read before the write, then the write refused."""
+    stubber.add_response("describe_endpoint", _described("InService"))
+    stubber.add_client_error("update_endpoint_weights_and_capacities", code, message, 400)
+
+
+def test_writes_that_keep_failing_open_the_breaker_though_every_read_succeeds(
+    stubbed_sagemaker: Stubber, aws: str
+) -> None:
+    service = sagemaker_service(breaker_errors=3, breaker_cooloff_s=300)
+    actuator = SageMakerActuator()
+    t0 = datetime(2026, 1, 15, 20, 0, tzinfo=UTC)
+    for k in range(3):
+        at = t0 + timedelta(seconds=15 * k)
+        stubbed_sagemaker.add_response("describe_endpoint", _described("InService"))
+        assert actuator.status(service, at).provisioned == 2
+        _update_refused(stubbed_sagemaker, "ThrottlingException", "Rate exceeded")
+        with pytest.raises(ActuatorError, match="throttled"):
+            actuator.set_capacity(service, 5, at)
+
+    health = ActuatorHealth.objects.get(service=service)
+    assert (health.consecutive_errors, health.write_errors) == (3, 3)
+    assert health.unavailable_at(t0 + timedelta(seconds=45))
+    with pytest.raises(ActuatorError, match="actuator unavailable"):
+        actuator.status(service, t0 + timedelta(seconds=45))  # nothing queued: no call is made
+    assert AuditEvent.objects.filter(service=service, event_type=EventType.ACTUATOR_UNAVAILABLE).count() == 1
+
+
+def test_a_write_refused_for_good_opens_the_breaker_at_once_until_a_write_succeeds(
+    stubbed_sagemaker: Stubber, aws: str
+) -> None:
+    service = sagemaker_service(breaker_errors=3, breaker_cooloff_s=300)
+    actuator = SageMakerActuator()
+    t0 = datetime(2026, 1, 15, 20, 0, tzinfo=UTC)
+    denied = "not authorized to perform: sagemaker:UpdateEndpointWeightsAndCapacities"
+    _update_refused(stubbed_sagemaker, "AccessDeniedException", denied)
+    with pytest.raises(ActuatorError, match="missing permission"):
+        actuator.set_capacity(service, 5, t0)
+    with pytest.raises(ActuatorError, match="actuator unavailable"):
+        actuator.status(service, t0 + timedelta(seconds=15))
+
+    # After the cool-off the read goes through, but only a write can show the refusal is over.
+    later = t0 + timedelta(seconds=301)
+    stubbed_sagemaker.add_response("describe_endpoint", _described("InService"))
+    actuator.status(service, later)
+    _update_refused(stubbed_sagemaker, "AccessDeniedException", denied)
+    with pytest.raises(ActuatorError, match="missing permission"):
+        actuator.set_capacity(service, 5, later)
+    assert ActuatorHealth.objects.get(service=service).unavailable_at(later + timedelta(seconds=15))
+
+    # Once a write succeeds the breaker closes. Opening and recovery are each audited once.
+    latest = later + timedelta(seconds=301)
+    stubbed_sagemaker.add_response("describe_endpoint", _described("InService"))
+    updated = {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/win-prob"}
+    stubbed_sagemaker.add_response("update_endpoint_weights_and_capacities", updated)
+    assert actuator.set_capacity(service, 5, latest).status == "ok"
+    health = ActuatorHealth.objects.get(service=service)
+    assert (health.consecutive_errors, health.write_errors, health.open_until) == (0, 0, None)
+    events = AuditEvent.objects.filter(service=service)
+    assert events.filter(event_type=EventType.ACTUATOR_UNAVAILABLE).count() == 1
+    assert events.filter(event_type=EventType.ACTUATOR_RECOVERED).count() == 1
+    stubbed_sagemaker.assert_no_pending_responses()
+
+
 def test_the_control_tick_holds_while_the_breaker_is_open(stubbed_sagemaker: Stubber, aws: str) -> None:
     service = sagemaker_service(breaker_errors=1)
     tick = services.align_tick(timezone.now())
