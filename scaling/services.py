@@ -175,16 +175,23 @@ def _last_known_provisioned(service: Service) -> int:
     return last.desired if last else service.min_replicas
 
 
-def _goes_on(service: Service, tick_at: datetime, result: EngineDecision) -> bool:
-    """Whether the decision before `tick_at` had the same mode, counts, recommendation and reason."""
+def _goes_on(service: Service, tick_at: datetime, result: EngineDecision) -> Decision | None:
+    """The decision before `tick_at` if it had the same mode, counts, recommendation and reason."""
     previous = Decision.objects.filter(service=service, tick__lt=tick_at).order_by("-tick").first()
-    return previous is not None and (
+    if previous is not None and (
         previous.mode,
         previous.provisioned,
         previous.desired,
         previous.recommendation,
         previous.reason_code,
-    ) == (service.mode, result.current, result.desired, result.recommendation, str(result.reason))
+    ) == (service.mode, result.current, result.desired, result.recommendation, str(result.reason)):
+        return previous
+    return None
+
+
+# Actuations that left the count as it was and will end the same way next tick while nothing changes: the
+# actuator refused (Application Auto Scaling owns the resource) or the resource was busy.
+_TURNED_DOWN = (Decision.Actuation.SKIPPED, Decision.Actuation.BUSY)
 
 
 def decision_record(
@@ -194,7 +201,8 @@ def decision_record(
 
     A block (or a dry run's would-be change) that only goes on from the tick before, the same counts for the
     same reason, is not audited again: its first tick's event stands for it, and every tick stays in the
-    decision timeline. Otherwise a fleet resting at its minimum would write four events a minute."""
+    decision timeline. Otherwise a fleet resting at its minimum would write four events a minute. So is a
+    change that repeats one the actuator turned down the tick before (refused, or the resource busy)."""
     actuation = Decision.Actuation.NONE
     if result.changed:
         actuation = Decision.Actuation.DRY_RUN if service.mode == Service.Mode.DRY_RUN else Decision.Actuation.PENDING
@@ -216,8 +224,12 @@ def decision_record(
     )
     blocked = result.recommendation is not None and result.recommendation != result.desired and not result.changed
     audited = result.changed or blocked
-    if audited and not (result.changed and service.mode == Service.Mode.ACTIVE):
-        audited = not _goes_on(service, tick_at, result)
+    if audited:
+        previous = _goes_on(service, tick_at, result)
+        if result.changed and service.mode == Service.Mode.ACTIVE:
+            audited = previous is None or previous.actuation not in _TURNED_DOWN
+        else:
+            audited = previous is None
     if audited:
         if service.mode == Service.Mode.DRY_RUN:
             event = EventType.DECISION_DRY_RUN
@@ -278,11 +290,15 @@ _ACTUATION_EVENTS = {
 
 
 def _actuation_done(decision: Decision, service: Service, actor: Actor, status: str, detail: str) -> str:
+    """Record how the decision's actuation ended, and audit it unless it only goes on from the tick before:
+    the same count turned down the same way, whose first tick's event stands for the whole stretch."""
     with transaction.atomic():
         decision.actuation = status
         decision.actuation_error = "" if status == Decision.Actuation.OK else detail
         decision.actuated_at = timezone.now()
         decision.save(update_fields=["actuation", "actuation_error", "actuated_at"])
+        if status in _TURNED_DOWN and _turned_down_before(decision):
+            return status
         audit_record(
             actor=actor,
             event_type=_ACTUATION_EVENTS[Decision.Actuation(status)],
@@ -294,6 +310,16 @@ def _actuation_done(decision: Decision, service: Service, actor: Actor, status: 
             reason=detail,
         )
     return status
+
+
+def _turned_down_before(decision: Decision) -> bool:
+    previous = Decision.objects.filter(service_id=decision.service_id, tick__lt=decision.tick).order_by("-tick").first()
+    return previous is not None and (
+        previous.actuation,
+        previous.actuation_error,
+        previous.provisioned,
+        previous.desired,
+    ) == (decision.actuation, decision.actuation_error, decision.provisioned, decision.desired)
 
 
 class ModeError(ValueError):

@@ -15,6 +15,8 @@ from scaling.models import Service
 
 # Statuses in which the endpoint must not be called again; retry next tick.
 BUSY_STATUSES = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"}
+# Statuses an endpoint does not leave by waiting: someone has to fix or update it.
+FAILED_STATUSES = {"Failed", "OutOfService"}
 
 
 def identifiers(service: Service) -> tuple[str, str]:
@@ -55,14 +57,20 @@ class SageMakerActuator(AwsActuator):
         current = int(variant.get("CurrentInstanceCount") or 0)
         desired = int(variant.get("DesiredInstanceCount") or current)
         state = str(described.get("EndpointStatus", ""))
-        busy = state in BUSY_STATUSES or state in {"Failed", "OutOfService"}
+        because = f": {described.get('FailureReason')}" if described.get("FailureReason") else ""
+        if state in FAILED_STATUSES:
+            # An error, not busy: waiting does not end it, and the fleet page should say so.
+            endpoint, _ = identifiers(service)
+            raise ActuatorError(
+                f"SageMaker endpoint {endpoint!r} is {state}{because}; Tipoff cannot scale it until it is InService",
+                permanent=True,
+            )
         return FleetStatus(
             provisioned=desired,
             ready=current,
             desired=desired,
-            busy=busy,
-            detail=f"endpoint {state}"
-            + (f": {described.get('FailureReason')}" if described.get("FailureReason") else ""),
+            busy=state in BUSY_STATUSES,
+            detail=f"endpoint {state}{because}",
         )
 
     def apply(self, service: Service, replicas: int) -> ActuationResult:

@@ -67,6 +67,19 @@ def test_by_default_it_refuses_to_fight_application_auto_scaling(aws: str) -> No
     assert not scalable_target(aws, "sagemaker", SM_RESOURCE).get("SuspendedState", {}).get("DynamicScalingInSuspended")
 
 
+def test_a_refusal_that_goes_on_is_audited_once(aws: str) -> None:
+    tick = _loaded_endpoint(aws)
+    service = sagemaker_service()
+
+    decisions = [_decide(service, tick + timedelta(seconds=15 * k)) for k in range(4)]
+
+    assert [d.actuation for d in decisions] == [Decision.Actuation.SKIPPED] * 4
+    assert len({(d.provisioned, d.desired, d.reason_code) for d in decisions}) == 1
+    events = AuditEvent.objects.filter(service=service)
+    assert [e.object_id for e in events.filter(event_type=EventType.DECISION_SCALED)] == [str(decisions[0].pk)]
+    assert [e.object_id for e in events.filter(event_type=EventType.ACTUATOR_ERROR)] == [str(decisions[0].pk)]
+
+
 def test_suspend_mode_suspends_dynamic_scaling_while_managed_and_restores_it_when_paused(aws: str) -> None:
     tick = _loaded_endpoint(aws)
     service = sagemaker_service(autoscaling_mode="suspend")

@@ -28,6 +28,7 @@ from scaling import services
 from scaling.audit import EventType
 from scaling.backends import ActuatorError
 from scaling.backends import aws as aws_backend
+from scaling.backends.probe import probe_connection
 from scaling.backends.sagemaker import SageMakerActuator
 from scaling.models import ActuatorHealth, AuditEvent, Decision
 from tests.backends.conftest import (
@@ -88,6 +89,44 @@ def test_it_records_actuator_busy_and_does_not_call_while_the_endpoint_is_updati
     assert decision.actuation == Decision.Actuation.BUSY
     assert AuditEvent.objects.filter(service=service, event_type=EventType.ACTUATOR_BUSY).exists()
     stubbed_sagemaker.assert_no_pending_responses()  # exactly one DescribeEndpoint, no update call
+
+
+def test_a_busy_endpoint_is_audited_once_while_it_stays_busy(stubbed_sagemaker: Stubber, aws: str) -> None:
+    tick = services.align_tick(timezone.now())
+    publish_invocations(aws, tick, per_minute=60 * 700)
+    service = sagemaker_service()
+    for _ in range(3):
+        stubbed_sagemaker.add_response("describe_endpoint", _described("Updating"))
+
+    decisions = [
+        decision_of(services.service_evaluate(service_id=service.pk, tick_at=tick + timedelta(seconds=15 * k)))
+        for k in range(3)
+    ]
+
+    assert [d.actuation for d in decisions] == [Decision.Actuation.BUSY] * 3
+    events = AuditEvent.objects.filter(service=service)
+    assert [e.object_id for e in events.filter(event_type=EventType.ACTUATOR_BUSY)] == [str(decisions[0].pk)]
+    assert events.filter(event_type=EventType.DECISION_SCALED).count() == 1
+
+
+@pytest.mark.parametrize("state", ["Failed", "OutOfService"])
+def test_a_failed_endpoint_is_an_error_not_busy(stubbed_sagemaker: Stubber, aws: str, state: str) -> None:
+    tick = services.align_tick(timezone.now())
+    publish_invocations(aws, tick, per_minute=60 * 700)
+    service = sagemaker_service()
+    failed = _described(state) | {"FailureReason": "image not found"}
+    stubbed_sagemaker.add_response("describe_endpoint", failed)
+    stubbed_sagemaker.add_response("describe_endpoint", failed)
+
+    decision = decision_of(services.service_evaluate(service_id=service.pk, tick_at=tick))
+    report = probe_connection(service, timezone.now())
+
+    message = f"SageMaker endpoint 'win-prob' is {state}: image not found; Tipoff cannot scale it until it is InService"
+    assert (decision.changed, decision.actuation) == (False, Decision.Actuation.NONE)
+    assert message in decision.summary
+    assert not AuditEvent.objects.filter(service=service, event_type=EventType.ACTUATOR_BUSY).exists()
+    assert ActuatorHealth.objects.get(service=service).last_error == message
+    assert report.lines[0].level == "error" and message in report.lines[0].text
 
 
 def test_it_does_not_update_when_the_endpoint_started_updating_since_the_tick_read(stubbed_sagemaker: Stubber) -> None:
