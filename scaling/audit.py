@@ -7,6 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,27 @@ def chain_hash(prev_hash: str, payload: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(payload)).hexdigest()
 
 
+def _jsonb_number(literal: str) -> float | int:
+    """A JSON number with a fraction or exponent, as it reads back from PostgreSQL jsonb.
+
+    jsonb keeps the number as `numeric`, which writes no exponent and has no negative
+    zero: Python's 1e+16 (every float from 1e16 up is written with an exponent) comes
+    back as 10000000000000000, read as an int, and -0.0 as 0.0. Every other float reads
+    back as itself.
+    """
+    number = Decimal(literal)
+    if number.is_zero():
+        return 0.0
+    if int(number.as_tuple().exponent) >= 0:  # no digits after the point: numeric's scale is 0
+        return int(number)
+    return float(literal)
+
+
+def jsonb_value(value: Any) -> Any:
+    """`value` as PostgreSQL's jsonb gives it back, so a hash over it still holds after the round trip."""
+    return json.loads(canonical({"v": value}), parse_float=_jsonb_number)["v"]
+
+
 def audit_record(
     *,
     actor: Actor,
@@ -139,9 +161,9 @@ def audit_record(
         cost_impact_per_hour=cost_impact_per_hour,
         prev_hash=head.last_hash,
     )
-    # Round-trip through JSON so the hash covers exactly what the database stores.
-    event.before = json.loads(canonical({"v": before}))["v"]
-    event.after = json.loads(canonical({"v": after}))["v"]
+    # Hash exactly what the database will give back (only before/after are jsonb).
+    event.before = jsonb_value(before)
+    event.after = jsonb_value(after)
     event.hash = chain_hash(head.last_hash, event.payload())
     event.save(force_insert=True)
     head.last_hash = event.hash

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -205,3 +206,46 @@ def test_the_periodic_task_walks_everything_once_a_day_and_only_new_events_betwe
         clock.shift(timedelta(days=1))
         assert verify_audit() is False
         assert latest_verification().full  # type: ignore[union-attr]
+
+
+# Values jsonb gives back differently from how Python's json writes them, and some it keeps.
+JSONB_NUMBERS: list[Any] = [
+    1e16,
+    -2e16,
+    1.2345678901234567e20,
+    1.5e300,
+    -0.0,
+    [0.0, -0.0],
+    1.0,
+    0.1,
+    1e-7,
+    5e-324,
+    9999999999999998.0,
+    10**30,
+    -(2**63),
+    {"nested": {"price": 1e16, "rps": [2e16, 3.5]}},
+]
+
+
+@pytest.mark.parametrize("value", JSONB_NUMBERS, ids=repr)
+def test_a_number_jsonb_rewrites_still_matches_its_hash(value: Any) -> None:
+    from django.db import transaction
+
+    from scaling.audit import canonical
+
+    with transaction.atomic():
+        written = audit_record(
+            actor=Actor.system(), event_type=EventType.SERVICE_UPDATED, before={"v": value}, after=value
+        )
+    stored = AuditEvent.objects.get(pk=written.pk)
+    # what was hashed is what PostgreSQL gives back, type for type (1e16 and 10**16 write differently)
+    assert canonical(stored.payload()) == canonical(written.payload())
+    assert verify_chain().ok
+
+
+def test_hashes_of_values_jsonb_keeps_are_unchanged() -> None:
+    """Events written before numbers were normalised still verify: only values that never round-tripped changed."""
+    from scaling.audit import canonical, jsonb_value
+
+    for value in [1.0, 0.1, 1e-7, 9999999999999998.0, 10**30, {"a": [1.5, "x", None, True]}]:
+        assert canonical({"v": jsonb_value(value)}) == canonical({"v": json.loads(canonical({"v": value}))["v"]})
