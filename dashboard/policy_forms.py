@@ -84,9 +84,13 @@ NON_NEGATIVE = Range(0)
 DAY_S = 86_400
 UP_TO_A_DAY = Range(0, DAY_S)
 HEADROOM = Range(0, 10)
+# No replica serves 100,000 requests a second (or holds that many in flight); a larger target is a typo.
+PER_REPLICA_TARGET = Range(0, 100_000)
 
 RANGES: dict[str, Range] = {
     "target_utilization": Range(0, 1),  # 0 switches target tracking on utilization off
+    "target_rps_per_replica": PER_REPLICA_TARGET,
+    "target_in_flight_per_replica": PER_REPLICA_TARGET,
     "tolerance": Range(0, 0.5),
     "scale_up_percent": NON_NEGATIVE,
     "scale_down_percent": Range(0, 100),

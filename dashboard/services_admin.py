@@ -68,7 +68,8 @@ class ServiceForm(forms.Form):
     min_replicas = forms.IntegerField(min_value=0, initial=1)
     max_replicas = forms.IntegerField(min_value=1, initial=10)
     hard_max_replicas = forms.IntegerField(min_value=1, initial=20)
-    price_per_replica_hour = forms.FloatField(min_value=0, initial=1.0)
+    # The dearest GPU instances cost about $100 an hour; 10,000 leaves room for any currency and catches typos.
+    price_per_replica_hour = forms.FloatField(min_value=0, max_value=10_000, initial=1.0)
     slo_latency_ms = forms.FloatField(min_value=1, initial=300.0, help_text="Latency objective L.")
     slo_target = forms.FloatField(
         required=False,

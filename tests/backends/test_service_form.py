@@ -153,3 +153,11 @@ def test_the_api_creates_a_service_and_tests_its_connection(admin: Client, aws: 
 def test_the_api_refuses_non_administrators(client: Client) -> None:
     client.force_login(make_user("op", role="operator"))
     assert _json(client, "post", "/api/admin/services", {"name": "x"}).status_code == 403
+
+
+def test_a_price_past_any_real_instance_is_a_typo_named_as_such(admin: Client) -> None:
+    response = admin.post("/services/new/", SAGEMAKER_FORM | {"price_per_replica_hour": "1e16"})
+
+    assert response.status_code == 422
+    assert "less than or equal to 10000" in response.content.decode()
+    assert not Service.objects.exists()

@@ -64,6 +64,8 @@ def form_post(overrides: dict[str, Any], *, reason: str = "more headroom for the
         ("stabilization_per_delay", 1e9, "must be in [0, 2]"),
         ("panic_headroom", 50, "must be in [0, 10]"),
         ("target_rps_per_replica", 1e-9, "must be 0 (off) or at least 0.01"),
+        ("target_rps_per_replica", 2e16, "must be in [0, 100000]"),
+        ("target_in_flight_per_replica", 100_001, "must be in [0, 100000]"),
     ],
 )
 def test_the_form_rejects_a_bad_value_naming_the_field(field: str, value: Any, message: str) -> None:
