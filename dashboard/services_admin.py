@@ -304,7 +304,8 @@ def api_service_create(request: HttpRequest, payload: ServiceIn) -> Status:
 def api_service_update(request: HttpRequest, name: str, payload: ServiceIn) -> Service:
     require_capability(request, "administer")
     service = get_object_or_404(Service, name=name)
-    base = initial_for(service)
+    # A simulated service stores no autoscaling mode but the form requires one: default it as create does.
+    base = {"autoscaling_mode": "refuse"} | initial_for(service)
     if payload.promql is not None:
         base = {k: v for k, v in base.items() if not k.startswith("promql_")}
     form = _form_from_api(payload, base | {"name": service.name})

@@ -161,3 +161,17 @@ def test_a_price_past_any_real_instance_is_a_typo_named_as_such(admin: Client) -
     assert response.status_code == 422
     assert "less than or equal to 10000" in response.content.decode()
     assert not Service.objects.exists()
+
+
+def test_the_api_changes_one_field_of_a_simulated_service(admin: Client) -> None:
+    from tests.factories import make_service
+
+    service = make_service()
+
+    response = _json(
+        admin, "put", f"/api/admin/services/{service.name}", {"price_per_replica_hour": 2.5, "reason": "new price"}
+    )
+
+    assert response.status_code == 200, response.content
+    service.refresh_from_db()
+    assert service.price_per_replica_hour == 2.5 and service.backend_config == {}
