@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.http import HttpRequest
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils import timezone
 from ninja import NinjaAPI, Schema
 
 from dashboard.api_audit import router as audit_router
-from dashboard.api_auth import api_auth
+from dashboard.api_auth import PasswordConfirmationNeeded, api_auth
 from dashboard.api_overrides import router as overrides_router
 from dashboard.api_policy import router as policy_router
 from dashboard.services_admin import router as services_admin_router
@@ -19,6 +21,15 @@ from scaling.models import Decision, MetricSample, Service
 
 # Every endpoint: a Bearer API token, or the session with its CSRF token (dashboard/api_auth.py).
 api = NinjaAPI(title="Tipoff API", version="1", auth=api_auth, urls_namespace="api")
+
+
+@api.exception_handler(PasswordConfirmationNeeded)
+def password_confirmation_needed(request: HttpRequest, exc: PasswordConfirmationNeeded) -> HttpResponse:
+    """403 naming the page that confirms the password, as the pages would send the browser there."""
+    url = reverse("access:confirm-password")
+    minutes = settings.REAUTH_MAX_AGE_SECONDS // 60
+    detail = f"confirm your password at {url} first: an administrator's change needs it typed in the last {minutes} min"
+    return api.create_response(request, {"detail": detail, "confirm_password_url": url}, status=403)
 
 
 class ServiceOut(Schema):

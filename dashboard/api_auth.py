@@ -7,6 +7,14 @@ the token. Reads need "view"; writes need "operate" unless API_CAPABILITIES
 asks for more — so a viewer's write is refused before validation, and an
 endpoint added without an entry is never open to viewers. Endpoints keep their
 own `can()` checks as a second line.
+
+An administrator's write through the session also needs the password typed
+recently, as `@requires("administer")` asks of the pages; otherwise a session
+the pages would send to /account/confirm-password/ could make the same change
+here. A Bearer token is exempt: it is a separate secret a script holds, issued
+only after its user typed the password (/account/tokens/ asks for it), expiring
+and revocable; there is no password to re-type, and re-confirming guards an
+unlocked browser left open, which a token is not.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from django.http import HttpRequest
 from ninja.errors import HttpError
 from ninja.security import HttpBearer, SessionAuth
 
-from dashboard.permissions import SAFE_METHODS, can
+from dashboard.permissions import SAFE_METHODS, can, has_recent_auth
 from scaling.tokens import token_authenticate
 
 # (method, Django route of the endpoint, converters left out) -> capability, where more than the default is needed.
@@ -61,6 +69,13 @@ def _check_role(request: HttpRequest, user: Any) -> Any:
     return user
 
 
+class PasswordConfirmationNeeded(Exception):
+    """An administrator's write through a session whose password was not typed recently.
+
+    dashboard/api.py answers it with a 403 naming the page that confirms the password.
+    """
+
+
 class ApiTokenAuth(HttpBearer):
     openapi_description = "An API token from /account/tokens/ in the Authorization header: `Bearer tpo_...`"
 
@@ -78,7 +93,14 @@ class RoleSessionAuth(SessionAuth):
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Any:
         user = super().authenticate(request, key)
-        return None if user is None else _check_role(request, user)
+        if user is None:
+            return None
+        _check_role(request, user)
+        writes = (request.method or "GET").upper() not in SAFE_METHODS
+        if writes and required_capability(request) == "administer" and not has_recent_auth(request):
+            request._tipoff_denied = "API: the password was not confirmed recently"  # type: ignore[attr-defined]
+            raise PasswordConfirmationNeeded
+        return user
 
 
 api_auth = [ApiTokenAuth(), RoleSessionAuth()]

@@ -140,3 +140,38 @@ def test_the_confirm_page_never_redirects_off_site(client: Client) -> None:
         reverse("access:confirm-password"), {"password": PASSWORD, "next": "https://evil.example/steal"}
     )
     assert response.status_code == 302 and response["Location"] == "/"
+
+
+@override_settings(REAUTH_MAX_AGE_SECONDS=600)
+def test_an_admin_change_through_the_api_with_a_stale_session_asks_for_the_password_too(client: Client) -> None:
+    import json
+
+    from scaling.audit import Actor
+    from scaling.tokens import token_create
+
+    service = make_service()
+    admin = make_user("admin", "admin")
+    secret = token_create(user=admin, name="ci", days=3, actor=Actor.for_user(admin)).secret
+    url = f"/api/services/{service.name}/policy"
+    body = json.dumps({"params": {"tolerance": 0.2}, "reason": "walk-up"})
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        client.post(reverse("login"), {"username": "admin", "password": PASSWORD})
+        clock.shift(timedelta(minutes=11))
+
+        refused = client.put(url, data=body, content_type="application/json")
+        assert refused.status_code == 403
+        assert refused.json()["confirm_password_url"] == reverse("access:confirm-password")
+        service.refresh_from_db()
+        assert service.policy_version == 1
+        assert client.get(url).status_code == 200  # reading needs no password
+        # A token was issued after its password was typed; it has none to re-type.
+        bearer = Client().put(
+            url, data=body, content_type="application/json", headers={"Authorization": f"Bearer {secret}"}
+        )
+        assert bearer.status_code == 200
+
+        client.post(reverse("access:confirm-password"), {"password": PASSWORD, "next": "/"})
+        body = json.dumps({"params": {"tolerance": 0.3}, "reason": "confirmed"})
+        assert client.put(url, data=body, content_type="application/json").status_code == 200
+    denied = AuditEvent.objects.get(event_type=EventType.AUTH_DENIED)
+    assert denied.reason == "API: the password was not confirmed recently"
