@@ -155,11 +155,13 @@ class RuleIn(Schema):
     name: str = Field(..., max_length=120)
     services: list[str]
     match: dict[str, Any] = Field(
-        ..., description="Any of national_tv (bool), networks, teams, season_types, labels (lists), weekdays (0=Mon)."
+        ...,
+        description="Any of national_tv (true/false); networks, teams, season_types, labels (lists of strings); "
+        "weekdays (list of numbers, 0 = Monday). A value of another type is refused, naming its key.",
     )
     reason: str = Field(..., max_length=300)
     floor_replicas: int | None = None
-    floor_forecast_multiple: float | None = None
+    floor_forecast_multiple: float | None = Field(None, description="0.1 to 20; give this or floor_replicas.")
     lead_minutes: int | None = Field(None, description="Default: the service's provisioning delay + 15 min.")
     tail_minutes: int = 180
     enabled: bool = True

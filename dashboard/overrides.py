@@ -274,7 +274,8 @@ def rule_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
                 messages.success(request, f"Rule {rule.name!r} {'updated' if changed else 'unchanged'}.")
             return redirect("dashboard:rules")
         except RuleError as exc:
-            form.add_error(exc.field if exc.field in RuleForm.base_fields else None, str(exc))
+            field = exc.field.removeprefix("match.")  # the form has one input per match key
+            form.add_error(field if field in RuleForm.base_fields else None, str(exc))
     return render(request, "dashboard/overrides_rule_form.html", {"form": form, "rule": rule}, status=400)
 
 

@@ -106,6 +106,48 @@ class RuleSpec:
     enabled: bool = True
 
 
+TEXT_MATCH_KEYS = ("networks", "teams", "season_types", "labels")
+
+
+def _clean_match(given: dict[str, Any]) -> dict[str, Any]:
+    """The match with each key's type checked (it may come as any JSON from the API), blanks and false left out.
+
+    A string where a list belongs would be read letter by letter, and "false" as true, so
+    each is refused naming its key; null means the key is not given.
+    """
+    unknown = set(given) - set(MATCH_KEYS)
+    if unknown:
+        raise RuleError(f"unknown match key(s): {', '.join(sorted(unknown))}", field="match")
+    match: dict[str, Any] = {}
+    national_tv = given.get("national_tv")
+    if national_tv is not None and not isinstance(national_tv, bool):
+        raise RuleError(f"national_tv must be true or false, not {national_tv!r:.60}", field="match.national_tv")
+    if national_tv:
+        match["national_tv"] = True
+    for key in TEXT_MATCH_KEYS:
+        values = given.get(key)
+        if values is None:
+            continue
+        if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+            raise RuleError(
+                f'{key} must be a list of names, e.g. ["ESPN", "ABC"], not {values!r:.60}', field=f"match.{key}"
+            )
+        if kept := [v.strip() for v in values if v.strip()]:
+            match[key] = kept
+    weekdays = given.get("weekdays")
+    if weekdays is not None:
+        if not isinstance(weekdays, list | tuple) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6 for d in weekdays
+        ):
+            raise RuleError(
+                f"weekdays must be a list of numbers 0 (Monday) to 6 (Sunday), not {weekdays!r:.60}",
+                field="match.weekdays",
+            )
+        if weekdays:
+            match["weekdays"] = sorted(set(weekdays))
+    return match
+
+
 def validate_rule(spec: RuleSpec) -> dict[str, Any]:
     """Check a rule before any write; returns the cleaned match."""
     if not spec.name.strip():
@@ -114,24 +156,7 @@ def validate_rule(spec: RuleSpec) -> dict[str, Any]:
         raise RuleError("a reason is required", field="reason")
     if not spec.services:
         raise RuleError("choose at least one service", field="services")
-    unknown = set(spec.match) - set(MATCH_KEYS)
-    if unknown:
-        raise RuleError(f"unknown match key(s): {', '.join(sorted(unknown))}", field="match")
-    match: dict[str, Any] = {}
-    if spec.match.get("national_tv"):
-        match["national_tv"] = True
-    for key in ("networks", "teams", "season_types", "labels"):
-        values = [str(v).strip() for v in spec.match.get(key) or [] if str(v).strip()]
-        if values:
-            match[key] = values
-    if spec.match.get("weekdays"):
-        try:
-            days = sorted({int(d) for d in spec.match["weekdays"]})
-        except (TypeError, ValueError):
-            raise RuleError("weekdays are numbers 0 (Monday) to 6 (Sunday)", field="weekdays") from None
-        if any(d < 0 or d > 6 for d in days):
-            raise RuleError("weekdays are numbers 0 (Monday) to 6 (Sunday)", field="weekdays")
-        match["weekdays"] = days
+    match = _clean_match(spec.match)
     if not match:
         raise RuleError("a rule needs at least one criterion (national TV, network, team, label, ...)", field="match")
     if (spec.floor_replicas is None) == (spec.floor_forecast_multiple is None):
@@ -143,8 +168,8 @@ def validate_rule(spec: RuleSpec) -> dict[str, Any]:
                     f"{service.name}: floor must be between 1 and the hard limit {service.hard_max_replicas}",
                     field="floor_replicas",
                 )
-    if spec.floor_forecast_multiple is not None and not 0 < spec.floor_forecast_multiple <= 20:
-        raise RuleError("the forecast multiple must be above 0 and at most 20", field="floor_forecast_multiple")
+    if spec.floor_forecast_multiple is not None and not 0.1 <= spec.floor_forecast_multiple <= 20:
+        raise RuleError("the forecast multiple must be 0.1 to 20", field="floor_forecast_multiple")
     if spec.lead_minutes is not None and not 0 <= spec.lead_minutes <= 24 * 60:
         raise RuleError("lead time must be 0 to 1440 minutes", field="lead_minutes")
     if not 0 < spec.tail_minutes <= 24 * 60:

@@ -192,6 +192,8 @@ def test_games_rules_and_schedule_import(client: Client) -> None:
     assert Override.objects.filter(game__game_id="g1").count() == 1
     bad = client.post("/api/rules", rule | {"name": "none", "match": {}}, content_type="application/json")
     assert bad.status_code == 422 and bad.json()["field"] == "match"
+    bad = client.post("/api/rules", rule | {"match": {"networks": "ESPN"}}, content_type="application/json")
+    assert bad.status_code == 422 and bad.json()["field"] == "match.networks"
     for too_long in [{"name": "n" * 121}, {"reason": "r" * 301}]:
         bad = client.post("/api/rules", rule | too_long, content_type="application/json")
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] in too_long

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 
 from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType
-from scaling.models import AuditEvent, Game, MetricSample, Override
+from scaling.models import AuditEvent, Game, GameDayRule, MetricSample, Override
 from scaling.overrides import override_cancel
 from scaling.schedule.rules import RuleError, RuleSpec, rule_create, rule_delete, rule_matches, rule_update, rules_apply
 from tests.factories import make_service, make_user
@@ -188,3 +188,48 @@ def test_a_game_that_loses_its_national_broadcast_loses_its_rule_floor_on_reimpo
     assert summary.overrides_cancelled == 1
     o = Override.objects.get(rule=rule, game=g1)
     assert o.status == Override.Status.CANCELLED and "no longer matches" in o.cancel_reason
+
+
+@pytest.mark.parametrize(
+    ("match", "field"),
+    [
+        ({"networks": "ESPN"}, "match.networks"),  # read letter by letter, it matched almost any national game
+        ({"networks": 5}, "match.networks"),
+        ({"teams": ["LAL", 7]}, "match.teams"),
+        ({"labels": {"cup": True}}, "match.labels"),
+        ({"season_types": "Playoffs"}, "match.season_types"),
+        ({"national_tv": "false"}, "match.national_tv"),  # a non-empty string was true
+        ({"national_tv": 1}, "match.national_tv"),
+        ({"weekdays": ["3"]}, "match.weekdays"),
+        ({"weekdays": [True]}, "match.weekdays"),
+        ({"weekdays": 3}, "match.weekdays"),
+        ({"weekdays": [7]}, "match.weekdays"),
+        ({"network": ["ESPN"]}, "match"),
+    ],
+)
+def test_a_match_value_of_the_wrong_type_is_refused_naming_its_key(match: dict[str, object], field: str) -> None:
+    spec = RuleSpec(name="r", match=match, services=[make_service("a")], reason="r", floor_replicas=3)
+    with pytest.raises(RuleError) as refused:
+        rule_create(spec=spec, actor=_admin())
+    assert refused.value.field == field and field.removeprefix("match.") in str(refused.value)
+    assert not GameDayRule.objects.exists()
+
+
+def test_a_match_keeps_its_values_and_drops_blanks_and_nulls() -> None:
+    match = {"national_tv": False, "networks": [" ESPN ", ""], "teams": None, "weekdays": [5, 0, 5]}
+    spec = RuleSpec(name="r", match=match, services=[make_service("a")], reason="r", floor_replicas=3)
+    assert rule_create(spec=spec, actor=_admin()).match == {"networks": ["ESPN"], "weekdays": [0, 5]}
+
+
+@pytest.mark.parametrize("multiple", [0.05, 20.5])
+def test_a_forecast_multiple_outside_what_the_form_offers_is_refused(multiple: float) -> None:
+    spec = RuleSpec(
+        name="r",
+        match={"national_tv": True},
+        services=[make_service("a")],
+        reason="r",
+        floor_forecast_multiple=multiple,
+    )
+    with pytest.raises(RuleError, match=r"0\.1 to 20") as refused:
+        rule_create(spec=spec, actor=_admin())
+    assert refused.value.field == "floor_forecast_multiple"
