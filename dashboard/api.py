@@ -13,6 +13,7 @@ from ninja import NinjaAPI, Schema
 
 from dashboard.api_audit import router as audit_router
 from dashboard.api_auth import PasswordConfirmationNeeded, api_auth
+from dashboard.api_input import refuse_nul_in_body, refuse_nul_in_url
 from dashboard.api_overrides import router as overrides_router
 from dashboard.api_policy import router as policy_router
 from dashboard.services_admin import router as services_admin_router
@@ -21,6 +22,9 @@ from scaling.models import Decision, MetricSample, Service
 
 # Every endpoint: a Bearer API token, or the session with its CSRF token (dashboard/api_auth.py).
 api = NinjaAPI(title="Tipoff API", version="1", auth=api_auth, urls_namespace="api")
+# PostgreSQL refuses a NUL in text: refuse it first, naming where it is (dashboard/api_input.py).
+api.add_decorator(refuse_nul_in_url, mode="view")
+api.add_decorator(refuse_nul_in_body, mode="operation")
 
 
 @api.exception_handler(PasswordConfirmationNeeded)

@@ -99,3 +99,59 @@ def test_secret_key_is_required_outside_debug() -> None:
 def test_the_api_docs_load_swagger_from_this_server_not_a_cdn(client: Client) -> None:
     body = client.get("/api/docs").content.decode()
     assert "/static/ninja/swagger-ui-bundle.js" in body and "cdn." not in body
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        (
+            "/api/overrides",
+            {"services": ["win-probability"], "kind": "floor", "replicas": 2, "reason": "pre\x00game"},
+            ["body", "payload", "reason"],
+        ),
+        (
+            "/api/rules",
+            {"name": "tv", "services": ["win-probability"], "match": {"networks": ["ES\x00PN"]}, "reason": "TV"},
+            ["body", "payload", "match", "networks", 0],
+        ),
+        (
+            "/api/services/win-probability/policy",
+            {"params": {"tolerance\x00": 0.2}, "reason": "typo"},
+            ["body", "payload", "params"],
+        ),
+    ],
+)
+def test_a_nul_character_in_an_api_body_is_a_422_naming_the_field(path: str, body: dict, loc: list) -> None:
+    import json
+
+    from scaling.models import AuditEvent, GameDayRule, Override
+    from tests.factories import make_service
+
+    make_service()
+    client = Client(raise_request_exception=False)
+    client.force_login(make_user("root", "admin"))
+    body = body | {"ends_at": "2030-01-01T00:00:00Z"} if path == "/api/overrides" else body | {"floor_replicas": 3}
+    method = client.put if path.endswith("/policy") else client.post
+
+    response = method(path, data=json.dumps(body), content_type="application/json")
+
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"][0]["loc"] == loc
+    assert not Override.objects.exists() and not GameDayRule.objects.exists() and not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("/api/audit/events?q=a%00b", "'q'"),
+        ("/api/audit/events?actor=a%00b", "'actor'"),
+        ("/api/overrides?service=a%00b", "'service'"),
+        ("/api/services/a%00b", "the path"),
+        ("/api/rules/1?reason=a%00b", "'reason'"),
+    ],
+)
+def test_a_nul_character_in_an_api_url_is_a_400_naming_where(url: str, named: str) -> None:
+    client = Client(raise_request_exception=False)
+    client.force_login(make_user("root", "admin"))
+    response = client.delete(url) if url.startswith("/api/rules") else client.get(url)
+    assert response.status_code == 400 and named in response.json()["detail"]
