@@ -1,16 +1,44 @@
-"""Django admin (staff only): API tokens can be revoked, audit events only read."""
+"""Django admin (staff only): users and their roles, API tokens can be revoked, audit events only read."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest
 
-from scaling.audit import Actor
+from scaling.audit import Actor, account_changes_by
 from scaling.models import ApiToken, AuditEvent
 from scaling.tokens import token_revoke
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class AuditedUserAdmin(UserAdmin):
+    """Django's user admin, naming who made each account change the audit log records (dashboard/signals.py)."""
+
+    REASON = "changed in the Django admin"
+
+    def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:
+        with account_changes_by(Actor.for_user(request.user), self.REASON):
+            super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool) -> None:
+        with account_changes_by(Actor.for_user(request.user), self.REASON):
+            super().save_related(request, form, formsets, change)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with account_changes_by(Actor.for_user(request.user), self.REASON):
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with account_changes_by(Actor.for_user(request.user), self.REASON):
+            super().delete_queryset(request, queryset)
 
 
 @admin.register(ApiToken)

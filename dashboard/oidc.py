@@ -16,6 +16,10 @@ from django.db import transaction
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from dashboard.permissions import ROLES
+from scaling.audit import Actor, account_changes_by
+
+# Accounts single sign-on creates, and the roles it sets, are audited as this system actor.
+SSO_ACTOR = Actor.system("sso")
 
 
 def username_from_claims(email: str | None, claims: dict[str, Any]) -> str:
@@ -42,7 +46,8 @@ class TipoffOIDCBackend(OIDCAuthenticationBackend):
         return users
 
     def create_user(self, claims: dict[str, Any]) -> Any:
-        user = super().create_user(claims)
+        with account_changes_by(SSO_ACTOR, "first single sign-on"):
+            user = super().create_user(claims)
         user.set_unusable_password()
         user.save(update_fields=["password"])
         return self.update_user(user, claims)
@@ -50,7 +55,8 @@ class TipoffOIDCBackend(OIDCAuthenticationBackend):
     def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
         """The provider is the source of truth for the role: replace the user's role groups."""
         wanted = set(roles_from_claims(claims))
-        with transaction.atomic():
+        reason = f"single sign-on: the provider's {settings.OIDC_ROLE_CLAIM!r} claim sets the role"
+        with transaction.atomic(), account_changes_by(SSO_ACTOR, reason):
             user.groups.remove(*Group.objects.filter(name__in=set(ROLES) - wanted))
             user.groups.add(*Group.objects.filter(name__in=wanted))
         return user

@@ -1,18 +1,27 @@
-"""Access events into the audit log: logins, failed logins, lockouts, logouts.
+"""Access events into the audit log: logins, failed logins, lockouts, logouts, and account changes.
 
-Receivers only translate the signal into one audit_record call (in its own
-transaction, as these happen outside any change).
+Receivers only translate the signal into one audit_record call: in its own
+transaction for the access events, which happen outside any change; inside the
+change's transaction for an account change, so the two commit together.
+
+Accounts change in the Django admin, at a single sign-on (the provider's role claim
+replaces the user's groups) and from the shell; model signals are the one place all
+three pass, so a role granted or an account switched off is audited whichever way it
+was done. Who did it comes from `scaling.audit.account_changes_by()`, which the admin and
+the SSO backend wrap around their changes; anything else came from a management command
+or the shell.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest
 
 from dashboard.permissions import mark_recent_auth
-from scaling.audit import Actor, EventType, audit_record
+from scaling.audit import Actor, EventType, account_changer, audit_record
 from scaling.models import AuditEvent
 
 
@@ -62,9 +71,108 @@ def on_login_failed(
         )
 
 
+# --- Account changes ----------------------------------------------------------
+
+# The flags that decide whether and how far someone gets in (is_active off also stops their API tokens).
+ACCOUNT_FLAGS = ("is_active", "is_staff", "is_superuser")
+
+
+def _audit_account(event_type: EventType, user_id: int, **values: Any) -> None:
+    changer = account_changer()
+    with transaction.atomic():
+        audit_record(
+            actor=changer.actor,
+            event_type=event_type,
+            object_type="user",
+            object_id=user_id,
+            reason=changer.reason,
+            at=changer.at,
+            **values,
+        )
+
+
+def _flags(user: Any) -> dict[str, bool]:
+    return {flag: bool(getattr(user, flag)) for flag in ACCOUNT_FLAGS}
+
+
+def on_user_saving(sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:
+    """Remember the stored flags, to compare after the save (a save of other fields only, like a login's, skips)."""
+    if instance.pk is None or (update_fields is not None and not set(update_fields) & set(ACCOUNT_FLAGS)):
+        instance._tipoff_flags_before = None
+        return
+    stored = sender.objects.filter(pk=instance.pk).values(*ACCOUNT_FLAGS).first()
+    instance._tipoff_flags_before = stored
+
+
+def on_user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    username = instance.get_username()
+    if created:
+        _audit_account(EventType.USER_CREATED, instance.pk, after={"username": username, **_flags(instance)})
+        return
+    before = getattr(instance, "_tipoff_flags_before", None)
+    if before is None:
+        return
+    after = _flags(instance)
+    changed = [flag for flag in ACCOUNT_FLAGS if bool(before[flag]) != after[flag]]
+    if changed:
+        _audit_account(
+            EventType.USER_UPDATED,
+            instance.pk,
+            before={"username": username, **{flag: bool(before[flag]) for flag in changed}},
+            after={"username": username, **{flag: after[flag] for flag in changed}},
+        )
+
+
+def on_user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    before = {"username": instance.get_username(), **_flags(instance)}
+    _audit_account(EventType.USER_DELETED, instance.pk, before=before)
+
+
+def _group_names(user_ids: set[int]) -> dict[int, set[str]]:
+    names: dict[int, set[str]] = {user_id: set() for user_id in user_ids}
+    rows = User.groups.through.objects.filter(user_id__in=user_ids).values_list("user_id", "group__name")
+    for user_id, name in rows:
+        names[user_id].add(name)
+    return names
+
+
+def on_groups_changed(sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kwargs: Any) -> None:
+    """Groups are users' roles: each user whose groups changed gets one event with the groups before and after.
+
+    A change is a pre_ then a post_ signal; the pre_ one notes the affected users' groups
+    on the instance. From a group's side (group.user_set), the users are the pks given,
+    or for a clear every member.
+    """
+    if action.startswith("pre_"):
+        if not reverse:
+            user_ids = {instance.pk}
+        elif action == "pre_clear":
+            user_ids = set(instance.user_set.values_list("pk", flat=True))
+        else:
+            user_ids = set(pk_set or ())
+        instance._tipoff_groups_before = _group_names(user_ids)
+        return
+    before = getattr(instance, "_tipoff_groups_before", None) or {}
+    usernames = dict(User.objects.filter(pk__in=before).values_list("pk", "username"))
+    for user_id, after in _group_names(set(before)).items():
+        if after != before[user_id]:
+            username = usernames.get(user_id, "")
+            _audit_account(
+                EventType.USER_ROLES_CHANGED,
+                user_id,
+                before={"username": username, "groups": sorted(before[user_id])},
+                after={"username": username, "groups": sorted(after)},
+            )
+
+
 def connect() -> None:
     from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+    from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 
     user_logged_in.connect(on_logged_in, dispatch_uid="tipoff-audit-login")
     user_logged_out.connect(on_logged_out, dispatch_uid="tipoff-audit-logout")
     user_login_failed.connect(on_login_failed, dispatch_uid="tipoff-audit-login-failed")
+    pre_save.connect(on_user_saving, sender=User, dispatch_uid="tipoff-audit-user-saving")
+    post_save.connect(on_user_saved, sender=User, dispatch_uid="tipoff-audit-user-saved")
+    post_delete.connect(on_user_deleted, sender=User, dispatch_uid="tipoff-audit-user-deleted")
+    m2m_changed.connect(on_groups_changed, sender=User.groups.through, dispatch_uid="tipoff-audit-user-groups")

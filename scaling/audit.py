@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -64,6 +67,11 @@ class EventType(StrEnum):
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
     TOKEN_USED = "token.used"
+    # accounts: who may sign in, and with which role
+    USER_CREATED = "user.created"
+    USER_UPDATED = "user.updated"
+    USER_ROLES_CHANGED = "user.roles_changed"
+    USER_DELETED = "user.deleted"
     # audit itself
     AUDIT_ARCHIVED = "audit.archived"
 
@@ -93,6 +101,37 @@ class Actor:
         """The API token when the request authenticated with one, else the logged-in user."""
         token = getattr(request, "api_token", None)
         return cls.for_token(token) if token is not None else cls.for_user(request.user)
+
+
+@dataclass(frozen=True)
+class AccountChanger:
+    """Who changes accounts inside an `account_changes_by` block, why, and at what instant (None: now)."""
+
+    actor: Actor
+    reason: str
+    at: datetime | None = None
+
+
+# Accounts change through Django's models (the admin, single sign-on, the shell), so their audit events are
+# written by model signals (dashboard/signals.py), which cannot be handed an actor; this says who it is.
+_account_changer: ContextVar[AccountChanger | None] = ContextVar("tipoff_account_changer", default=None)
+
+
+@contextmanager
+def account_changes_by(actor: Actor, reason: str, *, at: datetime | None = None) -> Iterator[None]:
+    """Attribute the account changes made inside the block to `actor`, with `reason`."""
+    token = _account_changer.set(AccountChanger(actor, reason, at))
+    try:
+        yield
+    finally:
+        _account_changer.reset(token)
+
+
+def account_changer() -> AccountChanger:
+    """Who is changing accounts now; outside any block, a management command or the shell."""
+    return _account_changer.get() or AccountChanger(
+        Actor.system("manage.py"), "changed outside Tipoff's pages (a command or the shell)"
+    )
 
 
 GENESIS_HASH = "0" * 64

@@ -16,7 +16,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from scaling import selectors
-from scaling.audit import Actor
+from scaling.audit import Actor, account_changes_by
 from scaling.backends.simulated import games_around, serving_model, traffic_params
 from scaling.models import Game, GameDayRule, MetricSample, Service, SimulatedFleet
 from scaling.schedule.parse import GameRecord, ScheduleError, parse_csv
@@ -183,7 +183,8 @@ def seed_demo(*, schedule_path: Path, now: datetime | None = None) -> DemoSeed:
     records = [] if imported else _demo_schedule(schedule_path)
     existing = current_shift_weeks()
     with transaction.atomic():
-        ensure_users()
+        with account_changes_by(Actor.system("seed_demo"), "demo accounts", at=now):
+            ensure_users()
         summary = None
         if not imported:
             summary = games_upsert(

@@ -23,9 +23,12 @@ def make_service(
 
 
 def make_user(username: str = "operator", role: str = "operator", password: str = "pw-for-tests-1") -> User:
-    user = User.objects.create_user(username=username, password=password)
-    user.groups.add(Group.objects.get_or_create(name=role)[0])
-    if role == "admin":
-        user.is_staff = user.is_superuser = True
-        user.save()
+    """A user with the role, as if made before the test: bulk_create sends no signals, so the setup writes
+    none of the account-change audit events a test may be counting (tests/access/test_accounts.py tests those)."""
+    admin = role == "admin"
+    user = User(username=username, is_staff=admin, is_superuser=admin)
+    user.set_password(password)
+    User.objects.bulk_create([user])
+    group = Group.objects.get_or_create(name=role)[0]
+    User.groups.through.objects.bulk_create([User.groups.through(user_id=user.pk, group_id=group.pk)])
     return user

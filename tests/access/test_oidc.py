@@ -125,6 +125,16 @@ def test_a_provider_group_becomes_the_tipoff_role_and_the_sign_in_is_audited(pro
     _sign_in(again, provider, claims | {"groups": ["viewer"]})
     assert list(user.groups.values_list("name", flat=True)) == ["viewer"]
 
+    # Each role the provider set is in the audit log, by single sign-on.
+    changes = AuditEvent.objects.filter(event_type=EventType.USER_ROLES_CHANGED, object_id=str(user.pk)).order_by("id")
+    assert [(e.actor_label, (e.before or {})["groups"], (e.after or {})["groups"]) for e in changes] == [
+        ("system:sso", [], ["operator"]),
+        ("system:sso", ["operator"], []),
+        ("system:sso", [], ["viewer"]),
+    ]
+    created = AuditEvent.objects.get(event_type=EventType.USER_CREATED)
+    assert (created.actor_label, (created.after or {})["username"]) == ("system:sso", "jo")
+
 
 def test_someone_without_a_tipoff_role_is_refused(provider: StubProvider) -> None:
     client = Client()

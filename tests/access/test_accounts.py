@@ -1,0 +1,131 @@
+"""Account changes are audited whichever way they are made: the Django admin (naming the admin), single sign-on
+(tests/access/test_oidc.py) or the shell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+from django.urls import reverse
+
+from scaling.audit import Actor, EventType, verify_chain
+from scaling.models import AuditEvent
+from scaling.tokens import token_create
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _events(event_type: EventType) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(event_type=event_type).order_by("id"))
+
+
+def _admin_change_form(client: Client, user: User) -> dict[str, Any]:
+    """What the admin's change page would post back unchanged."""
+    page = client.get(reverse("admin:auth_user_change", args=[user.pk]))
+    form = page.context["adminform"].form
+    data: dict[str, Any] = {}
+    for name, field in form.fields.items():
+        value = form.initial.get(name)
+        if field.disabled or name in ("last_login", "user_permissions"):
+            continue
+        if name == "date_joined":
+            data |= {"date_joined_0": value.date().isoformat(), "date_joined_1": value.strftime("%H:%M:%S")}
+        elif name == "groups":
+            data[name] = [str(g.pk) for g in value]
+        elif isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        else:
+            data[name] = value or ""
+    return data
+
+
+@pytest.fixture
+def admin_client(client: Client) -> Client:
+    client.force_login(make_user("boss", "admin"))
+    return client
+
+
+def test_granting_a_role_in_the_django_admin_is_audited_as_the_admin(admin_client: Client) -> None:
+    vic = make_user("vic", "viewer")
+    data = _admin_change_form(admin_client, vic) | {"groups": [str(Group.objects.get(name="admin").pk)]}
+
+    response = admin_client.post(reverse("admin:auth_user_change", args=[vic.pk]), data)
+
+    assert response.status_code == 302
+    events = _events(EventType.USER_ROLES_CHANGED)
+    assert [(e.actor_label, (e.before or {})["groups"], (e.after or {})["groups"]) for e in events] == [
+        ("boss", ["viewer"], []),
+        ("boss", [], ["admin"]),
+    ]
+    assert {(e.object_type, e.object_id, (e.after or {})["username"]) for e in events} == {("user", str(vic.pk), "vic")}
+    assert events[0].reason == "changed in the Django admin"
+    assert not _events(EventType.USER_UPDATED)  # no flag changed
+    assert verify_chain().ok
+    page = admin_client.get(reverse("dashboard:audit") + "?event_type=user").content.decode()
+    assert f'href="/admin/auth/user/{vic.pk}/change/"' in page
+
+
+def test_switching_an_account_off_in_the_django_admin_is_audited(admin_client: Client) -> None:
+    op = make_user("op", "operator")
+    secret = token_create(user=op, name="ci", days=3, actor=Actor.for_user(op)).secret
+    data = _admin_change_form(admin_client, op)
+    del data["is_active"]  # an unticked box is not posted
+
+    assert admin_client.post(reverse("admin:auth_user_change", args=[op.pk]), data).status_code == 302
+
+    (event,) = _events(EventType.USER_UPDATED)
+    assert (event.actor_label, event.before, event.after) == (
+        "boss",
+        {"username": "op", "is_active": True},
+        {"username": "op", "is_active": False},
+    )
+    # switching it off is what stops the tokens: say so where the change is recorded
+    assert Client().get("/api/services", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+
+
+def test_adding_and_deleting_a_user_in_the_django_admin_is_audited(admin_client: Client) -> None:
+    password = "a-long-new-password-1"
+    add = {"username": "newbie", "password1": password, "password2": password, "usable_password": "true"}
+    assert admin_client.post(reverse("admin:auth_user_add"), add).status_code == 302
+    newbie = User.objects.get(username="newbie")
+    admin_client.post(reverse("admin:auth_user_delete", args=[newbie.pk]), {"post": "yes"})
+
+    (created,) = _events(EventType.USER_CREATED)
+    assert created.actor_label == "boss" and created.after == {
+        "username": "newbie",
+        "is_active": True,
+        "is_staff": False,
+        "is_superuser": False,
+    }
+    (deleted,) = _events(EventType.USER_DELETED)
+    assert deleted.actor_label == "boss" and (deleted.before or {})["username"] == "newbie"
+
+
+def test_a_change_from_the_shell_is_audited_as_the_system() -> None:
+    vic = make_user("vic", "viewer")
+    vic.is_superuser = True
+    vic.save()
+    Group.objects.get(name="admin").user_set.add(vic)  # from the group's side
+    Group.objects.get(name="viewer").user_set.clear()
+
+    (flag,) = _events(EventType.USER_UPDATED)
+    assert (flag.actor_label, flag.after) == ("system:manage.py", {"username": "vic", "is_superuser": True})
+    roles = _events(EventType.USER_ROLES_CHANGED)
+    assert [((e.before or {})["groups"], (e.after or {})["groups"]) for e in roles] == [
+        (["viewer"], ["admin", "viewer"]),
+        (["admin", "viewer"], ["admin"]),
+    ]
+
+
+def test_a_login_or_a_save_that_changes_no_flag_or_role_writes_no_account_event(client: Client) -> None:
+    vic = make_user("vic", "viewer")
+    client.post(reverse("login"), {"username": "vic", "password": "pw-for-tests-1"})  # saves last_login only
+    vic.first_name = "Vic"
+    vic.save()
+    vic.groups.add(Group.objects.get(name="viewer"))  # already there
+
+    assert not AuditEvent.objects.filter(event_type__startswith="user.").exists()
