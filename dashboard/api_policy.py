@@ -1,7 +1,8 @@
 """API: a service's policy (read, replace, revisions) and one decision with its full explanation.
 
 Mounted on the NinjaAPI in dashboard/api.py. Writes need the "administer" capability
-and a reason; bad parameters get a 422 whose `errors` name each field.
+and a reason; bad parameters get a 422 whose `errors` name each field, and a change
+based on a version that is no longer current a 409, as on the edit page.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
@@ -34,6 +36,11 @@ class PolicyIn(Schema):
         ..., description="Parameters to set; any you omit keep their current value. Unknown names are rejected."
     )
     reason: str = Field(..., description="Why (recorded in the audit log and the revision history).")
+    based_on_version: int | None = Field(
+        None,
+        description="The version your change is based on (from GET); if the policy has changed since, the answer "
+        "is 409 and nothing changes, as on the edit page. Omitted: the parameters given are set on the current policy.",
+    )
 
 
 class PolicyChangeOut(PolicyOut):
@@ -48,6 +55,11 @@ class FieldError(Schema):
 class ValidationOut(Schema):
     detail: str
     errors: list[FieldError]
+
+
+class VersionConflictOut(Schema):
+    detail: str
+    version: int
 
 
 class RevisionOut(Schema):
@@ -101,30 +113,42 @@ def get_policy(request: HttpRequest, name: str) -> dict[str, Any]:
     return _policy_out(get_object_or_404(Service, name=name))
 
 
-@router.put("/services/{name}/policy", response={200: PolicyChangeOut, 422: ValidationOut})
+@router.put("/services/{name}/policy", response={200: PolicyChangeOut, 409: VersionConflictOut, 422: ValidationOut})
 def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dict[str, Any]]:
-    """Set the service's engine parameters; a change bumps the version, is audited and kept as a revision."""
+    """Set the service's engine parameters; a change bumps the version, is audited and kept as a revision.
+
+    The service stays locked from reading the policy the given parameters are merged into
+    until the change is saved, so two changes at once each keep the other's parameters.
+    """
     require_capability(request, "administer")
-    service = get_object_or_404(Service, name=name)
-    known = {f.name for f in policy_fields()}
-    errors = [
-        {"field": key, "message": f"unknown policy parameter {key!r}"} for key in sorted(set(payload.params) - known)
-    ]
-    if not payload.reason.strip():
-        errors.append({"field": "reason", "message": "a reason is required"})
-    form = PolicyForm(form_data_from_json(payload.params, payload.reason, base=params_as_dict(service.policy)))
-    if not form.is_valid():
-        for field, messages in form.field_errors().items():
-            if field == "reason" and any(e["field"] == "reason" for e in errors):
-                continue
-            errors.extend({"field": field, "message": m} for m in messages)
-    if errors:
-        return Status(
-            422, {"detail": "invalid policy: " + ", ".join(sorted({e["field"] for e in errors})), "errors": errors}
+    with transaction.atomic():
+        service = get_object_or_404(Service.objects.select_for_update(), name=name)
+        if payload.based_on_version is not None and payload.based_on_version != service.policy_version:
+            detail = (
+                f"the policy changed since version {payload.based_on_version} (now version {service.policy_version}): "
+                "review the current values and send the change again"
+            )
+            return Status(409, {"detail": detail, "version": service.policy_version})
+        known = {f.name for f in policy_fields()}
+        errors = [
+            {"field": key, "message": f"unknown policy parameter {key!r}"}
+            for key in sorted(set(payload.params) - known)
+        ]
+        if not payload.reason.strip():
+            errors.append({"field": "reason", "message": "a reason is required"})
+        form = PolicyForm(form_data_from_json(payload.params, payload.reason, base=params_as_dict(service.policy)))
+        if not form.is_valid():
+            for field, messages in form.field_errors().items():
+                if field == "reason" and any(e["field"] == "reason" for e in errors):
+                    continue
+                errors.extend({"field": field, "message": m} for m in messages)
+        if errors:
+            return Status(
+                422, {"detail": "invalid policy: " + ", ".join(sorted({e["field"] for e in errors})), "errors": errors}
+            )
+        changed = services.service_update_policy(
+            service=service, params=form.params(), actor=Actor.for_request(request), reason=form.cleaned_data["reason"]
         )
-    changed = services.service_update_policy(
-        service=service, params=form.params(), actor=Actor.for_request(request), reason=form.cleaned_data["reason"]
-    )
     return Status(200, {**_policy_out(service), "changed": changed})
 
 

@@ -373,3 +373,72 @@ def test_an_admins_api_token_changes_the_policy_and_the_revision_names_the_token
     assert revision.actor_label == "boss (token release-pipeline)" and revision.actor_user_id == boss.pk
     event = AuditEvent.objects.get(event_type=EventType.POLICY_CHANGED)
     assert event.actor_type == "token"
+
+
+def test_an_api_change_based_on_an_old_version_is_refused_as_on_the_edit_page(admin: Client) -> None:
+    service = make_service()
+    url = f"/api/services/{service.name}/policy"
+    first = admin.put(url, {"params": {"tolerance": 0.2}, "reason": "a", "based_on_version": 1}, "application/json")
+    assert first.status_code == 200 and first.json()["version"] == 2
+
+    stale = admin.put(url, {"params": {"tolerance": 0.3}, "reason": "b", "based_on_version": 1}, "application/json")
+
+    assert stale.status_code == 409 and stale.json()["version"] == 2
+    assert "changed since version 1 (now version 2)" in stale.json()["detail"]
+    assert params_as_dict(Service.objects.get(pk=service.pk).policy)["tolerance"] == 0.2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_api_changes_at_once_each_keep_the_others_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second change arrives while the first has read the policy and not yet saved it."""
+    import threading
+
+    from django.db import connection, connections
+
+    from dashboard import api_policy
+    from scaling.tokens import token_create
+    from tests.waiting import wait_until
+
+    service = make_service()
+    boss = make_user("boss", "admin")
+    bearer = {
+        "Authorization": f"Bearer {token_create(user=boss, name='ci', days=5, actor=Actor.for_user(boss)).secret}"
+    }
+    url = f"/api/services/{service.name}/policy"
+
+    def put(params: dict[str, Any], reason: str) -> int:
+        body = {"params": params, "reason": reason}
+        return Client().put(url, body, content_type="application/json", headers=bearer).status_code
+
+    second: list[int] = []
+    racers: list[threading.Thread] = []
+
+    def send_second() -> None:
+        try:
+            second.append(put({"target_utilization": 0.6}, "second"))
+        finally:
+            connections.close_all()
+
+    class FirstWaitsForTheSecond(PolicyForm):
+        def is_valid(self) -> bool:
+            if self.data.get("reason") == "first":
+                racers.append(threading.Thread(target=send_second))
+                racers[0].start()
+
+                def second_done_or_waiting() -> bool:
+                    with connection.cursor() as cursor:  # inside the first's transaction: clear its stats snapshot
+                        cursor.execute("SELECT pg_stat_clear_snapshot()")
+                        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                        return bool(second) or cursor.fetchone()[0] > 0
+
+                wait_until(second_done_or_waiting, timeout_s=10, interval_s=0.02)
+            return super().is_valid()
+
+    monkeypatch.setattr(api_policy, "PolicyForm", FirstWaitsForTheSecond)
+    assert put({"tolerance": 0.2}, "first") == 200
+    racers[0].join(timeout=10)
+
+    assert second == [200]
+    service.refresh_from_db()
+    params = params_as_dict(service.policy)
+    assert (params["tolerance"], params["target_utilization"], service.policy_version) == (0.2, 0.6, 3)
