@@ -55,7 +55,7 @@ class ServiceForm(forms.Form):
         choices=[(m, m) for m in MODES],
         initial="refuse",
         label="If Application Auto Scaling also manages it",
-        help_text="refuse: never actuate; suspend: pause its dynamic scaling while Tipoff manages; "
+        help_text="refuse: never actuate; suspend: pause its dynamic and scheduled scaling while Tipoff manages; "
         "bounds: drive it by setting its min = max.",
     )
     prometheus_url = forms.CharField(required=False, label="Prometheus URL")
