@@ -15,6 +15,9 @@ from scaling.policy.types import ServiceSpec
 from scaling.sim.serving import ServingModel, attainment
 
 _GRID = math.log(1.001)
+# No fleet is larger: a count past it (a rate read from a counter by mistake, 1e15) is capped here, so every
+# count the engine recommends fits a stored decision's integer.
+MAX_COUNT = 1_000_000
 
 
 def serving_model(spec: ServiceSpec) -> ServingModel:
@@ -45,7 +48,7 @@ def _replicas_on_grid(step: int, model: ServingModel, limit: int) -> int:
     rps = math.exp(step * _GRID)
     lo = math.floor(rps / model.replica_capacity_rps) + 1  # the least stable count
     if lo >= limit:
-        return max(lo, limit)
+        return min(max(lo, limit), MAX_COUNT)
     if attainment(lo, rps, model) >= goal:
         return lo
     width = 1

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from scaling.policy.capacity import replica_capacity_rps, replicas_for
+from scaling.policy.capacity import MAX_COUNT, replica_capacity_rps, replicas_for
 from scaling.policy.forecast import (
     PROFILE_BIN_MIN,
     PROFILE_START_MIN,
@@ -35,7 +35,7 @@ WITHIN_TOLERANCE = "within tolerance"
 
 
 def _ceil(x: float) -> int:
-    return max(math.ceil(x - 1e-9), 0)
+    return min(max(math.ceil(x - 1e-9), 0), MAX_COUNT)
 
 
 def size_for(rps: float, inp: EngineInput) -> int:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from scaling.policy import Mode, OverrideSpec, PastRecommendation, PolicyParams, Reason, decide
-from scaling.policy.capacity import replicas_for
+from scaling.policy.capacity import MAX_COUNT, replicas_for
 from scaling.policy.explain import rule_sentence
 from scaling.policy.forecast import Forecaster
 from scaling.policy.types import Decision, MetricPoint, RuleResult
@@ -61,6 +61,15 @@ def test_with_no_replicas_running_target_tracking_asks_for_one_within_tolerance(
         engine_input(metrics=(point(10.0, in_flight=in_flight),), provisioned=0, params=params, service=service)
     )
     assert result.desired == desired
+
+
+def test_no_recommendation_outgrows_a_stored_count() -> None:
+    # A counter read as a rate: the recommendation stays a count a stored decision can hold.
+    params = PolicyParams(target_rps_per_replica=10.0, model_sizing=False, prewarm=False, slo_guard=False)
+    result = decide(engine_input(1e15, params=params))
+    assert result.recommendation == MAX_COUNT < 2**31
+    assert {r.rule: r.replicas for r in result.rules} == {"target_rps_per_replica": MAX_COUNT, "panic": MAX_COUNT}
+    assert result.desired <= SPEC.max_replicas
 
 
 @pytest.mark.parametrize(("rps", "expected"), [(1000.0, 11), (5000.0, 51), (100.0, 2)])
