@@ -39,6 +39,8 @@ def _check(**env: str) -> subprocess.CompletedProcess[str]:
         ({"REDIS_URL": "http://x"}, "REDIS_URL='http://x' must start with redis://"),
         ({"OVERRIDE_APPROVAL_COST": "nan"}, "OVERRIDE_APPROVAL_COST='nan' is not a finite number"),
         ({"OVERRIDE_MAX_HOURS_PIN": "inf"}, "OVERRIDE_MAX_HOURS_PIN='inf' is not a finite number"),
+        ({"OPERATOR_TIME_ZONE": "Foo/Bar"}, "OPERATOR_TIME_ZONE='Foo/Bar' is not a known time zone"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD' is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ],
 )
 def test_it_refuses_to_start_with_a_bad_value(env: dict[str, str], message: str) -> None:
@@ -47,22 +49,33 @@ def test_it_refuses_to_start_with_a_bad_value(env: dict[str, str], message: str)
     assert message in result.stderr
 
 
-def test_it_requires_a_secret_key_outside_debug() -> None:
-    full = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "TIPOFF_ALLOW_INSECURE_SECRET", "DEBUG"}}
-    result = subprocess.run(
+def _without_secret(var_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "TIPOFF_ALLOW_INSECURE_SECRET", "DEBUG"}}
+    return subprocess.run(
         [
             sys.executable,
             "-c",
-            "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE','config.settings'); django.setup()",
+            "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE','config.settings'); django.setup();"
+            "from django.conf import settings; print(settings.SECRET_KEY)",
         ],
         cwd=ROOT,
-        env=full,
+        env=env | {"TIPOFF_VAR_DIR": str(var_dir)},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_it_requires_a_secret_key_outside_debug(tmp_path: Path) -> None:
+    assert "SECRET_KEY must be set" in _without_secret(tmp_path).stderr
+
+
+def test_it_reads_the_key_make_run_generated(tmp_path: Path) -> None:
+    # So `manage.py` commands beside a `make run` need no SECRET_KEY of their own.
+    (tmp_path / "secret_key").write_text("generated-by-make-run\n")
+    result = _without_secret(tmp_path)
+    assert (result.returncode, result.stdout.strip()) == (0, "generated-by-make-run"), result.stderr
 
 
 # Settings read by Django itself or by a library rather than by Tipoff's code.
