@@ -140,6 +140,7 @@ RECENT_SAMPLES = timedelta(minutes=5)
 # Learned demand profiles, refit from the service's own samples every few hours, per worker process.
 FORECAST_LEARN_WINDOW = timedelta(days=7)
 FORECAST_REFIT_S = 6 * 3600
+REFIT_STAGGER_S = 997  # seconds between neighbouring services' refits (prime: ids spread over the period)
 _forecasters: dict[tuple[int, int], Forecaster] = {}
 
 
@@ -167,9 +168,16 @@ def with_recent_samples(service: Service, now: datetime, fetched: tuple[MetricPo
     return tuple(sorted([*stored, *fetched], key=lambda m: m.ts))
 
 
+def refit_period(service_id: int, now: datetime) -> int:
+    """Which FORECAST_REFIT_S period `now` falls in for this service: a new one means a refit. Each service's
+    periods start at its own offset, since all at once would land on one tick (00:00 UTC is 19:00 ET, the
+    busiest tip-off slot)."""
+    return (int(now.timestamp()) + service_id * REFIT_STAGGER_S) // FORECAST_REFIT_S
+
+
 def traffic_forecaster(service: Service, now: datetime) -> Forecaster | None:
     """Per-tier profiles learned online from the service's own recorded rates over the past week."""
-    key = (service.pk, int(now.timestamp()) // FORECAST_REFIT_S)
+    key = (service.pk, refit_period(service.pk, now))
     if key not in _forecasters:
         rows = list(
             MetricSample.objects.filter(

@@ -22,7 +22,12 @@ RELEASE_EVERY_S = 300.0
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
     return {
-        "tick": {"task": "scaling.tick", "schedule": float(settings.TICK_SECONDS)},
+        # A tick that waited in the queue past the next one is dropped: the next tick decides for now.
+        "tick": {
+            "task": "scaling.tick",
+            "schedule": float(settings.TICK_SECONDS),
+            "options": {"expires": 0.9 * settings.TICK_SECONDS},
+        },
         "refresh_schedule": {"task": "scaling.refresh_schedule", "schedule": float(settings.SCHEDULE_REFRESH_SECONDS)},
         "record_override_transitions": {
             "task": "scaling.record_override_transitions",

@@ -24,6 +24,7 @@ from scaling.sim.whatif import RecordedSample, WhatIfError, compare
 JOB_TTL_S = 3600
 MAX_RANGE = timedelta(days=7)
 CURRENT_POLICY = "current"
+PROGRESS_STEP = 0.02  # the page's progress moves in steps of this fraction
 
 
 @dataclass(frozen=True)
@@ -100,16 +101,28 @@ def whatif_execute(job_id: str) -> str:
     samples = [RecordedSample(r.ts, r.rps, r.provisioned, r.ready) for r in rows]
     games = game_specs(start - timedelta(hours=4), end + timedelta(hours=6))
 
+    reported = [-1.0]
+
     def progress(fraction: float) -> None:
-        _write(job_id, {**state, "status": "running", "progress": round(fraction, 3)})
+        if fraction - reported[0] >= PROGRESS_STEP:  # a Redis write per 2 %, not per slice of the trace
+            reported[0] = fraction
+            _write(job_id, {**state, "status": "running", "progress": round(fraction, 3)})
 
     progress(0.0)
     try:
         result = compare(
-            samples, service_spec(service), _policy(service, state["policy"], state["params"]), games=games
+            samples,
+            service_spec(service),
+            _policy(service, state["policy"], state["params"]),
+            games=games,
+            progress=progress,
         )
     except (WhatIfError, ValueError) as exc:
         _write(job_id, {**state, "status": "failed", "error": str(exc)})
         return "failed"
+    except BaseException as exc:
+        # The time limit, a worker shutting down, a bug: the page must not say "running" until the key expires.
+        _write(job_id, {**state, "status": "failed", "error": f"the replay stopped: {type(exc).__name__}"})
+        raise
     _write(job_id, {**state, "status": "done", "progress": 1.0, "result": result})
     return "done"

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -171,3 +172,40 @@ def test_rates_from_before_tipoff_ran_the_service_are_replayed_and_said_so(clien
     assert whatif_execute(queued[1]) == "done"
     body = operator.get(f"{url}?job={queued[1]}").content.decode()
     assert "Both columns are scored from" in body and "the first recorded replica count" in body
+
+
+def test_a_job_the_time_limit_stops_says_it_failed_instead_of_running(
+    client: Client, service: Service, queued: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scaling.whatif
+
+    def stopped(*args: object, **kwargs: object) -> dict[str, Any]:
+        raise SoftTimeLimitExceeded()
+
+    _login(client, "operator").post(reverse("dashboard:whatif", args=[service.name]), {"range": "1h", "policy": "hpa"})
+    monkeypatch.setattr(scaling.whatif, "compare", stopped)
+    with pytest.raises(SoftTimeLimitExceeded):
+        whatif_execute(queued[0])
+    state = whatif_state(queued[0])
+    assert state is not None
+    assert (state["status"], state["error"]) == ("failed", "the replay stopped: SoftTimeLimitExceeded")
+
+
+def test_the_page_sees_a_job_progress(
+    client: Client, service: Service, queued: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scaling.whatif
+
+    seen: list[float] = []
+    write = scaling.whatif._write
+
+    def spy(job_id: str, state: dict[str, Any]) -> None:
+        if state.get("status") == "running":
+            seen.append(state["progress"])
+        write(job_id, state)
+
+    _login(client, "operator").post(reverse("dashboard:whatif", args=[service.name]), {"range": "1h", "policy": "hpa"})
+    monkeypatch.setattr(scaling.whatif, "_write", spy)
+    monkeypatch.setattr("scaling.sim.replay.PROGRESS_EVERY_STEPS", 50)  # an hour is fewer steps than a report's
+    assert whatif_execute(queued[0]) == "done"
+    assert seen[0] == 0.0 and len(seen) > 2 and seen == sorted(seen)

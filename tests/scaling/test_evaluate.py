@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.utils import timezone
 
 from scaling import selectors, services, tasks
@@ -267,3 +268,18 @@ def test_ticks_without_metrics_count_towards_the_fallback_whatever_set_their_cou
     inp = selectors.engine_input(service, now=t0 + timedelta(seconds=1), provisioned=4, ready=4, metrics=())
     # The rate limit starts a period from the count provisioned when its oldest decision was made.
     assert [(p.replicas, p.provisioned) for p in inp.recent] == [(4, 4)]
+
+
+def test_services_refit_their_demand_models_on_different_ticks() -> None:
+    # 00:00 UTC (19:00 ET) starts a new refit period for at most one of twenty services.
+    midnight = datetime(2026, 1, 16, tzinfo=UTC)
+    renewed = [
+        pk
+        for pk in range(1, 21)
+        if selectors.refit_period(pk, midnight) != selectors.refit_period(pk, midnight - timedelta(seconds=15))
+    ]
+    assert len(renewed) <= 1
+
+
+def test_a_tick_that_waited_past_the_next_is_dropped() -> None:
+    assert 0 < tasks.beat_schedule()["tick"]["options"]["expires"] < settings.TICK_SECONDS
