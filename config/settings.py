@@ -146,6 +146,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = False
+# What-if replays take seconds each: on a queue and worker of their own, a few clicks of "Run" cannot hold
+# up the control ticks, whose evaluations expire within a tick.
+CELERY_TASK_ROUTES = {"scaling.whatif_run": {"queue": "whatif"}}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

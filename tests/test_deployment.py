@@ -14,8 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_docker_compose_describes_the_whole_stack() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    assert set(compose["services"]) == {"postgres", "redis", "web", "worker", "beat"}
-    for name in ("web", "worker", "beat"):
+    assert set(compose["services"]) == {"postgres", "redis", "web", "worker", "whatif", "beat"}
+    # The control ticks and the what-if replays each have a worker consuming only their queue.
+    assert "--queues=celery" in compose["services"]["worker"]["command"]
+    assert "--queues=whatif" in compose["services"]["whatif"]["command"]
+    for name in ("web", "worker", "whatif", "beat"):
         env = compose["x-tipoff"]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://") and env["REDIS_URL"].startswith("redis://"), name
 

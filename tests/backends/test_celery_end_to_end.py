@@ -29,7 +29,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 @pytest.fixture
 def worker() -> Iterator[None]:
     app.conf.task_always_eager = False
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING"):
+    # The control queue only, as the Procfile's worker (what-if replays have a queue and worker of their own).
+    with start_worker(
+        app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING", queues=["celery"]
+    ):
         yield
 
 

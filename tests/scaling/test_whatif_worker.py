@@ -21,7 +21,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 @pytest.fixture
 def worker() -> Iterator[None]:
     app.conf.task_always_eager = False
-    with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, loglevel="WARNING"):
+    # Only the what-if queue, as the what-if worker of the Procfile: the job must be routed there.
+    with start_worker(
+        app, pool="threads", concurrency=1, perform_ping_check=False, loglevel="WARNING", queues=["whatif"]
+    ):
         yield
 
 
