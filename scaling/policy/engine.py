@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from scaling.policy import rules as r
-from scaling.policy.explain import deciding_constraint, reason_for, summarize
+from scaling.policy.explain import EASTERN, deciding_constraint, reason_for, summarize
 from scaling.policy.signals import observe
 from scaling.policy.stability import cooldown, hold_while_rising, rate_limit, stabilize
 from scaling.policy.types import Constraint, Decision, EngineInput, Mode, Reason, RuleResult
@@ -94,7 +94,16 @@ def _hold_without_metrics(inp: EngineInput, metrics_unavailable: bool) -> Decisi
     held, setter = _apply_overrides(inp, current, constraints)
     if setter is None:
         if held < current:
-            constraints.append(Constraint("metrics_missing_hold", held, current, "never scale in on missing metrics"))
+            # Only a ceiling lowers the count here: say which one waits for fresh metrics.
+            lowered = constraints[-1].detail if constraints else "the policy's count"
+            constraints.append(
+                Constraint(
+                    "metrics_missing_hold",
+                    held,
+                    current,
+                    f"{lowered}: not applied while metrics are missing (never scale in on missing data)",
+                )
+            )
         held = max(held, current)
         held = _fallback(inp, held, constraints)
     if setter != "pin":
@@ -118,7 +127,7 @@ def _hold_without_metrics(inp: EngineInput, metrics_unavailable: bool) -> Decisi
         current,
         None,
         reason,
-        summarize(inp, held, reason=reason, recommendation=None, rules=[], constraints=constraints),
+        summarize(inp, held, reason=reason, recommendation=None, rules=[stale], constraints=constraints),
         (stale,),
         tuple(constraints),
     )
@@ -156,7 +165,12 @@ def _apply_overrides(inp: EngineInput, desired: int, constraints: list[Constrain
         floor = max(floors, key=lambda o: (o.replicas or 0, str(o.id)))
         if result < (floor.replicas or 0):
             constraints.append(
-                Constraint("override_floor", result, floor.replicas or 0, f"override {floor.id} floor: {floor.reason}")
+                Constraint(
+                    "override_floor",
+                    result,
+                    floor.replicas or 0,
+                    f"override {floor.id} floor {floor.replicas}: {floor.reason}",
+                )
             )
             result = floor.replicas or 0
     if ceilings:
@@ -167,13 +181,17 @@ def _apply_overrides(inp: EngineInput, desired: int, constraints: list[Constrain
                     "override_ceiling",
                     result,
                     ceiling.replicas or 0,
-                    f"override {ceiling.id} ceiling: {ceiling.reason}",
+                    f"override {ceiling.id} ceiling {ceiling.replicas}: {ceiling.reason}",
                 )
             )
             result = ceiling.replicas or 0
-    if any(o.kind == "freeze_scale_in" for o in active) and result < inp.provisioned:
+    freezes_in = [o for o in active if o.kind == "freeze_scale_in"]
+    if freezes_in and result < inp.provisioned:
+        o = min(freezes_in, key=lambda o: str(o.id))
         constraints.append(
-            Constraint("override_freeze_scale_in", result, inp.provisioned, "scale-in frozen by override")
+            Constraint(
+                "override_freeze_scale_in", result, inp.provisioned, f"override {o.id} freezes scale-in: {o.reason}"
+            )
         )
         result = inp.provisioned
     return result, None
@@ -195,13 +213,15 @@ def _fallback(inp: EngineInput, held: int, constraints: list[Constraint]) -> int
     since: datetime | None = inp.metrics_missing_since
     if params.fallback_replicas <= 0 or since is None:
         return held
-    if (inp.now - since).total_seconds() >= params.fallback_after_s and held < params.fallback_replicas:
+    missing_s = (inp.now - since).total_seconds()
+    if missing_s >= params.fallback_after_s and held < params.fallback_replicas:
         constraints.append(
             Constraint(
                 "fallback_replicas",
                 held,
                 params.fallback_replicas,
-                f"metrics missing since {since.isoformat()}; fallback count",
+                f"metrics missing since {since.astimezone(EASTERN):%H:%M} ET ({missing_s / 60:.0f} min); "
+                f"holding the fallback count {params.fallback_replicas}",
             )
         )
         return params.fallback_replicas

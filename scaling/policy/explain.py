@@ -66,6 +66,15 @@ def deciding_constraint(constraints: list[Constraint] | tuple[Constraint, ...]) 
     return None
 
 
+def _capped_override(constraints: list[Constraint] | tuple[Constraint, ...], last: Constraint) -> Constraint | None:
+    """The override that set the count when the service bounds, binding after it, only capped it."""
+    if last.name not in ("max_replicas", "min_replicas"):
+        return None
+    earlier = [c for c in constraints[: list(constraints).index(last)] if c.name.startswith("override_")]
+    setters = [c for c in earlier if c.before != c.after or c.name in SETTING_OVERRIDES]
+    return setters[-1] if setters else None
+
+
 def winning_rule(
     rules: list[RuleResult] | tuple[RuleResult, ...], recommendation: int | None, current: int | None = None
 ) -> RuleResult | None:
@@ -168,16 +177,15 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
         pct = f"{float(target) * 100:g} %" if isinstance(target, int | float) else "the SLO"
         return f"{_sized_rate(i)} needs {n} for {pct} within {_num(i.get('slo_latency_ms'))} ms"
     if rule.rule == "slo_guard":
-        parts = []
-        for name in ("p99_ms", "p95_ms"):
-            if name in i:
-                parts.append(f"{name[:3]} {_num(i[name])} ms")
-        if "error_rate" in i and isinstance(i["error_rate"], int | float):
-            parts.append(f"errors {float(i['error_rate']) * 100:.2g} %")
-        return (
-            f"SLO breached ({', '.join(parts)} vs {_num(i.get('slo_latency_ms'))} ms); "
-            f"{_num(i.get('rps'))} rps needs {n}"
-        )
+        breached = [f"{name[:3]} {_num(i[name])} ms" for name in ("p99_ms", "p95_ms") if name in i]
+        text = f"{', '.join(breached)} vs {_num(i.get('slo_latency_ms'))} ms" if breached else ""
+        if isinstance(error_rate := i.get("error_rate"), int | float):
+            errors = f"errors {float(error_rate) * 100:.2g} %"
+            text = f"{text}; {errors}" if text else errors
+        model = i.get("model_replicas", n)
+        if i.get("model_below_running"):
+            return f"SLO breached ({text}): the serving model says {model} serve {_num(i.get('rps'))} rps; holding {n}"
+        return f"SLO breached ({text}); {_num(i.get('rps'))} rps needs {n}"
     if rule.rule == "panic":
         needed = i.get("needed")
         text = f"panic: short-window {_num(i.get('short_rps'))} rps needs {needed} (ready {i.get('ready')})"
@@ -227,10 +235,17 @@ def summarize(
     last = deciding_constraint(constraints)
     if last is not None:
         bound = f"{last.detail or last.name}"
-        if last.name.startswith("override_") or last.name == "fallback_replicas":
+        setter = _capped_override(constraints, last)
+        if setter is not None:
+            # The override set the count and the bound only trimmed it: both are why.
+            why = f"{setter.detail}, capped by the {bound}"
+        elif last.name.startswith("override_") or last.name == "fallback_replicas":
             why = bound
         else:
             why = f"{why} ({bound}; wanted {last.before})" if why else bound
+    if not why:
+        # A hold without metrics names no rule that sized: the missing metrics are the cause.
+        why = next((r.note for r in rules if r.rule == "metrics" and r.note), "")
 
     if reason is Reason.DRY_RUN:
         if desired == current:
@@ -238,6 +253,9 @@ def summarize(
         return f"Dry run: would scale {current} → {desired}" + (f": {why}" if why else "")
     if desired != current:
         return f"Scaled {current} → {desired}" + (f": {why}" if why else "")
+    if last is not None and last.name == "metrics_missing_hold":
+        missing = "metric source unavailable" if reason is Reason.METRICS_UNAVAILABLE else "metrics stale or missing"
+        return f"Held at {current}: {missing}; {last.detail}"
     label = HOLD_LABELS.get(reason, "no change needed")
     if last is not None:
         label = CONSTRAINT_LABELS.get(last.name, label)
@@ -253,6 +271,9 @@ def summarize(
         detail = f" (policy wants {recommendation}; {last.detail})" if last is not None else ""
     elif reason is Reason.OVERRIDE_ACTIVE and last is not None:
         detail = f" ({last.detail})"
+    elif reason is Reason.NO_CHANGE and winner is not None and winner.rule == "slo_guard":
+        # The breach, not "already there", is the news: the guard kept the fleet from scaling in.
+        return f"Held at {current}: {why}"
     elif reason in (Reason.WITHIN_TOLERANCE, Reason.NO_CHANGE) and winner is not None:
         detail = f" ({why})"
     return f"Held at {current}: {label}{detail}"

@@ -135,7 +135,9 @@ def slo_breach(spec: ServiceSpec, point: MetricPoint) -> dict[str, float]:
 
 
 def slo_guard(inp: EngineInput, obs: Observation) -> RuleResult | None:
-    """Latency or errors above the SLO: scale out to what the model says meets the SLO at the observed rate."""
+    """Latency or errors above the SLO: scale out to what the model says meets the SLO at the observed rate,
+    and never ask for fewer than are running: a breached SLO says the model's count does not serve this
+    load, so fewer replicas cannot be the cure."""
     breaches = slo_breach(inp.service, obs.latest)
     if not breaches:
         return None
@@ -144,13 +146,15 @@ def slo_guard(inp: EngineInput, obs: Observation) -> RuleResult | None:
     needed = size_for(sized, inp)
     return RuleResult(
         rule="slo_guard",
-        replicas=needed,
+        replicas=max(needed, inp.provisioned),
         inputs={
             **breaches,
             "slo_latency_ms": inp.service.slo_latency_ms,
             "slo_target": inp.service.slo_target,
             "rps": round(rate, 3),
             "ready": inp.ready,
+            "model_replicas": needed,
+            **({"model_below_running": True} if needed < inp.provisioned else {}),
         },
         note="SLO breached",
     )

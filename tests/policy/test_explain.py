@@ -232,3 +232,60 @@ def test_a_panic_that_adds_nothing_yields_the_explanation_to_the_rule_that_sized
     # When panic holds more than any rule sized for, it explains the hold (no scale-in while panicking).
     held = decide(engine_input(metrics=climbing, provisioned=4, params=params))
     assert held.desired == 4 and "(panic: short-window" in held.summary
+
+
+def test_a_breached_slo_never_asks_for_fewer_replicas_than_are_running() -> None:
+    # 800 rps at 10 replicas: the serving model says 9 suffice, yet p99 is at 650 ms. The guard holds 10
+    # and the summary names the breach, not a stabilization window.
+    steady = tuple(point(800.0, age_s=5.0 + 15.0 * (8 - n)) for n in range(7))
+    breached = (*steady, point(800.0, p99_ms=650.0, p95_ms=420.0, error_rate=0.004))
+    result = decide(engine_input(metrics=breached, params=PolicyParams(prewarm=False)))
+    guard = next(r for r in result.rules if r.rule == "slo_guard")
+    assert (guard.replicas, guard.inputs["model_replicas"], guard.inputs["model_below_running"]) == (10, 9, True)
+    assert result.summary == (
+        "Held at 10: SLO breached (p99 650 ms, p95 420 ms vs 300 ms; errors 0.4 %): "
+        "the serving model says 9 serve 800 rps; holding 10"
+    )
+
+
+NO_WINDOW = replace(TT_ONLY, scale_down_stabilization_s=0, stabilization_per_delay=0)
+STALE = (point(700.0, age_s=600),)
+
+
+@pytest.mark.parametrize(
+    ("inp", "summary"),
+    [
+        # An override that set the count is named even when the service bounds then capped it.
+        (
+            engine_input(300.0, params=NO_WINDOW, overrides=(override("floor", 50),)),
+            "Scaled 10 → 40: override 1 floor 50: marquee game, capped by the service bounds [1, 40]",
+        ),
+        (
+            engine_input(300.0, 45, params=NO_WINDOW, overrides=(override("freeze"),)),
+            "Scaled 45 → 40: override 1 freezes: marquee game, capped by the service bounds [1, 40]",
+        ),
+        # A ceiling below the count waits for fresh metrics, and the summary says so.
+        (
+            engine_input(metrics=STALE, overrides=(override("ceiling", 6),)),
+            "Held at 10: metrics stale or missing; override 1 ceiling 6: marquee game: "
+            "not applied while metrics are missing (never scale in on missing data)",
+        ),
+        (
+            engine_input(300.0, params=NO_WINDOW, overrides=(override("freeze_scale_in", oid=7),)),
+            "Held at 10: override in force (override 7 freezes scale-in: marquee game)",
+        ),
+        (engine_input(metrics=STALE, mode=Mode.DRY_RUN), "Dry run: would hold at 10: metrics stale or missing"),
+        (
+            engine_input(
+                None,
+                3,
+                metrics=STALE,
+                params=replace(TT_ONLY, fallback_replicas=8),
+                metrics_missing_since=T0 - timedelta(seconds=900),
+            ),
+            "Scaled 3 → 8: metrics missing since 18:15 ET (15 min); holding the fallback count 8",
+        ),
+    ],
+)
+def test_an_override_or_missing_metrics_that_set_the_count_is_named(inp: object, summary: str) -> None:
+    assert decide(inp).summary == summary  # type: ignore[arg-type]
