@@ -47,6 +47,8 @@ INPUT_HELP: dict[str, str] = {
     "slo_latency_ms": "The SLO latency bound (ms).",
     "slo_target": "Share of requests the SLO wants within the latency bound.",
     "ready": "Replicas serving when the tick ran.",
+    "model_replicas": "Replicas the serving model says meet the SLO at the observed rate.",
+    "model_below_running": "The SLO is breached though the model asks for fewer than run: the guard holds them.",
     "needed": "Replicas the short-window rate needs now.",
     "utilization": "Observed load ÷ capacity of the ready replicas.",
     "capacity_rps_per_replica": "Requests per second one replica serves at full utilization.",

@@ -155,7 +155,7 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
     n = rule.replicas
     if rule.rule == "forecast":
         games = i.get("games") or []
-        when = f"forecast {_num(i.get('forecast_rps'))} rps at {_hhmm(i.get('forecast_at'))}"
+        when = f"forecast {_num(i.get('forecast_rps'))} rps at {_hhmm(i.get('forecast_at'))} ET"
         overtime = i.get("overtime") or []
         late = ""
         if isinstance(overtime, list) and overtime:
@@ -170,8 +170,7 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
             others = len(games) - 1 + (more if isinstance(more, int) else 0)
             extra = f" and {others} more game{'s' if others > 1 else ''}" if others else ""
             return f"pre-warming for {games[0]}{extra}; {when}{late}"
-        # No game label names the time zone here: say it.
-        return (f"{when} ET" if not scaling_in else f"demand easing; {when} ET") + late
+        return (when if not scaling_in else f"demand easing; {when}") + late
     if rule.rule == "serving_model":
         target = i.get("slo_target")
         pct = f"{float(target) * 100:g} %" if isinstance(target, int | float) else "the SLO"
@@ -210,9 +209,18 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
             return f"{text}; provisioning {n} with {_pct(i.get('panic_headroom'))} headroom (the surge may still rise)"
         return f"{text}; keeping {n}: no scale-in while panicking"
     if rule.rule == "target_utilization":
-        util = i.get("utilization")
-        seen = f"utilization {float(util):.2f}" if isinstance(util, int | float) else f"{_num(i.get('rps'))} rps"
-        return f"{seen} vs target {i.get('target_utilization')}"
+        util, target = i.get("utilization"), i.get("target_utilization")
+        rps, ratio, capacity = i.get("rps"), i.get("ratio"), i.get("capacity_rps_per_replica")
+        target_text = f"{float(target):.2f}" if isinstance(target, int | float) else "?"
+        if isinstance(util, int | float):
+            return f"utilization {float(util):.2f} vs target {target_text}"
+        if not all(isinstance(v, int | float) and v > 0 for v in (rps, ratio, capacity, target)):
+            return f"{_num(rps)} rps vs target {target_text}"
+        # A rate against a fraction compares different units: say the utilization the rate makes of the
+        # replicas it was measured against.
+        seen = float(ratio) * float(target)  # type: ignore[arg-type]
+        replicas = round(float(rps) / (seen * float(capacity)))  # type: ignore[arg-type]
+        return f"{_num(rps)} rps is utilization {seen:.2f} of {replicas} × {_num(capacity)} rps vs target {target_text}"
     if rule.rule == "target_rps_per_replica":
         return f"{_num(i.get('rps'))} rps vs target {i.get('target_rps_per_replica')} per replica"
     if rule.rule == "target_in_flight_per_replica":
@@ -275,5 +283,6 @@ def summarize(
         # The breach, not "already there", is the news: the guard kept the fleet from scaling in.
         return f"Held at {current}: {why}"
     elif reason in (Reason.WITHIN_TOLERANCE, Reason.NO_CHANGE) and winner is not None:
-        detail = f" ({why})"
+        band = f"; within ±{inp.params.tolerance * 100:g} % of target" if reason is Reason.WITHIN_TOLERANCE else ""
+        detail = f" ({why}{band})"
     return f"Held at {current}: {label}{detail}"

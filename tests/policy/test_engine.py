@@ -658,7 +658,7 @@ def test_in_quiet_hours_a_smaller_rise_panics_before_the_ready_replicas_fall_sho
         (
             ["LAL @ BOS (ABC) at 20:30 ET"],
             False,
-            "pre-warming for LAL @ BOS (ABC) at 20:30 ET; forecast 1,640 rps at 20:27",
+            "pre-warming for LAL @ BOS (ABC) at 20:30 ET; forecast 1,640 rps at 20:27 ET",
         ),
         # Without one, the sentence names the zone itself: the timeline beside it is in UTC.
         ([], False, "forecast 1,640 rps at 20:27 ET"),

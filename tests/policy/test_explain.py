@@ -135,12 +135,19 @@ def test_a_source_outage_reads_as_unavailable() -> None:
             engine_input(metrics=(point(1500.0, p95_ms=480.0),), params=replace(MODEL, model_sizing=False)),
             "Scaled 10 → 16: SLO breached (p95 480 ms vs 300 ms); 1,500 rps needs 16",
         ),
-        (engine_input(700.0), "Held at 10: load within tolerance of target (700 rps vs target 0.7)"),
+        (
+            engine_input(700.0),
+            "Held at 10: load within tolerance of target "
+            "(700 rps is utilization 0.70 of 10 × 100 rps vs target 0.70; within ±10 % of target)",
+        ),
         (
             engine_input(900.0, params=replace(MODEL, target_utilization=0.0)),
             "Held at 10: already at the count the policy asks for (observed 900 rps needs 10 for 99.9 % within 300 ms)",
         ),
-        (engine_input(1400.0, mode=Mode.DRY_RUN), "Dry run: would scale 10 → 20: 1,400 rps vs target 0.7"),
+        (
+            engine_input(1400.0, mode=Mode.DRY_RUN),
+            "Dry run: would scale 10 → 20: 1,400 rps is utilization 1.40 of 10 × 100 rps vs target 0.70",
+        ),
     ],
 )
 def test_the_summary_is_one_readable_sentence(inp: object, summary: str) -> None:
@@ -199,7 +206,7 @@ def test_the_forecast_sentence_names_the_games_read_as_in_overtime(overtime: lis
         "overtime": overtime,
     }
     sentence = rule_sentence(RuleResult(rule="forecast", replicas=18, inputs=inputs))
-    assert sentence == f"pre-warming for LAL @ BOS (ABC) at 19:30 ET; forecast 1,640 rps at 22:27{tail}"
+    assert sentence == f"pre-warming for LAL @ BOS (ABC) at 19:30 ET; forecast 1,640 rps at 22:27 ET{tail}"
 
 
 @pytest.mark.parametrize("scaling_in", [False, True])
@@ -215,7 +222,7 @@ def test_a_count_kept_for_a_sooner_peak_says_what_it_is_kept_for(scaling_in: boo
     sentence = rule_sentence(RuleResult(rule="forecast", replicas=45, inputs=inputs), scaling_in=scaling_in)
     assert sentence == (
         "keeping 45 for 3,656 rps expected at 19:05 ET, before replicas asked for now could serve; "
-        "forecast 3,666 rps at 19:08"
+        "forecast 3,666 rps at 19:08 ET"
     )
 
 
@@ -228,7 +235,10 @@ def test_a_panic_that_adds_nothing_yields_the_explanation_to_the_rule_that_sized
     rules = {r.rule: r.replicas for r in result.rules}
     assert rules == {"target_utilization": 2, "panic": 2}
     assert result.reason is Reason.NO_CHANGE
-    assert result.summary.startswith("Held at 2: already at the count the policy asks for (104 rps vs target 0.7")
+    assert result.summary.startswith(
+        "Held at 2: already at the count the policy asks for "
+        "(104 rps is utilization 0.52 of 2 × 100 rps vs target 0.70)"
+    )
     # When panic holds more than any rule sized for, it explains the hold (no scale-in while panicking).
     held = decide(engine_input(metrics=climbing, provisioned=4, params=params))
     assert held.desired == 4 and "(panic: short-window" in held.summary
