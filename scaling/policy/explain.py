@@ -214,13 +214,20 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
         target_text = f"{float(target):.2f}" if isinstance(target, int | float) else "?"
         if isinstance(util, int | float):
             return f"utilization {float(util):.2f} vs target {target_text}"
-        if not all(isinstance(v, int | float) and v > 0 for v in (rps, ratio, capacity, target)):
-            return f"{_num(rps)} rps vs target {target_text}"
-        # A rate against a fraction compares different units: say the utilization the rate makes of the
-        # replicas it was measured against.
-        seen = float(ratio) * float(target)  # type: ignore[arg-type]
-        replicas = round(float(rps) / (seen * float(capacity)))  # type: ignore[arg-type]
-        return f"{_num(rps)} rps is utilization {seen:.2f} of {replicas} × {_num(capacity)} rps vs target {target_text}"
+        if (
+            isinstance(rps, int | float)
+            and isinstance(ratio, int | float)
+            and isinstance(capacity, int | float)
+            and isinstance(target, int | float)
+            and min(rps, ratio, capacity, target) > 0
+        ):
+            # A rate against a fraction compares different units: say the utilization the rate makes of the
+            # replicas it was measured against.
+            seen = ratio * target
+            replicas = round(rps / (seen * capacity))
+            fleet = f"{replicas} × {_num(capacity)} rps"
+            return f"{_num(rps)} rps is utilization {seen:.2f} of {fleet} vs target {target_text}"
+        return f"{_num(rps)} rps vs target {target_text}"
     if rule.rule == "target_rps_per_replica":
         return f"{_num(i.get('rps'))} rps vs target {i.get('target_rps_per_replica')} per replica"
     if rule.rule == "target_in_flight_per_replica":

@@ -150,18 +150,34 @@ def percent_step(base: int, percent: float) -> int:
     return max(math.ceil(base * percent / 100.0 - 1e-9), 1)
 
 
-def scale_up_limit(inp: EngineInput) -> int:
+def _up_step(inp: EngineInput) -> tuple[int, int]:
+    """The count the scale-out period started from, and the step its limit allows from there."""
     params = inp.params
     base = min(count_at_period_start(inp, params.scale_up_period_s), inp.provisioned)
-    step = max(params.scale_up_pods, percent_step(base, params.scale_up_percent))
+    return base, max(params.scale_up_pods, percent_step(base, params.scale_up_percent))
+
+
+def _down_step(inp: EngineInput) -> tuple[int, int]:
+    """The count the scale-in period started from, and the step its limit allows from there."""
+    params = inp.params
+    base = max(count_at_period_start(inp, params.scale_down_period_s), inp.provisioned)
+    return base, max(params.scale_down_pods, percent_step(base, params.scale_down_percent))
+
+
+def scale_up_limit(inp: EngineInput) -> int:
+    base, step = _up_step(inp)
     return max(base + step, inp.provisioned)
 
 
 def scale_down_limit(inp: EngineInput) -> int:
-    params = inp.params
-    base = max(count_at_period_start(inp, params.scale_down_period_s), inp.provisioned)
-    step = max(params.scale_down_pods, percent_step(base, params.scale_down_percent))
+    base, step = _down_step(inp)
     return min(base - step, inp.provisioned)
+
+
+def _limit_detail(step: int, pods: int, percent: float, base: int, period_s: float) -> str:
+    """The limit in words: the step it allowed, and the two it is the larger of."""
+    noun = "replica" if step == 1 else "replicas"
+    return f"at most {step} {noun} per {period_s:g} s (the larger of {pods} and {percent:g} % of {base})"
 
 
 def rate_limit(inp: EngineInput, desired: int, constraints: list[Constraint]) -> int:
@@ -175,8 +191,13 @@ def rate_limit(inp: EngineInput, desired: int, constraints: list[Constraint]) ->
                     "scale_up_rate_limit",
                     desired,
                     limit,
-                    f"at most {params.scale_up_pods} replicas or {params.scale_up_percent:g} % "
-                    f"per {params.scale_up_period_s:g} s",
+                    _limit_detail(
+                        _up_step(inp)[1],
+                        params.scale_up_pods,
+                        params.scale_up_percent,
+                        _up_step(inp)[0],
+                        params.scale_up_period_s,
+                    ),
                 )
             )
             return limit
@@ -188,8 +209,13 @@ def rate_limit(inp: EngineInput, desired: int, constraints: list[Constraint]) ->
                     "scale_down_rate_limit",
                     desired,
                     limit,
-                    f"at most {params.scale_down_pods} replicas or {params.scale_down_percent:g} % "
-                    f"per {params.scale_down_period_s:g} s",
+                    _limit_detail(
+                        _down_step(inp)[1],
+                        params.scale_down_pods,
+                        params.scale_down_percent,
+                        _down_step(inp)[0],
+                        params.scale_down_period_s,
+                    ),
                 )
             )
             return limit

@@ -83,7 +83,8 @@ NO_SCALE_IN = replace(TT_ONLY, scale_down_percent=0, scale_down_pods=0)
         (
             engine_input(70.0, params=NO_SCALE_IN, recent=recorded(9, 9, 9)),
             Reason.RATE_LIMITED,
-            "Held at 10: scale-in rate limit (policy wants 1; at most 0 replicas or 0 % per 15 s)",
+            "Held at 10: scale-in rate limit "
+            "(policy wants 1; at most 0 replicas per 15 s (the larger of 0 and 0 % of 10))",
         ),
         (
             engine_input(1400.0, params=replace(TT_ONLY, scale_up_stabilization_s=60), recent=recorded(10, 10, 10, 10)),
@@ -94,7 +95,8 @@ NO_SCALE_IN = replace(TT_ONLY, scale_down_percent=0, scale_down_pods=0)
         (
             engine_input(1400.0, recent=(PastRecommendation(T0 - timedelta(seconds=20), 2, 2),)),
             Reason.RATE_LIMITED,
-            "Held at 10: scale-out rate limit (policy wants 20; at most 4 replicas or 200 % per 15 s)",
+            "Held at 10: scale-out rate limit "
+            "(policy wants 20; at most 4 replicas per 15 s (the larger of 4 and 200 % of 2))",
         ),
         # A ceiling of 50, then the service's maximum of 40: the bound binds last.
         (
@@ -125,7 +127,7 @@ def test_a_source_outage_reads_as_unavailable() -> None:
         (
             engine_input(9000.0, params=replace(MODEL, scale_up_percent=100, panic_threshold=0)),
             "Scaled 10 → 20: observed 9,000 rps needs 91 for 99.9 % within 300 ms "
-            "(at most 4 replicas or 100 % per 15 s; wanted 91)",
+            "(at most 10 replicas per 15 s (the larger of 4 and 100 % of 10); wanted 91)",
         ),
         (
             engine_input(10.0, overrides=(override("pin", 55, oid=7),)),
