@@ -7,7 +7,9 @@ import math
 import re
 from datetime import UTC
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
@@ -139,6 +141,18 @@ REASON_HELP: dict[str, str] = {
 
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
+# The forecast a pre-warm decision used (its own block on the decision page).
+FORECAST_HELP = {
+    "ts": "The instant the forecast is for: when replicas asked for now would be ready, at the forecast's peak "
+    "before the next tick's arrive.",
+    "rps": "Demand forecast for that instant, after tonight's correction (requests/s).",
+    "replicas": "Replicas the pre-warm rule asked for: the forecast plus its headroom.",
+    "predicted_rps": "The learned profile's demand for that instant before tonight's correction (requests/s).",
+    "ratio": "Tonight's correction: observed ÷ predicted over the last minute or so (1 = as the history).",
+    "learned": "yes: profiles learned from this service's own history; no: the cold-start shape, scaled by "
+    "what is observed, with the cold-start headroom.",
+}
+
 # Samples shown around a tick: the engine reads the last minute or so; five give context.
 METRIC_WINDOW_S = 300.0
 
@@ -163,7 +177,9 @@ def fmt(value: Any) -> str:
     if isinstance(value, str) and _ISO_TIME.match(value):
         parsed = selectors.parse_ts(value)
         if parsed is not None:
-            return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            # Where operators read times (tip-offs are listed in ET), with UTC beside it as the tables show.
+            local = parsed.astimezone(ZoneInfo(settings.OPERATOR_TIME_ZONE))
+            return f"{local:%Y-%m-%d %H:%M:%S %Z} ({parsed.astimezone(UTC):%H:%M:%S} UTC)"
     if isinstance(value, dict | list | tuple):
         return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
     return str(value)
@@ -215,7 +231,7 @@ def explanation_context(decision: Decision) -> dict[str, Any]:
             }
         )
     forecast = raw.get("forecast")
-    forecast_scalars: list[tuple[str, str]] = []
+    forecast_scalars: list[tuple[str, str, str]] = []
     series_rows: list[dict[str, str]] = []
     forecast_other: list[tuple[str, str]] = []
     if isinstance(forecast, dict):
@@ -225,7 +241,7 @@ def explanation_context(decision: Decision) -> dict[str, Any]:
             elif isinstance(value, dict | list):
                 forecast_other.append((str(key), json.dumps(value, indent=1, ensure_ascii=False, default=str)))
             else:
-                forecast_scalars.append((str(key), fmt(value)))
+                forecast_scalars.append((str(key), fmt(value), FORECAST_HELP.get(str(key), "")))
     series_columns: list[str] = []
     for row in series_rows:
         series_columns.extend(k for k in row if k not in series_columns)

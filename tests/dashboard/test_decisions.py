@@ -258,6 +258,13 @@ def test_every_input_the_engine_records_has_a_gloss() -> None:
     assert {"forecast_rps", "surge_base_rps", "p99_ms", "utilization", "in_flight", "unavailable", "overtime"} <= names
     assert {"calendar_smooth", "surge_base_from", "quiet_hours"} <= names
     assert sorted(names - set(decisions_module.INPUT_HELP)) == []
+    forecast_keys = {key for decision in decided if decision.forecast for key in decision.forecast}
+    assert forecast_keys and sorted(forecast_keys - set(decisions_module.FORECAST_HELP)) == []
+
+
+def test_times_read_in_the_operators_zone_with_utc_beside() -> None:
+    assert decisions_module.fmt("2026-01-15T23:34:00+00:00") == "2026-01-15 18:34:00 EST (23:34:00 UTC)"
+    assert decisions_module.fmt("2026-07-15T23:34:00+00:00") == "2026-07-15 19:34:00 EDT (23:34:00 UTC)"
 
 
 def test_input_names_carry_their_gloss_on_the_page(viewer: Client) -> None:

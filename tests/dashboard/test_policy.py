@@ -389,7 +389,9 @@ def test_an_api_change_based_on_an_old_version_is_refused_as_on_the_edit_page(ad
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_api_changes_at_once_each_keep_the_others_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_api_changes_at_once_each_keep_the_others_parameters(
+    monkeypatch: pytest.MonkeyPatch, on_postgres: None
+) -> None:
     """The second change arrives while the first has read the policy and not yet saved it."""
     import threading
 
