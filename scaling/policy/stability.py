@@ -184,39 +184,19 @@ def rate_limit(inp: EngineInput, desired: int, constraints: list[Constraint]) ->
     """HPA-style: within any period, add at most max(Pods, Percent of the count at the period's start); same down."""
     current, params = inp.provisioned, inp.params
     if desired > current:
-        limit = scale_up_limit(inp)
+        base, step = _up_step(inp)
+        limit = max(base + step, current)
         if desired > limit:
-            constraints.append(
-                Constraint(
-                    "scale_up_rate_limit",
-                    desired,
-                    limit,
-                    _limit_detail(
-                        _up_step(inp)[1],
-                        params.scale_up_pods,
-                        params.scale_up_percent,
-                        _up_step(inp)[0],
-                        params.scale_up_period_s,
-                    ),
-                )
-            )
+            detail = _limit_detail(step, params.scale_up_pods, params.scale_up_percent, base, params.scale_up_period_s)
+            constraints.append(Constraint("scale_up_rate_limit", desired, limit, detail))
             return limit
     elif desired < current:
-        limit = scale_down_limit(inp)
+        base, step = _down_step(inp)
+        limit = min(base - step, current)
         if desired < limit:
-            constraints.append(
-                Constraint(
-                    "scale_down_rate_limit",
-                    desired,
-                    limit,
-                    _limit_detail(
-                        _down_step(inp)[1],
-                        params.scale_down_pods,
-                        params.scale_down_percent,
-                        _down_step(inp)[0],
-                        params.scale_down_period_s,
-                    ),
-                )
+            detail = _limit_detail(
+                step, params.scale_down_pods, params.scale_down_percent, base, params.scale_down_period_s
             )
+            constraints.append(Constraint("scale_down_rate_limit", desired, limit, detail))
             return limit
     return desired
