@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType
-from scaling.models import AuditEvent, Game, MetricSample, Override
+from scaling.models import AuditEvent, Game, MetricSample, Override, Service
 from scaling.overrides import override_cancel, override_create
 from tests.factories import make_service, make_user
 
@@ -42,6 +42,20 @@ def _form(**extra: object) -> dict[str, object]:
         "reason": "halftime surge test",
     }
     return data | extra
+
+
+def _hour_floor(service: Service) -> Override:
+    """A floor of 3 for the next hour, small enough to need no approval."""
+    [override] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=3,
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=1),
+        reason="r",
+        actor=Actor.system("t"),
+    )
+    return override
 
 
 def test_an_operator_pins_a_service_for_two_hours_entered_in_eastern_time(client: Client) -> None:
@@ -114,15 +128,7 @@ def test_an_admin_may_not_end_an_override_more_than_a_year_away(client: Client) 
 
 def test_out_of_range_times_are_explained_by_the_preview_and_extend(client: Client) -> None:
     service = make_service()
-    [o] = override_create(
-        services=[service],
-        kind="floor",
-        replicas=3,
-        starts_at=NOW,
-        ends_at=NOW + timedelta(hours=1),
-        reason="r",
-        actor=Actor.system("t"),
-    )
+    o = _hour_floor(service)
     _login(client, "operator", "operator")
     preview = client.post(reverse("dashboard:override-preview"), _form(ends_at_local="", duration_minutes="9999999999"))
     assert preview.status_code == 200 and "less than or equal to" in preview.content.decode()
@@ -224,15 +230,7 @@ def test_pending_approvals_are_listed_on_the_fleet_page_and_a_second_person_appr
 
 def test_cancel_and_extend_from_the_list(client: Client) -> None:
     service = make_service()
-    [o] = override_create(
-        services=[service],
-        kind="floor",
-        replicas=3,
-        starts_at=NOW,
-        ends_at=NOW + timedelta(hours=1),
-        reason="r",
-        actor=Actor.system("t"),
-    )
+    o = _hour_floor(service)
     _login(client, "operator", "operator")
     client.post(
         reverse("dashboard:override-extend", args=[o.pk]),
