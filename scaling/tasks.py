@@ -11,7 +11,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from scaling import selectors, services
+from scaling import selectors, services, whatif
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +134,12 @@ def verify_audit() -> bool:
     return result.ok
 
 
-@shared_task(name="scaling.whatif_run", time_limit=600, soft_time_limit=540, ignore_result=True)
+@shared_task(
+    name="scaling.whatif_run",
+    time_limit=whatif.RUN_TIME_LIMIT_S,
+    soft_time_limit=whatif.RUN_SOFT_TIME_LIMIT_S,
+    ignore_result=True,
+)
 def whatif_run(job_id: str) -> str:
     """Replay a policy over a service's recorded traffic (the dashboard's what-if)."""
-    from scaling.whatif import whatif_execute
-
-    return whatif_execute(job_id)
+    return whatif.whatif_execute(job_id)

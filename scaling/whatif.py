@@ -22,6 +22,7 @@ from scaling.sim.replay import ReplayPolicy
 from scaling.sim.whatif import RecordedSample, WhatIfError, compare
 
 JOB_TTL_S = 3600
+RUN_SOFT_TIME_LIMIT_S, RUN_TIME_LIMIT_S = 540, 600  # the Celery task's; the worker kills the job at the second
 MAX_RANGE = timedelta(days=7)
 CURRENT_POLICY = "current"
 PROGRESS_STEP = 0.02  # the page's progress moves in steps of this fraction
