@@ -156,6 +156,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 TICK_SECONDS = env_int("TICK_SECONDS", 15, minimum=1, maximum=3600)
 DEMO_SCHEDULE_PATH = env_str("DEMO_SCHEDULE_PATH", str(BASE_DIR / "data" / "nba_2025_26_schedule.csv"))
 
+# --- What-if replays ----------------------------------------------------------
+# What-if jobs one person may have queued or running at once; the Run after that is refused until one ends.
+WHATIF_MAX_PER_USER = env_int("WHATIF_MAX_PER_USER", 2, minimum=1)
+
 # --- Overrides and the game schedule ------------------------------------------
 # An override needs a second person's approval when it asks for more replicas
 # than this, or when its projected extra cost over its window exceeds this (dollars).

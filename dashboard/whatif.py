@@ -21,7 +21,7 @@ from dashboard.views import HtmxHttpRequest
 from scaling.models import Service
 from scaling.sim.policies import BUILTIN
 from scaling.sim.whatif import WhatIfError
-from scaling.whatif import CURRENT_POLICY, WhatIfRequest, whatif_start, whatif_state
+from scaling.whatif import CURRENT_POLICY, WhatIfBusy, WhatIfRequest, whatif_start, whatif_state
 
 RANGES = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 EDITED = "edited"
@@ -144,7 +144,8 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
     )
     context: dict[str, Any] = {"service": service, "form": form}
     if request.method == "POST":
-        if not can(request.user, "operate"):
+        user_id = request.user.pk  # whose slots the job takes (scaling.whatif)
+        if user_id is None or not can(request.user, "operate"):
             raise PermissionDenied("running a what-if needs the 'operate' capability")
         if form.is_valid():
             data = form.cleaned_data
@@ -159,9 +160,10 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
                         end=end,
                         policy=CURRENT_POLICY if chosen == EDITED else chosen,
                         params=data.get("parsed_params") if chosen == EDITED else None,
-                    )
+                    ),
+                    user_id=user_id,
                 )
-            except (WhatIfError, ValueError) as exc:
+            except (WhatIfBusy, WhatIfError, ValueError) as exc:
                 form.add_error(None, str(exc))
             else:
                 context.update(_job_context(service, job_id))

@@ -136,6 +136,7 @@ def verify_audit() -> bool:
 
 @shared_task(
     name="scaling.whatif_run",
+    # The job's slot (scaling.whatif) lapses by the hard limit: the two must be the same number.
     time_limit=whatif.RUN_TIME_LIMIT_S,
     soft_time_limit=whatif.RUN_SOFT_TIME_LIMIT_S,
     ignore_result=True,

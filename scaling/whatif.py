@@ -4,15 +4,26 @@ The job's state lives in Redis under `tipoff:whatif:<job id>` for an hour
 (status, progress, result); nothing is written to the database, so there is
 nothing to audit. The web request only starts the job and reads its state;
 the replay itself (scaling.sim.whatif.compare) runs in a worker.
+
+Each user may have at most WHATIF_MAX_PER_USER jobs queued or running, so that
+one operator clicking Run again and again cannot queue replays ahead of
+everyone else's. The slots are a Redis sorted set per user, `tipoff:whatif:slots:<user id>`:
+job ids scored by the instant their slot lapses. A job gives its slot back when it
+ends, whatever the end; a job that dies without doing so (a worker killed, the hard
+time limit) loses it when it lapses, an hour after queueing as its state does, or
+the hard time limit after it began to run.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from django.conf import settings
 
 from scaling.models import MetricSample, Service
 from scaling.policy.types import PolicyParams
@@ -37,8 +48,63 @@ class WhatIfRequest:
     params: dict[str, Any] | None = None  # edited engine parameters (overrides "current")
 
 
+class WhatIfBusy(Exception):
+    """The user already has as many jobs queued or running as they may."""
+
+    def __init__(self, jobs: dict[str, dict[str, Any]], limit: int) -> None:
+        self.jobs = jobs  # job id -> its state, for the jobs still queued or running
+        self.limit = limit
+        super().__init__(f"{len(jobs)} what-if jobs already queued or running (at most {limit} at once)")
+
+
 def _key(job_id: str) -> str:
     return f"tipoff:whatif:{job_id}"
+
+
+def _slots_key(user_id: int) -> str:
+    return f"tipoff:whatif:slots:{user_id}"
+
+
+# Counting the user's slots and taking one must be one step, or two clicks at once both see a free slot.
+# Returns the ids holding the slots when they are all taken (nothing taken), else an empty list.
+_CLAIM_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local held = redis.call('ZRANGE', KEYS[1], 0, -1)
+if #held >= tonumber(ARGV[2]) then
+    return held
+end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return {}
+"""
+
+
+def _claim_slot(user_id: int, job_id: str, limit: int) -> list[str]:
+    """Take one of the user's slots for job_id until the job's state expires; the holders' ids if none is free."""
+    from scaling.services import redis_client
+
+    now = time.time()
+    held = redis_client().eval(_CLAIM_SLOT, 1, _slots_key(user_id), now, limit, job_id, now + JOB_TTL_S, JOB_TTL_S)
+    return [h.decode() for h in held]
+
+
+def _hold_slot_while_running(user_id: int | None, job_id: str) -> None:
+    """A running job ends within the hard time limit, dead or alive: its slot lapses then, not an hour on."""
+    from scaling.services import redis_client
+
+    if user_id is None:  # queued before there were slots
+        return
+    pipe = redis_client().pipeline()
+    pipe.zadd(_slots_key(user_id), {job_id: time.time() + RUN_TIME_LIMIT_S}, xx=True)
+    pipe.expire(_slots_key(user_id), JOB_TTL_S)  # no slot in the set lapses later: the set goes with its last
+    pipe.execute()
+
+
+def _release_slot(user_id: int | None, job_id: str) -> None:
+    from scaling.services import redis_client
+
+    if user_id is not None:
+        redis_client().zrem(_slots_key(user_id), job_id)
 
 
 def _write(job_id: str, state: dict[str, Any]) -> None:
@@ -54,8 +120,9 @@ def whatif_state(job_id: str) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def whatif_start(request: WhatIfRequest) -> str:
-    """Validate the request, record it as queued and enqueue the replay; returns the job id."""
+def whatif_start(request: WhatIfRequest, *, user_id: int) -> str:
+    """Validate the request, take one of the user's slots, record the job as queued and enqueue
+    the replay; returns the job id. Raises WhatIfBusy, naming the user's jobs, when no slot is free."""
     from scaling.tasks import whatif_run
 
     if request.end <= request.start:
@@ -67,19 +134,33 @@ def whatif_start(request: WhatIfRequest) -> str:
     if request.params is not None:
         PolicyParams.from_dict(request.params)  # raises ValueError naming the parameter
     job_id = uuid.uuid4().hex
-    _write(
-        job_id,
-        {
-            "status": "queued",
-            "progress": 0.0,
-            "service_id": request.service_id,
-            "start": request.start.isoformat(),
-            "end": request.end.isoformat(),
-            "policy": request.policy,
-            "params": request.params,
-        },
-    )
-    whatif_run.delay(job_id)
+    limit = settings.WHATIF_MAX_PER_USER
+    held = _claim_slot(user_id, job_id, limit)
+    if held:
+        states = {held_id: whatif_state(held_id) for held_id in held}
+        # Not one that has just ended and is giving its slot back.
+        live = {
+            held_id: state for held_id, state in states.items() if state and state["status"] in ("queued", "running")
+        }
+        raise WhatIfBusy(live, limit)
+    try:
+        _write(
+            job_id,
+            {
+                "status": "queued",
+                "progress": 0.0,
+                "service_id": request.service_id,
+                "user_id": user_id,
+                "start": request.start.isoformat(),
+                "end": request.end.isoformat(),
+                "policy": request.policy,
+                "params": request.params,
+            },
+        )
+        whatif_run.delay(job_id)
+    except BaseException:
+        _release_slot(user_id, job_id)  # nothing was queued
+        raise
     return job_id
 
 
@@ -92,10 +173,18 @@ def _policy(service: Service, name: str, params: dict[str, Any] | None) -> Repla
 
 
 def whatif_execute(job_id: str) -> str:
-    """Run one queued job (called by the Celery task); returns its final status."""
+    """Run one queued job (called by the Celery task) and give its slot back; returns its final status."""
     state = whatif_state(job_id)
     if state is None:
-        return "expired"
+        return "expired"  # its slot lapsed with it
+    _hold_slot_while_running(state.get("user_id"), job_id)
+    try:
+        return _replay(job_id, state)
+    finally:
+        _release_slot(state.get("user_id"), job_id)
+
+
+def _replay(job_id: str, state: dict[str, Any]) -> str:
     service = Service.objects.get(pk=state["service_id"])
     start, end = datetime.fromisoformat(state["start"]), datetime.fromisoformat(state["end"])
     rows = MetricSample.objects.filter(service=service, ts__gte=start, ts__lt=end).order_by("ts")

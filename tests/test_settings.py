@@ -41,6 +41,7 @@ def _check(**env: str) -> subprocess.CompletedProcess[str]:
         ({"OVERRIDE_MAX_HOURS_PIN": "inf"}, "OVERRIDE_MAX_HOURS_PIN='inf' is not a finite number"),
         ({"OPERATOR_TIME_ZONE": "Foo/Bar"}, "OPERATOR_TIME_ZONE='Foo/Bar' is not a known time zone"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD' is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ({"WHATIF_MAX_PER_USER": "0"}, "WHATIF_MAX_PER_USER=0 is below the minimum 1"),
     ],
 )
 def test_it_refuses_to_start_with_a_bad_value(env: dict[str, str], message: str) -> None:

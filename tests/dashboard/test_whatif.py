@@ -17,7 +17,7 @@ from scaling.models import MetricSample, Service
 from scaling.whatif import whatif_execute, whatif_state
 from tests.factories import make_service, make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("whatif_slots_free")]
 
 
 @pytest.fixture

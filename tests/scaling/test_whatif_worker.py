@@ -12,10 +12,10 @@ from django.utils import timezone
 from config.celery import app
 from scaling.models import MetricSample
 from scaling.whatif import WhatIfRequest, whatif_start, whatif_state
-from tests.factories import make_service
+from tests.factories import make_service, make_user
 from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery, pytest.mark.usefixtures("whatif_slots_free")]
 
 
 @pytest.fixture
@@ -35,7 +35,8 @@ def test_a_whatif_job_goes_through_the_broker_to_a_result(worker: None) -> None:
         MetricSample(service=service, ts=now - timedelta(seconds=15 * (240 - i)), rps=450.0, provisioned=5, ready=5)
         for i in range(240)
     )
-    job_id = whatif_start(WhatIfRequest(service_id=service.pk, start=now - timedelta(hours=1), end=now, policy="hpa"))
+    request = WhatIfRequest(service_id=service.pk, start=now - timedelta(hours=1), end=now, policy="hpa")
+    job_id = whatif_start(request, user_id=make_user().pk)
     wait_until(lambda: (whatif_state(job_id) or {}).get("status") in ("done", "failed"), timeout_s=60.0, interval_s=0.2)
     state = whatif_state(job_id)
     assert state is not None

@@ -1,0 +1,131 @@
+"""What-if slots: at most WHATIF_MAX_PER_USER jobs per user queued or running, however the clicks arrive,
+and a slot comes back even from a job that died holding it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from scaling import tasks
+from scaling.models import Service
+from scaling.whatif import (
+    JOB_TTL_S,
+    RUN_TIME_LIMIT_S,
+    WhatIfBusy,
+    WhatIfRequest,
+    whatif_execute,
+    whatif_state,
+)
+from tests.factories import make_service, make_user
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("whatif_slots_free")]
+
+QUEUED_AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    jobs: list[str] = []
+    monkeypatch.setattr(tasks.whatif_run, "delay", jobs.append)
+    return jobs
+
+
+@pytest.fixture
+def start() -> Callable[[int], str]:
+    from scaling.whatif import whatif_start
+
+    service: Service = make_service("win-probability")
+
+    def start(user_id: int) -> str:
+        end = timezone.now()
+        request = WhatIfRequest(service_id=service.pk, start=end - timedelta(hours=1), end=end, policy="hpa")
+        return whatif_start(request, user_id=user_id)
+
+    return start
+
+
+def test_simultaneous_starts_take_no_more_slots_than_the_cap(
+    start: Callable[[int], str], queued: list[str], settings: Any
+) -> None:
+    settings.WHATIF_MAX_PER_USER = 3
+    user_id = make_user().pk
+    clicks = 16
+    ready = threading.Barrier(clicks)
+
+    def click(_: int) -> str:
+        ready.wait()  # all at once
+        try:
+            return start(user_id)
+        except WhatIfBusy:
+            return "refused"
+
+    with ThreadPoolExecutor(clicks) as pool:
+        outcomes = list(pool.map(click, range(clicks)))
+    assert outcomes.count("refused") == clicks - 3
+    assert sorted(o for o in outcomes if o != "refused") == sorted(queued)
+
+
+def test_a_refusal_names_the_jobs_that_hold_the_slots(start: Callable[[int], str], queued: list[str]) -> None:
+    user_id = make_user().pk
+    first, second = start(user_id), start(user_id)
+    with pytest.raises(WhatIfBusy) as refused:
+        start(user_id)
+    assert set(refused.value.jobs) == {first, second} and refused.value.limit == 2
+    assert {state["status"] for state in refused.value.jobs.values()} == {"queued"}
+    assert whatif_state(first)["user_id"] == user_id  # type: ignore[index]
+
+
+def test_a_job_no_worker_takes_gives_its_slot_back_when_its_state_expires(
+    start: Callable[[int], str], queued: list[str]
+) -> None:
+    user_id = make_user().pk
+    with time_machine.travel(QUEUED_AT, tick=False) as traveller:
+        start(user_id)
+        start(user_id)
+        traveller.shift(timedelta(seconds=JOB_TTL_S - 1))
+        with pytest.raises(WhatIfBusy):
+            start(user_id)
+        traveller.shift(timedelta(seconds=2))
+        start(user_id)
+
+
+def test_a_job_killed_while_running_gives_its_slot_back_by_the_hard_time_limit(
+    start: Callable[[int], str], queued: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scaling.whatif
+
+    user_id = make_user().pk
+    with time_machine.travel(QUEUED_AT, tick=False) as traveller:
+        start(user_id)
+        start(user_id)
+        # Killed by the hard time limit or with its worker: the job never reaches the line that frees the slot.
+        monkeypatch.setattr(scaling.whatif, "_release_slot", lambda user_id, job_id: None)
+        whatif_execute(queued[0])
+        traveller.shift(timedelta(seconds=RUN_TIME_LIMIT_S - 1))
+        with pytest.raises(WhatIfBusy):
+            start(user_id)
+        traveller.shift(timedelta(seconds=2))
+        start(user_id)  # long before the hour a queued job's slot lasts
+
+
+def test_a_job_the_broker_refused_gives_its_slot_back(
+    start: Callable[[int], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broker_down(job_id: str) -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.whatif_run, "delay", broker_down)
+    user_id = make_user().pk
+    for _ in range(3):
+        with pytest.raises(ConnectionError):
+            start(user_id)
+    monkeypatch.setattr(tasks.whatif_run, "delay", lambda job_id: None)
+    start(user_id)
+    start(user_id)
