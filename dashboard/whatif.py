@@ -5,7 +5,7 @@ would have done on the recorded traffic. The replay runs in a Celery task
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
@@ -73,6 +73,22 @@ def _job_context(service: Service, job_id: str) -> dict[str, Any]:
         context["rows"] = _comparison_rows(result)
         context["figures"] = _figures(result)
     return context
+
+
+def _busy_jobs(busy: WhatIfBusy) -> list[dict[str, Any]]:
+    """The jobs holding the user's slots, each with its service to link to."""
+    services = Service.objects.in_bulk({state["service_id"] for state in busy.jobs.values()})
+    return [
+        {
+            "id": job_id,
+            "service": services[state["service_id"]],
+            "state": state,
+            "start": datetime.fromisoformat(state["start"]),
+            "end": datetime.fromisoformat(state["end"]),
+        }
+        for job_id, state in busy.jobs.items()
+        if state["service_id"] in services  # a job of a service deleted since stops, freeing its slot
+    ]
 
 
 def _comparison_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -163,7 +179,9 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
                     ),
                     user_id=user_id,
                 )
-            except (WhatIfBusy, WhatIfError, ValueError) as exc:
+            except WhatIfBusy as exc:
+                context.update(busy=_busy_jobs(exc), busy_limit=exc.limit)
+            except (WhatIfError, ValueError) as exc:
                 form.add_error(None, str(exc))
             else:
                 context.update(_job_context(service, job_id))
@@ -176,9 +194,9 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
                 return HttpResponse(job + fresh_form)
         if request.htmx:
             # htmx 2 swaps no 4xx answer, and the form posts into #whatif-job: the form with its errors
-            # replaces the form itself, as a 200 htmx will swap.
+            # (or the jobs that hold every slot) replaces the form itself, as a 200 htmx will swap.
             response = render(request, "dashboard/whatif.html#whatif-form", context)
             return reswap(retarget(response, "#whatif-form"), "outerHTML")
-        return render(request, "dashboard/whatif.html", context, status=400)
+        return render(request, "dashboard/whatif.html", context, status=429 if "busy" in context else 400)
     template = "dashboard/whatif.html#whatif-form" if request.htmx else "dashboard/whatif.html"
     return render(request, template, context)

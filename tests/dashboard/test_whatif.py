@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from scaling import tasks
 from scaling.models import MetricSample, Service
+from scaling.sim.whatif import WhatIfError
 from scaling.whatif import whatif_execute, whatif_state
 from tests.factories import make_service, make_user
 
@@ -209,3 +211,85 @@ def test_the_page_sees_a_job_progress(
     monkeypatch.setattr("scaling.sim.replay.PROGRESS_EVERY_STEPS", 50)  # an hour is fewer steps than a report's
     assert whatif_execute(queued[0]) == "done"
     assert seen[0] == 0.0 and len(seen) > 2 and seen == sorted(seen)
+
+
+def _run(client: Client, service: Service, headers: dict[str, str] | None = None) -> Any:
+    return client.post(
+        reverse("dashboard:whatif", args=[service.name]), {"range": "1h", "policy": "hpa"}, headers=headers
+    )
+
+
+def test_a_third_job_is_refused_while_two_are_queued_naming_them(
+    client: Client, service: Service, queued: list[str]
+) -> None:
+    operator = _login(client, "operator")
+    assert [_run(operator, service).status_code for _ in range(2)] == [200, 200]
+    refused = _run(operator, service)
+    body = refused.content.decode()
+    assert refused.status_code == 429
+    assert len(queued) == 2  # nothing more queued
+    assert "data-whatif-busy" in body and "as one person may at once (2)" in body
+    for job_id in queued:
+        assert f"?job={job_id}" in body  # a link to each job holding a slot
+    assert body.count("waiting for a worker") == 2 and "when one of them finishes" in body
+
+
+def test_under_htmx_a_refusal_replaces_the_form_with_an_answer_htmx_swaps(
+    client: Client, service: Service, queued: list[str]
+) -> None:
+    operator = _login(client, "operator")
+    _run(operator, service)
+    _run(operator, service)
+    response = _run(operator, service, {"HX-Request": "true"})
+    body = response.content.decode()
+    assert response.status_code == 200  # htmx 2 swaps no 4xx
+    assert response["HX-Retarget"] == "#whatif-form" and response["HX-Reswap"] == "outerHTML"
+    assert body.lstrip().startswith('<form id="whatif-form"') and "data-whatif-busy" in body
+    assert len(queued) == 2
+
+
+def test_a_running_job_is_named_with_its_progress(client: Client, service: Service, queued: list[str]) -> None:
+    import scaling.whatif
+
+    operator = _login(client, "operator")
+    _run(operator, service)
+    _run(operator, service)
+    state = whatif_state(queued[0])
+    assert state is not None
+    scaling.whatif._write(queued[0], {**state, "status": "running", "progress": 0.4})  # as a worker reports it
+    body = _run(operator, service).content.decode()
+    assert "replaying, 40 %" in body and body.count("waiting for a worker") == 1
+
+
+def test_another_user_is_not_held_back(client: Client, service: Service, queued: list[str]) -> None:
+    operator = _login(client, "operator")
+    _run(operator, service)
+    _run(operator, service)
+    assert _run(operator, service).status_code == 429
+    other = Client()
+    other.force_login(make_user("another-operator", "operator"))
+    assert _run(other, service).status_code == 200
+    assert len(queued) == 3
+
+
+@pytest.mark.parametrize("ending", ["done", "failed", "stopped"])
+def test_a_job_gives_its_slot_back_when_it_ends(
+    client: Client, service: Service, queued: list[str], monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    import scaling.whatif
+
+    operator = _login(client, "operator")
+    _run(operator, service)
+    _run(operator, service)
+    assert _run(operator, service).status_code == 429
+    if ending == "done":
+        assert whatif_execute(queued[0]) == "done"
+    elif ending == "failed":
+        monkeypatch.setattr(scaling.whatif, "compare", Mock(side_effect=WhatIfError("no samples")))
+        assert whatif_execute(queued[0]) == "failed"
+    else:  # the soft time limit, or the worker shutting down
+        monkeypatch.setattr(scaling.whatif, "compare", Mock(side_effect=SoftTimeLimitExceeded()))
+        with pytest.raises(SoftTimeLimitExceeded):
+            whatif_execute(queued[0])
+    assert _run(operator, service).status_code == 200
+    assert _run(operator, service).status_code == 429  # one slot came back, not more
