@@ -110,6 +110,8 @@ CONSTRAINT_HELP: dict[str, str] = {
     "override_ceiling": "An active ceiling keeps at most this many.",
     "override_freeze_scale_in": "An active override forbids scaling in.",
     "metrics_missing_hold": "Metrics are missing or stale: never scale in on them.",
+    "signals_unread_hold": "A configured signal (a latency, the in-flight count, ...) could not be read this tick: "
+    "scale out on the rest, but never scale in without it.",
     "fallback_replicas": "Metrics have been missing too long: hold at least the fallback count.",
 }
 REASON_HELP: dict[str, str] = {
@@ -130,7 +132,7 @@ REASON_HELP: dict[str, str] = {
     "COOLDOWN": "Scale-in is waiting for the cooldown after the last change.",
     "OVERRIDE_ACTIVE": "A human override (pin, floor, ceiling or freeze) decided the count.",
     "METRICS_STALE": "Metrics are older than two ticks: holding, never scaling in.",
-    "METRICS_UNAVAILABLE": "The metric source did not answer: holding, never scaling in.",
+    "METRICS_UNAVAILABLE": "The metric source did not answer, or not for every signal: holding, never scaling in.",
     "PAUSED": "The service is paused: the engine holds the current count.",
     "DRY_RUN": "Dry run: the decision is recorded but never applied.",
     "NO_CHANGE": (

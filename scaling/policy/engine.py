@@ -20,7 +20,7 @@ from scaling.policy.types import Constraint, Decision, EngineInput, Mode, Reason
 __all__ = ["decide"]
 
 
-def decide(inp: EngineInput, metrics_unavailable: bool = False) -> Decision:
+def decide(inp: EngineInput, metrics_unavailable: bool = False, unread_signals: tuple[str, ...] = ()) -> Decision:
     """Decide the desired replica count for one service at `inp.now`.
 
     1. Paused services hold.
@@ -28,7 +28,8 @@ def decide(inp: EngineInput, metrics_unavailable: bool = False) -> Decision:
        after `fallback_after_s` of missing metrics it holds at least `fallback_replicas`.
     3. Rules recommend — target tracking, serving-model sizing, SLO guard, panic, pre-warm
        forecast; the largest recommendation wins.
-    4. Stabilization, a hold on scale-in while demand climbs, cooldown and rate limits shape the change.
+    4. Stabilization, a hold on scale-in while demand climbs, cooldown and rate limits shape the change;
+       while a configured signal went unread (`unread_signals`) the change may scale out but not in.
     5. Overrides (pin > freeze > floors/ceilings > freeze_scale_in) and the service bounds bind last.
     """
     current = inp.provisioned
@@ -69,6 +70,7 @@ def decide(inp: EngineInput, metrics_unavailable: bool = False) -> Decision:
         desired = hold_while_rising(inp, obs, desired, constraints)
         desired = cooldown(inp, desired, constraints)
         desired = rate_limit(inp, desired, constraints)
+        desired = _hold_while_unread(inp, unread_signals, desired, constraints)
     desired, setter = _apply_overrides(inp, desired, constraints)
     if setter != "pin":
         desired = _bounds(inp, desired, constraints)
@@ -86,6 +88,19 @@ def decide(inp: EngineInput, metrics_unavailable: bool = False) -> Decision:
         constraints=tuple(constraints),
         forecast=forecast,
     )
+
+
+def _hold_while_unread(
+    inp: EngineInput, unread_signals: tuple[str, ...], desired: int, constraints: list[Constraint]
+) -> int:
+    """No scale-in on part of the signals (as Kubernetes' HPA skips a scale-down when a metric fails): the
+    unread one may be the latency that breaches the SLO or the in-flight count that asks for more."""
+    current = inp.provisioned
+    if not unread_signals or desired >= current:
+        return desired
+    detail = f"{', '.join(unread_signals)} unread this tick: no scale-in on part of the signals"
+    constraints.append(Constraint("signals_unread_hold", desired, current, detail))
+    return current
 
 
 def _hold_without_metrics(inp: EngineInput, metrics_unavailable: bool) -> Decision:

@@ -51,6 +51,7 @@ CONSTRAINT_REASONS = {
     "scale_down_rate_limit": Reason.RATE_LIMITED,
     "max_replicas": Reason.AT_MAX,
     "min_replicas": Reason.AT_MIN,
+    "signals_unread_hold": Reason.METRICS_UNAVAILABLE,
 }
 
 
@@ -271,6 +272,8 @@ def summarize(
     if last is not None and last.name == "metrics_missing_hold":
         missing = "metric source unavailable" if reason is Reason.METRICS_UNAVAILABLE else "metrics stale or missing"
         return f"Held at {current}: {missing}; {last.detail}"
+    if last is not None and last.name == "signals_unread_hold":
+        return f"Held at {current}: {last.detail} (policy wants {recommendation})"
     label = HOLD_LABELS.get(reason, "no change needed")
     if last is not None:
         label = CONSTRAINT_LABELS.get(last.name, label)

@@ -172,6 +172,25 @@ def test_it_holds_when_the_metric_source_is_unavailable() -> None:
     assert (result.desired, result.reason) == (10, Reason.METRICS_UNAVAILABLE)
 
 
+def test_an_unread_latency_does_not_turn_an_slo_breach_into_a_scale_in() -> None:
+    params = replace(TT_ONLY, slo_guard=True)
+    recent = recorded(1, 1, 1)
+    breached = decide(engine_input(metrics=(point(70.0, p95_ms=900.0),), params=params, recent=recent))
+    unread = engine_input(metrics=(point(70.0),), params=params, recent=recent)
+
+    # Without its latency the guard is silent and the rate alone asks for one replica.
+    assert (breached.desired, decide(unread).desired) == (10, 1)
+    held = decide(unread, unread_signals=("p95_ms",))
+    assert (held.desired, held.reason) == (10, Reason.METRICS_UNAVAILABLE)
+    assert held.summary == "Held at 10: p95_ms unread this tick: no scale-in on part of the signals (policy wants 1)"
+
+
+def test_it_still_scales_out_while_a_signal_is_unread() -> None:
+    result = decide(engine_input(1400.0, recent=recorded(1, 1, 1)), unread_signals=("p95_ms", "in_flight"))
+    assert (result.desired, result.reason) == (20, Reason.SCALED_OUT)
+    assert "signals_unread_hold" not in [c.name for c in result.constraints]
+
+
 def test_it_holds_at_the_fallback_count_when_metrics_stay_missing() -> None:
     params = replace(TT_ONLY, fallback_replicas=16, fallback_after_s=300)
     early = decide(engine_input(None, params=params, metrics_missing_since=T0 - timedelta(seconds=100)))
