@@ -4,6 +4,7 @@ early when nothing changes."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -96,6 +97,7 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
     now = tick_at
 
     metrics: tuple[MetricPoint, ...] = ()
+    unread: Mapping[str, str] = {}
     unavailable_error = ""
     try:
         status = get_actuator(service).status(service, now)
@@ -106,7 +108,8 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
         unavailable_error = f"fleet status unavailable: {detail}"
     if not unavailable_error:
         try:
-            metrics = get_metric_source(service).fetch(service, now).points
+            window = get_metric_source(service).fetch(service, now)
+            metrics, unread = window.points, window.unread
         except Exception as exc:
             # Whatever the source raised, the tick still decides: it holds, applies overrides, and counts
             # the time metrics have been missing towards the fallback.
@@ -129,9 +132,11 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
         for m in metrics
     ]
     inp = selectors.engine_input(service, now=now, provisioned=status.provisioned, ready=status.ready, metrics=metrics)
-    result = decide(inp, metrics_unavailable=bool(unavailable_error))
+    result = decide(inp, metrics_unavailable=bool(unavailable_error), unread_signals=tuple(unread))
     if unavailable_error:
         result = _with_note(result, f"metrics unavailable: {unavailable_error}")
+    elif unread:
+        result = _with_note(result, "; ".join(f"{signal} unread: {why}" for signal, why in unread.items()))
 
     try:
         with transaction.atomic():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -41,6 +42,9 @@ class FleetStatus:
 @dataclass(frozen=True)
 class MetricWindow:
     points: tuple[MetricPoint, ...]
+    # Configured signals the source could not read this time (signal -> why); they are None in `points`.
+    # Unlike a signal with no datapoint, an unread one may be breaching: the engine does not scale in on the rest.
+    unread: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

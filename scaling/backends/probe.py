@@ -108,13 +108,18 @@ def _metric_lines(service: Service, now: datetime) -> list[ProbeLine]:
         ]
     newest = max(with_rate, key=lambda p: p.ts)
     errors = None if newest.error_rate is None else newest.error_rate * 100
+    unread = [
+        ProbeLine("warn", f"{source}: {signal} unread ({why}); while it is, Tipoff does not scale in.")
+        for signal, why in window.unread.items()
+    ]
     return [
         ProbeLine(
             "ok",
             f"{source}: {len(with_rate)} datapoint(s); newest at {newest.ts:%Y-%m-%d %H:%M:%S} UTC: "
             f"{_fmt(newest.rps, ' req/s')}, p95 {_fmt(newest.p95_ms, ' ms')}, p99 {_fmt(newest.p99_ms, ' ms')}, "
             f"in flight {_fmt(newest.in_flight, '')}, errors {_fmt(errors, '%')}",
-        )
+        ),
+        *unread,
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -100,6 +101,23 @@ def test_it_holds_and_says_so_when_the_metric_source_fails(monkeypatch: pytest.M
     assert "metrics unavailable" in held.summary
     moved = _decision(services.service_evaluate(service_id=other.pk, tick_at=tick))
     assert moved.changed
+
+
+def test_a_signal_the_source_could_not_read_is_named_and_the_tick_still_scales_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = make_service(replicas=2, demand_scale=40.0)
+
+    def partial(self: SimulatedMetricSource, svc: Service, now: datetime) -> MetricWindow:
+        points = tuple(replace(p, p95_ms=None) for p in original(self, svc, now).points)
+        return MetricWindow(points=points, unread={"p95_ms": "no answer within 8 s"})
+
+    original = SimulatedMetricSource.fetch
+    monkeypatch.setattr(SimulatedMetricSource, "fetch", partial)
+    decision = _decision(services.service_evaluate(service_id=service.pk, tick_at=_tick()))
+    assert decision.changed and decision.desired > 2
+    assert decision.summary.endswith("(p95_ms unread: no answer within 8 s)")
+    assert MetricSample.objects.get(service=service).p95_ms is None
 
 
 def test_an_unexpected_error_from_the_metric_source_holds_instead_of_losing_the_tick(
