@@ -1,4 +1,5 @@
-"""Prometheus as a metric source: one instant query per signal on /api/v1/query.
+"""Prometheus as a metric source: one instant query per signal on /api/v1/query,
+all at once, within one budget for the whole fetch.
 
 backend_config:
   prometheus_url   e.g. "http://prometheus:9090"
@@ -15,17 +16,28 @@ Typical queries (KServe / Triton / vLLM expose histograms like these):
   error_rate: sum(rate(http_requests_total{code=~"5.."}[1m])) / sum(rate(http_requests_total[1m]))
 
 An empty result or NaN is a missing datapoint (None): with no request rate the engine holds.
+
+Time: the queries run at once. Each waits at most TIMEOUT_S (or what is left of the
+budget) for Prometheus to connect or send more, and the whole fetch ends after
+FETCH_BUDGET_S: a query still unanswered then is abandoned. An rps query that runs out
+of time fails the fetch (MetricsUnavailable, transient) and the engine holds; any other
+signal that does is unread (`MetricWindow.unread`, None in the point), and the engine
+scales out on the rest but does not scale in. Any other error fails the fetch,
+whichever signal it concerns.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import logging
 import math
 import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,8 +45,19 @@ from scaling.backends.base import MetricsUnavailable, MetricWindow
 from scaling.models import Service
 from scaling.policy.types import MetricPoint
 
+log = logging.getLogger(__name__)
+
 SIGNALS = ("rps", "p50_ms", "p95_ms", "p99_ms", "in_flight", "error_rate", "utilization")
+# One query's socket timeout: Prometheus answers an instant query in well under a second.
 TIMEOUT_S = 5.0
+# The whole fetch. Over one query's timeout, so a query that is merely slow still gets all of it; well inside
+# a 15 s tick, and inside the evaluation's 45 s soft time limit after the fleet status call before it
+# (aws.worst_call_s). A server that trickles its answer never trips a socket timeout: only this ends it.
+FETCH_BUDGET_S = 8.0
+
+
+class QueryTimedOut(MetricsUnavailable):
+    """A query Prometheus did not answer in time (its own timeout or the fetch budget): transient."""
 
 
 def _config(service: Service) -> tuple[str, dict[str, str]]:
@@ -54,7 +77,7 @@ def _config(service: Service) -> tuple[str, dict[str, str]]:
     return url, queries
 
 
-def query(service: Service, url: str, promql: str, at: datetime) -> tuple[datetime, float | None]:
+def query(service: Service, url: str, promql: str, at: datetime, *, timeout_s: float) -> tuple[datetime, float | None]:
     """One instant query; returns (sample time, value or None when empty/NaN)."""
     params = urllib.parse.urlencode({"query": promql, "time": f"{at.timestamp():.3f}"})
     request = urllib.request.Request(f"{url}/api/v1/query?{params}", headers={"Accept": "application/json"})  # noqa: S310 - scheme checked in _config
@@ -62,7 +85,7 @@ def query(service: Service, url: str, promql: str, at: datetime) -> tuple[dateti
     if token_env and os.environ.get(token_env):
         request.add_header("Authorization", f"Bearer {os.environ[token_env]}")
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
             body: Any = json.load(response)
     except urllib.error.HTTPError as exc:
         detail = _error_text(exc)
@@ -70,6 +93,9 @@ def query(service: Service, url: str, promql: str, at: datetime) -> tuple[dateti
             f"Prometheus rejected the query {promql!r}: {detail}", permanent=400 <= exc.code < 500 and exc.code != 429
         ) from exc
     except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
+        # A timeout while connecting comes wrapped in a URLError; one while reading comes bare.
+        if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
+            raise QueryTimedOut(f"Prometheus at {url} did not answer {promql!r} within {timeout_s:.1f} s") from exc
         raise MetricsUnavailable(f"cannot reach Prometheus at {url}: {exc}") from exc
     except ValueError as exc:
         # A 200 that is not JSON: typically an auth proxy's login page or a load balancer's error page.
@@ -116,13 +142,55 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
         return str(exc)
 
 
+def _query_within(
+    deadline: float, service: Service, url: str, promql: str, at: datetime
+) -> tuple[datetime, float | None]:
+    left_s = deadline - time.monotonic()
+    if left_s <= 0:
+        raise _past_budget(url, promql)
+    return query(service, url, promql, at, timeout_s=min(TIMEOUT_S, left_s))
+
+
+def _past_budget(url: str, promql: str) -> QueryTimedOut:
+    return QueryTimedOut(f"Prometheus at {url} did not answer {promql!r} within the {FETCH_BUDGET_S:g} s fetch budget")
+
+
 class PrometheusMetricSource:
     def fetch(self, service: Service, now: datetime) -> MetricWindow:
+        """Every configured signal at `now`, within FETCH_BUDGET_S.
+
+        1. Start every query at once, each with TIMEOUT_S or what is left of the budget if less.
+        2. Wait until all have answered or the budget is spent; abandon the rest (their threads end on
+           their own, and nothing waits for them).
+        3. Read the outcomes in SIGNALS order, so the same failures give the same answer: a failed rps,
+           or any failure but running out of time, fails the fetch; another signal out of time is unread.
+        """
         url, queries = _config(service)
+        deadline = time.monotonic() + FETCH_BUDGET_S
+        pool = ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="prometheus")
+        pending = {
+            signal: pool.submit(_query_within, deadline, service, url, promql, now)
+            for signal, promql in queries.items()
+        }
+        wait(pending.values(), timeout=max(deadline - time.monotonic(), 0.0))
+        pool.shutdown(wait=False, cancel_futures=True)
+
         values: dict[str, float | None] = {}
+        unread: dict[str, str] = {}
         stamp = now
-        for signal, promql in queries.items():
-            ts, values[signal] = query(service, url, promql, now)
+        for signal in sorted(pending, key=SIGNALS.index):
+            future = pending[signal]
+            try:
+                if not future.done() or future.cancelled():
+                    raise _past_budget(url, queries[signal])
+                ts, values[signal] = future.result()
+            except QueryTimedOut as exc:
+                if signal == "rps":
+                    raise
+                values[signal] = None
+                unread[signal] = str(exc)
+                log.warning("service %s: Prometheus signal %s unread: %s", service.name, signal, exc)
+                continue
             if signal == "rps":
                 stamp = ts
-        return MetricWindow(points=(MetricPoint(ts=stamp, **values),))
+        return MetricWindow(points=(MetricPoint(ts=stamp, **values),), unread=unread)

@@ -1,5 +1,7 @@
 """The Prometheus source against a real Prometheus server (Debian package `prometheus`)
-scraping a small exporter this test starts, both on 127.0.0.1 with a 1 s scrape interval."""
+scraping a small exporter this test starts, both on 127.0.0.1 with a 1 s scrape interval;
+answers Prometheus would not give (a proxy's page, a stalled query) come from small
+stand-in servers on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -267,3 +269,132 @@ def test_a_tick_on_an_unreadable_answer_holds_and_still_applies_a_pin(answering:
     assert (decision.desired, decision.actuation) == (6, Decision.Actuation.OK)
     assert "did not answer with JSON" in decision.summary
     assert len(SimulatedFleet.objects.get(service=service).ready_at) == 6
+
+
+# What the stand-in below answers, each signal's query being the signal's name.
+ANSWERS = {"rps": 120.0, "p95_ms": 80.0, "p99_ms": 150.0, "in_flight": 7.0, "error_rate": 0.01}
+BUDGET_S = 0.5
+# Thread start-up and the answers that do come, on a busy machine.
+SLACK_S = 0.5
+
+
+@pytest.fixture
+def stalling() -> Iterator[Any]:
+    """Start a Prometheus stand-in on 127.0.0.1 that answers each query from ANSWERS, except that it never
+    answers the queries in `hang` and sends its answers to those in `trickle` a byte every 50 ms, so that
+    no socket read ever times out. Stalled requests end when the test does."""
+    released = threading.Event()
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(*, hang: tuple[str, ...] = (), trickle: tuple[str, ...] = ()) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                params = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                promql, at = params["query"][0], float(params["time"][0])
+                if promql in hang:
+                    released.wait()
+                    return
+                data = {"resultType": "vector", "result": [{"metric": {}, "value": [at, str(ANSWERS[promql])]}]}
+                body = json.dumps({"status": "success", "data": data}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if promql not in trickle:
+                    self.wfile.write(body)
+                    return
+                for i in range(len(body)):
+                    if released.wait(0.05):
+                        return
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    released.set()
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _shorten(monkeypatch: pytest.MonkeyPatch, timeout_s: float | None = None) -> None:
+    monkeypatch.setattr("scaling.backends.prometheus.FETCH_BUDGET_S", BUDGET_S)
+    if timeout_s is not None:
+        monkeypatch.setattr("scaling.backends.prometheus.TIMEOUT_S", timeout_s)
+
+
+def _stalled_service(url: str) -> Service:
+    return _service(url, **{signal: signal for signal in ANSWERS})
+
+
+def _timed_fetch(service: Service) -> tuple[Any, float]:
+    started = time.monotonic()
+    window = PrometheusMetricSource().fetch(service, timezone.now())
+    return window, time.monotonic() - started
+
+
+def test_the_fetch_ends_within_its_budget_however_many_queries_stall(
+    stalling: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _shorten(monkeypatch, timeout_s=BUDGET_S)
+    url = stalling(hang=("p95_ms", "p99_ms", "in_flight"), trickle=("error_rate",))
+
+    window, elapsed_s = _timed_fetch(_stalled_service(url))
+
+    # One after another, the three hanging queries alone would take three timeouts.
+    assert elapsed_s < BUDGET_S + SLACK_S
+    assert window.points[0].rps == ANSWERS["rps"]
+    assert set(window.unread) == {"p95_ms", "p99_ms", "in_flight", "error_rate"}
+
+
+def test_a_stalled_latency_query_is_unread_and_the_other_signals_come_back(
+    stalling: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _shorten(monkeypatch, timeout_s=BUDGET_S)
+    url = stalling(hang=("p95_ms",))
+
+    window, _ = _timed_fetch(_stalled_service(url))
+
+    point = window.points[0]
+    assert (point.rps, point.p95_ms, point.p99_ms, point.in_flight, point.error_rate) == (120.0, None, 150.0, 7.0, 0.01)
+    assert list(window.unread) == ["p95_ms"]
+    assert f"Prometheus at {url} did not answer 'p95_ms' within" in window.unread["p95_ms"]
+    assert "service live-odds: Prometheus signal p95_ms unread" in caplog.text
+
+
+@pytest.mark.parametrize("stall", ["hang", "trickle"])
+def test_an_rps_query_that_outlasts_the_budget_fails_the_fetch_as_transient(
+    stalling: Any, monkeypatch: pytest.MonkeyPatch, stall: str
+) -> None:
+    # The query timeout stays at its 5 s: the budget alone must end the wait.
+    _shorten(monkeypatch)
+    url = stalling(**{stall: ("rps",)})
+
+    started = time.monotonic()
+    with pytest.raises(MetricsUnavailable, match="did not answer 'rps' within") as info:
+        PrometheusMetricSource().fetch(_stalled_service(url), timezone.now())
+
+    assert time.monotonic() - started < BUDGET_S + SLACK_S
+    assert not info.value.permanent
+
+
+def test_a_tick_with_a_stalled_latency_query_says_which_signal_it_went_without(
+    stalling: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _shorten(monkeypatch, timeout_s=BUDGET_S)
+    service = _stalled_service(stalling(hang=("p95_ms",)))
+
+    decision = decision_of(
+        services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    )
+
+    assert "p95_ms unread: Prometheus at" in decision.summary
+    assert "metrics unavailable" not in decision.summary
+    assert MetricSample.objects.get(service=service).rps == ANSWERS["rps"]
