@@ -399,3 +399,12 @@ def test_a_tick_with_a_stalled_latency_query_says_which_signal_it_went_without(
     assert "p95_ms unread: Prometheus at" in decision.summary
     assert "metrics unavailable" not in decision.summary
     assert MetricSample.objects.get(service=service).rps == ANSWERS["rps"]
+
+
+def test_test_connection_warns_of_a_stalled_signal(stalling: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _shorten(monkeypatch, timeout_s=BUDGET_S)
+    report = probe_connection(_stalled_service(stalling(hang=("in_flight",))), timezone.now())
+
+    assert report.ok
+    assert "Prometheus: 1 datapoint(s)" in report.lines[-2].text
+    assert (report.lines[-1].level, report.lines[-1].text.split(" (")[0]) == ("warn", "Prometheus: in_flight unread")

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from scaling import selectors, services, tasks
 from scaling.audit import Actor, EventType
-from scaling.backends import ActuationResult, FleetStatus, MetricsUnavailable, MetricWindow, aws
+from scaling.backends import ActuationResult, FleetStatus, MetricsUnavailable, MetricWindow, aws, prometheus
 from scaling.backends.simulated import SimulatedActuator, SimulatedMetricSource
 from scaling.models import AuditEvent, Decision, MetricSample, Service, SimulatedFleet
 from tests.factories import make_service
@@ -197,6 +197,15 @@ def test_one_aws_call_gives_up_well_inside_the_evaluation_soft_time_limit(settin
     settings.TICK_SECONDS = 1
     soft_limit_s, _ = services.evaluation_time_limits_s()
     assert aws.worst_call_s() < soft_limit_s
+
+
+def test_a_prometheus_fetch_ends_inside_a_tick_and_after_the_fleet_status_inside_the_soft_time_limit(
+    settings: Any,
+) -> None:
+    assert prometheus.TIMEOUT_S <= prometheus.FETCH_BUDGET_S < settings.TICK_SECONDS
+    settings.TICK_SECONDS = 1
+    soft_limit_s, _ = services.evaluation_time_limits_s()
+    assert aws.worst_call_s() + prometheus.FETCH_BUDGET_S < soft_limit_s
 
 
 def test_dry_run_records_but_never_actuates() -> None:
