@@ -17,7 +17,8 @@ before tip-off arrives.
 The fit also replays that correction over the history and keeps how far it fell
 short (`surprise`), per horizon and phase of the game; over a game's finish, apart
 for the moments when tonight's ratio was climbing (`surprise_rising`: a close finish)
-and the rest. The engine provisions that much headroom above the forecast.
+and the rest. The engine provisions that much headroom above the forecast; where games
+overlap, each game's phase weighs by its share of the forecast.
 
 A game that runs past its usual finish (overtime) holds its late-game level where the
 profile fades: `overtime_profile` is the profile with the finish delayed, and
@@ -34,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -65,7 +67,9 @@ LIVE_END_MIN = 180.0  # ... to three hours after
 SURPRISE_HORIZONS_S = (240, 360, 540, 780)  # from the observation to the forecast time
 SURPRISE_BUCKET_MIN = 5.0
 SURPRISE_BUCKETS = round((PROFILE_END_MIN - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN)  # + 1 for "no game"
-SURPRISE_QUANTILE = 0.98
+# 0.99 since games overlapping weigh their phases (`Forecaster._surprise`) rather than take the worst: the worst
+# had bought at 0.98 what the blend needs 0.99 for where one game leads, at less cost where games overlap.
+SURPRISE_QUANTILE = 0.99
 SURPRISE_MIN_SAMPLES = 20
 # The learned headroom stops here: a rarer, bigger surprise (an overtime) is the reactive rules' and the
 # trend's to answer, not a reason to hold up to 2x through the end of every game.
@@ -78,8 +82,9 @@ RISING_SLOPE_PER_S = 0.01 / 60.0
 SPLIT_FROM_MIN = 110.0
 SPLIT_BUCKETS = range(round((SPLIT_FROM_MIN - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN), SURPRISE_BUCKETS)
 TREND_WINDOW_S = 240.0  # the ratio's rise is read over this long, from samples about a minute apart
-SURPRISE_SHARE = 0.25  # games adding at least this share of the leading game's demand count
-TIPPING_OFF_MIN = (-5.0, 15.0)  # ... and so does a game this close to its tip-off (minutes), whatever its share
+# A game this close to its tip-off (minutes) asks for its own phase's headroom on all of the demand, whatever
+# its share of it: it doubles within a minute (see `Forecaster._surprise`).
+TIPPING_OFF_MIN = (-5.0, 15.0)
 # Overtime: the learned profile's last peak marks where a game usually ends (the final buzzer). A game that
 # goes to overtime holds its late-game level for OVERTIME_MIN more minutes of wall clock (five minutes of
 # game clock, with timeouts and fouls) and ends then: its profile with the finish delayed.
@@ -118,6 +123,16 @@ def _default_baseline(hour_utc: float) -> float:
 
 def _epoch(t: datetime) -> float:
     return t.timestamp()
+
+
+class SurpriseSource(NamedTuple):
+    """Where a learned headroom came from, for explanations."""
+
+    horizon_s: int  # the calibrated horizon it read
+    bucket: int  # the phase bucket it names (SURPRISE_BUCKETS: no game near)
+    game: int | None  # the index in `prepared` of the game in that phase (None for the no-game bucket)
+    climbing: bool  # whether it came from the history's climbing moments alone
+    games: int  # how many games' phases were weighed into it, each by its share (1: that game's alone)
 
 
 MEMO_SIZE = 20_000  # entries (a few MB); cleared when full
@@ -344,16 +359,14 @@ class Forecaster:
 
     def surprise_source(
         self, horizon_s: float, t: float, prepared: list[tuple[float, tuple[float, ...]]], *, rising: bool = False
-    ) -> tuple[int, int, int | None, bool] | None:
-        """Where `surprise_at` took its value from, for explanations: (the calibrated horizon it read, the phase
-        bucket, the index in `prepared` of the game in that phase or None for the no-game bucket, whether the
-        value came from the history's climbing moments alone); None unlearned."""
+    ) -> SurpriseSource | None:
+        """Where `surprise_at` took its value from, for explanations (see SurpriseSource); None unlearned."""
         table = self._surprise_table(rising)
         if not table:
             return None
         h = self._surprise_horizon(table, horizon_s)
-        _, bucket, game = self._surprise(table[h], t, prepared)
-        return h, bucket, game, table is self.surprise_rising and bucket in SPLIT_BUCKETS
+        _, bucket, game, weighed = self._surprise(table[h], t, prepared)
+        return SurpriseSource(h, bucket, game, table is self.surprise_rising and bucket in SPLIT_BUCKETS, weighed)
 
     def _surprise_table(self, rising: bool) -> dict[int, tuple[float, ...]]:
         return self.surprise_rising if rising and self.surprise_rising else self.surprise
@@ -366,10 +379,15 @@ class Forecaster:
 
     def _surprise(
         self, row: tuple[float, ...], t: float, prepared: list[tuple[float, tuple[float, ...]]]
-    ) -> tuple[float, int, int | None]:
-        """The headroom `row` gives at `t`, its phase bucket and the game in that phase (index in `prepared`)."""
-        # Every game adding a fair share then may surprise (an overtime finish), not only the leading one.
-        # A game tipping off doubles within a minute, however small its share: its tip-off headroom counts too.
+    ) -> tuple[float, int, int | None, int]:
+        """The headroom `row` gives at `t`: (the value, the phase bucket it names, the game in that phase (index
+        in `prepared`; None for the no-game bucket), how many games' phases were weighed into the value).
+
+        Each game's phase weighs by that game's share of the games' demand then: where one game leads by far,
+        its phase's headroom; where games overlap, a blend of theirs. The history's shortfalls were kept by the
+        leading game's phase, which is the same thing where one leads. Taking the worst phase among the games
+        instead laid a small game's finish, and the overtime it may bring, on all of the demand. A game tipping
+        off doubles within a minute, however small its share, so its own phase's headroom is a floor."""
         values: list[tuple[float, int, bool, int]] = []
         for i, (tip, profile) in enumerate(prepared):
             minutes = (t - tip) / 60.0
@@ -377,10 +395,16 @@ class Forecaster:
                 value = profile[int((minutes - PROFILE_START_MIN) / PROFILE_BIN_MIN)]
                 bucket = min(int((minutes - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN), SURPRISE_BUCKETS - 1)
                 values.append((value, bucket, TIPPING_OFF_MIN[0] <= minutes < TIPPING_OFF_MIN[1], i))
-        if not values:
-            return row[SURPRISE_BUCKETS], SURPRISE_BUCKETS, None
-        top = max(v for v, _, _, _ in values)
-        return max((row[b], b, i) for v, b, tipping, i in values if tipping or v >= SURPRISE_SHARE * top)
+        total = sum(v for v, _, _, _ in values if v > 0.0)
+        if total <= 0.0:
+            return row[SURPRISE_BUCKETS], SURPRISE_BUCKETS, None, 0
+        weighed = [(v, b, i) for v, b, _, i in values if v > 0.0]
+        blend = sum(v * row[b] for v, b, _ in weighed) / total
+        _, lead_bucket, lead = max(weighed, key=lambda vbi: (vbi[0], -vbi[2]))
+        tipping = max(((row[b], b, i) for _, b, tip, i in values if tip), default=None)
+        if tipping is not None and tipping[0] > blend:
+            return tipping[0], tipping[1], tipping[2], 1
+        return blend, lead_bucket, lead, len(weighed)
 
     # -- predicting ------------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from scaling.policy.forecast import (
     SURPRISE_QUANTILE,
     TREND_WINDOW_S,
     Forecaster,
+    SurpriseSource,
     default_forecaster,
     games_near,
     profile_value,
@@ -632,29 +633,30 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     return RuleResult(rule="forecast", replicas=replicas, inputs=inputs, note=note), forecast
 
 
-def _headroom_source(
-    source: tuple[int, int, int | None, bool] | None,
-    games: list[GameSpec],
-    uncertainty: float,
-) -> str:
+def _headroom_source(source: SurpriseSource | None, games: list[GameSpec], uncertainty: float) -> str:
     """Where the learned headroom came from, in words: the history's shortfall quantile at that horizon,
-    in which phase of which game (or with no game near)."""
+    in which phase of which game (or with no game near), and over how many games' phases, weighed by share."""
     if source is None:
         return "the learned forecast error"
-    horizon_s, bucket, game, climbing = source
     percentile = f"{SURPRISE_QUANTILE * 100:g}th-percentile"
-    text = f"the {percentile} shortfall of the history's forecasts {horizon_s / 60:g} min ahead"
-    if climbing:
+    text = f"the {percentile} shortfall of the history's forecasts {source.horizon_s / 60:g} min ahead"
+    if source.climbing:
         text += " where its ratio was climbing too"
-    if game is None:
+    if source.game is None:
         text += ", with no game near"
     else:
-        lo = PROFILE_START_MIN + bucket * SURPRISE_BUCKET_MIN
+        lo = PROFILE_START_MIN + source.bucket * SURPRISE_BUCKET_MIN
         hi = lo + SURPRISE_BUCKET_MIN
-        if hi <= 0:
-            text += f", {abs(hi):g} to {abs(lo):g} min before {game_label(games[game])}"
+        label = game_label(games[source.game])
+        phase = (
+            f"{abs(hi):g} to {abs(lo):g} min before {label}"
+            if hi <= 0
+            else f"{lo:g} to {hi:g} min after {label} tipped"
+        )
+        if source.games > 1:
+            text += f", weighed over {source.games} games' phases by their share of the forecast (the largest: {phase})"
         else:
-            text += f", {lo:g} to {hi:g} min after {game_label(games[game])} tipped"
+            text += f", {phase}"
     if uncertainty != 1.0:
         text += f", × {uncertainty:g} (forecast_uncertainty)"
     return text

@@ -143,9 +143,10 @@ class PolicyParams:
     )
     forecast_uncertainty: float = _p(
         1.0,
-        "Weight of the learned forecast error: add the history's 98th-percentile shortfall at this phase of the "
+        "Weight of the learned forecast error: add the history's 99th-percentile shortfall at this phase of the "
         "game (quarter ends, halftime, finish; over the finish, from the moments that were climbing as tonight is, "
-        "or not) instead of the flat headroom when larger; 0 = flat headroom only.",
+        "or not; where games overlap, each game's phase weighed by its share of the forecast) instead of the flat "
+        "headroom when larger; 0 = flat headroom only.",
     )
     forecast_lookahead_s: float = _p(
         45.0, "Also provision for the forecast this many seconds past the next tick (covers timing error)."

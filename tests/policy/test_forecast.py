@@ -21,6 +21,7 @@ from scaling.policy.forecast import (
     Forecaster,
     default_forecaster,
     profile_minutes,
+    profile_value,
 )
 from scaling.policy.rules import detect_overtimes, game_label, size_for
 from scaling.policy.signals import observe
@@ -275,7 +276,7 @@ def test_the_headroom_names_where_it_came_from_and_what_it_adds(
     before = f"0 to 5 min before {game_label(inp.games[0])}"
     assert (
         rule.inputs["headroom_from"]
-        == f"the 98th-percentile shortfall of the history's forecasts 9 min ahead, {before}"
+        == f"the 99th-percentile shortfall of the history's forecasts 9 min ahead, {before}"
     )
     needed = rule.inputs["forecast_replicas"] + rule.inputs["headroom_replicas"]
     assert needed == size_for(rule.inputs["forecast_rps"] * 1.3, inp)
@@ -301,17 +302,77 @@ def test_the_headroom_source_names_the_climbing_moments_only_over_a_finish(
     prepared = forecaster.prepare([game(TIP)])
     finish_bucket = round((130.0 - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN)
     at = TIP.timestamp()
-    assert forecaster.surprise_source(500, at + 131 * 60, prepared, rising=True) == (540, finish_bucket, 0, True)
+    assert forecaster.surprise_source(500, at + 131 * 60, prepared, rising=True) == (540, finish_bucket, 0, True, 1)
     # Before the finish the climbing split does not apply: the value is the history's as a whole.
     assert forecaster.surprise_source(500, at - 2 * 60, prepared, rising=True) == (
         540,
         SURPRISE_BUCKETS_BEFORE_TIP,
         0,
         False,
+        1,
     )
-    assert forecaster.surprise_source(500, at + 131 * 60, prepared, rising=False) == (540, finish_bucket, 0, False)
-    assert forecaster.surprise_source(500, at + 300 * 60, prepared) == (540, SURPRISE_BUCKETS, None, False)
+    assert forecaster.surprise_source(500, at + 131 * 60, prepared, rising=False) == (540, finish_bucket, 0, False, 1)
+    assert forecaster.surprise_source(500, at + 300 * 60, prepared) == (540, SURPRISE_BUCKETS, None, False, 0)
     assert Forecaster.default().surprise_source(500, at, prepared) is None
+
+
+def _bucket(minutes: float) -> int:
+    return int((minutes - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN)
+
+
+def test_overlapping_games_weigh_their_phases_headroom_by_their_share(
+    learned: tuple[Forecaster, list[GameSpec]],
+) -> None:
+    # One game in its finish, where the history fell 30 % short; another 100 minutes behind it, mid-game,
+    # where it fell 5 % short. The finish's headroom is laid on its share of the demand, not on all of it.
+    finish, mid = _bucket(135.0), _bucket(35.0)
+    row = tuple(0.3 if b == finish else 0.05 for b in range(SURPRISE_BUCKETS + 1))
+    forecaster = replace(learned[0], surprise={540: row}, surprise_rising={})
+    games = [game(TIP), game(TIP + timedelta(minutes=100), "NYK (Knicks)", "MIA (Heat)", tv="", gid="b")]
+    prepared = forecaster.prepare(games)
+    at = TIP.timestamp() + 135 * 60  # on a profile bin, where the weights are the profiles' values
+    adds = [profile_value(tip, profile, at) for tip, profile in prepared]
+    assert all(a > 0 for a in adds)
+    expected = (adds[0] * 0.3 + adds[1] * 0.05) / sum(adds)
+    value = forecaster.surprise_at(500, at, prepared)
+    assert value == pytest.approx(expected)
+    assert 0.05 < value < 0.3
+    leading = 0 if adds[0] >= adds[1] else 1
+    assert forecaster.surprise_source(500, at, prepared) == (540, (finish, mid)[leading], leading, False, 2)
+    # Alone, a game's phase gives its own headroom, as before.
+    alone = forecaster.prepare(games[:1])
+    assert forecaster.surprise_at(500, at, alone) == pytest.approx(0.3)
+    assert forecaster.surprise_source(500, at, alone) == (540, finish, 0, False, 1)
+
+
+def test_a_game_tipping_off_keeps_its_own_headroom_however_small_its_share(
+    learned: tuple[Forecaster, list[GameSpec]],
+) -> None:
+    # A national game mid-game and a regional one two minutes from its tip: the tip-off doubles within a minute,
+    # so its phase's headroom (40 %) holds for all of the demand, though its share is small.
+    tipping = _bucket(-2.0)
+    row = tuple(0.4 if b == tipping else 0.05 for b in range(SURPRISE_BUCKETS + 1))
+    forecaster = replace(learned[0], surprise={540: row}, surprise_rising={})
+    games = [game(TIP), game(TIP + timedelta(minutes=62), "NYK (Knicks)", "MIA (Heat)", tv="", gid="b")]
+    prepared = forecaster.prepare(games)
+    at = TIP.timestamp() + 60 * 60
+    assert forecaster.surprise_at(500, at, prepared) == pytest.approx(0.4)
+    assert forecaster.surprise_source(500, at, prepared) == (540, tipping, 1, False, 1)
+
+
+def test_the_headroom_named_over_overlapping_games_says_it_was_weighed(
+    learned: tuple[Forecaster, list[GameSpec]],
+) -> None:
+    row = tuple(0.3 for _ in range(SURPRISE_BUCKETS + 1))
+    forecaster = replace(learned[0], surprise={540: row}, surprise_rising={})
+    inp = _observed_input(forecaster, TIP + timedelta(minutes=40), 1.0)  # both games live at the forecast's peak
+    rule = next(r for r in decide(inp).rules if r.rule == "forecast")
+    assert rule.inputs["headroom"] == pytest.approx(0.3)
+    assert re.fullmatch(
+        r"the 99th-percentile shortfall of the history's forecasts 9 min ahead, weighed over 2 games' phases by "
+        r"their share of the forecast \(the largest: \d+ to \d+ min after .+ tipped\)",
+        str(rule.inputs["headroom_from"]),
+    ), rule.inputs["headroom_from"]
 
 
 def test_every_tier_shares_one_learned_shape_scaled_by_its_draw(learned: tuple[Forecaster, list[GameSpec]]) -> None:
