@@ -214,19 +214,68 @@ def audit_record(
 # --- Verification -------------------------------------------------------------
 
 
+# How many broken links a report names one by one; past these it only counts them.
+BREAKS_LISTED = 20
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """One broken link: the event where the chain stops holding (None when no event can be named) and why."""
+
+    event_id: int | None
+    reason: str
+
+
 @dataclass(frozen=True)
 class ChainReport:
     ok: bool
     events_checked: int
+    # one line for people: on a broken chain, how many links are broken and the first of them
     message: str
     first_broken_id: int | None = None
     # the last event vouched for, where an incremental run can start next time
     through_event_id: int | None = None
     through_hash: str = ""
+    # every broken link counts; the first BREAKS_LISTED are named, in chain order
+    broken_count: int = 0
+    breaks: tuple[ChainBreak, ...] = ()
 
 
 def _broken(checked: int, event_id: int | None, message: str) -> ChainReport:
-    return ChainReport(ok=False, events_checked=checked, first_broken_id=event_id, message=message)
+    return ChainReport(
+        ok=False,
+        events_checked=checked,
+        first_broken_id=event_id,
+        message=message,
+        broken_count=1,
+        breaks=(ChainBreak(event_id, message),),
+    )
+
+
+class _Breaks:
+    """The broken links a walk finds: all counted, the first BREAKS_LISTED kept."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.listed: list[ChainBreak] = []
+
+    def add(self, event_id: int | None, reason: str) -> None:
+        self.count += 1
+        if len(self.listed) < BREAKS_LISTED:
+            self.listed.append(ChainBreak(event_id, reason))
+
+    def report(self, checked: int, start: str) -> ChainReport:
+        first = self.listed[0]
+        links = "1 broken link" if self.count == 1 else f"{self.count} broken links"
+        first_is = ":" if self.count == 1 else "; the first:"
+        return ChainReport(
+            ok=False,
+            events_checked=checked,
+            message=f"{links} in {checked} events walked from {start}{first_is} {first.reason}",
+            first_broken_id=first.event_id,
+            broken_count=self.count,
+            breaks=tuple(self.listed),
+        )
 
 
 # The hashed fields, in AuditEvent.payload() order; read as tuples: building model instances was a third of the time.
@@ -255,7 +304,7 @@ def payload_of(values: list[Any]) -> dict[str, Any]:
 
 
 def verify_chain(*, chunk_size: int = 5000, resume_from: tuple[int, str] | None = None) -> ChainReport:
-    """Recompute the chain and name the first broken link.
+    """Recompute the chain and name its broken links: how many, and the first BREAKS_LISTED of them.
 
     1. Start from the newest archive checkpoint's anchor hash (or the genesis hash),
        or, for an incremental run, from `resume_from` (an event id and hash an earlier
@@ -263,7 +312,12 @@ def verify_chain(*, chunk_size: int = 5000, resume_from: tuple[int, str] | None 
     2. Walk the events by id: each must name the previous event's hash as its
        prev_hash (a deleted or inserted event breaks this) and hash to its own
        stored hash (an altered event breaks this).
-    3. The last event must be the one the chain head names: this catches the
+    3. After a break, carry on from the stored hash of the event just walked, as
+       the next event was chained to it: one altered or deleted event is one broken
+       link, not a break at every event after it. When what changed is an event's
+       stored hash, its content still gives the hash the next event was chained to;
+       that one is accepted too, so the edit is not counted twice.
+    4. The last event must be the one the chain head names: this catches the
        newest events being deleted, or events appended behind the head's back.
        Events committed while the walk runs are walked too.
     """
@@ -271,29 +325,27 @@ def verify_chain(*, chunk_size: int = 5000, resume_from: tuple[int, str] | None 
     expected_prev = checkpoint.anchor_hash if checkpoint else GENESIS_HASH
     after_id = checkpoint.through_event_id if checkpoint else 0
     start = f"archive checkpoint after #{after_id}" if checkpoint else "the start of the chain"
+    breaks = _Breaks()
     if resume_from is not None and resume_from[0] > after_id:
         resume_id, resume_hash = resume_from
         still = AuditEvent.objects.filter(pk=resume_id).values_list("hash", flat=True).first()
         if still != resume_hash:
-            return _broken(
-                0, resume_id, f"event #{resume_id}, where the last verification ended, was deleted or altered"
-            )
+            breaks.add(resume_id, f"event #{resume_id}, where the last verification ended, was deleted or altered")
         expected_prev, after_id, start = resume_hash, resume_id, f"event #{resume_id} (verified earlier)"
+    # the hash an event's content gives when it differs from its stored hash (step 3)
+    content_hash: str | None = None
     checked = 0
     while True:
         batch = list(AuditEvent.objects.filter(id__gt=after_id).order_by("id").values_list(*_CHAIN_FIELDS)[:chunk_size])
         for event_id, prev_hash, stored_hash, *content in batch:
-            if prev_hash != expected_prev:
+            computed = chain_hash(prev_hash, payload_of(content))
+            linked, intact = prev_hash in (expected_prev, content_hash), computed == stored_hash
+            if not (linked and intact):
                 where = f"event #{after_id}" if checked else start
-                return _broken(
-                    checked,
-                    event_id,
-                    f"event #{event_id} does not link to {where}: an event was deleted or inserted here",
-                )
-            if chain_hash(prev_hash, payload_of(content)) != stored_hash:
-                return _broken(
-                    checked, event_id, f"event #{event_id} was altered: its content no longer matches its hash"
-                )
+                why = [] if linked else [f"does not link to {where}: an event was deleted or inserted here"]
+                why += [] if intact else ["was altered: its content no longer matches its hash"]
+                breaks.add(event_id, f"event #{event_id} {', and '.join(why)}")
+            content_hash = None if intact else computed
             expected_prev, after_id = stored_hash, event_id
             checked += 1
         if batch:
@@ -303,18 +355,17 @@ def verify_chain(*, chunk_size: int = 5000, resume_from: tuple[int, str] | None 
         if head_id > after_id and AuditEvent.objects.filter(id__gt=after_id).exists():
             continue  # appended while we walked
         if head_id > after_id:
-            return _broken(
-                checked,
+            breaks.add(
                 head_id,
                 f"the chain head names event #{head_id} but the log ends at #{after_id}: newest events were deleted",
             )
-        if head_id < after_id:
+        elif head_id < after_id:
             first_extra = AuditEvent.objects.filter(id__gt=head_id).order_by("id").values_list("id", flat=True).first()
-            return _broken(
-                checked, first_extra, f"event #{first_extra} is past the chain head (#{head_id}): it was inserted"
-            )
-        if head_hash != expected_prev:
-            return _broken(checked, after_id, f"event #{after_id} does not match the chain head's hash")
+            breaks.add(first_extra, f"event #{first_extra} is past the chain head (#{head_id}): it was inserted")
+        elif head_hash not in (expected_prev, content_hash):
+            breaks.add(after_id, f"event #{after_id} does not match the chain head's hash")
+        if breaks.count:
+            return breaks.report(checked, start)
         return ChainReport(
             ok=True,
             events_checked=checked,
@@ -345,6 +396,8 @@ def verify_and_record(*, now: datetime | None = None, full: bool = True) -> Audi
         through_event_id=report.through_event_id,
         through_hash=report.through_hash,
         message=report.message[:500],
+        broken_count=report.broken_count,
+        breaks=[{"event_id": b.event_id, "reason": b.reason} for b in report.breaks],
     )
 
 

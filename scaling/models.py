@@ -351,7 +351,11 @@ class AuditVerification(models.Model):
     # The last event this run vouched for (where the next incremental run starts).
     through_event_id = models.BigIntegerField(null=True, blank=True)
     through_hash = models.CharField(max_length=64, blank=True)
+    # On a broken chain: how many links are broken, the first of them, and that count.
     message = models.CharField(max_length=500)
+    broken_count = models.PositiveIntegerField(default=0)
+    # The first BREAKS_LISTED broken links in chain order: [{"event_id": 42 or null, "reason": "..."}].
+    breaks = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-ran_at", "-id"]

@@ -101,6 +101,57 @@ def test_it_detects_the_newest_events_deleted_together() -> None:
     assert not report.ok and report.first_broken_id == events[-1].pk
 
 
+def test_it_names_every_broken_link_not_only_the_first() -> None:
+    events = make_chain(8)
+    with tampering():
+        AuditEvent.objects.filter(pk=events[1].pk).update(reason="edited")
+        AuditEvent.objects.filter(pk=events[5].pk).delete()
+
+    report = verify_chain(chunk_size=3)
+
+    assert not report.ok and report.broken_count == 2 and report.first_broken_id == events[1].pk
+    assert [(b.event_id, b.reason) for b in report.breaks] == [
+        (events[1].pk, f"event #{events[1].pk} was altered: its content no longer matches its hash"),
+        (
+            events[6].pk,
+            f"event #{events[6].pk} does not link to event #{events[4].pk}: an event was deleted or inserted here",
+        ),
+    ]
+    assert report.events_checked == 7
+    assert report.message.startswith(
+        f"2 broken links in 7 events walked from the start of the chain; the first: event #{events[1].pk} was altered"
+    )
+    assert report.through_event_id is None  # nothing an incremental run could start from
+
+
+def test_after_a_break_the_events_that_still_link_are_not_flagged() -> None:
+    events = make_chain(6)
+    with tampering():  # the stored hash itself rewritten: the next event still links to what the content gives
+        AuditEvent.objects.filter(pk=events[2].pk).update(hash="e" * 64)
+        AuditEvent.objects.filter(pk=events[4].pk).update(prev_hash="f" * 64)
+
+    report = verify_chain()
+
+    assert [b.event_id for b in report.breaks] == [events[2].pk, events[4].pk]
+    assert report.breaks[1].reason.endswith(
+        "an event was deleted or inserted here, and was altered: its content no longer matches its hash"
+    )
+
+
+def test_it_counts_every_broken_link_but_names_only_the_first_few() -> None:
+    from scaling.audit import BREAKS_LISTED
+
+    events = make_chain(BREAKS_LISTED + 5)
+    with tampering():
+        AuditEvent.objects.update(reason="all edited")
+
+    report = verify_chain()
+
+    assert report.broken_count == BREAKS_LISTED + 5
+    assert [b.event_id for b in report.breaks] == [e.pk for e in events[:BREAKS_LISTED]]
+    assert report.message.startswith(f"{BREAKS_LISTED + 5} broken links in")
+
+
 def test_it_keeps_walking_events_appended_while_it_runs() -> None:
     make_chain(3)
     from django.db import transaction
@@ -121,6 +172,30 @@ def test_the_command_names_the_first_broken_link_and_records_the_result() -> Non
 
     latest = latest_verification()
     assert latest is not None and not latest.ok and latest.first_broken_id == events[1].pk
+    assert latest.broken_count == 1 and latest.message.startswith("1 broken link in 4 events walked")
+
+
+def test_the_command_lists_each_broken_link_and_the_recorded_result_counts_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from scaling.audit import latest_verification
+
+    events = make_chain(6)
+    with tampering():
+        AuditEvent.objects.filter(pk=events[0].pk).update(actor_label="someone-else")
+        AuditEvent.objects.filter(pk=events[3].pk).delete()
+
+    with pytest.raises(CommandError, match=rf"BROKEN at event #{events[0].pk}: 2 broken links in 5 events"):
+        call_command("verify_audit")
+
+    listed = capsys.readouterr().err.splitlines()
+    assert listed == [
+        f"  event #{events[0].pk} was altered: its content no longer matches its hash",
+        f"  event #{events[4].pk} does not link to event #{events[2].pk}: an event was deleted or inserted here",
+    ]
+    latest = latest_verification()
+    assert latest is not None and (latest.broken_count, latest.first_broken_id) == (2, events[0].pk)
+    assert [b["event_id"] for b in latest.breaks] == [events[0].pk, events[4].pk]
 
 
 def test_a_time_in_another_zone_hashes_the_same_after_the_round_trip() -> None:

@@ -5,11 +5,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from scaling.audit import verify_and_record, verify_archive_file
+from scaling.audit import BREAKS_LISTED, verify_and_record, verify_archive_file
 
 
 class Command(BaseCommand):
-    help = "Recompute the audit hash chain and name the first broken link (exit 1 when broken)."
+    help = (
+        f"Recompute the audit hash chain; when broken, say how many links are broken and name the first "
+        f"{BREAKS_LISTED} (exit 1)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--archive", type=Path, help="verify an archive file written by archive_audit instead")
@@ -32,5 +35,10 @@ class Command(BaseCommand):
             return
         result = verify_and_record(full=not options["incremental"])
         if not result.ok:
+            # every broken link it named, then the count and the first in the error
+            for broken in result.breaks:
+                self.stderr.write(f"  {broken['reason']}")
+            if result.broken_count > len(result.breaks):
+                self.stderr.write(f"  ... and {result.broken_count - len(result.breaks)} more")
             raise CommandError(f"audit chain BROKEN at event #{result.first_broken_id}: {result.message}")
         self.stdout.write(result.message)
