@@ -52,12 +52,21 @@ class AuditPageOut(Schema):
     newer_cursor: int | None = Field(description="pass as after= for the previous, newer page")
 
 
+class ChainBreakOut(Schema):
+    event_id: int | None = Field(description="the event where the chain stops holding (null: none can be named)")
+    reason: str
+
+
 class VerificationOut(Schema):
     ran_at: datetime | None
     ok: bool | None
     events_checked: int
     first_broken_id: int | None
     message: str
+    broken_count: int = Field(
+        description="how many links are broken: 0 when intact (and on runs recorded before the count was kept)"
+    )
+    breaks: list[ChainBreakOut] = Field(description="the first broken links, in chain order (at most 20)")
 
 
 @router.get("/events", response=AuditPageOut)
@@ -100,11 +109,21 @@ def audit_verification(request: HttpRequest) -> dict[str, Any]:
     """The latest run of verify_audit (the periodic task)."""
     v = latest_verification()
     if v is None:
-        return {"ran_at": None, "ok": None, "events_checked": 0, "first_broken_id": None, "message": "not run yet"}
+        return {
+            "ran_at": None,
+            "ok": None,
+            "events_checked": 0,
+            "first_broken_id": None,
+            "message": "not run yet",
+            "broken_count": 0,
+            "breaks": [],
+        }
     return {
         "ran_at": v.ran_at,
         "ok": v.ok,
         "events_checked": v.events_checked,
         "first_broken_id": v.first_broken_id,
         "message": v.message,
+        "broken_count": v.broken_count,
+        "breaks": v.breaks,
     }

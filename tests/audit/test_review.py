@@ -189,6 +189,24 @@ def test_a_broken_chain_shows_admins_a_red_banner_and_only_admins(client: Client
     assert other.get("/api/audit/verification").json()["ok"] is False
 
 
+def test_a_chain_broken_in_two_places_says_so_on_the_page_the_banner_and_the_api(viewer: Client) -> None:
+    _events(5)
+    first, *_, last = AuditEvent.objects.order_by("id")
+    with tampering():
+        AuditEvent.objects.filter(pk__in=[first.pk, last.pk]).update(reason="edited")
+    verify_and_record()
+
+    body = viewer.get(reverse("dashboard:audit")).content.decode()
+    assert "2 broken links in 5 events walked from the start of the chain; the first: " in body
+    assert 'data-testid="chain-breaks"' in body and f"event #{last.pk} was altered" in body
+    admin = Client()
+    admin.force_login(make_user("admin", "admin"))
+    assert "2 broken links in 5 events" in admin.get(reverse("dashboard:fleet")).content.decode()
+    verification = viewer.get("/api/audit/verification").json()
+    assert (verification["ok"], verification["first_broken_id"], verification["broken_count"]) == (False, first.pk, 2)
+    assert [b["event_id"] for b in verification["breaks"]] == [first.pk, last.pk]
+
+
 def test_an_htmx_filter_with_a_bad_value_shows_the_error_in_the_results(viewer: Client) -> None:
     response = viewer.get(reverse("dashboard:audit"), {"since": "not a time"}, headers={"HX-Request": "true"})
     body = response.content.decode()
