@@ -9,7 +9,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.forms import ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from scaling.audit import Actor, account_changes_by
 from scaling.models import ApiToken, AuditEvent
@@ -39,6 +39,10 @@ class AuditedUserAdmin(UserAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         with account_changes_by(Actor.for_user(request.user), self.REASON):
             super().delete_queryset(request, queryset)
+
+    def user_change_password(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with account_changes_by(Actor.for_user(request.user), self.REASON):
+            return super().user_change_password(request, *args, **kwargs)
 
 
 @admin.register(ApiToken)

@@ -1,4 +1,5 @@
-"""Request guards: oversize bodies get 413; every 403 a signed-in user (or token) meets is audited."""
+"""Request guards: oversize bodies get 413; every 403 a signed-in user (or token) meets is audited; account
+changes made while serving a signed-in user are audited as theirs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
-from scaling.audit import Actor, EventType, audit_record
+from scaling.audit import Actor, EventType, account_changes_by, audit_record
 
 
 class RequestLimitsMiddleware:
@@ -55,6 +56,28 @@ class AuditDeniedMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         if isinstance(exception, PermissionDenied):
             request._tipoff_denied = str(exception) or "permission denied"  # type: ignore[attr-defined]
+
+
+class AccountChangerMiddleware:
+    """Account changes made while serving a signed-in user's request are audited as that user's.
+
+    The audit events of account changes are written by model signals (dashboard/signals.py),
+    which learn who made the change from `account_changes_by()`. The Django admin and single
+    sign-on say so themselves, with a reason of their own; this covers every other page that
+    changes an account (the admin's page where you change your own password), so that none of
+    them is recorded as a command run from the shell.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return self.get_response(request)
+        reason = f"changed by a signed-in request: {request.method} {request.path[:200]}"
+        with account_changes_by(Actor.for_user(user), reason):
+            return self.get_response(request)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

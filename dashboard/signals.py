@@ -5,17 +5,26 @@ transaction for the access events, which happen outside any change; inside the
 change's transaction for an account change, so the two commit together.
 
 Accounts change in the Django admin, at a single sign-on (the provider's role claim
-replaces the user's groups) and from the shell; model signals are the one place all
-three pass, so a role granted or an account switched off is audited whichever way it
-was done. Who did it comes from `scaling.audit.account_changes_by()`, which the admin and
-the SSO backend wrap around their changes; anything else came from a management command
-or the shell.
+replaces the user's groups), from management commands (`changepassword`,
+`createsuperuser`) and from the shell; model signals are the one place all of them
+pass, so a role granted, a password set or an account switched off is audited
+whichever way it was done. A
+password changes through several views (the admin's page for setting someone's, its
+page for changing your own) and commands, and every one of them ends in the user's save
+with a new hash: comparing the hash there is what catches them all, where hooking the
+views would miss the commands and the shell.
+
+Who did it comes from `scaling.audit.account_changes_by()`, which the admin and the SSO
+backend wrap around their changes, and which `AccountChangerMiddleware` sets to the
+signed-in user for any other request; anything else came from a management command or
+the shell.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.hashers import is_password_usable
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest
@@ -75,16 +84,18 @@ def on_login_failed(
 
 # The flags that decide whether and how far someone gets in (is_active off also stops their API tokens).
 ACCOUNT_FLAGS = ("is_active", "is_staff", "is_superuser")
+# What a save of a user is compared on: the flags, and the password hash (never recorded, only whether it changed).
+AUDITED_USER_FIELDS = (*ACCOUNT_FLAGS, "password")
 
 
-def _audit_account(event_type: EventType, user_id: int, **values: Any) -> None:
+def _audit_account(event_type: EventType, object_id: int, *, object_type: str = "user", **values: Any) -> None:
     changer = account_changer()
     with transaction.atomic():
         audit_record(
             actor=changer.actor,
             event_type=event_type,
-            object_type="user",
-            object_id=user_id,
+            object_type=object_type,
+            object_id=object_id,
             reason=changer.reason,
             at=changer.at,
             **values,
@@ -96,30 +107,56 @@ def _flags(user: Any) -> dict[str, bool]:
 
 
 def on_user_saving(sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:
-    """Remember the stored flags, to compare after the save (a save of other fields only, like a login's, skips)."""
-    if instance.pk is None or (update_fields is not None and not set(update_fields) & set(ACCOUNT_FLAGS)):
-        instance._tipoff_flags_before = None
+    """Remember the stored flags and password hash the save may change, to compare after it (a save of other
+    fields only, like a login's, skips)."""
+    saving = set(AUDITED_USER_FIELDS) if update_fields is None else set(update_fields) & set(AUDITED_USER_FIELDS)
+    if instance.pk is None or not saving:
+        instance._tipoff_stored = None
         return
-    stored = sender.objects.filter(pk=instance.pk).values(*ACCOUNT_FLAGS).first()
-    instance._tipoff_flags_before = stored
+    instance._tipoff_stored = sender.objects.filter(pk=instance.pk).values(*saving).first()
 
 
-def on_user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+def _password_changed(stored_hash: str, user: Any, update_fields: Any) -> bool:
+    """Whether the save set a password, or switched signing in with one off or on.
+
+    A new hash is not always a new password: at a login after the hasher's settings
+    changed, Django's check_password() sets the same password again, clears `_password`
+    ("password hash upgrades shouldn't be considered password changes") and saves the
+    password alone. And one unusable password replaced by another lets no one in before
+    or after (single sign-on does that to the users it creates).
+    """
+    if stored_hash == user.password:
+        return False
+    was_usable, usable = is_password_usable(stored_hash), user.has_usable_password()
+    if not (was_usable or usable):
+        return False
+    rehashed = getattr(user, "_password", None) is None and set(update_fields or ()) == {"password"}
+    return not (was_usable and usable and rehashed)
+
+
+def on_user_saved(sender: Any, instance: Any, created: bool, update_fields: Any = None, **kwargs: Any) -> None:
     username = instance.get_username()
     if created:
         _audit_account(EventType.USER_CREATED, instance.pk, after={"username": username, **_flags(instance)})
         return
-    before = getattr(instance, "_tipoff_flags_before", None)
-    if before is None:
+    stored = getattr(instance, "_tipoff_stored", None)
+    if stored is None:
         return
     after = _flags(instance)
-    changed = [flag for flag in ACCOUNT_FLAGS if bool(before[flag]) != after[flag]]
+    changed = [flag for flag in ACCOUNT_FLAGS if flag in stored and bool(stored[flag]) != after[flag]]
     if changed:
         _audit_account(
             EventType.USER_UPDATED,
             instance.pk,
-            before={"username": username, **{flag: bool(before[flag]) for flag in changed}},
+            before={"username": username, **{flag: bool(stored[flag]) for flag in changed}},
             after={"username": username, **{flag: after[flag] for flag in changed}},
+        )
+    if "password" in stored and _password_changed(stored["password"], instance, update_fields):
+        _audit_account(
+            EventType.USER_PASSWORD_CHANGED,
+            instance.pk,
+            before={"username": username, "usable_password": is_password_usable(stored["password"])},
+            after={"username": username, "usable_password": instance.has_usable_password()},
         )
 
 

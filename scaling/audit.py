@@ -71,6 +71,7 @@ class EventType(StrEnum):
     USER_CREATED = "user.created"
     USER_UPDATED = "user.updated"
     USER_ROLES_CHANGED = "user.roles_changed"
+    USER_PASSWORD_CHANGED = "user.password_changed"
     USER_DELETED = "user.deleted"
     # audit itself
     AUDIT_ARCHIVED = "audit.archived"

@@ -1,8 +1,10 @@
-"""Account changes are audited whichever way they are made: the Django admin (naming the admin), single sign-on
-(tests/access/test_oidc.py) or the shell."""
+"""Account changes (flags, roles, passwords) are audited whichever way they are
+made: the Django admin (naming the admin), a page of your own, single sign-on (tests/access/test_oidc.py), a
+command or the shell."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -129,3 +131,107 @@ def test_a_login_or_a_save_that_changes_no_flag_or_role_writes_no_account_event(
     vic.groups.add(Group.objects.get(name="viewer"))  # already there
 
     assert not AuditEvent.objects.filter(event_type__startswith="user.").exists()
+
+
+# --- Passwords -----------------------------------------------------------------
+
+NEW_PASSWORD = "a-long-new-password-1"
+
+
+def _says_nothing_secret(event: AuditEvent, user: User) -> None:
+    from scaling.audit import canonical
+
+    user.refresh_from_db()
+    recorded = canonical(event.payload()).decode()
+    assert NEW_PASSWORD not in recorded and user.password not in recorded and "pbkdf2" not in recorded
+
+
+def test_an_admin_setting_someones_password_is_audited_without_the_password(admin_client: Client) -> None:
+    vic = make_user("vic", "viewer")
+    data = {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"}
+
+    response = admin_client.post(reverse("admin:auth_user_password_change", args=[vic.pk]), data)
+
+    assert response.status_code == 302
+    (event,) = _events(EventType.USER_PASSWORD_CHANGED)
+    assert (event.actor_label, event.reason, event.object_type, event.object_id) == (
+        "boss",
+        "changed in the Django admin",
+        "user",
+        str(vic.pk),
+    )
+    assert (event.before, event.after) == (
+        {"username": "vic", "usable_password": True},
+        {"username": "vic", "usable_password": True},
+    )
+    _says_nothing_secret(event, vic)
+
+
+def test_an_admin_switching_off_someones_password_is_audited(admin_client: Client) -> None:
+    vic = make_user("vic", "viewer")
+
+    off = {"usable_password": "false", "unset-password": "1"}  # the page's "Disable password-based authentication"
+    admin_client.post(reverse("admin:auth_user_password_change", args=[vic.pk]), off)
+
+    (event,) = _events(EventType.USER_PASSWORD_CHANGED)
+    assert (event.actor_label, (event.after or {})["usable_password"]) == ("boss", False)
+
+
+def test_changing_your_own_password_is_audited_as_you(client: Client) -> None:
+    boss = make_user("boss", "admin")
+    client.force_login(boss)
+    data = {"old_password": "pw-for-tests-1", "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+
+    response = client.post(reverse("admin:password_change"), data)
+
+    assert response.status_code == 302
+    (event,) = _events(EventType.USER_PASSWORD_CHANGED)
+    assert (event.actor_label, event.actor_user_id, event.object_id) == ("boss", boss.pk, str(boss.pk))
+    assert event.reason == "changed by a signed-in request: POST /admin/password_change/"
+    _says_nothing_secret(event, boss)
+
+
+def test_manage_py_changepassword_is_audited_as_the_system(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.core.management import call_command
+
+    vic = make_user("vic", "viewer")
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": NEW_PASSWORD)
+
+    call_command("changepassword", "vic", stdout=io.StringIO())
+
+    (event,) = _events(EventType.USER_PASSWORD_CHANGED)
+    assert (event.actor_label, event.object_id, (event.after or {})["username"]) == (
+        "system:manage.py",
+        str(vic.pk),
+        "vic",
+    )
+    _says_nothing_secret(event, vic)
+
+
+def test_a_login_that_rehashes_the_same_password_is_not_a_password_change(client: Client, settings: Any) -> None:
+    from django.contrib.auth.hashers import make_password
+
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
+    vic = make_user("vic", "viewer")
+    User.objects.filter(pk=vic.pk).update(password=make_password("pw-for-tests-1", hasher="md5"))
+
+    client.post(reverse("login"), {"username": "vic", "password": "pw-for-tests-1"})
+
+    vic.refresh_from_db()
+    assert vic.password.startswith("pbkdf2_")  # Django upgraded the hash as it logged in
+    assert _events(EventType.AUTH_LOGIN) and not _events(EventType.USER_PASSWORD_CHANGED)
+
+
+def test_single_sign_on_giving_a_new_user_no_password_is_not_a_password_change() -> None:
+    """It creates the user (audited) and then replaces one unusable password with another."""
+    from scaling.audit import account_changes_by
+
+    with account_changes_by(Actor.system("sso"), "first single sign-on"):
+        sso = User.objects.create_user("sso-user")
+        sso.set_unusable_password()
+        sso.save(update_fields=["password"])
+
+    assert _events(EventType.USER_CREATED) and not _events(EventType.USER_PASSWORD_CHANGED)
