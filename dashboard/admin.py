@@ -1,12 +1,13 @@
-"""Django admin (staff only): users and their roles, API tokens can be revoked, audit events only read."""
+"""Django admin (staff only): users, roles (groups) and their permissions, API tokens can be revoked, audit events
+only read."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.models import User
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
@@ -16,11 +17,11 @@ from scaling.models import ApiToken, AuditEvent
 from scaling.tokens import token_revoke
 
 admin.site.unregister(User)
+admin.site.unregister(Group)
 
 
-@admin.register(User)
-class AuditedUserAdmin(UserAdmin):
-    """Django's user admin, naming who made each account change the audit log records (dashboard/signals.py)."""
+class AccountChangesAudited(admin.ModelAdmin):
+    """Names the administrator as who made each account change the audit log records (dashboard/signals.py)."""
 
     REASON = "changed in the Django admin"
 
@@ -40,9 +41,19 @@ class AuditedUserAdmin(UserAdmin):
         with account_changes_by(Actor.for_user(request.user), self.REASON):
             super().delete_queryset(request, queryset)
 
+
+@admin.register(User)
+class AuditedUserAdmin(AccountChangesAudited, UserAdmin):
+    """Django's user admin: roles, flags, own permissions and passwords changed here are audited as the admin's."""
+
     def user_change_password(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         with account_changes_by(Actor.for_user(request.user), self.REASON):
             return super().user_change_password(request, *args, **kwargs)
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(AccountChangesAudited, GroupAdmin):
+    """Django's group admin (Tipoff's roles are groups): permissions granted or taken are audited as the admin's."""
 
 
 @admin.register(ApiToken)

@@ -31,6 +31,7 @@ OBJECT_LINKS: dict[str, tuple[tuple[str, str], ...]] = {
     "rule": (("dashboard:rules", ""),),
     "api_token": (("access:tokens", ""),),
     "user": (("admin:auth_user_change", "object_id"),),  # the Django admin, for staff
+    "group": (("admin:auth_group_change", "object_id"),),
 }
 
 

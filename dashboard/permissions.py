@@ -57,10 +57,19 @@ CAPABILITIES: dict[str, frozenset[str]] = {
 
 
 def ensure_roles() -> None:
-    """Create the role groups with exactly their permissions (idempotent)."""
+    """Create the role groups with exactly their permissions (idempotent).
+
+    A role that already exists is set back to its permissions through the relation, so
+    the audit log records what changed (a grant made by hand in the admin, taken back).
+    A role created here starts with them written directly, which sends no signal: it
+    comes into being with the database, like the tables, rather than being changed.
+    """
     from django.contrib.auth.models import Group, Permission
 
-    with transaction.atomic():
+    from scaling.audit import Actor, account_changes_by
+
+    reason = "a role is reset to the permissions Tipoff gives it (after migrate)"
+    with transaction.atomic(), account_changes_by(Actor.system("ensure_roles"), reason):
         for role in ROLES:
             wanted = {f"scaling.{cap}" for cap in ROLE_CAPABILITIES[role]} | set(ROLE_MODEL_PERMISSIONS[role])
             perms = [
@@ -68,8 +77,12 @@ def ensure_roles() -> None:
                 for p in Permission.objects.select_related("content_type")
                 if f"{p.content_type.app_label}.{p.codename}" in wanted
             ]
-            group, _ = Group.objects.get_or_create(name=role)
-            group.permissions.set(perms)
+            group, created = Group.objects.get_or_create(name=role)
+            if created:
+                through = Group.permissions.through
+                through.objects.bulk_create([through(group_id=group.pk, permission_id=p.pk) for p in perms])
+            else:
+                group.permissions.set(perms)
 
 
 def roles_of(user: Any) -> set[str]:

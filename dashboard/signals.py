@@ -6,9 +6,9 @@ change's transaction for an account change, so the two commit together.
 
 Accounts change in the Django admin, at a single sign-on (the provider's role claim
 replaces the user's groups), from management commands (`changepassword`,
-`createsuperuser`) and from the shell; model signals are the one place all of them
-pass, so a role granted, a password set or an account switched off is audited
-whichever way it was done. A
+`createsuperuser`, `migrate` resetting the roles) and from the shell; model signals are
+the one place all of them pass, so a role granted, a group's permissions edited, a
+password set or an account switched off is audited whichever way it was done. A
 password changes through several views (the admin's page for setting someone's, its
 page for changing your own) and commands, and every one of them ends in the user's save
 with a new hash: comparing the hash there is what catches them all, where hooking the
@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.hashers import is_password_usable
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -202,9 +202,76 @@ def on_groups_changed(sender: Any, instance: Any, action: str, reverse: bool, pk
             )
 
 
+def _permission_names(through: Any, holder_field: str, holder_ids: set[int]) -> dict[int, set[str]]:
+    """Each group's or user's own permissions, as app_label.codename."""
+    names: dict[int, set[str]] = {holder_id: set() for holder_id in holder_ids}
+    rows = through.objects.filter(**{f"{holder_field}__in": holder_ids}).values_list(
+        holder_field, "permission__content_type__app_label", "permission__codename"
+    )
+    for holder_id, app_label, codename in rows:
+        names[holder_id].add(f"{app_label}.{codename}")
+    return names
+
+
+def on_permissions_changed(sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kwargs: Any) -> None:
+    """A group's permissions (what every member may do), or a user's own: one event per group or user whose
+    permissions changed, with them before and after and the ones added and removed.
+
+    As for roles, the pre_ signal notes the permissions before. From a permission's side
+    (permission.group_set, permission.user_set) the groups or users are the pks given, or
+    for a clear every holder.
+    """
+    holder = "group" if sender is Group.permissions.through else "user"
+    holder_field, noted = f"{holder}_id", f"_tipoff_{holder}_permissions_before"
+    if action.startswith("pre_"):
+        if not reverse:
+            holder_ids = {instance.pk}
+        elif action == "pre_clear":
+            holder_ids = set(sender.objects.filter(permission_id=instance.pk).values_list(holder_field, flat=True))
+        else:
+            holder_ids = set(pk_set or ())
+        setattr(instance, noted, _permission_names(sender, holder_field, holder_ids))
+        return
+    before = getattr(instance, noted, None) or {}
+    if holder == "group":
+        event_type, name_key = EventType.GROUP_PERMISSIONS_CHANGED, "group"
+        names = dict(Group.objects.filter(pk__in=before).values_list("pk", "name"))
+    else:
+        event_type, name_key = EventType.USER_PERMISSIONS_CHANGED, "username"
+        names = dict(User.objects.filter(pk__in=before).values_list("pk", "username"))
+    for holder_id, after in _permission_names(sender, holder_field, set(before)).items():
+        if after == before[holder_id]:
+            continue
+        name = names.get(holder_id, "")
+        _audit_account(
+            event_type,
+            holder_id,
+            object_type=holder,
+            before={name_key: name, "permissions": sorted(before[holder_id])},
+            after={
+                name_key: name,
+                "permissions": sorted(after),
+                "added": sorted(after - before[holder_id]),
+                "removed": sorted(before[holder_id] - after),
+            },
+        )
+
+
+def on_group_deleting(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """Deleting a group takes its permissions from its members with no m2m signal: record both while they exist."""
+    permissions = _permission_names(Group.permissions.through, "group_id", {instance.pk})[instance.pk]
+    members = instance.user_set.order_by("username").values_list("username", flat=True)
+    _audit_account(
+        EventType.GROUP_DELETED,
+        instance.pk,
+        object_type="group",
+        before={"group": instance.name, "permissions": sorted(permissions), "members": list(members)},
+    )
+
+
 def connect() -> None:
     from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-    from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+    from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
     user_logged_in.connect(on_logged_in, dispatch_uid="tipoff-audit-login")
     user_logged_out.connect(on_logged_out, dispatch_uid="tipoff-audit-logout")
@@ -213,3 +280,10 @@ def connect() -> None:
     post_save.connect(on_user_saved, sender=User, dispatch_uid="tipoff-audit-user-saved")
     post_delete.connect(on_user_deleted, sender=User, dispatch_uid="tipoff-audit-user-deleted")
     m2m_changed.connect(on_groups_changed, sender=User.groups.through, dispatch_uid="tipoff-audit-user-groups")
+    m2m_changed.connect(
+        on_permissions_changed, sender=Group.permissions.through, dispatch_uid="tipoff-audit-group-permissions"
+    )
+    m2m_changed.connect(
+        on_permissions_changed, sender=User.user_permissions.through, dispatch_uid="tipoff-audit-user-permissions"
+    )
+    pre_delete.connect(on_group_deleting, sender=Group, dispatch_uid="tipoff-audit-group-deleting")

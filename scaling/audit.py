@@ -71,8 +71,12 @@ class EventType(StrEnum):
     USER_CREATED = "user.created"
     USER_UPDATED = "user.updated"
     USER_ROLES_CHANGED = "user.roles_changed"
+    USER_PERMISSIONS_CHANGED = "user.permissions_changed"
     USER_PASSWORD_CHANGED = "user.password_changed"
     USER_DELETED = "user.deleted"
+    # groups (Tipoff's roles are groups): what each lets its members do
+    GROUP_PERMISSIONS_CHANGED = "group.permissions_changed"
+    GROUP_DELETED = "group.deleted"
     # audit itself
     AUDIT_ARCHIVED = "audit.archived"
 

@@ -1,4 +1,4 @@
-"""Account changes (flags, roles, passwords) are audited whichever way they are
+"""Account changes (flags, roles, groups' and users' permissions, passwords) are audited whichever way they are
 made: the Django admin (naming the admin), a page of your own, single sign-on (tests/access/test_oidc.py), a
 command or the shell."""
 
@@ -8,7 +8,7 @@ import io
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 from django.urls import reverse
 
@@ -131,6 +131,98 @@ def test_a_login_or_a_save_that_changes_no_flag_or_role_writes_no_account_event(
     vic.groups.add(Group.objects.get(name="viewer"))  # already there
 
     assert not AuditEvent.objects.filter(event_type__startswith="user.").exists()
+
+
+# --- Groups' permissions (Tipoff's roles are groups) -------------------------
+
+
+def _permission(name: str) -> Permission:
+    app_label, codename = name.split(".")
+    return Permission.objects.get(content_type__app_label=app_label, codename=codename)
+
+
+def test_editing_a_groups_permissions_in_the_django_admin_is_audited_as_the_admin(admin_client: Client) -> None:
+    viewer = Group.objects.get(name="viewer")
+    before = sorted(f"{p.content_type.app_label}.{p.codename}" for p in viewer.permissions.all())
+    kept = [p for p in viewer.permissions.all() if p.codename != "view_auditevent"]
+    granted = [*kept, _permission("scaling.operate")]
+    data = {"name": "viewer", "permissions": [str(p.pk) for p in granted]}
+
+    response = admin_client.post(reverse("admin:auth_group_change", args=[viewer.pk]), data)
+
+    assert response.status_code == 302
+    events = _events(EventType.GROUP_PERMISSIONS_CHANGED)
+    assert [(e.actor_label, e.reason, (e.after or {})["added"], (e.after or {})["removed"]) for e in events] == [
+        ("boss", "changed in the Django admin", [], ["scaling.view_auditevent"]),
+        ("boss", "changed in the Django admin", ["scaling.operate"], []),
+    ]
+    assert {(e.object_type, e.object_id, (e.after or {})["group"]) for e in events} == {
+        ("group", str(viewer.pk), "viewer")
+    }
+    assert (events[0].before or {})["permissions"] == before
+    assert "scaling.operate" in (events[-1].after or {})["permissions"]
+    assert verify_chain().ok
+    page = admin_client.get(reverse("dashboard:audit") + "?event_type=group").content.decode()
+    assert f'href="/admin/auth/group/{viewer.pk}/change/"' in page
+
+
+def test_a_groups_permissions_changed_from_the_shell_either_side_are_audited_as_the_system() -> None:
+    operator = Group.objects.get(name="operator")
+    _permission("scaling.approve").group_set.add(operator)  # from the permission's side
+    operator.permissions.clear()
+
+    events = _events(EventType.GROUP_PERMISSIONS_CHANGED)
+    assert [(e.actor_label, (e.after or {})["added"]) for e in events] == [
+        ("system:manage.py", ["scaling.approve"]),
+        ("system:manage.py", []),
+    ]
+    assert (events[1].after or {})["permissions"] == [] and "scaling.operate" in (events[1].after or {})["removed"]
+
+
+def test_migrate_taking_back_a_grant_made_by_hand_is_audited_and_an_untouched_role_writes_nothing() -> None:
+    from dashboard.permissions import ensure_roles
+
+    ensure_roles()
+    assert not _events(EventType.GROUP_PERMISSIONS_CHANGED)
+    Group.objects.get(name="viewer").permissions.add(_permission("scaling.administer"))
+
+    ensure_roles()
+
+    granted, taken_back = _events(EventType.GROUP_PERMISSIONS_CHANGED)
+    assert (granted.actor_label, (granted.after or {})["added"]) == ("system:manage.py", ["scaling.administer"])
+    assert (taken_back.actor_label, (taken_back.after or {})["removed"]) == (
+        "system:ensure_roles",
+        ["scaling.administer"],
+    )
+
+
+def test_deleting_a_group_in_the_django_admin_records_its_permissions_and_members(admin_client: Client) -> None:
+    on_call = Group.objects.create(name="on-call")
+    on_call.permissions.add(_permission("scaling.operate"))
+    make_user("vic", "viewer").groups.add(on_call)
+
+    admin_client.post(reverse("admin:auth_group_delete", args=[on_call.pk]), {"post": "yes"})
+
+    assert not Group.objects.filter(name="on-call").exists()
+    (deleted,) = _events(EventType.GROUP_DELETED)
+    assert (deleted.actor_label, deleted.object_id, deleted.before) == (
+        "boss",
+        str(on_call.pk),
+        {"group": "on-call", "permissions": ["scaling.operate"], "members": ["vic"]},
+    )
+
+
+def test_a_permission_given_to_a_user_directly_is_audited() -> None:
+    vic = make_user("vic", "viewer")
+    vic.user_permissions.add(_permission("scaling.administer"))
+
+    (event,) = _events(EventType.USER_PERMISSIONS_CHANGED)
+    assert (event.object_type, event.object_id, event.before, event.after) == (
+        "user",
+        str(vic.pk),
+        {"username": "vic", "permissions": []},
+        {"username": "vic", "permissions": ["scaling.administer"], "added": ["scaling.administer"], "removed": []},
+    )
 
 
 # --- Passwords -----------------------------------------------------------------
