@@ -152,6 +152,37 @@ def test_it_counts_every_broken_link_but_names_only_the_first_few() -> None:
     assert report.message.startswith(f"{BREAKS_LISTED + 5} broken links in")
 
 
+def test_an_altered_event_and_the_newest_deleted_are_both_named_with_the_chain_head_check() -> None:
+    events = make_chain(5)
+    with tampering():
+        AuditEvent.objects.filter(pk=events[0].pk).update(reason="edited")
+        AuditEvent.objects.filter(pk=events[-1].pk).delete()
+
+    report = verify_chain()
+
+    assert [b.event_id for b in report.breaks] == [events[0].pk, events[-1].pk]
+    assert "newest events were deleted" in report.breaks[1].reason
+
+
+def test_an_incremental_run_whose_start_was_altered_still_walks_the_events_after_it() -> None:
+    from django.db import transaction
+
+    from scaling.audit import verify_and_record
+
+    events = make_chain(3)
+    verify_and_record()
+    with transaction.atomic():
+        later = audit_record(actor=Actor.system("later"), event_type=EventType.AUTH_LOGIN)
+    with tampering():
+        AuditEvent.objects.filter(pk=events[-1].pk).update(hash="d" * 64)
+        AuditEvent.objects.filter(pk=later.pk).update(reason="edited")
+
+    result = verify_and_record(full=False)
+
+    assert not result.ok and not result.full and result.events_checked == 1
+    assert [b["event_id"] for b in result.breaks] == [events[-1].pk, later.pk]
+
+
 def test_it_keeps_walking_events_appended_while_it_runs() -> None:
     make_chain(3)
     from django.db import transaction
