@@ -157,6 +157,12 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
     if rule.rule == "forecast":
         games = i.get("games") or []
         when = f"forecast {_num(i.get('forecast_rps'))} rps at {_hhmm(i.get('forecast_at'))} ET"
+        headroom = i.get("headroom")
+        if isinstance(headroom, int | float) and headroom > 0:
+            # The count is sized for the forecast and this much more: say so, and on a cold start why it is large.
+            when += f" + {_pct(round(headroom, 3))} headroom"
+            if i.get("learned") is False:
+                when += " (no learned history yet)"
         overtime = i.get("overtime") or []
         late = ""
         if isinstance(overtime, list) and overtime:

@@ -211,6 +211,29 @@ def test_the_forecast_sentence_names_the_games_read_as_in_overtime(overtime: lis
     assert sentence == f"pre-warming for LAL @ BOS (ABC) at 19:30 ET; forecast 1,640 rps at 22:27 ET{tail}"
 
 
+@pytest.mark.parametrize(
+    ("headroom", "learned", "tail"),
+    [
+        (0.134, True, " + 13.4 % headroom"),
+        (0.5, False, " + 50 % headroom (no learned history yet)"),
+        (0.0, True, ""),
+    ],
+)
+def test_the_forecast_sentence_names_the_headroom_above_the_forecast(headroom: float, learned: bool, tail: str) -> None:
+    # The count is sized for the forecast plus its headroom: without it, 1,640 rps "needing" 27 replicas reads
+    # as a mistake, above all on a cold start, whose headroom is large for want of a learned profile.
+    inputs = {
+        "forecast_rps": 1640.0,
+        "forecast_at": "2026-01-16T03:27:00+00:00",
+        "games": ["LAL @ BOS (ABC) at 19:30 ET"],
+        "more_games": 0,
+        "headroom": headroom,
+        "learned": learned,
+    }
+    sentence = rule_sentence(RuleResult(rule="forecast", replicas=27, inputs=inputs))
+    assert sentence == f"pre-warming for LAL @ BOS (ABC) at 19:30 ET; forecast 1,640 rps at 22:27 ET{tail}"
+
+
 @pytest.mark.parametrize("scaling_in", [False, True])
 def test_a_count_kept_for_a_sooner_peak_says_what_it_is_kept_for(scaling_in: bool) -> None:
     inputs = {

@@ -170,7 +170,7 @@ def test_the_summary_names_the_game_and_the_forecast(learned: tuple[Forecaster, 
     result = decide(_observed_input(forecaster, TIP - timedelta(minutes=4), 1.0))
     assert re.fullmatch(
         r"Scaled 12 → \d+: pre-warming for LAL @ BOS \(ABC\) at 20:30 ET and 1 more game; "
-        r"forecast [\d,]+ rps at 20:\d\d ET",
+        r"forecast [\d,]+ rps at 20:\d\d ET \+ [\d.]+ % headroom",
         result.summary,
     ), result.summary
 
