@@ -201,6 +201,14 @@ def test_test_connection_reports_what_prometheus_returns(prometheus: str) -> Non
     assert "in flight 7.0" in report.lines[-1].text
 
 
+def _serve(handler: type[BaseHTTPRequestHandler], servers: list[ThreadingHTTPServer]) -> str:
+    """Serve `handler` on a free port of 127.0.0.1 in a thread (kept in `servers`, for the fixture to stop)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    servers.append(server)
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
 @pytest.fixture
 def answering() -> Iterator[Any]:
     """Start an HTTP server on 127.0.0.1 that answers every GET with 200 and the given body."""
@@ -218,10 +226,7 @@ def answering() -> Iterator[Any]:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
+        return _serve(Handler, servers)
 
     yield start
     for server in servers:
@@ -312,10 +317,7 @@ def stalling() -> Iterator[Any]:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
+        return _serve(Handler, servers)
 
     yield start
     released.set()
