@@ -182,6 +182,9 @@ def fmt(value: Any) -> str:
             # Where operators read times (tip-offs are listed in ET), with UTC beside it as the tables show.
             local = parsed.astimezone(ZoneInfo(settings.OPERATOR_TIME_ZONE))
             return f"{local:%Y-%m-%d %H:%M:%S %Z} ({parsed.astimezone(UTC):%H:%M:%S} UTC)"
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        # Names (the games a forecast saw, the signals unread): a list as a sentence would give it.
+        return ", ".join(value) if value else "none"
     if isinstance(value, dict | list | tuple):
         return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
     return str(value)
@@ -308,13 +311,16 @@ def forecast_actual(decision: Decision) -> dict[str, Any] | None:
     if at is None or not isinstance(predicted, int | float) or isinstance(predicted, bool):
         return None
     sample = selectors.sample_near(decision.service, at)
+    at_label = fmt(at.isoformat())  # in the operator's zone with UTC beside, as every time on the page
     if sample is None or sample.rps is None:
-        return {"at": at, "predicted": fmt(float(predicted)), "actual": None, "error_pct": None}
+        return {"at": at, "at_label": at_label, "predicted": fmt(float(predicted)), "actual": None, "error_pct": None}
     error_pct = (float(predicted) - sample.rps) / sample.rps * 100.0 if sample.rps else None
     return {
         "at": at,
+        "at_label": at_label,
         "predicted": fmt(float(predicted)),
         "actual": fmt(sample.rps),
         "actual_ts": sample.ts,
+        "actual_label": fmt(sample.ts.isoformat()),
         "error_pct": None if error_pct is None else f"{error_pct:+.1f} %",
     }

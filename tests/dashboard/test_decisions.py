@@ -215,6 +215,9 @@ def test_the_explanation_compares_the_forecast_with_the_demand_that_came(viewer:
     MetricSample.objects.create(service=service, ts=T0 + timedelta(minutes=4, seconds=5), rps=1600.0)
     body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
     assert "1,640 req/s" in body and "actual <strong>1,600 req/s</strong>" in body and "+2.5 %" in body
+    # Its times read in the operator's zone with UTC beside, as every other time on the page (T0 is 18:30 ET).
+    assert "Forecast for 2026-01-15 18:34:00 EST (23:34:00 UTC): " in body
+    assert "at 2026-01-15 18:34:05 EST (23:34:05 UTC)" in body
 
 
 def test_the_explanation_steps_to_the_earlier_and_later_ticks(viewer: Client) -> None:
@@ -265,6 +268,16 @@ def test_every_input_the_engine_records_has_a_gloss() -> None:
 def test_times_read_in_the_operators_zone_with_utc_beside() -> None:
     assert decisions_module.fmt("2026-01-15T23:34:00+00:00") == "2026-01-15 18:34:00 EST (23:34:00 UTC)"
     assert decisions_module.fmt("2026-07-15T23:34:00+00:00") == "2026-07-15 19:34:00 EDT (23:34:00 UTC)"
+
+
+def test_lists_of_names_read_as_a_list_and_an_empty_one_as_none() -> None:
+    # The games a forecast saw were shown as JSON: ["LAL @ BOS (ABC) at 20:30 ET"], and none as [].
+    assert decisions_module.fmt(["LAL @ BOS (ABC) at 20:30 ET", "NYK @ MIA at 21:00 ET"]) == (
+        "LAL @ BOS (ABC) at 20:30 ET, NYK @ MIA at 21:00 ET"
+    )
+    assert decisions_module.fmt([]) == "none"
+    assert decisions_module.fmt({"a": 1}) == '{"a": 1}'
+    assert decisions_module.fmt([1, 2]) == "[1, 2]"
 
 
 def test_input_names_carry_their_gloss_on_the_page(viewer: Client) -> None:
