@@ -8,7 +8,7 @@ from typing import Any
 from scaling.models import Override, Service
 
 _LAYOUT: dict[str, Any] = {
-    "margin": {"l": 50, "r": 20, "t": 36, "b": 36},
+    "margin": {"l": 60, "r": 20, "t": 36, "b": 36},  # room for the y axis's title
     "height": 260,
     "legend": {"orientation": "h", "y": -0.2},
     "xaxis": {"type": "date"},
@@ -20,7 +20,8 @@ def _layout(title: str, yaxis_title: str, **extra: Any) -> dict[str, Any]:
     return {
         **_LAYOUT,
         "title": {"text": title, "font": {"size": 14}},
-        "yaxis": {"title": yaxis_title, "rangemode": "tozero"},
+        # plotly.js 3 dropped the string form of an axis title: given as one, the axis showed none.
+        "yaxis": {"title": {"text": yaxis_title}, "rangemode": "tozero"},
         **extra,
     }
 

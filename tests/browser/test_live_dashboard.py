@@ -51,6 +51,9 @@ def test_the_fleet_page_updates_after_a_tick_and_the_charts_render(
         expect(page.locator("h1")).to_contain_text("Win Probability")
         expect(page.locator("#chart-replicas[data-rendered=true] .main-svg").first).to_be_visible(timeout=15_000)
         expect(page.locator("#chart-latency[data-rendered=true]")).to_be_visible()
+        # Each chart names its unit on its y axis (the cost is a rate, $ per hour, not a total).
+        expect(page.locator("#chart-cost[data-rendered=true] .ytitle")).to_have_text("$ per hour")
+        expect(page.locator("#chart-replicas .ytitle")).not_to_have_text("")
         expect(page.locator("#decisions")).to_contain_text("SCALED_OUT")
     finally:
         page.close()
