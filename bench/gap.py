@@ -306,8 +306,8 @@ def conclusion(results: list[dict[str, Any]], least: float, most: float) -> str:
             f"Not what it learns, though: {reads}. With the average traffic given, even each game's interest, "
             "or more history, its forecast and headroom still cost well above the reference's. The rest lies in "
             "how it corrects the average for tonight (one ratio for all of tonight's demand) and covers its "
-            "errors (headroom from the history's shortfalls, per phase of the leading game), where the reference "
-            "tracks each game's draw and plans for each close finish and overtime until it shows."
+            "errors (headroom from the history's shortfalls, per phase of each game, weighed by its share), where "
+            "the reference tracks each game's draw and plans for each close finish and overtime until it shows."
         )
     return "\n\n".join([first, second, *_told_draws(results, least, most), *_ablations(results)])
 
