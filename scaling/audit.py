@@ -530,9 +530,11 @@ def _archived_event(line: str) -> dict[str, Any] | None:
 
 
 def verify_archive_file(path: Path) -> ChainReport:
-    """Recompute the chain inside one archive file and match it to its checkpoint."""
+    """Recompute the chain inside one archive file and match it to its checkpoint, naming every broken line
+    (as `verify_chain` does for the database): after a break the walk goes on from that line's own hash."""
     digest = hashlib.sha256()
     checked = 0
+    breaks = _Breaks()
     try:
         with path.open(encoding="utf-8") as fh:
             header_line = fh.readline()
@@ -553,18 +555,21 @@ def verify_archive_file(path: Path) -> ChainReport:
                 digest.update(line.encode())
                 record = _archived_event(line)
                 if record is None:
-                    return _broken(checked, None, f"{path}:{lineno}: not an archived event")
-                if record["prev_hash"] != expected_prev:
-                    return _broken(checked, record["id"], f"{path}:{lineno}: event #{record['id']} does not link")
-                if chain_hash(record["prev_hash"], record["payload"]) != record["hash"]:
-                    return _broken(checked, record["id"], f"{path}:{lineno}: event #{record['id']} was altered")
-                expected_prev = record["hash"]
+                    breaks.add(None, f"{path}:{lineno}: not an archived event")
+                    continue
                 checked += 1
+                if record["prev_hash"] != expected_prev:
+                    breaks.add(record["id"], f"{path}:{lineno}: event #{record['id']} does not link")
+                elif chain_hash(record["prev_hash"], record["payload"]) != record["hash"]:
+                    breaks.add(record["id"], f"{path}:{lineno}: event #{record['id']} was altered")
+                expected_prev = record["hash"]
     except UnicodeDecodeError:
         return _broken(checked, None, f"{path}: not UTF-8 text, so not an archive written by archive_audit")
     checkpoint = AuditCheckpoint.objects.filter(through_event_id=header["through_event_id"]).first()
     if checkpoint is None:
-        return _broken(checked, None, f"{path}: no checkpoint records an archive through #{header['through_event_id']}")
-    if checkpoint.archive_sha256 != digest.hexdigest() or checkpoint.anchor_hash != expected_prev:
-        return _broken(checked, None, f"{path}: does not match its checkpoint (digest or last hash differs)")
+        breaks.add(None, f"{path}: no checkpoint records an archive through #{header['through_event_id']}")
+    elif checkpoint.archive_sha256 != digest.hexdigest() or checkpoint.anchor_hash != expected_prev:
+        breaks.add(None, f"{path}: does not match its checkpoint (digest or last hash differs)")
+    if breaks.count:
+        return breaks.report(checked, f"the start of {path.name}")
     return ChainReport(ok=True, events_checked=checked, message=f"{path.name}: {checked} events verified")

@@ -74,6 +74,29 @@ def test_a_tampered_archive_file_is_detected(tmp_path: Path) -> None:
         call_command("verify_audit", "--archive", str(archive))
 
 
+def test_every_tampered_line_of_an_archive_is_named_not_only_the_first(tmp_path: Path) -> None:
+    # Two events altered far apart and a line of garbage between them: a reviewer sees all three at once, and
+    # the file no longer matching its checkpoint, instead of fixing one and rerunning to find the next.
+    events = make_chain(8)
+    call_command("archive_audit", "--before", (T0 + timedelta(minutes=7)).isoformat(), "--out-dir", str(tmp_path))
+    (archive,) = tmp_path.glob("audit-*.jsonl")
+    lines = archive.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].replace("event 1", "event X")
+    lines[6] = lines[6].replace("event 5", "event Y")
+    lines.insert(4, "not an event\n")
+    archive.write_text("".join(lines))
+    report = verify_archive_file(archive)
+    assert not report.ok and report.broken_count == 4 and report.events_checked == 7
+    reasons = [b.reason for b in report.breaks]
+    assert reasons[0].endswith(f":3: event #{events[1].pk} was altered")
+    assert reasons[1].endswith(":5: not an archived event")
+    assert reasons[2].endswith(f":8: event #{events[5].pk} was altered")
+    assert "does not match its checkpoint" in reasons[3]
+    assert report.message.startswith(f"4 broken links in 7 events walked from the start of {archive.name}; the first:")
+    with pytest.raises(CommandError, match="audit archive BROKEN: 4 broken links"):
+        call_command("verify_audit", "--archive", str(archive))
+
+
 def test_nothing_older_than_the_cutoff_means_nothing_is_archived(tmp_path: Path) -> None:
     make_chain(2)
     with transaction.atomic():

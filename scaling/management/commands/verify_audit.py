@@ -30,6 +30,10 @@ class Command(BaseCommand):
             except OSError as exc:
                 raise CommandError(f"{path}: cannot read: {exc.strerror or exc}") from None
             if not report.ok:
+                for archived in report.breaks:
+                    self.stderr.write(f"  {archived.reason}")
+                if report.broken_count > len(report.breaks):
+                    self.stderr.write(f"  ... and {report.broken_count - len(report.breaks)} more")
                 raise CommandError(f"audit archive BROKEN: {report.message}")
             self.stdout.write(report.message)
             return
