@@ -54,6 +54,7 @@ TIMEOUT_S = 5.0
 # a 15 s tick, and inside the evaluation's 45 s soft time limit after the fleet status call before it
 # (aws.worst_call_s). A server that trickles its answer never trips a socket timeout: only this ends it.
 FETCH_BUDGET_S = 8.0
+MAX_ANSWER_BYTES = 4 * 1024 * 1024  # an instant query of one series answers in a few hundred bytes
 
 
 class QueryTimedOut(MetricsUnavailable):
@@ -77,8 +78,10 @@ def _config(service: Service) -> tuple[str, dict[str, str]]:
     return url, queries
 
 
-def query(service: Service, url: str, promql: str, at: datetime, *, timeout_s: float) -> tuple[datetime, float | None]:
-    """One instant query; returns (sample time, value or None when empty/NaN)."""
+def query(service: Service, url: str, promql: str, at: datetime, *, deadline: float) -> tuple[datetime, float | None]:
+    """One instant query, answered by `deadline` (time.monotonic()) or given up; returns (sample time, value or
+    None when empty/NaN)."""
+    timeout_s = min(TIMEOUT_S, max(deadline - time.monotonic(), 0.001))
     params = urllib.parse.urlencode({"query": promql, "time": f"{at.timestamp():.3f}"})
     request = urllib.request.Request(f"{url}/api/v1/query?{params}", headers={"Accept": "application/json"})  # noqa: S310 - scheme checked in _config
     token_env = str((service.backend_config or {}).get("bearer_token_env") or "")
@@ -86,7 +89,7 @@ def query(service: Service, url: str, promql: str, at: datetime, *, timeout_s: f
         request.add_header("Authorization", f"Bearer {os.environ[token_env]}")
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
-            body: Any = json.load(response)
+            body: Any = json.loads(_read_by(response, deadline, url, promql))
     except urllib.error.HTTPError as exc:
         detail = _error_text(exc)
         raise MetricsUnavailable(
@@ -106,6 +109,25 @@ def query(service: Service, url: str, promql: str, at: datetime, *, timeout_s: f
         raise MetricsUnavailable(
             f"Prometheus query {promql!r} answered in a shape Tipoff cannot read: {exc!r}", permanent=True
         ) from exc
+
+
+def _read_by(response: Any, deadline: float, url: str, promql: str) -> bytes:
+    """The answer's body, read a chunk at a time until `deadline`: a server that trickles its answer never
+    trips the socket's timeout, and a thread left reading it would outlive the fetch, one more every tick."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read1(65536):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise MetricsUnavailable(
+                f"Prometheus at {url} answered {promql!r} with over {MAX_ANSWER_BYTES:,} bytes; aggregate it to "
+                "one series (sum/max)",
+                permanent=True,
+            )
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            raise _past_budget(url, promql)
+    return b"".join(chunks)
 
 
 def _sample(body: Any, promql: str, at: datetime) -> tuple[datetime, float | None]:
@@ -145,10 +167,9 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
 def _query_within(
     deadline: float, service: Service, url: str, promql: str, at: datetime
 ) -> tuple[datetime, float | None]:
-    left_s = deadline - time.monotonic()
-    if left_s <= 0:
+    if deadline - time.monotonic() <= 0:
         raise _past_budget(url, promql)
-    return query(service, url, promql, at, timeout_s=min(TIMEOUT_S, left_s))
+    return query(service, url, promql, at, deadline=deadline)
 
 
 def _past_budget(url: str, promql: str) -> QueryTimedOut:
@@ -160,8 +181,8 @@ class PrometheusMetricSource:
         """Every configured signal at `now`, within FETCH_BUDGET_S.
 
         1. Start every query at once, each with TIMEOUT_S or what is left of the budget if less.
-        2. Wait until all have answered or the budget is spent; abandon the rest (their threads end on
-           their own, and nothing waits for them).
+        2. Wait until all have answered or the budget is spent; abandon the rest (nothing waits for them; each
+           gives up by the deadline too, or within TIMEOUT_S of it, its socket blocked on one read).
         3. Read the outcomes in SIGNALS order, so the same failures give the same answer: a failed rps,
            or any failure but running out of time, fails the fetch; another signal out of time is unread.
         """

@@ -356,6 +356,24 @@ def test_the_fetch_ends_within_its_budget_however_many_queries_stall(
     assert set(window.unread) == {"p95_ms", "p99_ms", "in_flight", "error_rate"}
 
 
+def test_a_query_abandoned_on_a_trickling_answer_gives_up_by_the_deadline_too(
+    stalling: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A trickle never trips the socket's timeout: a thread left reading it would outlive the fetch, and every
+    # tick would leave one more (with its socket) in the worker.
+    _shorten(monkeypatch, timeout_s=BUDGET_S)
+    url = stalling(trickle=("error_rate",))  # its answer takes a few seconds, a byte every 50 ms
+
+    window, _ = _timed_fetch(_stalled_service(url))
+
+    assert list(window.unread) == ["error_rate"]
+    still = lambda: [t for t in threading.enumerate() if t.name.startswith("prometheus") and t.is_alive()]  # noqa: E731
+    waited = time.monotonic()
+    while still() and time.monotonic() - waited < SLACK_S:
+        time.sleep(0.02)
+    assert not still()
+
+
 def test_a_stalled_latency_query_is_unread_and_the_other_signals_come_back(
     stalling: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
