@@ -551,6 +551,7 @@ def verify_archive_file(path: Path) -> ChainReport:
             ):
                 return _broken(0, None, f"{path}: line 1 is not a {ARCHIVE_FORMAT} header")
             expected_prev = header["start_prev_hash"]
+            content_hash: str | None = None  # what the last line's content hashes to, when not its stored hash
             for lineno, line in enumerate(fh, start=2):
                 digest.update(line.encode())
                 record = _archived_event(line)
@@ -558,10 +559,14 @@ def verify_archive_file(path: Path) -> ChainReport:
                     breaks.add(None, f"{path}:{lineno}: not an archived event")
                     continue
                 checked += 1
-                if record["prev_hash"] != expected_prev:
-                    breaks.add(record["id"], f"{path}:{lineno}: event #{record['id']} does not link")
-                elif chain_hash(record["prev_hash"], record["payload"]) != record["hash"]:
-                    breaks.add(record["id"], f"{path}:{lineno}: event #{record['id']} was altered")
+                computed = chain_hash(record["prev_hash"], record["payload"])
+                # As the database walk: a line after an altered one may link to either of its hashes, so that
+                # one edit (its content or its stored hash) counts once.
+                linked, intact = record["prev_hash"] in (expected_prev, content_hash), computed == record["hash"]
+                if not (linked and intact):
+                    why = ([] if linked else ["does not link"]) + ([] if intact else ["was altered"])
+                    breaks.add(record["id"], f"{path}:{lineno}: event #{record['id']} {', and '.join(why)}")
+                content_hash = None if intact else computed
                 expected_prev = record["hash"]
     except UnicodeDecodeError:
         return _broken(checked, None, f"{path}: not UTF-8 text, so not an archive written by archive_audit")

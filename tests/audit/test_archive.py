@@ -97,6 +97,23 @@ def test_every_tampered_line_of_an_archive_is_named_not_only_the_first(tmp_path:
         call_command("verify_audit", "--archive", str(archive))
 
 
+def test_one_edited_hash_in_an_archive_is_one_tampered_line(tmp_path: Path) -> None:
+    # The next line links to the hash the edited line's content gives: it is not named as unlinked too.
+    events = make_chain(8)
+    call_command("archive_audit", "--before", (T0 + timedelta(minutes=7)).isoformat(), "--out-dir", str(tmp_path))
+    (archive,) = tmp_path.glob("audit-*.jsonl")
+    lines = archive.read_text().splitlines(keepends=True)
+    record = json.loads(lines[3])
+    record["hash"] = "f" * 64
+    lines[3] = json.dumps(record) + "\n"
+    archive.write_text("".join(lines))
+    report = verify_archive_file(archive)
+    reasons = [b.reason for b in report.breaks]
+    assert report.broken_count == 2, reasons  # the line, and the file no longer matching its checkpoint
+    assert reasons[0].endswith(f":4: event #{events[2].pk} was altered")
+    assert "does not match its checkpoint" in reasons[1]
+
+
 def test_nothing_older_than_the_cutoff_means_nothing_is_archived(tmp_path: Path) -> None:
     make_chain(2)
     with transaction.atomic():
