@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.hashers import is_password_usable
+from django.contrib.auth.hashers import get_hasher, identify_hasher, is_password_usable
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.http import HttpRequest
@@ -127,11 +127,31 @@ def _password_changed(stored_hash: str, user: Any, update_fields: Any) -> bool:
     """
     if stored_hash == user.password:
         return False
-    was_usable, usable = is_password_usable(stored_hash), user.has_usable_password()
+    was_usable, usable = _usable(stored_hash), _usable(user.password)
     if not (was_usable or usable):
         return False
-    rehashed = getattr(user, "_password", None) is None and set(update_fields or ()) == {"password"}
+    # Django rehashes only a hash its hasher settings have outdated; the same save with a hash that was not
+    # outdated (one assigned from the shell) is a new password.
+    rehashed = (
+        getattr(user, "_password", None) is None and set(update_fields or ()) == {"password"} and _outdated(stored_hash)
+    )
     return not (was_usable and usable and rehashed)
+
+
+def _usable(password_hash: str) -> bool:
+    """Whether a stored hash lets anyone sign in: an empty one (an account created without a password) does not,
+    though Django's is_password_usable() says yes to it."""
+    return bool(password_hash) and is_password_usable(password_hash)
+
+
+def _outdated(password_hash: str) -> bool:
+    """Whether Django would rehash this stored hash at the next login (another hasher, or weaker settings)."""
+    try:
+        hasher = identify_hasher(password_hash)
+    except ValueError:
+        return False
+    preferred = get_hasher()
+    return hasher.algorithm != preferred.algorithm or preferred.must_update(password_hash)
 
 
 def on_user_saved(sender: Any, instance: Any, created: bool, update_fields: Any = None, **kwargs: Any) -> None:
@@ -155,8 +175,8 @@ def on_user_saved(sender: Any, instance: Any, created: bool, update_fields: Any 
         _audit_account(
             EventType.USER_PASSWORD_CHANGED,
             instance.pk,
-            before={"username": username, "usable_password": is_password_usable(stored["password"])},
-            after={"username": username, "usable_password": instance.has_usable_password()},
+            before={"username": username, "usable_password": _usable(stored["password"])},
+            after={"username": username, "usable_password": _usable(instance.password)},
         )
 
 

@@ -327,3 +327,27 @@ def test_single_sign_on_giving_a_new_user_no_password_is_not_a_password_change()
         sso.save(update_fields=["password"])
 
     assert _events(EventType.USER_CREATED) and not _events(EventType.USER_PASSWORD_CHANGED)
+
+
+def test_a_new_password_hash_saved_alone_from_the_shell_is_a_password_change() -> None:
+    # The same save as a login's rehash (the password alone, `_password` unset), but of a hash that was not
+    # outdated: a new password set from the shell, which the login-rehash exemption had let through unaudited.
+    from django.contrib.auth.hashers import make_password
+
+    vic = User.objects.get(pk=make_user("vic", "viewer").pk)
+    vic.password = make_password("a-completely-different-password-9")
+    vic.save(update_fields=["password"])
+
+    (event,) = _events(EventType.USER_PASSWORD_CHANGED)
+    assert (event.before or {})["usable_password"] is True and (event.after or {})["usable_password"] is True
+    _says_nothing_secret(event, vic)
+
+
+def test_an_account_created_without_a_password_did_not_have_a_usable_one() -> None:
+    # As seed_demo does: get_or_create leaves the password empty, which no password matches, then set_password.
+    user, _ = User.objects.get_or_create(username="demo-op")
+    user.set_password("demo-password-1")
+    user.save()
+
+    (event,) = _events(EventType.USER_PASSWORD_CHANGED)
+    assert (event.before or {})["usable_password"] is False and (event.after or {})["usable_password"] is True
