@@ -3,7 +3,8 @@
 // fails is reported to app.js's live-status banner ("live:failed"), one that works clears it.
 (function () {
   "use strict";
-  var config = { responsive: true, displaylogo: false };
+  // No "Share chart": plotly.js 4 offers by default to upload a chart, with its data, to Plotly Cloud.
+  var config = { responsive: true, displaylogo: false, showSendToCloud: false };
 
   function render(section) {
     var url = section.getAttribute("data-chart-url");

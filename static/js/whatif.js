@@ -2,7 +2,8 @@
 // partial carries, whenever htmx swaps a finished result in (or on page load).
 (function () {
   "use strict";
-  var config = { responsive: true, displaylogo: false };
+  // No "Share chart": plotly.js 4 offers by default to upload a chart, with its data, to Plotly Cloud.
+  var config = { responsive: true, displaylogo: false, showSendToCloud: false };
 
   function draw(root) {
     var data = (root || document).querySelector("#whatif-figures");
