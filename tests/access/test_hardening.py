@@ -155,3 +155,14 @@ def test_a_nul_character_in_an_api_url_is_a_400_naming_where(url: str, named: st
     client.force_login(make_user("root", "admin"))
     response = client.delete(url) if url.startswith("/api/rules") else client.get(url)
     assert response.status_code == 400 and named in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_a_denial_logs_one_line_not_a_traceback(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    # A 403 is an expected answer, audited with its reason; its traceback buried the log of `make run`.
+    make_user("vic", "viewer")
+    client.login(username="vic", password="pw-for-tests-1")
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert client.get(reverse("dashboard:override-new")).status_code == 403
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    assert record.getMessage().startswith("Forbidden") and record.exc_info is None and not record.exc_text
