@@ -253,6 +253,18 @@ def form_data_from_json(params: dict[str, Any], reason: str, base: dict[str, Any
     return data
 
 
+def check_params(params: dict[str, Any], *, base: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """`params` merged over `base`, checked as the policy page and API check a change: the full parameters
+    and no problems, or every problem as (parameter, message), unknown parameters first."""
+    known = {f.name for f in policy_fields()}
+    problems = [(key, f"unknown policy parameter {key!r}") for key in sorted(set(params) - known)]
+    # The form wants a reason; a caller with none to give (the what-if page) is only checking values.
+    form = PolicyForm(form_data_from_json({k: v for k, v in params.items() if k in known}, "-", base=base))
+    if not form.is_valid():
+        problems.extend((name, message) for name, messages in form.field_errors().items() for message in messages)
+    return ({} if problems else form.params()), problems
+
+
 def params_diff(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(name, before, after) for every parameter that differs, in the engine's field order."""
     order = [f.name for f in policy_fields()]

@@ -5,7 +5,7 @@ would have done on the recorded traffic. The replay runs in a Celery task
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django import forms
@@ -16,21 +16,38 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django_htmx.http import reswap, retarget
 
+from dashboard.decisions import fmt
 from dashboard.permissions import can, requires
+from dashboard.policy_forms import check_params
 from dashboard.views import HtmxHttpRequest
 from scaling.models import Service
+from scaling.policy import PolicyParams
 from scaling.sim.policies import BUILTIN
 from scaling.sim.whatif import WhatIfError
 from scaling.whatif import CURRENT_POLICY, WhatIfBusy, WhatIfRequest, whatif_start, whatif_state
 
 RANGES = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 EDITED = "edited"
+# Django reads a time without an offset in settings.TIME_ZONE, which is UTC.
+TIME_FORMAT_HINT = "YYYY-MM-DD HH:MM, e.g. 2026-01-31 19:30"
 
 
 class WhatIfForm(forms.Form):
     range = forms.ChoiceField(choices=[(k, f"last {k}") for k in RANGES], initial="6h")
-    start = forms.DateTimeField(required=False, help_text="UTC; overrides the range when given with an end")
-    end = forms.DateTimeField(required=False)
+    start = forms.DateTimeField(
+        label="Start (UTC)",
+        required=False,
+        help_text=f"{TIME_FORMAT_HINT}; with an end, instead of the range",
+        error_messages={"invalid": f"Enter a UTC time as {TIME_FORMAT_HINT}."},
+        widget=forms.DateTimeInput(attrs={"placeholder": TIME_FORMAT_HINT}),
+    )
+    end = forms.DateTimeField(
+        label="End (UTC)",
+        required=False,
+        help_text=TIME_FORMAT_HINT,
+        error_messages={"invalid": f"Enter a UTC time as {TIME_FORMAT_HINT}."},
+        widget=forms.DateTimeInput(attrs={"placeholder": TIME_FORMAT_HINT}),
+    )
     policy = forms.ChoiceField(
         choices=[
             (CURRENT_POLICY, "tipoff — this service's current parameters"),
@@ -47,9 +64,10 @@ class WhatIfForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        start, end = data.get("start"), data.get("end")
-        if (start is None) != (end is None):
-            raise forms.ValidationError("Give both start and end, or neither (then the range applies).")
+        # What was typed, not what parsed: an unreadable time has its own error, and is not missing.
+        given = {name: bool((self.data.get(self.add_prefix(name)) or "").strip()) for name in ("start", "end")}
+        if given["start"] != given["end"]:
+            self.add_error(None, "Give both start and end, or neither (then the range applies).")
         if data.get("policy") == EDITED:
             try:
                 parsed = json.loads(data.get("params") or "{}")
@@ -59,7 +77,12 @@ class WhatIfForm(forms.Form):
             if not isinstance(parsed, dict):
                 self.add_error("params", "expected a JSON object of parameters")
                 return data
-            data["parsed_params"] = parsed
+            # Checked as the policy page checks an edit, over the defaults the replay fills in.
+            params, problems = check_params(parsed, base=PolicyParams().to_dict())
+            for name, message in problems:
+                self.add_error("params", f"{name}: {message}")
+            if not problems:
+                data["parsed_params"] = {name: params[name] for name in parsed}
         return data
 
 
@@ -72,7 +95,31 @@ def _job_context(service: Service, job_id: str) -> dict[str, Any]:
     if result:
         context["rows"] = _comparison_rows(result)
         context["figures"] = _figures(result)
+        # In the operator's zone with UTC beside, as the decision pages show times.
+        context["times"] = {key: fmt(result[key]) for key in ("start", "end", "compared_from") if result.get(key)}
     return context
+
+
+def _utc_input(value: datetime) -> str:
+    """An instant as the Start/End fields take it (UTC), to the second when it has seconds."""
+    value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%d %H:%M}" if value.second == 0 and value.microsecond == 0 else f"{value:%Y-%m-%d %H:%M:%S}"
+
+
+def _form_for_job(service: Service, state: dict[str, Any]) -> WhatIfForm:
+    """The form as it was sent for this job, so a reopened result sits beside the request it answers."""
+    start, end = datetime.fromisoformat(state["start"]), datetime.fromisoformat(state["end"])
+    edited = state.get("params") is not None
+    span = next((key for key, length in RANGES.items() if length == end - start), None)
+    return WhatIfForm(
+        initial={
+            "range": span or WhatIfForm.base_fields["range"].initial,
+            "start": _utc_input(start),
+            "end": _utc_input(end),
+            "policy": EDITED if edited else state["policy"],
+            "params": json.dumps(state["params"] if edited else service.policy or {}, indent=2, sort_keys=True),
+        }
+    )
 
 
 def _busy_jobs(busy: WhatIfBusy) -> list[dict[str, Any]]:
@@ -153,7 +200,8 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
     job_id = request.GET.get("job")
     if request.method == "GET" and job_id:
         template = "dashboard/whatif.html#job" if request.htmx else "dashboard/whatif.html"
-        return render(request, template, {**_job_context(service, job_id), "form": WhatIfForm()})
+        shown = _job_context(service, job_id)
+        return render(request, template, {**shown, "form": _form_for_job(service, shown["state"])})
     form = WhatIfForm(
         request.POST if request.method == "POST" else None,
         initial={"params": json.dumps(service.policy or {}, indent=2, sort_keys=True)},

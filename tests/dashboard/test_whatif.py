@@ -293,3 +293,81 @@ def test_a_job_gives_its_slot_back_when_it_ends(
             whatif_execute(queued[0])
     assert _run(operator, service).status_code == 200
     assert _run(operator, service).status_code == 429  # one slot came back, not more
+
+
+def test_edited_parameters_are_checked_as_the_policy_editor_checks_them_naming_every_bad_value(
+    client: Client, service: Service, queued: list[str]
+) -> None:
+    response = _login(client, "operator").post(
+        reverse("dashboard:whatif", args=[service.name]),
+        {"range": "1h", "policy": "edited", "params": '{"tolerance": 7, "scale_down_percent": 150, "nope": 1}'},
+    )
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "Tolerance must be in [0, 0.5] (got 7)" in body  # the policy editor's own words
+    assert "Scale down (%) must be in [0, 100] (got 150)" in body
+    assert "unknown policy parameter &#x27;nope&#x27;" in body
+    assert queued == []
+
+
+def test_edited_parameters_the_policy_editor_accepts_run(client: Client, service: Service, queued: list[str]) -> None:
+    response = _login(client, "operator").post(
+        reverse("dashboard:whatif", args=[service.name]),
+        {"range": "1h", "policy": "edited", "params": '{"tolerance": 0.2}'},
+    )
+    assert response.status_code == 200 and len(queued) == 1
+    state = whatif_state(queued[0])
+    assert state is not None and state["params"]["tolerance"] == 0.2
+
+
+def test_start_and_end_say_their_zone_and_format(client: Client, service: Service) -> None:
+    body = _login(client, "viewer").get(reverse("dashboard:whatif", args=[service.name])).content.decode()
+    assert "UTC" in body and "YYYY-MM-DD HH:MM" in body
+
+
+def test_an_unreadable_start_is_its_own_error_naming_the_format(
+    client: Client, service: Service, queued: list[str]
+) -> None:
+    response = _login(client, "operator").post(
+        reverse("dashboard:whatif", args=[service.name]),
+        {"range": "1h", "policy": "hpa", "start": "yesterday at 7", "end": "2026-01-02 00:00"},
+    )
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "YYYY-MM-DD HH:MM" in body and "Give both start and end" not in body
+    assert queued == []
+
+
+def test_giving_only_one_end_of_the_range_says_give_both(client: Client, service: Service, queued: list[str]) -> None:
+    response = _login(client, "operator").post(
+        reverse("dashboard:whatif", args=[service.name]),
+        {"range": "1h", "policy": "hpa", "start": "2026-01-01 00:00", "end": ""},
+    )
+    assert response.status_code == 400 and b"Give both start and end" in response.content
+
+
+def test_a_result_shows_its_times_in_the_operators_zone_with_utc_beside(
+    client: Client, service: Service, queued: list[str]
+) -> None:
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[service.name])
+    operator.post(url, {"range": "1h", "policy": "hpa"})
+    assert whatif_execute(queued[0]) == "done"
+    body = operator.get(f"{url}?job={queued[0]}").content.decode()
+    heading = body.split('<section class="card whatif-result" data-whatif-result>', 1)[1].split("</h2>", 1)[0]
+    assert "UTC)" in heading and "Z" not in heading.replace("UTC", "")
+
+
+def test_reopening_a_result_shows_the_request_it_came_from(client: Client, service: Service, queued: list[str]) -> None:
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[service.name])
+    operator.post(url, {"range": "6h", "policy": "hpa", "start": "2026-01-01 00:00", "end": "2026-01-01 06:30"})
+    page = operator.get(f"{url}?job={queued[0]}")
+    form = page.context["form"]
+    assert form["policy"].value() == "hpa"
+    assert (form["start"].value(), form["end"].value()) == ("2026-01-01 00:00", "2026-01-01 06:30")
+
+    operator.post(url, {"range": "1h", "policy": "edited", "params": '{"tolerance": 0.2}'})
+    form = operator.get(f"{url}?job={queued[1]}").context["form"]
+    assert form["policy"].value() == "edited" and form["range"].value() == "1h"
+    assert '"tolerance": 0.2' in form["params"].value()
