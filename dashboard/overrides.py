@@ -28,7 +28,14 @@ from scaling.overrides import (
     override_extend,
     override_reject,
 )
-from scaling.schedule.rules import RuleError, describe_match, rule_create, rule_delete, rule_update
+from scaling.schedule.rules import (
+    RuleError,
+    describe_match,
+    networks_matching_no_game,
+    rule_create,
+    rule_delete,
+    rule_update,
+)
 
 FORM_TEMPLATE = "dashboard/overrides_form.html"
 
@@ -272,6 +279,12 @@ def rule_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             else:
                 changed = rule_update(rule=rule, spec=form.to_spec(), actor=_actor(request))
                 messages.success(request, f"Rule {rule.name!r} {'updated' if changed else 'unchanged'}.")
+            for network in networks_matching_no_game(rule.match):
+                messages.warning(
+                    request,
+                    f"Network {network!r} matches no game on the calendar: the rule schedules nothing for it "
+                    "until the schedule lists a game on it.",
+                )
             return redirect("dashboard:rules")
         except RuleError as exc:
             field = exc.field.removeprefix("match.")  # the form has one input per match key

@@ -27,6 +27,16 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 RULE_CHANGED = "game-day rule changed"
 
 
+# The league's 30 teams, as data/nba_2025_26_schedule.csv writes them; the calendar's games add any other
+# team they name (a preseason visitor such as MEL).
+# fmt: off
+NBA_TRICODES = frozenset({
+    "ATL", "BKN", "BOS", "CHA", "CHI", "CLE", "DAL", "DEN", "DET", "GSW", "HOU", "IND", "LAC", "LAL", "MEM",
+    "MIA", "MIL", "MIN", "NOP", "NYK", "OKC", "ORL", "PHI", "PHX", "POR", "SAC", "SAS", "TOR", "UTA", "WAS",
+})
+# fmt: on
+
+
 class RuleError(ValueError):
     def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(message)
@@ -57,6 +67,21 @@ def rule_matches(match: dict[str, Any], game: Game) -> bool:
     weekdays = {int(d) for d in match.get("weekdays") or []}
     local = game.tip_utc.astimezone(ZoneInfo(settings.OPERATOR_TIME_ZONE))
     return not (weekdays and local.weekday() not in weekdays)
+
+
+def known_teams() -> set[str]:
+    """The team codes a rule may name: the league's, and any other team a game on the calendar has."""
+    teams = set(NBA_TRICODES)
+    for home, away in Game.objects.values_list("home_team", "away_team").distinct():
+        teams.update(code for code in (_tricode(home), _tricode(away)) if code)
+    return teams
+
+
+def networks_matching_no_game(match: dict[str, Any]) -> list[str]:
+    """The match's networks no game on the calendar is shown on, as rule_matches reads a network (a part of
+    the game's national TV, any case). Allowed, for a TV deal the schedule does not list yet, but worth saying:
+    the rule schedules nothing on them."""
+    return [n for n in match.get("networks") or [] if not Game.objects.filter(national_tv__icontains=n).exists()]
 
 
 def describe_match(match: dict[str, Any]) -> str:
@@ -159,6 +184,15 @@ def validate_rule(spec: RuleSpec) -> dict[str, Any]:
     match = _clean_match(spec.match)
     if not match:
         raise RuleError("a rule needs at least one criterion (national TV, network, team, label, ...)", field="match")
+    if "teams" in match:
+        # A code no game has matches nothing, silently: "LAKERS" for LAL scheduled no floor at all.
+        match["teams"] = [team.upper() for team in match["teams"]]
+        known = known_teams()
+        if unknown := [team for team in match["teams"] if team not in known]:
+            raise RuleError(
+                f"unknown team code(s) {', '.join(unknown)}; valid codes: {', '.join(sorted(known))}",
+                field="match.teams",
+            )
     if (spec.floor_replicas is None) == (spec.floor_forecast_multiple is None):
         raise RuleError("give either an absolute floor or a multiple of the forecast", field="floor_replicas")
     if spec.floor_replicas is not None:

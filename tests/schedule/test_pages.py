@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import time_machine
@@ -154,3 +155,28 @@ def test_the_calendar_clamps_days_and_takes_a_date_within_reach(client: Client) 
     client.force_login(make_user("viewer", "viewer"))
     page = client.get(reverse("dashboard:calendar"), {"from": "2030-03-01", "days": "400"}).content.decode()
     assert "in the next 31 days from Fri Mar 1" in page and "Ignored" not in page
+
+
+def _new_rule(client: Client, **criteria: str) -> Any:
+    make_service("win-probability")
+    client.force_login(make_user("boss", "admin"))
+    data = {"name": "Lakers", "services": ["win-probability"], "floor_replicas": "3", "tail_minutes": "180"}
+    return client.post(reverse("dashboard:rule-new"), {**data, "reason": "r", **criteria}, follow=True)
+
+
+def test_a_rule_naming_an_unknown_team_is_refused_naming_it_and_the_valid_codes(client: Client) -> None:
+    response = _new_rule(client, teams="LAKERS, ZZZ")
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "unknown team code(s) LAKERS, ZZZ" in body and "ATL, BKN, BOS" in body
+    assert not GameDayRule.objects.exists()
+
+
+def test_a_rule_on_a_network_no_game_is_on_is_created_with_a_warning_saying_so(client: Client) -> None:
+    Game.objects.create(
+        game_id="g", tip_utc=NOW + timedelta(days=1), away_team="BOS", home_team="NYK", national_tv="ESPN"
+    )
+    response = _new_rule(client, networks="HBO Max Ultra")
+    body = response.content.decode()
+    assert response.status_code == 200 and GameDayRule.objects.filter(name="Lakers").exists()
+    assert "&#x27;HBO Max Ultra&#x27; matches no game on the calendar" in body

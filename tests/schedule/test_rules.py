@@ -233,3 +233,36 @@ def test_a_forecast_multiple_outside_what_the_form_offers_is_refused(multiple: f
     with pytest.raises(RuleError, match=r"0\.1 to 20") as refused:
         rule_create(spec=spec, actor=_admin())
     assert refused.value.field == "floor_forecast_multiple"
+
+
+@pytest.mark.parametrize("teams", [["LAKERS", "ZZZ"], ["lal", "ZZZ"]])
+def test_an_unknown_team_code_is_refused_naming_it_and_the_valid_codes(teams: list[str]) -> None:
+    spec = RuleSpec(name="r", match={"teams": teams}, services=[make_service("a")], reason="r", floor_replicas=3)
+    with pytest.raises(RuleError) as refused:
+        rule_create(spec=spec, actor=_admin())
+    message = str(refused.value)
+    assert refused.value.field == "match.teams"
+    assert "ZZZ" in message and "valid codes: ATL, BKN, BOS" in message and "WAS" in message
+    assert ("LAKERS" in message) == ("LAKERS" in teams) and "LAL," in message
+    assert not GameDayRule.objects.exists()
+
+
+def test_a_team_the_calendar_knows_beyond_the_league_is_allowed_and_codes_are_upper_cased() -> None:
+    Game.objects.create(
+        game_id="pre1", tip_utc=NOW + timedelta(days=1), away_team="MEL (United)", home_team="NOP (Pelicans)"
+    )
+    spec = RuleSpec(
+        name="r", match={"teams": ["mel", "lal"]}, services=[make_service("a")], reason="r", floor_replicas=3
+    )
+    assert rule_create(spec=spec, actor=_admin(), now=NOW).match == {"teams": ["MEL", "LAL"]}
+
+
+def test_a_network_no_game_is_on_is_allowed_and_named_as_matching_none() -> None:
+    from scaling.schedule.rules import networks_matching_no_game
+
+    _games()
+    assert networks_matching_no_game({"networks": ["HBO Max Ultra", "prime", "espn"]}) == ["HBO Max Ultra"]
+    spec = RuleSpec(
+        name="r", match={"networks": ["HBO Max Ultra"]}, services=[make_service("a")], reason="r", floor_replicas=3
+    )
+    assert rule_create(spec=spec, actor=_admin(), now=NOW).match == {"networks": ["HBO Max Ultra"]}
