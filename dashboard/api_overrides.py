@@ -38,7 +38,7 @@ from scaling.overrides import (
     override_reject,
 )
 from scaling.schedule.parse import ScheduleError
-from scaling.schedule.rules import RuleError, RuleSpec, rule_create, rule_delete, rule_update
+from scaling.schedule.rules import RuleError, RuleSpec, match_warnings, rule_create, rule_delete, rule_update
 from scaling.schedule.services import schedule_import
 
 router = Router(tags=["overrides"])
@@ -179,6 +179,7 @@ class RuleOut(Schema):
     lead_minutes: int | None
     tail_minutes: int
     scheduled_overrides: int
+    warnings: list[str]  # e.g. a network no game on the calendar is on (allowed: a TV deal not yet scheduled)
 
     @staticmethod
     def resolve_services(obj: GameDayRule) -> list[str]:
@@ -187,6 +188,10 @@ class RuleOut(Schema):
     @staticmethod
     def resolve_scheduled_overrides(obj: GameDayRule) -> int:
         return obj.overrides.filter(status__in=reads.LIVE_STATUSES).count()
+
+    @staticmethod
+    def resolve_warnings(obj: GameDayRule) -> list[str]:
+        return match_warnings(obj.match or {})
 
 
 class ImportOut(Schema):

@@ -31,7 +31,7 @@ from scaling.overrides import (
 from scaling.schedule.rules import (
     RuleError,
     describe_match,
-    networks_matching_no_game,
+    match_warnings,
     rule_create,
     rule_delete,
     rule_update,
@@ -279,12 +279,8 @@ def rule_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             else:
                 changed = rule_update(rule=rule, spec=form.to_spec(), actor=_actor(request))
                 messages.success(request, f"Rule {rule.name!r} {'updated' if changed else 'unchanged'}.")
-            for network in networks_matching_no_game(rule.match):
-                messages.warning(
-                    request,
-                    f"Network {network!r} matches no game on the calendar: the rule schedules nothing for it "
-                    "until the schedule lists a game on it.",
-                )
+            for warning in match_warnings(rule.match):
+                messages.warning(request, warning)
             return redirect("dashboard:rules")
         except RuleError as exc:
             field = exc.field.removeprefix("match.")  # the form has one input per match key

@@ -84,6 +84,15 @@ def networks_matching_no_game(match: dict[str, Any]) -> list[str]:
     return [n for n in match.get("networks") or [] if not Game.objects.filter(national_tv__icontains=n).exists()]
 
 
+def match_warnings(match: dict[str, Any]) -> list[str]:
+    """What a saved rule's confirmation should warn of: the networks it names that no game is on."""
+    return [
+        f"Network {network!r} matches no game on the calendar: the rule schedules nothing for it until the "
+        "schedule lists a game on it."
+        for network in networks_matching_no_game(match)
+    ]
+
+
 def describe_match(match: dict[str, Any]) -> str:
     parts = []
     if match.get("national_tv"):

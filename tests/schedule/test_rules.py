@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 
 from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType
@@ -266,3 +267,21 @@ def test_a_network_no_game_is_on_is_allowed_and_named_as_matching_none() -> None
         name="r", match={"networks": ["HBO Max Ultra"]}, services=[make_service("a")], reason="r", floor_replicas=3
     )
     assert rule_create(spec=spec, actor=_admin(), now=NOW).match == {"networks": ["HBO Max Ultra"]}
+
+
+def test_through_the_api_an_unknown_team_is_a_422_and_an_unmatched_network_a_warning(client: Client) -> None:
+    _games()
+    make_service("win-probability")
+    client.force_login(make_user("boss", "admin"))
+    rule = {"name": "r", "services": ["win-probability"], "reason": "r", "floor_replicas": 3}
+    refused = client.post("/api/rules", rule | {"match": {"teams": ["LAKERS"]}}, content_type="application/json")
+    assert refused.status_code == 422 and refused.json()["field"] == "match.teams"
+    assert "LAKERS" in refused.json()["detail"] and "LAL" in refused.json()["detail"]
+    created = client.post(
+        "/api/rules", rule | {"match": {"networks": ["HBO Max Ultra"]}}, content_type="application/json"
+    )
+    assert created.status_code == 201 and created.json()["scheduled_overrides"] == 0
+    assert created.json()["warnings"] == [
+        "Network 'HBO Max Ultra' matches no game on the calendar: the rule schedules nothing for it until the "
+        "schedule lists a game on it."
+    ]
