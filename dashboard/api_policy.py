@@ -17,7 +17,7 @@ from ninja import Field, Router, Schema, Status
 
 from dashboard.api_auth import require_capability
 from dashboard.decisions import METRIC_WINDOW_S
-from dashboard.policy_forms import PolicyForm, form_data_from_json, params_as_dict, policy_fields
+from dashboard.policy_forms import PolicyForm, form_data_from_json, json_type_problems, params_as_dict, policy_fields
 from scaling import selectors, services
 from scaling.audit import Actor
 from scaling.models import Decision, MetricSample, Service
@@ -134,9 +134,13 @@ def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dic
             {"field": key, "message": f"unknown policy parameter {key!r}"}
             for key in sorted(set(payload.params) - known)
         ]
+        mistyped = json_type_problems({k: v for k, v in payload.params.items() if k in known})
+        errors += [{"field": key, "message": message} for key, message in mistyped]
         if not payload.reason.strip():
             errors.append({"field": "reason", "message": "a reason is required"})
-        form = PolicyForm(form_data_from_json(payload.params, payload.reason, base=params_as_dict(service.policy)))
+        # The rest checked as the form checks them, each mistyped value left at the current one.
+        typed = {k: v for k, v in payload.params.items() if k not in {key for key, _ in mistyped}}
+        form = PolicyForm(form_data_from_json(typed, payload.reason, base=params_as_dict(service.policy)))
         if not form.is_valid():
             for field, messages in form.field_errors().items():
                 if field == "reason" and any(e["field"] == "reason" for e in errors):

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.forms import local_input
-from dashboard.policy_forms import PolicyForm, form_data_from_json, params_as_dict
+from dashboard.policy_forms import PolicyForm, check_params, form_data_from_json, params_as_dict
 from dashboard.templatetags.tipoff_time import both_times
 from scaling import services
 from scaling.audit import Actor, EventType
@@ -236,6 +236,33 @@ def test_the_api_answers_422_naming_each_bad_field(admin: Client) -> None:
     fields = {e["field"] for e in response.json()["errors"]}
     assert fields == {"tolerance", "no_such_knob", "scale_up_pods", "reason"}
     assert Service.objects.get(pk=service.pk).policy_version == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ({"prewarm": "no"}, "prewarm", "must be true or false (got 'no')"),
+        ({"slo_guard": 7}, "slo_guard", "must be true or false (got 7)"),
+        ({"tolerance": True}, "tolerance", "must be a number (got True)"),
+    ],
+)
+def test_the_api_refuses_a_value_of_the_wrong_json_type(
+    admin: Client, params: dict[str, Any], field: str, message: str
+) -> None:
+    # Read as a page's form data, "no" and 7 were ticked boxes: the API switched the parameter on.
+    service = make_service()
+    response = admin.put(
+        f"/api/services/{service.name}/policy",
+        {"params": {**params, "tolerance_typo": 1}, "reason": "typed badly"},
+        content_type="application/json",
+    )
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert any(e["field"] == field and message in e["message"] for e in errors), errors
+    assert {e["field"] for e in errors} == {field, "tolerance_typo"}  # every problem named, each once
+    assert Service.objects.get(pk=service.pk).policy_version == 1
+    _, problems = check_params(params, base=PolicyParams().to_dict())  # as the what-if page checks them
+    assert [name for name, _ in problems] == [field]
 
 
 def test_the_api_needs_a_reason_in_the_body(admin: Client) -> None:
