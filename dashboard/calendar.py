@@ -67,10 +67,24 @@ def calendar(request: HttpRequest) -> HttpResponse:
     end = start + timedelta(days=days)
     tz = operator_tz()
     games = reads.calendar_games(start=start, end=end)
-    by_day = [
-        {"day": day, "games": list(rows)}
-        for day, rows in groupby(games, key=lambda g: g.game.tip_utc.astimezone(tz).date())
-    ]
+    others = reads.calendar_other_overrides(start=start, end=end, games=games)
+    games_by_day = {day: list(rows) for day, rows in groupby(games, key=lambda g: g.game.tip_utc.astimezone(tz).date())}
+    by_day = []
+    for i in range(days):
+        # Aware arithmetic in a ZoneInfo zone is wall-clock: local midnight to local midnight, DST or not.
+        day_start = start + timedelta(days=i)
+        day_end = start + timedelta(days=i + 1)
+        day_others = [o for o in others if o.starts_at < day_end and o.ends_at > day_start]
+        day_games = games_by_day.get(day_start.date(), [])
+        if day_games or day_others:
+            by_day.append(
+                {
+                    "day": day_start.date(),
+                    "games": day_games,
+                    "other_overrides": day_others,
+                    "other_cost": reads.live_cost(day_others),
+                }
+            )
     context = {
         "days": by_day,
         "n_days": days,
@@ -80,7 +94,8 @@ def calendar(request: HttpRequest) -> HttpResponse:
         "now": now,
         "total_games": len(games),
         "marquee_games": sum(1 for g in games if g.marquee),
-        "projected_cost": round(sum(g.projected_cost for g in games), 2),
+        # An override spanning two days is listed on both but counted once.
+        "projected_cost": round(sum(g.projected_cost for g in games) + reads.live_cost(others), 2),
         "import_form": ScheduleImportForm(),
     }
     return render(request, "dashboard/calendar.html", context)

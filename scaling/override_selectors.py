@@ -195,8 +195,7 @@ class CalendarGame:
     @property
     def projected_cost(self) -> float:
         """What the game's pending and approved overrides are expected to cost; cancelled ones are listed only."""
-        live = [o for o in self.overrides if o.status in LIVE_STATUSES]
-        return round(sum(o.projected_cost_delta or 0.0 for o in live), 2)
+        return live_cost(self.overrides)
 
 
 def calendar_games(*, start: datetime, end: datetime) -> list[CalendarGame]:
@@ -225,6 +224,24 @@ def calendar_games(*, start: datetime, end: datetime) -> list[CalendarGame]:
         )
         result.append(CalendarGame(g, overrides.get(g.pk, []), overlaps))
     return result
+
+
+def calendar_other_overrides(*, start: datetime, end: datetime, games: list[CalendarGame]) -> list[Override]:
+    """Overrides whose window overlaps [start, end) and that none of `games` lists: ad-hoc ones (a group floor
+    for an evening) and those of a game outside the range. Pending, approved and cancelled, as a game's are."""
+    listed = [g.game.pk for g in games]
+    return list(
+        Override.objects.select_related("service", "rule")
+        .filter(starts_at__lt=end, ends_at__gt=start)
+        .filter(Q(status__in=LIVE_STATUSES) | Q(status=Override.Status.CANCELLED))
+        .exclude(game__in=listed)
+        .order_by("starts_at", "service__name")
+    )
+
+
+def live_cost(overrides: list[Override]) -> float:
+    """What the pending and approved ones of `overrides` are expected to cost; cancelled ones count nothing."""
+    return round(sum(o.projected_cost_delta or 0.0 for o in overrides if o.status in LIVE_STATUSES), 2)
 
 
 def rules_list() -> QuerySet[GameDayRule]:

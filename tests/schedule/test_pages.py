@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,45 @@ def test_a_rule_on_a_network_no_game_is_on_is_created_with_a_warning_saying_so(c
     body = response.content.decode()
     assert response.status_code == 200 and GameDayRule.objects.filter(name="Lakers").exists()
     assert "&#x27;HBO Max Ultra&#x27; matches no game on the calendar" in body
+
+
+def _window(service_name: str, cost: float, status: str, game: Game | None = None) -> Override:
+    # Monday 18:30–23:30 in New York (NOW is Monday noon there).
+    return Override.objects.create(
+        service=make_service(service_name),
+        kind="floor",
+        replicas=8,
+        reason="evening",
+        starts_at=NOW + timedelta(hours=6, minutes=30),
+        ends_at=NOW + timedelta(hours=11, minutes=30),
+        status=status,
+        projected_cost_delta=cost,
+        game=game,
+    )
+
+
+def test_the_calendar_lists_and_counts_an_override_tied_to_no_game_on_its_day(client: Client) -> None:
+    game = Game.objects.create(
+        game_id="g1", tip_utc=NOW + timedelta(hours=7), away_team="BOS", home_team="NYK", national_tv="ESPN"
+    )
+    on_game = _window("live-odds", 2.00, Override.Status.APPROVED, game=game)
+    group = [_window("win-probability", 0.95, "approved"), _window("box-score", 0.90, "pending_approval")]
+    cancelled = _window("play-by-play", 5.00, Override.Status.CANCELLED)
+    _window("lineups", 7.00, Override.Status.REJECTED)
+    client.force_login(make_user("viewer", "viewer"))
+    page = client.get(reverse("dashboard:calendar")).content.decode()
+    other = page[page.index('data-testid="other-overrides"') :]
+    other = other[: other.index("</tr>")]
+    listed = {int(pk) for pk in re.findall(r'data-override="(\d+)"', other)}
+    assert listed == {group[0].pk, group[1].pk, cancelled.pk}  # not the game's own, nor the rejected one
+    assert "18:30" in other and "23:30" in other and "+$1.85" in other  # the cancelled one counts nothing
+    assert f'data-override="{on_game.pk}"' in page[page.index('data-game="g1"') : page.index("other-overrides")]
+    assert 'data-testid="calendar-cost">+$3.85<' in page
+
+
+def test_the_calendar_shows_a_day_with_overrides_but_no_game(client: Client) -> None:
+    floor = _window("win-probability", 1.25, Override.Status.APPROVED)
+    client.force_login(make_user("viewer", "viewer"))
+    page = client.get(reverse("dashboard:calendar")).content.decode()
+    assert "No games in these days" not in page and f'data-override="{floor.pk}"' in page
+    assert 'data-testid="calendar-cost">+$1.25<' in page
