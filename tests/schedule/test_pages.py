@@ -223,3 +223,16 @@ def test_the_calendar_shows_a_day_with_overrides_but_no_game(client: Client) -> 
     page = client.get(reverse("dashboard:calendar")).content.decode()
     assert "No games in these days" not in page and f'data-override="{floor.pk}"' in page
     assert 'data-testid="calendar-cost">+$1.25<' in page
+
+
+def test_the_schedule_upload_input_has_a_label(client: Client) -> None:
+    client.force_login(make_user("boss", "admin"))
+    page = client.get(reverse("dashboard:calendar")).content.decode()
+    assert '<label for="id_file">' in page and 'id="id_file"' in page
+
+
+def test_every_page_names_its_icon_so_browsers_stop_asking_for_favicon_ico(client: Client) -> None:
+    client.force_login(make_user("viewer", "viewer"))
+    page = client.get(reverse("dashboard:calendar")).content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg"' in page
+    assert (Path(__file__).resolve().parents[2] / "static" / "favicon.svg").is_file()
