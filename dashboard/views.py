@@ -45,13 +45,17 @@ def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     service = get_object_or_404(Service, name=name)
     now = timezone.now()
     chosen = _range(request)
+    changes_only = request.GET.get("timeline") == "changes"
+    decisions = list(selectors.recent_decisions(service, 20, changes_only=changes_only))
     context = {
         "service": service,
         "range": chosen,
         "ranges": list(selectors.RANGES),
         "sample": selectors.latest_sample(service),
-        "decisions": selectors.recent_decisions(service, 20, changes_only=request.GET.get("timeline") == "changes"),
-        "timeline": "changes" if request.GET.get("timeline") == "changes" else "all",
+        "decisions": decisions,
+        "timeline": "changes" if changes_only else "all",
+        # With nothing to list under "changes", say how many ticks held rather than that none has run.
+        "ticks_held": selectors.decision_count(service) if changes_only and not decisions else 0,
         "cost_24h": selectors.cumulative_cost(service, since=now - selectors.RANGES["24h"]),
     }
     template = "dashboard/service.html#decisions" if request.htmx else "dashboard/service.html"

@@ -288,6 +288,10 @@ def recent_decisions(service: Service, limit: int = 20, *, changes_only: bool = 
     return rows.order_by("-tick")[:limit]
 
 
+def decision_count(service: Service) -> int:
+    return Decision.objects.filter(service=service).count()
+
+
 def service_timeseries(service: Service, *, since: datetime, max_points: int = 720) -> dict[str, list[Any]]:
     """Metric and decision series for the service charts, thinned to about max_points."""
     samples = list(

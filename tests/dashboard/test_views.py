@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from scaling import services
-from scaling.models import Decision, MetricSample, Override
+from scaling.models import Decision, MetricSample, Override, Service
 from tests.factories import make_service, make_user
 
 pytestmark = pytest.mark.django_db
@@ -159,3 +159,31 @@ def test_a_rate_from_before_tipoff_managed_the_service_has_no_cost_on_the_chart(
 def test_the_api_lists_services_for_a_logged_in_user(client_in: Client) -> None:
     make_service()
     assert [s["name"] for s in client_in.get("/api/services").json()] == ["win-probability"]
+
+
+def _hold(service: Service, at: datetime) -> Decision:
+    return Decision.objects.create(
+        service=service,
+        tick=at,
+        provisioned=4,
+        ready=4,
+        desired=4,
+        recommendation=4,
+        reason_code="HOLD",
+        summary="held",
+    )
+
+
+def test_the_changes_timeline_with_only_holds_says_how_many_ticks_held(client_in: Client) -> None:
+    service = make_service()
+    now = timezone.now()
+    for i in range(21):
+        _hold(service, now - timedelta(seconds=15 * i))
+    url = reverse("dashboard:service", args=[service.name])
+    for headers in ({}, {"HX-Request": "true"}):  # the page and its poll
+        body = client_in.get(url + "?timeline=changes", headers=headers).content.decode()
+        assert "No decisions yet" not in body
+        assert "No changes or blocked changes yet; 21 ticks held." in body
+    fresh = make_service("fresh")
+    body = client_in.get(reverse("dashboard:service", args=[fresh.name]) + "?timeline=changes").content.decode()
+    assert "No decisions yet: the first tick runs within" in body
