@@ -62,7 +62,8 @@ def local_to_utc(naive: datetime, tz: ZoneInfo, occurrence: str = "") -> datetim
 
     if not round_trips(first) and not round_trips(second):
         raise forms.ValidationError(
-            f"{when} does not exist in {tz.key}: the clocks jump forward an hour then; pick a time outside the gap"
+            f"{when} does not exist in {tz.key}: the clocks jump forward an hour then; pick a time outside the gap",
+            code="nonexistent",
         )
     if first.utcoffset() != second.utcoffset():
         if occurrence == "first":
@@ -71,7 +72,8 @@ def local_to_utc(naive: datetime, tz: ZoneInfo, occurrence: str = "") -> datetim
             return second.astimezone(UTC)
         raise forms.ValidationError(
             f"{when} happens twice in {tz.key} (the clocks fall back): choose the first time "
-            f"({first.tzname()}, UTC{_offset(first)}) or the second ({second.tzname()}, UTC{_offset(second)})"
+            f"({first.tzname()}, UTC{_offset(first)}) or the second ({second.tzname()}, UTC{_offset(second)})",
+            code="ambiguous",
         )
     return first.astimezone(UTC)
 

@@ -307,6 +307,11 @@ class ModeForm(LocalTimesForm):
     )
     until_occurrence = forms.ChoiceField(label="If the clocks fall back", choices=FOLD_CHOICES, required=False)
 
+    @property
+    def until_happens_twice(self) -> bool:
+        """The end asked falls in the repeated hour: the only problem the "If the clocks fall back" choice solves."""
+        return self.has_error("until_local", code="ambiguous")
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if cleaned.get("mode") == Service.Mode.ACTIVE:

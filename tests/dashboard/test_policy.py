@@ -471,3 +471,29 @@ def test_two_api_changes_at_once_each_keep_the_others_parameters(
     service.refresh_from_db()
     params = params_as_dict(service.policy)
     assert (params["tolerance"], params["target_utilization"], service.policy_version) == (0.2, 0.6, 3)
+
+
+def _refused_pause(operator: Client, until_local: str) -> str:
+    service = make_service()
+    data = {"mode": "paused", "reason": "maintenance", "until_local": until_local}
+    url = reverse("dashboard:service-mode", args=[service.name])
+    return operator.post(url, data, headers={"HX-Request": "true"}).content.decode()
+
+
+def test_a_refused_end_is_named_by_its_label_without_the_fall_back_choice(operator: Client) -> None:
+    body = _refused_pause(operator, local_input(timezone.now() + timedelta(hours=30)))
+    assert '<span data-error-for="until_local">Until: a pause may last at most 24 h' in body
+    assert "until_local:" not in body and "If the clocks fall back" not in body
+
+
+@pytest.mark.parametrize(
+    ("until_local", "problem", "offers_choice"),
+    [("2027-11-07T01:30", "happens twice", True), ("2027-03-14T02:30", "does not exist", False)],
+    ids=["repeated-hour", "skipped-hour"],
+)
+def test_the_fall_back_choice_shows_only_for_a_time_in_the_repeated_hour(
+    operator: Client, until_local: str, problem: str, offers_choice: bool
+) -> None:
+    body = _refused_pause(operator, until_local)
+    assert "Until: " in body and problem in body
+    assert ("If the clocks fall back" in body) is offers_choice
