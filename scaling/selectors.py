@@ -225,6 +225,12 @@ class FleetRow:
     # The latest sample's signals that break the SLO, judged as the engine's slo_guard judges them.
     slo_breaches: dict[str, float]
 
+    @property
+    def has_slo_signals(self) -> bool:
+        """Whether the latest sample measured anything the SLO is judged by; without, 'within' would be a guess."""
+        s = self.sample
+        return s is not None and any(v is not None for v in (s.p95_ms, s.p99_ms, s.error_rate))
+
 
 def latest_sample(service: Service) -> MetricSample | None:
     return MetricSample.objects.filter(service=service).order_by("-ts").first()
