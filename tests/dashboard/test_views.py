@@ -207,3 +207,23 @@ def test_the_fleets_latency_column_says_what_the_limit_is_and_that_the_slo_is_st
     assert f'data-field="p95" title="{rule}">250 / 300 ms</td>' in body
     page = client_in.get(reverse("dashboard:service", args=[service.name])).content.decode()
     assert "SLO p99.9 ≤ 300 ms" in page and "p0.999" not in page
+
+
+def test_an_hours_chart_spans_an_hour_though_an_override_runs_on_for_hours(client_in: Client) -> None:
+    service = make_service(demand_scale=40.0)
+    now = timezone.now()
+    services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(now))
+    Override.objects.create(
+        service=service,
+        kind="floor",
+        replicas=6,
+        reason="evening",
+        starts_at=now - timedelta(minutes=20),
+        ends_at=now + timedelta(hours=3),
+    )
+    data = client_in.get(reverse("dashboard:service-charts", args=[service.name]) + "?range=1h").json()
+    layout = data["figures"]["replicas"]["layout"]
+    start, end = (datetime.fromisoformat(t) for t in layout["xaxis"]["range"])
+    assert end - start < timedelta(hours=1, minutes=15)  # the forecast's few minutes ahead, not two hours
+    [shape] = layout["shapes"]
+    assert datetime.fromisoformat(shape["x1"]) == end and datetime.fromisoformat(shape["x0"]) > start
