@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
 
 from scaling.models import Override, Service
 
 _LAYOUT: dict[str, Any] = {
-    "margin": {"l": 60, "r": 20, "t": 36, "b": 36},  # room for the y axis's title
-    "height": 260,
-    "legend": {"orientation": "h", "y": -0.2},
+    "margin": {"l": 60, "r": 20, "t": 36, "b": 76},  # room for the axes' titles and the legend
+    "height": 290,
+    # Placed from the figure's bottom edge, not the plot's, so it sits under the time axis's title.
+    "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},
     "xaxis": {"type": "date"},
     "hovermode": "x unified",
 }
@@ -202,4 +206,29 @@ def service_figures(
     }
     for figure in figures.values():
         figure["layout"]["xaxis"] = {**figure["layout"]["xaxis"], "range": [since, max(end, since)]}
+        _to_wall_clock(figure, ZoneInfo(settings.OPERATOR_TIME_ZONE))
     return figures
+
+
+def _to_wall_clock(figure: dict[str, Any], tz: ZoneInfo) -> None:
+    """Put the figure's time axis in the operator's zone, as the page's summaries and forms are.
+
+    plotly.js converts no zones: it draws a date as the wall-clock time written. So every instant on
+    the x axis (points, override bands, the range) goes out as a naive local time, and the axis's
+    title names the zone; in the repeated hour when clocks fall back two instants share a label."""
+
+    def local(value: Any) -> Any:
+        return value.astimezone(tz).replace(tzinfo=None) if isinstance(value, datetime) else value
+
+    for trace in figure["data"]:
+        if "x" in trace:
+            trace["x"] = [local(t) for t in trace["x"]]
+    layout = figure["layout"]
+    for shape in layout.get("shapes", []):
+        if shape.get("xref") == "x":
+            shape["x0"], shape["x1"] = local(shape["x0"]), local(shape["x1"])
+    layout["xaxis"] = {
+        **layout["xaxis"],
+        "range": [local(t) for t in layout["xaxis"]["range"]],
+        "title": {"text": f"time ({tz.key})"},
+    }

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 from django import template
 from django.conf import settings
 
+from dashboard.decisions import fmt
+
 register = template.Library()
 
 
@@ -26,6 +28,12 @@ def both_times(value: datetime | None) -> str:
         return "–"
     utc = value.astimezone(UTC)
     return f"{local_time(value)} ({utc:%H:%M} UTC)"
+
+
+@register.filter
+def zone_and_utc(value: datetime | None) -> str:
+    """'2026-01-15 18:34:05 EST (23:34:05 UTC)': to the second, as the decision pages write times."""
+    return fmt(None if value is None else value.isoformat())
 
 
 @register.filter

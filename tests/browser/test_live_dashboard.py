@@ -54,6 +54,8 @@ def test_the_fleet_page_updates_after_a_tick_and_the_charts_render(
         # Each chart names its unit on its y axis (the cost is a rate, $ per hour, not a total).
         expect(page.locator("#chart-cost[data-rendered=true] .ytitle")).to_have_text("$ per hour")
         expect(page.locator("#chart-replicas .ytitle")).not_to_have_text("")
+        # The time axis is in the operator's zone, as the page's other times are, and says so.
+        expect(page.locator("#chart-cost .xtitle")).to_have_text(f"time ({settings.OPERATOR_TIME_ZONE})")
         # Nothing on the page offers to send a service's metrics elsewhere (plotly.js 4's "Share chart").
         assert page.locator("#chart-cost .modebar-btn").count() > 0
         assert page.locator(".modebar-btn[data-title*='Share'], .modebar-btn[data-attr*='Cloud']").count() == 0

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -138,10 +140,28 @@ def test_the_four_charts_share_one_time_axis_from_the_range_start_to_the_furthes
     after = timezone.now()
     ranges = {name: tuple(figure["layout"]["xaxis"]["range"]) for name, figure in data["figures"].items()}
     assert len(set(ranges.values())) == 1, ranges  # the same axis on all four, though only one has the old rate
-    start, end = (datetime.fromisoformat(t) for t in ranges["rate"])
+    # The axis is in the operator's wall-clock time (plotly.js converts no zones): read it back as such.
+    start, end = (_operator_time(t) for t in ranges["rate"])
     assert before - timedelta(hours=1) <= start <= after - timedelta(hours=1)
     forecast = data["figures"]["rate"]["data"][1]["x"]
-    assert forecast and end == max(datetime.fromisoformat(t) for t in forecast) > now  # out to the forecast ahead
+    assert forecast and end == max(_operator_time(t) for t in forecast) > now  # out to the forecast ahead
+
+
+def _operator_time(wall_clock: str) -> datetime:
+    return datetime.fromisoformat(wall_clock).replace(tzinfo=ZoneInfo(settings.OPERATOR_TIME_ZONE))
+
+
+def test_the_charts_time_axis_is_the_operators_wall_clock_and_says_so(client_in: Client) -> None:
+    service = make_service(demand_scale=40.0)
+    at = timezone.now().replace(microsecond=0) - timedelta(minutes=10)
+    MetricSample.objects.create(service=service, ts=at, rps=120.0, provisioned=3, ready=3)
+    data = client_in.get(reverse("dashboard:service-charts", args=[service.name]) + "?range=1h").json()
+    local = at.astimezone(ZoneInfo(settings.OPERATOR_TIME_ZONE)).replace(tzinfo=None)
+    for name, figure in data["figures"].items():
+        axis = figure["layout"]["xaxis"]
+        assert axis["title"]["text"] == f"time ({settings.OPERATOR_TIME_ZONE})", name
+        assert all(datetime.fromisoformat(t).tzinfo is None for t in axis["range"]), name  # no "Z", no offset
+    assert data["figures"]["rate"]["data"][0]["x"] == [local.isoformat()]
 
 
 def test_a_rate_from_before_tipoff_managed_the_service_has_no_cost_on_the_chart(client_in: Client) -> None:
@@ -227,3 +247,16 @@ def test_an_hours_chart_spans_an_hour_though_an_override_runs_on_for_hours(clien
     assert end - start < timedelta(hours=1, minutes=15)  # the forecast's few minutes ahead, not two hours
     [shape] = layout["shapes"]
     assert datetime.fromisoformat(shape["x1"]) == end and datetime.fromisoformat(shape["x0"]) > start
+
+
+def test_the_timeline_and_the_fleet_give_times_in_the_operators_zone_with_utc_beside(client_in: Client) -> None:
+    service = make_service()
+    tick = datetime(2026, 1, 15, 23, 34, 5, tzinfo=ZoneInfo("UTC"))
+    _hold(service, tick)
+    page = client_in.get(reverse("dashboard:service", args=[service.name])).content.decode()
+    assert "Tick (UTC)" not in page
+    assert f'<th title="in {settings.OPERATOR_TIME_ZONE}, UTC beside">Tick</th>' in page
+    assert "2026-01-15 18:34:05 EST (23:34:05 UTC)" in page
+    fleet = client_in.get(reverse("dashboard:fleet"), headers={"HX-Request": "true"}).content.decode()
+    updated = fleet[fleet.index('data-testid="fleet-updated">') :]
+    assert " UTC)</span>" in updated[:80] and (" EST " in updated[:80] or " EDT " in updated[:80])

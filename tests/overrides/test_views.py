@@ -333,7 +333,8 @@ def test_the_replicas_chart_shades_override_windows(client: Client) -> None:
     _login(client, "viewer", "viewer")
     figures = client.get(reverse("dashboard:service-charts", args=[service.name])).json()["figures"]
     [shape] = [s for s in figures["replicas"]["layout"]["shapes"] if s["type"] == "rect"]
-    assert shape["x0"].startswith("2026-01-15T16:00") and shape["label"]["text"] == "pin 5"
+    # In the operator's zone (16:00 UTC is 11:00 in New York): plotly.js draws times as written.
+    assert shape["x0"].startswith("2026-01-15T11:00") and shape["label"]["text"] == "pin 5"
 
 
 # The charts used to look ahead as far as their range looked back, so an hour's chart spanned two; an
@@ -353,11 +354,12 @@ def test_the_replicas_chart_shades_only_the_part_of_an_override_inside_its_range
     url = reverse("dashboard:service-charts", args=[service.name])
     for chosen in ("1h", "6h"):
         layout = client.get(url + f"?range={chosen}").json()["figures"]["replicas"]["layout"]
-        # The pin, begun half an hour ago, is drawn to now, where the axis ends; the floor starts after it.
+        # The pin, begun half an hour ago, is drawn to now (noon in New York), where the axis ends; the floor
+        # starts after it.
         assert [(s["label"]["text"], s["x0"][:16], s["x1"][:16]) for s in layout["shapes"]] == [
-            ("pin 5", "2026-01-15T16:30", "2026-01-15T17:00")
+            ("pin 5", "2026-01-15T11:30", "2026-01-15T12:00")
         ]
-        assert layout["xaxis"]["range"][1][:16] == "2026-01-15T17:00"
+        assert layout["xaxis"]["range"][1][:16] == "2026-01-15T12:00"
 
 
 def test_an_operator_can_pin_for_the_next_two_hours_by_duration(client: Client) -> None:
