@@ -152,11 +152,9 @@ _OVERRIDE_FILL = {"pending_approval": "rgba(255, 187, 0, 0.15)", "approved": "rg
 
 def override_shapes(overrides: list[Override], until: datetime | None = None) -> list[dict[str, Any]]:
     """Shaded bands for override windows (pending ones amber), labelled with kind and count; a window running
-    past `until` is drawn to it (a shape widens the chart's axis to its end) and one starting after it is not."""
+    past `until` is drawn to it (a shape widens the chart's axis to its end)."""
     shapes = []
     for o in overrides:
-        if until is not None and o.starts_at >= until:
-            continue
         n = "" if o.replicas is None else f" {o.replicas}"
         pending = " (pending)" if o.status == "pending_approval" else ""
         shapes.append(
@@ -187,23 +185,23 @@ def service_figures(
     overrides: list[Override] | None = None,
     until: datetime | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The four charts of a service page, on one time axis: from `since` to `until` (the range chosen) or
-    the latest data drawn past it (the forecast a few minutes ahead), so that a moment sits at the same place
-    in each and they read side by side. Override windows are shaded where they fall inside that axis: one
-    running for hours yet must not stretch a one-hour chart into the future."""
-    drawn = [
-        *series.get("ts", []),
-        *series.get("decision_ts", []),
-        *(forecast or {}).get("ts", []),
-    ]
-    end = max((t for t in [*drawn, until] if t is not None), default=since)
-    shapes = override_shapes(overrides or [], end)
+    """The four charts of a service page, on one time axis: from `since` to the latest of what any of them
+    draws (the newest sample, the forecast ahead, an override window to `until`), so that a moment sits at
+    the same place in each and they read side by side."""
+    shapes = override_shapes(overrides or [], until)
     figures = {
         "replicas": replicas_figure(series, shapes=shapes),
         "latency": latency_figure(series, service),
         "rate": rate_figure(series, forecast),
         "cost": cost_figure(series),
     }
+    drawn = [
+        *series.get("ts", []),
+        *series.get("decision_ts", []),
+        *(forecast or {}).get("ts", []),
+        *(shape["x1"] for shape in shapes),
+    ]
+    end = max((t for t in drawn if t is not None), default=until or since)
     for figure in figures.values():
         figure["layout"]["xaxis"] = {**figure["layout"]["xaxis"], "range": [since, max(end, since)]}
         _to_wall_clock(figure, ZoneInfo(settings.OPERATOR_TIME_ZONE))

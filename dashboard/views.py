@@ -15,9 +15,6 @@ from dashboard.permissions import requires
 from scaling import override_selectors, selectors
 from scaling.models import Service
 
-# Forecasts are for when new replicas would be ready, a provisioning delay ahead: well within this.
-FORECAST_AHEAD_MAX = timedelta(hours=1)
-
 
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
@@ -73,8 +70,9 @@ def service_charts(request: HttpRequest, name: str) -> JsonResponse:
     since = now - span
     series = selectors.service_timeseries(service, since=since)
     forecast = selectors.forecast_series(service, since=since)
-    # The axis spans the range chosen (out to the forecast's few minutes ahead): an override running on past
-    # it is shaded to the axis's end, one starting later is not drawn, so a "1h" chart stays an hour wide.
-    windows = override_selectors.override_windows(service, since, now + FORECAST_AHEAD_MAX)
-    figures = charts.service_figures(service, series, forecast, overrides=windows, until=now, since=since)
+    # Shade override windows from the chart's start to as far ahead as the range looks back, a day at most:
+    # upcoming ones (tonight's game-day floors) widen the axis, never so far that the past is squeezed thin.
+    until = now + min(span, timedelta(hours=24))
+    windows = override_selectors.override_windows(service, since, until)
+    figures = charts.service_figures(service, series, forecast, overrides=windows, until=until, since=since)
     return JsonResponse({"figures": figures}, encoder=DjangoJSONEncoder)

@@ -229,26 +229,6 @@ def test_the_fleets_latency_column_says_what_the_limit_is_and_that_the_slo_is_st
     assert "SLO p99.9 ≤ 300 ms" in page and "p0.999" not in page
 
 
-def test_an_hours_chart_spans_an_hour_though_an_override_runs_on_for_hours(client_in: Client) -> None:
-    service = make_service(demand_scale=40.0)
-    now = timezone.now()
-    services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(now))
-    Override.objects.create(
-        service=service,
-        kind="floor",
-        replicas=6,
-        reason="evening",
-        starts_at=now - timedelta(minutes=20),
-        ends_at=now + timedelta(hours=3),
-    )
-    data = client_in.get(reverse("dashboard:service-charts", args=[service.name]) + "?range=1h").json()
-    layout = data["figures"]["replicas"]["layout"]
-    start, end = (datetime.fromisoformat(t) for t in layout["xaxis"]["range"])
-    assert end - start < timedelta(hours=1, minutes=15)  # the forecast's few minutes ahead, not two hours
-    [shape] = layout["shapes"]
-    assert datetime.fromisoformat(shape["x1"]) == end and datetime.fromisoformat(shape["x0"]) > start
-
-
 def test_the_timeline_and_the_fleet_give_times_in_the_operators_zone_with_utc_beside(client_in: Client) -> None:
     service = make_service()
     tick = datetime(2026, 1, 15, 23, 34, 5, tzinfo=ZoneInfo("UTC"))

@@ -321,45 +321,47 @@ def test_the_calendars_projected_cost_leaves_out_cancelled_overrides() -> None:
 
 def test_the_replicas_chart_shades_override_windows(client: Client) -> None:
     service = make_service()
-    # Begun an hour ago (created directly: override_create refuses a start in the past).
-    Override.objects.create(
-        service=service,
+    override_create(
+        services=[service],
         kind="pin",
         replicas=5,
-        starts_at=NOW - timedelta(hours=1),
+        starts_at=NOW + timedelta(hours=1),
         ends_at=NOW + timedelta(hours=2),
         reason="r",
+        actor=Actor.system("t"),
     )
     _login(client, "viewer", "viewer")
     figures = client.get(reverse("dashboard:service-charts", args=[service.name])).json()["figures"]
     [shape] = [s for s in figures["replicas"]["layout"]["shapes"] if s["type"] == "rect"]
-    # In the operator's zone (16:00 UTC is 11:00 in New York): plotly.js draws times as written.
-    assert shape["x0"].startswith("2026-01-15T11:00") and shape["label"]["text"] == "pin 5"
+    # In the operator's zone (an hour after noon in New York): plotly.js draws times as written.
+    assert shape["x0"].startswith("2026-01-15T13:00") and shape["label"]["text"] == "pin 5"
 
 
-# The charts used to look ahead as far as their range looked back, so an hour's chart spanned two; an
-# operator choosing "1h" reads an hour, so an override is shaded only where it falls inside the range.
-def test_the_replicas_chart_shades_only_the_part_of_an_override_inside_its_range(client: Client) -> None:
+def test_the_replicas_chart_looks_ahead_as_far_as_its_range_looks_back(client: Client) -> None:
     service = make_service()
-    for kind, start, hours, replicas in (("pin", -30, 3, 5), ("floor", 120, 1, 7)):
-        Override.objects.create(
-            service=service,
+    for kind, start, hours, replicas in (("pin", 30, 3, 5), ("floor", 120, 1, 7)):
+        override_create(
+            services=[service],
             kind=kind,
             replicas=replicas,
             starts_at=NOW + timedelta(minutes=start),
             ends_at=NOW + timedelta(minutes=start, hours=hours),
             reason="r",
+            actor=Actor.system("t"),
         )
     _login(client, "viewer", "viewer")
     url = reverse("dashboard:service-charts", args=[service.name])
-    for chosen in ("1h", "6h"):
-        layout = client.get(url + f"?range={chosen}").json()["figures"]["replicas"]["layout"]
-        # The pin, begun half an hour ago, is drawn to now (noon in New York), where the axis ends; the floor
-        # starts after it.
-        assert [(s["label"]["text"], s["x0"][:16], s["x1"][:16]) for s in layout["shapes"]] == [
-            ("pin 5", "2026-01-15T11:30", "2026-01-15T12:00")
-        ]
-        assert layout["xaxis"]["range"][1][:16] == "2026-01-15T12:00"
+    hour = client.get(url + "?range=1h").json()["figures"]["replicas"]["layout"]["shapes"]
+    # An hour back, an hour ahead (in New York's wall clock, as plotly.js draws it): the pin is drawn to that
+    # hour's end, the floor starts after it.
+    assert [(s["label"]["text"], s["x0"][:16], s["x1"][:16]) for s in hour] == [
+        ("pin 5", "2026-01-15T12:30", "2026-01-15T13:00")
+    ]
+    six = client.get(url + "?range=6h").json()["figures"]["replicas"]["layout"]["shapes"]
+    assert [(s["label"]["text"], s["x1"][:16]) for s in six] == [
+        ("pin 5", "2026-01-15T15:30"),
+        ("floor 7", "2026-01-15T15:00"),
+    ]
 
 
 def test_an_operator_can_pin_for_the_next_two_hours_by_duration(client: Client) -> None:
