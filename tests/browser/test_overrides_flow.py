@@ -88,3 +88,36 @@ def test_an_operator_schedules_a_floor_for_a_national_tv_game_and_an_approver_ap
         approver.close()
     override.refresh_from_db()
     assert override.status == Override.Status.APPROVED and override.approved_by is not None
+
+
+def test_the_preview_appears_before_the_reason_is_filled_but_submit_still_needs_one(
+    browser: Any, live_server: Any
+) -> None:
+    service = make_service("win-probability", replicas=2, price_per_replica_hour=1.2)
+    services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    make_user("operator", "operator")
+    end = (timezone.now() + timedelta(hours=2)).astimezone(timezone.get_default_timezone())
+
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        _login(page, live_server.url, "operator")
+        page.goto(f"{live_server.url}/overrides/new/")
+        page.check("input[name=services][value=win-probability]")
+        page.select_option("select[name=kind]", "floor")
+        page.fill("input[name=replicas]", "6")
+        page.fill("input[name=ends_at_local]", _local(end))
+        page.locator("input[name=ends_at_local]").dispatch_event("change")
+        expect(page.locator("[data-testid=preview-cost]")).to_contain_text("+$", timeout=10_000)
+
+        page.click("[data-testid=submit-override]")  # the browser still refuses a submit without a reason
+        assert page.locator("textarea[name=reason]").evaluate("el => el.validity.valueMissing")
+        assert not Override.objects.exists()
+    finally:
+        context.close()
+
+
+def _local(when: Any) -> str:
+    from dashboard.forms import local_input
+
+    return local_input(when)
