@@ -38,6 +38,8 @@ from scaling.schedule.rules import (
 )
 
 FORM_TEMPLATE = "dashboard/overrides_form.html"
+# The inputs that make the override's window; while one has an error the preview prices nothing.
+TIME_INPUTS = {"starts_at_local", "starts_at_occurrence", "ends_at_local", "ends_at_occurrence", "duration_minutes"}
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,10 @@ def override_preview(request: HttpRequest) -> HttpResponse:
     previews = []
     # Only the errors that change the numbers; a missing reason can wait for submit.
     problems = [str(e) for name, errs in form.errors.items() if name not in {"reason", "services"} for e in errs]
-    if data.get("services") and data.get("kind") and data.get("ends_at"):
+    # A start or end that did not parse is None in cleaned_data: pricing then would price from now
+    # (or to nowhere), a window the operator never asked for.
+    times_invalid = bool(TIME_INPUTS & form.errors.keys())
+    if data.get("services") and data.get("kind") and data.get("ends_at") and not times_invalid:
         start = max(data.get("starts_at") or now, now)
         admin = can(request.user, "administer")
         try:
