@@ -29,6 +29,7 @@ from scaling.overrides import (
     REASON_MAX_CHARS,
     OverrideConflict,
     OverrideError,
+    check_bounds,
     check_duration,
     needs_approval,
     override_approve,
@@ -135,6 +136,8 @@ class PreviewOut(Schema):
     override_replicas: int
     hours: float
     projected_cost_delta: float
+    projected_cost_per_hour: float  # projected_cost_delta over the window's hours
+    overruled_by_pins: list[int]  # pending or approved pins in the window that the engine follows instead
     needs_approval: bool
 
 
@@ -283,6 +286,10 @@ def preview_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
         return Status(422, {"detail": str(exc), "field": exc.field})
     rows = []
     for service in _services(payload.services):
+        try:
+            check_bounds(service, kind=payload.kind, replicas=payload.replicas)
+        except OverrideError as exc:
+            return Status(422, {"detail": str(exc), "field": exc.field})
         p = reads.override_preview(
             service, kind=payload.kind, replicas=payload.replicas, starts_at=start, ends_at=payload.ends_at, now=now
         )
@@ -293,6 +300,8 @@ def preview_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
                 "override_replicas": p.effective,
                 "hours": round(p.hours, 3),
                 "projected_cost_delta": p.cost_delta,
+                "projected_cost_per_hour": round(p.cost_per_hour, 2),
+                "overruled_by_pins": [o.pk for o in p.overruled_by],
                 "needs_approval": needs_approval(replicas=payload.replicas, cost_delta=p.cost_delta),
             }
         )

@@ -20,6 +20,7 @@ from scaling.models import Game, GameDayRule, Override, Service
 from scaling.overrides import (
     OverrideConflict,
     OverrideError,
+    check_bounds,
     check_duration,
     needs_approval,
     override_approve,
@@ -166,6 +167,11 @@ def override_preview(request: HttpRequest) -> HttpResponse:
             problems.append(str(exc))
         else:
             for service in data["services"]:
+                try:
+                    check_bounds(service, kind=data["kind"], replicas=data.get("replicas"))
+                except OverrideError as exc:
+                    problems.append(str(exc))
+                    continue
                 p = reads.override_preview(
                     service,
                     kind=data["kind"],

@@ -105,10 +105,13 @@ class Preview:
     replicas: int | None
     starts_at: datetime
     ends_at: datetime
-    forecast: int
-    effective: int
+    forecast: int  # peak replicas without this override (the policy's forecast, or a pin that overrules it)
+    effective: int  # peak replicas with it, as the engine would hold them
     hours: float
     cost_delta: float  # dollars over the whole window; negative = saved
+    overruled_by: tuple[Override, ...] = ()  # pins in the window that the engine follows instead
+    # Replicas above (negative: below) what would run without the override, averaged over the window.
+    average_extra_replicas: float = 0.0
 
     @property
     def saves(self) -> bool:
@@ -117,6 +120,11 @@ class Preview:
     @property
     def cost_delta_abs(self) -> float:
         return abs(self.cost_delta)
+
+    @property
+    def cost_per_hour(self) -> float:
+        """The projected extra (or saved) dollars per hour of the window, on average."""
+        return self.cost_delta / self.hours if self.hours > 0 else 0.0
 
 
 def effective_replicas(kind: str, replicas: int | None, forecast: int, current: int) -> int:
@@ -132,21 +140,63 @@ def effective_replicas(kind: str, replicas: int | None, forecast: int, current: 
     return max(forecast, current)  # freeze scale-in
 
 
+def _held(service: Service, kind: str, replicas: int) -> int:
+    """What the engine holds for an override's count: a pin up to the hard limit, the rest within the bounds."""
+    if kind == Override.Kind.PIN:
+        return min(max(replicas, 0), service.hard_max_replicas)
+    return min(max(replicas, service.min_replicas), service.max_replicas)
+
+
+def _pin_at(pins: list[Override], t: datetime) -> Override | None:
+    """The pin the engine follows at `t`: of those active, the latest to start (as engine._apply_overrides)."""
+    active = [o for o in pins if o.starts_at <= t < o.ends_at]
+    return max(active, key=lambda o: (o.starts_at, str(o.pk))) if active else None
+
+
 def override_preview(
     service: Service, *, kind: str, replicas: int | None, starts_at: datetime, ends_at: datetime, now: datetime
 ) -> Preview:
-    """The policy's forecast replicas over the window against what the override would hold, and the cost
-    difference integrated over the window (5-minute steps, coarser past three days)."""
+    """The replicas the engine would hold over the window without and with the override, and the cost
+    difference integrated over the window (5-minute steps, coarser past three days).
+
+    The engine's precedence and bounds apply: where a pending or approved pin covers a point, a floor,
+    ceiling or freeze changes nothing there (the pin wins); a floor or ceiling holds within the service's
+    bounds.
+    """
     hours = max((ends_at - starts_at).total_seconds(), 0.0) / 3600.0
     if hours <= 0:
         return Preview(service, kind, replicas, starts_at, ends_at, 0, 0, 0.0, 0.0)
     points = _window_points(starts_at, ends_at)
     forecast = forecast_replicas_series(service, now=now, points=points)
     current = current_provisioned(service)
-    effective = [effective_replicas(kind, replicas, f, current) for f in forecast]
-    step_h = hours / len(points)
-    delta = sum(e - f for e, f in zip(effective, forecast, strict=True)) * step_h * service.price_per_replica_hour
-    return Preview(service, kind, replicas, starts_at, ends_at, max(forecast), max(effective), hours, round(delta, 2))
+    pins = [] if kind == Override.Kind.PIN else list(overlapping(service, starts_at, ends_at).filter(kind="pin"))
+    without: list[int] = []
+    effective: list[int] = []
+    overruled: dict[int, Override] = {}
+    for t, f in zip(points, forecast, strict=True):
+        pin = _pin_at(pins, t)
+        if pin is not None and pin.replicas is not None:
+            overruled[pin.pk] = pin
+            without.append(_held(service, Override.Kind.PIN, pin.replicas))
+            effective.append(without[-1])
+        else:
+            without.append(f)
+            effective.append(_held(service, kind, effective_replicas(kind, replicas, f, current)))
+    extra = sum(e - f for e, f in zip(effective, without, strict=True))
+    delta = extra * (hours / len(points)) * service.price_per_replica_hour
+    return Preview(
+        service,
+        kind,
+        replicas,
+        starts_at,
+        ends_at,
+        max(without),
+        max(effective),
+        hours,
+        round(delta, 2),
+        tuple(sorted(overruled.values(), key=lambda o: o.starts_at)),
+        extra / len(points),
+    )
 
 
 def overlapping(service: Service, starts_at: datetime, ends_at: datetime) -> QuerySet[Override]:

@@ -119,15 +119,60 @@ def check_duration(*, kind: str, starts_at: datetime, ends_at: datetime, now: da
         )
 
 
-def _check_against_others(
-    service: Service, *, kind: str, replicas: int | None, start: datetime, end: datetime, replace: bool, skip: int = 0
-) -> list[Override]:
-    """Checks against overlapping overrides. Returns the pins to replace."""
+def check_bounds(service: Service, *, kind: str, replicas: int | None) -> None:
+    """Refuse a count the engine would never follow for this service.
+
+    The engine applies the service's bounds [min_replicas, max_replicas] after floors and ceilings (only a pin
+    may leave them, up to the hard limit): a ceiling below the minimum holds at the minimum, and a floor above
+    the maximum at the maximum.
+    """
+    _check_hard_limit(service, replicas)
+    if replicas is None:
+        return
+    if kind == Override.Kind.CEILING and replicas < service.min_replicas:
+        raise OverrideError(
+            f"{service.name}: a ceiling of {replicas} is below the service's minimum of {service.min_replicas} "
+            f"replicas, and the engine never scales below the minimum for a ceiling (only a pin may leave the "
+            f"bounds [{service.min_replicas}, {service.max_replicas}])",
+            field="replicas",
+        )
+    if kind == Override.Kind.FLOOR and replicas > service.max_replicas:
+        raise OverrideError(
+            f"{service.name}: a floor of {replicas} is above the service's maximum of {service.max_replicas} "
+            f"replicas, and the engine never scales above the maximum for a floor (only a pin may leave the "
+            f"bounds [{service.min_replicas}, {service.max_replicas}])",
+            field="replicas",
+        )
+
+
+def _check_hard_limit(service: Service, replicas: int | None) -> None:
     if replicas is not None and replicas > service.hard_max_replicas:
         raise OverrideError(
             f"{service.name}: {replicas} replicas is above the hard limit of {service.hard_max_replicas}",
             field="replicas",
         )
+
+
+def _check_against_others(
+    service: Service,
+    *,
+    kind: str,
+    replicas: int | None,
+    start: datetime,
+    end: datetime,
+    replace: bool,
+    skip: int = 0,
+    bounds: bool = True,
+) -> list[Override]:
+    """Checks against the service's bounds and overlapping overrides. Returns the pins to replace.
+
+    `bounds=False` checks only the hard limit: a game-day rule's floor (a multiple of the forecast) may come
+    out above the service's maximum, where the engine holds it at the maximum, which is what the rule wants.
+    """
+    if bounds:
+        check_bounds(service, kind=kind, replicas=replicas)
+    else:
+        _check_hard_limit(service, replicas)
     others = list(reads.overlapping(service, start, end).exclude(pk=skip).select_related("service"))
     pins = [o for o in others if o.kind == Override.Kind.PIN]
     if kind == Override.Kind.PIN and pins and not replace:
@@ -247,7 +292,7 @@ def _create_locked(
     for service in services:
         try:
             to_replace += _check_against_others(
-                service, kind=kind, replicas=replicas, start=start, end=end, replace=replace
+                service, kind=kind, replicas=replicas, start=start, end=end, replace=replace, bounds=rule is None
             )
         except OverrideError as exc:
             audit_record(

@@ -154,6 +154,8 @@ def test_the_preview_reports_forecast_and_cost(client: Client) -> None:
             "override_replicas": 10,
             "hours": 2.0,
             "projected_cost_delta": 24.0,
+            "projected_cost_per_hour": 12.0,
+            "overruled_by_pins": [],
             "needs_approval": False,
         }
     ]

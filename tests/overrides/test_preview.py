@@ -3,13 +3,18 @@ precedence applied to what it projects, and columns an operator can check the ar
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import html
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.test import Client
 from django.urls import reverse
 
+from scaling import override_selectors as reads
+from scaling.audit import Actor
+from scaling.models import Override, Service
+from scaling.overrides import OverrideError, override_create
 from tests.factories import make_service, make_user
 
 pytestmark = pytest.mark.django_db
@@ -68,3 +73,83 @@ def test_it_prices_a_valid_window_without_a_reason(operator: Client) -> None:
     make_service("win-probability", price_per_replica_hour=2.0)
     body = _preview(operator)
     assert "preview-table" in body and "extra" in body
+
+
+# The window _form asks for: 10:00 to 12:00 EDT.
+START, END = datetime(2026, 10, 31, 14, 0, tzinfo=UTC), datetime(2026, 10, 31, 16, 0, tzinfo=UTC)
+
+
+def _create(service: Service, kind: str, replicas: int, **extra: object) -> list[Override]:
+    return override_create(
+        services=[service],
+        kind=kind,
+        replicas=replicas,
+        starts_at=START,
+        ends_at=END,
+        reason="r",
+        actor=Actor.system("t"),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "replicas", "message"),
+    [
+        ("ceiling", 0, "a ceiling of 0 is below the service's minimum of 2 replicas"),
+        ("floor", 21, "a floor of 21 is above the service's maximum of 20 replicas"),
+    ],
+)
+def test_a_ceiling_below_the_minimum_or_a_floor_above_the_maximum_is_refused(
+    operator: Client, kind: str, replicas: int, message: str
+) -> None:
+    service = make_service("win-probability", min_replicas=2, max_replicas=20)
+    with pytest.raises(OverrideError, match=message) as caught:
+        _create(service, kind, replicas)
+    assert caught.value.field == "replicas" and "only a pin may leave the bounds [2, 20]" in str(caught.value)
+
+    form = _form(kind=kind, replicas=str(replicas), reason="game night")
+    body = html.unescape(operator.post(reverse("dashboard:override-new"), form).content.decode())
+    assert message in body and 'data-field-error="replicas"' in body
+    assert message in html.unescape(_preview(operator, kind=kind, replicas=str(replicas)))
+    api = {"services": ["win-probability"], "kind": kind, "replicas": replicas, "reason": "r",
+           "starts_at": START.isoformat(), "ends_at": END.isoformat()}  # fmt: skip
+    response = operator.post("/api/overrides", api, content_type="application/json")
+    assert response.status_code == 422 and response.json()["field"] == "replicas"
+    assert message in response.json()["detail"]
+    assert operator.post("/api/overrides/preview", api, content_type="application/json").status_code == 422
+    assert not Override.objects.exists()
+    _create(service, "pin", 1)  # a pin may leave the bounds
+
+
+def test_a_ceiling_under_an_approved_pin_is_warned_and_priced_as_the_pin_holds(operator: Client) -> None:
+    service = make_service("win-probability", price_per_replica_hour=0.3)
+    [pin] = _create(service, "pin", 30, admin=True, bypass_reason="finals")
+    assert pin.status == Override.Status.APPROVED
+    preview = reads.override_preview(service, kind="ceiling", replicas=1, starts_at=START, ends_at=END, now=NOW)
+    assert preview.overruled_by == (pin,) and preview.cost_delta == 0
+    assert preview.forecast == preview.effective == 30
+    body = _preview(operator, kind="ceiling", replicas="1")
+    assert f"the approved pin #{pin.pk} at 30 replicas overrules this ceiling" in body
+    assert "Sat Oct 31 10:00 EDT (14:00 UTC)" in body
+    assert "+$0.00 extra" in body
+
+
+def test_a_pin_covering_part_of_the_window_is_counted_for_that_part_only() -> None:
+    service = make_service("win-probability", price_per_replica_hour=1.0)
+    override_create(
+        services=[service], kind="pin", replicas=30, starts_at=START, ends_at=START + timedelta(hours=1),
+        reason="r", actor=Actor.system("t"), admin=True, bypass_reason="finals",
+    )  # fmt: skip
+    preview = reads.override_preview(service, kind="floor", replicas=10, starts_at=START, ends_at=END, now=NOW)
+    assert len(preview.overruled_by) == 1
+    assert 0 < preview.cost_delta < 2 * 10
+
+
+def test_the_preview_labels_peaks_and_shows_the_average_extra_and_per_hour(operator: Client) -> None:
+    service = make_service("win-probability", price_per_replica_hour=2.0)
+    body = _preview(operator, kind="floor", replicas="15")
+    preview = reads.override_preview(service, kind="floor", replicas=15, starts_at=START, ends_at=END, now=NOW)
+    assert "Without override (peak replicas)" in body and "With override (peak replicas)" in body
+    assert preview.average_extra_replicas == pytest.approx(preview.cost_delta / 2 / 2.0)
+    assert f"{preview.average_extra_replicas:.1f}" in body
+    assert f"+${preview.cost_delta / 2:,.2f}/h" in body
