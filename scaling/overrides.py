@@ -347,7 +347,7 @@ def _create_locked(
             object_id=override.pk,
             after=override_snapshot(override) | {"forecast_replicas": preview.forecast},
             reason=reason,
-            cost_impact_per_hour=(preview.effective - preview.forecast) * service.price_per_replica_hour,
+            cost_impact_per_hour=round(preview.cost_per_hour, 4),
             at=now,
         )
         created.append(override)

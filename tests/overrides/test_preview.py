@@ -12,8 +12,8 @@ from django.test import Client
 from django.urls import reverse
 
 from scaling import override_selectors as reads
-from scaling.audit import Actor
-from scaling.models import Override, Service
+from scaling.audit import Actor, EventType
+from scaling.models import AuditEvent, Game, MetricSample, Override, Service
 from scaling.overrides import OverrideError, override_create
 from tests.factories import make_service, make_user
 
@@ -153,3 +153,24 @@ def test_the_preview_labels_peaks_and_shows_the_average_extra_and_per_hour(opera
     assert preview.average_extra_replicas == pytest.approx(preview.cost_delta / 2 / 2.0)
     assert f"{preview.average_extra_replicas:.1f}" in body
     assert f"+${preview.cost_delta / 2:,.2f}/h" in body
+
+
+def test_the_audit_event_charges_the_projected_cost_per_hour_of_the_window() -> None:
+    # A game in the window: the forecast rises and falls, so its peak is not its average.
+    service = make_service(
+        "win-probability", service_time_ms=25.0, concurrency=1, max_replicas=500, price_per_replica_hour=2.0
+    )
+    MetricSample.objects.create(service=service, ts=NOW - timedelta(minutes=2), rps=35.0, provisioned=5)
+    start, end = NOW + timedelta(hours=6), NOW + timedelta(hours=9)
+    Game.objects.create(
+        game_id="tv", tip_utc=start + timedelta(minutes=30), away_team="BOS", home_team="NYK", national_tv="ESPN"
+    )
+    peak = reads.forecast_replicas(service, now=NOW, start=start, end=end)
+    [floor] = override_create(
+        services=[service], kind="floor", replicas=peak + 2, starts_at=start, ends_at=end, reason="r",
+        actor=Actor.system("t"),
+    )  # fmt: skip
+    event = AuditEvent.objects.get(event_type=EventType.OVERRIDE_CREATED, object_id=str(floor.pk))
+    assert floor.projected_cost_delta is not None and event.cost_impact_per_hour is not None
+    assert event.cost_impact_per_hour == pytest.approx(floor.projected_cost_delta / 3.0, abs=0.01)
+    assert event.cost_impact_per_hour > 2 * 2.0  # more than the 2 replicas above the peak
