@@ -136,7 +136,12 @@ class OverrideForm(LocalTimesForm):
         help_text="one override per service; a group is created or refused as a whole",
     )
     kind = forms.ChoiceField(choices=Override.Kind.choices, initial=Override.Kind.FLOOR)
-    replicas = forms.IntegerField(required=False, min_value=0, help_text="not used by freeze kinds")
+    replicas = forms.IntegerField(
+        required=False,
+        min_value=0,
+        help_text="not used by freeze kinds",
+        error_messages={"invalid": "enter the replica count as a whole number, e.g. 12"},
+    )
     starts_at_local = _local_field("Start", required=False)
     starts_at_occurrence = _occurrence_field()
     ends_at_local = _local_field("End", required=False)
@@ -147,6 +152,7 @@ class OverrideForm(LocalTimesForm):
         max_value=int(HORIZON.total_seconds() // 60),
         label="…or lasting (minutes)",
         help_text="instead of an end: from the start (or now)",
+        error_messages={"invalid": "enter the duration as a whole number of minutes, e.g. 120 for two hours"},
     )
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
     replace = forms.BooleanField(required=False, label="Replace an overlapping pin")
@@ -170,18 +176,20 @@ class OverrideForm(LocalTimesForm):
         replicas = self.cleaned_data.get("replicas")
         if kind in {Override.Kind.FREEZE, Override.Kind.FREEZE_SCALE_IN}:
             self.cleaned_data["replicas"] = None
-        elif kind and replicas is None:
-            self.add_error("replicas", f"a {kind} needs a replica count")
+        elif kind and replicas is None and "replicas" not in self.errors:  # one message: a bad count says so
+            # "required": the preview waits for it, as for a missing end; only the submit reports it.
+            self.add_error("replicas", forms.ValidationError(f"a {kind} needs a replica count", code="required"))
         start, end = self.cleaned_data.get("starts_at"), self.cleaned_data.get("ends_at")
         duration = self.cleaned_data.get("duration_minutes")
-        if end is None and duration and "ends_at_local" not in self.errors:
+        time_errors = {"ends_at_local", "duration_minutes"} & self.errors.keys()
+        if end is None and duration and not time_errors:
             try:
                 end = (start or timezone.now()) + timedelta(minutes=duration)
             except OverflowError:
                 self.add_error("duration_minutes", "from that start, the end would fall past the year 9999")
             self.cleaned_data["ends_at"] = end
-        elif end is None and "ends_at_local" not in self.errors:
-            self.add_error("ends_at_local", "give an end, or a duration")
+        elif end is None and not time_errors:
+            self.add_error("ends_at_local", forms.ValidationError("give an end, or a duration", code="required"))
         if start and end and end <= start:
             self.add_error("ends_at_local", "the end must be after the start")
         return self.cleaned_data

@@ -39,6 +39,17 @@ from scaling.schedule.rules import (
 )
 
 FORM_TEMPLATE = "dashboard/overrides_form.html"
+# The fields whose errors the preview shows (under each field) as the operator types; the reason, the
+# services and the bypass reason are checked on submit.
+PREVIEW_FIELDS = (
+    "kind",
+    "replicas",
+    "starts_at_local",
+    "starts_at_occurrence",
+    "ends_at_local",
+    "ends_at_occurrence",
+    "duration_minutes",
+)
 # The inputs that make the override's window; while one has an error the preview prices nothing.
 TIME_INPUTS = {"starts_at_local", "starts_at_occurrence", "ends_at_local", "ends_at_occurrence", "duration_minutes"}
 
@@ -119,8 +130,8 @@ def override_new(request: HttpRequest) -> HttpResponse:
                 game=data["game"],
             )
         except OverrideConflict as exc:
+            # Shown once, by the conflict box above the form (with the existing pin's times in both zones).
             status, conflict = 409, exc.existing
-            form.add_error(None, str(exc))
         except OverrideError as exc:
             form.add_error(_form_field(exc.field), str(exc))
         else:
@@ -142,6 +153,14 @@ def _form_field(field: str) -> str | None:
     return field if field in OverrideForm.base_fields else None
 
 
+def _add_problem(field_problems: dict[str, list[str]], problems: list[str], exc: OverrideError) -> None:
+    field = _form_field(exc.field)
+    if field in field_problems:
+        field_problems[field].append(str(exc))
+    else:
+        problems.append(str(exc))
+
+
 @requires("operate")
 @require_POST
 def override_preview(request: HttpRequest) -> HttpResponse:
@@ -151,8 +170,16 @@ def override_preview(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     now = timezone.now()
     previews = []
-    # Only the errors that change the numbers; a missing reason can wait for submit.
-    problems = [str(e) for name, errs in form.errors.items() if name not in {"reason", "services"} for e in errs]
+    # Each error goes (out of band) under its field, replacing what that field showed: one message per problem.
+    # Missing values ("required") wait for the submit, as the reason does: they are not mistakes yet.
+    field_problems: dict[str, list[str]] = {name: [] for name in PREVIEW_FIELDS}
+    problems: list[str] = []
+    for name, errors in form.errors.as_data().items():
+        shown = [m for e in errors if e.code != "required" for m in e.messages]
+        if name in field_problems:
+            field_problems[name] += shown
+        elif name not in {"reason", "services", "bypass_reason"}:
+            problems += shown
     # A start or end that did not parse is None in cleaned_data: pricing then would price from now
     # (or to nowhere), a window the operator never asked for.
     times_invalid = bool(TIME_INPUTS & form.errors.keys())
@@ -164,13 +191,13 @@ def override_preview(request: HttpRequest) -> HttpResponse:
             # take seconds to hours, on every keystroke.
             check_duration(kind=data["kind"], starts_at=start, ends_at=data["ends_at"], now=now, admin=admin)
         except OverrideError as exc:
-            problems.append(str(exc))
+            _add_problem(field_problems, problems, exc)
         else:
             for service in data["services"]:
                 try:
                     check_bounds(service, kind=data["kind"], replicas=data.get("replicas"))
                 except OverrideError as exc:
-                    problems.append(str(exc))
+                    _add_problem(field_problems, problems, exc)
                     continue
                 p = reads.override_preview(
                     service,
@@ -185,6 +212,8 @@ def override_preview(request: HttpRequest) -> HttpResponse:
         "previews": previews,
         "total": round(sum(x.p.cost_delta for x in previews), 2),
         "problems": problems,
+        "field_problems": field_problems,
+        "has_problems": bool(problems) or any(field_problems.values()),
         "starts_at": data.get("starts_at"),
         "ends_at": data.get("ends_at"),
     }

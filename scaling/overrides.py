@@ -7,8 +7,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -70,9 +71,15 @@ def max_hours(kind: str) -> float:
     return float(settings.OVERRIDE_MAX_HOURS.get(kind, 24.0))
 
 
+def _both_times(when: datetime) -> str:
+    """'2026-01-15 13:00 EST (18:00 UTC)': the operator's zone first, UTC beside it, as the pages show times."""
+    local = when.astimezone(ZoneInfo(settings.OPERATOR_TIME_ZONE))
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({when.astimezone(UTC):%H:%M} UTC)"
+
+
 def _describe(o: Override) -> str:
     n = "" if o.replicas is None else f" {o.replicas}"
-    return f"#{o.pk} {o.kind}{n} on {o.service.name} {o.starts_at:%Y-%m-%d %H:%M}–{o.ends_at:%Y-%m-%d %H:%M} UTC"
+    return f"#{o.pk} {o.kind}{n} on {o.service.name} {_both_times(o.starts_at)} → {_both_times(o.ends_at)}"
 
 
 def _validate_request(

@@ -50,6 +50,9 @@ def test_an_operator_schedules_a_floor_for_a_national_tv_game_and_an_approver_ap
         row.locator("[data-testid='add-override-0022500777']").click()
 
         expect(page.locator("[data-testid=override-game]")).to_contain_text("BOS (Celtics) @ NYK (Knicks)")
+        page.wait_for_load_state("networkidle")  # the preview htmx asks for as the page loads
+        expect(page.locator("[data-field-error]")).to_have_count(0)  # nothing typed yet: nothing wrong yet
+        expect(page.locator("[data-testid=preview]")).not_to_contain_text("needs a replica count")
         page.check("input[name=services][value=win-probability]")
         page.fill("input[name=replicas]", "12")
         page.locator("input[name=replicas]").dispatch_event("change")

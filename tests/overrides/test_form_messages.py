@@ -1,0 +1,132 @@
+"""The override form says each problem once, under the field it concerns, with times in the operator's zone
+and UTC beside; a form prefilled from the calendar shows no error before the operator types."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.test import Client
+from django.urls import reverse
+
+from scaling.audit import Actor
+from scaling.models import Game
+from scaling.overrides import override_create
+from tests.factories import make_service, make_user
+
+pytestmark = pytest.mark.django_db
+
+# Thursday 2026-01-15 12:00 in New York
+NOW = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def frozen() -> object:
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def operator(client: Client) -> Client:
+    make_service()
+    client.force_login(make_user("operator", "operator"))
+    return client
+
+
+def _form(**extra: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "services": ["win-probability"],
+        "kind": "pin",
+        "replicas": "6",
+        "starts_at_local": "2026-01-15T13:00",
+        "ends_at_local": "2026-01-15T15:00",
+        "reason": "halftime surge test",
+    }
+    return data | extra
+
+
+def _errors(body: str) -> list[tuple[str, str]]:
+    """(field, message) for every error shown under a field, in page order."""
+    found = re.findall(r'data-field-error="([^"]+)">([^<]*)<', body)
+    return [(field, html.unescape(message)) for field, message in found]
+
+
+def _page_and_preview(client: Client, form: dict[str, object]) -> tuple[str, str]:
+    """The page after a refused submit, and the preview htmx asks for as that page loads."""
+    page = client.post(reverse("dashboard:override-new"), form)
+    assert page.status_code in {400, 409}
+    preview = client.post(reverse("dashboard:override-preview"), form, headers={"HX-Request": "true"})
+    return page.content.decode(), preview.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"replicas": "-3"}, [("replicas", "Ensure this value is greater than or equal to 0.")]),
+        ({"replicas": "thirty"}, [("replicas", "enter the replica count as a whole number, e.g. 12")]),
+        (
+            {"ends_at_local": "", "duration_minutes": "two hours"},
+            [("duration_minutes", "enter the duration as a whole number of minutes, e.g. 120 for two hours")],
+        ),
+        ({"ends_at_local": "2026-01-15T12:30"}, [("ends_at_local", "the end must be after the start")]),
+    ],
+)
+def test_each_problem_is_said_once_under_its_field(
+    operator: Client, extra: dict[str, object], expected: list[tuple[str, str]]
+) -> None:
+    page, preview = _page_and_preview(operator, _form(**extra))
+    assert _errors(page) == expected
+    # The preview replaces the messages under the fields (out of band) rather than listing them again.
+    assert _errors(preview) == expected
+    assert 'hx-swap-oob="true"' in preview and '<ul class="errors">' not in preview
+
+
+def test_an_overlapping_pin_is_reported_once_with_its_times_in_both_zones(operator: Client) -> None:
+    service = make_service("scores")
+    [existing] = override_create(
+        services=[service],
+        kind="pin",
+        replicas=4,
+        starts_at=NOW + timedelta(minutes=30),
+        ends_at=NOW + timedelta(hours=2),
+        reason="earlier pin",
+        actor=Actor.system("t"),
+    )
+    response = operator.post(reverse("dashboard:override-new"), _form(services=["scores"]))
+    assert response.status_code == 409
+    body = html.unescape(response.content.decode())
+    assert body.count(f"#{existing.pk}") == 1 and body.count("earlier pin") == 1
+    assert "Thu Jan 15 12:30 EST (17:30 UTC)" in body
+    response = operator.post(
+        "/api/overrides",
+        _form(services=["scores"], starts_at=NOW.isoformat(), ends_at=(NOW + timedelta(hours=1)).isoformat()),
+        content_type="application/json",
+    )
+    assert response.status_code == 409
+    assert "2026-01-15 12:30 EST (17:30 UTC) → 2026-01-15 14:00 EST (19:00 UTC)" in response.json()["detail"]
+
+
+def test_a_missing_replica_count_or_end_waits_for_the_submit(operator: Client) -> None:
+    page, preview = _page_and_preview(operator, _form(kind="floor", replicas="", ends_at_local=""))
+    assert _errors(page) == [
+        ("replicas", "a floor needs a replica count"),
+        ("ends_at_local", "give an end, or a duration"),
+    ]
+    assert _errors(preview) == [] and "Choose services, a kind and an end" in preview
+
+
+def test_add_override_from_the_calendar_shows_no_error_until_the_operator_types(operator: Client) -> None:
+    tip = NOW + timedelta(hours=6)
+    game = Game.objects.create(game_id="0022500777", tip_utc=tip, away_team="BOS", home_team="NYK", national_tv="ESPN")
+    page = operator.get(reverse("dashboard:override-new"), {"game": str(game.pk), "service": "win-probability"})
+    assert page.status_code == 200 and _errors(page.content.decode()) == []
+    # What htmx posts as the page loads: the prefilled form, with no replica count yet.
+    form = page.context["form"]
+    data = {name: form[name].value() for name in ("kind", "starts_at_local", "ends_at_local", "reason")}
+    data |= {"services": ["win-probability"], "game": game.pk, "replicas": ""}
+    preview = operator.post(reverse("dashboard:override-preview"), data, headers={"HX-Request": "true"})
+    body = preview.content.decode()
+    assert _errors(body) == [] and "needs a replica count" not in body
