@@ -215,7 +215,11 @@ def overrides_list(
     if status:
         rows = rows.filter(status=status)
     if not include_past:
+        # Active and upcoming: a cancelled or rejected override will never take effect, whatever its window;
+        # it is history (unless asked for by status).
         rows = rows.filter(ends_at__gt=now)
+        if not status:
+            rows = rows.filter(status__in=LIVE_STATUSES)
     return rows.order_by("starts_at", "service__name")
 
 

@@ -376,3 +376,15 @@ def test_an_operator_can_pin_for_the_next_two_hours_by_duration(client: Client) 
     assert (o.starts_at, o.ends_at) == (NOW, NOW + timedelta(hours=2))
     missing = client.post(reverse("dashboard:override-new"), _form(ends_at_local=""))
     assert missing.status_code == 400 and "give an end, or a duration" in missing.content.decode()
+
+
+def test_a_cancelled_override_leaves_active_and_upcoming_for_the_history(client: Client) -> None:
+    service = make_service()
+    kept, cancelled = _hour_floor(service), _hour_floor(make_service("scores"))
+    override_cancel(override=cancelled, actor=Actor.system("t"), reason="game postponed")
+    _login(client, "viewer", "viewer")
+    listed = client.get(reverse("dashboard:overrides")).context["overrides"]
+    assert [o.pk for o in listed] == [kept.pk]
+    history = client.get(reverse("dashboard:overrides"), {"past": "1"}).context["overrides"]
+    assert {o.pk for o in history} == {kept.pk, cancelled.pk}
+    assert [o.pk for o in reads.overrides_list(now=NOW, status="cancelled")] == [cancelled.pk]
