@@ -109,7 +109,8 @@ class Preview:
     effective: int  # peak replicas with it, as the engine would hold them
     hours: float
     cost_delta: float  # dollars over the whole window; negative = saved
-    overruled_by: tuple[Override, ...] = ()  # pins in the window that the engine follows instead
+    # Pins in the window the engine follows instead (approved) or will once approved (pending).
+    overruled_by: tuple[Override, ...] = ()
     # Replicas above (negative: below) what would run without the override, averaged over the window.
     average_extra_replicas: float = 0.0
 
@@ -159,9 +160,9 @@ def override_preview(
     """The replicas the engine would hold over the window without and with the override, and the cost
     difference integrated over the window (5-minute steps, coarser past three days).
 
-    The engine's precedence and bounds apply: where a pending or approved pin covers a point, a floor,
-    ceiling or freeze changes nothing there (the pin wins); a floor or ceiling holds within the service's
-    bounds.
+    The engine's precedence and bounds apply: where an approved pin covers a point, a floor, ceiling or
+    freeze changes nothing there (the pin wins); a floor or ceiling holds within the service's bounds.
+    Pending pins are listed in `overruled_by` but not priced: the engine ignores them until approved.
     """
     hours = max((ends_at - starts_at).total_seconds(), 0.0) / 3600.0
     if hours <= 0:
@@ -172,9 +173,11 @@ def override_preview(
     pins = [] if kind == Override.Kind.PIN else list(overlapping(service, starts_at, ends_at).filter(kind="pin"))
     without: list[int] = []
     effective: list[int] = []
-    overruled: dict[int, Override] = {}
+    # The engine follows approved overrides only: a pending pin is warned of but not priced.
+    approved = [o for o in pins if o.status == Override.Status.APPROVED]
+    overruled = {o.pk: o for o in pins if o.status == Override.Status.PENDING_APPROVAL}
     for t, f in zip(points, forecast, strict=True):
-        pin = _pin_at(pins, t)
+        pin = _pin_at(approved, t)
         if pin is not None and pin.replicas is not None:
             overruled[pin.pk] = pin
             without.append(_held(service, Override.Kind.PIN, pin.replicas))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 
 from scaling import override_selectors as reads
@@ -132,6 +132,17 @@ def test_a_ceiling_under_an_approved_pin_is_warned_and_priced_as_the_pin_holds(o
     assert f"the approved pin #{pin.pk} at 30 replicas overrules this ceiling" in body
     assert "Sat Oct 31 10:00 EDT (14:00 UTC)" in body
     assert "+$0.00 extra" in body
+
+
+def test_a_pending_pin_is_warned_of_but_not_priced_until_approved(operator: Client) -> None:
+    service = make_service("win-probability", price_per_replica_hour=0.3)
+    with override_settings(OVERRIDE_APPROVAL_REPLICAS=10):
+        [pin] = _create(service, "pin", 30)
+    assert pin.status == Override.Status.PENDING_APPROVAL
+    preview = reads.override_preview(service, kind="floor", replicas=5, starts_at=START, ends_at=END, now=NOW)
+    assert preview.overruled_by == (pin,) and preview.effective == 5 and preview.cost_delta > 0
+    body = _preview(operator, kind="floor", replicas="5")
+    assert f"the pin #{pin.pk} at 30 replicas, pending approval, would overrule this floor" in body
 
 
 def test_a_pin_covering_part_of_the_window_is_counted_for_that_part_only() -> None:
