@@ -171,11 +171,13 @@ def override_preview(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     previews = []
     # Each error goes (out of band) under its field, replacing what that field showed: one message per problem.
-    # Missing values ("required") wait for the submit, as the reason does: they are not mistakes yet.
+    # Missing values ("required") wait for the submit, as the reason does: they are not mistakes yet. Once the
+    # operator has submitted (the page then carries `submitted`), the preview keeps saying them.
+    submitted = request.POST.get("submitted") == "1"
     field_problems: dict[str, list[str]] = {name: [] for name in PREVIEW_FIELDS}
     problems: list[str] = []
     for name, errors in form.errors.as_data().items():
-        shown = [m for e in errors if e.code != "required" for m in e.messages]
+        shown = [m for e in errors if submitted or e.code != "required" for m in e.messages]
         if name in field_problems:
             field_problems[name] += shown
         elif name not in {"reason", "services", "bypass_reason"}:

@@ -120,6 +120,35 @@ def test_the_preview_appears_before_the_reason_is_filled_but_submit_still_needs_
         context.close()
 
 
+def test_a_refused_submit_says_each_problem_once_and_the_preview_keeps_it(browser: Any, live_server: Any) -> None:
+    make_service("win-probability", replicas=2, price_per_replica_hour=1.2)
+    make_user("operator", "operator")
+    end = timezone.now() + timedelta(hours=2)
+
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        _login(page, live_server.url, "operator")
+        page.goto(f"{live_server.url}/overrides/new/")
+        page.check("input[name=services][value=win-probability]")
+        page.select_option("select[name=kind]", "floor")
+        page.fill("input[name=ends_at_local]", _local(end))
+        page.fill("textarea[name=reason]", "warm-up")
+        page.wait_for_load_state("networkidle")
+        expect(page.locator("[data-field-error]")).to_have_count(0)  # a missing count waits for the submit
+        page.click("[data-testid=submit-override]")
+        page.wait_for_load_state("networkidle")  # the page, then the preview it asks for on load
+        errors = page.locator("[data-field-error]")
+        expect(errors).to_have_count(1)
+        expect(errors).to_have_text("a floor needs a replica count")
+        page.fill("input[name=replicas]", "6")
+        page.locator("input[name=replicas]").dispatch_event("change")
+        expect(page.locator("[data-testid=preview-cost]")).to_contain_text("+$", timeout=10_000)
+        expect(page.locator("[data-field-error]")).to_have_count(0)
+    finally:
+        context.close()
+
+
 def _local(when: Any) -> str:
     from dashboard.forms import local_input
 

@@ -110,12 +110,14 @@ def test_an_overlapping_pin_is_reported_once_with_its_times_in_both_zones(operat
 
 
 def test_a_missing_replica_count_or_end_waits_for_the_submit(operator: Client) -> None:
-    page, preview = _page_and_preview(operator, _form(kind="floor", replicas="", ends_at_local=""))
-    assert _errors(page) == [
-        ("replicas", "a floor needs a replica count"),
-        ("ends_at_local", "give an end, or a duration"),
-    ]
-    assert _errors(preview) == [] and "Choose services, a kind and an end" in preview
+    form = _form(kind="floor", replicas="", ends_at_local="")
+    preview = operator.post(reverse("dashboard:override-preview"), form, headers={"HX-Request": "true"})
+    assert _errors(preview.content.decode()) == [] and "Choose services, a kind and an end" in preview.content.decode()
+    expected = [("replicas", "a floor needs a replica count"), ("ends_at_local", "give an end, or a duration")]
+    # After a submit the page says so, and the preview it asks for on load keeps saying it (once).
+    page, preview_after = _page_and_preview(operator, form | {"submitted": "1"})
+    assert _errors(page) == expected and 'name="submitted" value="1"' in page
+    assert _errors(preview_after) == expected
 
 
 def test_add_override_from_the_calendar_shows_no_error_until_the_operator_types(operator: Client) -> None:
