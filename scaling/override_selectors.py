@@ -109,7 +109,8 @@ class Preview:
     effective: int  # peak replicas with it, as the engine would hold them
     hours: float
     cost_delta: float  # dollars over the whole window; negative = saved
-    # Pins in the window the engine follows instead (approved) or will once approved (pending).
+    # Pins (or, over a floor or ceiling, freezes) in the window the engine follows instead (approved) or will
+    # once approved (pending).
     overruled_by: tuple[Override, ...] = ()
     # Replicas above (negative: below) what would run without the override, averaged over the window.
     average_extra_replicas: float = 0.0
@@ -148,10 +149,23 @@ def _held(service: Service, kind: str, replicas: int) -> int:
     return min(max(replicas, service.min_replicas), service.max_replicas)
 
 
-def _pin_at(pins: list[Override], t: datetime) -> Override | None:
-    """The pin the engine follows at `t`: of those active, the latest to start (as engine._apply_overrides)."""
-    active = [o for o in pins if o.starts_at <= t < o.ends_at]
-    return max(active, key=lambda o: (o.starts_at, str(o.pk))) if active else None
+# The kinds whose overrides the engine follows instead of one of the given kind (engine._apply_overrides:
+# pin > freeze > floors/ceilings > freeze_scale_in).
+OVERRULED_BY = {
+    Override.Kind.FREEZE: (Override.Kind.PIN,),
+    Override.Kind.FLOOR: (Override.Kind.PIN, Override.Kind.FREEZE),
+    Override.Kind.CEILING: (Override.Kind.PIN, Override.Kind.FREEZE),
+    Override.Kind.FREEZE_SCALE_IN: (Override.Kind.PIN, Override.Kind.FREEZE),
+}
+
+
+def _overruling_at(overrides: list[Override], t: datetime) -> Override | None:
+    """The override the engine follows at `t` instead: an active pin (the latest to start), else a freeze."""
+    active = [o for o in overrides if o.starts_at <= t < o.ends_at]
+    pins = [o for o in active if o.kind == Override.Kind.PIN and o.replicas is not None]
+    if pins:
+        return max(pins, key=lambda o: (o.starts_at, str(o.pk)))
+    return min(active, key=lambda o: str(o.pk)) if active else None
 
 
 def override_preview(
@@ -161,8 +175,9 @@ def override_preview(
     difference integrated over the window (5-minute steps, coarser past three days).
 
     The engine's precedence and bounds apply: where an approved pin covers a point, a floor, ceiling or
-    freeze changes nothing there (the pin wins); a floor or ceiling holds within the service's bounds.
-    Pending pins are listed in `overruled_by` but not priced: the engine ignores them until approved.
+    freeze changes nothing there (the pin wins), nor does a floor or ceiling under an approved freeze; a
+    floor or ceiling holds within the service's bounds. Pending overrides that would overrule are listed in
+    `overruled_by` but not priced: the engine ignores them until approved.
     """
     hours = max((ends_at - starts_at).total_seconds(), 0.0) / 3600.0
     if hours <= 0:
@@ -170,17 +185,19 @@ def override_preview(
     points = _window_points(starts_at, ends_at)
     forecast = forecast_replicas_series(service, now=now, points=points)
     current = current_provisioned(service)
-    pins = [] if kind == Override.Kind.PIN else list(overlapping(service, starts_at, ends_at).filter(kind="pin"))
+    higher = OVERRULED_BY.get(Override.Kind(kind), ()) if kind in Override.Kind.values else ()
+    above = list(overlapping(service, starts_at, ends_at).filter(kind__in=higher)) if higher else []
     without: list[int] = []
     effective: list[int] = []
-    # The engine follows approved overrides only: a pending pin is warned of but not priced.
-    approved = [o for o in pins if o.status == Override.Status.APPROVED]
-    overruled = {o.pk: o for o in pins if o.status == Override.Status.PENDING_APPROVAL}
+    # The engine follows approved overrides only: a pending one is warned of but not priced.
+    approved = [o for o in above if o.status == Override.Status.APPROVED]
+    overruled = {o.pk: o for o in above if o.status == Override.Status.PENDING_APPROVAL}
     for t, f in zip(points, forecast, strict=True):
-        pin = _pin_at(approved, t)
-        if pin is not None and pin.replicas is not None:
-            overruled[pin.pk] = pin
-            without.append(_held(service, Override.Kind.PIN, pin.replicas))
+        winner = _overruling_at(approved, t)
+        if winner is not None:
+            overruled[winner.pk] = winner
+            held = winner.replicas if winner.kind == Override.Kind.PIN and winner.replicas is not None else current
+            without.append(_held(service, winner.kind, held))
             effective.append(without[-1])
         else:
             without.append(f)

@@ -145,6 +145,24 @@ def test_a_pending_pin_is_warned_of_but_not_priced_until_approved(operator: Clie
     assert f"the pin #{pin.pk} at 30 replicas, pending approval, would overrule this floor" in body
 
 
+def test_a_floor_under_an_approved_freeze_is_warned_and_changes_nothing(operator: Client) -> None:
+    service = make_service("win-probability", price_per_replica_hour=1.0)
+    [freeze] = override_create(
+        services=[service], kind="freeze", replicas=None, starts_at=START, ends_at=END, reason="r",
+        actor=Actor.system("t"),
+    )  # fmt: skip
+    preview = reads.override_preview(service, kind="floor", replicas=10, starts_at=START, ends_at=END, now=NOW)
+    assert preview.overruled_by == (freeze,) and preview.cost_delta == 0
+    assert f"the approved freeze #{freeze.pk} overrules this floor" in _preview(operator, replicas="10")
+    # After the freeze ends, nothing overrules the floor.
+    assert (
+        reads.override_preview(
+            service, kind="floor", replicas=10, starts_at=END, ends_at=END + timedelta(hours=1), now=NOW
+        ).overruled_by
+        == ()
+    )
+
+
 def test_a_pin_covering_part_of_the_window_is_counted_for_that_part_only() -> None:
     service = make_service("win-probability", price_per_replica_hour=1.0)
     override_create(
