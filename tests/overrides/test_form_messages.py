@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -16,11 +16,9 @@ from scaling.audit import Actor
 from scaling.models import Game
 from scaling.overrides import override_create
 from tests.factories import make_service, make_user
+from tests.overrides.helpers import NOW, pin_form
 
 pytestmark = pytest.mark.django_db
-
-# Thursday 2026-01-15 12:00 in New York
-NOW = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -34,18 +32,6 @@ def operator(client: Client) -> Client:
     make_service()
     client.force_login(make_user("operator", "operator"))
     return client
-
-
-def _form(**extra: object) -> dict[str, object]:
-    data: dict[str, object] = {
-        "services": ["win-probability"],
-        "kind": "pin",
-        "replicas": "6",
-        "starts_at_local": "2026-01-15T13:00",
-        "ends_at_local": "2026-01-15T15:00",
-        "reason": "halftime surge test",
-    }
-    return data | extra
 
 
 def _errors(body: str) -> list[tuple[str, str]]:
@@ -77,7 +63,7 @@ def _page_and_preview(client: Client, form: dict[str, object]) -> tuple[str, str
 def test_each_problem_is_said_once_under_its_field(
     operator: Client, extra: dict[str, object], expected: list[tuple[str, str]]
 ) -> None:
-    page, preview = _page_and_preview(operator, _form(**extra))
+    page, preview = _page_and_preview(operator, pin_form(**extra))
     assert _errors(page) == expected
     # The preview replaces the messages under the fields (out of band) rather than listing them again.
     assert _errors(preview) == expected
@@ -95,14 +81,14 @@ def test_an_overlapping_pin_is_reported_once_with_its_times_in_both_zones(operat
         reason="earlier pin",
         actor=Actor.system("t"),
     )
-    response = operator.post(reverse("dashboard:override-new"), _form(services=["scores"]))
+    response = operator.post(reverse("dashboard:override-new"), pin_form(services=["scores"]))
     assert response.status_code == 409
     body = html.unescape(response.content.decode())
     assert body.count(f"#{existing.pk}") == 1 and body.count("earlier pin") == 1
     assert "Thu Jan 15 12:30 EST (17:30 UTC)" in body
     response = operator.post(
         "/api/overrides",
-        _form(services=["scores"], starts_at=NOW.isoformat(), ends_at=(NOW + timedelta(hours=1)).isoformat()),
+        pin_form(services=["scores"], starts_at=NOW.isoformat(), ends_at=(NOW + timedelta(hours=1)).isoformat()),
         content_type="application/json",
     )
     assert response.status_code == 409
@@ -110,7 +96,7 @@ def test_an_overlapping_pin_is_reported_once_with_its_times_in_both_zones(operat
 
 
 def test_a_missing_replica_count_or_end_waits_for_the_submit(operator: Client) -> None:
-    form = _form(kind="floor", replicas="", ends_at_local="")
+    form = pin_form(kind="floor", replicas="", ends_at_local="")
     preview = operator.post(reverse("dashboard:override-preview"), form, headers={"HX-Request": "true"})
     assert _errors(preview.content.decode()) == [] and "Choose services, a kind and an end" in preview.content.decode()
     expected = [("replicas", "a floor needs a replica count"), ("ends_at_local", "give an end, or a duration")]

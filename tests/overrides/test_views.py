@@ -14,11 +14,9 @@ from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, Game, MetricSample, Override, Service
 from scaling.overrides import override_cancel, override_create
 from tests.factories import make_service, make_user
+from tests.overrides.helpers import NOW, pin_form
 
 pytestmark = pytest.mark.django_db
-
-# Thursday 2026-01-15 12:00 in New York
-NOW = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -30,18 +28,6 @@ def frozen() -> object:
 def _login(client: Client, username: str, role: str) -> Client:
     client.force_login(make_user(username, role))
     return client
-
-
-def _form(**extra: object) -> dict[str, object]:
-    data: dict[str, object] = {
-        "services": ["win-probability"],
-        "kind": "pin",
-        "replicas": "6",
-        "starts_at_local": "2026-01-15T13:00",
-        "ends_at_local": "2026-01-15T15:00",
-        "reason": "halftime surge test",
-    }
-    return data | extra
 
 
 def _hour_floor(service: Service) -> Override:
@@ -61,7 +47,7 @@ def _hour_floor(service: Service) -> Override:
 def test_an_operator_pins_a_service_for_two_hours_entered_in_eastern_time(client: Client) -> None:
     service = make_service()
     _login(client, "operator", "operator")
-    response = client.post(reverse("dashboard:override-new"), _form())
+    response = client.post(reverse("dashboard:override-new"), pin_form())
     assert response.status_code == 302
     o = Override.objects.get(service=service)
     assert (o.starts_at, o.ends_at) == (datetime(2026, 1, 15, 18, tzinfo=UTC), datetime(2026, 1, 15, 20, tzinfo=UTC))
@@ -82,11 +68,11 @@ def test_an_overlapping_pin_gets_409_naming_the_existing_one_unless_replace_is_t
         actor=Actor.system("t"),
     )
     _login(client, "operator", "operator")
-    response = client.post(reverse("dashboard:override-new"), _form())
+    response = client.post(reverse("dashboard:override-new"), pin_form())
     assert response.status_code == 409
     body = response.content.decode()
     assert f"#{existing.pk}" in body and "earlier pin" in body
-    response = client.post(reverse("dashboard:override-new"), _form(replace="on"))
+    response = client.post(reverse("dashboard:override-new"), pin_form(replace="on"))
     assert response.status_code == 302
     existing.refresh_from_db()
     assert existing.status == Override.Status.CANCELLED
@@ -111,7 +97,7 @@ def test_an_overlapping_pin_gets_409_naming_the_existing_one_unless_replace_is_t
 def test_it_explains_what_is_wrong(client: Client, extra: dict[str, str], field: str, message: str) -> None:
     make_service()
     _login(client, "operator", "operator")
-    response = client.post(reverse("dashboard:override-new"), _form(**extra))
+    response = client.post(reverse("dashboard:override-new"), pin_form(**extra))
     assert response.status_code == 400
     errors = response.context["form"].errors
     assert field in errors and message in " ".join(errors[field])
@@ -121,7 +107,7 @@ def test_it_explains_what_is_wrong(client: Client, extra: dict[str, str], field:
 def test_an_admin_may_not_end_an_override_more_than_a_year_away(client: Client) -> None:
     make_service()
     _login(client, "boss", "admin")
-    response = client.post(reverse("dashboard:override-new"), _form(kind="floor", ends_at_local="2027-01-20T15:00"))
+    response = client.post(reverse("dashboard:override-new"), pin_form(kind="floor", ends_at_local="2027-01-20T15:00"))
     assert response.status_code == 400
     assert "more than 366 days away" in " ".join(response.context["form"].errors["ends_at_local"])
 
@@ -130,7 +116,9 @@ def test_out_of_range_times_are_explained_by_the_preview_and_extend(client: Clie
     service = make_service()
     o = _hour_floor(service)
     _login(client, "operator", "operator")
-    preview = client.post(reverse("dashboard:override-preview"), _form(ends_at_local="", duration_minutes="9999999999"))
+    preview = client.post(
+        reverse("dashboard:override-preview"), pin_form(ends_at_local="", duration_minutes="9999999999")
+    )
     assert preview.status_code == 200 and "less than or equal to" in preview.content.decode()
     extend = {"ends_at_local": "9999-12-31T23:00", "reason": "longer", "next": "/overrides/"}
     page = client.post(reverse("dashboard:override-extend", args=[o.pk]), extend, follow=True).content.decode()
@@ -140,7 +128,7 @@ def test_out_of_range_times_are_explained_by_the_preview_and_extend(client: Clie
 def test_a_viewer_cannot_create_overrides(client: Client) -> None:
     make_service()
     _login(client, "viewer", "viewer")
-    assert client.post(reverse("dashboard:override-new"), _form()).status_code == 403
+    assert client.post(reverse("dashboard:override-new"), pin_form()).status_code == 403
 
 
 def test_the_preview_shows_forecast_replicas_and_projected_cost(client: Client) -> None:
@@ -148,7 +136,7 @@ def test_the_preview_shows_forecast_replicas_and_projected_cost(client: Client) 
     MetricSample.objects.create(service=service, ts=NOW - timedelta(minutes=2), rps=35.0, provisioned=5)
     _login(client, "operator", "operator")
     response = client.post(
-        reverse("dashboard:override-preview"), _form(kind="floor", replicas="40"), headers={"HX-Request": "true"}
+        reverse("dashboard:override-preview"), pin_form(kind="floor", replicas="40"), headers={"HX-Request": "true"}
     )
     body = response.content.decode()
     assert response.status_code == 200 and "<html" not in body
@@ -159,7 +147,7 @@ def test_the_preview_shows_forecast_replicas_and_projected_cost(client: Client) 
     assert f"+${preview.cost_delta:,.2f} extra" in body
     saved = reads.override_preview(service, kind="ceiling", replicas=1, **window)
     assert saved.cost_delta < 0
-    body = client.post(reverse("dashboard:override-preview"), _form(kind="ceiling", replicas="1")).content.decode()
+    body = client.post(reverse("dashboard:override-preview"), pin_form(kind="ceiling", replicas="1")).content.decode()
     assert f"−${-saved.cost_delta:,.2f} saved" in body
 
 
@@ -173,11 +161,13 @@ def test_the_preview_refuses_a_window_longer_than_the_kind_allows_before_pricing
 
     monkeypatch.setattr(reads, "override_preview", unpriced)
     _login(client, "operator", "operator")
-    mistyped = _form(kind="floor", replicas="5", ends_at_local="2027-01-15T15:00")
+    mistyped = pin_form(kind="floor", replicas="5", ends_at_local="2027-01-15T15:00")
     body = client.post(reverse("dashboard:override-preview"), mistyped).content.decode()
     assert "a floor may last at most 72 h" in body and "preview-table" not in body
     _login(client, "boss", "admin")
-    body = client.post(reverse("dashboard:override-preview"), _form(ends_at_local="2027-01-16T15:00")).content.decode()
+    body = client.post(
+        reverse("dashboard:override-preview"), pin_form(ends_at_local="2027-01-16T15:00")
+    ).content.decode()
     assert "more than 366 days away" in body and "preview-table" not in body
 
 
@@ -369,12 +359,12 @@ def test_an_operator_can_pin_for_the_next_two_hours_by_duration(client: Client) 
     _login(client, "operator", "operator")
     response = client.post(
         reverse("dashboard:override-new"),
-        _form(starts_at_local="", ends_at_local="", duration_minutes="120", reason="pin during the release"),
+        pin_form(starts_at_local="", ends_at_local="", duration_minutes="120", reason="pin during the release"),
     )
     assert response.status_code == 302
     o = Override.objects.get(service=service)
     assert (o.starts_at, o.ends_at) == (NOW, NOW + timedelta(hours=2))
-    missing = client.post(reverse("dashboard:override-new"), _form(ends_at_local=""))
+    missing = client.post(reverse("dashboard:override-new"), pin_form(ends_at_local=""))
     assert missing.status_code == 400 and "give an end, or a duration" in missing.content.decode()
 
 

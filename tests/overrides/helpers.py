@@ -1,0 +1,21 @@
+"""What the override page tests share: the instant they freeze and a form they vary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+# Thursday 2026-01-15 12:00 in New York
+NOW = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)
+
+
+def pin_form(**extra: object) -> dict[str, object]:
+    """The override form for a pin of 6 from 13:00 to 15:00 New York time on NOW's day, with `extra` over it."""
+    data: dict[str, object] = {
+        "services": ["win-probability"],
+        "kind": "pin",
+        "replicas": "6",
+        "starts_at_local": "2026-01-15T13:00",
+        "ends_at_local": "2026-01-15T15:00",
+        "reason": "halftime surge test",
+    }
+    return data | extra
