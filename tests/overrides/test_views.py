@@ -378,3 +378,12 @@ def test_a_cancelled_override_leaves_active_and_upcoming_for_the_history(client:
     history = client.get(reverse("dashboard:overrides"), {"past": "1"}).context["overrides"]
     assert {o.pk for o in history} == {kept.pk, cancelled.pk}
     assert [o.pk for o in reads.overrides_list(now=NOW, status="cancelled")] == [cancelled.pk]
+
+
+@pytest.mark.parametrize("page", ["dashboard:override-new", "dashboard:rule-new"])
+def test_a_group_of_boxes_is_a_fieldset_named_by_its_legend(client: Client, page: str) -> None:
+    # A label for="" names nothing: a screen reader heard "Services" nowhere, and a click on it did nothing.
+    make_service()
+    body = _login(client, "boss", "admin").get(reverse(page)).content.decode()
+    assert '<label for="">' not in body
+    assert "<legend>Services</legend>" in body
