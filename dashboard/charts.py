@@ -216,7 +216,7 @@ def _to_wall_clock(figure: dict[str, Any], tz: ZoneInfo) -> None:
     title names the zone; in the repeated hour when clocks fall back two instants share a label."""
 
     def local(value: Any) -> Any:
-        return value.astimezone(tz).replace(tzinfo=None) if isinstance(value, datetime) else value
+        return wall_clock(value, tz) if isinstance(value, datetime) else value
 
     for trace in figure["data"]:
         if "x" in trace:
@@ -230,3 +230,8 @@ def _to_wall_clock(figure: dict[str, Any], tz: ZoneInfo) -> None:
         "range": [local(t) for t in layout["xaxis"]["range"]],
         "title": {"text": f"time ({tz.key})"},
     }
+
+
+def wall_clock(value: datetime, tz: ZoneInfo) -> datetime:
+    """`value` as the wall-clock time in `tz`, naive: how plotly.js draws a date is as it is written."""
+    return value.astimezone(tz).replace(tzinfo=None)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -16,6 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django_htmx.http import reswap, retarget
 
+from dashboard.charts import wall_clock
 from dashboard.decisions import fmt
 from dashboard.permissions import can, requires
 from dashboard.policy_forms import check_params
@@ -169,14 +172,17 @@ def _comparison_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def _figures(result: dict[str, Any]) -> dict[str, Any]:
     s = result["series"]
+    # In the operator's zone, as the service page's charts (plotly.js draws a time as it is written).
+    tz = ZoneInfo(settings.OPERATOR_TIME_ZONE)
     layout = {
-        "margin": {"l": 50, "r": 20, "t": 36, "b": 36},
-        "height": 300,
-        "legend": {"orientation": "h", "y": -0.2},
-        "xaxis": {"type": "date"},
+        "margin": {"l": 60, "r": 20, "t": 36, "b": 76},
+        "height": 320,
+        "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},
+        "xaxis": {"type": "date", "title": {"text": f"time ({tz.key})"}},
         "hovermode": "x unified",
     }
-    line = {"type": "scatter", "mode": "lines", "x": s["ts"]}
+    xs = [wall_clock(datetime.fromisoformat(t), tz).isoformat() for t in s["ts"]]
+    line = {"type": "scatter", "mode": "lines", "x": xs}
     return {
         "replicas": {
             "data": [
@@ -184,11 +190,19 @@ def _figures(result: dict[str, Any]) -> dict[str, Any]:
                 {**line, "name": result["policy"], "y": s["replayed_provisioned"], "line": {"shape": "hv"}},
                 {**line, "name": "oracle n*", "y": s["oracle"], "line": {"shape": "hv", "dash": "dot"}},
             ],
-            "layout": {**layout, "title": {"text": "Provisioned replicas"}, "yaxis": {"rangemode": "tozero"}},
+            "layout": {
+                **layout,
+                "title": {"text": "Provisioned replicas"},
+                "yaxis": {"title": {"text": "replicas"}, "rangemode": "tozero"},
+            },
         },
         "rate": {
             "data": [{**line, "name": "recorded rps", "y": s["rps"]}],
-            "layout": {**layout, "title": {"text": "Request rate (peak per point)"}, "yaxis": {"rangemode": "tozero"}},
+            "layout": {
+                **layout,
+                "title": {"text": "Request rate (peak per point)"},
+                "yaxis": {"title": {"text": "requests/s"}, "rangemode": "tozero"},
+            },
         },
     }
 

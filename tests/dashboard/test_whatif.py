@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from unittest.mock import Mock
+from zoneinfo import ZoneInfo
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from dashboard import whatif as whatif_page
 from scaling import tasks
 from scaling.models import MetricSample, Service
 from scaling.sim.whatif import WhatIfError
@@ -90,6 +93,13 @@ def test_it_runs_a_job_in_the_background_and_shows_results_side_by_side(
     assert "static-peak" in body
     assert 'id="whatif-figures"' in body
     result: dict[str, Any] = whatif_state(job_id)["result"]  # type: ignore[index]
+    # The charts' time axis is the operator's wall clock and says so, as the service page's charts do.
+    figures = whatif_page._figures(result)
+    first = datetime.fromisoformat(result["series"]["ts"][0])
+    local = first.astimezone(ZoneInfo(settings.OPERATOR_TIME_ZONE)).replace(tzinfo=None)
+    assert figures["rate"]["data"][0]["x"][0] == local.isoformat()
+    assert figures["rate"]["layout"]["xaxis"]["title"]["text"] == f"time ({settings.OPERATOR_TIME_ZONE})"
+    assert figures["replicas"]["layout"]["yaxis"]["title"]["text"] == "replicas"
     assert result["actual"]["attainment"] == 0.0
     assert result["replayed"]["attainment"] > 0.999
 
