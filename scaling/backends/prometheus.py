@@ -92,6 +92,9 @@ def query(service: Service, url: str, promql: str, at: datetime, *, deadline: fl
             body: Any = json.loads(_read_by(response, deadline, url, promql))
     except urllib.error.HTTPError as exc:
         detail = _error_text(exc)
+        if exc.code == 503:
+            # Prometheus's own query timeout (errorType "timeout") or its shedding load: out of time, as ours.
+            raise QueryTimedOut(f"Prometheus at {url} could not answer {promql!r} in time: {detail}") from exc
         raise MetricsUnavailable(
             f"Prometheus rejected the query {promql!r}: {detail}", permanent=400 <= exc.code < 500 and exc.code != 429
         ) from exc

@@ -374,6 +374,46 @@ def test_a_query_abandoned_on_a_trickling_answer_gives_up_by_the_deadline_too(
     assert not still()
 
 
+@pytest.mark.parametrize("signal", ["p95_ms", "rps"])
+def test_prometheus_timing_out_a_query_itself_is_a_signal_out_of_time(answering: Any, signal: str) -> None:
+    # Prometheus answers 503 with errorType "timeout" when a query outlasts its own -query.timeout: the same
+    # as ours running out. A latency signal is unread and the tick goes on; rps fails the fetch, transiently.
+    body = json.dumps({"status": "error", "errorType": "timeout", "error": "query timed out in query execution"})
+    ok = json.dumps(
+        {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "9"]}]}}
+    )
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            promql = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["query"][0]
+            payload = (body if promql == signal else ok).encode()
+            self.send_response(503 if promql == signal else 200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+    servers: list[ThreadingHTTPServer] = []
+    url = _serve(Handler, servers)
+    try:
+        service = _service(url, rps="rps", p95_ms="p95_ms")
+        if signal == "rps":
+            with pytest.raises(MetricsUnavailable, match="query timed out in query execution") as info:
+                PrometheusMetricSource().fetch(service, timezone.now())
+            assert not info.value.permanent
+        else:
+            window = PrometheusMetricSource().fetch(service, timezone.now())
+            assert window.points[0].rps == 9.0 and window.points[0].p95_ms is None
+            assert "query timed out in query execution" in window.unread["p95_ms"]
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
 def test_a_stalled_latency_query_is_unread_and_the_other_signals_come_back(
     stalling: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
