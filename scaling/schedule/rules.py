@@ -124,7 +124,9 @@ def rule_floor(rule: GameDayRule, service: Service, game: Game, now: datetime) -
         start, end = rule_window(rule, service, game)
         forecast = reads.forecast_replicas(service, now=now, start=max(start, now), end=end)
         floor = math.ceil((rule.floor_forecast_multiple or 1.0) * forecast - 1e-9)
-    return min(max(floor, 1), service.hard_max_replicas)
+    # Within the service's bounds, as the engine will hold it (a floor above the maximum had been scheduled
+    # and priced at a count the engine never runs).
+    return min(max(floor, 1), service.max_replicas)
 
 
 @dataclass(frozen=True)
@@ -206,9 +208,11 @@ def validate_rule(spec: RuleSpec) -> dict[str, Any]:
         raise RuleError("give either an absolute floor or a multiple of the forecast", field="floor_replicas")
     if spec.floor_replicas is not None:
         for service in spec.services:
-            if not 1 <= spec.floor_replicas <= service.hard_max_replicas:
+            if not 1 <= spec.floor_replicas <= service.max_replicas:
+                # As for a floor made by hand (overrides.check_bounds): the engine holds a floor within the bounds.
                 raise RuleError(
-                    f"{service.name}: floor must be between 1 and the hard limit {service.hard_max_replicas}",
+                    f"{service.name}: floor must be between 1 and the service's maximum {service.max_replicas} "
+                    "(a floor holds within the service's bounds; only a pin may go past them)",
                     field="floor_replicas",
                 )
     if spec.floor_forecast_multiple is not None and not 0.1 <= spec.floor_forecast_multiple <= 20:

@@ -115,7 +115,29 @@ def test_a_forecast_multiple_floor_uses_the_recent_forecast() -> None:
     )
     o = Override.objects.get(rule=rule)
     forecast = reads.forecast_replicas(a, now=NOW, start=o.starts_at, end=o.ends_at)
-    assert forecast > 1 and o.replicas == 2 * forecast
+    assert forecast > 1 and o.replicas == min(2 * forecast, a.max_replicas)  # held within the bounds
+
+
+def test_a_rule_floor_holds_within_the_service_bounds_as_the_engine_does() -> None:
+    # A floor above the maximum had been scheduled and priced at a count the engine never runs.
+    _games()
+    a = make_service("a", service_time_ms=100.0, concurrency=1, min_replicas=1, max_replicas=4)
+    MetricSample.objects.create(service=a, ts=NOW - timedelta(minutes=5), rps=35.0, provisioned=5)
+    rule = rule_create(
+        spec=RuleSpec(
+            name="x3", match={"networks": ["ESPN"]}, services=[a], reason="triple", floor_forecast_multiple=3.0
+        ),
+        actor=_admin(),
+        now=NOW,
+    )
+    assert Override.objects.get(rule=rule).replicas == 4
+    with pytest.raises(RuleError, match=r"a: floor must be between 1 and the service's maximum 4") as refused:
+        rule_create(
+            spec=RuleSpec(name="abs", match={"networks": ["ESPN"]}, services=[a], reason="r", floor_replicas=5),
+            actor=_admin(),
+            now=NOW,
+        )
+    assert refused.value.field == "floor_replicas"
 
 
 def test_changing_a_rule_replaces_its_future_overrides_and_deleting_cancels_them() -> None:
