@@ -17,7 +17,7 @@ from ninja import Field, Router, Schema, Status
 
 from dashboard.api_auth import require_capability
 from dashboard.decisions import METRIC_WINDOW_S
-from dashboard.policy_forms import PolicyForm, form_data_from_json, json_type_problems, params_as_dict, policy_fields
+from dashboard.policy_forms import check_params, params_as_dict
 from scaling import selectors, services
 from scaling.audit import Actor
 from scaling.models import Decision, MetricSample, Service
@@ -129,29 +129,21 @@ def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dic
                 "review the current values and send the change again"
             )
             return Status(409, {"detail": detail, "version": service.policy_version})
-        known = {f.name for f in policy_fields()}
-        errors = [
-            {"field": key, "message": f"unknown policy parameter {key!r}"}
-            for key in sorted(set(payload.params) - known)
-        ]
-        mistyped = json_type_problems({k: v for k, v in payload.params.items() if k in known})
-        errors += [{"field": key, "message": message} for key, message in mistyped]
-        if not payload.reason.strip():
+        # Checked as the what-if page checks edited parameters, with the change's reason; a missing one is said
+        # in the API's own words.
+        blank = not payload.reason.strip()
+        params, problems = check_params(
+            payload.params, base=params_as_dict(service.policy), reason="-" if blank else payload.reason
+        )
+        errors = [{"field": field, "message": message} for field, message in problems]
+        if blank:
             errors.append({"field": "reason", "message": "a reason is required"})
-        # The rest checked as the form checks them, each mistyped value left at the current one.
-        typed = {k: v for k, v in payload.params.items() if k not in {key for key, _ in mistyped}}
-        form = PolicyForm(form_data_from_json(typed, payload.reason, base=params_as_dict(service.policy)))
-        if not form.is_valid():
-            for field, messages in form.field_errors().items():
-                if field == "reason" and any(e["field"] == "reason" for e in errors):
-                    continue
-                errors.extend({"field": field, "message": m} for m in messages)
         if errors:
             return Status(
                 422, {"detail": "invalid policy: " + ", ".join(sorted({e["field"] for e in errors})), "errors": errors}
             )
         changed = services.service_update_policy(
-            service=service, params=form.params(), actor=Actor.for_request(request), reason=form.cleaned_data["reason"]
+            service=service, params=params, actor=Actor.for_request(request), reason=payload.reason.strip()
         )
     return Status(200, {**_policy_out(service), "changed": changed})
 

@@ -258,8 +258,9 @@ def json_type_problems(params: dict[str, Any]) -> list[tuple[str, str]]:
     body's values as a page's form data, where any text but "false" or "0" is a ticked box, so a yes/no
     parameter sent as "no" or 7 would have been switched on, and a number sent as true read as 1."""
     problems = []
+    hints = _hints()
     for name, value in params.items():
-        kind, optional = _unwrap_optional(_hints().get(name, Any))
+        kind, optional = _unwrap_optional(hints.get(name, Any))
         if value is None and optional:
             continue
         if kind is bool and not isinstance(value, bool):
@@ -269,9 +270,11 @@ def json_type_problems(params: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
-def check_params(params: dict[str, Any], *, base: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """`params` merged over `base`, checked as the policy page and API check a change: the full parameters
-    and no problems, or every problem as (parameter, message), unknown parameters first."""
+def check_params(
+    params: dict[str, Any], *, base: dict[str, Any], reason: str = "-"
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """`params` merged over `base`, checked as the policy page and API check a change (with its `reason`): the
+    full parameters and no problems, or every problem as (parameter, message), unknown parameters first."""
     known = {f.name for f in policy_fields()}
     problems = [(key, f"unknown policy parameter {key!r}") for key in sorted(set(params) - known)]
     mistyped = json_type_problems({k: v for k, v in params.items() if k in known})
@@ -279,7 +282,7 @@ def check_params(params: dict[str, Any], *, base: dict[str, Any]) -> tuple[dict[
     # The rest as the form checks them, each mistyped value left at `base`'s. The form wants a reason; a
     # caller with none to give (the what-if page) is only checking values.
     typed = {k: v for k, v in params.items() if k in known and k not in {name for name, _ in mistyped}}
-    form = PolicyForm(form_data_from_json(typed, "-", base=base))
+    form = PolicyForm(form_data_from_json(typed, reason, base=base))
     if not form.is_valid():
         problems.extend((name, message) for name, messages in form.field_errors().items() for message in messages)
     return ({} if problems else form.params()), problems

@@ -424,7 +424,7 @@ def test_two_api_changes_at_once_each_keep_the_others_parameters(
 
     from django.db import connection, connections
 
-    from dashboard import api_policy
+    from dashboard import policy_forms
     from scaling.tokens import token_create
     from tests.waiting import wait_until
 
@@ -463,7 +463,7 @@ def test_two_api_changes_at_once_each_keep_the_others_parameters(
                 wait_until(second_done_or_waiting, timeout_s=10, interval_s=0.02)
             return super().is_valid()
 
-    monkeypatch.setattr(api_policy, "PolicyForm", FirstWaitsForTheSecond)
+    monkeypatch.setattr(policy_forms, "PolicyForm", FirstWaitsForTheSecond)  # the API checks through it
     assert put({"tolerance": 0.2}, "first") == 200
     racers[0].join(timeout=10)
 
