@@ -74,12 +74,9 @@ def record_failure(service: Service, now: datetime, exc: BackendError, *, write:
             health.open_until = now + timedelta(seconds=cooloff_s)
             fields.append("open_until")
             if was_closed:
-                audit_record(
-                    actor=Actor.system("breaker"),
-                    event_type=EventType.ACTUATOR_UNAVAILABLE,
-                    service=service,
-                    object_type="service",
-                    object_id=service.pk,
+                _audit(
+                    service,
+                    EventType.ACTUATOR_UNAVAILABLE,
                     before={"consecutive_errors": health.consecutive_errors - 1},
                     after={"consecutive_errors": health.consecutive_errors, "open_until": health.open_until},
                     reason=f"actuator unavailable for {cooloff_s} s after {health.consecutive_errors} consecutive "
@@ -113,17 +110,26 @@ def record_success(service: Service, now: datetime, *, wrote: bool = False) -> N
         health.last_ok_at = now
         health.save(update_fields=["consecutive_errors", "write_errors", "open_until", "last_ok_at", "updated_at"])
         if was_open:
-            audit_record(
-                actor=Actor.system("breaker"),
-                event_type=EventType.ACTUATOR_RECOVERED,
-                service=service,
-                object_type="service",
-                object_id=service.pk,
+            _audit(
+                service,
+                EventType.ACTUATOR_RECOVERED,
                 before={"consecutive_errors": errors},
                 after={"consecutive_errors": 0},
                 reason="actuator answered again; calls resume",
                 at=now,
             )
+
+
+def _audit(service: Service, event_type: EventType, **event: Any) -> None:
+    """The breaker opening or closing, on the service's record."""
+    audit_record(
+        actor=Actor.system("breaker"),
+        event_type=event_type,
+        service=service,
+        object_type="service",
+        object_id=service.pk,
+        **event,
+    )
 
 
 def set_note(service: Service, note: str) -> None:
