@@ -1,8 +1,12 @@
-"""What the override page tests share: the instant they freeze and a form they vary."""
+"""What the override page tests share: the instant they freeze, a form they vary and a pin to collide with."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from scaling.audit import Actor
+from scaling.models import Override, Service
+from scaling.overrides import override_create
 
 # Thursday 2026-01-15 12:00 in New York
 NOW = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)
@@ -19,3 +23,17 @@ def pin_form(**extra: object) -> dict[str, object]:
         "reason": "halftime surge test",
     }
     return data | extra
+
+
+def earlier_pin(service: Service) -> Override:
+    """A pin of 4 from half an hour after NOW for an hour and a half, made earlier: one `pin_form` overlaps."""
+    [pin] = override_create(
+        services=[service],
+        kind="pin",
+        replicas=4,
+        starts_at=NOW + timedelta(minutes=30),
+        ends_at=NOW + timedelta(hours=2),
+        reason="earlier pin",
+        actor=Actor.system("t"),
+    )
+    return pin

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, override_settings
 
@@ -18,12 +17,6 @@ pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)
 CSV = Path(__file__).resolve().parents[2] / "data" / "nba_2025_26_schedule.csv"
-
-
-@pytest.fixture(autouse=True)
-def frozen() -> object:
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 def _as(client: Client, username: str, role: str) -> Client:

@@ -8,23 +8,14 @@ import re
 from datetime import timedelta
 
 import pytest
-import time_machine
 from django.test import Client
 from django.urls import reverse
 
-from scaling.audit import Actor
 from scaling.models import Game
-from scaling.overrides import override_create
 from tests.factories import make_service, make_user
-from tests.overrides.helpers import NOW, pin_form
+from tests.overrides.helpers import NOW, earlier_pin, pin_form
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def frozen() -> object:
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture
@@ -72,15 +63,7 @@ def test_each_problem_is_said_once_under_its_field(
 
 def test_an_overlapping_pin_is_reported_once_with_its_times_in_both_zones(operator: Client) -> None:
     service = make_service("scores")
-    [existing] = override_create(
-        services=[service],
-        kind="pin",
-        replicas=4,
-        starts_at=NOW + timedelta(minutes=30),
-        ends_at=NOW + timedelta(hours=2),
-        reason="earlier pin",
-        actor=Actor.system("t"),
-    )
+    existing = earlier_pin(service)
     response = operator.post(reverse("dashboard:override-new"), pin_form(services=["scores"]))
     assert response.status_code == 409
     body = html.unescape(response.content.decode())

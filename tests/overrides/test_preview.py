@@ -7,7 +7,6 @@ import html
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -21,12 +20,6 @@ pytestmark = pytest.mark.django_db
 
 # Saturday 2026-10-31 08:00 in New York; the clocks fall back at 02:00 tomorrow.
 NOW = datetime(2026, 10, 31, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def frozen() -> object:
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture

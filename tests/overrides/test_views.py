@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -14,15 +13,9 @@ from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, Game, MetricSample, Override, Service
 from scaling.overrides import override_cancel, override_create
 from tests.factories import make_service, make_user
-from tests.overrides.helpers import NOW, pin_form
+from tests.overrides.helpers import NOW, earlier_pin, pin_form
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def frozen() -> object:
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 def _login(client: Client, username: str, role: str) -> Client:
@@ -58,15 +51,7 @@ def test_an_operator_pins_a_service_for_two_hours_entered_in_eastern_time(client
 
 def test_an_overlapping_pin_gets_409_naming_the_existing_one_unless_replace_is_ticked(client: Client) -> None:
     service = make_service()
-    [existing] = override_create(
-        services=[service],
-        kind="pin",
-        replicas=4,
-        starts_at=NOW + timedelta(minutes=30),
-        ends_at=NOW + timedelta(hours=2),
-        reason="earlier pin",
-        actor=Actor.system("t"),
-    )
+    existing = earlier_pin(service)
     _login(client, "operator", "operator")
     response = client.post(reverse("dashboard:override-new"), pin_form())
     assert response.status_code == 409
