@@ -74,12 +74,18 @@ def test_a_tampered_archive_file_is_detected(tmp_path: Path) -> None:
         call_command("verify_audit", "--archive", str(archive))
 
 
-def test_every_tampered_line_of_an_archive_is_named_not_only_the_first(tmp_path: Path) -> None:
-    # Two events altered far apart and a line of garbage between them: a reviewer sees all three at once, and
-    # the file no longer matching its checkpoint, instead of fixing one and rerunning to find the next.
+def _archived_seven(tmp_path: Path) -> tuple[list[AuditEvent], Path]:
+    """A chain of 8 events, the oldest 7 archived to a file in `tmp_path`: the events and the file."""
     events = make_chain(8)
     call_command("archive_audit", "--before", (T0 + timedelta(minutes=7)).isoformat(), "--out-dir", str(tmp_path))
     (archive,) = tmp_path.glob("audit-*.jsonl")
+    return events, archive
+
+
+def test_every_tampered_line_of_an_archive_is_named_not_only_the_first(tmp_path: Path) -> None:
+    # Two events altered far apart and a line of garbage between them: a reviewer sees all three at once, and
+    # the file no longer matching its checkpoint, instead of fixing one and rerunning to find the next.
+    events, archive = _archived_seven(tmp_path)
     lines = archive.read_text().splitlines(keepends=True)
     lines[2] = lines[2].replace("event 1", "event X")
     lines[6] = lines[6].replace("event 5", "event Y")
@@ -99,9 +105,7 @@ def test_every_tampered_line_of_an_archive_is_named_not_only_the_first(tmp_path:
 
 def test_one_edited_hash_in_an_archive_is_one_tampered_line(tmp_path: Path) -> None:
     # The next line links to the hash the edited line's content gives: it is not named as unlinked too.
-    events = make_chain(8)
-    call_command("archive_audit", "--before", (T0 + timedelta(minutes=7)).isoformat(), "--out-dir", str(tmp_path))
-    (archive,) = tmp_path.glob("audit-*.jsonl")
+    events, archive = _archived_seven(tmp_path)
     lines = archive.read_text().splitlines(keepends=True)
     record = json.loads(lines[3])
     record["hash"] = "f" * 64

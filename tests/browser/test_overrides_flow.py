@@ -104,12 +104,8 @@ def test_the_preview_appears_before_the_reason_is_filled_but_submit_still_needs_
     context = browser.new_context()
     page = context.new_page()
     try:
-        _login(page, live_server.url, "operator")
-        page.goto(f"{live_server.url}/overrides/new/")
-        page.check("input[name=services][value=win-probability]")
-        page.select_option("select[name=kind]", "floor")
+        _start_a_floor(page, live_server.url, end)
         page.fill("input[name=replicas]", "6")
-        page.fill("input[name=ends_at_local]", _local(end))
         page.locator("input[name=ends_at_local]").dispatch_event("change")
         expect(page.locator("[data-testid=preview-cost]")).to_contain_text("+$", timeout=10_000)
 
@@ -128,11 +124,7 @@ def test_a_refused_submit_says_each_problem_once_and_the_preview_keeps_it(browse
     context = browser.new_context()
     page = context.new_page()
     try:
-        _login(page, live_server.url, "operator")
-        page.goto(f"{live_server.url}/overrides/new/")
-        page.check("input[name=services][value=win-probability]")
-        page.select_option("select[name=kind]", "floor")
-        page.fill("input[name=ends_at_local]", _local(end))
+        _start_a_floor(page, live_server.url, end)
         page.fill("textarea[name=reason]", "warm-up")
         page.wait_for_load_state("networkidle")
         expect(page.locator("[data-field-error]")).to_have_count(0)  # a missing count waits for the submit
@@ -147,6 +139,16 @@ def test_a_refused_submit_says_each_problem_once_and_the_preview_keeps_it(browse
         expect(page.locator("[data-field-error]")).to_have_count(0)
     finally:
         context.close()
+
+
+def _start_a_floor(page: Any, base_url: str, end: Any) -> None:
+    """Sign in as the operator and start a floor on win-probability ending at `end`; its count and reason are
+    the test's to give."""
+    _login(page, base_url, "operator")
+    page.goto(f"{base_url}/overrides/new/")
+    page.check("input[name=services][value=win-probability]")
+    page.select_option("select[name=kind]", "floor")
+    page.fill("input[name=ends_at_local]", _local(end))
 
 
 def _local(when: Any) -> str:
