@@ -305,7 +305,8 @@ class Forecaster:
         return replace(self, surprise=flat, surprise_rising=rising)
 
     def _phases(self, times: np.ndarray, games: Sequence[GameSpec]) -> np.ndarray:
-        """`phase_bucket` at every epoch of `times` at once."""
+        """The surprise bucket at every epoch of `times`: minutes from the tip of the game adding the most demand
+        then (the history's shortfalls are kept by the leading game's phase; see `_surprise`)."""
         best = np.zeros(len(times))
         best_minutes = np.full(len(times), np.nan)
         for tip, profile in self.prepare(games):
@@ -324,19 +325,6 @@ class Forecaster:
             ((best_minutes[has] - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN).astype(np.int64), SURPRISE_BUCKETS - 1
         )
         return phase
-
-    def phase_bucket(self, t: float, prepared: list[tuple[float, tuple[float, ...]]]) -> int:
-        """The surprise bucket at epoch `t`: minutes from the tip of the game adding the most demand then."""
-        best, best_minutes = 0.0, None
-        for tip, profile in prepared:
-            minutes = (t - tip) / 60.0
-            if PROFILE_START_MIN <= minutes < PROFILE_END_MIN and profile:
-                value = profile[int((minutes - PROFILE_START_MIN) / PROFILE_BIN_MIN)]
-                if value > best:
-                    best, best_minutes = value, minutes
-        if best_minutes is None:
-            return SURPRISE_BUCKETS
-        return min(int((best_minutes - PROFILE_START_MIN) / SURPRISE_BUCKET_MIN), SURPRISE_BUCKETS - 1)
 
     def surprise_at(
         self, horizon_s: float, t: float, prepared: list[tuple[float, tuple[float, ...]]], *, rising: bool = False
