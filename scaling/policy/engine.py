@@ -8,6 +8,7 @@ here reads the clock.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -15,9 +16,19 @@ from scaling.policy import rules as r
 from scaling.policy.explain import EASTERN, deciding_constraint, reason_for, summarize
 from scaling.policy.signals import observe
 from scaling.policy.stability import cooldown, hold_while_rising, rate_limit, stabilize
-from scaling.policy.types import Constraint, Decision, EngineInput, Mode, Reason, RuleResult
+from scaling.policy.types import (
+    Constraint,
+    Decision,
+    EngineInput,
+    Mode,
+    OverrideSpec,
+    PolicyParams,
+    Reason,
+    RuleResult,
+    ServiceSpec,
+)
 
-__all__ = ["decide"]
+__all__ = ["decide", "held_under_overrides"]
 
 
 def decide(inp: EngineInput, metrics_unavailable: bool = False, unread_signals: tuple[str, ...] = ()) -> Decision:
@@ -88,6 +99,25 @@ def decide(inp: EngineInput, metrics_unavailable: bool = False, unread_signals: 
         constraints=tuple(constraints),
         forecast=forecast,
     )
+
+
+def held_under_overrides(
+    service: ServiceSpec, overrides: Iterable[OverrideSpec], *, now: datetime, provisioned: int, policy_count: int
+) -> tuple[int, str | None]:
+    """What step 5 of `decide` makes of the policy's count at `now`: the overrides active then, in the engine's
+    precedence, and the service bounds (which only a pin leaves). With the kind of override that set the count
+    outright ("pin" or "freeze"; None when the policy's count stands, bounded or not). For previews that ask
+    what an override would change, without the rules' inputs."""
+    inp = EngineInput(
+        now=now,
+        service=service,
+        params=PolicyParams(),
+        provisioned=provisioned,
+        ready=provisioned,
+        overrides=tuple(overrides),
+    )
+    held, setter = _apply_overrides(inp, policy_count, [])
+    return (held if setter == "pin" else _bounds(inp, held, [])), setter
 
 
 def _hold_while_unread(

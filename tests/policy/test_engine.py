@@ -9,6 +9,7 @@ import pytest
 
 from scaling.policy import Mode, OverrideSpec, PastRecommendation, PolicyParams, Reason, decide
 from scaling.policy.capacity import MAX_COUNT, replicas_for
+from scaling.policy.engine import held_under_overrides
 from scaling.policy.explain import rule_sentence
 from scaling.policy.forecast import Forecaster
 from scaling.policy.types import Decision, MetricPoint, RuleResult
@@ -404,6 +405,24 @@ def test_an_expired_override_never_applies() -> None:
 def test_a_future_override_does_not_apply_yet() -> None:
     floor = override("floor", 30, start_min=5, end_min=60)
     assert decide(engine_input(700.0, overrides=(floor,))).desired == 10
+
+
+@pytest.mark.parametrize(
+    ("overrides", "held"),
+    [
+        ((), (1, None)),  # the policy's 0, bounded
+        ((override("floor", 25), override("freeze_scale_in", oid=2)), (25, None)),
+        ((override("floor", 5), override("freeze_scale_in", oid=2)), (10, None)),  # the freeze holds the 10 running
+        ((override("ceiling", 5), override("freeze", oid=2)), (10, "freeze")),
+        ((override("pin", 55), override("freeze", oid=2)), (55, "pin")),  # over the maximum 40: a pin may
+    ],
+)
+def test_held_under_overrides_is_what_decide_holds(
+    overrides: tuple[OverrideSpec, ...], held: tuple[int, str | None]
+) -> None:
+    # The policy's count 0 against 10 running, through the overrides and bounds alone, as a preview asks.
+    assert held_under_overrides(SPEC, overrides, now=T0, provisioned=10, policy_count=0) == held
+    assert decide(engine_input(0.0, overrides=overrides, recent=recorded(0, 0, 0))).desired == held[0]
 
 
 def test_a_paused_service_holds() -> None:
