@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.db.models import Q, QuerySet
 
 from scaling import selectors
 from scaling.models import Game, GameDayRule, MetricSample, Override, Service
-from scaling.policy import PolicyParams
+from scaling.policy import OverrideSpec, PolicyParams
+from scaling.policy.engine import held_under_overrides
 from scaling.policy.forecast import Forecaster
 
 LIVE_STATUSES = (Override.Status.PENDING_APPROVAL, Override.Status.APPROVED)
@@ -105,12 +108,11 @@ class Preview:
     replicas: int | None
     starts_at: datetime
     ends_at: datetime
-    forecast: int  # peak replicas without this override (the policy's forecast, or a pin that overrules it)
+    forecast: int  # peak replicas without this override (the policy's forecast under the approved overrides)
     effective: int  # peak replicas with it, as the engine would hold them
     hours: float
     cost_delta: float  # dollars over the whole window; negative = saved
-    # Pins (or, over a floor or ceiling, freezes) in the window the engine follows instead (approved) or will
-    # once approved (pending).
+    # Pins and freezes in the window the engine follows instead (approved) or will once approved (pending).
     overruled_by: tuple[Override, ...] = ()
     # Replicas above (negative: below) what would run without the override, averaged over the window.
     average_extra_replicas: float = 0.0
@@ -129,43 +131,10 @@ class Preview:
         return self.cost_delta / self.hours if self.hours > 0 else 0.0
 
 
-def effective_replicas(kind: str, replicas: int | None, forecast: int, current: int) -> int:
-    n = replicas or 0
-    if kind == Override.Kind.PIN:
-        return n
-    if kind == Override.Kind.FLOOR:
-        return max(forecast, n)
-    if kind == Override.Kind.CEILING:
-        return min(forecast, n)
-    if kind == Override.Kind.FREEZE:
-        return current
-    return max(forecast, current)  # freeze scale-in
+# The id the proposed override goes by among the stored ones (whose ids are their primary keys) the engine is given.
+PROPOSED = "proposed"
 
-
-def _held(service: Service, kind: str, replicas: int) -> int:
-    """What the engine holds for an override's count: a pin up to the hard limit, the rest within the bounds."""
-    if kind == Override.Kind.PIN:
-        return min(max(replicas, 0), service.hard_max_replicas)
-    return min(max(replicas, service.min_replicas), service.max_replicas)
-
-
-# The kinds whose overrides the engine follows instead of one of the given kind (engine._apply_overrides:
-# pin > freeze > floors/ceilings > freeze_scale_in).
-OVERRULED_BY = {
-    Override.Kind.FREEZE: (Override.Kind.PIN,),
-    Override.Kind.FLOOR: (Override.Kind.PIN, Override.Kind.FREEZE),
-    Override.Kind.CEILING: (Override.Kind.PIN, Override.Kind.FREEZE),
-    Override.Kind.FREEZE_SCALE_IN: (Override.Kind.PIN, Override.Kind.FREEZE),
-}
-
-
-def _overruling_at(overrides: list[Override], t: datetime) -> Override | None:
-    """The override the engine follows at `t` instead: an active pin (the latest to start), else a freeze."""
-    active = [o for o in overrides if o.starts_at <= t < o.ends_at]
-    pins = [o for o in active if o.kind == Override.Kind.PIN and o.replicas is not None]
-    if pins:
-        return max(pins, key=lambda o: (o.starts_at, str(o.pk)))
-    return min(active, key=lambda o: str(o.pk)) if active else None
+Held = tuple[int, str | None]  # what engine.held_under_overrides returns: the count and the kind that set it
 
 
 def override_preview(
@@ -174,10 +143,11 @@ def override_preview(
     """The replicas the engine would hold over the window without and with the override, and the cost
     difference integrated over the window (5-minute steps, coarser past three days).
 
-    The engine's precedence and bounds apply: where an approved pin covers a point, a floor, ceiling or
-    freeze changes nothing there (the pin wins), nor does a floor or ceiling under an approved freeze; a
-    floor or ceiling holds within the service's bounds. Pending overrides that would overrule are listed in
-    `overruled_by` but not priced: the engine ignores them until approved.
+    At each point the engine's own precedence and bounds (engine.held_under_overrides) bind the policy's
+    forecast under the approved overrides active then, without and with this one: an approved pin or freeze
+    that overrules it leaves nothing to price, and a floor or ceiling and a freeze of scale-in combine as the
+    engine combines them. Pending overrides that would overrule it are listed in `overruled_by` but not priced:
+    the engine ignores them until approved.
     """
     hours = max((ends_at - starts_at).total_seconds(), 0.0) / 3600.0
     if hours <= 0:
@@ -185,23 +155,28 @@ def override_preview(
     points = _window_points(starts_at, ends_at)
     forecast = forecast_replicas_series(service, now=now, points=points)
     current = current_provisioned(service)
-    higher = OVERRULED_BY.get(Override.Kind(kind), ()) if kind in Override.Kind.values else ()
-    above = list(overlapping(service, starts_at, ends_at).filter(kind__in=higher)) if higher else []
+    spec = selectors.service_spec(service)
+    proposed = OverrideSpec(id=PROPOSED, kind=kind, starts_at=starts_at, ends_at=ends_at, replicas=replicas)
+    others = overlapping(service, starts_at, ends_at)
+    if kind == Override.Kind.PIN:
+        # A new pin replaces the pins it overlaps, or is refused (overrides._check_against_others): it runs alone.
+        others = others.exclude(kind=Override.Kind.PIN)
+    live: dict[int | str, Override] = {o.pk: o for o in others}
+    approved = [selectors.override_spec(o) for o in live.values() if o.status == Override.Status.APPROVED]
+    # What the engine would follow once the pending ones are approved too: for the warning only.
+    all_live = [selectors.override_spec(o) for o in live.values()]
     without: list[int] = []
     effective: list[int] = []
-    # The engine follows approved overrides only: a pending one is warned of but not priced.
-    approved = [o for o in above if o.status == Override.Status.APPROVED]
-    overruled = {o.pk: o for o in above if o.status == Override.Status.PENDING_APPROVAL}
+    overruled: dict[int | str, Override] = {}
     for t, f in zip(points, forecast, strict=True):
-        winner = _overruling_at(approved, t)
-        if winner is not None:
-            overruled[winner.pk] = winner
-            held = winner.replicas if winner.kind == Override.Kind.PIN and winner.replicas is not None else current
-            without.append(_held(service, winner.kind, held))
-            effective.append(without[-1])
-        else:
-            without.append(f)
-            effective.append(_held(service, kind, effective_replicas(kind, replicas, f, current)))
+        held = partial(held_under_overrides, spec, now=t, provisioned=current, policy_count=f)
+        before, after = held(approved), held([*approved, proposed])
+        without.append(before[0])
+        effective.append(after[0])
+        overrulers = _overruling(held, approved, before, after)
+        if len(all_live) > len(approved):
+            overrulers += _overruling(held, all_live, held(all_live), held([*all_live, proposed]))
+        overruled.update((o.id, live[o.id]) for o in overrulers)
     extra = sum(e - f for e, f in zip(effective, without, strict=True))
     delta = extra * (hours / len(points)) * service.price_per_replica_hour
     return Preview(
@@ -217,6 +192,17 @@ def override_preview(
         tuple(sorted(overruled.values(), key=lambda o: o.starts_at)),
         extra / len(points),
     )
+
+
+def _overruling(
+    held: Callable[[list[OverrideSpec]], Held], live: list[OverrideSpec], without: Held, with_proposed: Held
+) -> list[OverrideSpec]:
+    """The overrides of `live` the engine follows instead of the proposed one at a point: where it holds the
+    same with the proposed one as without, set outright by a pin or a freeze, those that alone set that."""
+    setter = with_proposed[1]
+    if setter is None or with_proposed != without:
+        return []
+    return [o for o in live if o.kind == setter and held([o]) == with_proposed]
 
 
 def overlapping(service: Service, starts_at: datetime, ends_at: datetime) -> QuerySet[Override]:

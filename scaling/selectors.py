@@ -54,17 +54,18 @@ def service_spec(service: Service) -> ServiceSpec:
     )
 
 
+def override_spec(o: Override) -> OverrideSpec:
+    return OverrideSpec(
+        id=o.pk, kind=o.kind, starts_at=o.starts_at, ends_at=o.ends_at, replicas=o.replicas, reason=o.reason
+    )
+
+
 def override_specs(service: Service, start: datetime, end: datetime) -> tuple[OverrideSpec, ...]:
     """Approved overrides whose window overlaps [start, end)."""
     rows = Override.objects.filter(
         service=service, status=Override.Status.APPROVED, starts_at__lt=end, ends_at__gt=start
     )
-    return tuple(
-        OverrideSpec(
-            id=o.pk, kind=o.kind, starts_at=o.starts_at, ends_at=o.ends_at, replicas=o.replicas, reason=o.reason
-        )
-        for o in rows
-    )
+    return tuple(override_spec(o) for o in rows)
 
 
 def game_specs(start: datetime, end: datetime) -> tuple[GameSpec, ...]:

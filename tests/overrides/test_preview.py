@@ -4,6 +4,7 @@ precedence applied to what it projects, and columns an operator can check the ar
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +15,9 @@ from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, Game, MetricSample, Override, Service
 from scaling.overrides import OverrideError, override_create
+from scaling.policy import decide
 from tests.factories import make_service, make_user
+from tests.policy.builders import SPEC, engine_input, override, recorded
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +75,7 @@ def test_it_prices_a_valid_window_without_a_reason(operator: Client) -> None:
 START, END = datetime(2026, 10, 31, 14, 0, tzinfo=UTC), datetime(2026, 10, 31, 16, 0, tzinfo=UTC)
 
 
-def _create(service: Service, kind: str, replicas: int, **extra: object) -> list[Override]:
+def _create(service: Service, kind: str, replicas: int | None, **extra: object) -> list[Override]:
     return override_create(
         services=[service],
         kind=kind,
@@ -156,6 +159,49 @@ def test_a_floor_under_an_approved_freeze_is_warned_and_changes_nothing(operator
     )
 
 
+@pytest.mark.parametrize(
+    ("kind", "replicas", "approved_kind", "approved_replicas"),
+    [
+        ("floor", 10, "freeze_scale_in", None),  # a floor over the 8 the freeze holds, not over the policy's 2
+        ("freeze_scale_in", None, "floor", 5),  # 8 held where the floor holds 5, not where the policy's 2 stood
+    ],
+)
+def test_a_floor_and_a_freeze_scale_in_are_priced_together_as_the_engine_combines_them(
+    kind: str, replicas: int | None, approved_kind: str, approved_replicas: int | None
+) -> None:
+    # 8 replicas running and a forecast of the minimum, 2, all window long.
+    service = make_service("win-probability", min_replicas=2, price_per_replica_hour=1.0)
+    MetricSample.objects.create(service=service, ts=NOW - timedelta(minutes=2), rps=1.0, provisioned=8)
+    assert reads.forecast_replicas(service, now=NOW, start=START, end=END) == 2
+    [approved] = _create(service, approved_kind, approved_replicas)
+    assert approved.status == Override.Status.APPROVED
+
+    # What the engine holds at a tick where its policy asks for 2 of the 8 running, without and with the override.
+    def engine_holds(*overrides: tuple[str, int | None]) -> int:
+        specs = tuple(override(k, n, oid=i) for i, (k, n) in enumerate(overrides))
+        inp = engine_input(0.0, 8, service=replace(SPEC, min_replicas=2), recent=recorded(2, 2, 2), overrides=specs)
+        return decide(inp).desired
+
+    without = engine_holds((approved_kind, approved_replicas))
+    extra = engine_holds((approved_kind, approved_replicas), (kind, replicas)) - without
+    preview = reads.override_preview(service, kind=kind, replicas=replicas, starts_at=START, ends_at=END, now=NOW)
+    assert (preview.forecast, preview.effective, preview.average_extra_replicas) == (without, without + extra, extra)
+    assert preview.cost_delta == extra * 2 * 1.0 and preview.overruled_by == ()
+
+
+def test_a_floor_under_an_approved_freeze_and_a_pending_pin_is_warned_of_both() -> None:
+    service = make_service("win-probability", price_per_replica_hour=1.0)
+    [freeze] = override_create(
+        services=[service], kind="freeze", replicas=None, starts_at=START, ends_at=END, reason="r",
+        actor=Actor.system("t"),
+    )  # fmt: skip
+    with override_settings(OVERRIDE_APPROVAL_REPLICAS=10):
+        [pin] = _create(service, "pin", 30)
+    assert pin.status == Override.Status.PENDING_APPROVAL
+    preview = reads.override_preview(service, kind="floor", replicas=10, starts_at=START, ends_at=END, now=NOW)
+    assert set(preview.overruled_by) == {freeze, pin} and preview.cost_delta == 0
+
+
 def test_a_pin_covering_part_of_the_window_is_counted_for_that_part_only() -> None:
     service = make_service("win-probability", price_per_replica_hour=1.0)
     override_create(
@@ -165,6 +211,18 @@ def test_a_pin_covering_part_of_the_window_is_counted_for_that_part_only() -> No
     preview = reads.override_preview(service, kind="floor", replicas=10, starts_at=START, ends_at=END, now=NOW)
     assert len(preview.overruled_by) == 1
     assert 0 < preview.cost_delta < 2 * 10
+
+
+def test_a_pin_is_priced_as_replacing_the_pins_it_overlaps() -> None:
+    # The engine would follow the later pin, but a new pin replaces those it overlaps (or is refused).
+    service = make_service("win-probability", price_per_replica_hour=1.0)
+    override_create(
+        services=[service], kind="pin", replicas=15, starts_at=START + timedelta(hours=1), ends_at=END,
+        reason="r", actor=Actor.system("t"),
+    )  # fmt: skip
+    preview = reads.override_preview(service, kind="pin", replicas=10, starts_at=START, ends_at=END, now=NOW)
+    assert preview.overruled_by == () and preview.effective == 10
+    assert preview.average_extra_replicas == 10 - reads.forecast_replicas(service, now=NOW, start=START, end=END)
 
 
 def test_the_preview_labels_peaks_and_shows_the_average_extra_and_per_hour(operator: Client) -> None:
