@@ -11,7 +11,9 @@ everyone else's. The slots are a Redis sorted set per user, `tipoff:whatif:slots
 job ids scored by the instant their slot lapses. A job gives its slot back when it
 ends, whatever the end; a job that dies without doing so (a worker killed, the hard
 time limit) loses it when it lapses, an hour after queueing as its state does, or
-the hard time limit after it began to run.
+the hard time limit after it began to run. A job killed at the hard limit cannot write its
+end either: its state says "running" until it expires, so a reader takes a job still running
+past the limit (the instant its slot lapses) as stopped there (whatif_state).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from scaling.models import MetricSample, Service
@@ -37,6 +40,10 @@ RUN_SOFT_TIME_LIMIT_S, RUN_TIME_LIMIT_S = 540, 600  # the Celery task's; the wor
 MAX_RANGE = timedelta(days=7)
 CURRENT_POLICY = "current"
 PROGRESS_STEP = 0.02  # the page's progress moves in steps of this fraction
+
+
+def _stopped_at(limit_s: int) -> str:
+    return f"it stopped at the time limit of {limit_s} s; run it again over a shorter range"
 
 
 @dataclass(frozen=True)
@@ -88,14 +95,14 @@ def _claim_slot(user_id: int, job_id: str, limit: int) -> list[str]:
     return [h.decode() for h in held]
 
 
-def _hold_slot_while_running(user_id: int | None, job_id: str) -> None:
+def _hold_slot_while_running(user_id: int | None, job_id: str, started_s: float) -> None:
     """A running job ends within the hard time limit, dead or alive: its slot lapses then, not an hour on."""
     from scaling.services import redis_client
 
     if user_id is None:  # queued before there were slots
         return
     pipe = redis_client().pipeline()
-    pipe.zadd(_slots_key(user_id), {job_id: time.time() + RUN_TIME_LIMIT_S}, xx=True)
+    pipe.zadd(_slots_key(user_id), {job_id: started_s + RUN_TIME_LIMIT_S}, xx=True)
     pipe.expire(_slots_key(user_id), JOB_TTL_S)  # no slot in the set lapses later: the set goes with its last
     pipe.execute()
 
@@ -114,10 +121,18 @@ def _write(job_id: str, state: dict[str, Any]) -> None:
 
 
 def whatif_state(job_id: str) -> dict[str, Any] | None:
+    """The job's state; a job still "running" past the hard time limit is dead (the worker killed it
+    before it could say so) and is given as failed there."""
     from scaling.services import redis_client
 
     raw = redis_client().get(_key(job_id))
-    return json.loads(raw) if raw else None
+    if not raw:
+        return None
+    state: dict[str, Any] = json.loads(raw)
+    started_s = state.get("run_started_epoch_s")
+    if state["status"] == "running" and started_s is not None and time.time() >= started_s + RUN_TIME_LIMIT_S:
+        return {**state, "status": "failed", "error": _stopped_at(RUN_TIME_LIMIT_S)}
+    return state
 
 
 def whatif_start(request: WhatIfRequest, *, user_id: int) -> str:
@@ -177,7 +192,10 @@ def whatif_execute(job_id: str) -> str:
     state = whatif_state(job_id)
     if state is None:
         return "expired"  # its slot lapsed with it
-    _hold_slot_while_running(state.get("user_id"), job_id)
+    # One instant for the slot's lapse and the state's deadline: the page calls the job dead as its slot frees.
+    started_s = time.time()
+    _hold_slot_while_running(state.get("user_id"), job_id, started_s)
+    state = {**state, "run_started_epoch_s": started_s}
     try:
         return _replay(job_id, state)
     finally:
@@ -210,8 +228,11 @@ def _replay(job_id: str, state: dict[str, Any]) -> str:
     except (WhatIfError, ValueError) as exc:
         _write(job_id, {**state, "status": "failed", "error": str(exc)})
         return "failed"
+    except SoftTimeLimitExceeded:
+        _write(job_id, {**state, "status": "failed", "error": _stopped_at(RUN_SOFT_TIME_LIMIT_S)})
+        raise
     except BaseException as exc:
-        # The time limit, a worker shutting down, a bug: the page must not say "running" until the key expires.
+        # A worker shutting down, a bug: the page must not say "running" until the key expires.
         _write(job_id, {**state, "status": "failed", "error": f"the replay stopped: {type(exc).__name__}"})
         raise
     _write(job_id, {**state, "status": "done", "progress": 1.0, "result": result})

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from unittest.mock import Mock
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.test import Client
@@ -19,7 +20,7 @@ from dashboard import whatif as whatif_page
 from scaling import tasks
 from scaling.models import MetricSample, Service
 from scaling.sim.whatif import WhatIfError
-from scaling.whatif import whatif_execute, whatif_state
+from scaling.whatif import RUN_SOFT_TIME_LIMIT_S, RUN_TIME_LIMIT_S, whatif_execute, whatif_state
 from tests.factories import make_service, make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("whatif_slots_free")]
@@ -200,7 +201,44 @@ def test_a_job_the_time_limit_stops_says_it_failed_instead_of_running(
         whatif_execute(queued[0])
     state = whatif_state(queued[0])
     assert state is not None
-    assert (state["status"], state["error"]) == ("failed", "the replay stopped: SoftTimeLimitExceeded")
+    assert state["status"] == "failed"
+    assert (
+        state["error"]
+        == f"it stopped at the time limit of {RUN_SOFT_TIME_LIMIT_S} s; run it again over a shorter range"
+    )
+
+
+def test_a_job_killed_at_the_hard_time_limit_shows_as_stopped_and_the_page_stops_polling(
+    client: Client, service: Service, queued: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scaling.whatif
+
+    def killed(*args: object, progress: Callable[[float], None], **kwargs: object) -> dict[str, Any]:
+        progress(0.3)
+        # The worker kills the process: nothing after this line runs, so nothing more is written or freed.
+        monkeypatch.setattr(scaling.whatif, "_write", lambda job_id, state: None)
+        monkeypatch.setattr(scaling.whatif, "_release_slot", lambda user_id, job_id: None)
+        raise SystemExit()
+
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[service.name])
+    _run(operator, service)
+    _run(operator, service)  # both of the operator's slots taken
+    monkeypatch.setattr(scaling.whatif, "compare", killed)
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        with pytest.raises(SystemExit):
+            whatif_execute(queued[0])
+        monkeypatch.undo()  # the next job's worker lives
+        traveller.shift(timedelta(seconds=RUN_TIME_LIMIT_S - 1))
+        body = operator.get(f"{url}?job={queued[0]}", headers={"HX-Request": "true"}).content.decode()
+        assert 'data-whatif-status="running"' in body and "hx-get" in body  # it may yet finish
+        assert "replaying, 30 %" in _run(operator, service).content.decode()  # and holds its slot
+
+        traveller.shift(timedelta(seconds=2))
+        body = operator.get(f"{url}?job={queued[0]}", headers={"HX-Request": "true"}).content.decode()
+        assert 'data-whatif-status="failed"' in body and "hx-get" not in body  # no more polling
+        assert f"stopped at the time limit of {RUN_TIME_LIMIT_S} s" in body and "shorter range" in body
+        assert _run(operator, service).status_code == 200  # its slot came back at the same instant
 
 
 def test_the_page_sees_a_job_progress(
