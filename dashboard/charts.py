@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
+from dashboard.forms import utc_offset
 from scaling.models import Override, Service
 
 _LAYOUT: dict[str, Any] = {
@@ -182,12 +184,13 @@ def service_figures(
     forecast: dict[str, list[Any]] | None = None,
     *,
     since: datetime,
+    now: datetime,
     overrides: list[Override] | None = None,
     until: datetime | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The four charts of a service page, on one time axis: from `since` to the latest of what any of them
     draws (the newest sample, the forecast ahead, an override window to `until`), so that a moment sits at
-    the same place in each and they read side by side."""
+    the same place in each and they read side by side. The axis is on the operator's clock as at `now`."""
     shapes = override_shapes(overrides or [], until)
     figures = {
         "replicas": replicas_figure(series, shapes=shapes),
@@ -202,21 +205,18 @@ def service_figures(
         *(shape["x1"] for shape in shapes),
     ]
     end = max((t for t in drawn if t is not None), default=until or since)
+    clock = chart_clock(ZoneInfo(settings.OPERATOR_TIME_ZONE), first=since, last=max(end, since), present=now)
     for figure in figures.values():
         figure["layout"]["xaxis"] = {**figure["layout"]["xaxis"], "range": [since, max(end, since)]}
-        _to_wall_clock(figure, ZoneInfo(settings.OPERATOR_TIME_ZONE))
+        _to_chart_clock(figure, clock)
     return figures
 
 
-def _to_wall_clock(figure: dict[str, Any], tz: ZoneInfo) -> None:
-    """Put the figure's time axis in the operator's zone, as the page's summaries and forms are.
-
-    plotly.js converts no zones: it draws a date as the wall-clock time written. So every instant on
-    the x axis (points, override bands, the range) goes out as a naive local time, and the axis's
-    title names the zone; in the repeated hour when clocks fall back two instants share a label."""
+def _to_chart_clock(figure: dict[str, Any], clock: ChartClock) -> None:
+    """Put every instant on the figure's time axis (points, override bands, the range) on `clock`."""
 
     def local(value: Any) -> Any:
-        return wall_clock(value, tz) if isinstance(value, datetime) else value
+        return clock.at(value) if isinstance(value, datetime) else value
 
     for trace in figure["data"]:
         if "x" in trace:
@@ -228,10 +228,32 @@ def _to_wall_clock(figure: dict[str, Any], tz: ZoneInfo) -> None:
     layout["xaxis"] = {
         **layout["xaxis"],
         "range": [local(t) for t in layout["xaxis"]["range"]],
-        "title": {"text": f"time ({tz.key})"},
+        "title": {"text": clock.title},
     }
 
 
-def wall_clock(value: datetime, tz: ZoneInfo) -> datetime:
-    """`value` as the wall-clock time in `tz`, naive: how plotly.js draws a date is as it is written."""
-    return value.astimezone(tz).replace(tzinfo=None)
+@dataclass(frozen=True)
+class ChartClock:
+    """The clock a chart's time axis reads: one UTC offset for every instant, and the axis's title."""
+
+    offset: timedelta
+    title: str
+
+    def at(self, value: datetime) -> datetime:
+        """`value` as this clock shows it, naive: plotly.js draws a date as it is written."""
+        return (value.astimezone(UTC) + self.offset).replace(tzinfo=None)
+
+
+def chart_clock(tz: ZoneInfo, *, first: datetime, last: datetime, present: datetime) -> ChartClock:
+    """The operator's wall clock at `present`, for a chart's axis from `first` to `last`.
+
+    plotly.js converts no zones and ignores an offset written with a time, so an axis on the zone's own
+    clock draws the hour repeated when clocks fall back twice over one label, and the line doubles back.
+    Every instant is written at one offset instead, the zone's at `present` (the clock on the wall); over
+    a range in which the zone changes its offset, the axis says so and names the one it reads."""
+    local = present.astimezone(tz)
+    offset = local.utcoffset() or timedelta(0)
+    if first.astimezone(tz).utcoffset() == last.astimezone(tz).utcoffset() == offset:
+        return ChartClock(offset, f"time ({tz.key})")
+    named = f"{local.tzname()} (UTC{utc_offset(local)})"
+    return ChartClock(offset, f"time, all in {named}: {tz.key} changes its clocks in this range")

@@ -72,17 +72,19 @@ def local_to_utc(naive: datetime, tz: ZoneInfo, occurrence: str = "") -> datetim
             return second.astimezone(UTC)
         raise forms.ValidationError(
             f"{when} happens twice in {tz.key} (the clocks fall back): choose the first time "
-            f"({first.tzname()}, UTC{_offset(first)}) or the second ({second.tzname()}, UTC{_offset(second)})",
+            f"({first.tzname()}, UTC{utc_offset(first)}) or the second ({second.tzname()}, UTC{utc_offset(second)})",
             code="ambiguous",
         )
     return first.astimezone(UTC)
 
 
-def _offset(aware: datetime) -> str:
+def utc_offset(aware: datetime) -> str:
+    """'−5' for EST, '+5:30' for IST: the offset as written after "UTC"."""
     delta = aware.utcoffset()
     minutes = int(delta.total_seconds() // 60) if delta is not None else 0
     sign = "+" if minutes >= 0 else "−"
-    return f"{sign}{abs(minutes) // 60}"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours}:{rest:02}" if rest else f"{sign}{hours}"
 
 
 class LocalTimesForm(forms.Form):

@@ -74,5 +74,5 @@ def service_charts(request: HttpRequest, name: str) -> JsonResponse:
     # upcoming ones (tonight's game-day floors) widen the axis, never so far that the past is squeezed thin.
     until = now + min(span, timedelta(hours=24))
     windows = override_selectors.override_windows(service, since, until)
-    figures = charts.service_figures(service, series, forecast, overrides=windows, until=until, since=since)
+    figures = charts.service_figures(service, series, forecast, overrides=windows, until=until, since=since, now=now)
     return JsonResponse({"figures": figures}, encoder=DjangoJSONEncoder)

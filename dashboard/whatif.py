@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django_htmx.http import reswap, retarget
 
-from dashboard.charts import wall_clock
+from dashboard.charts import chart_clock
 from dashboard.decisions import fmt
 from dashboard.permissions import can, requires
 from dashboard.policy_forms import check_params
@@ -172,16 +172,19 @@ def _comparison_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def _figures(result: dict[str, Any]) -> dict[str, Any]:
     s = result["series"]
-    # In the operator's zone, as the service page's charts (plotly.js draws a time as it is written).
-    tz = ZoneInfo(settings.OPERATOR_TIME_ZONE)
+    instants = [datetime.fromisoformat(t) for t in s["ts"]]
+    # On the operator's clock at the range's end, as the service page's charts are on it now.
+    clock = chart_clock(
+        ZoneInfo(settings.OPERATOR_TIME_ZONE), first=instants[0], last=instants[-1], present=instants[-1]
+    )
     layout = {
         "margin": {"l": 60, "r": 20, "t": 36, "b": 76},
         "height": 320,
         "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},
-        "xaxis": {"type": "date", "title": {"text": f"time ({tz.key})"}},
+        "xaxis": {"type": "date", "title": {"text": clock.title}},
         "hovermode": "x unified",
     }
-    xs = [wall_clock(datetime.fromisoformat(t), tz).isoformat() for t in s["ts"]]
+    xs = [clock.at(t).isoformat() for t in instants]
     line = {"type": "scatter", "mode": "lines", "x": xs}
     return {
         "replicas": {

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.db import connection
 from django.test import Client
@@ -11,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from dashboard.charts import chart_clock
 from scaling import services
 from scaling.models import Decision, MetricSample, Override, Service
 from tests.factories import make_service, make_user
@@ -162,6 +165,34 @@ def test_the_charts_time_axis_is_the_operators_wall_clock_and_says_so(client_in:
         assert axis["title"]["text"] == f"time ({settings.OPERATOR_TIME_ZONE})", name
         assert all(datetime.fromisoformat(t).tzinfo is None for t in axis["range"]), name  # no "Z", no offset
     assert data["figures"]["rate"]["data"][0]["x"] == [local.isoformat()]
+
+
+# The first Sunday of November 2025 in New York: 06:00 UTC is 02:00 EDT, which the clocks set back to 01:00 EST.
+EDT_0130, EST_0130 = datetime(2025, 11, 2, 5, 30, tzinfo=UTC), datetime(2025, 11, 2, 6, 30, tzinfo=UTC)
+
+
+def test_the_repeated_hour_when_clocks_fall_back_draws_each_instant_at_its_own_place(
+    client_in: Client, settings: Any
+) -> None:
+    settings.OPERATOR_TIME_ZONE = "America/New_York"
+    service = make_service(demand_scale=40.0)
+    for at in (EDT_0130, EST_0130):
+        MetricSample.objects.create(service=service, ts=at, rps=120.0, provisioned=3, ready=3)
+    with time_machine.travel(EST_0130 + timedelta(minutes=15), tick=False):
+        data = client_in.get(reverse("dashboard:service-charts", args=[service.name]) + "?range=6h").json()
+    first, second = (datetime.fromisoformat(x) for x in data["figures"]["rate"]["data"][0]["x"])
+    assert second - first == timedelta(hours=1)  # 01:30 EDT and 01:30 EST, an hour apart, not one point
+    # Drawn on one clock, the one on the wall now, and the axis says which.
+    assert second == datetime(2025, 11, 2, 1, 30)
+    title = data["figures"]["rate"]["layout"]["xaxis"]["title"]["text"]
+    assert "EST (UTC−5)" in title and "America/New_York" in title
+
+
+def test_a_half_hour_zone_names_its_offset_to_the_minute() -> None:
+    # Adelaide falls back from 03:00 ACDT (UTC+10:30) to 02:00 ACST (UTC+9:30) on 6 April 2025.
+    change = datetime(2025, 4, 5, 16, 30, tzinfo=UTC)
+    clock = chart_clock(ZoneInfo("Australia/Adelaide"), first=change - timedelta(hours=3), last=change, present=change)
+    assert "ACST (UTC+9:30)" in clock.title and clock.offset == timedelta(hours=9, minutes=30)
 
 
 def test_a_rate_from_before_tipoff_managed_the_service_has_no_cost_on_the_chart(client_in: Client) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 from unittest.mock import Mock
 from zoneinfo import ZoneInfo
@@ -103,6 +104,20 @@ def test_it_runs_a_job_in_the_background_and_shows_results_side_by_side(
     assert figures["replicas"]["layout"]["yaxis"]["title"]["text"] == "replicas"
     assert result["actual"]["attainment"] == 0.0
     assert result["replayed"]["attainment"] > 0.999
+
+
+def test_a_result_over_the_repeated_hour_when_clocks_fall_back_draws_each_instant_at_its_own_place(
+    settings: Any,
+) -> None:
+    settings.OPERATOR_TIME_ZONE = "America/New_York"
+    # 01:30 EDT, 01:30 EST (05:30 and 06:30 UTC on the first Sunday of November), then 02:30 EST.
+    ts = ["2025-11-02T05:30:00+00:00", "2025-11-02T06:30:00+00:00", "2025-11-02T07:30:00+00:00"]
+    series = {"ts": ts, **{key: [1, 2, 3] for key in ("actual_provisioned", "replayed_provisioned", "oracle", "rps")}}
+    figures = whatif_page._figures({"series": series, "policy": "hpa"})
+    xs = [datetime.fromisoformat(x) for x in figures["rate"]["data"][0]["x"]]
+    assert [b - a for a, b in pairwise(xs)] == [timedelta(hours=1)] * 2
+    assert xs[-1] == datetime(2025, 11, 2, 2, 30)  # on the clock at the range's end
+    assert "EST (UTC−5)" in figures["rate"]["layout"]["xaxis"]["title"]["text"]
 
 
 def test_it_rejects_edited_parameters_naming_the_problem(client: Client, service: Service, queued: list[str]) -> None:
