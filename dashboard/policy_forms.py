@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from dashboard.forms import FOLD_CHOICES, LocalTimesForm
 from scaling.models import Service
@@ -301,14 +302,36 @@ class ModeForm(LocalTimesForm):
 
     time_fields = ("until",)
 
-    mode = forms.ChoiceField(choices=Service.Mode.choices)
+    mode = forms.ChoiceField(
+        choices=[
+            (Service.Mode.ACTIVE, "Active (decide and act)"),
+            (Service.Mode.DRY_RUN, "Dry run (decide, never act)"),
+            (Service.Mode.PAUSED, "Paused (hold)"),
+        ]
+    )
     reason = forms.CharField(
-        max_length=500, strip=True, error_messages={"required": "A reason is required to change the mode."}
+        max_length=500,
+        strip=True,
+        error_messages={"required": "A reason is required to change the mode."},
+        widget=forms.TextInput(attrs={"placeholder": "why (recorded in the audit log)"}),
     )
     until_local = forms.CharField(
-        label="Until", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+        label="Until",
+        required=False,
+        widget=forms.DateTimeInput(
+            attrs={
+                "type": "datetime-local",
+                "title": "a pause or dry run always ends; the first tick after it makes the service active again",
+            }
+        ),
     )
     until_occurrence = forms.ChoiceField(label="If the clocks fall back", choices=FOLD_CHOICES, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Ids of its own on the service page, so that each field's label and error name this form's field.
+        kwargs.setdefault("auto_id", "mode-%s")
+        super().__init__(*args, **kwargs)
+        self.fields["until_local"].label = f"Until ({settings.OPERATOR_TIME_ZONE})"
 
     @property
     def until_happens_twice(self) -> bool:

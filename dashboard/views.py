@@ -12,6 +12,7 @@ from django_htmx.middleware import HtmxDetails
 
 from dashboard import charts
 from dashboard.permissions import requires
+from dashboard.policy_forms import ModeForm
 from scaling import override_selectors, selectors
 from scaling.models import Service
 
@@ -57,6 +58,7 @@ def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         # With nothing to list under "changes", say how many ticks held rather than that none has run.
         "ticks_held": selectors.decision_count(service) if changes_only and not decisions else 0,
         "cost_24h": selectors.cumulative_cost(service, since=now - selectors.RANGES["24h"]),
+        "mode_form": ModeForm(initial={"mode": service.mode}),
     }
     template = "dashboard/service.html#decisions" if request.htmx else "dashboard/service.html"
     return render(request, template, context)

@@ -64,7 +64,18 @@ def test_an_operator_puts_a_service_in_dry_run_from_its_page(browser: Any, live_
         form = page.locator("form.mode-form")
         form.locator("select[name=mode]").select_option("dry_run")
         form.locator("input[name=reason]").fill("watching the new model before it acts")
-        form.locator("input[name=until_local]").fill(local_input(timezone.now() + timedelta(hours=2)))
+        form.locator("button[type=submit]").click()
+
+        # Refused for want of an end: the error is beside Until and names it, the rest kept as typed.
+        until = form.locator("input[name=until_local]")
+        expect(until).to_have_attribute("aria-invalid", "true", timeout=10_000)
+        error = page.locator(f"#{until.get_attribute('aria-describedby')}")
+        expect(error).to_have_text("A pause or dry run needs an end: when should the service be active again?")
+        expect(form.locator(".form-field[data-field=until_local]")).to_contain_text("needs an end")
+        expect(form.locator("input[name=reason]")).to_have_value("watching the new model before it acts")
+        expect(form.locator("[role=alert]")).to_have_count(0)
+
+        until.fill(local_input(timezone.now() + timedelta(hours=2)))
         form.locator("button[type=submit]").click()
 
         expect(page.locator("h1 .badge")).to_have_text("Dry run", timeout=10_000)  # the page reloaded
