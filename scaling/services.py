@@ -93,6 +93,8 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
     _interrupted_actuation_close(service, tick_at, worker)
     if service.mode != Service.Mode.ACTIVE and service.mode_until is not None and service.mode_until <= tick_at:
         service_mode_expire(service=service, now=tick_at, actor=Actor.system(worker))
+    elif service.mode != Service.Mode.ACTIVE and service.mode_until is None:
+        service_mode_bound(service=service, now=tick_at, actor=Actor.system(worker))
     version = service.version
     now = tick_at
 
@@ -410,6 +412,26 @@ def service_mode_expire(*, service: Service, now: datetime, actor: Actor) -> boo
         noun = _MODE_NOUNS.get(locked.mode, locked.mode)
         ended = f"the {noun} set to end at {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC has ended: active again"
         _switch_mode(locked, Service.Mode.ACTIVE, None, actor=actor, reason=ended, at=now)
+    service.refresh_from_db()
+    return True
+
+
+def service_mode_bound(*, service: Service, now: datetime, actor: Actor) -> bool:
+    """Give a paused or dry-run service that has no end one, MODE_MAX_HOURS from now. Returns False if it had one.
+
+    Every pause and dry run set through Tipoff has an end; one without (set before they needed one, or by
+    hand in the database) would otherwise hold the service out of the engine's hands for good, unnoticed."""
+    with transaction.atomic():
+        locked = Service.objects.select_for_update().get(pk=service.pk)
+        if locked.mode == Service.Mode.ACTIVE or locked.mode_until is not None:
+            return False
+        until = now + timedelta(hours=settings.MODE_MAX_HOURS)
+        noun = _MODE_NOUNS.get(locked.mode, locked.mode)
+        reason = (
+            f"the {noun} had no end: it now ends at {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC, "
+            f"the longest a {noun} may last ({settings.MODE_MAX_HOURS:g} h)"
+        )
+        _switch_mode(locked, locked.mode, until, actor=actor, reason=reason, at=now)
     service.refresh_from_db()
     return True
 

@@ -242,6 +242,32 @@ def test_a_pause_lasts_until_its_end_then_the_tick_makes_the_service_active_and_
     assert event.reason.startswith("the pause set to end at ") and event.reason.endswith("has ended: active again")
 
 
+def test_a_pause_without_an_end_is_given_one_by_the_next_tick_once_and_audited() -> None:
+    # A pause set before every pause needed an end (or by hand in the database) would hold for good.
+    service = make_service(replicas=2, demand_scale=40.0, mode="paused")
+    assert service.mode_until is None
+    tick = _tick()
+
+    held = _decision(services.service_evaluate(service_id=service.pk, tick_at=tick))
+    service.refresh_from_db()
+    until = tick + timedelta(hours=settings.MODE_MAX_HOURS)
+    assert (service.mode, service.mode_until) == (Service.Mode.PAUSED, until)
+    assert (held.mode, held.changed) == ("paused", False)
+    event = AuditEvent.objects.get(event_type=EventType.SERVICE_MODE_CHANGED)
+    assert event.actor_type == AuditEvent.ActorType.SYSTEM
+    assert (event.before, event.after) == (
+        {"mode": "paused", "until": None},
+        {"mode": "paused", "until": until.isoformat()},
+    )
+    assert event.reason == (
+        f"the pause had no end: it now ends at {until:%Y-%m-%d %H:%M} UTC, "
+        f"the longest a pause may last ({settings.MODE_MAX_HOURS:g} h)"
+    )
+
+    services.service_evaluate(service_id=service.pk, tick_at=tick + timedelta(seconds=15))
+    assert AuditEvent.objects.filter(event_type=EventType.SERVICE_MODE_CHANGED).count() == 1
+
+
 def test_a_block_that_goes_on_is_audited_once_and_a_new_one_again() -> None:
     # Resting at its minimum of two while the policy would go lower: blocked every tick, audited once. (No
     # panic or pre-warm: at a fraction of a request a second, Poisson noise alone would move them.)
