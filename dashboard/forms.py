@@ -171,6 +171,16 @@ class OverrideForm(LocalTimesForm):
         error_messages={"invalid_choice": "That game's teams and tip-off are not yet set: nothing to plan around."},
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The preview swaps a field's errors in under it as the operator types, long after the page drew the
+        # input: so the page always has each field's error block (empty or not), and each input names it
+        # from the start, where Django would name it only when the page itself had errors to show.
+        for field in self.visible_fields():
+            if not field.use_fieldset:  # a group of boxes is described on its fieldset
+                help_id = f"{field.auto_id}_helptext" if field.help_text else ""
+                field.field.widget.attrs["aria-describedby"] = f"{help_id} {field.auto_id}_error".strip()
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         self._clean_local_times()

@@ -214,7 +214,7 @@ def override_preview(request: HttpRequest) -> HttpResponse:
         "previews": previews,
         "total": round(sum(x.p.cost_delta for x in previews), 2),
         "problems": problems,
-        "field_problems": field_problems,
+        "field_errors": [(form[name], errors) for name, errors in field_problems.items()],
         "has_problems": bool(problems) or any(field_problems.values()),
         "starts_at": data.get("starts_at"),
         "ends_at": data.get("ends_at"),

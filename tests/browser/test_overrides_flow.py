@@ -3,6 +3,7 @@ projected cost; a second person approves it on the fleet page; its window is sha
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from playwright.sync_api import expect
 from scaling import services
 from scaling.models import Game, Override
 from tests.factories import make_service, make_user
+from tests.markup import broken_references
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -105,9 +107,16 @@ def test_the_preview_appears_before_the_reason_is_filled_but_submit_still_needs_
     page = context.new_page()
     try:
         _start_a_floor(page, live_server.url, end)
-        page.fill("input[name=replicas]", "6")
+        replicas = page.locator("input[name=replicas]")
+        replicas.fill("-3")
+        replicas.dispatch_event("change")
+        # The error the preview swaps in under the count is what the count's description reads.
+        expect(replicas).to_have_accessible_description(re.compile("greater than or equal to 0"), timeout=10_000)
+        assert broken_references(page.content()) == []
+        replicas.fill("6")
         page.locator("input[name=ends_at_local]").dispatch_event("change")
         expect(page.locator("[data-testid=preview-cost]")).to_contain_text("+$", timeout=10_000)
+        expect(replicas).to_have_accessible_description("not used by freeze kinds")  # its help alone again
 
         page.click("[data-testid=submit-override]")  # the browser still refuses a submit without a reason
         assert page.locator("textarea[name=reason]").evaluate("el => el.validity.valueMissing")

@@ -11,8 +11,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from dashboard.overrides import PREVIEW_FIELDS
 from scaling.models import Game
 from tests.factories import make_service, make_user
+from tests.markup import broken_references, descriptions, ids, out_of_band_ids
 from tests.overrides.helpers import NOW, earlier_pin, pin_form
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +61,16 @@ def test_each_problem_is_said_once_under_its_field(
     # The preview replaces the messages under the fields (out of band) rather than listing them again.
     assert _errors(preview) == expected
     assert 'hx-swap-oob="true"' in preview and '<ul class="errors">' not in preview
+
+
+def test_what_describes_each_field_is_on_the_page_and_where_the_preview_puts_its_errors(operator: Client) -> None:
+    page, preview = _page_and_preview(operator, pin_form(replicas="thirty", ends_at_local="2026-01-15T12:30"))
+    assert broken_references(page) == []
+    # Each block of errors the preview swaps in replaces one the page has, which its field names from the start.
+    swapped = out_of_band_ids(preview)
+    assert len(swapped) == len(PREVIEW_FIELDS) and set(swapped) <= ids(page)
+    described_by = descriptions(page)
+    assert all(block in described_by[block.removeprefix("id_").removesuffix("_error")] for block in swapped)
 
 
 def test_an_overlapping_pin_is_reported_once_with_its_times_in_both_zones(operator: Client) -> None:

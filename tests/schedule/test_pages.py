@@ -16,6 +16,7 @@ from django.urls import reverse
 from scaling.audit import EventType
 from scaling.models import AuditEvent, Game, GameDayRule, Override
 from tests.factories import make_service, make_user
+from tests.markup import broken_references
 
 pytestmark = pytest.mark.django_db
 
@@ -171,6 +172,13 @@ def test_a_rule_naming_an_unknown_team_is_refused_naming_it_and_the_valid_codes(
     assert response.status_code == 400
     assert "unknown team code(s) LAKERS, ZZZ" in body and "ATL, BKN, BOS" in body
     assert not GameDayRule.objects.exists()
+
+
+def test_a_refused_rule_names_only_help_and_errors_that_are_on_the_page(client: Client) -> None:
+    response = _new_rule(client, floor_replicas="0", weekdays="9", lead_minutes="-1")
+    body = response.content.decode()
+    assert response.status_code == 400 and 'aria-invalid="true"' in body
+    assert broken_references(body) == []
 
 
 def test_a_rule_on_a_network_no_game_is_on_is_created_with_a_warning_saying_so(client: Client) -> None:

@@ -1,0 +1,63 @@
+"""What must hold of any page's markup: each element it names by id is there.
+
+A screen reader reads an input's description from the elements its aria-describedby names, and a label
+names its input by `for`; a name that matches nothing (or matches two elements) silently loses the link.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from html.parser import HTMLParser
+
+# What a label's `for` may name (HTML's labelable elements); a hidden input is not one.
+LABELABLE = frozenset({"button", "input", "meter", "output", "progress", "select", "textarea"})
+ID_LIST_ATTRIBUTES = ("aria-describedby", "aria-labelledby")
+
+
+class _Elements(HTMLParser):
+    """Every element's tag and attributes, in page order."""
+
+    def __init__(self, body: str) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str]]] = []
+        self.feed(body)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, {name: value or "" for name, value in attrs}))
+
+
+def broken_references(body: str) -> list[str]:
+    """Each name by id in `body` that reaches no element, or more than one: an id given twice, an id in an
+    aria-describedby or aria-labelledby that no element has, and a label's `for` that names no form control."""
+    elements = _Elements(body).found
+    given = Counter(attrs["id"] for _, attrs in elements if "id" in attrs)
+    controls = {attrs.get("id") for tag, attrs in elements if tag in LABELABLE and attrs.get("type") != "hidden"}
+    problems = [f"id {name!r} is given {count} times" for name, count in given.items() if count > 1]
+    for tag, attrs in elements:
+        for attribute in ID_LIST_ATTRIBUTES:
+            missing = [name for name in attrs.get(attribute, "").split() if name not in given]
+            where = f"<{tag} name={attrs.get('name')!r}> {attribute}"
+            problems += [f"{where} names {name!r}: no such id" for name in missing]
+        if tag == "label" and "for" in attrs and attrs["for"] not in controls:
+            problems.append(f"<label for={attrs['for']!r}> names no form control")
+    return problems
+
+
+def out_of_band_ids(fragment: str) -> list[str]:
+    """The ids of the elements an htmx answer swaps in out of band: each replaces the page's element with its id."""
+    return [attrs.get("id", "") for _, attrs in _Elements(fragment).found if "hx-swap-oob" in attrs]
+
+
+def ids(body: str) -> set[str]:
+    """Every id the page gives."""
+    return {attrs["id"] for _, attrs in _Elements(body).found if "id" in attrs}
+
+
+def descriptions(body: str) -> dict[str, list[str]]:
+    """The ids each named form control's aria-describedby lists, by the control's name."""
+    return {
+        attrs["name"]: attrs.get("aria-describedby", "").split()
+        for tag, attrs in _Elements(body).found
+        if tag in LABELABLE and "name" in attrs
+    }
