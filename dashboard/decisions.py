@@ -139,6 +139,11 @@ REASON_HELP: dict[str, str] = {
         "The rules already ask for the current count (the serving model or the forecast sized for exactly it): "
         "nothing to change."
     ),
+    "PANICKING": (
+        "Panic mode: a surge is on, or was within the panic window. No scale-in until it has passed; the count "
+        "is held at least where it is."
+    ),
+    "SLO_BREACHED": "The observed latency or error rate breaks the SLO: nothing may scale in while it does.",
 }
 
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")

@@ -34,6 +34,8 @@ HOLD_LABELS = {
     Reason.COOLDOWN: "scale-in cooldown",
     Reason.RATE_LIMITED: "rate limit",
     Reason.NO_CHANGE: "already at the count the policy asks for",
+    Reason.PANICKING: "panicking: no scale-in while a surge lasts",
+    Reason.SLO_BREACHED: "SLO breached: no scale-in",
 }
 # A hold label more exact than its reason's, by the constraint that held.
 CONSTRAINT_LABELS = {
@@ -54,6 +56,9 @@ CONSTRAINT_REASONS = {
     "signals_unread_hold": Reason.METRICS_UNAVAILABLE,
 }
 
+
+# A hold explained by one of these rules gets its own reason: the surge or the breach, not "no change", is why.
+HOLDING_RULES = {"panic": Reason.PANICKING, "slo_guard": Reason.SLO_BREACHED}
 
 # Overrides that set the count outright: they decide it even when the policy asked for the same count.
 SETTING_OVERRIDES = ("override_pin", "override_freeze")
@@ -121,6 +126,8 @@ def reason_for(
             return Reason.OVERRIDE_ACTIVE
         return CONSTRAINT_REASONS[deciding.name]
     winner = winning_rule(rules, recommendation, current)
+    if winner is not None and winner.rule in HOLDING_RULES:
+        return HOLDING_RULES[winner.rule]
     return Reason.NO_CHANGE if winner is not None and winner.note != WITHIN_TOLERANCE else Reason.WITHIN_TOLERANCE
 
 
@@ -136,6 +143,17 @@ def _num(value: object) -> str:
 
 def _pct(fraction: object) -> str:
     return f"{float(fraction) * 100:g} %" if isinstance(fraction, int | float) else "?"
+
+
+def _share(fraction: object) -> str:
+    """A fraction as a percentage to three figures: 1 → "100 %", 0.004 → "0.4 %", 0.01234 → "1.23 %"."""
+    return f"{float(fraction) * 100:.3g} %" if isinstance(fraction, int | float) else "?"
+
+
+def _games_text(labels: list[object], more: object) -> str:
+    """The first game's label, and how many more ("LAL @ BOS (ABC) at 20:30 ET and 2 more games")."""
+    others = len(labels) - 1 + (more if isinstance(more, int) else 0)
+    return f"{labels[0]}" + (f" and {others} more game{'s' if others > 1 else ''}" if others else "")
 
 
 def _sized_rate(i: dict[str, object]) -> str:
@@ -173,11 +191,18 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
             kept = f"keeping {n} for {_num(i['kept_for_rps'])} rps expected at {_hhmm(i.get('kept_for_at'))} ET"
             return f"{kept}, before replicas asked for now could serve; {when}{late}"
         if isinstance(games, list) and games and not scaling_in:
-            more = i.get("more_games")
-            others = len(games) - 1 + (more if isinstance(more, int) else 0)
-            extra = f" and {others} more game{'s' if others > 1 else ''}" if others else ""
-            return f"pre-warming for {games[0]}{extra}; {when}{late}"
-        return (when if not scaling_in else f"demand easing; {when}") + late
+            return f"pre-warming for {_games_text(games, i.get('more_games'))}; {when}{late}"
+        if not scaling_in:
+            return when + late
+        # Fewer are needed as far ahead as replicas asked for now would serve, whatever the rate is doing now;
+        # games after that are pre-warmed for when they come within reach.
+        text = f"fewer needed until replicas asked for now could serve: {when}{late}"
+        upcoming = i.get("next_games") or []
+        if isinstance(upcoming, list) and upcoming:
+            named = _games_text(upcoming, i.get("more_next_games"))
+            text += f"; {named} {'is' if len(upcoming) == 1 and not i.get('more_next_games') else 'are'} "
+            text += "pre-warmed for once within a provisioning delay"
+        return text
     if rule.rule == "serving_model":
         target = i.get("slo_target")
         pct = f"{float(target) * 100:g} %" if isinstance(target, int | float) else "the SLO"
@@ -186,7 +211,7 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
         breached = [f"{name[:3]} {_num(i[name])} ms" for name in ("p99_ms", "p95_ms") if name in i]
         text = f"{', '.join(breached)} vs {_num(i.get('slo_latency_ms'))} ms" if breached else ""
         if isinstance(error_rate := i.get("error_rate"), int | float):
-            errors = f"errors {float(error_rate) * 100:.2g} %"
+            errors = f"errors {_share(error_rate)}"
             text = f"{text}; {errors}" if text else errors
         model = i.get("model_replicas", n)
         if i.get("model_below_running"):
@@ -196,7 +221,10 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
         needed = i.get("needed")
         text = f"panic: short-window {_num(i.get('short_rps'))} rps needs {needed} (ready {i.get('ready')})"
         if "unforecast_surge_over_rps" in i:
-            text += f"; the calendar expects {_num(i.get('unforecast_surge_over_rps'))} rps"
+            # The calendar's forecast for now, scaled as the minute or two before ran against it: not the
+            # forecast rule's, which is for when replicas asked for now could serve.
+            expected = _num(i.get("unforecast_surge_over_rps"))
+            text += f"; the calendar, scaled to the minutes before, expects {expected} rps now"
             if i.get("quiet_hours"):
                 text += " (no game near)"
             elif i.get("calendar_smooth"):
@@ -295,8 +323,8 @@ def summarize(
         detail = f" (policy wants {recommendation}; {last.detail})" if last is not None else ""
     elif reason is Reason.OVERRIDE_ACTIVE and last is not None:
         detail = f" ({last.detail})"
-    elif reason is Reason.NO_CHANGE and winner is not None and winner.rule == "slo_guard":
-        # The breach, not "already there", is the news: the guard kept the fleet from scaling in.
+    elif reason in (Reason.SLO_BREACHED, Reason.PANICKING) and winner is not None:
+        # The breach or the surge, not "already there", is the news: it kept the fleet from scaling in.
         return f"Held at {current}: {why}"
     elif reason in (Reason.WITHIN_TOLERANCE, Reason.NO_CHANGE) and winner is not None:
         band = f"; within ±{inp.params.tolerance * 100:g} % of target" if reason is Reason.WITHIN_TOLERANCE else ""

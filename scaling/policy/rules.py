@@ -338,6 +338,7 @@ class _CalendarNow:
         return peak * self.scale * (1.0 + inp.params.forecast_headroom)
 
 
+NEXT_GAMES_S = 3600.0  # a scale-in names the games tipping off within this long after its forecast
 PEAK_STEP_S = 15.0  # the forecast's peak over what replicas ordered now will serve is read this often
 
 
@@ -621,6 +622,14 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         inputs["kept_for_at"] = (inp.now + timedelta(seconds=near_s - now_s)).isoformat()
     if overtimes:
         inputs["overtime"] = [game_label(g) for g in games if g.game_id in overtimes]
+    if replicas < inp.provisioned:
+        # Scaling in ahead of games: name them, so that a person sees they are known and pre-warmed for in time.
+        upcoming = sorted(
+            (g for g in inp.games if peak_s < g.tip_s <= peak_s + NEXT_GAMES_S), key=lambda g: (g.tip_s, g.game_id)
+        )
+        if upcoming:
+            inputs["next_games"] = [game_label(g) for g in upcoming[:3]]
+            inputs["more_next_games"] = max(len(upcoming) - 3, 0)
     forecast = {
         "ts": peak_at.isoformat(),
         "rps": round(peak_rps, 3),

@@ -38,6 +38,8 @@ class Reason(StrEnum):
     PAUSED = "PAUSED"
     DRY_RUN = "DRY_RUN"
     NO_CHANGE = "NO_CHANGE"
+    PANICKING = "PANICKING"  # held: panic keeps the count while a surge lasts
+    SLO_BREACHED = "SLO_BREACHED"  # held: the SLO is breached, so nothing may go
 
 
 @dataclass(frozen=True)

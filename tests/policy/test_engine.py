@@ -700,7 +700,12 @@ def test_in_quiet_hours_a_smaller_rise_panics_before_the_ready_replicas_fall_sho
         ),
         # Without one, the sentence names the zone itself: the timeline beside it is in UTC.
         ([], False, "forecast 1,640 rps at 20:27 ET"),
-        (["LAL @ BOS (ABC) at 20:30 ET"], True, "demand easing; forecast 1,640 rps at 20:27 ET"),
+        # Scaling in, the count is what the forecast needs until replicas asked for now could serve.
+        (
+            ["LAL @ BOS (ABC) at 20:30 ET"],
+            True,
+            "fewer needed until replicas asked for now could serve: forecast 1,640 rps at 20:27 ET",
+        ),
     ],
 )
 def test_the_forecast_sentence_names_the_time_zone_of_its_time(

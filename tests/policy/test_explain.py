@@ -266,7 +266,10 @@ def test_a_panic_that_adds_nothing_yields_the_explanation_to_the_rule_that_sized
     )
     # When panic holds more than any rule sized for, it explains the hold (no scale-in while panicking).
     held = decide(engine_input(metrics=climbing, provisioned=4, params=params))
-    assert held.desired == 4 and "(panic: short-window" in held.summary
+    assert (held.desired, held.reason) == (4, Reason.PANICKING)
+    assert held.summary.startswith("Held at 4: panic: short-window") and held.summary.endswith(
+        "keeping 4: no scale-in while panicking"
+    )
 
 
 def test_a_breached_slo_never_asks_for_fewer_replicas_than_are_running() -> None:
@@ -277,10 +280,24 @@ def test_a_breached_slo_never_asks_for_fewer_replicas_than_are_running() -> None
     result = decide(engine_input(metrics=breached, params=PolicyParams(prewarm=False)))
     guard = next(r for r in result.rules if r.rule == "slo_guard")
     assert (guard.replicas, guard.inputs["model_replicas"], guard.inputs["model_below_running"]) == (10, 9, True)
+    assert result.reason is Reason.SLO_BREACHED
     assert result.summary == (
         "Held at 10: SLO breached (p99 650 ms, p95 420 ms vs 300 ms; errors 0.4 %): "
         "the serving model says 9 serve 800 rps; holding 10"
     )
+
+
+@pytest.mark.parametrize(
+    ("error_rate", "shown"), [(1.0, "errors 100 %"), (0.004, "errors 0.4 %"), (0.01234, "errors 1.23 %")]
+)
+def test_an_error_rate_reads_as_a_percentage_to_three_figures(error_rate: float, shown: str) -> None:
+    # It read "errors 1e+02 %" when every request failed.
+    rule = RuleResult(
+        rule="slo_guard",
+        replicas=12,
+        inputs={"p99_ms": 600.0, "slo_latency_ms": 300.0, "error_rate": error_rate, "rps": 900.0},
+    )
+    assert f"({'p99 600 ms vs 300 ms; ' + shown})" in rule_sentence(rule)
 
 
 NO_WINDOW = replace(TT_ONLY, scale_down_stabilization_s=0, stabilization_per_delay=0)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from scaling.policy import EngineInput, PolicyParams, ServiceSpec, decide
+from scaling.policy.explain import rule_sentence
 from scaling.policy.forecast import (
     LIVE_END_MIN,
     LIVE_START_MIN,
@@ -173,6 +174,25 @@ def test_the_summary_names_the_game_and_the_forecast(learned: tuple[Forecaster, 
         r"forecast [\d,]+ rps at 20:\d\d ET \+ [\d.]+ % headroom",
         result.summary,
     ), result.summary
+
+
+def test_a_scale_in_before_tip_off_names_the_games_it_will_pre_warm_for(
+    learned: tuple[Forecaster, list[GameSpec]],
+) -> None:
+    # Twenty minutes before two tips, far more replicas run than the next few minutes need: the forecast rule
+    # asks for fewer, and says the games after its reach are known and pre-warmed for when they come in reach.
+    forecaster, _ = learned
+    result = decide(_observed_input(forecaster, TIP - timedelta(minutes=20), 1.0, provisioned=200))
+    rule = next(r for r in result.rules if r.rule == "forecast")
+    assert rule.replicas is not None and rule.replicas < 200
+    assert rule.inputs["next_games"] == ["LAL @ BOS (ABC) at 20:30 ET", "NYK @ MIA at 21:00 ET"]
+    assert rule.inputs["more_next_games"] == 0
+    assert rule_sentence(rule, scaling_in=True).endswith(
+        "; LAL @ BOS (ABC) at 20:30 ET and 1 more game are pre-warmed for once within a provisioning delay"
+    )
+    # Not scaling in, nothing more is said (nor stored).
+    steady = decide(_observed_input(forecaster, TIP - timedelta(minutes=20), 1.0, provisioned=rule.replicas))
+    assert "next_games" not in next(r for r in steady.rules if r.rule == "forecast").inputs
 
 
 def test_a_bigger_ramp_tonight_raises_the_forecast(learned: tuple[Forecaster, list[GameSpec]]) -> None:
