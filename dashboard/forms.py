@@ -202,8 +202,8 @@ class OverrideForm(LocalTimesForm):
             self.cleaned_data["ends_at"] = end
         elif end is None and not time_errors:
             self.add_error("ends_at_local", forms.ValidationError("give an end, or a duration", code="required"))
-        if start and end and end <= start:
-            self.add_error("ends_at_local", "the end must be after the start")
+        # Whether the window is one an override may have (an end after the start and in the future, within the
+        # longest allowed) is scaling.overrides.check_window's to say, for the submit and the preview alike.
         return self.cleaned_data
 
 

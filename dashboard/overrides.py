@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -20,8 +22,9 @@ from scaling.models import Game, GameDayRule, Override, Service
 from scaling.overrides import (
     OverrideConflict,
     OverrideError,
-    check_bounds,
-    check_duration,
+    check_replicas,
+    check_service,
+    check_window,
     needs_approval,
     override_approve,
     override_cancel,
@@ -161,6 +164,49 @@ def _add_problem(field_problems: dict[str, list[str]], problems: list[str], exc:
         problems.append(str(exc))
 
 
+def _checked(
+    data: dict[str, Any],
+    *,
+    kind: str,
+    replicas: int | None,
+    ends_at: datetime,
+    now: datetime,
+    admin: bool,
+    say: Callable[[OverrideError], None],
+) -> tuple[datetime, list[Service]] | None:
+    """The checks creating the override makes (scaling.overrides), for the preview: each refusal is said (where
+    the submit says it), since the page a refused submit draws asks for the preview as it loads, and an error
+    the preview did not check again it would erase. Returns the effective start and the services to price, or
+    None when nothing is to be priced.
+
+    1. The replica count for the kind.
+    2. The window (before pricing, which forecasts every 5 minutes of it: a mistyped year would take seconds
+       to hours, on every keystroke).
+    3. Each service's bounds and the overrides the new one would overlap.
+    """
+    fine = True
+    try:
+        if replicas is not None:  # a missing one is the form's "required", said once submitted
+            check_replicas(kind=kind, replicas=replicas)
+    except OverrideError as exc:
+        say(exc)
+        fine = False
+    try:
+        start = check_window(kind=kind, starts_at=data.get("starts_at") or now, ends_at=ends_at, now=now, admin=admin)
+    except OverrideError as exc:
+        say(exc)
+        return None
+    services = []
+    for service in data.get("services") or []:
+        try:
+            check_service(service, kind=kind, replicas=replicas, starts_at=start, ends_at=ends_at)
+        except OverrideError as exc:
+            say(exc)
+            continue
+        services.append(service)
+    return (start, services) if fine else None
+
+
 @requires("operate")
 @require_POST
 def override_preview(request: HttpRequest) -> HttpResponse:
@@ -185,31 +231,16 @@ def override_preview(request: HttpRequest) -> HttpResponse:
     # A start or end that did not parse is None in cleaned_data: pricing then would price from now
     # (or to nowhere), a window the operator never asked for.
     times_invalid = bool(TIME_INPUTS & form.errors.keys())
-    if data.get("services") and data.get("kind") and data.get("ends_at") and not times_invalid:
-        start = max(data.get("starts_at") or now, now)
+    kind, replicas, end = data.get("kind"), data.get("replicas"), data.get("ends_at")
+    if kind and end and not times_invalid:
+        say = partial(_add_problem, field_problems, problems)
         admin = can(request.user, "administer")
-        try:
-            # Before pricing, which forecasts every 5 minutes of the window: a mistyped year would
-            # take seconds to hours, on every keystroke.
-            check_duration(kind=data["kind"], starts_at=start, ends_at=data["ends_at"], now=now, admin=admin)
-        except OverrideError as exc:
-            _add_problem(field_problems, problems, exc)
-        else:
-            for service in data["services"]:
-                try:
-                    check_bounds(service, kind=data["kind"], replicas=data.get("replicas"))
-                except OverrideError as exc:
-                    _add_problem(field_problems, problems, exc)
-                    continue
-                p = reads.override_preview(
-                    service,
-                    kind=data["kind"],
-                    replicas=data.get("replicas"),
-                    starts_at=start,
-                    ends_at=data["ends_at"],
-                    now=now,
-                )
-                previews.append(PreviewRow(p, needs_approval(replicas=data.get("replicas"), cost_delta=p.cost_delta)))
+        checked = _checked(data, kind=kind, replicas=replicas, ends_at=end, now=now, admin=admin, say=say)
+        if checked is not None:
+            start, services = checked
+            for service in services:
+                p = reads.override_preview(service, kind=kind, replicas=replicas, starts_at=start, ends_at=end, now=now)
+                previews.append(PreviewRow(p, needs_approval(replicas=replicas, cost_delta=p.cost_delta)))
     context = {
         "previews": previews,
         "total": round(sum(x.p.cost_delta for x in previews), 2),

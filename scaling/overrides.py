@@ -92,6 +92,13 @@ def _validate_request(
         raise OverrideError("a reason is required", field="reason")
     if len(reason.strip()) > REASON_MAX_CHARS:
         raise OverrideError(f"the reason is longer than {REASON_MAX_CHARS} characters", field="reason")
+    check_replicas(kind=kind, replicas=replicas)
+    return check_window(kind=kind, starts_at=starts_at, ends_at=ends_at, now=now, admin=admin)
+
+
+def check_replicas(*, kind: str, replicas: int | None) -> None:
+    """Refuse a count the kind cannot take: none for a pin, floor or ceiling, under 1 (0 for a ceiling), or
+    one for a freeze."""
     if kind in KINDS_WITH_REPLICAS:
         if replicas is None:
             raise OverrideError(f"a {kind} needs a replica count", field="replicas")
@@ -99,15 +106,24 @@ def _validate_request(
             raise OverrideError("replicas must be at least 1 (0 for a ceiling)", field="replicas")
     elif replicas is not None:
         raise OverrideError(f"a {kind} takes no replica count", field="replicas")
+
+
+def check_window(*, kind: str, starts_at: datetime, ends_at: datetime, now: datetime, admin: bool) -> datetime:
+    """Refuse a window that is not one an override can have: a start in the past (beyond START_GRACE), an end
+    in the past or not after the start, or longer than check_duration allows. Returns the effective start.
+
+    The form's preview checks with this too, so that it says what the submit says (and prices no window the
+    submit would refuse)."""
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
         raise OverrideError("start and end need a time zone", field="starts_at")
     if starts_at < now - START_GRACE:
         raise OverrideError("the start is in the past", field="starts_at")
+    # Before "after the start": with no start given (it is then now), that would puzzle.
+    if ends_at <= now:
+        raise OverrideError("the end is in the past; it must be in the future", field="ends_at")
     start = max(starts_at, now)
     if ends_at <= start:
         raise OverrideError("the end must be after the start", field="ends_at")
-    if ends_at <= now:
-        raise OverrideError("the end must be in the future", field="ends_at")
     check_duration(kind=kind, starts_at=start, ends_at=ends_at, now=now, admin=admin)
     return start
 
@@ -203,6 +219,13 @@ def _check_against_others(
                     field="replicas",
                 )
     return pins if kind == Override.Kind.PIN else []
+
+
+def check_service(service: Service, *, kind: str, replicas: int | None, starts_at: datetime, ends_at: datetime) -> None:
+    """What creating the override would refuse for this service, read-only, for the form's preview: the
+    service's bounds, and a floor above (or a ceiling below) an overlapping override. An overlapping pin is not
+    refused here: the submit asks whether to replace it."""
+    _check_against_others(service, kind=kind, replicas=replicas, start=starts_at, end=ends_at, replace=True)
 
 
 def needs_approval(*, replicas: int | None, cost_delta: float) -> bool:

@@ -113,3 +113,22 @@ def test_add_override_from_the_calendar_shows_no_error_until_the_operator_types(
     preview = operator.post(reverse("dashboard:override-preview"), data, headers={"HX-Request": "true"})
     body = preview.content.decode()
     assert _errors(body) == [] and "needs a replica count" not in body
+
+
+def test_an_end_in_the_past_stays_said_under_the_end_and_nothing_is_priced(operator: Client) -> None:
+    # No start typed (so "after the start" would puzzle): the end is an hour before NOW, 12:00 in New York.
+    form = pin_form(kind="floor", replicas="3", starts_at_local="", ends_at_local="2026-01-15T11:00", reason="x")
+    page, preview = _page_and_preview(operator, form | {"submitted": "1"})
+    assert _errors(page) == [("ends_at_local", "the end is in the past; it must be in the future")]
+    # The preview htmx asks for as the page loads says the same, and prices no window that ended before it began.
+    assert _errors(preview) == _errors(page)
+    assert "preview-table" not in preview and "$" not in preview
+
+
+def test_the_preview_keeps_saying_what_the_submit_refused_against_other_overrides(operator: Client) -> None:
+    ceiling = pin_form(kind="ceiling", replicas="4", reason="cap")
+    assert operator.post(reverse("dashboard:override-new"), ceiling).status_code == 302
+    page, preview = _page_and_preview(operator, pin_form(kind="floor", replicas="8"))
+    [(field, message)] = _errors(page)
+    assert field == "replicas" and "floor 8 is above the overlapping ceiling" in message
+    assert _errors(preview) == _errors(page) and "preview-table" not in preview
