@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from scaling.models import Game, GameDayRule, Override, Service
-from scaling.overrides import HORIZON
+from scaling.overrides import HORIZON, START_GRACE
 from scaling.schedule.rules import WEEKDAYS, RuleSpec
 
 LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
@@ -194,17 +194,39 @@ class OverrideForm(LocalTimesForm):
         start, end = self.cleaned_data.get("starts_at"), self.cleaned_data.get("ends_at")
         duration = self.cleaned_data.get("duration_minutes")
         time_errors = {"ends_at_local", "duration_minutes"} & self.errors.keys()
-        if end is None and duration and not time_errors:
+        if duration and not time_errors:
             try:
-                end = (start or timezone.now()) + timedelta(minutes=duration)
+                by_duration = (start or timezone.now()) + timedelta(minutes=duration)
             except OverflowError:
                 self.add_error("duration_minutes", "from that start, the end would fall past the year 9999")
-            self.cleaned_data["ends_at"] = end
+            else:
+                if end is None:
+                    self.cleaned_data["ends_at"] = by_duration
+                else:
+                    self._check_end_agrees(start=start, end=end, by_duration=by_duration, duration=duration)
         elif end is None and not time_errors:
             self.add_error("ends_at_local", forms.ValidationError("give an end, or a duration", code="required"))
         # Whether the window is one an override may have (an end after the start and in the future, within the
         # longest allowed) is scaling.overrides.check_window's to say, for the submit and the preview alike.
         return self.cleaned_data
+
+    def _check_end_agrees(self, *, start: datetime | None, end: datetime, by_duration: datetime, duration: int) -> None:
+        """Both an end and a duration: refused unless they give the same end (within START_GRACE when the start
+        is now, which moves while the form is filled in), rather than one of them silently dropped."""
+        if abs(by_duration - end) <= (START_GRACE if start is None else timedelta(0)):
+            return
+        tz = operator_tz()
+        origin = "now" if start is None else "the start"
+        self.add_error(
+            "duration_minutes",
+            f"End and “{self.fields['duration_minutes'].label}” disagree: {duration} minutes from {origin} ends "
+            f"{_local_text(by_duration, tz)}, the End {_local_text(end, tz)}; give one of them",
+        )
+
+
+def _local_text(when: datetime, tz: ZoneInfo) -> str:
+    local = when.astimezone(tz)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
 class ExtendForm(LocalTimesForm):

@@ -132,3 +132,33 @@ def test_the_preview_keeps_saying_what_the_submit_refused_against_other_override
     [(field, message)] = _errors(page)
     assert field == "replicas" and "floor 8 is above the overlapping ceiling" in message
     assert _errors(preview) == _errors(page) and "preview-table" not in preview
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        # No start: 90 minutes from NOW (12:00) is 13:30, not the End's 15:00.
+        (
+            {"starts_at_local": ""},
+            "End and “…or lasting (minutes)” disagree: 90 minutes from now ends 2026-01-15 13:30 EST, the End "
+            "2026-01-15 15:00 EST; give one of them",
+        ),
+        (
+            {},
+            "End and “…or lasting (minutes)” disagree: 90 minutes from the start ends 2026-01-15 14:30 EST, the End "
+            "2026-01-15 15:00 EST; give one of them",
+        ),
+    ],
+)
+def test_an_end_and_a_duration_that_disagree_are_refused_naming_both(
+    operator: Client, extra: dict[str, object], message: str
+) -> None:
+    page, preview = _page_and_preview(operator, pin_form(duration_minutes="90", **extra))
+    assert _errors(page) == [("duration_minutes", message)]
+    assert _errors(preview) == _errors(page) and "preview-table" not in preview
+
+
+def test_an_end_and_a_duration_that_agree_are_taken(operator: Client) -> None:
+    # 13:00 to 15:00 is 120 minutes.
+    response = operator.post(reverse("dashboard:override-new"), pin_form(duration_minutes="120"))
+    assert response.status_code == 302
