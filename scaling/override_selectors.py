@@ -11,15 +11,16 @@ from functools import partial
 from django.db.models import Q, QuerySet
 
 from scaling import selectors
-from scaling.models import Game, GameDayRule, MetricSample, Override, Service
-from scaling.policy import OverrideSpec, PolicyParams
+from scaling.models import Decision, Game, GameDayRule, MetricSample, Override, Service
+from scaling.policy import EngineInput, OverrideSpec, PolicyParams
+from scaling.policy.capacity import replica_capacity_rps
 from scaling.policy.engine import held_under_overrides
 from scaling.policy.forecast import Forecaster
+from scaling.policy.rules import size_for
 
 LIVE_STATUSES = (Override.Status.PENDING_APPROVAL, Override.Status.APPROVED)
 # A game draws traffic from a little before tip-off until about this long after.
 GAME_LENGTH = timedelta(hours=2, minutes=30)
-PREVIEW_TARGET_UTILIZATION = 0.7
 FORECAST_STEP = timedelta(minutes=5)
 # A window is priced at this many points at most: every 5 minutes for up to three days (the longest
 # floor or ceiling a non-admin may ask for), evenly spread beyond, so an admin's months-long window
@@ -30,35 +31,54 @@ RECENT = timedelta(minutes=15)
 GAME_LOOKBACK = timedelta(hours=4)
 
 
-def capacity_per_replica_rps(service: Service) -> float:
-    return service.concurrency * 1000.0 / service.service_time_ms
-
-
-def _sized(service: Service, rps: float) -> int:
-    """Replicas for a request rate at the policy's utilization target (0.7 when the policy sizes by the
-    serving model instead): a quick, bounded estimate for previews, never a queueing-model search."""
-    params = PolicyParams.from_dict(service.policy)
-    target = params.target_utilization if params.target_utilization > 0 else PREVIEW_TARGET_UTILIZATION
-    needed = math.ceil(rps / (target * capacity_per_replica_rps(service)) - 1e-9)
-    return min(max(needed, service.min_replicas), service.max_replicas)
-
-
 def _window_points(start: datetime, end: datetime) -> list[datetime]:
     steps = min(max(1, math.ceil((end - start) / FORECAST_STEP)), MAX_WINDOW_POINTS)
     step = (end - start) / steps
     return [start + step * (i + 0.5) for i in range(steps)]
 
 
-def forecast_rps_series(service: Service, *, now: datetime, points: list[datetime]) -> list[float] | None:
-    """Demand the engine's forecaster expects at `points`, from the game calendar.
+@dataclass(frozen=True)
+class Tonight:
+    """How the engine reads tonight: observed / forecast (None: not known) and the headroom it provisions
+    above the corrected forecast (a fraction)."""
 
-    With a learned forecaster (enough history) its rates are used as they are;
-    otherwise the default shape is scaled by what the service sees now. None
-    when there is neither history nor a recent sample to scale by.
+    ratio: float | None
+    headroom: float
+
+
+def engine_tonight(service: Service, *, now: datetime, learned: bool) -> Tonight:
+    """Tonight's ratio and headroom from the engine's latest decision's forecast rule (rules.prewarm stores
+    them in its inputs), when that decision is recent and forecast from the same kind of profile (learned or
+    the default shape); otherwise no ratio, and the least headroom the forecast rule provisions."""
+    params = PolicyParams.from_dict(service.policy)
+    decision = Decision.objects.filter(service=service, tick__gt=now - RECENT, tick__lte=now).order_by("-tick").first()
+    rules = decision.explanation.get("rules") if decision and isinstance(decision.explanation, dict) else None
+    for rule in rules or []:
+        inputs = rule.get("inputs") if isinstance(rule, dict) and rule.get("rule") == "forecast" else None
+        if not isinstance(inputs, dict) or inputs.get("learned") is not learned:
+            continue
+        ratio, headroom = inputs.get("ratio"), inputs.get("headroom")
+        if isinstance(ratio, int | float) and ratio > 0 and isinstance(headroom, int | float):
+            return Tonight(float(ratio), float(headroom))
+    least = params.forecast_headroom if learned else max(params.forecast_headroom, params.cold_start_headroom)
+    return Tonight(None, least)
+
+
+def forecast_rps_series(service: Service, *, now: datetime, points: list[datetime]) -> tuple[list[float], float] | None:
+    """Demand the engine's forecaster expects at `points`, from the game calendar, corrected by tonight's ratio
+    as the engine corrects it, and the headroom the engine provisions above that.
+
+    The learned profile (enough history) or else the default shape, times tonight's ratio from the engine's
+    latest decision; without one, a learned profile is taken as it is and the default shape is scaled by what
+    the service sees now. None when there is neither history nor a recent sample to scale by.
     """
     forecaster = selectors.traffic_forecaster(service, now)
-    scale = 1.0
-    if forecaster is None or not forecaster.learned:
+    learned = forecaster is not None and forecaster.learned
+    tonight = engine_tonight(service, now=now, learned=learned)
+    scale = 1.0 if tonight.ratio is None else tonight.ratio
+    if forecaster is None or not learned:
+        forecaster = Forecaster.default()
+    if tonight.ratio is None and not learned:
         recent = list(
             MetricSample.objects.filter(service=service, ts__gte=now - RECENT, ts__lte=now, rps__isnull=False)
             .order_by("-ts")
@@ -66,23 +86,41 @@ def forecast_rps_series(service: Service, *, now: datetime, points: list[datetim
         )
         if not recent:
             return None
-        forecaster = Forecaster.default()
         games_now = selectors.game_specs(now - GAME_LOOKBACK, now + timedelta(hours=1))
         expected = sum(forecaster.predict(ts, games_now) for ts, _ in recent) / len(recent)
         observed = sum(r or 0.0 for _, r in recent) / len(recent)
         scale = observed / expected if expected > 0 else 1.0
     games = selectors.game_specs(min(points) - GAME_LOOKBACK, max(points) + timedelta(hours=1))
     prepared = forecaster.prepare(games)
-    return [max(forecaster.predict_epoch(t.timestamp(), prepared) * scale, 0.0) for t in points]
+    return [max(forecaster.predict_epoch(t.timestamp(), prepared) * scale, 0.0) for t in points], tonight.headroom
 
 
 def forecast_replicas_series(service: Service, *, now: datetime, points: list[datetime]) -> list[int]:
-    """Replicas the policy forecasts at `points`; without a forecast, the last provisioned count."""
-    rates = forecast_rps_series(service, now=now, points=points)
-    if rates is None:
-        held = min(max(current_provisioned(service), service.min_replicas), service.max_replicas)
-        return [held for _ in points]
-    return [_sized(service, r) for r in rates]
+    """Replicas the engine would run at `points` without overrides, within the service's bounds.
+
+    1. The forecast corrected by tonight's ratio, with the engine's headroom, sized by its own serving model
+       (rules.size_for), or by the policy's utilization target where that asks for more; without a forecast,
+       the count provisioned now.
+    2. Until replicas asked for now could arrive (the provisioning delay), never below what is provisioned now:
+       those keep running until then.
+    """
+    current = current_provisioned(service)
+    forecast = forecast_rps_series(service, now=now, points=points)
+    if forecast is None:
+        counts = [current for _ in points]
+    else:
+        rates, headroom = forecast
+        params = PolicyParams.from_dict(service.policy)
+        sizing = EngineInput(
+            now=now, service=selectors.service_spec(service), params=params, provisioned=current, ready=current
+        )
+        counts = [size_for(r * (1.0 + headroom), sizing) for r in rates]
+        if params.target_utilization > 0:
+            per_replica = replica_capacity_rps(sizing.service) * params.target_utilization
+            counts = [max(n, math.ceil(r / per_replica - 1e-9)) for n, r in zip(counts, rates, strict=True)]
+        arrive = now + timedelta(seconds=service.provisioning_delay_s)
+        counts = [max(n, current) if t < arrive else n for n, t in zip(counts, points, strict=True)]
+    return [min(max(n, service.min_replicas), service.max_replicas) for n in counts]
 
 
 def forecast_replicas(

@@ -4,6 +4,7 @@ precedence applied to what it projects, and columns an operator can check the ar
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -12,10 +13,12 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from scaling import override_selectors as reads
+from scaling import selectors
 from scaling.audit import Actor, EventType
-from scaling.models import AuditEvent, Game, MetricSample, Override, Service
+from scaling.models import AuditEvent, Decision, Game, MetricSample, Override, Service
 from scaling.overrides import OverrideError, override_create
-from scaling.policy import decide
+from scaling.policy import EngineInput, PolicyParams, decide
+from scaling.policy.rules import size_for
 from tests.factories import make_service, make_user
 from tests.policy.builders import SPEC, engine_input, override, recorded
 
@@ -254,3 +257,53 @@ def test_the_audit_event_charges_the_projected_cost_per_hour_of_the_window() -> 
     assert floor.projected_cost_delta is not None and event.cost_impact_per_hour is not None
     assert event.cost_impact_per_hour == pytest.approx(floor.projected_cost_delta / 3.0, abs=0.01)
     assert event.cost_impact_per_hour > 2 * 2.0  # more than the 2 replicas above the peak
+
+
+def _learned_service_with_a_decision(ratio: float, headroom: float, provisioned: int) -> Service:
+    """A service whose serving model is not 0.7 utilization (25 rps a replica at 100 %), with three hours of
+    learned history at 400 rps, `provisioned` replicas provisioned and the engine's latest forecast reading tonight at
+    `ratio` times the learned profile with `headroom` above it."""
+    service = make_service("win-probability", service_time_ms=80.0, concurrency=2, max_replicas=200)
+    MetricSample.objects.bulk_create(
+        MetricSample(service=service, ts=NOW - timedelta(seconds=15 * i), rps=400.0, provisioned=provisioned)
+        for i in range(1, 721)
+    )
+    inputs = {"ratio": ratio, "headroom": headroom, "learned": True, "forecast_rps": 400.0 * ratio}
+    Decision.objects.create(
+        service=service, tick=NOW - timedelta(seconds=15), provisioned=provisioned, ready=provisioned,
+        desired=provisioned, reason_code="hold", summary="hold",
+        explanation={"rules": [{"rule": "forecast", "replicas": provisioned, "inputs": inputs, "note": ""}]},
+    )  # fmt: skip
+    return service
+
+
+def test_the_baseline_is_what_the_engine_would_run_tonight() -> None:
+    service = _learned_service_with_a_decision(ratio=1.5, headroom=0.2, provisioned=50)
+    forecaster = selectors.traffic_forecaster(service, NOW)
+    assert forecaster is not None and forecaster.learned
+    sizing = EngineInput(
+        now=NOW, service=selectors.service_spec(service), params=PolicyParams(), provisioned=50, ready=50
+    )
+
+    def engine_count(t: datetime) -> int:
+        """The learned forecast times tonight's ratio, with its headroom, sized by the serving model."""
+        return size_for(forecaster.predict_epoch(t.timestamp(), forecaster.prepare([])) * 1.5 * 1.2, sizing)
+
+    later = [NOW + timedelta(hours=1), NOW + timedelta(hours=2)]
+    expected = [engine_count(t) for t in later]
+    assert reads.forecast_replicas_series(service, now=NOW, points=later) == expected
+    # Not the 0.7-utilization estimate the preview had used, nor the learned forecast without tonight's ratio.
+    rate = forecaster.predict_epoch(later[0].timestamp(), forecaster.prepare([]))
+    assert expected[0] not in {math.ceil(rate * 1.5 / (0.7 * 25)), size_for(rate * 1.2, sizing)}
+    assert expected[0] < 50
+
+
+def test_the_baseline_keeps_what_runs_now_until_replicas_asked_for_now_could_arrive() -> None:
+    service = _learned_service_with_a_decision(ratio=1.5, headroom=0.2, provisioned=50)
+    delay = timedelta(seconds=service.provisioning_delay_s)
+    points = [NOW + delay / 2, NOW + delay + timedelta(minutes=10)]
+    soon, later = reads.forecast_replicas_series(service, now=NOW, points=points)
+    assert soon == 50 and later < 50
+    # Pinning to 50 for that window adds nothing while the 50 stay, and prices only what follows.
+    preview = reads.override_preview(service, kind="pin", replicas=50, starts_at=NOW, ends_at=NOW + delay * 2, now=NOW)
+    assert preview.forecast == 50 and 0 < preview.average_extra_replicas < 50 - later
