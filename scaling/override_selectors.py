@@ -326,12 +326,12 @@ def calendar_games(*, start: datetime, end: datetime) -> list[CalendarGame]:
 
 def calendar_other_overrides(*, start: datetime, end: datetime, games: list[CalendarGame]) -> list[Override]:
     """Overrides whose window overlaps [start, end) and that none of `games` lists: ad-hoc ones (a group floor
-    for an evening) and those of a game outside the range. Pending, approved and cancelled, as a game's are."""
+    for an evening) and those of a game outside the range. Pending and approved only, as the overrides page's
+    "Active and upcoming": a cancelled or rejected one never runs, and tied to no game it says nothing of one."""
     listed = [g.game.pk for g in games]
     return list(
         Override.objects.select_related("service", "rule")
-        .filter(starts_at__lt=end, ends_at__gt=start)
-        .filter(Q(status__in=LIVE_STATUSES) | Q(status=Override.Status.CANCELLED))
+        .filter(starts_at__lt=end, ends_at__gt=start, status__in=LIVE_STATUSES)
         .exclude(game__in=listed)
         .order_by("starts_at", "service__name")
     )

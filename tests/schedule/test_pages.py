@@ -212,17 +212,26 @@ def test_the_calendar_lists_and_counts_an_override_tied_to_no_game_on_its_day(cl
     )
     on_game = _window("live-odds", 2.00, Override.Status.APPROVED, game=game)
     group = [_window("win-probability", 0.95, "approved"), _window("box-score", 0.90, "pending_approval")]
-    cancelled = _window("play-by-play", 5.00, Override.Status.CANCELLED)
+    _window("play-by-play", 5.00, Override.Status.CANCELLED)
     _window("lineups", 7.00, Override.Status.REJECTED)
     client.force_login(make_user("viewer", "viewer"))
     page = client.get(reverse("dashboard:calendar")).content.decode()
     other = page[page.index('data-testid="other-overrides"') :]
     other = other[: other.index("</tr>")]
     listed = {int(pk) for pk in re.findall(r'data-override="(\d+)"', other)}
-    assert listed == {group[0].pk, group[1].pk, cancelled.pk}  # not the game's own, nor the rejected one
-    assert "18:30" in other and "23:30" in other and "+$1.85" in other  # the cancelled one counts nothing
+    # Not the game's own; nor, as under "Active and upcoming", the cancelled and rejected ones: they never run.
+    assert listed == {group[0].pk, group[1].pk}
+    assert "18:30" in other and "23:30" in other and "+$1.85" in other
     assert f'data-override="{on_game.pk}"' in page[page.index('data-game="g1"') : page.index("other-overrides")]
     assert 'data-testid="calendar-cost">+$3.85<' in page
+
+
+def test_a_day_whose_only_other_overrides_were_cancelled_lists_none(client: Client) -> None:
+    Game.objects.create(game_id="g1", tip_utc=NOW + timedelta(hours=7), away_team="BOS", home_team="NYK")
+    _window("play-by-play", 5.00, Override.Status.CANCELLED)
+    client.force_login(make_user("viewer", "viewer"))
+    page = client.get(reverse("dashboard:calendar")).content.decode()
+    assert 'data-testid="other-overrides"' not in page and "play-by-play" not in page
 
 
 def test_the_calendar_shows_a_day_with_overrides_but_no_game(client: Client) -> None:
