@@ -137,7 +137,7 @@ def check_duration(*, kind: str, starts_at: datetime, ends_at: datetime, now: da
     hours = (ends_at - starts_at).total_seconds() / 3600.0
     if hours > max_hours(kind) and not admin:
         raise OverrideError(
-            f"a {kind} may last at most {max_hours(kind):g} h (asked {hours:.1f} h); longer needs an admin",
+            f"a {kind} may last at most {max_hours(kind):g} h (asked {round(hours, 1):g} h); longer needs an admin",
             field="ends_at",
         )
 

@@ -16,6 +16,7 @@ from scaling.overrides import (
     ApprovalError,
     OverrideConflict,
     OverrideError,
+    check_duration,
     override_approve,
     override_cancel,
     override_create,
@@ -411,3 +412,9 @@ def test_a_pending_override_may_be_extended_before_it_is_approved() -> None:
     override_extend(override=o, ends_at=T0 + 2 * H, actor=requester, reason="overtime", now=T0)
     o.refresh_from_db()
     assert o.ends_at == T0 + 2 * H and o.status == Override.Status.PENDING_APPROVAL
+
+
+@pytest.mark.parametrize(("kind", "hours", "said"), [("floor", 1440, "asked 1440 h"), ("pin", 12.5, "asked 12.5 h")])
+def test_a_window_too_long_is_said_in_hours_without_a_pointless_decimal(kind: str, hours: float, said: str) -> None:
+    with pytest.raises(OverrideError, match=rf"may last at most \d+ h \({said}\); longer needs an admin"):
+        check_duration(kind=kind, starts_at=T0, ends_at=T0 + timedelta(hours=hours), now=T0, admin=False)
