@@ -171,8 +171,10 @@ class OverrideForm(LocalTimesForm):
         error_messages={"invalid_choice": "That game's teams and tip-off are not yet set: nothing to plan around."},
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, admin: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not admin:  # only an admin may bypass approval: offered to no one else
+            del self.fields["bypass_reason"]
         # The preview swaps a field's errors in under it as the operator types, long after the page drew the
         # input: so the page always has each field's error block (empty or not), and each input names it
         # from the start, where Django would name it only when the page itself had errors to show.

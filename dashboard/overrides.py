@@ -110,10 +110,11 @@ def _initial_from_query(request: HttpRequest) -> dict[str, Any]:
 
 @requires("operate")
 def override_new(request: HttpRequest) -> HttpResponse:
+    admin = can(request.user, "administer")
     if request.method != "POST":
-        form = OverrideForm(initial=_initial_from_query(request))
+        form = OverrideForm(initial=_initial_from_query(request), admin=admin)
         return render(request, FORM_TEMPLATE, {"form": form, "game": form.initial.get("game")})
-    form = OverrideForm(request.POST)
+    form = OverrideForm(request.POST, admin=admin)
     status = 400
     conflict: Override | None = None
     if form.is_valid():
@@ -127,8 +128,8 @@ def override_new(request: HttpRequest) -> HttpResponse:
                 ends_at=data["ends_at"],
                 reason=data["reason"],
                 actor=_actor(request),
-                admin=can(request.user, "administer"),
-                bypass_reason=data["bypass_reason"],
+                admin=admin,
+                bypass_reason=data.get("bypass_reason", ""),
                 replace=data["replace"],
                 game=data["game"],
             )
@@ -136,7 +137,8 @@ def override_new(request: HttpRequest) -> HttpResponse:
             # Shown once, by the conflict box above the form (with the existing pin's times in both zones).
             status, conflict = 409, exc.existing
         except OverrideError as exc:
-            form.add_error(_form_field(exc.field), str(exc))
+            field = _form_field(exc.field)
+            form.add_error(field if field in form.fields else None, str(exc))  # bypass_reason is an admin's only
         else:
             pending = [o for o in created if o.status == Override.Status.PENDING_APPROVAL]
             names = ", ".join(o.service.name for o in created)
@@ -211,7 +213,8 @@ def _checked(
 @require_POST
 def override_preview(request: HttpRequest) -> HttpResponse:
     """The htmx preview under the form: forecast replicas vs the override and the projected cost."""
-    form = OverrideForm(request.POST)
+    admin = can(request.user, "administer")
+    form = OverrideForm(request.POST, admin=admin)
     form.is_valid()
     data = form.cleaned_data
     now = timezone.now()
@@ -234,7 +237,6 @@ def override_preview(request: HttpRequest) -> HttpResponse:
     kind, replicas, end = data.get("kind"), data.get("replicas"), data.get("ends_at")
     if kind and end and not times_invalid:
         say = partial(_add_problem, field_problems, problems)
-        admin = can(request.user, "administer")
         checked = _checked(data, kind=kind, replicas=replicas, ends_at=end, now=now, admin=admin, say=say)
         if checked is not None:
             start, services = checked

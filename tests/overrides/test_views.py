@@ -372,3 +372,12 @@ def test_a_group_of_boxes_is_a_fieldset_named_by_its_legend(client: Client, page
     body = _login(client, "boss", "admin").get(reverse(page)).content.decode()
     assert '<label for="">' not in body
     assert "<legend>Services</legend>" in body
+
+
+def test_only_an_admin_is_offered_the_emergency_bypass(client: Client) -> None:
+    make_service()
+    new = reverse("dashboard:override-new")
+    for response in [_login(client, "operator", "operator").get(new), client.post(new, pin_form(reason=""))]:
+        assert "bypass" not in response.content.decode().lower()
+    page = _login(client, "boss", "admin").get(new).content.decode()
+    assert 'name="bypass_reason"' in page and "Emergency bypass reason" in page
