@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, Game, MetricSample, Override, Service
 from scaling.overrides import override_cancel, override_create
+from scaling.schedule.rules import RuleSpec, rule_create
 from tests.factories import make_service, make_user
 from tests.overrides.helpers import NOW, earlier_pin, pin_form
 
@@ -381,3 +383,30 @@ def test_only_an_admin_is_offered_the_emergency_bypass(client: Client) -> None:
         assert "bypass" not in response.content.decode().lower()
     page = _login(client, "boss", "admin").get(new).content.decode()
     assert 'name="bypass_reason"' in page and "Emergency bypass reason" in page
+
+
+def _row(page: str, o: Override) -> str:
+    """The overrides page's row for `o`."""
+    row = page[page.index(f'<tr data-override="{o.pk}"') :]
+    return row[: row.index("</tr>")]
+
+
+def _tv_rules(service: Service) -> tuple[Override, Override]:
+    """Two game-day rules that schedule the same floor of 3 around one national-TV game: one seeded (set going
+    by the system), one an admin made. The overrides they made, in the order they were made."""
+    Game.objects.create(
+        game_id="tv", tip_utc=NOW + timedelta(hours=6), away_team="BOS", home_team="NYK", national_tv="ESPN"
+    )
+    spec = RuleSpec(name="national-tv", match={"national_tv": True}, services=[service], reason="tv", floor_replicas=3)
+    rule_create(spec=spec, actor=Actor.system("demo"), now=NOW)
+    espn = replace(spec, name="espn", match={"networks": ["ESPN"]})
+    rule_create(spec=espn, actor=Actor.for_user(make_user("boss", "admin")), now=NOW)
+    first, second = Override.objects.order_by("pk")
+    return first, second
+
+
+def test_an_override_a_rule_made_says_so_whoever_set_the_rule_going(client: Client) -> None:
+    seeded, by_admin = _tv_rules(make_service(price_per_replica_hour=1.0))
+    page = _login(client, "viewer", "viewer").get(reverse("dashboard:overrides")).content.decode()
+    assert "rule national-tv, applied by system" in _row(page, seeded)
+    assert "rule espn, applied by boss" in _row(page, by_admin)
