@@ -78,8 +78,11 @@ def _back(request: HttpRequest, default: str = "dashboard:overrides") -> HttpRes
 def overrides_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     show_past = request.GET.get("past") == "1"
+    overrides = list(reads.overrides_list(now=now, include_past=show_past)[:500])
+    adds_nothing_over = reads.adds_nothing_over(overrides)
     context = {
-        "overrides": reads.overrides_list(now=now, include_past=show_past)[:500],
+        "overrides": overrides,
+        "rows": [(o, adds_nothing_over.get(o.pk)) for o in overrides],
         "pending": reads.pending_approvals(now),
         "show_past": show_past,
         "now": now,

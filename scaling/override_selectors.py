@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -12,7 +12,7 @@ from django.db.models import Q, QuerySet
 
 from scaling import selectors
 from scaling.models import Decision, Game, GameDayRule, MetricSample, Override, Service
-from scaling.policy import EngineInput, OverrideSpec, PolicyParams
+from scaling.policy import EngineInput, OverrideSpec, PolicyParams, ServiceSpec
 from scaling.policy.capacity import replica_capacity_rps
 from scaling.policy.engine import held_under_overrides
 from scaling.policy.forecast import Forecaster
@@ -265,6 +265,48 @@ def overrides_list(
         if not status:
             rows = rows.filter(status__in=LIVE_STATUSES)
     return rows.order_by("starts_at", "service__name")
+
+
+def adds_nothing_over(rows: Sequence[Override]) -> dict[int, Override]:
+    """For each override of `rows` projected to cost nothing, the approved one made before it (among `rows`)
+    it adds nothing over, if any: of the same service, with a window covering its own, and under which the
+    engine (engine.held_under_overrides) holds the same count with it as without, whatever the policy and the
+    fleet stand at.
+
+    An override is priced when made, as the extra over what was approved then: of two identical floors the
+    first takes the cost and the second adds nothing, which this names instead of a bare $0.00.
+    """
+    found: dict[int, Override] = {}
+    specs: dict[int, ServiceSpec] = {}
+    for o in rows:
+        if o.status not in LIVE_STATUSES or round(o.projected_cost_delta or 0.0, 2) != 0:
+            continue
+        for earlier in rows:
+            if (
+                earlier.pk < o.pk
+                and earlier.service_id == o.service_id
+                and earlier.status == Override.Status.APPROVED
+                and earlier.starts_at <= o.starts_at
+                and earlier.ends_at >= o.ends_at
+            ):
+                spec = specs.setdefault(o.service_id, selectors.service_spec(o.service))
+                if _changes_nothing(spec, selectors.override_spec(o), selectors.override_spec(earlier)):
+                    found[o.pk] = earlier
+                    break
+    return found
+
+
+def _changes_nothing(spec: ServiceSpec, o: OverrideSpec, earlier: OverrideSpec) -> bool:
+    """Whether the engine holds the same with `o` as with `earlier` alone, at `o`'s start, at every count the
+    policy or the fleet might stand at where the two could differ (around their counts and the bounds)."""
+    marks = {0, spec.min_replicas, spec.max_replicas, spec.hard_max_replicas, o.replicas or 0, earlier.replicas or 0}
+    counts = sorted({max(n + step, 0) for n in marks for step in (-1, 0, 1)})
+    return all(
+        held_under_overrides(spec, [earlier], now=o.starts_at, provisioned=p, policy_count=c)
+        == held_under_overrides(spec, [earlier, o], now=o.starts_at, provisioned=p, policy_count=c)
+        for p in counts
+        for c in counts
+    )
 
 
 def pending_approvals(now: datetime) -> QuerySet[Override]:

@@ -410,3 +410,11 @@ def test_an_override_a_rule_made_says_so_whoever_set_the_rule_going(client: Clie
     page = _login(client, "viewer", "viewer").get(reverse("dashboard:overrides")).content.decode()
     assert "rule national-tv, applied by system" in _row(page, seeded)
     assert "rule espn, applied by boss" in _row(page, by_admin)
+
+
+def test_a_floor_under_an_identical_earlier_one_says_it_adds_nothing_over_it(client: Client) -> None:
+    first, second = _tv_rules(make_service(price_per_replica_hour=1.0))
+    assert first.projected_cost_delta and first.projected_cost_delta > 0 and second.projected_cost_delta == 0
+    page = _login(client, "viewer", "viewer").get(reverse("dashboard:overrides")).content.decode()
+    assert f"adds nothing over #{first.pk}" in _row(page, second)
+    assert "adds nothing" not in _row(page, first)
