@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 
 from dashboard.forms import utc_offset
+from dashboard.templatetags.tipoff_slo import guard_latency_limits, slo_objective
 from scaling.models import Override, Service
 
 _LAYOUT: dict[str, Any] = {
@@ -84,7 +85,7 @@ def latency_figure(series: dict[str, list[Any]], service: Service) -> dict[str, 
             for name, key in (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms"))
         ],
         "layout": _layout(
-            "Latency",
+            f"Latency · {slo_objective(service)}",
             "ms",
             shapes=[
                 {
@@ -103,7 +104,7 @@ def latency_figure(series: dict[str, list[Any]], service: Service) -> dict[str, 
                     "xref": "paper",
                     "x": 1,
                     "y": service.slo_latency_ms,
-                    "text": f"SLO {service.slo_latency_ms:g} ms",
+                    "text": f"guard: {guard_latency_limits(service)}",
                     "showarrow": False,
                     "xanchor": "right",
                     "yanchor": "bottom",

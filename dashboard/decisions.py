@@ -27,8 +27,9 @@ RULE_HELP: dict[str, str] = {
     "target_in_flight_per_replica": "Target tracking: replicas needed for the target in-flight requests per replica.",
     "serving_model": "Sizes the fleet for the observed request rate with the M/M/c serving model, so the SLO "
     "percentile of latency stays under the SLO.",
-    "slo_guard": "Fires when observed p95/p99 latency or the error rate breaks the SLO, and scales out to what the "
-    "serving model says meets it.",
+    "slo_guard": "Fires when the observed p95 or p99 latency is above the SLO's latency limit, or the error rate "
+    "above its budget (1 − the SLO's share of requests), and scales out to what the serving model says meets the "
+    "SLO (that share of requests within the limit).",
     "panic": "Surge detector on a short window: reacts to a surge the game calendar does not explain (a game's "
     "halftime is expected; breaking news is not), provisions for a multiple of the rate before it or of what the "
     "calendar expects when new replicas are ready, and never scales in while active.",
