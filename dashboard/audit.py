@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from dashboard.forms import local_to_utc, operator_tz, parse_local
 from dashboard.permissions import requires
 from scaling.audit import EventType, latest_verification
 from scaling.audit_selectors import EVENT_DOMAINS, AuditFilter, actor_labels, audit_export_rows, audit_page
@@ -59,9 +61,20 @@ def _event_type_choices() -> list[tuple[str, str]]:
     return choices
 
 
+def _local_time(raw: str, *, occurrence: str) -> datetime | None:
+    """A filter's bound typed in the operator's zone, as UTC. A time the clocks repeat is read as the
+    `occurrence` that widens the range (From the first, Until the second): a filter asks no questions."""
+    if not raw:
+        return None
+    try:
+        return local_to_utc(parse_local(raw), operator_tz(), occurrence)
+    except OverflowError:  # in UTC it falls past 9999-12-31
+        raise forms.ValidationError(f"{raw.strip()} is out of range: enter a date before the year 9999") from None
+
+
 class AuditFilterForm(forms.Form):
-    since = forms.DateTimeField(required=False, label="From (UTC)")
-    until = forms.DateTimeField(required=False, label="Until (UTC)")
+    since = forms.CharField(required=False, max_length=40, label="From")
+    until = forms.CharField(required=False, max_length=40, label="Until")
     service = forms.SlugField(required=False, max_length=64)
     actor = forms.CharField(required=False, max_length=200)
     event_type = forms.ChoiceField(required=False, choices=_event_type_choices, label="Event")
@@ -70,6 +83,17 @@ class AuditFilterForm(forms.Form):
     object_id = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("since", "until"):
+            self.fields[name].help_text = f"in {settings.OPERATOR_TIME_ZONE}"
+
+    def clean_since(self) -> datetime | None:
+        return _local_time(self.cleaned_data.get("since") or "", occurrence="first")
+
+    def clean_until(self) -> datetime | None:
+        return _local_time(self.cleaned_data.get("until") or "", occurrence="second")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -138,7 +162,7 @@ class _Echo:
 
 CSV_COLUMNS = (
     "id",
-    "created_at",
+    "created_at (UTC)",  # ISO 8601 with its offset, +00:00: a spreadsheet's column, not an operator's clock
     "actor_type",
     "actor",
     "service",

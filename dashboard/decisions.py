@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -165,6 +165,14 @@ FORECAST_HELP = {
 METRIC_WINDOW_S = 300.0
 
 
+def local_and_utc(at: datetime, *, with_date: bool = True) -> str:
+    """'2026-01-15 18:34:05 EST (23:34:05 UTC)', or without the date: where operators read times (tip-offs are
+    listed in ET), with UTC beside it, as every page writes an instant."""
+    local = at.astimezone(ZoneInfo(settings.OPERATOR_TIME_ZONE))
+    day = "%Y-%m-%d " if with_date else ""
+    return f"{local.strftime(day + '%H:%M:%S %Z')} ({at.astimezone(UTC):%H:%M:%S} UTC)"
+
+
 def fmt(value: Any) -> str:
     """A number as an operator reads it (1,640 rps; 0.72 utilization); anything else as text."""
     if value is None:
@@ -185,9 +193,7 @@ def fmt(value: Any) -> str:
     if isinstance(value, str) and _ISO_TIME.match(value):
         parsed = selectors.parse_ts(value)
         if parsed is not None:
-            # Where operators read times (tip-offs are listed in ET), with UTC beside it as the tables show.
-            local = parsed.astimezone(ZoneInfo(settings.OPERATOR_TIME_ZONE))
-            return f"{local:%Y-%m-%d %H:%M:%S %Z} ({parsed.astimezone(UTC):%H:%M:%S} UTC)"
+            return local_and_utc(parsed)
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         # Names (the games a forecast saw, the signals unread): a list as a sentence would give it.
         return ", ".join(value) if value else "none"

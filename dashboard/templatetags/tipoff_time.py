@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from django import template
 from django.conf import settings
 
-from dashboard.decisions import fmt
+from dashboard.decisions import local_and_utc
 
 register = template.Library()
 
@@ -33,7 +33,13 @@ def both_times(value: datetime | None) -> str:
 @register.filter
 def zone_and_utc(value: datetime | None) -> str:
     """'2026-01-15 18:34:05 EST (23:34:05 UTC)': to the second, as the decision pages write times."""
-    return fmt(None if value is None else value.isoformat())
+    return "–" if value is None else local_and_utc(value)
+
+
+@register.filter
+def clock_and_utc(value: datetime | None) -> str:
+    """'18:34:05 EST (23:34:05 UTC)': zone_and_utc without the date, for rows within one day's minutes."""
+    return "–" if value is None else local_and_utc(value, with_date=False)
 
 
 @register.filter

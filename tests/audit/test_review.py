@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -87,9 +89,10 @@ def test_filters_combine_time_service_actor_type_and_text(viewer: Client) -> Non
     assert len(ids(service="live-odds", event_type="override.created")) == 1
     assert len(ids(actor="system:w2")) == 1
     assert len(ids(q="HALFTIME")) == 3
+    eastern = ZoneInfo(settings.OPERATOR_TIME_ZONE)  # the filters take the operator's clock
     window = {
-        "since": (T0 - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M"),
-        "until": (T0 + timedelta(days=1)).strftime("%Y-%m-%d %H:%M"),
+        "since": (T0 - timedelta(hours=1)).astimezone(eastern).strftime("%Y-%m-%d %H:%M"),
+        "until": (T0 + timedelta(days=1)).astimezone(eastern).strftime("%Y-%m-%d %H:%M"),
     }
     assert len(ids(**window)) == 3
     assert len(ids(service="no-such-service")) == 0
@@ -130,7 +133,7 @@ def test_the_csv_export_streams_the_filtered_view(viewer: Client) -> None:
     assert response.status_code == 200 and response.streaming
     assert response["Content-Type"] == "text/csv" and "attachment" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.getvalue().decode())))
-    assert rows[0][:4] == ["id", "created_at", "actor_type", "actor"] and len(rows) == 31
+    assert rows[0][:4] == ["id", "created_at (UTC)", "actor_type", "actor"] and len(rows) == 31
     assert {r[5] for r in rows[1:]} == {"decision.scaled"}
     everything = viewer.get(reverse("dashboard:audit-csv"))
     text = everything.getvalue().decode()
