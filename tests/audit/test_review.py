@@ -236,3 +236,20 @@ def test_the_page_says_when_the_chain_was_last_verified(viewer: Client) -> None:
     verify_and_record()
     body = viewer.get(reverse("dashboard:audit")).content.decode()
     assert "Chain intact" in body and "2 events walked from the start" in body
+
+
+def test_an_event_shows_a_change_toggle_only_for_what_it_has_to_show(viewer: Client) -> None:
+    from django.db import transaction
+
+    with transaction.atomic():
+        for before, after in ((None, None), ({}, {}), (None, {"ip": "10.0.0.1"}), ({"mode": "active"}, {"mode": "x"})):
+            audit_record(actor=Actor.system("t"), event_type=EventType.AUTH_LOGIN, before=before, after=after)
+    body = viewer.get(reverse("dashboard:audit")).content.decode()
+    cells = [row.split('<td class="change">')[1].split("</td>")[0] for row in body.split("<tr data-event-id=")[1:]]
+    assert cells == [
+        "<details><summary>before → after</summary><pre>{&#x27;mode&#x27;: &#x27;active&#x27;}</pre>"
+        "<pre>{&#x27;mode&#x27;: &#x27;x&#x27;}</pre></details>",
+        "<details><summary>after</summary><pre>{&#x27;ip&#x27;: &#x27;10.0.0.1&#x27;}</pre></details>",
+        "",
+        "",
+    ]
