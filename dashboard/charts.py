@@ -153,13 +153,23 @@ def cost_figure(series: dict[str, list[Any]]) -> dict[str, Any]:
 _OVERRIDE_FILL = {"pending_approval": "rgba(255, 187, 0, 0.15)", "approved": "rgba(31, 119, 180, 0.15)"}
 
 
+def _override_label(o: Override) -> str:
+    n = "" if o.replicas is None else f" {o.replicas}"
+    pending = " (pending)" if o.status == "pending_approval" else ""
+    return f"{o.kind}{n}{pending}"
+
+
 def override_shapes(overrides: list[Override], until: datetime | None = None) -> list[dict[str, Any]]:
     """Shaded bands for override windows (pending ones amber), labelled with kind and count; a window running
-    past `until` is drawn to it (a shape widens the chart's axis to its end)."""
+    past `until` is drawn to it (a shape widens the chart's axis to its end). Windows that start together
+    share one label on the first of them ('floor 120 · pin 120'): each its own, at one place, overprinted
+    into one unreadable word."""
+    together: dict[datetime, list[str]] = {}
+    for o in overrides:
+        together.setdefault(o.starts_at, []).append(_override_label(o))
     shapes = []
     for o in overrides:
-        n = "" if o.replicas is None else f" {o.replicas}"
-        pending = " (pending)" if o.status == "pending_approval" else ""
+        labels = together.pop(o.starts_at, [])
         shapes.append(
             {
                 "type": "rect",
@@ -173,7 +183,7 @@ def override_shapes(overrides: list[Override], until: datetime | None = None) ->
                 "line": {"width": 0},
                 "fillcolor": _OVERRIDE_FILL.get(o.status, "rgba(128, 128, 128, 0.12)"),
                 "name": f"override-{o.pk}",
-                "label": {"text": f"{o.kind}{n}{pending}", "textposition": "top left", "font": {"size": 10}},
+                "label": {"text": " · ".join(labels), "textposition": "top left", "font": {"size": 10}},
             }
         )
     return shapes

@@ -1,0 +1,34 @@
+"""The service charts' figure dicts: what plotly.js is given to draw."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dashboard.charts import override_shapes
+from scaling.models import Override
+from tests.factories import T0
+
+
+def _override(pk: int, kind: str, replicas: int | None, start_min: int, status: str = "approved") -> Override:
+    starts_at = T0 + timedelta(minutes=start_min)
+    return Override(
+        pk=pk, kind=kind, replicas=replicas, status=status, starts_at=starts_at, ends_at=starts_at + timedelta(hours=1)
+    )
+
+
+def test_override_windows_that_start_together_share_one_readable_label() -> None:
+    shapes = override_shapes(
+        [
+            _override(1, "floor", 120, 0),
+            _override(2, "pin", 120, 0, status="pending_approval"),
+            _override(3, "freeze", None, 0),
+            _override(4, "ceiling", 40, 90),
+        ]
+    )
+    # One band each, but one label where they start: three overprinted at one place read as 'flpin120'.
+    assert [(s["name"], s["label"]["text"]) for s in shapes] == [
+        ("override-1", "floor 120 · pin 120 (pending) · freeze"),
+        ("override-2", ""),
+        ("override-3", ""),
+        ("override-4", "ceiling 40"),
+    ]
