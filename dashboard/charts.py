@@ -120,10 +120,12 @@ def rate_figure(series: dict[str, list[Any]], forecast: dict[str, list[Any]] | N
         {"type": "scatter", "mode": "lines", "name": "requests/s", "x": series["ts"], "y": series["rps"]},
     ]
     if forecast and forecast.get("ts"):
+        # Forecasts exist only from the engine's first tick (the seeded history has none): a lone point drawn
+        # as a line is no line at all, only a legend entry beside nothing, so one point is a marker.
         data.append(
             {
                 "type": "scatter",
-                "mode": "lines",
+                "mode": "lines" if len(forecast["ts"]) > 1 else "markers",
                 "name": "forecast",
                 "x": forecast["ts"],
                 "y": forecast["rps"],

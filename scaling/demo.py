@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from numpy.lib.stride_tricks import sliding_window_view
 
 from scaling import selectors
 from scaling.audit import Actor, account_changes_by
@@ -23,7 +25,7 @@ from scaling.schedule.parse import GameRecord, ScheduleError, parse_csv
 from scaling.schedule.rules import RuleSpec, rule_create
 from scaling.schedule.services import DEMO_SOURCE_PREFIX, ImportSummary, games_upsert
 from scaling.sim.live import demand_at
-from scaling.sim.serving import oracle_replicas
+from scaling.sim.serving import ServingModel, oracle_array, oracle_replicas, response_stats
 
 DEMO_USERS = {
     "admin": ("tipoff-admin", "admin"),
@@ -42,6 +44,10 @@ DEMO_SERVICES = (
     ("live-odds", "Live odds", 0.25, 0.90, 200.0, 25.0, 4, 2, 60),
     ("game-summaries", "Game summaries", 0.05, 3.10, 2000.0, 200.0, 8, 1, 30),
 )
+
+
+# The demo's fleets, at the start and through the seeded history, run what the serving model needs for 10 % more.
+WARM_HEADROOM = 1.1
 
 
 def shift_weeks_for(records: list[GameRecord], now: datetime) -> int:
@@ -111,7 +117,7 @@ def ensure_services(now: datetime) -> list[Service]:
             # demo opens in a steady state rather than in an outage.
             fleet = SimulatedFleet(service=service, demand_scale=scale, seed=len(services) + 1)
             demand = demand_at(now, games_around(now), params=traffic_params(fleet), seed=fleet.seed)
-            replicas = min(max(oracle_replicas(demand * 1.1, serving_model(service), lo), lo), hi)
+            replicas = min(max(oracle_replicas(demand * WARM_HEADROOM, serving_model(service), lo), lo), hi)
             fleet.ready_at = [(now - timedelta(minutes=10)).isoformat()] * replicas
             fleet.save()
             seed_history(service, fleet, now)
@@ -124,13 +130,14 @@ HISTORY_STEP = timedelta(minutes=1)
 
 
 def seed_history(service: Service, fleet: SimulatedFleet, now: datetime) -> int:
-    """A week of the service's simulated request rate before `now`, one sample a minute.
+    """A week of the service's simulated history before `now`, one sample a minute.
 
     A service comes to Tipoff with its metric store's past (CloudWatch keeps weeks of it): the engine
     learns its game-night profiles from that, so the demo opens with learned profiles and calibrated
     headroom instead of the cold-start shape. The rates are the live simulator's own (`demand_at`),
-    so the history runs on into what the fleet serves from now on. Rates only: the latency a past fleet
-    saw is not the demo's to invent. Returns the samples written."""
+    so the history runs on into what the fleet serves from now on; beside each rate, the replicas,
+    latency and load of a fleet sized for it (`HistoryFleet`), so every chart of those hours has what
+    the rate chart has. Returns the samples written."""
     # Each demo day's traffic is drawn from the games of that day (`scaling.sim.live`): the same span as the
     # live source's around today, and a week more before it.
     around = games_around(now)
@@ -138,12 +145,52 @@ def seed_history(service: Service, fleet: SimulatedFleet, now: datetime) -> int:
     params = traffic_params(fleet)
     end = now.astimezone(UTC).replace(second=0, microsecond=0)
     stamps = [end - HISTORY_STEP * i for i in range(HISTORY // HISTORY_STEP, 0, -1)]
+    rates = [round(demand_at(t, games, params=params, seed=fleet.seed), 3) for t in stamps]
+    history = HistoryFleet.sized_for(rates, service)
     samples = [
-        MetricSample(service=service, ts=t, rps=round(demand_at(t, games, params=params, seed=fleet.seed), 3))
-        for t in stamps
+        MetricSample(service=service, ts=t, **history.sample(i, rps))
+        for i, (t, rps) in enumerate(zip(stamps, rates, strict=True))
     ]
     MetricSample.objects.bulk_create(samples, batch_size=2000)
     return len(samples)
+
+
+@dataclass(frozen=True)
+class HistoryFleet:
+    """The fleet behind the seeded history: provisioned at each minute for the most the serving model needs
+    (with the warm start's headroom) until replicas started then are ready, within the service's
+    bounds; a replica ready once started a provisioning delay before. What a pre-warming autoscaler runs,
+    without inventing the decisions that would have run it."""
+
+    provisioned: list[int]
+    ready: list[int]
+    model: ServingModel
+
+    @classmethod
+    def sized_for(cls, rates: list[float], service: Service) -> HistoryFleet:
+        model = serving_model(service)
+        needed = oracle_array(np.asarray(rates) * WARM_HEADROOM, model, service.min_replicas)
+        delay = math.ceil(service.provisioning_delay_s / HISTORY_STEP.total_seconds())
+        ahead = np.pad(needed, (0, delay), mode="edge")
+        provisioned = np.clip(
+            sliding_window_view(ahead, delay + 1).max(axis=1), service.min_replicas, service.max_replicas
+        )
+        behind = np.pad(provisioned, (delay, 0), mode="edge")
+        ready = sliding_window_view(behind, delay + 1).min(axis=1)
+        return cls([int(n) for n in provisioned], [int(n) for n in ready], model)
+
+    def sample(self, i: int, rps: float) -> dict[str, float | int | None]:
+        """The metrics of minute `i` at `rps`, as the simulated source reports them (`scaling.sim.fleet.observe`)."""
+        ready = self.ready[i]
+        counts = {"rps": rps, "provisioned": self.provisioned[i], "ready": ready}
+        stats = response_stats(ready, rps, self.model)
+        if stats is None:  # more than the bounds allow: no steady state, as the live source says it
+            worst = self.model.slo_latency_ms * 2
+            return {**counts, "p50_ms": worst, "p95_ms": worst, "p99_ms": worst, "error_rate": 1.0}
+        mean_s, (p50, p95, p99) = stats
+        utilization = rps / (ready * self.model.replica_capacity_rps)
+        latency = {"p50_ms": p50, "p95_ms": p95, "p99_ms": p99}
+        return {**counts, **latency, "utilization": utilization, "in_flight": rps * mean_s, "error_rate": 0.0}
 
 
 NATIONAL_TV_RULE = "National TV games: pre-warm"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from dashboard.charts import override_shapes
+from dashboard.charts import override_shapes, rate_figure
 from scaling.models import Override
 from tests.factories import T0
 
@@ -32,3 +33,12 @@ def test_override_windows_that_start_together_share_one_readable_label() -> None
         ("override-3", ""),
         ("override-4", "ceiling 40"),
     ]
+
+
+def test_a_forecast_of_one_point_is_drawn_as_a_marker_not_as_a_line_of_nothing() -> None:
+    actual: dict[str, list[Any]] = {"ts": [T0, T0 + timedelta(minutes=1)], "rps": [10.0, 11.0]}
+    [_, lone] = rate_figure(actual, {"ts": [T0 + timedelta(minutes=4)], "rps": [12.0]})["data"]
+    assert lone["name"] == "forecast" and lone["mode"] == "markers"
+    [_, line] = rate_figure(actual, {"ts": [T0, T0 + timedelta(minutes=4)], "rps": [9.0, 12.0]})["data"]
+    assert line["mode"] == "lines"
+    assert [t["name"] for t in rate_figure(actual, {"ts": [], "rps": []})["data"]] == ["requests/s"]

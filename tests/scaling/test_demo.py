@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db.models import QuerySet
+from django.db.models import F, Max, Q, QuerySet
 from django.test import override_settings
 
+from dashboard.charts import service_figures
+from scaling import selectors
 from scaling.audit import Actor
 from scaling.backends.simulated import games_around, traffic_params
 from scaling.demo import DEMO_SERVICES, NATIONAL_TV_RULE, seed_demo, shift_weeks_for
@@ -100,6 +102,38 @@ def test_each_demo_service_brings_a_week_of_its_rates_and_starts_learned() -> No
         assert samples.filter(rps__gt=0).count() == samples.count()
         forecaster = traffic_forecaster(fleet.service, NOW)
         assert forecaster is not None and forecaster.learned and forecaster.history_games > 0
+
+
+@pytest.mark.django_db
+def test_every_chart_draws_the_seeded_hours_the_rate_chart_draws() -> None:
+    seed_demo(schedule_path=SCHEDULE, now=NOW)
+    for service in Service.objects.all():
+        since = NOW - timedelta(hours=24)
+        series = selectors.service_timeseries(service, since=since)
+        figures = service_figures(service, series, since=since, now=NOW)
+        drawn = {
+            (chart, trace["name"]): trace["y"]
+            for chart, figure in figures.items()
+            for trace in figure["data"]
+            if trace["name"] not in {"desired", "decisions"}  # the engine's own, from its first tick
+        }
+        assert set(drawn) == {
+            ("replicas", "provisioned"),
+            ("replicas", "ready"),
+            ("latency", "p50"),
+            ("latency", "p95"),
+            ("latency", "p99"),
+            ("rate", "requests/s"),
+            ("cost", "$/hour"),
+        }
+        for name, values in drawn.items():
+            assert len(values) == len(series["ts"]) > 600 and None not in values, (service.name, name)
+        # A fleet sized for its rate: within bounds, ready never above provisioned, and the guard satisfied.
+        samples = MetricSample.objects.filter(service=service)
+        assert not samples.filter(ready__gt=F("provisioned")).exists()
+        assert not samples.filter(Q(provisioned__lt=service.min_replicas) | Q(provisioned__gt=service.max_replicas))
+        assert not samples.filter(Q(p95_ms__gt=service.slo_latency_ms) | Q(p99_ms__gt=service.slo_latency_ms))
+        assert samples.aggregate(Max("provisioned"))["provisioned__max"] > service.min_replicas  # it scales
 
 
 def _live_rule_overrides() -> QuerySet[Override]:
