@@ -14,7 +14,7 @@ from django.utils.html import escape
 from dashboard import decisions as decisions_module
 from scaling import selectors, services
 from scaling.models import Decision, MetricSample, Service
-from tests.factories import T0, make_service, make_user
+from tests.factories import T0, make_service
 
 pytestmark = pytest.mark.django_db
 
@@ -64,12 +64,6 @@ def make_decision(service: Service, *, tick: Any = T0, explanation: dict[str, An
         actuated_at=tick,
         worker="worker-1",
     )
-
-
-@pytest.fixture
-def viewer(client: Client) -> Client:
-    client.force_login(make_user("viewer", "viewer"))
-    return client
 
 
 def test_it_renders_every_rule_and_constraint_of_a_decision(viewer: Client) -> None:

@@ -26,18 +26,6 @@ DEFAULTS = PolicyParams()
 
 
 @pytest.fixture
-def admin(client: Client) -> Client:
-    client.force_login(make_user("admin", "admin"))
-    return client
-
-
-@pytest.fixture
-def viewer(client: Client) -> Client:
-    client.force_login(make_user("viewer", "viewer"))
-    return client
-
-
-@pytest.fixture
 def operator(client: Client) -> Client:
     client.force_login(make_user("operator", "operator"))
     return client

@@ -12,18 +12,12 @@ from scaling.models import MetricSample
 from scaling.policy.rules import slo_breach
 from scaling.policy.types import MetricPoint
 from scaling.selectors import service_spec
-from tests.factories import T0, make_service, make_user
+from tests.factories import T0, make_service
 
 pytestmark = pytest.mark.django_db
 
 OBJECTIVE = "SLO: 99.9 % of requests within 300 ms"
 GUARD = "guard: p95 ≤ 300 ms, p99 ≤ 300 ms, errors ≤ 0.1 %"
-
-
-@pytest.fixture
-def viewer(client: Client) -> Client:
-    client.force_login(make_user("viewer", "viewer"))
-    return client
 
 
 def test_the_guards_percentiles_are_the_ones_the_engine_holds_to_the_limit() -> None:

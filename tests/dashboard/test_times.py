@@ -27,12 +27,6 @@ T0_SHOWN = "2026-01-15 18:30:00 EST (23:30:00 UTC)"
 ZONE_HEADER = f'title="in {settings.OPERATOR_TIME_ZONE}, UTC beside"'
 
 
-@pytest.fixture
-def admin(client: Client) -> Client:
-    client.force_login(make_user("admin", "admin"))
-    return client
-
-
 def test_the_decision_page_gives_its_tick_samples_and_actuation_in_the_operators_zone(admin: Client) -> None:
     service = make_service()
     decision = Decision.objects.create(
