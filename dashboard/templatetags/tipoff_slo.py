@@ -6,13 +6,14 @@ from __future__ import annotations
 from django import template
 
 from scaling.models import Service
+from scaling.policy.rules import GUARD_LATENCIES
 
 register = template.Library()
 
-# The latency percentiles scaling.policy.rules.slo_breach holds to the SLO's latency limit (a test reads the
-# engine to keep them the same). The SLO itself is stated over a share of requests (slo_target): p99.9 for
-# 0.999, which no metric source reports; the guard watches p95 and p99 at the same limit, and the error rate.
-GUARD_PERCENTILES = ("p95", "p99")
+# The latency percentiles scaling.policy.rules.slo_breach holds to the SLO's latency limit ("p95", "p99"). The
+# SLO itself is stated over a share of requests (slo_target): p99.9 for 0.999, which no metric source reports;
+# the guard watches these at the same limit, and the error rate.
+GUARD_PERCENTILES = tuple(name.removesuffix("_ms") for name in GUARD_LATENCIES)
 
 
 def _number(value: float) -> str:

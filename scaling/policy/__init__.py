@@ -2,11 +2,11 @@
 
 `decide(EngineInput) -> Decision` runs one tick (engine.py):
 
-- rules.py — each rule recommends a count with its inputs: target tracking on utilization,
-  requests and in-flight per replica (largest wins, tolerance band); serving-model sizing of
-  the observed rate for the SLO (M/M/c, capacity.py); the SLO guard (p95/p99 or errors above
-  the SLO); Knative-style panic on a short-window surge; schedule-aware pre-warm for the
-  forecast at now + provisioning delay + one tick (forecast.py: baseline + per-tier profiles
+- rules.py — each rule recommends a count with its inputs: target tracking on utilization, requests
+  and in-flight per replica (largest wins, tolerance band); serving-model sizing of the observed
+  rate for the SLO (M/M/c, capacity.py); the SLO guard (p95 or p99 above the SLO's latency limit, or
+  errors above its budget); Knative-style panic on a short-window surge; schedule-aware pre-warm for
+  the forecast at now + provisioning delay + one tick (forecast.py: baseline + per-tier profiles
   around tip-off × live-game overlap, learned from history, corrected by tonight's observed /
   forecast ratio and its trend, with headroom calibrated on the history's errors by game phase);
 - stability.py — scale-down stabilization, HPA-style Pods/Percent rate limits, scale-in cooldown;

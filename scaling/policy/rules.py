@@ -123,10 +123,13 @@ def model_sizing(inp: EngineInput, obs: Observation) -> RuleResult:
     )
 
 
+GUARD_LATENCIES = ("p95_ms", "p99_ms")  # the percentiles the SLO guard holds to the SLO's latency limit
+
+
 def slo_breach(spec: ServiceSpec, point: MetricPoint) -> dict[str, float]:
     """The observed signals that break the SLO (empty when none does)."""
     breaches: dict[str, float] = {}
-    for name in ("p95_ms", "p99_ms"):
+    for name in GUARD_LATENCIES:
         value = getattr(point, name)
         if value is not None and value > spec.slo_latency_ms:
             breaches[name] = round(float(value), 3)

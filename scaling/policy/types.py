@@ -97,8 +97,13 @@ class PolicyParams:
     reactive_headroom: float = _p(
         0.0, "Extra request rate (fraction) the serving-model rule provisions for above the observed rate."
     )
-    # SLO guard: p95/p99 or error rate above the SLO scales out to what the model says meets it.
-    slo_guard: bool = _p(True, "Scale out when observed p95/p99 latency or error rate breaks the SLO.")
+    # SLO guard: p95 or p99 above the SLO's latency limit, or errors above its budget (1 − slo_target), scales out
+    # to what the model says meets it.
+    slo_guard: bool = _p(
+        True,
+        "Scale out when the observed p95 or p99 latency is above the SLO's latency limit, or the error rate above "
+        "its budget (1 − the SLO's target share).",
+    )
     # Panic (Knative-style): the short-window rate needs ≥ panic_threshold × ready replicas.
     panic_threshold: float = _p(2.0, "Enter panic when the short-window rate needs this many times the ready count.")
     panic_window_s: float = _p(60.0, "Panic lasts this long after the last surge; no scale-in while panicking.")
