@@ -1,8 +1,9 @@
 """API: a service's policy (read, replace, revisions) and one decision with its full explanation.
 
-Mounted on the NinjaAPI in dashboard/api.py. Writes need the "administer" capability
-and a reason; bad parameters get a 422 whose `errors` name each field, and a change
-based on a version that is no longer current a 409, as on the edit page.
+Mounted on the NinjaAPI in dashboard/api.py. Writes need the "administer" capability,
+a reason and the version they are based on; bad parameters get a 422 whose `errors` name
+each field (a field the body should not hold, a 422 naming it), and a change based on a
+version that is no longer current a 409, as on the edit page.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
+from pydantic import ConfigDict
 
 from dashboard.api_auth import require_capability
 from dashboard.decisions import METRIC_WINDOW_S
@@ -32,14 +34,18 @@ class PolicyOut(Schema):
 
 
 class PolicyIn(Schema):
+    # A field this does not know is refused, not ignored: sent as "version", the base of a change went unread
+    # and the change replaced whatever had been saved since.
+    model_config = ConfigDict(extra="forbid")
+
     params: dict[str, Any] = Field(
         ..., description="Parameters to set; any you omit keep their current value. Unknown names are rejected."
     )
     reason: str = Field(..., description="Why (recorded in the audit log and the revision history).")
-    based_on_version: int | None = Field(
-        None,
-        description="The version your change is based on (from GET); if the policy has changed since, the answer "
-        "is 409 and nothing changes, as on the edit page. Omitted: the parameters given are set on the current policy.",
+    based_on_version: int = Field(
+        ...,
+        description="The version your change is based on (`version` from GET); if the policy has changed since, "
+        "the answer is 409 with the current version and nothing changes, as on the edit page. Required.",
     )
 
 
@@ -117,13 +123,13 @@ def get_policy(request: HttpRequest, name: str) -> dict[str, Any]:
 def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dict[str, Any]]:
     """Set the service's engine parameters; a change bumps the version, is audited and kept as a revision.
 
-    The service stays locked from reading the policy the given parameters are merged into
-    until the change is saved, so two changes at once each keep the other's parameters.
+    The service stays locked from checking the version the change is based on until the change
+    is saved, so of two changes at once based on the same version the second is refused (409).
     """
     require_capability(request, "administer")
     with transaction.atomic():
         service = get_object_or_404(Service.objects.select_for_update(), name=name)
-        if payload.based_on_version is not None and payload.based_on_version != service.policy_version:
+        if payload.based_on_version != service.policy_version:
             detail = (
                 f"the policy changed since version {payload.based_on_version} (now version {service.policy_version}): "
                 "review the current values and send the change again"

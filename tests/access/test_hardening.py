@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -116,7 +117,7 @@ def test_the_api_docs_load_swagger_from_this_server_not_a_cdn(client: Client) ->
         ),
         (
             "/api/services/win-probability/policy",
-            {"params": {"tolerance\x00": 0.2}, "reason": "typo"},
+            {"params": {"tolerance\x00": 0.2}, "reason": "typo", "based_on_version": 1},
             ["body", "payload", "params"],
         ),
     ],
@@ -130,7 +131,11 @@ def test_a_nul_character_in_an_api_body_is_a_422_naming_the_field(path: str, bod
     make_service()
     client = Client(raise_request_exception=False)
     client.force_login(make_user("root", "admin"))
-    body = body | {"ends_at": "2030-01-01T00:00:00Z"} if path == "/api/overrides" else body | {"floor_replicas": 3}
+    required: dict[str, dict[str, Any]] = {
+        "/api/overrides": {"ends_at": "2030-01-01T00:00:00Z"},
+        "/api/rules": {"floor_replicas": 3},
+    }
+    body = body | required.get(path, {})
     method = client.put if path.endswith("/policy") else client.post
 
     response = method(path, data=json.dumps(body), content_type="application/json")

@@ -153,7 +153,7 @@ def test_an_admin_change_through_the_api_with_a_stale_session_asks_for_the_passw
     admin = make_user("admin", "admin")
     secret = token_create(user=admin, name="ci", days=3, actor=Actor.for_user(admin)).secret
     url = f"/api/services/{service.name}/policy"
-    body = json.dumps({"params": {"tolerance": 0.2}, "reason": "walk-up"})
+    body = json.dumps({"params": {"tolerance": 0.2}, "reason": "walk-up", "based_on_version": 1})
     with time_machine.travel(timezone.now(), tick=False) as clock:
         client.post(reverse("login"), {"username": "admin", "password": PASSWORD})
         clock.shift(timedelta(minutes=11))
@@ -171,7 +171,7 @@ def test_an_admin_change_through_the_api_with_a_stale_session_asks_for_the_passw
         assert bearer.status_code == 200
 
         client.post(reverse("access:confirm-password"), {"password": PASSWORD, "next": "/"})
-        body = json.dumps({"params": {"tolerance": 0.3}, "reason": "confirmed"})
+        body = json.dumps({"params": {"tolerance": 0.3}, "reason": "confirmed", "based_on_version": 2})
         assert client.put(url, data=body, content_type="application/json").status_code == 200
     denied = AuditEvent.objects.get(event_type=EventType.AUTH_DENIED)
     assert denied.reason == "API: the password was not confirmed recently"

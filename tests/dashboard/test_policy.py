@@ -163,7 +163,7 @@ def test_a_viewer_can_read_the_policy_but_not_edit_it(viewer: Client) -> None:
     assert response.status_code == 403
     response = viewer.put(
         f"/api/services/{service.name}/policy",
-        {"params": {"tolerance": 0.2}, "reason": "x"},
+        {"params": {"tolerance": 0.2}, "reason": "x", "based_on_version": 1},
         content_type="application/json",
     )
     assert response.status_code == 403
@@ -201,7 +201,8 @@ def test_the_api_reads_and_replaces_the_policy(admin: Client) -> None:
 
     response = admin.put(
         f"/api/services/{service.name}/policy",
-        {"params": {"target_utilization": 0.55}, "reason": "playoffs"},  # differs from any default
+        # 0.55 differs from any default
+        {"params": {"target_utilization": 0.55}, "reason": "playoffs", "based_on_version": 1},
         content_type="application/json",
     )
     assert response.status_code == 200
@@ -218,7 +219,7 @@ def test_the_api_answers_422_naming_each_bad_field(admin: Client) -> None:
     service = make_service()
     response = admin.put(
         f"/api/services/{service.name}/policy",
-        {"params": {"tolerance": 2, "no_such_knob": 1, "scale_up_pods": "many"}, "reason": " "},
+        {"params": {"tolerance": 2, "no_such_knob": 1, "scale_up_pods": "many"}, "reason": " ", "based_on_version": 1},
         content_type="application/json",
     )
     assert response.status_code == 422
@@ -242,7 +243,7 @@ def test_the_api_refuses_a_value_of_the_wrong_json_type(
     service = make_service()
     response = admin.put(
         f"/api/services/{service.name}/policy",
-        {"params": {**params, "tolerance_typo": 1}, "reason": "typed badly"},
+        {"params": {**params, "tolerance_typo": 1}, "reason": "typed badly", "based_on_version": 1},
         content_type="application/json",
     )
     assert response.status_code == 422
@@ -257,9 +258,12 @@ def test_the_api_refuses_a_value_of_the_wrong_json_type(
 def test_the_api_needs_a_reason_in_the_body(admin: Client) -> None:
     service = make_service()
     response = admin.put(
-        f"/api/services/{service.name}/policy", {"params": {"tolerance": 0.2}}, content_type="application/json"
+        f"/api/services/{service.name}/policy",
+        {"params": {"tolerance": 0.2}, "based_on_version": 1},
+        content_type="application/json",
     )
     assert response.status_code == 422
+    assert [e["loc"][-1] for e in response.json()["detail"]] == ["reason"]
 
 
 def test_an_operator_changes_the_mode_with_a_reason_and_an_end_and_it_is_audited(operator: Client) -> None:
@@ -380,7 +384,7 @@ def test_an_admins_api_token_changes_the_policy_and_the_revision_names_the_token
     secret = token_create(user=boss, name="release-pipeline", days=5, actor=Actor.for_user(boss)).secret
     response = Client().put(
         f"/api/services/{service.name}/policy",
-        {"params": {"tolerance": 0.23}, "reason": "release 4.2 is noisier"},
+        {"params": {"tolerance": 0.23}, "reason": "release 4.2 is noisier", "based_on_version": 1},
         content_type="application/json",
         headers={"Authorization": f"Bearer {secret}"},
     )
@@ -404,11 +408,37 @@ def test_an_api_change_based_on_an_old_version_is_refused_as_on_the_edit_page(ad
     assert params_as_dict(Service.objects.get(pk=service.pk).policy)["tolerance"] == 0.2
 
 
+def test_an_api_change_naming_its_version_otherwise_is_refused_naming_the_field(admin: Client) -> None:
+    # Sent as "version", the base was ignored and a change based on version 1 replaced version 2.
+    service = make_service()
+    url = f"/api/services/{service.name}/policy"
+    admin.put(url, {"params": {"tolerance": 0.2}, "reason": "a", "based_on_version": 1}, "application/json")
+
+    stale = admin.put(url, {"params": {"tolerance": 0.3}, "reason": "b", "version": 1}, "application/json")
+
+    assert stale.status_code == 422
+    assert {e["loc"][-1] for e in stale.json()["detail"]} == {"version", "based_on_version"}
+    service.refresh_from_db()
+    assert (service.policy_version, params_as_dict(service.policy)["tolerance"]) == (2, 0.2)
+
+
+def test_an_api_change_must_say_the_version_it_is_based_on(admin: Client) -> None:
+    service = make_service()
+    url = f"/api/services/{service.name}/policy"
+
+    response = admin.put(url, {"params": {"tolerance": 0.3}, "reason": "b"}, "application/json")
+
+    assert response.status_code == 422
+    assert [e["loc"][-1] for e in response.json()["detail"]] == ["based_on_version"]
+    assert Service.objects.get(pk=service.pk).policy_version == 1
+
+
 @pytest.mark.django_db(transaction=True)
-def test_two_api_changes_at_once_each_keep_the_others_parameters(
+def test_of_two_api_changes_at_once_based_on_one_version_the_second_is_refused(
     monkeypatch: pytest.MonkeyPatch, on_postgres: None
 ) -> None:
-    """The second change arrives while the first has read the policy and not yet saved it."""
+    """The second change arrives while the first has checked the version and not yet saved it: it waits,
+    then finds the version it was based on gone, and replaces nothing."""
     import threading
 
     from django.db import connection, connections
@@ -425,7 +455,7 @@ def test_two_api_changes_at_once_each_keep_the_others_parameters(
     url = f"/api/services/{service.name}/policy"
 
     def put(params: dict[str, Any], reason: str) -> int:
-        body = {"params": params, "reason": reason}
+        body = {"params": params, "reason": reason, "based_on_version": 1}
         return Client().put(url, body, content_type="application/json", headers=bearer).status_code
 
     second: list[int] = []
@@ -456,10 +486,14 @@ def test_two_api_changes_at_once_each_keep_the_others_parameters(
     assert put({"tolerance": 0.2}, "first") == 200
     racers[0].join(timeout=10)
 
-    assert second == [200]
+    assert second == [409]
     service.refresh_from_db()
     params = params_as_dict(service.policy)
-    assert (params["tolerance"], params["target_utilization"], service.policy_version) == (0.2, 0.6, 3)
+    assert (params["tolerance"], params["target_utilization"], service.policy_version) == (
+        0.2,
+        DEFAULTS.target_utilization,
+        2,
+    )
 
 
 def _refused_pause(operator: Client, until_local: str) -> str:
