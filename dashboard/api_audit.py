@@ -19,7 +19,12 @@ class AuditQuery(Schema):
     since: datetime | None = None
     until: datetime | None = None
     service: str = Field("", max_length=64)
-    actor: str = Field("", max_length=200)
+    actor: str = Field(
+        "",
+        max_length=200,
+        description="A username: everything they did, in the UI and with their API tokens. "
+        'Any other actor (a system one, or one token: "operator (token ci)"): that exact label.',
+    )
     event_type: str = Field("", max_length=60)
     q: str = Field("", max_length=200)
     object_type: str = Field("", max_length=40)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
 from scaling.audit import EventType
@@ -20,7 +21,7 @@ class AuditFilter:
     since: datetime | None = None
     until: datetime | None = None
     service: str = ""  # Service.name
-    actor: str = ""  # exact actor label, e.g. "operator" or "system:celery@host"
+    actor: str = ""  # a username (all they did, on the pages and with their tokens), or an exact actor label
     event_type: str = ""  # "override.created", or a whole domain: "override"
     q: str = ""  # free text in the reason or the actor
     object_type: str = ""
@@ -45,7 +46,7 @@ def audit_events(f: AuditFilter) -> QuerySet[AuditEvent]:
         service_id = Service.objects.filter(name=f.service).values_list("id", flat=True).first()
         qs = qs.filter(service_id=service_id) if service_id is not None else qs.none()
     if f.actor:
-        qs = qs.filter(actor_label=f.actor)
+        qs = qs.filter(_by_actor(f.actor))
     if f.event_type:
         if "." in f.event_type:
             qs = qs.filter(event_type=f.event_type)
@@ -58,6 +59,25 @@ def audit_events(f: AuditFilter) -> QuerySet[AuditEvent]:
         if f.object_id:
             qs = qs.filter(object_id=f.object_id)
     return qs.order_by("-id")
+
+
+def _by_actor(actor: str) -> Q:
+    """The events of one actor label, and when it is a person's name, everything that person did.
+
+    A token's events are labelled "<username> (token <name>)" (scaling.audit.Actor), so an exact label found
+    only the pages' half. A person is matched by the user the event names (a rename since keeps them) and by
+    the labels recorded under the name (a user deleted since has none to name). Usernames hold no spaces, so
+    "operator (token " does not start "operator2 (token ...".
+    """
+    # istartswith is UPPER(actor_label) LIKE ..., which the trigram index on UPPER(actor_label) serves (on
+    # PostgreSQL); the plain LIKE then keeps the case as typed.
+    token = f"{actor} (token "
+    match = Q(actor_label=actor) | Q(actor_label__istartswith=token, actor_label__startswith=token)
+    user_model = get_user_model()
+    user_id = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: actor}).values_list("pk", flat=True)
+    if (found := user_id.first()) is not None:
+        match |= Q(actor_user_id=found)
+    return match
 
 
 def audit_page(

@@ -98,6 +98,62 @@ def test_filters_combine_time_service_actor_type_and_text(viewer: Client) -> Non
     assert len(ids(service="no-such-service")) == 0
 
 
+def test_the_actor_filter_finds_everything_a_person_did_on_the_pages_and_with_their_tokens(viewer: Client) -> None:
+    from django.db import transaction
+
+    approver, approver2 = make_user("approver", "approver"), make_user("approver2", "approver")
+    by = {
+        "web": Actor.for_user(approver),
+        "token": Actor(AuditEvent.ActorType.TOKEN, "approver (token review)", approver.pk),
+        "other": Actor.for_user(approver2),
+        "other token": Actor(AuditEvent.ActorType.TOKEN, "approver2 (token review)", approver2.pk),
+        "system": Actor.system("approver"),
+    }
+    with transaction.atomic():
+        for channel, actor in by.items():
+            audit_record(actor=actor, event_type=EventType.OVERRIDE_APPROVED, reason=channel, at=T0)
+
+    def reasons(actor: str) -> set[str]:
+        page = viewer.get(reverse("dashboard:audit"), {"actor": actor})
+        exported = csv.DictReader(
+            io.StringIO(viewer.get(reverse("dashboard:audit-csv"), {"actor": actor}).getvalue().decode())
+        )
+        api = viewer.get("/api/audit/events", {"actor": actor}).json()["events"]
+        found = {e.reason for e, _ in page.context["rows"]}
+        assert {row["reason"] for row in exported} == found and {e["reason"] for e in api} == found
+        return found
+
+    assert reasons("approver") == {"web", "token"}
+    assert reasons("approver2") == {"other", "other token"}
+    assert reasons("approver (token review)") == {"token"}  # one channel, by its label
+    assert reasons("system:approver") == {"system"}
+    assert "all they did" in viewer.get(reverse("dashboard:audit")).content.decode()  # the box says so
+
+
+def test_the_actor_filter_finds_a_person_renamed_or_deleted_since(viewer: Client) -> None:
+    from django.db import transaction
+
+    approver = make_user("approver", "approver")
+    gone = make_user("gone", "operator")
+    with transaction.atomic():
+        audit_record(actor=Actor.for_user(approver), event_type=EventType.OVERRIDE_APPROVED, reason="as approver")
+        audit_record(
+            actor=Actor(AuditEvent.ActorType.TOKEN, "gone (token ci)", gone.pk),
+            event_type=EventType.OVERRIDE_CREATED,
+            reason="by a token of a user deleted since",
+        )
+    approver.username = "approver-renamed"
+    approver.save()
+    gone.delete()
+
+    def reasons(actor: str) -> set[str]:
+        return {e.reason for e, _ in viewer.get(reverse("dashboard:audit"), {"actor": actor}).context["rows"]}
+
+    assert reasons("approver-renamed") == {"as approver"}  # the same person, by the user the event names
+    assert reasons("approver") == {"as approver"}  # and by the name it was recorded under
+    assert reasons("gone") == {"by a token of a user deleted since"}
+
+
 def test_a_bad_filter_is_a_400_naming_the_field(viewer: Client) -> None:
     response = viewer.get(reverse("dashboard:audit"), {"since": "yesterday-ish", "event_type": "nope"})
     assert response.status_code == 400
