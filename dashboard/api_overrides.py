@@ -88,12 +88,17 @@ class OverrideOut(Schema):
         return obj.rule.name if obj.rule else None
 
 
-class OverrideIn(Schema):
+class PreviewIn(Schema):
+    """What an override would be: all a preview needs (as the page's preview, no reason)."""
+
     services: list[str] = Field(..., description="Service names; one override each, created or refused as a group.")
     kind: str = Field(..., description="pin | floor | ceiling | freeze_scale_in | freeze")
     replicas: int | None = Field(None, description="Required for pin, floor and ceiling.")
     starts_at: datetime | None = Field(None, description="ISO 8601 with offset; omitted = now.")
     ends_at: datetime = Field(..., description="ISO 8601 with offset; required.")
+
+
+class OverrideIn(PreviewIn):
     reason: str = Field(..., max_length=REASON_MAX_CHARS)
     replace: bool = Field(False, description="Replace an overlapping pin instead of getting 409.")
     bypass_reason: str = Field(
@@ -117,7 +122,7 @@ class ReasonIn(Schema):
 
 
 class ApproveIn(Schema):
-    reason: str = Field("", max_length=REASON_MAX_CHARS)
+    reason: str = Field("", max_length=REASON_MAX_CHARS, description="An optional note, kept with the approval.")
 
 
 class ExtendIn(Schema):
@@ -270,8 +275,10 @@ def create_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
 
 
 @router.post("/overrides/preview", response={200: list[PreviewOut], 422: ErrorOut})
-def preview_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
-    """What the override would do: the policy's forecast replicas vs the override's, and the projected cost."""
+def preview_override(request: HttpRequest, payload: PreviewIn) -> Status[Any]:
+    """What the override would do: the policy's forecast replicas vs the override's, and the projected cost.
+
+    Takes the body of a create; a reason and the rest are not needed, and ignored when given."""
     _aware(payload.starts_at, "starts_at")
     _aware(payload.ends_at, "ends_at")
     now = timezone.now()
@@ -342,11 +349,14 @@ def extend_override(request: HttpRequest, pk: int, payload: ExtendIn) -> Status[
 
 
 @router.post("/overrides/{int:pk}/approve", response={200: list[OverrideOut], 409: ErrorOut})
-def approve_override(request: HttpRequest, pk: int, payload: ApproveIn) -> Status[Any]:
-    """Approve a pending override (and the rest of its group). The requester cannot approve their own."""
+def approve_override(request: HttpRequest, pk: int, payload: ApproveIn | None = None) -> Status[Any]:
+    """Approve a pending override (and the rest of its group). The requester cannot approve their own.
+
+    No body is needed; one may carry a note (`reason`)."""
     require_capability(request, "approve")
+    note = payload.reason if payload is not None else ""
     try:
-        group = override_approve(override=_override(pk), actor=_actor(request), reason=payload.reason)
+        group = override_approve(override=_override(pk), actor=_actor(request), reason=note)
     except OverrideError as exc:
         return Status(409, {"detail": str(exc)})
     return Status(200, [_override(o.pk) for o in group])

@@ -116,6 +116,21 @@ def test_approval_needs_a_second_person_with_the_approve_capability(client: Clie
 
 
 @override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+@pytest.mark.parametrize("content_type", ["application/json", ""])
+def test_approving_needs_no_body(client: Client, content_type: str) -> None:
+    make_service()
+    _as(client, "operator", "operator")
+    [o] = client.post("/api/overrides", _pin(replicas=12), content_type="application/json").json()
+    _as(client, "approver", "approver")
+    url = f"/api/overrides/{o['id']}/approve"
+
+    response = client.generic("POST", url, data=b"", content_type=content_type)  # as curl -X POST sends it
+
+    assert response.status_code == 200, response.content
+    assert response.json()[0]["status"] == "approved" and response.json()[0]["approved_by"] == "approver"
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
 def test_extending_an_approved_override_past_approval_needs_an_admins_bypass_reason(client: Client) -> None:
     make_service()
     _as(client, "operator", "operator")
@@ -152,6 +167,15 @@ def test_the_preview_reports_forecast_and_cost(client: Client) -> None:
             "needs_approval": False,
         }
     ]
+
+
+def test_the_preview_needs_no_reason_as_the_pages_preview_needs_none(client: Client) -> None:
+    make_service()
+    _as(client, "operator", "operator")
+    body = {k: v for k, v in _pin(kind="floor", replicas=10).items() if k != "reason"}
+    response = client.post("/api/overrides/preview", body, content_type="application/json")
+    assert response.status_code == 200, response.content
+    assert response.json()[0]["override_replicas"] == 10
 
 
 def test_the_preview_refuses_a_window_longer_than_the_kind_allows(client: Client) -> None:
