@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
-from django_htmx.http import reswap, retarget
+from django_htmx.http import push_url, reswap, retarget
 
 from dashboard.charts import chart_clock
 from dashboard.decisions import fmt
@@ -27,7 +28,15 @@ from scaling.models import Service
 from scaling.policy import PolicyParams
 from scaling.sim.policies import BUILTIN
 from scaling.sim.whatif import WhatIfError
-from scaling.whatif import CURRENT_POLICY, WhatIfBusy, WhatIfRequest, whatif_start, whatif_state
+from scaling.whatif import (
+    CURRENT_POLICY,
+    WhatIfBusy,
+    WhatIfRangeError,
+    WhatIfRequest,
+    whatif_recent,
+    whatif_start,
+    whatif_state,
+)
 
 RANGES = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 EDITED = "edited"
@@ -89,11 +98,37 @@ class WhatIfForm(forms.Form):
         return data
 
 
+def _permalink(service: Service, job_id: str) -> str:
+    return f"{reverse('dashboard:whatif', args=[service.name])}?job={job_id}"
+
+
+def _recent_jobs(request: HtmxHttpRequest, service: Service) -> list[dict[str, Any]]:
+    """The user's jobs on this service whose state is still kept, newest first, each with its permalink."""
+    if request.user.pk is None:
+        return []
+    return [
+        {
+            "id": job_id,
+            "url": _permalink(service, job_id),
+            "state": state,
+            "start": datetime.fromisoformat(state["start"]),
+            "end": datetime.fromisoformat(state["end"]),
+            "policy": "edited" if state.get("params") is not None else state["policy"],
+        }
+        for job_id, state in whatif_recent(request.user.pk, service.pk)
+    ]
+
+
 def _job_context(service: Service, job_id: str) -> dict[str, Any]:
     state = whatif_state(job_id)
     if state is None or state.get("service_id") != service.pk:
         raise Http404("no such what-if job (they expire after an hour)")
-    context: dict[str, Any] = {"service": service, "job_id": job_id, "state": state}
+    context: dict[str, Any] = {
+        "service": service,
+        "job_id": job_id,
+        "job_url": _permalink(service, job_id),
+        "state": state,
+    }
     result = state.get("result")
     if result:
         context["rows"] = _comparison_rows(result)
@@ -216,14 +251,18 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
     service = get_object_or_404(Service, name=name)
     job_id = request.GET.get("job")
     if request.method == "GET" and job_id:
-        template = "dashboard/whatif.html#job" if request.htmx else "dashboard/whatif.html"
         shown = _job_context(service, job_id)
-        return render(request, template, {**shown, "form": _form_for_job(service, shown["state"])})
+        if request.htmx:
+            return render(request, "dashboard/whatif.html#job", shown)
+        form = _form_for_job(service, shown["state"])
+        return render(
+            request, "dashboard/whatif.html", {**shown, "form": form, "recent": _recent_jobs(request, service)}
+        )
     form = WhatIfForm(
         request.POST if request.method == "POST" else None,
         initial={"params": json.dumps(service.policy or {}, indent=2, sort_keys=True)},
     )
-    context: dict[str, Any] = {"service": service, "form": form}
+    context: dict[str, Any] = {"service": service, "form": form, "recent": _recent_jobs(request, service)}
     if request.method == "POST":
         user_id = request.user.pk  # whose slots the job takes (scaling.whatif)
         if user_id is None or not can(request.user, "operate"):
@@ -246,17 +285,24 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
                 )
             except WhatIfBusy as exc:
                 context.update(busy=_busy_jobs(exc), busy_limit=exc.limit)
+            except WhatIfRangeError as exc:
+                # Beside the field that set that end of the range: the preset range, or the typed time.
+                form.add_error(exc.bound if data["start"] else "range", str(exc))
             except (WhatIfError, ValueError) as exc:
                 form.add_error(None, str(exc))
             else:
-                context.update(_job_context(service, job_id))
                 if not request.htmx:
-                    return render(request, "dashboard/whatif.html", context)
-                # The job goes where the form points (#whatif-job); the form comes along out of band, so
-                # the errors of an earlier try do not stay beside a job that is running.
-                job = render_to_string("dashboard/whatif.html#job", context, request)
-                fresh_form = render_to_string("dashboard/whatif.html#whatif-form", {**context, "oob": True}, request)
-                return HttpResponse(job + fresh_form)
+                    # To the job's own address: a reload shows the job again instead of starting another.
+                    return HttpResponseRedirect(_permalink(service, job_id), status=303)
+                context.update(_job_context(service, job_id), recent=_recent_jobs(request, service), oob=True)
+                # The job goes where the form points (#whatif-job), and its address to the address bar; the
+                # form and the recent jobs come along out of band, so the errors of an earlier try do not stay
+                # beside a job that is running, and the list has the new job.
+                parts = [
+                    render_to_string(f"dashboard/whatif.html#{name}", context, request)
+                    for name in ("job", "whatif-form", "recent-jobs")
+                ]
+                return push_url(HttpResponse("".join(parts)), context["job_url"])
         if request.htmx:
             # htmx 2 swaps no 4xx answer, and the form posts into #whatif-job: the form with its errors
             # (or the jobs that hold every slot) replaces the form itself, as a 200 htmx will swap.

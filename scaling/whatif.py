@@ -14,6 +14,10 @@ time limit) loses it when it lapses, an hour after queueing as its state does, o
 the hard time limit after it began to run. A job killed at the hard limit cannot write its
 end either: its state says "running" until it expires, so a reader takes a job still running
 past the limit (the instant its slot lapses) as stopped there (whatif_state).
+
+A job's permalink is the what-if page with `?job=<id>`; the page lists the user's recent jobs
+on the service from `tipoff:whatif:recent:<user id>`, job ids scored by the instant they were
+queued, for as long as their state lasts (whatif_recent).
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.utils import timezone
 
 from scaling.models import MetricSample, Service
 from scaling.policy.types import PolicyParams
@@ -40,6 +45,10 @@ RUN_SOFT_TIME_LIMIT_S, RUN_TIME_LIMIT_S = 540, 600  # the Celery task's; the wor
 MAX_RANGE = timedelta(days=7)
 CURRENT_POLICY = "current"
 PROGRESS_STEP = 0.02  # the page's progress moves in steps of this fraction
+# The longest a job's state may last after it is queued: an hour waiting for a worker, the hard time limit
+# running, then an hour after its last write.
+STATE_LASTS_AT_MOST_S = 2 * JOB_TTL_S + RUN_TIME_LIMIT_S
+RECENT_KEPT = 20  # recent jobs remembered per user, across services
 
 
 def _stopped_at(limit_s: int) -> str:
@@ -53,6 +62,14 @@ class WhatIfRequest:
     end: datetime
     policy: str  # a built-in name, or "current" (the service's stored engine parameters)
     params: dict[str, Any] | None = None  # edited engine parameters (overrides "current")
+
+
+class WhatIfRangeError(WhatIfError):
+    """The range cannot be replayed; `bound` is the end of it to move ("start" or "end")."""
+
+    def __init__(self, message: str, *, bound: str) -> None:
+        super().__init__(message)
+        self.bound = bound
 
 
 class WhatIfBusy(Exception):
@@ -70,6 +87,10 @@ def _key(job_id: str) -> str:
 
 def _slots_key(user_id: int) -> str:
     return f"tipoff:whatif:slots:{user_id}"
+
+
+def _recent_key(user_id: int) -> str:
+    return f"tipoff:whatif:recent:{user_id}"
 
 
 # Counting the user's slots and taking one must be one step, or two clicks at once both see a free slot.
@@ -135,15 +156,40 @@ def whatif_state(job_id: str) -> dict[str, Any] | None:
     return state
 
 
+def _check_range(request: WhatIfRequest) -> None:
+    """Refuse a range the replay would fail on (WhatIfRangeError) before it takes a slot: one that ends in
+    the future, or that holds fewer than two recorded samples with a rate, which the worker needs."""
+    now = timezone.now()
+    if request.end > now:
+        raise WhatIfRangeError(
+            f"the range ends in the future ({request.end:%Y-%m-%d %H:%M} UTC; it is now {now:%Y-%m-%d %H:%M} UTC): "
+            "only recorded traffic can be replayed",
+            bound="end",
+        )
+    recorded = MetricSample.objects.filter(
+        service_id=request.service_id, ts__gte=request.start, ts__lt=request.end, rps__isnull=False
+    )
+    found = recorded[:2].count()
+    if found < 2:
+        raise WhatIfRangeError(
+            f"fewer than two recorded samples with a request rate in this range ({found}): "
+            "pick one in which this service recorded traffic",
+            bound="start",
+        )
+
+
 def whatif_start(request: WhatIfRequest, *, user_id: int) -> str:
     """Validate the request, take one of the user's slots, record the job as queued and enqueue
-    the replay; returns the job id. Raises WhatIfBusy, naming the user's jobs, when no slot is free."""
+    the replay; returns the job id. Raises WhatIfRangeError for a range with nothing to replay and
+    WhatIfBusy, naming the user's jobs, when no slot is free; neither takes a slot."""
+    from scaling.services import redis_client
     from scaling.tasks import whatif_run
 
     if request.end <= request.start:
         raise WhatIfError("the range must end after it starts")
     if request.end - request.start > MAX_RANGE:
         raise WhatIfError("the range may span at most 7 days")
+    _check_range(request)
     if request.policy not in BUILTIN and request.policy != CURRENT_POLICY:
         raise WhatIfError(f"unknown policy {request.policy!r}")
     if request.params is not None:
@@ -176,7 +222,24 @@ def whatif_start(request: WhatIfRequest, *, user_id: int) -> str:
     except BaseException:
         _release_slot(user_id, job_id)  # nothing was queued
         raise
+    queued_s = time.time()
+    pipe = redis_client().pipeline()
+    pipe.zadd(_recent_key(user_id), {job_id: queued_s})
+    pipe.zremrangebyscore(_recent_key(user_id), "-inf", queued_s - STATE_LASTS_AT_MOST_S)
+    pipe.zremrangebyrank(_recent_key(user_id), 0, -RECENT_KEPT - 1)
+    pipe.expire(_recent_key(user_id), STATE_LASTS_AT_MOST_S)
+    pipe.execute()
     return job_id
+
+
+def whatif_recent(user_id: int, service_id: int) -> list[tuple[str, dict[str, Any]]]:
+    """The user's jobs on the service whose state is still kept, newest first: (job id, state)."""
+    from scaling.services import redis_client
+
+    newest_first = cast("list[bytes]", redis_client().zrevrange(_recent_key(user_id), 0, -1))
+    ids = [job_id.decode() for job_id in newest_first]
+    states = ((job_id, whatif_state(job_id)) for job_id in ids)
+    return [(job_id, state) for job_id, state in states if state is not None and state["service_id"] == service_id]
 
 
 def _policy(service: Service, name: str, params: dict[str, Any] | None) -> ReplayPolicy:

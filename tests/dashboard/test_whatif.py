@@ -164,14 +164,114 @@ def test_under_htmx_a_started_job_clears_the_errors_of_the_try_before(
     assert '<form id="whatif-form"' in body and 'hx-swap-oob="true"' in body and "error" not in body
 
 
-def test_a_failed_job_says_why(client: Client, queued: list[str]) -> None:
-    empty = make_service("empty-service")
+def test_a_failed_job_says_why(client: Client, service: Service, queued: list[str]) -> None:
     operator = _login(client, "operator")
-    url = reverse("dashboard:whatif", args=[empty.name])
+    url = reverse("dashboard:whatif", args=[service.name])
     operator.post(url, {"range": "1h", "policy": "hpa"})
+    MetricSample.objects.filter(service=service).delete()  # gone before a worker took the job
     assert whatif_execute(queued[0]) == "failed"
     page = operator.get(f"{url}?job={queued[0]}")
     assert b"fewer than two recorded samples" in page.content
+
+
+def _utc(at: datetime) -> str:
+    return at.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%d %H:%M")
+
+
+def test_a_range_that_ends_in_the_future_is_refused_beside_its_end_and_takes_no_slot(
+    client: Client, service: Service, queued: list[str]
+) -> None:
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[service.name])
+    now = timezone.now()
+    data = {
+        "range": "1h",
+        "policy": "hpa",
+        "start": _utc(now - timedelta(minutes=50)),
+        "end": _utc(now + timedelta(hours=2)),
+    }
+
+    response = operator.post(url, data)
+
+    assert response.status_code == 400 and queued == []
+    errors = response.context["form"].errors
+    assert list(errors) == ["end"] and "in the future" in errors["end"][0]
+    assert [_run(operator, service).status_code for _ in range(2)] == [303, 303]  # both slots still free
+
+
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [({"range": "1h"}, "range"), ({"start": "2026-01-01 00:00", "end": "2026-01-01 06:00"}, "start")],
+)
+def test_a_range_with_fewer_than_two_recorded_samples_is_refused_naming_the_field_and_takes_no_slot(
+    client: Client, queued: list[str], given: dict[str, str], field: str
+) -> None:
+    empty = make_service("empty-service")
+    MetricSample.objects.create(service=empty, ts=timezone.now() - timedelta(minutes=5), rps=900.0)
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[empty.name])
+
+    response = operator.post(url, {"range": "1h", "policy": "hpa", **given})
+
+    assert response.status_code == 400 and queued == []
+    errors = response.context["form"].errors
+    assert list(errors) == [field] and "fewer than two recorded samples" in errors[field][0]
+    htmx = operator.post(url, {"range": "1h", "policy": "hpa", **given}, headers={"HX-Request": "true"})
+    assert htmx["HX-Retarget"] == "#whatif-form" and "fewer than two recorded samples" in htmx.content.decode()
+    assert "?job=" not in operator.get(url).content.decode()  # no job listed: none was started
+
+
+def test_a_started_job_has_a_permalink_the_address_bar_takes(
+    client: Client, service: Service, queued: list[str]
+) -> None:
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[service.name])
+
+    response = _run(operator, service, {"HX-Request": "true"})
+
+    permalink = f"{url}?job={queued[0]}"
+    assert response["HX-Push-Url"] == permalink  # a reload, or the link copied, reopens it
+    assert f'href="{permalink}"' in response.content.decode() and queued[0] in response.content.decode()
+    assert whatif_execute(queued[0]) == "done"
+    page = operator.get(permalink).content.decode()
+    assert "data-whatif-result" in page and f'href="{permalink}"' in page
+    # Without htmx, the answer sends the browser to it: a reload does not run the job again.
+    without_htmx = _run(operator, service)
+    assert without_htmx.status_code == 303 and without_htmx["Location"] == f"{url}?job={queued[1]}"
+
+
+def test_the_page_lists_the_users_recent_jobs_on_this_service_while_their_state_lasts(
+    client: Client, service: Service, queued: list[str]
+) -> None:
+    from scaling.services import redis_client
+
+    other_service = make_service("live-odds")
+    MetricSample.objects.bulk_create(
+        MetricSample(service=other_service, ts=timezone.now() - timedelta(minutes=i), rps=10.0) for i in range(1, 5)
+    )
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[service.name])
+    operator.post(url, {"range": "1h", "policy": "hpa"})
+    assert whatif_execute(queued[0]) == "done"
+    operator.post(reverse("dashboard:whatif", args=[other_service.name]), {"range": "1h", "policy": "hpa"})
+    assert whatif_execute(queued[1]) == "done"
+    operator.post(url, {"range": "1h", "policy": "static-peak"})
+    someone_else = Client()
+    someone_else.force_login(make_user("op2", "operator"))
+    someone_else.post(url, {"range": "1h", "policy": "hpa"})
+
+    page = operator.get(url).content.decode()
+
+    listed = page.split("data-whatif-recent", 1)[1]
+    assert f"?job={queued[2]}" in listed and f"?job={queued[0]}" in listed
+    assert listed.index(queued[2]) < listed.index(queued[0])  # newest first
+    assert queued[1] not in listed and queued[3] not in listed  # another service's, another person's
+    assert "static-peak" in listed and "waiting for a worker" in listed and "done" in listed
+    started = operator.post(url, {"range": "1h", "policy": "hpa"}, headers={"HX-Request": "true"}).content.decode()
+    assert 'id="whatif-recent"' in started and f"?job={queued[4]}" in started  # the list comes along, out of band
+
+    redis_client().delete(f"tipoff:whatif:{queued[0]}")  # its state expired
+    assert f"?job={queued[0]}" not in operator.get(url).content.decode()
 
 
 def test_an_unknown_job_is_not_found(client: Client, service: Service) -> None:
@@ -253,7 +353,7 @@ def test_a_job_killed_at_the_hard_time_limit_shows_as_stopped_and_the_page_stops
         body = operator.get(f"{url}?job={queued[0]}", headers={"HX-Request": "true"}).content.decode()
         assert 'data-whatif-status="failed"' in body and "hx-get" not in body  # no more polling
         assert f"stopped at the time limit of {RUN_TIME_LIMIT_S} s" in body and "shorter range" in body
-        assert _run(operator, service).status_code == 200  # its slot came back at the same instant
+        assert _run(operator, service).status_code == 303  # its slot came back at the same instant
 
 
 def test_the_page_sees_a_job_progress(
@@ -276,6 +376,11 @@ def test_the_page_sees_a_job_progress(
     assert seen[0] == 0.0 and len(seen) > 2 and seen == sorted(seen)
 
 
+def _busy_block(body: str) -> str:
+    """The refusal naming the jobs that hold the slots (the recent runs below name them too)."""
+    return body.split("data-whatif-busy", 1)[1].split("</div>", 1)[0]
+
+
 def _run(client: Client, service: Service, headers: dict[str, str] | None = None) -> Any:
     return client.post(
         reverse("dashboard:whatif", args=[service.name]), {"range": "1h", "policy": "hpa"}, headers=headers
@@ -286,7 +391,7 @@ def test_a_third_job_is_refused_while_two_are_queued_naming_them(
     client: Client, service: Service, queued: list[str]
 ) -> None:
     operator = _login(client, "operator")
-    assert [_run(operator, service).status_code for _ in range(2)] == [200, 200]
+    assert [_run(operator, service).status_code for _ in range(2)] == [303, 303]
     refused = _run(operator, service)
     body = refused.content.decode()
     assert refused.status_code == 429
@@ -294,7 +399,8 @@ def test_a_third_job_is_refused_while_two_are_queued_naming_them(
     assert "data-whatif-busy" in body and "as one person may at once (2)" in body
     for job_id in queued:
         assert f"?job={job_id}" in body  # a link to each job holding a slot
-    assert body.count("waiting for a worker") == 2 and "when one of them finishes" in body
+    busy = _busy_block(body)
+    assert busy.count("waiting for a worker") == 2 and "when one of them finishes" in busy
 
 
 def test_under_htmx_a_refusal_replaces_the_form_with_an_answer_htmx_swaps(
@@ -321,7 +427,8 @@ def test_a_running_job_is_named_with_its_progress(client: Client, service: Servi
     assert state is not None
     scaling.whatif._write(queued[0], {**state, "status": "running", "progress": 0.4})  # as a worker reports it
     body = _run(operator, service).content.decode()
-    assert "replaying, 40 %" in body and body.count("waiting for a worker") == 1
+    busy = _busy_block(body)
+    assert "replaying, 40 %" in busy and busy.count("waiting for a worker") == 1
 
 
 def test_another_user_is_not_held_back(client: Client, service: Service, queued: list[str]) -> None:
@@ -331,7 +438,7 @@ def test_another_user_is_not_held_back(client: Client, service: Service, queued:
     assert _run(operator, service).status_code == 429
     other = Client()
     other.force_login(make_user("another-operator", "operator"))
-    assert _run(other, service).status_code == 200
+    assert _run(other, service).status_code == 303
     assert len(queued) == 3
 
 
@@ -354,7 +461,7 @@ def test_a_job_gives_its_slot_back_when_it_ends(
         monkeypatch.setattr(scaling.whatif, "compare", Mock(side_effect=SoftTimeLimitExceeded()))
         with pytest.raises(SoftTimeLimitExceeded):
             whatif_execute(queued[0])
-    assert _run(operator, service).status_code == 200
+    assert _run(operator, service).status_code == 303
     assert _run(operator, service).status_code == 429  # one slot came back, not more
 
 
@@ -378,7 +485,7 @@ def test_edited_parameters_the_policy_editor_accepts_run(client: Client, service
         reverse("dashboard:whatif", args=[service.name]),
         {"range": "1h", "policy": "edited", "params": '{"tolerance": 0.2}'},
     )
-    assert response.status_code == 200 and len(queued) == 1
+    assert response.status_code == 303 and len(queued) == 1
     state = whatif_state(queued[0])
     assert state is not None and state["params"]["tolerance"] == 0.2
 
@@ -424,11 +531,13 @@ def test_a_result_shows_its_times_in_the_operators_zone_with_utc_beside(
 def test_reopening_a_result_shows_the_request_it_came_from(client: Client, service: Service, queued: list[str]) -> None:
     operator = _login(client, "operator")
     url = reverse("dashboard:whatif", args=[service.name])
-    operator.post(url, {"range": "6h", "policy": "hpa", "start": "2026-01-01 00:00", "end": "2026-01-01 06:30"})
+    ends_at = timezone.now() - timedelta(minutes=2)
+    start, end = _utc(ends_at - timedelta(minutes=45)), _utc(ends_at)
+    operator.post(url, {"range": "6h", "policy": "hpa", "start": start, "end": end})
     page = operator.get(f"{url}?job={queued[0]}")
     form = page.context["form"]
     assert form["policy"].value() == "hpa"
-    assert (form["start"].value(), form["end"].value()) == ("2026-01-01 00:00", "2026-01-01 06:30")
+    assert (form["start"].value(), form["end"].value()) == (start, end)
 
     operator.post(url, {"range": "1h", "policy": "edited", "params": '{"tolerance": 0.2}'})
     form = operator.get(f"{url}?job={queued[1]}").context["form"]

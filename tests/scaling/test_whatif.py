@@ -14,11 +14,12 @@ import time_machine
 from django.utils import timezone
 
 from scaling import tasks
-from scaling.models import Service
+from scaling.models import MetricSample, Service
 from scaling.whatif import (
     JOB_TTL_S,
     RUN_TIME_LIMIT_S,
     WhatIfBusy,
+    WhatIfRangeError,
     WhatIfRequest,
     whatif_execute,
     whatif_state,
@@ -42,18 +43,25 @@ def start() -> Callable[[int], str]:
     from scaling.whatif import whatif_start
 
     service: Service = make_service("win-probability")
+    # Recorded traffic over an hour past both now and QUEUED_AT, which the tests travel to.
+    end = min(timezone.now(), QUEUED_AT) - timedelta(minutes=5)
+    MetricSample.objects.bulk_create(
+        MetricSample(service=service, ts=end - timedelta(seconds=15 * i), rps=450.0) for i in range(1, 241)
+    )
 
     def start(user_id: int) -> str:
-        end = timezone.now()
         request = WhatIfRequest(service_id=service.pk, start=end - timedelta(hours=1), end=end, policy="hpa")
         return whatif_start(request, user_id=user_id)
 
     return start
 
 
+@pytest.mark.django_db(transaction=True)  # each click's thread reads the recorded samples on its own connection
 def test_simultaneous_starts_take_no_more_slots_than_the_cap(
     start: Callable[[int], str], queued: list[str], settings: Any
 ) -> None:
+    from django.db import connection
+
     settings.WHATIF_MAX_PER_USER = 3
     user_id = make_user().pk
     clicks = 16
@@ -65,6 +73,8 @@ def test_simultaneous_starts_take_no_more_slots_than_the_cap(
             return start(user_id)
         except WhatIfBusy:
             return "refused"
+        finally:
+            connection.close()
 
     with ThreadPoolExecutor(clicks) as pool:
         outcomes = list(pool.map(click, range(clicks)))
@@ -129,3 +139,28 @@ def test_a_job_the_broker_refused_gives_its_slot_back(
     monkeypatch.setattr(tasks.whatif_run, "delay", lambda job_id: None)
     start(user_id)
     start(user_id)
+
+
+@pytest.mark.parametrize(
+    ("ends_in", "recorded", "bound"),
+    [(timedelta(hours=1), 240, "end"), (-timedelta(minutes=1), 1, "start"), (-timedelta(minutes=1), 0, "start")],
+)
+def test_a_range_with_nothing_to_replay_is_refused_before_it_takes_a_slot(
+    queued: list[str], ends_in: timedelta, recorded: int, bound: str
+) -> None:
+    from scaling.whatif import whatif_start
+
+    service = make_service("win-probability")
+    now = timezone.now()
+    MetricSample.objects.bulk_create(
+        MetricSample(service=service, ts=now - timedelta(seconds=15 * i), rps=450.0) for i in range(1, recorded + 1)
+    )
+    MetricSample.objects.create(service=service, ts=now - timedelta(seconds=7), rps=None, provisioned=3)  # no rate
+    user_id = make_user().pk
+    request = WhatIfRequest(service_id=service.pk, start=now - timedelta(hours=1), end=now + ends_in, policy="hpa")
+
+    for _ in range(3):  # more than the two slots
+        with pytest.raises(WhatIfRangeError) as refused:
+            whatif_start(request, user_id=user_id)
+        assert refused.value.bound == bound
+    assert queued == []
