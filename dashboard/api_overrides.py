@@ -30,7 +30,9 @@ from scaling.overrides import (
     OverrideConflict,
     OverrideError,
     check_bounds,
-    check_duration,
+    check_replicas,
+    check_service,
+    check_window,
     needs_approval,
     override_approve,
     override_cancel,
@@ -282,19 +284,23 @@ def preview_override(request: HttpRequest, payload: PreviewIn) -> Status[Any]:
     _aware(payload.starts_at, "starts_at")
     _aware(payload.ends_at, "ends_at")
     now = timezone.now()
-    start = max(payload.starts_at or now, now)
-    if payload.ends_at <= start:
-        return Status(422, {"detail": "the end must be after the start and in the future", "field": "ends_at"})
     try:
-        # Before pricing, which forecasts every 5 minutes of the window: a mistyped year would take seconds to hours.
+        # The create's own checks, as the form's preview makes them. The window first, before pricing, which
+        # forecasts every 5 minutes of it: a mistyped year would take seconds to hours.
         admin = can(request.user, "administer")
-        check_duration(kind=payload.kind, starts_at=start, ends_at=payload.ends_at, now=now, admin=admin)
+        check_replicas(kind=payload.kind, replicas=payload.replicas)
+        start = check_window(
+            kind=payload.kind, starts_at=payload.starts_at or now, ends_at=payload.ends_at, now=now, admin=admin
+        )
     except OverrideError as exc:
         return Status(422, {"detail": str(exc), "field": exc.field})
     rows = []
     for service in _services(payload.services):
         try:
             check_bounds(service, kind=payload.kind, replicas=payload.replicas)
+            check_service(
+                service, kind=payload.kind, replicas=payload.replicas, starts_at=start, ends_at=payload.ends_at
+            )
         except OverrideError as exc:
             return Status(422, {"detail": str(exc), "field": exc.field})
         p = reads.override_preview(

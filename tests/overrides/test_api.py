@@ -187,6 +187,35 @@ def test_the_preview_refuses_a_window_longer_than_the_kind_allows(client: Client
     assert "at most 72 h" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        ({"ends_at": "2026-01-15T11:00:00-05:00"}, "ends_at", "the end is in the past; it must be in the future"),
+        ({"starts_at": "2026-01-15T10:00:00-05:00"}, "starts_at", "the start is in the past"),
+        ({"replicas": None}, "replicas", "a floor needs a replica count"),
+        ({"replicas": 12}, "replicas", "above"),  # over the approved ceiling of 8
+    ],
+    ids=["end in the past", "start in the past", "no count", "floor above a ceiling"],
+)
+def test_the_preview_refuses_what_the_create_refuses_as_the_pages_preview_does(
+    client: Client, extra: dict[str, object], field: str, message: str
+) -> None:
+    # It checked only that the end followed a start it moved up to now, and the duration: a floor above an
+    # approved ceiling, or a pin with no count, was priced as if it could be made.
+    service = make_service()
+    Override.objects.create(
+        service=service, kind="ceiling", replicas=8, reason="budget", starts_at=NOW, ends_at=NOW + timedelta(hours=6)
+    )
+    _as(client, "operator", "operator")
+    response = client.post(
+        "/api/overrides/preview", _pin(kind="floor", replicas=10) | extra, content_type="application/json"
+    )
+    assert response.status_code == 422, response.content
+    assert response.json()["field"] == field and message in response.json()["detail"]
+    create = client.post("/api/overrides", _pin(kind="floor", replicas=10) | extra, content_type="application/json")
+    assert create.status_code == 422 and create.json()["field"] == field
+
+
 def test_games_rules_and_schedule_import(client: Client) -> None:
     make_service()
     Game.objects.create(
