@@ -186,8 +186,12 @@ def _newest(inp: EngineInput) -> str | None:
 def _apply_overrides(inp: EngineInput, desired: int, constraints: list[Constraint]) -> tuple[int, str | None]:
     """Precedence: active pin > freeze > floors/ceilings > freeze_scale_in > policy. Returns the count and the
     kind of override that set it outright ("pin" or "freeze"; None when the policy's count stands, bounded
-    or not). Only a pin may leave the service's bounds (DESIGN: bounds); a freeze holds within them."""
-    active = [o for o in inp.overrides if o.active_at(inp.now)]
+    or not). Only a pin may leave the service's bounds (DESIGN: bounds); a freeze holds within them.
+
+    Every active override appears among the constraints, the ones that changed nothing too (before = after,
+    saying why), so that a person reading the decision sees every override in force, not only one that bound."""
+    active = sorted((o for o in inp.overrides if o.active_at(inp.now)), key=lambda o: str(o.id))
+    first = len(constraints)  # those that changed nothing go before those that did: the last to bind stays last
     pins = [o for o in active if o.kind == "pin" and o.replicas is not None]
     if pins:
         pin = max(pins, key=lambda o: (o.starts_at, str(o.id)))
@@ -195,15 +199,18 @@ def _apply_overrides(inp: EngineInput, desired: int, constraints: list[Constrain
         constraints.append(
             Constraint("override_pin", desired, replicas, f"override {pin.id} pins {replicas}: {pin.reason}")
         )
+        _in_force(active, [pin], replicas, f"overruled by override {pin.id}'s pin", constraints, at=first)
         return replicas, "pin"
     result = desired
     freezes = [o for o in active if o.kind == "freeze"]
     if freezes:
-        o = min(freezes, key=lambda o: str(o.id))
+        o = freezes[0]
         constraints.append(
             Constraint("override_freeze", result, inp.provisioned, f"override {o.id} freezes: {o.reason}")
         )
+        _in_force(active, [o], inp.provisioned, f"overruled by override {o.id}'s freeze", constraints, at=first)
         return inp.provisioned, "freeze"
+    applied = []
     floors = [o for o in active if o.kind == "floor" and o.replicas is not None]
     ceilings = [o for o in active if o.kind == "ceiling" and o.replicas is not None]
     if floors:
@@ -218,6 +225,7 @@ def _apply_overrides(inp: EngineInput, desired: int, constraints: list[Constrain
                 )
             )
             result = floor.replicas or 0
+            applied.append(floor)
     if ceilings:
         ceiling = min(ceilings, key=lambda o: (o.replicas or 0, str(o.id)))
         if result > (ceiling.replicas or 0):
@@ -230,16 +238,44 @@ def _apply_overrides(inp: EngineInput, desired: int, constraints: list[Constrain
                 )
             )
             result = ceiling.replicas or 0
+            applied.append(ceiling)
     freezes_in = [o for o in active if o.kind == "freeze_scale_in"]
     if freezes_in and result < inp.provisioned:
-        o = min(freezes_in, key=lambda o: str(o.id))
+        o = freezes_in[0]
         constraints.append(
             Constraint(
                 "override_freeze_scale_in", result, inp.provisioned, f"override {o.id} freezes scale-in: {o.reason}"
             )
         )
         result = inp.provisioned
+        applied.append(o)
+    _in_force(active, applied, result, "changed nothing this tick", constraints, at=first)
     return result, None
+
+
+_OVERRIDE_WORDS = {"pin": "pins", "floor": "floor", "ceiling": "ceiling", "freeze": "freezes"}
+
+
+def _in_force(
+    active: list[OverrideSpec],
+    applied: list[OverrideSpec],
+    count: int,
+    why: str,
+    constraints: list[Constraint],
+    *,
+    at: int,
+) -> None:
+    """A constraint that changed nothing (before = after = `count`) for each active override not in `applied`,
+    saying `why`, inserted in `constraints` at `at`."""
+    for o in reversed(active):
+        if o in applied:
+            continue
+        if o.kind == "freeze_scale_in":
+            what = f"override {o.id} freezes scale-in"
+        else:
+            n = f" {o.replicas}" if o.replicas is not None else ""
+            what = f"override {o.id} {_OVERRIDE_WORDS.get(o.kind, o.kind)}{n}"
+        constraints.insert(at, Constraint(f"override_{o.kind}", count, count, f"{what}: {o.reason} (in force; {why})"))
 
 
 def _bounds(inp: EngineInput, desired: int, constraints: list[Constraint]) -> int:

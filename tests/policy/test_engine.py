@@ -366,6 +366,34 @@ def test_overrides_bind_in_precedence(
     assert result.constraints[-1].name == constraint
 
 
+def test_every_override_in_force_is_listed_the_ones_that_changed_nothing_too() -> None:
+    # A freeze of scale-in while demand climbs, and a floor below the count: neither changed it, and a person
+    # reading the decision saw neither (the reviewer's "approved freeze, not in the constraints").
+    overrides = (override("freeze_scale_in", oid=1), override("floor", 3, oid=2))
+    result = decide(engine_input(2000.0, overrides=overrides, params=_scale_in_params(scale_up_percent=500)))
+    assert result.desired > 10
+    listed = [(c.name, c.before, c.after, c.detail) for c in result.constraints if c.name.startswith("override_")]
+    count = result.desired
+    assert listed == [
+        (
+            "override_freeze_scale_in",
+            count,
+            count,
+            "override 1 freezes scale-in: marquee game (in force; changed nothing this tick)",
+        ),
+        ("override_floor", count, count, "override 2 floor 3: marquee game (in force; changed nothing this tick)"),
+    ]
+    assert result.reason is Reason.SCALED_OUT and "override" not in result.summary
+    # Under a pin, the others are in force but overruled, and say by what.
+    pinned = decide(engine_input(700.0, overrides=(*overrides, override("pin", 7, oid=3))))
+    assert [(c.name, c.detail.endswith("(in force; overruled by override 3's pin)")) for c in pinned.constraints] == [
+        ("override_freeze_scale_in", True),
+        ("override_floor", True),
+        ("override_pin", False),
+    ]
+    assert pinned.desired == 7 and pinned.summary.endswith("override 3 pins 7: marquee game")
+
+
 def test_a_freeze_holds_within_the_service_bounds() -> None:
     # Only a pin may leave the bounds: a freeze on a fleet above its maximum holds at the maximum.
     result = decide(engine_input(700.0, 50, overrides=(override("freeze"),)))
