@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from scaling import selectors
@@ -15,7 +16,7 @@ from scaling.models import Decision, Game, GameDayRule, MetricSample, Override, 
 from scaling.policy import EngineInput, OverrideSpec, PolicyParams, ServiceSpec
 from scaling.policy.capacity import replica_capacity_rps
 from scaling.policy.engine import held_under_overrides
-from scaling.policy.forecast import Forecaster
+from scaling.policy.forecast import PROFILE_END_MIN, PROFILE_START_MIN, Forecaster
 from scaling.policy.rules import size_for
 
 LIVE_STATUSES = (Override.Status.PENDING_APPROVAL, Override.Status.APPROVED)
@@ -64,57 +65,90 @@ def engine_tonight(service: Service, *, now: datetime, learned: bool) -> Tonight
     return Tonight(None, least)
 
 
-def forecast_rps_series(service: Service, *, now: datetime, points: list[datetime]) -> tuple[list[float], float] | None:
-    """Demand the engine's forecaster expects at `points`, from the game calendar, corrected by tonight's ratio
-    as the engine corrects it, and the headroom the engine provisions above that.
+def forecast_rps_series(
+    service: Service, *, now: datetime, points: list[datetime], tonight: bool = True
+) -> tuple[list[float], list[float]] | None:
+    """Demand the engine's forecaster expects at `points`, and the headroom the engine provisions above it at
+    each: (rates, headrooms).
 
-    The learned profile (enough history) or else the default shape, times tonight's ratio from the engine's
-    latest decision; without one, a learned profile is taken as it is and the default shape is scaled by what
-    the service sees now. None when there is neither history nor a recent sample to scale by.
+    The learned profile (enough history) or else the default shape. Within the engine's reach (now + the
+    provisioning delay + a tick + the forecast's look-ahead: what its latest decision forecast for) and through
+    the end of the games under way now, times tonight's ratio from that decision, with its headroom; beyond, or
+    with `tonight` off, the profile as it is, with the forecast rule's least headroom, since the engine reads
+    the ratio afresh at every tick and one hot or quiet evening says nothing of next week. The default shape is relative: it is always scaled, by the
+    ratio or else by what the service sees now. None when there is neither history nor a recent sample to
+    scale the default shape by.
     """
     forecaster = selectors.traffic_forecaster(service, now)
     learned = forecaster is not None and forecaster.learned
-    tonight = engine_tonight(service, now=now, learned=learned)
-    scale = 1.0 if tonight.ratio is None else tonight.ratio
+    params = PolicyParams.from_dict(service.policy)
+    least = params.forecast_headroom if learned else max(params.forecast_headroom, params.cold_start_headroom)
+    found = engine_tonight(service, now=now, learned=learned) if tonight else Tonight(None, least)
     if forecaster is None or not learned:
         forecaster = Forecaster.default()
-    if tonight.ratio is None and not learned:
-        recent = list(
-            MetricSample.objects.filter(service=service, ts__gte=now - RECENT, ts__lte=now, rps__isnull=False)
-            .order_by("-ts")
-            .values_list("ts", "rps")[:20]
-        )
-        if not recent:
+    scale = 1.0  # beyond the engine's reach: the learned profile as it is
+    if not learned:
+        scaled = found.ratio if found.ratio is not None else _scale_now(service, forecaster, now)
+        if scaled is None:
             return None
-        games_now = selectors.game_specs(now - GAME_LOOKBACK, now + timedelta(hours=1))
-        expected = sum(forecaster.predict(ts, games_now) for ts, _ in recent) / len(recent)
-        observed = sum(r or 0.0 for _, r in recent) / len(recent)
-        scale = observed / expected if expected > 0 else 1.0
+        scale = scaled
+    near_scale = found.ratio if found.ratio is not None else scale
+    reach = now + timedelta(seconds=service.provisioning_delay_s + settings.TICK_SECONDS + params.forecast_lookahead_s)
+    # ... and through the games whose traffic is under way now: tonight's ratio is mostly their interest.
+    for g in selectors.game_specs(now - _PROFILE_END, now - _PROFILE_START):
+        reach = max(reach, g.tip_utc + _PROFILE_END)
     games = selectors.game_specs(min(points) - GAME_LOOKBACK, max(points) + timedelta(hours=1))
     prepared = forecaster.prepare(games)
-    return [max(forecaster.predict_epoch(t.timestamp(), prepared) * scale, 0.0) for t in points], tonight.headroom
+    rates, headrooms = [], []
+    for t in points:
+        near = found.ratio is not None and t <= reach
+        rate = forecaster.predict_epoch(t.timestamp(), prepared) * (near_scale if near else scale)
+        rates.append(max(rate or 0.0, 0.0))
+        headrooms.append(found.headroom if near else least)
+    return rates, headrooms
 
 
-def forecast_replicas_series(service: Service, *, now: datetime, points: list[datetime]) -> list[int]:
+_PROFILE_START = timedelta(minutes=PROFILE_START_MIN)
+_PROFILE_END = timedelta(minutes=PROFILE_END_MIN)
+
+
+def _scale_now(service: Service, forecaster: Forecaster, now: datetime) -> float | None:
+    """What the service sees now over what the default shape expects (None without a recent sample)."""
+    recent = list(
+        MetricSample.objects.filter(service=service, ts__gte=now - RECENT, ts__lte=now, rps__isnull=False)
+        .order_by("-ts")
+        .values_list("ts", "rps")[:20]
+    )
+    if not recent:
+        return None
+    games_now = selectors.game_specs(now - GAME_LOOKBACK, now + timedelta(hours=1))
+    expected = sum(forecaster.predict(ts, games_now) for ts, _ in recent) / len(recent)
+    observed = sum(r or 0.0 for _, r in recent) / len(recent)
+    return observed / expected if expected > 0 else 1.0
+
+
+def forecast_replicas_series(
+    service: Service, *, now: datetime, points: list[datetime], tonight: bool = True
+) -> list[int]:
     """Replicas the engine would run at `points` without overrides, within the service's bounds.
 
-    1. The forecast corrected by tonight's ratio, with the engine's headroom, sized by its own serving model
-       (rules.size_for), or by the policy's utilization target where that asks for more; without a forecast,
-       the count provisioned now.
+    1. The forecast (corrected by tonight's ratio within the engine's reach; see forecast_rps_series), with
+       the engine's headroom, sized by its own serving model (rules.size_for), or by the policy's utilization
+       target where that asks for more; without a forecast, the count provisioned now.
     2. Until replicas asked for now could arrive (the provisioning delay), never below what is provisioned now:
        those keep running until then.
     """
     current = current_provisioned(service)
-    forecast = forecast_rps_series(service, now=now, points=points)
+    forecast = forecast_rps_series(service, now=now, points=points, tonight=tonight)
     if forecast is None:
         counts = [current for _ in points]
     else:
-        rates, headroom = forecast
+        rates, headrooms = forecast
         params = PolicyParams.from_dict(service.policy)
         sizing = EngineInput(
             now=now, service=selectors.service_spec(service), params=params, provisioned=current, ready=current
         )
-        counts = [size_for(r * (1.0 + headroom), sizing) for r in rates]
+        counts = [size_for(r * (1.0 + h), sizing) for r, h in zip(rates, headrooms, strict=True)]
         if params.target_utilization > 0:
             per_replica = replica_capacity_rps(sizing.service) * params.target_utilization
             counts = [max(n, math.ceil(r / per_replica - 1e-9)) for n, r in zip(counts, rates, strict=True)]
@@ -124,12 +158,18 @@ def forecast_replicas_series(service: Service, *, now: datetime, points: list[da
 
 
 def forecast_replicas(
-    service: Service, *, now: datetime, start: datetime | None = None, end: datetime | None = None
+    service: Service,
+    *,
+    now: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    tonight: bool = True,
 ) -> int:
-    """The most replicas the policy forecasts over [start, end) (default: the coming hour)."""
+    """The most replicas the policy forecasts over [start, end) (default: the coming hour); `tonight` as for
+    forecast_rps_series."""
     start = start or now
     end = end if end is not None and end > start else start + timedelta(hours=1)
-    return max(forecast_replicas_series(service, now=now, points=_window_points(start, end)))
+    return max(forecast_replicas_series(service, now=now, points=_window_points(start, end), tonight=tonight))
 
 
 def current_provisioned(service: Service) -> int:

@@ -122,7 +122,8 @@ def rule_floor(rule: GameDayRule, service: Service, game: Game, now: datetime) -
         floor = rule.floor_replicas
     else:
         start, end = rule_window(rule, service, game)
-        forecast = reads.forecast_replicas(service, now=now, start=max(start, now), end=end)
+        # The learned profile as it is: a floor scheduled for a game days ahead must not follow how tonight runs.
+        forecast = reads.forecast_replicas(service, now=now, start=max(start, now), end=end, tonight=False)
         floor = math.ceil((rule.floor_forecast_multiple or 1.0) * forecast - 1e-9)
     # Within the service's bounds, as the engine will hold it (a floor above the maximum had been scheduled
     # and priced at a count the engine never runs).

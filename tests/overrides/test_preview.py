@@ -15,7 +15,7 @@ from django.urls import reverse
 from scaling import override_selectors as reads
 from scaling import selectors
 from scaling.audit import Actor, EventType
-from scaling.models import AuditEvent, Decision, Game, MetricSample, Override, Service
+from scaling.models import AuditEvent, Decision, Game, GameDayRule, MetricSample, Override, Service
 from scaling.overrides import OverrideError, override_create
 from scaling.policy import EngineInput, PolicyParams, decide
 from scaling.policy.rules import size_for
@@ -281,21 +281,64 @@ def test_the_baseline_is_what_the_engine_would_run_tonight() -> None:
     service = _learned_service_with_a_decision(ratio=1.5, headroom=0.2, provisioned=50)
     forecaster = selectors.traffic_forecaster(service, NOW)
     assert forecaster is not None and forecaster.learned
-    sizing = EngineInput(
-        now=NOW, service=selectors.service_spec(service), params=PolicyParams(), provisioned=50, ready=50
-    )
+    params = PolicyParams()
+    sizing = EngineInput(now=NOW, service=selectors.service_spec(service), params=params, provisioned=50, ready=50)
 
-    def engine_count(t: datetime) -> int:
-        """The learned forecast times tonight's ratio, with its headroom, sized by the serving model."""
-        return size_for(forecaster.predict_epoch(t.timestamp(), forecaster.prepare([])) * 1.5 * 1.2, sizing)
+    def engine_count(t: datetime, ratio: float, headroom: float) -> int:
+        """The learned forecast times `ratio`, with `headroom`, sized by the serving model."""
+        return size_for(
+            forecaster.predict_epoch(t.timestamp(), forecaster.prepare([])) * ratio * (1 + headroom), sizing
+        )
 
-    later = [NOW + timedelta(hours=1), NOW + timedelta(hours=2)]
-    expected = [engine_count(t) for t in later]
-    assert reads.forecast_replicas_series(service, now=NOW, points=later) == expected
+    # Within what the latest decision forecast for (after the delay, when the 50 running may go; before the
+    # tick and look-ahead past it end): tonight's ratio and headroom.
+    delay = service.provisioning_delay_s
+    reach = [NOW + timedelta(seconds=delay + 10), NOW + timedelta(seconds=delay + 15 + params.forecast_lookahead_s)]
+    expected = [engine_count(t, 1.5, 0.2) for t in reach]
+    assert reads.forecast_replicas_series(service, now=NOW, points=reach) == expected
     # Not the 0.7-utilization estimate the preview had used, nor the learned forecast without tonight's ratio.
-    rate = forecaster.predict_epoch(later[0].timestamp(), forecaster.prepare([]))
+    rate = forecaster.predict_epoch(reach[0].timestamp(), forecaster.prepare([]))
     assert expected[0] not in {math.ceil(rate * 1.5 / (0.7 * 25)), size_for(rate * 1.2, sizing)}
     assert expected[0] < 50
+    # Beyond, with no game under way: the profile as learned, with the forecast rule's least headroom. The
+    # engine reads the ratio afresh at each tick; one hot evening says nothing of the hours after it.
+    later = [NOW + timedelta(hours=1), NOW + timedelta(days=3)]
+    assert reads.forecast_replicas_series(service, now=NOW, points=later) == [
+        engine_count(t, 1.0, params.forecast_headroom) for t in later
+    ]
+
+
+def test_a_window_days_ahead_and_a_rules_floor_do_not_follow_tonights_ratio() -> None:
+    # A reviewer's finding: a hot evening (ratio 3) had tripled the price of an override three days ahead, and
+    # the floor a game-day rule schedules for next week.
+    from scaling.schedule.rules import rule_floor
+
+    def at_ratio(ratio: float) -> tuple[list[int], int]:
+        Decision.objects.all().delete()
+        MetricSample.objects.all().delete()
+        Service.objects.all().delete()
+        service = _learned_service_with_a_decision(ratio=ratio, headroom=0.2, provisioned=50)
+        later = [NOW + timedelta(days=3, hours=h) for h in (0, 1, 2)]
+        game = Game(game_id="next-week", tip_utc=NOW + timedelta(days=6), away_team="LAL", home_team="BOS")
+        rule = GameDayRule(name="r", match={}, floor_forecast_multiple=1.2, tail_minutes=180)
+        return reads.forecast_replicas_series(service, now=NOW, points=later), rule_floor(rule, service, game, NOW)
+
+    assert at_ratio(3.0) == at_ratio(1.0)
+
+
+def test_tonights_ratio_holds_through_the_games_under_way() -> None:
+    # Tonight's ratio is mostly the interest of the games on now: it stands until they end, not only for the
+    # few minutes the latest decision forecast for.
+    service = _learned_service_with_a_decision(ratio=1.5, headroom=0.2, provisioned=50)
+    Game.objects.create(game_id="on-now", tip_utc=NOW - timedelta(minutes=30), away_team="LAL", home_team="BOS")
+    in_game, after = NOW + timedelta(hours=2), NOW + timedelta(hours=5)
+    hot = reads.forecast_rps_series(service, now=NOW, points=[in_game, after])
+    neutral = reads.forecast_rps_series(service, now=NOW, points=[in_game, after], tonight=False)
+    assert hot is not None and neutral is not None
+    (hot_rates, hot_headrooms), (rates, headrooms) = hot, neutral
+    assert hot_rates[0] == pytest.approx(1.5 * rates[0]) and hot_headrooms[0] == 0.2
+    assert hot_rates[1] == pytest.approx(rates[1]) and rates[1] > 0
+    assert hot_headrooms[1] == headrooms[1] == PolicyParams().forecast_headroom
 
 
 def test_the_baseline_keeps_what_runs_now_until_replicas_asked_for_now_could_arrive() -> None:
