@@ -75,9 +75,9 @@ def forecast_rps_series(
     provisioning delay + a tick + the forecast's look-ahead: what its latest decision forecast for) and through
     the end of the games under way now, times tonight's ratio from that decision, with its headroom; beyond, or
     with `tonight` off, the profile as it is, with the forecast rule's least headroom, since the engine reads
-    the ratio afresh at every tick and one hot or quiet evening says nothing of next week. The default shape is relative: it is always scaled, by the
-    ratio or else by what the service sees now. None when there is neither history nor a recent sample to
-    scale the default shape by.
+    the ratio afresh at every tick and one hot or quiet evening says nothing of next week. The default shape is
+    relative: it is always scaled, by the ratio or else by what the service sees now. None when there is
+    neither history nor a recent sample to scale the default shape by.
     """
     forecaster = selectors.traffic_forecaster(service, now)
     learned = forecaster is not None and forecaster.learned
@@ -318,19 +318,28 @@ def adds_nothing_over(rows: Sequence[Override]) -> dict[int, Override]:
     """
     found: dict[int, Override] = {}
     specs: dict[int, ServiceSpec] = {}
+    by_service: dict[int, list[Override]] = {}
+    for o in rows:
+        by_service.setdefault(o.service_id, []).append(o)
+    # Both overrides are in force at the later one's start (the earlier covers its window), so the answer
+    # depends only on the service and the two kinds and counts: a list of a rule's nightly floors under one
+    # season floor asks the engine once per distinct pair, not once per row.
+    memo: dict[tuple[int, str, int | None, str, int | None], bool] = {}
     for o in rows:
         if o.status not in LIVE_STATUSES or round(o.projected_cost_delta or 0.0, 2) != 0:
             continue
-        for earlier in rows:
+        for earlier in by_service[o.service_id]:
             if (
                 earlier.pk < o.pk
-                and earlier.service_id == o.service_id
                 and earlier.status == Override.Status.APPROVED
                 and earlier.starts_at <= o.starts_at
                 and earlier.ends_at >= o.ends_at
             ):
-                spec = specs.setdefault(o.service_id, selectors.service_spec(o.service))
-                if _changes_nothing(spec, selectors.override_spec(o), selectors.override_spec(earlier)):
+                key = (o.service_id, o.kind, o.replicas, earlier.kind, earlier.replicas)
+                if key not in memo:
+                    spec = specs.setdefault(o.service_id, selectors.service_spec(o.service))
+                    memo[key] = _changes_nothing(spec, selectors.override_spec(o), selectors.override_spec(earlier))
+                if memo[key]:
                     found[o.pk] = earlier
                     break
     return found
