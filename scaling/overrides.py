@@ -86,8 +86,6 @@ def _validate_request(
     *, kind: str, replicas: int | None, starts_at: datetime, ends_at: datetime, reason: str, now: datetime, admin: bool
 ) -> datetime:
     """Checks that need no other override. Returns the effective start."""
-    if kind not in Override.Kind.values:
-        raise OverrideError(f"unknown kind {kind!r}", field="kind")
     if not reason.strip():
         raise OverrideError("a reason is required", field="reason")
     if len(reason.strip()) > REASON_MAX_CHARS:
@@ -97,8 +95,10 @@ def _validate_request(
 
 
 def check_replicas(*, kind: str, replicas: int | None) -> None:
-    """Refuse a count the kind cannot take: none for a pin, floor or ceiling, under 1 (0 for a ceiling), or
-    one for a freeze."""
+    """Refuse a kind there is not, or a count the kind cannot take: none for a pin, floor or ceiling, under 1
+    (0 for a ceiling), or one for a freeze."""
+    if kind not in Override.Kind.values:
+        raise OverrideError(f"unknown kind {kind!r}", field="kind")
     if kind in KINDS_WITH_REPLICAS:
         if replicas is None:
             raise OverrideError(f"a {kind} needs a replica count", field="replicas")

@@ -193,9 +193,10 @@ def test_the_preview_refuses_a_window_longer_than_the_kind_allows(client: Client
         ({"ends_at": "2026-01-15T11:00:00-05:00"}, "ends_at", "the end is in the past; it must be in the future"),
         ({"starts_at": "2026-01-15T10:00:00-05:00"}, "starts_at", "the start is in the past"),
         ({"replicas": None}, "replicas", "a floor needs a replica count"),
+        ({"kind": "frieze"}, "kind", "unknown kind 'frieze'"),
         ({"replicas": 12}, "replicas", "above"),  # over the approved ceiling of 8
     ],
-    ids=["end in the past", "start in the past", "no count", "floor above a ceiling"],
+    ids=["end in the past", "start in the past", "no count", "unknown kind", "floor above a ceiling"],
 )
 def test_the_preview_refuses_what_the_create_refuses_as_the_pages_preview_does(
     client: Client, extra: dict[str, object], field: str, message: str
