@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Value
+from django.db.models.functions import Left
+from django.db.models.lookups import Exact
 
 from scaling.audit import EventType
 from scaling.models import AuditEvent, Service
@@ -70,9 +72,11 @@ def _by_actor(actor: str) -> Q:
     "operator (token " does not start "operator2 (token ...".
     """
     # istartswith is UPPER(actor_label) LIKE ..., which the trigram index on UPPER(actor_label) serves (on
-    # PostgreSQL); the plain LIKE then keeps the case as typed.
+    # PostgreSQL); the label's first characters then must equal the prefix as typed. (A plain startswith would
+    # not do: LIKE ignores case on SQLite, where "operator" took "Operator (token ci)".)
     token = f"{actor} (token "
-    match = Q(actor_label=actor) | Q(actor_label__istartswith=token, actor_label__startswith=token)
+    prefix = Exact(Left("actor_label", len(token)), Value(token))
+    match = Q(actor_label=actor) | (Q(actor_label__istartswith=token) & Q(prefix))
     user_model = get_user_model()
     user_id = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: actor}).values_list("pk", flat=True)
     if (found := user_id.first()) is not None:

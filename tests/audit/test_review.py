@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from scaling import services
 from scaling.audit import Actor, EventType, audit_record, verify_and_record
+from scaling.audit_selectors import AuditFilter, audit_events
 from scaling.models import AuditEvent, Decision, Override
 from scaling.tasks import verify_audit
 from tests.audit.helpers import tampering
@@ -309,3 +310,17 @@ def test_an_event_shows_a_change_toggle_only_for_what_it_has_to_show(viewer: Cli
         "",
         "",
     ]
+
+
+def test_the_actor_filter_keeps_the_case_of_a_name_as_typed() -> None:
+    # A reviewer's finding: on SQLite (make run's database) LIKE ignores case, so "operator" also took the
+    # token events of a user named "Operator". Names differ by case; their events must not mix.
+    make_user("operator", "operator")
+    other = make_user("Operator", "operator")
+    audit_record(
+        actor=Actor(type="token", label="Operator (token ci)", user_id=other.pk),
+        event_type=EventType.OVERRIDE_CREATED,
+        reason="theirs",
+    )
+    assert [e.reason for e in audit_events(AuditFilter(actor="operator"))] == []
+    assert [e.reason for e in audit_events(AuditFilter(actor="Operator"))] == ["theirs"]
