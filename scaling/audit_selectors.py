@@ -75,7 +75,7 @@ def _by_actor(actor: str) -> Q:
     # PostgreSQL); the label's first characters then must equal the prefix as typed. (A plain startswith would
     # not do: LIKE ignores case on SQLite, where "operator" took "Operator (token ci)".)
     token = f"{actor} (token "
-    prefix = Exact(Left("actor_label", len(token)), Value(token))
+    prefix: Exact[str] = Exact(Left("actor_label", len(token)), Value(token))
     match = Q(actor_label=actor) | (Q(actor_label__istartswith=token) & Q(prefix))
     user_model = get_user_model()
     user_id = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: actor}).values_list("pk", flat=True)
