@@ -258,7 +258,9 @@ def whatif_execute(job_id: str) -> str:
     # One instant for the slot's lapse and the state's deadline: the page calls the job dead as its slot frees.
     started_s = time.time()
     _hold_slot_while_running(state.get("user_id"), job_id, started_s)
-    state = {**state, "run_started_epoch_s": started_s}
+    # Running from now, before the samples load: a worker killed while they do is then judged dead with its slot.
+    state = {**state, "run_started_epoch_s": started_s, "status": "running", "progress": 0.0}
+    _write(job_id, state)
     try:
         return _replay(job_id, state)
     finally:
@@ -266,21 +268,19 @@ def whatif_execute(job_id: str) -> str:
 
 
 def _replay(job_id: str, state: dict[str, Any]) -> str:
-    service = Service.objects.get(pk=state["service_id"])
-    start, end = datetime.fromisoformat(state["start"]), datetime.fromisoformat(state["end"])
-    rows = MetricSample.objects.filter(service=service, ts__gte=start, ts__lt=end).order_by("ts")
-    samples = [RecordedSample(r.ts, r.rps, r.provisioned, r.ready) for r in rows]
-    games = game_specs(start - timedelta(hours=4), end + timedelta(hours=6))
-
-    reported = [-1.0]
+    reported = [0.0]  # whatif_execute wrote 0 as it started
 
     def progress(fraction: float) -> None:
         if fraction - reported[0] >= PROGRESS_STEP:  # a Redis write per 2 %, not per slice of the trace
             reported[0] = fraction
             _write(job_id, {**state, "status": "running", "progress": round(fraction, 3)})
 
-    progress(0.0)
     try:
+        service = Service.objects.get(pk=state["service_id"])
+        start, end = datetime.fromisoformat(state["start"]), datetime.fromisoformat(state["end"])
+        rows = MetricSample.objects.filter(service=service, ts__gte=start, ts__lt=end).order_by("ts")
+        samples = [RecordedSample(r.ts, r.rps, r.provisioned, r.ready) for r in rows]
+        games = game_specs(start - timedelta(hours=4), end + timedelta(hours=6))
         result = compare(
             samples,
             service_spec(service),

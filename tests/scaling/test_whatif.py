@@ -164,3 +164,28 @@ def test_a_range_with_nothing_to_replay_is_refused_before_it_takes_a_slot(
             whatif_start(request, user_id=user_id)
         assert refused.value.bound == bound
     assert queued == []
+
+
+def test_a_job_killed_while_its_samples_load_is_running_from_its_start(
+    start: Callable[[int], str], queued: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reviewer's finding: "running" and its start were written only once the samples had loaded, so a worker
+    # killed while they did left "Waiting for a worker..." for an hour, its slot long since freed.
+    import scaling.whatif
+
+    user_id = make_user().pk
+    with time_machine.travel(QUEUED_AT, tick=False) as traveller:
+        start(user_id)
+
+        def killed(*args: Any, **kwargs: Any) -> Any:
+            raise SystemExit  # the worker going down mid-query: nothing after it runs
+
+        monkeypatch.setattr(scaling.whatif, "_release_slot", lambda user_id, job_id: None)
+        monkeypatch.setattr(scaling.whatif, "game_specs", killed)
+        with pytest.raises(SystemExit):
+            whatif_execute(queued[0])
+        state = whatif_state(queued[0])
+        assert state is not None and state["status"] in {"running", "failed"}
+        assert state["run_started_epoch_s"] == QUEUED_AT.timestamp()
+        traveller.shift(timedelta(seconds=RUN_TIME_LIMIT_S + 1))
+        assert whatif_state(queued[0])["status"] == "failed"  # type: ignore[index]
