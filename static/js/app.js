@@ -69,4 +69,21 @@
   }
   document.addEventListener("htmx:afterRequest", report);
   document.addEventListener("htmx:sendError", report);
+
+  // An htmx answer may swap a field's error block (.field-errors, which its aria-describedby names) in or
+  // out long after the page drew the field: its aria-invalid follows that block, not the page load.
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll("input[aria-describedby], select[aria-describedby], textarea[aria-describedby]")
+      .forEach(function (field) {
+        var blocks = field.getAttribute("aria-describedby").split(/\s+/).map(function (id) {
+          return document.getElementById(id);
+        }).filter(function (el) { return el && el.classList.contains("field-errors"); });
+        if (blocks.length === 0) { return; }
+        if (blocks.some(function (el) { return el.textContent.trim() !== ""; })) {
+          field.setAttribute("aria-invalid", "true");
+        } else {
+          field.removeAttribute("aria-invalid");
+        }
+      });
+  });
 })();

@@ -112,11 +112,13 @@ def test_the_preview_appears_before_the_reason_is_filled_but_submit_still_needs_
         replicas.dispatch_event("change")
         # The error the preview swaps in under the count is what the count's description reads.
         expect(replicas).to_have_accessible_description(re.compile("greater than or equal to 0"), timeout=10_000)
+        expect(replicas).to_have_attribute("aria-invalid", "true")  # as its error block says, not the page load
         assert broken_references(page.content()) == []
         replicas.fill("6")
         page.locator("input[name=ends_at_local]").dispatch_event("change")
         expect(page.locator("[data-testid=preview-cost]")).to_contain_text("+$", timeout=10_000)
         expect(replicas).to_have_accessible_description("not used by freeze kinds")  # its help alone again
+        expect(replicas).not_to_have_attribute("aria-invalid", "true")
 
         page.click("[data-testid=submit-override]")  # the browser still refuses a submit without a reason
         assert page.locator("textarea[name=reason]").evaluate("el => el.validity.valueMissing")
