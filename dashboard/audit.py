@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from dashboard.forms import local_to_utc, operator_tz, parse_local
+from dashboard.forms import local_to_utc, name_error_blocks, operator_tz, parse_local
 from dashboard.permissions import requires
 from scaling.audit import EventType, latest_verification
 from scaling.audit_selectors import EVENT_DOMAINS, AuditFilter, actor_labels, audit_export_rows, audit_page
@@ -72,22 +72,43 @@ def _local_time(raw: str, *, occurrence: str) -> datetime | None:
         raise forms.ValidationError(f"{raw.strip()} is out of range: enter a date before the year 9999") from None
 
 
+def _local_time_input() -> forms.DateTimeInput:
+    return forms.DateTimeInput(attrs={"type": "datetime-local", "step": "60"})
+
+
 class AuditFilterForm(forms.Form):
-    since = forms.CharField(required=False, max_length=40, label="From")
-    until = forms.CharField(required=False, max_length=40, label="Until")
-    service = forms.SlugField(required=False, max_length=64)
-    actor = forms.CharField(required=False, max_length=200)
+    since = forms.CharField(required=False, max_length=40, label="From", widget=_local_time_input())
+    until = forms.CharField(required=False, max_length=40, label="Until", widget=_local_time_input())
+    # Any name filters (a service since deleted still has its events); the page offers those there are.
+    service = forms.SlugField(required=False, max_length=64, widget=forms.Select)
+    actor = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="A username finds all they did, on these pages and with their API tokens; any other actor, as "
+        "listed (e.g. one token: “operator (token ci)”).",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. operator", "list": "audit-actors"}),
+    )
     event_type = forms.ChoiceField(required=False, choices=_event_type_choices, label="Event")
-    q = forms.CharField(required=False, max_length=200, label="Text")
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Text",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "words in the reason or actor"}),
+    )
     object_type = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
     object_id = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, service_names: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for name in ("since", "until"):
             self.fields[name].help_text = f"in {settings.OPERATOR_TIME_ZONE}"
+        service = self.fields["service"]
+        service.widget.choices = [("", "any service"), *((n, n) for n in service_names)]
+        service.widget.attrs.pop("maxlength", None)  # a text box's attribute, which SlugField gives any widget
+        # A filter answered by htmx swaps in only the results, and each field's errors (oob) beside it.
+        name_error_blocks(self)
 
     def clean_since(self) -> datetime | None:
         return _local_time(self.cleaned_data.get("since") or "", occurrence="first")
@@ -101,6 +122,12 @@ class AuditFilterForm(forms.Form):
         if since and until and since >= until:
             self.add_error("until", "must be later than From")
         return data
+
+    def errors_no_field_shows(self) -> list[str]:
+        """The errors not said beside a field: the form's own, and its hidden fields' (the paging cursors, the
+        object a link asked about), each named."""
+        hidden = [f"{f.name}: {' '.join(str(e) for e in f.errors)}" for f in self.hidden_fields() if f.errors]
+        return [*(str(e) for e in self.non_field_errors()), *hidden]
 
     def audit_filter(self) -> AuditFilter:
         d = self.cleaned_data
@@ -125,15 +152,17 @@ def _query_without(request: HttpRequest, *drop: str) -> str:
 
 @requires("view")
 def audit_list(request: HttpRequest) -> HttpResponse:
-    form = AuditFilterForm(request.GET or None)
+    htmx = bool(getattr(request, "htmx", False))
+    service_names = () if htmx else Service.objects.order_by("name").values_list("name", flat=True)
+    form = AuditFilterForm(request.GET or None, service_names=service_names)
     page = None
     if form.is_bound and not form.is_valid():
         # htmx swaps only 2xx responses: it gets the errors in the results partial with a 200.
-        status = 200 if getattr(request, "htmx", False) else 400
+        status = 200 if htmx else 400
     else:
         status = 200
         if not form.is_bound:
-            form = AuditFilterForm({})
+            form = AuditFilterForm({}, service_names=service_names)
             form.is_valid()
         page = audit_page(
             form.audit_filter(), before=form.cleaned_data.get("before"), after=form.cleaned_data.get("after")
@@ -143,13 +172,13 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "form": form,
         "page": page,
         "rows": rows,
-        "services": Service.objects.order_by("name").values_list("name", flat=True),
-        "actors": [] if getattr(request, "htmx", False) else actor_labels(),
+        "actors": [] if htmx else actor_labels(),
+        "htmx": htmx,
         "verification": latest_verification(),
         "base_query": _query_without(request, "before", "after"),
         "now": timezone.now(),
     }
-    template = "dashboard/audit.html#audit-results" if getattr(request, "htmx", False) else "dashboard/audit.html"
+    template = "dashboard/audit.html#audit-results" if htmx else "dashboard/audit.html"
     return render(request, template, context, status=status)
 
 

@@ -87,6 +87,17 @@ def utc_offset(aware: datetime) -> str:
     return f"{sign}{hours}:{rest:02}" if rest else f"{sign}{hours}"
 
 
+def name_error_blocks(form: forms.Form) -> None:
+    """For a form whose errors an htmx answer swaps in under each field (dashboard/_field_errors.html, oob) long
+    after the page drew the inputs: the page always has each field's error block (empty or not), so each input
+    names it from the start, where Django would name it only when the page itself had errors to show (static/
+    js/app.js keeps aria-invalid in step with the block)."""
+    for field in form.visible_fields():
+        if not field.use_fieldset:  # a group of boxes is described on its fieldset
+            help_id = f"{field.auto_id}_helptext" if field.help_text else ""
+            field.field.widget.attrs["aria-describedby"] = f"{help_id} {field.auto_id}_error".strip()
+
+
 class LocalTimesForm(forms.Form):
     """Cleans <name>_local text inputs (and <name>_occurrence choices) into UTC <name>."""
 
@@ -175,13 +186,8 @@ class OverrideForm(LocalTimesForm):
         super().__init__(*args, **kwargs)
         if not admin:  # only an admin may bypass approval: offered to no one else
             del self.fields["bypass_reason"]
-        # The preview swaps a field's errors in under it as the operator types, long after the page drew the
-        # input: so the page always has each field's error block (empty or not), and each input names it
-        # from the start, where Django would name it only when the page itself had errors to show.
-        for field in self.visible_fields():
-            if not field.use_fieldset:  # a group of boxes is described on its fieldset
-                help_id = f"{field.auto_id}_helptext" if field.help_text else ""
-                field.field.widget.attrs["aria-describedby"] = f"{help_id} {field.auto_id}_error".strip()
+        # The preview swaps a field's errors in under it as the operator types.
+        name_error_blocks(self)
 
     def clean(self) -> dict[str, Any]:
         super().clean()

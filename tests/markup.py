@@ -54,10 +54,11 @@ def ids(body: str) -> set[str]:
     return {attrs["id"] for _, attrs in _Elements(body).found if "id" in attrs}
 
 
+def controls(body: str) -> dict[str, dict[str, str]]:
+    """Each named form control's attributes, by the control's name."""
+    return {attrs["name"]: attrs for tag, attrs in _Elements(body).found if tag in LABELABLE and "name" in attrs}
+
+
 def descriptions(body: str) -> dict[str, list[str]]:
     """The ids each named form control's aria-describedby lists, by the control's name."""
-    return {
-        attrs["name"]: attrs.get("aria-describedby", "").split()
-        for tag, attrs in _Elements(body).found
-        if tag in LABELABLE and "name" in attrs
-    }
+    return {name: attrs.get("aria-describedby", "").split() for name, attrs in controls(body).items()}

@@ -20,6 +20,7 @@ from scaling.models import AuditEvent, Decision, Override
 from scaling.tasks import verify_audit
 from tests.audit.helpers import tampering
 from tests.factories import T0, make_service, make_user
+from tests.markup import broken_references, controls, out_of_band_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -267,11 +268,33 @@ def test_a_chain_broken_in_two_places_says_so_on_the_page_the_banner_and_the_api
     assert [b["event_id"] for b in verification["breaks"]] == [first.pk, last.pk]
 
 
-def test_an_htmx_filter_with_a_bad_value_shows_the_error_in_the_results(viewer: Client) -> None:
+def test_an_htmx_filter_with_a_bad_value_shows_the_error_under_its_field(viewer: Client) -> None:
     response = viewer.get(reverse("dashboard:audit"), {"since": "not a time"}, headers={"HX-Request": "true"})
     body = response.content.decode()
     assert response.status_code == 200 and "<html" not in body
-    assert 'data-testid="filter-errors"' in body and "since" in body
+    # Every field's error block is swapped in out of band: the bad one's filled, the others' emptied.
+    fields = ("since", "until", "service", "actor", "event_type", "q")
+    assert set(out_of_band_ids(body)) == {f"id_{name}_error" for name in fields}
+    assert '<div class="error" data-field-error="since">enter a date and time as YYYY-MM-DD HH:MM</div>' in body
+    assert 'data-testid="filter-errors"' not in body  # the alert is for what no field shows
+
+
+def test_a_filter_with_a_bad_value_shows_the_error_beside_its_field(viewer: Client) -> None:
+    response = viewer.get(reverse("dashboard:audit"), {"since": "2026-01-02T10:00", "until": "2026-01-01T10:00"})
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert '<div class="error" data-field-error="until">must be later than From</div>' in body
+    fields = controls(body)
+    assert fields["until"]["aria-invalid"] == "true" and "aria-invalid" not in fields["since"]
+    assert fields["until"]["aria-describedby"].split() == ["id_until_helptext", "id_until_error"]
+    assert 'data-testid="filter-errors"' not in body and broken_references(body) == []
+
+
+def test_a_bad_value_no_field_shows_is_said_in_the_alert(viewer: Client) -> None:
+    response = viewer.get(reverse("dashboard:audit"), {"before": "soon"})
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert 'data-testid="filter-errors"' in body and "before: Enter a whole number." in body
 
 
 def test_the_chain_is_verified_on_a_schedule(settings: object) -> None:

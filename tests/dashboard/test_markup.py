@@ -127,7 +127,7 @@ def test_each_refused_form_names_only_elements_it_has(admin: Client, service: Se
 
 def test_a_refused_audit_filter_names_only_elements_it_has(admin: Client, service: Service) -> None:
     response = admin.get(reverse("dashboard:audit"), {"since": "yesterday"})
-    assert "filter-errors" in response.content.decode()
+    assert 'id="id_since_error"' in response.content.decode() and "aria-invalid" in response.content.decode()
     assert broken_references(response.content.decode()) == []
 
 

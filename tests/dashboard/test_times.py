@@ -78,7 +78,7 @@ def test_the_audit_list_shows_times_in_the_operators_zone_and_its_filters_take_t
     body = page.content.decode()
     assert "When (UTC)" not in body and "From (UTC)" not in body and "Times are UTC" not in body
     assert f"<th {ZONE_HEADER}>When</th>" in body and T0_SHOWN in body
-    assert f'id="audit-since-help">in {settings.OPERATOR_TIME_ZONE}</small>' in body
+    assert f'id="id_since_helptext">in {settings.OPERATOR_TIME_ZONE}</small>' in body
 
     def ids(since: str, until: str) -> int:
         response = admin.get(reverse("dashboard:audit"), {"since": since, "until": until})
