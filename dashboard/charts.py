@@ -191,6 +191,32 @@ def override_shapes(overrides: list[Override], until: datetime | None = None) ->
     return shapes
 
 
+# How much of the time axis an override's label covers, for telling which labels would overprint: about 6 px a
+# character at font size 10, on the replicas chart's plot at its narrowest (a 520 px card less its margins).
+_LABEL_CHAR_PX = 6
+_NARROWEST_PLOT_PX = 440
+_LABEL_LINE_PX = 13  # one line of a 10 px label
+_LABEL_PADDING_PX = 3  # plotly's own, from the band's edge
+
+
+def _stagger_override_labels(shapes: list[dict[str, Any]], *, since: datetime, end: datetime) -> None:
+    """Put each band's label on a line of its own where it would overprint another's: labels go from left to
+    right, each on the first line whose last label ends (by the estimate above) before it starts. A top-left
+    label's padding is how far below the band's top it stands (and as far right of its start)."""
+    span_s = max((end - since).total_seconds(), 1.0)
+    line_ends: list[float] = []  # per line, where its last label ends, as a fraction of the axis
+    for shape in sorted((s for s in shapes if s["label"]["text"]), key=lambda s: s["x0"]):
+        starts = (max(shape["x0"], since) - since).total_seconds() / span_s
+        line = next((n for n, ends in enumerate(line_ends) if ends <= starts), len(line_ends))
+        width_px = len(shape["label"]["text"]) * _LABEL_CHAR_PX + 2 * _LABEL_PADDING_PX
+        ends = starts + width_px / _NARROWEST_PLOT_PX
+        if line == len(line_ends):
+            line_ends.append(ends)
+        else:
+            line_ends[line] = ends
+        shape["label"]["padding"] = _LABEL_PADDING_PX + line * _LABEL_LINE_PX
+
+
 def service_figures(
     service: Service,
     series: dict[str, list[Any]],
@@ -218,6 +244,7 @@ def service_figures(
         *(shape["x1"] for shape in shapes),
     ]
     end = max((t for t in drawn if t is not None), default=until or since)
+    _stagger_override_labels(shapes, since=since, end=max(end, since))
     clock = chart_clock(ZoneInfo(settings.OPERATOR_TIME_ZONE), first=since, last=max(end, since), present=now)
     for figure in figures.values():
         figure["layout"]["xaxis"] = {**figure["layout"]["xaxis"], "range": [since, max(end, since)]}

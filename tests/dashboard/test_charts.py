@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
-from dashboard.charts import override_shapes, rate_figure
-from scaling.models import Override
+from dashboard.charts import override_shapes, rate_figure, service_figures
+from scaling.models import Override, Service
 from tests.factories import T0
 
 
@@ -42,3 +43,26 @@ def test_a_forecast_of_one_point_is_drawn_as_a_marker_not_as_a_line_of_nothing()
     [_, line] = rate_figure(actual, {"ts": [T0, T0 + timedelta(minutes=4)], "rps": [9.0, 12.0]})["data"]
     assert line["mode"] == "lines"
     assert [t["name"] for t in rate_figure(actual, {"ts": [], "rps": []})["data"]] == ["requests/s"]
+
+
+def test_labels_of_windows_that_start_close_together_stand_on_different_lines() -> None:
+    since = T0 - timedelta(hours=1)
+    overrides = [
+        _override(1, "floor", 120, 0),
+        _override(2, "ceiling", 40, 1),  # a minute later: on a 5-hour axis, the labels would overprint
+        _override(3, "pin", 80, 2),
+        _override(4, "freeze", None, 150),  # well apart: back on the first line
+    ]
+    keys = ("desired", "provisioned", "ready", "p50_ms", "p95_ms", "p99_ms", "rps", "cost_per_hour")
+    series: dict[str, list[Any]] = {
+        "ts": [since, T0 + timedelta(hours=4)],
+        "decision_ts": [],
+        **{k: [1, 1] for k in keys},
+    }
+    figures = service_figures(Service(name="win-probability"), series, since=since, now=T0, overrides=overrides)
+    labels = {s["name"]: s["label"] for s in figures["replicas"]["layout"]["shapes"]}
+    # A top-left label's padding is how far below the band's top (and right of its start) it stands.
+    lines = [labels[f"override-{pk}"]["padding"] for pk in (1, 2, 3)]
+    assert all(lower - upper >= 12 for upper, lower in pairwise(sorted(lines)))  # a line apart at least
+    assert labels["override-4"]["padding"] == labels["override-1"]["padding"]
+    assert [labels[f"override-{pk}"]["textposition"] for pk in (1, 2, 3, 4)] == ["top left"] * 4
