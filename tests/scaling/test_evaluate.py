@@ -336,3 +336,18 @@ def test_services_refit_their_demand_models_on_different_ticks() -> None:
 
 def test_a_tick_that_waited_past_the_next_is_dropped() -> None:
     assert 0 < tasks.beat_schedule()["tick"]["options"]["expires"] < settings.TICK_SECONDS
+
+
+def test_the_override_preview_reads_tonight_from_the_decision_a_real_tick_stored() -> None:
+    # The preview's baseline reads tonight's ratio and headroom from the latest decision's forecast rule: a tick
+    # that stored them under other names would leave it falling back to the bare profile, unnoticed.
+    from scaling.override_selectors import Tonight, engine_tonight
+
+    service = make_service(replicas=2, demand_scale=40.0)
+    tick = _tick()
+    decision = _decision(services.service_evaluate(service_id=service.pk, tick_at=tick))
+    [forecast] = [r for r in decision.explanation["rules"] if r["rule"] == "forecast"]
+    inputs = forecast["inputs"]
+    assert isinstance(inputs["ratio"], float) and inputs["ratio"] > 0
+    read = engine_tonight(service, now=tick + timedelta(seconds=1), learned=inputs["learned"])
+    assert read == Tonight(inputs["ratio"], inputs["headroom"])
