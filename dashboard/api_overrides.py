@@ -29,7 +29,6 @@ from scaling.overrides import (
     REASON_MAX_CHARS,
     OverrideConflict,
     OverrideError,
-    check_bounds,
     check_replicas,
     check_service,
     check_window,
@@ -297,7 +296,6 @@ def preview_override(request: HttpRequest, payload: PreviewIn) -> Status[Any]:
     rows = []
     for service in _services(payload.services):
         try:
-            check_bounds(service, kind=payload.kind, replicas=payload.replicas)
             check_service(
                 service, kind=payload.kind, replicas=payload.replicas, starts_at=start, ends_at=payload.ends_at
             )
