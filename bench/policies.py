@@ -148,6 +148,11 @@ def _draw(
     return generate_drawn(start, days, step_s=STEP_S, games=games, params=params, seed=seed)
 
 
+def trace_of(case: Case, games: Sequence[GameSpec]) -> Trace:
+    """The case's trace, drawn as `make_traces` draws it."""
+    return _draw(case, games).trace
+
+
 def history_of(case: Case, games: Sequence[GameSpec], days: float = HISTORY_DAYS) -> Trace:
     """The `days` before the case's trace, drawn as its week of history is drawn (`make_traces`)."""
     return _draw(case, games, history=True, history_days=days).trace

@@ -575,3 +575,37 @@ def test_catch_up_counts_a_later_shortfall_in_the_hold_and_first_caught_up_does_
     assert bench.spike_catch_up_s(run, [spike]) == bench.spike_first_caught_up_s(run, [spike]) == [200.0]
     ready[:] = 5
     assert bench.spike_first_caught_up_s(run, [spike]) == [0.0]
+
+
+def _pergame() -> ModuleType:
+    return _script("pergame")
+
+
+def test_planned_over_served_adds_each_phase_its_own_quantile_error() -> None:
+    pergame = _pergame()
+    phase = np.array([0] * 50 + [1] * 50)
+    errors = np.concatenate([np.zeros(50), np.full(50, 0.2)])  # phase 1 fell 20 % short every time
+    served = np.full(100, 120.0)
+    e = pergame.Errors("x", errors, served, phase)
+    # Phase 0's forecasts (120) need no headroom; phase 1's (100) get 20 %: exactly what was served.
+    assert pergame.planned_over_served(e) == pytest.approx(1.0)
+    biased = pergame.Errors("y", np.full(100, -0.5), served, phase)  # forecast twice what was served
+    assert pergame.planned_over_served(biased) == pytest.approx(2.0)  # (no negative headroom)
+
+
+def test_the_pergame_probe_forecasts_a_case_both_ways_from_the_same_windows() -> None:
+    pergame = _pergame()
+    bench = _bench()
+    case = next(c for c in bench.CASES if c.name == "christmas")
+    games = bench.read_schedule(bench.SCHEDULE)
+    ratio, held, decaying = pergame.probe(case, games, 30.0, (1.0, 0.5))
+    assert [e.name for e in (ratio, held, decaying)] == ["one ratio", "per game, ρ 1", "per game, ρ 0.5"]
+    # One forecast a minute, each served at the same instants by every row.
+    assert ratio.errors.size > 1000
+    np.testing.assert_array_equal(ratio.served, held.served)
+    for e in (ratio, held):
+        assert abs(float(np.median(e.errors))) < 0.05  # both forecast the day, neither off by a level
+    assert not np.allclose(held.errors, decaying.errors)  # ρ decays the residual the per-game rows carry
+    text = "\n".join(pergame.table([ratio, held]))
+    assert "| one ratio | " in text
+    assert "| per game, ρ 1 | " in text
