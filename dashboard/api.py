@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from ninja import NinjaAPI, Schema
+from ninja import Field, NinjaAPI, Schema, Status
+from pydantic import ConfigDict
 
 from dashboard.api_audit import router as audit_router
-from dashboard.api_auth import PasswordConfirmationNeeded, api_auth
+from dashboard.api_auth import PasswordConfirmationNeeded, api_auth, require_capability
 from dashboard.api_input import refuse_nul_in_body, refuse_nul_in_url
 from dashboard.api_overrides import router as overrides_router
 from dashboard.api_policy import router as policy_router
 from dashboard.services_admin import router as services_admin_router
-from scaling import selectors
+from scaling import selectors, services
+from scaling.audit import Actor
 from scaling.models import Decision, MetricSample, Service
 
 # Every endpoint: a Bearer API token, or the session with its CSRF token (dashboard/api_auth.py).
@@ -40,6 +43,7 @@ class ServiceOut(Schema):
     name: str
     display_name: str
     mode: str
+    mode_until: datetime | None = Field(None, description="When a pause or dry run ends (the service is active again).")
     backend: str
     min_replicas: int
     max_replicas: int
@@ -82,6 +86,50 @@ def list_services(request: HttpRequest) -> list[Service]:
 @api.get("/services/{name}", response=ServiceOut, tags=["services"])
 def get_service(request: HttpRequest, name: str) -> Service:
     return get_object_or_404(Service, name=name)
+
+
+class ModeIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: str = Field(..., description="active | paused | dry_run")
+    reason: str = Field(..., description="Why (recorded in the audit log).")
+    until: datetime | None = Field(
+        None,
+        description="ISO 8601 with offset: when a pause or dry run ends (required for them, at most MODE_MAX_HOURS "
+        "ahead; the first tick after it makes the service active again). Omit it to set a service active.",
+    )
+
+
+class ModeChangeOut(ServiceOut):
+    changed: bool
+
+
+class ModeErrorOut(Schema):
+    detail: str
+    field: str
+
+
+@api.post("/services/{name}/mode", response={200: ModeChangeOut, 422: ModeErrorOut}, tags=["services"])
+def set_mode(request: HttpRequest, name: str, payload: ModeIn) -> Status[Any]:
+    """Pause a service, dry-run it or set it active again, as its page's mode control does: with a reason, and
+    for a pause or dry run an end. Audited; `changed` is false when the service already was so."""
+    require_capability(request, "operate")
+    service = get_object_or_404(Service, name=name)
+    if payload.until is not None and payload.until.tzinfo is None:
+        return Status(
+            422, {"detail": "until: give a UTC offset (e.g. 2026-01-15T23:00:00-05:00 or ...Z)", "field": "until"}
+        )
+    try:
+        changed = services.service_set_mode(
+            service=service,
+            mode=payload.mode,
+            actor=Actor.for_request(request),
+            reason=payload.reason.strip(),
+            until=payload.until,
+        )
+    except services.ModeError as exc:
+        return Status(422, {"detail": str(exc), "field": exc.field})
+    return Status(200, {**ServiceOut.model_validate(service).model_dump(), "changed": changed})
 
 
 @api.get("/services/{name}/decisions", response=list[DecisionOut], tags=["decisions"])
