@@ -53,14 +53,13 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def whatif_slots_free() -> Iterator[None]:
-    """No what-if slots held, nor recent jobs remembered, before or after the test: they live in Redis,
-    which outlives the test's database, where a later test's user may get the same id."""
+    """No what-if slots held before or after the test: they live in Redis, which outlives the test's database,
+    where a later test's user may get the same id."""
     from scaling.services import redis_client
 
     def free() -> None:
-        for pattern in ("tipoff:whatif:slots:*", "tipoff:whatif:recent:*"):
-            for key in redis_client().scan_iter(pattern):
-                redis_client().delete(key)
+        for key in redis_client().scan_iter("tipoff:whatif:slots:*"):
+            redis_client().delete(key)
 
     free()
     yield

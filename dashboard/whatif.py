@@ -24,18 +24,19 @@ from dashboard.decisions import fmt
 from dashboard.permissions import can, requires
 from dashboard.policy_forms import check_params
 from dashboard.views import HtmxHttpRequest
-from scaling.models import Service
+from scaling.models import Service, WhatIfRun
 from scaling.policy import PolicyParams
 from scaling.sim.policies import BUILTIN
 from scaling.sim.whatif import WhatIfError
 from scaling.whatif import (
     CURRENT_POLICY,
+    RUNS_KEPT_DAYS,
     WhatIfBusy,
     WhatIfRangeError,
     WhatIfRequest,
-    whatif_recent,
+    whatif_run_get,
+    whatif_runs_recent,
     whatif_start,
-    whatif_state,
 )
 
 RANGES = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -102,34 +103,18 @@ def _permalink(service: Service, job_id: str) -> str:
     return f"{reverse('dashboard:whatif', args=[service.name])}?job={job_id}"
 
 
-def _recent_jobs(request: HtmxHttpRequest, service: Service) -> list[dict[str, Any]]:
-    """The user's jobs on this service whose state is still kept, newest first, each with its permalink."""
-    if request.user.pk is None:
-        return []
-    return [
-        {
-            "id": job_id,
-            "url": _permalink(service, job_id),
-            "state": state,
-            "start": datetime.fromisoformat(state["start"]),
-            "end": datetime.fromisoformat(state["end"]),
-            "policy": "edited" if state.get("params") is not None else state["policy"],
-        }
-        for job_id, state in whatif_recent(request.user.pk, service.pk)
-    ]
-
-
 def _job_context(service: Service, job_id: str) -> dict[str, Any]:
-    state = whatif_state(job_id)
-    if state is None or state.get("service_id") != service.pk:
-        raise Http404("no such what-if job (they expire after an hour)")
+    run = whatif_run_get(job_id, service_id=service.pk)
+    if run is None:
+        raise Http404(f"no such what-if run (runs are kept {RUNS_KEPT_DAYS} days)")
     context: dict[str, Any] = {
         "service": service,
-        "job_id": job_id,
-        "job_url": _permalink(service, job_id),
-        "state": state,
+        "run": run,
+        "job_id": run.job_id,
+        "job_url": _permalink(service, run.job_id),
+        "runs_kept_days": RUNS_KEPT_DAYS,
     }
-    result = state.get("result")
+    result = run.result
     if result:
         context["rows"] = _comparison_rows(result)
         context["figures"] = _figures(result)
@@ -144,36 +129,18 @@ def _utc_input(value: datetime) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value.second == 0 and value.microsecond == 0 else f"{value:%Y-%m-%d %H:%M:%S}"
 
 
-def _form_for_job(service: Service, state: dict[str, Any]) -> WhatIfForm:
-    """The form as it was sent for this job, so a reopened result sits beside the request it answers."""
-    start, end = datetime.fromisoformat(state["start"]), datetime.fromisoformat(state["end"])
-    edited = state.get("params") is not None
-    span = next((key for key, length in RANGES.items() if length == end - start), None)
+def _form_for_job(service: Service, run: WhatIfRun) -> WhatIfForm:
+    """The form as it was sent for this run, so a reopened result sits beside the request it answers."""
+    span = next((key for key, length in RANGES.items() if length == run.range_end - run.range_start), None)
     return WhatIfForm(
         initial={
             "range": span or WhatIfForm.base_fields["range"].initial,
-            "start": _utc_input(start),
-            "end": _utc_input(end),
-            "policy": EDITED if edited else state["policy"],
-            "params": json.dumps(state["params"] if edited else service.policy or {}, indent=2, sort_keys=True),
+            "start": _utc_input(run.range_start),
+            "end": _utc_input(run.range_end),
+            "policy": EDITED if run.edited else run.policy,
+            "params": json.dumps(run.params if run.edited else service.policy or {}, indent=2, sort_keys=True),
         }
     )
-
-
-def _busy_jobs(busy: WhatIfBusy) -> list[dict[str, Any]]:
-    """The jobs holding the user's slots, each with its service to link to."""
-    services = Service.objects.in_bulk({state["service_id"] for state in busy.jobs.values()})
-    return [
-        {
-            "id": job_id,
-            "service": services[state["service_id"]],
-            "state": state,
-            "start": datetime.fromisoformat(state["start"]),
-            "end": datetime.fromisoformat(state["end"]),
-        }
-        for job_id, state in busy.jobs.items()
-        if state["service_id"] in services  # a job of a service deleted since stops, freeing its slot
-    ]
 
 
 def _comparison_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -247,24 +214,24 @@ def _figures(result: dict[str, Any]) -> dict[str, Any]:
 
 @requires("view")
 def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    """GET: the form (or, with ?job=, that job's progress/results partial). POST: start a job."""
+    """GET: the form (or, with ?job=, that run's progress/results partial). POST: start a run."""
     service = get_object_or_404(Service, name=name)
     job_id = request.GET.get("job")
     if request.method == "GET" and job_id:
         shown = _job_context(service, job_id)
         if request.htmx:
             return render(request, "dashboard/whatif.html#job", shown)
-        form = _form_for_job(service, shown["state"])
+        form = _form_for_job(service, shown["run"])
         return render(
-            request, "dashboard/whatif.html", {**shown, "form": form, "recent": _recent_jobs(request, service)}
+            request, "dashboard/whatif.html", {**shown, "form": form, "recent": whatif_runs_recent(service.pk)}
         )
     form = WhatIfForm(
         request.POST if request.method == "POST" else None,
         initial={"params": json.dumps(service.policy or {}, indent=2, sort_keys=True)},
     )
-    context: dict[str, Any] = {"service": service, "form": form, "recent": _recent_jobs(request, service)}
+    context: dict[str, Any] = {"service": service, "form": form, "runs_kept_days": RUNS_KEPT_DAYS}
     if request.method == "POST":
-        user_id = request.user.pk  # whose slots the job takes (scaling.whatif)
+        user_id = request.user.pk  # whose slots the run takes (scaling.whatif)
         if user_id is None or not can(request.user, "operate"):
             raise PermissionDenied("running a what-if needs the 'operate' capability")
         if form.is_valid():
@@ -284,7 +251,7 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
                     user_id=user_id,
                 )
             except WhatIfBusy as exc:
-                context.update(busy=_busy_jobs(exc), busy_limit=exc.limit)
+                context.update(busy=exc.runs, busy_limit=exc.limit)
             except WhatIfRangeError as exc:
                 # Beside the field that set that end of the range: the preset range, or the typed time.
                 form.add_error(exc.bound if data["start"] else "range", str(exc))
@@ -292,12 +259,12 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
                 form.add_error(None, str(exc))
             else:
                 if not request.htmx:
-                    # To the job's own address: a reload shows the job again instead of starting another.
+                    # To the run's own address: a reload shows the run again instead of starting another.
                     return HttpResponseRedirect(_permalink(service, job_id), status=303)
-                context.update(_job_context(service, job_id), recent=_recent_jobs(request, service), oob=True)
-                # The job goes where the form points (#whatif-job), and its address to the address bar; the
-                # form and the recent jobs come along out of band, so the errors of an earlier try do not stay
-                # beside a job that is running, and the list has the new job.
+                context.update(_job_context(service, job_id), recent=whatif_runs_recent(service.pk), oob=True)
+                # The run goes where the form points (#whatif-job), and its address to the address bar; the
+                # form and the recent runs come along out of band, so the errors of an earlier try do not stay
+                # beside a run that has started, and the list has the new run.
                 parts = [
                     render_to_string(f"dashboard/whatif.html#{name}", context, request)
                     for name in ("job", "whatif-form", "recent-jobs")
@@ -305,9 +272,11 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
                 return push_url(HttpResponse("".join(parts)), context["job_url"])
         if request.htmx:
             # htmx 2 swaps no 4xx answer, and the form posts into #whatif-job: the form with its errors
-            # (or the jobs that hold every slot) replaces the form itself, as a 200 htmx will swap.
+            # (or the runs that hold every slot) replaces the form itself, as a 200 htmx will swap.
             response = render(request, "dashboard/whatif.html#whatif-form", context)
             return reswap(retarget(response, "#whatif-form"), "outerHTML")
+        context["recent"] = whatif_runs_recent(service.pk)
         return render(request, "dashboard/whatif.html", context, status=429 if "busy" in context else 400)
-    template = "dashboard/whatif.html#whatif-form" if request.htmx else "dashboard/whatif.html"
-    return render(request, template, context)
+    if request.htmx:
+        return render(request, "dashboard/whatif.html#whatif-form", context)
+    return render(request, "dashboard/whatif.html", {**context, "recent": whatif_runs_recent(service.pk)})

@@ -444,3 +444,53 @@ class ActuatorHealth(models.Model):
         from django.utils import timezone
 
         return self.unavailable_at(timezone.now())
+
+
+class WhatIfRun(models.Model):
+    """One what-if replay (scaling.whatif): what was asked and by whom, how far it got, and, once done, the
+    comparison the what-if page draws. Its id is the job id of its permalink (`?job=<id hex>`); a run is kept
+    WHATIF_KEEP_DAYS after it was queued (the prune_whatif_runs task)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for a worker"
+        RUNNING = "running", "Replaying"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        # It died without saying so (the hard time limit, its worker gone, or no worker took it): judged so by
+        # whoever reads it past the instant it must have ended (scaling.whatif).
+        KILLED = "killed", "Killed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="whatif_runs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="whatif_runs"
+    )
+    created_at = models.DateTimeField()  # queued
+    started_at = models.DateTimeField(null=True, blank=True)  # a worker took it
+    finished_at = models.DateTimeField(null=True, blank=True)
+    range_start = models.DateTimeField()
+    range_end = models.DateTimeField()
+    policy = models.CharField(max_length=40)  # a built-in policy's name, or "current"
+    params = models.JSONField(null=True, blank=True)  # edited engine parameters, which replace "current"'s
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)  # of the replay, 0 to 1
+    error = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True)  # scaling.sim.whatif.compare's, when done
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["service", "-created_at"], name="whatif_run_service_time"),
+            models.Index(fields=["created_at"], name="whatif_run_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"what-if {self.id.hex} on {self.service} ({self.status})"
+
+    @property
+    def job_id(self) -> str:
+        return self.id.hex
+
+    @property
+    def edited(self) -> bool:
+        return self.params is not None

@@ -1,58 +1,55 @@
-"""What-if jobs: replay a policy over a service's recorded traffic in a Celery task.
+"""What-if runs: replay a policy over a service's recorded traffic in a Celery task.
 
-The job's state lives in Redis under `tipoff:whatif:<job id>` for an hour
-(status, progress, result); nothing is written to the database, so there is
-nothing to audit. The web request only starts the job and reads its state;
-the replay itself (scaling.sim.whatif.compare) runs in a worker.
+Each run is a WhatIfRun row: what was asked and by whom, its state (queued, running, done, failed, killed),
+its progress and, once done, its result; the worker writes each change of state in one UPDATE of that row,
+and the page and a run's permalink (the what-if page with `?job=<id>`) read it there. Runs are kept
+RUNS_KEPT_DAYS after they were queued (prune_whatif_runs). A run changes no capacity: starting one is not
+audited.
 
-Each user may have at most WHATIF_MAX_PER_USER jobs queued or running, so that
-one operator clicking Run again and again cannot queue replays ahead of
-everyone else's. The slots are a Redis sorted set per user, `tipoff:whatif:slots:<user id>`:
-job ids scored by the instant their slot lapses. A job gives its slot back when it
-ends, whatever the end; a job that dies without doing so (a worker killed, the hard
-time limit) loses it when it lapses, an hour after queueing as its state does, or
-the hard time limit after it began to run. A job killed at the hard limit cannot write its
-end either: its state says "running" until it expires, so a reader takes a job still running
-past the limit (the instant its slot lapses) as stopped there (whatif_state).
-
-A job's permalink is the what-if page with `?job=<id>`; the page lists the user's recent jobs
-on the service from `tipoff:whatif:recent:<user id>`, job ids scored by the instant they were
-queued, for as long as their state lasts (whatif_recent).
+Each user may have at most WHATIF_MAX_PER_USER runs queued or running, so that one operator clicking Run
+again and again cannot queue replays ahead of everyone else's. The slots are a Redis sorted set per user,
+`tipoff:whatif:slots:<user id>`: job ids scored by the instant their slot lapses. A run gives its slot back
+when it ends, whatever the end; one that dies without doing so (a worker killed, the hard time limit) loses
+it when it lapses: QUEUE_WAIT_LIMIT_S after queueing if no worker took it, or the hard time limit after it
+began to run. A run that dies so cannot write its end either: whoever next reads it past the instant its
+slot lapsed judges it killed there (_settle_dead), so the page says so as the slot frees.
 """
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from scaling.models import MetricSample, Service
+from scaling.models import MetricSample, Service, WhatIfRun
 from scaling.policy.types import PolicyParams
 from scaling.selectors import game_specs, service_spec
 from scaling.sim.policies import BUILTIN, EnginePolicy
 from scaling.sim.replay import ReplayPolicy
 from scaling.sim.whatif import RecordedSample, WhatIfError, compare
 
-JOB_TTL_S = 3600
-RUN_SOFT_TIME_LIMIT_S, RUN_TIME_LIMIT_S = 540, 600  # the Celery task's; the worker kills the job at the second
+QUEUE_WAIT_LIMIT_S = 3600  # a run no worker has taken in this long is given up, and its slot lapses
+RUN_SOFT_TIME_LIMIT_S, RUN_TIME_LIMIT_S = 540, 600  # the Celery task's; the worker kills the run at the second
 MAX_RANGE = timedelta(days=7)
 CURRENT_POLICY = "current"
 PROGRESS_STEP = 0.02  # the page's progress moves in steps of this fraction
-# The longest a job's state may last after it is queued: an hour waiting for a worker, the hard time limit
-# running, then an hour after its last write.
-STATE_LASTS_AT_MOST_S = 2 * JOB_TTL_S + RUN_TIME_LIMIT_S
-RECENT_KEPT = 20  # recent jobs remembered per user, across services
+RUNS_KEPT_DAYS = 30
+RECENT_SHOWN = 20  # runs the page lists per service
+
+Status = WhatIfRun.Status
 
 
 def _stopped_at(limit_s: int) -> str:
     return f"it stopped at the time limit of {limit_s} s; run it again over a shorter range"
+
+
+NO_WORKER = f"no worker took it within {QUEUE_WAIT_LIMIT_S // 60} minutes of its queueing; run it again"
 
 
 @dataclass(frozen=True)
@@ -73,24 +70,16 @@ class WhatIfRangeError(WhatIfError):
 
 
 class WhatIfBusy(Exception):
-    """The user already has as many jobs queued or running as they may."""
+    """The user already has as many runs queued or running as they may."""
 
-    def __init__(self, jobs: dict[str, dict[str, Any]], limit: int) -> None:
-        self.jobs = jobs  # job id -> its state, for the jobs still queued or running
+    def __init__(self, runs: list[WhatIfRun], limit: int) -> None:
+        self.runs = runs  # those still queued or running, oldest first
         self.limit = limit
-        super().__init__(f"{len(jobs)} what-if jobs already queued or running (at most {limit} at once)")
-
-
-def _key(job_id: str) -> str:
-    return f"tipoff:whatif:{job_id}"
+        super().__init__(f"{len(runs)} what-if runs already queued or running (at most {limit} at once)")
 
 
 def _slots_key(user_id: int) -> str:
     return f"tipoff:whatif:slots:{user_id}"
-
-
-def _recent_key(user_id: int) -> str:
-    return f"tipoff:whatif:recent:{user_id}"
 
 
 # Counting the user's slots and taking one must be one step, or two clicks at once both see a free slot.
@@ -107,24 +96,26 @@ return {}
 """
 
 
-def _claim_slot(user_id: int, job_id: str, limit: int) -> list[str]:
-    """Take one of the user's slots for job_id until the job's state expires; the holders' ids if none is free."""
+def _claim_slot(user_id: int, job_id: str, limit: int, now: datetime) -> list[str]:
+    """Take one of the user's slots for job_id until no worker could take it any more; the holders' ids if
+    none is free."""
     from scaling.services import redis_client
 
-    now = time.time()
-    held = redis_client().eval(_CLAIM_SLOT, 1, _slots_key(user_id), now, limit, job_id, now + JOB_TTL_S, JOB_TTL_S)
+    now_s = now.timestamp()
+    lapses_s = now_s + QUEUE_WAIT_LIMIT_S
+    held = redis_client().eval(_CLAIM_SLOT, 1, _slots_key(user_id), now_s, limit, job_id, lapses_s, QUEUE_WAIT_LIMIT_S)
     return [h.decode() for h in held]
 
 
 def _hold_slot_while_running(user_id: int | None, job_id: str, started_s: float) -> None:
-    """A running job ends within the hard time limit, dead or alive: its slot lapses then, not an hour on."""
+    """A running run ends within the hard time limit, dead or alive: its slot lapses then, not an hour on."""
     from scaling.services import redis_client
 
-    if user_id is None:  # queued before there were slots
+    if user_id is None:  # its user deleted since
         return
     pipe = redis_client().pipeline()
     pipe.zadd(_slots_key(user_id), {job_id: started_s + RUN_TIME_LIMIT_S}, xx=True)
-    pipe.expire(_slots_key(user_id), JOB_TTL_S)  # no slot in the set lapses later: the set goes with its last
+    pipe.expire(_slots_key(user_id), QUEUE_WAIT_LIMIT_S)  # no slot in the set lapses later: the set goes with its last
     pipe.execute()
 
 
@@ -135,25 +126,50 @@ def _release_slot(user_id: int | None, job_id: str) -> None:
         redis_client().zrem(_slots_key(user_id), job_id)
 
 
-def _write(job_id: str, state: dict[str, Any]) -> None:
-    from scaling.services import redis_client
+def _settle_dead(runs: QuerySet[WhatIfRun], now: datetime) -> None:
+    """Judge killed those of `runs` that must have ended without saying so, at the instant their slot lapsed:
+    one still running at the hard time limit (the worker killed it, or died), one still queued when no
+    worker may take it any more. A compare-and-set on the state: a run that wrote its end first keeps it."""
+    run_limit, queue_limit = timedelta(seconds=RUN_TIME_LIMIT_S), timedelta(seconds=QUEUE_WAIT_LIMIT_S)
+    runs.filter(status=Status.RUNNING, started_at__lte=now - run_limit).update(
+        status=Status.KILLED, finished_at=F("started_at") + run_limit, error=_stopped_at(RUN_TIME_LIMIT_S)
+    )
+    runs.filter(status=Status.QUEUED, created_at__lte=now - queue_limit).update(
+        status=Status.KILLED, finished_at=F("created_at") + queue_limit, error=NO_WORKER
+    )
 
-    redis_client().set(_key(job_id), json.dumps(state, default=str), ex=JOB_TTL_S)
 
-
-def whatif_state(job_id: str) -> dict[str, Any] | None:
-    """The job's state; a job still "running" past the hard time limit is dead (the worker killed it
-    before it could say so) and is given as failed there."""
-    from scaling.services import redis_client
-
-    raw = redis_client().get(_key(job_id))
-    if not raw:
+def _run_id(job_id: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(job_id)
+    except ValueError:
         return None
-    state: dict[str, Any] = json.loads(raw)
-    started_s = state.get("run_started_epoch_s")
-    if state["status"] == "running" and started_s is not None and time.time() >= started_s + RUN_TIME_LIMIT_S:
-        return {**state, "status": "failed", "error": _stopped_at(RUN_TIME_LIMIT_S)}
-    return state
+
+
+def whatif_run_get(job_id: str, *, service_id: int) -> WhatIfRun | None:
+    """The service's run with this job id (as its permalink gives it), dead ones judged so; None if none."""
+    run_id = _run_id(job_id)
+    if run_id is None:
+        return None
+    runs = WhatIfRun.objects.filter(pk=run_id, service_id=service_id)
+    _settle_dead(runs, timezone.now())
+    return runs.select_related("service", "created_by").first()
+
+
+def whatif_runs_recent(service_id: int) -> list[WhatIfRun]:
+    """The service's RECENT_SHOWN newest runs, by anyone, dead ones judged so."""
+    runs = WhatIfRun.objects.filter(service_id=service_id)
+    _settle_dead(runs, timezone.now())
+    return list(runs.select_related("created_by").order_by("-created_at")[:RECENT_SHOWN])
+
+
+def _live_runs(job_ids: list[str]) -> list[WhatIfRun]:
+    """Those of the runs holding a user's slots that are still queued or running (not one that has just
+    ended and is giving its slot back), oldest first."""
+    runs = WhatIfRun.objects.filter(pk__in=[run_id for run_id in map(_run_id, job_ids) if run_id is not None])
+    _settle_dead(runs, timezone.now())
+    live = runs.filter(status__in=(Status.QUEUED, Status.RUNNING))
+    return list(live.select_related("service").order_by("created_at"))
 
 
 def _check_range(request: WhatIfRequest) -> None:
@@ -179,10 +195,12 @@ def _check_range(request: WhatIfRequest) -> None:
 
 
 def whatif_start(request: WhatIfRequest, *, user_id: int) -> str:
-    """Validate the request, take one of the user's slots, record the job as queued and enqueue
-    the replay; returns the job id. Raises WhatIfRangeError for a range with nothing to replay and
-    WhatIfBusy, naming the user's jobs, when no slot is free; neither takes a slot."""
-    from scaling.services import redis_client
+    """1. Validate the request: WhatIfRangeError for a range with nothing to replay, WhatIfError or
+       ValueError for the rest.
+    2. Take one of the user's slots: WhatIfBusy, naming the user's runs, when none is free.
+    3. Record the run as queued and enqueue its replay; returns its job id.
+
+    Neither refusal takes a slot. Called outside a transaction: the worker must find the row committed."""
     from scaling.tasks import whatif_run
 
     if request.end <= request.start:
@@ -194,52 +212,35 @@ def whatif_start(request: WhatIfRequest, *, user_id: int) -> str:
         raise WhatIfError(f"unknown policy {request.policy!r}")
     if request.params is not None:
         PolicyParams.from_dict(request.params)  # raises ValueError naming the parameter
-    job_id = uuid.uuid4().hex
+    now = timezone.now()
+    run_id = uuid.uuid4()
     limit = settings.WHATIF_MAX_PER_USER
-    held = _claim_slot(user_id, job_id, limit)
+    held = _claim_slot(user_id, run_id.hex, limit, now)
     if held:
-        states = {held_id: whatif_state(held_id) for held_id in held}
-        # Not one that has just ended and is giving its slot back.
-        live = {
-            held_id: state for held_id, state in states.items() if state and state["status"] in ("queued", "running")
-        }
-        raise WhatIfBusy(live, limit)
+        raise WhatIfBusy(_live_runs(held), limit)
     try:
-        _write(
-            job_id,
-            {
-                "status": "queued",
-                "progress": 0.0,
-                "service_id": request.service_id,
-                "user_id": user_id,
-                "start": request.start.isoformat(),
-                "end": request.end.isoformat(),
-                "policy": request.policy,
-                "params": request.params,
-            },
+        run = WhatIfRun.objects.create(
+            id=run_id,
+            service_id=request.service_id,
+            created_by_id=user_id,
+            created_at=now,
+            range_start=request.start,
+            range_end=request.end,
+            policy=request.policy,
+            params=request.params,
         )
-        whatif_run.delay(job_id)
     except BaseException:
-        _release_slot(user_id, job_id)  # nothing was queued
+        _release_slot(user_id, run_id.hex)  # nothing was queued
         raise
-    queued_s = time.time()
-    pipe = redis_client().pipeline()
-    pipe.zadd(_recent_key(user_id), {job_id: queued_s})
-    pipe.zremrangebyscore(_recent_key(user_id), "-inf", queued_s - STATE_LASTS_AT_MOST_S)
-    pipe.zremrangebyrank(_recent_key(user_id), 0, -RECENT_KEPT - 1)
-    pipe.expire(_recent_key(user_id), STATE_LASTS_AT_MOST_S)
-    pipe.execute()
-    return job_id
-
-
-def whatif_recent(user_id: int, service_id: int) -> list[tuple[str, dict[str, Any]]]:
-    """The user's jobs on the service whose state is still kept, newest first: (job id, state)."""
-    from scaling.services import redis_client
-
-    newest_first = cast("list[bytes]", redis_client().zrevrange(_recent_key(user_id), 0, -1))
-    ids = [job_id.decode() for job_id in newest_first]
-    states = ((job_id, whatif_state(job_id)) for job_id in ids)
-    return [(job_id, state) for job_id, state in states if state is not None and state["service_id"] == service_id]
+    try:
+        whatif_run.delay(run.job_id)
+    except BaseException as exc:
+        _release_slot(user_id, run.job_id)
+        WhatIfRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+            status=Status.FAILED, finished_at=timezone.now(), error=f"it could not be queued ({type(exc).__name__})"
+        )
+        raise
+    return run.job_id
 
 
 def _policy(service: Service, name: str, params: dict[str, Any] | None) -> ReplayPolicy:
@@ -250,53 +251,64 @@ def _policy(service: Service, name: str, params: dict[str, Any] | None) -> Repla
     return BUILTIN[name]()
 
 
+def _update(run_id: uuid.UUID, **fields: Any) -> bool:
+    """Write to a running run; one judged killed meanwhile (_settle_dead) keeps that verdict."""
+    return WhatIfRun.objects.filter(pk=run_id, status=Status.RUNNING).update(**fields) == 1
+
+
 def whatif_execute(job_id: str) -> str:
-    """Run one queued job (called by the Celery task) and give its slot back; returns its final status."""
-    state = whatif_state(job_id)
-    if state is None:
-        return "expired"  # its slot lapsed with it
-    # One instant for the slot's lapse and the state's deadline: the page calls the job dead as its slot frees.
-    started_s = time.time()
-    _hold_slot_while_running(state.get("user_id"), job_id, started_s)
+    """Run one queued run (called by the Celery task) and give its slot back; returns its final state."""
+    run_id = _run_id(job_id)
+    if run_id is None:
+        return "gone"
+    # One instant for the slot's lapse and the run's deadline: the page calls the run killed as its slot frees.
+    now = timezone.now()
     # Running from now, before the samples load: a worker killed while they do is then judged dead with its slot.
-    state = {**state, "run_started_epoch_s": started_s, "status": "running", "progress": 0.0}
-    _write(job_id, state)
+    taken = WhatIfRun.objects.filter(
+        pk=run_id, status=Status.QUEUED, created_at__gt=now - timedelta(seconds=QUEUE_WAIT_LIMIT_S)
+    ).update(status=Status.RUNNING, started_at=now, progress=0.0)
+    if not taken:  # pruned, or its service deleted; given up waiting; or a second delivery of it
+        runs = WhatIfRun.objects.filter(pk=run_id)
+        _settle_dead(runs, now)
+        status = runs.values_list("status", flat=True).first()
+        return "gone" if status is None else str(status)
+    run = WhatIfRun.objects.select_related("service").get(pk=run_id)
+    _hold_slot_while_running(run.created_by_id, job_id, now.timestamp())
     try:
-        return _replay(job_id, state)
+        return _replay(run)
     finally:
-        _release_slot(state.get("user_id"), job_id)
+        _release_slot(run.created_by_id, job_id)
 
 
-def _replay(job_id: str, state: dict[str, Any]) -> str:
+def _replay(run: WhatIfRun) -> str:
     reported = [0.0]  # whatif_execute wrote 0 as it started
 
     def progress(fraction: float) -> None:
-        if fraction - reported[0] >= PROGRESS_STEP:  # a Redis write per 2 %, not per slice of the trace
+        if fraction - reported[0] >= PROGRESS_STEP:  # a write per 2 %, not per slice of the trace
             reported[0] = fraction
-            _write(job_id, {**state, "status": "running", "progress": round(fraction, 3)})
+            _update(run.pk, progress=round(fraction, 3))
+
+    def finish(status: str, **fields: Any) -> None:
+        _update(run.pk, status=status, finished_at=timezone.now(), **fields)
 
     try:
-        service = Service.objects.get(pk=state["service_id"])
-        start, end = datetime.fromisoformat(state["start"]), datetime.fromisoformat(state["end"])
+        service = run.service
+        start, end = run.range_start, run.range_end
         rows = MetricSample.objects.filter(service=service, ts__gte=start, ts__lt=end).order_by("ts")
         samples = [RecordedSample(r.ts, r.rps, r.provisioned, r.ready) for r in rows]
         games = game_specs(start - timedelta(hours=4), end + timedelta(hours=6))
         result = compare(
-            samples,
-            service_spec(service),
-            _policy(service, state["policy"], state["params"]),
-            games=games,
-            progress=progress,
+            samples, service_spec(service), _policy(service, run.policy, run.params), games=games, progress=progress
         )
     except (WhatIfError, ValueError) as exc:
-        _write(job_id, {**state, "status": "failed", "error": str(exc)})
+        finish(Status.FAILED, error=str(exc))
         return "failed"
     except SoftTimeLimitExceeded:
-        _write(job_id, {**state, "status": "failed", "error": _stopped_at(RUN_SOFT_TIME_LIMIT_S)})
+        finish(Status.FAILED, error=_stopped_at(RUN_SOFT_TIME_LIMIT_S))
         raise
     except BaseException as exc:
-        # A worker shutting down, a bug: the page must not say "running" until the key expires.
-        _write(job_id, {**state, "status": "failed", "error": f"the replay stopped: {type(exc).__name__}"})
+        # A worker shutting down, a bug: the page must not say "running" until the hard limit has passed.
+        finish(Status.FAILED, error=f"the replay stopped: {type(exc).__name__}")
         raise
-    _write(job_id, {**state, "status": "done", "progress": 1.0, "result": result})
+    finish(Status.DONE, progress=1.0, result=result)
     return "done"

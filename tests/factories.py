@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib.auth.models import Group, User
 
-from scaling.models import Service, SimulatedFleet
+from scaling.models import Service, SimulatedFleet, WhatIfRun
 
 T0 = datetime(2026, 1, 15, 23, 30, tzinfo=UTC)
 
@@ -32,3 +32,16 @@ def make_user(username: str = "operator", role: str = "operator", password: str 
     group = Group.objects.get_or_create(name=role)[0]
     User.groups.through.objects.bulk_create([User.groups.through(user_id=user.pk, group_id=group.pk)])
     return user
+
+
+def make_whatif_run(service: Service, *, created_at: datetime, user: User | None = None, **fields: Any) -> WhatIfRun:
+    """A what-if run as if queued at created_at (over the hour before it), without a slot or a worker."""
+    return WhatIfRun.objects.create(
+        service=service,
+        created_by=user,
+        created_at=created_at,
+        range_start=created_at - timedelta(hours=1),
+        range_end=created_at,
+        policy=fields.pop("policy", "hpa"),
+        **fields,
+    )

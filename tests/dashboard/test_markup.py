@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from scaling import services
 from scaling.audit import Actor
-from scaling.models import Game, GameDayRule, Override, Service
+from scaling.models import Game, GameDayRule, Override, Service, WhatIfRun
 from scaling.overrides import override_create
 from scaling.schedule.rules import RuleSpec, rule_create
-from tests.factories import make_service, make_user
+from tests.factories import make_service, make_user, make_whatif_run
 from tests.markup import broken_references
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("whatif_slots_free")]
@@ -30,6 +30,10 @@ def _page(name: str) -> Url:
 
 def _of_service(name: str) -> Url:
     return lambda service: reverse(name, args=[service.name])
+
+
+def _whatif_run(service: Service) -> str:
+    return f"{reverse('dashboard:whatif', args=[service.name])}?job={WhatIfRun.objects.get().job_id}"
 
 
 def _of_rule(service: Service) -> str:
@@ -49,6 +53,7 @@ PAGES: dict[str, Url] = {
     "calendar": _page("dashboard:calendar"),
     "audit": _page("dashboard:audit"),
     "whatif": _of_service("dashboard:whatif"),
+    "whatif-run": _whatif_run,
     "policy": _of_service("dashboard:policy"),
     "policy-edit": _of_service("dashboard:policy-edit"),
     "service-new": _page("dashboard:service-new"),
@@ -100,6 +105,7 @@ def service() -> Service:
         actor=Actor.system("t"),
     )
     assert pin.status == Override.Status.PENDING_APPROVAL  # its approve and reject forms show
+    make_whatif_run(service, created_at=timezone.now(), status="failed", error="no samples")  # listed, and opens
     return service
 
 

@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from dashboard import whatif as whatif_page
 from scaling import tasks
-from scaling.models import MetricSample, Service
+from scaling.models import MetricSample, Service, WhatIfRun
 from scaling.sim.whatif import WhatIfError
-from scaling.whatif import RUN_SOFT_TIME_LIMIT_S, RUN_TIME_LIMIT_S, whatif_execute, whatif_state
+from scaling.whatif import RUN_SOFT_TIME_LIMIT_S, RUN_TIME_LIMIT_S, whatif_execute
 from tests.factories import make_service, make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("whatif_slots_free")]
@@ -82,9 +82,7 @@ def test_it_runs_a_job_in_the_background_and_shows_results_side_by_side(
     job_id = queued[0]
     assert b'data-whatif-status="queued"' in response.content
     assert f"?job={job_id}".encode() in response.content  # polls for progress
-    state = whatif_state(job_id)
-    assert state is not None
-    assert state["status"] == "queued"
+    assert WhatIfRun.objects.get(pk=job_id).status == "queued"
 
     assert whatif_execute(job_id) == "done"  # what the Celery task does
 
@@ -94,7 +92,8 @@ def test_it_runs_a_job_in_the_background_and_shows_results_side_by_side(
     assert "What happened" in body
     assert "static-peak" in body
     assert 'id="whatif-figures"' in body
-    result: dict[str, Any] = whatif_state(job_id)["result"]  # type: ignore[index]
+    result = WhatIfRun.objects.get(pk=job_id).result
+    assert result is not None
     # The charts' time axis is the operator's wall clock and says so, as the service page's charts do.
     figures = whatif_page._figures(result)
     first = datetime.fromisoformat(result["series"]["ts"][0])
@@ -240,38 +239,86 @@ def test_a_started_job_has_a_permalink_the_address_bar_takes(
     assert without_htmx.status_code == 303 and without_htmx["Location"] == f"{url}?job={queued[1]}"
 
 
-def test_the_page_lists_the_users_recent_jobs_on_this_service_while_their_state_lasts(
+def _listed(page: str) -> dict[str, str]:
+    """The recent runs the page lists, in its order: job id -> its row."""
+    rows = page.split("data-whatif-recent", 1)[1].split("</table>", 1)[0].split("<tr")[2:]  # after the heading's
+    return {row.split("?job=", 1)[1].split('"', 1)[0]: row for row in rows}
+
+
+def test_the_page_lists_everyones_recent_runs_on_this_service_newest_first_the_viewers_own_marked(
     client: Client, service: Service, queued: list[str]
 ) -> None:
-    from scaling.services import redis_client
-
     other_service = make_service("live-odds")
     MetricSample.objects.bulk_create(
         MetricSample(service=other_service, ts=timezone.now() - timedelta(minutes=i), rps=10.0) for i in range(1, 5)
     )
     operator = _login(client, "operator")
-    url = reverse("dashboard:whatif", args=[service.name])
-    operator.post(url, {"range": "1h", "policy": "hpa"})
-    assert whatif_execute(queued[0]) == "done"
-    operator.post(reverse("dashboard:whatif", args=[other_service.name]), {"range": "1h", "policy": "hpa"})
-    assert whatif_execute(queued[1]) == "done"
-    operator.post(url, {"range": "1h", "policy": "static-peak"})
     someone_else = Client()
     someone_else.force_login(make_user("op2", "operator"))
-    someone_else.post(url, {"range": "1h", "policy": "hpa"})
+    url = reverse("dashboard:whatif", args=[service.name])
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        operator.post(url, {"range": "1h", "policy": "hpa"})
+        assert whatif_execute(queued[0]) == "done"
+        traveller.shift(timedelta(seconds=1))
+        operator.post(reverse("dashboard:whatif", args=[other_service.name]), {"range": "1h", "policy": "hpa"})
+        assert whatif_execute(queued[1]) == "done"
+        traveller.shift(timedelta(seconds=1))
+        operator.post(url, {"range": "1h", "policy": "static-peak"})
+        traveller.shift(timedelta(seconds=1))
+        someone_else.post(url, {"range": "1h", "policy": "edited", "params": '{"tolerance": 0.2}'})
 
-    page = operator.get(url).content.decode()
+        listed = _listed(operator.get(url).content.decode())
 
-    listed = page.split("data-whatif-recent", 1)[1]
-    assert f"?job={queued[2]}" in listed and f"?job={queued[0]}" in listed
-    assert listed.index(queued[2]) < listed.index(queued[0])  # newest first
-    assert queued[1] not in listed and queued[3] not in listed  # another service's, another person's
-    assert "static-peak" in listed and "waiting for a worker" in listed and "done" in listed
-    started = operator.post(url, {"range": "1h", "policy": "hpa"}, headers={"HX-Request": "true"}).content.decode()
-    assert 'id="whatif-recent"' in started and f"?job={queued[4]}" in started  # the list comes along, out of band
+        assert list(listed) == [queued[3], queued[2], queued[0]]  # newest first; not another service's
+        theirs, waiting, done = listed.values()
+        assert "op2" in theirs and "edited" in theirs and "data-whatif-mine" not in theirs
+        assert "<strong>you</strong>" in waiting and "data-whatif-mine" in waiting and "static-peak" in waiting
+        assert "waiting for a worker" in waiting and "done" in done and "hpa" in done
+        queued_at = WhatIfRun.objects.get(pk=queued[0]).created_at.astimezone(ZoneInfo(settings.OPERATOR_TIME_ZONE))
+        assert f"{queued_at:%H:%M} {queued_at.tzname()} (" in done  # when, in the operator's zone with UTC beside
+        # Everyone's, to anyone who may view the service, none of them marked theirs.
+        viewer = Client()
+        viewer.force_login(make_user("viewer", "viewer"))
+        seen = _listed(viewer.get(url).content.decode())
+        assert list(seen) == list(listed) and not any("data-whatif-mine" in row for row in seen.values())
+        started = operator.post(url, {"range": "1h", "policy": "hpa"}, headers={"HX-Request": "true"}).content.decode()
+        assert 'id="whatif-recent"' in started and f"?job={queued[4]}" in started  # the list comes along, out of band
 
-    redis_client().delete(f"tipoff:whatif:{queued[0]}")  # its state expired
-    assert f"?job={queued[0]}" not in operator.get(url).content.decode()
+
+def test_a_run_is_listed_and_opens_at_its_link_after_an_hour_and_a_redis_flush(
+    client: Client, service: Service, queued: list[str]
+) -> None:
+    from scaling.services import redis_client
+
+    user = make_user("operator", "operator")
+    client.force_login(user)
+    url = reverse("dashboard:whatif", args=[service.name])
+    client.post(url, {"range": "1h", "policy": "hpa"})
+    assert whatif_execute(queued[0]) == "done"
+    client.post(url, {"range": "1h", "policy": "static-peak"})  # no worker ever takes it
+    redis_client().flushdb()
+
+    with time_machine.travel(timezone.now() + timedelta(days=29)):
+        client.force_login(user)  # a new session: the old one went with Redis
+        listed = _listed(client.get(url).content.decode())
+        assert list(listed) == [queued[1], queued[0]]
+        assert "killed" in listed[queued[1]] and "done" in listed[queued[0]]
+        viewer = Client()
+        viewer.force_login(make_user("viewer", "viewer"))  # anyone who may view opens the link
+        page = viewer.get(f"{url}?job={queued[0]}")
+        assert page.status_code == 200 and "data-whatif-result" in page.content.decode()
+        gone = viewer.get(f"{url}?job={queued[1]}", headers={"HX-Request": "true"}).content.decode()
+        assert 'data-whatif-status="killed"' in gone and "no worker took it" in gone and "hx-get" not in gone
+
+
+def test_the_page_lists_the_20_newest_runs(client: Client, service: Service) -> None:
+    from tests.factories import make_whatif_run
+
+    now = timezone.now()
+    runs = [make_whatif_run(service, created_at=now - timedelta(minutes=i), status="done") for i in range(21)]
+    listed = _listed(_login(client, "viewer").get(reverse("dashboard:whatif", args=[service.name])).content.decode())
+    assert list(listed) == [run.job_id for run in runs[:20]]
+    assert "a deleted user" in listed[runs[0].job_id]  # made by no one
 
 
 def test_an_unknown_job_is_not_found(client: Client, service: Service) -> None:
@@ -314,13 +361,9 @@ def test_a_job_the_time_limit_stops_says_it_failed_instead_of_running(
     monkeypatch.setattr(scaling.whatif, "compare", stopped)
     with pytest.raises(SoftTimeLimitExceeded):
         whatif_execute(queued[0])
-    state = whatif_state(queued[0])
-    assert state is not None
-    assert state["status"] == "failed"
-    assert (
-        state["error"]
-        == f"it stopped at the time limit of {RUN_SOFT_TIME_LIMIT_S} s; run it again over a shorter range"
-    )
+    run = WhatIfRun.objects.get(pk=queued[0])
+    assert run.status == "failed" and run.finished_at is not None
+    assert run.error == f"it stopped at the time limit of {RUN_SOFT_TIME_LIMIT_S} s; run it again over a shorter range"
 
 
 def test_a_job_killed_at_the_hard_time_limit_shows_as_stopped_and_the_page_stops_polling(
@@ -331,7 +374,7 @@ def test_a_job_killed_at_the_hard_time_limit_shows_as_stopped_and_the_page_stops
     def killed(*args: object, progress: Callable[[float], None], **kwargs: object) -> dict[str, Any]:
         progress(0.3)
         # The worker kills the process: nothing after this line runs, so nothing more is written or freed.
-        monkeypatch.setattr(scaling.whatif, "_write", lambda job_id, state: None)
+        monkeypatch.setattr(scaling.whatif, "_update", lambda run_id, **fields: False)
         monkeypatch.setattr(scaling.whatif, "_release_slot", lambda user_id, job_id: None)
         raise SystemExit()
 
@@ -349,9 +392,9 @@ def test_a_job_killed_at_the_hard_time_limit_shows_as_stopped_and_the_page_stops
         assert 'data-whatif-status="running"' in body and "hx-get" in body  # it may yet finish
         assert "replaying, 30 %" in _run(operator, service).content.decode()  # and holds its slot
 
-        traveller.shift(timedelta(seconds=2))
+        traveller.shift(timedelta(seconds=1))
         body = operator.get(f"{url}?job={queued[0]}", headers={"HX-Request": "true"}).content.decode()
-        assert 'data-whatif-status="failed"' in body and "hx-get" not in body  # no more polling
+        assert 'data-whatif-status="killed"' in body and "hx-get" not in body  # no more polling
         assert f"stopped at the time limit of {RUN_TIME_LIMIT_S} s" in body and "shorter range" in body
         assert _run(operator, service).status_code == 303  # its slot came back at the same instant
 
@@ -362,18 +405,23 @@ def test_the_page_sees_a_job_progress(
     import scaling.whatif
 
     seen: list[float] = []
-    write = scaling.whatif._write
+    update = scaling.whatif._update
 
-    def spy(job_id: str, state: dict[str, Any]) -> None:
-        if state.get("status") == "running":
-            seen.append(state["progress"])
-        write(job_id, state)
+    def spy(run_id: Any, **fields: Any) -> bool:
+        written = update(run_id, **fields)
+        if "status" not in fields:  # a report of progress while it runs, as the page reads it
+            seen.append(WhatIfRun.objects.get(pk=run_id).progress)
+        return written
 
-    _login(client, "operator").post(reverse("dashboard:whatif", args=[service.name]), {"range": "1h", "policy": "hpa"})
-    monkeypatch.setattr(scaling.whatif, "_write", spy)
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[service.name])
+    operator.post(url, {"range": "1h", "policy": "hpa"})
+    monkeypatch.setattr(scaling.whatif, "_update", spy)
     monkeypatch.setattr("scaling.sim.replay.PROGRESS_EVERY_STEPS", 50)  # an hour is fewer steps than a report's
     assert whatif_execute(queued[0]) == "done"
-    assert seen[0] == 0.0 and len(seen) > 2 and seen == sorted(seen)
+    assert len(seen) > 2 and seen == sorted(seen) and 0.0 < seen[0] < seen[-1] < 1.0
+    # Each report of at least PROGRESS_STEP: a handful of writes of the run's row, not one per slice of the trace.
+    assert all(b - a >= scaling.whatif.PROGRESS_STEP - 0.001 for a, b in pairwise(seen))
 
 
 def _busy_block(body: str) -> str:
@@ -418,14 +466,12 @@ def test_under_htmx_a_refusal_replaces_the_form_with_an_answer_htmx_swaps(
 
 
 def test_a_running_job_is_named_with_its_progress(client: Client, service: Service, queued: list[str]) -> None:
-    import scaling.whatif
 
     operator = _login(client, "operator")
     _run(operator, service)
     _run(operator, service)
-    state = whatif_state(queued[0])
-    assert state is not None
-    scaling.whatif._write(queued[0], {**state, "status": "running", "progress": 0.4})  # as a worker reports it
+    # As a worker reports it.
+    WhatIfRun.objects.filter(pk=queued[0]).update(status="running", started_at=timezone.now(), progress=0.4)
     body = _run(operator, service).content.decode()
     busy = _busy_block(body)
     assert "replaying, 40 %" in busy and busy.count("waiting for a worker") == 1
@@ -486,8 +532,8 @@ def test_edited_parameters_the_policy_editor_accepts_run(client: Client, service
         {"range": "1h", "policy": "edited", "params": '{"tolerance": 0.2}'},
     )
     assert response.status_code == 303 and len(queued) == 1
-    state = whatif_state(queued[0])
-    assert state is not None and state["params"]["tolerance"] == 0.2
+    run = WhatIfRun.objects.get(pk=queued[0])
+    assert run.policy == "current" and run.params == {"tolerance": 0.2}
 
 
 def test_start_and_end_say_their_zone_and_format(client: Client, service: Service) -> None:

@@ -1,5 +1,6 @@
-"""What-if slots: at most WHATIF_MAX_PER_USER jobs per user queued or running, however the clicks arrive,
-and a slot comes back even from a job that died holding it."""
+"""What-if runs: at most WHATIF_MAX_PER_USER per user queued or running, however the clicks arrive, a slot
+comes back even from a run that died holding it, and each run is kept in the database, judged killed when it
+died without saying so, until it is pruned."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ import time_machine
 from django.utils import timezone
 
 from scaling import tasks
-from scaling.models import MetricSample, Service
+from scaling.models import MetricSample, Service, WhatIfRun
 from scaling.whatif import (
-    JOB_TTL_S,
+    QUEUE_WAIT_LIMIT_S,
     RUN_TIME_LIMIT_S,
+    RUNS_KEPT_DAYS,
     WhatIfBusy,
     WhatIfRangeError,
     WhatIfRequest,
     whatif_execute,
-    whatif_state,
+    whatif_run_get,
 )
 from tests.factories import make_service, make_user
 
@@ -56,6 +58,13 @@ def start() -> Callable[[int], str]:
     return start
 
 
+def _read(job_id: str) -> WhatIfRun:
+    """The run as the page reads it."""
+    run = whatif_run_get(job_id, service_id=WhatIfRun.objects.get(pk=job_id).service_id)
+    assert run is not None
+    return run
+
+
 @pytest.mark.django_db(transaction=True)  # each click's thread reads the recorded samples on its own connection
 def test_simultaneous_starts_take_no_more_slots_than_the_cap(
     start: Callable[[int], str], queued: list[str], settings: Any
@@ -87,23 +96,29 @@ def test_a_refusal_names_the_jobs_that_hold_the_slots(start: Callable[[int], str
     first, second = start(user_id), start(user_id)
     with pytest.raises(WhatIfBusy) as refused:
         start(user_id)
-    assert set(refused.value.jobs) == {first, second} and refused.value.limit == 2
-    assert {state["status"] for state in refused.value.jobs.values()} == {"queued"}
-    assert whatif_state(first)["user_id"] == user_id  # type: ignore[index]
+    assert [run.job_id for run in refused.value.runs] == [first, second] and refused.value.limit == 2
+    assert {run.status for run in refused.value.runs} == {"queued"}
+    assert WhatIfRun.objects.get(pk=first).created_by_id == user_id
 
 
-def test_a_job_no_worker_takes_gives_its_slot_back_when_its_state_expires(
+def test_a_job_no_worker_takes_gives_its_slot_back_and_is_killed_when_no_worker_may_take_it(
     start: Callable[[int], str], queued: list[str]
 ) -> None:
     user_id = make_user().pk
     with time_machine.travel(QUEUED_AT, tick=False) as traveller:
         start(user_id)
         start(user_id)
-        traveller.shift(timedelta(seconds=JOB_TTL_S - 1))
+        traveller.shift(timedelta(seconds=QUEUE_WAIT_LIMIT_S - 1))
         with pytest.raises(WhatIfBusy):
             start(user_id)
         traveller.shift(timedelta(seconds=2))
         start(user_id)
+        run = _read(queued[0])
+        assert run.status == "killed" and "no worker took it within 60 minutes" in run.error
+        assert run.finished_at == QUEUED_AT + timedelta(seconds=QUEUE_WAIT_LIMIT_S)
+        # A worker that takes it at last runs nothing: the page already said it was killed.
+        assert whatif_execute(queued[0]) == "killed"
+        assert _read(queued[0]).started_at is None
 
 
 def test_a_job_killed_while_running_gives_its_slot_back_by_the_hard_time_limit(
@@ -136,6 +151,10 @@ def test_a_job_the_broker_refused_gives_its_slot_back(
     for _ in range(3):
         with pytest.raises(ConnectionError):
             start(user_id)
+    # Kept, saying why it never ran, rather than "waiting for a worker" for an hour.
+    assert set(WhatIfRun.objects.values_list("status", "error")) == {
+        ("failed", "it could not be queued (ConnectionError)")
+    }
     monkeypatch.setattr(tasks.whatif_run, "delay", lambda job_id: None)
     start(user_id)
     start(user_id)
@@ -163,7 +182,7 @@ def test_a_range_with_nothing_to_replay_is_refused_before_it_takes_a_slot(
         with pytest.raises(WhatIfRangeError) as refused:
             whatif_start(request, user_id=user_id)
         assert refused.value.bound == bound
-    assert queued == []
+    assert queued == [] and not WhatIfRun.objects.exists()
 
 
 def test_a_job_killed_while_its_samples_load_is_running_from_its_start(
@@ -182,10 +201,51 @@ def test_a_job_killed_while_its_samples_load_is_running_from_its_start(
 
         monkeypatch.setattr(scaling.whatif, "_release_slot", lambda user_id, job_id: None)
         monkeypatch.setattr(scaling.whatif, "game_specs", killed)
+        monkeypatch.setattr(scaling.whatif, "_update", lambda run_id, **fields: False)  # nor its end
         with pytest.raises(SystemExit):
             whatif_execute(queued[0])
-        state = whatif_state(queued[0])
-        assert state is not None and state["status"] in {"running", "failed"}
-        assert state["run_started_epoch_s"] == QUEUED_AT.timestamp()
-        traveller.shift(timedelta(seconds=RUN_TIME_LIMIT_S + 1))
-        assert whatif_state(queued[0])["status"] == "failed"  # type: ignore[index]
+        run = _read(queued[0])
+        assert run.status == "running" and run.started_at == QUEUED_AT
+        traveller.shift(timedelta(seconds=RUN_TIME_LIMIT_S - 1))
+        assert _read(queued[0]).status == "running"
+        traveller.shift(timedelta(seconds=1))
+        run = _read(queued[0])
+        assert run.status == "killed" and f"stopped at the time limit of {RUN_TIME_LIMIT_S} s" in run.error
+        assert run.finished_at == QUEUED_AT + timedelta(seconds=RUN_TIME_LIMIT_S)
+
+
+def test_a_run_is_kept_in_the_database_after_redis_forgets_it(start: Callable[[int], str], queued: list[str]) -> None:
+    from scaling.services import redis_client
+
+    user_id = make_user().pk
+    with time_machine.travel(QUEUED_AT, tick=False) as traveller:
+        job_id = start(user_id)
+        assert whatif_execute(job_id) == "done"
+        redis_client().flushdb()
+        traveller.shift(timedelta(days=RUNS_KEPT_DAYS))
+        run = _read(job_id)
+    assert run.status == "done" and run.result is not None and run.result["policy"] == "hpa"
+    assert run.created_by_id == user_id and run.created_at == QUEUED_AT and run.policy == "hpa"
+    assert run.started_at == QUEUED_AT and run.finished_at == QUEUED_AT and run.progress == 1.0
+    assert run.range_end - run.range_start == timedelta(hours=1)
+
+
+def test_a_run_judged_killed_keeps_that_verdict_when_its_worker_writes_late(
+    start: Callable[[int], str], queued: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scaling.whatif
+
+    user_id = make_user().pk
+    with time_machine.travel(QUEUED_AT, tick=False) as traveller:
+        job_id = start(user_id)
+        compare = scaling.whatif.compare
+
+        def slow(*args: Any, **kwargs: Any) -> Any:
+            traveller.shift(timedelta(seconds=RUN_TIME_LIMIT_S))
+            _read(job_id)  # the page, reading it past the hard time limit
+            return compare(*args, **kwargs)
+
+        monkeypatch.setattr(scaling.whatif, "compare", slow)
+        whatif_execute(job_id)
+        run = _read(job_id)
+    assert run.status == "killed" and run.result is None

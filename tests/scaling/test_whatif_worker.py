@@ -1,4 +1,5 @@
-"""The what-if replay runs in a real Celery worker through the broker, not in the web request."""
+"""The what-if replay runs in a real Celery worker through the broker, not in the web request, and writes its
+state to the database."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
 from config.celery import app
-from scaling.models import MetricSample
-from scaling.whatif import WhatIfRequest, whatif_start, whatif_state
+from scaling.models import MetricSample, WhatIfRun
+from scaling.whatif import WhatIfRequest, whatif_start
 from tests.factories import make_service, make_user
 from tests.waiting import wait_until
 
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery, pytes
 @pytest.fixture
 def worker() -> Iterator[None]:
     app.conf.task_always_eager = False
-    # Only the what-if queue, as the what-if worker of the Procfile: the job must be routed there.
+    # Only the what-if queue, as the what-if worker of the Procfile: the run must be routed there.
     with start_worker(
         app, pool="threads", concurrency=1, perform_ping_check=False, loglevel="WARNING", queues=["whatif"]
     ):
@@ -37,9 +38,10 @@ def test_a_whatif_job_goes_through_the_broker_to_a_result(worker: None) -> None:
     )
     request = WhatIfRequest(service_id=service.pk, start=now - timedelta(hours=1), end=now, policy="hpa")
     job_id = whatif_start(request, user_id=make_user().pk)
-    wait_until(lambda: (whatif_state(job_id) or {}).get("status") in ("done", "failed"), timeout_s=60.0, interval_s=0.2)
-    state = whatif_state(job_id)
-    assert state is not None
-    assert state["status"] == "done", state.get("error")
-    assert state["result"]["policy"] == "hpa"
-    assert state["result"]["actual"]["replica_hours"] == pytest.approx(5 * 240 * 15 / 3600, rel=0.01)
+    run = WhatIfRun.objects.filter(pk=job_id)
+    wait_until(lambda: run.filter(status__in=("done", "failed")).exists(), timeout_s=60.0, interval_s=0.2)
+    done = run.get()
+    assert done.status == "done", done.error
+    assert done.started_at is not None and done.finished_at is not None and done.started_at <= done.finished_at
+    assert done.result is not None and done.result["policy"] == "hpa"
+    assert done.result["actual"]["replica_hours"] == pytest.approx(5 * 240 * 15 / 3600, rel=0.01)
