@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 # A disabled service's scalable target, left changed by a hand-back that failed, waits at most this long.
 RELEASE_EVERY_S = 300.0
+# A what-if run is deleted within this long of its RUNS_KEPT_DAYS.
+PRUNE_WHATIF_EVERY_S = 3600.0
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
@@ -42,6 +44,11 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "task": "scaling.verify_audit",
             "schedule": float(settings.AUDIT_VERIFY_SECONDS),
             "options": {"expires": float(settings.AUDIT_VERIFY_SECONDS)},  # a late run is replaced by the next
+        },
+        "prune_whatif_runs": {
+            "task": "scaling.prune_whatif_runs",
+            "schedule": PRUNE_WHATIF_EVERY_S,
+            "options": {"expires": PRUNE_WHATIF_EVERY_S},
         },
     }
 
@@ -144,3 +151,12 @@ def verify_audit() -> bool:
 def whatif_run(job_id: str) -> str:
     """Replay a policy over a service's recorded traffic (the dashboard's what-if)."""
     return whatif.whatif_execute(job_id)
+
+
+@shared_task(name="scaling.prune_whatif_runs", time_limit=300, soft_time_limit=240, ignore_result=True)
+def prune_whatif_runs() -> int:
+    """Delete the what-if runs older than whatif.RUNS_KEPT_DAYS."""
+    deleted = whatif.whatif_runs_prune(now=timezone.now())
+    if deleted:
+        log.info("what-if: %s runs older than %s days deleted", deleted, whatif.RUNS_KEPT_DAYS)
+    return deleted

@@ -312,3 +312,9 @@ def _replay(run: WhatIfRun) -> str:
         raise
     finish(Status.DONE, progress=1.0, result=result)
     return "done"
+
+
+def whatif_runs_prune(*, now: datetime) -> int:
+    """Delete the runs queued more than RUNS_KEPT_DAYS before `now`; returns how many."""
+    deleted, _ = WhatIfRun.objects.filter(created_at__lt=now - timedelta(days=RUNS_KEPT_DAYS)).delete()
+    return deleted

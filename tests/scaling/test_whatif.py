@@ -26,7 +26,7 @@ from scaling.whatif import (
     whatif_execute,
     whatif_run_get,
 )
-from tests.factories import make_service, make_user
+from tests.factories import make_service, make_user, make_whatif_run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("whatif_slots_free")]
 
@@ -249,3 +249,17 @@ def test_a_run_judged_killed_keeps_that_verdict_when_its_worker_writes_late(
         whatif_execute(job_id)
         run = _read(job_id)
     assert run.status == "killed" and run.result is None
+
+
+def test_the_periodic_task_deletes_runs_older_than_30_days(queued: list[str]) -> None:
+    service = make_service("win-probability")
+    make_whatif_run(service, created_at=QUEUED_AT - timedelta(days=RUNS_KEPT_DAYS, seconds=1), status="done")
+    kept = [
+        make_whatif_run(service, created_at=QUEUED_AT - timedelta(days=RUNS_KEPT_DAYS), status="failed"),
+        make_whatif_run(service, created_at=QUEUED_AT - timedelta(days=1)),
+    ]
+    with time_machine.travel(QUEUED_AT, tick=False):
+        assert tasks.prune_whatif_runs() == 1
+    assert set(WhatIfRun.objects.values_list("pk", flat=True)) == {run.pk for run in kept}
+    schedule = tasks.beat_schedule()["prune_whatif_runs"]
+    assert schedule["task"] == tasks.prune_whatif_runs.name and schedule["schedule"] <= 24 * 3600
