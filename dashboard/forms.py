@@ -37,6 +37,16 @@ def local_input(value: datetime) -> str:
     return value.astimezone(operator_tz()).strftime("%Y-%m-%dT%H:%M")
 
 
+def local_occurrence(value: datetime) -> str:
+    """Which of its two times a UTC instant is, as local_to_utc's `occurrence` takes it, when its wall-clock time
+    in the operator's zone happens twice (the clocks fall back); "" when it happens once."""
+    local = value.astimezone(operator_tz())
+    naive = local.replace(tzinfo=None)
+    if naive.replace(tzinfo=local.tzinfo, fold=0).utcoffset() == naive.replace(tzinfo=local.tzinfo, fold=1).utcoffset():
+        return ""
+    return "second" if local.fold else "first"
+
+
 def parse_local(raw: str) -> datetime:
     for fmt in LOCAL_FORMATS:
         try:

@@ -5,13 +5,14 @@ would have done on the recorded traffic. The replay runs in a Celery task
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.forms import BoundField
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -21,6 +22,7 @@ from django_htmx.http import push_url, reswap, retarget
 
 from dashboard.charts import chart_clock
 from dashboard.decisions import fmt
+from dashboard.forms import FOLD_CHOICES, LocalTimesForm, local_input, local_occurrence
 from dashboard.permissions import can, requires
 from dashboard.policy_forms import check_params
 from dashboard.views import HtmxHttpRequest
@@ -41,26 +43,22 @@ from scaling.whatif import (
 
 RANGES = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 EDITED = "edited"
-# Django reads a time without an offset in settings.TIME_ZONE, which is UTC.
-TIME_FORMAT_HINT = "YYYY-MM-DD HH:MM, e.g. 2026-01-31 19:30"
 
 
-class WhatIfForm(forms.Form):
+class WhatIfForm(LocalTimesForm):
+    """The range and the policy to replay; Start and End are in the operator's zone (dashboard/forms.py)."""
+
+    time_fields = ("start", "end")
+
     range = forms.ChoiceField(choices=[(k, f"last {k}") for k in RANGES], initial="6h")
-    start = forms.DateTimeField(
-        label="Start (UTC)",
+    start_local = forms.CharField(
         required=False,
-        help_text=f"{TIME_FORMAT_HINT}; with an end, instead of the range",
-        error_messages={"invalid": f"Enter a UTC time as {TIME_FORMAT_HINT}."},
-        widget=forms.DateTimeInput(attrs={"placeholder": TIME_FORMAT_HINT}),
+        help_text="with an end, instead of the range",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
-    end = forms.DateTimeField(
-        label="End (UTC)",
-        required=False,
-        help_text=TIME_FORMAT_HINT,
-        error_messages={"invalid": f"Enter a UTC time as {TIME_FORMAT_HINT}."},
-        widget=forms.DateTimeInput(attrs={"placeholder": TIME_FORMAT_HINT}),
-    )
+    start_occurrence = forms.ChoiceField(label="If the clocks fall back (start)", choices=FOLD_CHOICES, required=False)
+    end_local = forms.CharField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    end_occurrence = forms.ChoiceField(label="If the clocks fall back (end)", choices=FOLD_CHOICES, required=False)
     policy = forms.ChoiceField(
         choices=[
             (CURRENT_POLICY, "tipoff — this service's current parameters"),
@@ -75,10 +73,29 @@ class WhatIfForm(forms.Form):
         help_text="Engine parameters as JSON (the format the policy page stores); used with “edited”.",
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["start_local"].label = f"Start ({settings.OPERATOR_TIME_ZONE})"
+        self.fields["end_local"].label = f"End ({settings.OPERATOR_TIME_ZONE})"
+
+    def shown_fields(self) -> list[BoundField]:
+        """Its fields but an "If the clocks fall back" choice no time needs: one is shown when its time falls in
+        the repeated hour, or when it has a value (the choice made, or a reopened run's)."""
+
+        def needed(time_field: str) -> bool:
+            choice = self[f"{time_field}_occurrence"]
+            return bool(choice.value()) or bool(choice.errors) or self.has_error(f"{time_field}_local", "ambiguous")
+
+        hidden = {f"{name}_occurrence" for name in self.time_fields if not needed(name)}
+        return [field for field in self if field.name not in hidden]
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        self._clean_local_times()
         # What was typed, not what parsed: an unreadable time has its own error, and is not missing.
-        given = {name: bool((self.data.get(self.add_prefix(name)) or "").strip()) for name in ("start", "end")}
+        given = {
+            name: bool((self.data.get(self.add_prefix(f"{name}_local")) or "").strip()) for name in self.time_fields
+        }
         if given["start"] != given["end"]:
             self.add_error(None, "Give both start and end, or neither (then the range applies).")
         if data.get("policy") == EDITED:
@@ -123,20 +140,17 @@ def _job_context(service: Service, job_id: str) -> dict[str, Any]:
     return context
 
 
-def _utc_input(value: datetime) -> str:
-    """An instant as the Start/End fields take it (UTC), to the second when it has seconds."""
-    value = value.astimezone(UTC)
-    return f"{value:%Y-%m-%d %H:%M}" if value.second == 0 and value.microsecond == 0 else f"{value:%Y-%m-%d %H:%M:%S}"
-
-
 def _form_for_job(service: Service, run: WhatIfRun) -> WhatIfForm:
-    """The form as it was sent for this run, so a reopened result sits beside the request it answers."""
+    """The form as it was sent for this run, so a reopened result sits beside the request it answers; its
+    times to the minute, in the operator's zone, saying which time when one happens twice."""
     span = next((key for key, length in RANGES.items() if length == run.range_end - run.range_start), None)
     return WhatIfForm(
         initial={
             "range": span or WhatIfForm.base_fields["range"].initial,
-            "start": _utc_input(run.range_start),
-            "end": _utc_input(run.range_end),
+            "start_local": local_input(run.range_start),
+            "start_occurrence": local_occurrence(run.range_start),
+            "end_local": local_input(run.range_end),
+            "end_occurrence": local_occurrence(run.range_end),
             "policy": EDITED if run.edited else run.policy,
             "params": json.dumps(run.params if run.edited else service.policy or {}, indent=2, sort_keys=True),
         }
@@ -254,7 +268,7 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
                 context.update(busy=exc.runs, busy_limit=exc.limit)
             except WhatIfRangeError as exc:
                 # Beside the field that set that end of the range: the preset range, or the typed time.
-                form.add_error(exc.bound if data["start"] else "range", str(exc))
+                form.add_error(f"{exc.bound}_local" if data["start"] else "range", str(exc))
             except (WhatIfError, ValueError) as exc:
                 form.add_error(None, str(exc))
             else:

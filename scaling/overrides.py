@@ -71,7 +71,7 @@ def max_hours(kind: str) -> float:
     return float(settings.OVERRIDE_MAX_HOURS.get(kind, 24.0))
 
 
-def _both_times(when: datetime) -> str:
+def both_times(when: datetime) -> str:
     """'2026-01-15 13:00 EST (18:00 UTC)': the operator's zone first, UTC beside it, as the pages show times."""
     local = when.astimezone(ZoneInfo(settings.OPERATOR_TIME_ZONE))
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({when.astimezone(UTC):%H:%M} UTC)"
@@ -79,7 +79,7 @@ def _both_times(when: datetime) -> str:
 
 def _describe(o: Override) -> str:
     n = "" if o.replicas is None else f" {o.replicas}"
-    return f"#{o.pk} {o.kind}{n} on {o.service.name} {_both_times(o.starts_at)} → {_both_times(o.ends_at)}"
+    return f"#{o.pk} {o.kind}{n} on {o.service.name} {both_times(o.starts_at)} → {both_times(o.ends_at)}"
 
 
 def _validate_request(

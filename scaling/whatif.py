@@ -28,6 +28,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from scaling.models import MetricSample, Service, WhatIfRun
+from scaling.overrides import both_times
 from scaling.policy.types import PolicyParams
 from scaling.selectors import game_specs, service_spec
 from scaling.sim.policies import BUILTIN, EnginePolicy
@@ -178,7 +179,7 @@ def _check_range(request: WhatIfRequest) -> None:
     now = timezone.now()
     if request.end > now:
         raise WhatIfRangeError(
-            f"the range ends in the future ({request.end:%Y-%m-%d %H:%M} UTC; it is now {now:%Y-%m-%d %H:%M} UTC): "
+            f"the range ends in the future ({both_times(request.end)}; it is now {both_times(now)}): "
             "only recorded traffic can be replayed",
             bound="end",
         )

@@ -78,6 +78,11 @@ REFUSED: dict[str, tuple[Url, dict[str, object], bool]] = {
     "policy-edit": (_of_service("dashboard:policy-edit"), {"target_utilization": "2", "reason": ""}, False),
     "whatif": (_of_service("dashboard:whatif"), {"range": "1h", "policy": "edited", "params": "{"}, False),
     "whatif-htmx": (_of_service("dashboard:whatif"), {"range": "1h", "policy": "edited", "params": "{"}, True),
+    "whatif-fall-back": (
+        _of_service("dashboard:whatif"),
+        {"range": "1h", "policy": "hpa", "start_local": "2025-11-02T00:30", "end_local": "2025-11-02T01:30"},
+        False,
+    ),
     "mode": (_of_service("dashboard:service-mode"), {"mode": "paused", "reason": ""}, True),
     "tokens": (_page("access:tokens"), {"name": "", "days": "0"}, False),
     "confirm-password": (_page("access:confirm-password"), {"password": "not it"}, False),

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import whatif as whatif_page
+from dashboard.forms import local_input
 from scaling import tasks
 from scaling.models import MetricSample, Service, WhatIfRun
 from scaling.sim.whatif import WhatIfError
@@ -133,7 +134,7 @@ def test_it_rejects_edited_parameters_naming_the_problem(client: Client, service
     ("data", "named"),
     [
         ({"range": "1h", "policy": "edited", "params": "{not json"}, "not valid JSON: line 1"),
-        ({"start": "2026-01-01 00:00", "end": "2026-01-09 00:00", "policy": "hpa"}, "at most 7 days"),
+        ({"start_local": "2026-01-01 00:00", "end_local": "2026-01-09 00:00", "policy": "hpa"}, "at most 7 days"),
     ],
     ids=["bad-json", "eight-days"],
 )
@@ -173,10 +174,6 @@ def test_a_failed_job_says_why(client: Client, service: Service, queued: list[st
     assert b"fewer than two recorded samples" in page.content
 
 
-def _utc(at: datetime) -> str:
-    return at.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%d %H:%M")
-
-
 def test_a_range_that_ends_in_the_future_is_refused_beside_its_end_and_takes_no_slot(
     client: Client, service: Service, queued: list[str]
 ) -> None:
@@ -186,21 +183,23 @@ def test_a_range_that_ends_in_the_future_is_refused_beside_its_end_and_takes_no_
     data = {
         "range": "1h",
         "policy": "hpa",
-        "start": _utc(now - timedelta(minutes=50)),
-        "end": _utc(now + timedelta(hours=2)),
+        "start_local": local_input(now - timedelta(minutes=50)),
+        "end_local": local_input(now + timedelta(hours=2)),
     }
 
     response = operator.post(url, data)
 
     assert response.status_code == 400 and queued == []
     errors = response.context["form"].errors
-    assert list(errors) == ["end"] and "in the future" in errors["end"][0]
+    assert list(errors) == ["end_local"] and "in the future" in errors["end_local"][0]
+    ends = (now + timedelta(hours=2)).astimezone(ZoneInfo(settings.OPERATOR_TIME_ZONE))
+    assert f"({ends:%Y-%m-%d %H:%M} {ends.tzname()} (" in errors["end_local"][0]  # as typed, UTC beside
     assert [_run(operator, service).status_code for _ in range(2)] == [303, 303]  # both slots still free
 
 
 @pytest.mark.parametrize(
     ("given", "field"),
-    [({"range": "1h"}, "range"), ({"start": "2026-01-01 00:00", "end": "2026-01-01 06:00"}, "start")],
+    [({"range": "1h"}, "range"), ({"start_local": "2026-01-01 00:00", "end_local": "2026-01-01 06:00"}, "start_local")],
 )
 def test_a_range_with_fewer_than_two_recorded_samples_is_refused_naming_the_field_and_takes_no_slot(
     client: Client, queued: list[str], given: dict[str, str], field: str
@@ -536,9 +535,12 @@ def test_edited_parameters_the_policy_editor_accepts_run(client: Client, service
     assert run.policy == "current" and run.params == {"tolerance": 0.2}
 
 
-def test_start_and_end_say_their_zone_and_format(client: Client, service: Service) -> None:
-    body = _login(client, "viewer").get(reverse("dashboard:whatif", args=[service.name])).content.decode()
-    assert "UTC" in body and "YYYY-MM-DD HH:MM" in body
+def test_start_and_end_say_their_zone(client: Client, service: Service, settings: Any) -> None:
+    settings.OPERATOR_TIME_ZONE = "America/Chicago"
+    form = _login(client, "viewer").get(reverse("dashboard:whatif", args=[service.name])).context["form"]
+    assert form["start_local"].label == "Start (America/Chicago)" and form["end_local"].label == "End (America/Chicago)"
+    # The choice for the repeated hour is offered only when a time falls in it.
+    assert [field.name for field in form.shown_fields()] == ["range", "start_local", "end_local", "policy", "params"]
 
 
 def test_an_unreadable_start_is_its_own_error_naming_the_format(
@@ -546,10 +548,11 @@ def test_an_unreadable_start_is_its_own_error_naming_the_format(
 ) -> None:
     response = _login(client, "operator").post(
         reverse("dashboard:whatif", args=[service.name]),
-        {"range": "1h", "policy": "hpa", "start": "yesterday at 7", "end": "2026-01-02 00:00"},
+        {"range": "1h", "policy": "hpa", "start_local": "yesterday at 7", "end_local": "2026-01-02 00:00"},
     )
     body = response.content.decode()
     assert response.status_code == 400
+    assert list(response.context["form"].errors) == ["start_local"]  # beside the field
     assert "YYYY-MM-DD HH:MM" in body and "Give both start and end" not in body
     assert queued == []
 
@@ -557,7 +560,7 @@ def test_an_unreadable_start_is_its_own_error_naming_the_format(
 def test_giving_only_one_end_of_the_range_says_give_both(client: Client, service: Service, queued: list[str]) -> None:
     response = _login(client, "operator").post(
         reverse("dashboard:whatif", args=[service.name]),
-        {"range": "1h", "policy": "hpa", "start": "2026-01-01 00:00", "end": ""},
+        {"range": "1h", "policy": "hpa", "start_local": "2026-01-01 00:00", "end_local": ""},
     )
     assert response.status_code == 400 and b"Give both start and end" in response.content
 
@@ -578,14 +581,60 @@ def test_reopening_a_result_shows_the_request_it_came_from(client: Client, servi
     operator = _login(client, "operator")
     url = reverse("dashboard:whatif", args=[service.name])
     ends_at = timezone.now() - timedelta(minutes=2)
-    start, end = _utc(ends_at - timedelta(minutes=45)), _utc(ends_at)
-    operator.post(url, {"range": "6h", "policy": "hpa", "start": start, "end": end})
+    start, end = local_input(ends_at - timedelta(minutes=45)), local_input(ends_at)
+    operator.post(url, {"range": "6h", "policy": "hpa", "start_local": start, "end_local": end})
     page = operator.get(f"{url}?job={queued[0]}")
     form = page.context["form"]
     assert form["policy"].value() == "hpa"
-    assert (form["start"].value(), form["end"].value()) == (start, end)
+    assert (form["start_local"].value(), form["end_local"].value()) == (start, end)
 
     operator.post(url, {"range": "1h", "policy": "edited", "params": '{"tolerance": 0.2}'})
     form = operator.get(f"{url}?job={queued[1]}").context["form"]
     assert form["policy"].value() == "edited" and form["range"].value() == "1h"
     assert '"tolerance": 0.2' in form["params"].value()
+
+
+def test_start_and_end_are_read_in_the_operators_zone_asking_which_time_when_the_clocks_fall_back(
+    client: Client, queued: list[str], settings: Any
+) -> None:
+    settings.OPERATOR_TIME_ZONE = "America/New_York"
+    night = make_service("fall-back-night")
+    # Recorded from 04:00 to 07:00 UTC on the first Sunday of November: 00:00 EDT to 02:00 EST.
+    first = datetime(2025, 11, 2, 4, 0, tzinfo=ZoneInfo("UTC"))
+    MetricSample.objects.bulk_create(
+        MetricSample(service=night, ts=first + timedelta(minutes=i), rps=300.0) for i in range(180)
+    )
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[night.name])
+    asked = {"range": "1h", "policy": "hpa", "start_local": "2025-11-02T00:30", "end_local": "2025-11-02T01:30"}
+
+    refused = operator.post(url, asked)
+
+    assert refused.status_code == 400 and queued == []
+    form = refused.context["form"]
+    assert list(form.errors) == ["end_local"] and "happens twice in America/New_York" in form.errors["end_local"][0]
+    assert "end_occurrence" in [field.name for field in form.shown_fields()]  # the choice it asks for, beside it
+    assert "start_occurrence" not in [field.name for field in form.shown_fields()]
+
+    assert operator.post(url, {**asked, "end_occurrence": "second"}).status_code == 303
+    run = WhatIfRun.objects.get(pk=queued[0])
+    assert (run.range_start, run.range_end) == (first + timedelta(minutes=30), first + timedelta(hours=2, minutes=30))
+    # Reopened, it says which 01:30 it ran to, so that running it again asks nothing.
+    reopened = operator.get(f"{url}?job={queued[0]}").context["form"]
+    assert (reopened["end_local"].value(), reopened["end_occurrence"].value()) == ("2025-11-02T01:30", "second")
+    assert reopened["start_local"].value() == "2025-11-02T00:30"
+
+
+def test_a_start_the_clocks_skip_is_refused_beside_it(
+    client: Client, service: Service, queued: list[str], settings: Any
+) -> None:
+    settings.OPERATOR_TIME_ZONE = "America/New_York"
+    response = _login(client, "operator").post(
+        reverse("dashboard:whatif", args=[service.name]),
+        {"range": "1h", "policy": "hpa", "start_local": "2026-03-08T02:30", "end_local": "2026-03-08T05:00"},
+    )
+    assert response.status_code == 400 and queued == []
+    errors = response.context["form"].errors
+    assert list(errors) == ["start_local"]
+    assert "2026-03-08 02:30 does not exist in America/New_York" in errors["start_local"][0]
+    assert 'data-field-error="start_local"' in response.content.decode()
