@@ -18,7 +18,7 @@ from scaling import services
 from scaling.audit import Actor, EventType, audit_record
 from scaling.models import Decision, MetricSample
 from scaling.tokens import token_create
-from tests.factories import T0, make_service, make_user
+from tests.factories import T0, make_service, make_user, make_whatif_run
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +104,15 @@ def test_the_audit_csv_says_its_times_are_utc(admin: Client) -> None:
     rows = list(csv.reader(io.StringIO(admin.get(reverse("dashboard:audit-csv")).getvalue().decode())))
     assert rows[0][:2] == ["id", "created_at (UTC)"]
     assert rows[-1][1] == "2026-01-15T23:30:00+00:00"
+
+
+def test_the_whatif_page_lists_its_runs_in_the_operators_zone(admin: Client) -> None:
+    service = make_service()
+    run = make_whatif_run(service, created_at=T0, status="done")
+    body = admin.get(reverse("dashboard:whatif", args=[service.name])).content.decode()
+    assert f"<th {ZONE_HEADER}>Range</th>" in body and f"<th {ZONE_HEADER}>Queued</th>" in body
+    assert "Thu Jan 15 17:30 EST (22:30 UTC) → Thu Jan 15 18:30 EST (23:30 UTC)</a>" in body
+    assert "<td>Thu Jan 15 18:30 EST (23:30 UTC)</td>" in body
+    # A run's own page says when it was queued the same way.
+    page = admin.get(f"{reverse('dashboard:whatif', args=[service.name])}?job={run.job_id}").content.decode()
+    assert "queued Thu Jan 15 18:30 EST (23:30 UTC)" in page
