@@ -64,6 +64,7 @@ EXPECTATIONS: dict[str, dict[str, str]] = {
     "api:openapi-view": {"GET": "public"},
     "api:list_services": {"GET": "view"},
     "api:get_service": {"GET": "view"},
+    "api:set_mode": {"POST": "operate"},
     "api:list_decisions": {"GET": "view"},
     "api:list_metrics": {"GET": "view"},
     "api:get_policy": {"GET": "view"},
