@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Avg, F, FloatField, Func, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KT
+from django.db.models.functions import Floor
 
 from scaling.models import AuditEvent, Decision, Game, MetricSample, Override, PolicyRevision, Service
 from scaling.policy import (
@@ -335,6 +337,141 @@ def service_timeseries(service: Service, *, since: datetime, max_points: int = 7
             {"id": d["id"], "ts": d["tick"], "desired": d["desired"], "summary": d["summary"]} for d in changed[-200:]
         ],
     }
+
+
+class EpochSeconds(Func):
+    """An instant as seconds since 1970-01-01 UTC, on PostgreSQL and on SQLite (which stores UTC text).
+
+    On SQLite from julianday (strftime's "%s" is taken for a query parameter), to the millisecond it keeps:
+    its fraction of a day, unrounded, put 23:30:00 at 23:29:59.99999, in the bucket before its own."""
+
+    arity = 1
+    output_field = FloatField()
+    template = "EXTRACT(EPOCH FROM %(expressions)s)"
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        template = "ROUND((julianday(%(expressions)s) - 2440587.5) * 86400.0, 3)"
+        return self.as_sql(compiler, connection, template=template, **extra_context)
+
+
+# Sources report as seldom as once a minute (CloudWatch's period, the demo's seeded history): a bucket shorter than
+# that has none of a service's samples between two of its reports, and at the live edge the newest bucket has only
+# the services that have reported in it so far. A service's value holds over such buckets, for this long at most,
+# so that a service that stops reporting leaves the stack instead of being drawn on at its last count.
+FLEET_HOLD = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class ServiceBuckets:
+    """One service's metrics on the fleet's common buckets; None where it reported nothing (nor held a value)."""
+
+    service: Service
+    provisioned: list[float | None]  # the mean of the bucket's samples, as are ready and rps
+    ready: list[float | None]
+    rps: list[float | None]
+    p95_ms: list[float | None]  # the highest in the bucket: a breach within it stays visible
+
+    @property
+    def cost_per_hour(self) -> list[float | None]:
+        price = self.service.price_per_replica_hour
+        return [None if n is None else n * price for n in self.provisioned]
+
+    @property
+    def p95_share_of_limit(self) -> list[float | None]:
+        """p95 as a share of this service's own latency limit (the SLO guard's): 1.0 is at the limit."""
+        limit = self.service.slo_latency_ms
+        return [None if ms is None else ms / limit for ms in self.p95_ms]
+
+
+def _fleet_total(columns: list[list[float | None]]) -> list[float | None]:
+    """Per bucket, the sum over the services that have a value there; None where none has."""
+    return [
+        None if all(v is None for v in bucket) else sum(v for v in bucket if v is not None)
+        for bucket in zip(*columns, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class FleetTimeseries:
+    """Every service that reported in [since, until], on common time buckets of one length."""
+
+    since: datetime
+    until: datetime
+    bucket: timedelta
+    ts: list[datetime]  # each bucket's start: evenly spaced by `bucket`
+    services: list[ServiceBuckets]
+
+    @property
+    def total_ready(self) -> list[float | None]:
+        return _fleet_total([s.ready for s in self.services])
+
+    @property
+    def total_provisioned(self) -> list[float | None]:
+        return _fleet_total([s.provisioned for s in self.services])
+
+    @property
+    def total_rps(self) -> list[float | None]:
+        return _fleet_total([s.rps for s in self.services])
+
+    @property
+    def total_cost_per_hour(self) -> list[float | None]:
+        return _fleet_total([s.cost_per_hour for s in self.services])
+
+    @property
+    def total_cost(self) -> float:
+        """Dollars over [since, until]: the area under the stacked cost chart, each bucket counted for the part
+        of it inside the range."""
+        total = 0.0
+        for start, per_hour in zip(self.ts, self.total_cost_per_hour, strict=True):
+            inside = min(start + self.bucket, self.until) - max(start, self.since)
+            if per_hour is not None and inside > timedelta(0):
+                total += per_hour * inside.total_seconds() / 3600.0
+        return total
+
+
+def fleet_timeseries(*, since: datetime, until: datetime, max_points: int = 720) -> FleetTimeseries:
+    """Replicas, request rate, p95 and cost of every service on common buckets, for the fleet charts.
+
+    1. The bucket is the range over max_points, never shorter than a tick (each service samples once a tick,
+       each at its own instant), in whole seconds from the epoch, so a bucket is the same from poll to poll.
+    2. One query groups every service's samples by bucket; another loads the services that have any.
+    3. Each service's values go on the fleet's buckets, from the first any service has to `until`'s,
+       held over its empty buckets for FLEET_HOLD at most.
+    """
+    bucket_s = max(math.ceil((until - since).total_seconds() / max_points), settings.TICK_SECONDS)
+    rows = (
+        MetricSample.objects.filter(ts__gte=since, ts__lte=until)
+        .annotate(bucket=Floor(EpochSeconds("ts") / bucket_s))
+        .values("service_id", "bucket")
+        .annotate(provisioned=Avg("provisioned"), ready=Avg("ready"), rps=Avg("rps"), p95_ms=Max("p95_ms"))
+        .order_by()
+    )
+    by_service: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for row in rows:
+        by_service[row["service_id"]][int(row["bucket"])] = row
+    bucket = timedelta(seconds=bucket_s)
+    if not by_service:
+        return FleetTimeseries(since=since, until=until, bucket=bucket, ts=[], services=[])
+    first = min(min(buckets) for buckets in by_service.values())
+    last = int(until.timestamp() // bucket_s)
+    hold = max(1, math.ceil(FLEET_HOLD / bucket))
+    services = []
+    for service in Service.objects.filter(pk__in=by_service):
+        buckets = by_service[service.pk]
+        columns: dict[str, list[float | None]] = {key: [] for key in ("provisioned", "ready", "rps", "p95_ms")}
+        for key, values in columns.items():
+            held, held_for = None, 0
+            for k in range(first, last + 1):
+                value = buckets[k][key] if k in buckets else None
+                if value is not None:
+                    held, held_for = float(value), 0
+                elif held is not None and held_for < hold:
+                    held_for += 1
+                    value = held
+                values.append(None if value is None else float(value))
+        services.append(ServiceBuckets(service=service, **columns))
+    ts = [datetime.fromtimestamp(k * bucket_s, tz=UTC) for k in range(first, last + 1)]
+    return FleetTimeseries(since=since, until=until, bucket=bucket, ts=ts, services=services)
 
 
 def cumulative_cost(service: Service, *, since: datetime) -> float:
