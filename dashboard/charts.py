@@ -87,31 +87,38 @@ def latency_figure(series: dict[str, list[Any]], service: Service) -> dict[str, 
         "layout": _layout(
             f"Latency · {slo_objective(service)}",
             "ms",
-            shapes=[
-                {
-                    "type": "line",
-                    "xref": "paper",
-                    "x0": 0,
-                    "x1": 1,
-                    "yref": "y",
-                    "y0": service.slo_latency_ms,
-                    "y1": service.slo_latency_ms,
-                    "line": {"color": "#d62728", "dash": "dash"},
-                }
-            ],
-            annotations=[
-                {
-                    "xref": "paper",
-                    "x": 1,
-                    "y": service.slo_latency_ms,
-                    "text": f"guard: {guard_latency_limits(service)}",
-                    "showarrow": False,
-                    "xanchor": "right",
-                    "yanchor": "bottom",
-                    "font": {"color": "#d62728"},
-                }
-            ],
+            **_limit_line(service.slo_latency_ms, f"guard: {guard_latency_limits(service)}"),
         ),
+    }
+
+
+def _limit_line(y: float, label: str) -> dict[str, list[dict[str, Any]]]:
+    """A latency chart's limit: a dashed red line across the plot at `y`, labelled at its right end."""
+    return {
+        "shapes": [
+            {
+                "type": "line",
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
+                "yref": "y",
+                "y0": y,
+                "y1": y,
+                "line": {"color": "#d62728", "dash": "dash"},
+            }
+        ],
+        "annotations": [
+            {
+                "xref": "paper",
+                "x": 1,
+                "y": y,
+                "text": label,
+                "showarrow": False,
+                "xanchor": "right",
+                "yanchor": "bottom",
+                "font": {"color": "#d62728"},
+            }
+        ],
     }
 
 
