@@ -1,7 +1,8 @@
-"""Plotly figure dicts for the service charts (rendered by static/js/charts.js)."""
+"""Plotly figure dicts for the service and fleet charts (rendered by static/js/charts.js)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from django.conf import settings
 from dashboard.forms import utc_offset
 from dashboard.templatetags.tipoff_slo import guard_latency_limits, slo_objective
 from scaling.models import Override, Service
+from scaling.selectors import FleetTimeseries
 
 _LAYOUT: dict[str, Any] = {
     "margin": {"l": 60, "r": 20, "t": 36, "b": 76},  # room for the axes' titles and the legend
@@ -259,6 +261,157 @@ def service_figures(
     return figures
 
 
+_FLEET_TOTAL_LINE = {"color": "#1d2330", "width": 1.5, "shape": "hv"}
+
+
+def _rounded(values: list[float | None], digits: int) -> list[float | None]:
+    return [None if v is None else round(v, digits) for v in values]
+
+
+def _fleet_trace(fleet: FleetTimeseries, name: str, values: list[float | None], **extra: Any) -> dict[str, Any]:
+    """One line on the fleet's buckets: they are evenly spaced, so the first and a step (in ms, as plotly.js
+    takes a date axis's step) stand for every bucket's time, which twenty services' traces would otherwise
+    repeat, each over 700 buckets, in every poll."""
+    return {
+        "type": "scatter",
+        "mode": "lines",
+        "name": name,
+        "x0": fleet.ts[0],
+        "dx": fleet.bucket.total_seconds() * 1000,
+        "y": values,
+        **extra,
+    }
+
+
+def _stacked(fleet: FleetTimeseries, group: str, columns: list[list[float | None]], hover: str) -> list[dict[str, Any]]:
+    """One area per service, stacked in the fleet's order: a service has one colour in every fleet chart."""
+    return [
+        _fleet_trace(
+            fleet,
+            _fleet_name(s.service),
+            values,
+            stackgroup=group,
+            line={"shape": "hv", "width": 0.5},
+            hovertemplate=f"{hover}<extra>%{{fullData.name}}</extra>",
+        )
+        for s, values in zip(fleet.services, columns, strict=True)
+    ]
+
+
+def _fleet_name(service: Service) -> str:
+    # Disabled services keep their history in the range (replicas they had, what they cost), marked as such.
+    return service.display_name if service.enabled else f"{service.display_name} (disabled)"
+
+
+def _fleet_layout(fleet: FleetTimeseries, title: str, yaxis_title: str, **extra: Any) -> dict[str, Any]:
+    layout = _layout(title, yaxis_title, **extra)
+    # The legend lists every service (four or so to a row) under the plot: the figure grows by its rows.
+    rows = max(1, math.ceil((len(fleet.services) + 1) / 4))
+    layout["margin"] = {**layout["margin"], "b": layout["margin"]["b"] + 20 * (rows - 1)}
+    layout["height"] = layout["height"] + 20 * (rows - 1)
+    return layout
+
+
+def fleet_replicas_figure(fleet: FleetTimeseries) -> dict[str, Any]:
+    return {
+        "data": [
+            *_stacked(fleet, "replicas", [_rounded(s.provisioned, 2) for s in fleet.services], "%{y:.1f}"),
+            _fleet_trace(fleet, "ready, fleet total", _rounded(fleet.total_ready, 2), line=_FLEET_TOTAL_LINE),
+        ],
+        "layout": _fleet_layout(fleet, "Replicas · provisioned by service, ready across the fleet", "replicas"),
+    }
+
+
+def fleet_rate_figure(fleet: FleetTimeseries) -> dict[str, Any]:
+    return {
+        "data": [
+            *_stacked(fleet, "rate", [_rounded(s.rps, 2) for s in fleet.services], "%{y:,.1f}"),
+            _fleet_trace(fleet, "fleet total", _rounded(fleet.total_rps, 2), line=_FLEET_TOTAL_LINE),
+        ],
+        "layout": _fleet_layout(fleet, "Request rate · by service", "requests/s"),
+    }
+
+
+def fleet_latency_figure(fleet: FleetTimeseries) -> dict[str, Any]:
+    """Each service's p95 as a share of its own limit, so that services with different SLOs share one axis."""
+    layout = _fleet_layout(
+        fleet,
+        "Latency · each service's p95 against its own limit",
+        "p95 / the SLO guard's limit",
+        **_limit_line(1, "at the limit"),
+    )
+    layout["yaxis"]["tickformat"] = ".0%"
+    return {
+        "data": [
+            _fleet_trace(
+                fleet,
+                _fleet_name(s.service),
+                _rounded(s.p95_share_of_limit, 4),
+                line={"shape": "hv"},
+                customdata=_rounded(s.p95_ms, 1),
+                hovertemplate=(
+                    f"%{{y:.0%}} · p95 %{{customdata:.0f}} ms of {s.service.slo_latency_ms:g} ms"
+                    "<extra>%{fullData.name}</extra>"
+                ),
+            )
+            for s in fleet.services
+        ],
+        "layout": layout,
+    }
+
+
+def fleet_cost_figure(fleet: FleetTimeseries, span_label: str) -> dict[str, Any]:
+    return {
+        "data": [
+            *_stacked(fleet, "cost", [_rounded(s.cost_per_hour, 2) for s in fleet.services], "$%{y:,.2f}/hour"),
+            _fleet_trace(fleet, "fleet total", _rounded(fleet.total_cost_per_hour, 2), line=_FLEET_TOTAL_LINE),
+        ],
+        "layout": _fleet_layout(fleet, f"Cost · ${fleet.total_cost:,.2f} over the last {span_label}", "$ per hour"),
+    }
+
+
+def _no_samples_figure(title: str, span_label: str) -> dict[str, Any]:
+    """A chart with nothing to draw says so, in place of empty axes."""
+    return {
+        "data": [],
+        "layout": {
+            **_layout(title, ""),
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+            "annotations": [
+                {
+                    "xref": "paper",
+                    "yref": "paper",
+                    "x": 0.5,
+                    "y": 0.5,
+                    "text": f"No service reported metrics in the last {span_label}.",
+                    "showarrow": False,
+                    "font": {"size": 14, "color": "#6b7280"},
+                }
+            ],
+        },
+    }
+
+
+def fleet_figures(fleet: FleetTimeseries, *, span_label: str, now: datetime) -> dict[str, dict[str, Any]]:
+    """The fleet page's four charts, on one time axis from the range's start to its end, on the operator's
+    clock as at `now`; with no service reporting in the range, four that say so."""
+    if not fleet.services:
+        titles = {"replicas": "Replicas", "rate": "Request rate", "latency": "Latency", "cost": "Cost"}
+        return {name: _no_samples_figure(title, span_label) for name, title in titles.items()}
+    figures = {
+        "replicas": fleet_replicas_figure(fleet),
+        "rate": fleet_rate_figure(fleet),
+        "latency": fleet_latency_figure(fleet),
+        "cost": fleet_cost_figure(fleet, span_label),
+    }
+    clock = chart_clock(ZoneInfo(settings.OPERATOR_TIME_ZONE), first=fleet.since, last=fleet.until, present=now)
+    for figure in figures.values():
+        figure["layout"]["xaxis"] = {**figure["layout"]["xaxis"], "range": [fleet.since, fleet.until]}
+        _to_chart_clock(figure, clock)
+    return figures
+
+
 def _to_chart_clock(figure: dict[str, Any], clock: ChartClock) -> None:
     """Put every instant on the figure's time axis (points, override bands, the range) on `clock`."""
 
@@ -268,6 +421,8 @@ def _to_chart_clock(figure: dict[str, Any], clock: ChartClock) -> None:
     for trace in figure["data"]:
         if "x" in trace:
             trace["x"] = [local(t) for t in trace["x"]]
+        if "x0" in trace:  # evenly spaced points: the first, and a step (dx) the clock leaves as it is
+            trace["x0"] = local(trace["x0"])
     layout = figure["layout"]
     for shape in layout.get("shapes", []):
         if shape.get("xref") == "x":

@@ -28,6 +28,7 @@ urlpatterns = [
     path("audit/", audit.audit_list, name="audit"),
     path("audit/export.csv", audit.audit_csv, name="audit-csv"),
     path("", views.fleet, name="fleet"),
+    path("fleet/charts.json", views.fleet_charts, name="fleet-charts"),
     # Before services/<slug:name>/, which would otherwise take "new" as a name.
     path("services/new/", services_admin.service_new, name="service-new"),
     path("services/test-connection/", services_admin.service_test_connection, name="service-test-connection"),

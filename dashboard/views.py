@@ -33,12 +33,23 @@ def fleet(request: HtmxHttpRequest) -> HttpResponse:
     context = {
         "rows": rows,
         "now": now,
+        "range": _range(request),
+        "ranges": list(selectors.RANGES),
         "total_cost_per_hour": sum(r.cost_per_hour for r in rows),
         "total_provisioned": sum((r.sample.provisioned or 0) if r.sample else 0 for r in rows),
         "pending_approvals": override_selectors.pending_approvals(now),
     }
     template = "dashboard/fleet.html#fleet-table" if request.htmx else "dashboard/fleet.html"
     return render(request, template, context)
+
+
+@requires("view", answers_json=True)
+def fleet_charts(request: HttpRequest) -> JsonResponse:
+    chosen = _range(request)
+    now = timezone.now()
+    fleet = selectors.fleet_timeseries(since=now - selectors.RANGES[chosen], until=now)
+    figures = charts.fleet_figures(fleet, span_label=f"{chosen[:-1]} {chosen[-1]}", now=now)
+    return JsonResponse({"figures": figures}, encoder=DjangoJSONEncoder)
 
 
 @requires("view")

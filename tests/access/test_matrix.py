@@ -33,6 +33,7 @@ EXPECTATIONS: dict[str, dict[str, str]] = {
     "dashboard:audit-csv": {"GET": "view"},
     # fleet, services, policies, decisions
     "dashboard:fleet": {"GET": "view"},
+    "dashboard:fleet-charts": {"GET": "view"},
     "dashboard:service": {"GET": "view"},
     "dashboard:service-charts": {"GET": "view"},
     "dashboard:service-mode": {"POST": "operate"},
@@ -99,7 +100,7 @@ SKIPPED_NAMESPACES = {"admin"}
 
 
 # Endpoints a page's script fetches: without a session they answer 401, as the API does, not a redirect.
-ANSWERS_JSON = {"dashboard:service-charts"}
+ANSWERS_JSON = {"dashboard:service-charts", "dashboard:fleet-charts"}
 
 
 def url_patterns() -> Iterator[tuple[str, str, URLPattern]]:

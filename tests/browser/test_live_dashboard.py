@@ -1,5 +1,5 @@
-"""Headless Chromium: log in, watch the fleet page update after a tick, see the charts, and see a live
-page say so when it stops refreshing."""
+"""Headless Chromium: log in, watch the fleet page and its charts update after a tick, see the service's
+charts, and see a live page say so when it stops refreshing."""
 
 from __future__ import annotations
 
@@ -39,12 +39,25 @@ def test_the_fleet_page_updates_after_a_tick_and_the_charts_render(
         expect(page.locator("h1")).to_have_text("Fleet")
         row = page.locator("tr[data-service=win-probability]")
         expect(row.locator("[data-field=desired]")).to_have_text("–")
+        # No samples yet: the fleet's charts say so rather than draw empty axes.
+        fleet_cost = page.locator("#fleet-chart-cost[data-rendered=true]")
+        expect(fleet_cost.locator(".annotation-text")).to_have_text(
+            "No service reported metrics in the last 6 h.", timeout=15_000
+        )
         page.evaluate("window.__marker = 'same page'")
 
         services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
 
         expect(row.locator("[data-field=desired]")).not_to_have_text("–", timeout=10_000)
         assert int(row.locator("[data-field=desired]").inner_text()) > 2
+        # The fleet's charts follow: the service's replicas, stacked, beside the fleet's ready line.
+        replicas = page.locator("#fleet-chart-replicas[data-rendered=true]")
+        # (plotly.js lists stacked areas as they stand, top first: the legend reverses the trace order)
+        expect(replicas.locator(".legendtext")).to_have_text(["ready, fleet total", "Win Probability"], timeout=10_000)
+        expect(replicas.locator(".main-svg").first).to_be_visible()
+        expect(fleet_cost.locator(".gtitle")).to_contain_text("over the last 6 h")
+        expect(fleet_cost.locator(".xtitle")).to_have_text(f"time ({settings.OPERATOR_TIME_ZONE})")
+        expect(page.locator("#fleet-chart-latency .annotation-text")).to_have_text("at the limit")
         assert page.evaluate("window.__marker") == "same page"  # no reload happened
 
         row.locator("a").click()

@@ -1,0 +1,111 @@
+"""The fleet page's charts: the JSON its script fetches, and the figures in it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+
+from scaling.models import MetricSample, Service
+from tests.factories import T0, make_service
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("dashboard:fleet-charts")
+
+
+def _sample(service: Service, minutes_ago: float, **values: Any) -> None:
+    MetricSample.objects.create(service=service, ts=T0 - timedelta(minutes=minutes_ago), **values)
+
+
+def _figures(client: Client, query: str = "?range=1h") -> dict[str, Any]:
+    with time_machine.travel(T0, tick=False):
+        response = client.get(URL + query)
+    assert response.status_code == 200
+    figures: dict[str, Any] = response.json()["figures"]
+    return figures
+
+
+def _wall_clock(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(settings.OPERATOR_TIME_ZONE))
+
+
+def test_the_fleet_chart_data_needs_a_login_and_answers_401_to_the_pages_script(client: Client) -> None:
+    response = client.get(URL)
+    assert response.status_code == 401 and response.json()["login_url"] == "/login/"
+
+
+def test_the_fleet_page_offers_the_ranges_and_fetches_its_charts_for_the_chosen_one(viewer: Client) -> None:
+    body = viewer.get(reverse("dashboard:fleet") + "?range=24h").content.decode()
+    assert f'data-chart-url="{URL}?range=24h"' in body
+    assert '<a href="?range=24h" class="active"' in body and '<a href="?range=7d" class=""' in body
+
+
+@pytest.mark.parametrize(("query", "hours"), [("?range=7d", 24 * 7), ("?range=3y", 6), ("", 6)])
+def test_an_unknown_range_falls_back_to_six_hours_as_the_service_page_does(
+    viewer: Client, query: str, hours: int
+) -> None:
+    _sample(make_service("live-odds"), 10, provisioned=3)
+    figures = _figures(viewer, query)
+    start, end = (_wall_clock(t) for t in figures["replicas"]["layout"]["xaxis"]["range"])
+    assert (start, end) == (T0 - timedelta(hours=hours), T0)
+    assert figures["cost"]["layout"]["title"]["text"].endswith(f"over the last {'7 d' if hours > 24 else '6 h'}")
+
+
+def test_replicas_stack_by_service_under_the_fleets_ready_line(viewer: Client) -> None:
+    odds = make_service("live-odds", display_name="Live odds")
+    props = make_service("player-props", display_name="Player props", enabled=False)
+    _sample(odds, 1, provisioned=4, ready=3)
+    _sample(props, 1, provisioned=6, ready=6)
+    *areas, ready = _figures(viewer)["replicas"]["data"]
+    # A disabled service keeps its history in the range, marked as such.
+    assert [(a["name"], a["stackgroup"], a["y"][0]) for a in areas] == [
+        ("Live odds", "replicas", 4),
+        ("Player props (disabled)", "replicas", 6),
+    ]
+    assert ready["name"] == "ready, fleet total" and "stackgroup" not in ready and ready["y"][0] == 9
+    # Every trace is on the fleet's buckets: the first on the operator's clock, a tick (in ms) apart.
+    first = _wall_clock(ready["x0"])
+    assert T0 - timedelta(minutes=1, seconds=15) < first <= T0 - timedelta(minutes=1)
+    assert all(t["x0"] == ready["x0"] and t["dx"] == 15_000 for t in [*areas, ready])
+
+
+def test_latency_is_each_p95_against_its_own_limit_with_the_ms_in_the_hover(viewer: Client) -> None:
+    _sample(make_service("live-odds", display_name="Live odds", slo_latency_ms=200.0), 1, p95_ms=150.0)
+    _sample(make_service("summaries", display_name="Summaries", slo_latency_ms=2000.0), 1, p95_ms=2400.0)
+    latency = _figures(viewer)["latency"]
+    odds, summaries = latency["data"]
+    assert (odds["y"][0], odds["customdata"][0]) == (0.75, 150.0)
+    assert (summaries["y"][0], summaries["customdata"][0]) == (1.2, 2400.0)
+    assert "of 2000 ms" in summaries["hovertemplate"] and "%{customdata:.0f} ms" in summaries["hovertemplate"]
+    [limit] = latency["layout"]["shapes"]
+    assert (limit["y0"], limit["y1"], limit["line"]["dash"]) == (1, 1, "dash")
+    assert latency["layout"]["annotations"][0]["text"] == "at the limit"
+    assert latency["layout"]["yaxis"]["tickformat"] == ".0%"
+
+
+def test_cost_stacks_by_service_and_states_the_ranges_total(viewer: Client) -> None:
+    odds = make_service("live-odds", price_per_replica_hour=1.5)
+    props = make_service("player-props", price_per_replica_hour=3.0)
+    for minutes in range(61):  # the whole hour, on the minute, from its first instant
+        _sample(odds, minutes, provisioned=2)
+        _sample(props, minutes, provisioned=10)
+    cost = _figures(viewer)["cost"]
+    assert [t["y"][-1] for t in cost["data"]] == [3.0, 30.0, 33.0]  # each service's $/hour, then the fleet's
+    # $33/hour for the hour, and not for the bucket that starts at its end (with a sample, at T0).
+    assert cost["layout"]["title"]["text"] == "Cost · $33.00 over the last 1 h"
+
+
+def test_a_fleet_with_no_samples_in_the_range_says_so_in_place_of_empty_axes(viewer: Client) -> None:
+    _sample(make_service("live-odds"), 120, provisioned=3)  # two hours ago: outside the last hour
+    figures = _figures(viewer)
+    assert set(figures) == {"replicas", "latency", "rate", "cost"}
+    for figure in figures.values():
+        assert figure["data"] == [] and figure["layout"]["xaxis"]["visible"] is False
+        assert figure["layout"]["annotations"][0]["text"] == "No service reported metrics in the last 1 h."
