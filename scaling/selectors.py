@@ -434,13 +434,16 @@ def fleet_timeseries(*, since: datetime, until: datetime, max_points: int = 720)
 
     1. The bucket is the range over max_points, never shorter than a tick (each service samples once a tick,
        each at its own instant), in whole seconds from the epoch, so a bucket is the same from poll to poll.
-    2. One query groups every service's samples by bucket; another loads the services that have any.
+    2. One query loads the services; another groups their samples by bucket. It names the services, though it
+       reads them all: the samples' index leads with the service, and a range of times alone is a full scan
+       (a quarter of a second over four million samples, against a few milliseconds).
     3. Each service's values go on the fleet's buckets, from the first any service has to `until`'s,
        held over its empty buckets for FLEET_HOLD at most.
     """
     bucket_s = max(math.ceil((until - since).total_seconds() / max_points), settings.TICK_SECONDS)
+    fleet = list(Service.objects.all())
     rows = (
-        MetricSample.objects.filter(ts__gte=since, ts__lte=until)
+        MetricSample.objects.filter(service_id__in=[s.pk for s in fleet], ts__gte=since, ts__lte=until)
         .annotate(bucket=Floor(EpochSeconds("ts") / bucket_s))
         .values("service_id", "bucket")
         .annotate(provisioned=Avg("provisioned"), ready=Avg("ready"), rps=Avg("rps"), p95_ms=Max("p95_ms"))
@@ -456,7 +459,7 @@ def fleet_timeseries(*, since: datetime, until: datetime, max_points: int = 720)
     last = int(until.timestamp() // bucket_s)
     hold = max(1, math.ceil(FLEET_HOLD / bucket))
     services = []
-    for service in Service.objects.filter(pk__in=by_service):
+    for service in (s for s in fleet if s.pk in by_service):
         buckets = by_service[service.pk]
         columns: dict[str, list[float | None]] = {key: [] for key in ("provisioned", "ready", "rps", "p95_ms")}
         for key, values in columns.items():
