@@ -161,6 +161,12 @@ DEMO_SCHEDULE_PATH = env_str("DEMO_SCHEDULE_PATH", str(BASE_DIR / "data" / "nba_
 # What-if jobs one person may have queued or running at once; the Run after that is refused until one ends.
 WHATIF_MAX_PER_USER = env_int("WHATIF_MAX_PER_USER", 2, minimum=1)
 
+# --- History retention --------------------------------------------------------
+# Metric samples and decisions older than this many days are deleted every hour (scaling/retention.py). Each
+# must cover what Tipoff reads back, or it refuses to start (checked once the app is loaded: ScalingConfig).
+METRIC_RETENTION_DAYS = env_int("METRIC_RETENTION_DAYS", 35, minimum=1)
+DECISION_RETENTION_DAYS = env_int("DECISION_RETENTION_DAYS", 90, minimum=1)
+
 # --- Overrides and the game schedule ------------------------------------------
 # An override needs a second person's approval when it asks for more replicas
 # than this, or when its projected extra cost over its window exceeds this (dollars).

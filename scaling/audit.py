@@ -77,6 +77,8 @@ class EventType(StrEnum):
     # groups (Tipoff's roles are groups): what each lets its members do
     GROUP_PERMISSIONS_CHANGED = "group.permissions_changed"
     GROUP_DELETED = "group.deleted"
+    # stored history: samples and decisions past their retention (scaling/retention.py)
+    HISTORY_PRUNED = "history.pruned"
     # audit itself
     AUDIT_ARCHIVED = "audit.archived"
 

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 RELEASE_EVERY_S = 300.0
 # A what-if run is deleted within this long of its RUNS_KEPT_DAYS.
 PRUNE_WHATIF_EVERY_S = 3600.0
+# Samples and decisions are deleted within this long of their retention (longer while a backlog is cleared).
+PRUNE_HISTORY_EVERY_S = 3600.0
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
@@ -49,6 +51,11 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "task": "scaling.prune_whatif_runs",
             "schedule": PRUNE_WHATIF_EVERY_S,
             "options": {"expires": PRUNE_WHATIF_EVERY_S},
+        },
+        "prune_history": {
+            "task": "scaling.prune_history",
+            "schedule": PRUNE_HISTORY_EVERY_S,
+            "options": {"expires": PRUNE_HISTORY_EVERY_S},
         },
     }
 
@@ -160,3 +167,23 @@ def prune_whatif_runs() -> int:
     if deleted:
         log.info("what-if: %s runs older than %s days deleted", deleted, whatif.RUNS_KEPT_DAYS)
     return deleted
+
+
+@shared_task(name="scaling.prune_history", time_limit=300, soft_time_limit=240, ignore_result=True)
+def prune_history() -> int:
+    """Delete the metric samples and decisions older than their retention, in batches, within a time budget."""
+    from scaling.audit import Actor
+    from scaling.retention import TIME_BUDGET_S, history_prune
+
+    result = history_prune(actor=Actor.system("prune_history"), now=timezone.now())
+    counts = result.counts
+    if counts.total:
+        log.info(
+            "history: deleted %s metric samples older than %s days and %s decisions older than %s days%s",
+            counts.samples,
+            settings.METRIC_RETENTION_DAYS,
+            counts.decisions,
+            settings.DECISION_RETENTION_DAYS,
+            "" if result.finished else f"; more are left after the {TIME_BUDGET_S:.0f} s budget, for the next run",
+        )
+    return counts.total
