@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 from pydantic import ConfigDict
 
@@ -22,7 +23,7 @@ from dashboard.decisions import METRIC_WINDOW_S
 from dashboard.policy_forms import check_params, params_as_dict
 from scaling import selectors, services
 from scaling.audit import Actor
-from scaling.models import Decision, MetricSample, Service
+from scaling.models import MetricSample, Service
 
 router = Router(tags=["policy"])
 
@@ -108,6 +109,25 @@ class DecisionDetailOut(Schema):
     metric_window: list[WindowSampleOut]
 
 
+class RecordedEventOut(Schema):
+    id: int
+    created_at: datetime
+    event_type: str
+    actor: str
+    before: Any
+    after: Any
+    reason: str
+
+
+class DecisionPrunedOut(Schema):
+    detail: str
+    id: int
+    pruned: bool
+    kept_days: int
+    tick: datetime | None
+    audit_events: list[RecordedEventOut]
+
+
 def _policy_out(service: Service) -> dict[str, Any]:
     return {"service": service.name, "version": service.policy_version, "params": params_as_dict(service.policy)}
 
@@ -171,27 +191,60 @@ def list_policy_revisions(request: HttpRequest, name: str) -> list[dict[str, Any
     ]
 
 
-@router.get("/decisions/{decision_id}", response=DecisionDetailOut, tags=["decisions"])
-def get_decision(request: HttpRequest, decision_id: int) -> dict[str, Any]:
-    """One decision: the engine's explanation, the actuation result and the metric window it saw."""
-    require_capability(request, "view")
-    decision: Decision = get_object_or_404(Decision.objects.select_related("service"), pk=decision_id)
-    samples: list[MetricSample] = selectors.decision_metric_window(decision, before_s=METRIC_WINDOW_S)
+def _pruned_out(pruned: selectors.PrunedDecision) -> dict[str, Any]:
     return {
-        "id": decision.pk,
-        "service": decision.service.name,
-        "tick": decision.tick,
-        "mode": decision.mode,
-        "provisioned": decision.provisioned,
-        "ready": decision.ready,
-        "desired": decision.desired,
-        "recommendation": decision.recommendation,
-        "changed": decision.changed,
-        "reason_code": decision.reason_code,
-        "summary": decision.summary,
-        "explanation": decision.explanation if isinstance(decision.explanation, dict) else {},
-        "actuation": decision.actuation,
-        "actuation_error": decision.actuation_error,
-        "actuated_at": decision.actuated_at,
-        "metric_window": samples,
+        "detail": f"decision {pruned.decision_id} was pruned: decisions are kept {pruned.kept_days} days",
+        "id": pruned.decision_id,
+        "pruned": True,
+        "kept_days": pruned.kept_days,
+        "tick": pruned.tick,
+        "audit_events": [
+            {
+                "id": e.pk,
+                "created_at": e.created_at,
+                "event_type": e.event_type,
+                "actor": e.actor_label,
+                "before": e.before,
+                "after": e.after,
+                "reason": e.reason,
+            }
+            for e in pruned.events
+        ],
     }
+
+
+@router.get("/decisions/{decision_id}", response={200: DecisionDetailOut, 410: DecisionPrunedOut}, tags=["decisions"])
+def get_decision(request: HttpRequest, decision_id: int) -> Status[dict[str, Any]]:
+    """One decision: the engine's explanation, the actuation result and the metric window it saw.
+
+    A decision older than DECISION_RETENTION_DAYS is pruned: 410, with what the audit log recorded about it
+    (nothing unless it changed capacity or was blocked from changing it)."""
+    require_capability(request, "view")
+    decision = selectors.decision_for_view(decision_id)
+    if decision is None:
+        pruned = selectors.decision_pruned(decision_id, now=timezone.now())
+        if pruned is None:
+            raise Http404(f"no decision with id {decision_id}")
+        return Status(410, _pruned_out(pruned))
+    samples: list[MetricSample] = selectors.decision_metric_window(decision, before_s=METRIC_WINDOW_S)
+    return Status(
+        200,
+        {
+            "id": decision.pk,
+            "service": decision.service.name,
+            "tick": decision.tick,
+            "mode": decision.mode,
+            "provisioned": decision.provisioned,
+            "ready": decision.ready,
+            "desired": decision.desired,
+            "recommendation": decision.recommendation,
+            "changed": decision.changed,
+            "reason_code": decision.reason_code,
+            "summary": decision.summary,
+            "explanation": decision.explanation if isinstance(decision.explanation, dict) else {},
+            "actuation": decision.actuation,
+            "actuation_error": decision.actuation_error,
+            "actuated_at": decision.actuated_at,
+            "metric_window": samples,
+        },
+    )

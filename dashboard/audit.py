@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from dashboard.forms import local_to_utc, name_error_blocks, operator_tz, parse_local
 from dashboard.permissions import requires
+from scaling import selectors
 from scaling.audit import EventType, latest_verification
 from scaling.audit_selectors import EVENT_DOMAINS, AuditFilter, actor_labels, audit_export_rows, audit_page
 from scaling.models import AuditEvent, Service
@@ -168,10 +169,15 @@ def audit_list(request: HttpRequest) -> HttpResponse:
             form.audit_filter(), before=form.cleaned_data.get("before"), after=form.cleaned_data.get("after")
         )
     rows = [(event, object_url(event)) for event in page.events] if page else []
+    # A decision event's link still opens a page after the decision is pruned (it says so); the row says so too.
+    decision_ids = {int(e.object_id) for e, _ in rows if e.object_type == "decision" and e.object_id.isdigit()}
+    pruned_decisions = {str(pk) for pk in selectors.decisions_not_stored(decision_ids)}
     context = {
         "form": form,
         "page": page,
         "rows": rows,
+        "pruned_decisions": pruned_decisions,
+        "decision_retention_days": settings.DECISION_RETENTION_DAYS,
         "actors": [] if htmx else actor_labels(),
         "htmx": htmx,
         "verification": latest_verification(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
 
 from dashboard.permissions import requires
 from dashboard.views import HtmxHttpRequest
@@ -290,11 +292,16 @@ def _series_row(point: Any) -> dict[str, str]:
     return {"value": fmt(point)}
 
 
+def samples_pruned_before(now: datetime) -> datetime:
+    """Samples before this instant have been (or are about to be) pruned: METRIC_RETENTION_DAYS."""
+    return now - timedelta(days=settings.METRIC_RETENTION_DAYS)
+
+
 @requires("view")
 def decision_detail(request: HtmxHttpRequest, decision_id: int) -> HttpResponse:
     decision = selectors.decision_for_view(decision_id)
     if decision is None:
-        raise Http404(f"no decision with id {decision_id}")
+        return _decision_gone(request, decision_id)
     samples = selectors.decision_metric_window(decision, before_s=METRIC_WINDOW_S)
     x = explanation_context(decision)
     earlier, later = selectors.decision_neighbours(decision)
@@ -306,11 +313,28 @@ def decision_detail(request: HtmxHttpRequest, decision_id: int) -> HttpResponse:
         "earlier": earlier,
         "later": later,
         "samples": samples,
+        "samples_pruned": not samples and decision.tick < samples_pruned_before(timezone.now()),
+        "metric_retention_days": settings.METRIC_RETENTION_DAYS,
         "metric_window_s": int(METRIC_WINDOW_S),
         "audit_events": list(selectors.decision_audit_events(decision)),
     }
     template = "dashboard/decision.html#explanation" if request.htmx else "dashboard/decision.html"
     return render(request, template, context)
+
+
+def _decision_gone(request: HtmxHttpRequest, decision_id: int) -> HttpResponse:
+    """A pruned decision says so, with what the audit log recorded about it (410); an unknown id is a 404."""
+    pruned = selectors.decision_pruned(decision_id, now=timezone.now())
+    if pruned is None:
+        raise Http404(f"no decision with id {decision_id}")
+    context = {
+        "pruned": pruned,
+        "audit_url": f"{reverse('dashboard:audit')}?object_type=decision&object_id={decision_id}",
+    }
+    if request.htmx:
+        # Into the service page's panel, which htmx fills only from a 2xx answer.
+        return render(request, "dashboard/decision_pruned.html#pruned", context)
+    return render(request, "dashboard/decision_pruned.html", context, status=410)
 
 
 def forecast_actual(decision: Decision) -> dict[str, Any] | None:
@@ -325,7 +349,14 @@ def forecast_actual(decision: Decision) -> dict[str, Any] | None:
     sample = selectors.sample_near(decision.service, at)
     at_label = fmt(at.isoformat())  # in the operator's zone with UTC beside, as every time on the page
     if sample is None or sample.rps is None:
-        return {"at": at, "at_label": at_label, "predicted": fmt(float(predicted)), "actual": None, "error_pct": None}
+        return {
+            "at": at,
+            "at_label": at_label,
+            "predicted": fmt(float(predicted)),
+            "actual": None,
+            "error_pct": None,
+            "actual_pruned": at < samples_pruned_before(timezone.now()),
+        }
     error_pct = (float(predicted) - sample.rps) / sample.rps * 100.0 if sample.rps else None
     return {
         "at": at,

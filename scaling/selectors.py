@@ -497,6 +497,57 @@ def decision_for_view(decision_id: int) -> Decision | None:
     return Decision.objects.select_related("service").filter(pk=decision_id).first()
 
 
+@dataclass(frozen=True)
+class PrunedDecision:
+    """A decision no longer stored because it outlived DECISION_RETENTION_DAYS, with what the audit log
+    recorded about it (nothing when it neither changed capacity nor was blocked from changing it, or when
+    those events were archived)."""
+
+    decision_id: int
+    kept_days: int
+    events: list[AuditEvent]
+
+    @property
+    def tick(self) -> datetime | None:
+        # The decision's own event is recorded at its tick; an actuation's follows within the tick.
+        return self.events[0].created_at if self.events else None
+
+    @property
+    def service_label(self) -> str:
+        first = next((e for e in self.events if e.service_id is not None), None)
+        if first is None:
+            return ""
+        return first.service.display_name if first.service is not None else f"service #{first.service_id}"
+
+
+def decision_pruned(decision_id: int, *, now: datetime) -> PrunedDecision | None:
+    """The decision `decision_id` as far as it is known after a prune; None when it is stored, or when
+    nothing says it ever was (an id never given out: a plain 404).
+
+    With audit events about it, it was pruned when they are older than the retention. Without, it was when
+    its id is older than every decision kept: ids are given out in the order decisions are recorded, and
+    the prune deletes the oldest."""
+    if Decision.objects.filter(pk=decision_id).exists():
+        return None
+    kept_days = settings.DECISION_RETENTION_DAYS
+    events = list(
+        AuditEvent.objects.filter(object_type="decision", object_id=str(decision_id))
+        .select_related("service")
+        .order_by("id")
+    )
+    if events:
+        pruned = events[0].created_at < now - timedelta(days=kept_days)
+    else:
+        oldest_kept = Decision.objects.order_by("pk").values_list("pk", flat=True).first()
+        pruned = oldest_kept is not None and 0 < decision_id < oldest_kept
+    return PrunedDecision(decision_id, kept_days, events) if pruned else None
+
+
+def decisions_not_stored(decision_ids: set[int]) -> set[int]:
+    """Those of `decision_ids` no longer stored (past DECISION_RETENTION_DAYS): one query for a page of links."""
+    return decision_ids - set(Decision.objects.filter(pk__in=decision_ids).values_list("pk", flat=True))
+
+
 def decision_neighbours(decision: Decision) -> tuple[Decision | None, Decision | None]:
     """The service's decisions just before and just after this one (for stepping through the timeline)."""
     rows = Decision.objects.filter(service_id=decision.service_id).only("id", "tick")

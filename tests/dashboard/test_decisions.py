@@ -13,7 +13,9 @@ from django.utils.html import escape
 
 from dashboard import decisions as decisions_module
 from scaling import selectors, services
+from scaling.audit import Actor
 from scaling.models import Decision, MetricSample, Service
+from scaling.retention import history_prune
 from tests.factories import T0, make_service
 
 pytestmark = pytest.mark.django_db
@@ -279,3 +281,85 @@ def test_input_names_carry_their_gloss_on_the_page(viewer: Client) -> None:
     body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
     assert f'<abbr title="{escape(decisions_module.INPUT_HELP["forecast_rps"])}">forecast_rps</abbr>' in body
     assert "<dt>game</dt>" in body  # a name without a gloss still shows
+
+
+def _audited_decision_pruned(days_ago: int) -> Decision:
+    """A real tick's decision that scaled out (so audited), `days_ago` days back, then the hourly prune."""
+    service = make_service(demand_scale=40.0)
+    tick = services.align_tick(timezone.now() - timedelta(days=days_ago))
+    result = services.service_evaluate(service_id=service.pk, tick_at=tick)
+    assert result.decision_id is not None
+    decision = Decision.objects.get(pk=result.decision_id)
+    assert decision.changed, "the tick should have scaled out, and so been audited"
+    history_prune(actor=Actor.system("prune_history"), now=timezone.now())
+    return decision
+
+
+def test_a_pruned_decision_says_so_with_what_the_audit_log_recorded(viewer: Client, settings: Any) -> None:
+    settings.DECISION_RETENTION_DAYS = 90
+    decision = _audited_decision_pruned(100)
+    assert not Decision.objects.filter(pk=decision.pk).exists()
+
+    response = viewer.get(reverse("dashboard:decision", args=[decision.pk]))
+    body = response.content.decode()
+    assert response.status_code == 410
+    assert f"Decision {decision.pk} was pruned" in body and "was pruned after 90 days" in body
+    assert "Win Probability" in body  # the service, from the audit event
+    assert "decision.scaled" in body and escape(decision.summary) in body  # what was recorded about it
+    assert f"object_type=decision&amp;object_id={decision.pk}" in body
+
+
+def test_the_api_answers_410_for_a_pruned_decision_with_its_audit_events(viewer: Client, settings: Any) -> None:
+    settings.DECISION_RETENTION_DAYS = 90
+    decision = _audited_decision_pruned(100)
+    response = viewer.get(f"/api/decisions/{decision.pk}")
+    data = response.json()
+    assert response.status_code == 410
+    assert data["pruned"] is True and data["kept_days"] == 90 and "kept 90 days" in data["detail"]
+    assert "decision.scaled" in [e["event_type"] for e in data["audit_events"]]
+    assert data["audit_events"][0]["reason"] == decision.summary
+
+
+def test_a_pruned_decision_the_audit_log_never_recorded_still_says_it_was_pruned(viewer: Client) -> None:
+    service = make_service()
+    old = make_decision(service, tick=timezone.now() - timedelta(days=400))  # not audited: made directly
+    make_decision(service, tick=timezone.now())
+    history_prune(actor=Actor.system("prune_history"), now=timezone.now())
+
+    response = viewer.get(reverse("dashboard:decision", args=[old.pk]))
+    body = response.content.decode()
+    assert response.status_code == 410
+    assert "was pruned after 90 days" in body and "only a decision that changed capacity" in body
+    # An id never given out is still a plain 404.
+    assert viewer.get(reverse("dashboard:decision", args=[old.pk + 1000])).status_code == 404
+
+
+def test_a_pruned_decision_in_the_side_panel_shows_in_the_panel(viewer: Client) -> None:
+    service = make_service()
+    old = make_decision(service, tick=timezone.now() - timedelta(days=400))
+    make_decision(service, tick=timezone.now())
+    history_prune(actor=Actor.system("prune_history"), now=timezone.now())
+    response = viewer.get(reverse("dashboard:decision", args=[old.pk]), headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert response.status_code == 200  # htmx swaps only a 2xx answer into the panel
+    assert 'data-pruned="true"' in body and "<html" not in body
+
+
+def test_the_audit_page_marks_events_about_pruned_decisions(viewer: Client, settings: Any) -> None:
+    settings.DECISION_RETENTION_DAYS = 90
+    pruned = _audited_decision_pruned(100)
+    kept_service = make_service("player-props", demand_scale=40.0)
+    kept = services.service_evaluate(service_id=kept_service.pk, tick_at=services.align_tick(timezone.now()))
+    body = viewer.get(reverse("dashboard:audit")).content.decode()
+    link = reverse("dashboard:decision", args=[pruned.pk])
+    assert f'<a href="{link}">decision {pruned.pk}</a> <span class="muted pruned"' in body
+    kept_link = reverse("dashboard:decision", args=[kept.decision_id])
+    assert f'<a href="{kept_link}">decision {kept.decision_id}</a></td>' in body
+
+
+def test_a_kept_decision_whose_samples_were_pruned_says_so(viewer: Client, settings: Any) -> None:
+    settings.METRIC_RETENTION_DAYS = 35
+    decision = make_decision(make_service(), tick=timezone.now() - timedelta(days=40))
+    body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
+    assert "Samples are kept 35 days" in body and "this window's were pruned" in body
+    assert "No samples were stored for this window" not in body
