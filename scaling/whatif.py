@@ -188,10 +188,14 @@ def _check_range(request: WhatIfRequest) -> None:
     )
     found = recorded[:2].count()
     if found < 2:
+        kept_from = now - timedelta(days=settings.METRIC_RETENTION_DAYS)
+        pick = (
+            f"samples are kept {settings.METRIC_RETENTION_DAYS} days, from {both_times(kept_from)}: pick a later one"
+            if request.start < kept_from
+            else "pick one in which this service recorded traffic"
+        )
         raise WhatIfRangeError(
-            f"fewer than two recorded samples with a request rate in this range ({found}): "
-            "pick one in which this service recorded traffic",
-            bound="start",
+            f"fewer than two recorded samples with a request rate in this range ({found}): {pick}", bound="start"
         )
 
 

@@ -219,6 +219,21 @@ def test_a_range_with_fewer_than_two_recorded_samples_is_refused_naming_the_fiel
     assert "?job=" not in operator.get(url).content.decode()  # no job listed: none was started
 
 
+def test_a_range_older_than_the_samples_kept_says_how_long_they_are_kept(
+    client: Client, service: Service, queued: list[str]
+) -> None:
+    kept_days = settings.METRIC_RETENTION_DAYS
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[service.name])
+    start = timezone.now() - timedelta(days=kept_days + 5)
+    given = {"start_local": local_input(start), "end_local": local_input(start + timedelta(hours=6))}
+
+    response = operator.post(url, {"range": "1h", "policy": "hpa", **given})
+
+    assert response.status_code == 400 and queued == []
+    assert f"samples are kept {kept_days} days, from " in response.context["form"].errors["start_local"][0]
+
+
 def test_a_started_job_has_a_permalink_the_address_bar_takes(
     client: Client, service: Service, queued: list[str]
 ) -> None:
