@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
-from scaling.audit import latest_verification
+from scaling.audit import EventType, latest_verification
 from scaling.audit_selectors import AuditFilter, audit_page
+from scaling.models import Service
 
 router = Router(tags=["audit"])
 
@@ -25,7 +26,9 @@ class AuditQuery(Schema):
         description="A username: everything they did, in the UI and with their API tokens. "
         'Any other actor (a system one, or one token: "operator (token ci)"): that exact label.',
     )
-    event_type: str = Field("", max_length=60)
+    event_type: str = Field(
+        "", max_length=60, description='One event type ("override.created") or a whole domain of them ("override").'
+    )
     q: str = Field("", max_length=200)
     object_type: str = Field("", max_length=40)
     object_id: str = Field("", max_length=64)
@@ -74,8 +77,34 @@ class VerificationOut(Schema):
     breaks: list[ChainBreakOut] = Field(description="the first broken links, in chain order (at most 20)")
 
 
-@router.get("/events", response=AuditPageOut)
-def list_audit_events(request: HttpRequest, query: Query[AuditQuery]) -> dict[str, Any]:
+class QueryErrorOut(Schema):
+    detail: str
+    field: str
+
+
+EVENT_TYPES = frozenset(t.value for t in EventType)
+EVENT_DOMAINS = frozenset(t.split(".", 1)[0] for t in EVENT_TYPES)
+
+
+def _query_problem(query: AuditQuery) -> tuple[str, str] | None:
+    """(field, what is wrong) for a filter that could only ever match nothing, as the page refuses it."""
+    if query.since and query.until and query.since > query.until:
+        return "until", f"until ({query.until.isoformat()}) is before since ({query.since.isoformat()})"
+    if query.event_type and query.event_type not in EVENT_TYPES | EVENT_DOMAINS:
+        domains = ", ".join(sorted(EVENT_DOMAINS))
+        return "event_type", f"unknown event type {query.event_type!r}: an event type, or one of its domains: {domains}"
+    if query.service and not Service.objects.filter(name=query.service).exists():
+        return "service", f"unknown service {query.service!r}"
+    return None
+
+
+@router.get("/events", response={200: AuditPageOut, 422: QueryErrorOut})
+def list_audit_events(request: HttpRequest, query: Query[AuditQuery]) -> Status[dict[str, Any]]:
+    """Audit events, newest first, filtered as on /audit/; a filter that names nothing that exists is refused
+    (422 naming it), not answered with an empty page."""
+    if problem := _query_problem(query):
+        field, message = problem
+        return Status(422, {"detail": f"{field}: {message}", "field": field})
     f = AuditFilter(
         since=query.since,
         until=query.until,
@@ -106,7 +135,7 @@ def list_audit_events(request: HttpRequest, query: Query[AuditQuery]) -> dict[st
         }
         for e in page.events
     ]
-    return {"events": events, "older_cursor": page.older_cursor, "newer_cursor": page.newer_cursor}
+    return Status(200, {"events": events, "older_cursor": page.older_cursor, "newer_cursor": page.newer_cursor})
 
 
 @router.get("/verification", response=VerificationOut)

@@ -347,3 +347,33 @@ def test_the_actor_filter_keeps_the_case_of_a_name_as_typed() -> None:
     )
     assert [e.reason for e in audit_events(AuditFilter(actor="operator"))] == []
     assert [e.reason for e in audit_events(AuditFilter(actor="Operator"))] == ["theirs"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ({"event_type": "overide"}, "event_type", "unknown event type 'overide'"),
+        ({"service": "no-such-service"}, "service", "unknown service 'no-such-service'"),
+        (
+            {"since": "2026-01-15T20:00:00Z", "until": "2026-01-15T19:00:00Z"},
+            "until",
+            "until (2026-01-15T19:00:00+00:00) is before since",
+        ),
+    ],
+)
+def test_the_api_refuses_a_filter_that_could_only_match_nothing_naming_it(
+    viewer: Client, params: dict[str, str], field: str, message: str
+) -> None:
+    # An empty 200 read as "nothing happened": a typo in the event type hid every override from an auditor.
+    make_service()
+    response = viewer.get("/api/audit/events", params)
+    assert response.status_code == 422, response.content
+    assert response.json()["field"] == field and message in response.json()["detail"]
+
+
+def test_the_api_takes_an_event_type_or_its_whole_domain(viewer: Client) -> None:
+    service = make_service()
+    _events(3, service=service)
+    for event_type in ("decision", "decision.scaled"):
+        assert len(viewer.get("/api/audit/events", {"event_type": event_type}).json()["events"]) == 3
+    assert viewer.get("/api/audit/events", {"event_type": "override"}).json()["events"] == []
