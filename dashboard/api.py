@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from ninja import Field, NinjaAPI, Schema, Status
+from ninja import Field, NinjaAPI, Query, Schema, Status
 from pydantic import ConfigDict
 
 from dashboard.api_audit import router as audit_router
@@ -22,6 +22,7 @@ from dashboard.services_admin import router as services_admin_router
 from scaling import selectors, services
 from scaling.audit import Actor
 from scaling.models import Decision, MetricSample, Service
+from scaling.overrides import REASON_MAX_CHARS
 
 # Every endpoint: a Bearer API token, or the session with its CSRF token (dashboard/api_auth.py).
 api = NinjaAPI(title="Tipoff API", version="1", auth=api_auth, urls_namespace="api")
@@ -68,6 +69,10 @@ class DecisionOut(Schema):
     explanation: dict[str, object]
 
 
+# The chart ranges (selectors.RANGES), spelled out so that the API's schema lists them and refuses any other.
+RangeName = Literal["1h", "6h", "24h", "7d"]
+
+
 class SampleOut(Schema):
     ts: datetime
     rps: float | None
@@ -92,7 +97,7 @@ class ModeIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     mode: str = Field(..., description="active | paused | dry_run")
-    reason: str = Field(..., description="Why (recorded in the audit log).")
+    reason: str = Field(..., max_length=REASON_MAX_CHARS, description="Why (recorded in the audit log).")
     until: datetime | None = Field(
         None,
         description="ISO 8601 with offset: when a pause or dry run ends (required for them, at most MODE_MAX_HOURS "
@@ -133,15 +138,17 @@ def set_mode(request: HttpRequest, name: str, payload: ModeIn) -> Status[Any]:
 
 
 @api.get("/services/{name}/decisions", response=list[DecisionOut], tags=["decisions"])
-def list_decisions(request: HttpRequest, name: str, limit: int = 50) -> list[Decision]:
+def list_decisions(
+    request: HttpRequest, name: str, limit: int = Query(50, ge=1, le=500, description="How many, newest first.")
+) -> list[Decision]:
     service = get_object_or_404(Service, name=name)
-    return list(selectors.recent_decisions(service, min(max(limit, 1), 500)))
+    return list(selectors.recent_decisions(service, limit))
 
 
 @api.get("/services/{name}/metrics", response=list[SampleOut], tags=["metrics"])
-def list_metrics(request: HttpRequest, name: str, range: str = "1h") -> list[MetricSample]:  # noqa: A002
+def list_metrics(request: HttpRequest, name: str, range: RangeName = "1h") -> list[MetricSample]:  # noqa: A002
     service = get_object_or_404(Service, name=name)
-    since = timezone.now() - selectors.RANGES.get(range, selectors.RANGES["1h"])
+    since = timezone.now() - selectors.RANGES[range]
     return list(MetricSample.objects.filter(service=service, ts__gte=since).order_by("ts"))
 
 

@@ -616,6 +616,7 @@ def test_the_api_pauses_a_service_until_an_end_and_sets_it_active_again_audited(
         ({"mode": "stopped", "reason": "x"}, "mode", "unknown mode 'stopped'"),
         ({"mode": "paused", "reason": "x", "until": "+25h"}, "until", "a pause may last at most 24 h"),
         ({"mode": "active", "reason": "x", "until": "+2h"}, "until", "an active service has no end"),
+        ({"mode": "active", "reason": "x" * 501}, "reason", "at most 500 characters"),  # as the override's reason
     ],
 )
 def test_the_api_refuses_a_mode_change_naming_the_field(

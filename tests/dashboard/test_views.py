@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -258,3 +258,26 @@ def test_the_timeline_and_the_fleet_give_times_in_the_operators_zone_with_utc_be
     fleet = client_in.get(reverse("dashboard:fleet"), headers={"HX-Request": "true"}).content.decode()
     updated = fleet[fleet.index('data-testid="fleet-updated">') :]
     assert " UTC)</span>" in updated[:80] and (" EST " in updated[:80] or " EDT " in updated[:80])
+
+
+def test_the_api_lists_decisions_and_metrics_within_the_limits_it_states(client_in: Client) -> None:
+    from dashboard.api import RangeName
+    from scaling import selectors
+
+    service = make_service()
+    now = timezone.now()
+    for minutes in range(3):
+        at = now - timedelta(minutes=minutes)
+        Decision.objects.create(service=service, tick=at, provisioned=2, ready=2, desired=2, reason_code="NO_CHANGE")
+        MetricSample.objects.create(service=service, ts=at - timedelta(hours=2), rps=1.0)
+    base = f"/api/services/{service.name}"
+    assert len(client_in.get(f"{base}/decisions", {"limit": 2}).json()) == 2
+    # Out of range, or a range that is not one, is refused naming it: a clamp had answered limit=-5 with one row.
+    for params in ({"limit": -5}, {"limit": 0}, {"limit": 501}):
+        response = client_in.get(f"{base}/decisions", params)
+        assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == "limit"
+    assert len(client_in.get(f"{base}/metrics", {"range": "6h"}).json()) == 3
+    assert client_in.get(f"{base}/metrics").json() == []  # 1 h by default
+    response = client_in.get(f"{base}/metrics", {"range": "zzz"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == "range"
+    assert set(get_args(RangeName)) == set(selectors.RANGES)  # the schema's ranges are the charts'
