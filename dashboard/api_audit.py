@@ -10,7 +10,7 @@ from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from scaling.audit import EventType, latest_verification
-from scaling.audit_selectors import AuditFilter, audit_page
+from scaling.audit_selectors import EVENT_DOMAINS, AuditFilter, audit_page
 from scaling.models import Service
 
 router = Router(tags=["audit"])
@@ -82,16 +82,16 @@ class QueryErrorOut(Schema):
     field: str
 
 
-EVENT_TYPES = frozenset(t.value for t in EventType)
-EVENT_DOMAINS = frozenset(t.split(".", 1)[0] for t in EVENT_TYPES)
+# What the page's Event choice offers: each event type, and each domain of them.
+EVENT_TYPES = frozenset({*(str(t) for t in EventType), *EVENT_DOMAINS})
 
 
 def _query_problem(query: AuditQuery) -> tuple[str, str] | None:
     """(field, what is wrong) for a filter that could only ever match nothing, as the page refuses it."""
-    if query.since and query.until and query.since > query.until:
-        return "until", f"until ({query.until.isoformat()}) is before since ({query.since.isoformat()})"
-    if query.event_type and query.event_type not in EVENT_TYPES | EVENT_DOMAINS:
-        domains = ", ".join(sorted(EVENT_DOMAINS))
+    if query.since and query.until and query.since >= query.until:
+        return "until", f"until ({query.until.isoformat()}) must be later than since ({query.since.isoformat()})"
+    if query.event_type and query.event_type not in EVENT_TYPES:
+        domains = ", ".join(EVENT_DOMAINS)
         return "event_type", f"unknown event type {query.event_type!r}: an event type, or one of its domains: {domains}"
     if query.service and not Service.objects.filter(name=query.service).exists():
         return "service", f"unknown service {query.service!r}"

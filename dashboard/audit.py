@@ -80,7 +80,7 @@ def _local_time_input() -> forms.DateTimeInput:
 class AuditFilterForm(forms.Form):
     since = forms.CharField(required=False, max_length=40, label="From", widget=_local_time_input())
     until = forms.CharField(required=False, max_length=40, label="Until", widget=_local_time_input())
-    # Any name filters (a service since deleted still has its events); the page offers those there are.
+    # The page offers the services there are; a name that is none (typed into the address) is refused beside it.
     service = forms.SlugField(required=False, max_length=64, widget=forms.Select)
     actor = forms.CharField(
         required=False,
@@ -110,6 +110,12 @@ class AuditFilterForm(forms.Form):
         service.widget.attrs.pop("maxlength", None)  # a text box's attribute, which SlugField gives any widget
         # A filter answered by htmx swaps in only the results, and each field's errors (oob) beside it.
         name_error_blocks(self)
+
+    def clean_service(self) -> str:
+        name: str = self.cleaned_data.get("service") or ""
+        if name and not Service.objects.filter(name=name).exists():
+            raise forms.ValidationError(f"no service is named {name!r}")
+        return name
 
     def clean_since(self) -> datetime | None:
         return _local_time(self.cleaned_data.get("since") or "", occurrence="first")
