@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -264,7 +265,7 @@ def override_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     override = get_object_or_404(Override, pk=pk)
     form = ReasonForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Cancelling needs a reason.")
+        messages.error(request, f"Override #{override.pk} not cancelled: {_named_errors(form)}")
         return _back(request)
     if override_cancel(override=override, actor=_actor(request), reason=form.cleaned_data["reason"]):
         messages.success(request, f"Override #{override.pk} on {override.service.name} cancelled.")
@@ -273,14 +274,23 @@ def override_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     return _back(request)
 
 
+def _named_errors(form: forms.Form) -> str:
+    """Each of a banner-reported form's errors after its field's label ("New end: …"), since no field shows it."""
+    named: list[str] = []
+    for name, errors in form.errors.items():
+        field = form.fields.get(name)  # None for the form's own errors (NON_FIELD_ERRORS)
+        label = (field.label or name.replace("_", " ").capitalize()) if field else ""
+        named.extend(f"{label}: {e}" if label else str(e) for e in errors)
+    return "; ".join(named)
+
+
 @requires("operate")
 @require_POST
 def override_extend_view(request: HttpRequest, pk: int) -> HttpResponse:
     override = get_object_or_404(Override, pk=pk)
     form = ExtendForm(request.POST)
     if not form.is_valid() or form.cleaned_data.get("ends_at") is None:
-        errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
-        messages.error(request, f"Override #{override.pk} not extended: {errors}")
+        messages.error(request, f"Override #{override.pk} not extended: {_named_errors(form)}")
         return _back(request)
     try:
         override_extend(
@@ -317,7 +327,7 @@ def override_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
     override = get_object_or_404(Override, pk=pk)
     form = ReasonForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Rejecting needs a reason.")
+        messages.error(request, f"Override #{override.pk} not rejected: {_named_errors(form)}")
         return _back(request, "dashboard:fleet")
     try:
         override_reject(override=override, actor=_actor(request), reason=form.cleaned_data["reason"])

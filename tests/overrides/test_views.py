@@ -112,6 +112,23 @@ def test_out_of_range_times_are_explained_by_the_preview_and_extend(client: Clie
     assert "not extended" in page and "out of range" in page
 
 
+def test_a_refused_extend_cancel_or_reject_names_the_field_at_fault(client: Client) -> None:
+    # "Override #20 not extended: This field is required." had not said which field.
+    service = make_service()
+    o = _hour_floor(service)
+    _login(client, "boss", "admin")
+    extend = {"ends_at_local": "2030-01-01T10:00", "reason": "", "next": "/overrides/"}
+    page = client.post(reverse("dashboard:override-extend", args=[o.pk]), extend, follow=True).content.decode()
+    assert f"Override #{o.pk} not extended: Reason: This field is required." in page
+    cancel = {"reason": "x" * 501, "next": "/overrides/"}
+    page = client.post(reverse("dashboard:override-cancel", args=[o.pk]), cancel, follow=True).content.decode()
+    assert f"Override #{o.pk} not cancelled: Reason: Ensure this value has at most 500 characters" in page
+    page = client.post(reverse("dashboard:override-reject", args=[o.pk]), {"reason": ""}, follow=True).content.decode()
+    assert f"Override #{o.pk} not rejected: Reason: This field is required." in page
+    o.refresh_from_db()
+    assert o.status == Override.Status.APPROVED
+
+
 def test_a_viewer_cannot_create_overrides(client: Client) -> None:
     make_service()
     _login(client, "viewer", "viewer")
