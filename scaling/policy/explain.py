@@ -81,6 +81,16 @@ def _capped_override(constraints: list[Constraint] | tuple[Constraint, ...], las
     return setters[-1] if setters else None
 
 
+def _limited_the_move(last: Constraint, current: int, desired: int) -> bool:
+    """A floor that raised the count though it still went down, or a ceiling that lowered it though it still went
+    up: the override limited a move the policy made, it did not make it. (A pin or freeze sets the count.)"""
+    if last.name == "override_floor":
+        return desired < current
+    if last.name == "override_ceiling":
+        return desired > current
+    return False
+
+
 def winning_rule(
     rules: list[RuleResult] | tuple[RuleResult, ...], recommendation: int | None, current: int | None = None
 ) -> RuleResult | None:
@@ -289,6 +299,9 @@ def summarize(
         if setter is not None:
             # The override set the count and the bound only trimmed it: both are why.
             why = f"{setter.detail}, capped by the {bound}"
+        elif why and _limited_the_move(last, current, desired):
+            # The rule moved the count; the override only stopped it short: the rule leads, the override follows.
+            why = f"{why}; stopped at {last.after} (policy wants {recommendation}) by {bound}"
         elif last.name.startswith("override_") or last.name == "fallback_replicas":
             why = bound
         else:

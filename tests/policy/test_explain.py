@@ -341,3 +341,43 @@ STALE = (point(700.0, age_s=600),)
 )
 def test_an_override_or_missing_metrics_that_set_the_count_is_named(inp: object, summary: str) -> None:
     assert decide(inp).summary == summary  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("inp", "summary"),
+    [
+        # The rule asked for 5 of the 17 running; the floor only kept the scale-in from going below 12.
+        (
+            engine_input(300.0, 17, params=NO_WINDOW, overrides=(override("floor", 12),)),
+            "Scaled 17 → 12: 300 rps is utilization 0.18 of 17 × 100 rps vs target 0.70; "
+            "stopped at 12 (policy wants 5) by override 1 floor 12: marquee game",
+        ),
+        # The rule asked for 20 of the 10 running; the ceiling only kept the scale-out from going above 15.
+        (
+            engine_input(1400.0, overrides=(override("ceiling", 15),)),
+            "Scaled 10 → 15: 1,400 rps is utilization 1.40 of 10 × 100 rps vs target 0.70; "
+            "stopped at 15 (policy wants 20) by override 1 ceiling 15: marquee game",
+        ),
+        (
+            engine_input(300.0, 17, params=NO_WINDOW, overrides=(override("floor", 12),), mode=Mode.DRY_RUN),
+            "Dry run: would scale 17 → 12: 300 rps is utilization 0.18 of 17 × 100 rps vs target 0.70; "
+            "stopped at 12 (policy wants 5) by override 1 floor 12: marquee game",
+        ),
+        # Where the override moved the count its own way, it alone is why.
+        (
+            engine_input(300.0, 4, params=NO_WINDOW, overrides=(override("floor", 12),)),
+            "Scaled 4 → 12: override 1 floor 12: marquee game",
+        ),
+        (
+            engine_input(300.0, 17, params=NO_WINDOW, overrides=(override("ceiling", 3),)),
+            "Scaled 17 → 3: override 1 ceiling 3: marquee game",
+        ),
+        # A pin sets the count outright, whichever way the policy pointed.
+        (
+            engine_input(300.0, 17, params=NO_WINDOW, overrides=(override("pin", 12),)),
+            "Scaled 17 → 12: override 1 pins 12: marquee game",
+        ),
+    ],
+)
+def test_an_override_that_only_limited_the_move_leaves_the_cause_to_the_rule(inp: object, summary: str) -> None:
+    assert decide(inp).summary == summary  # type: ignore[arg-type]
