@@ -124,6 +124,7 @@ def engine_input(
         ready=ready,
         metrics=with_recent_samples(service, now, metrics),
         mode=Mode(service.mode),
+        mode_until=service.mode_until,
         overrides=override_specs(service, now - timedelta(minutes=1), now + horizon),
         games=game_specs(now - timedelta(hours=4), now + horizon),
         recent=tuple(

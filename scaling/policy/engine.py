@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from scaling.policy import rules as r
-from scaling.policy.explain import EASTERN, deciding_constraint, reason_for, summarize
+from scaling.policy.explain import EASTERN, deciding_constraint, override_text, reason_for, summarize
 from scaling.policy.signals import observe
 from scaling.policy.stability import cooldown, hold_while_rising, rate_limit, stabilize
 from scaling.policy.types import (
@@ -253,9 +253,6 @@ def _apply_overrides(inp: EngineInput, desired: int, constraints: list[Constrain
     return result, None
 
 
-_OVERRIDE_WORDS = {"pin": "pins", "floor": "floor", "ceiling": "ceiling", "freeze": "freezes"}
-
-
 def _in_force(
     active: list[OverrideSpec],
     applied: list[OverrideSpec],
@@ -270,11 +267,7 @@ def _in_force(
     for o in reversed(active):
         if o in applied:
             continue
-        if o.kind == "freeze_scale_in":
-            what = f"override {o.id} freezes scale-in"
-        else:
-            n = f" {o.replicas}" if o.replicas is not None else ""
-            what = f"override {o.id} {_OVERRIDE_WORDS.get(o.kind, o.kind)}{n}"
+        what = override_text(o)
         constraints.insert(at, Constraint(f"override_{o.kind}", count, count, f"{what}: {o.reason} (in force; {why})"))
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from scaling.policy.rules import WITHIN_TOLERANCE
-from scaling.policy.types import Constraint, EngineInput, Reason, RuleResult
+from scaling.policy.types import Constraint, EngineInput, OverrideSpec, Reason, RuleResult
 
 EASTERN = ZoneInfo("America/New_York")
 
@@ -62,6 +62,27 @@ HOLDING_RULES = {"panic": Reason.PANICKING, "slo_guard": Reason.SLO_BREACHED}
 
 # Overrides that set the count outright: they decide it even when the policy asked for the same count.
 SETTING_OVERRIDES = ("override_pin", "override_freeze")
+
+
+_OVERRIDE_WORDS = {"pin": "pins", "floor": "floor", "ceiling": "ceiling", "freeze": "freezes"}
+
+
+def override_text(o: OverrideSpec) -> str:
+    """An override in a few words: "override 21 floor 25", "override 3 freezes scale-in"."""
+    if o.kind == "freeze_scale_in":
+        return f"override {o.id} freezes scale-in"
+    n = f" {o.replicas}" if o.replicas is not None else ""
+    return f"override {o.id} {_OVERRIDE_WORDS.get(o.kind, o.kind)}{n}"
+
+
+def _until(inp: EngineInput) -> str:
+    """When the pause or dry run ends, in Eastern time: " until 20:30 ET", with the day when it is not today's."""
+    if inp.mode_until is None:
+        return ""
+    end = inp.mode_until.astimezone(EASTERN)
+    if end.date() == inp.now.astimezone(EASTERN).date():
+        return f" until {end:%H:%M} ET"
+    return f" until {end:%a} {end.day} {end:%b %H:%M} ET"
 
 
 def deciding_constraint(constraints: list[Constraint] | tuple[Constraint, ...]) -> Constraint | None:
@@ -310,10 +331,16 @@ def summarize(
         # A hold without metrics names no rule that sized: the missing metrics are the cause.
         why = next((r.note for r in rules if r.rule == "metrics" and r.note), "")
 
+    if reason is Reason.PAUSED:
+        # The pause sets the overrides aside too: name those in force, so nobody expects them to act now.
+        text = f"Held at {current}: service paused{_until(inp) or ' (no end set)'}"
+        set_aside = [override_text(o) for o in sorted(inp.overrides, key=lambda o: str(o.id)) if o.active_at(inp.now)]
+        return text + (f"; not applied while paused: {', '.join(set_aside)}" if set_aside else "")
     if reason is Reason.DRY_RUN:
         if desired == current:
-            return f"Dry run: would hold at {current}" + (f": {why}" if why else "")
-        return f"Dry run: would scale {current} → {desired}" + (f": {why}" if why else "")
+            return f"Dry run{_until(inp)}: would hold at {current}" + (f": {why}" if why else "")
+        moved = f"Dry run{_until(inp)}: would scale {current} → {desired}, not actuated"
+        return moved + (f": {why}" if why else "")
     if desired != current:
         return f"Scaled {current} → {desired}" + (f": {why}" if why else "")
     if last is not None and last.name == "metrics_missing_hold":

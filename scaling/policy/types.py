@@ -348,6 +348,8 @@ class EngineInput:
     ready: int
     metrics: tuple[MetricPoint, ...] = ()
     mode: Mode = Mode.ACTIVE
+    # When a pause or dry run ends (None while active, or when no end is known): for the summary only.
+    mode_until: datetime | None = None
     overrides: tuple[OverrideSpec, ...] = ()
     games: tuple[GameSpec, ...] = ()
     # The engine's own unconstrained recommendations over the recent past,

@@ -461,7 +461,7 @@ def test_a_paused_service_holds() -> None:
 def test_dry_run_computes_but_says_so() -> None:
     result = decide(engine_input(1400.0, mode=Mode.DRY_RUN))
     assert (result.desired, result.reason) == (20, Reason.DRY_RUN)
-    assert result.summary.startswith("Dry run: would scale 10 → 20")
+    assert result.summary.startswith("Dry run: would scale 10 → 20, not actuated")
 
 
 def test_it_reports_at_max_when_the_bound_holds_it() -> None:

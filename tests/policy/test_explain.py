@@ -148,7 +148,7 @@ def test_a_source_outage_reads_as_unavailable() -> None:
         ),
         (
             engine_input(1400.0, mode=Mode.DRY_RUN),
-            "Dry run: would scale 10 → 20: 1,400 rps is utilization 1.40 of 10 × 100 rps vs target 0.70",
+            "Dry run: would scale 10 → 20, not actuated: 1,400 rps is utilization 1.40 of 10 × 100 rps vs target 0.70",
         ),
     ],
 )
@@ -360,7 +360,7 @@ def test_an_override_or_missing_metrics_that_set_the_count_is_named(inp: object,
         ),
         (
             engine_input(300.0, 17, params=NO_WINDOW, overrides=(override("floor", 12),), mode=Mode.DRY_RUN),
-            "Dry run: would scale 17 → 12: 300 rps is utilization 0.18 of 17 × 100 rps vs target 0.70; "
+            "Dry run: would scale 17 → 12, not actuated: 300 rps is utilization 0.18 of 17 × 100 rps vs target 0.70; "
             "stopped at 12 (policy wants 5) by override 1 floor 12: marquee game",
         ),
         # Where the override moved the count its own way, it alone is why.
@@ -380,4 +380,59 @@ def test_an_override_or_missing_metrics_that_set_the_count_is_named(inp: object,
     ],
 )
 def test_an_override_that_only_limited_the_move_leaves_the_cause_to_the_rule(inp: object, summary: str) -> None:
+    assert decide(inp).summary == summary  # type: ignore[arg-type]
+
+
+PAUSED_UNTIL = T0 + timedelta(hours=2)  # 20:30 ET, the same evening
+
+
+@pytest.mark.parametrize(
+    ("inp", "summary"),
+    [
+        (
+            engine_input(5000.0, mode=Mode.PAUSED, mode_until=PAUSED_UNTIL),
+            "Held at 10: service paused until 20:30 ET",
+        ),
+        # The overrides in force are named: a pause sets them aside too.
+        (
+            engine_input(
+                5000.0,
+                mode=Mode.PAUSED,
+                mode_until=PAUSED_UNTIL,
+                overrides=(override("floor", 25, oid=21), override("freeze_scale_in", oid=3)),
+            ),
+            "Held at 10: service paused until 20:30 ET; "
+            "not applied while paused: override 21 floor 25, override 3 freezes scale-in",
+        ),
+        # An override not yet started is not in force.
+        (
+            engine_input(
+                5000.0, mode=Mode.PAUSED, mode_until=PAUSED_UNTIL, overrides=(override("pin", 30, start_min=5),)
+            ),
+            "Held at 10: service paused until 20:30 ET",
+        ),
+        # An end on another day says which.
+        (
+            engine_input(5000.0, mode=Mode.PAUSED, mode_until=T0 + timedelta(hours=14)),
+            "Held at 10: service paused until Fri 16 Jan 08:30 ET",
+        ),
+        (engine_input(5000.0, mode=Mode.PAUSED), "Held at 10: service paused (no end set)"),
+        (
+            engine_input(
+                300.0,
+                4,
+                params=NO_WINDOW,
+                mode=Mode.DRY_RUN,
+                mode_until=PAUSED_UNTIL,
+                overrides=(override("floor", 12),),
+            ),
+            "Dry run until 20:30 ET: would scale 4 → 12, not actuated: override 1 floor 12: marquee game",
+        ),
+        (
+            engine_input(700.0, mode=Mode.DRY_RUN, mode_until=PAUSED_UNTIL),
+            "Dry run until 20:30 ET: would hold at 10: 700 rps is utilization 0.70 of 10 × 100 rps vs target 0.70",
+        ),
+    ],
+)
+def test_a_pause_or_dry_run_says_until_when_and_what_it_sets_aside(inp: object, summary: str) -> None:
     assert decide(inp).summary == summary  # type: ignore[arg-type]

@@ -230,6 +230,8 @@ def test_a_pause_lasts_until_its_end_then_the_tick_makes_the_service_active_and_
 
     held = _decision(services.service_evaluate(service_id=service.pk, tick_at=tick + timedelta(seconds=15)))
     assert (held.mode, held.changed) == ("paused", False)
+    # The decision says until when (the engine reads the end from its input).
+    assert held.summary.startswith("Held at 2: service paused until ") and held.summary.endswith(" ET")
 
     after_end = _decision(services.service_evaluate(service_id=service.pk, tick_at=tick + timedelta(seconds=30)))
     service.refresh_from_db()
