@@ -182,9 +182,12 @@ def _share(fraction: object) -> str:
 
 
 def _games_text(labels: list[object], more: object) -> str:
-    """The first game's label, and how many more ("LAL @ BOS (ABC) at 20:30 ET and 2 more games")."""
-    others = len(labels) - 1 + (more if isinstance(more, int) else 0)
-    return f"{labels[0]}" + (f" and {others} more game{'s' if others > 1 else ''}" if others else "")
+    """Every game listed, and how many more were left off ("A at 19:00 ET, B at 19:00 ET and C at 19:30 ET";
+    "A, B, C and 2 more games"): naming only the first hid the others behind a count."""
+    named = [str(label) for label in labels]
+    if isinstance(more, int) and more > 0:
+        named.append(f"{more} more game{'s' if more > 1 else ''}")
+    return ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]
 
 
 def _sized_rate(i: dict[str, object]) -> str:
@@ -225,14 +228,13 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
             return f"pre-warming for {_games_text(games, i.get('more_games'))}; {when}{late}"
         if not scaling_in:
             return when + late
-        # Fewer are needed as far ahead as replicas asked for now would serve, whatever the rate is doing now;
-        # games after that are pre-warmed for when they come within reach.
+        # Fewer are needed as far ahead as replicas asked for now would serve, whatever the rate is doing now.
+        # The games tipping off after that are not in this forecast yet: say that the next ticks will size for
+        # them, so that nobody reads the scale-in as the games being forgotten.
         text = f"fewer needed until replicas asked for now could serve: {when}{late}"
         upcoming = i.get("next_games") or []
         if isinstance(upcoming, list) and upcoming:
-            named = _games_text(upcoming, i.get("more_next_games"))
-            text += f"; {named} {'is' if len(upcoming) == 1 and not i.get('more_next_games') else 'are'} "
-            text += "pre-warmed for once within a provisioning delay"
+            text += f"; later ticks will pre-warm for {_games_text(upcoming, i.get('more_next_games'))}"
         return text
     if rule.rule == "serving_model":
         target = i.get("slo_target")

@@ -617,6 +617,8 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         "headroom_from": headroom_from,
         "headroom_replicas": needed - forecast_replicas,
         "learned": forecaster.learned,
+        # The games whose traffic is in the forecast at its time, the largest share first (a game tipping after
+        # it may be here for its pre-game rise); "next_games" below are those tipping after it, by tip-off.
         "games": [game_label(g) for g in live[:3]],
         "more_games": max(len(live) - 3, 0),
     }

@@ -436,3 +436,30 @@ PAUSED_UNTIL = T0 + timedelta(hours=2)  # 20:30 ET, the same evening
 )
 def test_a_pause_or_dry_run_says_until_when_and_what_it_sets_aside(inp: object, summary: str) -> None:
     assert decide(inp).summary == summary  # type: ignore[arg-type]
+
+
+TIPS = ["DAL @ NYK at 19:00 ET", "MIA @ BOS at 19:00 ET", "LAL @ GSW (ESPN) at 19:30 ET"]
+
+
+@pytest.mark.parametrize(
+    ("games", "more", "named"),
+    [
+        # Every game listed is named: "and 2 more games" hid the national game tipping half an hour later.
+        (TIPS, 0, "DAL @ NYK at 19:00 ET, MIA @ BOS at 19:00 ET and LAL @ GSW (ESPN) at 19:30 ET"),
+        (TIPS[:2], 0, "DAL @ NYK at 19:00 ET and MIA @ BOS at 19:00 ET"),
+        (TIPS[2:], 0, "LAL @ GSW (ESPN) at 19:30 ET"),
+        (TIPS, 2, "DAL @ NYK at 19:00 ET, MIA @ BOS at 19:00 ET, LAL @ GSW (ESPN) at 19:30 ET and 2 more games"),
+        (TIPS[:1], 1, "DAL @ NYK at 19:00 ET and 1 more game"),
+    ],
+)
+def test_the_forecast_sentences_name_every_game_they_list(games: list[str], more: int, named: str) -> None:
+    inputs = {"forecast_rps": 632.0, "forecast_at": "2026-01-16T00:01:00+00:00", "games": games, "more_games": more}
+    pre_warming = rule_sentence(RuleResult(rule="forecast", replicas=12, inputs=inputs))
+    assert pre_warming == f"pre-warming for {named}; forecast 632 rps at 19:01 ET"
+    # Scaling in, the games tipping off after the forecast's time are those the next ticks will size for.
+    later = {**inputs, "next_games": games, "more_next_games": more}
+    scaling_in = rule_sentence(RuleResult(rule="forecast", replicas=9, inputs=later), scaling_in=True)
+    assert scaling_in == (
+        f"fewer needed until replicas asked for now could serve: forecast 632 rps at 19:01 ET; "
+        f"later ticks will pre-warm for {named}"
+    )

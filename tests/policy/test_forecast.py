@@ -170,7 +170,7 @@ def test_the_summary_names_the_game_and_the_forecast(learned: tuple[Forecaster, 
     forecaster, _ = learned
     result = decide(_observed_input(forecaster, TIP - timedelta(minutes=4), 1.0))
     assert re.fullmatch(
-        r"Scaled 12 → \d+: pre-warming for LAL @ BOS \(ABC\) at 20:30 ET and 1 more game; "
+        r"Scaled 12 → \d+: pre-warming for LAL @ BOS \(ABC\) at 20:30 ET and NYK @ MIA at 21:00 ET; "
         r"forecast [\d,]+ rps at 20:\d\d ET \+ [\d.]+ % headroom",
         result.summary,
     ), result.summary
@@ -188,7 +188,7 @@ def test_a_scale_in_before_tip_off_names_the_games_it_will_pre_warm_for(
     assert rule.inputs["next_games"] == ["LAL @ BOS (ABC) at 20:30 ET", "NYK @ MIA at 21:00 ET"]
     assert rule.inputs["more_next_games"] == 0
     assert rule_sentence(rule, scaling_in=True).endswith(
-        "; LAL @ BOS (ABC) at 20:30 ET and 1 more game are pre-warmed for once within a provisioning delay"
+        "; later ticks will pre-warm for LAL @ BOS (ABC) at 20:30 ET and NYK @ MIA at 21:00 ET"
     )
     # Not scaling in, nothing more is said (nor stored).
     steady = decide(_observed_input(forecaster, TIP - timedelta(minutes=20), 1.0, provisioned=rule.replicas))
