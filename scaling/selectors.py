@@ -293,8 +293,11 @@ def fleet_overview(now: datetime) -> list[FleetRow]:
 def recent_decisions(service: Service, limit: int = 20, *, changes_only: bool = False) -> QuerySet[Decision]:
     rows = Decision.objects.filter(service=service)
     if changes_only:
-        # Ticks that changed capacity or were stopped from changing it (the ones worth reading).
-        rows = rows.filter(Q(changed=True) | ~Q(recommendation=F("desired")))
+        # Ticks that changed capacity or were stopped from changing it (the ones worth reading). A tick that
+        # recommended nothing (paused, metrics missing) held: negated, `recommendation = desired` would also
+        # match its NULL, so it is ruled out first.
+        blocked = Q(recommendation__isnull=False) & ~Q(recommendation=F("desired"))
+        rows = rows.filter(Q(changed=True) | blocked)
     return rows.order_by("-tick")[:limit]
 
 

@@ -205,6 +205,25 @@ def test_the_timeline_can_show_only_changes_and_blocked_changes(viewer: Client) 
     assert "?timeline=changes" in changes  # the periodic refresh keeps the filter
 
 
+def test_the_changes_timeline_leaves_out_ticks_that_recommended_nothing() -> None:
+    # Paused, or without metrics, a tick recommends nothing (NULL): it held, it was not stopped from changing.
+    service = make_service()
+    make_decision(service, tick=T0)  # scaled 12 → 18
+    for i in range(1, 4):
+        Decision.objects.create(
+            service=service,
+            tick=T0 + timedelta(seconds=15 * i),
+            provisioned=18,
+            ready=18,
+            desired=18,
+            recommendation=None,
+            reason_code="PAUSED",
+            summary="Held at 18",
+        )
+    changes = list(selectors.recent_decisions(service, changes_only=True))
+    assert [d.tick for d in changes] == [T0]
+
+
 def test_the_explanation_compares_the_forecast_with_the_demand_that_came(viewer: Client) -> None:
     service = make_service()
     decision = make_decision(service)  # forecast 1,640 rps for T0 + 4 min
