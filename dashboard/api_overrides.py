@@ -187,16 +187,12 @@ class RuleOut(Schema):
     floor_forecast_multiple: float | None
     lead_minutes: int | None
     tail_minutes: int
-    scheduled_overrides: int
+    scheduled_overrides: int  # pending or approved and not yet over (override_selectors.rules_list)
     warnings: list[str]  # e.g. a network no game on the calendar is on (allowed: a TV deal not yet scheduled)
 
     @staticmethod
     def resolve_services(obj: GameDayRule) -> list[str]:
         return sorted(s.name for s in obj.services.all())
-
-    @staticmethod
-    def resolve_scheduled_overrides(obj: GameDayRule) -> int:
-        return obj.overrides.filter(status__in=reads.LIVE_STATUSES).count()
 
     @staticmethod
     def resolve_warnings(obj: GameDayRule) -> list[str]:
@@ -405,7 +401,7 @@ def _rule_spec(payload: RuleIn) -> RuleSpec:
 
 @router.get("/rules", response=list[RuleOut], tags=["schedule"])
 def list_rules(request: HttpRequest) -> list[GameDayRule]:
-    return list(reads.rules_list())
+    return list(reads.rules_list(timezone.now()))
 
 
 @router.post("/rules", response={201: RuleOut, 422: ErrorOut}, tags=["schedule"])
@@ -415,7 +411,7 @@ def create_rule(request: HttpRequest, payload: RuleIn) -> Status[Any]:
         rule = rule_create(spec=_rule_spec(payload), actor=_actor(request))
     except RuleError as exc:
         return Status(422, {"detail": str(exc), "field": exc.field})
-    return Status(201, rule)
+    return Status(201, reads.rules_list(timezone.now()).get(pk=rule.pk))
 
 
 @router.put("/rules/{int:pk}", response={200: RuleOut, 422: ErrorOut}, tags=["schedule"])
@@ -426,7 +422,7 @@ def update_rule(request: HttpRequest, pk: int, payload: RuleIn) -> Status[Any]:
         rule_update(rule=rule, spec=_rule_spec(payload), actor=_actor(request))
     except RuleError as exc:
         return Status(422, {"detail": str(exc), "field": exc.field})
-    return Status(200, get_object_or_404(GameDayRule, pk=pk))
+    return Status(200, get_object_or_404(reads.rules_list(timezone.now()), pk=pk))
 
 
 @router.delete("/rules/{int:pk}", response={204: None, 422: ErrorOut}, tags=["schedule"])

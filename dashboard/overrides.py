@@ -345,7 +345,7 @@ def override_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
 def rules_list(request: HttpRequest) -> HttpResponse:
     rules = [
         {"rule": r, "match": describe_match(r.match), "services": [s.name for s in r.services.all()]}
-        for r in reads.rules_list()
+        for r in reads.rules_list(timezone.now())
     ]
     return render(request, "dashboard/overrides_rules.html", {"rules": rules})
 

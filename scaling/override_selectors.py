@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from scaling import selectors
 from scaling.models import Decision, Game, GameDayRule, MetricSample, Override, Service
@@ -433,8 +433,11 @@ def live_cost(overrides: list[Override]) -> float:
     return round(sum(o.projected_cost_delta or 0.0 for o in overrides if o.status in LIVE_STATUSES), 2)
 
 
-def rules_list() -> QuerySet[GameDayRule]:
-    return GameDayRule.objects.prefetch_related("services").order_by("name")
+def rules_list(now: datetime) -> QuerySet[GameDayRule]:
+    """The rules, each with `scheduled_overrides`: how many of its overrides are pending or approved and not
+    yet over (cancelled, rejected and past ones are history, not a schedule)."""
+    scheduled = Count("overrides", filter=Q(overrides__status__in=LIVE_STATUSES, overrides__ends_at__gt=now))
+    return GameDayRule.objects.prefetch_related("services").annotate(scheduled_overrides=scheduled).order_by("name")
 
 
 def games_between(start: datetime, end: datetime) -> QuerySet[Game]:

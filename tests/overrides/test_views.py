@@ -470,3 +470,21 @@ def test_a_rules_nightly_floors_under_a_season_floor_ask_the_engine_once_per_kin
     found = reads.adds_nothing_over(list(reads.overrides_list(now=NOW)))
     assert sorted(asked) == [("floor", n) for n in range(40, 45)]
     assert len(found) == 109 and set(found.values()) == {season}
+
+
+def test_the_rules_list_counts_the_floors_still_scheduled(client: Client) -> None:
+    service = make_service(price_per_replica_hour=1.0)
+    for hours in (-30, 6, 30):  # one game already played
+        Game.objects.create(
+            game_id=f"tv{hours}", tip_utc=NOW + timedelta(hours=hours), away_team="BOS", home_team="NYK",
+            national_tv="ESPN",
+        )  # fmt: skip
+    spec = RuleSpec(name="national-tv", match={"national_tv": True}, services=[service], reason="tv", floor_replicas=3)
+    rule = rule_create(spec=spec, actor=Actor.system("demo"), now=NOW - timedelta(days=2))
+    assert rule.overrides.count() == 3
+    override_cancel(override=rule.overrides.order_by("-starts_at")[0], actor=Actor.system("t"), reason="r")
+    page = _login(client, "viewer", "viewer").get(reverse("dashboard:rules")).content.decode()
+    row = page[page.index(f'<tr data-rule="{rule.pk}"') :]
+    assert 'data-field="scheduled" title="pending or approved, not yet over">1<' in row[: row.index("</tr>")]
+    [listed] = client.get("/api/rules").json()
+    assert listed["scheduled_overrides"] == 1
