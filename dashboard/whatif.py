@@ -43,6 +43,8 @@ from scaling.whatif import (
 
 RANGES = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 EDITED = "edited"
+# The Range choice for a typed start and end.
+CUSTOM_RANGE = "custom"
 
 
 class WhatIfForm(LocalTimesForm):
@@ -50,7 +52,9 @@ class WhatIfForm(LocalTimesForm):
 
     time_fields = ("start", "end")
 
-    range = forms.ChoiceField(choices=[(k, f"last {k}") for k in RANGES], initial="6h")
+    range = forms.ChoiceField(
+        choices=[*((k, f"last {k}") for k in RANGES), (CUSTOM_RANGE, "start and end below")], initial="6h"
+    )
     start_local = forms.CharField(
         required=False,
         help_text="with an end, instead of the range",
@@ -98,6 +102,8 @@ class WhatIfForm(LocalTimesForm):
         }
         if given["start"] != given["end"]:
             self.add_error(None, "Give both start and end, or neither (then the range applies).")
+        elif data.get("range") == CUSTOM_RANGE and not given["start"]:
+            self.add_error("range", "For a range of your own, give its start and end.")
         if data.get("policy") == EDITED:
             try:
                 parsed = json.loads(data.get("params") or "{}")
@@ -144,9 +150,12 @@ def _form_for_job(service: Service, run: WhatIfRun) -> WhatIfForm:
     """The form as it was sent for this run, so a reopened result sits beside the request it answers; its
     times to the minute, in the operator's zone, saying which time when one happens twice."""
     span = next((key for key, length in RANGES.items() if length == run.range_end - run.range_start), None)
+    # A typed start and end are whole minutes (the inputs hold no seconds); a preset range ends at the instant
+    # it was asked for.
+    typed = run.range_end.second == 0 and run.range_end.microsecond == 0
     return WhatIfForm(
         initial={
-            "range": span or WhatIfForm.base_fields["range"].initial,
+            "range": CUSTOM_RANGE if typed or span is None else span,
             "start_local": local_input(run.range_start),
             "start_occurrence": local_occurrence(run.range_start),
             "end_local": local_input(run.range_end),

@@ -23,7 +23,7 @@ from scaling import tasks
 from scaling.models import MetricSample, Service, WhatIfRun
 from scaling.sim.whatif import WhatIfError
 from scaling.whatif import RUN_SOFT_TIME_LIMIT_S, RUN_TIME_LIMIT_S, whatif_execute
-from tests.factories import make_service, make_user
+from tests.factories import make_service, make_user, make_whatif_run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("whatif_slots_free")]
 
@@ -602,11 +602,31 @@ def test_reopening_a_result_shows_the_request_it_came_from(client: Client, servi
     form = page.context["form"]
     assert form["policy"].value() == "hpa"
     assert (form["start_local"].value(), form["end_local"].value()) == (start, end)
+    assert form["range"].value() == whatif_page.CUSTOM_RANGE  # not "last 6h": the run did not use it
 
     operator.post(url, {"range": "1h", "policy": "edited", "params": '{"tolerance": 0.2}'})
     form = operator.get(f"{url}?job={queued[1]}").context["form"]
     assert form["policy"].value() == "edited" and form["range"].value() == "1h"
     assert '"tolerance": 0.2' in form["params"].value()
+
+
+def test_a_reopened_run_typed_an_hour_long_shows_a_custom_range_not_the_last_hour(
+    client: Client, service: Service
+) -> None:
+    url = reverse("dashboard:whatif", args=[service.name])
+    asked_at = timezone.now().replace(microsecond=123_000)
+    typed = make_whatif_run(service, created_at=asked_at.replace(second=0, microsecond=0))  # to the minute
+    preset = make_whatif_run(service, created_at=asked_at)  # "last 1h", ending the instant it was asked
+    operator = _login(client, "operator")
+    assert operator.get(f"{url}?job={typed.job_id}").context["form"]["range"].value() == whatif_page.CUSTOM_RANGE
+    assert operator.get(f"{url}?job={preset.job_id}").context["form"]["range"].value() == "1h"
+
+
+def test_a_custom_range_needs_its_start_and_end(client: Client, service: Service, queued: list[str]) -> None:
+    url = reverse("dashboard:whatif", args=[service.name])
+    refused = _login(client, "operator").post(url, {"range": whatif_page.CUSTOM_RANGE, "policy": "hpa"})
+    assert refused.status_code == 400 and queued == []
+    assert "give its start and end" in refused.context["form"].errors["range"][0]
 
 
 def test_start_and_end_are_read_in_the_operators_zone_asking_which_time_when_the_clocks_fall_back(
