@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from dashboard.permissions import requires
@@ -25,9 +26,10 @@ from dashboard.policy_forms import (
 )
 from dashboard.templatetags.tipoff_time import local_time
 from dashboard.views import HtmxHttpRequest
+from scaling import override_selectors as reads
 from scaling import selectors, services
 from scaling.audit import Actor
-from scaling.models import PolicyRevision, Service
+from scaling.models import Override, PolicyRevision, Service
 
 
 def _parameter_rows(params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -134,6 +136,21 @@ def policy_restore(request: HtmxHttpRequest, name: str, version: int) -> HttpRes
     return HttpResponseRedirect(target)
 
 
+# How a message ends "will not be applied while ...".
+MODE_WHILE: dict[str, str] = {Service.Mode.PAUSED: "paused", Service.Mode.DRY_RUN: "in dry run"}
+
+
+def _override_label(o: Override) -> str:
+    """'floor 25 from Thu 06:42 EST (rule National TV games)'."""
+    n = "" if o.replicas is None else f" {o.replicas}"
+    notes = [f"rule {o.rule.name}"] if o.rule else []
+    if o.status == Override.Status.PENDING_APPROVAL:
+        notes.append("pending approval")
+    return f"{o.kind.replace('_', ' ')}{n} from {local_time(o.starts_at, '%a %H:%M')}" + "".join(
+        f" ({note})" for note in notes
+    )
+
+
 # The form field each of service_set_mode's refusals belongs to.
 MODE_FORM_FIELDS = {"mode": "mode", "reason": "reason", "until": "until_local"}
 
@@ -164,6 +181,12 @@ def service_mode(request: HtmxHttpRequest, name: str) -> HttpResponse:
     if changed:
         until = f" until {local_time(service.mode_until)}" if service.mode_until else ""
         messages.success(request, f"{service.display_name} is now {service.get_mode_display().lower()}{until}.")
+        held = [_override_label(o) for o in reads.held_by_mode(service, now=timezone.now())]
+        if held:
+            listed = ", ".join(held)
+            messages.warning(
+                request, f"{listed[0].upper()}{listed[1:]} will not be applied while {MODE_WHILE[service.mode]}."
+            )
     else:
         messages.info(request, f"{service.display_name} was already {service.get_mode_display().lower()}.")
     if request.htmx:

@@ -290,6 +290,29 @@ def overlapping(service: Service, starts_at: datetime, ends_at: datetime) -> Que
     )
 
 
+def held_by_mode(service: Service, *, now: datetime) -> QuerySet[Override]:
+    """The pending and approved overrides the service's pause or dry run keeps from being applied: those whose
+    window overlaps [now, the mode's end). Paused or dry-running, Tipoff acts on no override (by design); the
+    pages say which, rather than show them as in force. None while the service is active."""
+    if service.mode == Service.Mode.ACTIVE:
+        return Override.objects.none()
+    held = Override.objects.filter(service=service, status__in=LIVE_STATUSES, ends_at__gt=now)
+    if service.mode_until is not None:
+        held = held.filter(starts_at__lt=service.mode_until)
+    return held.select_related("rule").order_by("starts_at")
+
+
+def is_held_by_mode(o: Override, *, now: datetime) -> bool:
+    """held_by_mode for one override already loaded with its service."""
+    until = o.service.mode_until
+    return (
+        o.service.mode != Service.Mode.ACTIVE
+        and o.status in LIVE_STATUSES
+        and o.ends_at > now
+        and (until is None or o.starts_at < until)
+    )
+
+
 def overrides_list(
     *, now: datetime, service: Service | None = None, status: str | None = None, include_past: bool = False
 ) -> QuerySet[Override]:

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from dashboard.forms import local_input
 from dashboard.policy_forms import PolicyForm, check_params, form_data_from_json, params_as_dict
-from dashboard.templatetags.tipoff_time import both_times
+from dashboard.templatetags.tipoff_time import both_times, local_time
 from scaling import services
 from scaling.audit import Actor, EventType
-from scaling.models import AuditEvent, PolicyRevision, Service
+from scaling.models import AuditEvent, GameDayRule, Override, PolicyRevision, Service
 from scaling.policy import PolicyParams
 from tests.factories import make_service, make_user
 
@@ -284,6 +284,43 @@ def test_an_operator_changes_the_mode_with_a_reason_and_an_end_and_it_is_audited
     assert event.reason == "watching the new model" and event.actor_label == "operator"
     page = operator.get(reverse("dashboard:service", args=[service.name])).content.decode()
     assert f"until {both_times(until)}" in page
+
+
+def test_a_pause_names_the_overrides_it_keeps_from_being_applied(operator: Client, settings: Any) -> None:
+    settings.OPERATOR_TIME_ZONE = "America/New_York"
+    service = make_service()
+    now = timezone.now()
+    until = (now + timedelta(hours=2)).replace(second=0, microsecond=0)
+    rule = GameDayRule.objects.create(name="National TV games", reason="tv", floor_replicas=25)
+    window = {"service": service, "reason": "r"}
+    Override.objects.create(
+        kind="floor", replicas=25, starts_at=now + timedelta(minutes=30), ends_at=now + timedelta(hours=4),
+        rule=rule, **window,
+    )  # fmt: skip
+    Override.objects.create(
+        kind="pin", replicas=6, starts_at=now + timedelta(hours=1), ends_at=now + timedelta(hours=3),
+        status=Override.Status.PENDING_APPROVAL, **window,
+    )  # fmt: skip
+    for status, starts_at in [
+        (Override.Status.APPROVED, until + timedelta(minutes=5)),
+        (Override.Status.CANCELLED, now),
+    ]:
+        Override.objects.create(
+            kind="floor", replicas=9, starts_at=starts_at, ends_at=until + timedelta(hours=1), status=status, **window
+        )
+    response = operator.post(
+        reverse("dashboard:service-mode", args=[service.name]),
+        {"mode": "paused", "reason": "maintenance", "until_local": local_input(until)},
+        follow=True,
+    )
+    said = [str(m) for m in response.context["messages"]]
+    floor = local_time(now + timedelta(minutes=30), "%a %H:%M")
+    pin = local_time(now + timedelta(hours=1), "%a %H:%M")
+    assert (
+        f"Floor 25 from {floor} (rule National TV games), pin 6 from {pin} (pending approval) "
+        "will not be applied while paused." in said
+    )
+    assert not any("floor 9" in m for m in said)  # the floor after the pause, and the cancelled one
 
 
 def test_a_mode_change_without_a_reason_is_refused(operator: Client) -> None:
