@@ -83,7 +83,7 @@ def overrides_list(request: HttpRequest) -> HttpResponse:
     adds_nothing_over = reads.adds_nothing_over(overrides)
     context = {
         "overrides": overrides,
-        "rows": [(o, adds_nothing_over.get(o.pk)) for o in overrides],
+        "rows": [(o, adds_nothing_over.get(o.pk), reads.is_held_by_mode(o, now=now)) for o in overrides],
         "pending": reads.pending_approvals(now),
         "show_past": show_past,
         "now": now,

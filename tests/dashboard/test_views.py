@@ -14,7 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.charts import chart_clock
+from dashboard.templatetags.tipoff_time import local_time
 from scaling import services
+from scaling.audit import Actor
 from scaling.models import Decision, MetricSample, Override, Service
 from tests.factories import make_service, make_user
 
@@ -112,6 +114,34 @@ def test_the_fleet_poll_costs_the_same_queries_for_2_or_12_services(client_in: C
     assert '<td class="num" data-field="provisioned">10</td>' in row
     assert '<td class="num" data-field="desired">17</td>' in row
     assert ">Override</span>" in row and ">1 pending approval</span>" in row
+
+
+def test_the_fleet_says_an_override_in_force_is_not_applied_while_paused_or_dry_running_and_until_when(
+    client_in: Client, settings: Any
+) -> None:
+    settings.OPERATOR_TIME_ZONE = "America/New_York"
+    now = timezone.now()
+    until = (now + timedelta(hours=1)).replace(second=0, microsecond=0)
+    for name, mode in [("held", "paused"), ("watched", "dry_run"), ("live", "active")]:
+        service = make_service(name)
+        Override.objects.create(
+            service=service, kind="floor", replicas=25, reason="tv", starts_at=now - timedelta(minutes=5),
+            ends_at=now + timedelta(hours=2),
+        )  # fmt: skip
+        if mode != "active":
+            services.service_set_mode(service=service, mode=mode, actor=Actor.system("t"), reason="r", until=until)
+    body = client_in.get(reverse("dashboard:fleet")).content.decode()
+
+    def row(name: str) -> str:
+        found = body[body.index(f'data-service="{name}"') :]
+        return found[: found.index("</tr>")]
+
+    ends = local_time(until, "%a %H:%M")
+    assert ">Paused</span>" in row("held") and f"until {ends}" in row("held")
+    assert ">Override (not applied: paused)</span>" in row("held")
+    assert ">Dry run</span>" in row("watched") and f"until {ends}" in row("watched")
+    assert ">Override (dry run: not applied)</span>" in row("watched")
+    assert ">Override</span>" in row("live") and "until" not in row("live")
 
 
 def test_an_unknown_service_is_a_404_page(client_in: Client) -> None:

@@ -10,6 +10,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from scaling import override_selectors as reads
+from scaling import services
 from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, Game, MetricSample, Override, Service
 from scaling.overrides import override_cancel, override_create
@@ -488,3 +489,18 @@ def test_the_rules_list_counts_the_floors_still_scheduled(client: Client) -> Non
     assert 'data-field="scheduled" title="pending or approved, not yet over">1<' in row[: row.index("</tr>")]
     [listed] = client.get("/api/rules").json()
     assert listed["scheduled_overrides"] == 1
+
+
+def test_the_overrides_list_marks_the_overrides_a_pause_keeps_from_being_applied(client: Client) -> None:
+    service, other = make_service(), make_service("injury-risk")
+    during, after = _hour_floor(service), _hour_floor(other)
+    services.service_set_mode(
+        service=service, mode="paused", actor=Actor.system("t"), reason="r", until=NOW + timedelta(minutes=30)
+    )
+    later = Override.objects.create(
+        service=service, kind="floor", replicas=3, reason="r", starts_at=NOW + timedelta(hours=1),
+        ends_at=NOW + timedelta(hours=2),
+    )  # fmt: skip
+    page = _login(client, "viewer", "viewer").get(reverse("dashboard:overrides")).content.decode()
+    assert "not applied: paused" in _row(page, during)
+    assert "not applied" not in _row(page, after) and "not applied" not in _row(page, later)
