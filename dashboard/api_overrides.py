@@ -196,7 +196,7 @@ class RuleOut(Schema):
 
     @staticmethod
     def resolve_warnings(obj: GameDayRule) -> list[str]:
-        return match_warnings(obj.match or {})
+        return match_warnings(obj.match or {}) + reads.rule_approval_warnings(obj)
 
 
 class ImportOut(Schema):

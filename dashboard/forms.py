@@ -287,7 +287,16 @@ class RuleForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text=f"tip-off day in {settings.OPERATOR_TIME_ZONE}",
     )
-    floor_replicas = forms.IntegerField(required=False, min_value=1, label="Floor (replicas)")
+    floor_replicas = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Floor (replicas)",
+        help_text=(
+            "A rule's floors need no second approval, however large: only administrators make rules, and "
+            f"making one approves its floors (made by hand, one above {settings.OVERRIDE_APPROVAL_REPLICAS} "
+            "replicas would wait for a second person)."
+        ),
+    )
     floor_forecast_multiple = forms.FloatField(
         required=False, min_value=0.1, max_value=20, label="…or floor as a multiple of the forecast"
     )

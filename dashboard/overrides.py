@@ -367,7 +367,7 @@ def rule_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             else:
                 changed = rule_update(rule=rule, spec=form.to_spec(), actor=_actor(request))
                 messages.success(request, f"Rule {rule.name!r} {'updated' if changed else 'unchanged'}.")
-            for warning in match_warnings(rule.match):
+            for warning in match_warnings(rule.match) + reads.rule_approval_warnings(rule):
                 messages.warning(request, warning)
             return redirect("dashboard:rules")
         except RuleError as exc:

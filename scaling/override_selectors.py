@@ -463,5 +463,19 @@ def rules_list(now: datetime) -> QuerySet[GameDayRule]:
     return GameDayRule.objects.prefetch_related("services").annotate(scheduled_overrides=scheduled).order_by("name")
 
 
+def rule_approval_warnings(rule: GameDayRule) -> list[str]:
+    """What a saved rule's confirmation should warn of beside its match (schedule.rules.match_warnings): a floor
+    that, made by hand, would wait for a second person. A rule's floors need none: only administrators make
+    rules, and making one approves its floors (scaling.overrides.override_create). A floor as a multiple of the
+    forecast has no count to compare until a game is priced."""
+    limit = settings.OVERRIDE_APPROVAL_REPLICAS
+    if rule.floor_replicas is None or rule.floor_replicas <= limit:
+        return []
+    return [
+        f"Floors above {limit} replicas would need a second person's approval if made by hand; this rule's are "
+        "approved by the rule."
+    ]
+
+
 def games_between(start: datetime, end: datetime) -> QuerySet[Game]:
     return Game.objects.filter(tip_utc__gte=start, tip_utc__lt=end).order_by("tip_utc")

@@ -281,3 +281,21 @@ def test_an_override_cannot_link_to_a_game_still_to_be_decided(client: Client) -
     assert not Override.objects.exists()
     games = client.get("/api/games", {"start": NOW.isoformat(), "end": (NOW + timedelta(days=2)).isoformat()}).json()
     assert [(g["game_id"], g["tbd"]) for g in games] == [("0062500001", True)]
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=20)
+def test_a_rule_whose_floor_would_need_approval_by_hand_warns_that_the_rule_approves_it(client: Client) -> None:
+    make_service(max_replicas=100, hard_max_replicas=100)
+    Game.objects.create(
+        game_id="g1", tip_utc=NOW + timedelta(days=1), away_team="BOS", home_team="NYK", national_tv="ESPN"
+    )
+    _as(client, "boss", "admin")
+    rule = {"services": ["win-probability"], "match": {"national_tv": True}, "reason": "TV", "floor_replicas": 25}
+    created = client.post("/api/rules", rule | {"name": "big"}, content_type="application/json").json()
+    assert created["warnings"] == [
+        "Floors above 20 replicas would need a second person's approval if made by hand; this rule's are "
+        "approved by the rule."
+    ]
+    assert Override.objects.get().status == Override.Status.APPROVED
+    small = client.post("/api/rules", rule | {"name": "small", "floor_replicas": 20}, content_type="application/json")
+    assert small.json()["warnings"] == []

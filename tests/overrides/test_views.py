@@ -504,3 +504,19 @@ def test_the_overrides_list_marks_the_overrides_a_pause_keeps_from_being_applied
     page = _login(client, "viewer", "viewer").get(reverse("dashboard:overrides")).content.decode()
     assert "not applied: paused" in _row(page, during)
     assert "not applied" not in _row(page, after) and "not applied" not in _row(page, later)
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=20)
+def test_the_rule_form_says_a_rules_floors_need_no_second_approval_and_warns_above_the_threshold(
+    client: Client,
+) -> None:
+    make_service(max_replicas=100, hard_max_replicas=100)
+    admin = _login(client, "boss", "admin")
+    assert "need no second approval" in admin.get(reverse("dashboard:rule-new")).content.decode()
+    response = admin.post(
+        reverse("dashboard:rule-new"),
+        {"name": "tv", "services": ["win-probability"], "national_tv": "on", "floor_replicas": "25",
+         "tail_minutes": "180", "reason": "tv"},
+        follow=True,
+    )  # fmt: skip
+    assert "are approved by the rule" in response.content.decode()
