@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, F, FloatField, Func, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Avg, Count, F, FloatField, Func, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KT
 from django.db.models.functions import Floor
 
@@ -145,7 +145,12 @@ RECENT_SAMPLES = timedelta(minutes=5)
 FORECAST_LEARN_WINDOW = timedelta(days=7)
 FORECAST_REFIT_S = 6 * 3600
 REFIT_STAGGER_S = 997  # seconds between neighbouring services' refits (prime: ids spread over the period)
-_forecasters: dict[tuple[int, int], Forecaster] = {}
+# The fit reads samples up to this long before its period starts: a metric store that reports late (CloudWatch's
+# lag) is still delivering the last minutes before it when the period's first ticks run.
+FORECAST_SAMPLES_SETTLED = timedelta(minutes=10)
+# The fit reads the games that tipped this long around its history (a game's profile reaches into it).
+FORECAST_GAMES_MARGIN = timedelta(hours=6)
+_forecasters: dict[tuple[int, int, tuple[object, ...]], Forecaster] = {}
 
 
 def metric_point(sample: MetricSample) -> MetricPoint:
@@ -179,20 +184,41 @@ def refit_period(service_id: int, now: datetime) -> int:
     return (int(now.timestamp()) + service_id * REFIT_STAGGER_S) // FORECAST_REFIT_S
 
 
+def refit_period_start(service_id: int, period: int) -> datetime:
+    return datetime.fromtimestamp(period * FORECAST_REFIT_S - service_id * REFIT_STAGGER_S, tz=UTC)
+
+
+def calendar_fingerprint(start: datetime, end: datetime) -> tuple[object, ...]:
+    """What changes whenever a game tipping in [start, end) is added, moved, changed or deleted: how many there
+    are and the latest write to one (postponed and undecided ones too: marking one changes what the engine plans
+    for). One aggregate query on the indexed tip-off."""
+    found = Game.objects.filter(tip_utc__gte=start, tip_utc__lt=end).aggregate(n=Count("id"), latest=Max("updated_at"))
+    return (found["n"], found["latest"])
+
+
 def traffic_forecaster(service: Service, now: datetime) -> Forecaster | None:
-    """Per-tier profiles learned online from the service's own recorded rates over the past week."""
-    key = (service.pk, refit_period(service.pk, now))
+    """Per-tier profiles learned from the service's own recorded rates over the week before its refit period.
+
+    The fit is a function of the service, its period and the calendar, never of `now` within the period: every
+    process (the control worker's pool processes, the web process pricing a preview) that fits in the same
+    period fits the same model. Each process keeps it until the period ends or the calendar around its history
+    changes (an import, a moved tip-off, a postponement), which its next call sees."""
+    period = refit_period(service.pk, now)
+    start = refit_period_start(service.pk, period)
+    history_end = start - FORECAST_SAMPLES_SETTLED
+    games_start, games_end = history_end - FORECAST_LEARN_WINDOW - FORECAST_GAMES_MARGIN, start + FORECAST_GAMES_MARGIN
+    key = (service.pk, period, calendar_fingerprint(games_start, games_end))
     if key not in _forecasters:
         rows = list(
             MetricSample.objects.filter(
-                service=service, ts__gte=now - FORECAST_LEARN_WINDOW, ts__lt=now, rps__isnull=False
+                service=service, ts__gte=history_end - FORECAST_LEARN_WINDOW, ts__lt=history_end, rps__isnull=False
             )
             .order_by("ts")
             .values_list("ts", "rps")
         )
         if len(rows) < 600:  # under a few hours of samples: the default shape, scaled by what is observed
             return None
-        games = game_specs(now - FORECAST_LEARN_WINDOW - timedelta(hours=6), now + timedelta(hours=6))
+        games = game_specs(games_start, games_end)
         for stale in [k for k in _forecasters if k[0] == service.pk]:
             del _forecasters[stale]
         _forecasters[key] = Forecaster.fit([t for t, _ in rows], [float(r or 0.0) for _, r in rows], games)

@@ -260,13 +260,14 @@ def test_the_audit_event_charges_the_projected_cost_per_hour_of_the_window() -> 
 
 
 def _learned_service_with_a_decision(ratio: float, headroom: float, provisioned: int) -> Service:
-    """A service whose serving model is not 0.7 utilization (25 rps a replica at 100 %), with three hours of
-    learned history at 400 rps, `provisioned` replicas provisioned and the engine's latest forecast reading tonight at
-    `ratio` times the learned profile with `headroom` above it."""
+    """A service whose serving model is not 0.7 utilization (25 rps a replica at 100 %), with at least three
+    hours of learned history at 400 rps (nine recorded: the model learns from the samples before its refit
+    period, which started up to six hours before NOW), `provisioned` replicas provisioned and the engine's
+    latest forecast reading tonight at `ratio` times the learned profile with `headroom` above it."""
     service = make_service("win-probability", service_time_ms=80.0, concurrency=2, max_replicas=200)
     MetricSample.objects.bulk_create(
         MetricSample(service=service, ts=NOW - timedelta(seconds=15 * i), rps=400.0, provisioned=provisioned)
-        for i in range(1, 721)
+        for i in range(1, 2161)
     )
     inputs = {"ratio": ratio, "headroom": headroom, "learned": True, "forecast_rps": 400.0 * ratio}
     Decision.objects.create(
