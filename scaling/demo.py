@@ -2,7 +2,8 @@
 replayed shifted by whole weeks so game nights fall around today.
 
 The shifted calendar stands in until an operator imports a schedule, which
-replaces it (scaling.schedule.services.games_upsert); from then on a re-seed
+replaces its games still to come (scaling.schedule.services.games_upsert; the
+played ones stay, as what the seeded history ran under); from then on a re-seed
 leaves the calendar alone."""
 
 from __future__ import annotations

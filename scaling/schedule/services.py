@@ -105,9 +105,29 @@ def _shifted(tip: datetime, weeks: int) -> datetime:
     return (tip.astimezone(LEAGUE_TIME_ZONE) + timedelta(weeks=weeks)).astimezone(UTC)
 
 
-def _demo_games_remove(*, actor: Actor, source: str, now: datetime) -> tuple[int, int]:
-    """Remove the demo's games, cancelling what is still scheduled around them: (games, overrides cancelled)."""
-    games = Game.objects.filter(source__startswith=DEMO_SOURCE_PREFIX)
+def _demo_games_remove(
+    *, records: list[GameRecord], shift_weeks: int, actor: Actor, source: str, now: datetime
+) -> tuple[int, int]:
+    """Remove the demo's games still to come, cancelling what is still scheduled around them: (games removed,
+    overrides cancelled).
+
+    The played ones stay (tipped by `now`, neither postponed nor to be decided): the services' recorded traffic
+    ran under them, and the demand model learns game nights from them; without them it learns game nights with
+    no games. Except a played game the import holds itself (same teams, same tip-off), which the import replaces;
+    one whose id the import takes (the demo replays a real season, ids and all) stays under the demo's prefix.
+    """
+    demo = Game.objects.filter(source__startswith=DEMO_SOURCE_PREFIX)
+    imported = {(r.away_team, r.home_team, _shifted(r.tip_utc, shift_weeks)) for r in records}
+    taken = {r.game_id for r in records}
+    id_length = Game._meta.get_field("game_id").max_length or 0
+    played = demo.filter(tip_utc__lte=now, postponed=False, tbd=False)
+    kept = [
+        g
+        for g in played
+        if (g.away_team, g.home_team, g.tip_utc) not in imported
+        and (g.game_id not in taken or len(DEMO_SOURCE_PREFIX + g.game_id) <= id_length)
+    ]
+    games = demo.exclude(pk__in=[g.pk for g in kept])
     live = (
         Override.objects.select_for_update(of=("self",))
         .select_related("service", "game", "rule")
@@ -119,6 +139,10 @@ def _demo_games_remove(*, actor: Actor, source: str, now: datetime) -> tuple[int
         _cancel_locked(o, actor=actor, reason=f"demo game {o.game.game_id} replaced by the import of {source}", now=now)
         cancelled += 1
     _, deleted = games.delete()  # their past overrides stay, without a game
+    for game in kept:
+        if game.game_id in taken:
+            game.game_id = DEMO_SOURCE_PREFIX + game.game_id
+            game.save(update_fields=["game_id", "updated_at"])
     return deleted.get(Game._meta.label, 0), cancelled
 
 
@@ -133,9 +157,10 @@ def games_upsert(
 ) -> ImportSummary:
     """Create or update games by game id in one transaction, audited as one import.
 
-    1. A schedule other than the demo's replaces the demo's calendar, which only stands in until one is
-       imported: its games share their ids with the real season's, and would stand beside a later season's on
-       the same nights. (seed_demo leaves an imported calendar alone.)
+    1. A schedule other than the demo's replaces the demo's coming games, which only stand in until one is
+       imported: they would stand beside a later season's on the same nights. Its played games stay, as the
+       record of what the recorded traffic ran under (`_demo_games_remove`). (seed_demo leaves an imported
+       calendar alone.)
     2. Upsert every game; unchanged games are not written.
     3. A moved tip-off moves its linked overrides; a postponed game, or one now to be decided, cancels them.
     4. Enabled game-day rules schedule overrides for the new and changed games.
@@ -147,7 +172,9 @@ def games_upsert(
     touched: list[Game] = []
     with transaction.atomic():
         if not source.startswith(DEMO_SOURCE_PREFIX):
-            removed, cancelled = _demo_games_remove(actor=actor, source=source, now=now)
+            removed, cancelled = _demo_games_remove(
+                records=records, shift_weeks=shift_weeks, actor=actor, source=source, now=now
+            )
         existing = {g.game_id: g for g in Game.objects.filter(game_id__in=[r.game_id for r in records])}
         for record in records:
             values = {

@@ -13,7 +13,7 @@ from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, Game, Override
 from scaling.overrides import override_create
 from scaling.schedule.parse import MAX_CHARS, ScheduleError, detect_format, parse_schedule
-from scaling.schedule.services import schedule_import
+from scaling.schedule.services import games_upsert, schedule_import
 from tests.factories import make_service, make_user
 
 pytestmark = pytest.mark.django_db
@@ -244,3 +244,81 @@ def test_the_migration_marks_games_imported_before_the_flag() -> None:
     assert list(Game.objects.filter(tbd=True).values_list("game_id", "away_team", "home_team")) == [
         ("0062500001", "TBD", "TBD")
     ]
+
+
+CSV_HEADER = REAL_CSV.read_text().splitlines(keepends=True)[0]
+
+
+def _csv(*games: tuple[str, datetime, str, str]) -> str:
+    """A schedule of (game id, tip-off, away, home)."""
+    rows = [
+        f'{game_id},Regular Season,{tip:%Y-%m-%dT%H:%M:%SZ},,{away},{home},Arena,City,ST,"","","","",false\n'
+        for game_id, tip, away, home in games
+    ]
+    return CSV_HEADER + "".join(rows)
+
+
+def _demo(*games: tuple[str, datetime, str, str], now: datetime) -> None:
+    games_upsert(records=parse_schedule(_csv(*games), source="demo.csv"), actor=SYSTEM, source="demo:demo.csv", now=now)
+
+
+def _floor(game_id: str, now: datetime) -> Override:
+    game = Game.objects.get(game_id=game_id)
+    [o] = override_create(
+        services=[make_service(f"svc-{game_id}")],
+        kind="floor",
+        replicas=6,
+        starts_at=max(now, game.tip_utc - timedelta(minutes=20)),
+        ends_at=game.tip_utc + timedelta(hours=3),
+        reason="pre-warm",
+        actor=Actor.for_user(make_user(f"op-{game_id}")),
+        game=game,
+        now=now,
+    )
+    return o
+
+
+def test_an_import_removes_the_demo_games_to_come_and_keeps_the_played_ones() -> None:
+    # The played games are what the recorded traffic ran under: the demand model learns game nights from them.
+    now = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)
+    _demo(
+        ("0022500001", now - timedelta(days=1), "BOS (Celtics)", "NYK (Knicks)"),
+        ("0022500002", now - timedelta(minutes=30), "LAL (Lakers)", "DEN (Nuggets)"),  # under way
+        ("0022500003", now + timedelta(days=1), "MIA (Heat)", "CHI (Bulls)"),
+        now=now,
+    )
+    under_way, to_come = _floor("0022500002", now), _floor("0022500003", now)
+    real = _csv(("0022600001", now + timedelta(days=2), "PHX (Suns)", "GSW (Warriors)"))
+    summary = schedule_import(text=real, source="real.csv", actor=SYSTEM, now=now)
+    assert (summary.demo_games_removed, summary.overrides_cancelled, summary.created) == (1, 1, 1)
+    assert set(Game.objects.values_list("game_id", "source")) == {
+        ("0022500001", "demo:demo.csv"),
+        ("0022500002", "demo:demo.csv"),
+        ("0022600001", "real.csv"),
+    }
+    under_way.refresh_from_db()
+    to_come.refresh_from_db()
+    assert under_way.status == Override.Status.APPROVED and to_come.status == Override.Status.CANCELLED
+
+
+def test_a_played_demo_game_gives_way_to_its_imported_twin_and_its_id_to_the_imported_game() -> None:
+    now = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)
+    tip = now - timedelta(days=1)
+    _demo(
+        ("0022500001", tip, "BOS (Celtics)", "NYK (Knicks)"),
+        ("0022500002", tip + timedelta(hours=1), "LAL (Lakers)", "DEN (Nuggets)"),
+        now=now,
+    )
+    # The same game under the season's id replaces its twin; the demo replays last season with its ids, and the
+    # game last season that took the id leaves the played demo game in its place, under the demo's prefix.
+    real = _csv(
+        ("0022600007", tip, "BOS (Celtics)", "NYK (Knicks)"),
+        ("0022500002", tip + timedelta(hours=1) - timedelta(weeks=52), "LAL (Lakers)", "DEN (Nuggets)"),
+    )
+    summary = schedule_import(text=real, source="real.csv", actor=SYSTEM, now=now)
+    assert (summary.demo_games_removed, summary.created, summary.updated) == (1, 2, 0)
+    assert set(Game.objects.values_list("game_id", "tip_utc", "source")) == {
+        ("0022600007", tip, "real.csv"),
+        ("demo:0022500002", tip + timedelta(hours=1), "demo:demo.csv"),
+        ("0022500002", tip + timedelta(hours=1) - timedelta(weeks=52), "real.csv"),
+    }
