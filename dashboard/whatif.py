@@ -147,19 +147,24 @@ def _job_context(service: Service, job_id: str) -> dict[str, Any]:
 
 
 def _form_for_job(service: Service, run: WhatIfRun) -> WhatIfForm:
-    """The form as it was sent for this run, so a reopened result sits beside the request it answers; its
-    times to the minute, in the operator's zone, saying which time when one happens twice."""
-    span = next((key for key, length in RANGES.items() if length == run.range_end - run.range_start), None)
-    # A typed start and end are whole minutes (the inputs hold no seconds); a preset range ends at the instant
-    # it was asked for.
-    typed = run.range_end.second == 0 and run.range_end.microsecond == 0
-    return WhatIfForm(
-        initial={
-            "range": CUSTOM_RANGE if typed or span is None else span,
+    """The form as it was sent for this run, so a reopened result sits beside the request it answers: its preset
+    range, or its typed times to the minute, in the operator's zone, saying which time when one happens twice."""
+    # A preset ran over the last hours when it was asked: sent again, it runs over the last hours now, as the
+    # run's own request would. Typed times stay those times.
+    times = (
+        {}
+        if run.range_preset in RANGES
+        else {
             "start_local": local_input(run.range_start),
             "start_occurrence": local_occurrence(run.range_start),
             "end_local": local_input(run.range_end),
             "end_occurrence": local_occurrence(run.range_end),
+        }
+    )
+    return WhatIfForm(
+        initial={
+            "range": run.range_preset if run.range_preset in RANGES else CUSTOM_RANGE,
+            **times,
             "policy": EDITED if run.edited else run.policy,
             "params": json.dumps(run.params if run.edited else service.policy or {}, indent=2, sort_keys=True),
         }
@@ -270,6 +275,7 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
                         end=end,
                         policy=CURRENT_POLICY if chosen == EDITED else chosen,
                         params=data.get("parsed_params") if chosen == EDITED else None,
+                        preset="" if data["start"] else data["range"],
                     ),
                     user_id=user_id,
                 )

@@ -470,6 +470,7 @@ class WhatIfRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     range_start = models.DateTimeField()
     range_end = models.DateTimeField()
+    range_preset = models.CharField(max_length=8, blank=True)  # "6h": the last 6 h when asked; "": typed times
     policy = models.CharField(max_length=40)  # a built-in policy's name, or "current"
     params = models.JSONField(null=True, blank=True)  # edited engine parameters, which replace "current"'s
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)

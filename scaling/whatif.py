@@ -60,6 +60,7 @@ class WhatIfRequest:
     end: datetime
     policy: str  # a built-in name, or "current" (the service's stored engine parameters)
     params: dict[str, Any] | None = None  # edited engine parameters (overrides "current")
+    preset: str = ""  # the range chosen as "the last <preset>" ending when asked; "" for a typed start and end
 
 
 class WhatIfRangeError(WhatIfError):
@@ -233,6 +234,7 @@ def whatif_start(request: WhatIfRequest, *, user_id: int) -> str:
             range_end=request.end,
             policy=request.policy,
             params=request.params,
+            range_preset=request.preset,
         )
     except BaseException:
         _release_slot(user_id, run_id.hex)  # nothing was queued

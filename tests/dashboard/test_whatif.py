@@ -607,6 +607,9 @@ def test_reopening_a_result_shows_the_request_it_came_from(client: Client, servi
     operator.post(url, {"range": "1h", "policy": "edited", "params": '{"tolerance": 0.2}'})
     form = operator.get(f"{url}?job={queued[1]}").context["form"]
     assert form["policy"].value() == "edited" and form["range"].value() == "1h"
+    assert not form["start_local"].value()  # a preset is sent again as a preset
+    assert WhatIfRun.objects.get(id=queued[1]).range_preset == "1h"
+    assert WhatIfRun.objects.get(id=queued[0]).range_preset == ""
     assert '"tolerance": 0.2' in form["params"].value()
 
 
@@ -615,11 +618,14 @@ def test_a_reopened_run_typed_an_hour_long_shows_a_custom_range_not_the_last_hou
 ) -> None:
     url = reverse("dashboard:whatif", args=[service.name])
     asked_at = timezone.now().replace(microsecond=123_000)
-    typed = make_whatif_run(service, created_at=asked_at.replace(second=0, microsecond=0))  # to the minute
-    preset = make_whatif_run(service, created_at=asked_at)  # "last 1h", ending the instant it was asked
+    typed = make_whatif_run(service, created_at=asked_at)  # an hour typed in
+    preset = make_whatif_run(service, created_at=asked_at, range_preset="1h")  # "last 1h", as asked
     operator = _login(client, "operator")
-    assert operator.get(f"{url}?job={typed.job_id}").context["form"]["range"].value() == whatif_page.CUSTOM_RANGE
-    assert operator.get(f"{url}?job={preset.job_id}").context["form"]["range"].value() == "1h"
+    form = operator.get(f"{url}?job={typed.job_id}").context["form"]
+    assert form["range"].value() == whatif_page.CUSTOM_RANGE and form["start_local"].value()
+    form = operator.get(f"{url}?job={preset.job_id}").context["form"]
+    # Sent again, a preset runs over the last hour now, as its own request did: no typed times to hold it.
+    assert form["range"].value() == "1h" and not form["start_local"].value() and not form["end_local"].value()
 
 
 def test_a_custom_range_needs_its_start_and_end(client: Client, service: Service, queued: list[str]) -> None:
