@@ -16,18 +16,10 @@ from playwright.sync_api import expect
 
 from scaling.audit import EventType
 from scaling.models import AuditEvent, Override
+from tests.browser.login import PASSWORD, log_in
 from tests.factories import make_service, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pw-for-tests-1"
-
-
-def _login(page: Any, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Fleet")
 
 
 def _csp_violations(page: Any) -> list[str]:
@@ -43,7 +35,7 @@ def test_a_viewer_can_neither_see_nor_submit_the_override_form(browser: Any, liv
     page = context.new_page()
     violations = _csp_violations(page)
     try:
-        _login(page, live_server.url, "viewer")
+        log_in(page, live_server.url, "viewer")
         page.click("nav >> text=Overrides")
         expect(page.locator("h1")).to_contain_text("Overrides")
         expect(page.locator("[data-testid=new-override]")).to_have_count(0)
@@ -86,7 +78,7 @@ def test_an_operators_override_appears_in_the_audit_review_with_its_reason(brows
     page = operator.new_page()
     violations = _csp_violations(page)
     try:
-        _login(page, live_server.url, "operator")
+        log_in(page, live_server.url, "operator")
         page.click("nav >> text=Overrides")
         page.click("[data-testid=new-override]")
         page.check("input[name=services][value=win-probability]")
@@ -105,7 +97,7 @@ def test_an_operators_override_appears_in_the_audit_review_with_its_reason(brows
     page = reviewer.new_page()
     violations += _csp_violations(page)
     try:
-        _login(page, live_server.url, "viewer")
+        log_in(page, live_server.url, "viewer")
         page.click("nav >> text=Audit")
         page.fill("input[name=q]", "Lakers-Celtics")
         page.select_option("select[name=event_type]", "override")

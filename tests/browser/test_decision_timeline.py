@@ -12,16 +12,10 @@ from playwright.sync_api import expect
 from dashboard.forms import local_input
 from scaling import services
 from scaling.models import Decision
+from tests.browser.login import PASSWORD, log_in
 from tests.factories import make_service, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _login(page: Any, base_url: str, username: str, password: str) -> None:
-    page.goto(f"{base_url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
 
 
 def test_clicking_a_decision_opens_its_explanation_in_the_side_panel(browser: Any, live_server: Any) -> None:
@@ -29,10 +23,10 @@ def test_clicking_a_decision_opens_its_explanation_in_the_side_panel(browser: An
     result = services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
     assert result.decision_id is not None
     decision = Decision.objects.get(pk=result.decision_id)
-    make_user("viewer", "viewer", password="pw-for-tests-1")
+    make_user("viewer", "viewer", password=PASSWORD)
     page = browser.new_page()
     try:
-        _login(page, live_server.url, "viewer", "pw-for-tests-1")
+        log_in(page, live_server.url, "viewer")
         page.goto(f"{live_server.url}/services/{service.name}/")
         page.evaluate("window.__marker = 'same page'")
         panel = page.locator("#decision-panel")
@@ -56,10 +50,10 @@ def test_clicking_a_decision_opens_its_explanation_in_the_side_panel(browser: An
 
 def test_an_operator_puts_a_service_in_dry_run_from_its_page(browser: Any, live_server: Any) -> None:
     service = make_service("win-probability", replicas=2)
-    make_user("operator", "operator", password="pw-for-tests-1")
+    make_user("operator", "operator", password=PASSWORD)
     page = browser.new_page()
     try:
-        _login(page, live_server.url, "operator", "pw-for-tests-1")
+        log_in(page, live_server.url, "operator")
         page.goto(f"{live_server.url}/services/{service.name}/")
         form = page.locator("form.mode-form")
         form.locator("select[name=mode]").select_option("dry_run")
@@ -91,10 +85,10 @@ def test_clicking_a_decision_marker_on_the_replicas_chart_opens_its_explanation(
     service = make_service("win-probability", replicas=2, demand_scale=40.0)
     result = services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
     assert result.decision_id is not None
-    make_user("viewer", "viewer", password="pw-for-tests-1")
+    make_user("viewer", "viewer", password=PASSWORD)
     page = browser.new_page()
     try:
-        _login(page, live_server.url, "viewer", "pw-for-tests-1")
+        log_in(page, live_server.url, "viewer")
         page.goto(f"{live_server.url}/services/{service.name}/")
         chart = page.locator("#chart-replicas[data-decision-clicks=true]")
         expect(chart).to_have_count(1, timeout=15_000)

@@ -11,20 +11,10 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from scaling import services
+from tests.browser.login import PASSWORD, fill_login, log_in
 from tests.factories import make_service, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _login(page: Any, base_url: str, username: str, password: str) -> None:
-    page.goto(f"{base_url}/login/")
-    _fill_login(page, username, password)
-
-
-def _fill_login(page: Any, username: str, password: str) -> None:
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
 
 
 def test_the_fleet_page_updates_after_a_tick_and_the_charts_render(
@@ -32,10 +22,10 @@ def test_the_fleet_page_updates_after_a_tick_and_the_charts_render(
 ) -> None:
     settings.TICK_SECONDS = 1  # the pages poll once per tick
     service = make_service("win-probability", replicas=2, demand_scale=40.0)
-    make_user("operator", "operator", password="pw-for-tests-1")
+    make_user("operator", "operator", password=PASSWORD)
     page = browser.new_page()
     try:
-        _login(page, live_server.url, "operator", "pw-for-tests-1")
+        log_in(page, live_server.url, "operator")
         expect(page.locator("h1")).to_have_text("Fleet")
         row = page.locator("tr[data-service=win-probability]")
         expect(row.locator("[data-field=desired]")).to_have_text("–")
@@ -82,17 +72,17 @@ def test_a_poll_after_the_session_ended_sends_the_page_to_log_in_and_back(
 ) -> None:
     settings.TICK_SECONDS = 1
     make_service("win-probability")
-    make_user("operator", "operator", password="pw-for-tests-1")
+    make_user("operator", "operator", password=PASSWORD)
     page = browser.new_page()
     try:
-        _login(page, live_server.url, "operator", "pw-for-tests-1")
+        log_in(page, live_server.url, "operator")
         page.goto(f"{live_server.url}/services/win-probability/?range=1h")
         expect(page.locator("#decisions table")).to_be_visible()
         Session.objects.all().delete()  # what SESSION_COOKIE_AGE does, without waiting 8 h
         # The timeline's poll takes the whole page to the login form, rather than the form into the timeline.
         page.wait_for_url("**/login/?next=%2Fservices%2Fwin-probability%2F%3Frange%3D1h", timeout=10_000)
         expect(page.locator("#decisions")).to_have_count(0)
-        _fill_login(page, "operator", "pw-for-tests-1")
+        fill_login(page, "operator")
         expect(page.locator("h1")).to_contain_text("Win Probability")
         assert page.url.endswith("/services/win-probability/?range=1h")
     finally:
@@ -102,7 +92,7 @@ def test_a_poll_after_the_session_ended_sends_the_page_to_log_in_and_back(
 def test_the_charts_say_when_they_stop_refreshing_and_why(browser: Any, live_server: Any, settings: Any) -> None:
     settings.TICK_SECONDS = 1
     make_service("win-probability")
-    make_user("operator", "operator", password="pw-for-tests-1")
+    make_user("operator", "operator", password=PASSWORD)
     page = browser.new_page()
     answer: dict[str, Any] = {}
 
@@ -113,7 +103,7 @@ def test_the_charts_say_when_they_stop_refreshing_and_why(browser: Any, live_ser
             route.continue_()
 
     try:
-        _login(page, live_server.url, "operator", "pw-for-tests-1")
+        log_in(page, live_server.url, "operator")
         page.route("**/charts.json*", charts)
         page.goto(f"{live_server.url}/services/win-probability/?range=1h")
         banner = page.locator("[data-testid=live-status]")

@@ -13,18 +13,11 @@ from playwright.sync_api import expect
 
 from scaling import services
 from scaling.models import Game, Override
+from tests.browser.login import log_in
 from tests.factories import make_service, make_user
 from tests.markup import broken_references
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _login(page: Any, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "pw-for-tests-1")
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Fleet")
 
 
 def test_an_operator_schedules_a_floor_for_a_national_tv_game_and_an_approver_approves_it(
@@ -44,7 +37,7 @@ def test_an_operator_schedules_a_floor_for_a_national_tv_game_and_an_approver_ap
     operator = browser.new_context()
     page = operator.new_page()
     try:
-        _login(page, live_server.url, "operator")
+        log_in(page, live_server.url, "operator")
         page.click("nav >> text=Calendar")
         row = page.locator("tr[data-game='0022500777']")
         expect(row).to_have_class("marquee")
@@ -75,7 +68,7 @@ def test_an_operator_schedules_a_floor_for_a_national_tv_game_and_an_approver_ap
     approver = browser.new_context()
     page = approver.new_page()
     try:
-        _login(page, live_server.url, "approver")
+        log_in(page, live_server.url, "approver")
         approvals = page.locator("[data-testid=approvals]")
         expect(approvals).to_contain_text("BOS (Celtics) @ NYK (Knicks)")
         approvals.locator(f"[data-testid='approve-{override.pk}']").click()
@@ -155,7 +148,7 @@ def test_a_refused_submit_says_each_problem_once_and_the_preview_keeps_it(browse
 def _start_a_floor(page: Any, base_url: str, end: Any) -> None:
     """Sign in as the operator and start a floor on win-probability ending at `end`; its count and reason are
     the test's to give."""
-    _login(page, base_url, "operator")
+    log_in(page, base_url, "operator")
     page.goto(f"{base_url}/overrides/new/")
     page.check("input[name=services][value=win-probability]")
     page.select_option("select[name=kind]", "floor")

@@ -17,6 +17,7 @@ from playwright.sync_api import expect
 
 from config.celery import app
 from scaling.models import MetricSample, WhatIfRun
+from tests.browser.login import log_in
 from tests.factories import make_service, make_user
 from tests.markup import broken_references
 
@@ -35,14 +36,6 @@ def worker() -> Iterator[None]:
         app, pool="threads", concurrency=1, perform_ping_check=False, loglevel="WARNING", queues=["whatif"]
     ):
         yield
-
-
-def _login(page: Any, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "pw-for-tests-1")
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Fleet")
 
 
 def test_an_operator_replays_a_range_typed_in_the_zone_and_a_colleague_opens_it_from_the_list(
@@ -64,7 +57,7 @@ def test_an_operator_replays_a_range_typed_in_the_zone_and_a_colleague_opens_it_
     operator = browser.new_context()
     page = operator.new_page()
     try:
-        _login(page, live_server.url, "operator")
+        log_in(page, live_server.url, "operator")
         page.goto(url)
         expect(page.locator("label[for=id_start_local]")).to_have_text("Start (America/Chicago)")
         page.fill("input[name=start_local]", start.astimezone(zone).strftime("%Y-%m-%dT%H:%M"))
@@ -83,7 +76,7 @@ def test_an_operator_replays_a_range_typed_in_the_zone_and_a_colleague_opens_it_
     colleague = browser.new_context()
     page = colleague.new_page()
     try:
-        _login(page, live_server.url, "colleague")
+        log_in(page, live_server.url, "colleague")
         page.goto(url)
         row = page.locator("[data-whatif-recent] tbody tr")
         expect(row).to_have_count(1)
