@@ -51,7 +51,14 @@ class Reader:
 
 def sample_readers() -> tuple[Reader, ...]:
     return (
-        Reader("the engine's learning window (FORECAST_LEARN_WINDOW)", selectors.FORECAST_LEARN_WINDOW),
+        # The fit reads the week before its refit period started (less the samples still settling), so up to
+        # a period more than the week itself (selectors.traffic_forecaster).
+        Reader(
+            "the engine's learning window (FORECAST_LEARN_WINDOW, read back from the start of a 6 h refit period)",
+            selectors.FORECAST_LEARN_WINDOW
+            + timedelta(seconds=selectors.FORECAST_REFIT_S)
+            + selectors.FORECAST_SAMPLES_SETTLED,
+        ),
         Reader("the longest chart range", max(selectors.RANGES.values())),
         Reader("the longest what-if replay (the page's last 7d)", whatif.MAX_RANGE),
     )

@@ -44,13 +44,13 @@ def _check(**env: str) -> subprocess.CompletedProcess[str]:
         ({"WHATIF_MAX_PER_USER": "0"}, "WHATIF_MAX_PER_USER=0 is below the minimum 1"),
         ({"METRIC_RETENTION_DAYS": "0"}, "METRIC_RETENTION_DAYS=0 is below the minimum 1"),
         ({"METRIC_RETENTION_DAYS": "a month"}, "METRIC_RETENTION_DAYS='a month' is not an integer"),
-        # Shorter than what is read back: the engine learns from a week of samples, the charts and what-if
-        # show up to a week.
+        # Shorter than what is read back: the engine learns from the week before its refit period began (up to
+        # 6 h 10 min before now), the charts and what-if show up to a week.
         (
-            {"METRIC_RETENTION_DAYS": "6"},
-            "METRIC_RETENTION_DAYS=6 is shorter than what Tipoff reads back: the engine's learning window "
-            "(FORECAST_LEARN_WINDOW), the longest chart range and the longest what-if replay (the page's last 7d) "
-            "each reach 7 days; set it to 7 or more",
+            {"METRIC_RETENTION_DAYS": "7"},
+            "METRIC_RETENTION_DAYS=7 is shorter than what Tipoff reads back: the engine's learning window "
+            "(FORECAST_LEARN_WINDOW, read back from the start of a 6 h refit period) reaches 8 days; "
+            "set it to 8 or more",
         ),
         (
             {"DECISION_RETENTION_DAYS": "6"},
@@ -65,7 +65,7 @@ def test_it_refuses_to_start_with_a_bad_value(env: dict[str, str], message: str)
 
 
 def test_it_starts_with_a_retention_exactly_as_long_as_what_it_reads_back() -> None:
-    result = _check(METRIC_RETENTION_DAYS="7", DECISION_RETENTION_DAYS="7")
+    result = _check(METRIC_RETENTION_DAYS="8", DECISION_RETENTION_DAYS="7")
     assert result.returncode == 0, result.stderr
 
 
