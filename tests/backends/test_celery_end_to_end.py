@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.test import Client
 from django.utils import timezone
 
@@ -22,17 +21,15 @@ from tests.backends.conftest import (
 )
 from tests.factories import make_user
 from tests.waiting import wait_until
+from tests.workers import real_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 
 
 @pytest.fixture
 def worker() -> Iterator[None]:
-    app.conf.task_always_eager = False
     # The control queue only, as the Procfile's worker (what-if replays have a queue and worker of their own).
-    with start_worker(
-        app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING", queues=["celery"]
-    ):
+    with real_worker("celery", concurrency=2):
         yield
 
 

@@ -10,16 +10,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from config.celery import app
 from scaling.models import MetricSample, WhatIfRun
 from tests.browser.login import log_in
 from tests.factories import make_service, make_user
 from tests.markup import broken_references
+from tests.workers import real_worker
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,10 +30,7 @@ pytestmark = [
 
 @pytest.fixture
 def worker() -> Iterator[None]:
-    app.conf.task_always_eager = False
-    with start_worker(
-        app, pool="threads", concurrency=1, perform_ping_check=False, loglevel="WARNING", queues=["whatif"]
-    ):
+    with real_worker("whatif"):
         yield
 
 

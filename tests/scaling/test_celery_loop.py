@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 
 from config.celery import app
 from scaling import tasks
 from scaling.models import Decision, SimulatedFleet
 from tests.factories import make_service
 from tests.waiting import wait_until
+from tests.workers import real_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,11 +24,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 
 @pytest.fixture
 def worker() -> Iterator[None]:
-    app.conf.task_always_eager = False
     # The control queue only, as the Procfile's worker (what-if replays have a queue and worker of their own).
-    with start_worker(
-        app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING", queues=["celery"]
-    ):
+    with real_worker("celery", concurrency=2):
         yield
 
 

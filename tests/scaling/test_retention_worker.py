@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
@@ -17,16 +16,14 @@ from scaling.audit import EventType
 from scaling.models import AuditEvent, Decision, MetricSample
 from tests.factories import make_service
 from tests.waiting import wait_until
+from tests.workers import real_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 
 
 @pytest.fixture
 def control_worker() -> Iterator[None]:
-    app.conf.task_always_eager = False
-    with start_worker(
-        app, pool="threads", concurrency=1, perform_ping_check=False, loglevel="WARNING", queues=["celery"]
-    ):
+    with real_worker("celery"):
         yield
 
 

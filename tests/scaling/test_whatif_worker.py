@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
 from config.celery import app
@@ -16,25 +15,22 @@ from scaling.models import MetricSample, WhatIfRun
 from scaling.whatif import RUNS_KEPT_DAYS, WhatIfRequest, whatif_start
 from tests.factories import make_service, make_user, make_whatif_run
 from tests.waiting import wait_until
+from tests.workers import real_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery, pytest.mark.usefixtures("whatif_slots_free")]
-
-
-def _worker(queue: str) -> Iterator[None]:
-    app.conf.task_always_eager = False
-    with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, loglevel="WARNING", queues=[queue]):
-        yield
 
 
 @pytest.fixture
 def worker() -> Iterator[None]:
     # Only the what-if queue, as the what-if worker of the Procfile: the run must be routed there.
-    yield from _worker("whatif")
+    with real_worker("whatif"):
+        yield
 
 
 @pytest.fixture
 def control_worker() -> Iterator[None]:
-    yield from _worker("celery")
+    with real_worker("celery"):
+        yield
 
 
 def test_a_whatif_job_goes_through_the_broker_to_a_result(worker: None) -> None:
