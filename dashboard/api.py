@@ -1,4 +1,6 @@
-"""The JSON API (django-ninja; OpenAPI docs at /api/docs, served locally)."""
+"""The JSON API (django-ninja; OpenAPI docs at /api/docs, served locally).
+
+Every error answers in one shape, {"detail", "field", "errors"} (dashboard/api_errors.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from ninja import Field, NinjaAPI, Query, Schema, Status
+from ninja import Field, Query, Schema
 from pydantic import ConfigDict
 
 from dashboard.api_audit import router as audit_router
 from dashboard.api_auth import PasswordConfirmationNeeded, api_auth, require_capability
+from dashboard.api_errors import ApiError, TipoffAPI, error_body, install, refused
 from dashboard.api_input import refuse_nul_in_body, refuse_nul_in_url
 from dashboard.api_overrides import router as overrides_router
 from dashboard.api_policy import router as policy_router
@@ -25,7 +28,9 @@ from scaling.models import Decision, MetricSample, Service
 from scaling.overrides import REASON_MAX_CHARS
 
 # Every endpoint: a Bearer API token, or the session with its CSRF token (dashboard/api_auth.py).
-api = NinjaAPI(title="Tipoff API", version="1", auth=api_auth, urls_namespace="api")
+api = TipoffAPI(title="Tipoff API", version="1", auth=api_auth, urls_namespace="api")
+# Errors, the schema's validation among them, answer {"detail", "field", "errors"} (dashboard/api_errors.py).
+install(api)
 # PostgreSQL refuses a NUL in text: refuse it first, naming where it is (dashboard/api_input.py).
 api.add_decorator(refuse_nul_in_url, mode="view")
 api.add_decorator(refuse_nul_in_body, mode="operation")
@@ -37,7 +42,7 @@ def password_confirmation_needed(request: HttpRequest, exc: PasswordConfirmation
     url = reverse("access:confirm-password")
     minutes = settings.REAUTH_MAX_AGE_SECONDS // 60
     detail = f"confirm your password at {url} first: an administrator's change needs it typed in the last {minutes} min"
-    return api.create_response(request, {"detail": detail, "confirm_password_url": url}, status=403)
+    return api.create_response(request, {**error_body(detail), "confirm_password_url": url}, status=403)
 
 
 class ServiceOut(Schema):
@@ -109,21 +114,15 @@ class ModeChangeOut(ServiceOut):
     changed: bool
 
 
-class ModeErrorOut(Schema):
-    detail: str
-    field: str
-
-
-@api.post("/services/{name}/mode", response={200: ModeChangeOut, 422: ModeErrorOut}, tags=["services"])
-def set_mode(request: HttpRequest, name: str, payload: ModeIn) -> Status[Any]:
+@api.post("/services/{name}/mode", response=ModeChangeOut, tags=["services"])
+def set_mode(request: HttpRequest, name: str, payload: ModeIn) -> dict[str, Any]:
     """Pause a service, dry-run it or set it active again, as its page's mode control does: with a reason, and
     for a pause or dry run an end. Audited; `changed` is false when the service already was so."""
     require_capability(request, "operate")
     service = get_object_or_404(Service, name=name)
     if payload.until is not None and payload.until.tzinfo is None:
-        return Status(
-            422, {"detail": "until: give a UTC offset (e.g. 2026-01-15T23:00:00-05:00 or ...Z)", "field": "until"}
-        )
+        message = "give a UTC offset (e.g. 2026-01-15T23:00:00-05:00 or ...Z)"
+        raise ApiError(f"until: {message}", field="until", message=message)
     try:
         changed = services.service_set_mode(
             service=service,
@@ -133,8 +132,8 @@ def set_mode(request: HttpRequest, name: str, payload: ModeIn) -> Status[Any]:
             until=payload.until,
         )
     except services.ModeError as exc:
-        return Status(422, {"detail": str(exc), "field": exc.field})
-    return Status(200, {**ServiceOut.model_validate(service).model_dump(), "changed": changed})
+        raise refused(exc) from exc
+    return {**ServiceOut.model_validate(service).model_dump(), "changed": changed}
 
 
 @api.get("/services/{name}/decisions", response=list[DecisionOut], tags=["decisions"])

@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
+from dashboard.api_errors import ApiError
 from scaling.audit import EventType, latest_verification
 from scaling.audit_selectors import EVENT_DOMAINS, AuditFilter, audit_page
 from scaling.models import Service
@@ -77,11 +78,6 @@ class VerificationOut(Schema):
     breaks: list[ChainBreakOut] = Field(description="the first broken links, in chain order (at most 20)")
 
 
-class QueryErrorOut(Schema):
-    detail: str
-    field: str
-
-
 # What the page's Event choice offers: each event type, and each domain of them.
 EVENT_TYPES = frozenset({*(str(t) for t in EventType), *EVENT_DOMAINS})
 
@@ -98,13 +94,13 @@ def _query_problem(query: AuditQuery) -> tuple[str, str] | None:
     return None
 
 
-@router.get("/events", response={200: AuditPageOut, 422: QueryErrorOut})
+@router.get("/events", response=AuditPageOut)
 def list_audit_events(request: HttpRequest, query: Query[AuditQuery]) -> Status[dict[str, Any]]:
     """Audit events, newest first, filtered as on /audit/; a filter that names nothing that exists is refused
     (422 naming it), not answered with an empty page."""
     if problem := _query_problem(query):
         field, message = problem
-        return Status(422, {"detail": f"{field}: {message}", "field": field})
+        raise ApiError(f"{field}: {message}", field=field, message=message)
     f = AuditFilter(
         since=query.since,
         until=query.until,

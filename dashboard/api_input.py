@@ -16,6 +16,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja.errors import ValidationError
 from pydantic import BaseModel
 
+from dashboard.api_errors import error_body
+
 NUL = "\x00"
 
 
@@ -25,11 +27,14 @@ def refuse_nul_in_url(run: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     @wraps(run)
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if NUL in request.path:
-            return JsonResponse({"detail": "the path holds a NUL character"}, status=400)
+            message = "the path holds a NUL character"
+            return JsonResponse(error_body(message, errors=[{"field": "", "message": message}]), status=400)
         for name, values in request.GET.lists():
             if NUL in name or any(NUL in value for value in values):
                 shown = name.replace(NUL, "\\x00")
-                return JsonResponse({"detail": f"query parameter {shown!r} holds a NUL character"}, status=400)
+                message = f"query parameter {shown!r} holds a NUL character"
+                problem = {"field": shown, "message": "holds a NUL character"}
+                return JsonResponse(error_body(message, field=shown, errors=[problem]), status=400)
         return run(request, *args, **kwargs)
 
     return guarded

@@ -4,7 +4,8 @@ Mounted on the NinjaAPI in dashboard/api.py, with the same capabilities as the U
 "operate" creates, cancels and extends; "approve" approves and rejects;
 "administer" manages rules, imports schedules and may bypass approval with a
 reason. Times are ISO 8601 with a UTC offset; a second pin overlapping an
-existing one gets 409 naming it unless `replace` is true.
+existing one gets 409 naming it unless `replace` is true. Refusals answer in the
+API's one error shape (dashboard/api_errors.py).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field, File, Router, Schema, Status
-from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
 from dashboard.api_auth import require_capability
+from dashboard.api_errors import ApiError, ErrorOut, error_body, refused
 from dashboard.permissions import can
 from scaling import override_selectors as reads
 from scaling.audit import Actor
@@ -108,13 +109,7 @@ class OverrideIn(PreviewIn):
     game_id: str | None = Field(None, description="Link to a game (league game id); a moved tip-off moves it.")
 
 
-class ErrorOut(Schema):
-    detail: str
-    field: str = ""
-
-
-class ConflictOut(Schema):
-    detail: str
+class ConflictOut(ErrorOut):
     existing: OverrideOut
 
 
@@ -211,15 +206,22 @@ class ImportOut(Schema):
 
 def _aware(value: datetime | None, field: str) -> None:
     if value is not None and value.tzinfo is None:
-        raise HttpError(422, f"{field}: give a UTC offset (e.g. 2026-01-15T19:30:00-05:00 or ...Z)")
+        message = "give a UTC offset (e.g. 2026-01-15T19:30:00-05:00 or ...Z)"
+        raise ApiError(f"{field}: {message}", field=field, message=message)
 
 
 def _services(names: list[str]) -> list[Service]:
     found = {s.name: s for s in Service.objects.filter(name__in=names)}
     missing = [n for n in names if n not in found]
     if missing:
-        raise HttpError(422, f"services: unknown service(s) {', '.join(missing)}")
+        message = f"unknown service(s) {', '.join(missing)}"
+        raise ApiError(f"services: {message}", field="services", message=message)
     return [found[n] for n in dict.fromkeys(names)]
+
+
+def _conflict(exc: OverrideConflict) -> Status[Any]:
+    """409 naming the pin in the way, in the error shape with the pin added."""
+    return Status(409, {**error_body(str(exc), field=exc.field), "existing": _override(exc.existing.pk)})
 
 
 def _override(pk: int) -> Override:
@@ -241,7 +243,7 @@ def get_override(request: HttpRequest, pk: int) -> Override:
     return _override(pk)
 
 
-@router.post("/overrides", response={201: list[OverrideOut], 409: ConflictOut, 422: ErrorOut})
+@router.post("/overrides", response={201: list[OverrideOut], 409: ConflictOut})
 def create_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
     require_capability(request, "operate")
     _aware(payload.starts_at, "starts_at")
@@ -249,7 +251,7 @@ def create_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
     game = get_object_or_404(Game, game_id=payload.game_id) if payload.game_id else None
     if game is not None and game.tbd:
         detail = f"game {game.game_id}: its teams and tip-off are not yet set, so there is nothing to link to"
-        return Status(422, {"detail": detail, "field": "game_id"})
+        raise ApiError(detail, field="game_id")
     try:
         created = override_create(
             services=_services(payload.services),
@@ -265,13 +267,13 @@ def create_override(request: HttpRequest, payload: OverrideIn) -> Status[Any]:
             game=game,
         )
     except OverrideConflict as exc:
-        return Status(409, {"detail": str(exc), "existing": _override(exc.existing.pk)})
+        return _conflict(exc)
     except OverrideError as exc:
-        return Status(422, {"detail": str(exc), "field": exc.field})
+        raise refused(exc) from exc
     return Status(201, [_override(o.pk) for o in created])
 
 
-@router.post("/overrides/preview", response={200: list[PreviewOut], 422: ErrorOut})
+@router.post("/overrides/preview", response=list[PreviewOut])
 def preview_override(request: HttpRequest, payload: PreviewIn) -> Status[Any]:
     """What the override would do: the policy's forecast replicas vs the override's, and the projected cost.
 
@@ -288,7 +290,7 @@ def preview_override(request: HttpRequest, payload: PreviewIn) -> Status[Any]:
             kind=payload.kind, starts_at=payload.starts_at or now, ends_at=payload.ends_at, now=now, admin=admin
         )
     except OverrideError as exc:
-        return Status(422, {"detail": str(exc), "field": exc.field})
+        raise refused(exc) from exc
     rows = []
     for service in _services(payload.services):
         try:
@@ -296,7 +298,7 @@ def preview_override(request: HttpRequest, payload: PreviewIn) -> Status[Any]:
                 service, kind=payload.kind, replicas=payload.replicas, starts_at=start, ends_at=payload.ends_at
             )
         except OverrideError as exc:
-            return Status(422, {"detail": str(exc), "field": exc.field})
+            raise refused(exc) from exc
         p = reads.override_preview(
             service, kind=payload.kind, replicas=payload.replicas, starts_at=start, ends_at=payload.ends_at, now=now
         )
@@ -315,20 +317,20 @@ def preview_override(request: HttpRequest, payload: PreviewIn) -> Status[Any]:
     return Status(200, rows)
 
 
-@router.post("/overrides/{int:pk}/cancel", response={200: OverrideOut, 409: ErrorOut, 422: ErrorOut})
+@router.post("/overrides/{int:pk}/cancel", response={200: OverrideOut, 409: ErrorOut})
 def cancel_override(request: HttpRequest, pk: int, payload: ReasonIn) -> Status[Any]:
     require_capability(request, "operate")
     override = _override(pk)
     try:
         done = override_cancel(override=override, actor=_actor(request), reason=payload.reason)
     except OverrideError as exc:
-        return Status(422, {"detail": str(exc), "field": exc.field})
+        raise refused(exc) from exc
     if not done:
-        return Status(409, {"detail": f"override #{pk} had already ended or been cancelled"})
+        raise ApiError(f"override #{pk} had already ended or been cancelled", status=409)
     return Status(200, _override(pk))
 
 
-@router.post("/overrides/{int:pk}/extend", response={200: OverrideOut, 409: ConflictOut, 422: ErrorOut})
+@router.post("/overrides/{int:pk}/extend", response={200: OverrideOut, 409: ConflictOut})
 def extend_override(request: HttpRequest, pk: int, payload: ExtendIn) -> Status[Any]:
     require_capability(request, "operate")
     _aware(payload.ends_at, "ends_at")
@@ -342,9 +344,9 @@ def extend_override(request: HttpRequest, pk: int, payload: ExtendIn) -> Status[
             bypass_reason=payload.bypass_reason,
         )
     except OverrideConflict as exc:
-        return Status(409, {"detail": str(exc), "existing": _override(exc.existing.pk)})
+        return _conflict(exc)
     except OverrideError as exc:
-        return Status(422, {"detail": str(exc), "field": exc.field})
+        raise refused(exc) from exc
     return Status(200, _override(pk))
 
 
@@ -358,17 +360,17 @@ def approve_override(request: HttpRequest, pk: int, payload: ApproveIn | None = 
     try:
         group = override_approve(override=_override(pk), actor=_actor(request), reason=note)
     except OverrideError as exc:
-        return Status(409, {"detail": str(exc)})
+        raise refused(exc, status=409) from exc
     return Status(200, [_override(o.pk) for o in group])
 
 
-@router.post("/overrides/{int:pk}/reject", response={200: list[OverrideOut], 409: ErrorOut, 422: ErrorOut})
+@router.post("/overrides/{int:pk}/reject", response={200: list[OverrideOut], 409: ErrorOut})
 def reject_override(request: HttpRequest, pk: int, payload: ReasonIn) -> Status[Any]:
     require_capability(request, "approve")
     try:
         group = override_reject(override=_override(pk), actor=_actor(request), reason=payload.reason)
     except OverrideError as exc:
-        return Status(409 if not exc.field else 422, {"detail": str(exc), "field": exc.field})
+        raise refused(exc, status=409 if not exc.field else 422) from exc
     return Status(200, [_override(o.pk) for o in group])
 
 
@@ -404,48 +406,48 @@ def list_rules(request: HttpRequest) -> list[GameDayRule]:
     return list(reads.rules_list(timezone.now()))
 
 
-@router.post("/rules", response={201: RuleOut, 422: ErrorOut}, tags=["schedule"])
+@router.post("/rules", response={201: RuleOut}, tags=["schedule"])
 def create_rule(request: HttpRequest, payload: RuleIn) -> Status[Any]:
     require_capability(request, "administer")
     try:
         rule = rule_create(spec=_rule_spec(payload), actor=_actor(request))
     except RuleError as exc:
-        return Status(422, {"detail": str(exc), "field": exc.field})
+        raise refused(exc) from exc
     return Status(201, reads.rules_list(timezone.now()).get(pk=rule.pk))
 
 
-@router.put("/rules/{int:pk}", response={200: RuleOut, 422: ErrorOut}, tags=["schedule"])
+@router.put("/rules/{int:pk}", response=RuleOut, tags=["schedule"])
 def update_rule(request: HttpRequest, pk: int, payload: RuleIn) -> Status[Any]:
     require_capability(request, "administer")
     rule = get_object_or_404(GameDayRule, pk=pk)
     try:
         rule_update(rule=rule, spec=_rule_spec(payload), actor=_actor(request))
     except RuleError as exc:
-        return Status(422, {"detail": str(exc), "field": exc.field})
+        raise refused(exc) from exc
     return Status(200, get_object_or_404(reads.rules_list(timezone.now()), pk=pk))
 
 
-@router.delete("/rules/{int:pk}", response={204: None, 422: ErrorOut}, tags=["schedule"])
+@router.delete("/rules/{int:pk}", response={204: None}, tags=["schedule"])
 def delete_rule(request: HttpRequest, pk: int, reason: str = "") -> Status[Any]:
     require_capability(request, "administer")
     rule = get_object_or_404(GameDayRule, pk=pk)
     try:
         rule_delete(rule=rule, actor=_actor(request), reason=reason)
     except RuleError as exc:
-        return Status(422, {"detail": str(exc), "field": exc.field})
+        raise refused(exc) from exc
     return Status(204, None)
 
 
-@router.post("/schedule/import", response={200: ImportOut, 422: ErrorOut}, tags=["schedule"])
+@router.post("/schedule/import", response=ImportOut, tags=["schedule"])
 def import_schedule(request: HttpRequest, file: File[UploadedFile]) -> Status[Any]:
     """Upload the league schedule (CSV or the league feed JSON; detected from content). All or nothing."""
     require_capability(request, "administer")
     try:
         text = file.read().decode("utf-8-sig")
     except UnicodeDecodeError:
-        return Status(422, {"detail": f"{file.name}: not UTF-8 text", "field": "file"})
+        raise ApiError(f"{file.name}: not UTF-8 text", field="file") from None
     try:
         summary = schedule_import(text=text, source=file.name or "upload", actor=_actor(request))
     except ScheduleError as exc:
-        return Status(422, {"detail": f"nothing imported: {exc}", "field": "file"})
+        raise ApiError(f"nothing imported: {exc}", field="file") from exc
     return Status(200, summary.as_dict())

@@ -3,7 +3,8 @@
 Mounted on the NinjaAPI in dashboard/api.py. Writes need the "administer" capability,
 a reason and the version they are based on; bad parameters get a 422 whose `errors` name
 each field (a field the body should not hold, a 422 naming it), and a change based on a
-version that is no longer current a 409, as on the edit page.
+version that is no longer current a 409, as on the edit page. Errors answer in the API's
+one shape (dashboard/api_errors.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ninja import Field, Router, Schema, Status
 from pydantic import ConfigDict
 
 from dashboard.api_auth import require_capability
+from dashboard.api_errors import ApiError, ErrorOut, error_body
 from dashboard.decisions import METRIC_WINDOW_S
 from dashboard.policy_forms import check_params, params_as_dict
 from scaling import selectors, services
@@ -54,18 +56,7 @@ class PolicyChangeOut(PolicyOut):
     changed: bool
 
 
-class FieldError(Schema):
-    field: str
-    message: str
-
-
-class ValidationOut(Schema):
-    detail: str
-    errors: list[FieldError]
-
-
-class VersionConflictOut(Schema):
-    detail: str
+class VersionConflictOut(ErrorOut):
     version: int
 
 
@@ -119,8 +110,7 @@ class RecordedEventOut(Schema):
     reason: str
 
 
-class DecisionPrunedOut(Schema):
-    detail: str
+class DecisionPrunedOut(ErrorOut):
     id: int
     pruned: bool
     kept_days: int
@@ -139,7 +129,7 @@ def get_policy(request: HttpRequest, name: str) -> dict[str, Any]:
     return _policy_out(get_object_or_404(Service, name=name))
 
 
-@router.put("/services/{name}/policy", response={200: PolicyChangeOut, 409: VersionConflictOut, 422: ValidationOut})
+@router.put("/services/{name}/policy", response={200: PolicyChangeOut, 409: VersionConflictOut})
 def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dict[str, Any]]:
     """Set the service's engine parameters; a change bumps the version, is audited and kept as a revision.
 
@@ -154,7 +144,7 @@ def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dic
                 f"the policy changed since version {payload.based_on_version} (now version {service.policy_version}): "
                 "review the current values and send the change again"
             )
-            return Status(409, {"detail": detail, "version": service.policy_version})
+            return Status(409, {**error_body(detail), "version": service.policy_version})
         # Checked as the what-if page checks edited parameters, with the change's reason; a missing one is said
         # in the API's own words.
         blank = not payload.reason.strip()
@@ -165,9 +155,8 @@ def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dic
         if blank:
             errors.append({"field": "reason", "message": "a reason is required"})
         if errors:
-            return Status(
-                422, {"detail": "invalid policy: " + ", ".join(sorted({e["field"] for e in errors})), "errors": errors}
-            )
+            detail = "invalid policy: " + ", ".join(sorted({e["field"] for e in errors}))
+            raise ApiError(detail, field=errors[0]["field"], errors=errors)
         changed = services.service_update_policy(
             service=service, params=params, actor=Actor.for_request(request), reason=payload.reason.strip()
         )
@@ -193,7 +182,7 @@ def list_policy_revisions(request: HttpRequest, name: str) -> list[dict[str, Any
 
 def _pruned_out(pruned: selectors.PrunedDecision) -> dict[str, Any]:
     return {
-        "detail": f"decision {pruned.decision_id} was pruned: decisions are kept {pruned.kept_days} days",
+        **error_body(f"decision {pruned.decision_id} was pruned: decisions are kept {pruned.kept_days} days"),
         "id": pruned.decision_id,
         "pruned": True,
         "kept_days": pruned.kept_days,

@@ -1,5 +1,6 @@
 """Request guards: oversize bodies get 413; every 403 a signed-in user (or token) meets is audited; account
-changes made while serving a signed-in user are audited as theirs."""
+changes made while serving a signed-in user are audited as theirs; every 4xx under /api/ answers in the API's
+error shape."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from dashboard.api_errors import error_body, reason_phrase
 from scaling.audit import Actor, EventType, account_changes_by, audit_record
 
 
@@ -31,6 +33,35 @@ class RequestLimitsMiddleware:
                 content_type="text/plain",
             )
         return self.get_response(request)
+
+
+class ApiErrorBodyMiddleware:
+    """A 4xx under /api/ that Django answered before the API ran is given the API's error shape.
+
+    The API's handlers answer its own errors (dashboard/api_errors.py); these come from elsewhere: a URL no
+    endpoint has (among them a path value the route's converter refuses, as /api/overrides/abc), a method the
+    URL does not take (405), and the request guards below (an oversize body, 413). The page or text they
+    carried is for a browser; a client of the API gets JSON saying the same."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not (request.path_info.startswith("/api/") and 400 <= response.status_code < 500):
+            return response
+        content_type = response.get("Content-Type", "")
+        if content_type.startswith("application/json") or getattr(response, "streaming", False):
+            return response
+        text = response.content.decode("utf-8", "replace").strip() if content_type.startswith("text/plain") else ""
+        detail = text if text and len(text) <= 500 else reason_phrase(response.status_code)
+        if response.status_code == 405 and "Allow" in response:
+            detail = f"{reason_phrase(405)}: {request.path_info} takes {response['Allow']}"
+        replaced = JsonResponse(error_body(detail), status=response.status_code)
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in response:
+                replaced[header] = response[header]
+        return replaced
 
 
 class AuditDeniedMiddleware:

@@ -16,9 +16,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from ninja import Router, Schema, Status
-from ninja.errors import HttpError
 
 from dashboard.api_auth import require_capability
+from dashboard.api_errors import ApiError, refused
 from dashboard.permissions import requires
 from dashboard.views import HtmxHttpRequest
 from scaling.audit import Actor
@@ -273,14 +273,24 @@ class ServiceConfigOut(Schema):
     enabled: bool
 
 
+def _api_field(form_field: str) -> str:
+    if form_field.startswith("promql_"):
+        return "promql." + form_field.removeprefix("promql_")
+    return "" if form_field == "__all__" else form_field  # an error of no one field
+
+
 def _form_from_api(payload: ServiceIn, base: dict[str, Any]) -> ServiceForm:
     data = base | {k: v for k, v in payload.dict().items() if v is not None and k != "promql"}
     for signal, query in (payload.promql or {}).items():
         data[f"promql_{signal}"] = query
     form = ServiceForm(data)
     if not form.is_valid():
-        problems = "; ".join(f"{field}: {' '.join(str(e) for e in errs)}" for field, errs in form.errors.items())
-        raise HttpError(422, problems)
+        # The form's fields are the body's, but for the PromQL queries (promql_rps is the body's promql.rps).
+        errors = [
+            {"field": _api_field(name), "message": " ".join(str(e) for e in errs)} for name, errs in form.errors.items()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
+        raise ApiError(detail, field=errors[0]["field"], errors=errors)
     return form
 
 
@@ -296,7 +306,7 @@ def api_service_create(request: HttpRequest, payload: ServiceIn) -> Status:
             actor=Actor.for_request(request),
         )
     except ConfigError as exc:
-        raise HttpError(422, str(exc)) from exc
+        raise refused(exc) from exc
     return Status(201, service)
 
 
@@ -318,7 +328,7 @@ def api_service_update(request: HttpRequest, name: str, payload: ServiceIn) -> S
             reason=payload.reason or "",
         )
     except ConfigError as exc:
-        raise HttpError(422, str(exc)) from exc
+        raise refused(exc) from exc
     service.refresh_from_db()
     return service
 

@@ -84,15 +84,15 @@ def test_a_reason_longer_than_500_characters_gets_422_naming_it(client: Client) 
     for body in [_pin(reason="r" * 501), _pin(bypass_reason="b" * 501)]:
         response = client.post("/api/overrides", body, content_type="application/json")
         assert response.status_code == 422
-        [error] = response.json()["detail"]
-        assert error["loc"][-1] in body and "500 characters" in error["msg"]
+        [error] = response.json()["errors"]
+        assert error["field"] in body and "500 characters" in error["message"]
     [o] = client.post("/api/overrides", _pin(), content_type="application/json").json()
     for action, payload in [
         ("cancel", {"reason": "r" * 501}),
         ("extend", {"ends_at": "2026-01-15T20:30:00Z", "reason": "r" * 501}),
     ]:
         response = client.post(f"/api/overrides/{o['id']}/{action}", payload, content_type="application/json")
-        assert response.status_code == 422 and response.json()["detail"][0]["loc"][-1] == "reason"
+        assert response.status_code == 422 and response.json()["field"] == "reason"
     assert Override.objects.get().status == Override.Status.APPROVED
 
 
@@ -245,7 +245,7 @@ def test_games_rules_and_schedule_import(client: Client) -> None:
     assert bad.status_code == 422 and bad.json()["field"] == "match.networks"
     for too_long in [{"name": "n" * 121}, {"reason": "r" * 301}]:
         bad = client.post("/api/rules", rule | too_long, content_type="application/json")
-        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] in too_long
+        assert bad.status_code == 422 and bad.json()["field"] in too_long
     updated = client.put(
         f"/api/rules/{created.json()['id']}", rule | {"floor_replicas": 8}, content_type="application/json"
     )
