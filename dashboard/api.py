@@ -19,10 +19,11 @@ from dashboard.api_audit import router as audit_router
 from dashboard.api_auth import PasswordConfirmationNeeded, api_auth, require_capability
 from dashboard.api_errors import ApiError, TipoffAPI, error_body, install, refused
 from dashboard.api_input import refuse_nul_in_body, refuse_nul_in_url
+from dashboard.api_overrides import OverrideOut
 from dashboard.api_overrides import router as overrides_router
 from dashboard.api_policy import router as policy_router
 from dashboard.services_admin import router as services_admin_router
-from scaling import selectors, services
+from scaling import override_selectors, selectors, services
 from scaling.audit import Actor
 from scaling.models import Decision, MetricSample, Service
 from scaling.overrides import REASON_MAX_CHARS
@@ -112,12 +113,18 @@ class ModeIn(Schema):
 
 class ModeChangeOut(ServiceOut):
     changed: bool
+    set_aside: list[OverrideOut] = Field(
+        description="The pending and approved overrides (game-day floors among them) the pause or dry run keeps "
+        "from being applied: those whose window overlaps now to its end, soonest first. Empty when active."
+    )
 
 
 @api.post("/services/{name}/mode", response=ModeChangeOut, tags=["services"])
 def set_mode(request: HttpRequest, name: str, payload: ModeIn) -> dict[str, Any]:
     """Pause a service, dry-run it or set it active again, as its page's mode control does: with a reason, and
-    for a pause or dry run an end. Audited; `changed` is false when the service already was so."""
+    for a pause or dry run an end. Audited; `changed` is false when the service already was so. Paused or
+    dry-running, Tipoff applies no override: `set_aside` lists those it keeps from being applied, as the page's
+    message names them."""
     require_capability(request, "operate")
     service = get_object_or_404(Service, name=name)
     if payload.until is not None and payload.until.tzinfo is None:
@@ -133,7 +140,10 @@ def set_mode(request: HttpRequest, name: str, payload: ModeIn) -> dict[str, Any]
         )
     except services.ModeError as exc:
         raise refused(exc) from exc
-    return {**ServiceOut.model_validate(service).model_dump(), "changed": changed}
+    set_aside = override_selectors.held_by_mode(service, now=timezone.now()).select_related(
+        "service", "created_by", "approved_by", "game"
+    )
+    return {**ServiceOut.model_validate(service).model_dump(), "changed": changed, "set_aside": list(set_aside)}
 
 
 @api.get("/services/{name}/decisions", response=list[DecisionOut], tags=["decisions"])

@@ -643,6 +643,45 @@ def test_the_api_pauses_a_service_until_an_end_and_sets_it_active_again_audited(
     assert operator.get(f"/api/services/{service.name}").json()["mode_until"] is None
 
 
+@pytest.mark.parametrize("mode", ["paused", "dry_run"])
+def test_the_api_lists_the_overrides_a_pause_or_dry_run_sets_aside(operator: Client, mode: str) -> None:
+    service = make_service()
+    now = timezone.now().replace(microsecond=0)
+    until = now + timedelta(hours=2)
+    rule = GameDayRule.objects.create(name="National TV games", reason="tv", floor_replicas=25)
+    window = {"service": service, "reason": "r"}
+    floor = Override.objects.create(
+        kind="floor", replicas=25, starts_at=now - timedelta(minutes=30), ends_at=now + timedelta(hours=4),
+        rule=rule, **window,
+    )  # fmt: skip
+    pin = Override.objects.create(
+        kind="pin", replicas=6, starts_at=now + timedelta(hours=1), ends_at=now + timedelta(hours=3),
+        status=Override.Status.PENDING_APPROVAL, **window,
+    )  # fmt: skip
+    for status, starts_at in [
+        (Override.Status.APPROVED, until + timedelta(minutes=5)),  # after the pause: applied as usual
+        (Override.Status.CANCELLED, now),
+    ]:
+        Override.objects.create(
+            kind="floor", replicas=9, starts_at=starts_at, ends_at=until + timedelta(hours=1), status=status, **window
+        )
+    url = f"/api/services/{service.name}/mode"
+    body = {"mode": mode, "reason": "maintenance", "until": until.isoformat()}
+
+    got = operator.post(url, body, "application/json").json()
+
+    assert [o["id"] for o in got["set_aside"]] == [floor.pk, pin.pk]  # soonest first
+    first, second = got["set_aside"]
+    assert (first["kind"], first["replicas"], first["rule"], first["status"]) == ("floor", 25, rule.name, "approved")
+    assert (second["kind"], second["replicas"], second["status"]) == ("pin", 6, "pending_approval")
+    assert second["starts_at"].replace("Z", "+00:00") == pin.starts_at.isoformat()
+    assert second["ends_at"].replace("Z", "+00:00") == pin.ends_at.isoformat()
+    again = operator.post(url, body, "application/json").json()  # already so: still set aside
+    assert again["changed"] is False and [o["id"] for o in again["set_aside"]] == [floor.pk, pin.pk]
+    active = operator.post(url, {"mode": "active", "reason": "done"}, "application/json").json()
+    assert active["set_aside"] == []
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
