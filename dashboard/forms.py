@@ -247,13 +247,37 @@ def _local_text(when: datetime, tz: ZoneInfo) -> str:
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
+def _reason_field(label: str, placeholder: str, *, required: bool = True, help_text: str = "") -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        max_length=500,
+        required=required,
+        help_text=help_text,
+        widget=forms.TextInput(attrs={"placeholder": placeholder}),
+    )
+
+
 class ExtendForm(LocalTimesForm):
+    """Extend an override from its row; the page offers the bypass to admins only (scaling.overrides refuses
+    anyone else's)."""
+
     time_fields = ("ends_at",)
 
     ends_at_local = _local_field("New end", required=True)
     ends_at_occurrence = _occurrence_field()
-    reason = forms.CharField(max_length=500)
-    bypass_reason = forms.CharField(max_length=500, required=False)
+    reason = _reason_field("Reason for extending", "why extend")
+    bypass_reason = _reason_field(
+        "Emergency bypass reason (admins)",
+        "skips a second person's approval",
+        required=False,
+        help_text="needed only if the longer window would need approval; recorded in the audit log",
+    )
+
+    @property
+    def ends_at_happens_twice(self) -> bool:
+        """The end asked falls in the repeated hour: the only problem the "If the clocks fall back" choice solves,
+        so a row offers that choice only then (as the mode form does), not on every row of the list."""
+        return self.has_error("ends_at_local", code="ambiguous") or bool(self["ends_at_occurrence"].value())
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -263,6 +287,24 @@ class ExtendForm(LocalTimesForm):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=500)
+
+
+class CancelForm(forms.Form):
+    reason = _reason_field("Reason for cancelling", "why cancel")
+
+
+class RejectForm(forms.Form):
+    reason = _reason_field("Reason for rejecting", "why reject")
+
+
+class ApproveForm(forms.Form):
+    # "reason", as the API's approve takes it: kept as the approval's reason in the audit log.
+    reason = _reason_field(
+        "Note (optional)",
+        "anything the audit log should keep",
+        required=False,
+        help_text="kept with the approval in the audit log",
+    )
 
 
 def _split(value: str) -> list[str]:

@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
-from dashboard.forms import ExtendForm, OverrideForm, ReasonForm, RuleForm, local_input
+from dashboard.forms import (
+    ApproveForm,
+    CancelForm,
+    ExtendForm,
+    OverrideForm,
+    ReasonForm,
+    RejectForm,
+    RuleForm,
+    local_input,
+)
 from dashboard.permissions import can, requires
+from dashboard.views import HtmxHttpRequest
 from scaling import override_selectors as reads
 from scaling.audit import Actor
 from scaling.models import Game, GameDayRule, Override, Service
 from scaling.overrides import (
+    ApprovalError,
     OverrideConflict,
     OverrideError,
+    check_approvable,
     check_replicas,
     check_service,
     check_window,
@@ -68,11 +82,21 @@ def _actor(request: HttpRequest) -> Actor:
     return Actor.for_request(request)
 
 
-def _back(request: HttpRequest, default: str = "dashboard:overrides") -> HttpResponse:
-    target = request.POST.get("next") or ""
+def _next_url(request: HttpRequest, default: str = "dashboard:overrides") -> str:
+    """Where an action's form came from (its `next`), when that is a path on this site; else `default`."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
     if target.startswith("/") and not target.startswith("//"):
-        return redirect(target)
-    return redirect(default)
+        return target
+    return resolve_url(default)
+
+
+def _back(request: HtmxHttpRequest, default: str = "dashboard:overrides") -> HttpResponse:
+    """Back where the action's form came from, its message in the banner; for htmx a whole page load, since an
+    action changes the override's row, the approvals and the badges."""
+    target = _next_url(request, default)
+    if request.htmx:
+        return HttpResponseClientRedirect(target)
+    return redirect(target)
 
 
 @requires("view")
@@ -87,7 +111,6 @@ def overrides_list(request: HttpRequest) -> HttpResponse:
         "pending": reads.pending_approvals(now),
         "show_past": show_past,
         "now": now,
-        "extend_form": ExtendForm(),
     }
     return render(request, "dashboard/overrides.html", context)
 
@@ -259,23 +282,76 @@ def override_preview(request: HttpRequest) -> HttpResponse:
     return render(request, f"{FORM_TEMPLATE}#preview", context)
 
 
-@requires("operate")
-@require_POST
-def override_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
-    override = get_object_or_404(Override, pk=pk)
-    form = ReasonForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, f"Override #{override.pk} not cancelled: {_named_errors(form)}")
-        return _back(request)
-    if override_cancel(override=override, actor=_actor(request), reason=form.cleaned_data["reason"]):
-        messages.success(request, f"Override #{override.pk} on {override.service.name} cancelled.")
-    else:
-        messages.info(request, f"Override #{override.pk} had already ended or been cancelled.")
-    return _back(request)
+# Where an override's actions are drawn: its row of the list, or the pending approvals (fleet and overrides
+# pages). A pending override shows in both on the overrides page, so each place gives its inputs their own ids.
+ACTION_PLACES = ("list", "approvals")
+ACTION_FORMS: dict[str, type[forms.Form]] = {
+    "approve": ApproveForm,
+    "reject": RejectForm,
+    "cancel": CancelForm,
+    "extend": ExtendForm,
+}
+ACTION_DONE = {"approve": "approved", "reject": "rejected", "cancel": "cancelled", "extend": "extended"}
+ROW_ACTIONS_TEMPLATE = "dashboard/_override_row_actions.html"
+ACTION_PAGE_TEMPLATE = "dashboard/override_action.html"
+APPROVE_TEMPLATE = "dashboard/_approve_confirm.html"
+
+
+def action_form(action: str, o: Override, place: str, data: Any = None) -> forms.Form:
+    """The form of one of `o`'s actions, its inputs' ids named for the override and the place it is drawn."""
+    return ACTION_FORMS[action](data, auto_id=f"id_{place}{o.pk}_{action}_%s")
+
+
+def available_actions(o: Override, user: Any, *, now: datetime) -> list[str]:
+    """The actions `user` may take on `o` now: approve and reject another's pending override (approvers), cancel
+    and extend one not yet over (operators)."""
+    actions = []
+    if o.status == Override.Status.PENDING_APPROVAL and can(user, "approve") and o.created_by_id != user.pk:
+        actions += ["approve", "reject"]
+    if o.status in reads.LIVE_STATUSES and can(user, "operate") and o.ends_at > now:
+        actions += ["cancel", "extend"]
+    return actions
+
+
+def _place(request: HttpRequest) -> str:
+    place = request.POST.get("place") or request.GET.get("place") or ""
+    return place if place in ACTION_PLACES else ACTION_PLACES[0]
+
+
+def _add_refusal(form: forms.Form, exc: OverrideError, *, shown: Collection[str]) -> None:
+    """Put a refusal from scaling.overrides beside the input at fault, or with the form's own errors when the
+    page shows no such input."""
+    field = {"ends_at": "ends_at_local"}.get(exc.field, exc.field)
+    form.add_error(field if field in shown else None, str(exc))
+
+
+def _refused(
+    request: HtmxHttpRequest, o: Override, action: str, form: forms.Form, *, default: str = "dashboard:overrides"
+) -> HttpResponse:
+    """A refused cancel, extend or reject: its form again, with what was typed and each error beside its field.
+    For htmx in place of the override's actions (a 200: htmx swaps no 4xx answer), saying above them that
+    nothing was done; without JavaScript on a page of its own (400), the banner summing up."""
+    now = timezone.now()
+    context: dict[str, Any] = {
+        "o": o,
+        "now": now,
+        "place": _place(request),
+        "next": _next_url(request, default),
+        "refused": action,
+        "refused_form": form,
+    }
+    said = f"Override #{o.pk} not {ACTION_DONE[action]}"
+    if request.htmx:
+        still_offered = action in available_actions(o, request.user, now=now)
+        # When the action is no longer offered (the override ended meanwhile), no field is there to say why.
+        context["refused_summary"] = f"{said}; see below." if still_offered else f"{said}: {_named_errors(form)}"
+        return render(request, ROW_ACTIONS_TEMPLATE, context)
+    messages.error(request, f"{said}: {_named_errors(form)}")
+    return render(request, ACTION_PAGE_TEMPLATE, context, status=400)
 
 
 def _named_errors(form: forms.Form) -> str:
-    """Each of a banner-reported form's errors after its field's label ("New end: …"), since no field shows it."""
+    """Each of a form's errors after its field's label ("New end: …"), for a summary away from the fields."""
     named: list[str] = []
     for name, errors in form.errors.items():
         field = form.fields.get(name)  # None for the form's own errors (NON_FIELD_ERRORS)
@@ -286,54 +362,108 @@ def _named_errors(form: forms.Form) -> str:
 
 @requires("operate")
 @require_POST
-def override_extend_view(request: HttpRequest, pk: int) -> HttpResponse:
+def override_cancel_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     override = get_object_or_404(Override, pk=pk)
-    form = ExtendForm(request.POST)
-    if not form.is_valid() or form.cleaned_data.get("ends_at") is None:
-        messages.error(request, f"Override #{override.pk} not extended: {_named_errors(form)}")
-        return _back(request)
+    form = action_form("cancel", override, _place(request), request.POST)
+    if not form.is_valid():
+        return _refused(request, override, "cancel", form)
+    try:
+        cancelled = override_cancel(override=override, actor=_actor(request), reason=form.cleaned_data["reason"])
+    except OverrideError as exc:
+        _add_refusal(form, exc, shown={"reason"})
+        return _refused(request, override, "cancel", form)
+    if cancelled:
+        messages.success(request, f"Override #{override.pk} on {override.service.name} cancelled.")
+    else:
+        messages.info(request, f"Override #{override.pk} had already ended or been cancelled.")
+    return _back(request)
+
+
+@requires("operate")
+@require_POST
+def override_extend_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    override = get_object_or_404(Override, pk=pk)
+    form = action_form("extend", override, _place(request), request.POST)
+    if not form.is_valid():
+        return _refused(request, override, "extend", form)
+    admin = can(request.user, "administer")
     try:
         override_extend(
             override=override,
             ends_at=form.cleaned_data["ends_at"],
             actor=_actor(request),
             reason=form.cleaned_data["reason"],
-            admin=can(request.user, "administer"),
+            admin=admin,
             bypass_reason=form.cleaned_data["bypass_reason"],
         )
     except OverrideError as exc:
-        messages.error(request, f"Override #{override.pk} not extended: {exc}")
-        return _back(request)
+        shown = {"ends_at_local", "reason"} | ({"bypass_reason"} if admin else set())  # as the row draws them
+        _add_refusal(form, exc, shown=shown)
+        return _refused(request, override, "extend", form)
     messages.success(request, f"Override #{override.pk} extended.")
     return _back(request)
 
 
 @requires("approve")
-@require_POST
-def override_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
-    override = get_object_or_404(Override, pk=pk)
+@require_http_methods(["GET", "POST"])
+def override_approve_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The approve step: what approving would approve, and a "Confirm approval" button (with an optional note)
+    that posts back here with `confirmed`, which approves. A post without it (a page drawn before this step
+    existed) only shows the step."""
+    override = get_object_or_404(Override.objects.select_related("service", "created_by", "game"), pk=pk)
+    confirmed = request.method == "POST" and request.POST.get("confirmed") == "1"
+    form = action_form("approve", override, _place(request), request.POST if confirmed else None)
+    if not confirmed:
+        return _approve_step(request, override, form)
+    if form.is_valid():
+        try:
+            group = override_approve(override=override, actor=_actor(request), reason=form.cleaned_data["reason"])
+        except OverrideError as exc:
+            _add_refusal(form, exc, shown=())  # who may approve, and when: nothing the note could fix
+        else:
+            names = ", ".join(o.service.name for o in group)
+            messages.success(request, f"Approved {len(group)} override(s): {names}.")
+            return _back(request, "dashboard:fleet")
+    if not request.htmx:
+        messages.error(request, f"Override #{override.pk} not approved: {_named_errors(form)}")
+    return _approve_step(request, override, form, status=200 if request.htmx else 400)
+
+
+def _approve_step(request: HtmxHttpRequest, o: Override, form: forms.Form, *, status: int = 200) -> HttpResponse:
+    """The approve step for `o`, in place of its actions (htmx) or on a page of its own."""
+    o.refresh_from_db()  # a refused approval may have found it decided meanwhile
     try:
-        group = override_approve(override=override, actor=_actor(request), reason=request.POST.get("reason", ""))
-    except OverrideError as exc:
-        messages.error(request, f"Not approved: {exc}")
-        return _back(request, "dashboard:fleet")
-    messages.success(request, f"Approved {len(group)} override(s): {', '.join(o.service.name for o in group)}.")
-    return _back(request, "dashboard:fleet")
+        check_approvable(o, actor=_actor(request), now=timezone.now())
+        blocker = ""
+    except ApprovalError as exc:
+        blocker = str(exc)
+    context = {
+        "o": o,
+        "group": reads.approval_group(o) or [o],
+        "form": form,
+        "blocker": blocker,
+        "place": _place(request),
+        "next": _next_url(request, "dashboard:fleet"),
+        "approval_replicas": settings.OVERRIDE_APPROVAL_REPLICAS,
+        "approval_cost": float(settings.OVERRIDE_APPROVAL_COST),
+        "confirm": True,
+    }
+    template = APPROVE_TEMPLATE if request.htmx else ACTION_PAGE_TEMPLATE
+    return render(request, template, context, status=status)
 
 
 @requires("approve")
 @require_POST
-def override_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
+def override_reject_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     override = get_object_or_404(Override, pk=pk)
-    form = ReasonForm(request.POST)
+    form = action_form("reject", override, _place(request), request.POST)
     if not form.is_valid():
-        messages.error(request, f"Override #{override.pk} not rejected: {_named_errors(form)}")
-        return _back(request, "dashboard:fleet")
+        return _refused(request, override, "reject", form, default="dashboard:fleet")
     try:
         override_reject(override=override, actor=_actor(request), reason=form.cleaned_data["reason"])
     except OverrideError as exc:
-        messages.error(request, f"Not rejected: {exc}")
-        return _back(request, "dashboard:fleet")
+        _add_refusal(form, exc, shown={"reason"})
+        return _refused(request, override, "reject", form, default="dashboard:fleet")
     messages.success(request, f"Rejected override #{override.pk}.")
     return _back(request, "dashboard:fleet")
 

@@ -389,6 +389,16 @@ def pending_approvals(now: datetime) -> QuerySet[Override]:
     )
 
 
+def approval_group(o: Override) -> list[Override]:
+    """What approving `o` approves: the pending overrides of its group (made together, one per service), oldest
+    first; the others of a group already decided are not asked about."""
+    return list(
+        Override.objects.select_related("service", "created_by", "game")
+        .filter(group_id=o.group_id, status=Override.Status.PENDING_APPROVAL)
+        .order_by("pk")
+    )
+
+
 def override_windows(service: Service, start: datetime, end: datetime) -> list[Override]:
     """Pending and approved overrides of a service overlapping [start, end), for chart shading."""
     return list(overlapping(service, start, end).order_by("starts_at"))

@@ -430,6 +430,18 @@ def _locked_group(override: Override) -> tuple[Override, list[Override]]:
     return clicked, [o for o in group if o.status == Override.Status.PENDING_APPROVAL]
 
 
+def check_approvable(override: Override, *, actor: Actor, now: datetime) -> None:
+    """Raise ApprovalError unless `actor` may approve `override` now: it is pending, not over, and not theirs.
+    override_approve checks it on the locked row; the dashboard's confirm step asks it first, to say so
+    before offering the confirmation."""
+    if override.status != Override.Status.PENDING_APPROVAL:
+        raise ApprovalError(f"override #{override.pk} is {override.get_status_display().lower()}, not pending")
+    if actor.user_id is not None and override.created_by_id == actor.user_id:
+        raise ApprovalError("the requester cannot approve their own override; ask a second person")
+    if override.ends_at <= now:
+        raise ApprovalError(f"override #{override.pk} has already ended")
+
+
 def override_approve(
     *, override: Override, actor: Actor, reason: str = "", now: datetime | None = None
 ) -> list[Override]:
@@ -437,12 +449,7 @@ def override_approve(
     now = now or timezone.now()
     with transaction.atomic():
         locked, pending = _locked_group(override)
-        if locked.status != Override.Status.PENDING_APPROVAL:
-            raise ApprovalError(f"override #{locked.pk} is {locked.get_status_display().lower()}, not pending")
-        if actor.user_id is not None and locked.created_by_id == actor.user_id:
-            raise ApprovalError("the requester cannot approve their own override; ask a second person")
-        if locked.ends_at <= now:
-            raise ApprovalError(f"override #{locked.pk} has already ended")
+        check_approvable(locked, actor=actor, now=now)
         for o in pending:
             _apply_change(
                 o,

@@ -62,3 +62,8 @@ def controls(body: str) -> dict[str, dict[str, str]]:
 def descriptions(body: str) -> dict[str, list[str]]:
     """The ids each named form control's aria-describedby lists, by the control's name."""
     return {name: attrs.get("aria-describedby", "").split() for name, attrs in controls(body).items()}
+
+
+def by_id(body: str) -> dict[str, dict[str, str]]:
+    """Each element's attributes, by its id."""
+    return {attrs["id"]: attrs for _, attrs in _Elements(body).found if "id" in attrs}

@@ -51,7 +51,7 @@ EXPECTATIONS: dict[str, dict[str, str]] = {
     "dashboard:override-preview": {"POST": "operate"},
     "dashboard:override-cancel": {"POST": "operate"},
     "dashboard:override-extend": {"POST": "operate"},
-    "dashboard:override-approve": {"POST": "approve"},
+    "dashboard:override-approve": {"GET": "approve", "POST": "approve"},
     "dashboard:override-reject": {"POST": "approve"},
     "dashboard:rules": {"GET": "view"},
     "dashboard:rule-new": {"GET": "administer", "POST": "administer"},

@@ -128,3 +128,30 @@ def test_the_engine_applies_a_pin_across_spring_forward_for_its_real_hour_only()
     # Every tick of the stabilization window before the end, so the window remembers the policy's own count.
     assert [desired(end - timedelta(seconds=s)) for s in (45, 30, 15)] == [7, 7, 7]
     assert desired(end) != 7
+
+
+@pytest.mark.django_db
+def test_extending_into_the_repeated_hour_asks_which_time_beside_the_end_then_takes_the_choice(client: Client) -> None:
+    # The row offers "If the clocks fall back" only once the end typed needs it, as the mode form does.
+    now = datetime(2025, 11, 2, 4, tzinfo=UTC)  # 00:00 EDT, the night the clocks fall back
+    service = make_service()
+    client.force_login(make_user())
+    with time_machine.travel(now, tick=False):
+        [o] = override_create(
+            services=[service],
+            kind="floor",
+            replicas=3,
+            starts_at=now,
+            ends_at=now + timedelta(minutes=30),
+            reason="late game",
+            actor=Actor.system("t"),
+        )
+        assert "ends_at_occurrence" not in client.get(reverse("dashboard:overrides")).content.decode()
+        url = reverse("dashboard:override-extend", args=[o.pk])
+        typed = {"ends_at_local": "2025-11-02T01:30", "reason": "overtime"}
+        body = client.post(url, typed, headers={"HX-Request": "true"}).content.decode()
+        assert "happens twice in America/New_York" in body and 'aria-invalid="true"' in body
+        assert 'name="ends_at_occurrence"' in body and "If the clocks fall back" in body
+        client.post(url, typed | {"ends_at_occurrence": "second"}, headers={"HX-Request": "true"})
+    o.refresh_from_db()
+    assert o.ends_at == datetime(2025, 11, 2, 6, 30, tzinfo=UTC)

@@ -118,14 +118,17 @@ def test_a_refused_extend_cancel_or_reject_names_the_field_at_fault(client: Clie
     service = make_service()
     o = _hour_floor(service)
     _login(client, "boss", "admin")
+    # (tests/overrides/test_row_actions.py: each is said beside its field too.)
     extend = {"ends_at_local": "2030-01-01T10:00", "reason": "", "next": "/overrides/"}
     page = client.post(reverse("dashboard:override-extend", args=[o.pk]), extend, follow=True).content.decode()
-    assert f"Override #{o.pk} not extended: Reason: This field is required." in page
+    assert f"Override #{o.pk} not extended: Reason for extending: This field is required." in page
     cancel = {"reason": "x" * 501, "next": "/overrides/"}
     page = client.post(reverse("dashboard:override-cancel", args=[o.pk]), cancel, follow=True).content.decode()
-    assert f"Override #{o.pk} not cancelled: Reason: Ensure this value has at most 500 characters" in page
+    assert (
+        f"Override #{o.pk} not cancelled: Reason for cancelling: Ensure this value has at most 500 characters" in page
+    )
     page = client.post(reverse("dashboard:override-reject", args=[o.pk]), {"reason": ""}, follow=True).content.decode()
-    assert f"Override #{o.pk} not rejected: Reason: This field is required." in page
+    assert f"Override #{o.pk} not rejected: Reason for rejecting: This field is required." in page
     o.refresh_from_db()
     assert o.status == Override.Status.APPROVED
 
@@ -217,7 +220,7 @@ def test_pending_approvals_are_listed_on_the_fleet_page_and_a_second_person_appr
     _login(client, "approver", "approver")
     page = client.get(reverse("dashboard:fleet")).content.decode()
     assert f"approve-{o.pk}" in page
-    response = client.post(reverse("dashboard:override-approve", args=[o.pk]), {"next": "/"})
+    response = client.post(reverse("dashboard:override-approve", args=[o.pk]), {"next": "/", "confirmed": "1"})
     assert response.status_code == 302
     o.refresh_from_db()
     assert o.status == Override.Status.APPROVED and o.approved_by is not None and o.approved_by.username == "approver"

@@ -1,0 +1,310 @@
+"""The actions on an override's row: a refused extend, cancel or reject is said beside the input at fault, with
+what was typed kept (in place for htmx, on a page of its own without JavaScript); approving goes through a
+confirm step that shows what it approves."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from scaling.audit import Actor, EventType
+from scaling.models import AuditEvent, Override, Service
+from scaling.overrides import override_create
+from tests.factories import make_service, make_user
+from tests.markup import broken_references, by_id
+from tests.overrides.helpers import NOW
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HX-Request": "true"}
+
+
+def _hour_floor(service: Service) -> Override:
+    """A floor of 3 for the next hour (12:00-13:00 in New York), small enough to need no approval."""
+    [override] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=3,
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=1),
+        reason="r",
+        actor=Actor.system("t"),
+    )
+    return override
+
+
+def _big_floor(*services: Service, by: str = "operator", role: str = "operator") -> Override:
+    """A floor of 12 for the next hour, made by `by`: above the threshold the tests set, so it waits."""
+    first, *_ = override_create(
+        services=list(services),
+        kind="floor",
+        replicas=12,
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=1),
+        reason="Celtics-Knicks on ESPN",
+        actor=Actor.for_user(make_user(by, role)),
+    )
+    assert first.status == Override.Status.PENDING_APPROVAL
+    return first
+
+
+def _error_beside(body: str, input_id: str) -> str:
+    """The error said beside the input `input_id`, checking that the input is marked invalid and described by
+    the block that says it."""
+    attrs = by_id(body)[input_id]
+    assert attrs.get("aria-invalid") == "true", attrs
+    assert f"{input_id}_error" in attrs.get("aria-describedby", "").split(), attrs
+    block = re.search(rf'<div class="field-errors" id="{input_id}_error">(.*?)</div>', body, re.S)
+    assert block is not None, f"no error block for {input_id}"
+    return re.sub(r"<[^>]+>", " ", block.group(1)).strip()
+
+
+REFUSALS = [
+    pytest.param(
+        "extend",
+        {"ends_at_local": "2026-01-15T14:30", "reason": ""},
+        "reason",
+        "This field is required.",
+        id="extend-without-a-reason",
+    ),
+    pytest.param(
+        "extend",
+        {"ends_at_local": "2026-01-15T11:00", "reason": "overtime"},
+        "ends_at_local",
+        "the new end must be after the current end",
+        id="extend-to-an-end-in-the-past",
+    ),
+    pytest.param(
+        "extend",
+        {"ends_at_local": "2026-01-25T12:00", "reason": "all week"},
+        "ends_at_local",
+        "may last at most",
+        id="extend-beyond-the-limit",
+    ),
+    pytest.param(
+        "extend",
+        {"ends_at_local": "2026-13-01T12:00", "reason": "typo"},
+        "ends_at_local",
+        "enter a date and time",
+        id="extend-to-no-date",
+    ),
+    pytest.param(
+        "cancel", {"reason": "x" * 501}, "reason", "at most 500 characters", id="cancel-with-a-reason-too-long"
+    ),
+]
+
+
+@pytest.mark.parametrize(("action", "typed", "field", "message"), REFUSALS)
+def test_a_refused_action_is_drawn_again_in_place_with_the_error_beside_its_field(
+    client: Client, action: str, typed: dict[str, str], field: str, message: str
+) -> None:
+    o = _hour_floor(make_service())
+    client.force_login(make_user("operator", "operator"))
+    url = reverse(f"dashboard:override-{action}", args=[o.pk])
+    response = client.post(url, typed | {"next": "/overrides/", "place": "list"}, headers=HTMX)
+    assert response.status_code == 200  # htmx swaps no 4xx answer
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div class="override-actions"')  # the row's actions, not a page
+    assert message in _error_beside(body, f"id_list{o.pk}_{action}_{field}")
+    assert f"Override #{o.pk} not {action}" in body and broken_references(body) == []
+    for name, value in typed.items():  # what was typed is still there to fix
+        if value:
+            assert by_id(body)[f"id_list{o.pk}_{action}_{name}"]["value"] == value
+    assert f'<details class="inline" open><summary>{action.capitalize()}</summary>' in body
+    o.refresh_from_db()
+    assert o.status == Override.Status.APPROVED and o.ends_at == NOW + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(("action", "typed", "field", "message"), REFUSALS)
+def test_without_javascript_a_refused_action_gets_a_page_with_the_error_beside_its_field(
+    client: Client, action: str, typed: dict[str, str], field: str, message: str
+) -> None:
+    o = _hour_floor(make_service())
+    client.force_login(make_user("operator", "operator"))
+    url = reverse(f"dashboard:override-{action}", args=[o.pk])
+    response = client.post(url, typed | {"next": "/overrides/?past=1"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert message in _error_beside(body, f"id_list{o.pk}_{action}_{field}")
+    assert f"Override #{o.pk} not {action}" in body  # the banner sums it up
+    assert 'name="next" value="/overrides/?past=1"' in body  # a corrected submit still goes back there
+    assert broken_references(body) == []
+    for name, value in typed.items():
+        if value:
+            assert by_id(body)[f"id_list{o.pk}_{action}_{name}"]["value"] == value
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_a_refused_reject_says_its_reason_is_missing_beside_it_in_the_pending_approvals(client: Client) -> None:
+    o = _big_floor(make_service())
+    client.force_login(make_user("approver", "approver"))
+    url = reverse("dashboard:override-reject", args=[o.pk])
+    body = client.post(url, {"reason": "   ", "place": "approvals", "next": "/"}, headers=HTMX).content.decode()
+    assert "This field is required." in _error_beside(body, f"id_approvals{o.pk}_reject_reason")
+    page = client.post(url, {"reason": "   ", "next": "/"})
+    assert page.status_code == 400
+    assert f"Override #{o.pk} not rejected: Reason for rejecting: This field is required." in page.content.decode()
+    o.refresh_from_db()
+    assert o.status == Override.Status.PENDING_APPROVAL
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=10)
+def test_an_admins_refused_extend_says_beside_the_end_that_it_needs_a_bypass_and_keeps_the_bypass_input(
+    client: Client,
+) -> None:
+    service = make_service(hard_max_replicas=100)
+    [o] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=30,
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=1),
+        reason="r",
+        actor=Actor.system("t"),
+        admin=True,
+        bypass_reason="seeded",
+    )
+    client.force_login(make_user("boss", "admin"))
+    typed = {"ends_at_local": "2026-01-15T14:30", "reason": "overtime", "bypass_reason": "", "place": "list"}
+    body = client.post(reverse("dashboard:override-extend", args=[o.pk]), typed, headers=HTMX).content.decode()
+    assert "would need a second person" in _error_beside(body, f"id_list{o.pk}_extend_ends_at_local")
+    assert f"id_list{o.pk}_extend_bypass_reason" in by_id(body)
+
+
+def test_an_action_refused_once_the_override_has_ended_says_why_above_the_actions(
+    client: Client, frozen: object
+) -> None:
+    o = _hour_floor(make_service())
+    client.force_login(make_user("operator", "operator"))
+    frozen.shift(timedelta(hours=2))  # type: ignore[attr-defined]
+    url = reverse("dashboard:override-extend", args=[o.pk])
+    body = client.post(url, {"ends_at_local": "2026-01-15T16:00", "reason": "more"}, headers=HTMX).content.decode()
+    summary = re.search(rf'data-testid="refused-{o.pk}">([^<]*)<', body)
+    assert summary is not None and f"not extended: New end: override #{o.pk} is over" in summary.group(1)
+    assert "Extend</summary>" not in body  # nothing left to extend
+
+
+def test_a_pending_override_listed_twice_on_the_overrides_page_names_each_input_once(client: Client) -> None:
+    with override_settings(OVERRIDE_APPROVAL_REPLICAS=5):
+        o = _big_floor(make_service())
+        client.force_login(make_user("approver", "approver"))
+        page = client.get(reverse("dashboard:overrides")).content.decode()
+    assert page.count(f'data-testid="approve-{o.pk}"') == 2  # the approvals and the list
+    assert broken_references(page) == []
+
+
+# --- approving: a confirm step ---------------------------------------------------------------------------
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_approve_first_shows_what_it_approves_and_approves_nothing(client: Client) -> None:
+    o = _big_floor(make_service(price_per_replica_hour=1.2))
+    client.force_login(make_user("approver", "approver"))
+    url = reverse("dashboard:override-approve", args=[o.pk])
+    response = client.get(url, {"next": "/", "place": "approvals"}, headers=HTMX)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert f'data-testid="approve-confirm-{o.pk}"' in body
+    assert "Win Probability: Floor (at least N), N = <strong>12</strong> replicas" in body
+    assert "Thu Jan 15 12:00 EST (17:00 UTC) → Thu Jan 15 13:00 EST (18:00 UTC)" in body
+    assert f"projected cost <strong>+${o.projected_cost_delta:,.2f}</strong>" in body
+    assert 'data-testid="approve-requester">operator<' in body and "Celtics-Knicks on ESPN" in body
+    assert f'data-testid="confirm-approve-{o.pk}"' in body and 'name="confirmed" value="1"' in body
+    assert f"id_approvals{o.pk}_approve_reason" in by_id(body) and broken_references(body) == []
+    # Without JavaScript, the same step on a page of its own; a post from a page drawn before the step shows it.
+    page = client.get(url, {"next": "/"})
+    assert page.status_code == 200 and f'data-testid="confirm-approve-{o.pk}"' in page.content.decode()
+    posted = client.post(url, {"next": "/"})
+    assert posted.status_code == 200 and f'data-testid="confirm-approve-{o.pk}"' in posted.content.decode()
+    o.refresh_from_db()
+    assert o.status == Override.Status.PENDING_APPROVAL
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_the_confirm_step_lists_every_override_of_the_group_approving_approves(client: Client) -> None:
+    o = _big_floor(make_service(), make_service("player-props"))
+    client.force_login(make_user("approver", "approver"))
+    body = client.get(reverse("dashboard:override-approve", args=[o.pk]), headers=HTMX).content.decode()
+    assert body.count('data-testid="approve-item"') == 2 and "Player Props: Floor" in body
+    assert "and the 1 made with it?" in body
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_confirming_approves_and_keeps_the_note_in_the_audit_log(client: Client) -> None:
+    o = _big_floor(make_service())
+    client.force_login(make_user("approver", "approver"))
+    url = reverse("dashboard:override-approve", args=[o.pk])
+    response = client.post(url, {"confirmed": "1", "reason": "checked the ESPN slot", "next": "/"}, headers=HTMX)
+    assert response.status_code == 200 and response["HX-Redirect"] == "/"
+    o.refresh_from_db()
+    assert o.status == Override.Status.APPROVED and o.approved_by is not None
+    event = AuditEvent.objects.get(event_type=EventType.OVERRIDE_APPROVED, object_id=str(o.pk))
+    assert event.reason == "checked the ESPN slot" and event.actor_label == "approver"
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_without_a_note_the_approval_keeps_the_overrides_reason(client: Client) -> None:
+    o = _big_floor(make_service())
+    client.force_login(make_user("approver", "approver"))
+    response = client.post(reverse("dashboard:override-approve", args=[o.pk]), {"confirmed": "1", "next": "/"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    event = AuditEvent.objects.get(event_type=EventType.OVERRIDE_APPROVED, object_id=str(o.pk))
+    assert event.reason == "Celtics-Knicks on ESPN"
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_a_note_too_long_is_said_beside_it_and_kept_and_nothing_is_approved(client: Client) -> None:
+    o = _big_floor(make_service())
+    client.force_login(make_user("approver", "approver"))
+    url = reverse("dashboard:override-approve", args=[o.pk])
+    note = "n" * 501
+    body = client.post(url, {"confirmed": "1", "reason": note, "place": "list"}, headers=HTMX).content.decode()
+    assert "at most 500 characters" in _error_beside(body, f"id_list{o.pk}_approve_reason")
+    assert by_id(body)[f"id_list{o.pk}_approve_reason"]["value"] == note
+    o.refresh_from_db()
+    assert o.status == Override.Status.PENDING_APPROVAL
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_the_requester_is_shown_they_cannot_approve_and_is_refused_if_they_confirm(client: Client) -> None:
+    o = _big_floor(make_service(), by="lead", role="approver")  # an approver who asked for it themselves
+    client.force_login(o.created_by)  # type: ignore[arg-type]
+    url = reverse("dashboard:override-approve", args=[o.pk])
+    body = client.get(url, headers=HTMX).content.decode()
+    assert "Cannot approve: the requester cannot approve their own override" in body
+    assert f"confirm-approve-{o.pk}" not in body
+    refused = client.post(url, {"confirmed": "1", "next": "/"})
+    assert refused.status_code == 400
+    assert f"Override #{o.pk} not approved: the requester cannot approve their own override" in refused.content.decode()
+    o.refresh_from_db()
+    assert o.status == Override.Status.PENDING_APPROVAL
+    assert not AuditEvent.objects.filter(event_type=EventType.OVERRIDE_APPROVED).exists()
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_an_operator_may_neither_see_the_confirm_step_nor_approve(client: Client) -> None:
+    o = _big_floor(make_service())
+    client.force_login(make_user("other", "operator"))
+    url = reverse("dashboard:override-approve", args=[o.pk])
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"confirmed": "1"}).status_code == 403
+    o.refresh_from_db()
+    assert o.status == Override.Status.PENDING_APPROVAL
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_confirming_one_another_approver_approved_meanwhile_says_so(client: Client) -> None:
+    o = _big_floor(make_service())
+    first, second = Client(), client
+    first.force_login(make_user("approver", "approver"))
+    second.force_login(make_user("approver2", "approver"))
+    url = reverse("dashboard:override-approve", args=[o.pk])
+    assert f"confirm-approve-{o.pk}" in second.get(url, headers=HTMX).content.decode()
+    first.post(url, {"confirmed": "1"})
+    body = second.post(url, {"confirmed": "1"}, headers=HTMX).content.decode()
+    assert "Cannot approve: override #" in body and "is approved, not pending" in body
+    assert f"confirm-approve-{o.pk}" not in body
