@@ -1,5 +1,6 @@
 """Headless Chromium: an operator schedules a floor for a national-TV game from the calendar and sees its
-projected cost; a second person approves it on the fleet page; its window is shaded on the service's chart."""
+projected cost; a second person approves it on the fleet page, through a confirm step that shows what it
+approves; its window is shaded on the service's chart. A refused extend is said beside the field at fault."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from scaling import services
-from scaling.models import Game, Override
+from scaling.audit import Actor, EventType
+from scaling.models import AuditEvent, Game, Override
+from scaling.overrides import override_create
 from tests.browser.login import log_in
 from tests.factories import make_service, make_user
 from tests.markup import broken_references
@@ -71,7 +74,17 @@ def test_an_operator_schedules_a_floor_for_a_national_tv_game_and_an_approver_ap
         log_in(page, live_server.url, "approver")
         approvals = page.locator("[data-testid=approvals]")
         expect(approvals).to_contain_text("BOS (Celtics) @ NYK (Knicks)")
+        page.wait_for_load_state("load")  # htmx is ready (else the click opens the step as a page of its own)
         approvals.locator(f"[data-testid='approve-{override.pk}']").click()
+        # Nothing is approved by that click: a confirm step shows, in place, what would be.
+        confirm = approvals.locator(f"[data-testid='approve-confirm-{override.pk}']")
+        expect(confirm).to_contain_text("Win Probability: Floor (at least N), N = 12 replicas")
+        expect(confirm).to_contain_text("Requested by operator")
+        expect(confirm).to_contain_text("BOS (Celtics) @ NYK (Knicks)")
+        expect(confirm).to_contain_text(f"projected cost +${override.projected_cost_delta:,.2f}")
+        assert Override.objects.get(pk=override.pk).status == Override.Status.PENDING_APPROVAL
+        confirm.get_by_label("Note (optional)").fill("ESPN slot confirmed")
+        confirm.get_by_role("button", name="Confirm approval").click()
         expect(page.locator(".messages")).to_contain_text("Approved 1 override")
 
         page.goto(f"{live_server.url}/services/win-probability/")
@@ -86,6 +99,54 @@ def test_an_operator_schedules_a_floor_for_a_national_tv_game_and_an_approver_ap
         approver.close()
     override.refresh_from_db()
     assert override.status == Override.Status.APPROVED and override.approved_by is not None
+    approval = AuditEvent.objects.get(event_type=EventType.OVERRIDE_APPROVED, object_id=str(override.pk))
+    assert approval.reason == "ESPN slot confirmed"
+
+
+def test_a_refused_extend_says_why_beside_the_new_end_and_keeps_what_was_typed(browser: Any, live_server: Any) -> None:
+    service = make_service("win-probability", replicas=2, price_per_replica_hour=1.2)
+    now = timezone.now()
+    [override] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=3,
+        starts_at=now,
+        ends_at=now + timedelta(hours=1),
+        reason="warm-up",
+        actor=Actor.system("t"),
+    )
+    make_user("operator", "operator")
+
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        log_in(page, live_server.url, "operator")
+        page.click("nav >> text=Overrides")
+        page.wait_for_load_state("load")  # htmx is ready
+        actions = page.locator(f"tr[data-override='{override.pk}'] .override-actions")
+        actions.locator("summary", has_text="Extend").click()
+        new_end = actions.get_by_label("New end")
+        new_end.fill(_local(now - timedelta(hours=1)))  # before the current end: the browser lets it through
+        actions.get_by_label("Reason for extending").fill("overtime")
+        actions.get_by_role("button", name="Extend").click()
+
+        # The row's actions come back in place, the form still open, the error beside the end it is about.
+        actions = page.locator(f"tr[data-override='{override.pk}'] .override-actions")
+        expect(actions.locator(f"[data-testid=refused-{override.pk}]")).to_contain_text("not extended")
+        new_end = actions.get_by_label("New end")
+        expect(new_end).to_have_attribute("aria-invalid", "true")
+        expect(new_end).to_have_accessible_description(re.compile("the new end must be after the current end"))
+        expect(actions.get_by_label("Reason for extending")).to_have_value("overtime")
+        expect(page.locator(".messages")).to_have_count(0)  # said where it is to be fixed, not in the banner
+        assert broken_references(page.content()) == []
+
+        new_end.fill(_local(now + timedelta(hours=2)))
+        actions.get_by_role("button", name="Extend").click()
+        expect(page.locator(".messages")).to_contain_text(f"Override #{override.pk} extended.")
+    finally:
+        context.close()
+    override.refresh_from_db()
+    assert override.ends_at > now + timedelta(hours=1)
 
 
 def test_the_preview_appears_before_the_reason_is_filled_but_submit_still_needs_one(
