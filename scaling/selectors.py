@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import logging
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, F, FloatField, Func, Max, OuterRef, Q, QuerySet, Subquery
+from django.core.cache import caches
+from django.db.models import Avg, Count, F, FloatField, Func, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Floor
+from redis.exceptions import RedisError
 
+from scaling import policy as policy_package
 from scaling.models import AuditEvent, Decision, Game, MetricSample, Override, PolicyRevision, Service
 from scaling.policy import (
     EngineInput,
@@ -34,6 +40,8 @@ RANGES: dict[str, timedelta] = {
     "24h": timedelta(hours=24),
     "7d": timedelta(days=7),
 }
+
+logger = logging.getLogger(__name__)
 
 
 def enabled_service_ids() -> list[int]:
@@ -208,21 +216,58 @@ def traffic_forecaster(service: Service, now: datetime) -> Forecaster | None:
     history_end = start - FORECAST_SAMPLES_SETTLED
     games_start, games_end = history_end - FORECAST_LEARN_WINDOW - FORECAST_GAMES_MARGIN, start + FORECAST_GAMES_MARGIN
     key = (service.pk, period, calendar_fingerprint(games_start, games_end))
-    if key not in _forecasters:
-        rows = list(
-            MetricSample.objects.filter(
-                service=service, ts__gte=history_end - FORECAST_LEARN_WINDOW, ts__lt=history_end, rps__isnull=False
-            )
-            .order_by("ts")
-            .values_list("ts", "rps")
-        )
-        if len(rows) < 600:  # under a few hours of samples: the default shape, scaled by what is observed
-            return None
+    if key in _forecasters:
+        return _forecasters[key]
+    samples = MetricSample.objects.filter(
+        service=service, ts__gte=history_end - FORECAST_LEARN_WINDOW, ts__lt=history_end, rps__isnull=False
+    )
+    found = samples.aggregate(n=Count("id"), first=Min("ts"), last=Max("ts"), total=Sum("rps"))
+    if found["n"] < 600:  # under a few hours of samples: the default shape, scaled by what is observed
+        return None
+    shared_key = _shared_forecaster_key(key, found)
+    forecaster = _shared_forecaster(shared_key)
+    if forecaster is None:
+        rows = list(samples.order_by("ts").values_list("ts", "rps"))
         games = game_specs(games_start, games_end)
-        for stale in [k for k in _forecasters if k[0] == service.pk]:
-            del _forecasters[stale]
-        _forecasters[key] = Forecaster.fit([t for t, _ in rows], [float(r or 0.0) for _, r in rows], games)
-    return _forecasters[key]
+        forecaster = Forecaster.fit([t for t, _ in rows], [float(r or 0.0) for _, r in rows], games)
+        _share_forecaster(shared_key, forecaster)
+    for stale in [k for k in _forecasters if k[0] == service.pk]:
+        del _forecasters[stale]
+    _forecasters[key] = forecaster
+    return forecaster
+
+
+# Fits shared between processes (the control worker's pool, the web process pricing a preview, a restarted
+# worker) through the "shared" cache: a fit takes seconds. The key holds everything the fit reads, so that a
+# hit is the model this process would have fitted: the service and its period, the calendar's fingerprint,
+# and the samples' (how many, their first and last instants, their sum). Kept a period and a tick past it.
+# The engine's code is in the key too: a deploy that changes how it fits does not read the last version's fits.
+ENGINE_CODE = hashlib.sha256(
+    b"".join(path.read_bytes() for path in sorted(Path(policy_package.__file__).parent.glob("*.py")))
+).hexdigest()[:16]
+
+
+def _shared_forecaster_key(key: tuple[int, int, tuple[object, ...]], samples: dict[str, Any]) -> str:
+    parts = [ENGINE_CODE, *key[:2], *key[2], samples["n"], samples["first"], samples["last"], samples["total"]]
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+    return f"forecaster:{key[0]}:{digest}"
+
+
+def _shared_forecaster(key: str) -> Forecaster | None:
+    """The fit another process shared under `key`; None when there is none, or Redis does not answer in time."""
+    try:
+        state = caches["shared"].get(key)
+        return None if state is None else Forecaster.from_state(state)
+    except (RedisError, TypeError) as exc:  # unreachable, or a state another version of the code wrote
+        logger.warning("shared forecaster %s not read (%s): fitting here", key, exc)
+        return None
+
+
+def _share_forecaster(key: str, forecaster: Forecaster) -> None:
+    try:
+        caches["shared"].set(key, forecaster.state(), timeout=FORECAST_REFIT_S + settings.TICK_SECONDS)
+    except RedisError as exc:
+        logger.warning("forecaster %s not shared (%s): other processes will fit their own", key, exc)
 
 
 def metrics_missing_since(service: Service, now: datetime) -> datetime | None:

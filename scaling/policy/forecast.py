@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
@@ -503,6 +503,16 @@ class Forecaster:
         frac = pos - i
         base = self.baseline[i % BASELINE_BINS] * (1.0 - frac) + self.baseline[(i + 1) % BASELINE_BINS] * frac
         return base + total
+
+    def state(self) -> dict[str, object]:
+        """What the model is, as plain values (no memo): `from_state(f.state()) == f`. For sharing a fit between
+        processes: a value of tuples, dicts and numbers keeps across code changes that a pickled object would not."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> Forecaster:
+        """The model `state()` describes; a TypeError when it names other fields than this version's."""
+        return cls(**state)  # type: ignore[arg-type]
 
     def summary(self) -> dict[str, object]:
         return {

@@ -1,11 +1,16 @@
-"""The learned demand model each process keeps: the same in every process, refit when the calendar changes."""
+"""The learned demand model each process keeps: the same in every process, refit when the calendar changes,
+and shared between processes through Redis (the "shared" cache) so that one fits it, not each."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
 
 import pytest
+from django.core.cache import caches
+from django.db.models import F
 
 from scaling import selectors
 from scaling.models import Game, MetricSample, Service
@@ -36,6 +41,12 @@ def _rps(t: datetime, tips: list[datetime]) -> float:
 def _record(service: Service, start: datetime, end: datetime, tips: list[datetime]) -> None:
     stamps = [start + timedelta(minutes=i) for i in range(int((end - start) / timedelta(minutes=1)))]
     MetricSample.objects.bulk_create(MetricSample(service=service, ts=t, rps=_rps(t, tips)) for t in stamps)
+
+
+@pytest.fixture(autouse=True)
+def shared_cache(settings: Any) -> None:
+    """The real Redis, under a prefix of this test's own: what an earlier test (or run) shared is not seen."""
+    settings.CACHES = {**settings.CACHES, "shared": {**settings.CACHES["shared"], "KEY_PREFIX": f"test-{uuid4()}"}}
 
 
 @pytest.fixture
@@ -124,3 +135,54 @@ def test_a_calendar_change_refits_at_the_next_call_of_the_same_period(
     # ... and what another process fits after the change is that same model.
     selectors._forecasters.clear()
     assert _model(selectors.traffic_forecaster(service, start + timedelta(hours=2))) == after
+
+
+def test_another_process_reads_the_fit_shared_through_redis_rather_than_fitting_again(
+    service: Service, fits: list[int]
+) -> None:
+    start = _period_start(service)
+    first = _model(selectors.traffic_forecaster(service, start + timedelta(minutes=1)))
+    selectors._forecasters.clear()  # another process: the web process pricing a preview, say
+    second = _model(selectors.traffic_forecaster(service, start + timedelta(minutes=30)))
+    assert len(fits) == 1 and second is not first and second == first
+
+
+def test_samples_added_to_the_history_afterwards_are_fitted_not_read_from_the_shared_fit(
+    service: Service, fits: list[int]
+) -> None:
+    start = _period_start(service)
+    first = _model(selectors.traffic_forecaster(service, start + timedelta(minutes=1)))
+    # A backfill: samples the history did not hold when the first process fitted (a recorder catching up).
+    MetricSample.objects.filter(service=service, ts__gte=start - timedelta(days=1)).update(rps=F("rps") * 2)
+    selectors._forecasters.clear()
+    second = _model(selectors.traffic_forecaster(service, start + timedelta(minutes=30)))
+    assert len(fits) == 2 and second != first
+
+
+def test_with_redis_unreachable_each_process_fits_its_own(
+    service: Service, fits: list[int], settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.CACHES = {**settings.CACHES, "shared": {**settings.CACHES["shared"], "LOCATION": "redis://127.0.0.1:1/0"}}
+    start = _period_start(service)
+    first = _model(selectors.traffic_forecaster(service, start + timedelta(minutes=1)))
+    selectors._forecasters.clear()
+    second = _model(selectors.traffic_forecaster(service, start + timedelta(minutes=30)))
+    assert len(fits) == 2 and second == first
+    assert "fitting here" in caplog.text and "not shared" in caplog.text
+
+
+def test_a_shared_fit_of_another_shape_is_fitted_again(service: Service, fits: list[int]) -> None:
+    start = _period_start(service)
+    first = _model(selectors.traffic_forecaster(service, start + timedelta(minutes=1)))
+    (key,) = _shared_keys(service)
+    caches["shared"].set(key, {**first.state(), "renamed_field": 1})
+    selectors._forecasters.clear()
+    assert _model(selectors.traffic_forecaster(service, start + timedelta(minutes=30))) == first
+    assert len(fits) == 2
+
+
+def _shared_keys(service: Service) -> list[str]:
+    cache = caches["shared"]
+    prefix = cache.make_key(f"forecaster:{service.pk}:")
+    client = cache._cache.get_client()  # type: ignore[attr-defined]
+    return [k.decode().removeprefix(cache.make_key("")) for k in client.scan_iter(f"{prefix}*")]
