@@ -102,6 +102,69 @@ def _capped_override(constraints: list[Constraint] | tuple[Constraint, ...], las
     return setters[-1] if setters else None
 
 
+def _cut_by_bounds(inp: EngineInput, last: Constraint) -> str:
+    """A floor or ceiling the service bounds cut, in words ("floor 25 from override 21 (cap spend) capped at the
+    service maximum 20"), when the bound binding `last` cut exactly what the override asked for: the override,
+    not the policy, asked for the count the bound cut, changed this tick or already in force. "" otherwise."""
+    active = [o for o in inp.overrides if o.active_at(inp.now) and o.replicas is not None]
+    spec = inp.service
+    if last.name == "max_replicas":
+        floors = [o for o in active if o.kind == "floor"]
+        floor = max(floors, key=lambda o: (o.replicas or 0, str(o.id)), default=None)
+        if floor is not None and floor.replicas == last.before:
+            return (
+                f"floor {floor.replicas} from override {floor.id} ({floor.reason}) "
+                f"capped at the service maximum {spec.max_replicas}"
+            )
+    if last.name == "min_replicas":
+        ceilings = [o for o in active if o.kind == "ceiling"]
+        ceiling = min(ceilings, key=lambda o: (o.replicas or 0, str(o.id)), default=None)
+        if ceiling is not None and ceiling.replicas == last.before:
+            return (
+                f"ceiling {ceiling.replicas} from override {ceiling.id} ({ceiling.reason}) "
+                f"raised to the service minimum {spec.min_replicas}"
+            )
+    return ""
+
+
+# Constraints in a few words, for those a summary names before the one that set the count.
+BRIEF_LABELS = {
+    "scale_down_stabilization": "scale-in stabilization",
+    "scale_up_stabilization": "scale-out stabilization",
+    "demand_rising": "scale-in held while demand climbs",
+    "scale_in_cooldown": "scale-in cooldown",
+    "scale_up_rate_limit": "scale-out rate limit",
+    "scale_down_rate_limit": "scale-in rate limit",
+    "signals_unread_hold": "signals unread",
+    "max_replicas": "service maximum",
+    "min_replicas": "service minimum",
+    "fallback_replicas": "fallback count",
+    "metrics_missing_hold": "missing metrics",
+}
+OVERRIDE_KINDS = {
+    "override_pin": "pin",
+    "override_freeze": "freeze",
+    "override_floor": "floor",
+    "override_ceiling": "ceiling",
+    "override_freeze_scale_in": "scale-in freeze",
+}
+
+
+def _earlier_moves(constraints: list[Constraint] | tuple[Constraint, ...], last: Constraint) -> str:
+    """Each constraint that changed the count before `last`, briefly and in order ("scale-out rate limit
+    49 → 12"): naming only the last left the count it started from unexplained."""
+    moves = []
+    for c in constraints[: list(constraints).index(last)]:
+        if c.before == c.after:
+            continue
+        label = BRIEF_LABELS.get(c.name, c.name)
+        if c.name.startswith("override_"):
+            # "override 1 ceiling 120 → 50": the override's number and kind; its count is where it took it.
+            label = " ".join([*c.detail.split()[:2], OVERRIDE_KINDS.get(c.name, c.name)])
+        moves.append(f"{label} {c.before} → {c.after}")
+    return ", then ".join(moves)
+
+
 def _limited_the_move(last: Constraint, current: int, desired: int) -> bool:
     """A floor that raised the count though it still went down, or a ceiling that lowered it though it still went
     up: the override limited a move the policy made, it did not make it. (A pin or freeze sets the count.)"""
@@ -316,19 +379,31 @@ def summarize(
     winner = winning_rule(rules, recommendation, current)
     why = rule_sentence(winner, scaling_in=desired < current) if winner else ""
     last = deciding_constraint(constraints)
+    cut = _cut_by_bounds(inp, last) if last is not None else ""
+    earlier = ""
     if last is not None:
         bound = f"{last.detail or last.name}"
+        if not cut and not last.name.startswith("override_"):
+            # What an override or a floor the bound cut set overrules the steps before it; a limit does not.
+            earlier = _earlier_moves(constraints, last)
+        then = f"{earlier}, then " if earlier else ""
         setter = _capped_override(constraints, last)
-        if setter is not None:
+        if cut:
+            # A floor (ceiling) the bound cut: the override asked for the count, the bound cut it, and the
+            # policy's own count is beside the point but for the record. "At the service maximum" alone
+            # read as the policy pressing against it.
+            wants = f" (policy wants {recommendation})" if recommendation is not None else ""
+            why = f"{cut}{wants}"
+        elif setter is not None:
             # The override set the count and the bound only trimmed it: both are why.
             why = f"{setter.detail}, capped by the {bound}"
         elif why and _limited_the_move(last, current, desired):
             # The rule moved the count; the override only stopped it short: the rule leads, the override follows.
-            why = f"{why}; stopped at {last.after} (policy wants {recommendation}) by {bound}"
+            why = f"{why}; {then}stopped at {last.after} (policy wants {recommendation}) by {bound}"
         elif last.name.startswith("override_") or last.name == "fallback_replicas":
-            why = bound
+            why = f"{then}{bound}"
         else:
-            why = f"{why} ({bound}; wanted {last.before})" if why else bound
+            why = f"{why} ({then}{bound}; wanted {last.before})" if why else f"{then}{bound}"
     if not why:
         # A hold without metrics names no rule that sized: the missing metrics are the cause.
         why = next((r.note for r in rules if r.rule == "metrics" and r.note), "")
@@ -350,10 +425,13 @@ def summarize(
         return f"Held at {current}: {missing}; {last.detail}"
     if last is not None and last.name == "signals_unread_hold":
         return f"Held at {current}: {last.detail} (policy wants {recommendation})"
+    if cut:
+        return f"Held at {current}: {why}"
     label = HOLD_LABELS.get(reason, "no change needed")
     if last is not None:
         label = CONSTRAINT_LABELS.get(last.name, label)
     detail = ""
+    then = f"{earlier}, then " if earlier else ""
     if reason in (
         Reason.STABILIZING_SCALE_IN,
         Reason.STABILIZING_SCALE_OUT,
@@ -362,9 +440,9 @@ def summarize(
         Reason.AT_MIN,
         Reason.RATE_LIMITED,
     ):
-        detail = f" (policy wants {recommendation}; {last.detail})" if last is not None else ""
+        detail = f" (policy wants {recommendation}; {then}{last.detail})" if last is not None else ""
     elif reason is Reason.OVERRIDE_ACTIVE and last is not None:
-        detail = f" ({last.detail})"
+        detail = f" ({then}{last.detail})"
     elif reason in (Reason.SLO_BREACHED, Reason.PANICKING) and winner is not None:
         # The breach or the surge, not "already there", is the news: it kept the fleet from scaling in.
         return f"Held at {current}: {why}"

@@ -78,13 +78,15 @@ NO_SCALE_IN = replace(TT_ONLY, scale_down_percent=0, scale_down_pods=0)
                 70.0, params=COOLING, recent=recorded(*[8] * 20), last_scale_out_at=T0 - timedelta(seconds=100)
             ),
             Reason.COOLDOWN,
-            "Held at 10: scale-in cooldown (policy wants 1; 300 s cooldown, 200 s left)",
+            "Held at 10: scale-in cooldown "
+            "(policy wants 1; scale-in stabilization 1 → 8, then 300 s cooldown, 200 s left)",
         ),
         (
             engine_input(70.0, params=NO_SCALE_IN, recent=recorded(9, 9, 9)),
             Reason.RATE_LIMITED,
             "Held at 10: scale-in rate limit "
-            "(policy wants 1; at most 0 replicas per 15 s (the larger of 0 and 0 % of 10))",
+            "(policy wants 1; scale-in stabilization 1 → 9, "
+            "then at most 0 replicas per 15 s (the larger of 0 and 0 % of 10))",
         ),
         (
             engine_input(1400.0, params=replace(TT_ONLY, scale_up_stabilization_s=60), recent=recorded(10, 10, 10, 10)),
@@ -102,7 +104,8 @@ NO_SCALE_IN = replace(TT_ONLY, scale_down_percent=0, scale_down_pods=0)
         (
             engine_input(10_000.0, 40, overrides=(override("ceiling", 50),)),
             Reason.AT_MAX,
-            "Held at 40: at the service maximum (policy wants 161; service bounds [1, 40])",
+            "Held at 40: at the service maximum (policy wants 161; scale-out rate limit 161 → 120, "
+            "then override 1 ceiling 120 → 50, then service bounds [1, 40])",
         ),
     ],
 )
@@ -310,7 +313,7 @@ STALE = (point(700.0, age_s=600),)
         # An override that set the count is named even when the service bounds then capped it.
         (
             engine_input(300.0, params=NO_WINDOW, overrides=(override("floor", 50),)),
-            "Scaled 10 → 40: override 1 floor 50: marquee game, capped by the service bounds [1, 40]",
+            "Scaled 10 → 40: floor 50 from override 1 (marquee game) capped at the service maximum 40 (policy wants 5)",
         ),
         (
             engine_input(300.0, 45, params=NO_WINDOW, overrides=(override("freeze"),)),
@@ -380,6 +383,51 @@ def test_an_override_or_missing_metrics_that_set_the_count_is_named(inp: object,
     ],
 )
 def test_an_override_that_only_limited_the_move_leaves_the_cause_to_the_rule(inp: object, summary: str) -> None:
+    assert decide(inp).summary == summary  # type: ignore[arg-type]
+
+
+CAPPED = replace(SPEC, min_replicas=2, max_replicas=20)
+
+
+@pytest.mark.parametrize(
+    ("inp", "summary"),
+    [
+        # The floor of 25 held the count at 25 (in force, changing nothing); the lowered maximum cut it to 20.
+        # It read "Scaled 25 → 20: <the rule> (service bounds [2, 20]; wanted 25)", as if the rule had cut it.
+        (
+            engine_input(
+                70.0, 25, service=CAPPED, overrides=(override("floor", 25, oid=21),), recent=recorded(*[25] * 20)
+            ),
+            "Scaled 25 → 20: floor 25 from override 21 (marquee game) capped at the service maximum 20 "
+            "(policy wants 1)",
+        ),
+        # It read "Held at 20: at the service maximum (policy wants 1; …)": the maximum binds only for the floor.
+        (
+            engine_input(70.0, 20, service=CAPPED, overrides=(override("floor", 25, oid=21),)),
+            "Held at 20: floor 25 from override 21 (marquee game) capped at the service maximum 20 (policy wants 1)",
+        ),
+        (
+            engine_input(300.0, params=NO_WINDOW, overrides=(override("ceiling", 1, oid=4),), service=CAPPED),
+            "Scaled 10 → 2: ceiling 1 from override 4 (marquee game) raised to the service minimum 2 (policy wants 5)",
+        ),
+    ],
+)
+def test_a_floor_or_ceiling_the_service_bounds_cut_is_named_with_the_bound(inp: object, summary: str) -> None:
+    assert decide(inp).summary == summary  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("inp", "summary"),
+    [
+        # It named only the maximum: "(service bounds [1, 10]; wanted 12)", and nobody saw where 12 came from.
+        (
+            engine_input(3000.0, 4, service=replace(SPEC, max_replicas=10)),
+            "Scaled 4 → 10: panic: short-window 3,000 rps needs 31 (ready 4); provisioning 49 with 60 % headroom "
+            "(the surge may still rise) (scale-out rate limit 49 → 12, then service bounds [1, 10]; wanted 12)",
+        ),
+    ],
+)
+def test_the_summary_names_every_constraint_that_changed_the_count_in_order(inp: object, summary: str) -> None:
     assert decide(inp).summary == summary  # type: ignore[arg-type]
 
 
