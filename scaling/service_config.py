@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 from django.db import transaction
 from django.db.models import F, Field
+from django.utils import timezone
 
 from scaling.audit import Actor, EventType, audit_record
 from scaling.backends import autoscaling
 from scaling.backends.cloudwatch import latency_stats_error
 from scaling.backends.prometheus import SIGNALS as PROM_SIGNALS
-from scaling.models import Service
+from scaling.models import GameDayRule, Override, Service
 from scaling.sim.serving import ServingModel, model_ceiling
 
 # Fields of the Service row an administrator sets here (the policy has its own page).
@@ -206,6 +208,54 @@ def _check_bounds(values: dict[str, Any]) -> None:
         raise ConfigError("hard_max_replicas", f"must be at least max_replicas ({hi})")
 
 
+def _outside(bound: int, side: str) -> Callable[[int | None], bool]:
+    """Whether a count is past a new bound: above it when the bound is `side` "below" them, else under it."""
+    return lambda n: n is not None and (n > bound if side == "below" else n < bound)
+
+
+def _check_overrides(service: Service, values: dict[str, Any]) -> None:
+    """Refuse bounds that would cut an override in force or to come, approved or awaiting approval, or a
+    game-day rule's floor: a maximum below a floor, a minimum above a ceiling, a hard limit below a pin.
+
+    Creating one is refused against the bounds (overrides.check_bounds, the rule's check); lowering the bound
+    under one afterwards had the engine cap it silently, the override still listed as approved. They are
+    named, so the administrator can change or cancel them first."""
+    live = Override.objects.filter(
+        service=service,
+        ends_at__gt=timezone.now(),
+        status__in=(Override.Status.APPROVED, Override.Status.PENDING_APPROVAL),
+    ).order_by("starts_at", "pk")
+    rules = GameDayRule.objects.filter(services=service, enabled=True, floor_replicas__isnull=False).order_by("name")
+    checks = (
+        ("max_replicas", Override.Kind.FLOOR, "below", "capped at"),
+        ("min_replicas", Override.Kind.CEILING, "above", "raised to"),
+        ("hard_max_replicas", Override.Kind.PIN, "below", "capped at"),
+    )
+    for field, kind, side, held in checks:
+        bound = values.get(field)
+        if bound is None:
+            continue
+        cut = _outside(int(bound), side)
+        asked = [o.replicas for o in live if o.kind == kind and cut(o.replicas)]
+        named = [
+            f"#{o.pk} {kind} {o.replicas} ({o.get_status_display().lower()}, until {o.ends_at:%Y-%m-%d %H:%M} UTC)"
+            for o in live
+            if o.kind == kind and cut(o.replicas)
+        ]
+        if kind == Override.Kind.FLOOR:
+            asked += [r.floor_replicas for r in rules if cut(r.floor_replicas)]
+            named += [f"game-day rule {r.name} floor {r.floor_replicas}" for r in rules if cut(r.floor_replicas)]
+        if named:
+            least = f"at least {max(n for n in asked if n is not None)}"
+            most = f"at most {min(n for n in asked if n is not None)}"
+            raise ConfigError(
+                field,
+                f"{bound} is {side} {', '.join(named)}: the engine would hold them {held} {bound}, so they could "
+                f"not apply as approved; change or cancel them first, or keep {field} "
+                f"{least if side == 'below' else most}",
+            )
+
+
 def _check_serving_model(values: dict[str, Any]) -> None:
     """The SLO must be reachable under the serving model, or no replica count would ever satisfy it."""
 
@@ -279,6 +329,7 @@ def service_configure(
         merged = {k: getattr(locked, k) for k in SERVICE_FIELDS} | fields
         _check_bounds(merged)
         _check_serving_model(merged)
+        _check_overrides(locked, {k: v for k, v in fields.items() if getattr(locked, k) != v})
         before = {k: getattr(locked, k) for k in fields if getattr(locked, k) != fields[k]}
         after = {k: fields[k] for k in before}
         if locked.backend_config != backend_config:

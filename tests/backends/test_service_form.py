@@ -175,3 +175,29 @@ def test_the_api_changes_one_field_of_a_simulated_service(admin: Client) -> None
     assert response.status_code == 200, response.content
     service.refresh_from_db()
     assert service.price_per_replica_hour == 2.5 and service.backend_config == {}
+
+
+def test_a_maximum_below_an_approved_floor_is_refused_by_the_api_and_the_form(admin: Client) -> None:
+    from datetime import timedelta
+
+    from scaling.models import Override
+    from tests.factories import make_service
+
+    service = make_service("player-props", max_replicas=50)
+    now = timezone.now()
+    floor = Override.objects.create(
+        service=service, kind="floor", replicas=25, reason="tip-off", starts_at=now, ends_at=now + timedelta(hours=2)
+    )
+
+    response = _json(admin, "put", "/api/admin/services/player-props", {"max_replicas": 20, "reason": "cap spend"})
+
+    assert response.status_code == 422, response.content
+    assert response.json()["field"] == "max_replicas" and f"#{floor.pk} floor 25" in response.json()["detail"]
+    form = {"display_name": "Player props", "enabled": "on", "backend": "simulated", "metric_source": "simulated"}
+    form |= {"autoscaling_mode": "refuse"}
+    form |= {"min_replicas": "1", "max_replicas": "20", "hard_max_replicas": "100", "reason": "cap spend"}
+    form |= {"price_per_replica_hour": "1", "slo_latency_ms": "300", "provisioning_delay_s": "180"}
+    page = admin.post("/services/player-props/edit/", form)
+    assert page.context["form"].errors["max_replicas"][0].startswith("20 is below #")
+    service.refresh_from_db()
+    assert service.max_replicas == 50

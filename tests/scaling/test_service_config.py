@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from scaling.audit import Actor
-from scaling.models import Service
+from scaling.models import GameDayRule, Override, Service
 from scaling.service_config import ConfigError, backend_config_from, service_configure, service_create
 from tests.factories import make_service
 
@@ -93,3 +96,54 @@ def test_a_bad_extra_backend_config_value_is_refused_naming_its_key(key: str, va
     with pytest.raises(ConfigError) as caught:
         service_configure(service=service, values={"min_replicas": 2}, backend_config={}, actor=ACTOR, reason="x")
     assert caught.value.field == key
+
+
+def _override(service: Service, kind: str, replicas: int, *, start_h: float, end_h: float, **fields: object) -> int:
+    now = timezone.now()
+    return Override.objects.create(
+        service=service,
+        kind=kind,
+        replicas=replicas,
+        reason="marquee game",
+        starts_at=now + timedelta(hours=start_h),
+        ends_at=now + timedelta(hours=end_h),
+        **fields,
+    ).pk
+
+
+def test_a_maximum_below_a_floor_in_force_or_to_come_is_refused_naming_them() -> None:
+    # It was accepted: the floors then ran capped at the new maximum, still listed "Approved".
+    service = make_service("player-props", max_replicas=60)
+    active = _override(service, "floor", 25, start_h=-1, end_h=2)
+    upcoming = _override(service, "floor", 40, start_h=3, end_h=5)
+    pending = _override(service, "floor", 30, start_h=3, end_h=5, status=Override.Status.PENDING_APPROVAL)
+    _override(service, "floor", 55, start_h=-5, end_h=-1)  # over: no matter
+    _override(service, "floor", 45, start_h=1, end_h=2, status=Override.Status.CANCELLED)
+    rule = GameDayRule.objects.create(name="Playoffs", match={"season_types": ["playoffs"]}, floor_replicas=50)
+    rule.services.add(service)
+    with pytest.raises(ConfigError) as caught:
+        service_configure(
+            service=service, values={"max_replicas": 20}, backend_config={}, actor=ACTOR, reason="cap spend"
+        )
+    assert caught.value.field == "max_replicas"
+    for named in (f"#{active} floor 25", f"#{upcoming} floor 40", f"#{pending} floor 30", "rule Playoffs floor 50"):
+        assert named in caught.value.message
+    assert "floor 55" not in caught.value.message and "floor 45" not in caught.value.message
+    service.refresh_from_db()
+    assert service.max_replicas == 60
+    # At or above the highest of them, the edit goes through.
+    assert service_configure(
+        service=service, values={"max_replicas": 50}, backend_config={}, actor=ACTOR, reason="cap spend"
+    )
+
+
+def test_a_minimum_above_a_ceiling_or_a_hard_limit_below_a_pin_is_refused() -> None:
+    service = make_service(min_replicas=1, max_replicas=50, hard_max_replicas=100)
+    ceiling = _override(service, "ceiling", 3, start_h=1, end_h=2)
+    pin = _override(service, "pin", 80, start_h=1, end_h=2)
+    with pytest.raises(ConfigError) as caught:
+        service_configure(service=service, values={"min_replicas": 5}, backend_config={}, actor=ACTOR, reason="x")
+    assert caught.value.field == "min_replicas" and f"#{ceiling} ceiling 3" in caught.value.message
+    with pytest.raises(ConfigError) as caught:
+        service_configure(service=service, values={"hard_max_replicas": 60}, backend_config={}, actor=ACTOR, reason="x")
+    assert caught.value.field == "hard_max_replicas" and f"#{pin} pin 80" in caught.value.message
