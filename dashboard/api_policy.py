@@ -149,7 +149,10 @@ def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dic
         # in the API's own words.
         blank = not payload.reason.strip()
         params, problems = check_params(
-            payload.params, base=params_as_dict(service.policy), reason="-" if blank else payload.reason
+            payload.params,
+            base=params_as_dict(service.policy),
+            reason="-" if blank else payload.reason,
+            service=service,
         )
         errors = [{"field": field, "message": message} for field, message in problems]
         if blank:

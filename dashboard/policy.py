@@ -87,7 +87,7 @@ def policy_edit(request: HtmxHttpRequest, name: str) -> HttpResponse:
         form = PolicyForm(initial=current)
         return render(request, "dashboard/policy_edit.html", {"service": service, "form": form})
 
-    form = PolicyForm(request.POST)
+    form = PolicyForm(request.POST, service=service)
     stale = request.POST.get("based_on_version", str(service.policy_version)) != str(service.policy_version)
     if stale:
         form.is_valid()
@@ -121,7 +121,9 @@ def policy_restore(request: HtmxHttpRequest, name: str, version: int) -> HttpRes
     # The same validation as an edit: an old version may hold values the engine now rejects.
     known = {f.name for f in policy_fields()}
     stored = {k: v for k, v in revision.params.items() if k in known}
-    form = PolicyForm(form_data_from_json(stored, restore.cleaned_data["reason"], base=params_as_dict({})))
+    form = PolicyForm(
+        form_data_from_json(stored, restore.cleaned_data["reason"], base=params_as_dict({})), service=service
+    )
     if not form.is_valid():
         problems = "; ".join(f"{field}: {' '.join(errs)}" for field, errs in form.field_errors().items())
         messages.error(request, f"Version {version} cannot be restored: {problems}")

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import types
 import typing
-from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -19,6 +18,7 @@ from django.conf import settings
 from dashboard.forms import FOLD_CHOICES, LocalTimesForm
 from scaling.models import Service
 from scaling.policy import PolicyParams
+from scaling.policy.types import Range, param_range, service_problems
 
 # What each parameter means, shown beside its input, for fields whose dataclass
 # metadata carries no "help" of its own (the engine's text wins: it knows the semantics).
@@ -57,58 +57,9 @@ HELP: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Range:
-    """A closed or half-open numeric interval, described the way the error message reads."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def contains(self, value: float) -> bool:
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
-
-    def describe(self) -> str:
-        if self.high is None:
-            return f"{'greater than' if self.low_open else 'at least'} {self.low:g}"
-        if self.low is None:
-            return f"{'less than' if self.high_open else 'at most'} {self.high:g}"
-        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
-
-
-NON_NEGATIVE = Range(0)
-# The engine's own limits (PolicyParams.validate), shown beside each field: a window, period or delay of
-# more than a day is a typo, and a large enough one would break every control tick.
-DAY_S = 86_400
-UP_TO_A_DAY = Range(0, DAY_S)
-HEADROOM = Range(0, 10)
-# No replica serves 100,000 requests a second (or holds that many in flight); a larger target is a typo.
-PER_REPLICA_TARGET = Range(0, 100_000)
-
-RANGES: dict[str, Range] = {
-    "target_utilization": Range(0, 1),  # 0 switches target tracking on utilization off
-    "target_rps_per_replica": PER_REPLICA_TARGET,
-    "target_in_flight_per_replica": PER_REPLICA_TARGET,
-    "tolerance": Range(0, 0.5),
-    "scale_up_percent": NON_NEGATIVE,
-    "scale_down_percent": Range(0, 100),
-    "scale_up_period_s": Range(0, DAY_S, low_open=True),
-    "scale_down_period_s": Range(0, DAY_S, low_open=True),
-    "stabilization_per_delay": Range(0, 2),
-    "reactive_headroom": HEADROOM,
-    "panic_headroom": HEADROOM,
-    "forecast_headroom": HEADROOM,
-    "cold_start_headroom": HEADROOM,
-}
-
-
 def range_for(name: str) -> Range:
-    """Known fields have their own range; other windows (named *_s) last at most a day; every other number
-    (pods, counts, ratios) must be ≥ 0."""
-    return RANGES.get(name, UP_TO_A_DAY if name.endswith("_s") else NON_NEGATIVE)
+    """The parameter's documented range (scaling.policy.types.PARAM_RANGES), the form's and the API's check."""
+    return param_range(name)
 
 
 def label_for(name: str) -> str:
@@ -195,8 +146,10 @@ class PolicyForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "e.g. more headroom for the playoffs"}),
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, service: Service | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The service the policy is for, when known: some limits are its own (the SLO target, the maximum).
+        self.service = service
         hints = _hints()
         reason = self.fields.pop("reason")
         for field in policy_fields():
@@ -219,6 +172,13 @@ class PolicyForm(forms.Form):
             allowed = range_for(field.name)
             if not allowed.contains(value):
                 self.add_error(field.name, f"{label_for(field.name)} must be {allowed.describe()} (got {value:g}).")
+        if self.service is not None:
+            service = self.service
+            for name, message in service_problems(
+                cleaned, slo_target=service.slo_target, max_replicas=service.max_replicas
+            ):
+                if name not in self.errors:
+                    self.add_error(name, f"{label_for(name)} {message}.")
         if not self.errors:
             try:
                 PolicyParams.from_dict(self.params())
@@ -272,10 +232,11 @@ def json_type_problems(params: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def check_params(
-    params: dict[str, Any], *, base: dict[str, Any], reason: str = "-"
+    params: dict[str, Any], *, base: dict[str, Any], reason: str = "-", service: Service | None = None
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """`params` merged over `base`, checked as the policy page and API check a change (with its `reason`): the
-    full parameters and no problems, or every problem as (parameter, message), unknown parameters first."""
+    """`params` merged over `base`, checked as the policy page and API check a change (with its `reason`; and
+    against `service`'s own limits when given): the full parameters and no problems, or every problem as
+    (parameter, message), unknown parameters first."""
     known = {f.name for f in policy_fields()}
     problems = [(key, f"unknown policy parameter {key!r}") for key in sorted(set(params) - known)]
     mistyped = json_type_problems({k: v for k, v in params.items() if k in known})
@@ -283,7 +244,7 @@ def check_params(
     # The rest as the form checks them, each mistyped value left at `base`'s. The form wants a reason; a
     # caller with none to give (the what-if page) is only checking values.
     typed = {k: v for k, v in params.items() if k in known and k not in {name for name, _ in mistyped}}
-    form = PolicyForm(form_data_from_json(typed, reason, base=base))
+    form = PolicyForm(form_data_from_json(typed, reason, base=base), service=service)
     if not form.is_valid():
         problems.extend((name, message) for name, messages in form.field_errors().items() for message in messages)
     return ({} if problems else form.params()), problems

@@ -60,6 +60,87 @@ class ServiceSpec:
     price_per_replica_hour: float = 1.0
 
 
+@dataclass(frozen=True)
+class Range:
+    """A closed or half-open numeric interval, described the way the error message reads; `note` adds a
+    limit that depends on the service (checked by `service_problems`)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    note: str = ""
+
+    def contains(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
+
+    def describe(self) -> str:
+        if self.high is None:
+            text = f"{'greater than' if self.low_open else 'at least'} {self.low:g}"
+        elif self.low is None:
+            text = f"{'less than' if self.high_open else 'at most'} {self.high:g}"
+        else:
+            text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        return f"{text}, {self.note}" if self.note else text
+
+
+# The documented range of each parameter: the one table the policy form and API check against and the policy
+# page's Allowed column shows. A window, period or delay (named *_s) lasts at most a day, anything else not
+# listed is a count or ratio ≥ 0. Upper limits past anything sensible are typos (a pod count of 10^12).
+DAY_S = 86_400
+NON_NEGATIVE = Range(0)
+UP_TO_A_DAY = Range(0, DAY_S)
+HEADROOM = Range(0, 10)
+# No replica serves 100,000 requests a second (or holds that many in flight); a larger target is a typo.
+PER_REPLICA_TARGET = Range(0, 100_000)
+# A replica count: no service runs more (the service form's own limit on its bounds).
+REPLICAS = Range(0, 10_000)
+PARAM_RANGES: dict[str, Range] = {
+    "target_utilization": Range(0, 1),  # 0 switches target tracking on utilization off
+    "target_rps_per_replica": PER_REPLICA_TARGET,
+    "target_in_flight_per_replica": PER_REPLICA_TARGET,
+    "tolerance": Range(0, 0.5),
+    "sizing_target": Range(0, 1, low_open=True, high_open=True, note="at least the service's SLO target"),
+    "low_count_replicas": REPLICAS,
+    "forecast_trend": Range(0, 1),
+    "scale_up_pods": REPLICAS,
+    "scale_up_percent": Range(0, 10_000),
+    "scale_down_pods": REPLICAS,
+    "scale_down_percent": Range(0, 100),
+    "scale_up_period_s": Range(0, DAY_S, low_open=True),
+    "scale_down_period_s": Range(0, DAY_S, low_open=True),
+    "stabilization_per_delay": Range(0, 2),
+    "reactive_headroom": HEADROOM,
+    "panic_headroom": HEADROOM,
+    "forecast_headroom": HEADROOM,
+    "cold_start_headroom": HEADROOM,
+    "fallback_replicas": Range(0, 10_000, note="at most the service's maximum"),
+}
+
+
+def param_range(name: str) -> Range:
+    """A parameter's documented range (PARAM_RANGES; a day for windows named *_s, else ≥ 0)."""
+    return PARAM_RANGES.get(name, UP_TO_A_DAY if name.endswith("_s") else NON_NEGATIVE)
+
+
+def service_problems(params: dict[str, Any], *, slo_target: float, max_replicas: int) -> list[tuple[str, str]]:
+    """The limits of PARAM_RANGES' notes, which depend on the service: (parameter, message) for each broken.
+    A sizing target under the SLO target sizes for less than the SLO asks; a fallback count above the
+    maximum is held at the maximum."""
+    problems = []
+    sizing = params.get("sizing_target")
+    if isinstance(sizing, int | float) and sizing < slo_target:
+        problems.append(("sizing_target", f"must be at least the service's SLO target {slo_target:g} (got {sizing:g})"))
+    fallback = params.get("fallback_replicas")
+    if isinstance(fallback, int | float) and fallback > max_replicas:
+        problems.append(
+            ("fallback_replicas", f"must be at most the service's maximum {max_replicas} (got {fallback:g})")
+        )
+    return problems
+
+
 def _p(default: Any, help_text: str) -> Any:
     """A policy parameter with the help text the dashboard form shows beside it."""
     return field(default=default, metadata={"help": help_text})

@@ -718,3 +718,38 @@ def test_a_viewer_cannot_change_the_mode_over_the_api(viewer: Client) -> None:
     service.refresh_from_db()
     assert service.mode == Service.Mode.ACTIVE
     assert not AuditEvent.objects.filter(event_type=EventType.SERVICE_MODE_CHANGED).exists()
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        # Each was accepted: the trend weight doubled the forecast, the sizing target sat under the SLO target.
+        ({"forecast_trend": 50}, "forecast_trend", "must be in [0, 1]"),
+        ({"sizing_target": 0.5}, "sizing_target", "at least the service's SLO target 0.999"),
+        ({"scale_up_pods": 1_000_000_000_000}, "scale_up_pods", "must be in [0, 10000]"),
+        ({"fallback_replicas": 99_999_999_999}, "fallback_replicas", "must be in [0, 10000]"),
+        ({"fallback_replicas": 51}, "fallback_replicas", "at most the service's maximum 50"),
+    ],
+)
+def test_the_api_and_the_form_hold_a_parameter_to_its_documented_range(
+    admin: Client, params: dict[str, Any], field: str, message: str
+) -> None:
+    service = make_service(max_replicas=50)
+    response = admin.put(
+        f"/api/services/{service.name}/policy",
+        {"params": params, "reason": "tune", "based_on_version": 1},
+        content_type="application/json",
+    )
+    assert response.status_code == 422, response.content
+    assert response.json()["field"] == field and message in response.json()["errors"][0]["message"]
+    page = admin.post(f"/services/{service.name}/policy/edit/", form_post(params))
+    assert page.status_code == 422 and message in " ".join(page.context["form"].field_errors()[field])
+    assert Service.objects.get(pk=service.pk).policy_version == 1
+
+
+def test_the_allowed_column_says_the_range_the_form_checks(admin: Client) -> None:
+    service = make_service(max_replicas=50)
+    rows = {row["name"]: row["range"] for row in admin.get(f"/services/{service.name}/policy/").context["rows"]}
+    assert rows["forecast_trend"] == "in [0, 1]"
+    assert rows["sizing_target"] == "in (0, 1), at least the service's SLO target"
+    assert rows["fallback_replicas"] == "in [0, 10000], at most the service's maximum"
