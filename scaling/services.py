@@ -28,6 +28,7 @@ from scaling.backends import (
 from scaling.models import Decision, MetricSample, PolicyRevision, Service
 from scaling.policy import Decision as EngineDecision
 from scaling.policy import MetricPoint, decide
+from scaling.policy.explain import deciding_constraint
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,38 @@ def _goes_on(service: Service, tick_at: datetime, result: EngineDecision) -> Dec
     return None
 
 
+def _binding(result: EngineDecision) -> str:
+    """The name of the constraint that set the decision's count ("" when the policy's count stood)."""
+    deciding = deciding_constraint(result.constraints)
+    return deciding.name if deciding is not None else ""
+
+
+def _hold_goes_on(service: Service, tick_at: datetime, result: EngineDecision) -> bool:
+    """Whether a hold was already audited in the run of holds it belongs to: the ticks since the count, the
+    mode or the count asked for last changed, one of which held for the same reason and binding constraint.
+
+    The policy's count behind a hold moves every few ticks (a pin held at 8 while it asked 4, 5, 6, 7; the
+    maximum while it asked 38, 39, 40): that is no news, and each had been audited again with the same
+    words. Nor is a hold that alternates between two reasons (an override in force, then the scale-in held
+    while demand climbs) audited at each switch back: each reason once per run."""
+    broke = (
+        Decision.objects.filter(service=service, tick__lt=tick_at)
+        .exclude(mode=service.mode, provisioned=result.current, desired=result.desired, changed=False)
+        .order_by("-tick")
+        .values_list("tick", flat=True)
+        .first()
+    )
+    # Blocked ticks only (those audited): the same reason at the count asked for was never audited.
+    run = Decision.objects.filter(
+        service=service,
+        tick__lt=tick_at,
+        recommendation__isnull=False,
+        reason_code=str(result.reason),
+        explanation__binding=_binding(result),
+    ).exclude(recommendation=F("desired"))
+    return run.filter(tick__gt=broke).exists() if broke is not None else run.exists()
+
+
 # Actuations that left the count as it was and will end the same way next tick while nothing changes: the
 # actuator refused (Application Auto Scaling owns the resource) or the resource was busy.
 _TURNED_DOWN = (Decision.Actuation.SKIPPED, Decision.Actuation.BUSY)
@@ -206,8 +239,9 @@ def decision_record(
 ) -> Decision:
     """Store one engine decision and, when it changed or was blocked from changing capacity, its audit event.
 
-    A block (or a dry run's would-be change) that only goes on from the tick before, the same counts for the
-    same reason, is not audited again: its first tick's event stands for it, and every tick stays in the
+    A block that goes on, at the same counts for a reason and binding constraint already audited since the
+    count last changed (whatever the policy asks behind it), or a dry run's would-be change that goes on from
+    the tick before, is not audited again: its first tick's event stands for it, and every tick stays in the
     decision timeline. Otherwise a fleet resting at its minimum would write four events a minute. So is a
     change that repeats one the actuator turned down the tick before (refused, or the resource busy)."""
     actuation = Decision.Actuation.NONE
@@ -224,7 +258,8 @@ def decision_record(
         reason_code=str(result.reason),
         summary=result.summary[:500],
         # The policy version in force, so the explanation can show the parameters it decided with.
-        explanation={**result.to_dict(), "policy_version": service.policy_version},
+        # The binding constraint's name, so that a hold going on is recognised whatever the policy asked.
+        explanation={**result.to_dict(), "policy_version": service.policy_version, "binding": _binding(result)},
         mode=service.mode,
         actuation=actuation,
         worker=worker,
@@ -235,8 +270,10 @@ def decision_record(
         previous = _goes_on(service, tick_at, result)
         if result.changed and service.mode == Service.Mode.ACTIVE:
             audited = previous is None or previous.actuation not in _TURNED_DOWN
-        else:
+        elif result.changed:
             audited = previous is None
+        else:
+            audited = not _hold_goes_on(service, tick_at, result)
     if audited:
         if service.mode == Service.Mode.DRY_RUN:
             event = EventType.DECISION_DRY_RUN

@@ -353,3 +353,49 @@ def test_the_override_preview_reads_tonight_from_the_decision_a_real_tick_stored
     assert isinstance(inputs["ratio"], float) and inputs["ratio"] > 0
     read = engine_tonight(service, now=tick + timedelta(seconds=1), learned=inputs["learned"])
     assert read == Tonight(inputs["ratio"], inputs["headroom"])
+
+
+def _hold(recommendation: int, reason: str, binding: str, desired: int = 8) -> Any:
+    from scaling.policy.types import Constraint, Reason
+    from scaling.policy.types import Decision as EngineDecision
+
+    constraint = Constraint(binding, recommendation, desired, f"{binding} holds")
+    return EngineDecision(
+        desired, desired, recommendation, Reason(reason), f"Held at {desired}: {binding}", (), (constraint,)
+    )
+
+
+def test_a_hold_is_audited_when_its_reason_changes_not_when_the_hidden_recommendation_moves() -> None:
+    # A pin held 8 while the policy's count went 4 → 5 → 6 → 7: it was audited at each, with the same text.
+    service = make_service()
+    tick = _tick()
+    holds = [
+        _hold(4, "OVERRIDE_ACTIVE", "override_pin"),
+        _hold(5, "OVERRIDE_ACTIVE", "override_pin"),
+        _hold(6, "OVERRIDE_ACTIVE", "override_pin"),
+        _hold(5, "STABILIZING_SCALE_IN", "demand_rising"),  # a new reason: audited
+        _hold(7, "OVERRIDE_ACTIVE", "override_pin"),  # back to the pin, still the same hold: not again
+        _hold(4, "STABILIZING_SCALE_IN", "demand_rising"),
+        _hold(9, "AT_MAX", "max_replicas"),
+        _hold(10, "AT_MAX", "max_replicas"),
+    ]
+    decisions = [
+        services.decision_record(
+            service=service, tick_at=tick + timedelta(seconds=15 * k), result=hold, worker="w", ready=8
+        )
+        for k, hold in enumerate(holds)
+    ]
+    blocked = AuditEvent.objects.filter(service=service, event_type=EventType.DECISION_BLOCKED).order_by("id")
+    assert [e.object_id for e in blocked] == [str(decisions[i].pk) for i in (0, 3, 6)]
+    # A real change ends the hold: the same hold after it is audited again.
+    scaled = replace(_hold(9, "SCALED_OUT", "max_replicas"), current=8, desired=9, summary="Scaled 8 → 9")
+    services.decision_record(service=service, tick_at=tick + timedelta(seconds=150), result=scaled, worker="w", ready=8)
+    again = services.decision_record(
+        service=service,
+        tick_at=tick + timedelta(seconds=165),
+        result=_hold(4, "OVERRIDE_ACTIVE", "override_pin", 9),
+        worker="w",
+        ready=9,
+    )
+    assert [e.object_id for e in blocked.all()][-1] == str(again.pk)
+    assert AuditEvent.objects.filter(service=service, event_type=EventType.DECISION_SCALED).count() == 1
