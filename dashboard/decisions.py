@@ -275,6 +275,7 @@ def explanation_context(decision: Decision) -> dict[str, Any]:
         "constraints": constraints,
         "binding_constraints": [c for c in constraints if c["binding"]],
         "has_forecast": isinstance(forecast, dict),
+        "no_forecast": _no_forecast(str(raw.get("reason") or decision.reason_code), recommendation),
         "forecast_scalars": forecast_scalars,
         "forecast_series_columns": series_columns,
         "forecast_series": [[row.get(c, "") for c in series_columns] for row in series_rows],
@@ -282,6 +283,21 @@ def explanation_context(decision: Decision) -> dict[str, Any]:
         "policy_version": raw.get("policy_version"),
         "raw_json": json.dumps(raw, indent=2, ensure_ascii=False, default=str),
     }
+
+
+def _no_forecast(reason: str, recommendation: object) -> str:
+    """Why a decision carries no forecast, by its kind: a paused tick decided nothing, and a tick without
+    metrics sized nothing; neither was "reactive"."""
+    if reason == "PAUSED":
+        return "No forecast: the service was paused: the engine decided nothing this tick and held the count."
+    if recommendation is None:
+        return "No forecast: metrics were missing: no rule sized a count, and the engine held (see the constraints)."
+    why = "No forecast: the pre-warm rule made none this tick"
+    if reason == "DRY_RUN":
+        return f"{why}; this dry run follows the reactive rules below, and nothing was actuated."
+    if reason == "OVERRIDE_ACTIVE":
+        return f"{why}; an override set the count, whatever the rules below asked for."
+    return f"{why} (pre-warm off, or no game near): the reactive rules below decided."
 
 
 def _series_row(point: Any) -> dict[str, str]:

@@ -382,3 +382,23 @@ def test_a_kept_decision_whose_samples_were_pruned_says_so(viewer: Client, setti
     body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
     assert "Samples are kept 35 days" in body and "this window's were pruned" in body
     assert "No samples were stored for this window" not in body
+
+
+@pytest.mark.parametrize(
+    ("explanation", "said"),
+    [
+        # It said "this decision was purely reactive" of a tick that decided nothing.
+        ({"reason": "PAUSED", "recommendation": None}, "the service was paused: the engine decided nothing"),
+        ({"reason": "METRICS_STALE", "recommendation": None}, "metrics were missing: no rule sized a count"),
+        ({"reason": "DRY_RUN", "recommendation": 9}, "the pre-warm rule made none this tick; this dry run"),
+        ({"reason": "OVERRIDE_ACTIVE", "recommendation": 9}, "an override set the count"),
+        ({"reason": "OVERRIDE_ACTIVE", "recommendation": None}, "metrics were missing: no rule sized a count"),
+        ({"reason": "SCALED_OUT", "recommendation": 9}, "the pre-warm rule made none this tick"),
+    ],
+)
+def test_a_decision_without_a_forecast_says_why_for_its_kind(
+    viewer: Client, explanation: dict[str, Any], said: str
+) -> None:
+    decision = make_decision(make_service(), explanation={"summary": "held", "forecast": None, **explanation})
+    body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
+    assert said in body and "purely reactive" not in body
