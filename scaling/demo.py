@@ -22,6 +22,7 @@ from scaling import selectors
 from scaling.audit import Actor, account_changes_by
 from scaling.backends.simulated import games_around, serving_model, traffic_params
 from scaling.models import Game, GameDayRule, MetricSample, Service, SimulatedFleet
+from scaling.rollups import rollups_refresh
 from scaling.schedule.parse import GameRecord, ScheduleError, parse_csv
 from scaling.schedule.rules import RuleSpec, rule_create
 from scaling.schedule.services import DEMO_SOURCE_PREFIX, ImportSummary, games_upsert
@@ -98,6 +99,7 @@ def ensure_users() -> None:
 
 def ensure_services(now: datetime) -> list[Service]:
     services: list[Service] = []
+    seeded = 0
     for name, display, scale, price, slo_ms, svc_ms, conc, lo, hi in DEMO_SERVICES:
         service, created = Service.objects.get_or_create(
             name=name,
@@ -121,8 +123,10 @@ def ensure_services(now: datetime) -> list[Service]:
             replicas = min(max(oracle_replicas(demand * WARM_HEADROOM, serving_model(service), lo), lo), hi)
             fleet.ready_at = [(now - timedelta(minutes=10)).isoformat()] * replicas
             fleet.save()
-            seed_history(service, fleet, now)
+            seeded += seed_history(service, fleet, now)
         services.append(service)
+    if seeded:  # the week's charts read rollups from the first page on (the beat task computes only new ones)
+        rollups_refresh(now=now, since=now - HISTORY)
     return services
 
 

@@ -105,6 +105,38 @@ class MetricSample(models.Model):
         indexes = [models.Index(fields=["service", "-ts"], name="sample_service_ts")]
 
 
+class MetricRollup(models.Model):
+    """One service's samples over one fixed bucket (scaling/rollups.py, ROLLUP_S), summed so that the long
+    chart ranges read a few hundred rows a service instead of every sample.
+
+    Means are kept as sum and count (of the samples that have the value), so a mean over merged buckets is
+    the mean of their samples, as the charts compute it from samples; maxima stay maxima."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="rollups")
+    bucket = models.DateTimeField()  # its start: a whole multiple of ROLLUP_S since the epoch
+    samples = models.PositiveIntegerField()
+    provisioned_sum = models.BigIntegerField(default=0)
+    provisioned_count = models.PositiveIntegerField(default=0)
+    ready_sum = models.BigIntegerField(default=0)
+    ready_count = models.PositiveIntegerField(default=0)
+    rps_sum = models.FloatField(default=0.0)
+    rps_count = models.PositiveIntegerField(default=0)
+    p50_ms_max = models.FloatField(null=True)
+    p95_ms_max = models.FloatField(null=True)
+    p99_ms_max = models.FloatField(null=True)
+
+    class Meta:
+        # Its index, (service, bucket), is the one the charts' range scan and the retention's delete use.
+        constraints = [models.UniqueConstraint(fields=["service", "bucket"], name="uniq_rollup_service_bucket")]
+
+
+class RollupWatermark(models.Model):
+    """How far the rollups have been computed: one row (pk 1), locked by each run so runs take turns."""
+
+    rolled_until = models.DateTimeField(null=True)  # the end of the last bucket computed
+    updated_at = models.DateTimeField(auto_now=True)
+
+
 class Decision(models.Model):
     """One evaluation of one service at one tick, with the engine's explanation."""
 

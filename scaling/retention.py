@@ -31,6 +31,7 @@ from django.db.models import QuerySet
 from scaling import selectors, whatif
 from scaling.audit import Actor, EventType, audit_record
 from scaling.models import Decision, MetricSample, Service
+from scaling.rollups import rollups_prune
 
 BATCH_ROWS = 5000
 # A beat run stops deleting after this long, so a backlog (the first run after an upgrade, or a retention
@@ -169,7 +170,9 @@ def history_prune(
     1. For each service, take the primary keys of its oldest `batch_rows` samples older than the cutoff and
        delete those rows in one statement, committed on its own; again until none is left. Then its decisions.
     2. Stop once `time_budget_s` is spent (None: never), leaving the rest for the next run.
-    3. When anything was deleted, record one history.pruned audit event with the counts.
+    3. Delete the rollups of buckets wholly before the samples' cutoff (sums of samples already counted, so
+       neither counted nor audited on their own).
+    4. When anything was deleted, record one history.pruned audit event with the counts.
     """
     cutoffs = history_cutoffs(now)
     deadline = None if time_budget_s is None else clock() + time_budget_s
@@ -186,6 +189,8 @@ def history_prune(
                     break
                 count, _ = rows.model.objects.filter(pk__in=batch).delete()
                 deleted.setdefault(name, {"samples": 0, "decisions": 0})[table] += count
+    # The rollups of the samples gone go with them: one statement, a few hundred rows a service a day.
+    rollups_prune(before=cutoffs.samples_before)
     result = PruneResult(
         cutoffs=cutoffs, by_service={name: Counts(**counts) for name, counts in deleted.items()}, finished=finished
     )

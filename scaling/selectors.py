@@ -14,9 +14,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db.models import Avg, Count, F, FloatField, Func, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KT
-from django.db.models.functions import Floor
 from redis.exceptions import RedisError
 
 from scaling import policy as policy_package
@@ -33,6 +32,7 @@ from scaling.policy import (
     ServiceSpec,
 )
 from scaling.policy.rules import slo_breach
+from scaling.rollups import chart_bucket_s, chart_sums
 
 RANGES: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -376,15 +376,18 @@ def decision_count(service: Service) -> int:
     return Decision.objects.filter(service=service).count()
 
 
-def service_timeseries(service: Service, *, since: datetime, max_points: int = 720) -> dict[str, list[Any]]:
-    """Metric and decision series for the service charts, thinned to about max_points."""
-    samples = list(
-        MetricSample.objects.filter(service=service, ts__gte=since)
-        .order_by("ts")
-        .values("ts", "rps", "p50_ms", "p95_ms", "p99_ms", "ready", "provisioned")
-    )
-    stride = max(1, len(samples) // max_points)
-    samples = samples[::stride]
+def service_timeseries(
+    service: Service, *, since: datetime, until: datetime, max_points: int = 720, use_rollups: bool = True
+) -> dict[str, list[Any]]:
+    """Metric and decision series for the service charts, about max_points of each.
+
+    The metrics are on the fleet charts' buckets (`chart_bucket_s`), one point per bucket with samples at its
+    start: replicas and request rate the mean of its samples, each latency the highest (a breach within it
+    stays visible). Read from the rollups where the bucket allows (24 h, 7 d; scaling/rollups.py)."""
+    bucket_s = chart_bucket_s(until - since, max_points=max_points, tick_s=settings.TICK_SECONDS)
+    sums = chart_sums([service.pk], since=since, until=until, bucket_s=bucket_s, use_rollups=use_rollups)
+    buckets = sorted(sums.get(service.pk, {}).items())
+    provisioned = [b.provisioned for _, b in buckets]
     decisions = list(
         Decision.objects.filter(service=service, tick__gte=since)
         .order_by("tick")
@@ -395,38 +398,21 @@ def service_timeseries(service: Service, *, since: datetime, max_points: int = 7
     # Keep every decision that changed capacity so markers are never thinned away.
     changed = [d for d in decisions if d["changed"]]
     return {
-        "ts": [s["ts"] for s in samples],
-        "rps": [s["rps"] for s in samples],
-        "p50_ms": [s["p50_ms"] for s in samples],
-        "p95_ms": [s["p95_ms"] for s in samples],
-        "p99_ms": [s["p99_ms"] for s in samples],
-        "ready": [s["ready"] for s in samples],
-        "provisioned": [s["provisioned"] for s in samples],
+        "ts": [datetime.fromtimestamp(k * bucket_s, tz=UTC) for k, _ in buckets],
+        "rps": [b.rps for _, b in buckets],
+        "p50_ms": [b.p50_ms_max for _, b in buckets],
+        "p95_ms": [b.p95_ms_max for _, b in buckets],
+        "p99_ms": [b.p99_ms_max for _, b in buckets],
+        "ready": [b.ready for _, b in buckets],
+        "provisioned": provisioned,
         # A sample without a replica count (a rate from before Tipoff managed the service) has no known cost.
-        "cost_per_hour": [
-            None if s["provisioned"] is None else s["provisioned"] * service.price_per_replica_hour for s in samples
-        ],
+        "cost_per_hour": [None if n is None else n * service.price_per_replica_hour for n in provisioned],
         "decision_ts": [d["tick"] for d in thinned],
         "desired": [d["desired"] for d in thinned],
         "changes": [
             {"id": d["id"], "ts": d["tick"], "desired": d["desired"], "summary": d["summary"]} for d in changed[-200:]
         ],
     }
-
-
-class EpochSeconds(Func):
-    """An instant as seconds since 1970-01-01 UTC, on PostgreSQL and on SQLite (which stores UTC text).
-
-    On SQLite from julianday (strftime's "%s" is taken for a query parameter), to the millisecond it keeps:
-    its fraction of a day, unrounded, put 23:30:00 at 23:29:59.99999, in the bucket before its own."""
-
-    arity = 1
-    output_field = FloatField()
-    template = "EXTRACT(EPOCH FROM %(expressions)s)"
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        template = "ROUND((julianday(%(expressions)s) - 2440587.5) * 86400.0, 3)"
-        return self.as_sql(compiler, connection, template=template, **extra_context)
 
 
 # Sources report as seldom as once a minute (CloudWatch's period, the demo's seeded history): a bucket shorter than
@@ -504,29 +490,24 @@ class FleetTimeseries:
         return total
 
 
-def fleet_timeseries(*, since: datetime, until: datetime, max_points: int = 720) -> FleetTimeseries:
+def fleet_timeseries(
+    *, since: datetime, until: datetime, max_points: int = 720, use_rollups: bool = True
+) -> FleetTimeseries:
     """Replicas, request rate, p95 and cost of every service on common buckets, for the fleet charts.
 
     1. The bucket is the range over max_points, never shorter than a tick (each service samples once a tick,
-       each at its own instant), in whole seconds from the epoch, so a bucket is the same from poll to poll.
-    2. One query loads the services; another groups their samples by bucket. It names the services, though it
-       reads them all: the samples' index leads with the service, and a range of times alone is a full scan
-       (a quarter of a second over four million samples, against a few milliseconds).
-    3. Each service's values go on the fleet's buckets, from the first any service has to `until`'s,
-       held over its empty buckets for FLEET_HOLD at most.
+       each at its own instant), from a minute up a whole number of rollups (`chart_bucket_s`), in whole
+       seconds from the epoch, so a bucket is the same from poll to poll.
+    2. One query loads the services; `chart_sums` sums their samples by bucket, from the rollups where the
+       bucket allows and they are settled, from the samples elsewhere (a couple of queries). It names the
+       services, though it reads them all: the indexes lead with the service, and a range of times alone is a
+       full scan (a quarter of a second over four million samples, against a few milliseconds).
+    3. Each service's values (means, the highest p95) go on the fleet's buckets, from the first any service
+       has to `until`'s, held over its empty buckets for FLEET_HOLD at most.
     """
-    bucket_s = max(math.ceil((until - since).total_seconds() / max_points), settings.TICK_SECONDS)
+    bucket_s = chart_bucket_s(until - since, max_points=max_points, tick_s=settings.TICK_SECONDS)
     fleet = list(Service.objects.all())
-    rows = (
-        MetricSample.objects.filter(service_id__in=[s.pk for s in fleet], ts__gte=since, ts__lte=until)
-        .annotate(bucket=Floor(EpochSeconds("ts") / bucket_s))
-        .values("service_id", "bucket")
-        .annotate(provisioned=Avg("provisioned"), ready=Avg("ready"), rps=Avg("rps"), p95_ms=Max("p95_ms"))
-        .order_by()
-    )
-    by_service: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for row in rows:
-        by_service[row["service_id"]][int(row["bucket"])] = row
+    by_service = chart_sums([s.pk for s in fleet], since=since, until=until, bucket_s=bucket_s, use_rollups=use_rollups)
     bucket = timedelta(seconds=bucket_s)
     if not by_service:
         return FleetTimeseries(since=since, until=until, bucket=bucket, ts=[], services=[])
@@ -536,17 +517,24 @@ def fleet_timeseries(*, since: datetime, until: datetime, max_points: int = 720)
     services = []
     for service in (s for s in fleet if s.pk in by_service):
         buckets = by_service[service.pk]
-        columns: dict[str, list[float | None]] = {key: [] for key in ("provisioned", "ready", "rps", "p95_ms")}
-        for key, values in columns.items():
+        columns: dict[str, list[float | None]] = {}
+        for key, attribute in (
+            ("provisioned", "provisioned"),
+            ("ready", "ready"),
+            ("rps", "rps"),
+            ("p95_ms", "p95_ms_max"),
+        ):
+            values: list[float | None] = []
             held, held_for = None, 0
             for k in range(first, last + 1):
-                value = buckets[k][key] if k in buckets else None
+                value = getattr(buckets[k], attribute) if k in buckets else None
                 if value is not None:
                     held, held_for = float(value), 0
                 elif held is not None and held_for < hold:
                     held_for += 1
                     value = held
                 values.append(None if value is None else float(value))
+            columns[key] = values
         services.append(ServiceBuckets(service=service, **columns))
     ts = [datetime.fromtimestamp(k * bucket_s, tz=UTC) for k in range(first, last + 1)]
     return FleetTimeseries(since=since, until=until, bucket=bucket, ts=ts, services=services)

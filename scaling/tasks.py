@@ -22,6 +22,8 @@ RELEASE_EVERY_S = 300.0
 PRUNE_WHATIF_EVERY_S = 3600.0
 # Samples and decisions are deleted within this long of their retention (longer while a backlog is cleared).
 PRUNE_HISTORY_EVERY_S = 3600.0
+# Each closed rollup bucket is computed within this long of closing; the charts read the samples until then.
+ROLLUP_METRICS_EVERY_S = 300.0
 
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
@@ -56,6 +58,11 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "task": "scaling.prune_history",
             "schedule": PRUNE_HISTORY_EVERY_S,
             "options": {"expires": PRUNE_HISTORY_EVERY_S},
+        },
+        "rollup_metrics": {
+            "task": "scaling.rollup_metrics",
+            "schedule": ROLLUP_METRICS_EVERY_S,
+            "options": {"expires": ROLLUP_METRICS_EVERY_S},  # a late run is replaced by the next
         },
     }
 
@@ -187,3 +194,13 @@ def prune_history() -> int:
             "" if result.finished else f"; more are left after the {TIME_BUDGET_S:.0f} s budget, for the next run",
         )
     return counts.total
+
+
+@shared_task(name="scaling.rollup_metrics", time_limit=300, soft_time_limit=240, ignore_result=True)
+def rollup_metrics() -> int:
+    """Compute the metric rollups of the buckets closed since the last run (and again the last LATE_MARGIN's)."""
+    from scaling.rollups import rollups_refresh
+
+    run = rollups_refresh(now=timezone.now())
+    log.debug("rollups: %s written for %s to %s", run.written, run.start, run.end)
+    return run.written

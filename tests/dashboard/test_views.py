@@ -186,7 +186,7 @@ def _operator_time(wall_clock: str) -> datetime:
 
 def test_the_charts_time_axis_is_the_operators_wall_clock_and_says_so(client_in: Client) -> None:
     service = make_service(demand_scale=40.0)
-    at = timezone.now().replace(microsecond=0) - timedelta(minutes=10)
+    at = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=10)  # a bucket's start
     MetricSample.objects.create(service=service, ts=at, rps=120.0, provisioned=3, ready=3)
     data = client_in.get(reverse("dashboard:service-charts", args=[service.name]) + "?range=1h").json()
     local = at.astimezone(ZoneInfo(settings.OPERATOR_TIME_ZONE)).replace(tzinfo=None)
