@@ -517,24 +517,25 @@ def fleet_timeseries(
     services = []
     for service in (s for s in fleet if s.pk in by_service):
         buckets = by_service[service.pk]
-        columns: dict[str, list[float | None]] = {}
-        for key, attribute in (
-            ("provisioned", "provisioned"),
-            ("ready", "ready"),
-            ("rps", "rps"),
-            ("p95_ms", "p95_ms_max"),
-        ):
-            values: list[float | None] = []
-            held, held_for = None, 0
-            for k in range(first, last + 1):
-                value = getattr(buckets[k], attribute) if k in buckets else None
+        columns: dict[str, list[float | None]] = {"provisioned": [], "ready": [], "rps": [], "p95_ms": []}
+        held: dict[str, float | None] = dict.fromkeys(columns)
+        held_for = dict.fromkeys(columns, 0)
+        for k in range(first, last + 1):
+            sums = buckets.get(k)
+            found = (
+                dict.fromkeys(columns)
+                if sums is None
+                else {"provisioned": sums.provisioned, "ready": sums.ready, "rps": sums.rps, "p95_ms": sums.p95_ms_max}
+            )
+            for key, value in found.items():
                 if value is not None:
-                    held, held_for = float(value), 0
-                elif held is not None and held_for < hold:
-                    held_for += 1
-                    value = held
-                values.append(None if value is None else float(value))
-            columns[key] = values
+                    held[key], held_for[key] = value, 0
+                    columns[key].append(value)
+                elif held[key] is not None and held_for[key] < hold:
+                    held_for[key] += 1
+                    columns[key].append(held[key])
+                else:
+                    columns[key].append(None)
         services.append(ServiceBuckets(service=service, **columns))
     ts = [datetime.fromtimestamp(k * bucket_s, tz=UTC) for k in range(first, last + 1)]
     return FleetTimeseries(since=since, until=until, bucket=bucket, ts=ts, services=services)

@@ -86,6 +86,8 @@ def _assert_same_service(service: Service, now: datetime, span: timedelta) -> No
     rolled = service_timeseries(service, since=now - span, until=now)
     raw = service_timeseries(service, since=now - span, until=now, use_rollups=False)
     assert rolled["ts"] == raw["ts"]
+    # Numbers the charts' JSON writes as numbers (a Decimal, as PostgreSQL sums bigints, would be a string).
+    assert {type(v) for v in rolled["provisioned"] + rolled["rps"] + rolled["p95_ms"]} <= {float, type(None)}
     for key in ("provisioned", "ready", "rps", "p50_ms", "p95_ms", "p99_ms", "cost_per_hour"):
         assert _same(rolled[key], raw[key]), (service.name, key)
 
