@@ -8,7 +8,8 @@ sums.
 What a chart shows is the same either way (`chart_sums`):
 - Sums and counts merge exactly: the mean of a chart bucket made of rollups is the mean of its samples, and
   the highest p95 the highest.
-- A rollup is read only once no later run will compute it again (SETTLED: LATE_MARGIN before the watermark).
+- A rollup is read only once no later run will compute it again (`settled_until`: LATE_MARGIN before the
+  watermark).
   Everything after that (the buckets still open, those a late sample may still change, and all of them when
   the task has not run for a while) is read from the samples, as is a range's partial first bucket.
 - A run computes, in one transaction, every bucket from LATE_MARGIN before the watermark to the last closed
