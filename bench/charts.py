@@ -15,6 +15,7 @@ import argparse
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -178,6 +179,7 @@ def main() -> None:
         load_after = os.getloadavg()
     finally:
         connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0, keepdb=False)
+        shutil.rmtree(os.environ["TIPOFF_VAR_DIR"], ignore_errors=True)
 
     import django
 
