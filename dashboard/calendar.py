@@ -15,7 +15,7 @@ from dashboard.forms import ScheduleImportForm, operator_tz
 from dashboard.permissions import requires
 from scaling import override_selectors as reads
 from scaling.audit import Actor
-from scaling.schedule.parse import ScheduleError
+from scaling.schedule.parse import ScheduleError, decode_schedule
 from scaling.schedule.services import schedule_import
 
 DEFAULT_DAYS = 7
@@ -110,13 +110,19 @@ def schedule_upload(request: HttpRequest) -> HttpResponse:
         return redirect("dashboard:calendar")
     upload = form.cleaned_data["file"]
     try:
-        text = upload.read().decode("utf-8-sig")
+        text = decode_schedule(upload.read(), upload.name)
         summary = schedule_import(text=text, source=upload.name, actor=Actor.for_request(request))
-    except UnicodeDecodeError:
-        messages.error(request, f"{upload.name}: not UTF-8 text; nothing imported.")
     except ScheduleError as exc:
         messages.error(request, f"Nothing imported: {exc}")
     else:
         counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.as_dict().items())
         messages.success(request, f"Imported {upload.name}: {counts}.")
+        if summary.demo_games_removed or summary.overrides_cancelled:
+            # What an import took away is said apart from the counts, where it cannot be read past.
+            messages.warning(
+                request,
+                f"The import removed {summary.demo_games_removed} demo game(s) still to come and cancelled "
+                f"{summary.overrides_cancelled} override(s) scheduled around removed, postponed or changed games; "
+                "the audit log lists each.",
+            )
     return redirect("dashboard:calendar")

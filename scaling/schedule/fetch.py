@@ -7,7 +7,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from scaling.schedule.parse import ScheduleError
+from scaling.schedule.parse import ScheduleError, decode_schedule
 
 FETCH_TIMEOUT_S = 30.0
 MAX_BYTES = 20 * 1024 * 1024
@@ -26,16 +26,12 @@ def read_schedule_source(path_or_url: str) -> tuple[str, str]:
             raise ScheduleError(f"{path_or_url}: could not fetch: {exc}") from None
         if len(body) > MAX_BYTES:
             raise ScheduleError(f"{path_or_url}: larger than {MAX_BYTES} bytes")
-        try:
-            return body.decode("utf-8-sig"), path_or_url
-        except UnicodeDecodeError as exc:
-            raise ScheduleError(f"{path_or_url}: not UTF-8 text: {exc}") from None
+        return decode_schedule(body, path_or_url), path_or_url
     if parsed.scheme and len(parsed.scheme) > 1:
         raise ScheduleError(f"{path_or_url}: only http(s) URLs and file paths are supported")
     path = Path(path_or_url)
     try:
-        return path.read_text(encoding="utf-8-sig"), path.name
+        body = path.read_bytes()
     except OSError as exc:
         raise ScheduleError(f"{path_or_url}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ScheduleError(f"{path_or_url}: not UTF-8 text: {exc}") from None
+    return decode_schedule(body, path.name), path.name

@@ -36,6 +36,7 @@ class GameRecord:
 
 TBD_TEAM = "TBD"
 TRUE_VALUES = {"TRUE", "T", "YES", "Y", "1"}
+FALSE_VALUES = {"", "FALSE", "F", "NO", "N", "0"}
 
 
 def _tbd_team(name: str) -> bool:
@@ -68,6 +69,32 @@ def _fits_the_table(record: GameRecord, where: str, names: dict[str, str]) -> Ga
             raise ScheduleError(f"{where}: field {name!r} holds a NUL character")
         if len(value) > limit:
             raise ScheduleError(f"{where}: field {name!r} is {len(value)} characters long, at most {limit} fit")
+    return record
+
+
+def _flag(row: dict[str, str], name: str, true: set[str], false: set[str], where: str) -> bool:
+    """A yes/no column: anything else is a bad record, not a silent "no" ("maybe" had read as false)."""
+    raw = (row.get(name) or "").strip()
+    if raw.upper() in true:
+        return True
+    if raw.upper() in false:
+        return False
+    raise ScheduleError(
+        f"{where}: field {name!r} is {raw[:40]!r}, not one of {', '.join(sorted(v.lower() for v in true))} "
+        f"or {', '.join(sorted(v.lower() for v in false if v))} (or empty)"
+    )
+
+
+def _tricode(team: str) -> str:
+    return team.split(" ", 1)[0].strip().upper()
+
+
+def _two_teams(record: GameRecord, where: str, names: tuple[str, str]) -> GameRecord:
+    """The record, once its two teams are checked to differ (a team does not play itself; TBD may face TBD)."""
+    if not record.tbd and record.away_team != TBD_TEAM and _tricode(record.away_team) == _tricode(record.home_team):
+        raise ScheduleError(
+            f"{where}: fields {names[0]!r} and {names[1]!r} name the same team, {_tricode(record.home_team)}"
+        )
     return record
 
 
@@ -116,7 +143,9 @@ def parse_csv(text: str, *, source: str = "schedule.csv") -> list[GameRecord]:
         except ValueError as exc:
             raise ScheduleError(f"{where}: field 'tip_utc' {row['tip_utc']!r}: {exc}") from None
         away, home = row["away_team"].strip(), row["home_team"].strip()
-        tbd = (row.get("is_tbd") or "").strip().upper() in TRUE_VALUES or (_tbd_team(away) and _tbd_team(home))
+        is_tbd = _flag(row, "is_tbd", TRUE_VALUES, FALSE_VALUES, where)
+        postponed = _flag(row, "postponed", POSTPONED_VALUES, NOT_POSTPONED_VALUES, where)
+        tbd = is_tbd or (_tbd_team(away) and _tbd_team(home))
         record = GameRecord(
             game_id=game_id,
             tip_utc=tip,
@@ -128,9 +157,9 @@ def parse_csv(text: str, *, source: str = "schedule.csv") -> list[GameRecord]:
             national_tv=(row.get("national_tv") or "").strip(),
             label=(row.get("label") or "").strip(),
             sub_label=(row.get("sub_label") or "").strip(),
-            postponed=(row.get("postponed") or "").strip().upper() in POSTPONED_VALUES,
+            postponed=postponed,
         )
-        records.append(_fits_the_table(record, where, {}))
+        records.append(_two_teams(_fits_the_table(record, where, {}), where, ("away_team", "home_team")))
     if not records:
         raise ScheduleError(f"{source}: no games found")
     return records
@@ -145,7 +174,9 @@ SEASON_TYPES = {
     "5": "Play-In",
     "6": "NBA Cup",
 }
-POSTPONED_VALUES = {"P", "PPD", "POSTPONED", "Y", "YES", "TRUE"}
+POSTPONED_VALUES = {"P", "PPD", "POSTPONED", "Y", "YES", "TRUE", "T", "1"}
+# "A" is the league feed's status for a game on as planned.
+NOT_POSTPONED_VALUES = FALSE_VALUES | {"A"}
 
 
 def _team(entry: Any, where: str, field: str) -> str:
@@ -214,6 +245,13 @@ def parse_league_json(text: str, *, source: str = "schedule.json") -> list[GameR
                 tip = parse_utc(raw_tip)
             except ValueError as exc:
                 raise ScheduleError(f"{where} (gameId {game_id}): field 'gameDateTimeUTC' {raw_tip!r}: {exc}") from None
+            postponed = _flag(
+                {"postponedStatus": str(game.get("postponedStatus") or "")},
+                "postponedStatus",
+                POSTPONED_VALUES,
+                NOT_POSTPONED_VALUES,
+                f"{where} (gameId {game_id})",
+            )
             # A knockout game whose teams are not yet known: both teams without a tricode, a placeholder tip.
             tbd = all(
                 isinstance(game.get(side), dict) and not str(game[side].get("teamTricode") or "").strip()
@@ -230,12 +268,27 @@ def parse_league_json(text: str, *, source: str = "schedule.json") -> list[GameR
                 national_tv=_national_tv(game, where),
                 label=str(game.get("gameLabel") or "").strip(),
                 sub_label=str(game.get("gameSubLabel") or "").strip(),
-                postponed=str(game.get("postponedStatus") or "").strip().upper() in POSTPONED_VALUES,
+                postponed=postponed,
             )
-            records.append(_fits_the_table(record, where, FEED_NAMES))
+            checked = _fits_the_table(record, where, FEED_NAMES)
+            records.append(_two_teams(checked, f"{where} (gameId {game_id})", ("awayTeam", "homeTeam")))
     if not records:
         raise ScheduleError(f"{source}: no games found")
     return records
+
+
+def decode_schedule(body: bytes, source: str) -> str:
+    """The text of an uploaded or fetched schedule; ScheduleError naming the line and byte that are not UTF-8."""
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        # utf-8-sig reports the offset past a byte-order mark it has taken off; the file's offset counts it.
+        bom = len(body) - len(exc.object)
+        line = exc.object[: exc.start].count(b"\n") + 1
+        byte = exc.object[exc.start : exc.start + 1].hex()
+        raise ScheduleError(
+            f"{source}: line {line}: not UTF-8 text (byte 0x{byte} at offset {exc.start + bom}): {exc.reason}"
+        ) from None
 
 
 def detect_format(text: str) -> str:

@@ -12,7 +12,7 @@ from django.db import models
 from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, Game, Override
 from scaling.overrides import override_create
-from scaling.schedule.parse import MAX_CHARS, ScheduleError, detect_format, parse_schedule
+from scaling.schedule.parse import MAX_CHARS, ScheduleError, decode_schedule, detect_format, parse_schedule
 from scaling.schedule.services import games_upsert, schedule_import
 from tests.factories import make_service, make_user
 
@@ -322,3 +322,58 @@ def test_a_played_demo_game_gives_way_to_its_imported_twin_and_its_id_to_the_imp
         ("demo:0022500002", tip + timedelta(hours=1), "demo:demo.csv"),
         ("0022500002", tip + timedelta(hours=1) - timedelta(weeks=52), "real.csv"),
     }
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("is_tbd", "maybe"), ("is_tbd", "ture"), ("postponed", "maybe"), ("postponed", "later")],
+)
+def test_a_yes_no_field_that_is_neither_imports_nothing_and_names_file_line_and_field(column: str, value: str) -> None:
+    # "maybe" had read as false: the file imported, and wiped the demo's calendar to come with it.
+    now = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)
+    _demo(("0022500003", now + timedelta(days=1), "MIA (Heat)", "CHI (Bulls)"), now=now)
+    floor = _floor("0022500003", now)
+    text = f"game_id,tip_utc,away_team,home_team,{column}\n0022600001,2026-12-01T00:00:00Z,BOS,NYK,false\n"
+    text += f"0022600002,2026-12-02T00:00:00Z,LAL,DEN,{value}\n"
+    with pytest.raises(ScheduleError, match=rf"^s\.csv: line 3: field '{column}' is '{value}', not one of "):
+        schedule_import(text=text, source="s.csv", actor=SYSTEM, now=now)
+    assert list(Game.objects.values_list("game_id", flat=True)) == ["0022500003"]
+    floor.refresh_from_db()
+    assert floor.status == Override.Status.APPROVED
+
+
+@pytest.mark.parametrize(("value", "read"), [("true", True), ("Y", True), ("FALSE", False), ("0", False), ("", False)])
+def test_a_yes_no_field_reads_the_usual_spellings(value: str, read: bool) -> None:
+    header = "game_id,tip_utc,away_team,home_team,is_tbd,postponed\n"
+    [record] = parse_schedule(f"{header}0022600001,2026-12-01T00:00:00Z,BOS,NYK,{value},{value}", source="s.csv")
+    assert (record.tbd, record.postponed) == (read, read)
+
+
+def test_a_game_of_a_team_against_itself_imports_nothing_and_names_its_line() -> None:
+    text = HEADER + GAME + "0022500002,2025-11-02T23:00:00Z,BOS (Celtics),bos\n"
+    with pytest.raises(ScheduleError, match=r"^s\.csv: line 3: fields 'away_team' and 'home_team' name the same team"):
+        schedule_import(text=text, source="s.csv", actor=SYSTEM)
+    feed = FEED.read_text().replace('"teamTricode": "CLE"', '"teamTricode": "NYK"', 1)
+    with pytest.raises(ScheduleError, match=r"gameId 0022500450\): fields 'awayTeam' and 'homeTeam' name the same"):
+        schedule_import(text=feed, source="feed.json", actor=SYSTEM)
+    assert not Game.objects.exists()
+
+
+def test_a_feed_postponed_status_that_is_neither_is_named() -> None:
+    feed = FEED.read_text().replace('"postponedStatus": "A"', '"postponedStatus": "maybe"', 1)
+    with pytest.raises(ScheduleError, match=r"field 'postponedStatus' is 'maybe', not one of"):
+        schedule_import(text=feed, source="feed.json", actor=SYSTEM)
+    assert not Game.objects.exists()
+
+
+@pytest.mark.parametrize(("bom", "offset"), [(b"", 113), (b"\xef\xbb\xbf", 116)])
+def test_a_file_that_is_not_utf8_is_named_with_its_line_and_byte(tmp_path: Path, bom: bytes, offset: int) -> None:
+    body = bom + (HEADER + GAME).encode() + b"0022500002,2025-11-02T23:00:00Z,BOS,M\xfcnchen\n"
+    assert body.index(b"\xfc") == offset  # the file's offset, a byte-order mark counted
+    bad = tmp_path / "schedule.csv"
+    bad.write_bytes(body)
+    with pytest.raises(CommandError, match=rf"schedule\.csv: line 3: not UTF-8 text \(byte 0xfc at offset {offset}\)"):
+        call_command("import_schedule", str(bad))
+    with pytest.raises(ScheduleError, match=rf"^s\.csv: line 3: not UTF-8 text \(byte 0xfc at offset {offset}\)"):
+        decode_schedule(body, "s.csv")
+    assert not Game.objects.exists()

@@ -101,6 +101,39 @@ def test_the_schedule_upload_imports_or_names_the_bad_row(client: Client) -> Non
     assert "created 1278" in response.content.decode()
 
 
+def test_an_upload_that_is_not_utf8_names_its_line_and_byte(client: Client) -> None:
+    client.force_login(make_user("boss", "admin"))
+    body = b"game_id,tip_utc,away_team,home_team\n0022500001,2025-11-02T23:00:00Z,BOS,M\xfcnchen\n"
+    response = client.post(
+        reverse("dashboard:schedule-import"), {"file": SimpleUploadedFile("bad.csv", body)}, follow=True
+    )
+    assert "Nothing imported: bad.csv: line 2: not UTF-8 text (byte 0xfc at offset 73)" in response.content.decode()
+    assert not Game.objects.exists()
+
+
+def test_an_upload_that_replaces_the_demo_says_what_it_removed_and_cancelled(client: Client) -> None:
+    demo = Game.objects.create(
+        game_id="0022500003", tip_utc=NOW + timedelta(days=1), away_team="MIA", home_team="CHI", source="demo:d.csv"
+    )
+    Override.objects.create(
+        service=make_service("win-probability"),
+        kind=Override.Kind.FLOOR,
+        replicas=4,
+        starts_at=demo.tip_utc - timedelta(hours=1),
+        ends_at=demo.tip_utc + timedelta(hours=3),
+        reason="pre-warm",
+        status=Override.Status.APPROVED,
+        game=demo,
+    )
+    client.force_login(make_user("boss", "admin"))
+    body = b"game_id,tip_utc,away_team,home_team\n0022600001,2026-01-20T00:00:00Z,BOS,NYK\n"
+    page = client.post(
+        reverse("dashboard:schedule-import"), {"file": SimpleUploadedFile("real.csv", body)}, follow=True
+    ).content.decode()
+    assert "demo games removed 1" in page and "overrides cancelled 1" in page
+    assert "The import removed 1 demo game(s) still to come and cancelled 1 override(s)" in page
+
+
 def test_the_calendar_shows_a_game_to_be_decided_without_a_time_or_an_override_button(client: Client) -> None:
     Game.objects.create(
         game_id="0062500001",
