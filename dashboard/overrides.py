@@ -115,8 +115,15 @@ def overrides_list(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/overrides.html", context)
 
 
-def _initial_from_query(request: HttpRequest) -> dict[str, Any]:
-    """Prefill from ?game=<id>&service=<name>&kind=<kind>: a floor from lead time before tip-off to 3 h after."""
+def _next_minute(now: datetime) -> datetime:
+    """`now` rounded up to the whole minute, as a datetime-local input can hold it without going into the past."""
+    floor = now.replace(second=0, microsecond=0)
+    return floor if floor == now else floor + timedelta(minutes=1)
+
+
+def _initial_from_query(request: HttpRequest, now: datetime) -> dict[str, Any]:
+    """Prefill from ?game=<id>&service=<name>&kind=<kind>: a floor from lead time before tip-off (or from now,
+    for a game closer than that, as a game-day rule starts its floors) to 3 h after."""
     initial: dict[str, Any] = {"kind": request.GET.get("kind") or Override.Kind.FLOOR}
     names = request.GET.getlist("service")
     chosen = list(Service.objects.filter(name__in=names)) if names else []
@@ -127,11 +134,11 @@ def _initial_from_query(request: HttpRequest) -> dict[str, Any]:
     if game is not None:
         delay_s = max([s.provisioning_delay_s for s in chosen] or [180])
         initial["game"] = game
-        initial["starts_at_local"] = local_input(game.tip_utc - timedelta(seconds=delay_s, minutes=15))
+        start = max(game.tip_utc - timedelta(seconds=delay_s, minutes=15), _next_minute(now))
+        initial["starts_at_local"] = local_input(start)
         initial["ends_at_local"] = local_input(game.tip_utc + timedelta(hours=3))
-        initial["reason"] = f"{game.away_team} @ {game.home_team}" + (
-            f" on {game.national_tv}" if game.national_tv else ""
-        )
+        # The game is linked and shown beside the reason ("... (BOS @ NYK)"): the reason says why, not which game.
+        initial["reason"] = "game-night traffic" + (f" on {game.national_tv}" if game.national_tv else "")
     return initial
 
 
@@ -139,7 +146,7 @@ def _initial_from_query(request: HttpRequest) -> dict[str, Any]:
 def override_new(request: HttpRequest) -> HttpResponse:
     admin = can(request.user, "administer")
     if request.method != "POST":
-        form = OverrideForm(initial=_initial_from_query(request), admin=admin)
+        form = OverrideForm(initial=_initial_from_query(request, timezone.now()), admin=admin)
         return render(request, FORM_TEMPLATE, {"form": form, "game": form.initial.get("game")})
     form = OverrideForm(request.POST, admin=admin)
     status = 400

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.test import Client, override_settings
@@ -293,6 +294,42 @@ def test_the_calendar_highlights_national_tv_games_with_their_overrides_and_cost
     assert "add-override-g1" in body and "Floor (at least N) 8" in body
     new = client.get(reverse("dashboard:override-new") + f"?game={tv.pk}").content.decode()
     assert 'value="2026-01-15T18:42"' in new  # tip 19:00 ET minus provisioning delay (3 min) and 15 min
+
+
+def test_add_override_for_a_game_about_to_tip_starts_now_not_in_the_past(client: Client, frozen: Any) -> None:
+    # 12:00:20 in New York, the game tips at 12:10: tip-off less the lead time (3 min + 15 min) is 11:52, gone.
+    make_service()
+    game = Game.objects.create(
+        game_id="g1", tip_utc=NOW + timedelta(minutes=10), away_team="MIN (Timberwolves)", home_team="HOU (Rockets)"
+    )
+    frozen.shift(timedelta(seconds=20))
+    _login(client, "operator", "operator")
+    query = {"game": str(game.pk), "service": "win-probability"}
+    form = client.get(reverse("dashboard:override-new"), query).context["form"]
+    assert form.initial["starts_at_local"] == "2026-01-15T12:01"  # now, rounded up to the minute
+    data = {name: form[name].value() for name in ("kind", "starts_at_local", "ends_at_local", "reason")}
+    response = client.post(
+        reverse("dashboard:override-new"), data | {"services": ["win-probability"], "game": game.pk, "replicas": "3"}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Override.objects.get().starts_at == datetime(2026, 1, 15, 17, 1, tzinfo=UTC)
+
+
+def test_add_override_from_the_calendar_prefills_a_reason_that_does_not_repeat_the_game(client: Client) -> None:
+    # The game is linked and shown beside the reason: a reason of the matchup read "MIN @ HOU (MIN @ HOU)".
+    game = Game.objects.create(
+        game_id="g1",
+        tip_utc=NOW + timedelta(hours=7),
+        away_team="MIN (Timberwolves)",
+        home_team="HOU (Rockets)",
+        national_tv="ESPN",
+    )
+    _login(client, "operator", "operator")
+    form = client.get(reverse("dashboard:override-new"), {"game": game.pk}).context["form"]
+    assert form.initial["reason"] == "game-night traffic on ESPN"
+    plain = Game.objects.create(game_id="g2", tip_utc=NOW + timedelta(hours=8), away_team="DEN", home_team="UTA")
+    form = client.get(reverse("dashboard:override-new"), {"game": plain.pk}).context["form"]
+    assert form.initial["reason"] == "game-night traffic"
 
 
 def test_the_calendars_projected_cost_leaves_out_cancelled_overrides() -> None:
