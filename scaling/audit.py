@@ -53,6 +53,7 @@ class EventType(StrEnum):
     OVERRIDE_EXTENDED = "override.extended"
     OVERRIDE_REFUSED = "override.refused"
     OVERRIDE_MOVED = "override.moved"
+    OVERRIDE_RETITLED = "override.retitled"
     # schedule
     SCHEDULE_IMPORTED = "schedule.imported"
     RULE_CREATED = "rule.created"

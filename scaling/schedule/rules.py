@@ -343,6 +343,11 @@ def rule_delete(*, rule: GameDayRule, actor: Actor, reason: str, now: datetime |
         locked.delete()
 
 
+def matchup_suffix(away_team: str, home_team: str) -> str:
+    """The part of a rule floor's reason that names its game; an import that changes the teams rewrites it."""
+    return f" ({away_team} @ {home_team})"
+
+
 def rules_apply(
     *,
     actor: Actor,
@@ -393,7 +398,7 @@ def rules_apply(
                             replicas=rule_floor(rule, service, game, now),
                             starts_at=max(start, now),
                             ends_at=end,
-                            reason=f"{rule.name}: {rule.reason} ({game.away_team} @ {game.home_team})",
+                            reason=f"{rule.name}: {rule.reason}{matchup_suffix(game.away_team, game.home_team)}",
                             actor=actor,
                             admin=True,
                             game=game,

@@ -13,9 +13,9 @@ from django.utils import timezone
 from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType, audit_record
 from scaling.models import Game, Override
-from scaling.overrides import _apply_change, _cancel_locked
+from scaling.overrides import REASON_MAX_CHARS, _apply_change, _cancel_locked
 from scaling.schedule.parse import GameRecord, parse_schedule
-from scaling.schedule.rules import rule_matches, rules_apply
+from scaling.schedule.rules import matchup_suffix, rule_matches, rules_apply
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,31 @@ def _cancel_unmatched(game: Game, *, actor: Actor, now: datetime) -> int:
     return len(rows)
 
 
+def _retitle_rule_floors(game: Game, old_teams: tuple[str, str], *, actor: Actor, now: datetime) -> int:
+    """A rule's floors name their game's teams at the end of the reason: new teams rewrite that part alone.
+
+    Only a floor whose reason still ends as the rule wrote it; one made by hand keeps its reason as typed.
+    """
+    old, new = matchup_suffix(*old_teams), matchup_suffix(game.away_team, game.home_team)
+    rows = [o for o in _linked_live(game, now) if o.rule is not None and o.reason.endswith(old)]
+    for o in rows:
+        before = o.reason
+        o.reason = (o.reason.removesuffix(old) + new)[:REASON_MAX_CHARS]
+        o.save(update_fields=["reason"])
+        audit_record(
+            actor=actor,
+            event_type=EventType.OVERRIDE_RETITLED,
+            service=o.service,
+            object_type="override",
+            object_id=o.pk,
+            before={"reason": before},
+            after={"reason": o.reason},
+            reason=f"teams of {game.game_id} changed:{old} to{new}",
+            at=now,
+        )
+    return len(rows)
+
+
 def _cancel_overrides(game: Game, *, actor: Actor, now: datetime) -> int:
     rows = _linked_live(game, now)
     why = "postponed" if game.postponed else "now to be decided (teams and tip-off)"
@@ -162,7 +187,8 @@ def games_upsert(
        record of what the recorded traffic ran under (`_demo_games_remove`). (seed_demo leaves an imported
        calendar alone.)
     2. Upsert every game; unchanged games are not written.
-    3. A moved tip-off moves its linked overrides; a postponed game, or one now to be decided, cancels them.
+    3. A moved tip-off moves its linked overrides; a postponed game, or one now to be decided, cancels them;
+       new teams rewrite the matchup a rule's floor names at the end of its reason.
     4. Enabled game-day rules schedule overrides for the new and changed games.
     """
     now = now or timezone.now()
@@ -200,6 +226,7 @@ def games_upsert(
                 unchanged += 1
                 continue
             old_tip, was_planned = game.tip_utc, not (game.postponed or game.tbd)
+            old_teams = (game.away_team, game.home_team)
             for name, value in values.items():
                 setattr(game, name, value)
             game.shifted_weeks = shift_weeks
@@ -213,6 +240,8 @@ def games_upsert(
                 if game.tip_utc != old_tip:
                     moved += _move_overrides(game, game.tip_utc - old_tip, actor=actor, now=now)
                 cancelled += _cancel_unmatched(game, actor=actor, now=now)
+                if (game.away_team, game.home_team) != old_teams:
+                    _retitle_rule_floors(game, old_teams, actor=actor, now=now)
         scheduled = rules_apply(actor=actor, now=now, games=touched) if touched else 0
         summary = ImportSummary(created, updated, unchanged, moved, cancelled, scheduled, removed)
         if created or updated or removed or audit_unchanged:

@@ -213,6 +213,47 @@ def test_a_game_that_loses_its_national_broadcast_loses_its_rule_floor_on_reimpo
     assert o.status == Override.Status.CANCELLED and "no longer matches" in o.cancel_reason
 
 
+def test_an_import_that_changes_a_games_teams_rewrites_the_matchup_in_its_rule_floors_reason_only() -> None:
+    from scaling.overrides import override_create
+    from scaling.schedule.parse import GameRecord
+    from scaling.schedule.services import games_upsert
+
+    g1 = _games()["g1"]
+    a = make_service("a")
+    rule = rule_create(
+        spec=RuleSpec(name="tv", match={"national_tv": True}, services=[a], reason="TV", floor_replicas=4),
+        actor=_admin(),
+        now=NOW,
+    )
+    [typed] = override_create(
+        services=[make_service("b")],
+        kind="floor",
+        replicas=3,
+        starts_at=g1.tip_utc - timedelta(hours=1),
+        ends_at=g1.tip_utc + timedelta(hours=2),
+        reason="rivalry night (BOS (Celtics) @ NYK (Knicks))",
+        actor=Actor.for_user(make_user()),
+        game=g1,
+        now=NOW,
+    )
+    record = GameRecord(
+        game_id="g1",
+        tip_utc=g1.tip_utc,
+        away_team="MIA (Heat)",
+        home_team=g1.home_team,
+        season_type=g1.season_type,
+        national_tv="ESPN",
+    )
+    games_upsert(records=[record], actor=Actor.system("t"), source="feed", now=NOW)
+    floor = Override.objects.get(rule=rule, game=g1)
+    assert floor.status == Override.Status.APPROVED and floor.reason == "tv: TV (MIA (Heat) @ NYK (Knicks))"
+    event = AuditEvent.objects.get(event_type=EventType.OVERRIDE_RETITLED)
+    assert event.before == {"reason": "tv: TV (BOS (Celtics) @ NYK (Knicks))"}
+    assert event.after == {"reason": floor.reason}
+    typed.refresh_from_db()
+    assert typed.reason == "rivalry night (BOS (Celtics) @ NYK (Knicks))"  # typed by a person: kept as typed
+
+
 @pytest.mark.parametrize(
     ("match", "field"),
     [
