@@ -552,9 +552,12 @@ def cumulative_cost(service: Service, *, since: datetime) -> float:
     return total * service.price_per_replica_hour
 
 
-def demo_shift_weeks() -> int:
-    shifted = Game.objects.exclude(shifted_weeks=0).values_list("shifted_weeks", flat=True).first()
-    return int(shifted or 0)
+def demo_shift_weeks(now: datetime | None = None) -> int:
+    """The weeks the demo's games to come are shifted by, for the banner that says they are not real; 0 once
+    none is to come. An import removes those and keeps the played ones (the record the history ran under),
+    which do not make the imported games to come any less real."""
+    upcoming = Game.objects.exclude(shifted_weeks=0).filter(tip_utc__gt=now or datetime.now(UTC))
+    return int(upcoming.values_list("shifted_weeks", flat=True).first() or 0)
 
 
 def decision_for_view(decision_id: int) -> Decision | None:

@@ -134,6 +134,21 @@ def test_an_upload_that_replaces_the_demo_says_what_it_removed_and_cancelled(cli
     assert "The import removed 1 demo game(s) still to come and cancelled 1 override(s)" in page
 
 
+def test_the_demo_banner_shows_only_while_demo_games_are_to_come(client: Client) -> None:
+    banner = "These are not real upcoming games"
+    Game.objects.create(
+        game_id="demo:1", tip_utc=NOW - timedelta(days=1), away_team="BOS", home_team="NYK", shifted_weeks=52
+    )
+    Game.objects.create(game_id="0022600001", tip_utc=NOW + timedelta(days=1), away_team="MIA", home_team="CHI")
+    client.force_login(make_user("operator", "operator"))
+    # After an import: the played demo games stay as the history's record, every game to come is real.
+    assert banner not in client.get(reverse("dashboard:calendar")).content.decode()
+    Game.objects.create(
+        game_id="0022500002", tip_utc=NOW + timedelta(days=2), away_team="LAL", home_team="DEN", shifted_weeks=52
+    )
+    assert banner in client.get(reverse("dashboard:calendar")).content.decode()
+
+
 def test_the_calendar_shows_a_game_to_be_decided_without_a_time_or_an_override_button(client: Client) -> None:
     Game.objects.create(
         game_id="0062500001",
