@@ -85,10 +85,16 @@ def calendar(request: HttpRequest) -> HttpResponse:
                     "other_cost": reads.live_cost(day_others),
                 }
             )
+    # Paused or dry-running, a service applies none of its overrides: the calendar says so, as the list does.
+    listed = [o for g in games for o in g.overrides] + others
     context = {
         "days": by_day,
         "n_days": days,
         "start": start,
+        "last_day": (start + timedelta(days=days - 1)).date(),
+        # "the next 7 days" reads right only from today; another range is said by its dates.
+        "from_today": start.date() == now.astimezone(tz).date(),
+        "held_by_mode": {o.pk for o in listed if reads.is_held_by_mode(o, now=now)},
         "prev_from": (start - timedelta(days=days)).strftime("%Y-%m-%d"),
         "next_from": (start + timedelta(days=days)).strftime("%Y-%m-%d"),
         "now": now,

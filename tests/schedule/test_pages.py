@@ -198,13 +198,75 @@ def test_the_calendar_names_a_bad_query_param_and_shows_the_default(
     page = response.content.decode()
     assert response.status_code == 200
     assert named in page
-    assert "in the next 7 days from Mon Jan 12" in page
+    assert "in the next 7 days, Mon Jan 12 to Sun Jan 18" in page
 
 
 def test_the_calendar_clamps_days_and_takes_a_date_within_reach(client: Client) -> None:
     client.force_login(make_user("viewer", "viewer"))
     page = client.get(reverse("dashboard:calendar"), {"from": "2030-03-01", "days": "400"}).content.decode()
-    assert "in the next 31 days from Fri Mar 1" in page and "Ignored" not in page
+    assert "0 games from Fri Mar 1 to Sun Mar 31" in page and "Ignored" not in page
+
+
+def _summary(page: str) -> str:
+    text = page[page.index('data-testid="calendar-summary">') :]
+    return re.sub(r"\s+", " ", text[text.index(">") + 1 : text.index(" (")])
+
+
+@pytest.mark.parametrize(
+    ("query", "summary"),
+    [
+        ({"days": "1"}, "1 game in the next day, Mon Jan 12"),
+        ({}, "1 game in the next 7 days, Mon Jan 12 to Sun Jan 18"),
+        ({"from": "2026-01-05"}, "0 games from Mon Jan 5 to Sun Jan 11"),  # a past week is not "the next" one
+        ({"from": "2026-01-05", "days": "1"}, "0 games on Mon Jan 5"),
+        ({"from": "2026-01-11", "days": "2"}, "1 game from Sun Jan 11 to Mon Jan 12"),
+        ({"from": "2026-01-13", "days": "3"}, "0 games from Tue Jan 13 to Thu Jan 15"),
+    ],
+)
+def test_the_calendar_says_its_range_in_words_that_fit_it(client: Client, query: dict[str, str], summary: str) -> None:
+    Game.objects.create(game_id="g1", tip_utc=NOW + timedelta(hours=7), away_team="BOS", home_team="NYK")
+    client.force_login(make_user("viewer", "viewer"))
+    assert _summary(client.get(reverse("dashboard:calendar"), query).content.decode()) == summary
+
+
+@pytest.mark.parametrize(("mode", "said"), [("paused", "not applied: paused"), ("dry_run", "dry run: not applied")])
+def test_the_calendar_marks_the_floors_of_a_paused_or_dry_run_service_not_applied(
+    client: Client, mode: str, said: str
+) -> None:
+    from scaling import services
+    from scaling.audit import Actor
+
+    held, active = make_service("win-probability"), make_service("live-odds")
+    game = Game.objects.create(game_id="g1", tip_utc=NOW + timedelta(hours=7), away_team="BOS", home_team="NYK")
+    floors = {
+        svc.name: Override.objects.create(
+            service=svc,
+            kind="floor",
+            replicas=3,
+            reason="r",
+            game=game,
+            status=Override.Status.APPROVED,
+            starts_at=game.tip_utc - timedelta(minutes=20),
+            ends_at=game.tip_utc + timedelta(hours=3),
+        )
+        for svc in (held, active)
+    }
+    ad_hoc = Override.objects.create(
+        service=held, kind="floor", replicas=3, reason="r", status=Override.Status.APPROVED,
+        starts_at=NOW + timedelta(hours=1), ends_at=NOW + timedelta(hours=2),
+    )  # fmt: skip
+    services.service_set_mode(
+        service=held, mode=mode, actor=Actor.system("t"), reason="maintenance", until=NOW + timedelta(hours=12)
+    )
+    client.force_login(make_user("viewer", "viewer"))
+    page = client.get(reverse("dashboard:calendar")).content.decode()
+
+    def block(o: Override) -> str:
+        text = page[page.index(f'data-override="{o.pk}"') :]
+        return text[: text.index("</div>")]
+
+    assert said in block(floors["win-probability"]) and said in block(ad_hoc)
+    assert "not applied" not in block(floors["live-odds"])
 
 
 def _new_rule(client: Client, **criteria: str) -> Any:
