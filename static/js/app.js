@@ -70,6 +70,23 @@
   document.addEventListener("htmx:afterRequest", report);
   document.addEventListener("htmx:sendError", report);
 
+  // htmx sets no timeout of its own: a poll a hung server never answers would leave the page on its last
+  // numbers with no banner. Ended after this long, it says so (the next poll tries again).
+  var POLL_TIMEOUT_MS = 10000;
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var el = evt.detail && evt.detail.elt;
+    if (el && el.hasAttribute("data-poll") && !evt.detail.timeout) {
+      evt.detail.timeout = POLL_TIMEOUT_MS;
+    }
+  });
+  document.addEventListener("htmx:timeout", function (evt) {
+    var el = evt.detail && evt.detail.elt;
+    if (!el || !el.hasAttribute("data-poll")) { return; }
+    document.dispatchEvent(new CustomEvent("live:failed", { detail: {
+      what: el.getAttribute("data-poll") || el.id, reason: "no answer within " + POLL_TIMEOUT_MS / 1000 + " s",
+    } }));
+  });
+
   // An htmx answer may swap a field's error block (.field-errors, which its aria-describedby names) in or
   // out long after the page drew the field: its aria-invalid follows that block, not the page load.
   document.addEventListener("htmx:afterSettle", function () {

@@ -5,10 +5,14 @@
   "use strict";
   // No "Share chart": plotly.js 4 offers by default to upload a chart, with its data, to Plotly Cloud.
   var config = { responsive: true, displaylogo: false, showSendToCloud: false };
+  // As app.js's htmx polls: an answer a hung server never sends ends the refresh, and the banner says so.
+  var TIMEOUT_MS = 10000;
 
   function render(section) {
     var url = section.getAttribute("data-chart-url");
-    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    var init = { credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (window.AbortSignal && AbortSignal.timeout) { init.signal = AbortSignal.timeout(TIMEOUT_MS); }
+    return fetch(url, init)
       .then(function (resp) {
         // Without a session the endpoint answers 401; a redirect (to a login page) means the same.
         if (resp.status === 401 || resp.redirected) {
@@ -32,8 +36,9 @@
       })
       .catch(function (err) {
         console.error("charts:", err);
+        var reason = err.name === "TimeoutError" ? "no answer within " + TIMEOUT_MS / 1000 + " s" : err.message;
         document.dispatchEvent(new CustomEvent("live:failed", {
-          detail: { what: "the charts", expired: Boolean(err.expired), reason: err.message },
+          detail: { what: "the charts", expired: Boolean(err.expired), reason: reason },
         }));
       });
   }

@@ -132,3 +132,31 @@ def test_the_charts_say_when_they_stop_refreshing_and_why(browser: Any, live_ser
         expect(banner).to_be_hidden(timeout=10_000)
     finally:
         page.close()
+
+
+def test_a_poll_a_hung_server_never_answers_ends_and_says_so(browser: Any, live_server: Any, settings: Any) -> None:
+    settings.TICK_SECONDS = 1
+    make_service("win-probability")
+    make_user("operator", "operator", password=PASSWORD)
+    page = browser.new_page()
+    held: list[Any] = []  # requests a hung server took and never answered
+    try:
+        log_in(page, live_server.url, "operator")
+        banner = page.locator("[data-testid=live-status]")
+        expect(page.locator("#fleet-chart-cost[data-rendered=true]")).to_be_visible(timeout=15_000)
+        expect(banner).to_be_hidden()
+
+        def hang(route: Any) -> None:
+            held.append(route)
+
+        page.route(f"{live_server.url}/", hang)  # the fleet table's poll
+        page.route("**/fleet/charts.json*", hang)
+        expect(banner).to_contain_text("the fleet table could not refresh since", timeout=25_000)
+        expect(banner).to_contain_text("the charts could not refresh since", timeout=25_000)
+        expect(banner).to_contain_text("(no answer within 10 s)")
+
+        page.unroute(f"{live_server.url}/")
+        page.unroute("**/fleet/charts.json*")
+        expect(banner).to_be_hidden(timeout=25_000)
+    finally:
+        page.close()
