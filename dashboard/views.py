@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -26,17 +27,42 @@ def _range(request: HttpRequest) -> str:
     return chosen if chosen in selectors.RANGES else "6h"
 
 
+def _range_refused(request: HttpRequest) -> str:
+    """A ?range= the pages do not offer, which they say they replaced by 6h ("" when none was asked or it is known)."""
+    asked = request.GET.get("range", "6h")
+    return "" if asked in selectors.RANGES else asked
+
+
+def _stalled(rows: list[selectors.FleetRow]) -> dict[str, Any] | None:
+    """The enabled services without a decision for over STALL_TICKS ticks, and the shortest such wait: when that is
+    every enabled service, the control loop itself looks stopped."""
+    overdue = [r for r in rows if r.decision_overdue is not None]
+    if not overdue:
+        return None
+    return {
+        "for": min(r.decision_overdue for r in overdue if r.decision_overdue is not None),
+        "services": [r.service for r in overdue],
+        "all": len(overdue) == sum(1 for r in rows if r.service.enabled),
+    }
+
+
 @requires("view")
 def fleet(request: HtmxHttpRequest) -> HttpResponse:
     now = timezone.now()
     rows = selectors.fleet_overview(now)
+    # A disabled service's last numbers are history: the totals are of the services scaled now.
+    current = [r for r in rows if r.current]
     context = {
         "rows": rows,
         "now": now,
         "range": _range(request),
+        "range_refused": _range_refused(request),
         "ranges": list(selectors.RANGES),
-        "total_cost_per_hour": sum(r.cost_per_hour for r in rows),
-        "total_provisioned": sum((r.sample.provisioned or 0) if r.sample else 0 for r in rows),
+        "total_cost_per_hour": sum(r.cost_per_hour for r in current),
+        "total_provisioned": sum((r.sample.provisioned or 0) if r.sample else 0 for r in current),
+        "disabled_count": len(rows) - len(current),
+        "stalled": _stalled(rows),
+        "latest_tick": max((r.decision.tick for r in current if r.decision), default=None),
         "pending_approvals": override_selectors.pending_approvals(now),
     }
     template = "dashboard/fleet.html#fleet-table" if request.htmx else "dashboard/fleet.html"
@@ -59,11 +85,16 @@ def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     chosen = _range(request)
     changes_only = request.GET.get("timeline") == "changes"
     decisions = list(selectors.recent_decisions(service, 20, changes_only=changes_only))
+    latest = selectors.latest_decision(service)
     context = {
         "service": service,
+        "now": now,
         "range": chosen,
+        "range_refused": _range_refused(request),
         "ranges": list(selectors.RANGES),
         "sample": selectors.latest_sample(service),
+        "latest_decision": latest,
+        "decision_overdue": selectors.decision_overdue(service, latest.tick if latest else None, now),
         "decisions": decisions,
         "timeline": "changes" if changes_only else "all",
         # With nothing to list under "changes", say how many ticks held rather than that none has run.

@@ -289,6 +289,33 @@ def metrics_missing_since(service: Service, now: datetime) -> datetime | None:
     return first_bad.order_by("tick").values_list("tick", flat=True).first()
 
 
+# The control loop decides every enabled service once a tick: more ticks than this without a decision means the
+# loop (beat, the worker, or Redis between them) has stopped, and the numbers shown are as old as that.
+STALL_TICKS = 3
+
+
+def decision_overdue(service: Service, last_tick: datetime | None, now: datetime) -> timedelta | None:
+    """How long an enabled service has gone without a decision, once that is more than STALL_TICKS ticks.
+
+    Counted from its last decision, or from its last change (created, enabled again) when later: a service
+    enabled a moment ago waits for its first tick, not for the day it was off."""
+    if not service.enabled:
+        return None
+    since = service.updated_at if last_tick is None else max(last_tick, service.updated_at)
+    silent = now - since
+    return silent if silent > timedelta(seconds=STALL_TICKS * settings.TICK_SECONDS) else None
+
+
+def override_awaits_tick(override: Override, decision: Decision | None) -> bool:
+    """Whether no decision has run since the override came into force: the engine has not applied it yet.
+
+    In force from its start, and from when it was approved (or created, without approval); a decision applies
+    what is in force at its tick, once it is evaluated."""
+    if decision is None:
+        return True
+    return decision.tick < override.starts_at or decision.created_at < (override.approved_at or override.created_at)
+
+
 @dataclass(frozen=True)
 class FleetRow:
     service: Service
@@ -299,12 +326,21 @@ class FleetRow:
     active_overrides: list[Override]
     # The latest sample's signals that break the SLO, judged as the engine's slo_guard judges them.
     slo_breaches: dict[str, float]
+    # How long the service has gone without a decision, when the control loop looks stopped (decision_overdue).
+    decision_overdue: timedelta | None = None
+    # Every override in force came after the latest decision: shown in force, it is not applied yet.
+    overrides_await_tick: bool = False
 
     @property
     def has_slo_signals(self) -> bool:
         """Whether the latest sample measured anything the SLO is judged by; without, 'within' would be a guess."""
         s = self.sample
         return s is not None and any(v is not None for v in (s.p95_ms, s.p99_ms, s.error_rate))
+
+    @property
+    def current(self) -> bool:
+        """Whether its numbers count in the fleet's totals now: a disabled service is not scaled nor read."""
+        return self.service.enabled
 
 
 def latest_sample(service: Service) -> MetricSample | None:
@@ -346,16 +382,20 @@ def fleet_overview(now: datetime) -> list[FleetRow]:
     rows = []
     for service in fleet:
         sample = samples.get(service.latest_sample_id)
+        decision = decisions.get(service.latest_decision_id)
         provisioned = sample.provisioned if sample and sample.provisioned is not None else 0
         rows.append(
             FleetRow(
                 service=service,
                 sample=sample,
-                decision=decisions.get(service.latest_decision_id),
+                decision=decision,
                 cost_per_hour=provisioned * service.price_per_replica_hour,
                 pending_overrides=pending[service.pk],
                 active_overrides=active[service.pk],
                 slo_breaches=slo_breach(service_spec(service), metric_point(sample)) if sample else {},
+                decision_overdue=decision_overdue(service, decision.tick if decision else None, now),
+                overrides_await_tick=bool(active[service.pk])
+                and all(override_awaits_tick(o, decision) for o in active[service.pk]),
             )
         )
     return rows

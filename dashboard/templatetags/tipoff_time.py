@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django import template
@@ -50,3 +50,26 @@ def money(value: float | None) -> str:
     if value < 0:
         return f"−${abs(value):,.2f}"
     return f"+${value:,.2f}"
+
+
+@register.filter
+def elapsed(value: timedelta | None) -> str:
+    """'45 s', '3 min', '2 h 5 min', '3 d': how long, to the unit an operator reads it in."""
+    if value is None:
+        return "–"
+    seconds = max(0, int(value.total_seconds()))
+    if seconds < 90:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{round(hours / 24)} d"
+
+
+@register.filter
+def ago(value: datetime | None, now: datetime) -> str:
+    """'3 min ago': how old an instant is at `now` (the page's render time)."""
+    return "–" if value is None else f"{elapsed(now - value)} ago"

@@ -82,6 +82,9 @@ def test_the_fleet_poll_costs_the_same_queries_for_2_or_12_services(client_in: C
                 service=service, ts=now - timedelta(seconds=20), rps=1.0, provisioned=2, ready=2
             )
             MetricSample.objects.create(service=service, ts=now, rps=1.0, provisioned=3 + i, ready=2)
+            window = {"kind": "floor", "replicas": 4, "reason": "x", "ends_at": now + timedelta(hours=1)}
+            # In force before the latest decision ran, which applied it.
+            Override.objects.create(service=service, starts_at=now - timedelta(minutes=5), **window)
             for minutes, desired in ((1, 2), (0, 10 + i)):
                 Decision.objects.create(
                     service=service,
@@ -92,8 +95,6 @@ def test_the_fleet_poll_costs_the_same_queries_for_2_or_12_services(client_in: C
                     reason_code="HOLD",
                     summary="",
                 )
-            window = {"kind": "floor", "replicas": 4, "reason": "x", "ends_at": now + timedelta(hours=1)}
-            Override.objects.create(service=service, starts_at=now - timedelta(minutes=5), **window)
             for _ in range(i % 3):
                 Override.objects.create(
                     service=service,
@@ -141,7 +142,8 @@ def test_the_fleet_says_an_override_in_force_is_not_applied_while_paused_or_dry_
     assert ">Override (not applied: paused)</span>" in row("held")
     assert ">Dry run</span>" in row("watched") and f"until {ends}" in row("watched")
     assert ">Override (dry run: not applied)</span>" in row("watched")
-    assert ">Override</span>" in row("live") and "until" not in row("live")
+    # No tick has run since it came into force: in force, but not applied yet either.
+    assert ">Override (waiting for the next tick)</span>" in row("live") and "until" not in row("live")
 
 
 def test_an_unknown_service_is_a_404_page(client_in: Client) -> None:
