@@ -36,6 +36,7 @@ from scaling.whatif import (
     WhatIfBusy,
     WhatIfRangeError,
     WhatIfRequest,
+    WhatIfUnqueued,
     whatif_run_get,
     whatif_runs_recent,
     whatif_start,
@@ -281,6 +282,9 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
                 )
             except WhatIfBusy as exc:
                 context.update(busy=exc.runs, busy_limit=exc.limit)
+            except WhatIfUnqueued as exc:
+                form.add_error(None, str(exc))
+                context["unqueued"] = True
             except WhatIfRangeError as exc:
                 # Beside the field that set that end of the range: the preset range, or the typed time.
                 form.add_error(f"{exc.bound}_local" if data["start"] else "range", str(exc))
@@ -305,7 +309,8 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
             response = render(request, "dashboard/whatif.html#whatif-form", context)
             return reswap(retarget(response, "#whatif-form"), "outerHTML")
         context["recent"] = whatif_runs_recent(service.pk)
-        return render(request, "dashboard/whatif.html", context, status=429 if "busy" in context else 400)
+        status = 429 if "busy" in context else 503 if "unqueued" in context else 400
+        return render(request, "dashboard/whatif.html", context, status=status)
     if request.htmx:
         return render(request, "dashboard/whatif.html#whatif-form", context)
     return render(request, "dashboard/whatif.html", {**context, "recent": whatif_runs_recent(service.pk)})

@@ -17,6 +17,7 @@ slot lapsed judges it killed there (_settle_dead), so the page says so as the sl
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -69,6 +70,16 @@ class WhatIfRangeError(WhatIfError):
     def __init__(self, message: str, *, bound: str) -> None:
         super().__init__(message)
         self.bound = bound
+
+
+class WhatIfUnqueued(WhatIfError):
+    """The run could not be queued: Redis (the broker, and the keeper of each person's slots) did not take it."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__(
+            "The run could not be queued: the what-if worker's broker (Redis) is unreachable or refused it "
+            f"({type(exc).__name__}: {exc}). Nothing was started; run it again once the worker and Redis are back."
+        )
 
 
 class WhatIfBusy(Exception):
@@ -206,7 +217,11 @@ def whatif_start(request: WhatIfRequest, *, user_id: int) -> str:
     2. Take one of the user's slots: WhatIfBusy, naming the user's runs, when none is free.
     3. Record the run as queued and enqueue its replay; returns its job id.
 
-    Neither refusal takes a slot. Called outside a transaction: the worker must find the row committed."""
+    Neither refusal takes a slot, and WhatIfUnqueued says Redis did not answer: before a slot was taken (no run
+    recorded), or when the replay was sent (the run recorded as failed, saying so). Called outside a transaction:
+    the worker must find the row committed."""
+    from redis.exceptions import RedisError
+
     from scaling.tasks import whatif_run
 
     if request.end <= request.start:
@@ -221,7 +236,10 @@ def whatif_start(request: WhatIfRequest, *, user_id: int) -> str:
     now = timezone.now()
     run_id = uuid.uuid4()
     limit = settings.WHATIF_MAX_PER_USER
-    held = _claim_slot(user_id, run_id.hex, limit, now)
+    try:
+        held = _claim_slot(user_id, run_id.hex, limit, now)
+    except RedisError as exc:
+        raise WhatIfUnqueued(exc) from exc
     if held:
         raise WhatIfBusy(_live_runs(held), limit)
     try:
@@ -242,10 +260,13 @@ def whatif_start(request: WhatIfRequest, *, user_id: int) -> str:
     try:
         whatif_run.delay(run.job_id)
     except BaseException as exc:
-        _release_slot(user_id, run.job_id)
         WhatIfRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
             status=Status.FAILED, finished_at=timezone.now(), error=f"it could not be queued ({type(exc).__name__})"
         )
+        with contextlib.suppress(RedisError):  # the slot lapses with the hour a queued run may wait
+            _release_slot(user_id, run.job_id)
+        if isinstance(exc, Exception):
+            raise WhatIfUnqueued(exc) from exc
         raise
     return run.job_id
 

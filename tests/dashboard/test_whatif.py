@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -10,15 +11,18 @@ from unittest.mock import Mock
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis
 import time_machine
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from dashboard import whatif as whatif_page
 from dashboard.forms import local_input
+from scaling import services as scaling_services
 from scaling import tasks
 from scaling.models import MetricSample, Service, WhatIfRun
 from scaling.sim.whatif import WhatIfError
@@ -679,3 +683,49 @@ def test_a_start_the_clocks_skip_is_refused_beside_it(
     assert list(errors) == ["start_local"]
     assert "2026-03-08 02:30 does not exist in America/New_York" in errors["start_local"][0]
     assert 'data-field-error="start_local"' in response.content.decode()
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on: a connection to it is refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_run_says_it_could_not_be_queued_when_redis_is_unreachable_and_records_nothing(
+    client: Client, service: Service, queued: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[service.name])
+    with monkeypatch.context() as patched:  # undone before the slots are cleared, in the real Redis
+        patched.setattr(scaling_services, "_redis", redis.Redis(host="127.0.0.1", port=_closed_port()))
+        response = operator.post(url, {"range": "1h", "policy": "hpa"}, headers={"HX-Request": "true"})
+        # Without htmx: the page, saying the service it needs is unavailable.
+        page = operator.post(url, {"range": "1h", "policy": "hpa"})
+    # The form again, in its own place, with the reason: not a bare 500.
+    assert response.status_code == 200 and response["HX-Retarget"] == "#whatif-form"
+    body = response.content.decode()
+    assert '<form id="whatif-form"' in body
+    assert "The run could not be queued: the what-if worker&#x27;s broker (Redis) is unreachable" in body
+    assert "(ConnectionError: " in body
+    assert queued == [] and not WhatIfRun.objects.exists()
+    assert page.status_code == 503 and "The run could not be queued" in page.content.decode()
+    assert not WhatIfRun.objects.exists()
+
+
+def test_run_says_it_could_not_be_queued_when_the_broker_refuses_it(
+    client: Client, service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broker_down(job_id: str) -> None:
+        raise OperationalError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    monkeypatch.setattr(tasks.whatif_run, "delay", broker_down)
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[service.name])
+    response = operator.post(url, {"range": "1h", "policy": "hpa"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200 and response["HX-Retarget"] == "#whatif-form"
+    assert "The run could not be queued" in response.content.decode()
+    # Recorded as what it is, never as "waiting for a worker".
+    assert list(WhatIfRun.objects.values_list("status", "error")) == [
+        ("failed", "it could not be queued (OperationalError)")
+    ]

@@ -23,6 +23,7 @@ from scaling.whatif import (
     WhatIfBusy,
     WhatIfRangeError,
     WhatIfRequest,
+    WhatIfUnqueued,
     whatif_execute,
     whatif_run_get,
 )
@@ -149,7 +150,7 @@ def test_a_job_the_broker_refused_gives_its_slot_back(
     monkeypatch.setattr(tasks.whatif_run, "delay", broker_down)
     user_id = make_user().pk
     for _ in range(3):
-        with pytest.raises(ConnectionError):
+        with pytest.raises(WhatIfUnqueued, match=r"could not be queued: .* \(ConnectionError: broker down\)"):
             start(user_id)
     # Kept, saying why it never ran, rather than "waiting for a worker" for an hour.
     assert set(WhatIfRun.objects.values_list("status", "error")) == {
