@@ -249,7 +249,13 @@ def whatif(request: HtmxHttpRequest, name: str) -> HttpResponse:
     if request.method == "GET" and job_id:
         shown = _job_context(service, job_id)
         if request.htmx:
-            return render(request, "dashboard/whatif.html#job", shown)
+            # The recent runs come along out of band with each poll, so the list says what the run says (its
+            # progress, then done) rather than "replaying" until a reload.
+            shown.update(recent=whatif_runs_recent(service.pk), oob=True)
+            parts = [
+                render_to_string(f"dashboard/whatif.html#{name}", shown, request) for name in ("job", "recent-jobs")
+            ]
+            return HttpResponse("".join(parts))
         form = _form_for_job(service, shown["run"])
         return render(
             request, "dashboard/whatif.html", {**shown, "form": form, "recent": whatif_runs_recent(service.pk)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -527,3 +528,11 @@ class WhatIfRun(models.Model):
     @property
     def edited(self) -> bool:
         return self.params is not None
+
+    @property
+    def shown_range(self) -> tuple[datetime, datetime]:
+        """What the run covers: once done, the whole steps of recorded traffic its result replayed (within the
+        range asked, which the result states); before, the range asked."""
+        if self.status == self.Status.DONE and self.result and self.result.get("start") and self.result.get("end"):
+            return datetime.fromisoformat(self.result["start"]), datetime.fromisoformat(self.result["end"])
+        return self.range_start, self.range_end

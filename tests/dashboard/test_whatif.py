@@ -729,3 +729,26 @@ def test_run_says_it_could_not_be_queued_when_the_broker_refuses_it(
     assert list(WhatIfRun.objects.values_list("status", "error")) == [
         ("failed", "it could not be queued (OperationalError)")
     ]
+
+
+def test_each_poll_brings_the_recent_runs_and_they_name_the_range_the_result_does(
+    client: Client, service: Service, queued: list[str]
+) -> None:
+    operator = _login(client, "operator")
+    url = reverse("dashboard:whatif", args=[service.name])
+    operator.post(url, {"range": "1h", "policy": "hpa"}, headers={"HX-Request": "true"})
+    job_id = queued[0]
+
+    def poll() -> tuple[str, str]:
+        body = operator.get(f"{url}?job={job_id}", headers={"HX-Request": "true"}).content.decode()
+        recent = body[body.index('<section id="whatif-recent"') :]
+        return body[: body.index('<section id="whatif-recent"')], recent
+
+    _, recent = poll()
+    assert 'hx-swap-oob="true"' in recent.split(">", 1)[0] and "waiting for a worker" in recent
+    assert whatif_execute(job_id) == "done"
+    job, recent = poll()
+    assert "done</td>" in recent and "replaying" not in recent and "waiting for a worker" not in recent
+    heading = job[job.index("<h2>") + len("<h2>") : job.index(" · ", job.index("<h2>"))]
+    listed = recent[recent.index("data-whatif-range>") + len("data-whatif-range>") : recent.index("</a>")]
+    assert heading == listed and " → " in listed
