@@ -67,3 +67,48 @@ def descriptions(body: str) -> dict[str, list[str]]:
 def by_id(body: str) -> dict[str, dict[str, str]]:
     """Each element's attributes, by its id."""
     return {attrs["id"]: attrs for _, attrs in _Elements(body).found if "id" in attrs}
+
+
+class _Labelling(HTMLParser):
+    """Each form control a person fills in, and whether anything names it: a label around it or naming it by
+    `for`, or an aria-label or aria-labelledby. A placeholder is not a name: it goes once something is typed."""
+
+    FILLED = frozenset({"input", "select", "textarea"})
+    NOT_FILLED = frozenset({"hidden", "submit", "button", "reset", "image"})
+
+    def __init__(self, body: str) -> None:
+        super().__init__()
+        self.open_labels = 0
+        self.label_for: set[str] = set()
+        self.controls: list[tuple[dict[str, str], bool]] = []  # (attributes, inside a label)
+        self.headings: Counter[str] = Counter()
+        self.feed(body)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {name: value or "" for name, value in attrs}
+        self.headings[tag] += tag in {"h1", "h2", "h3"}
+        if tag == "label":
+            self.open_labels += 1
+            if "for" in found:
+                self.label_for.add(found["for"])
+        elif tag in self.FILLED and found.get("type", "text") not in self.NOT_FILLED:
+            self.controls.append((found, self.open_labels > 0))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label":
+            self.open_labels = max(0, self.open_labels - 1)
+
+
+def unlabelled_controls(body: str) -> list[str]:
+    """The names of the fields in `body` that nothing labels (a placeholder alone does not)."""
+    page = _Labelling(body)
+    return [
+        attrs.get("name", "?")
+        for attrs, wrapped in page.controls
+        if not (wrapped or attrs.get("id") in page.label_for or attrs.get("aria-label") or attrs.get("aria-labelledby"))
+    ]
+
+
+def heading_count(body: str, tag: str = "h1") -> int:
+    return _Labelling(body).headings[tag]

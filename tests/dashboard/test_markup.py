@@ -17,7 +17,7 @@ from scaling.models import Game, GameDayRule, Override, Service, WhatIfRun
 from scaling.overrides import override_create
 from scaling.schedule.rules import RuleSpec, rule_create
 from tests.factories import make_service, make_user, make_whatif_run
-from tests.markup import broken_references
+from tests.markup import broken_references, heading_count, unlabelled_controls
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("whatif_slots_free")]
 
@@ -125,6 +125,13 @@ def test_each_page_names_only_elements_it_has(admin: Client, service: Service, p
     response = admin.get(PAGES[page](service))
     assert response.status_code == 200
     assert broken_references(response.content.decode()) == []
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_each_page_has_one_h1_and_labels_every_field(admin: Client, service: Service, page: str) -> None:
+    body = admin.get(PAGES[page](service)).content.decode()
+    assert heading_count(body, "h1") == 1
+    assert unlabelled_controls(body) == []
 
 
 @pytest.mark.parametrize("form", REFUSED)

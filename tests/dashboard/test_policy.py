@@ -19,6 +19,7 @@ from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, GameDayRule, Override, PolicyRevision, Service
 from scaling.policy import PolicyParams
 from tests.factories import make_service, make_user
+from tests.markup import broken_references, unlabelled_controls
 
 pytestmark = pytest.mark.django_db
 
@@ -179,6 +180,9 @@ def test_the_policy_page_lists_revisions_with_their_diffs_and_restores_one(admin
     admin.post(url, form_post({"tolerance": tolerance, "scale_up_pods": pods}, reason="faster", version=2))
     page = admin.get(reverse("dashboard:policy", args=[service.name])).content.decode()
     assert "quieter" in page and "faster" in page
+    # Each restore form's reason is named by a label, not by a placeholder alone (gone once typing starts).
+    assert '<label for="restore-reason-1">Reason for restoring v1</label>' in page
+    assert unlabelled_controls(page) == [] and broken_references(page) == []
     assert f"<del>{DEFAULTS.scale_up_pods}</del> → <ins>{pods}</ins>" in page
     assert f"<del>{DEFAULTS.tolerance}</del> → <ins>{tolerance}</ins>" in page
 
