@@ -88,7 +88,9 @@ class ServiceForm(forms.Form):
         required=False, min_value=1, initial=4, help_text="Requests one replica serves in parallel."
     )
     provisioning_delay_s = forms.IntegerField(min_value=0, initial=180)
-    reason = forms.CharField(max_length=500, required=False, help_text="Why (required when editing).")
+    reason = forms.CharField(
+        max_length=500, required=False, help_text="Why (kept in the audit log; required when editing)."
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -149,6 +151,7 @@ def service_new(request: HtmxHttpRequest) -> HttpResponse:
             values=form.values(),
             backend_config=form.cleaned_data["backend_config"],
             actor=Actor.for_user(request.user),
+            reason=form.cleaned_data["reason"],
         )
     except ConfigError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -304,6 +307,7 @@ def api_service_create(request: HttpRequest, payload: ServiceIn) -> Status:
             values=form.values(),
             backend_config=form.cleaned_data["backend_config"],
             actor=Actor.for_request(request),
+            reason=payload.reason or "",
         )
     except ConfigError as exc:
         raise refused(exc) from exc

@@ -284,8 +284,11 @@ def _check_serving_model(values: dict[str, Any]) -> None:
         )
 
 
-def service_create(*, name: str, values: dict[str, Any], backend_config: dict[str, Any], actor: Actor) -> Service:
-    """Register a new service (validated) with its audit event."""
+def service_create(
+    *, name: str, values: dict[str, Any], backend_config: dict[str, Any], actor: Actor, reason: str = ""
+) -> Service:
+    """Register a new service (validated) with its audit event, which carries the reason given (as an edit's
+    does), or says it was registered when none was."""
     _check_bounds(values)
     _check_serving_model(values)
     if Service.objects.filter(name=name).exists():
@@ -300,7 +303,7 @@ def service_create(*, name: str, values: dict[str, Any], backend_config: dict[st
             object_type="service",
             object_id=service.pk,
             after={"name": name, **fields, "backend_config": backend_config},
-            reason=f"service {name} registered",
+            reason=reason.strip() or f"service {name} registered",
         )
     return service
 

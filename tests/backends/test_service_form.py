@@ -201,3 +201,27 @@ def test_a_maximum_below_an_approved_floor_is_refused_by_the_api_and_the_form(ad
     assert page.context["form"].errors["max_replicas"][0].startswith("20 is below #")
     service.refresh_from_db()
     assert service.max_replicas == 50
+
+
+def test_the_api_and_the_form_record_the_reason_a_service_was_added(admin: Client) -> None:
+    body: dict[str, Any] = {key: value for key, value in SAGEMAKER_FORM.items() if key != "enabled"}
+    body |= {"name": "from-api", "reason": "the new win-probability model goes live for the playoffs"}
+    created = _json(admin, "post", "/api/admin/services", body)
+    assert created.status_code == 201, created.content
+    added = admin.post("/services/new/", SAGEMAKER_FORM | {"name": "from-form", "reason": "shadow copy for tests"})
+    assert added.status_code == 302
+
+    reasons = dict(
+        AuditEvent.objects.filter(event_type=EventType.SERVICE_CREATED).values_list("service__name", "reason")
+    )
+    assert reasons == {
+        "from-api": "the new win-probability model goes live for the playoffs",
+        "from-form": "shadow copy for tests",
+    }
+    assert 'name="reason"' in admin.get("/services/new/").content.decode()  # the form asks for it
+
+
+def test_a_service_added_without_a_reason_says_it_was_registered(admin: Client) -> None:
+    assert admin.post("/services/new/", SAGEMAKER_FORM).status_code == 302
+    event = AuditEvent.objects.get(event_type=EventType.SERVICE_CREATED)
+    assert event.reason == "service win-probability registered"
