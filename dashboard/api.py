@@ -154,11 +154,24 @@ def list_decisions(
     return list(selectors.recent_decisions(service, limit))
 
 
+# A week of samples, one every tick (15 s), is 40,320: the longest range fits in one answer.
+METRICS_LIMIT_MAX = 50_000
+
+
 @api.get("/services/{name}/metrics", response=list[SampleOut], tags=["metrics"])
-def list_metrics(request: HttpRequest, name: str, range: RangeName = "1h") -> list[MetricSample]:  # noqa: A002
+def list_metrics(
+    request: HttpRequest,
+    name: str,
+    range: RangeName = "1h",  # noqa: A002
+    limit: int = Query(
+        1000, ge=1, le=METRICS_LIMIT_MAX, description="How many at most: the newest within the range, newest first."
+    ),
+) -> list[MetricSample]:
+    """The service's metric samples over the range, newest first (as the decisions are): `limit` keeps the
+    newest N. Reverse them to plot oldest to newest."""
     service = get_object_or_404(Service, name=name)
     since = timezone.now() - selectors.RANGES[range]
-    return list(MetricSample.objects.filter(service=service, ts__gte=since).order_by("ts"))
+    return list(MetricSample.objects.filter(service=service, ts__gte=since).order_by("-ts")[:limit])
 
 
 # Policy (read, replace, revisions) and decision detail: dashboard/api_policy.py.

@@ -310,6 +310,13 @@ def test_the_api_lists_decisions_and_metrics_within_the_limits_it_states(client_
         assert response.status_code == 422 and response.json()["field"] == "limit"
     assert len(client_in.get(f"{base}/metrics", {"range": "6h"}).json()) == 3
     assert client_in.get(f"{base}/metrics").json() == []  # 1 h by default
+    # Newest first, as the decisions; a limit keeps the newest N and is refused out of bounds, naming it.
+    newest = client_in.get(f"{base}/metrics", {"range": "6h", "limit": "2"}).json()
+    assert [s["ts"] for s in newest] == sorted((s["ts"] for s in newest), reverse=True) and len(newest) == 2
+    assert newest == client_in.get(f"{base}/metrics", {"range": "6h"}).json()[:2]
+    for limit in ("0", "many", "50001"):
+        response = client_in.get(f"{base}/metrics", {"range": "6h", "limit": limit})
+        assert response.status_code == 422 and response.json()["field"] == "limit"
     response = client_in.get(f"{base}/metrics", {"range": "zzz"})
     assert response.status_code == 422 and response.json()["field"] == "range"
     assert set(get_args(RangeName)) == set(selectors.RANGES)  # the schema's ranges are the charts'
