@@ -11,7 +11,7 @@ API's one error shape (dashboard/api_errors.py).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from django.http import HttpRequest
@@ -230,9 +230,14 @@ def _override(pk: int) -> Override:
     )
 
 
+# The stored statuses (Override.Status), spelled out so that the schema lists them and an unknown one ("pending",
+# a typo) is refused naming the ones there are, rather than answered with an empty list.
+StatusName = Literal["pending_approval", "approved", "rejected", "cancelled"]
+
+
 @router.get("/overrides", response=list[OverrideOut])
 def list_overrides(
-    request: HttpRequest, service: str | None = None, status: str | None = None, include_past: bool = False
+    request: HttpRequest, service: str | None = None, status: StatusName | None = None, include_past: bool = False
 ) -> list[Override]:
     svc = get_object_or_404(Service, name=service) if service else None
     return list(reads.overrides_list(now=timezone.now(), service=svc, status=status, include_past=include_past)[:1000])
@@ -381,6 +386,9 @@ def list_games(
     """Games tipping off in [start, end) (default: the next 7 days)."""
     _aware(start, "start")
     _aware(end, "end")
+    if start is not None and end is not None and end <= start:
+        message = f"must be after start ({start.isoformat()})"
+        raise ApiError(f"end: {message}", field="end", message=message)
     lo = start or timezone.now()
     hi = end or lo + timedelta(days=7)
     rows = list(reads.games_between(lo, hi)[:2000])

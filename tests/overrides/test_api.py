@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -299,3 +300,24 @@ def test_a_rule_whose_floor_would_need_approval_by_hand_warns_that_the_rule_appr
     assert Override.objects.get().status == Override.Status.APPROVED
     small = client.post("/api/rules", rule | {"name": "small", "floor_replicas": 20}, content_type="application/json")
     assert small.json()["warnings"] == []
+
+
+def test_listing_by_an_unknown_status_is_refused_naming_the_statuses_there_are(client: Client) -> None:
+    from dashboard.api_overrides import StatusName
+
+    _as(client, "viewer", "viewer")
+    for status in ("pending", "bogus"):
+        response = client.get("/api/overrides", {"status": status})
+        assert response.status_code == 422 and response.json()["field"] == "status"
+        assert "'pending_approval'" in response.json()["detail"] and "'cancelled'" in response.json()["detail"]
+    assert client.get("/api/overrides", {"status": "pending_approval"}).status_code == 200
+    assert set(get_args(StatusName)) == set(Override.Status.values)  # the schema's statuses are the model's
+
+
+def test_games_with_an_end_before_the_start_are_refused_naming_end(client: Client) -> None:
+    _as(client, "viewer", "viewer")
+    for end in ("2026-01-14T00:00:00Z", "2026-01-15T00:00:00Z"):
+        response = client.get("/api/games", {"start": "2026-01-15T00:00:00Z", "end": end})
+        assert response.status_code == 422 and response.json()["field"] == "end"
+        assert "must be after start" in response.json()["detail"]
+    assert client.get("/api/games", {"start": "2026-01-15T00:00:00Z", "end": "2026-01-16T00:00:00Z"}).status_code == 200
