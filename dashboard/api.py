@@ -141,7 +141,7 @@ def set_mode(request: HttpRequest, name: str, payload: ModeIn) -> dict[str, Any]
     except services.ModeError as exc:
         raise refused(exc) from exc
     set_aside = override_selectors.held_by_mode(service, now=timezone.now()).select_related(
-        "service", "created_by", "approved_by", "game"
+        "service", "created_by", "approved_by", "cancelled_by", "game"
     )
     return {**ServiceOut.model_validate(service).model_dump(), "changed": changed, "set_aside": list(set_aside)}
 

@@ -60,9 +60,22 @@ class OverrideOut(Schema):
     reason: str
     starts_at: datetime
     ends_at: datetime
-    status: str
+    status: str = Field(description="As stored: pending_approval | approved | rejected | cancelled.")
+    state: str = Field(
+        description="The status read against the window now, as the overrides list shows it: pending (awaits "
+        "approval), lapsed (its window ended before anyone approved it), approved (scheduled), active (in force), "
+        "expired (its window is over), cancelled or rejected."
+    )
     created_by: str | None
     approved_by: str | None
+    approved_at: datetime | None
+    rejected_by: str | None = Field(description="Who rejected it (null unless rejected).")
+    rejected_at: datetime | None
+    cancelled_by: str | None = Field(
+        description="Who cancelled it; null unless cancelled, and when Tipoff itself did (a game-day rule changed, "
+        "an import moved or removed its game): `cancel_reason` says why."
+    )
+    cancelled_at: datetime | None
     bypass_reason: str
     cancel_reason: str
     game_id: str | None
@@ -82,12 +95,40 @@ class OverrideOut(Schema):
         return obj.approved_by.get_username() if obj.approved_by else None
 
     @staticmethod
+    def resolve_state(obj: Override) -> str:
+        return reads.override_state(obj, now=timezone.now())
+
+    # Rejecting and cancelling store who and when in the same columns (cancelled_by, cancelled_at); the status
+    # says which it was.
+    @staticmethod
+    def resolve_rejected_by(obj: Override) -> str | None:
+        return _closed_by(obj, Override.Status.REJECTED)
+
+    @staticmethod
+    def resolve_rejected_at(obj: Override) -> datetime | None:
+        return obj.cancelled_at if obj.status == Override.Status.REJECTED else None
+
+    @staticmethod
+    def resolve_cancelled_by(obj: Override) -> str | None:
+        return _closed_by(obj, Override.Status.CANCELLED)
+
+    @staticmethod
+    def resolve_cancelled_at(obj: Override) -> datetime | None:
+        return obj.cancelled_at if obj.status == Override.Status.CANCELLED else None
+
+    @staticmethod
     def resolve_game_id(obj: Override) -> str | None:
         return obj.game.game_id if obj.game else None
 
     @staticmethod
     def resolve_rule(obj: Override) -> str | None:
         return obj.rule.name if obj.rule else None
+
+
+def _closed_by(obj: Override, status: str) -> str | None:
+    if obj.status != status or obj.cancelled_by is None:
+        return None
+    return obj.cancelled_by.get_username()
 
 
 class PreviewIn(Schema):
@@ -226,7 +267,7 @@ def _conflict(exc: OverrideConflict) -> Status[Any]:
 
 def _override(pk: int) -> Override:
     return get_object_or_404(
-        Override.objects.select_related("service", "created_by", "approved_by", "game", "rule"), pk=pk
+        Override.objects.select_related("service", "created_by", "approved_by", "cancelled_by", "game", "rule"), pk=pk
     )
 
 

@@ -107,7 +107,12 @@ def overrides_list(request: HttpRequest) -> HttpResponse:
     adds_nothing_over = reads.adds_nothing_over(overrides)
     context = {
         "overrides": overrides,
-        "rows": [(o, adds_nothing_over.get(o.pk), reads.is_held_by_mode(o, now=now)) for o in overrides],
+        # Each row's state (reads.override_state: the API's `state`) and how the list says it.
+        "rows": [
+            (o, adds_nothing_over.get(o.pk), reads.is_held_by_mode(o, now=now), state, reads.STATE_LABELS[state])
+            for o in overrides
+            for state in [reads.override_state(o, now=now)]
+        ],
         "pending": reads.pending_approvals(now),
         "show_past": show_past,
         "now": now,

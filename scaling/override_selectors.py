@@ -313,10 +313,35 @@ def is_held_by_mode(o: Override, *, now: datetime) -> bool:
     )
 
 
+# An override's state at an instant, from its stored status and its window: what the overrides list shows and
+# the API's `state` gives. A pending one whose window ended was never approved (lapsed); an approved one is
+# scheduled (approved), in force (active) or over (expired).
+STATE_LABELS: dict[str, str] = {
+    "pending": "Pending approval",
+    "lapsed": "Lapsed (never approved)",
+    "approved": "Approved, scheduled",
+    "active": "Active",
+    "expired": "Expired",
+    "cancelled": "Cancelled",
+    "rejected": "Rejected",
+}
+
+
+def override_state(o: Override, *, now: datetime) -> str:
+    """One of STATE_LABELS' keys: the stored status read against the window at `now`."""
+    if o.status == Override.Status.PENDING_APPROVAL:
+        return "lapsed" if o.ends_at <= now else "pending"
+    if o.status == Override.Status.APPROVED:
+        if o.ends_at <= now:
+            return "expired"
+        return "active" if o.starts_at <= now else "approved"
+    return str(o.status)  # cancelled, rejected: over whatever the window
+
+
 def overrides_list(
     *, now: datetime, service: Service | None = None, status: str | None = None, include_past: bool = False
 ) -> QuerySet[Override]:
-    rows = Override.objects.select_related("service", "created_by", "approved_by", "game", "rule")
+    rows = Override.objects.select_related("service", "created_by", "approved_by", "cancelled_by", "game", "rule")
     if service is not None:
         rows = rows.filter(service=service)
     if status:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, override_settings
 
@@ -321,3 +322,53 @@ def test_games_with_an_end_before_the_start_are_refused_naming_end(client: Clien
         assert response.status_code == 422 and response.json()["field"] == "end"
         assert "must be after start" in response.json()["detail"]
     assert client.get("/api/games", {"start": "2026-01-15T00:00:00Z", "end": "2026-01-16T00:00:00Z"}).status_code == 200
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_an_override_names_who_rejected_or_cancelled_it_and_when(client: Client) -> None:
+    make_service()
+    _as(client, "operator", "operator")
+    [asked] = client.post("/api/overrides", _pin(replicas=12), content_type="application/json").json()
+    assert (asked["state"], asked["rejected_by"], asked["cancelled_by"]) == ("pending", None, None)
+    _as(client, "approver", "approver")
+    [rejected] = client.post(
+        f"/api/overrides/{asked['id']}/reject", {"reason": "too many"}, content_type="application/json"
+    ).json()
+    assert (rejected["rejected_by"], rejected["state"], rejected["cancelled_by"]) == ("approver", "rejected", None)
+    assert rejected["rejected_at"].startswith("2026-01-15T17:00") and rejected["cancelled_at"] is None
+
+    client.force_login(User.objects.get(username="operator"))
+    [pin] = client.post("/api/overrides", _pin(), content_type="application/json").json()
+    cancelled = client.post(f"/api/overrides/{pin['id']}/cancel", {"reason": "done"}, content_type="application/json")
+    body = cancelled.json()
+    assert (body["cancelled_by"], body["state"], body["rejected_by"]) == ("operator", "cancelled", None)
+    assert body["cancelled_at"].startswith("2026-01-15T17:00") and body["rejected_at"] is None
+
+    page = client.get("/overrides/?past=1").content.decode()
+    assert "rejected by approver" in page and "cancelled by operator" in page
+
+
+def test_an_override_has_a_state_read_against_its_window_as_the_list_shows_it(client: Client) -> None:
+    service = make_service()
+    hour = timedelta(hours=1)
+    windows = {
+        "lapsed": (Override.Status.PENDING_APPROVAL, NOW - 2 * hour, NOW - hour),
+        "pending": (Override.Status.PENDING_APPROVAL, NOW + hour, NOW + 2 * hour),
+        "approved": (Override.Status.APPROVED, NOW + hour, NOW + 2 * hour),
+        "active": (Override.Status.APPROVED, NOW - hour, NOW + hour),
+        "expired": (Override.Status.APPROVED, NOW - 2 * hour, NOW - hour),
+    }
+    ids = {}
+    for state, (status, start, end) in windows.items():
+        o = Override.objects.create(
+            service=service, kind="floor", replicas=3, reason=state, starts_at=start, ends_at=end, status=status
+        )
+        ids[o.pk] = state
+    _as(client, "viewer", "viewer")
+    listed = client.get("/api/overrides", {"include_past": "true"}).json()
+    assert {o["id"]: o["state"] for o in listed} == ids
+    assert {o["id"]: o["status"] for o in listed} == {pk: windows[s][0] for pk, s in ids.items()}  # kept as stored
+    page = client.get("/overrides/?past=1").content.decode()
+    for pk, state in ids.items():
+        assert f'data-state="{state}"' in page.split(f'<tr data-override="{pk}" class="status-')[1].split("</tr>")[0]
+    assert "Lapsed (never approved)" in page and "Expired" in page
