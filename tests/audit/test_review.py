@@ -384,3 +384,11 @@ def test_the_page_refuses_a_service_that_is_none_beside_its_field(viewer: Client
     response = viewer.get(reverse("dashboard:audit"), {"service": "no-such-service"})
     body = response.content.decode()
     assert response.status_code == 400 and "no service is named &#x27;no-such-service&#x27;" in body
+
+
+def test_the_docs_say_the_time_filter_is_in_the_operators_zone_as_the_page_reads_it(viewer: Client) -> None:
+    page = viewer.get(reverse("dashboard:audit")).content.decode()
+    assert f"in {settings.OPERATOR_TIME_ZONE}" in page  # beside From and Until
+    security = (settings.BASE_DIR / "docs" / "security.md").read_text()
+    review = security[security.index("**Review.**") :].split("\n\n")[0]
+    assert "(UTC)" not in review and "operator's zone" in review
