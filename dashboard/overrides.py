@@ -28,6 +28,7 @@ from dashboard.forms import (
     local_input,
 )
 from dashboard.permissions import can, requires
+from dashboard.templatetags.tipoff_time import money
 from dashboard.views import HtmxHttpRequest
 from scaling import override_selectors as reads
 from scaling.audit import Actor
@@ -433,12 +434,21 @@ def override_approve_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         except OverrideError as exc:
             _add_refusal(form, exc, shown=())  # who may approve, and when: nothing the note could fix
         else:
-            names = ", ".join(o.service.name for o in group)
-            messages.success(request, f"Approved {len(group)} override(s): {names}.")
+            messages.success(request, f"Approved {len(group)} override(s): {approved_list(group)}.")
             return _back(request, "dashboard:fleet")
     if not request.htmx:
         messages.error(request, f"Override #{override.pk} not approved: {_named_errors(form)}")
     return _approve_step(request, override, form, status=200 if request.htmx else 400)
+
+
+def approved_list(group: list[Override]) -> str:
+    """Each override approving approved, named: "#12 win-probability floor 8 (+$57.42), #13 ..." (a group's
+    others are approved with the one asked about)."""
+    named = []
+    for o in group:
+        n = "" if o.replicas is None else f" {o.replicas}"
+        named.append(f"#{o.pk} {o.service.name} {o.kind}{n} ({money(o.projected_cost_delta)})")
+    return ", ".join(named)
 
 
 def _approve_step(request: HtmxHttpRequest, o: Override, form: forms.Form, *, status: int = 200) -> HttpResponse:
@@ -449,9 +459,11 @@ def _approve_step(request: HtmxHttpRequest, o: Override, form: forms.Form, *, st
         blocker = ""
     except ApprovalError as exc:
         blocker = str(exc)
+    group = reads.approval_group(o) or [o]
     context = {
         "o": o,
-        "group": reads.approval_group(o) or [o],
+        "group": group,
+        "group_cost": sum(g.projected_cost_delta or 0.0 for g in group),
         "form": form,
         "blocker": blocker,
         "place": _place(request),

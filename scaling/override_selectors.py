@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 
 from scaling import selectors
 from scaling.models import Decision, Game, GameDayRule, MetricSample, Override, Service
@@ -407,9 +407,20 @@ def _changes_nothing(spec: ServiceSpec, o: OverrideSpec, earlier: OverrideSpec) 
 
 
 def pending_approvals(now: datetime) -> QuerySet[Override]:
+    """The overrides waiting for approval, each with what approving it approves (approval_group): `group_size`
+    pending overrides, `group_cost` their projected cost together."""
+    group = (
+        Override.objects.filter(group_id=OuterRef("group_id"), status=Override.Status.PENDING_APPROVAL)
+        .order_by()
+        .values("group_id")
+    )
     return (
         Override.objects.select_related("service", "created_by", "game")
         .filter(status=Override.Status.PENDING_APPROVAL, ends_at__gt=now)
+        .annotate(
+            group_size=Subquery(group.annotate(n=Count("pk")).values("n")),
+            group_cost=Subquery(group.annotate(total=Sum("projected_cost_delta")).values("total")),
+        )
         .order_by("starts_at")
     )
 

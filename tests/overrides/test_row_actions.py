@@ -308,3 +308,30 @@ def test_confirming_one_another_approver_approved_meanwhile_says_so(client: Clie
     body = second.post(url, {"confirmed": "1"}, headers=HTMX).content.decode()
     assert "Cannot approve: override #" in body and "is approved, not pending" in body
     assert f"confirm-approve-{o.pk}" not in body
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_a_pending_row_says_it_is_one_of_a_group_and_the_message_names_each_override_approved(client: Client) -> None:
+    first = _big_floor(make_service(), make_service("player-props"))
+    second = Override.objects.exclude(pk=first.pk).get()
+    Override.objects.filter(pk=first.pk).update(projected_cost_delta=57.42)
+    Override.objects.filter(pk=second.pk).update(projected_cost_delta=219.78)
+    alone = _big_floor(make_service("live-odds"), by="operator2")
+    client.force_login(make_user("approver", "approver"))
+
+    for page in ("dashboard:overrides", "dashboard:fleet"):
+        body = client.get(reverse(page)).content.decode()
+        approvals = body[body.index('data-testid="approvals"') :]
+        rows = {pk: approvals.split(f'<tr data-override="{pk}">')[1].split("</tr>")[0] for pk in (first.pk, alone.pk)}
+        assert "one of a group of 2, +$277.20 together: approving approves all 2" in rows[first.pk]
+        assert 'data-testid="approval-group"' not in rows[alone.pk]
+    step = client.get(reverse("dashboard:override-approve", args=[first.pk]), headers=HTMX).content.decode()
+    assert "All 2 together: projected cost <strong>+$277.20</strong>" in step
+
+    url = reverse("dashboard:override-approve", args=[first.pk])
+    response = client.post(url, {"confirmed": "1", "next": "/overrides/"}, follow=True)
+    said = [str(m) for m in response.context["messages"]]
+    assert said == [
+        f"Approved 2 override(s): #{first.pk} win-probability floor 12 (+$57.42), "
+        f"#{second.pk} player-props floor 12 (+$219.78)."
+    ]
