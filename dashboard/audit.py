@@ -108,7 +108,6 @@ class AuditFilterForm(forms.Form):
         service = self.fields["service"]
         service.widget.choices = [("", "any service"), *((n, n) for n in service_names)]
         service.widget.attrs.pop("maxlength", None)  # a text box's attribute, which SlugField gives any widget
-        # A filter answered by htmx swaps in only the results, and each field's errors (oob) beside it.
         name_error_blocks(self)
 
     def clean_service(self) -> str:
@@ -159,12 +158,15 @@ def _query_without(request: HttpRequest, *drop: str) -> str:
 
 @requires("view")
 def audit_list(request: HttpRequest) -> HttpResponse:
-    htmx = bool(getattr(request, "htmx", False))
-    service_names = () if htmx else Service.objects.order_by("name").values_list("name", flat=True)
+    # A filter answered by htmx swaps the form and the results (audit.html#audit-view); restoring a page htmx
+    # no longer keeps in its history asks for the whole page.
+    details = getattr(request, "htmx", None)
+    htmx = details is not None and bool(details) and not details.history_restore_request
+    service_names = Service.objects.order_by("name").values_list("name", flat=True)
     form = AuditFilterForm(request.GET or None, service_names=service_names)
     page = None
     if form.is_bound and not form.is_valid():
-        # htmx swaps only 2xx responses: it gets the errors in the results partial with a 200.
+        # htmx swaps only 2xx responses: it gets the form with its errors beside the fields with a 200.
         status = 200 if htmx else 400
     else:
         status = 200
@@ -190,7 +192,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "base_query": _query_without(request, "before", "after"),
         "now": timezone.now(),
     }
-    template = "dashboard/audit.html#audit-results" if htmx else "dashboard/audit.html"
+    template = "dashboard/audit.html#audit-view" if htmx else "dashboard/audit.html"
     return render(request, template, context, status=status)
 
 
