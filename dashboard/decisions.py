@@ -7,11 +7,12 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -19,7 +20,7 @@ from django.utils import timezone
 from dashboard.permissions import requires
 from dashboard.views import HtmxHttpRequest
 from scaling import selectors
-from scaling.models import Decision
+from scaling.models import Decision, Service
 
 # Plain-language glossary for the names the engine writes into explanations.
 # A name missing here still shows (just without the gloss).
@@ -306,6 +307,47 @@ def _series_row(point: Any) -> dict[str, str]:
     if isinstance(point, list | tuple):
         return {str(i): fmt(v) for i, v in enumerate(point)}
     return {"value": fmt(point)}
+
+
+TIMELINE_PAGE_SIZE = 20
+
+
+def _cursor(raw: str | None) -> int | None:
+    return int(raw) if raw and raw.isdigit() else None
+
+
+def timeline_context(request: HttpRequest, service: Service, *, range_name: str, now: datetime) -> dict[str, Any]:
+    """The service page's decision timeline: the decisions of the chosen range (the charts' above it), every
+    tick or only the changes and blocked changes, 20 a page from the newest, "Older" and "Newer" seeking on
+    the tick (?before= / ?after=, a decision id). Only the newest page refreshes itself: an older one stays
+    put while ticks are added."""
+    changes_only = request.GET.get("timeline") == "changes"
+    since = now - selectors.RANGES[range_name]
+    before, after = _cursor(request.GET.get("before")), _cursor(request.GET.get("after"))
+    page = selectors.decision_timeline(
+        service, since=since, changes_only=changes_only, before=before, after=after, size=TIMELINE_PAGE_SIZE
+    )
+    paging = before is not None or after is not None
+    newest = None
+    if not page.decisions and not paging:
+        newest = Decision.objects.filter(service=service).order_by("-tick").values_list("tick", flat=True).first()
+    query = {"timeline": "changes" if changes_only else "all", "range": range_name}
+    return {
+        "decisions": page.decisions,
+        "timeline": query["timeline"],
+        "timeline_query": urlencode(query),
+        "timeline_older": page.older_cursor,
+        "timeline_newer": page.newer_cursor,
+        "timeline_paging": paging,
+        # An empty page says why: nothing yet, nothing in the range (the newest decision is older), or, under
+        # "changes", how many ticks held in the range.
+        "timeline_newest_outside": newest if newest is not None and newest < since else None,
+        "ticks_held": (
+            Decision.objects.filter(service=service, tick__gte=since).count()
+            if changes_only and not page.decisions and not paging
+            else 0
+        ),
+    }
 
 
 def samples_pruned_before(now: datetime) -> datetime:

@@ -80,11 +80,11 @@ def fleet_charts(request: HttpRequest) -> JsonResponse:
 
 @requires("view")
 def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    from dashboard.decisions import timeline_context  # it imports HtmxHttpRequest from here
+
     service = get_object_or_404(Service, name=name)
     now = timezone.now()
     chosen = _range(request)
-    changes_only = request.GET.get("timeline") == "changes"
-    decisions = list(selectors.recent_decisions(service, 20, changes_only=changes_only))
     latest = selectors.latest_decision(service)
     context = {
         "service": service,
@@ -95,10 +95,7 @@ def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         "sample": selectors.latest_sample(service),
         "latest_decision": latest,
         "decision_overdue": selectors.decision_overdue(service, latest.tick if latest else None, now),
-        "decisions": decisions,
-        "timeline": "changes" if changes_only else "all",
-        # With nothing to list under "changes", say how many ticks held rather than that none has run.
-        "ticks_held": selectors.decision_count(service) if changes_only and not decisions else 0,
+        **timeline_context(request, service, range_name=chosen, now=now),
         "cost_24h": selectors.cumulative_cost(service, since=now - selectors.RANGES["24h"]),
         "mode_form": ModeForm(initial={"mode": service.mode}),
     }

@@ -402,6 +402,48 @@ def fleet_overview(now: datetime) -> list[FleetRow]:
 
 
 def recent_decisions(service: Service, limit: int = 20, *, changes_only: bool = False) -> QuerySet[Decision]:
+    return _timeline_rows(service, changes_only=changes_only).order_by("-tick")[:limit]
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    decisions: list[Decision]  # newest first
+    older_cursor: int | None  # a decision id: pass as before= for the next (older) page
+    newer_cursor: int | None  # pass as after= for the previous (newer) page
+
+
+def decision_timeline(
+    service: Service,
+    *,
+    since: datetime,
+    changes_only: bool = False,
+    before: int | None = None,
+    after: int | None = None,
+    size: int = 20,
+) -> TimelinePage:
+    """One page of the service's decisions from `since` on, newest first, seeking on the tick of the decision
+    named by `before` (older than it) or `after` (newer than it): page 50 costs what page 1 does (the
+    service-and-tick index), and a page stays put while ticks are added. A cursor naming no decision of the
+    service (pruned since) starts from the newest."""
+    rows = _timeline_rows(service, changes_only=changes_only).filter(tick__gte=since)
+    cursor = before if before is not None else after
+    at = Decision.objects.filter(service=service, pk=cursor).values_list("tick", flat=True).first() if cursor else None
+    if at is not None and after is not None:
+        found = list(rows.filter(tick__gt=at).order_by("tick")[: size + 1])
+        decisions, has_newer, has_older = found[:size][::-1], len(found) > size, True
+    else:
+        if at is not None:
+            rows = rows.filter(tick__lt=at)
+        found = list(rows.order_by("-tick")[: size + 1])
+        decisions, has_older, has_newer = found[:size], len(found) > size, at is not None
+    return TimelinePage(
+        decisions=decisions,
+        older_cursor=decisions[-1].pk if decisions and has_older else None,
+        newer_cursor=decisions[0].pk if decisions and has_newer else None,
+    )
+
+
+def _timeline_rows(service: Service, *, changes_only: bool) -> QuerySet[Decision]:
     rows = Decision.objects.filter(service=service)
     if changes_only:
         # Ticks that changed capacity or were stopped from changing it (the ones worth reading). A tick that
@@ -409,7 +451,7 @@ def recent_decisions(service: Service, limit: int = 20, *, changes_only: bool = 
         # match its NULL, so it is ruled out first.
         blocked = Q(recommendation__isnull=False) & ~Q(recommendation=F("desired"))
         rows = rows.filter(Q(changed=True) | blocked)
-    return rows.order_by("-tick")[:limit]
+    return rows
 
 
 def decision_count(service: Service) -> int:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -132,7 +133,8 @@ def test_the_decision_detail_needs_a_login(client: Client) -> None:
 def test_the_timeline_links_each_decision_to_its_explanation_panel(viewer: Client) -> None:
     service = make_service()
     decision = make_decision(service)
-    body = viewer.get(reverse("dashboard:service", args=[service.name])).content.decode()
+    with time_machine.travel(T0 + timedelta(minutes=5), tick=False):  # the timeline lists the chosen range
+        body = viewer.get(reverse("dashboard:service", args=[service.name])).content.decode()
     url = reverse("dashboard:decision", args=[decision.pk])
     assert f'hx-get="{url}"' in body and 'hx-target="#decision-panel"' in body
     assert 'id="decision-panel"' in body
@@ -198,8 +200,9 @@ def test_the_timeline_can_show_only_changes_and_blocked_changes(viewer: Client) 
         explanation=held,
     )
     url = reverse("dashboard:service", args=[service.name])
-    every = viewer.get(url).content.decode()
-    changes = viewer.get(url + "?timeline=changes").content.decode()
+    with time_machine.travel(T0 + timedelta(minutes=5), tick=False):  # the timeline lists the chosen range
+        every = viewer.get(url).content.decode()
+        changes = viewer.get(url + "?timeline=changes").content.decode()
     assert "within tolerance" in every and "within tolerance" not in changes
     assert "pre-warming for LAL @ BOS" in changes and "stabilizing scale-in" in changes
     assert "?timeline=changes" in changes  # the periodic refresh keeps the filter
@@ -402,3 +405,66 @@ def test_a_decision_without_a_forecast_says_why_for_its_kind(
     decision = make_decision(make_service(), explanation={"summary": "held", "forecast": None, **explanation})
     body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
     assert said in body and "purely reactive" not in body
+
+
+def _tick(service: Service, at: Any, *, changed: bool) -> Decision:
+    n = 4
+    return Decision.objects.create(
+        service=service,
+        tick=at,
+        provisioned=n,
+        ready=n,
+        desired=n + 1 if changed else n,
+        recommendation=n + 1 if changed else n,
+        changed=changed,
+        reason_code="SCALED_OUT" if changed else "WITHIN_TOLERANCE",
+        summary=f"{'scaled' if changed else 'held'} at {at.isoformat()}",
+    )
+
+
+def _rows(body: str) -> list[int]:
+    import re
+
+    return [int(pk) for pk in re.findall(r'<tr class="[^"]*" data-decision-id="(\d+)"', body)]
+
+
+def test_the_timeline_pages_back_over_the_chosen_range_every_tick_or_changes_only(viewer: Client) -> None:
+    service = make_service()
+    now = timezone.now()
+    holds = [_tick(service, now - timedelta(seconds=15 * i), changed=False) for i in range(1, 46)]
+    changes = [_tick(service, now - timedelta(hours=2 * i, seconds=7), changed=True) for i in range(1, 31)]
+    url = reverse("dashboard:service", args=[service.name])
+
+    # Changes over 7 days: 30 of them, 20 and then 10, newest first, the older page reached by seeking.
+    first = viewer.get(url, {"range": "7d", "timeline": "changes"}).content.decode()
+    assert _rows(first) == [d.pk for d in changes[:20]]
+    assert f"before={changes[19].pk}" in first and 'hx-trigger="every' in first
+    older = viewer.get(url, {"range": "7d", "timeline": "changes", "before": str(changes[19].pk)}).content.decode()
+    assert _rows(older) == [d.pk for d in changes[20:]]
+    assert "before=" not in older and "The oldest change in the last 7d." in older
+    assert f"after={changes[20].pk}" in older and 'hx-trigger="every' not in older  # an older page stays put
+    newer = viewer.get(url, {"range": "7d", "timeline": "changes", "after": str(changes[20].pk)}).content.decode()
+    assert _rows(newer) == [d.pk for d in changes[:20]]
+    # The range bounds it: in the last 6 h, the changes 2 and 4 hours ago (6 h ago is just outside).
+    assert _rows(viewer.get(url, {"range": "6h", "timeline": "changes"}).content.decode()) == [
+        changes[0].pk,
+        changes[1].pk,
+    ]
+
+    # Every tick: 20 a page, Older reaching the holds past the first page and the change two hours ago.
+    seen: list[int] = []
+    query = {"range": "6h", "timeline": "all"}
+    for _ in range(5):
+        body = viewer.get(url, query).content.decode()
+        seen += _rows(body)
+        if "before=" not in body:
+            break
+        query["before"] = body.split("before=")[1].split('"')[0]
+    assert seen == [d.pk for d in holds] + [changes[0].pk, changes[1].pk]
+
+
+def test_an_empty_range_names_the_newest_decision_outside_it(viewer: Client) -> None:
+    service = make_service()
+    make_decision(service, tick=timezone.now() - timedelta(hours=3))
+    body = viewer.get(reverse("dashboard:service", args=[service.name]), {"range": "1h"}).content.decode()
+    assert "No decisions in the last 1h: the newest was at" in body and "Choose a longer range" in body

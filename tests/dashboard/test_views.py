@@ -266,7 +266,7 @@ def test_the_changes_timeline_with_only_holds_says_how_many_ticks_held(client_in
     for headers in ({}, {"HX-Request": "true"}):  # the page and its poll
         body = client_in.get(url + "?timeline=changes", headers=headers).content.decode()
         assert "No decisions yet" not in body
-        assert "No changes or blocked changes yet; 21 ticks held." in body
+        assert "No changes or blocked changes in the last 6h; 21 ticks held." in body
     fresh = make_service("fresh")
     body = client_in.get(reverse("dashboard:service", args=[fresh.name]) + "?timeline=changes").content.decode()
     assert "No decisions yet: the first tick runs within" in body
@@ -283,7 +283,9 @@ def test_the_timeline_and_the_fleet_give_times_in_the_operators_zone_with_utc_be
     service = make_service()
     tick = datetime(2026, 1, 15, 23, 34, 5, tzinfo=ZoneInfo("UTC"))
     _hold(service, tick)
-    page = client_in.get(reverse("dashboard:service", args=[service.name])).content.decode()
+    with time_machine.travel(tick + timedelta(minutes=1), tick=False):  # the timeline lists the chosen range
+        page = client_in.get(reverse("dashboard:service", args=[service.name])).content.decode()
+    assert f'data-decision-id="{Decision.objects.get(service=service).pk}"' in page
     assert "Tick (UTC)" not in page
     assert f'<th title="in {settings.OPERATOR_TIME_ZONE}, UTC beside">Tick</th>' in page
     assert "2026-01-15 18:34:05 EST (23:34:05 UTC)" in page
