@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -231,6 +232,12 @@ def _hhmm(iso: object) -> str:
     return datetime.fromisoformat(iso).astimezone(EASTERN).strftime("%H:%M")
 
 
+def _hhmm_ss(iso: object) -> str:
+    if not isinstance(iso, str):
+        return "?"
+    return datetime.fromisoformat(iso).astimezone(EASTERN).strftime("%H:%M:%S")
+
+
 def _num(value: object) -> str:
     return f"{value:,.0f}" if isinstance(value, int | float) else "?"
 
@@ -251,6 +258,98 @@ def _games_text(labels: list[object], more: object) -> str:
     if isinstance(more, int) and more > 0:
         named.append(f"{more} more game{'s' if more > 1 else ''}")
     return ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]
+
+
+def _exact(value: object) -> str:
+    """A recorded number as recorded (1,537.75; 1.4163), for arithmetic a person can check."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:,.4f}".rstrip("0").rstrip(".")
+    return "?"
+
+
+def _times(value: float) -> str:
+    """A multiple to two decimals: 2.2, 1.45."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def forecast_arithmetic(i: Mapping[str, object]) -> str:
+    """The forecast multiplied out from the forecast rule's inputs ("" for a decision recorded without them):
+    predicted × ratio used = forecast, and the ratio used as the ratio observed plus the trend extrapolated
+    (its slope, forecast_trend's weight, how far ahead), with any cap or correction bound that cut them."""
+    if not all(k in i for k in ("predicted_rps", "ratio", "trend_gain", "ratio_used", "forecast_rps")):
+        return ""
+    text = (
+        f"predicted {_exact(i['predicted_rps'])} rps × ratio used {_exact(i['ratio_used'])} "
+        f"= forecast {_exact(i['forecast_rps'])} rps"
+    )
+    observed = f"observed {_exact(i['ratio'])}"
+    if "ratio_measured" in i:
+        observed += f" (measured {_exact(i['ratio_measured'])}, held within forecast_correction_min … _max)"
+    slope, gain = i.get("ratio_slope_per_min"), i.get("trend_gain")
+    ahead_s, weight = i.get("trend_ahead_s"), i.get("forecast_trend")
+    if isinstance(gain, int | float) and gain > 0:
+        ahead = f"{float(ahead_s) / 60:g} min" if isinstance(ahead_s, int | float) else "?"
+        trend = f"slope {_exact(slope)}/min × forecast_trend {_exact(weight)} × {ahead} from the newest window to then"
+        if "trend_capped_at" in i:
+            trend += f", capped at {_exact(i['trend_capped_at'])} (the trend may at most double the ratio)"
+        return f"{text}; ratio used = {observed} + trend {_exact(gain)} ({trend})"
+    if isinstance(slope, int | float) and slope > 0:
+        why = "forecast_trend 0"
+    else:
+        why = "the ratio is not climbing; the trend never lowers the forecast"
+    return f"{text}; ratio used = {observed}, no trend ({why})"
+
+
+def _panic_cause(i: Mapping[str, object]) -> str:
+    """What set panic off, against its limit, from the panic rule's inputs ("" for one recorded without them)."""
+    causes = i.get("triggered_by")
+    if not isinstance(causes, list):
+        return ""
+    short = i.get("short_rps")
+    parts = []
+    for cause in causes:
+        if cause == "calendar":
+            expected, limit = i.get("unforecast_surge_over_rps"), i.get("panic_ratio")
+            if isinstance(short, int | float) and isinstance(expected, int | float) and expected > 0:
+                where = " with no game near" if i.get("quiet_hours") else ""
+                where = " where the calendar expects no jump near now" if i.get("calendar_smooth") else where
+                parts.append(
+                    f"short-window {_num(short)} rps is {_times(short / expected)}× the calendar's expectation of "
+                    f"{_num(expected)} rps (panic at {_exact(limit)}×{where}, {i.get('panic_ratio_from')})"
+                )
+        elif cause == "jump":
+            before, limit = i.get("before_rps"), i.get("panic_surge_ratio")
+            if isinstance(short, int | float) and isinstance(before, int | float) and before > 0:
+                parts.append(
+                    f"short-window {_num(short)} rps is {_times(short / before)}× the {_num(before)} rps of the "
+                    f"minute or two before, with no forecast for now (panic at {_exact(limit)}×, panic_surge_ratio)"
+                )
+        elif cause == "threshold":
+            parts.append(_needs_ready(short, i.get("needed"), i.get("ready"), i.get("panic_threshold")))
+        elif cause == "earlier":
+            then = _needs_ready(
+                i.get("triggered_short_rps"),
+                i.get("triggered_needed"),
+                i.get("triggered_ready"),
+                i.get("panic_threshold"),
+                verb="needed",
+            )
+            window = i.get("panic_window_s")
+            parts.append(
+                f"since {_hhmm_ss(i.get('triggered_at'))} ET, when {then}; it lasts {_num(window)} s "
+                f"(panic_window_s): now short-window {_num(short)} rps needs {i.get('needed')} (ready {i.get('ready')})"
+            )
+    return "; and ".join(parts)
+
+
+def _needs_ready(short: object, needed: object, ready: object, threshold: object, *, verb: str = "needs") -> str:
+    """ "short-window 3,000 rps needs 31, 3.1× the 10 ready (panic at 2×, panic_threshold)"."""
+    text = f"short-window {_num(short)} rps {verb} {needed}"
+    if isinstance(needed, int) and isinstance(ready, int) and ready > 0:
+        text += f", {_times(needed / ready)}× the {ready} ready"
+    else:
+        text += " with none ready"
+    return f"{text} (panic at {_exact(threshold)}×, panic_threshold)"
 
 
 def _sized_rate(i: dict[str, object]) -> str:
@@ -315,8 +414,11 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
         return f"SLO breached ({text}); {_num(i.get('rps'))} rps needs {n}"
     if rule.rule == "panic":
         needed = i.get("needed")
+        cause = _panic_cause(i)
         text = f"panic: short-window {_num(i.get('short_rps'))} rps needs {needed} (ready {i.get('ready')})"
-        if "unforecast_surge_over_rps" in i:
+        if cause:
+            text = f"panic: {cause}"
+        elif "unforecast_surge_over_rps" in i:
             # The calendar's forecast for now, scaled as the minute or two before ran against it: not the
             # forecast rule's, which is for when replicas asked for now could serve.
             expected = _num(i.get("unforecast_surge_over_rps"))

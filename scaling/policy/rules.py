@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -177,11 +178,14 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     ready = max(inp.ready, 1)
     needed_now = size_for(obs.short_rps * (1.0 + params.reactive_headroom), inp)
     surge = _surge(inp, obs, needed_now)
+    over_threshold = needed_now >= params.panic_threshold * ready
     triggered_at: datetime | None = None
-    if surge.surging or needed_now >= params.panic_threshold * ready:
+    earlier: _Trigger | None = None
+    if surge.surging or over_threshold:
         triggered_at = obs.latest.ts
     elif params.panic_window_s > 0:
-        triggered_at = _panicked_within(inp, obs, ready)
+        earlier = _panicked_within(inp, obs, ready)
+        triggered_at = earlier.ts if earlier is not None else None
     if triggered_at is None:
         return None
     # What set the count, for the sentence: the short-window rate alone, with the panic headroom (entering
@@ -209,7 +213,29 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
             "panic_threshold": params.panic_threshold,
             "surge": surge.surging,
             "triggered_at": triggered_at.isoformat(),
+            "triggered_by": _triggered_by(surge, over_threshold),
             **({"unforecast_surge_over_rps": round(surge.over_rps, 3)} if surge.over_rps is not None else {}),
+            # What made it a surge, against its limit: so the sentence can say why it panicked.
+            **(
+                {"panic_ratio": surge.limit, "panic_ratio_from": surge.limit_from}
+                if surge.surging and surge.over_rps is not None
+                else {}
+            ),
+            **(
+                {"before_rps": round(surge.before_rps, 3), "panic_surge_ratio": params.panic_surge_ratio}
+                if surge.surging and surge.over_rps is None and surge.before_rps is not None
+                else {}
+            ),
+            **(
+                {
+                    "panic_window_s": params.panic_window_s,
+                    "triggered_short_rps": round(earlier.short_rps, 3),
+                    "triggered_needed": earlier.needed,
+                    "triggered_ready": earlier.ready,
+                }
+                if earlier is not None
+                else {}
+            ),
             **({"quiet_hours": True} if surge.surging and surge.quiet else {}),
             **({"calendar_smooth": True} if surge.surging and surge.smooth and not surge.quiet else {}),
             **(
@@ -226,6 +252,18 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
     )
 
 
+def _triggered_by(surge: _Surge, over_threshold: bool) -> list[str]:
+    """What set panic off this tick, in the order the sentence says it: a surge over the calendar's expectation
+    ("calendar") or, with no forecast for now, over the minute or two before ("jump"); the short-window rate
+    needing the threshold times the ready count ("threshold"); else a sample within the panic window ("earlier")."""
+    causes = []
+    if surge.surging:
+        causes.append("calendar" if surge.over_rps is not None else "jump")
+    if over_threshold:
+        causes.append("threshold")
+    return causes or ["earlier"]
+
+
 @dataclass(frozen=True)
 class _Surge:
     """The breaking-news test on the newest slice, and what a surge is sized on."""
@@ -236,6 +274,9 @@ class _Surge:
     over_rps: float | None = None  # what the calendar expected, when the slice was well above it
     base_rps: float | None = None  # the surge multiple applies to this rate (surging only)
     base_from: str = "before"  # ... the minute or two before the surge, or the "calendar" at arrival
+    limit: float = 0.0  # the multiple of the calendar's expectation that is a surge ...
+    limit_from: str = ""  # ... and the parameter it came from (quiet hours, no jump near, or elsewhere)
+    before_rps: float | None = None  # the mean rate of the minute or two before the newest slice
 
 
 def _surge(inp: EngineInput, obs: Observation, needed_now: int) -> _Surge:
@@ -267,8 +308,12 @@ def _surge(inp: EngineInput, obs: Observation, needed_now: int) -> _Surge:
     # Where the calendar expects no jump near now (no quarter end, tip-off or buzzer within two minutes), a
     # rise it does not explain is news at a lower multiple: the game-hours ratio allows for surges it mistimes.
     smooth = calendar is not None and calendar.jump <= SMOOTH_JUMP and params.panic_smooth_ratio > 0
-    ratio = (
-        params.panic_quiet_ratio if quiet else params.panic_smooth_ratio if smooth else params.panic_unforecast_ratio
+    limit_from, ratio = (
+        ("panic_quiet_ratio", params.panic_quiet_ratio)
+        if quiet
+        else ("panic_smooth_ratio", params.panic_smooth_ratio)
+        if smooth
+        else ("panic_unforecast_ratio", params.panic_unforecast_ratio)
     )
     unforecast = expected is not None and obs.short_rps >= ratio * expected
     # The jump over the minute before is the test only where no forecast covers the moment.
@@ -289,10 +334,24 @@ def _surge(inp: EngineInput, obs: Observation, needed_now: int) -> _Surge:
         over_rps=expected if unforecast else None,
         base_rps=base,
         base_from=base_from,
+        limit=ratio,
+        limit_from=limit_from,
+        before_rps=sum(before) / len(before) if before else None,
     )
 
 
-def _panicked_within(inp: EngineInput, obs: Observation, ready: int) -> datetime | None:
+@dataclass(frozen=True)
+class _Trigger:
+    """A sample within the panic window that set panic off: its time, short-window rate, and the replicas
+    that rate needed and were ready then."""
+
+    ts: datetime
+    short_rps: float
+    needed: int
+    ready: int
+
+
+def _panicked_within(inp: EngineInput, obs: Observation, ready: int) -> _Trigger | None:
     """The newest sample within the panic window whose short-window rate needed ≥ threshold × the replicas
     ready then (None if none did): panic lasts that long after it."""
     params, window = inp.params, inp.service.metrics_window_s
@@ -300,7 +359,7 @@ def _panicked_within(inp: EngineInput, obs: Observation, ready: int) -> datetime
     points_s = obs.points_s
     since_s = obs.latest_s - params.panic_window_s
     start = max(bisect_left(points_s, since_s) - 1, 0)
-    triggered_at: datetime | None = None
+    triggered: _Trigger | None = None
     pts = list(zip(points_s[start:], obs.points[start:], strict=True))
     for (prev_s, prev), (cur_s, cur) in itertools.pairwise(pts):
         if cur_s < since_s:
@@ -314,9 +373,10 @@ def _panicked_within(inp: EngineInput, obs: Observation, ready: int) -> datetime
         if cur.utilization and cur.utilization > 0:
             implied = cur.rps / (cur.utilization * cap)
             ready_then = max(round(min(implied, 1e6)), 1) if math.isfinite(implied) else ready
-        if size_for(short * (1.0 + params.reactive_headroom), inp) >= params.panic_threshold * ready_then:
-            triggered_at = cur.ts
-    return triggered_at
+        needed = size_for(short * (1.0 + params.reactive_headroom), inp)
+        if needed >= params.panic_threshold * ready_then:
+            triggered = _Trigger(cur.ts, short, needed, ready_then)
+    return triggered
 
 
 @dataclass(frozen=True)
@@ -401,9 +461,20 @@ WINDOW_POINTS = 4  # a window's mean rate is compared with the forecast averaged
 MAX_TREND_GAIN = 1.0  # the trend may at most double tonight's ratio
 
 
+@dataclass(frozen=True)
+class TonightRatio:
+    """How tonight compares with the learned shape: observed / predicted over the newest samples, held within
+    the policy's correction bounds once learned (`level`; `measured` before that), and how fast the ratio
+    changes (`slope`, per second)."""
+
+    level: float
+    slope: float
+    measured: float
+
+
 def forecast_ratio(
     inp: EngineInput, obs: Observation, forecaster: Forecaster, prepared: list[tuple[float, tuple[float, ...]]]
-) -> tuple[float, float]:
+) -> TonightRatio:
     """Observed / predicted over the newest samples — how tonight compares with the learned shape — and
     how fast that ratio changes (per second, from samples a minute apart; 0 without enough of them)."""
     half_window_s = inp.service.metrics_window_s / 2
@@ -424,8 +495,9 @@ def forecast_ratio(
     recent_obs = sum(max(m.rps or 0.0, 0.0) for _, m in level)
     recent_pred = sum(predicted[t - half_window_s] for t, _ in level)
     if recent_pred <= 1e-9:
-        return (1.0 if forecaster.learned else 0.0), 0.0
-    ratio = recent_obs / recent_pred
+        fallback = 1.0 if forecaster.learned else 0.0
+        return TonightRatio(fallback, 0.0, fallback)
+    measured = ratio = recent_obs / recent_pred
     if forecaster.learned:
         ratio = min(max(ratio, inp.params.forecast_correction_min), inp.params.forecast_correction_max)
     slope = 0.0
@@ -440,7 +512,7 @@ def forecast_ratio(
         var = sum((t - mean_t) ** 2 for t, _ in series)
         if var > 0:
             slope = sum((t - mean_t) * (r - mean_r) for t, r in series) / var
-    return ratio, slope
+    return TonightRatio(ratio, slope, measured)
 
 
 OVERTIME_AFTER_MIN = 2.0  # a game is judged from this far past its usual finish (newest window's middle) ...
@@ -536,28 +608,29 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
     games = games_near(inp.games, inp.now - lookback, inp.now + ahead)
     overtimes = detect_overtimes(inp, obs, forecaster, games) if params.detect_overtime else {}
     prepared = forecaster.prepare(games, overtimes)
-    ratio, raw_slope = forecast_ratio(inp, obs, forecaster, prepared)
-    rising = raw_slope > RISING_SLOPE_PER_S
-    if ratio <= 0.0:
+    tonight = forecast_ratio(inp, obs, forecaster, prepared)
+    rising = tonight.slope > RISING_SLOPE_PER_S
+    if tonight.level <= 0.0:
         return None
     now_s = inp.now.timestamp()
     observed_s = obs.observed_at.timestamp()
     predict = forecaster.predict_epoch
 
-    def reading(
-        profiles: list[tuple[float, tuple[float, ...]]], level: float, slope: float
-    ) -> tuple[list[tuple[float, tuple[float, ...]]], float, float, float]:
+    def reading(profiles: list[tuple[float, tuple[float, ...]]], ratio: TonightRatio) -> Reading:
         """A reading of tonight: (profiles, ratio, trend per second, the trend's cap). The trend is
         extrapolated, and never lowers the forecast."""
-        return profiles, level, max(slope, 0.0) * params.forecast_trend, level * MAX_TREND_GAIN
+        level = ratio.level
+        return profiles, level, max(ratio.slope, 0.0) * params.forecast_trend, level * MAX_TREND_GAIN
 
-    readings = [reading(prepared, ratio, raw_slope)]
+    readings = [reading(prepared, tonight)]
+    ratios = [tonight]
     if overtimes:
         # An overtime read only ever adds capacity: the forecast is also the usual finish's, whichever is higher.
         usual = forecaster.prepare(games)
-        usual_ratio, usual_slope = forecast_ratio(inp, obs, forecaster, usual)
-        if usual_ratio > 0.0:
-            readings.append(reading(usual, usual_ratio, usual_slope))
+        usual_tonight = forecast_ratio(inp, obs, forecaster, usual)
+        if usual_tonight.level > 0.0:
+            readings.append(reading(usual, usual_tonight))
+            ratios.append(usual_tonight)
 
     def corrected(t: float) -> float:
         best = 0.0
@@ -605,12 +678,19 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         headroom_from = "the policy's least headroom (forecast_headroom)"
     else:
         headroom_from = "cold start: no learned profile yet (cold_start_headroom)"
+    # The forecast multiplied out, from the reading that gave the peak: predicted × ratio used = forecast_rps.
+    used = _ratio_used(
+        readings=readings,
+        ratios=ratios,
+        peak_s=peak_s,
+        observed_s=observed_s,
+        predict=predict,
+        weight=params.forecast_trend,
+    )
     inputs: dict[str, object] = {
         "forecast_at": peak_at.isoformat(),
         "forecast_rps": round(peak_rps, 3),
-        "predicted_rps": round(forecaster.predict_epoch(peak_s, prepared), 3),
-        "ratio": round(ratio, 4),
-        "ratio_trend_per_min": round(readings[0][2] * 60.0, 5),
+        **used,
         "ratio_rising": rising,
         "forecast_replicas": forecast_replicas,
         "headroom": round(headroom - 1.0, 4),
@@ -627,6 +707,10 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         inputs["kept_for_at"] = (inp.now + timedelta(seconds=near_s - now_s)).isoformat()
     if overtimes:
         inputs["overtime"] = [game_label(g) for g in games if g.game_id in overtimes]
+        if len(readings) > 1:
+            # Which finish gave the forecast: the overtime read only ever adds, so the usual finish may be higher.
+            usual_won = _winning_reading(readings, peak_s, observed_s, predict) == 1
+            inputs["forecast_finish"] = "usual" if usual_won else "overtime"
     if replicas < inp.provisioned:
         # Scaling in ahead of games: name them, so that a person sees they are known and pre-warmed for in time.
         upcoming = sorted(
@@ -639,12 +723,64 @@ def prewarm(inp: EngineInput, obs: Observation) -> tuple[RuleResult, dict[str, o
         "ts": peak_at.isoformat(),
         "rps": round(peak_rps, 3),
         "replicas": needed,
-        "predicted_rps": round(forecaster.predict_epoch(peak_s, prepared), 3),
-        "ratio": round(ratio, 4),
+        "predicted_rps": used["predicted_rps"],
+        "ratio": used["ratio"],
+        "trend_gain": used["trend_gain"],
+        "ratio_used": used["ratio_used"],
         "learned": forecaster.learned,
     }
     note = "pre-warm" if live else ""
     return RuleResult(rule="forecast", replicas=replicas, inputs=inputs, note=note), forecast
+
+
+# A reading of tonight: (profiles, ratio, trend per second, the trend's cap); and the forecaster's predict.
+Reading = tuple[list[tuple[float, tuple[float, ...]]], float, float, float]
+Predict = Callable[[float, list[tuple[float, tuple[float, ...]]]], float]
+
+
+def _trend_gain(reading: Reading, t: float, observed_s: float) -> tuple[float, bool]:
+    """What the trend adds to a reading's ratio at `t` (extrapolated from the newest window's middle), and
+    whether the cap (MAX_TREND_GAIN × the ratio) cut it."""
+    _, _, slope, max_gain = reading
+    gain = slope * (t - observed_s) if t > observed_s else 0.0
+    return (gain, False) if gain < max_gain else (max_gain, True)
+
+
+def _winning_reading(readings: list[Reading], t: float, observed_s: float, predict: Predict) -> int:
+    """The reading whose corrected forecast at `t` is the highest (the first on a tie), as `corrected` takes."""
+    rates = [predict(t, r[0]) * (r[1] + _trend_gain(r, t, observed_s)[0]) for r in readings]
+    return rates.index(max(rates))
+
+
+def _ratio_used(
+    *,
+    readings: list[Reading],
+    ratios: list[TonightRatio],
+    peak_s: float,
+    observed_s: float,
+    predict: Predict,
+    weight: float,
+) -> dict[str, object]:
+    """The forecast's factors at its peak, so that predicted_rps × ratio_used = forecast_rps: the ratio
+    observed (held within the correction bounds: the measured one beside it when they cut it), its slope, the
+    trend that slope weighted by forecast_trend adds over how far ahead it is extrapolated, and its cap."""
+    k = _winning_reading(readings, peak_s, observed_s, predict)
+    reading, tonight = readings[k], ratios[k]
+    gain, capped = _trend_gain(reading, peak_s, observed_s)
+    level = reading[1]
+    used: dict[str, object] = {
+        "predicted_rps": round(predict(peak_s, reading[0]), 3),
+        "ratio": round(level, 4),
+        **({"ratio_measured": round(tonight.measured, 4)} if tonight.measured != level else {}),
+        "ratio_slope_per_min": round(tonight.slope * 60.0, 5),
+        "forecast_trend": weight,
+        "ratio_trend_per_min": round(reading[2] * 60.0, 5),
+        "trend_ahead_s": round(max(peak_s - observed_s, 0.0), 1),
+        "trend_gain": round(gain, 4),
+        **({"trend_capped_at": round(reading[3], 4)} if capped else {}),
+        "ratio_used": round(level + gain, 4),
+    }
+    return used
 
 
 def _headroom_source(source: SurpriseSource | None, games: list[GameSpec], uncertainty: float) -> str:

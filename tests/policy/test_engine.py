@@ -506,8 +506,8 @@ def test_panic_enters_on_a_sudden_surge_over_the_minutes_before() -> None:
     assert panic.inputs["surge_base_from"] == "before"
     # The sentence names what sized the count: here the headroom over the slice, the larger.
     assert rule_sentence(panic) == (
-        "panic: short-window 1,200 rps needs 13 (ready 8); "
-        "provisioning 21 with 60 % headroom (the surge may still rise)"
+        "panic: short-window 1,200 rps is 2× the 600 rps of the minute or two before, with no forecast for now "
+        "(panic at 2×, panic_surge_ratio); provisioning 21 with 60 % headroom (the surge may still rise)"
     )
     less_headroom = decide(
         engine_input(metrics=metrics, provisioned=8, params=replace(params, panic_headroom=0.3), forecaster=silent)
@@ -682,7 +682,10 @@ def test_where_the_calendar_expects_no_jump_a_smaller_rise_panics(step_at_bin: i
         assert panic is None
         return
     assert panic is not None and panic.inputs["calendar_smooth"] is True
-    assert "and no jump near now" in rule_sentence(panic)
+    assert rule_sentence(panic).startswith(
+        "panic: short-window 800 rps is 1.33× the calendar's expectation of 600 rps "
+        "(panic at 1.3× where the calendar expects no jump near now, panic_smooth_ratio); "
+    )
     # Sized for 3 × the calendar's 600 rps on arrival, with the forecast's headroom.
     assert panic.inputs["surge_base_rps"] == pytest.approx(600.0 * (1 + params.forecast_headroom), rel=1e-3)
     assert panic.replicas == result.desired == replicas_for(3 * 630.0, SPEC, params.sizing_target)

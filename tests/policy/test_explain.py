@@ -8,10 +8,21 @@ from datetime import timedelta
 
 import pytest
 
-from scaling.policy import Mode, PastRecommendation, PolicyParams, Reason, decide
-from scaling.policy.explain import rule_sentence
+from scaling.policy import EngineInput, Mode, PastRecommendation, PolicyParams, Reason, decide
+from scaling.policy.explain import forecast_arithmetic, rule_sentence
 from scaling.policy.types import RuleResult
-from tests.policy.builders import SPEC, T0, TT_ONLY, engine_input, override, point, recorded
+from tests.policy.builders import (
+    FINISH_SPEC,
+    SPEC,
+    T0,
+    TT_ONLY,
+    engine_input,
+    finish_input,
+    finishing_forecaster,
+    override,
+    point,
+    recorded,
+)
 
 MODEL = PolicyParams(prewarm=False, scale_up_percent=500)
 
@@ -170,7 +181,7 @@ def test_the_reactive_sentences_name_the_rate_and_count_their_rule_sized_for() -
     roomy = replace(SPEC, max_replicas=60)
     panicking = decide(engine_input(metrics=metrics, params=replace(params, panic_threshold=2.0), service=roomy))
     assert panicking.summary == (
-        "Scaled 10 → 49: panic: short-window 3,000 rps needs 31 (ready 10); "
+        "Scaled 10 → 49: panic: short-window 3,000 rps needs 31, 3.1× the 10 ready (panic at 2×, panic_threshold); "
         "provisioning 49 with 60 % headroom (the surge may still rise)"
     )
 
@@ -422,7 +433,8 @@ def test_a_floor_or_ceiling_the_service_bounds_cut_is_named_with_the_bound(inp: 
         # It named only the maximum: "(service bounds [1, 10]; wanted 12)", and nobody saw where 12 came from.
         (
             engine_input(3000.0, 4, service=replace(SPEC, max_replicas=10)),
-            "Scaled 4 → 10: panic: short-window 3,000 rps needs 31 (ready 4); provisioning 49 with 60 % headroom "
+            "Scaled 4 → 10: panic: short-window 3,000 rps needs 31, 7.75× the 4 ready (panic at 2×, panic_threshold); "
+            "provisioning 49 with 60 % headroom "
             "(the surge may still rise) (scale-out rate limit 49 → 12, then service bounds [1, 10]; wanted 12)",
         ),
     ],
@@ -511,3 +523,174 @@ def test_the_forecast_sentences_name_every_game_they_list(games: list[str], more
         f"fewer needed until replicas asked for now could serve: forecast 632 rps at 19:01 ET; "
         f"later ticks will pre-warm for {named}"
     )
+
+
+def _climbing(slope_per_s: float, *, delay_s: float = 180.0, trend: float = 0.3) -> EngineInput:
+    """An hour into a game forecast flat at 1,000 rps, the rate running off it by `slope_per_s` a second."""
+    inp = finish_input(finishing_forecaster(), 60, 0)
+    metrics = tuple(
+        replace(p, rps=1000.0 * (1 + slope_per_s * (300 - (inp.now - p.ts).total_seconds()))) for p in inp.metrics
+    )
+    return replace(
+        inp,
+        metrics=metrics,
+        service=replace(FINISH_SPEC, provisioning_delay_s=delay_s),
+        params=replace(inp.params, forecast_trend=trend),
+    )
+
+
+@pytest.mark.parametrize(
+    ("inp", "capped"),
+    [
+        pytest.param(_climbing(0.0015), False, id="a climbing ratio, extrapolated"),
+        pytest.param(_climbing(0.01, delay_s=600, trend=1.0), True, id="a steep climb, capped at double"),
+    ],
+)
+def test_the_forecast_shown_multiplies_out_from_the_numbers_beside_it(inp: EngineInput, capped: bool) -> None:
+    # 5.7 rps × ratio 1.0833 read as 6.17, yet 6.293 was shown: the trend was extrapolated out of sight.
+    i = next(r for r in decide(inp).rules if r.rule == "forecast").inputs
+    assert isinstance(i["trend_gain"], float) and i["trend_gain"] > 0
+    predicted, used, forecast = i["predicted_rps"], i["ratio_used"], i["forecast_rps"]
+    assert isinstance(predicted, float) and isinstance(used, float) and isinstance(forecast, float)
+    assert predicted * used == pytest.approx(forecast, abs=predicted * 0.5e-4 + 1e-3)
+    assert i["ratio"] + i["trend_gain"] == pytest.approx(used, abs=1e-4)
+    extrapolated = i["ratio_slope_per_min"] * i["forecast_trend"] * i["trend_ahead_s"] / 60
+    if capped:
+        assert i["trend_gain"] == i["trend_capped_at"] == i["ratio"] < extrapolated
+    else:
+        assert "trend_capped_at" not in i
+        assert i["trend_gain"] == pytest.approx(extrapolated, abs=1e-4)
+    decision = decide(inp)
+    assert decision.forecast is not None
+    assert (decision.forecast["predicted_rps"], decision.forecast["ratio_used"]) == (predicted, used)
+
+
+FORECAST = {"forecast_rps": 1537.75, "predicted_rps": 1000.0, "ratio": 1.4163, "forecast_trend": 0.3}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "text"),
+    [
+        (
+            {
+                **FORECAST,
+                "ratio_slope_per_min": 0.09,
+                "trend_ahead_s": 270.0,
+                "trend_gain": 0.1215,
+                "ratio_used": 1.5377,
+            },
+            "predicted 1,000 rps × ratio used 1.5377 = forecast 1,537.75 rps; ratio used = observed 1.4163 + trend "
+            "0.1215 (slope 0.09/min × forecast_trend 0.3 × 4.5 min from the newest window to then)",
+        ),
+        (
+            {
+                **FORECAST,
+                "forecast_rps": 2832.6,
+                "ratio_slope_per_min": 0.6,
+                "trend_ahead_s": 630.0,
+                "trend_gain": 1.4163,
+                "trend_capped_at": 1.4163,
+                "ratio_used": 2.8326,
+            },
+            "predicted 1,000 rps × ratio used 2.8326 = forecast 2,832.6 rps; ratio used = observed 1.4163 + trend "
+            "1.4163 (slope 0.6/min × forecast_trend 0.3 × 10.5 min from the newest window to then, capped at 1.4163 "
+            "(the trend may at most double the ratio))",
+        ),
+        (
+            {
+                **FORECAST,
+                "forecast_rps": 5000.0,
+                "ratio": 5.0,
+                "ratio_measured": 6.25,
+                "ratio_slope_per_min": -0.06,
+                "trend_gain": 0.0,
+                "ratio_used": 5.0,
+            },
+            "predicted 1,000 rps × ratio used 5 = forecast 5,000 rps; ratio used = observed 5 (measured 6.25, held "
+            "within forecast_correction_min … _max), no trend (the ratio is not climbing; the trend never lowers "
+            "the forecast)",
+        ),
+        (
+            {**FORECAST, "forecast_trend": 0.0, "ratio_slope_per_min": 0.09, "trend_gain": 0.0, "ratio_used": 1.4163},
+            "predicted 1,000 rps × ratio used 1.4163 = forecast 1,537.75 rps; ratio used = observed 1.4163, no trend "
+            "(forecast_trend 0)",
+        ),
+        # A decision recorded before the ratio used was: nothing to multiply out.
+        ({"forecast_rps": 6.293, "predicted_rps": 5.7, "ratio": 1.0833}, ""),
+    ],
+)
+def test_the_forecast_arithmetic_reads_from_the_rules_inputs(inputs: dict[str, object], text: str) -> None:
+    assert forecast_arithmetic(inputs) == text
+
+
+PANIC = {"short_rps": 1416.0, "needed": 16, "ready": 16, "panic_threshold": 2.0, "sized_by": "short_window"}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "sentence"),
+    [
+        (
+            {
+                **PANIC,
+                "triggered_by": ["calendar"],
+                "unforecast_surge_over_rps": 650.0,
+                "panic_ratio": 1.4,
+                "panic_ratio_from": "panic_unforecast_ratio",
+            },
+            "panic: short-window 1,416 rps is 2.18× the calendar's expectation of 650 rps "
+            "(panic at 1.4×, panic_unforecast_ratio)",
+        ),
+        (
+            {
+                **PANIC,
+                "triggered_by": ["calendar"],
+                "unforecast_surge_over_rps": 1100.0,
+                "panic_ratio": 1.2,
+                "panic_ratio_from": "panic_quiet_ratio",
+                "quiet_hours": True,
+            },
+            "panic: short-window 1,416 rps is 1.29× the calendar's expectation of 1,100 rps "
+            "(panic at 1.2× with no game near, panic_quiet_ratio)",
+        ),
+        (
+            {**PANIC, "triggered_by": ["jump"], "before_rps": 600.0, "panic_surge_ratio": 2.0},
+            "panic: short-window 1,416 rps is 2.36× the 600 rps of the minute or two before, with no forecast for "
+            "now (panic at 2×, panic_surge_ratio)",
+        ),
+        (
+            {**PANIC, "needed": 33, "triggered_by": ["threshold"]},
+            "panic: short-window 1,416 rps needs 33, 2.06× the 16 ready (panic at 2×, panic_threshold)",
+        ),
+        (
+            {
+                **PANIC,
+                "short_rps": 249.0,
+                "needed": 2,
+                "ready": 2,
+                "triggered_by": ["earlier"],
+                "triggered_at": "2026-01-15T23:29:25+00:00",
+                "triggered_short_rps": 420.0,
+                "triggered_needed": 5,
+                "triggered_ready": 2,
+                "panic_window_s": 60.0,
+            },
+            "panic: since 18:29:25 ET, when short-window 420 rps needed 5, 2.5× the 2 ready (panic at 2×, "
+            "panic_threshold); it lasts 60 s (panic_window_s): now short-window 249 rps needs 2 (ready 2)",
+        ),
+        # Recorded before the trigger was: the old sentence.
+        (PANIC, "panic: short-window 1,416 rps needs 16 (ready 16)"),
+    ],
+)
+def test_the_panic_sentence_says_what_set_it_off_against_its_limit(inputs: dict[str, object], sentence: str) -> None:
+    needed = inputs["needed"]
+    assert isinstance(needed, int)
+    assert rule_sentence(RuleResult(rule="panic", replicas=needed, inputs=inputs)) == sentence
+
+
+def test_a_panic_lasting_from_an_earlier_sample_says_when_and_why() -> None:
+    # A 60 s panic window: the sample 20 s ago needed 2 × the 2 ready; the newest needs only 2.
+    metrics = (point(100.0, age_s=50), point(400.0, age_s=20), point(150.0, age_s=5))
+    result = decide(engine_input(metrics=metrics, provisioned=2, params=replace(TT_ONLY, panic_surge_ratio=0.0)))
+    panic = next(r for r in result.rules if r.rule == "panic")
+    assert panic.inputs["triggered_by"] == ["earlier"]
+    assert rule_sentence(panic).startswith("panic: since 18:29:40 ET, when short-window ")
