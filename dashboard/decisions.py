@@ -21,6 +21,7 @@ from dashboard.permissions import requires
 from dashboard.views import HtmxHttpRequest
 from scaling import selectors
 from scaling.models import Decision, Service
+from scaling.policy.explain import forecast_arithmetic
 
 # Plain-language glossary for the names the engine writes into explanations.
 # A name missing here still shows (just without the gloss).
@@ -62,7 +63,8 @@ INPUT_HELP: dict[str, str] = {
     "target_utilization": "The utilization this service's policy aims for.",
     "target_rps_per_replica": "The requests per second per replica this service's policy aims for.",
     "target_in_flight_per_replica": "The in-flight requests per replica this service's policy aims for.",
-    "ratio": "Target tracking: observed ÷ target per replica. Pre-warm: tonight's observed ÷ predicted rate.",
+    "ratio": "Target tracking: observed ÷ target per replica. Pre-warm: tonight's observed ÷ predicted rate "
+    "(before the trend: see ratio_used).",
     "p95_ms": "Observed 95th-percentile latency (ms), above the SLO bound.",
     "p99_ms": "Observed 99th-percentile latency (ms), above the SLO bound.",
     "error_rate": "Observed share of failed requests, above what the SLO allows.",
@@ -85,7 +87,31 @@ INPUT_HELP: dict[str, str] = {
     "forecast_rps": "Forecast demand at that instant, after tonight's correction (requests/s).",
     "predicted_rps": "What the calendar profile alone predicts then: requests/s once learned; a relative shape "
     "before (the ratio scales it to tonight).",
-    "ratio_trend_per_min": "How fast tonight's ratio is climbing, per minute (extrapolated, never lowers).",
+    "ratio_trend_per_min": "How fast tonight's ratio is climbing, per minute, weighted by forecast_trend "
+    "(0 when it is not climbing: the trend never lowers the forecast).",
+    "ratio_measured": "Tonight's observed ÷ predicted before forecast_correction_min … _max held it (the ratio).",
+    "ratio_slope_per_min": "How fast tonight's observed ÷ predicted ratio changed over the last few minutes, per "
+    "minute (before forecast_trend weighs it).",
+    "forecast_trend": "The policy's weight (0–1) of the ratio's slope, extrapolated to the forecast time.",
+    "trend_ahead_s": "How far (s) the trend is extrapolated: from the middle of the newest metric window to the "
+    "forecast time.",
+    "trend_gain": "What the trend adds to the ratio: slope × forecast_trend × how far ahead, capped.",
+    "trend_capped_at": "The trend was cut to this: it may at most double tonight's ratio.",
+    "ratio_used": "The ratio the forecast applies: ratio + trend_gain. predicted_rps × ratio_used = forecast_rps.",
+    "forecast_finish": "With a game read as in overtime, which finish gave the higher forecast (the overtime "
+    "read only ever adds): 'overtime' or 'usual'.",
+    "triggered_by": "What set panic off: 'calendar' (a rate well above the calendar's expectation), 'jump' (well "
+    "above the minute before, with no forecast for now), 'threshold' (the rate needs panic_threshold × the ready "
+    "count), or 'earlier' (a sample within the panic window did).",
+    "panic_ratio": "The multiple of the calendar's expectation that is a surge here.",
+    "panic_ratio_from": "The parameter that multiple came from: panic_quiet_ratio (no game near), "
+    "panic_smooth_ratio (no jump expected near now) or panic_unforecast_ratio.",
+    "before_rps": "The mean rate over the minute or two before the newest sample.",
+    "panic_surge_ratio": "With no forecast for now, a rate this many times the minute before is a surge.",
+    "panic_window_s": "Panic lasts this long after the sample that set it off.",
+    "triggered_short_rps": "The short-window rate of the sample that set panic off.",
+    "triggered_needed": "Replicas that rate needed.",
+    "triggered_ready": "Replicas ready at that sample.",
     "ratio_rising": "Yes when the ratio climbs more than 1 % a minute (a close finish): headroom comes from such "
     "moments in the history.",
     "learned": "Yes when the profile was learned from this service's history; no = the default shape.",
@@ -160,6 +186,8 @@ FORECAST_HELP = {
     "replicas": "Replicas the pre-warm rule asked for: the forecast plus its headroom.",
     "predicted_rps": "The learned profile's demand for that instant before tonight's correction (requests/s).",
     "ratio": "Tonight's correction: observed ÷ predicted over the last minute or so (1 = as the history).",
+    "trend_gain": "What the ratio's climb adds, extrapolated to the forecast's instant (never lowers it).",
+    "ratio_used": "The correction the forecast applies: ratio + trend_gain; predicted_rps × ratio_used = rps.",
     "learned": "yes: profiles learned from this service's own history; no: the cold-start shape, scaled by "
     "what is observed, with the cold-start headroom.",
 }
@@ -251,6 +279,9 @@ def explanation_context(decision: Decision) -> dict[str, Any]:
             }
         )
     forecast = raw.get("forecast")
+    forecast_inputs = next(
+        (r.get("inputs") for r in raw.get("rules") or [] if isinstance(r, dict) and r.get("rule") == "forecast"), None
+    )
     forecast_scalars: list[tuple[str, str, str]] = []
     series_rows: list[dict[str, str]] = []
     forecast_other: list[tuple[str, str]] = []
@@ -277,6 +308,8 @@ def explanation_context(decision: Decision) -> dict[str, Any]:
         "binding_constraints": [c for c in constraints if c["binding"]],
         "has_forecast": isinstance(forecast, dict),
         "no_forecast": _no_forecast(str(raw.get("reason") or decision.reason_code), recommendation),
+        # The forecast multiplied out from the numbers shown (predicted × ratio used = forecast).
+        "forecast_arithmetic": forecast_arithmetic(forecast_inputs) if isinstance(forecast_inputs, dict) else "",
         "forecast_scalars": forecast_scalars,
         "forecast_series_columns": series_columns,
         "forecast_series": [[row.get(c, "") for c in series_columns] for row in series_rows],

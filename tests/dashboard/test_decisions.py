@@ -274,13 +274,61 @@ def test_every_input_the_engine_records_has_a_gloss() -> None:
             games=(game(NOW - timedelta(minutes=60)),),
         ),
     ]
+    # A ratio climbing steeply (its trend capped), and a panic lasting from a sample within its window.
+    situations.append(_climbing_steeply())
+    situations.append(
+        engine_input(metrics=(point(100.0, age_s=50), point(400.0, age_s=20), point(150.0, age_s=5)), provisioned=2)
+    )
     decided = [decide(inp) for inp in situations] + [decide(engine_input(params=every), metrics_unavailable=True)]
     names = {name for decision in decided for rule in decision.rules for name in rule.inputs}
     assert {"forecast_rps", "surge_base_rps", "p99_ms", "utilization", "in_flight", "unavailable", "overtime"} <= names
     assert {"calendar_smooth", "surge_base_from", "quiet_hours"} <= names
+    assert {"trend_capped_at", "ratio_used", "triggered_by", "triggered_needed", "panic_ratio_from"} <= names
     assert sorted(names - set(decisions_module.INPUT_HELP)) == []
     forecast_keys = {key for decision in decided if decision.forecast for key in decision.forecast}
     assert forecast_keys and sorted(forecast_keys - set(decisions_module.FORECAST_HELP)) == []
+
+
+def _climbing_steeply() -> Any:
+    """An hour into a game forecast flat at 1,000 rps, the rate climbing off it 1 % a second: the trend capped."""
+    from dataclasses import replace
+
+    from tests.policy.builders import FINISH_SPEC, finish_input, finishing_forecaster
+
+    inp = finish_input(finishing_forecaster(), 60, 0)
+    metrics = tuple(replace(p, rps=1000.0 * (1 + 0.01 * (300 - (inp.now - p.ts).total_seconds()))) for p in inp.metrics)
+    return replace(
+        inp,
+        metrics=metrics,
+        service=replace(FINISH_SPEC, provisioning_delay_s=600),
+        params=replace(inp.params, forecast_trend=1.0),
+    )
+
+
+def test_the_forecast_on_the_page_multiplies_out_from_the_numbers_shown(viewer: Client) -> None:
+    # predicted 5.7 × ratio 1.0833 is 6.17, yet 6.293 was shown: the page says the ratio used and its trend.
+    from scaling.policy import decide
+
+    result = decide(_climbing_steeply())
+    forecast_rule = next(r for r in result.rules if r.rule == "forecast")
+    explanation = EXPLANATION | {
+        "rules": [{"rule": "forecast", "replicas": 80, "inputs": forecast_rule.inputs, "note": ""}],
+        "forecast": result.forecast,
+    }
+    decision = make_decision(make_service(), explanation=explanation)
+    body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
+    assert (
+        escape(
+            "predicted 1,000 rps × ratio used 7.55 = forecast 7,550 rps; ratio used = observed 3.775 + trend 3.775 "
+            "(slope 0.6/min × forecast_trend 1 × 10.5 min from the newest window to then, capped at 3.775 "
+            "(the trend may at most double the ratio))"
+        )
+        in body
+    )
+    assert "ratio_used" in body and "trend_capped_at" in body
+    api = viewer.get(f"/api/decisions/{decision.pk}")
+    assert api.status_code == 200
+    assert api.json()["explanation"]["forecast"]["ratio_used"] == 7.55
 
 
 def test_times_read_in_the_operators_zone_with_utc_beside() -> None:
