@@ -40,7 +40,7 @@ from scaling.overrides import (
     override_extend,
     override_reject,
 )
-from scaling.schedule.parse import ScheduleError
+from scaling.schedule.parse import ScheduleError, decode_schedule
 from scaling.schedule.rules import RuleError, RuleSpec, match_warnings, rule_create, rule_delete, rule_update
 from scaling.schedule.services import schedule_import
 
@@ -492,10 +492,7 @@ def import_schedule(request: HttpRequest, file: File[UploadedFile]) -> Status[An
     """Upload the league schedule (CSV or the league feed JSON; detected from content). All or nothing."""
     require_capability(request, "administer")
     try:
-        text = file.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ApiError(f"{file.name}: not UTF-8 text", field="file") from None
-    try:
+        text = decode_schedule(file.read(), file.name or "upload")
         summary = schedule_import(text=text, source=file.name or "upload", actor=_actor(request))
     except ScheduleError as exc:
         raise ApiError(f"nothing imported: {exc}", field="file") from exc

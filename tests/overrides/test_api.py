@@ -261,6 +261,11 @@ def test_games_rules_and_schedule_import(client: Client) -> None:
     lines[10] = lines[10].replace("Z,", "oops,", 1)
     bad = client.post("/api/schedule/import", {"file": SimpleUploadedFile("s.csv", "".join(lines).encode())})
     assert bad.status_code == 422 and "line 11" in bad.json()["detail"]
+    lines[2] = lines[2].replace(",", ",\xfc", 1)  # not UTF-8: named by line and byte, as the page and command do
+    body = "".join(lines[:10]).encode("latin-1", errors="replace")
+    latin = client.post("/api/schedule/import", {"file": SimpleUploadedFile("s.csv", body)})
+    assert latin.status_code == 422 and latin.json()["field"] == "file"
+    assert "s.csv: line 3: not UTF-8 text (byte 0xfc at offset" in latin.json()["detail"]
 
 
 def test_the_openapi_docs_list_the_override_endpoints(client: Client) -> None:
