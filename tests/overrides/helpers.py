@@ -1,4 +1,5 @@
-"""What the override page tests share: the instant they freeze, a form they vary and a pin to collide with."""
+"""What the override page tests share: the instant they freeze, a form they vary, a pin to collide with and a
+small floor to act on."""
 
 from __future__ import annotations
 
@@ -37,3 +38,17 @@ def earlier_pin(service: Service) -> Override:
         actor=Actor.system("t"),
     )
     return pin
+
+
+def hour_floor(service: Service) -> Override:
+    """A floor of 3 for the next hour (12:00-13:00 in New York), small enough to need no approval."""
+    [override] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=3,
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=1),
+        reason="r",
+        actor=Actor.system("t"),
+    )
+    return override

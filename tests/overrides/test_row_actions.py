@@ -16,25 +16,11 @@ from scaling.models import AuditEvent, Override, Service
 from scaling.overrides import override_create
 from tests.factories import make_service, make_user
 from tests.markup import broken_references, by_id
-from tests.overrides.helpers import NOW
+from tests.overrides.helpers import NOW, hour_floor
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true"}
-
-
-def _hour_floor(service: Service) -> Override:
-    """A floor of 3 for the next hour (12:00-13:00 in New York), small enough to need no approval."""
-    [override] = override_create(
-        services=[service],
-        kind="floor",
-        replicas=3,
-        starts_at=NOW,
-        ends_at=NOW + timedelta(hours=1),
-        reason="r",
-        actor=Actor.system("t"),
-    )
-    return override
 
 
 def _big_floor(*services: Service, by: str = "operator", role: str = "operator") -> Override:
@@ -102,7 +88,7 @@ REFUSALS = [
 def test_a_refused_action_is_drawn_again_in_place_with_the_error_beside_its_field(
     client: Client, action: str, typed: dict[str, str], field: str, message: str
 ) -> None:
-    o = _hour_floor(make_service())
+    o = hour_floor(make_service())
     client.force_login(make_user("operator", "operator"))
     url = reverse(f"dashboard:override-{action}", args=[o.pk])
     response = client.post(url, typed | {"next": "/overrides/", "place": "list"}, headers=HTMX)
@@ -123,7 +109,7 @@ def test_a_refused_action_is_drawn_again_in_place_with_the_error_beside_its_fiel
 def test_without_javascript_a_refused_action_gets_a_page_with_the_error_beside_its_field(
     client: Client, action: str, typed: dict[str, str], field: str, message: str
 ) -> None:
-    o = _hour_floor(make_service())
+    o = hour_floor(make_service())
     client.force_login(make_user("operator", "operator"))
     url = reverse(f"dashboard:override-{action}", args=[o.pk])
     response = client.post(url, typed | {"next": "/overrides/?past=1"})
@@ -178,7 +164,7 @@ def test_an_admins_refused_extend_says_beside_the_end_that_it_needs_a_bypass_and
 def test_an_action_refused_once_the_override_has_ended_says_why_above_the_actions(
     client: Client, frozen: object
 ) -> None:
-    o = _hour_floor(make_service())
+    o = hour_floor(make_service())
     client.force_login(make_user("operator", "operator"))
     frozen.shift(timedelta(hours=2))  # type: ignore[attr-defined]
     url = reverse("dashboard:override-extend", args=[o.pk])

@@ -17,7 +17,7 @@ from scaling.models import AuditEvent, Game, MetricSample, Override, Service
 from scaling.overrides import override_cancel, override_create
 from scaling.schedule.rules import RuleSpec, rule_create
 from tests.factories import make_service, make_user
-from tests.overrides.helpers import NOW, earlier_pin, pin_form
+from tests.overrides.helpers import NOW, earlier_pin, hour_floor, pin_form
 
 pytestmark = pytest.mark.django_db
 
@@ -25,20 +25,6 @@ pytestmark = pytest.mark.django_db
 def _login(client: Client, username: str, role: str) -> Client:
     client.force_login(make_user(username, role))
     return client
-
-
-def _hour_floor(service: Service) -> Override:
-    """A floor of 3 for the next hour, small enough to need no approval."""
-    [override] = override_create(
-        services=[service],
-        kind="floor",
-        replicas=3,
-        starts_at=NOW,
-        ends_at=NOW + timedelta(hours=1),
-        reason="r",
-        actor=Actor.system("t"),
-    )
-    return override
 
 
 def test_an_operator_pins_a_service_for_two_hours_entered_in_eastern_time(client: Client) -> None:
@@ -103,7 +89,7 @@ def test_an_admin_may_not_end_an_override_more_than_a_year_away(client: Client) 
 
 def test_out_of_range_times_are_explained_by_the_preview_and_extend(client: Client) -> None:
     service = make_service()
-    o = _hour_floor(service)
+    o = hour_floor(service)
     _login(client, "operator", "operator")
     preview = client.post(
         reverse("dashboard:override-preview"), pin_form(ends_at_local="", duration_minutes="9999999999")
@@ -117,7 +103,7 @@ def test_out_of_range_times_are_explained_by_the_preview_and_extend(client: Clie
 def test_a_refused_extend_cancel_or_reject_names_the_field_at_fault(client: Client) -> None:
     # "Override #20 not extended: This field is required." had not said which field.
     service = make_service()
-    o = _hour_floor(service)
+    o = hour_floor(service)
     _login(client, "boss", "admin")
     # (tests/overrides/test_row_actions.py: each is said beside its field too.)
     extend = {"ends_at_local": "2030-01-01T10:00", "reason": "", "next": "/overrides/"}
@@ -229,7 +215,7 @@ def test_pending_approvals_are_listed_on_the_fleet_page_and_a_second_person_appr
 
 def test_cancel_and_extend_from_the_list(client: Client) -> None:
     service = make_service()
-    o = _hour_floor(service)
+    o = hour_floor(service)
     _login(client, "operator", "operator")
     client.post(
         reverse("dashboard:override-extend", args=[o.pk]),
@@ -415,7 +401,7 @@ def test_an_operator_can_pin_for_the_next_two_hours_by_duration(client: Client) 
 
 def test_a_cancelled_override_leaves_active_and_upcoming_for_the_history(client: Client) -> None:
     service = make_service()
-    kept, cancelled = _hour_floor(service), _hour_floor(make_service("scores"))
+    kept, cancelled = hour_floor(service), hour_floor(make_service("scores"))
     override_cancel(override=cancelled, actor=Actor.system("t"), reason="game postponed")
     _login(client, "viewer", "viewer")
     listed = client.get(reverse("dashboard:overrides")).context["overrides"]
@@ -533,7 +519,7 @@ def test_the_rules_list_counts_the_floors_still_scheduled(client: Client) -> Non
 
 def test_the_overrides_list_marks_the_overrides_a_pause_keeps_from_being_applied(client: Client) -> None:
     service, other = make_service(), make_service("injury-risk")
-    during, after = _hour_floor(service), _hour_floor(other)
+    during, after = hour_floor(service), hour_floor(other)
     services.service_set_mode(
         service=service, mode="paused", actor=Actor.system("t"), reason="r", until=NOW + timedelta(minutes=30)
     )
