@@ -6,12 +6,15 @@ Seeds a scratch database (Django's test database beside DATABASE_URL's, created 
 `test_<name>` on PostgreSQL, a file under a temporary directory for SQLite) with one sample per service per
 tick (TICK_SECONDS, 15 s by default) for the days asked, rolls them up as the beat task does, then times
 `fleet_timeseries` and `service_timeseries` over 7 d and 24 h both ways, alternating, and checks that both
-draw the same values. Writes bench/CHARTS.md.
+draw the same values. Then gives one service a decision a tick, each with an explanation of the size the engine
+writes, and times the service chart's decision reads (its replicas asked for, markers and forecast) as they were,
+every decision in range, against one decision a chart bucket. Writes bench/CHARTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
@@ -88,6 +91,78 @@ def _seed(services: int, days: int) -> tuple[int, float]:
     return count, time.perf_counter() - began
 
 
+# A decision's explanation as the engine writes it (1.5 kB of JSON): a hold while pre-warming, with its forecast.
+EXPLANATION: dict[str, Any] = {
+    "desired": 5,
+    "current": 5,
+    "recommendation": 5,
+    "reason": "NO_CHANGE",
+    "summary": "Held at 5: already at the count the policy asks for (pre-warming for LAL @ BOS (ABC) at 19:30 ET; "
+    "forecast 812 rps at 19:14 ET + 31 % headroom)",
+    "rules": [
+        {
+            "rule": rule,
+            "recommendation": 5,
+            "inputs": {"observed": 0.61, "target": 0.7, "current": 5, "window_s": 60, "detail": "x" * 180},
+        }
+        for rule in ("target_utilization", "slo_guard", "panic", "forecast")
+    ],
+    "constraints": [{"name": "scale_in_stabilization", "before": 4, "after": 5, "detail": "x" * 120}],
+    "forecast": {"ts": "", "rps": 0.0, "replicas": 5, "predicted_rps": 800.0, "ratio": 1.01, "learned": True},
+    "policy_version": 3,
+}
+
+
+def _seed_decisions(service: Any, days: int) -> int:
+    """One decision a tick for `service`, 2 % of them changes, each with EXPLANATION's forecast 4 minutes on."""
+    from django.conf import settings
+
+    from scaling.models import Decision
+
+    rng = random.Random(2)
+    at, rows = NOW - timedelta(days=days, hours=1), []
+    while at < NOW:
+        changed = rng.random() < 0.02
+        ahead = (at + timedelta(minutes=4)).isoformat()
+        forecast = EXPLANATION["forecast"] | {"ts": ahead, "rps": rng.uniform(50, 900)}
+        rows.append(
+            Decision(
+                service=service,
+                tick=at,
+                provisioned=5,
+                ready=5,
+                desired=6 if changed else 5,
+                recommendation=6 if changed else 5,
+                changed=changed,
+                reason_code="SCALED_OUT" if changed else "NO_CHANGE",
+                summary=EXPLANATION["summary"],
+                explanation=EXPLANATION | {"forecast": forecast},
+            )
+        )
+        at += timedelta(seconds=settings.TICK_SECONDS)
+    Decision.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
+def _every_decision(service: Any, since: datetime) -> tuple[int, int]:
+    """The service chart's decision reads until 28 Nov 2026: every decision in range, and every one's forecast."""
+    from django.db.models.fields.json import KT
+
+    from scaling.models import Decision
+
+    decisions = list(
+        Decision.objects.filter(service=service, tick__gte=since)
+        .order_by("tick")
+        .values("id", "tick", "desired", "changed", "summary")
+    )
+    forecasts = list(
+        Decision.objects.filter(service=service, tick__gte=since, explanation__forecast__rps__isnull=False)
+        .order_by("tick")
+        .values_list("tick", KT("explanation__forecast__ts"), KT("explanation__forecast__rps"))
+    )
+    return len(decisions), len(forecasts)
+
+
 def _timed_ms(call: Callable[[], Any]) -> tuple[float, Any]:
     began = time.perf_counter()
     result = call()
@@ -127,8 +202,8 @@ def main() -> None:
     from django.db import connection
 
     from scaling.models import MetricRollup, Service
-    from scaling.rollups import rollups_refresh
-    from scaling.selectors import fleet_timeseries, service_timeseries
+    from scaling.rollups import chart_bucket_s, rollups_refresh
+    from scaling.selectors import decision_series, fleet_timeseries, forecast_series, service_timeseries
 
     try:
         samples, seed_s = _seed(args.services, args.days)
@@ -176,6 +251,25 @@ def main() -> None:
                 rows.append((label, name, points, raw_ms, rolled_ms))
                 ratio = raw_ms / rolled_ms
                 print(f"{label:>5} {name:<36} raw {raw_ms:8.1f} ms  rollups {rolled_ms:7.1f} ms  ×{ratio:.1f}")
+
+        decisions = _seed_decisions(service, args.days)
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
+        decision_rows = []
+        for label, span in (("7 d", timedelta(days=7)), ("24 h", timedelta(hours=24))):
+            since = at - span
+            bucket_s = chart_bucket_s(span, max_points=720, tick_s=settings.TICK_SECONDS)
+
+            def reads(per_bucket: bool, since: datetime = since, bucket_s: int = bucket_s) -> Any:
+                if not per_bucket:
+                    return _every_decision(service, since)
+                drawn = decision_series(service, since=since, until=at, bucket_s=bucket_s)
+                return drawn, forecast_series(service, since=since, until=at)
+
+            reads(True), reads(False)
+            every_ms, every, bucketed_ms, (drawn, forecast) = _medians_ms(reads, args.runs)
+            decision_rows.append((label, every[0], len(drawn["desired"]), len(forecast["ts"]), every_ms, bucketed_ms))
+            print(f"{label:>5} decisions  every {every_ms:8.1f} ms  per bucket {bucketed_ms:7.1f} ms")
         load_after = os.getloadavg()
     finally:
         connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0, keepdb=False)
@@ -212,6 +306,24 @@ def main() -> None:
         "read 20 times fewer at a 15 s tick (a 5-minute rollup holds 20 samples), not the rows returned. So the "
         "rollups' time grows with the services and the points, no longer with the tick rate, and one service's "
         "24 h (5,760 samples) was cheap to begin with.",
+        "",
+        "## The service chart's decisions",
+        "",
+        f"Then {service.name} was given one decision a tick ({decisions:,}), 2 % of them changes, each with a "
+        f"{len(json.dumps(EXPLANATION)):,}-byte explanation holding a forecast, as the engine writes them. The service "
+        "chart draws the replicas decisions asked for, a marker per change (the newest 200) and the demand they "
+        "forecast. It read every decision in range for the first and every one's forecast out of its explanation "
+        "(until 28 Nov 2026); it reads one decision a chart bucket, the newest (`selectors.last_decisions`, "
+        "grouped in the database on the (service, tick) index), and the changes alone. Medians of "
+        f"{args.runs} alternating calls:",
+        "",
+        "| range | decisions in range | points drawn | forecast points | every decision | one a bucket | ratio |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {label} | {n:,} | {drawn} | {forecasts} | {every_ms:.1f} ms | {bucketed_ms:.1f} ms | "
+            f"{every_ms / bucketed_ms:.1f} × |"
+            for label, n, drawn, forecasts, every_ms, bucketed_ms in decision_rows
+        ),
         "",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores ({platform.machine()}), {platform.system()}; "
         f"Python {platform.python_version()}, Django {django.get_version()}; {database} on the same machine. "

@@ -110,7 +110,7 @@ def service_charts(request: HttpRequest, name: str) -> JsonResponse:
     now = timezone.now()
     since = now - span
     series = selectors.service_timeseries(service, since=since, until=now)
-    forecast = selectors.forecast_series(service, since=since)
+    forecast = selectors.forecast_series(service, since=since, until=now)
     # Shade override windows from the chart's start to as far ahead as the range looks back, a day at most:
     # upcoming ones (tonight's game-day floors) widen the axis, never so far that the past is squeezed thin.
     until = now + min(span, timedelta(hours=24))

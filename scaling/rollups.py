@@ -65,7 +65,7 @@ def chart_bucket_s(span: timedelta, *, max_points: int, tick_s: int) -> int:
     return max(bucket_s, tick_s)
 
 
-def _bucket_number(field: str, seconds: int) -> Cast:
+def bucket_number(field: str, seconds: int) -> Cast:
     """Which bucket of `seconds` from the epoch the instant `field` falls in, as an integer (PostgreSQL's epoch is
     numeric, which would come back as a Decimal per row)."""
     return Cast(Floor(EpochSeconds(field) / seconds), BigIntegerField())
@@ -132,7 +132,7 @@ def rollups_refresh(*, now: datetime, since: datetime | None = None) -> RollupRu
                 ts__gte=start,
                 ts__lt=end,
             )
-            .annotate(bucket_n=_bucket_number("ts", ROLLUP_S))
+            .annotate(bucket_n=bucket_number("ts", ROLLUP_S))
             .values("service_id", "bucket_n")
             .annotate(**_SAMPLE_SUMS)
             .order_by()
@@ -238,7 +238,7 @@ def chart_sums(
         within = Q(ts__gte=start) & (Q(ts__lte=end) if end_inclusive else Q(ts__lt=end))
         return (
             MetricSample.objects.filter(within, service_id__in=service_ids)
-            .annotate(chart_bucket=_bucket_number("ts", bucket_s))
+            .annotate(chart_bucket=bucket_number("ts", bucket_s))
             .values("service_id", "chart_bucket")
             .annotate(**_SAMPLE_SUMS)
             .order_by()
@@ -253,7 +253,7 @@ def chart_sums(
         return found
     add(
         MetricRollup.objects.filter(service_id__in=service_ids, bucket__gte=rolled_from, bucket__lt=rolled_to)
-        .annotate(chart_bucket=_bucket_number("bucket", bucket_s))
+        .annotate(chart_bucket=bucket_number("bucket", bucket_s))
         .values("service_id", "chart_bucket")
         .annotate(
             samples=Sum("samples"),

@@ -156,9 +156,29 @@ def test_forecast_series_places_each_forecast_at_the_instant_it_forecast_for() -
     service = make_service()
     make_decision(service, tick=T0)
     make_decision(service, tick=T0 + timedelta(seconds=15), explanation={"summary": "no forecast", "forecast": None})
-    series = selectors.forecast_series(service, since=T0 - timedelta(hours=1))
+    series = selectors.forecast_series(service, since=T0 - timedelta(hours=1), until=T0 + timedelta(minutes=1))
     assert series["ts"] == [T0 + timedelta(minutes=4)]
     assert series["rps"] == [1640.0]
+
+
+def test_a_long_range_draws_the_newest_decision_of_each_bucket_and_every_change() -> None:
+    service = make_service()
+    start = T0.replace(hour=0, minute=0, second=0)  # a bucket's start: 24 h are drawn in 5-minute buckets
+    ticks = [start + timedelta(seconds=15 * i) for i in range(40)]  # 10 minutes: two buckets of 20 ticks
+    for i, tick in enumerate(ticks):
+        forecast = {"ts": (tick + timedelta(minutes=4)).isoformat(), "rps": float(i)}
+        decision = make_decision(service, tick=tick, explanation=EXPLANATION | {"forecast": forecast})
+        Decision.objects.filter(pk=decision.pk).update(desired=i, changed=i in (3, 25))
+    until = start + timedelta(hours=24)
+
+    series = selectors.service_timeseries(service, since=start, until=until)
+    assert series["decision_ts"] == [ticks[19], ticks[39]] and series["desired"] == [19, 39]
+    assert [c["ts"] for c in series["changes"]] == [ticks[3], ticks[25]]  # changes are never thinned away
+    forecast = selectors.forecast_series(service, since=start, until=until)
+    assert forecast["rps"] == [19.0, 39.0] and forecast["ts"] == [
+        ticks[19] + timedelta(minutes=4),
+        ticks[39] + timedelta(minutes=4),
+    ]
 
 
 def test_the_rate_chart_draws_forecast_beside_actual_demand(viewer: Client, settings: Any) -> None:
