@@ -174,8 +174,8 @@ def test_a_long_range_draws_the_newest_decision_of_each_bucket_and_every_change(
     series = selectors.service_timeseries(service, since=start, until=until)
     assert series["decision_ts"] == [ticks[19], ticks[39]] and series["desired"] == [19, 39]
     assert [c["ts"] for c in series["changes"]] == [ticks[3], ticks[25]]  # changes are never thinned away
-    forecast = selectors.forecast_series(service, since=start, until=until)
-    assert forecast["rps"] == [19.0, 39.0] and forecast["ts"] == [
+    drawn = selectors.forecast_series(service, since=start, until=until)
+    assert drawn["rps"] == [19.0, 39.0] and drawn["ts"] == [
         ticks[19] + timedelta(minutes=4),
         ticks[39] + timedelta(minutes=4),
     ]
