@@ -150,7 +150,8 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "tipoff",
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        # JSON, not Django's default pickle: a value read from Redis must not be able to run code (scaling/cache.py).
+        "OPTIONS": {"serializer": "scaling.cache.JSONSerializer", "socket_connect_timeout": 0.5, "socket_timeout": 0.5},
     },
 }
 

@@ -258,7 +258,7 @@ def _shared_forecaster(key: str) -> Forecaster | None:
     try:
         state = caches["shared"].get(key)
         return None if state is None else Forecaster.from_state(state)
-    except (RedisError, TypeError) as exc:  # unreachable, or a state another version of the code wrote
+    except (RedisError, TypeError, ValueError, KeyError, AttributeError) as exc:  # unreachable, or not a state
         logger.warning("shared forecaster %s not read (%s): fitting here", key, exc)
         return None
 
@@ -266,7 +266,7 @@ def _shared_forecaster(key: str) -> Forecaster | None:
 def _share_forecaster(key: str, forecaster: Forecaster) -> None:
     try:
         caches["shared"].set(key, forecaster.state(), timeout=FORECAST_REFIT_S + settings.TICK_SECONDS)
-    except RedisError as exc:
+    except (RedisError, ValueError) as exc:  # unreachable, or a value JSON cannot hold (not a number)
         logger.warning("forecaster %s not shared (%s): other processes will fit their own", key, exc)
 
 

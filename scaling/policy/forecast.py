@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -510,9 +510,28 @@ class Forecaster:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
     @classmethod
-    def from_state(cls, state: dict[str, object]) -> Forecaster:
-        """The model `state()` describes; a TypeError when it names other fields than this version's."""
-        return cls(**state)  # type: ignore[arg-type]
+    def from_state(cls, state: dict[str, Any]) -> Forecaster:
+        """The model `state()` describes, also once it has been through JSON (lists for tuples, text for integer
+        keys); a TypeError or ValueError when it is not the state of this version's model."""
+
+        def floats(values: Any) -> tuple[float, ...]:
+            return tuple(float(v) for v in values)
+
+        def by_horizon(table: Any) -> dict[int, tuple[float, ...]]:
+            return {int(k): floats(v) for k, v in table.items()}
+
+        return cls(
+            baseline=floats(state["baseline"]),
+            profiles={str(k): floats(v) for k, v in state["profiles"].items()},
+            overlap_factors=floats(state["overlap_factors"]),
+            learned=bool(state["learned"]),
+            history_samples=int(state["history_samples"]),
+            history_games=int(state["history_games"]),
+            tier_games={str(k): int(v) for k, v in state["tier_games"].items()},
+            surprise=by_horizon(state["surprise"]),
+            surprise_rising=by_horizon(state["surprise_rising"]),
+            **{k: v for k, v in state.items() if k not in _STATE_FIELDS},  # another version's field: a TypeError
+        )
 
     def summary(self) -> dict[str, object]:
         return {
@@ -753,6 +772,7 @@ def _penalty_gram(baseline_smoothing: float, profile_smoothing: float) -> np.nda
     return gram
 
 
+_STATE_FIELDS = frozenset(f.name for f in fields(Forecaster) if f.init)
 _DEFAULT = Forecaster.default()
 
 

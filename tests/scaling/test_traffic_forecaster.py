@@ -3,6 +3,8 @@ and shared between processes through Redis (the "shared" cache) so that one fits
 
 from __future__ import annotations
 
+import json
+import pickle
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -186,3 +188,34 @@ def _shared_keys(service: Service) -> list[str]:
     prefix = cache.make_key(f"forecaster:{service.pk}:")
     client = cache._cache.get_client()  # type: ignore[attr-defined]
     return [k.decode().removeprefix(cache.make_key("")) for k in client.scan_iter(f"{prefix}*")]
+
+
+PLANTED: list[str] = []
+
+
+def planted() -> str:
+    """What a pickle planted in Redis would call, were it unpickled."""
+    PLANTED.append("ran")
+    return "ran"
+
+
+class _Payload:
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (planted, ())
+
+
+def test_the_shared_fit_is_json_and_a_pickle_planted_in_redis_is_never_unpickled(
+    service: Service, fits: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    start = _period_start(service)
+    first = _model(selectors.traffic_forecaster(service, start + timedelta(minutes=1)))
+    (key,) = _shared_keys(service)
+    cache = caches["shared"]
+    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    stored = client.get(cache.make_key(key))
+    assert Forecaster.from_state(json.loads(stored)) == first  # plain JSON, whichever process reads it
+
+    client.set(cache.make_key(key), pickle.dumps(_Payload()))  # someone who can write to Redis
+    selectors._forecasters.clear()
+    assert _model(selectors.traffic_forecaster(service, start + timedelta(minutes=30))) == first
+    assert PLANTED == [] and len(fits) == 2 and "fitting here" in caplog.text
