@@ -7,6 +7,7 @@ against PostgreSQL and a real Redis.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -118,7 +119,10 @@ OPERATOR_TIME_ZONE = env_time_zone("OPERATOR_TIME_ZONE", "America/New_York")
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise expects it even before collectstatic
+# whitenoise warns at start when it is missing, before any collectstatic. The image's /app is root's, and its
+# build collects into it: where it cannot be made, whitenoise's warning is the lesser harm than refusing to start.
+with contextlib.suppress(OSError):
+    STATIC_ROOT.mkdir(exist_ok=True)
 
 
 def _plotly_js_dir() -> str:
