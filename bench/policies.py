@@ -731,7 +731,7 @@ def render(results: list[dict[str, Any]], *, wall_s: float, workers: int, genera
         "",
         "Every built-in policy replayed on every benchmark trace in one run of",
         "`.venv/bin/python bench/policies.py` (scores as defined in",
-        "[SERVING_MODEL.md](../../shared/bench/SERVING_MODEL.md); traces from `scaling/sim/gentrace.py`,",
+        "[SERVING_MODEL.md](SERVING_MODEL.md); traces from `scaling/sim/gentrace.py`,",
         "shape documented below). Default service unless noted: 40 ms service time, concurrency 4,",
         "180 s provisioning, SLO 99.9 % within 300 ms, tick 15 s, 60 s metric window; step 10 s; seed 1.",
         "",
