@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
+from conftest import require
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,6 +72,5 @@ def test_every_relative_link_in_the_documents_resolves_to_a_file_in_the_reposito
 def test_the_serving_model_is_the_shared_contract_word_for_word() -> None:
     # bench/SERVING_MODEL.md is the repository's copy of the contract kept beside it, in ../shared/bench/.
     shared = ROOT.parent / "shared" / "bench" / "SERVING_MODEL.md"
-    if not shared.is_file():
-        pytest.skip(f"no shared contract beside the repository ({shared}) to compare the copy with")
+    require(shared.is_file(), f"no shared contract beside the repository ({shared}) to compare the copy with")
     assert (ROOT / "bench" / "SERVING_MODEL.md").read_text() == shared.read_text()
