@@ -360,13 +360,36 @@ def fleet_latency_figure(fleet: FleetTimeseries) -> dict[str, Any]:
     }
 
 
+# The services with samples for only part of the range a cost title names, the rest counted ("and 2 more").
+_PARTIAL_NAMED = 3
+
+
+def fleet_cost_title(fleet: FleetTimeseries, span_label: str) -> str:
+    """'Cost · $11.45 over the last 1 h', and when a service has samples for only part of the range, which
+    ones and for how long: their dollars are for that time only, not a cheaper hour."""
+    from dashboard.templatetags.tipoff_time import elapsed  # it imports the views, which import this module
+
+    costs = fleet.service_costs
+    title = f"Cost · ${sum(c.dollars for c in costs):,.2f} over the last {span_label}"
+    partial = [
+        f"{_fleet_name(s.service)} {elapsed(c.observed)}"
+        for s, c in zip(fleet.services, costs, strict=True)
+        if c.partial
+    ]
+    if not partial:
+        return title
+    named = ", ".join(partial[:_PARTIAL_NAMED])
+    more = f" and {len(partial) - _PARTIAL_NAMED} more" if len(partial) > _PARTIAL_NAMED else ""
+    return f"{title} · counting only the time with samples: {named}{more}"
+
+
 def fleet_cost_figure(fleet: FleetTimeseries, span_label: str) -> dict[str, Any]:
     return {
         "data": [
             *_stacked(fleet, "cost", [_rounded(s.cost_per_hour, 2) for s in fleet.services], "$%{y:,.2f}/hour"),
             _fleet_trace(fleet, "fleet total", _rounded(fleet.total_cost_per_hour, 2), line=_FLEET_TOTAL_LINE),
         ],
-        "layout": _fleet_layout(fleet, f"Cost · ${fleet.total_cost:,.2f} over the last {span_label}", "$ per hour"),
+        "layout": _fleet_layout(fleet, fleet_cost_title(fleet, span_label), "$ per hour"),
     }
 
 

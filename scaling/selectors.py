@@ -514,6 +514,37 @@ FLEET_HOLD = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
+class ObservedCost:
+    """What a service cost over the part of a window its samples cover: a chart bucket without any adds no
+    dollars and no time, so a window whose samples stopped (or began late) says so rather than reading as a
+    cheaper one."""
+
+    dollars: float
+    observed: timedelta  # the time its buckets with a count (or one held, FLEET_HOLD) cover inside the window
+    window: timedelta
+
+    @property
+    def partial(self) -> bool:
+        # A source reporting once a minute leaves up to a minute before its first report in a window unsampled:
+        # short of it by no more than the hold, a window counts as whole.
+        return self.window - self.observed > FLEET_HOLD
+
+
+def observed_cost(
+    starts: list[datetime], cost_per_hour: list[float | None], *, bucket: timedelta, since: datetime, until: datetime
+) -> ObservedCost:
+    """Dollars over [since, until] from buckets of `bucket` starting at `starts` (the area under a cost chart):
+    each bucket with a cost counted for the part of it inside the window, one without for nothing."""
+    dollars, observed = 0.0, timedelta(0)
+    for start, per_hour in zip(starts, cost_per_hour, strict=True):
+        inside = min(start + bucket, until) - max(start, since)
+        if per_hour is not None and inside > timedelta(0):
+            dollars += per_hour * inside.total_seconds() / 3600.0
+            observed += inside
+    return ObservedCost(dollars=dollars, observed=observed, window=until - since)
+
+
+@dataclass(frozen=True)
 class ServiceBuckets:
     """One service's metrics on the fleet's common buckets; None where it reported nothing (nor held a value)."""
 
@@ -570,15 +601,19 @@ class FleetTimeseries:
         return _fleet_total([s.cost_per_hour for s in self.services])
 
     @property
+    def service_costs(self) -> list[ObservedCost]:
+        """Each service's dollars over [since, until] (the area of its band in the stacked cost chart) and the
+        time its samples cover, in the order of `services`."""
+        return [
+            observed_cost(self.ts, s.cost_per_hour, bucket=self.bucket, since=self.since, until=self.until)
+            for s in self.services
+        ]
+
+    @property
     def total_cost(self) -> float:
-        """Dollars over [since, until]: the area under the stacked cost chart, each bucket counted for the part
-        of it inside the range."""
-        total = 0.0
-        for start, per_hour in zip(self.ts, self.total_cost_per_hour, strict=True):
-            inside = min(start + self.bucket, self.until) - max(start, self.since)
-            if per_hour is not None and inside > timedelta(0):
-                total += per_hour * inside.total_seconds() / 3600.0
-        return total
+        """Dollars over [since, until]: the area under the stacked cost chart, from what was sampled only (see
+        `service_costs` for how much of the range that covers)."""
+        return sum(cost.dollars for cost in self.service_costs)
 
 
 def fleet_timeseries(

@@ -55,7 +55,7 @@ def test_an_unknown_range_falls_back_to_six_hours_as_the_service_page_does(
     figures = _figures(viewer, query)
     start, end = (_wall_clock(t) for t in figures["replicas"]["layout"]["xaxis"]["range"])
     assert (start, end) == (T0 - timedelta(hours=hours), T0)
-    assert figures["cost"]["layout"]["title"]["text"].endswith(f"over the last {'7 d' if hours > 24 else '6 h'}")
+    assert f"over the last {'7 d' if hours > 24 else '6 h'} · " in figures["cost"]["layout"]["title"]["text"]
 
 
 def test_replicas_stack_by_service_under_the_fleets_ready_line(viewer: Client) -> None:
@@ -100,6 +100,18 @@ def test_cost_stacks_by_service_and_states_the_ranges_total(viewer: Client) -> N
     assert [t["y"][-1] for t in cost["data"]] == [3.0, 30.0, 33.0]  # each service's $/hour, then the fleet's
     # $33/hour for the hour, and not for the bucket that starts at its end (with a sample, at T0).
     assert cost["layout"]["title"]["text"] == "Cost · $33.00 over the last 1 h"
+
+
+def test_the_cost_title_names_the_services_with_samples_for_only_part_of_the_range(viewer: Client) -> None:
+    odds = make_service("live-odds", display_name="Live odds", price_per_replica_hour=1.5)
+    props = make_service("player-props", display_name="Player props", price_per_replica_hour=3.0)
+    for minutes in range(61):
+        _sample(odds, minutes, provisioned=2)
+        if minutes >= 20:  # the last sample 20 minutes ago: held for two, then nothing
+            _sample(props, minutes, provisioned=4)
+    title = _figures(viewer)["cost"]["layout"]["title"]["text"]
+    # $3 for the hour of live odds, $12/hour for player props' 42 min 15 s (its last bucket and two held).
+    assert title == "Cost · $11.45 over the last 1 h · counting only the time with samples: Player props 42 min"
 
 
 def test_a_fleet_with_no_samples_in_the_range_says_so_in_place_of_empty_axes(viewer: Client) -> None:

@@ -95,6 +95,32 @@ def test_the_ranges_cost_counts_each_bucket_for_its_part_inside_the_range() -> N
     assert fleet.total_cost == pytest.approx(2 * 1.5 + 1 * 3.0)  # an hour of $6/hour, not a bucket more
 
 
+def test_a_service_whose_samples_stopped_is_costed_only_over_the_time_it_has_them() -> None:
+    odds = make_service("live-odds", price_per_replica_hour=1.5)
+    props = make_service("player-props", price_per_replica_hour=3.0)
+    for seconds in range(0, 3600, 15):
+        _sample(odds, seconds, provisioned=2)
+        if seconds < 42 * 60:  # its samples stop 18 minutes before the end
+            _sample(props, seconds, provisioned=1)
+    fleet = fleet_timeseries(since=T0, until=T0 + timedelta(hours=1))
+    odds_cost, props_cost = fleet.service_costs
+    assert (odds_cost.observed, odds_cost.partial) == (timedelta(hours=1), False)
+    assert odds_cost.dollars == pytest.approx(2 * 1.5)
+    # 42 minutes of samples and the two minutes its last count is held for, as drawn: no dollars for the rest,
+    # and said to be so rather than read as a cheaper hour.
+    assert (props_cost.observed, props_cost.partial) == (timedelta(minutes=44), True)
+    assert props_cost.dollars == pytest.approx(1 * 3.0 * 44 / 60)
+    assert fleet.total_cost == pytest.approx(odds_cost.dollars + props_cost.dollars)
+
+
+def test_a_source_reporting_once_a_minute_covers_the_whole_range() -> None:
+    odds = make_service("live-odds", price_per_replica_hour=1.5)
+    for seconds in range(50, 3600, 60):  # its first report 50 s into the range
+        _sample(odds, seconds, provisioned=2)
+    [cost] = fleet_timeseries(since=T0, until=T0 + timedelta(hours=1)).service_costs
+    assert cost.observed == timedelta(minutes=59, seconds=15) and not cost.partial
+
+
 def test_an_empty_fleet_has_no_buckets() -> None:
     make_service("live-odds")
     _sample(make_service("player-props"), -3600, provisioned=3)  # before the range
