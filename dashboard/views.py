@@ -96,7 +96,7 @@ def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         "latest_decision": latest,
         "decision_overdue": selectors.decision_overdue(service, latest.tick if latest else None, now),
         **timeline_context(request, service, range_name=chosen, now=now),
-        "cost_24h": selectors.cumulative_cost(service, since=now - selectors.RANGES["24h"]),
+        "cost_24h": selectors.service_cost(service, since=now - selectors.RANGES["24h"], until=now),
         "mode_form": ModeForm(initial={"mode": service.mode}),
     }
     template = "dashboard/service.html#decisions" if request.htmx else "dashboard/service.html"

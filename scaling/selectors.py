@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import math
 from collections import Counter, defaultdict
@@ -667,15 +666,22 @@ def fleet_timeseries(
     return FleetTimeseries(since=since, until=until, bucket=bucket, ts=ts, services=services)
 
 
-def cumulative_cost(service: Service, *, since: datetime) -> float:
-    """Replica-hours × price since `since`, integrating provisioned counts between samples."""
-    rows = list(
-        MetricSample.objects.filter(service=service, ts__gte=since).order_by("ts").values_list("ts", "provisioned")
+def service_cost(
+    service: Service, *, since: datetime, until: datetime, max_points: int = 720, use_rollups: bool = True
+) -> ObservedCost:
+    """Dollars over [since, until] and the time its samples cover: the area under the service's cost chart for
+    that range, read as the chart reads it (`chart_sums`: the settled rollups, then the samples after them)."""
+    bucket_s = chart_bucket_s(until - since, max_points=max_points, tick_s=settings.TICK_SECONDS)
+    sums = chart_sums([service.pk], since=since, until=until, bucket_s=bucket_s, use_rollups=use_rollups)
+    buckets = sorted(sums.get(service.pk, {}).items())
+    price = service.price_per_replica_hour
+    return observed_cost(
+        [datetime.fromtimestamp(k * bucket_s, tz=UTC) for k, _ in buckets],
+        [None if b.provisioned is None else b.provisioned * price for _, b in buckets],
+        bucket=timedelta(seconds=bucket_s),
+        since=since,
+        until=until,
     )
-    total = 0.0
-    for (t0, n0), (t1, _) in itertools.pairwise(rows):
-        total += (n0 or 0) * (t1 - t0).total_seconds() / 3600.0
-    return total * service.price_per_replica_hour
 
 
 def demo_shift_weeks(now: datetime | None = None) -> int:
