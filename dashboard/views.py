@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_htmx.middleware import HtmxDetails
 
 from dashboard import charts
+from dashboard.api_errors import error_body
 from dashboard.permissions import requires
 from dashboard.policy_forms import ModeForm
 from scaling import override_selectors, selectors
@@ -22,15 +23,31 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
+DEFAULT_RANGE = "6h"
+
+
 def _range(request: HttpRequest) -> str:
-    chosen = request.GET.get("range", "6h")
-    return chosen if chosen in selectors.RANGES else "6h"
+    """The pages' ?range=, or 6h in place of one they do not offer (which they say: `_range_refused`)."""
+    chosen = request.GET.get("range", DEFAULT_RANGE)
+    return chosen if chosen in selectors.RANGES else DEFAULT_RANGE
 
 
 def _range_refused(request: HttpRequest) -> str:
     """A ?range= the pages do not offer, which they say they replaced by 6h ("" when none was asked or it is known)."""
-    asked = request.GET.get("range", "6h")
+    asked = request.GET.get("range", DEFAULT_RANGE)
     return "" if asked in selectors.RANGES else asked
+
+
+def _chart_range(request: HttpRequest) -> str | JsonResponse:
+    """The chart data's ?range= (6h when none is asked), or a 400 in the API's error shape naming it and the
+    ranges: a script is told, rather than drawn another range's charts without a sign (its page asks only for
+    the range it shows)."""
+    asked = request.GET.get("range", DEFAULT_RANGE)
+    if asked in selectors.RANGES:
+        return asked
+    message = f"there is no range {asked!r}: the ranges are {', '.join(selectors.RANGES)}"
+    body = error_body(f"range: {message}", field="range", errors=[{"field": "range", "message": message}])
+    return JsonResponse(body, status=400)
 
 
 def _stalled(rows: list[selectors.FleetRow]) -> dict[str, Any] | None:
@@ -71,7 +88,9 @@ def fleet(request: HtmxHttpRequest) -> HttpResponse:
 
 @requires("view", answers_json=True)
 def fleet_charts(request: HttpRequest) -> JsonResponse:
-    chosen = _range(request)
+    chosen = _chart_range(request)
+    if isinstance(chosen, JsonResponse):
+        return chosen
     now = timezone.now()
     fleet = selectors.fleet_timeseries(since=now - selectors.RANGES[chosen], until=now)
     figures = charts.fleet_figures(fleet, span_label=f"{chosen[:-1]} {chosen[-1]}", now=now)
@@ -106,7 +125,10 @@ def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
 @requires("view", answers_json=True)
 def service_charts(request: HttpRequest, name: str) -> JsonResponse:
     service = get_object_or_404(Service, name=name)
-    span = selectors.RANGES[_range(request)]
+    chosen = _chart_range(request)
+    if isinstance(chosen, JsonResponse):
+        return chosen
+    span = selectors.RANGES[chosen]
     now = timezone.now()
     since = now - span
     series = selectors.service_timeseries(service, since=since, until=now)

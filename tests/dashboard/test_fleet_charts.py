@@ -47,8 +47,8 @@ def test_the_fleet_page_offers_the_ranges_and_fetches_its_charts_for_the_chosen_
     assert '<a href="?range=24h" class="active"' in body and '<a href="?range=7d" class=""' in body
 
 
-@pytest.mark.parametrize(("query", "hours"), [("?range=7d", 24 * 7), ("?range=3y", 6), ("", 6)])
-def test_an_unknown_range_falls_back_to_six_hours_as_the_service_page_does(
+@pytest.mark.parametrize(("query", "hours"), [("?range=7d", 24 * 7), ("", 6)])
+def test_the_chart_data_is_for_the_range_asked_or_six_hours_when_none_is(
     viewer: Client, query: str, hours: int
 ) -> None:
     _sample(make_service("live-odds"), 10, provisioned=3)
@@ -56,6 +56,27 @@ def test_an_unknown_range_falls_back_to_six_hours_as_the_service_page_does(
     start, end = (_wall_clock(t) for t in figures["replicas"]["layout"]["xaxis"]["range"])
     assert (start, end) == (T0 - timedelta(hours=hours), T0)
     assert f"over the last {'7 d' if hours > 24 else '6 h'} · " in figures["cost"]["layout"]["title"]["text"]
+
+
+@pytest.mark.parametrize("asked", ["3y", "", "1H"])
+def test_chart_data_for_an_unknown_range_is_refused_naming_the_field_and_the_ranges(viewer: Client, asked: str) -> None:
+    # It had answered 6 h's charts: a script asking for another range drew the wrong one without a sign.
+    _sample(make_service("live-odds"), 10, provisioned=3)
+    response = viewer.get(URL, {"range": asked})
+    assert response.status_code == 400
+    message = f"there is no range {asked!r}: the ranges are 1h, 6h, 24h, 7d"
+    assert response.json() == {
+        "detail": f"range: {message}",
+        "field": "range",
+        "errors": [{"field": "range", "message": message}],
+    }
+
+
+def test_the_fleet_page_says_it_shows_six_hours_in_place_of_an_unknown_range(viewer: Client) -> None:
+    body = viewer.get(reverse("dashboard:fleet") + "?range=3y").content.decode()
+    assert "There is no range “3y” here: showing the last 6h. The ranges are 1h, 6h, 24h, 7d." in body
+    assert f'data-chart-url="{URL}?range=6h"' in body  # its charts ask for the range it shows
+    assert 'data-testid="range-refused"' not in viewer.get(reverse("dashboard:fleet") + "?range=24h").content.decode()
 
 
 def test_replicas_stack_by_service_under_the_fleets_ready_line(viewer: Client) -> None:

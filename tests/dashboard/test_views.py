@@ -163,6 +163,18 @@ def test_the_service_page_and_its_chart_data(client_in: Client) -> None:
     assert replicas[0]["name"] == "desired" and len(replicas[0]["y"]) == 1
 
 
+def test_the_service_chart_data_refuses_an_unknown_range_and_its_page_says_what_it_shows(client_in: Client) -> None:
+    service = make_service()
+    response = client_in.get(reverse("dashboard:service-charts", args=[service.name]), {"range": "30d"})
+    assert response.status_code == 400
+    assert response.json()["field"] == "range" and response.json()["errors"][0]["field"] == "range"
+    assert "the ranges are 1h, 6h, 24h, 7d" in response.json()["detail"]
+    body = client_in.get(reverse("dashboard:service", args=[service.name]), {"range": "30d"}).content.decode()
+    assert "There is no range “30d” here: showing the last 6h." in body
+    charts_url = reverse("dashboard:service-charts", args=[service.name])
+    assert f'data-chart-url="{charts_url}?range=6h"' in body
+
+
 def test_the_four_charts_share_one_time_axis_from_the_range_start_to_the_furthest_thing_drawn(
     client_in: Client,
 ) -> None:
