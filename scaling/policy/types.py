@@ -62,16 +62,20 @@ class ServiceSpec:
 
 @dataclass(frozen=True)
 class Range:
-    """A closed or half-open numeric interval, described the way the error message reads; `note` adds a
-    limit that depends on the service (checked by `service_problems`)."""
+    """A closed or half-open numeric interval, described the way the error message reads; `off` allows 0 as
+    well (a target of 0 switches its rule off); `note` adds a limit that depends on the service (checked by
+    `service_problems`)."""
 
     low: float | None = None
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+    off: bool = False
     note: str = ""
 
     def contains(self, value: float) -> bool:
+        if self.off and value == 0:
+            return True
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
         return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
@@ -83,22 +87,27 @@ class Range:
             text = f"{'less than' if self.high_open else 'at most'} {self.high:g}"
         else:
             text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        if self.off:
+            text = f"0 (off) or {text}"
         return f"{text}, {self.note}" if self.note else text
 
 
-# The documented range of each parameter: the one table the policy form and API check against and the policy
-# page's Allowed column shows. A window, period or delay (named *_s) lasts at most a day, anything else not
-# listed is a count or ratio ≥ 0. Upper limits past anything sensible are typos (a pod count of 10^12).
+# The documented range of each parameter: the one table the engine (PolicyParams.validate), the policy form and
+# the API check against and the policy page's Allowed column shows. A window, period or delay (named *_s) lasts
+# at most a day, anything else not listed is a count or ratio ≥ 0. Upper limits past anything sensible are typos
+# (a pod count of 10^12); they also keep the engine's arithmetic in range: a window of a billion seconds
+# overflows the datetimes it is subtracted from, and a target near 0 (other than 0, off) or a huge headroom asks
+# for more replicas than a count can hold.
 DAY_S = 86_400
 NON_NEGATIVE = Range(0)
 UP_TO_A_DAY = Range(0, DAY_S)
 HEADROOM = Range(0, 10)
 # No replica serves 100,000 requests a second (or holds that many in flight); a larger target is a typo.
-PER_REPLICA_TARGET = Range(0, 100_000)
+PER_REPLICA_TARGET = Range(0.01, 100_000, off=True)
 # A replica count: no service runs more (the service form's own limit on its bounds).
 REPLICAS = Range(0, 10_000)
 PARAM_RANGES: dict[str, Range] = {
-    "target_utilization": Range(0, 1),  # 0 switches target tracking on utilization off
+    "target_utilization": Range(0.01, 1, off=True),
     "target_rps_per_replica": PER_REPLICA_TARGET,
     "target_in_flight_per_replica": PER_REPLICA_TARGET,
     "tolerance": Range(0, 0.5),
@@ -300,12 +309,9 @@ class PolicyParams:
         return params
 
     def validate(self) -> None:
-        """Raise ValueError naming the first field whose value the engine cannot use.
-
-        Besides what each value means, the limits keep the engine's arithmetic in range: a window of a
-        billion seconds overflows the datetimes it is subtracted from, and a target near 0 or a huge headroom
-        asks for more replicas than a count can hold. They are far above anything sensible."""
-        day_s = 86_400.0  # every window, period and delay (the fields named *_s)
+        """Raise ValueError naming the first field whose value the engine cannot use: of the wrong type, or
+        outside its documented range (`param_range`, the table the policy form and API check too). The limits
+        that depend on the service (`service_problems`) are the form's and API's, which know it."""
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(f.default, bool):
@@ -314,30 +320,11 @@ class PolicyParams:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"policy parameter {f.name} must be a number, not {value!r}")
-            if value < 0:
-                raise ValueError(f"policy parameter {f.name} must be ≥ 0, not {value!r}")
             if isinstance(f.default, int) and not float(value).is_integer():
                 raise ValueError(f"policy parameter {f.name} must be a whole number, not {value!r}")
-            if f.name.endswith("_s") and value > day_s:
-                raise ValueError(f"policy parameter {f.name} must be ≤ {day_s:g} s (a day), not {value!r}")
-        for name in ("target_utilization", "target_rps_per_replica", "target_in_flight_per_replica"):
-            if 0 < getattr(self, name) < 0.01:
-                raise ValueError(
-                    f"policy parameter {name} must be 0 (off) or at least 0.01, not {getattr(self, name)!r}"
-                )
-        for name in ("reactive_headroom", "panic_headroom", "forecast_headroom", "cold_start_headroom"):
-            if getattr(self, name) > 10:
-                raise ValueError(f"policy parameter {name} must be ≤ 10 (1,000 % extra), not {getattr(self, name)!r}")
-        if self.stabilization_per_delay > 2:
-            raise ValueError(
-                f"policy parameter stabilization_per_delay must be ≤ 2, not {self.stabilization_per_delay!r}"
-            )
-        if self.target_utilization > 1:
-            raise ValueError(f"policy parameter target_utilization must be ≤ 1, not {self.target_utilization!r}")
-        if self.sizing_target >= 1:
-            raise ValueError(f"policy parameter sizing_target must be < 1, not {self.sizing_target!r}")
-        if self.scale_down_percent > 100:
-            raise ValueError(f"policy parameter scale_down_percent must be ≤ 100, not {self.scale_down_percent!r}")
+            allowed = param_range(f.name)
+            if not allowed.contains(value):
+                raise ValueError(f"policy parameter {f.name} must be {allowed.describe()}, not {value!r}")
         if self.forecast_correction_min > self.forecast_correction_max:
             raise ValueError("policy parameter forecast_correction_min must not exceed forecast_correction_max")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -18,6 +19,7 @@ from scaling import services
 from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, GameDayRule, Override, PolicyRevision, Service
 from scaling.policy import PolicyParams
+from scaling.policy.types import param_range, service_problems
 from tests.factories import make_service, make_user
 from tests.markup import broken_references, unlabelled_controls
 
@@ -40,8 +42,8 @@ def form_post(overrides: dict[str, Any], *, reason: str = "more headroom for the
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("target_utilization", 1.5, "must be in [0, 1]"),
-        ("target_utilization", -0.1, "must be in [0, 1]"),
+        ("target_utilization", 1.5, "must be 0 (off) or in [0.01, 1]"),
+        ("target_utilization", -0.1, "must be 0 (off) or in [0.01, 1]"),
         ("tolerance", 0.9, "must be in [0, 0.5]"),
         ("scale_down_stabilization_s", -5, "must be in [0, 86400]"),
         ("scale_up_period_s", 0, "must be in (0, 86400]"),
@@ -53,9 +55,9 @@ def form_post(overrides: dict[str, Any], *, reason: str = "more headroom for the
         ("fallback_after_s", 1e9, "must be in [0, 86400]"),
         ("stabilization_per_delay", 1e9, "must be in [0, 2]"),
         ("panic_headroom", 50, "must be in [0, 10]"),
-        ("target_rps_per_replica", 1e-9, "must be 0 (off) or at least 0.01"),
-        ("target_rps_per_replica", 2e16, "must be in [0, 100000]"),
-        ("target_in_flight_per_replica", 100_001, "must be in [0, 100000]"),
+        ("target_rps_per_replica", 1e-9, "must be 0 (off) or in [0.01, 100000]"),
+        ("target_rps_per_replica", 2e16, "must be 0 (off) or in [0.01, 100000]"),
+        ("target_in_flight_per_replica", 100_001, "must be 0 (off) or in [0.01, 100000]"),
     ],
 )
 def test_the_form_rejects_a_bad_value_naming_the_field(field: str, value: Any, message: str) -> None:
@@ -757,3 +759,55 @@ def test_the_allowed_column_says_the_range_the_form_checks(admin: Client) -> Non
     assert rows["forecast_trend"] == "in [0, 1]"
     assert rows["sizing_target"] == "in (0, 1), at least the service's SLO target"
     assert rows["fallback_replicas"] == "in [0, 10000], at most the service's maximum"
+
+
+def _probes(name: str, whole: bool) -> list[float]:
+    """Values at and just past each end of a parameter's documented range (and around its 0 for "off")."""
+    allowed = param_range(name)
+    step = 1 if whole else 1e-6
+    probes: list[float] = []
+    for end, outward in ((allowed.low, -1), (allowed.high, 1)):
+        if end is not None:
+            probes += [end, end + outward * step, end - outward * step]
+    if allowed.off:
+        probes += [0, (allowed.low or 0) / 2]
+    return [p for p in probes if not whole or float(p).is_integer()]
+
+
+def test_every_parameters_range_is_enforced_identically_by_the_engine_the_form_and_the_api(admin: Client) -> None:
+    # The engine's own check had been looser than the table the form and API read: a tolerance of 0.9 or a
+    # utilization target of 5 passed it, so a policy written past them (a replay's JSON) ran unchecked.
+    service = make_service(max_replicas=10_000, hard_max_replicas=10_000)
+    version = service.policy_version
+    for f in dataclasses.fields(PolicyParams):
+        if isinstance(f.default, bool):
+            continue
+        allowed = param_range(f.name)
+        for value in _probes(f.name, whole=isinstance(f.default, int)):
+            expected = allowed.contains(value)
+            # With the lowest correction 0, the one rule between two parameters (min ≤ max) never refuses one.
+            params = {"forecast_correction_min": 0.0, f.name: value}
+            try:
+                PolicyParams.from_dict(params)
+                engine = None
+            except ValueError as exc:
+                engine = str(exc)
+            form = PolicyForm(form_post(params))
+            response = admin.put(
+                f"/api/services/{service.name}/policy",
+                {"params": params, "reason": "tune", "based_on_version": version},
+                content_type="application/json",
+            )
+            noted = dict(service_problems({f.name: value}, slo_target=service.slo_target, max_replicas=10_000))
+            said = (f.name, value, engine, form.errors, response.json())
+            assert (engine is None) == expected, said
+            assert form.is_valid() == expected, said
+            assert (response.status_code == 200) == (expected and not noted), said
+            if response.status_code == 200:
+                version = response.json()["version"]
+            if not expected:
+                # Each says the one range, read from the table.
+                assert f"must be {allowed.describe()}" in (engine or ""), said
+                assert f"must be {allowed.describe()}" in " ".join(form.field_errors()[f.name]), said
+                error = response.json()["errors"][0]
+                assert error["field"] == f.name and f"must be {allowed.describe()}" in error["message"], said
