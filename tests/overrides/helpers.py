@@ -1,5 +1,5 @@
-"""What the override page tests share: the instant they freeze, a form they vary, a pin to collide with and a
-small floor to act on."""
+"""What the override page tests share: the instant they freeze, a form they vary, a pin to collide with, a
+small floor to act on and a large one an admin made alone."""
 
 from __future__ import annotations
 
@@ -50,5 +50,22 @@ def hour_floor(service: Service) -> Override:
         ends_at=NOW + timedelta(hours=1),
         reason="r",
         actor=Actor.system("t"),
+    )
+    return override
+
+
+def bypassed_floor(service: Service) -> Override:
+    """A floor of 30 for the next hour that an admin made without a second person's approval ("seeded"): above
+    an approval threshold of 10, so extending it needs a bypass of its own (`service` must allow 30)."""
+    [override] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=30,
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=1),
+        reason="r",
+        actor=Actor.system("t"),
+        admin=True,
+        bypass_reason="seeded",
     )
     return override

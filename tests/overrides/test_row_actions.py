@@ -16,7 +16,7 @@ from scaling.models import AuditEvent, Override, Service
 from scaling.overrides import override_create
 from tests.factories import make_service, make_user
 from tests.markup import broken_references, by_id
-from tests.overrides.helpers import NOW, hour_floor
+from tests.overrides.helpers import NOW, bypassed_floor, hour_floor
 
 pytestmark = pytest.mark.django_db
 
@@ -142,18 +142,7 @@ def test_a_refused_reject_says_its_reason_is_missing_beside_it_in_the_pending_ap
 def test_an_admins_refused_extend_says_beside_the_end_that_it_needs_a_bypass_and_keeps_the_bypass_input(
     client: Client,
 ) -> None:
-    service = make_service(hard_max_replicas=100)
-    [o] = override_create(
-        services=[service],
-        kind="floor",
-        replicas=30,
-        starts_at=NOW,
-        ends_at=NOW + timedelta(hours=1),
-        reason="r",
-        actor=Actor.system("t"),
-        admin=True,
-        bypass_reason="seeded",
-    )
+    o = bypassed_floor(make_service(hard_max_replicas=100))
     client.force_login(make_user("boss", "admin"))
     typed = {"ends_at_local": "2026-01-15T14:30", "reason": "overtime", "bypass_reason": "", "place": "list"}
     body = client.post(reverse("dashboard:override-extend", args=[o.pk]), typed, headers=HTMX).content.decode()

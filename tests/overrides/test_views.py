@@ -17,7 +17,7 @@ from scaling.models import AuditEvent, Game, MetricSample, Override, Service
 from scaling.overrides import override_cancel, override_create
 from scaling.schedule.rules import RuleSpec, rule_create
 from tests.factories import make_service, make_user
-from tests.overrides.helpers import NOW, earlier_pin, hour_floor, pin_form
+from tests.overrides.helpers import NOW, bypassed_floor, earlier_pin, hour_floor, pin_form
 
 pytestmark = pytest.mark.django_db
 
@@ -230,18 +230,7 @@ def test_cancel_and_extend_from_the_list(client: Client) -> None:
 
 @override_settings(OVERRIDE_APPROVAL_REPLICAS=10)
 def test_an_admin_extends_an_approved_override_past_approval_only_with_a_bypass_reason(client: Client) -> None:
-    service = make_service(hard_max_replicas=100)
-    [o] = override_create(
-        services=[service],
-        kind="floor",
-        replicas=30,
-        starts_at=NOW,
-        ends_at=NOW + timedelta(hours=1),
-        reason="r",
-        actor=Actor.system("t"),
-        admin=True,
-        bypass_reason="seeded",
-    )
+    o = bypassed_floor(make_service(hard_max_replicas=100))
     _login(client, "boss", "admin")
     assert 'name="bypass_reason"' in client.get(reverse("dashboard:overrides")).content.decode()
     extend = {"ends_at_local": "2026-01-15T14:30", "reason": "overtime", "next": "/overrides/"}
