@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script, from scripts/: the settings' var_dir lives in config/
@@ -133,41 +134,75 @@ def test(pytest_args: list[str]) -> int:
         # security linter: zero high-severity findings in the application code
         [PY, "-m", "bandit", "-r", "scaling", "dashboard", "config", "-lll", "-q"],
     ]
-    if env.get("TIPOFF_SKIP_LINT") != "1":
-        for step in steps:
-            print("+", " ".join(step[2:]), flush=True)
-            if subprocess.call(step, cwd=ROOT, env=env):
-                return 1
-        if dependency_audit(env):
-            return 1
+    lint = env.get("TIPOFF_SKIP_LINT") != "1"
     with contextlib.ExitStack() as stack:
+        # pip-audit spends minutes resolving requirements and waiting on the network: it runs beside the rest.
+        audit = stack.enter_context(dependency_audit(env)) if lint else None
+        if lint:
+            for step in steps:
+                print("+", " ".join(step[2:]), flush=True)
+                if subprocess.call(step, cwd=ROOT, env=env):
+                    return 1
         if "REDIS_URL" not in env:
             env["REDIS_URL"] = stack.enter_context(embedded_redis(_free_port()))
+        pytest_args = _parallel(env) + pytest_args
         print("+ pytest", " ".join(pytest_args), flush=True)
-        return subprocess.call([PY, "-m", "pytest", *pytest_args], cwd=ROOT, env=env)
+        failed = subprocess.call([PY, "-m", "pytest", *pytest_args], cwd=ROOT, env=env)
+        return failed or (audit.result() if audit else 0)
 
 
-def dependency_audit(env: dict[str, str]) -> int:
+def _parallel(env: dict[str, str]) -> list[str]:
+    """pytest-xdist options: one worker a core unless TIPOFF_TEST_WORKERS says otherwise (1 runs in this process).
+    Whole files go to one worker, so a module's fixtures (a Prometheus, a seeded demo week) start once."""
+    workers = env.get("TIPOFF_TEST_WORKERS", "auto")
+    if workers != "auto" and not (workers.isdigit() and int(workers) >= 1):
+        raise SystemExit(f"TIPOFF_TEST_WORKERS={workers!r} must be a whole number of workers (1 or more) or 'auto'")
+    if workers == "1":
+        return []
+    return ["-n", workers, "--dist", "loadfile"]
+
+
+class _Audit:
+    """A pip-audit run in the background; result() waits for it and says what it found."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+        self.proc, self.log = proc, log
+
+    def result(self) -> int:
+        try:
+            self.proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            print("pip-audit: timed out reaching the vulnerability service; NOT audited", flush=True)
+            return 0
+        self.log.seek(0)
+        output = self.log.read().decode(errors="replace")
+        print("+ pip_audit -r requirements.txt (ran beside the tests)", flush=True)
+        if "known vulnerabilit" in output and "Found" in output:
+            print(output, flush=True)
+            return 1
+        unreachable = ("ConnectionError", "NameResolutionError", "Max retries exceeded", "could not be audited")
+        if any(marker in output for marker in unreachable):
+            skipped = output.count("could not be audited")
+            print(f"pip-audit: vulnerability data unreachable ({skipped} packages not audited); NOT audited")
+            return 0
+        print(output.strip(), flush=True)
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def dependency_audit(env: dict[str, str]) -> Iterator[_Audit]:
     """pip-audit over requirements.txt: a known vulnerability fails the run. When the vulnerability
     data cannot be reached (offline, or an index without PyPI's JSON API), say so and carry on."""
     cmd = [PY, "-m", "pip_audit", "-r", "requirements.txt", "--progress-spinner", "off"]
-    print("+ pip_audit -r requirements.txt", flush=True)
-    try:
-        result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
-    except subprocess.TimeoutExpired:
-        print("pip-audit: timed out reaching the vulnerability service; NOT audited", flush=True)
-        return 0
-    output = result.stdout + result.stderr
-    if "known vulnerabilit" in output and "Found" in output:
-        print(output, flush=True)
-        return 1
-    unreachable = ("ConnectionError", "NameResolutionError", "Max retries exceeded", "could not be audited")
-    if any(marker in output for marker in unreachable):
-        skipped = output.count("could not be audited")
-        print(f"pip-audit: vulnerability data unreachable ({skipped} packages not audited); NOT audited", flush=True)
-        return 0
-    print(output.strip(), flush=True)
-    return result.returncode
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield _Audit(proc, log)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def main(argv: list[str]) -> int:
