@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
+from scripts import dev
 from tests.parallel import worker_redis_url
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _dev() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tipoff_dev", ROOT / "scripts" / "dev.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("tipoff_dev", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -51,7 +36,6 @@ def test_a_socket_url_is_refused_rather_than_shared() -> None:
 
 
 def test_the_runner_asks_for_a_worker_a_core_by_default_and_one_process_on_request() -> None:
-    dev = _dev()
     assert dev._parallel({}) == ["-n", "auto", "--dist", "loadfile"]
     assert dev._parallel({"TIPOFF_TEST_WORKERS": "3"}) == ["-n", "3", "--dist", "loadfile"]
     assert dev._parallel({"TIPOFF_TEST_WORKERS": "1"}) == []
