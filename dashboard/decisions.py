@@ -163,6 +163,10 @@ REASON_HELP: dict[str, str] = {
     "OVERRIDE_ACTIVE": "A human override (pin, floor, ceiling or freeze) decided the count.",
     "METRICS_STALE": "Metrics are older than two ticks: holding, never scaling in.",
     "METRICS_UNAVAILABLE": "The metric source did not answer, or not for every signal: holding, never scaling in.",
+    "ACTUATOR_UNAVAILABLE": (
+        "The actuator (SageMaker, ECS) could not be read, so the fleet's count is unknown: holding, and no "
+        "change is made. Check the backend: credentials, permissions, the resource, or an open circuit breaker."
+    ),
     "PAUSED": "The service is paused: the engine holds the current count.",
     "DRY_RUN": "Dry run: the decision is recorded but never applied.",
     "NO_CHANGE": (

@@ -102,14 +102,15 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
     metrics: tuple[MetricPoint, ...] = ()
     unread: Mapping[str, str] = {}
     unavailable_error = ""
+    actuator_error = ""
     try:
         status = get_actuator(service).status(service, now)
     except Exception as exc:
-        # Without the fleet's status the engine cannot act safely: hold, and do not actuate.
-        detail = _failure_text(service, "fleet status", exc)
-        status = FleetStatus(provisioned=_last_known_provisioned(service), ready=0, busy=True, detail=detail)
-        unavailable_error = f"fleet status unavailable: {detail}"
-    if not unavailable_error:
+        # Without the fleet's status the engine cannot act safely: hold, and do not actuate. The actuator,
+        # not the metric source, failed: the decision says so (ACTUATOR_UNAVAILABLE).
+        actuator_error = _failure_text(service, "fleet status", exc)
+        status = FleetStatus(provisioned=_last_known_provisioned(service), ready=0, busy=True, detail=actuator_error)
+    if not actuator_error:
         try:
             window = get_metric_source(service).fetch(service, now)
             metrics, unread = window.points, window.unread
@@ -135,8 +136,17 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
         for m in metrics
     ]
     inp = selectors.engine_input(service, now=now, provisioned=status.provisioned, ready=status.ready, metrics=metrics)
-    result = decide(inp, metrics_unavailable=bool(unavailable_error), unread_signals=tuple(unread))
-    if unavailable_error:
+    result = decide(
+        inp,
+        metrics_unavailable=bool(unavailable_error),
+        unread_signals=tuple(unread),
+        actuator_unavailable=bool(actuator_error),
+    )
+    if actuator_error:
+        # The breaker's own refusal already begins "actuator unavailable".
+        prefix = "" if actuator_error.startswith("actuator unavailable") else "actuator unavailable: "
+        result = _with_note(result, f"{prefix}{actuator_error}")
+    elif unavailable_error:
         result = _with_note(result, f"metrics unavailable: {unavailable_error}")
     elif unread:
         result = _with_note(result, "; ".join(f"{signal} unread: {why}" for signal, why in unread.items()))

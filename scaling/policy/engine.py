@@ -31,12 +31,19 @@ from scaling.policy.types import (
 __all__ = ["decide", "held_under_overrides"]
 
 
-def decide(inp: EngineInput, metrics_unavailable: bool = False, unread_signals: tuple[str, ...] = ()) -> Decision:
+def decide(
+    inp: EngineInput,
+    metrics_unavailable: bool = False,
+    unread_signals: tuple[str, ...] = (),
+    actuator_unavailable: bool = False,
+) -> Decision:
     """Decide the desired replica count for one service at `inp.now`.
 
     1. Paused services hold.
     2. Without fresh metrics the engine holds (never scales in), unless an override applies;
-       after `fallback_after_s` of missing metrics it holds at least `fallback_replicas`.
+       after `fallback_after_s` of missing metrics it holds at least `fallback_replicas`. Without the
+       fleet's status (`actuator_unavailable`: the actuator could not be read) it holds the same way,
+       with its own reason: the actuator, not the metric source, is what to look at.
     3. Rules recommend — target tracking, serving-model sizing, SLO guard, panic, pre-warm
        forecast; the largest recommendation wins.
     4. Stabilization, a hold on scale-in while demand climbs, cooldown and rate limits shape the change;
@@ -55,9 +62,10 @@ def decide(inp: EngineInput, metrics_unavailable: bool = False, unread_signals: 
             summarize(inp, current, reason=Reason.PAUSED, recommendation=None, rules=[], constraints=[]),
         )
 
-    obs = None if metrics_unavailable else observe(inp, stable_window_s=max(inp.params.panic_window_s, 60.0))
+    unavailable = metrics_unavailable or actuator_unavailable
+    obs = None if unavailable else observe(inp, stable_window_s=max(inp.params.panic_window_s, 60.0))
     if obs is None:
-        return _hold_without_metrics(inp, metrics_unavailable)
+        return _hold_without_metrics(inp, metrics_unavailable, actuator_unavailable)
 
     rules: list[RuleResult] = r.target_tracking(inp, obs)
     forecast: dict[str, Any] | None = None
@@ -133,7 +141,7 @@ def _hold_while_unread(
     return current
 
 
-def _hold_without_metrics(inp: EngineInput, metrics_unavailable: bool) -> Decision:
+def _hold_without_metrics(inp: EngineInput, metrics_unavailable: bool, actuator_unavailable: bool = False) -> Decision:
     current = inp.provisioned
     constraints: list[Constraint] = []
     held, setter = _apply_overrides(inp, current, constraints)
@@ -153,7 +161,12 @@ def _hold_without_metrics(inp: EngineInput, metrics_unavailable: bool) -> Decisi
         held = _fallback(inp, held, constraints)
     if setter != "pin":
         held = _bounds(inp, held, constraints)
-    reason = Reason.METRICS_UNAVAILABLE if metrics_unavailable else Reason.METRICS_STALE
+    if actuator_unavailable:
+        reason, note = Reason.ACTUATOR_UNAVAILABLE, "actuator unavailable: fleet status unread"
+    elif metrics_unavailable:
+        reason, note = Reason.METRICS_UNAVAILABLE, "metric source unavailable"
+    else:
+        reason, note = Reason.METRICS_STALE, "metrics stale or missing"
     deciding = deciding_constraint(constraints)
     if inp.mode is Mode.DRY_RUN:
         reason = Reason.DRY_RUN
@@ -164,8 +177,8 @@ def _hold_without_metrics(inp: EngineInput, metrics_unavailable: bool) -> Decisi
     stale = RuleResult(
         rule="metrics",
         replicas=None,
-        inputs={"newest_sample": _newest(inp), "unavailable": metrics_unavailable},
-        note="metric source unavailable" if metrics_unavailable else "metrics stale or missing",
+        inputs={"newest_sample": _newest(inp), "unavailable": metrics_unavailable or actuator_unavailable},
+        note=note,
     )
     return Decision(
         held,

@@ -28,6 +28,7 @@ HOLD_LABELS = {
     Reason.STABILIZING_SCALE_OUT: "waiting out the scale-out stabilization window",
     Reason.METRICS_STALE: "metrics stale or missing; holding (never scaling in on missing data)",
     Reason.METRICS_UNAVAILABLE: "metric source unavailable; holding (never scaling in on missing data)",
+    Reason.ACTUATOR_UNAVAILABLE: "actuator unavailable: the fleet's status could not be read; holding",
     Reason.PAUSED: "service paused; holding",
     Reason.AT_MAX: "at the service maximum",
     Reason.AT_MIN: "at the service minimum",
@@ -523,7 +524,10 @@ def summarize(
     if desired != current:
         return f"Scaled {current} → {desired}" + (f": {why}" if why else "")
     if last is not None and last.name == "metrics_missing_hold":
-        missing = "metric source unavailable" if reason is Reason.METRICS_UNAVAILABLE else "metrics stale or missing"
+        missing = {
+            Reason.METRICS_UNAVAILABLE: "metric source unavailable",
+            Reason.ACTUATOR_UNAVAILABLE: "actuator unavailable (fleet status unread)",
+        }.get(reason, "metrics stale or missing")
         return f"Held at {current}: {missing}; {last.detail}"
     if last is not None and last.name == "signals_unread_hold":
         return f"Held at {current}: {last.detail} (policy wants {recommendation})"

@@ -35,6 +35,7 @@ class Reason(StrEnum):
     OVERRIDE_ACTIVE = "OVERRIDE_ACTIVE"
     METRICS_STALE = "METRICS_STALE"
     METRICS_UNAVAILABLE = "METRICS_UNAVAILABLE"
+    ACTUATOR_UNAVAILABLE = "ACTUATOR_UNAVAILABLE"  # held: the fleet's status could not be read from the actuator
     PAUSED = "PAUSED"
     DRY_RUN = "DRY_RUN"
     NO_CHANGE = "NO_CHANGE"

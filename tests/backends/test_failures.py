@@ -288,3 +288,28 @@ def test_it_names_the_missing_permission_when_access_is_denied(aws: str, monkeyp
     )
     assert info.value.permanent
     assert sagemaker_counts(aws) == (2, 2, "InService")
+
+
+def _without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a host with no role, profile or keys (the instance metadata service not asked)."""
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    aws_backend.reset_clients()
+
+
+def test_an_actuator_that_cannot_read_the_fleet_is_an_actuator_failure_not_a_metrics_one(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_sagemaker_endpoint(aws, instances=2)
+    tick = services.align_tick(timezone.now())
+    publish_invocations(aws, tick, per_minute=60 * 700)
+    service = sagemaker_service()
+    _without_credentials(monkeypatch)
+
+    decision = decision_of(services.service_evaluate(service_id=service.pk, tick_at=tick))
+
+    assert decision.reason_code == "ACTUATOR_UNAVAILABLE"
+    assert "metrics unavailable" not in decision.summary and "metric source" not in decision.summary
+    assert "actuator unavailable: no AWS credentials found" in decision.summary
+    assert not decision.changed

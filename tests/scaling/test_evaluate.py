@@ -147,8 +147,8 @@ def test_an_unexpected_error_from_the_fleet_status_holds_without_actuating(monke
 
     monkeypatch.setattr(SimulatedActuator, "status", broken)
     held = _decision(services.service_evaluate(service_id=service.pk, tick_at=_tick()))
-    assert held.reason_code == "METRICS_UNAVAILABLE" and not held.changed
-    assert "fleet status unavailable" in held.summary
+    assert held.reason_code == "ACTUATOR_UNAVAILABLE" and not held.changed
+    assert "actuator unavailable: TypeError" in held.summary
 
 
 def test_a_stale_version_is_not_actuated() -> None:
