@@ -60,6 +60,7 @@ def evaluation_time_limits_s() -> tuple[int, int]:
 class EvaluationResult:
     status: str  # decided | duplicate | locked | disabled
     decision_id: int | None = None
+    service_name: str = ""  # for the logs: a service is named, not only numbered
 
 
 def service_evaluate(*, service_id: int, tick_at: datetime, worker: str = "tipoff") -> EvaluationResult:
@@ -90,7 +91,7 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
     if service is None:
         return EvaluationResult("disabled")
     if Decision.objects.filter(service=service, tick=tick_at).exists():
-        return EvaluationResult("duplicate")
+        return EvaluationResult("duplicate", service_name=service.name)
     _interrupted_actuation_close(service, tick_at, worker)
     if service.mode != Service.Mode.ACTIVE and service.mode_until is not None and service.mode_until <= tick_at:
         service_mode_expire(service=service, now=tick_at, actor=Actor.system(worker))
@@ -158,11 +159,22 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
                 service=service, tick_at=tick_at, result=result, worker=worker, ready=status.ready
             )
     except IntegrityError:
-        return EvaluationResult("duplicate")
+        return EvaluationResult("duplicate", service_name=service.name)
 
+    if actuator_error:
+        log.warning("%s tick %s: actuator unavailable: %s", named(service), tick_at.isoformat(), actuator_error)
+    elif unavailable_error:
+        log.warning("%s tick %s: metrics unavailable: %s", named(service), tick_at.isoformat(), unavailable_error)
+    elif unread:
+        log.warning("%s tick %s: %s", named(service), tick_at.isoformat(), "; ".join(f"{k} unread" for k in unread))
     if decision.changed and service.mode == Service.Mode.ACTIVE:
         decision_actuate(decision=decision, service=service, expected_version=version, busy=status.busy)
-    return EvaluationResult("decided", decision.pk)
+    return EvaluationResult("decided", decision.pk, service.name)
+
+
+def named(service: Service) -> str:
+    """A service as the logs name it: by name and id."""
+    return f"service {service.name} (id {service.pk})"
 
 
 def _interrupted_actuation_close(service: Service, tick_at: datetime, worker: str) -> None:
@@ -180,7 +192,7 @@ def _failure_text(service: Service, what: str, exc: Exception) -> str:
     backend, logged with its traceback."""
     if isinstance(exc, BackendError):
         return str(exc)
-    log.error("service %s: %s raised %s", service.pk, what, type(exc).__name__, exc_info=exc)
+    log.error("%s: %s raised %s", named(service), what, type(exc).__name__, exc_info=exc)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -346,6 +358,9 @@ _ACTUATION_EVENTS = {
 def _actuation_done(decision: Decision, service: Service, actor: Actor, status: str, detail: str) -> str:
     """Record how the decision's actuation ended, and audit it unless it only goes on from the tick before:
     the same count turned down the same way, whose first tick's event stands for the whole stretch."""
+    if status == Decision.Actuation.ERROR:
+        what = f"setting {decision.desired} replicas failed"
+        log.warning("%s tick %s: %s: %s", named(service), decision.tick.isoformat(), what, detail)
     with transaction.atomic():
         decision.actuation = status
         decision.actuation_error = "" if status == Decision.Actuation.OK else detail

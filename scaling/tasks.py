@@ -92,7 +92,8 @@ _EVALUATE_SOFT_LIMIT_S, _EVALUATE_HARD_LIMIT_S = services.evaluation_time_limits
 def evaluate_service(self: Any, service_id: int, tick_iso: str) -> str:
     worker = str(getattr(self.request, "hostname", None) or "tipoff-worker")
     result = services.service_evaluate(service_id=service_id, tick_at=datetime.fromisoformat(tick_iso), worker=worker)
-    log.info("service %s tick %s: %s", service_id, tick_iso, result.status)
+    label = f"service {result.service_name} (id {service_id})" if result.service_name else f"service id {service_id}"
+    log.info("%s tick %s: %s", label, tick_iso, result.status)
     return result.status
 
 

@@ -287,7 +287,7 @@ def release_quietly(service: Service, actor: Actor, context: str = "") -> bool:
     try:
         return release_if_unmanaged(service, actor, context)
     except BackendError as exc:
-        log.warning("service %s: could not restore Application Auto Scaling: %s", service.pk, exc)
+        log.warning("service %s (id %s): could not restore Application Auto Scaling: %s", service.name, service.pk, exc)
         return False
 
 

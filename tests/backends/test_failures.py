@@ -16,6 +16,7 @@ How each failure is produced:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,10 +25,11 @@ import pytest
 from botocore.stub import Stubber
 from django.utils import timezone
 
-from scaling import services
+from scaling import services, tasks
 from scaling.audit import EventType
-from scaling.backends import ActuatorError
+from scaling.backends import ActuatorError, MetricsUnavailable
 from scaling.backends import aws as aws_backend
+from scaling.backends.cloudwatch import CloudWatchMetricSource
 from scaling.backends.probe import probe_connection
 from scaling.backends.sagemaker import SageMakerActuator
 from scaling.models import ActuatorHealth, AuditEvent, Decision
@@ -313,3 +315,44 @@ def test_an_actuator_that_cannot_read_the_fleet_is_an_actuator_failure_not_a_met
     assert "metrics unavailable" not in decision.summary and "metric source" not in decision.summary
     assert "actuator unavailable: no AWS credentials found" in decision.summary
     assert not decision.changed
+
+
+def test_a_failing_tick_logs_a_warning_naming_the_service_and_the_failure(
+    aws: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    create_sagemaker_endpoint(aws, instances=2)
+    tick = services.align_tick(timezone.now())
+    service = sagemaker_service()
+    _without_credentials(monkeypatch)
+
+    with caplog.at_level(logging.INFO):
+        tasks.evaluate_service.run(service.pk, tick.isoformat())
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("scaling")]
+    assert any(
+        f"service win-probability (id {service.pk})" in m and "actuator unavailable: no AWS credentials found" in m
+        for m in warnings
+    ), warnings
+    infos = [r.getMessage() for r in caplog.records if r.name == "scaling.tasks"]
+    assert infos == [f"service win-probability (id {service.pk}) tick {tick.isoformat()}: decided"]
+
+
+def test_a_tick_without_metrics_logs_a_warning_naming_the_service(
+    aws: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    create_sagemaker_endpoint(aws, instances=2)
+    tick = services.align_tick(timezone.now())
+    service = sagemaker_service()
+
+    def broken(self: object, svc: object, now: datetime) -> None:
+        raise MetricsUnavailable("cannot reach CloudWatch: connection refused")
+
+    monkeypatch.setattr(CloudWatchMetricSource, "fetch", broken)
+    with caplog.at_level(logging.INFO):
+        services.service_evaluate(service_id=service.pk, tick_at=tick)
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("scaling")]
+    assert any(
+        f"service win-probability (id {service.pk})" in m and "metrics unavailable: cannot reach CloudWatch" in m
+        for m in warnings
+    ), warnings
