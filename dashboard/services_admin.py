@@ -214,7 +214,9 @@ def service_test_connection(request: HtmxHttpRequest) -> HttpResponse:
     form = ServiceForm(data)
     report: ProbeReport | None = None
     if form.is_valid():
-        report = probe_connection(_unsaved(form), timezone.now())
+        # The fleet read fine: the breaker of the saved service on that same resource closes (audited).
+        saved = Service.objects.filter(name=form.cleaned_data.get("name") or "").first()
+        report = probe_connection(_unsaved(form), timezone.now(), actor=Actor.for_user(request.user), saved=saved)
     context = {"form": form, "report": report, "probing": True}
     return render(request, "dashboard/service_form.html#probe", context, status=200 if report else 422)
 
@@ -341,5 +343,5 @@ def api_service_update(request: HttpRequest, name: str, payload: ServiceIn) -> S
 def api_service_test_connection(request: HttpRequest, name: str) -> dict[str, Any]:
     require_capability(request, "administer")
     service = get_object_or_404(Service, name=name)
-    report = probe_connection(service, timezone.now())
+    report = probe_connection(service, timezone.now(), actor=Actor.for_request(request))
     return {"ok": report.ok, "lines": [{"level": line.level, "text": line.text} for line in report.lines]}

@@ -17,7 +17,7 @@ from django.db.models import F, Field
 from django.utils import timezone
 
 from scaling.audit import Actor, EventType, audit_record
-from scaling.backends import autoscaling
+from scaling.backends import autoscaling, breaker
 from scaling.backends.cloudwatch import latency_stats_error
 from scaling.backends.prometheus import SIGNALS as PROM_SIGNALS
 from scaling.models import GameDayRule, Override, Service
@@ -353,4 +353,7 @@ def service_configure(
         )
     service.refresh_from_db()
     autoscaling.release_quietly(service, actor, reason)
+    if "backend" in after or "backend_config" in after:
+        # The errors that opened the circuit breaker were the old settings': the new ones get their own try.
+        breaker.reset(service, timezone.now(), actor=actor, reason=f"backend settings changed: {reason}")
     return True

@@ -13,6 +13,10 @@ once: repeating it each tick only repeats the refusal.
 
 Opening is audited when the breaker opens from closed, and recovery when it
 closes; a probe that fails after a cool-off reopens it without a new event.
+
+A person can close it before the cool-off ends (`reset`): a Test connection that
+reads the resource, or an edit of the service's backend settings. Both are audited
+as recovery, with that person as the actor.
 """
 
 from __future__ import annotations
@@ -120,10 +124,53 @@ def record_success(service: Service, now: datetime, *, wrote: bool = False) -> N
             )
 
 
-def _audit(service: Service, event_type: EventType, **event: Any) -> None:
+def reset(service: Service, now: datetime, *, actor: Actor, reason: str, reads_only: bool = False) -> str:
+    """Close the breaker because a person showed the cause is gone; returns what changed ("" for nothing).
+
+    `reads_only`: what showed it was a read (Test connection makes no write). It ends the reads' streak; if
+    writes failed too, only a write can show they are fixed, so the cool-off ends instead ("cooloff_ended"):
+    the next tick lets one update through, and a refusal reopens the breaker. Otherwise (the backend settings
+    changed, so the errors were another configuration's) every streak ends and the breaker closes ("closed").
+    """
+    if service.pk is None:
+        return ""
+    with transaction.atomic():
+        health = ActuatorHealth.objects.select_for_update().filter(service_id=service.pk).first()
+        if health is None or (health.consecutive_errors == 0 and health.open_until is None):
+            return ""
+        before = {"consecutive_errors": health.consecutive_errors, "open_until": health.open_until}
+        was_open = health.unavailable_at(now)
+        if reads_only and health.write_errors:
+            if not was_open and health.consecutive_errors == health.write_errors:
+                return ""
+            health.consecutive_errors = health.write_errors
+            health.open_until = now if was_open else health.open_until
+            outcome = "cooloff_ended"
+            said = f"{reason}; writes failed too, so the cool-off ends and the next update is let through"
+        else:
+            health.consecutive_errors = health.write_errors = 0
+            health.open_until = None
+            health.last_ok_at = now
+            outcome = "closed"
+            said = f"{reason}; calls resume"
+        health.save(update_fields=["consecutive_errors", "write_errors", "open_until", "last_ok_at", "updated_at"])
+        if was_open:
+            _audit(
+                service,
+                EventType.ACTUATOR_RECOVERED,
+                actor=actor,
+                before=before,
+                after={"consecutive_errors": health.consecutive_errors, "open_until": health.open_until},
+                reason=said,
+                at=now,
+            )
+    return outcome
+
+
+def _audit(service: Service, event_type: EventType, *, actor: Actor | None = None, **event: Any) -> None:
     """The breaker opening or closing, on the service's record."""
     audit_record(
-        actor=Actor.system("breaker"),
+        actor=actor or Actor.system("breaker"),
         event_type=event_type,
         service=service,
         object_type="service",

@@ -1,7 +1,10 @@
 """Test connection: read-only calls that show what Tipoff would see, in plain words.
 
 Used by the service form's "Test connection" button and `manage.py check_backend`.
-Never writes to AWS or Prometheus, and never touches the circuit breaker.
+Never writes to AWS or Prometheus. When the fleet reads fine and the caller names who
+is testing, the saved service's circuit breaker for that same resource is closed
+(`breaker.reset`): the cause that opened it is shown fixed, so ticks need not wait
+out the cool-off.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from scaling.backends import autoscaling
+from scaling.audit import Actor
+from scaling.backends import autoscaling, breaker
 from scaling.backends.aws_actuator import AwsActuator
 from scaling.backends.base import BackendError, MetricWindow, get_actuator
 from scaling.models import Service
@@ -123,10 +127,45 @@ def _metric_lines(service: Service, now: datetime) -> list[ProbeLine]:
     ]
 
 
-def probe_connection(service: Service, now: datetime) -> ProbeReport:
-    """Read the fleet, any Application Auto Scaling target, and the metrics; report each in plain words."""
+def _same_resource(probed: Service, saved: Service) -> bool:
+    """Whether a probe of `probed` (perhaps the form's unsaved copy) read the resource `saved` actuates."""
+    return probed.backend == saved.backend and autoscaling.scalable_resource(probed) == autoscaling.scalable_resource(
+        saved
+    )
+
+
+def _breaker_lines(service: Service, saved: Service | None, now: datetime, actor: Actor) -> list[ProbeLine]:
+    """Close the breaker of the saved service the probe just read, and say so."""
+    target = saved if saved is not None else (service if service.pk is not None else None)
+    if target is None or target.backend == Service.Backend.SIMULATED or not _same_resource(service, target):
+        return []
+    outcome = breaker.reset(
+        target, now, actor=actor, reason=f"Test connection read {_resource_label(target)}", reads_only=True
+    )
+    if outcome == "closed":
+        return [ProbeLine("ok", "Circuit breaker closed: the actuator answered, so the next tick calls it again.")]
+    if outcome == "cooloff_ended":
+        return [
+            ProbeLine(
+                "warn",
+                "Circuit breaker: the cool-off is ended, but updates failed too and Test connection makes none: "
+                "the next tick tries one, and a refusal reopens the breaker.",
+            )
+        ]
+    return []
+
+
+def probe_connection(
+    service: Service, now: datetime, *, actor: Actor | None = None, saved: Service | None = None
+) -> ProbeReport:
+    """Read the fleet, any Application Auto Scaling target, and the metrics; report each in plain words.
+
+    With an `actor`, a fleet read without error closes the circuit breaker of the saved service (`service`
+    itself, or `saved` for the form's unsaved copy) when it is the same resource."""
     try:
         lines = _actuator_lines(service)
     except BackendError as exc:
         lines = [ProbeLine("error", str(exc))]
+    if actor is not None and lines and all(line.level != "error" for line in lines):
+        lines += _breaker_lines(service, saved, now, actor)
     return ProbeReport(tuple(lines + _metric_lines(service, now)))

@@ -23,16 +23,18 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+from django.test import Client
 from django.utils import timezone
 
 from scaling import services, tasks
-from scaling.audit import EventType
+from scaling.audit import Actor, EventType
 from scaling.backends import ActuatorError, MetricsUnavailable
 from scaling.backends import aws as aws_backend
 from scaling.backends.cloudwatch import CloudWatchMetricSource
 from scaling.backends.probe import probe_connection
 from scaling.backends.sagemaker import SageMakerActuator
 from scaling.models import ActuatorHealth, AuditEvent, Decision
+from scaling.service_config import service_configure
 from tests.backends.conftest import (
     RecordingProxy,
     create_sagemaker_endpoint,
@@ -42,6 +44,7 @@ from tests.backends.conftest import (
     sagemaker_counts,
     sagemaker_service,
 )
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -356,3 +359,92 @@ def test_a_tick_without_metrics_logs_a_warning_naming_the_service(
         f"service win-probability (id {service.pk})" in m and "metrics unavailable: cannot reach CloudWatch" in m
         for m in warnings
     ), warnings
+
+
+_FORM = {
+    "name": "win-probability",
+    "display_name": "Win probability",
+    "enabled": "on",
+    "backend": "sagemaker",
+    "metric_source": "cloudwatch",
+    "endpoint_name": "win-prob",
+    "variant_name": "AllTraffic",
+    "autoscaling_mode": "refuse",
+    "min_replicas": "1",
+    "max_replicas": "20",
+    "hard_max_replicas": "20",
+    "price_per_replica_hour": "1.5",
+    "slo_latency_ms": "300",
+    "provisioning_delay_s": "300",
+}
+
+
+def _open_without_credentials(aws: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, datetime]:
+    """A service whose breaker opened while Tipoff had no credentials, then the credentials came back."""
+    create_sagemaker_endpoint(aws, instances=2)
+    tick = services.align_tick(timezone.now())
+    publish_invocations(aws, tick, per_minute=60 * 700)
+    service = sagemaker_service()
+    with monkeypatch.context() as m:
+        _without_credentials(m)
+        services.service_evaluate(service_id=service.pk, tick_at=tick)
+        # One failed call a tick, however many calls a tick makes.
+        assert ActuatorHealth.objects.get(service=service).consecutive_errors == 1
+        for k in (1, 2):
+            services.service_evaluate(service_id=service.pk, tick_at=tick + timedelta(seconds=15 * k))
+    health = ActuatorHealth.objects.get(service=service)
+    assert health.consecutive_errors == 3 and health.unavailable_at(tick + timedelta(seconds=45))
+    aws_backend.reset_clients()
+    return service, tick + timedelta(seconds=45)
+
+
+def test_a_test_connection_that_reads_the_fleet_closes_the_breaker_at_once(
+    aws: str, monkeypatch: pytest.MonkeyPatch, client: Client
+) -> None:
+    service, tick = _open_without_credentials(aws, monkeypatch)
+    admin = make_user("root", role="admin")
+    client.force_login(admin)
+
+    probe = client.post("/services/test-connection/", _FORM, headers={"HX-Request": "true"}).content.decode()
+
+    assert "endpoint InService" in probe
+    assert "Circuit breaker closed" in probe
+    health = ActuatorHealth.objects.get(service=service)
+    assert (health.consecutive_errors, health.open_until) == (0, None)
+    recovered = AuditEvent.objects.get(service=service, event_type=EventType.ACTUATOR_RECOVERED)
+    assert recovered.actor_label == "root" and "Test connection" in recovered.reason
+    decision = decision_of(services.service_evaluate(service_id=service.pk, tick_at=tick))
+    assert decision.reason_code != "ACTUATOR_UNAVAILABLE" and "actuator unavailable" not in decision.summary
+
+
+def test_a_test_connection_of_another_resource_leaves_the_breaker_alone(
+    aws: str, monkeypatch: pytest.MonkeyPatch, client: Client
+) -> None:
+    service, _ = _open_without_credentials(aws, monkeypatch)
+    create_sagemaker_endpoint(aws, name="other", instances=1)
+    client.force_login(make_user("root", role="admin"))
+
+    probe = client.post(
+        "/services/test-connection/", _FORM | {"endpoint_name": "other"}, headers={"HX-Request": "true"}
+    ).content.decode()
+
+    assert "endpoint InService" in probe and "Circuit breaker" not in probe
+    assert ActuatorHealth.objects.get(service=service).open_until is not None
+
+
+def test_editing_the_backend_settings_closes_the_breaker(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    service, _ = _open_without_credentials(aws, monkeypatch)
+    admin = make_user("root", role="admin")
+
+    service_configure(
+        service=service,
+        values={},
+        backend_config=service.backend_config | {"region": "us-east-1"},
+        actor=Actor.for_user(admin),
+        reason="credentials fixed; region set",
+    )
+
+    health = ActuatorHealth.objects.get(service=service)
+    assert (health.consecutive_errors, health.write_errors, health.open_until) == (0, 0, None)
+    recovered = AuditEvent.objects.get(service=service, event_type=EventType.ACTUATOR_RECOVERED)
+    assert recovered.actor_label == "root" and "credentials fixed; region set" in recovered.reason

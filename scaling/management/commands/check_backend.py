@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from scaling.audit import Actor
 from scaling.backends.probe import probe_connection
 from scaling.models import Service
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
         if service is None:
             known = ", ".join(Service.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"no service named {options['service']!r} (known: {known})")
-        report = probe_connection(service, timezone.now())
+        report = probe_connection(service, timezone.now(), actor=Actor.system("check_backend"))
         self.stdout.write(f"{service.name}: backend {service.backend}, metrics {service.metric_source}")
         for line in report.lines:
             self.stdout.write(f"  {MARKS[line.level]} {line.text}")
