@@ -19,11 +19,13 @@ An empty result or NaN is a missing datapoint (None): with no request rate the e
 
 Time: the queries run at once. Each waits at most TIMEOUT_S (or what is left of the
 budget) for Prometheus to connect or send more, and the whole fetch ends after
-FETCH_BUDGET_S: a query still unanswered then is abandoned. An rps query that runs out
-of time fails the fetch (MetricsUnavailable, transient) and the engine holds; any other
-signal that does is unread (`MetricWindow.unread`, None in the point), and the engine
-scales out on the rest but does not scale in. Any other error fails the fetch,
-whichever signal it concerns.
+FETCH_BUDGET_S: a query still unanswered then is abandoned. An rps query that fails,
+by running out of time or otherwise (rejected, several series, an unreadable answer),
+fails the fetch (MetricsUnavailable, its message beginning "rps: ") and the engine holds;
+any other signal that fails is unread (`MetricWindow.unread`, None in the point, the
+reason logged and named in the decision's summary as "<signal> unread: ..."), and the
+engine scales out on the rest but does not scale in. A configuration error (the URL, no
+rps query) fails the fetch whatever the signal.
 """
 
 from __future__ import annotations
@@ -152,7 +154,7 @@ def _sample(body: Any, promql: str, at: datetime) -> tuple[datetime, float | Non
     else:
         if len(result) > 1:
             raise MetricsUnavailable(
-                f"Prometheus query {promql!r} returned {len(result)} series; aggregate it to one (sum/max)",
+                f"query {promql!r} returned {len(result)} series, expected one; aggregate it to one (sum/max)",
                 permanent=True,
             )
         ts, value = result[0]["value"]
@@ -186,8 +188,8 @@ class PrometheusMetricSource:
         1. Start every query at once, each with TIMEOUT_S or what is left of the budget if less.
         2. Wait until all have answered or the budget is spent; abandon the rest (nothing waits for them; each
            gives up by the deadline too, or within TIMEOUT_S of it, its socket blocked on one read).
-        3. Read the outcomes in SIGNALS order, so the same failures give the same answer: a failed rps,
-           or any failure but running out of time, fails the fetch; another signal out of time is unread.
+        3. Read the outcomes in SIGNALS order, so the same failures give the same answer: a failed rps fails
+           the fetch; another signal that failed (out of time, rejected, several series...) is unread.
         """
         url, queries = _config(service)
         deadline = time.monotonic() + FETCH_BUDGET_S
@@ -208,9 +210,10 @@ class PrometheusMetricSource:
                 if not future.done() or future.cancelled():
                     raise _past_budget(url, queries[signal])
                 ts, values[signal] = future.result()
-            except QueryTimedOut as exc:
+            except MetricsUnavailable as exc:
                 if signal == "rps":
-                    raise
+                    # Without the request rate there is nothing to decide on: the fetch fails, naming the signal.
+                    raise type(exc)(f"rps: {exc}", permanent=exc.permanent) from exc
                 values[signal] = None
                 unread[signal] = str(exc)
                 log.warning("service %s: Prometheus signal %s unread: %s", service.name, signal, exc)

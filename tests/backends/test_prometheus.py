@@ -469,3 +469,26 @@ def test_test_connection_warns_of_a_stalled_signal(stalling: Any, monkeypatch: p
     assert report.ok
     assert "Prometheus: 1 datapoint(s)" in report.lines[-2].text
     assert (report.lines[-1].level, report.lines[-1].text.split(" (")[0]) == ("warn", "Prometheus: in_flight unread")
+
+
+def test_a_latency_query_of_several_series_is_unread_naming_the_signal_and_rps_still_decides(prometheus: str) -> None:
+    # Not aggregated: one series per bucket bound, as a real Prometheus answers it.
+    lat = "inference_request_duration_seconds_bucket"
+    service = _service(prometheus, rps=PROMQL["rps"], p95_ms=lat)
+    tick = timezone.now().replace(microsecond=0)
+
+    window = PrometheusMetricSource().fetch(service, tick)
+    decision = decision_of(services.service_evaluate(service_id=service.pk, tick_at=tick))
+
+    assert window.points[0].rps == pytest.approx(RPS, rel=0.15) and window.points[0].p95_ms is None
+    assert window.unread["p95_ms"].startswith(f"query {lat!r} returned 4 series, expected one")
+    assert decision.reason_code != "METRICS_UNAVAILABLE", decision.summary
+    assert f"p95_ms unread: query {lat!r} returned 4 series, expected one" in decision.summary
+
+
+def test_an_rps_query_that_fails_fails_the_fetch_naming_the_signal(prometheus: str) -> None:
+    lat = "inference_request_duration_seconds_bucket"
+    service = _service(prometheus, rps=lat)
+    with pytest.raises(MetricsUnavailable) as info:
+        PrometheusMetricSource().fetch(service, timezone.now())
+    assert str(info.value).startswith(f"rps: query {lat!r} returned 4 series, expected one")
