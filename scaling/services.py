@@ -25,12 +25,16 @@ from scaling.backends import (
     get_actuator,
     get_metric_source,
 )
+from scaling.backends.base import one_line
 from scaling.models import Decision, MetricSample, PolicyRevision, Service
 from scaling.policy import Decision as EngineDecision
 from scaling.policy import MetricPoint, decide
 from scaling.policy.explain import deciding_constraint
 
 log = logging.getLogger(__name__)
+
+# A backend failure as a decision's summary and the fleet page show it: one line, this long at most.
+FAILURE_LIMIT = 300
 
 _redis: redis.Redis | None = None
 
@@ -191,9 +195,9 @@ def _failure_text(service: Service, what: str, exc: Exception) -> str:
     """A backend failure in words. A BackendError already describes itself; anything else is a bug in a
     backend, logged with its traceback."""
     if isinstance(exc, BackendError):
-        return str(exc)
+        return one_line(str(exc), FAILURE_LIMIT)
     log.error("%s: %s raised %s", named(service), what, type(exc).__name__, exc_info=exc)
-    return f"{type(exc).__name__}: {exc}"
+    return one_line(f"{type(exc).__name__}: {exc}", FAILURE_LIMIT)
 
 
 def _with_note(result: EngineDecision, note: str) -> EngineDecision:

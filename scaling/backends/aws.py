@@ -26,11 +26,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from scaling.backends.base import BackendError
+from scaling.backends.base import BackendError, one_line
 
 # Adaptive retries: botocore backs off and rate-limits itself client-side when
 # AWS throttles; a call that still fails surfaces to the circuit breaker.
 RETRY_MAX_ATTEMPTS = 3
+# How much of AWS's own words an error keeps: with the action and resource it stays under about 200 characters.
+MESSAGE_LIMIT = 100
 # AWS control-plane calls answer in well under a second; these bound a call that hangs.
 CONNECT_TIMEOUT_S = 2
 READ_TIMEOUT_S = 5
@@ -155,6 +157,10 @@ def translate(
         if "<Message>" in message:
             # An XML error body where JSON was expected: keep just its message.
             message = message.split("<Message>", 1)[1].split("</Message>", 1)[0]
+        # A whole HTML error page (a 5xx from a proxy or the service) would fill the fleet page: one short line.
+        message = one_line(message, MESSAGE_LIMIT)
+        if status >= 500 and code != str(status):
+            code = f"{code} (HTTP {status})" if code else f"HTTP {status}"
         if code in _ACCESS_DENIED or (status == 403 and code in {"", "403"}):
             return error_cls(f"missing permission {action} on {resource} (AWS said {code}: {message})", permanent=True)
         if is_throttling(exc):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +13,21 @@ from scaling.policy.types import MetricPoint
 
 if TYPE_CHECKING:
     from scaling.models import Service
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """A backend's error text as one short line: an HTML page (a proxy's or a server's 500 page) becomes its
+    title, or its text without tags; whitespace runs become one space; past `limit` it is cut with "…"."""
+    if "<" in text and ">" in text:
+        title = _TITLE.search(text)
+        text = title.group(1) if title else _TAG.sub(" ", text)
+        text = html.unescape(text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 class BackendError(Exception):

@@ -267,8 +267,8 @@ def _fetch_group(
 ) -> dict[int, MetricWindow | MetricsUnavailable]:
     """The windows of services that share a region and endpoint, in as few calls as possible.
 
-    GetMetricData refuses the whole call for one query it rejects: after such a (permanent) error each
-    service is asked alone, so only the one at fault goes without metrics."""
+    GetMetricData fails the whole call for one query it rejects (or chokes on: a 5xx): after a failed call
+    of several services each is asked alone, so only the one at fault goes without metrics."""
     # GetMetricData takes one time range per call; use the widest the group needs.
     start = min(plans[i][1] for i in members)
     end = max(plans[i][2] for i in members)
@@ -287,7 +287,10 @@ def _fetch_group(
                 merged = series[i].setdefault(key, {})
                 merged.update(_series(result))
     except MetricsUnavailable as exc:
-        if exc.permanent and len(members) > 1:
+        # Whatever failed the call (a rejected query, or a 5xx or throttling that one service's queries may have
+        # caused), each service is asked alone, once: only the one at fault goes without metrics. Only a batch
+        # of several is retried, so a regional outage costs one call more per service, not more each time.
+        if len(members) > 1:
             alone: dict[int, MetricWindow | MetricsUnavailable] = {}
             for i in members:
                 alone |= _fetch_group(services, [i], plans)

@@ -13,7 +13,13 @@ from scaling.backends import aws as aws_backend
 from scaling.backends.cloudwatch import fetch_many, points_for, signals
 from scaling.models import Service
 from scaling.service_config import ConfigError, backend_config_from
-from tests.backends.conftest import admin_client, ecs_service, publish_invocations, sagemaker_service
+from tests.backends.conftest import (
+    RecordingProxy,
+    admin_client,
+    ecs_service,
+    publish_invocations,
+    sagemaker_service,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -141,3 +147,32 @@ def test_a_query_cloudwatch_rejects_fails_its_own_service_not_the_batch(
     assert isinstance(windows[0], MetricWindow)
     assert [p.rps for p in windows[0].points] == [100.0]
     assert isinstance(windows[1], MetricsUnavailable) and rejected in str(windows[1])
+
+
+def test_a_batch_that_fails_with_a_server_error_is_asked_again_per_service(aws: str) -> None:
+    # moto answers GetMetricData with an HTML 500 page when a query asks a percentile of published data (it does
+    # not compute them): the one bad service's query fails the whole batch, as CloudWatch's own 5xx would.
+    now = datetime.now(UTC)
+    publish_invocations(aws, now, per_minute=6000)
+    good = sagemaker_service()
+    bad = sagemaker_service(name="other", latency_stats={"p95_ms": "p95"})
+
+    windows = fetch_many([good, bad], now)
+
+    assert isinstance(windows[0], MetricWindow) and [p.rps for p in windows[0].points if p.rps]
+    error = windows[1]
+    assert isinstance(error, MetricsUnavailable)
+    text = str(error)
+    assert "500" in text and len(text) <= 200 and "\n" not in text and "<" not in text, text
+
+
+def test_a_service_alone_is_not_asked_again_after_its_call_fails(recording_proxy: RecordingProxy) -> None:
+    now = datetime.now(UTC)
+    publish_invocations(recording_proxy.url, now, per_minute=6000)
+    bad = sagemaker_service(name="other", latency_stats={"p95_ms": "p95"})
+    recording_proxy.calls.clear()
+
+    window = fetch_many([bad], now)[0]
+
+    assert isinstance(window, MetricsUnavailable)
+    assert recording_proxy.calls.count("GetMetricData") == aws_backend.RETRY_MAX_ATTEMPTS  # botocore's, no more
