@@ -57,5 +57,5 @@ def test_it_reports_an_unknown_endpoint_in_plain_words(aws: str) -> None:
 
     decision = _decide(service.pk, _tick())
 
-    assert decision.reason_code == "METRICS_UNAVAILABLE"
+    assert decision.reason_code == "ACTUATOR_UNAVAILABLE"
     assert "unknown resource: SageMaker endpoint 'no-such-endpoint'" in decision.summary
