@@ -105,13 +105,16 @@ def service_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     now = timezone.now()
     chosen = _range(request)
     latest = selectors.latest_decision(service)
+    sample = selectors.latest_sample(service)
     context = {
         "service": service,
         "now": now,
         "range": chosen,
         "range_refused": _range_refused(request),
         "ranges": list(selectors.RANGES),
-        "sample": selectors.latest_sample(service),
+        "sample": sample,
+        "sample_stale": selectors.sample_is_stale(service, sample, now),
+        "sample_age_limit": selectors.sample_age_limit(service),
         "latest_decision": latest,
         "decision_overdue": selectors.decision_overdue(service, latest.tick if latest else None, now),
         **timeline_context(request, service, range_name=chosen, now=now),

@@ -31,6 +31,7 @@ from scaling.policy import (
     ServiceSpec,
 )
 from scaling.policy.rules import slo_breach
+from scaling.policy.signals import max_sample_age_s
 from scaling.rollups import bucket_number, chart_bucket_s, chart_sums
 
 RANGES: dict[str, timedelta] = {
@@ -329,6 +330,9 @@ class FleetRow:
     decision_overdue: timedelta | None = None
     # Every override in force came after the latest decision: shown in force, it is not applied yet.
     overrides_await_tick: bool = False
+    # The latest sample is older than the engine accepts (metrics unavailable or stale since): its SLO reading
+    # and counts are not current, and the page says as of when.
+    sample_stale: bool = False
 
     @property
     def has_slo_signals(self) -> bool:
@@ -344,6 +348,17 @@ class FleetRow:
 
 def latest_sample(service: Service) -> MetricSample | None:
     return MetricSample.objects.filter(service=service).order_by("-ts").first()
+
+
+def sample_is_stale(service: Service, sample: MetricSample | None, now: datetime) -> bool:
+    """Whether `sample` is older than the service's staleness limit, past which the engine does not use it."""
+    if sample is None:
+        return False
+    return (now - sample.ts).total_seconds() > max_sample_age_s(service_spec(service))
+
+
+def sample_age_limit(service: Service) -> timedelta:
+    return timedelta(seconds=max_sample_age_s(service_spec(service)))
 
 
 def latest_decision(service: Service) -> Decision | None:
@@ -395,6 +410,7 @@ def fleet_overview(now: datetime) -> list[FleetRow]:
                 decision_overdue=decision_overdue(service, decision.tick if decision else None, now),
                 overrides_await_tick=bool(active[service.pk])
                 and all(override_awaits_tick(o, decision) for o in active[service.pk]),
+                sample_stale=sample_is_stale(service, sample, now),
             )
         )
     return rows

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from scaling.policy.types import EngineInput, MetricPoint
+from scaling.policy.types import EngineInput, MetricPoint, ServiceSpec
 
 # How far back the rules look at individual samples (trend of tonight's forecast ratio, panic window).
 POINTS_WINDOW_S = 300.0
@@ -34,7 +34,11 @@ class Observation:
 
 
 def max_metric_age_s(inp: EngineInput) -> float:
-    spec = inp.service
+    return max_sample_age_s(inp.service)
+
+
+def max_sample_age_s(spec: ServiceSpec) -> float:
+    """How old a sample may be before the engine takes it as stale (and the pages show it as no current data)."""
     return spec.metrics_lag_s + 2 * spec.tick_s + spec.metrics_window_s / 2
 
 

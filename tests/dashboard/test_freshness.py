@@ -158,3 +158,47 @@ def test_the_service_page_says_how_old_its_numbers_are_and_when_the_loop_stopped
     # In the timeline's poll too, which refreshes every tick.
     poll = viewer.get(url + "?timeline=all", headers={"HX-Request": "true"}).content.decode()
     assert "No decision for 4 min: the control loop may be stopped" in poll
+
+
+def test_a_sample_older_than_the_staleness_limit_is_no_data_and_its_counts_say_as_of_when(
+    viewer: Client, settings: Any
+) -> None:
+    # Metrics unavailable every tick since: decisions keep coming, the newest sample stays 3 minutes old.
+    settings.TICK_SECONDS = 15
+    now = timezone.now()
+    service = make_service("win-probability", slo_latency_ms=300.0)
+    Service.objects.filter(pk=service.pk).update(updated_at=now - timedelta(hours=1))
+    MetricSample.objects.create(
+        service=service, ts=now - timedelta(minutes=3), rps=700.0, p95_ms=40.0, p99_ms=60.0, provisioned=10, ready=10
+    )
+    Decision.objects.create(
+        service=service,
+        tick=now - timedelta(seconds=5),
+        provisioned=10,
+        ready=10,
+        desired=3,
+        reason_code="METRICS_UNAVAILABLE",
+        summary="held",
+    )
+
+    row = _row(_fleet(viewer), "win-probability")
+    page = viewer.get(reverse("dashboard:service", args=[service.name])).content.decode()
+
+    assert "Within SLO" not in row and 'class="badge ok"' not in row
+    assert 'data-badge="slo-stale"' in row and "No data" in row
+    provisioned = row[row.index('data-field="provisioned"') :].split("</td>", 1)[0]
+    ready = row[row.index('data-field="ready"') :].split("</td>", 1)[0]
+    assert "10" in provisioned and "as of 3 min ago" in provisioned
+    assert "10" in ready and "as of 3 min ago" in ready
+    freshness = page[page.index('data-testid="service-freshness"') :].split("</p>", 1)[0]
+    assert 'data-badge="sample-stale"' in freshness
+
+
+def test_a_fresh_sample_shows_its_counts_as_current(viewer: Client, settings: Any) -> None:
+    settings.TICK_SECONDS = 15
+    now = timezone.now()
+    _decided(make_service("win-probability"), now - timedelta(seconds=20))
+
+    row = _row(_fleet(viewer), "win-probability")
+
+    assert "as of" not in row and 'data-badge="slo-stale"' not in row
