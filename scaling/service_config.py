@@ -56,6 +56,11 @@ EXTRA_KEYS = (
     "breaker_errors",
     "breaker_cooloff_s",
 )
+# A real endpoint would be resized from the simulator's invented traffic.
+SIMULATED_METRICS_ON_REAL_BACKEND = (
+    "a SageMaker or ECS backend is actuated for real, so it needs its real metrics (CloudWatch or Prometheus): "
+    "simulated metrics are invented and Tipoff would resize the endpoint from them"
+)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # us-east-1, eu-central-2, us-gov-west-1, us-isob-east-1: letters, dash-separated words, a number.
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)*-[0-9]+")
@@ -118,6 +123,8 @@ def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
         if mode not in autoscaling.MODES:
             raise ConfigError("autoscaling_mode", f"choose one of {', '.join(autoscaling.MODES)}")
         config["autoscaling_mode"] = mode
+    if source == Service.MetricSourceKind.SIMULATED and backend != Service.Backend.SIMULATED:
+        raise ConfigError("metric_source", SIMULATED_METRICS_ON_REAL_BACKEND)
     if source == Service.MetricSourceKind.CLOUDWATCH:
         if backend == Service.Backend.SIMULATED:
             raise ConfigError("metric_source", "CloudWatch metrics need a SageMaker or ECS backend")

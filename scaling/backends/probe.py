@@ -17,6 +17,7 @@ from scaling.backends import autoscaling, breaker
 from scaling.backends.aws_actuator import AwsActuator
 from scaling.backends.base import BackendError, MetricWindow, get_actuator
 from scaling.models import Service
+from scaling.service_config import SIMULATED_METRICS_ON_REAL_BACKEND
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,9 @@ def _fmt(value: float | None, unit: str) -> str:
 def _metric_lines(service: Service, now: datetime) -> list[ProbeLine]:
     source = service.get_metric_source_display()
     if service.metric_source == Service.MetricSourceKind.SIMULATED:
+        if service.backend != Service.Backend.SIMULATED:
+            # Stored before the service form refused it (scaling.service_config).
+            return [ProbeLine("error", f"{source}: {SIMULATED_METRICS_ON_REAL_BACKEND}")]
         return [ProbeLine("ok", "Simulated metrics: nothing to connect to.")]
     try:
         window = _fetch(service, now)

@@ -103,4 +103,15 @@
         }
       });
   });
+
+  // The service form: a SageMaker or ECS backend cannot run on simulated metrics (the server refuses it), and
+  // a simulated fleet has no CloudWatch; moving the backend moves the metric source off the combination.
+  document.addEventListener("change", function (evt) {
+    var backend = evt.target;
+    if (!backend.matches || !backend.matches(".service-form select[name=backend]")) { return; }
+    var source = backend.form.querySelector("select[name=metric_source]");
+    if (!source) { return; }
+    if (backend.value !== "simulated" && source.value === "simulated") { source.value = "cloudwatch"; }
+    if (backend.value === "simulated" && source.value === "cloudwatch") { source.value = "simulated"; }
+  });
 })();

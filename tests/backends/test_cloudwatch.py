@@ -97,14 +97,23 @@ def test_ecs_reads_cpu_from_ecs_and_demand_from_the_load_balancer(aws: str) -> N
     ],
 )
 def test_latency_statistics_follow_cloudwatch_grammar(stat: str) -> None:
-    config = backend_config_from({"backend": "sagemaker", "endpoint_name": "e", "latency_stats": {"p95_ms": stat}})
+    config = backend_config_from(
+        {"backend": "sagemaker", "metric_source": "cloudwatch", "endpoint_name": "e", "latency_stats": {"p95_ms": stat}}
+    )
     assert config["latency_stats"] == {"p95_ms": stat}
 
 
 @pytest.mark.parametrize("stat", ["avg", "average", "P95", "p101", "p-1", "tm", "TM(10:90%)", "PR(10%:)", "TM()", ""])
 def test_a_statistic_cloudwatch_would_reject_is_refused_naming_the_field(stat: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        backend_config_from({"backend": "sagemaker", "endpoint_name": "e", "latency_stats": {"p95_ms": stat}})
+        backend_config_from(
+            {
+                "backend": "sagemaker",
+                "metric_source": "cloudwatch",
+                "endpoint_name": "e",
+                "latency_stats": {"p95_ms": stat},
+            }
+        )
     assert caught.value.field == "latency_stats"
     assert f"latency_stats p95_ms: {stat!r} is not a CloudWatch statistic" in caught.value.message
 

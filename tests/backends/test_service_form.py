@@ -225,3 +225,39 @@ def test_a_service_added_without_a_reason_says_it_was_registered(admin: Client) 
     assert admin.post("/services/new/", SAGEMAKER_FORM).status_code == 302
     event = AuditEvent.objects.get(event_type=EventType.SERVICE_CREATED)
     assert event.reason == "service win-probability registered"
+
+
+@pytest.mark.parametrize(
+    "backend_fields",
+    [
+        {"backend": "sagemaker", "endpoint_name": "win-prob"},
+        {"backend": "ecs", "cluster": "serving", "service": "game-summaries"},
+    ],
+)
+def test_a_real_backend_on_simulated_metrics_is_refused_by_the_form_the_api_and_test_connection(
+    admin: Client, backend_fields: dict[str, str]
+) -> None:
+    form = SAGEMAKER_FORM | backend_fields | {"metric_source": "simulated"}
+
+    page = admin.post("/services/new/", form)
+    assert page.status_code == 422
+    assert "invented" in page.context["form"].errors["metric_source"][0]
+    body = {k: v for k, v in form.items() if k != "enabled"}
+    api = _json(admin, "post", "/api/admin/services", body)
+    assert api.status_code == 422, api.content
+    assert api.json()["field"] == "metric_source" and "CloudWatch or Prometheus" in api.json()["detail"]
+    probe = admin.post("/services/test-connection/", form, headers={"HX-Request": "true"})
+    assert probe.status_code == 422 and "metric_source" in probe.content.decode()
+    assert not Service.objects.exists()
+
+
+def test_test_connection_of_a_stored_real_service_on_simulated_metrics_is_an_error(admin: Client, aws: str) -> None:
+    create_sagemaker_endpoint(aws, instances=2)
+    service = sagemaker_service()
+    Service.objects.filter(pk=service.pk).update(metric_source="simulated")  # stored before the check existed
+
+    probe = _json(admin, "post", f"/api/admin/services/{service.name}/test-connection")
+
+    assert probe.status_code == 200
+    assert not probe.json()["ok"]
+    assert any(line["level"] == "error" and "invented" in line["text"] for line in probe.json()["lines"])
