@@ -21,6 +21,7 @@ from scaling.backends import autoscaling, breaker
 from scaling.backends.cloudwatch import latency_stats_error
 from scaling.backends.prometheus import SIGNALS as PROM_SIGNALS
 from scaling.models import GameDayRule, Override, Service
+from scaling.policy.types import SERVICE_RANGES
 from scaling.sim.serving import ServingModel, model_ceiling
 
 # Fields of the Service row an administrator sets here (the policy has its own page).
@@ -156,13 +157,10 @@ def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
             config["metrics_lag_s"] = float(lag)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise ConfigError("metrics_lag_s", f"{lag!r} is not a number of seconds") from None
+        check_range("metrics_lag_s", config["metrics_lag_s"])
     elif source == Service.MetricSourceKind.CLOUDWATCH:
         config["metrics_lag_s"] = DEFAULT_CLOUDWATCH_LAG_S
     return config
-
-
-# Replicas that take longer than a day to start are a typo; the engine's windows scale with the delay.
-MAX_PROVISIONING_DELAY_S = 86_400
 
 
 def _extra(key: str, value: Any) -> Any:
@@ -204,10 +202,24 @@ def _extra(key: str, value: Any) -> Any:
     return number(0 if key != "breaker_cooloff_s" else 1, 86_400, whole=True)
 
 
+def _number(x: float) -> str:
+    return f"{int(x):,}" if math.isfinite(x) and float(x).is_integer() else f"{x:g}"
+
+
+def check_range(field: str, value: Any) -> None:
+    """Refuse a number outside its SERVICE_RANGES range, naming the field and the range."""
+    allowed = SERVICE_RANGES[field]
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if not math.isfinite(value) or not allowed.contains(value):
+        low, high = allowed.low or 0, allowed.high or math.inf
+        note = f" ({allowed.note})" if allowed.note else ""
+        raise ConfigError(field, f"must be from {_number(low)} to {_number(high)}{note}, not {_number(value)}")
+
+
 def _check_bounds(values: dict[str, Any]) -> None:
-    delay_s = values.get("provisioning_delay_s")
-    if delay_s is not None and not 0 <= delay_s <= MAX_PROVISIONING_DELAY_S:
-        raise ConfigError("provisioning_delay_s", f"must be 0 to {MAX_PROVISIONING_DELAY_S} s (a day), not {delay_s}")
+    for field in SERVICE_RANGES:
+        check_range(field, values.get(field))
     lo, hi, hard = values.get("min_replicas"), values.get("max_replicas"), values.get("hard_max_replicas")
     if lo is not None and hi is not None and lo > hi:
         raise ConfigError("max_replicas", f"must be at least min_replicas ({lo})")

@@ -129,6 +129,22 @@ PARAM_RANGES: dict[str, Range] = {
     "fallback_replicas": Range(0, 10_000, note="at most the service's maximum"),
 }
 
+# A service's own numbers, as the service form and its API accept them (scaling.service_config checks them).
+# Past these they are typos, and sizing with the serving model would work over absurd counts of servers
+# (replicas × concurrency) every tick: 10,000 replicas of 1,000 requests in flight each is the largest fleet.
+SERVICE_RANGES: dict[str, Range] = {
+    "min_replicas": REPLICAS,
+    "max_replicas": Range(1, REPLICAS.high),
+    "hard_max_replicas": Range(1, REPLICAS.high),
+    "concurrency": Range(1, 1_000, note="requests one replica serves at once"),
+    "service_time_ms": Range(0.1, 600_000, note="ten minutes a request"),
+    "slo_latency_ms": Range(1, 3_600_000, note="an hour"),
+    "provisioning_delay_s": Range(0, DAY_S, note="a day"),
+    # The dearest GPU instances cost about $100 an hour; 10,000 leaves room for any currency.
+    "price_per_replica_hour": Range(0, 10_000),
+    "metrics_lag_s": Range(0, 3_600, note="metrics an hour late are not a live signal"),
+}
+
 
 def param_range(name: str) -> Range:
     """A parameter's documented range (PARAM_RANGES; a day for windows named *_s, else ≥ 0)."""

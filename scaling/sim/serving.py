@@ -32,15 +32,47 @@ class ServingModel:
         return self.concurrency * self.mu
 
 
+# From this many servers on, Erlang B is summed over the terms that matter instead of recursed over every
+# server: 10,000 replicas of concurrency 1,000 took a second a call, and sizing makes a dozen calls.
+_WINDOWED_FROM_SERVERS = 20_000
+
+
 def erlang_c(servers: int, offered_load: float) -> float:
     """Probability of waiting in M/M/c with c servers and offered load a = lam/mu (a < c).
 
-    Computed through the Erlang B recursion, which stays stable for thousands of servers.
+    Computed through the Erlang B recursion, which stays stable for thousands of servers; from
+    _WINDOWED_FROM_SERVERS on, from the few thousand terms of Erlang B's sum that are not negligible.
     """
+    if servers >= _WINDOWED_FROM_SERVERS:
+        b = _erlang_b_windowed(servers, offered_load)
+        return servers * b / (servers - offered_load * (1.0 - b))
+    return _erlang_c_recursion(servers, offered_load)
+
+
+def _erlang_c_recursion(servers: int, offered_load: float) -> float:
     b = 1.0
     for k in range(1, servers + 1):
         b = offered_load * b / (k + offered_load * b)
     return servers * b / (servers - offered_load * (1.0 - b))
+
+
+def _erlang_b_windowed(servers: int, offered_load: float) -> float:
+    """Erlang B from 1/B = Σ_{j=0..c} T_j, T_j = Π_{i=j+1..c} i/a, in log space, over the terms near the largest.
+
+    T_j is largest at j = min(c, ⌊a⌋) and falls off at least as e^{−d²/(2(a+d))} d steps away from it, so the
+    terms more than 40·√a + 64 away are below e^{−50} of it (e^{−800} for large a): O(√a) work, not O(c).
+    """
+    c, a = servers, offered_load
+    peak = min(c, math.floor(a))
+    width = math.ceil(40.0 * math.sqrt(a)) + 64
+    lo, hi = max(0, peak - width), min(c, peak + width)
+    # log(T_j / T_hi) for j = hi, hi − 1, ..., lo: T_{j−1} = T_j · j/a.
+    steps = np.log(np.arange(hi, lo, -1, dtype=np.float64)) - math.log(a)
+    logs = np.concatenate(([0.0], np.cumsum(steps)))
+    top = float(logs.max())
+    log_sum = top + math.log(float(np.exp(logs - top).sum()))
+    log_t_hi = math.lgamma(c + 1) - math.lgamma(hi + 1) - (c - hi) * math.log(a) if hi < c else 0.0
+    return math.exp(-(log_t_hi + log_sum))
 
 
 def prob_response_exceeds(servers: int, lam: float, mu: float, latency_s: float) -> float:
@@ -258,7 +290,7 @@ def erlang_c_fast(servers: int, offered_load: float) -> float:
     while scoring keeps the recursion.
     """
     global _LOG_INTEGERS  # noqa: PLW0603 - a grow-only table of log(1..n)
-    if servers < _FAST_FROM_SERVERS:
+    if servers < _FAST_FROM_SERVERS or servers >= _WINDOWED_FROM_SERVERS:
         return erlang_c(servers, offered_load)
     if _LOG_INTEGERS.size < servers:
         _LOG_INTEGERS = np.log(np.arange(1, 2 * servers + 1, dtype=np.float64))

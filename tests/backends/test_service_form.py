@@ -261,3 +261,56 @@ def test_test_connection_of_a_stored_real_service_on_simulated_metrics_is_an_err
     assert probe.status_code == 200
     assert not probe.json()["ok"]
     assert any(line["level"] == "error" and "invented" in line["text"] for line in probe.json()["lines"])
+
+
+def test_the_reported_absurd_serving_model_is_refused_naming_the_field_and_its_range(admin: Client) -> None:
+    from tests.factories import make_service
+
+    service = make_service("box-scores")
+    sent = {"concurrency": 1_000_000_000, "service_time_ms": 1e9, "slo_latency_ms": 1e12, "reason": "x"}
+
+    response = _json(admin, "put", "/api/admin/services/box-scores", sent)
+
+    assert response.status_code == 422, response.content
+    body = response.json()
+    assert body["field"] == "concurrency" and "from 1 to 1,000" in body["detail"], body
+    service.refresh_from_db()
+    assert service.concurrency == 4
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "allowed"),
+    [
+        ("concurrency", 1001, "from 1 to 1,000"),
+        ("service_time_ms", 600_001, "from 0.1 to 600,000"),
+        ("slo_latency_ms", 3_600_001, "from 1 to 3,600,000"),
+        ("metrics_lag_s", 3601, "from 0 to 3,600"),
+        ("min_replicas", 10_001, "from 0 to 10,000"),
+        ("max_replicas", 10_001, "from 1 to 10,000"),
+        ("hard_max_replicas", 10_001, "from 1 to 10,000"),
+        ("provisioning_delay_s", 86_401, "from 0 to 86,400"),
+    ],
+)
+def test_a_number_past_its_upper_bound_is_refused_by_the_api_and_the_form(
+    admin: Client, field: str, value: float, allowed: str
+) -> None:
+    body: dict[str, Any] = {key: v for key, v in SAGEMAKER_FORM.items() if key != "enabled"}
+    body |= {"min_replicas": 1, "max_replicas": 10_000, "hard_max_replicas": 10_000} | {field: value}
+
+    api = _json(admin, "post", "/api/admin/services", body)
+    page = admin.post("/services/new/", {**body, field: str(value)})
+
+    assert api.status_code == 422, api.content
+    assert api.json()["field"] == field and allowed in api.json()["detail"], api.json()
+    assert page.status_code == 422
+    assert allowed in " ".join(page.context["form"].errors[field])
+    assert not Service.objects.exists()
+
+
+def test_the_largest_allowed_values_are_accepted(admin: Client) -> None:
+    body: dict[str, Any] = {key: v for key, v in SAGEMAKER_FORM.items() if key != "enabled"}
+    body |= {"min_replicas": 10_000, "max_replicas": 10_000, "hard_max_replicas": 10_000, "concurrency": 1000}
+    body |= {"service_time_ms": 600_000, "slo_latency_ms": 3_600_000, "slo_target": 0.99}
+    body |= {"metrics_lag_s": 3600, "provisioning_delay_s": 86_400}
+
+    assert _json(admin, "post", "/api/admin/services", body).status_code == 201
