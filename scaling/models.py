@@ -42,6 +42,9 @@ class Service(models.Model):
     )
     # Backend identifiers (endpoint + variant, cluster + service, PromQL, region, ...).
     backend_config = models.JSONField(default=dict, blank=True)
+    # The AWS resource the service actuates, normalized (scaling.service_config.target_key); null for a
+    # simulated fleet. Unique: two services on one endpoint would fight over its count.
+    target_key = models.CharField(max_length=600, null=True, blank=True, unique=True, editable=False)
 
     min_replicas = models.PositiveIntegerField(default=1)
     max_replicas = models.PositiveIntegerField(default=50)

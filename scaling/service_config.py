@@ -12,12 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Field
 from django.utils import timezone
 
 from scaling.audit import Actor, EventType, audit_record
 from scaling.backends import autoscaling, breaker
+from scaling.backends.aws import region_of
 from scaling.backends.cloudwatch import latency_stats_error
 from scaling.backends.prometheus import SIGNALS as PROM_SIGNALS
 from scaling.models import GameDayRule, Override, Service
@@ -303,6 +304,54 @@ def _check_serving_model(values: dict[str, Any]) -> None:
         )
 
 
+def _resource_name(value: Any) -> str:
+    """An ECS cluster or service as its name: the last part of an ARN (service/cluster/name or service/name)."""
+    text = str(value or "").strip()
+    return text.rsplit("/", 1)[-1] if text.startswith("arn:") else text
+
+
+def target_key(backend: str, config: dict[str, Any]) -> str | None:
+    """The AWS resource a service actuates, one string however it was spelled: backend, region (the
+    processes' AWS_REGION when the service names none), endpoint URL, and the endpoint and variant
+    (SageMaker ignores their case) or cluster and service (a name or the ARN's name). None for a simulated
+    fleet. Kept in Service.target_key, which is unique."""
+    if backend == Service.Backend.SAGEMAKER:
+        resource = f"endpoint/{_resource_name(config.get('endpoint_name')).lower()}/variant/"
+        resource += str(config.get("variant_name") or "AllTraffic").strip().lower()
+    elif backend == Service.Backend.ECS:
+        resource = f"service/{_resource_name(config.get('cluster'))}/{_resource_name(config.get('service'))}"
+    else:
+        return None
+    region = region_of(config) or ""
+    endpoint_url = str(config.get("endpoint_url") or "").strip().rstrip("/").lower()
+    return f"{backend}|{region}|{endpoint_url}|{resource}"
+
+
+def _check_target(key: str | None, backend: str, config: dict[str, Any], *, exclude: int | None = None) -> None:
+    """Refuse a target another service manages, naming it. Rows keyed before target_key existed (or created
+    without it) are keyed here too, so they are found as well."""
+    if key is None:
+        return
+    others = Service.objects.filter(backend=backend).order_by("pk")
+    if exclude is not None:
+        others = others.exclude(pk=exclude)
+    for other in others.only("name", "display_name", "backend", "backend_config", "target_key"):
+        if (other.target_key or target_key(other.backend, other.backend_config or {})) != key:
+            continue
+        if backend == Service.Backend.SAGEMAKER:
+            field = "endpoint_name"
+            what = f"SageMaker endpoint {config.get('endpoint_name')!r} variant {config.get('variant_name')!r}"
+        else:
+            field = "service"
+            what = f"ECS service {config.get('service')!r} in cluster {config.get('cluster')!r}"
+        region = region_of(config) or "the default region"
+        raise ConfigError(
+            field,
+            f"service {other.name} ({other.display_name}) already manages {what} in {region}: two services would "
+            "fight over its capacity; edit or remove that one instead",
+        )
+
+
 def service_create(
     *, name: str, values: dict[str, Any], backend_config: dict[str, Any], actor: Actor, reason: str = ""
 ) -> Service:
@@ -313,17 +362,27 @@ def service_create(
     if Service.objects.filter(name=name).exists():
         raise ConfigError("name", f"a service named {name!r} already exists")
     fields = {k: v for k, v in values.items() if k in SERVICE_FIELDS}
-    with transaction.atomic():
-        service = Service.objects.create(name=name, backend_config=backend_config, **fields)
-        audit_record(
-            actor=actor,
-            event_type=EventType.SERVICE_CREATED,
-            service=service,
-            object_type="service",
-            object_id=service.pk,
-            after={"name": name, **fields, "backend_config": backend_config},
-            reason=reason.strip() or f"service {name} registered",
-        )
+    backend = str(fields.get("backend") or Service.Backend.SIMULATED)
+    key = target_key(backend, backend_config)
+    _check_target(key, backend, backend_config)
+    try:
+        with transaction.atomic():
+            service = Service.objects.create(name=name, backend_config=backend_config, target_key=key, **fields)
+            audit_record(
+                actor=actor,
+                event_type=EventType.SERVICE_CREATED,
+                service=service,
+                object_type="service",
+                object_id=service.pk,
+                after={"name": name, **fields, "backend_config": backend_config},
+                reason=reason.strip() or f"service {name} registered",
+            )
+    except IntegrityError:
+        # Another request took the target (or the name) since the checks above: name what it took.
+        _check_target(key, backend, backend_config)
+        if Service.objects.filter(name=name).exists():
+            raise ConfigError("name", f"a service named {name!r} already exists") from None
+        raise
     return service
 
 
@@ -343,33 +402,43 @@ def service_configure(
     if not reason.strip():
         raise ConfigError("reason", "a reason is required")
     fields = {k: v for k, v in values.items() if k in SERVICE_FIELDS}
-    with transaction.atomic():
-        locked = Service.objects.select_for_update().get(pk=service.pk)
-        stored = locked.backend_config or {}
-        kept = {k: _extra(k, stored[k]) for k in EXTRA_KEYS if k in stored and k not in backend_config}
-        backend_config = backend_config | kept
-        merged = {k: getattr(locked, k) for k in SERVICE_FIELDS} | fields
-        _check_bounds(merged)
-        _check_serving_model(merged)
-        _check_overrides(locked, {k: v for k, v in fields.items() if getattr(locked, k) != v})
-        before = {k: getattr(locked, k) for k in fields if getattr(locked, k) != fields[k]}
-        after = {k: fields[k] for k in before}
-        if locked.backend_config != backend_config:
-            before["backend_config"] = locked.backend_config
-            after["backend_config"] = backend_config
-        if not after:
-            return False
-        Service.objects.filter(pk=service.pk).update(**fields, backend_config=backend_config, version=F("version") + 1)
-        audit_record(
-            actor=actor,
-            event_type=EventType.SERVICE_UPDATED,
-            service=locked,
-            object_type="service",
-            object_id=locked.pk,
-            before=before,
-            after=after,
-            reason=reason,
-        )
+    key: str | None = None
+    try:
+        with transaction.atomic():
+            locked = Service.objects.select_for_update().get(pk=service.pk)
+            stored = locked.backend_config or {}
+            kept = {k: _extra(k, stored[k]) for k in EXTRA_KEYS if k in stored and k not in backend_config}
+            backend_config = backend_config | kept
+            merged = {k: getattr(locked, k) for k in SERVICE_FIELDS} | fields
+            _check_bounds(merged)
+            _check_serving_model(merged)
+            key = target_key(merged["backend"], backend_config)
+            _check_target(key, merged["backend"], backend_config, exclude=locked.pk)
+            _check_overrides(locked, {k: v for k, v in fields.items() if getattr(locked, k) != v})
+            before = {k: getattr(locked, k) for k in fields if getattr(locked, k) != fields[k]}
+            after = {k: fields[k] for k in before}
+            if locked.backend_config != backend_config:
+                before["backend_config"] = locked.backend_config
+                after["backend_config"] = backend_config
+            if not after:
+                return False
+            Service.objects.filter(pk=service.pk).update(
+                **fields, backend_config=backend_config, target_key=key, version=F("version") + 1
+            )
+            audit_record(
+                actor=actor,
+                event_type=EventType.SERVICE_UPDATED,
+                service=locked,
+                object_type="service",
+                object_id=locked.pk,
+                before=before,
+                after=after,
+                reason=reason,
+            )
+    except IntegrityError:
+        # Another request took the target since the check above: name what it took.
+        _check_target(key, str(fields.get("backend") or service.backend), backend_config, exclude=service.pk)
+        raise
     service.refresh_from_db()
     autoscaling.release_quietly(service, actor, reason)
     if "backend" in after or "backend_config" in after:

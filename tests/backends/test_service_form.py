@@ -208,7 +208,8 @@ def test_the_api_and_the_form_record_the_reason_a_service_was_added(admin: Clien
     body |= {"name": "from-api", "reason": "the new win-probability model goes live for the playoffs"}
     created = _json(admin, "post", "/api/admin/services", body)
     assert created.status_code == 201, created.content
-    added = admin.post("/services/new/", SAGEMAKER_FORM | {"name": "from-form", "reason": "shadow copy for tests"})
+    shadow = {"name": "from-form", "endpoint_name": "win-prob-shadow", "reason": "shadow copy for tests"}
+    added = admin.post("/services/new/", SAGEMAKER_FORM | shadow)
     assert added.status_code == 302
 
     reasons = dict(
@@ -314,3 +315,45 @@ def test_the_largest_allowed_values_are_accepted(admin: Client) -> None:
     body |= {"metrics_lag_s": 3600, "provisioning_delay_s": 86_400}
 
     assert _json(admin, "post", "/api/admin/services", body).status_code == 201
+
+
+def test_a_second_service_on_the_same_endpoint_variant_and_region_is_refused_naming_the_first(admin: Client) -> None:
+    assert admin.post("/services/new/", SAGEMAKER_FORM | {"region": "us-east-1"}).status_code == 302
+    body: dict[str, Any] = {k: v for k, v in SAGEMAKER_FORM.items() if k != "enabled"}
+    body |= {"name": "moto-dup", "display_name": "Moto dup", "region": "us-east-1", "endpoint_name": "WIN-PROB"}
+
+    api = _json(admin, "post", "/api/admin/services", body)
+    page = admin.post("/services/new/", body)
+
+    assert api.status_code == 422, api.content
+    assert api.json()["field"] == "endpoint_name" and "win-probability" in api.json()["detail"]
+    assert page.status_code == 422 and "win-probability" in page.context["form"].errors["endpoint_name"][0]
+    # Another variant, or the same endpoint in another region, is another target.
+    assert _json(admin, "post", "/api/admin/services", body | {"variant_name": "Canary"}).status_code == 201
+    other_region = body | {"name": "west", "display_name": "West", "region": "us-west-2"}
+    assert _json(admin, "post", "/api/admin/services", other_region).status_code == 201
+
+
+def test_an_edit_that_points_a_service_at_anothers_ecs_service_is_refused(admin: Client) -> None:
+    ecs: dict[str, Any] = {k: v for k, v in SAGEMAKER_FORM.items() if k not in ("enabled", "endpoint_name")}
+    ecs |= {"backend": "ecs", "metric_source": "prometheus", "prometheus_url": "http://prom:9090"}
+    ecs |= {"promql": {"rps": "sum(rate(x[1m]))"}, "cluster": "serving", "service": "game-summaries"}
+    assert _json(admin, "post", "/api/admin/services", ecs | {"name": "summaries"}).status_code == 201
+    arn = "arn:aws:ecs:us-east-1:123456789012:service/serving/other"
+    assert _json(admin, "post", "/api/admin/services", ecs | {"name": "other", "service": arn}).status_code == 201
+
+    moved = _json(admin, "put", "/api/admin/services/other", {"service": "game-summaries", "reason": "typo"})
+
+    assert moved.status_code == 422, moved.content
+    assert moved.json()["field"] == "service" and "summaries" in moved.json()["detail"]
+    assert Service.objects.get(name="other").backend_config["service"] == arn
+
+
+def test_the_database_refuses_a_second_service_on_one_target() -> None:
+    from django.db import IntegrityError, transaction
+
+    from tests.factories import make_service
+
+    make_service("a", backend="sagemaker", target_key="sagemaker|us-east-1||endpoint/win-prob/variant/allTraffic")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_service("b", backend="sagemaker", target_key="sagemaker|us-east-1||endpoint/win-prob/variant/allTraffic")
