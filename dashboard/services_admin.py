@@ -15,7 +15,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
-from ninja import Router, Schema, Status
+from ninja import Field, Router, Schema, Status
+from pydantic import ConfigDict
 
 from dashboard.api_auth import require_capability
 from dashboard.api_errors import ApiError, refused
@@ -26,6 +27,7 @@ from scaling.backends.autoscaling import MODES
 from scaling.backends.probe import ProbeReport, probe_connection
 from scaling.models import Service
 from scaling.service_config import (
+    EXTRA_KEYS,
     SERVICE_FIELDS,
     ConfigError,
     backend_config_from,
@@ -92,14 +94,30 @@ class ServiceForm(forms.Form):
         max_length=500, required=False, help_text="Why (kept in the audit log; required when editing)."
     )
 
+    def __init__(self, *args: Any, extra: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # backend_config keys the form does not show (EXTRA_KEYS), as the API gives them.
+        self.extra = extra or {}
+        # The field of each error of a key the form does not show (a non-field error on the page): the API's.
+        self.unshown_fields: dict[str, str] = {}
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if not self.errors:
             try:
-                data["backend_config"] = backend_config_from(data)
+                data["backend_config"] = backend_config_from(data | self.extra)
             except ConfigError as exc:
-                self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+                self.config_error(exc)
         return data
+
+    def config_error(self, exc: ConfigError) -> None:
+        """Show a refusal of the service functions on its field, or above the form naming a field not shown."""
+        if exc.field in self.fields:
+            self.add_error(exc.field, exc.message)
+            return
+        text = f"{exc.field}: {exc.message}" if exc.field else exc.message
+        self.unshown_fields[text] = exc.field
+        self.add_error(None, text)
 
     def values(self) -> dict[str, Any]:
         # An empty serving-model field keeps the stored (or default) value.
@@ -154,7 +172,7 @@ def service_new(request: HtmxHttpRequest) -> HttpResponse:
             reason=form.cleaned_data["reason"],
         )
     except ConfigError as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        form.config_error(exc)
         return _render(request, form, None, status=422)
     messages.success(request, f"Service {service.name} added.")
     return redirect("dashboard:service", name=service.name)
@@ -179,7 +197,7 @@ def service_edit(request: HtmxHttpRequest, name: str) -> HttpResponse:
             reason=form.cleaned_data["reason"],
         )
     except ConfigError as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        form.config_error(exc)
         return _render(request, form, service, status=422)
     if changed:
         messages.success(request, f"Service {service.name} saved.")
@@ -227,6 +245,9 @@ router = Router(tags=["services"])
 
 
 class ServiceIn(Schema):
+    # A field the API does not take is refused, naming it, instead of being dropped in silence.
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = None
     display_name: str | None = None
     description: str | None = None
@@ -254,6 +275,17 @@ class ServiceIn(Schema):
     prometheus_url: str | None = None
     promql: dict[str, str] | None = None
     metrics_lag_s: float | None = None
+    # Optional backend_config keys (docs/aws.md); an edit that does not give one keeps it.
+    bearer_token_env: str | None = Field(None, description="Environment variable holding a Prometheus bearer token.")
+    cpu_cores: float | None = Field(None, description="SageMaker: cores per instance (CPUUtilization ÷ 100 × cores).")
+    period_s: int | None = Field(None, description="CloudWatch period: 1, 5, 10, 30 or a multiple of 60 (60).")
+    lookback_s: int | None = Field(None, description="CloudWatch window read each tick, seconds (600).")
+    publication_lag_s: int | None = Field(None, description="CloudWatch periods ending this recently are unread (60).")
+    latency_stats: dict[str, str] | None = Field(
+        None, description='CloudWatch statistic per latency field, e.g. {"p95_ms": "p95"}.'
+    )
+    breaker_errors: int | None = Field(None, description="Consecutive failed calls that open the breaker (3).")
+    breaker_cooloff_s: int | None = Field(None, description="How long an open breaker stops calls, seconds (300).")
     reason: str | None = None
 
 
@@ -285,15 +317,20 @@ def _api_field(form_field: str) -> str:
 
 
 def _form_from_api(payload: ServiceIn, base: dict[str, Any]) -> ServiceForm:
-    data = base | {k: v for k, v in payload.dict().items() if v is not None and k != "promql"}
+    given = {k: v for k, v in payload.dict().items() if v is not None}
+    data = base | {k: v for k, v in given.items() if k != "promql" and k not in EXTRA_KEYS}
     for signal, query in (payload.promql or {}).items():
         data[f"promql_{signal}"] = query
-    form = ServiceForm(data)
+    form = ServiceForm(data, extra={k: v for k, v in given.items() if k in EXTRA_KEYS})
     if not form.is_valid():
-        # The form's fields are the body's, but for the PromQL queries (promql_rps is the body's promql.rps).
-        errors = [
-            {"field": _api_field(name), "message": " ".join(str(e) for e in errs)} for name, errs in form.errors.items()
-        ]
+        # The form's fields are the body's, but for the PromQL queries (promql_rps is the body's promql.rps)
+        # and the keys the form does not show, which are the body's own.
+        errors: list[dict[str, str]] = []
+        for name, errs in form.errors.items():
+            if name == "__all__":
+                errors += [{"field": form.unshown_fields.get(str(e), ""), "message": str(e)} for e in errs]
+            else:
+                errors.append({"field": _api_field(name), "message": " ".join(str(e) for e in errs)})
         detail = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
         raise ApiError(detail, field=errors[0]["field"], errors=errors)
     return form
@@ -320,6 +357,13 @@ def api_service_create(request: HttpRequest, payload: ServiceIn) -> Status:
 def api_service_update(request: HttpRequest, name: str, payload: ServiceIn) -> Service:
     require_capability(request, "administer")
     service = get_object_or_404(Service, name=name)
+    if payload.name is not None and payload.name != service.name:
+        raise ApiError(
+            "name: not editable: a service's name is its identity in URLs, the API and the audit log "
+            "(add a service under the new name instead)",
+            field="name",
+            message="not editable: a service's name is its identity in URLs, the API and the audit log",
+        )
     # A simulated service stores no autoscaling mode but the form requires one: default it as create does.
     base = {"autoscaling_mode": "refuse"} | initial_for(service)
     if payload.promql is not None:

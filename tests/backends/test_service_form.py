@@ -357,3 +357,53 @@ def test_the_database_refuses_a_second_service_on_one_target() -> None:
     make_service("a", backend="sagemaker", target_key="sagemaker|us-east-1||endpoint/win-prob/variant/allTraffic")
     with pytest.raises(IntegrityError), transaction.atomic():
         make_service("b", backend="sagemaker", target_key="sagemaker|us-east-1||endpoint/win-prob/variant/allTraffic")
+
+
+@pytest.mark.parametrize(
+    ("sent", "field", "words"),
+    [
+        ({"unknown_field": 1, "reason": "x"}, "unknown_field", "Extra inputs are not permitted"),
+        ({"name": "renamed", "reason": "x"}, "name", "not editable"),
+    ],
+)
+def test_an_edit_naming_a_field_it_cannot_set_is_refused_naming_it(
+    admin: Client, sent: dict[str, Any], field: str, words: str
+) -> None:
+    from tests.factories import make_service
+
+    make_service("box-scores")
+
+    response = _json(admin, "put", "/api/admin/services/box-scores", sent)
+
+    assert response.status_code == 422, response.content
+    assert response.json()["field"] == field and words in response.json()["detail"]
+    assert Service.objects.filter(name="box-scores").exists()
+
+
+def test_the_api_sets_and_keeps_the_documented_backend_config_keys(admin: Client) -> None:
+    extras: dict[str, Any] = {"period_s": 300, "lookback_s": 1200, "publication_lag_s": 90, "cpu_cores": 2.0}
+    extras |= {"latency_stats": {"p95_ms": "Maximum"}, "breaker_errors": 5, "breaker_cooloff_s": 600}
+    body: dict[str, Any] = {k: v for k, v in SAGEMAKER_FORM.items() if k != "enabled"} | extras
+
+    created = _json(admin, "post", "/api/admin/services", body)
+    assert created.status_code == 201, created.content
+    assert {k: created.json()["backend_config"].get(k) for k in extras} == extras
+    edited = _json(admin, "put", "/api/admin/services/win-probability", {"period_s": 60, "reason": "finer"})
+    assert edited.status_code == 200, edited.content
+    assert {k: edited.json()["backend_config"].get(k) for k in extras} == extras | {"period_s": 60}
+
+    refused = _json(admin, "put", "/api/admin/services/win-probability", {"period_s": 45, "reason": "x"})
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "period_s" and "multiple of 60" in refused.json()["detail"]
+
+
+def test_the_api_sets_a_prometheus_bearer_token_variable(admin: Client) -> None:
+    body: dict[str, Any] = {"name": "props", "display_name": "Props", "backend": "simulated"}
+    body |= {"metric_source": "prometheus", "prometheus_url": "http://prom:9090", "promql": {"rps": "sum(x)"}}
+    body |= {k: SAGEMAKER_FORM[k] for k in ("min_replicas", "max_replicas", "hard_max_replicas", "slo_latency_ms")}
+    body |= {k: SAGEMAKER_FORM[k] for k in ("price_per_replica_hour", "provisioning_delay_s")}
+
+    created = _json(admin, "post", "/api/admin/services", body | {"bearer_token_env": "PROM_TOKEN"})
+
+    assert created.status_code == 201, created.content
+    assert created.json()["backend_config"]["bearer_token_env"] == "PROM_TOKEN"
