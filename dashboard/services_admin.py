@@ -244,37 +244,37 @@ def service_test_connection(request: HtmxHttpRequest) -> HttpResponse:
 router = Router(tags=["services"])
 
 
-class ServiceIn(Schema):
+def _form_default(name: str) -> Any:
+    """What the service form starts a new service with: the API's default for a field not given."""
+    return ServiceForm.base_fields[name].initial
+
+
+# Optional settings an edit can remove (`clear`), back to their default: the numbers and tables that have no
+# empty value to send (a text identifier is cleared by sending "").
+CLEARABLE = ("metrics_lag_s", *EXTRA_KEYS)
+
+
+class _ServiceSettingsIn(Schema):
+    """The fields adding and editing a service both take, none required."""
+
     # A field the API does not take is refused, naming it, instead of being dropped in silence.
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    display_name: str | None = None
     description: str | None = None
-    enabled: bool | None = None
-    backend: str | None = None
-    metric_source: str | None = None
-    min_replicas: int | None = None
-    max_replicas: int | None = None
-    hard_max_replicas: int | None = None
-    price_per_replica_hour: float | None = None
-    slo_latency_ms: float | None = None
-    slo_target: float | None = None
-    service_time_ms: float | None = None
-    concurrency: int | None = None
-    provisioning_delay_s: int | None = None
     region: str | None = None
     endpoint_url: str | None = None
     endpoint_name: str | None = None
-    variant_name: str | None = None
+    variant_name: str | None = Field(None, description='SageMaker variant; "AllTraffic" when not given.')
     cluster: str | None = None
     service: str | None = None
     load_balancer: str | None = None
     target_group: str | None = None
-    autoscaling_mode: str | None = None
+    autoscaling_mode: str | None = Field(None, description='refuse, suspend or bounds; "refuse" when not given.')
     prometheus_url: str | None = None
     promql: dict[str, str] | None = None
-    metrics_lag_s: float | None = None
+    metrics_lag_s: float | None = Field(
+        None, description="Allowed metric age beyond two ticks, seconds; 120 for CloudWatch when not given."
+    )
     # Optional backend_config keys (docs/aws.md); an edit that does not give one keeps it.
     bearer_token_env: str | None = Field(None, description="Environment variable holding a Prometheus bearer token.")
     cpu_cores: float | None = Field(None, description="SageMaker: cores per instance (CPUUtilization ÷ 100 × cores).")
@@ -287,6 +287,48 @@ class ServiceIn(Schema):
     breaker_errors: int | None = Field(None, description="Consecutive failed calls that open the breaker (3).")
     breaker_cooloff_s: int | None = Field(None, description="How long an open breaker stops calls, seconds (300).")
     reason: str | None = None
+
+
+class ServiceCreateIn(_ServiceSettingsIn):
+    """A new service: what it is and where it runs are required; the numbers default as the service form's."""
+
+    name: str = Field(description="Short id used in URLs and the API (letters, digits, - and _), e.g. win-probability.")
+    display_name: str
+    backend: str = Field(description="simulated, sagemaker or ecs.")
+    metric_source: str = Field(description="simulated (simulated backend only), cloudwatch or prometheus.")
+    enabled: bool = _form_default("enabled")
+    min_replicas: int = _form_default("min_replicas")
+    max_replicas: int = _form_default("max_replicas")
+    hard_max_replicas: int = _form_default("hard_max_replicas")
+    price_per_replica_hour: float = _form_default("price_per_replica_hour")
+    slo_latency_ms: float = _form_default("slo_latency_ms")
+    slo_target: float = _form_default("slo_target")
+    service_time_ms: float = _form_default("service_time_ms")
+    concurrency: int = _form_default("concurrency")
+    provisioning_delay_s: int = _form_default("provisioning_delay_s")
+
+
+class ServiceUpdateIn(_ServiceSettingsIn):
+    """A change to a service: a field not given (or null) keeps its value; `clear` removes optional settings."""
+
+    name: str | None = Field(None, description="Not editable: if given, it must be the service's name.")
+    display_name: str | None = None
+    enabled: bool | None = None
+    backend: str | None = None
+    metric_source: str | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    hard_max_replicas: int | None = None
+    price_per_replica_hour: float | None = None
+    slo_latency_ms: float | None = None
+    slo_target: float | None = None
+    service_time_ms: float | None = None
+    concurrency: int | None = None
+    provisioning_delay_s: int | None = None
+    clear: list[str] = Field(
+        default_factory=list,
+        description=f"Optional settings to remove, back to their defaults: any of {', '.join(CLEARABLE)}.",
+    )
 
 
 class ProbeLineOut(Schema):
@@ -316,8 +358,8 @@ def _api_field(form_field: str) -> str:
     return "" if form_field == "__all__" else form_field  # an error of no one field
 
 
-def _form_from_api(payload: ServiceIn, base: dict[str, Any]) -> ServiceForm:
-    given = {k: v for k, v in payload.dict().items() if v is not None}
+def _form_from_api(payload: ServiceCreateIn | ServiceUpdateIn, base: dict[str, Any]) -> ServiceForm:
+    given = {k: v for k, v in payload.dict().items() if v is not None and k != "clear"}
     data = base | {k: v for k, v in given.items() if k != "promql" and k not in EXTRA_KEYS}
     for signal, query in (payload.promql or {}).items():
         data[f"promql_{signal}"] = query
@@ -336,8 +378,19 @@ def _form_from_api(payload: ServiceIn, base: dict[str, Any]) -> ServiceForm:
     return form
 
 
+def _check_clear(payload: ServiceUpdateIn) -> None:
+    unknown = sorted(set(payload.clear) - set(CLEARABLE))
+    if unknown:
+        message = f"cannot clear {', '.join(unknown)}: clear takes {', '.join(CLEARABLE)}"
+        raise ApiError(f"clear: {message}", field="clear", message=message)
+    both = sorted(k for k in payload.clear if getattr(payload, k) is not None)
+    if both:
+        message = f"{', '.join(both)} both given and cleared: give a value or clear it"
+        raise ApiError(f"clear: {message}", field="clear", message=message)
+
+
 @router.post("", response={201: ServiceConfigOut})
-def api_service_create(request: HttpRequest, payload: ServiceIn) -> Status:
+def api_service_create(request: HttpRequest, payload: ServiceCreateIn) -> Status:
     require_capability(request, "administer")
     form = _form_from_api(payload, {"enabled": True, "autoscaling_mode": "refuse"})
     try:
@@ -354,7 +407,7 @@ def api_service_create(request: HttpRequest, payload: ServiceIn) -> Status:
 
 
 @router.put("/{name}", response=ServiceConfigOut)
-def api_service_update(request: HttpRequest, name: str, payload: ServiceIn) -> Service:
+def api_service_update(request: HttpRequest, name: str, payload: ServiceUpdateIn) -> Service:
     require_capability(request, "administer")
     service = get_object_or_404(Service, name=name)
     if payload.name is not None and payload.name != service.name:
@@ -364,8 +417,10 @@ def api_service_update(request: HttpRequest, name: str, payload: ServiceIn) -> S
             field="name",
             message="not editable: a service's name is its identity in URLs, the API and the audit log",
         )
+    _check_clear(payload)
     # A simulated service stores no autoscaling mode but the form requires one: default it as create does.
     base = {"autoscaling_mode": "refuse"} | initial_for(service)
+    base = {k: v for k, v in base.items() if k not in payload.clear}
     if payload.promql is not None:
         base = {k: v for k, v in base.items() if not k.startswith("promql_")}
     form = _form_from_api(payload, base | {"name": service.name})
@@ -376,6 +431,7 @@ def api_service_update(request: HttpRequest, name: str, payload: ServiceIn) -> S
             backend_config=form.cleaned_data["backend_config"],
             actor=Actor.for_request(request),
             reason=payload.reason or "",
+            cleared=payload.clear,
         )
     except ConfigError as exc:
         raise refused(exc) from exc

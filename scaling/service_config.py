@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
@@ -387,12 +387,18 @@ def service_create(
 
 
 def service_configure(
-    *, service: Service, values: dict[str, Any], backend_config: dict[str, Any], actor: Actor, reason: str
+    *,
+    service: Service,
+    values: dict[str, Any],
+    backend_config: dict[str, Any],
+    actor: Actor,
+    reason: str,
+    cleared: Collection[str] = (),
 ) -> bool:
     """Change a service's backend and bounds. Returns False when nothing changed.
 
-    `backend_config` replaces the stored one, except for the EXTRA_KEYS it does not give: the form and
-    the API do not show those, so an edit keeps them (checked again).
+    `backend_config` replaces the stored one, except for the EXTRA_KEYS it does not give: the form does not
+    show those, so an edit keeps them (checked again), unless `cleared` names them.
 
     When Tipoff stops managing a target it had taken from Application Auto
     Scaling (service disabled, coexistence mode changed, or the service pointed at
@@ -407,7 +413,11 @@ def service_configure(
         with transaction.atomic():
             locked = Service.objects.select_for_update().get(pk=service.pk)
             stored = locked.backend_config or {}
-            kept = {k: _extra(k, stored[k]) for k in EXTRA_KEYS if k in stored and k not in backend_config}
+            kept = {
+                k: _extra(k, stored[k])
+                for k in EXTRA_KEYS
+                if k in stored and k not in backend_config and k not in cleared
+            }
             backend_config = backend_config | kept
             merged = {k: getattr(locked, k) for k in SERVICE_FIELDS} | fields
             _check_bounds(merged)

@@ -407,3 +407,42 @@ def test_the_api_sets_a_prometheus_bearer_token_variable(admin: Client) -> None:
 
     assert created.status_code == 201, created.content
     assert created.json()["backend_config"]["bearer_token_env"] == "PROM_TOKEN"
+
+
+def test_the_create_schema_states_what_is_required_and_defaults_what_the_form_defaults(admin: Client) -> None:
+    from dashboard.services_admin import ServiceForm
+
+    schemas = admin.get("/api/openapi.json").json()["components"]["schemas"]
+    create, update = schemas["ServiceCreateIn"], schemas["ServiceUpdateIn"]
+
+    assert set(create["required"]) == {"name", "display_name", "backend", "metric_source"}
+    assert create["properties"]["provisioning_delay_s"]["default"] == 180
+    assert not update.get("required")
+    body = {"name": "tiny", "display_name": "Tiny", "backend": "simulated", "metric_source": "simulated"}
+    assert _json(admin, "post", "/api/admin/services", body).status_code == 201
+    service = Service.objects.get(name="tiny")
+    for field in ("min_replicas", "max_replicas", "hard_max_replicas", "provisioning_delay_s", "slo_latency_ms"):
+        assert getattr(service, field) == ServiceForm.base_fields[field].initial, field
+    missing = _json(admin, "post", "/api/admin/services", {k: v for k, v in body.items() if k != "metric_source"})
+    assert missing.status_code == 422 and missing.json()["field"] == "metric_source"
+
+
+def test_an_edit_clears_metrics_lag_and_an_optional_key_by_naming_them(admin: Client) -> None:
+    body: dict[str, Any] = {"name": "props", "display_name": "Props", "backend": "simulated"}
+    body |= {"metric_source": "prometheus", "prometheus_url": "http://prom:9090", "promql": {"rps": "sum(x)"}}
+    body |= {"metrics_lag_s": 30, "breaker_errors": 5}
+    assert _json(admin, "post", "/api/admin/services", body).status_code == 201
+
+    kept = _json(admin, "put", "/api/admin/services/props", {"metrics_lag_s": None, "reason": "null keeps"})
+    assert kept.json()["backend_config"]["metrics_lag_s"] == 30
+    cleared = _json(
+        admin, "put", "/api/admin/services/props", {"clear": ["metrics_lag_s", "breaker_errors"], "reason": "x"}
+    )
+    assert cleared.status_code == 200, cleared.content
+    assert "metrics_lag_s" not in cleared.json()["backend_config"]
+    assert "breaker_errors" not in cleared.json()["backend_config"]
+
+    refused = _json(admin, "put", "/api/admin/services/props", {"clear": ["display_name"], "reason": "x"})
+    assert refused.status_code == 422 and refused.json()["field"] == "clear"
+    both = _json(admin, "put", "/api/admin/services/props", {"clear": ["period_s"], "period_s": 60, "reason": "x"})
+    assert both.status_code == 422 and both.json()["field"] == "clear"
