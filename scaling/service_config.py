@@ -6,11 +6,14 @@ service functions here.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Collection
 from typing import Any
 
+import boto3
+import botocore
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 from django.db import IntegrityError, transaction
 from django.db.models import F, Field
@@ -86,6 +89,49 @@ def _text(data: dict[str, Any], key: str) -> str:
     return "" if value is None else str(value).strip()
 
 
+# What botocore calls each backend's AWS service, and how its errors name it.
+_AWS_SERVICES: dict[str, tuple[str, str]] = {
+    Service.Backend.SAGEMAKER: ("sagemaker", "SageMaker"),
+    Service.Backend.ECS: ("ecs", "ECS"),
+}
+# SageMaker's own pattern for endpoint and variant names.
+_SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+
+
+@functools.cache
+def _known_regions(aws_service: str) -> frozenset[str]:
+    """Every region botocore's bundled endpoint data lists for the service, in every partition (no network)."""
+    session = boto3.session.Session()
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions(aws_service, partition_name=partition)
+    )
+
+
+def _check_known_region(region: str, backend: str) -> None:
+    aws_service, label = _AWS_SERVICES.get(backend, ("cloudwatch", "CloudWatch"))
+    known = _known_regions(aws_service)
+    if known and region not in known:
+        raise ConfigError(
+            "region",
+            f"{region!r} is not an AWS region where {label} runs (botocore {botocore.__version__} knows "
+            f"{len(known)}, e.g. us-east-1, eu-west-1); check the spelling, or update botocore for a new region",
+        )
+
+
+def _sagemaker_name(field: str, name: str) -> str:
+    if name.startswith("arn:"):
+        given = name.rsplit("/", 1)[-1]
+        what = "endpoint" if field == "endpoint_name" else "variant"
+        raise ConfigError(field, f"give the {what} name, not its ARN: {given!r} for {name!r}")
+    if not _SAGEMAKER_NAME.fullmatch(name):
+        raise ConfigError(
+            field, f"{name!r} is not a SageMaker name: letters, digits and hyphens, at most 63 characters"
+        )
+    return name
+
+
 def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
     """The backend_config JSON for a backend and metric source, from flat fields.
 
@@ -103,6 +149,9 @@ def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
             config[key] = _text(data, key)
     if config.get("region") and not _REGION.fullmatch(config["region"]):
         raise ConfigError("region", f"{config['region']!r} is not an AWS region name, e.g. us-east-1")
+    if config.get("region") and not config.get("endpoint_url"):
+        # An AWS-compatible endpoint (endpoint_url) may name any region; AWS itself only its own.
+        _check_known_region(config["region"], backend)
     if config.get("endpoint_url") and not _is_endpoint_url(config["endpoint_url"]):
         raise ConfigError(
             "endpoint_url", f"{config['endpoint_url']!r} is not a URL botocore can call: http:// or https:// and a host"
@@ -110,8 +159,8 @@ def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
     if backend == Service.Backend.SAGEMAKER:
         if not _text(data, "endpoint_name"):
             raise ConfigError("endpoint_name", "the SageMaker endpoint name is required")
-        config["endpoint_name"] = _text(data, "endpoint_name")
-        config["variant_name"] = _text(data, "variant_name") or "AllTraffic"
+        config["endpoint_name"] = _sagemaker_name("endpoint_name", _text(data, "endpoint_name"))
+        config["variant_name"] = _sagemaker_name("variant_name", _text(data, "variant_name") or "AllTraffic")
     if backend == Service.Backend.ECS:
         for key, label in (("cluster", "the ECS cluster name or ARN"), ("service", "the ECS service name or ARN")):
             if not _text(data, key):

@@ -446,3 +446,30 @@ def test_an_edit_clears_metrics_lag_and_an_optional_key_by_naming_them(admin: Cl
     assert refused.status_code == 422 and refused.json()["field"] == "clear"
     both = _json(admin, "put", "/api/admin/services/props", {"clear": ["period_s"], "period_s": 60, "reason": "x"})
     assert both.status_code == 422 and both.json()["field"] == "clear"
+
+
+def test_an_endpoint_arn_typed_as_the_endpoint_name_is_refused_asking_for_the_name(admin: Client) -> None:
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/win-prob"
+
+    page = admin.post("/services/new/", SAGEMAKER_FORM | {"endpoint_name": arn})
+    api = _json(admin, "post", "/api/admin/services", SAGEMAKER_FORM | {"endpoint_name": arn, "enabled": True})
+
+    assert page.status_code == 422
+    assert "give the endpoint name, not its ARN" in page.context["form"].errors["endpoint_name"][0]
+    assert "'win-prob'" in page.context["form"].errors["endpoint_name"][0]
+    assert api.status_code == 422 and api.json()["field"] == "endpoint_name"
+    assert not Service.objects.exists()
+
+
+def test_a_region_botocore_does_not_know_for_the_backend_is_refused(admin: Client) -> None:
+    page = admin.post("/services/new/", SAGEMAKER_FORM | {"region": "xx-nowhere-1"})
+    api = _json(admin, "post", "/api/admin/services", SAGEMAKER_FORM | {"region": "xx-nowhere-1", "enabled": True})
+
+    assert page.status_code == 422
+    assert "not an AWS region where SageMaker runs" in page.context["form"].errors["region"][0]
+    assert api.status_code == 422 and api.json()["field"] == "region"
+    # A real region passes; so does any region of an AWS-compatible endpoint (endpoint_url), which botocore
+    # cannot know.
+    assert admin.post("/services/new/", SAGEMAKER_FORM | {"region": "eu-west-1"}).status_code == 302
+    compatible = {"name": "compat", "region": "xx-nowhere-1", "endpoint_url": "http://127.0.0.1:5000"}
+    assert admin.post("/services/new/", SAGEMAKER_FORM | compatible).status_code == 302
