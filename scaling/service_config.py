@@ -401,6 +401,21 @@ def _check_target(key: str | None, backend: str, config: dict[str, Any], *, excl
         )
 
 
+def _check_display_name(display_name: Any, *, exclude: int | None = None) -> None:
+    """Refuse a display name another service has, in any case: the fleet page would show two alike."""
+    if not display_name:
+        return
+    others = Service.objects.filter(display_name__iexact=str(display_name).strip())
+    if exclude is not None:
+        others = others.exclude(pk=exclude)
+    other = others.order_by("pk").first()
+    if other is not None:
+        raise ConfigError(
+            "display_name",
+            f"service {other.name} is already shown as {other.display_name!r}: pick a name operators can tell apart",
+        )
+
+
 def service_create(
     *, name: str, values: dict[str, Any], backend_config: dict[str, Any], actor: Actor, reason: str = ""
 ) -> Service:
@@ -416,6 +431,7 @@ def service_create(
     _check_target(key, backend, backend_config)
     try:
         with transaction.atomic():
+            _check_display_name(fields.get("display_name"))
             service = Service.objects.create(name=name, backend_config=backend_config, target_key=key, **fields)
             audit_record(
                 actor=actor,
@@ -473,6 +489,7 @@ def service_configure(
             _check_serving_model(merged)
             key = target_key(merged["backend"], backend_config)
             _check_target(key, merged["backend"], backend_config, exclude=locked.pk)
+            _check_display_name(fields.get("display_name"), exclude=locked.pk)
             _check_overrides(locked, {k: v for k, v in fields.items() if getattr(locked, k) != v})
             before = {k: getattr(locked, k) for k in fields if getattr(locked, k) != fields[k]}
             after = {k: fields[k] for k in before}

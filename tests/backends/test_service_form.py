@@ -208,7 +208,8 @@ def test_the_api_and_the_form_record_the_reason_a_service_was_added(admin: Clien
     body |= {"name": "from-api", "reason": "the new win-probability model goes live for the playoffs"}
     created = _json(admin, "post", "/api/admin/services", body)
     assert created.status_code == 201, created.content
-    shadow = {"name": "from-form", "endpoint_name": "win-prob-shadow", "reason": "shadow copy for tests"}
+    shadow = {"name": "from-form", "display_name": "Win probability (shadow)", "endpoint_name": "win-prob-shadow"}
+    shadow |= {"reason": "shadow copy for tests"}
     added = admin.post("/services/new/", SAGEMAKER_FORM | shadow)
     assert added.status_code == 302
 
@@ -329,7 +330,8 @@ def test_a_second_service_on_the_same_endpoint_variant_and_region_is_refused_nam
     assert api.json()["field"] == "endpoint_name" and "win-probability" in api.json()["detail"]
     assert page.status_code == 422 and "win-probability" in page.context["form"].errors["endpoint_name"][0]
     # Another variant, or the same endpoint in another region, is another target.
-    assert _json(admin, "post", "/api/admin/services", body | {"variant_name": "Canary"}).status_code == 201
+    canary = body | {"variant_name": "Canary", "display_name": "Canary"}
+    assert _json(admin, "post", "/api/admin/services", canary).status_code == 201
     other_region = body | {"name": "west", "display_name": "West", "region": "us-west-2"}
     assert _json(admin, "post", "/api/admin/services", other_region).status_code == 201
 
@@ -340,7 +342,8 @@ def test_an_edit_that_points_a_service_at_anothers_ecs_service_is_refused(admin:
     ecs |= {"promql": {"rps": "sum(rate(x[1m]))"}, "cluster": "serving", "service": "game-summaries"}
     assert _json(admin, "post", "/api/admin/services", ecs | {"name": "summaries"}).status_code == 201
     arn = "arn:aws:ecs:us-east-1:123456789012:service/serving/other"
-    assert _json(admin, "post", "/api/admin/services", ecs | {"name": "other", "service": arn}).status_code == 201
+    other = {"name": "other", "display_name": "Other", "service": arn}
+    assert _json(admin, "post", "/api/admin/services", ecs | other).status_code == 201
 
     moved = _json(admin, "put", "/api/admin/services/other", {"service": "game-summaries", "reason": "typo"})
 
@@ -471,5 +474,27 @@ def test_a_region_botocore_does_not_know_for_the_backend_is_refused(admin: Clien
     # A real region passes; so does any region of an AWS-compatible endpoint (endpoint_url), which botocore
     # cannot know.
     assert admin.post("/services/new/", SAGEMAKER_FORM | {"region": "eu-west-1"}).status_code == 302
-    compatible = {"name": "compat", "region": "xx-nowhere-1", "endpoint_url": "http://127.0.0.1:5000"}
+    compatible = {"name": "compat", "display_name": "Compat", "region": "xx-nowhere-1"}
+    compatible |= {"endpoint_url": "http://127.0.0.1:5000"}
     assert admin.post("/services/new/", SAGEMAKER_FORM | compatible).status_code == 302
+
+
+def test_a_display_name_another_service_has_is_refused_in_any_case(admin: Client) -> None:
+    from tests.factories import make_service
+
+    make_service("player-props", display_name="Prom props")
+    other = make_service("box-scores", display_name="Box scores")
+    body = {"name": "props-2", "display_name": "PROM PROPS", "backend": "simulated", "metric_source": "simulated"}
+    form = SAGEMAKER_FORM | body | {"min_replicas": "1", "max_replicas": "10", "hard_max_replicas": "20"}
+
+    api = _json(admin, "post", "/api/admin/services", body)
+    page = admin.post("/services/new/", form)
+    edit = _json(admin, "put", f"/api/admin/services/{other.name}", {"display_name": "prom props", "reason": "x"})
+
+    assert api.status_code == 422 and api.json()["field"] == "display_name"
+    assert "player-props" in api.json()["detail"]
+    assert page.status_code == 422 and "player-props" in page.context["form"].errors["display_name"][0]
+    assert edit.status_code == 422 and edit.json()["field"] == "display_name"
+    # A service keeps its own display name, in a new case too.
+    same = _json(admin, "put", f"/api/admin/services/{other.name}", {"display_name": "Box Scores", "reason": "case"})
+    assert same.status_code == 200, same.content
