@@ -6,9 +6,11 @@ and field; callers write nothing unless the whole file parses.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scaling.csv_lines import csv_lines
@@ -32,6 +34,10 @@ class GameRecord:
     postponed: bool = False
     # Teams and tip-off not yet set (a knockout round): the tip-off is a placeholder, not a time to plan for.
     tbd: bool = False
+    # Where the record is in its file ("s.csv: line 4") and the field its tip-off was read from, for the
+    # checks made after parsing (check_tip_offs, and the import's against the calendar) to name them.
+    where: str = dataclasses.field(default="", compare=False)
+    tip_field: str = dataclasses.field(default="tip_utc", compare=False)
 
 
 TBD_TEAM = "TBD"
@@ -158,6 +164,7 @@ def parse_csv(text: str, *, source: str = "schedule.csv") -> list[GameRecord]:
             label=(row.get("label") or "").strip(),
             sub_label=(row.get("sub_label") or "").strip(),
             postponed=postponed,
+            where=where,
         )
         records.append(_two_teams(_fits_the_table(record, where, {}), where, ("away_team", "home_team")))
     if not records:
@@ -269,12 +276,60 @@ def parse_league_json(text: str, *, source: str = "schedule.json") -> list[GameR
                 label=str(game.get("gameLabel") or "").strip(),
                 sub_label=str(game.get("gameSubLabel") or "").strip(),
                 postponed=postponed,
+                where=f"{where} (gameId {game_id})",
+                tip_field="gameDateTimeUTC",
             )
             checked = _fits_the_table(record, where, FEED_NAMES)
             records.append(_two_teams(checked, f"{where} (gameId {game_id})", ("awayTeam", "homeTeam")))
     if not records:
         raise ScheduleError(f"{source}: no games found")
     return records
+
+
+# The tip-offs an import takes (check_tip_offs). A schedule is this season's or the next, or a past one
+# imported again for the record: a tip-off more than TIP_PAST before today or TIP_FUTURE after it is a typo'd
+# year (1900, 2199, 2062 for 2026), not a game. A season runs from October to June, under five months either
+# side of its middle game: in a file of three games or more, one more than TIP_SPREAD from the middle tip-off (a
+# year off: 2027 for 2026) is a typo too. One file holds one season.
+TIP_PAST = timedelta(days=3 * 365)
+TIP_FUTURE = timedelta(days=2 * 365)
+TIP_SPREAD = timedelta(days=270)
+
+
+def _years(span: timedelta) -> str:
+    years = round(span / timedelta(days=365))
+    return f"{years} year{'s' if years != 1 else ''}"
+
+
+def _tip_is(r: GameRecord) -> str:
+    return f"{r.where or r.game_id}: field {r.tip_field!r} is {r.tip_utc:%Y-%m-%d %H:%M} UTC"
+
+
+def check_tip_offs(records: Sequence[GameRecord], *, now: datetime) -> None:
+    """ScheduleError naming the line and field of the first tip-off out of reach (TIP_PAST, TIP_FUTURE,
+    TIP_SPREAD)."""
+    if not records:
+        return
+    for r in records:
+        if r.tip_utc < now - TIP_PAST or r.tip_utc > now + TIP_FUTURE:
+            side = "before" if r.tip_utc < now else "after"
+            raise ScheduleError(
+                f"{_tip_is(r)}, more than {_years(TIP_PAST if side == 'before' else TIP_FUTURE)} {side} today "
+                f"({now:%Y-%m-%d}): a typo'd year? A tip-off is taken from {_years(TIP_PAST)} before today "
+                f"to {_years(TIP_FUTURE)} after"
+            )
+    # A typo'd year far out is named above by its own line, before it can make the middle. Of two games,
+    # either may be the one a year off (or neither: a game of last season imported beside this one's).
+    if len(records) < 3:
+        return
+    middle = sorted(r.tip_utc for r in records)[(len(records) - 1) // 2]
+    for r in records:
+        if abs(r.tip_utc - middle) > TIP_SPREAD:
+            raise ScheduleError(
+                f"{_tip_is(r)}, {abs(r.tip_utc - middle).days} days from the middle of the file's games "
+                f"({middle:%Y-%m-%d}): a typo'd year? One file holds one season, its games within "
+                f"{TIP_SPREAD.days} days of their middle"
+            )
 
 
 def decode_schedule(body: bytes, source: str) -> str:

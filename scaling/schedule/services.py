@@ -14,7 +14,7 @@ from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType, audit_record
 from scaling.models import Game, Override
 from scaling.overrides import REASON_MAX_CHARS, _apply_change, _cancel_locked
-from scaling.schedule.parse import GameRecord, parse_schedule
+from scaling.schedule.parse import GameRecord, ScheduleError, check_tip_offs, parse_schedule
 from scaling.schedule.rules import matchup_suffix, rule_matches, rules_apply
 
 
@@ -61,6 +61,24 @@ _FIELDS = (
 )
 
 
+# An import moves the overrides around a game whose tip-off it moves (_move_overrides); a move longer than
+# this is more likely a typo than a rescheduled game, and is refused while overrides are scheduled around it.
+MAX_OVERRIDE_MOVE = timedelta(days=7)
+
+
+def moved_words(delta: timedelta) -> str:
+    """A move in words: "2 h 30 min later", "6 days 23 h earlier"."""
+    seconds = int(abs(delta).total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes else []
+    parts += [f"{secs} s"] if secs or not parts else []
+    return " ".join(parts) + (" earlier" if delta < timedelta(0) else " later")
+
+
 def _linked_live(game: Game, now: datetime) -> list[Override]:
     return list(
         Override.objects.select_for_update(of=("self",))
@@ -77,7 +95,7 @@ def _move_overrides(game: Game, delta: timedelta, *, actor: Actor, now: datetime
             o,
             actor=actor,
             event_type=EventType.OVERRIDE_MOVED,
-            reason=f"tip-off of {game.game_id} moved by {delta}",
+            reason=f"tip-off of {game.game_id} moved {moved_words(delta)}",
             now=now,
             starts_at=o.starts_at + delta,
             ends_at=o.ends_at + delta,
@@ -130,6 +148,28 @@ def _shifted(tip: datetime, weeks: int) -> datetime:
     return (tip.astimezone(LEAGUE_TIME_ZONE) + timedelta(weeks=weeks)).astimezone(UTC)
 
 
+def _refuse_long_moves(
+    records: list[GameRecord], existing: dict[str, Game], *, shift_weeks: int, limit: timedelta, now: datetime
+) -> None:
+    """ScheduleError naming the record that would move the overrides scheduled around its game by more than
+    `limit`: the operator corrects the file, or cancels the overrides and imports again."""
+    for record in records:
+        game = existing.get(record.game_id)
+        if game is None or ((record.postponed or record.tbd) and not (game.postponed or game.tbd)):
+            continue  # a new game, or one whose overrides are cancelled, not moved
+        tip = _shifted(record.tip_utc, shift_weeks)
+        if abs(tip - game.tip_utc) <= limit:
+            continue
+        live = Override.objects.filter(game=game, status__in=reads.LIVE_STATUSES, ends_at__gt=now).count()
+        if live:
+            raise ScheduleError(
+                f"{record.where or record.game_id}: field {record.tip_field!r} moves the tip-off of {game.game_id} "
+                f"{moved_words(tip - game.tip_utc)}, from {game.tip_utc:%Y-%m-%d %H:%M} to {tip:%Y-%m-%d %H:%M} UTC, "
+                f"and {live} override(s) are scheduled around it: an import moves them by at most {limit.days} "
+                "days. Correct the file, or cancel the override(s) and import again"
+            )
+
+
 def _demo_games_remove(
     *, records: list[GameRecord], shift_weeks: int, actor: Actor, source: str, now: datetime
 ) -> tuple[int, int]:
@@ -178,6 +218,7 @@ def games_upsert(
     source: str,
     shift_weeks: int = 0,
     audit_unchanged: bool = False,
+    max_override_move: timedelta | None = None,
     now: datetime | None = None,
 ) -> ImportSummary:
     """Create or update games by game id in one transaction, audited as one import.
@@ -190,6 +231,9 @@ def games_upsert(
     3. A moved tip-off moves its linked overrides; a postponed game, or one now to be decided, cancels them;
        new teams rewrite the matchup a rule's floor names at the end of its reason.
     4. Enabled game-day rules schedule overrides for the new and changed games.
+
+    With `max_override_move`, a record that would move the overrides around its game further than that is
+    refused (ScheduleError) before anything is written.
     """
     now = now or timezone.now()
     records = list(records)
@@ -197,6 +241,12 @@ def games_upsert(
     created = updated = unchanged = moved = cancelled = removed = 0
     touched: list[Game] = []
     with transaction.atomic():
+        if max_override_move is not None:
+            before_qs = Game.objects.filter(game_id__in=[r.game_id for r in records])
+            if not source.startswith(DEMO_SOURCE_PREFIX):  # the demo's games give way below, none is moved
+                before_qs = before_qs.exclude(source__startswith=DEMO_SOURCE_PREFIX)
+            before = {g.game_id: g for g in before_qs}
+            _refuse_long_moves(records, before, shift_weeks=shift_weeks, limit=max_override_move, now=now)
         if not source.startswith(DEMO_SOURCE_PREFIX):
             removed, cancelled = _demo_games_remove(
                 records=records, shift_weeks=shift_weeks, actor=actor, source=source, now=now
@@ -260,7 +310,18 @@ def games_upsert(
 def schedule_import(*, text: str, source: str, actor: Actor, now: datetime | None = None) -> ImportSummary:
     """Parse a schedule (CSV or league feed JSON, detected from content) and upsert it, all or nothing.
 
-    Raises ScheduleError naming the line or index of the first bad record; nothing is written then.
+    Raises ScheduleError naming the line or index of the first bad record; nothing is written then. Beyond
+    what the parser checks: every tip-off within reach (check_tip_offs), and no override moved by more than
+    MAX_OVERRIDE_MOVE.
     """
+    now = now or timezone.now()
     records = parse_schedule(text, source=source)
-    return games_upsert(records=records, actor=actor, source=source, audit_unchanged=True, now=now)
+    check_tip_offs(records, now=now)
+    return games_upsert(
+        records=records,
+        actor=actor,
+        source=source,
+        audit_unchanged=True,
+        max_override_move=MAX_OVERRIDE_MOVE,
+        now=now,
+    )

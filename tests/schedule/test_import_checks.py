@@ -1,0 +1,111 @@
+"""What a schedule import refuses before it writes anything: each refusal names the file, the line and the field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scaling.audit import Actor, EventType
+from scaling.models import AuditEvent, Game, Override
+from scaling.overrides import override_create
+from scaling.schedule.parse import ScheduleError
+from scaling.schedule.services import moved_words, schedule_import
+from tests.factories import make_service, make_user
+
+pytestmark = pytest.mark.django_db
+
+SYSTEM = Actor.system("test")
+NOW = datetime(2026, 11, 20, 17, tzinfo=UTC)
+HEADER = "game_id,tip_utc,away_team,home_team\n"
+FIRST = "0022600100,2026-12-01T00:00:00Z,LAL,DEN\n"
+
+
+def _csv(*rows: str) -> str:
+    return HEADER + "".join(f"{row}\n" for row in rows)
+
+
+def _imported_with_a_floor(tip: str = "2026-12-02T00:30:00Z") -> Override:
+    schedule_import(text=_csv(FIRST.strip(), f"0022600101,{tip},BOS,NYK"), source="s.csv", actor=SYSTEM, now=NOW)
+    game = Game.objects.get(game_id="0022600101")
+    [floor] = override_create(
+        services=[make_service()],
+        kind="floor",
+        replicas=6,
+        starts_at=game.tip_utc - timedelta(minutes=30),
+        ends_at=game.tip_utc + timedelta(hours=3),
+        reason="BOS-NYK game-day floor",
+        actor=Actor.for_user(make_user()),
+        game=game,
+        now=NOW,
+    )
+    return floor
+
+
+@pytest.mark.parametrize("tip", ["1900-01-01T00:00:00Z", "2199-01-01T00:00:00Z", "2062-12-02T00:30:00Z"])
+def test_a_tip_off_years_from_today_imports_nothing_and_names_line_and_field(tip: str) -> None:
+    floor = _imported_with_a_floor()
+    text = _csv(FIRST.strip(), f"0022600101,{tip},BOS,NYK")
+    with pytest.raises(ScheduleError, match=rf"^s\.csv: line 3: field 'tip_utc' is {tip[:10]} 00:\d\d UTC, more than "):
+        schedule_import(text=text, source="s.csv", actor=SYSTEM, now=NOW)
+    floor.refresh_from_db()
+    assert floor.starts_at == datetime(2026, 12, 2, tzinfo=UTC)
+    assert Game.objects.get(game_id="0022600101").tip_utc == datetime(2026, 12, 2, 0, 30, tzinfo=UTC)
+
+
+def test_a_tip_off_a_year_away_from_the_rest_of_its_file_is_a_typo_named_by_line() -> None:
+    rows = [f"00226001{i:02},2026-12-{i + 1:02}T00:30:00Z,BOS,NYK" for i in range(5)]
+    rows.append("0022600105,2027-12-06T00:30:00Z,LAL,DEN")  # 2027 for 2026, within two years of today
+    with pytest.raises(
+        ScheduleError, match=r"^s\.csv: line 7: field 'tip_utc' is 2027-12-06 00:30 UTC, 368 days from the middle"
+    ):
+        schedule_import(text=_csv(*rows), source="s.csv", actor=SYSTEM, now=NOW)
+    assert not Game.objects.exists()
+    # A whole season, October to June, is one file.
+    season = [
+        f"0022600{i:03},{datetime(2026, 10, 1, tzinfo=UTC) + timedelta(days=i):%Y-%m-%dT%H:%M:%SZ},"
+        + ("BOS,NYK" if i % 2 else "NYK,BOS")
+        for i in range(0, 270, 3)
+    ]
+    assert schedule_import(text=_csv(*season), source="s.csv", actor=SYSTEM, now=NOW).created == 90
+
+
+def test_an_import_that_would_move_a_game_day_floor_by_more_than_a_week_is_refused() -> None:
+    floor = _imported_with_a_floor()
+    text = _csv(FIRST.strip(), "0022600101,2026-12-10T00:30:00Z,BOS,NYK")
+    with pytest.raises(
+        ScheduleError,
+        match=r"^s\.csv: line 3: field 'tip_utc' moves the tip-off of 0022600101 8 days later, from 2026-12-02 00:30 "
+        r"to 2026-12-10 00:30 UTC, and 1 override\(s\) are scheduled around it: an import moves them by at most 7 days",
+    ):
+        schedule_import(text=text, source="s.csv", actor=SYSTEM, now=NOW)
+    floor.refresh_from_db()
+    assert floor.starts_at == datetime(2026, 12, 2, tzinfo=UTC)
+    assert Game.objects.get(game_id="0022600101").tip_utc == datetime(2026, 12, 2, 0, 30, tzinfo=UTC)
+    # Without a floor around it, the game moves: nothing is moved with it.
+    floor.status = Override.Status.CANCELLED
+    floor.save(update_fields=["status"])
+    assert schedule_import(text=text, source="s.csv", actor=SYSTEM, now=NOW).updated == 1
+
+
+def test_a_moved_floor_is_audited_in_words() -> None:
+    floor = _imported_with_a_floor()
+    text = _csv(FIRST.strip(), "0022600101,2026-12-02T03:00:00Z,BOS,NYK")
+    summary = schedule_import(text=text, source="s.csv", actor=SYSTEM, now=NOW)
+    assert summary.overrides_moved == 1
+    event = AuditEvent.objects.get(event_type=EventType.OVERRIDE_MOVED, object_id=str(floor.pk))
+    assert event.reason == "tip-off of 0022600101 moved 2 h 30 min later"
+
+
+@pytest.mark.parametrize(
+    ("delta", "words"),
+    [
+        (timedelta(hours=2, minutes=30), "2 h 30 min later"),
+        (-timedelta(minutes=45), "45 min earlier"),
+        (timedelta(days=1), "1 day later"),
+        (-timedelta(days=6, hours=23, minutes=30), "6 days 23 h 30 min earlier"),
+        (timedelta(seconds=20), "20 s later"),
+    ],
+)
+def test_a_move_reads_in_words(delta: timedelta, words: str) -> None:
+    assert moved_words(delta) == words
