@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scaling.csv_lines import csv_lines
+from scaling.schedule.teams import NBA_TEAMS, tricode_named
 
 
 class ScheduleError(ValueError):
@@ -104,6 +106,56 @@ def _two_teams(record: GameRecord, where: str, names: tuple[str, str]) -> GameRe
     return record
 
 
+# A team as schedules write it: its code, alone or with its name ("BOS", "BOS (Celtics)").
+TEAM_PATTERN = re.compile(r"(?P<code>[A-Za-z]{3})(?:\s+\((?P<name>[^()]*)\))?")
+# Exhibitions, by season type or the stage digit of a league game id (SEASON_TYPES): a preseason game may
+# have a visitor from outside the league (MEL (United)) against a team of the league, an All-Star game
+# teams of its own (CGS (Chuck's Global Stars)).
+PRESEASON, ALL_STAR = "Preseason", "All-Star"
+
+
+def _stage(record: GameRecord) -> str:
+    if record.season_type:
+        return record.season_type
+    return SEASON_TYPES.get(record.game_id[2:3], "") if re.fullmatch(r"00\d{8}", record.game_id) else ""
+
+
+def _team_fault(team: str) -> tuple[str, bool]:
+    """What is wrong with a team's entry ("" if nothing), and whether it is a team of the league."""
+    match = TEAM_PATTERN.fullmatch(team)
+    named = tricode_named(team)
+    hint = f"; for the {NBA_TEAMS[named]}, write '{named} ({NBA_TEAMS[named]})'" if named else ""
+    if match is None:
+        return f"not a team's code, alone or with its name ('BOS' or 'BOS (Celtics)'){hint}", False
+    code, name = match["code"].upper(), (match["name"] or "").strip()
+    if code not in NBA_TEAMS:
+        return f"{code} is not one of the league's 30 teams ({', '.join(sorted(NBA_TEAMS))}){hint}", False
+    if name and tricode_named(name) != code:
+        return f"{code} is the {NBA_TEAMS[code]}, not the {name}", True
+    return "", True
+
+
+def _known_teams(record: GameRecord, where: str, names: tuple[str, str]) -> GameRecord:
+    """The record, once each team is checked to be one of the league's (a preseason visitor, an All-Star team
+    from outside it, when written as a code); a team to be decided is not checked."""
+    stage = _stage(record).casefold()
+    sides = [(t, n) for t, n in zip((record.away_team, record.home_team), names, strict=True) if t != TBD_TEAM]
+    league = 0
+    for team, name in sides:
+        fault, in_league = _team_fault(team)
+        league += in_league
+        exhibition_visitor = not in_league and stage in (PRESEASON.casefold(), ALL_STAR.casefold())
+        if fault and not (exhibition_visitor and TEAM_PATTERN.fullmatch(team)):
+            raise ScheduleError(f"{where}: field {name!r} is {team!r}: {fault}")
+    if len(sides) == 2 and not league and stage == PRESEASON.casefold():
+        raise ScheduleError(
+            f"{where}: neither {names[0]!r} nor {names[1]!r} is one of the league's 30 teams: a preseason game "
+            f"has a visitor from outside the league against a team of the league ({record.away_team} @ "
+            f"{record.home_team})"
+        )
+    return record
+
+
 def parse_utc(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     if parsed.tzinfo is None:
@@ -166,7 +218,8 @@ def parse_csv(text: str, *, source: str = "schedule.csv") -> list[GameRecord]:
             postponed=postponed,
             where=where,
         )
-        records.append(_two_teams(_fits_the_table(record, where, {}), where, ("away_team", "home_team")))
+        checked = _two_teams(_fits_the_table(record, where, {}), where, ("away_team", "home_team"))
+        records.append(_known_teams(checked, where, ("away_team", "home_team")))
     if not records:
         raise ScheduleError(f"{source}: no games found")
     return records
@@ -280,7 +333,8 @@ def parse_league_json(text: str, *, source: str = "schedule.json") -> list[GameR
                 tip_field="gameDateTimeUTC",
             )
             checked = _fits_the_table(record, where, FEED_NAMES)
-            records.append(_two_teams(checked, f"{where} (gameId {game_id})", ("awayTeam", "homeTeam")))
+            checked = _two_teams(checked, f"{where} (gameId {game_id})", ("awayTeam", "homeTeam"))
+            records.append(_known_teams(checked, f"{where} (gameId {game_id})", ("awayTeam", "homeTeam")))
     if not records:
         raise ScheduleError(f"{source}: no games found")
     return records

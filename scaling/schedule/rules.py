@@ -19,22 +19,13 @@ from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType, audit_record
 from scaling.models import Game, GameDayRule, Override, Service
 from scaling.overrides import OverrideError, override_create
+from scaling.schedule.teams import NBA_TRICODES
 
 MATCH_KEYS = ("national_tv", "networks", "teams", "season_types", "labels", "weekdays")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # Generated overrides a rule change replaces carry this reason, so the rule
 # may generate them again; those an operator cancelled stay cancelled.
 RULE_CHANGED = "game-day rule changed"
-
-
-# The league's 30 teams, as data/nba_2025_26_schedule.csv writes them; the calendar's games add any other
-# team they name (a preseason visitor such as MEL).
-# fmt: off
-NBA_TRICODES = frozenset({
-    "ATL", "BKN", "BOS", "CHA", "CHI", "CLE", "DAL", "DEN", "DET", "GSW", "HOU", "IND", "LAC", "LAL", "MEM",
-    "MIA", "MIL", "MIN", "NOP", "NYK", "OKC", "ORL", "PHI", "PHX", "POR", "SAC", "SAS", "TOR", "UTA", "WAS",
-})
-# fmt: on
 
 
 class RuleError(ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,64 @@ def test_a_moved_floor_is_audited_in_words() -> None:
 )
 def test_a_move_reads_in_words(delta: timedelta, words: str) -> None:
     assert moved_words(delta) == words
+
+
+REAL_CSV = Path(__file__).resolve().parents[2] / "data" / "nba_2025_26_schedule.csv"
+SHARED_CSV = Path("/work/shared/data/nba_2025_26_schedule.csv")
+FEED = Path(__file__).parent / "fixtures" / "league_schedule.json"
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("0022600101,2026-12-02T00:30:00Z,XYZ (Nobodies),NYK", r"field 'away_team' is 'XYZ \(Nobodies\)': XYZ is not"),
+        ("0022600101,2026-12-02T00:30:00Z,BOS,Celtics", r"field 'home_team' is 'Celtics': .*'BOS \(Celtics\)'"),
+        ("0022600101,2026-12-02T00:30:00Z,BOS,Heat", r"field 'home_team' is 'Heat': .*'MIA \(Heat\)'"),
+        (
+            "0022600101,2026-12-02T00:30:00Z,BOS (Lakers),NYK",
+            r"field 'away_team' is 'BOS \(Lakers\)': BOS is the Celtics",
+        ),
+        ("0022600101,2026-12-02T00:30:00Z,BOS,", r"field 'home_team' is empty"),
+        # A preseason visitor from abroad plays a team of the league, not another visitor.
+        ("0012600101,2026-10-02T00:30:00Z,MEL (United),GUA (Loong-Lions)", r"neither 'away_team' nor 'home_team'"),
+    ],
+)
+def test_a_team_outside_the_league_imports_nothing_and_names_line_and_field(row: str, message: str) -> None:
+    with pytest.raises(ScheduleError, match=rf"^s\.csv: line 3: {message}"):
+        schedule_import(text=_csv(FIRST.strip(), row), source="s.csv", actor=SYSTEM, now=NOW)
+    assert not Game.objects.exists()
+
+
+def test_a_feed_team_outside_the_league_is_named_by_its_index() -> None:
+    feed = FEED.read_text().replace('"teamTricode": "DEN"', '"teamTricode": "XYZ"')
+    with pytest.raises(ScheduleError, match=r"gameDates\[0\]\.games\[1\] \(gameId 0022500602\): field 'awayTeam' is "):
+        schedule_import(text=feed, source="feed.json", actor=SYSTEM, now=NOW)
+    assert not Game.objects.exists()
+
+
+def test_the_teams_as_real_schedules_write_them_import() -> None:
+    rows = [
+        "0022600101,2026-12-02T00:30:00Z,BOS (Celtics),nyk",
+        "0022600102,2026-12-02T01:30:00Z,LAC (LA Clippers),POR (Trail Blazers)",  # a city before the name
+        "0012600103,2026-10-02T00:30:00Z,MEL (United),NOP (Pelicans)",  # a preseason visitor
+        "0032600104,2027-02-15T01:00:00Z,CGS (Chuck's Global Stars),KEN (Kenny's Young Stars)",  # All-Star
+        "0062600105,2026-12-17T01:30:00Z, (), ()",  # a knockout game still to be decided
+    ]
+    assert schedule_import(text=_csv(FIRST.strip(), *rows), source="s.csv", actor=SYSTEM, now=NOW).created == 6
+
+
+def test_the_league_teams_are_those_of_the_shared_schedule_which_imports_cleanly() -> None:
+    from scaling.schedule.teams import NBA_TEAMS
+
+    assert REAL_CSV.read_bytes() == SHARED_CSV.read_bytes()
+    text = SHARED_CSV.read_text()
+    regular = {
+        team
+        for line in text.splitlines()[1:]
+        if ",Regular Season," in line
+        for team in line.split(",")[4:6]
+        if team != " ()"
+    }
+    assert regular == {f"{code} ({name})" for code, name in NBA_TEAMS.items()}
+    now = datetime(2026, 1, 12, tzinfo=UTC)
+    assert schedule_import(text=text, source=SHARED_CSV.name, actor=SYSTEM, now=now).created == 1278
