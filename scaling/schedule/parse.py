@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from scaling.csv_lines import csv_lines
 from scaling.schedule.teams import NBA_TEAMS, tricode_named
@@ -156,6 +156,52 @@ def _known_teams(record: GameRecord, where: str, names: tuple[str, str]) -> Game
     return record
 
 
+class Fixture(Protocol):
+    """A game as a record or as the calendar's row (scaling.models.Game)."""
+
+    @property
+    def away_team(self) -> str: ...
+    @property
+    def home_team(self) -> str: ...
+    @property
+    def tip_utc(self) -> datetime: ...
+    @property
+    def tbd(self) -> bool: ...
+
+
+def matchup(record: Fixture) -> tuple[frozenset[str], datetime] | None:
+    """The two teams and the tip-off that make a game, whatever its id (None for a game still to be decided)."""
+    if record.tbd or TBD_TEAM in (record.away_team, record.home_team):
+        return None
+    return frozenset((_tricode(record.away_team), _tricode(record.home_team))), record.tip_utc
+
+
+def said(record: Fixture) -> str:
+    return f"{_tricode(record.away_team)} @ {_tricode(record.home_team)} at {record.tip_utc:%Y-%m-%d %H:%M} UTC"
+
+
+def _no_twins(records: list[GameRecord], source: str, id_name: str) -> list[GameRecord]:
+    """The records, once no game is listed twice under two ids (the calendar would count its demand twice).
+
+    `id_name` names the id after a CSV's line ("line 3 (game_id X)"); a feed's place names it already."""
+
+    def place(r: GameRecord) -> str:
+        return r.where.removeprefix(f"{source}: ") + (f" ({id_name} {r.game_id})" if id_name else "")
+
+    seen: dict[tuple[frozenset[str], datetime], GameRecord] = {}
+    for record in records:
+        key = matchup(record)
+        if key is None:
+            continue
+        if key in seen:
+            raise ScheduleError(
+                f"{source}: {place(record)}: the game of {place(seen[key])} under another id: {said(record)}; "
+                "one game listed twice would count its demand twice"
+            )
+        seen[key] = record
+    return records
+
+
 def parse_utc(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     if parsed.tzinfo is None:
@@ -222,7 +268,7 @@ def parse_csv(text: str, *, source: str = "schedule.csv") -> list[GameRecord]:
         records.append(_known_teams(checked, where, ("away_team", "home_team")))
     if not records:
         raise ScheduleError(f"{source}: no games found")
-    return records
+    return _no_twins(records, source, "game_id")
 
 
 # The third digit of a league game id names the season stage.
@@ -337,7 +383,7 @@ def parse_league_json(text: str, *, source: str = "schedule.json") -> list[GameR
             records.append(_known_teams(checked, f"{where} (gameId {game_id})", ("awayTeam", "homeTeam")))
     if not records:
         raise ScheduleError(f"{source}: no games found")
-    return records
+    return _no_twins(records, source, "")
 
 
 # The tip-offs an import takes (check_tip_offs). A schedule is this season's or the next, or a past one

@@ -14,7 +14,7 @@ from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType, audit_record
 from scaling.models import Game, Override
 from scaling.overrides import REASON_MAX_CHARS, _apply_change, _cancel_locked
-from scaling.schedule.parse import GameRecord, ScheduleError, check_tip_offs, parse_schedule
+from scaling.schedule.parse import GameRecord, ScheduleError, check_tip_offs, matchup, parse_schedule, said
 from scaling.schedule.rules import matchup_suffix, rule_matches, rules_apply
 
 
@@ -211,6 +211,28 @@ def _demo_games_remove(
     return deleted.get(Game._meta.label, 0), cancelled
 
 
+def _refuse_twins_on_calendar(records: list[GameRecord]) -> None:
+    """ScheduleError naming the record of a game the calendar has under another id (the demo's games aside:
+    they give way to an import), which would count its demand twice."""
+    keyed = {key: r for r in records if (key := matchup(r)) is not None}
+    if not keyed:
+        return
+    others = (
+        Game.objects.filter(tip_utc__in={tip for _, tip in keyed}, tbd=False)
+        .exclude(game_id__in=[r.game_id for r in records])
+        .exclude(source__startswith=DEMO_SOURCE_PREFIX)
+    )
+    for game in others:
+        key = matchup(game)
+        record = keyed.get(key) if key is not None else None
+        if record is not None:
+            raise ScheduleError(
+                f"{record.where or record.game_id}: game {record.game_id} is game {game.game_id} already on the "
+                f"calendar (from {game.source}) under another id: {said(record)}; one game listed twice would "
+                f"count its demand twice: give it the calendar's id, {game.game_id}"
+            )
+
+
 def games_upsert(
     *,
     records: Iterable[GameRecord],
@@ -317,6 +339,7 @@ def schedule_import(*, text: str, source: str, actor: Actor, now: datetime | Non
     now = now or timezone.now()
     records = parse_schedule(text, source=source)
     check_tip_offs(records, now=now)
+    _refuse_twins_on_calendar(records)
     return games_upsert(
         records=records,
         actor=actor,

@@ -171,3 +171,39 @@ def test_the_league_teams_are_those_of_the_shared_schedule_which_imports_cleanly
     assert regular == {f"{code} ({name})" for code, name in NBA_TEAMS.items()}
     now = datetime(2026, 1, 12, tzinfo=UTC)
     assert schedule_import(text=text, source=SHARED_CSV.name, actor=SYSTEM, now=now).created == 1278
+
+
+def test_one_game_under_two_ids_imports_nothing_and_names_both_lines() -> None:
+    rows = ["0022600101,2026-12-02T00:30:00Z,BOS,NYK", "0022600102,2026-12-02T00:30:00Z,BOS (Celtics),NYK (Knicks)"]
+    with pytest.raises(
+        ScheduleError,
+        match=r"^s\.csv: line 4 \(game_id 0022600102\): the game of line 3 \(game_id 0022600101\) under another id: "
+        r"BOS @ NYK at 2026-12-02 00:30 UTC",
+    ):
+        schedule_import(text=_csv(FIRST.strip(), *rows), source="s.csv", actor=SYSTEM, now=NOW)
+    assert not Game.objects.exists()
+    feed = (
+        FEED.read_text().replace('"0022500602"', '"0022500603"').replace("2026-01-16T03:00:00Z", "2026-01-16T00:30:00Z")
+    )
+    for before, after in (("DEN", "BOS"), ("Nuggets", "Celtics"), ("LAL", "NYK"), ("Lakers", "Knicks")):
+        feed = feed.replace(f'"{before}"', f'"{after}"')
+    with pytest.raises(
+        ScheduleError,
+        match=r"^feed\.json: gameDates\[0\]\.games\[1\] \(gameId 0022500603\): the game of gameDates\[0\]\.games\[0\] "
+        r"\(gameId 0022500601\) under another id",
+    ):
+        schedule_import(text=feed, source="feed.json", actor=SYSTEM, now=NOW)
+    assert not Game.objects.exists()
+
+
+def test_a_game_on_the_calendar_imported_again_under_another_id_is_refused() -> None:
+    schedule_import(
+        text=_csv(FIRST.strip(), "0022600101,2026-12-02T00:30:00Z,BOS,NYK"), source="a.csv", actor=SYSTEM, now=NOW
+    )
+    again = _csv("G-17,2026-12-02T00:30:00Z,BOS (Celtics),NYK (Knicks)")
+    with pytest.raises(
+        ScheduleError,
+        match=r"^b\.csv: line 2: game G-17 is game 0022600101 already on the calendar \(from a\.csv\) under another",
+    ):
+        schedule_import(text=again, source="b.csv", actor=SYSTEM, now=NOW)
+    assert set(Game.objects.values_list("game_id", flat=True)) == {"0022600100", "0022600101"}
