@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from scaling.csv_lines import csv_lines
 from scaling.schedule.teams import NBA_TEAMS, tricode_named
@@ -52,7 +53,11 @@ def _tbd_team(name: str) -> bool:
     return name.replace("(", "").replace(")", "").strip().upper() in ("", TBD_TEAM)
 
 
-CSV_REQUIRED = ("game_id", "tip_utc", "away_team", "home_team")
+CSV_REQUIRED = ("game_id", "away_team", "home_team")
+# A CSV gives the tip-off as tip_utc, tip_et or both (then they must agree). A tip_et without an offset is
+# New York's wall-clock time, the league's.
+TIP_COLUMNS = ("tip_utc", "tip_et")
+EASTERN = ZoneInfo("America/New_York")
 
 # The widths of the Game table's text columns (scaling.models.Game; a test holds the two equal). A longer value,
 # or a NUL character (PostgreSQL refuses it in text), is a bad record named here, not a database error later.
@@ -202,6 +207,60 @@ def _no_twins(records: list[GameRecord], source: str, id_name: str) -> list[Game
     return records
 
 
+def moved_words(delta: timedelta) -> str:
+    """A move in words: "2 h 30 min later", "6 days 23 h earlier"."""
+    seconds = int(abs(delta).total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes else []
+    parts += [f"{secs} s"] if secs or not parts else []
+    return " ".join(parts) + (" earlier" if delta < timedelta(0) else " later")
+
+
+def parse_eastern(value: str) -> datetime:
+    """A tip_et: with an offset, that instant; without one, New York's wall-clock time, which must be one
+    instant (not skipped or repeated by a daylight-saving change)."""
+    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if parsed.tzinfo is not None:
+        return parse_utc(value)
+    first, second = parsed.replace(tzinfo=EASTERN, fold=0), parsed.replace(tzinfo=EASTERN, fold=1)
+    if first.utcoffset() != second.utcoffset():
+        raise ValueError("a time that New York's daylight-saving change skips or repeats; give its UTC offset")
+    try:
+        return first.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp is out of range") from None
+
+
+def _csv_tip(row: dict[str, str], where: str) -> tuple[datetime, str]:
+    """The tip-off of a CSV row and the field it was read from; ScheduleError when neither field gives one,
+    one is not a time, or the two disagree."""
+    raws = {name: (row.get(name) or "").strip() for name in TIP_COLUMNS if name in row}
+    tips: dict[str, datetime] = {}
+    for name, raw in raws.items():
+        if raw:
+            try:
+                tips[name] = parse_utc(raw) if name == "tip_utc" else parse_eastern(raw)
+            except ValueError as exc:
+                raise ScheduleError(f"{where}: field {name!r} {raw!r}: {exc}") from None
+    if not tips:
+        names = list(raws)
+        if len(names) == 1:
+            raise ScheduleError(f"{where}: field {names[0]!r} is empty")
+        raise ScheduleError(f"{where}: fields {' and '.join(map(repr, names))} are both empty")
+    if len(tips) == 2 and tips["tip_utc"] != tips["tip_et"]:
+        utc, et = tips["tip_utc"], tips["tip_et"]
+        raise ScheduleError(
+            f"{where}: fields 'tip_utc' and 'tip_et' disagree: {raws['tip_utc']!r} is {utc:%Y-%m-%d %H:%M} UTC, "
+            f"{raws['tip_et']!r} is {et:%Y-%m-%d %H:%M} UTC, {moved_words(et - utc)}"
+        )
+    name = next(iter(tips))
+    return tips[name], name
+
+
 def parse_utc(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     if parsed.tzinfo is None:
@@ -228,6 +287,8 @@ def parse_csv(text: str, *, source: str = "schedule.csv") -> list[GameRecord]:
     rows = _csv_rows(text, source)
     header = rows[0][1] if rows else []
     missing = [name for name in CSV_REQUIRED if name not in header]
+    if not any(name in header for name in TIP_COLUMNS):
+        missing.insert(1, "tip_utc (or tip_et)")
     if missing:
         raise ScheduleError(f"{source}: line 1: missing column(s) {', '.join(missing)}")
     records: list[GameRecord] = []
@@ -242,10 +303,7 @@ def parse_csv(text: str, *, source: str = "schedule.csv") -> list[GameRecord]:
         if game_id in seen:
             raise ScheduleError(f"{where}: game_id {game_id} repeats line {seen[game_id]}")
         seen[game_id] = line
-        try:
-            tip = parse_utc(row["tip_utc"])
-        except ValueError as exc:
-            raise ScheduleError(f"{where}: field 'tip_utc' {row['tip_utc']!r}: {exc}") from None
+        tip, tip_field = _csv_tip(row, where)
         away, home = row["away_team"].strip(), row["home_team"].strip()
         is_tbd = _flag(row, "is_tbd", TRUE_VALUES, FALSE_VALUES, where)
         postponed = _flag(row, "postponed", POSTPONED_VALUES, NOT_POSTPONED_VALUES, where)
@@ -263,6 +321,7 @@ def parse_csv(text: str, *, source: str = "schedule.csv") -> list[GameRecord]:
             sub_label=(row.get("sub_label") or "").strip(),
             postponed=postponed,
             where=where,
+            tip_field=tip_field,
         )
         checked = _two_teams(_fits_the_table(record, where, {}), where, ("away_team", "home_team"))
         records.append(_known_teams(checked, where, ("away_team", "home_team")))

@@ -14,7 +14,7 @@ from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType, audit_record
 from scaling.models import Game, Override
 from scaling.overrides import REASON_MAX_CHARS, _apply_change, _cancel_locked
-from scaling.schedule.parse import GameRecord, ScheduleError, check_tip_offs, matchup, parse_schedule, said
+from scaling.schedule.parse import GameRecord, ScheduleError, check_tip_offs, matchup, moved_words, parse_schedule, said
 from scaling.schedule.rules import matchup_suffix, rule_matches, rules_apply
 
 
@@ -64,19 +64,6 @@ _FIELDS = (
 # An import moves the overrides around a game whose tip-off it moves (_move_overrides); a move longer than
 # this is more likely a typo than a rescheduled game, and is refused while overrides are scheduled around it.
 MAX_OVERRIDE_MOVE = timedelta(days=7)
-
-
-def moved_words(delta: timedelta) -> str:
-    """A move in words: "2 h 30 min later", "6 days 23 h earlier"."""
-    seconds = int(abs(delta).total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
-    parts += [f"{hours} h"] if hours else []
-    parts += [f"{minutes} min"] if minutes else []
-    parts += [f"{secs} s"] if secs or not parts else []
-    return " ".join(parts) + (" earlier" if delta < timedelta(0) else " later")
 
 
 def _linked_live(game: Game, now: datetime) -> list[Override]:

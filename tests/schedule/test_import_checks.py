@@ -207,3 +207,47 @@ def test_a_game_on_the_calendar_imported_again_under_another_id_is_refused() -> 
     ):
         schedule_import(text=again, source="b.csv", actor=SYSTEM, now=NOW)
     assert set(Game.objects.values_list("game_id", flat=True)) == {"0022600100", "0022600101"}
+
+
+ET_HEADER = "game_id,tip_utc,tip_et,away_team,home_team\n"
+
+
+def test_a_tip_et_that_contradicts_tip_utc_imports_nothing_and_names_line_and_fields() -> None:
+    text = ET_HEADER + "0022600101,2026-12-02T00:30:00Z,2026-12-01T19:30:00-05:00,BOS,NYK\n"
+    text += "0022600102,2026-12-02T00:30:00Z,2026-12-01T20:30:00-05:00,LAL,DEN\n"
+    with pytest.raises(
+        ScheduleError,
+        match=r"^s\.csv: line 3: fields 'tip_utc' and 'tip_et' disagree: '2026-12-02T00:30:00Z' is 2026-12-02 00:30 "
+        r"UTC, '2026-12-01T20:30:00-05:00' is 2026-12-02 01:30 UTC, 1 h later",
+    ):
+        schedule_import(text=text, source="s.csv", actor=SYSTEM, now=NOW)
+    assert not Game.objects.exists()
+
+
+def test_either_tip_off_alone_is_used_and_an_eastern_time_without_offset_is_new_york_time() -> None:
+    text = ET_HEADER + "0022600101,2026-12-02T00:30:00Z,,BOS,NYK\n"
+    text += "0022600102,,2026-12-01T22:00:00-05:00,LAL,DEN\n"
+    text += "0022600103,,2026-10-20T19:30:00,MIA,CHI\n"  # New York is on daylight time: -04:00
+    schedule_import(text=text, source="s.csv", actor=SYSTEM, now=NOW)
+    assert dict(Game.objects.values_list("game_id", "tip_utc")) == {
+        "0022600101": datetime(2026, 12, 2, 0, 30, tzinfo=UTC),
+        "0022600102": datetime(2026, 12, 2, 3, tzinfo=UTC),
+        "0022600103": datetime(2026, 10, 20, 23, 30, tzinfo=UTC),
+    }
+    only_et = "game_id,tip_et,away_team,home_team\n0022600104,2026-12-03T19:00:00-05:00,PHX,GSW\n"
+    schedule_import(text=only_et, source="et.csv", actor=SYSTEM, now=NOW)
+    assert Game.objects.get(game_id="0022600104").tip_utc == datetime(2026, 12, 4, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "message"),
+    [
+        ("game_id,away_team,home_team", "0022600101,BOS,NYK", r"line 1: missing column\(s\) tip_utc \(or tip_et\)"),
+        (ET_HEADER.strip(), "0022600101,,,BOS,NYK", r"line 2: fields 'tip_utc' and 'tip_et' are both empty"),
+        (ET_HEADER.strip(), "0022600101,,2027-03-14T02:30:00,BOS,NYK", r"line 2: field 'tip_et' '2027-03-14T02:30:00'"),
+        (ET_HEADER.strip(), "0022600101,,1 Dec 7pm,BOS,NYK", r"line 2: field 'tip_et' '1 Dec 7pm'"),
+    ],
+)
+def test_a_missing_or_unreadable_tip_off_is_named(header: str, row: str, message: str) -> None:
+    with pytest.raises(ScheduleError, match=rf"^s\.csv: {message}"):
+        schedule_import(text=f"{header}\n{row}\n", source="s.csv", actor=SYSTEM, now=NOW)
