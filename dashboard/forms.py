@@ -391,4 +391,8 @@ class RuleForm(forms.Form):
 
 
 class ScheduleImportForm(forms.Form):
-    file = forms.FileField(help_text="the league schedule as CSV or the league feed JSON (detected from content)")
+    # An empty file is the parser's to refuse, naming it, as the API and the command do.
+    file = forms.FileField(
+        allow_empty_file=True,
+        help_text="the league schedule as CSV or the league feed JSON (detected from content)",
+    )

@@ -513,6 +513,8 @@ def detect_format(text: str) -> str:
 def parse_schedule(text: str, *, source: str) -> list[GameRecord]:
     """Parse a schedule in either format, detected from its content."""
     text = text.lstrip("\ufeff")
+    if not text.strip():
+        raise ScheduleError(f"{source}: the file is empty")
     if detect_format(text) == "json":
         return parse_league_json(text, source=source)
     return parse_csv(text, source=source)

@@ -111,6 +111,26 @@ def test_an_upload_that_is_not_utf8_names_its_line_and_byte(client: Client) -> N
     assert not Game.objects.exists()
 
 
+@pytest.mark.parametrize("body", [b"", b"\xef\xbb\xbf", b"\n  \r\n"])
+def test_an_empty_file_is_named_empty_by_the_page_the_api_and_the_command(
+    client: Client, body: bytes, tmp_path: Path
+) -> None:
+    from django.core.management import CommandError, call_command
+
+    client.force_login(make_user("boss", "admin"))
+    page = client.post(
+        reverse("dashboard:schedule-import"), {"file": SimpleUploadedFile("empty.csv", body)}, follow=True
+    ).content.decode()
+    assert "Nothing imported: empty.csv: the file is empty" in page
+    api = client.post("/api/schedule/import", {"file": SimpleUploadedFile("empty.csv", body)})
+    assert api.status_code == 422
+    assert api.json()["detail"] == "nothing imported: empty.csv: the file is empty" and api.json()["field"] == "file"
+    (tmp_path / "empty.csv").write_bytes(body)
+    with pytest.raises(CommandError, match=r"^nothing imported: empty\.csv: the file is empty$"):
+        call_command("import_schedule", str(tmp_path / "empty.csv"))
+    assert not Game.objects.exists()
+
+
 def test_an_upload_that_replaces_the_demo_says_what_it_removed_and_cancelled(client: Client) -> None:
     demo = Game.objects.create(
         game_id="0022500003", tip_utc=NOW + timedelta(days=1), away_team="MIA", home_team="CHI", source="demo:d.csv"
