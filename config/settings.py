@@ -64,6 +64,9 @@ MIDDLEWARE = [
     "dashboard.middleware.AuditDeniedMiddleware",
     "dashboard.middleware.AccountChangerMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Answers a page's oversize request (RequestLimitsMiddleware marks it), once the user and messages are
+    # known; nothing above reads the body.
+    "dashboard.middleware.OversizePageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires

@@ -1,22 +1,30 @@
-"""Request guards: oversize bodies get 413; every 403 a signed-in user (or token) meets is audited; account
-changes made while serving a signed-in user are audited as theirs; every 4xx under /api/ answers in the API's
-error shape."""
+"""Request guards: oversize bodies get 413 (a page's: back to the page, with a message); every 403 a
+signed-in user (or token) meets is audited; account changes made while serving a signed-in user are audited as
+theirs; every 4xx under /api/ answers in the API's error shape."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from dashboard.api_errors import error_body, reason_phrase
 from scaling.audit import Actor, EventType, account_changes_by, audit_record
 
 
 class RequestLimitsMiddleware:
-    """Refuse a body larger than TIPOFF_MAX_REQUEST_BYTES before anything reads it."""
+    """Refuse a body larger than TIPOFF_MAX_REQUEST_BYTES before anything reads it.
+
+    Under /api/ it is refused here (413, in the API's error shape: ApiErrorBodyMiddleware). A page's request
+    is marked, and refused by OversizePageMiddleware, which comes once the user and the messages are known;
+    none of the middleware between them reads the body (a view's CSRF check, which does, comes after both)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -27,12 +35,58 @@ class RequestLimitsMiddleware:
         except ValueError:
             return HttpResponse("Content-Length is not a number\n", status=400, content_type="text/plain")
         if length > settings.TIPOFF_MAX_REQUEST_BYTES:
-            return HttpResponse(
-                f"request body of {length} bytes is over the {settings.TIPOFF_MAX_REQUEST_BYTES}-byte limit\n",
-                status=413,
-                content_type="text/plain",
-            )
+            if request.path_info.startswith("/api/") or OVERSIZE_PAGE not in settings.MIDDLEWARE:
+                return HttpResponse(
+                    f"request body of {length} bytes is over the {settings.TIPOFF_MAX_REQUEST_BYTES}-byte limit\n",
+                    status=413,
+                    content_type="text/plain",
+                )
+            request._tipoff_oversize = length  # type: ignore[attr-defined]
         return self.get_response(request)
+
+
+OVERSIZE_PAGE = "dashboard.middleware.OversizePageMiddleware"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} bytes"
+
+
+class OversizePageMiddleware:
+    """A page's request over TIPOFF_MAX_REQUEST_BYTES (marked by RequestLimitsMiddleware), its body unread.
+
+    A signed-in person is sent back to the page they sent it from (the calendar, for a schedule upload),
+    which says why nothing was imported or saved; anyone else gets the app's 413 page saying the same."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        length = getattr(request, "_tipoff_oversize", None)
+        if length is None:
+            return self.get_response(request)
+        importing = request.path_info == reverse("dashboard:schedule-import")
+        what = "upload" if request.content_type == "multipart/form-data" else "request"
+        why = (
+            f"the {what} of {_size(length)} is over the {_size(settings.TIPOFF_MAX_REQUEST_BYTES)} a request may carry"
+        )
+        if importing:
+            why += "; manage.py import_schedule imports a larger file"
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return render(request, "413.html", {"why": why}, status=413)
+        messages.error(request, f"Nothing {'imported' if importing else 'saved'}: {why}.")
+        back = request.META.get("HTTP_REFERER", "")
+        if not url_has_allowed_host_and_scheme(
+            back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            back = reverse("dashboard:calendar") if importing else "/"
+        response = HttpResponseRedirect(back)
+        response.status_code = 303  # See Other: the page is fetched, not posted to again
+        return response
 
 
 class ApiErrorBodyMiddleware:

@@ -131,6 +131,34 @@ def test_an_empty_file_is_named_empty_by_the_page_the_api_and_the_command(
     assert not Game.objects.exists()
 
 
+def test_an_upload_over_the_size_limit_is_refused_on_the_calendar_page_unread(client: Client, settings: Any) -> None:
+    settings.TIPOFF_MAX_REQUEST_BYTES = 1024
+    body = b"game_id,tip_utc,away_team,home_team\n" + b"0022600001,2026-01-20T00:00:00Z,BOS,NYK\n" * 40
+    client.force_login(make_user("boss", "admin"))
+    response = client.post(
+        reverse("dashboard:schedule-import"),
+        {"file": SimpleUploadedFile("big.csv", body)},
+        HTTP_REFERER="http://testserver/calendar/?from=2026-01-19",
+    )
+    assert response.status_code == 303 and response["Location"] == "http://testserver/calendar/?from=2026-01-19"
+    page = client.get(response["Location"]).content.decode()
+    assert re.search(r"Nothing imported: the upload of [\d.]+ KiB is over the 1 KiB a request may carry", page)
+    assert "manage.py import_schedule" in page and "Game calendar" in page
+    assert not Game.objects.exists()  # nothing read it
+    # Without a page to go back to, the calendar; signed out, a page of the app's saying the same.
+    response = client.post(reverse("dashboard:schedule-import"), {"file": SimpleUploadedFile("big.csv", body)})
+    assert response.status_code == 303 and response["Location"] == reverse("dashboard:calendar")
+    client.logout()
+    response = client.post(reverse("dashboard:schedule-import"), {"file": SimpleUploadedFile("big.csv", body)})
+    assert response.status_code == 413 and response["Content-Type"].startswith("text/html")
+    assert re.search(r"the upload of [\d.]+ KiB is over the 1 KiB a request may carry", response.content.decode())
+    assert '<link rel="stylesheet"' in response.content.decode()
+    # The API keeps its error shape.
+    client.force_login(make_user("boss2", "admin"))
+    api = client.post("/api/schedule/import", {"file": SimpleUploadedFile("big.csv", body)})
+    assert api.status_code == 413 and "byte limit" in api.json()["detail"] and api.json()["errors"] == []
+
+
 def test_an_upload_that_replaces_the_demo_says_what_it_removed_and_cancelled(client: Client) -> None:
     demo = Game.objects.create(
         game_id="0022500003", tip_utc=NOW + timedelta(days=1), away_team="MIA", home_team="CHI", source="demo:d.csv"
