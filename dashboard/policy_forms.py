@@ -183,8 +183,9 @@ class PolicyForm(forms.Form):
             try:
                 PolicyParams.from_dict(self.params())
             except (TypeError, ValueError) as exc:
-                # The engine's own check; name the field when its message does.
-                named = next((f.name for f in policy_fields() if f.name in str(exc)), None)
+                # The engine's own check (a rule between fields among them): beside the field it names.
+                named = getattr(exc, "field", None)
+                named = named or next((f.name for f in policy_fields() if f.name in str(exc)), None)
                 self.add_error(named, f"{exc}")
         return cleaned
 

@@ -127,6 +127,21 @@ PARAM_RANGES: dict[str, Range] = {
     "forecast_headroom": HEADROOM,
     "cold_start_headroom": HEADROOM,
     "fallback_replicas": Range(0, 10_000, note="at most the service's maximum"),
+    # Panic when the short-window rate needs this many times the ready count. At 1 or under, a fleet sized just
+    # right (needed = ready) panics every tick and scales out by the panic headroom each time; Knative's panic
+    # threshold, the model, takes 110 % to 1000 %. 0 switches panic off.
+    "panic_threshold": Range(1.1, 10, off=True),
+    # A multiple of the rate before a surge: under 1 it asks for less than ran before it (no sizing at all);
+    # breaking news triples traffic, and 10 × is past anything a surge needs. 0 switches it off.
+    "panic_surge_multiple": Range(1, 10, off=True),
+    # A weight on the learned 99th-percentile shortfall, itself a headroom: no more than the headrooms' 10.
+    "forecast_uncertainty": Range(0, 10),
+    # Tonight's observed/forecast ratio is held within [min, max] before it multiplies the learned forecast. A
+    # lowest ratio of 0 lets a quiet minute zero the forecast (pre-warm then asks for nothing at tip-off), and
+    # over 1 it would never let the forecast run below the learned one (forecast_headroom's job); a highest
+    # ratio under 1 never lets it reach the learned one, and 100 × the learned demand is not a forecast.
+    "forecast_correction_min": Range(0.1, 1),
+    "forecast_correction_max": Range(1, 100),
 }
 
 # A service's own numbers, as the service form and its API accept them (scaling.service_config checks them).
@@ -144,6 +159,11 @@ SERVICE_RANGES: dict[str, Range] = {
     "price_per_replica_hour": Range(0, 10_000),
     "metrics_lag_s": Range(0, 3_600, note="metrics an hour late are not a live signal"),
 }
+
+# The switches that size the fleet: with all of them off (the targets at 0), no rule recommends a count and
+# the fleet holds at whatever runs, reading "within tolerance of target" — a policy with no scaling signal.
+SIGNAL_SWITCHES = ("model_sizing", "slo_guard", "prewarm")
+SIGNAL_TARGETS = ("target_utilization", "target_rps_per_replica", "target_in_flight_per_replica")
 
 
 def param_range(name: str) -> Range:
@@ -165,6 +185,15 @@ def service_problems(params: dict[str, Any], *, slo_target: float, max_replicas:
             ("fallback_replicas", f"must be at most the service's maximum {max_replicas} (got {fallback:g})")
         )
     return problems
+
+
+class PolicyParamsError(ValueError):
+    """A policy the engine refuses, with the parameter at fault (`field`: the first named, for a rule
+    between several), so the form and the API show the message beside it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _p(default: Any, help_text: str) -> Any:
@@ -212,7 +241,9 @@ class PolicyParams:
         "its budget (1 − the SLO's target share).",
     )
     # Panic (Knative-style): the short-window rate needs ≥ panic_threshold × ready replicas.
-    panic_threshold: float = _p(2.0, "Enter panic when the short-window rate needs this many times the ready count.")
+    panic_threshold: float = _p(
+        2.0, "Enter panic when the short-window rate needs this many times the ready count; 0 = off."
+    )
     panic_window_s: float = _p(60.0, "Panic lasts this long after the last surge; no scale-in while panicking.")
     panic_surge_ratio: float = _p(
         2.0,
@@ -326,24 +357,44 @@ class PolicyParams:
         return params
 
     def validate(self) -> None:
-        """Raise ValueError naming the first field whose value the engine cannot use: of the wrong type, or
-        outside its documented range (`param_range`, the table the policy form and API check too). The limits
-        that depend on the service (`service_problems`) are the form's and API's, which know it."""
+        """Raise PolicyParamsError (a ValueError) naming the first field whose value the engine cannot use: of
+        the wrong type, or outside its documented range (`param_range`, the table the policy form and API check
+        too); then the rules between fields, which the form and the API check through this. The limits that
+        depend on the service (`service_problems`) are the form's and API's, which know it."""
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(f.default, bool):
                 if not isinstance(value, bool):
-                    raise ValueError(f"policy parameter {f.name} must be true or false, not {value!r}")
+                    raise PolicyParamsError(f.name, f"policy parameter {f.name} must be true or false, not {value!r}")
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"policy parameter {f.name} must be a number, not {value!r}")
+                raise PolicyParamsError(f.name, f"policy parameter {f.name} must be a number, not {value!r}")
             if isinstance(f.default, int) and not float(value).is_integer():
-                raise ValueError(f"policy parameter {f.name} must be a whole number, not {value!r}")
+                raise PolicyParamsError(f.name, f"policy parameter {f.name} must be a whole number, not {value!r}")
             allowed = param_range(f.name)
             if not allowed.contains(value):
-                raise ValueError(f"policy parameter {f.name} must be {allowed.describe()}, not {value!r}")
+                raise PolicyParamsError(
+                    f.name, f"policy parameter {f.name} must be {allowed.describe()}, not {value!r}"
+                )
         if self.forecast_correction_min > self.forecast_correction_max:
-            raise ValueError("policy parameter forecast_correction_min must not exceed forecast_correction_max")
+            raise PolicyParamsError(
+                "forecast_correction_min",
+                "policy parameter forecast_correction_min must not exceed forecast_correction_max",
+            )
+        if not any(getattr(self, name) for name in SIGNAL_SWITCHES) and not any(
+            getattr(self, name) > 0 for name in SIGNAL_TARGETS
+        ):
+            raise PolicyParamsError(
+                SIGNAL_SWITCHES[0],
+                f"the policy has no scaling signal: {', '.join(SIGNAL_SWITCHES)} are all off and "
+                f"{', '.join(SIGNAL_TARGETS)} all 0, so no rule would size the fleet; switch one on or set a target",
+            )
+        if self.scale_up_pods == 0 and self.scale_up_percent == 0:
+            raise PolicyParamsError(
+                "scale_up_pods",
+                "scale_up_pods and scale_up_percent are both 0: the service could never scale out, not even on an "
+                "SLO breach; set either above 0",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

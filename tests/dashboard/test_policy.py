@@ -753,6 +753,44 @@ def test_the_api_and_the_form_hold_a_parameter_to_its_documented_range(
     assert Service.objects.get(pk=service.pk).policy_version == 1
 
 
+NO_SIGNAL = {
+    "model_sizing": False,
+    "slo_guard": False,
+    "prewarm": False,
+    "target_utilization": 0,
+    "target_rps_per_replica": 0,
+    "target_in_flight_per_replica": 0,
+}
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "named"),
+    [
+        # Accepted, it decided "Held at 4: load within tolerance of target" with no rule at all.
+        (NO_SIGNAL, "model_sizing", list(NO_SIGNAL)),
+        # Accepted, the service could never scale out, not even on an SLO breach.
+        ({"scale_up_pods": 0, "scale_up_percent": 0}, "scale_up_pods", ["scale_up_pods", "scale_up_percent"]),
+    ],
+)
+def test_the_api_and_the_form_refuse_a_policy_that_cannot_scale_naming_the_fields(
+    admin: Client, params: dict[str, Any], field: str, named: list[str]
+) -> None:
+    service = make_service()
+    response = admin.put(
+        f"/api/services/{service.name}/policy",
+        {"params": params, "reason": "tune", "based_on_version": 1},
+        content_type="application/json",
+    )
+    assert response.status_code == 422, response.content
+    body = response.json()
+    assert body["field"] == field and [e["field"] for e in body["errors"]] == [field]
+    assert all(name in body["errors"][0]["message"] for name in named), body
+    page = admin.post(f"/services/{service.name}/policy/edit/", form_post(params))
+    assert page.status_code == 422
+    assert all(name in " ".join(page.context["form"].field_errors()[field]) for name in named)
+    assert Service.objects.get(pk=service.pk).policy_version == 1
+
+
 def test_the_allowed_column_says_the_range_the_form_checks(admin: Client) -> None:
     service = make_service(max_replicas=50)
     rows = {row["name"]: row["range"] for row in admin.get(f"/services/{service.name}/policy/").context["rows"]}
@@ -785,8 +823,8 @@ def test_every_parameters_range_is_enforced_identically_by_the_engine_the_form_a
         allowed = param_range(f.name)
         for value in _probes(f.name, whole=isinstance(f.default, int)):
             expected = allowed.contains(value)
-            # With the lowest correction 0, the one rule between two parameters (min ≤ max) never refuses one.
-            params = {"forecast_correction_min": 0.0, f.name: value}
+            # With the lowest correction at its least, the rule between the two (min ≤ max) never refuses one.
+            params = {"forecast_correction_min": param_range("forecast_correction_min").low, f.name: value}
             try:
                 PolicyParams.from_dict(params)
                 engine = None
