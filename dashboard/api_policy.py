@@ -22,7 +22,7 @@ from pydantic import ConfigDict
 from dashboard.api_auth import require_capability
 from dashboard.api_errors import ApiError, ErrorOut, error_body
 from dashboard.decisions import METRIC_WINDOW_S
-from dashboard.policy_forms import check_params, params_as_dict
+from dashboard.policy_forms import check_params, label_for, params_as_dict
 from scaling import selectors, services
 from scaling.audit import Actor
 from scaling.models import MetricSample, Service
@@ -122,6 +122,25 @@ def _policy_out(service: Service) -> dict[str, Any]:
     return {"service": service.name, "version": service.policy_version, "params": params_as_dict(service.policy)}
 
 
+def _unlabelled(field: str, message: str) -> str:
+    """A policy form's message without the label it opens with ("Tolerance must be in [0, 0.5] (got 0.9)." ->
+    "must be in [0, 0.5] (got 0.9)"): the API names the field itself, as `field`."""
+    label = label_for(field)
+    if message.startswith(f"{label} "):
+        message = message[len(label) + 1 :]
+    return message.rstrip(".")
+
+
+def _in_words(errors: list[dict[str, str]]) -> str:
+    """`detail` for a refused policy: the first problem in words, and how many more there are, naming them
+    ("tolerance: must be in [0, 0.5] (got 0.9) (and 1 more problem: reason)")."""
+    first, rest = errors[0], [e["field"] for e in errors[1:]]
+    detail = f"{first['field']}: {first['message']}"
+    if rest:
+        detail += f" (and {len(rest)} more problem{'s' if len(rest) > 1 else ''}: {', '.join(rest)})"
+    return detail
+
+
 @router.get("/services/{name}/policy", response=PolicyOut)
 def get_policy(request: HttpRequest, name: str) -> dict[str, Any]:
     """The service's engine parameters (every parameter, defaults filled in) and their version."""
@@ -154,12 +173,11 @@ def put_policy(request: HttpRequest, name: str, payload: PolicyIn) -> Status[dic
             reason="-" if blank else payload.reason,
             service=service,
         )
-        errors = [{"field": field, "message": message} for field, message in problems]
+        errors = [{"field": field, "message": _unlabelled(field, message)} for field, message in problems]
         if blank:
             errors.append({"field": "reason", "message": "a reason is required"})
         if errors:
-            detail = "invalid policy: " + ", ".join(sorted({e["field"] for e in errors}))
-            raise ApiError(detail, field=errors[0]["field"], errors=errors)
+            raise ApiError(_in_words(errors), field=errors[0]["field"], errors=errors)
         changed = services.service_update_policy(
             service=service, params=params, actor=Actor.for_request(request), reason=payload.reason.strip()
         )

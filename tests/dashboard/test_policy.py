@@ -234,6 +234,31 @@ def test_the_api_answers_422_naming_each_bad_field(admin: Client) -> None:
     assert Service.objects.get(pk=service.pk).policy_version == 1
 
 
+def test_the_apis_detail_says_the_first_problem_in_words(admin: Client) -> None:
+    # It said "invalid policy: tolerance", where the README promises `detail` "says it in words".
+    service = make_service()
+    response = admin.put(
+        f"/api/services/{service.name}/policy",
+        {"params": {"tolerance": 0.9}, "reason": "tune", "based_on_version": 1},
+        content_type="application/json",
+    )
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "tolerance: must be in [0, 0.5] (got 0.9)",
+        "field": "tolerance",
+        "errors": [{"field": "tolerance", "message": "must be in [0, 0.5] (got 0.9)"}],
+    }
+    several = admin.put(
+        f"/api/services/{service.name}/policy",
+        {"params": {"tolerance": 2, "no_such_knob": 1}, "reason": " ", "based_on_version": 1},
+        content_type="application/json",
+    ).json()
+    assert several["detail"] == (
+        "no_such_knob: unknown policy parameter 'no_such_knob' (and 2 more problems: tolerance, reason)"
+    )
+    assert several["field"] == "no_such_knob" and len(several["errors"]) == 3
+
+
 @pytest.mark.parametrize(
     ("params", "field", "message"),
     [
