@@ -88,7 +88,18 @@ def policy_edit(request: HtmxHttpRequest, name: str) -> HttpResponse:
         return render(request, "dashboard/policy_edit.html", {"service": service, "form": form})
 
     form = PolicyForm(request.POST, service=service)
-    stale = request.POST.get("based_on_version", str(service.policy_version)) != str(service.policy_version)
+    based_on = request.POST.get("based_on_version", str(service.policy_version))
+    if not (based_on.isascii() and based_on.isdigit() and int(based_on) >= 1):
+        # The page always sends the version it showed: anything else is a form not sent by it (or cut short),
+        # which says nothing about whether the policy changed since.
+        form.is_valid()
+        form.add_error(
+            None,
+            "This form is malformed: the policy version it is based on is not a version number. "
+            "Nothing was saved: reload the page and make the change again.",
+        )
+        return render(request, "dashboard/policy_edit.html", {"service": service, "form": form}, status=400)
+    stale = int(based_on) != service.policy_version
     if stale:
         form.is_valid()
         form.add_error(

@@ -156,6 +156,19 @@ def test_a_save_based_on_an_old_version_is_refused(admin: Client) -> None:
     assert service.policy["tolerance"] == 0.23
 
 
+@pytest.mark.parametrize("version", ["abc", "", "1.5", "-1"])
+def test_a_malformed_version_is_a_malformed_form_not_a_conflict(admin: Client, version: str) -> None:
+    # It answered "The policy changed while you were editing it (now version 1)": nobody had changed it.
+    service = make_service()
+    data = form_post({"tolerance": 0.37}) | {"based_on_version": version}
+    response = admin.post(reverse("dashboard:policy-edit", args=[service.name]), data)
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "changed while you were editing" not in body
+    assert "This form is malformed" in body and "reload the page" in body
+    assert Service.objects.get(pk=service.pk).policy_version == 1
+
+
 def test_a_viewer_can_read_the_policy_but_not_edit_it(viewer: Client) -> None:
     service = make_service()
     page = viewer.get(reverse("dashboard:policy", args=[service.name]))
