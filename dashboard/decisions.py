@@ -188,8 +188,10 @@ FORECAST_HELP = {
     "before the next tick's arrive.",
     "rps": "Demand forecast for that instant, after tonight's correction (requests/s).",
     "replicas": "Replicas the pre-warm rule asked for: the forecast plus its headroom.",
-    "predicted_rps": "The learned profile's demand for that instant before tonight's correction (requests/s).",
-    "ratio": "Tonight's correction: observed ÷ predicted over the last minute or so (1 = as the history).",
+    "predicted_rps": "The learned profile's demand for that instant before tonight's correction (requests/s); "
+    "with no learned history yet, the default shape's value there (relative, not requests/s).",
+    "ratio": "Tonight's correction: observed ÷ predicted over the last minute or so (1 = as the history; "
+    "with no learned history yet, what scales the default shape to tonight's traffic, often hundreds).",
     "trend_gain": "What the ratio's climb adds, extrapolated to the forecast's instant (never lowers it).",
     "ratio_used": "The correction the forecast applies: ratio + trend_gain; predicted_rps × ratio_used = rps.",
     "learned": "yes: profiles learned from this service's own history; no: the cold-start shape, scaled by "

@@ -279,6 +279,18 @@ def forecast_arithmetic(i: Mapping[str, object]) -> str:
     (its slope, forecast_trend's weight, how far ahead), with any cap or correction bound that cut them."""
     if not all(k in i for k in ("predicted_rps", "ratio", "trend_gain", "ratio_used", "forecast_rps")):
         return ""
+    if i.get("learned") is False:
+        # Without learned history the prediction is the default shape's, in relative units, and the ratio scales
+        # it to tonight's traffic: hundreds, where a learned model's ratio is near 1. Say so, not "× ratio used".
+        text = (
+            f"the demand model has little history yet, so its default shape ({_exact(i['predicted_rps'])} at that "
+            f"time) is scaled by the ratio of observed to predicted traffic, {_exact(i['ratio_used'])}×: "
+            f"forecast {_exact(i['forecast_rps'])} rps"
+        )
+        gain = i.get("trend_gain")
+        if isinstance(gain, int | float) and gain > 0:
+            return f"{text}; that ratio = observed {_exact(i['ratio'])} + trend {_exact(gain)} ({_trend_text(i)})"
+        return text
     text = (
         f"predicted {_exact(i['predicted_rps'])} rps × ratio used {_exact(i['ratio_used'])} "
         f"= forecast {_exact(i['forecast_rps'])} rps"
@@ -287,18 +299,23 @@ def forecast_arithmetic(i: Mapping[str, object]) -> str:
     if "ratio_measured" in i:
         observed += f" (measured {_exact(i['ratio_measured'])}, held within forecast_correction_min … _max)"
     slope, gain = i.get("ratio_slope_per_min"), i.get("trend_gain")
-    ahead_s, weight = i.get("trend_ahead_s"), i.get("forecast_trend")
     if isinstance(gain, int | float) and gain > 0:
-        ahead = f"{float(ahead_s) / 60:g} min" if isinstance(ahead_s, int | float) else "?"
-        trend = f"slope {_exact(slope)}/min × forecast_trend {_exact(weight)} × {ahead} from the newest window to then"
-        if "trend_capped_at" in i:
-            trend += f", capped at {_exact(i['trend_capped_at'])} (the trend may at most double the ratio)"
-        return f"{text}; ratio used = {observed} + trend {_exact(gain)} ({trend})"
+        return f"{text}; ratio used = {observed} + trend {_exact(gain)} ({_trend_text(i)})"
     if isinstance(slope, int | float) and slope > 0:
         why = "forecast_trend 0"
     else:
         why = "the ratio is not climbing; the trend never lowers the forecast"
     return f"{text}; ratio used = {observed}, no trend ({why})"
+
+
+def _trend_text(i: Mapping[str, object]) -> str:
+    """How the trend was extrapolated: its slope, forecast_trend's weight, how far ahead, and any cap."""
+    slope, ahead_s, weight = i.get("ratio_slope_per_min"), i.get("trend_ahead_s"), i.get("forecast_trend")
+    ahead = f"{float(ahead_s) / 60:g} min" if isinstance(ahead_s, int | float) else "?"
+    trend = f"slope {_exact(slope)}/min × forecast_trend {_exact(weight)} × {ahead} from the newest window to then"
+    if "trend_capped_at" in i:
+        trend += f", capped at {_exact(i['trend_capped_at'])} (the trend may at most double the ratio)"
+    return trend
 
 
 def _panic_cause(i: Mapping[str, object]) -> str:

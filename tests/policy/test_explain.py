@@ -19,6 +19,7 @@ from tests.policy.builders import (
     engine_input,
     finish_input,
     finishing_forecaster,
+    game,
     override,
     point,
     recorded,
@@ -615,6 +616,38 @@ FORECAST = {"forecast_rps": 1537.75, "predicted_rps": 1000.0, "ratio": 1.4163, "
             "predicted 1,000 rps × ratio used 1.4163 = forecast 1,537.75 rps; ratio used = observed 1.4163, no trend "
             "(forecast_trend 0)",
         ),
+        # A new service: the default shape (relative, not rps) scaled by tonight's traffic. It read "predicted
+        # 0.344 rps × ratio used 350.89", a ratio nobody could place.
+        (
+            {
+                "forecast_rps": 120.706,
+                "predicted_rps": 0.344,
+                "ratio": 350.89,
+                "forecast_trend": 0.3,
+                "ratio_slope_per_min": 0.0,
+                "trend_gain": 0.0,
+                "ratio_used": 350.89,
+                "learned": False,
+            },
+            "the demand model has little history yet, so its default shape (0.344 at that time) is scaled by the "
+            "ratio of observed to predicted traffic, 350.89×: forecast 120.706 rps",
+        ),
+        (
+            {
+                "forecast_rps": 150.0,
+                "predicted_rps": 0.3,
+                "ratio": 400.0,
+                "forecast_trend": 0.3,
+                "ratio_slope_per_min": 20.0,
+                "trend_ahead_s": 600.0,
+                "trend_gain": 100.0,
+                "ratio_used": 500.0,
+                "learned": False,
+            },
+            "the demand model has little history yet, so its default shape (0.3 at that time) is scaled by the "
+            "ratio of observed to predicted traffic, 500×: forecast 150 rps; that ratio = observed 400 + trend 100 "
+            "(slope 20/min × forecast_trend 0.3 × 10 min from the newest window to then)",
+        ),
         # A decision recorded before the ratio used was: nothing to multiply out.
         ({"forecast_rps": 6.293, "predicted_rps": 5.7, "ratio": 1.0833}, ""),
     ],
@@ -694,3 +727,14 @@ def test_a_panic_lasting_from_an_earlier_sample_says_when_and_why() -> None:
     panic = next(r for r in result.rules if r.rule == "panic")
     assert panic.inputs["triggered_by"] == ["earlier"]
     assert rule_sentence(panic).startswith("panic: since 18:29:40 ET, when short-window ")
+
+
+def test_a_cold_start_forecast_reads_as_the_default_shape_scaled_to_tonight() -> None:
+    # A new service (no learned history) before tip-off: the default shape is relative, so the ratio is large.
+    metrics = tuple(point(120.0, age_s=age) for age in (50.0, 35.0, 20.0, 5.0))
+    inp = engine_input(metrics=metrics, params=PolicyParams(), games=(game(T0 + timedelta(minutes=20)),), provisioned=3)
+    rule = next(r for r in decide(inp).rules if r.rule == "forecast")
+    assert rule.inputs["learned"] is False
+    text = forecast_arithmetic(rule.inputs)
+    assert text.startswith("the demand model has little history yet, so its default shape ("), text
+    assert "scaled by the ratio of observed to predicted traffic" in text and "rps × ratio used" not in text
