@@ -305,7 +305,12 @@ def explanation_context(decision: Decision) -> dict[str, Any]:
     return {
         "summary": raw.get("summary") or decision.summary,
         "reason": raw.get("reason") or decision.reason_code,
-        "reason_help": REASON_HELP.get(str(raw.get("reason") or decision.reason_code), ""),
+        "reason_help": _reason_help(
+            str(raw.get("reason") or decision.reason_code),
+            constraints,
+            current=raw.get("current", decision.provisioned),
+            desired=raw.get("desired", decision.desired),
+        ),
         "recommendation": recommendation,
         "current": raw.get("current", decision.provisioned),
         "desired": raw.get("desired", decision.desired),
@@ -323,6 +328,29 @@ def explanation_context(decision: Decision) -> dict[str, Any]:
         "policy_version": raw.get("policy_version"),
         "raw_json": json.dumps(raw, indent=2, ensure_ascii=False, default=str),
     }
+
+
+# What a decision without fresh metrics starts from, in the captions.
+METRICS_MISSING = {
+    "METRICS_STALE": "Metrics are older than two ticks",
+    "METRICS_UNAVAILABLE": "The metric source did not answer, or not for every signal",
+}
+
+
+def _reason_help(reason: str, constraints: list[dict[str, Any]], *, current: object, desired: object) -> str:
+    """The reason's caption; for a decision without metrics that changed the count, what changed it (the
+    service bounds or the fallback count), where "holding, never scaling in" read as the opposite of 0 → 1."""
+    caption = REASON_HELP.get(reason, "")
+    moved = next((c for c in reversed(constraints) if c["binding"]), None)
+    if reason not in METRICS_MISSING or current == desired or moved is None:
+        return caption
+    if moved["name"] in ("min_replicas", "max_replicas"):
+        what = f"moved into the {moved['detail'] or 'service bounds'}"
+    elif moved["name"] == "fallback_replicas":
+        what = "raised to the policy's fallback count (fallback_replicas), metrics having stayed missing"
+    else:
+        what = f"set by {moved['name']}" + (f": {moved['detail']}" if moved["detail"] else "")
+    return f"{METRICS_MISSING[reason]}: {what} ({current} → {desired})."
 
 
 def _no_forecast(reason: str, recommendation: object) -> str:

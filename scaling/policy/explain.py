@@ -538,13 +538,19 @@ def summarize(
             return f"Dry run{_until(inp)}: would hold at {current}" + (f": {why}" if why else "")
         moved = f"Dry run{_until(inp)}: would scale {current} → {desired}, not actuated"
         return moved + (f": {why}" if why else "")
+    missing = {
+        Reason.METRICS_UNAVAILABLE: "metric source unavailable",
+        Reason.ACTUATOR_UNAVAILABLE: "actuator unavailable (fleet status unread)",
+    }.get(reason, "metrics stale or missing")
     if desired != current:
+        bounded = last is not None and last.name in ("min_replicas", "max_replicas") and not cut
+        missing_reasons = (Reason.METRICS_STALE, Reason.METRICS_UNAVAILABLE, Reason.ACTUATOR_UNAVAILABLE)
+        if reason in missing_reasons and bounded and last is not None:
+            # No rule sized a count: the bounds alone moved it (a service at 0 under a minimum of 1, or above
+            # a maximum lowered since); the missing metrics are why nothing else did.
+            why = f"{missing}; moved into the {last.detail}"
         return f"Scaled {current} → {desired}" + (f": {why}" if why else "")
     if last is not None and last.name == "metrics_missing_hold":
-        missing = {
-            Reason.METRICS_UNAVAILABLE: "metric source unavailable",
-            Reason.ACTUATOR_UNAVAILABLE: "actuator unavailable (fleet status unread)",
-        }.get(reason, "metrics stale or missing")
         return f"Held at {current}: {missing}; {last.detail}"
     if last is not None and last.name == "signals_unread_hold":
         return f"Held at {current}: {last.detail} (policy wants {recommendation})"

@@ -536,3 +536,36 @@ def test_an_empty_range_names_the_newest_decision_outside_it(viewer: Client) -> 
     make_decision(service, tick=timezone.now() - timedelta(hours=3))
     body = viewer.get(reverse("dashboard:service", args=[service.name]), {"range": "1h"}).content.decode()
     assert "No decisions in the last 1h: the newest was at" in body and "Choose a longer range" in body
+
+
+@pytest.mark.parametrize(
+    ("provisioned", "reason", "caption"),
+    [
+        (
+            0,
+            "METRICS_UNAVAILABLE",
+            "The metric source did not answer, or not for every signal: moved into the service bounds [1, 3] (0 → 1).",
+        ),
+        (10, "METRICS_STALE", "Metrics are older than two ticks: moved into the service bounds [1, 3] (10 → 3)."),
+        (
+            2,
+            "METRICS_UNAVAILABLE",
+            "The metric source did not answer, or not for every signal: holding, never scaling in.",
+        ),
+    ],
+)
+def test_a_decision_without_metrics_is_captioned_by_what_it_did(
+    viewer: Client, provisioned: int, reason: str, caption: str
+) -> None:
+    # "holding, never scaling in" was the caption of decisions the service bounds had moved (0 → 1, 10 → 3).
+    from scaling.policy import PolicyParams, decide
+    from scaling.policy.types import ServiceSpec
+    from tests.policy.builders import engine_input
+
+    spec = ServiceSpec(min_replicas=1, max_replicas=3, hard_max_replicas=5)
+    inp = engine_input(None, provisioned=provisioned, service=spec, params=PolicyParams())
+    result = decide(inp, metrics_unavailable=reason == "METRICS_UNAVAILABLE")
+    assert str(result.reason) == reason
+    decision = make_decision(make_service(min_replicas=1, max_replicas=3), explanation=result.to_dict())
+    body = viewer.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
+    assert escape(caption) in body

@@ -10,7 +10,7 @@ import pytest
 
 from scaling.policy import EngineInput, Mode, PastRecommendation, PolicyParams, Reason, decide
 from scaling.policy.explain import forecast_arithmetic, rule_sentence
-from scaling.policy.types import RuleResult
+from scaling.policy.types import RuleResult, ServiceSpec
 from tests.policy.builders import (
     FINISH_SPEC,
     SPEC,
@@ -738,3 +738,19 @@ def test_a_cold_start_forecast_reads_as_the_default_shape_scaled_to_tonight() ->
     text = forecast_arithmetic(rule.inputs)
     assert text.startswith("the demand model has little history yet, so its default shape ("), text
     assert "scaled by the ratio of observed to predicted traffic" in text and "rps × ratio used" not in text
+
+
+@pytest.mark.parametrize(
+    ("provisioned", "unavailable", "summary"),
+    [
+        (0, True, "Scaled 0 → 1: metric source unavailable; moved into the service bounds [1, 3]"),
+        (10, False, "Scaled 10 → 3: metrics stale or missing; moved into the service bounds [1, 3]"),
+    ],
+)
+def test_a_move_into_the_bounds_without_metrics_says_metrics_were_missing(
+    provisioned: int, unavailable: bool, summary: str
+) -> None:
+    # It read "Scaled 0 → 1: service bounds [1, 3]", under a caption saying it held.
+    spec = ServiceSpec(min_replicas=1, max_replicas=3, hard_max_replicas=5)
+    inp = engine_input(None, provisioned=provisioned, service=spec, params=PolicyParams())
+    assert decide(inp, metrics_unavailable=unavailable).summary == summary
