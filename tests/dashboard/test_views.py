@@ -163,6 +163,54 @@ def test_the_service_page_and_its_chart_data(client_in: Client) -> None:
     assert replicas[0]["name"] == "desired" and len(replicas[0]["y"]) == 1
 
 
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({}, "metrics: Simulator"),
+        (
+            {
+                "backend": "sagemaker",
+                "metric_source": "cloudwatch",
+                "backend_config": {"endpoint_name": "win-prob", "region": "us-west-2"},
+            },
+            "metrics: CloudWatch AWS/SageMaker and /aws/sagemaker/Endpoints in us-west-2",
+        ),
+        (
+            {
+                "backend": "ecs",
+                "metric_source": "cloudwatch",
+                "backend_config": {
+                    "cluster": "c",
+                    "service": "s",
+                    "load_balancer": "app/a/1",
+                    "target_group": "targetgroup/t/2",
+                    "region": "eu-west-1",
+                },
+            },
+            "metrics: CloudWatch AWS/ECS and AWS/ApplicationELB in eu-west-1",
+        ),
+        (
+            {
+                "metric_source": "prometheus",
+                "backend_config": {"prometheus_url": "https://ops:s3cret@prom.example:9090/", "promql": {"rps": "x"}},
+            },
+            "metrics: Prometheus at https://prom.example:9090/",
+        ),
+    ],
+)
+def test_the_service_page_header_names_the_metric_source(
+    client_in: Client, fields: dict[str, Any], said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The header named the backend, never where the metrics the decisions read came from.
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    service = make_service(**fields)
+    body = client_in.get(reverse("dashboard:service", args=[service.name])).content.decode()
+    header = body.split('data-testid="metric-source">', 1)[1].split("</span>", 1)[0]
+    assert header == said
+    assert "s3cret" not in body
+
+
 def test_the_service_chart_data_refuses_an_unknown_range_and_its_page_says_what_it_shows(client_in: Client) -> None:
     service = make_service()
     response = client_in.get(reverse("dashboard:service-charts", args=[service.name]), {"range": "30d"})
