@@ -1,0 +1,27 @@
+"""System checks: a stored policy the engine would refuse is named before its ticks fail on it."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.checks import run_checks
+
+from scaling.models import Service
+from tests.factories import make_service
+
+
+@pytest.mark.django_db
+def test_a_stored_policy_outside_the_ranges_is_named_with_its_field_and_where_to_fix_it() -> None:
+    make_service("win-probability")
+    make_service("box-scores")
+    # Saved before the range narrowed: written past the form and the API, as an older version could have.
+    Service.objects.filter(name="box-scores").update(policy={"tolerance": 0.9})
+    found = [m for m in run_checks(databases=["default"]) if m.id == "tipoff.W001"]
+    assert [m.obj for m in found] == ["box-scores"]
+    assert "tolerance" in found[0].msg and "0.9" in found[0].msg
+    assert found[0].hint == "save a valid policy on /services/box-scores/policy/ (the form shows each allowed range)"
+
+
+@pytest.mark.django_db
+def test_valid_stored_policies_raise_nothing() -> None:
+    make_service("win-probability")
+    assert not [m for m in run_checks(databases=["default"]) if m.id == "tipoff.W001"]
