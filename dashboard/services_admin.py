@@ -25,6 +25,7 @@ from dashboard.views import HtmxHttpRequest
 from scaling.audit import Actor
 from scaling.backends.autoscaling import MODES
 from scaling.backends.probe import ProbeReport, probe_connection
+from scaling.backends.prometheus import SIGNALS as PROM_SIGNALS
 from scaling.models import Service
 from scaling.service_config import (
     EXTRA_KEYS,
@@ -358,8 +359,19 @@ def _api_field(form_field: str) -> str:
     return "" if form_field == "__all__" else form_field  # an error of no one field
 
 
+def _without_label(message: str, field: str) -> str:
+    """The message without the field's name in front ("period_s: period_s must be ..."): the error names it."""
+    while field and message.startswith((f"{field}: ", f"{field} ")):
+        message = message[len(field) + (2 if message.startswith(f"{field}: ") else 1) :]
+    return message
+
+
 def _form_from_api(payload: ServiceCreateIn | ServiceUpdateIn, base: dict[str, Any]) -> ServiceForm:
     given = {k: v for k, v in payload.dict().items() if v is not None and k != "clear"}
+    unknown = sorted(set(payload.promql or {}) - set(PROM_SIGNALS))
+    if unknown:  # the form has a field a signal: an unknown one would be dropped without a word
+        message = f"unknown signal(s) {', '.join(unknown)}: the signals are {', '.join(PROM_SIGNALS)}"
+        raise ApiError(f"promql: {message}", field="promql", message=message)
     data = base | {k: v for k, v in given.items() if k != "promql" and k not in EXTRA_KEYS}
     for signal, query in (payload.promql or {}).items():
         data[f"promql_{signal}"] = query
@@ -370,7 +382,9 @@ def _form_from_api(payload: ServiceCreateIn | ServiceUpdateIn, base: dict[str, A
         errors: list[dict[str, str]] = []
         for name, errs in form.errors.items():
             if name == "__all__":
-                errors += [{"field": form.unshown_fields.get(str(e), ""), "message": str(e)} for e in errs]
+                for e in errs:
+                    field = form.unshown_fields.get(str(e), "")
+                    errors.append({"field": field, "message": _without_label(str(e), field)})
             else:
                 errors.append({"field": _api_field(name), "message": " ".join(str(e) for e in errs)})
         detail = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)

@@ -498,3 +498,32 @@ def test_a_display_name_another_service_has_is_refused_in_any_case(admin: Client
     # A service keeps its own display name, in a new case too.
     same = _json(admin, "put", f"/api/admin/services/{other.name}", {"display_name": "Box Scores", "reason": "case"})
     assert same.status_code == 200, same.content
+
+
+def _prometheus_body(name: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name, "display_name": name.title(), "backend": "simulated"}
+    body |= {"metric_source": "prometheus", "prometheus_url": "http://prom:9090", "promql": {"rps": "sum(x)"}}
+    body |= {k: SAGEMAKER_FORM[k] for k in ("min_replicas", "max_replicas", "hard_max_replicas", "slo_latency_ms")}
+    return body | {k: SAGEMAKER_FORM[k] for k in ("price_per_replica_hour", "provisioning_delay_s")}
+
+
+def test_an_unknown_promql_signal_is_refused_by_the_api_not_dropped(admin: Client) -> None:
+    body = _prometheus_body("props")
+    refused = _json(admin, "post", "/api/admin/services", body | {"promql": {"rps": "sum(x)", "p95": "y"}})
+    assert refused.status_code == 422, refused.content
+    assert refused.json()["field"] == "promql" and "p95" in refused.json()["detail"]
+    assert not Service.objects.filter(name="props").exists()
+
+    assert _json(admin, "post", "/api/admin/services", body).status_code == 201
+    edited = _json(admin, "put", "/api/admin/services/props", {"promql": {"rps": "x", "p95": "y"}, "reason": "typo"})
+    assert edited.status_code == 422 and edited.json()["field"] == "promql", edited.content
+    assert Service.objects.get(name="props").backend_config["promql"] == {"rps": "sum(x)"}
+
+
+def test_a_refused_key_the_form_does_not_show_is_named_once_in_the_detail(admin: Client) -> None:
+    body = {k: v for k, v in SAGEMAKER_FORM.items() if k != "enabled"}
+    assert _json(admin, "post", "/api/admin/services", body).status_code == 201
+    refused = _json(admin, "put", "/api/admin/services/win-probability", {"period_s": 45, "reason": "x"})
+    assert refused.status_code == 422
+    detail, [error] = refused.json()["detail"], refused.json()["errors"]
+    assert detail.count("period_s") == 1 and error["message"].count("period_s") == 0, refused.json()
