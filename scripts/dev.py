@@ -98,7 +98,8 @@ def run() -> int:
     "shared" cache): started after it (by honcho), it had no Redis to read or share a fit in, logged "fitting
     here" for each service, and the worker and web process fitted their own again."""
     env = dict(os.environ)
-    env.setdefault("SECRET_KEY", _secret_key())
+    if not env.get("SECRET_KEY"):  # made (and kept under the var directory) only when none is given
+        env["SECRET_KEY"] = _secret_key()
     with contextlib.ExitStack() as stack:
         embedded = "REDIS_URL" not in env
         if embedded:

@@ -57,7 +57,7 @@ def _answers(port: int) -> bool:
 
 
 def test_make_run_seeds_the_demo_with_the_embedded_redis_up_and_stops_it_after_the_processes(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Seeding prices the demo's game-day floors with the learned forecasts, which it shares through Redis: run
     # before the embedded Redis was up, it logged "fitting here" for each, and its fits were lost to the worker.
@@ -66,6 +66,7 @@ def test_make_run_seeds_the_demo_with_the_embedded_redis_up_and_stops_it_after_t
         port = sock.getsockname()[1]
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.setenv("EMBEDDED_REDIS_PORT", str(port))
+    monkeypatch.setenv("TIPOFF_VAR_DIR", str(tmp_path))
     monkeypatch.setenv("SECRET_KEY", "test-only")
     steps: list[tuple[str, str, bool]] = []
 
@@ -85,9 +86,10 @@ def test_make_run_seeds_the_demo_with_the_embedded_redis_up_and_stops_it_after_t
     assert not _answers(port)  # stopped once they have
 
 
-def test_make_run_with_a_redis_of_ones_own_starts_none(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_make_run_with_a_redis_of_ones_own_starts_none(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/11")
     monkeypatch.setenv("SECRET_KEY", "test-only")
+    monkeypatch.setenv("TIPOFF_VAR_DIR", str(tmp_path))
     started: list[Any] = []
     monkeypatch.setattr(dev, "embedded_redis", started.append)
     monkeypatch.setattr(dev, "_manage", lambda *args, env: None)
@@ -99,3 +101,5 @@ def test_make_run_with_a_redis_of_ones_own_starts_none(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(dev, "_processes", processes)
     assert dev.run() == 0 and started == [] and ran == ["redis://127.0.0.1:6379/11"]
+    # A SECRET_KEY given: none is made and left in the var directory, where a later check would find it.
+    assert not (tmp_path / "secret_key").exists()

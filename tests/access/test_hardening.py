@@ -83,8 +83,9 @@ def test_check_deploy_is_clean_with_production_settings() -> None:
     assert "no issues" in result.stdout
 
 
-def test_secret_key_is_required_outside_debug() -> None:
-    env = {"PATH": os.environ.get("PATH", ""), "DEBUG": "false", "TIPOFF_VAR_DIR": os.environ.get("TIPOFF_VAR_DIR", "")}
+def test_secret_key_is_required_outside_debug(tmp_path: Path) -> None:
+    # A var directory of its own: one where `make run` once kept its key would hold one.
+    env = {"PATH": os.environ.get("PATH", ""), "DEBUG": "false", "TIPOFF_VAR_DIR": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
