@@ -293,3 +293,23 @@ def decision_of(result: Any) -> Decision:
     """The Decision a service_evaluate result points at."""
     assert result.decision_id is not None, result
     return Decision.objects.get(pk=result.decision_id)
+
+
+# The service form for the SageMaker endpoint the tests create (create_sagemaker_endpoint's "win-prob"), as the
+# UI posts it; tests vary a field or two with `|`.
+SAGEMAKER_FORM = {
+    "name": "win-probability",
+    "display_name": "Win probability",
+    "enabled": "on",
+    "backend": "sagemaker",
+    "metric_source": "cloudwatch",
+    "endpoint_name": "win-prob",
+    "variant_name": "AllTraffic",
+    "autoscaling_mode": "refuse",
+    "min_replicas": "1",
+    "max_replicas": "10",
+    "hard_max_replicas": "20",
+    "price_per_replica_hour": "1.2",
+    "slo_latency_ms": "300",
+    "provisioning_delay_s": "300",
+}

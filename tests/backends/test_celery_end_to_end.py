@@ -14,6 +14,7 @@ from scaling import services, tasks
 from scaling.models import Decision, Service
 from tests.backends.conftest import (
     MOTO_LATENCY_STATS,
+    SAGEMAKER_FORM,
     create_sagemaker_endpoint,
     publish_invocations,
     sagemaker_counts,
@@ -58,22 +59,7 @@ def test_the_documented_flow_register_test_connection_and_watch_it_scale(
     """docs/aws.md sections 3-4: add the service in the UI, press Test connection, watch Tipoff scale it."""
     create_sagemaker_endpoint(aws, instances=2)
     client.force_login(make_user("root", role="admin"))
-    form = {
-        "name": "win-probability",
-        "display_name": "Win probability",
-        "enabled": "on",
-        "backend": "sagemaker",
-        "metric_source": "cloudwatch",
-        "endpoint_name": "win-prob",
-        "variant_name": "AllTraffic",
-        "autoscaling_mode": "refuse",
-        "min_replicas": "1",
-        "max_replicas": "12",
-        "hard_max_replicas": "20",
-        "price_per_replica_hour": "1.5",
-        "slo_latency_ms": "300",
-        "provisioning_delay_s": "300",
-    }
+    form = SAGEMAKER_FORM | {"max_replicas": "12", "price_per_replica_hour": "1.5"}
 
     probe = client.post("/services/test-connection/", form, headers={"HX-Request": "true"}).content.decode()
     assert "endpoint InService; 2 ready of 2 provisioned" in probe

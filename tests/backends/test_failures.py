@@ -36,6 +36,7 @@ from scaling.backends.sagemaker import SageMakerActuator
 from scaling.models import ActuatorHealth, AuditEvent, Decision
 from scaling.service_config import service_configure
 from tests.backends.conftest import (
+    SAGEMAKER_FORM,
     RecordingProxy,
     create_sagemaker_endpoint,
     decision_of,
@@ -361,22 +362,7 @@ def test_a_tick_without_metrics_logs_a_warning_naming_the_service(
     ), warnings
 
 
-_FORM = {
-    "name": "win-probability",
-    "display_name": "Win probability",
-    "enabled": "on",
-    "backend": "sagemaker",
-    "metric_source": "cloudwatch",
-    "endpoint_name": "win-prob",
-    "variant_name": "AllTraffic",
-    "autoscaling_mode": "refuse",
-    "min_replicas": "1",
-    "max_replicas": "20",
-    "hard_max_replicas": "20",
-    "price_per_replica_hour": "1.5",
-    "slo_latency_ms": "300",
-    "provisioning_delay_s": "300",
-}
+_FORM = SAGEMAKER_FORM | {"max_replicas": "20", "price_per_replica_hour": "1.5"}
 
 
 def _open_without_credentials(aws: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, datetime]:

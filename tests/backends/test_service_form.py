@@ -12,27 +12,10 @@ from django.utils import timezone
 from scaling.audit import EventType
 from scaling.backends import get_actuator
 from scaling.models import AuditEvent, Service
-from tests.backends.conftest import create_sagemaker_endpoint, register_target, sagemaker_service
+from tests.backends.conftest import SAGEMAKER_FORM, create_sagemaker_endpoint, register_target, sagemaker_service
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
-
-SAGEMAKER_FORM = {
-    "name": "win-probability",
-    "display_name": "Win probability",
-    "enabled": "on",
-    "backend": "sagemaker",
-    "metric_source": "cloudwatch",
-    "endpoint_name": "win-prob",
-    "variant_name": "AllTraffic",
-    "autoscaling_mode": "refuse",
-    "min_replicas": "1",
-    "max_replicas": "10",
-    "hard_max_replicas": "20",
-    "price_per_replica_hour": "1.2",
-    "slo_latency_ms": "300",
-    "provisioning_delay_s": "300",
-}
 
 
 @pytest.fixture
