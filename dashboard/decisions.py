@@ -40,6 +40,7 @@ RULE_HELP: dict[str, str] = {
     "forecast": "Pre-warm: provisions for the demand forecast at now + provisioning delay + one tick, from the game "
     "calendar and learned traffic profiles, corrected by what tonight's ramp shows.",
     "metrics": "Metric freshness: with missing or stale metrics the count holds (never scales in).",
+    "policy": "The service's stored policy: one the engine refuses holds the count until a valid one is saved.",
 }
 # What each input a rule records means (shown on hover over its name).
 INPUT_HELP: dict[str, str] = {
@@ -124,6 +125,8 @@ INPUT_HELP: dict[str, str] = {
     "kept_for_at": "When that rate is expected: sooner than replicas asked for now could serve.",
     "newest_sample": "Time of the newest metric sample.",
     "unavailable": "Yes when the metric source did not answer this tick.",
+    "parameter": "The policy parameter the engine refused (the first it found wrong).",
+    "problem": "What is wrong with it, in the engine's words: the range it must be in, or the rule it breaks.",
 }
 CONSTRAINT_HELP: dict[str, str] = {
     "scale_down_stabilization": "Scale in only to the highest recommendation within the stabilization window.",
@@ -178,6 +181,12 @@ REASON_HELP: dict[str, str] = {
         "is held at least where it is."
     ),
     "SLO_BREACHED": "The observed latency or error rate breaks the SLO: nothing may scale in while it does.",
+    "POLICY_INVALID": (
+        "The service's stored policy is one the engine refuses (a parameter outside its allowed range, most likely "
+        "saved before that range narrowed; manage.py check names it, as tipoff.W001): no rule can run, so the "
+        "count provisioned is held, never scaled in, and no override or fallback applies. Save a valid policy on "
+        "the service's policy page: the summary names the parameter and what is wrong with it."
+    ),
 }
 
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
@@ -358,6 +367,8 @@ def _no_forecast(reason: str, recommendation: object) -> str:
     metrics sized nothing; neither was "reactive"."""
     if reason == "PAUSED":
         return "No forecast: the service was paused: the engine decided nothing this tick and held the count."
+    if reason == "POLICY_INVALID":
+        return "No forecast: the stored policy was refused: no rule ran this tick, and the engine held the count."
     if recommendation is None:
         return "No forecast: metrics were missing: no rule sized a count, and the engine held (see the constraints)."
     why = "No forecast: the pre-warm rule made none this tick"

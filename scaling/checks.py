@@ -11,7 +11,8 @@ from django.db import DatabaseError
 @checks.register(checks.Tags.database)
 def stored_policies_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """A stored policy the engine refuses: one saved before its parameters' ranges were narrowed. Its service's
-    ticks fail on it (the engine will not run parameters outside their ranges) until a valid policy is saved."""
+    ticks hold the count provisioned (reason POLICY_INVALID: the engine will not run parameters outside their
+    ranges), never scaling it in or out, until a valid policy is saved."""
     from scaling.models import Service
     from scaling.policy import PolicyParams
 
@@ -26,7 +27,8 @@ def stored_policies_check(app_configs: Any = None, **kwargs: Any) -> list[checks
         except ValueError as exc:
             problems.append(
                 checks.Warning(
-                    f"service {name!r}: its stored policy is refused by the engine ({exc}), so its ticks fail",
+                    f"service {name!r}: its stored policy is refused by the engine ({exc}), so its ticks hold its "
+                    "count as it is (POLICY_INVALID) and never scale it",
                     hint=f"save a valid policy on /services/{name}/policy/ (the form shows each allowed range)",
                     obj=name,
                     id="tipoff.W001",

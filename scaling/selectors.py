@@ -93,10 +93,17 @@ def game_specs(start: datetime, end: datetime) -> tuple[GameSpec, ...]:
 
 
 def engine_input(
-    service: Service, *, now: datetime, provisioned: int, ready: int, metrics: tuple[MetricPoint, ...]
+    service: Service,
+    *,
+    now: datetime,
+    provisioned: int,
+    ready: int,
+    metrics: tuple[MetricPoint, ...],
+    params: PolicyParams | None = None,
 ) -> EngineInput:
-    """Everything the engine needs for one service at one tick (DESIGN: one control tick, step 3)."""
-    params = PolicyParams.from_dict(service.policy)
+    """Everything the engine needs for one service at one tick (DESIGN: one control tick, step 3). `params` is
+    the service's stored policy, read here when not given (a PolicyParamsError when the engine refuses it)."""
+    params = params if params is not None else PolicyParams.from_dict(service.policy)
     window = timedelta(
         seconds=max(
             params.scale_down_window_s(service.provisioning_delay_s),

@@ -28,8 +28,9 @@ from scaling.backends import (
 from scaling.backends.base import one_line
 from scaling.models import Decision, MetricSample, PolicyRevision, Service
 from scaling.policy import Decision as EngineDecision
-from scaling.policy import MetricPoint, decide
+from scaling.policy import MetricPoint, PolicyParams, decide, hold_on_refused_policy
 from scaling.policy.explain import deciding_constraint
+from scaling.policy.types import PolicyParamsError
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +141,23 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
         )
         for m in metrics
     ]
-    inp = selectors.engine_input(service, now=now, provisioned=status.provisioned, ready=status.ready, metrics=metrics)
-    result = decide(
-        inp,
-        metrics_unavailable=bool(unavailable_error),
-        unread_signals=tuple(unread),
-        actuator_unavailable=bool(actuator_error),
-    )
+    refused: PolicyParamsError | None = None
+    try:
+        params = PolicyParams.from_dict(service.policy)
+    except PolicyParamsError as exc:
+        # Saved before a parameter's range narrowed (system check tipoff.W001): the tick still decides, holding.
+        refused = exc
+        result = hold_on_refused_policy(provisioned=status.provisioned, parameter=exc.field, problem=str(exc))
+    else:
+        inp = selectors.engine_input(
+            service, now=now, provisioned=status.provisioned, ready=status.ready, metrics=metrics, params=params
+        )
+        result = decide(
+            inp,
+            metrics_unavailable=bool(unavailable_error),
+            unread_signals=tuple(unread),
+            actuator_unavailable=bool(actuator_error),
+        )
     if actuator_error:
         # The breaker's own refusal already begins "actuator unavailable".
         prefix = "" if actuator_error.startswith("actuator unavailable") else "actuator unavailable: "
@@ -165,6 +176,16 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
     except IntegrityError:
         return EvaluationResult("duplicate", service_name=service.name)
 
+    if refused is not None:
+        log.warning(
+            "%s tick %s: holding at %s: its stored policy is refused by the engine (%s); save a valid one on "
+            "/services/%s/policy/",
+            named(service),
+            tick_at.isoformat(),
+            result.current,
+            refused,
+            service.name,
+        )
     if actuator_error:
         log.warning("%s tick %s: actuator unavailable: %s", named(service), tick_at.isoformat(), actuator_error)
     elif unavailable_error:
@@ -504,8 +525,6 @@ def service_mode_bound(*, service: Service, now: datetime, actor: Actor) -> bool
 
 def service_update_policy(*, service: Service, params: dict[str, Any], actor: Actor, reason: str) -> bool:
     """Replace a service's engine parameters (validated), bump its policy version, audit the change."""
-    from scaling.policy import PolicyParams
-
     if not reason.strip():
         raise ValueError("a reason is required")
     new = PolicyParams.from_dict(params).to_dict()

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from scaling.policy.engine import decide
+from scaling.policy.engine import decide, hold_on_refused_policy
 from scaling.policy.forecast import Forecaster
 from scaling.policy.types import (
     Constraint,
@@ -51,4 +51,5 @@ __all__ = [
     "RuleResult",
     "ServiceSpec",
     "decide",
+    "hold_on_refused_policy",
 ]

@@ -13,7 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from scaling.policy import rules as r
-from scaling.policy.explain import EASTERN, deciding_constraint, override_text, reason_for, summarize
+from scaling.policy.explain import (
+    EASTERN,
+    deciding_constraint,
+    override_text,
+    reason_for,
+    refused_policy_summary,
+    summarize,
+)
 from scaling.policy.signals import observe
 from scaling.policy.stability import cooldown, hold_while_rising, rate_limit, stabilize
 from scaling.policy.types import (
@@ -28,7 +35,7 @@ from scaling.policy.types import (
     ServiceSpec,
 )
 
-__all__ = ["decide", "held_under_overrides"]
+__all__ = ["decide", "held_under_overrides", "hold_on_refused_policy"]
 
 
 def decide(
@@ -106,6 +113,27 @@ def decide(
         rules=tuple(rules),
         constraints=tuple(constraints),
         forecast=forecast,
+    )
+
+
+def hold_on_refused_policy(*, provisioned: int, parameter: str, problem: str) -> Decision:
+    """The decision of a tick whose stored policy the engine refuses (`PolicyParams.from_dict` raised: a row saved
+    before a parameter's range narrowed): hold the count provisioned now. Without parameters it can use no rule
+    sizes the fleet, so nothing may scale in (nor out on a guess); the overrides, the bounds and the fallback
+    count apply again with the policy, once a valid one is saved."""
+    refused = RuleResult(
+        rule="policy",
+        replicas=None,
+        inputs={"parameter": parameter, "problem": problem},
+        note="stored policy refused by the engine",
+    )
+    return Decision(
+        provisioned,
+        provisioned,
+        None,
+        Reason.POLICY_INVALID,
+        refused_policy_summary(provisioned, problem),
+        (refused,),
     )
 
 

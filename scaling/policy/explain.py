@@ -38,6 +38,7 @@ HOLD_LABELS = {
     Reason.NO_CHANGE: "already at the count the policy asks for",
     Reason.PANICKING: "panicking: no scale-in while a surge lasts",
     Reason.SLO_BREACHED: "SLO breached: no scale-in",
+    Reason.POLICY_INVALID: "stored policy refused by the engine; holding, never scaling in, until a valid one is saved",
 }
 # A hold label more exact than its reason's, by the constraint that held.
 CONSTRAINT_LABELS = {
@@ -484,6 +485,12 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
     if rule.rule == "target_in_flight_per_replica":
         return f"{_num(i.get('in_flight'))} in flight vs target {i.get('target_in_flight_per_replica')} per replica"
     return rule.note or rule.rule
+
+
+def refused_policy_summary(current: int, problem: str) -> str:
+    """A hold on a stored policy the engine refuses: the count, and the parameter and what is wrong with it
+    (`problem`, the engine's own words, which name it), so the fleet page says what to fix."""
+    return f"Held at {current}: stored policy refused by the engine ({problem}); holding until a valid one is saved"
 
 
 def summarize(

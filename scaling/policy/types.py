@@ -41,6 +41,9 @@ class Reason(StrEnum):
     NO_CHANGE = "NO_CHANGE"
     PANICKING = "PANICKING"  # held: panic keeps the count while a surge lasts
     SLO_BREACHED = "SLO_BREACHED"  # held: the SLO is breached, so nothing may go
+    # held: the stored policy is one the engine refuses (a parameter outside its range, saved before the range
+    # narrowed), so no rule can run; the count provisioned stays until a valid policy is saved
+    POLICY_INVALID = "POLICY_INVALID"
 
 
 @dataclass(frozen=True)
@@ -348,10 +351,14 @@ class PolicyParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> PolicyParams:
+        if data is not None and not isinstance(data, dict):
+            raise PolicyParamsError(
+                "policy", f"a policy is a mapping of parameters to values, not a {type(data).__name__}"
+            )
         known = {f.name for f in fields(cls)}
-        unknown = set(data or {}) - known
+        unknown = sorted(set(data or {}) - known)
         if unknown:
-            raise ValueError(f"unknown policy parameter(s): {', '.join(sorted(unknown))}")
+            raise PolicyParamsError(unknown[0], f"unknown policy parameter(s): {', '.join(unknown)}")
         params = cls(**(data or {}))
         params.validate()
         return params

@@ -146,6 +146,24 @@ def test_the_fleet_says_an_override_in_force_is_not_applied_while_paused_or_dry_
     assert ">Override (waiting for the next tick)</span>" in row("live") and "until" not in row("live")
 
 
+def test_a_tick_held_on_a_refused_policy_shows_on_the_fleet_and_service_pages_saying_what_to_fix(
+    client_in: Client,
+) -> None:
+    service = make_service(replicas=8, demand_scale=0.01)
+    Service.objects.filter(pk=service.pk).update(policy={"scale_up_percent": 20_000})  # saved before the range
+    services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    problem = "policy parameter scale_up_percent must be in [0, 10000], not 20000"
+    fleet = client_in.get(reverse("dashboard:fleet")).content.decode()
+    page = client_in.get(reverse("dashboard:service", args=[service.name])).content.decode()
+    for body in (fleet, page):
+        assert '<span class="code">POLICY_INVALID</span>' in body and "Held at 8: stored policy refused" in body
+        assert problem in body
+    decision = Decision.objects.get(service=service)
+    detail = client_in.get(reverse("dashboard:decision", args=[decision.pk])).content.decode()
+    assert "Save a valid policy on the service&#x27;s policy page" in detail
+    assert "No forecast: the stored policy was refused" in detail
+
+
 def test_an_unknown_service_is_a_404_page(client_in: Client) -> None:
     response = client_in.get(reverse("dashboard:service", args=["no-such-service"]))
     assert response.status_code == 404

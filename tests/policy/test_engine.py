@@ -9,7 +9,7 @@ import pytest
 
 from scaling.policy import Mode, OverrideSpec, PastRecommendation, PolicyParams, Reason, decide
 from scaling.policy.capacity import MAX_COUNT, replicas_for
-from scaling.policy.engine import held_under_overrides
+from scaling.policy.engine import held_under_overrides, hold_on_refused_policy
 from scaling.policy.explain import rule_sentence
 from scaling.policy.forecast import Forecaster
 from scaling.policy.types import Decision, MetricPoint, RuleResult
@@ -171,6 +171,16 @@ def test_only_non_finite_rates_are_missing_metrics() -> None:
 def test_it_holds_when_the_metric_source_is_unavailable() -> None:
     result = decide(engine_input(0.0), metrics_unavailable=True)
     assert (result.desired, result.reason) == (10, Reason.METRICS_UNAVAILABLE)
+
+
+def test_a_refused_policy_holds_the_count_and_names_the_parameter_and_its_problem() -> None:
+    problem = "policy parameter tolerance must be in [0, 0.5], not 0.9"
+    d = hold_on_refused_policy(provisioned=8, parameter="tolerance", problem=problem)
+    assert (d.desired, d.current, d.recommendation, d.reason, d.changed) == (8, 8, None, Reason.POLICY_INVALID, False)
+    assert (
+        d.summary == f"Held at 8: stored policy refused by the engine ({problem}); holding until a valid one is saved"
+    )
+    assert d.rules[0].inputs == {"parameter": "tolerance", "problem": problem}
 
 
 def test_an_unread_latency_does_not_turn_an_slo_breach_into_a_scale_in() -> None:

@@ -92,3 +92,18 @@ def test_the_switches_stay_switches_and_the_defaults_stay_valid() -> None:
     # 0 switches panic and the surge multiple off, as the engine reads them.
     PolicyParams.from_dict({"panic_threshold": 0, "panic_surge_multiple": 0, "forecast_uncertainty": 0})
     PolicyParams.from_dict({"forecast_correction_min": 1, "forecast_correction_max": 1})
+
+
+@pytest.mark.parametrize(
+    ("stored", "field", "message"),
+    [
+        ({"tolerance": 0.9, "tolerence": 0.2}, "tolerence", "unknown policy parameter(s): tolerence"),
+        (["tolerance"], "policy", "a policy is a mapping of parameters to values, not a list"),
+    ],
+)
+def test_a_stored_policy_the_engine_cannot_read_is_refused_naming_what_is_wrong(
+    stored: Any, field: str, message: str
+) -> None:
+    # Every refusal names its field: a tick held on a stored policy (POLICY_INVALID) says which one to fix.
+    exc = refusal(stored)
+    assert (exc.field, str(exc)) == (field, message)

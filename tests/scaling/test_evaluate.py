@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -149,6 +150,30 @@ def test_an_unexpected_error_from_the_fleet_status_holds_without_actuating(monke
     held = _decision(services.service_evaluate(service_id=service.pk, tick_at=_tick()))
     assert held.reason_code == "ACTUATOR_UNAVAILABLE" and not held.changed
     assert "actuator unavailable: TypeError" in held.summary
+
+
+def test_a_stored_policy_the_engine_refuses_holds_the_count_and_names_the_parameter(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Little demand on 8 replicas: a valid policy scales in at once (the twin below); the refused one holds all 8.
+    prompt = {"scale_down_stabilization_s": 0, "stabilization_per_delay": 0}
+    service = make_service(replicas=8, demand_scale=0.01, policy=prompt)
+    twin = make_service("live-odds", replicas=8, demand_scale=0.01, policy=prompt)
+    # Saved before the range narrowed (system check tipoff.W001): written past the form and the API.
+    Service.objects.filter(pk=service.pk).update(policy={**prompt, "tolerance": 0.9})
+    tick = _tick()
+    with caplog.at_level(logging.WARNING, logger="scaling.services"):
+        assert tasks.evaluate_service.run(service.pk, tick.isoformat()) == "decided"  # the worker's own task
+    held = Decision.objects.get(service=service, tick=tick)
+    assert (held.reason_code, held.provisioned, held.desired, held.changed) == ("POLICY_INVALID", 8, 8, False)
+    assert "policy parameter tolerance must be in [0, 0.5], not 0.9" in held.summary
+    assert held.recommendation is None and held.actuation == Decision.Actuation.NONE
+    assert len(SimulatedFleet.objects.get(service=service).ready_at) == 8
+    assert MetricSample.objects.filter(service=service).count() == 1  # the samples are still kept
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "win-probability" in warning.getMessage() and "tolerance" in warning.getMessage()
+    scaled_in = _decision(services.service_evaluate(service_id=twin.pk, tick_at=tick))
+    assert scaled_in.desired < 8
 
 
 def test_a_stale_version_is_not_actuated() -> None:
