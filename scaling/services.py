@@ -530,7 +530,7 @@ def service_update_policy(*, service: Service, params: dict[str, Any], actor: Ac
     new = PolicyParams.from_dict(params).to_dict()
     with transaction.atomic():
         locked = Service.objects.select_for_update().get(pk=service.pk)
-        old = PolicyParams.from_dict(locked.policy).to_dict()
+        old = _stored_policy(locked.policy)
         if old == new:
             return False
         Service.objects.filter(pk=service.pk).update(
@@ -549,6 +549,16 @@ def service_update_policy(*, service: Service, params: dict[str, Any], actor: Ac
         )
     service.refresh_from_db()
     return True
+
+
+def _stored_policy(stored: Any) -> dict[str, Any]:
+    """A service's stored policy in full, as the engine reads it; one the engine refuses (saved before a range
+    narrowed: its ticks hold, POLICY_INVALID) as it is stored over the defaults, so that the change replacing it,
+    the fix those ticks ask for, can be made and records the values it replaced."""
+    try:
+        return PolicyParams.from_dict(stored).to_dict()
+    except PolicyParamsError:
+        return {**PolicyParams().to_dict(), **(stored if isinstance(stored, dict) else {})}
 
 
 def _policy_revisions_write(

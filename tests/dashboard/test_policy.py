@@ -136,6 +136,28 @@ def test_saving_the_form_creates_a_revision_and_an_audit_event_and_bumps_the_ver
     assert event.actor_label == "admin" and event.reason == "more headroom for the playoffs"
 
 
+def test_a_valid_policy_saved_over_a_stored_one_the_engine_refuses_replaces_it_and_the_ticks_decide_again(
+    admin: Client,
+) -> None:
+    from scaling.models import Decision
+
+    service = make_service()
+    Service.objects.filter(pk=service.pk).update(policy={"tolerance": 0.9})  # saved before the range narrowed
+    edit = admin.get(reverse("dashboard:policy-edit", args=[service.name]))
+    assert edit.status_code == 200
+
+    response = admin.post(reverse("dashboard:policy-edit", args=[service.name]), form_post({"tolerance": 0.2}))
+
+    assert response.status_code == 302
+    service.refresh_from_db()
+    assert (service.policy_version, service.policy["tolerance"]) == (2, 0.2)
+    event = AuditEvent.objects.get(event_type=EventType.POLICY_CHANGED)
+    assert (event.before, event.after) == ({"tolerance": 0.9}, {"tolerance": 0.2})
+    assert PolicyRevision.objects.get(service=service, version=1).params["tolerance"] == 0.9
+    services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(timezone.now()))
+    assert Decision.objects.get(service=service).reason_code != "POLICY_INVALID"
+
+
 def test_a_bad_value_saves_nothing_and_says_which_field(admin: Client) -> None:
     service = make_service()
     response = admin.post(reverse("dashboard:policy-edit", args=[service.name]), form_post({"tolerance": 0.9}))
