@@ -13,7 +13,8 @@ from django.conf import settings
 from dashboard.forms import utc_offset
 from dashboard.templatetags.tipoff_slo import guard_latency_limits, slo_objective
 from scaling.models import Override, Service
-from scaling.selectors import FleetTimeseries
+from scaling.rollups import chart_bucket_s
+from scaling.selectors import CHART_POINTS, FleetTimeseries, longest_joined
 
 _LAYOUT: dict[str, Any] = {
     "margin": {"l": 60, "r": 20, "t": 36, "b": 76},  # room for the axes' titles and the legend
@@ -33,6 +34,45 @@ def _layout(title: str, yaxis_title: str, **extra: Any) -> dict[str, Any]:
         "yaxis": {"title": {"text": yaxis_title}, "rangemode": "tozero"},
         **extra,
     }
+
+
+def broken_at_gaps(
+    x: list[datetime], y: list[Any], *, longest: timedelta, closed_after: timedelta | None = None
+) -> tuple[list[datetime], list[Any]]:
+    """`x` and `y` with a point of no value (y None) midway between two points further apart than `longest`: plotly
+    joins every point to the next however far apart they are, so a gap in the data (the worker stopped for an hour)
+    read as a line straight across it; at a None it lifts the pen (connectgaps is off).
+
+    An area filled to zero is filled across the gap all the same, one polygon over the whole trace: given
+    `closed_after` (the points' bucket), its line also drops to 0 at the end of the bucket before the gap and
+    rises from 0 at the first point after it, so that nothing is filled where nothing was recorded."""
+    xs: list[datetime] = []
+    ys: list[Any] = []
+    for i, at in enumerate(x):
+        before = x[i - 1] if i else None
+        if before is not None and at - before > longest:
+            if closed_after is not None and y[i - 1] is not None:
+                xs.append(before + closed_after)
+                ys.append(0)
+            xs.append(before + (at - before) / 2)
+            ys.append(None)
+            if closed_after is not None and y[i] is not None:
+                xs.append(at)
+                ys.append(0)
+        xs.append(at)
+        ys.append(y[i])
+    return xs, ys
+
+
+def _lines_broken_at_gaps(figure: dict[str, Any], *, bucket: timedelta) -> None:
+    """Break each line of a service chart (its points are on chart buckets of `bucket`) where two are further apart
+    than a value holds on the fleet's charts (`longest_joined`). A line's points carry only x and y; markers (the
+    decisions that changed capacity) join nothing and stay as they are."""
+    longest = longest_joined(bucket)
+    for trace in figure["data"]:
+        if trace.get("mode") == "lines" and "x" in trace:
+            closed_after = bucket if trace.get("fill") == "tozeroy" else None
+            trace["x"], trace["y"] = broken_at_gaps(trace["x"], trace["y"], longest=longest, closed_after=closed_after)
 
 
 def replicas_figure(series: dict[str, list[Any]], shapes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -238,7 +278,8 @@ def service_figures(
 ) -> dict[str, dict[str, Any]]:
     """The four charts of a service page, on one time axis: from `since` to the latest of what any of them
     draws (the newest sample, the forecast ahead, an override window to `until`), so that a moment sits at
-    the same place in each and they read side by side. The axis is on the operator's clock as at `now`."""
+    the same place in each and they read side by side. The axis is on the operator's clock as at `now`. Each
+    line breaks where its points are further apart than the fleet's charts hold a value (`longest_joined`)."""
     shapes = override_shapes(overrides or [], until)
     figures = {
         "replicas": replicas_figure(series, shapes=shapes),
@@ -255,7 +296,10 @@ def service_figures(
     end = max((t for t in drawn if t is not None), default=until or since)
     _stagger_override_labels(shapes, since=since, end=max(end, since))
     clock = chart_clock(ZoneInfo(settings.OPERATOR_TIME_ZONE), first=since, last=max(end, since), present=now)
+    # The series are on the charts' buckets over [since, now] (`selectors.service_timeseries`, `forecast_series`).
+    bucket = timedelta(seconds=chart_bucket_s(now - since, max_points=CHART_POINTS, tick_s=settings.TICK_SECONDS))
     for figure in figures.values():
+        _lines_broken_at_gaps(figure, bucket=bucket)
         figure["layout"]["xaxis"] = {**figure["layout"]["xaxis"], "range": [since, max(end, since)]}
         _to_chart_clock(figure, clock)
     return figures

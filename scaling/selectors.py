@@ -480,8 +480,12 @@ def decision_count(service: Service) -> int:
     return Decision.objects.filter(service=service).count()
 
 
+# The charts draw about this many points over any range: the range over it is their bucket (`chart_bucket_s`).
+CHART_POINTS = 720
+
+
 def service_timeseries(
-    service: Service, *, since: datetime, until: datetime, max_points: int = 720, use_rollups: bool = True
+    service: Service, *, since: datetime, until: datetime, max_points: int = CHART_POINTS, use_rollups: bool = True
 ) -> dict[str, list[Any]]:
     """Metric and decision series for the service charts, about max_points of each.
 
@@ -533,6 +537,18 @@ def decision_series(service: Service, *, since: datetime, until: datetime, bucke
 # the services that have reported in it so far. A service's value holds over such buckets, for this long at most,
 # so that a service that stops reporting leaves the stack instead of being drawn on at its last count.
 FLEET_HOLD = timedelta(minutes=2)
+
+
+def held_buckets(bucket: timedelta) -> int:
+    """How many empty chart buckets in a row a value holds over: FLEET_HOLD's worth, at least one."""
+    return max(1, math.ceil(FLEET_HOLD / bucket))
+
+
+def longest_joined(bucket: timedelta) -> timedelta:
+    """The widest spacing of two chart points a line joins, on buckets of `bucket`: a value held over empty buckets
+    as the fleet's charts hold one (`held_buckets`), a source that reports once a minute among them. Wider is a
+    gap in the data (the worker stopped, the service was off), where a line breaks rather than draw across it."""
+    return bucket * (held_buckets(bucket) + 1)
 
 
 @dataclass(frozen=True)
@@ -639,7 +655,7 @@ class FleetTimeseries:
 
 
 def fleet_timeseries(
-    *, since: datetime, until: datetime, max_points: int = 720, use_rollups: bool = True
+    *, since: datetime, until: datetime, max_points: int = CHART_POINTS, use_rollups: bool = True
 ) -> FleetTimeseries:
     """Replicas, request rate, p95 and cost of every service on common buckets, for the fleet charts.
 
@@ -661,7 +677,7 @@ def fleet_timeseries(
         return FleetTimeseries(since=since, until=until, bucket=bucket, ts=[], services=[])
     first = min(min(buckets) for buckets in by_service.values())
     last = int(until.timestamp() // bucket_s)
-    hold = max(1, math.ceil(FLEET_HOLD / bucket))
+    hold = held_buckets(bucket)
     services = []
     for service in (s for s in fleet if s.pk in by_service):
         buckets = by_service[service.pk]
@@ -690,7 +706,7 @@ def fleet_timeseries(
 
 
 def service_cost(
-    service: Service, *, since: datetime, until: datetime, max_points: int = 720, use_rollups: bool = True
+    service: Service, *, since: datetime, until: datetime, max_points: int = CHART_POINTS, use_rollups: bool = True
 ) -> ObservedCost:
     """Dollars over [since, until] and the time its samples cover: the area under the service's cost chart for
     that range, read as the chart reads it (`chart_sums`: the settled rollups, then the samples after them)."""
@@ -808,7 +824,7 @@ def last_decisions(service: Service, *, since: datetime, until: datetime, bucket
 
 
 def forecast_series(
-    service: Service, *, since: datetime, until: datetime, max_points: int = 720
+    service: Service, *, since: datetime, until: datetime, max_points: int = CHART_POINTS
 ) -> dict[str, list[Any]]:
     """The demand decisions forecast, placed at the instant each forecast for (to draw beside actual demand).
 

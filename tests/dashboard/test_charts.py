@@ -6,7 +6,7 @@ from datetime import timedelta
 from itertools import pairwise
 from typing import Any
 
-from dashboard.charts import override_shapes, rate_figure, service_figures
+from dashboard.charts import broken_at_gaps, override_shapes, rate_figure, service_figures
 from scaling.models import Override, Service
 from tests.factories import T0
 
@@ -66,3 +66,28 @@ def test_labels_of_windows_that_start_close_together_stand_on_different_lines() 
     assert all(lower - upper >= 12 for upper, lower in pairwise(sorted(lines)))  # a line apart at least
     assert labels["override-4"]["padding"] == labels["override-1"]["padding"]
     assert [labels[f"override-{pk}"]["textposition"] for pk in (1, 2, 3, 4)] == ["top left"] * 4
+
+
+def test_a_line_is_broken_midway_between_points_further_apart_than_the_longest_joined() -> None:
+    at = [T0, T0 + timedelta(seconds=15), T0 + timedelta(hours=1), T0 + timedelta(hours=1, seconds=15)]
+    midway = at[1] + (at[2] - at[1]) / 2
+    longest = timedelta(seconds=150)
+    assert broken_at_gaps(at, [1.0, 2.0, 3.0, 4.0], longest=longest) == (
+        [*at[:2], midway, *at[2:]],
+        [1.0, 2.0, None, 3.0, 4.0],
+    )
+    # Points exactly that far apart, or closer, are joined; none or one point has nothing to break.
+    assert broken_at_gaps([T0, T0 + longest], [1, 2], longest=longest) == ([T0, T0 + longest], [1, 2])
+    assert broken_at_gaps([], [], longest=longest) == ([], [])
+
+
+def test_an_area_filled_to_zero_closes_at_zero_on_both_sides_of_a_gap() -> None:
+    # plotly fills one polygon under the whole trace, across the None too: it closes at 0 around the gap instead,
+    # at the end of the bucket before it; a side without a value (no cost known) needs no closing.
+    at = [T0, T0 + timedelta(seconds=15), T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
+    bucket = timedelta(seconds=15)
+    x, y = broken_at_gaps(at, [4.0, 5.0, 3.0, None], longest=timedelta(seconds=150), closed_after=bucket)
+    first_gap = [at[1] + bucket, at[1] + (at[2] - at[1]) / 2, at[2]]
+    second_gap = [at[2] + bucket, at[2] + (at[3] - at[2]) / 2]
+    assert x == [*at[:2], *first_gap, at[2], *second_gap, at[3]]
+    assert y == [4.0, 5.0, 0, None, 0, 3.0, 0, None, None]

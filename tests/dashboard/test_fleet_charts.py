@@ -142,3 +142,20 @@ def test_a_fleet_with_no_samples_in_the_range_says_so_in_place_of_empty_axes(vie
     for figure in figures.values():
         assert figure["data"] == [] and figure["layout"]["xaxis"]["visible"] is False
         assert figure["layout"]["annotations"][0]["text"] == "No service reported metrics in the last 1 h."
+
+
+def test_every_line_of_the_fleet_charts_breaks_where_a_service_stopped_reporting(viewer: Client) -> None:
+    # The service page's lines break at a gap (tests/dashboard/test_views.py); the fleet's buckets are evenly
+    # spaced, each line with no value (None) where a service reported nothing for longer than a value holds.
+    odds = make_service("live-odds", slo_latency_ms=200.0)
+    for minutes in (*range(50, 39, -1), *range(10, -1, -1)):  # 40 minutes without a sample between
+        _sample(odds, minutes, provisioned=2, ready=2, rps=50.0, p95_ms=100.0)
+    figures = _figures(viewer)
+    step = timedelta(milliseconds=figures["cost"]["data"][0]["dx"])
+    lines = [trace for figure in figures.values() for trace in figure["data"]]
+    assert len(lines) == 7  # the service and the fleet's total on three charts; its p95 on the fourth
+    for trace in lines:
+        first = _wall_clock(trace["x0"])
+        at = [first + step * k for k, y in enumerate(trace["y"]) if y is not None]
+        assert at[0] < T0 - timedelta(minutes=39) and at[-1] > T0 - timedelta(minutes=11), trace["name"]
+        assert not [t for t in at if T0 - timedelta(minutes=37) < t < T0 - timedelta(minutes=11)], trace["name"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from dashboard.charts import chart_clock
 from dashboard.templatetags.tipoff_time import local_time
-from scaling import services
+from scaling import selectors, services
 from scaling.audit import Actor
 from scaling.models import Decision, MetricSample, Override, Service
 from tests.factories import make_service, make_user
@@ -290,7 +291,9 @@ def test_the_repeated_hour_when_clocks_fall_back_draws_each_instant_at_its_own_p
         MetricSample.objects.create(service=service, ts=at, rps=120.0, provisioned=3, ready=3)
     with time_machine.travel(EST_0130 + timedelta(minutes=15), tick=False):
         data = client_in.get(reverse("dashboard:service-charts", args=[service.name]) + "?range=6h").json()
-    first, second = (datetime.fromisoformat(x) for x in data["figures"]["rate"]["data"][0]["x"])
+    rate = data["figures"]["rate"]["data"][0]
+    # The two samples' points: the line breaks between them, an hour having no sample.
+    first, second = (datetime.fromisoformat(x) for x, y in zip(rate["x"], rate["y"], strict=True) if y is not None)
     assert second - first == timedelta(hours=1)  # 01:30 EDT and 01:30 EST, an hour apart, not one point
     # Drawn on one clock, the one on the wall now, and the axis says which.
     assert second == datetime(2025, 11, 2, 1, 30)
@@ -314,7 +317,61 @@ def test_a_rate_from_before_tipoff_managed_the_service_has_no_cost_on_the_chart(
     cost = data["figures"]["cost"]["data"][0]["y"]
     provisioned = MetricSample.objects.filter(service=service).exclude(provisioned=None).get().provisioned
     assert provisioned is not None
-    assert cost == [None, pytest.approx(provisioned * service.price_per_replica_hour)]
+    # The two samples are half an hour apart: the line breaks between them (a None midway), and the area under it
+    # rises from 0 at the second.
+    assert cost == [None, None, 0, pytest.approx(provisioned * service.price_per_replica_hour)]
+
+
+def _recorded(service: Service, start: datetime, end: datetime) -> None:
+    """A sample and a decision (forecasting 4 minutes ahead) every tick in [start, end), as a running worker leaves."""
+    step = timedelta(seconds=settings.TICK_SECONDS)
+    ticks = [start + step * k for k in range(int((end - start) / step))]
+    MetricSample.objects.bulk_create(
+        MetricSample(service=service, ts=t, rps=100.0, p50_ms=40.0, p95_ms=90.0, p99_ms=150.0, ready=4, provisioned=4)
+        for t in ticks
+    )
+    forecast = {"rps": 110.0}
+    Decision.objects.bulk_create(
+        Decision(
+            service=service,
+            tick=t,
+            provisioned=4,
+            ready=4,
+            desired=4,
+            recommendation=4,
+            reason_code="NO_CHANGE",
+            summary="Held at 4",
+            explanation={"forecast": {**forecast, "ts": (t + timedelta(minutes=4)).isoformat()}},
+        )
+        for t in ticks
+    )
+
+
+def test_every_line_of_the_service_charts_breaks_where_the_worker_stopped(client_in: Client) -> None:
+    # Recorded for an hour, nothing for the next (the worker stopped), then recorded again to now.
+    now = datetime(2026, 1, 15, 23, 30, tzinfo=UTC)
+    service = make_service()
+    _recorded(service, now - timedelta(hours=3), now - timedelta(hours=2))
+    _recorded(service, now - timedelta(hours=1), now)
+    with time_machine.travel(now, tick=False):
+        figures = client_in.get(reverse("dashboard:service-charts", args=[service.name]) + "?range=6h").json()[
+            "figures"
+        ]
+    # On 6 h the points are 30 s buckets; a value holds over two minutes of empty ones, as on the fleet's charts.
+    longest = selectors.longest_joined(timedelta(seconds=30))
+    lines = [trace for figure in figures.values() for trace in figure["data"] if trace["mode"] == "lines"]
+    assert sorted(t["name"] for t in lines) == sorted(
+        ["desired", "provisioned", "ready", "p50", "p95", "p99", "requests/s", "forecast", "$/hour"]
+    )
+    for trace in lines:
+        points = [(datetime.fromisoformat(x), y) for x, y in zip(trace["x"], trace["y"], strict=True)]
+        joined = [later - earlier for (earlier, a), (later, b) in pairwise(points) if a is not None and b is not None]
+        assert max(joined) <= longest, f"{trace['name']} is drawn across the hour without data"
+        assert None in trace["y"], trace["name"]
+    # plotly fills under the cost line across its gap all the same: the area closes at 0 on either side.
+    [cost] = figures["cost"]["data"]
+    gap = cost["y"].index(None)
+    assert cost["fill"] == "tozeroy" and (cost["y"][gap - 1], cost["y"][gap + 1]) == (0, 0)
 
 
 def test_the_api_lists_services_for_a_logged_in_user(client_in: Client) -> None:
