@@ -184,8 +184,9 @@ REASON_HELP: dict[str, str] = {
     "POLICY_INVALID": (
         "The service's stored policy is one the engine refuses (a parameter outside its allowed range, most likely "
         "saved before that range narrowed; manage.py check names it, as tipoff.W001): no rule can run, so the "
-        "count provisioned is held, never scaled in, and no override or fallback applies. Save a valid policy on "
-        "the service's policy page: the summary names the parameter and what is wrong with it."
+        "count provisioned is held and never scaled in. Pins, floors and the service bounds still apply, as on "
+        "missing metrics; a ceiling waits. Save a valid policy on the service's policy page: the summary names the "
+        "parameter and what is wrong with it."
     ),
 }
 

@@ -145,13 +145,15 @@ def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> Evaluat
     try:
         params = PolicyParams.from_dict(service.policy)
     except PolicyParamsError as exc:
-        # Saved before a parameter's range narrowed (system check tipoff.W001): the tick still decides, holding.
-        refused = exc
-        result = hold_on_refused_policy(provisioned=status.provisioned, parameter=exc.field, problem=str(exc))
+        # Saved before a parameter's range narrowed (system check tipoff.W001): the tick still decides, holding
+        # under the overrides and bounds; the default parameters it is given go unread.
+        refused, params = exc, PolicyParams()
+    inp = selectors.engine_input(
+        service, now=now, provisioned=status.provisioned, ready=status.ready, metrics=metrics, params=params
+    )
+    if refused is not None:
+        result = hold_on_refused_policy(inp, parameter=refused.field, problem=str(refused))
     else:
-        inp = selectors.engine_input(
-            service, now=now, provisioned=status.provisioned, ready=status.ready, metrics=metrics, params=params
-        )
         result = decide(
             inp,
             metrics_unavailable=bool(unavailable_error),

@@ -9,6 +9,7 @@ here reads the clock.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,6 @@ from scaling.policy.explain import (
     deciding_constraint,
     override_text,
     reason_for,
-    refused_policy_summary,
     summarize,
 )
 from scaling.policy.signals import observe
@@ -61,13 +61,7 @@ def decide(
     constraints: list[Constraint] = []
 
     if inp.mode is Mode.PAUSED:
-        return Decision(
-            current,
-            current,
-            None,
-            Reason.PAUSED,
-            summarize(inp, current, reason=Reason.PAUSED, recommendation=None, rules=[], constraints=[]),
-        )
+        return _paused(inp)
 
     unavailable = metrics_unavailable or actuator_unavailable
     obs = None if unavailable else observe(inp, stable_window_s=max(inp.params.panic_window_s, 60.0))
@@ -116,25 +110,26 @@ def decide(
     )
 
 
-def hold_on_refused_policy(*, provisioned: int, parameter: str, problem: str) -> Decision:
+def hold_on_refused_policy(inp: EngineInput, *, parameter: str, problem: str) -> Decision:
     """The decision of a tick whose stored policy the engine refuses (`PolicyParams.from_dict` raised: a row saved
-    before a parameter's range narrowed): hold the count provisioned now. Without parameters it can use no rule
-    sizes the fleet, so nothing may scale in (nor out on a guess); the overrides, the bounds and the fallback
-    count apply again with the policy, once a valid one is saved."""
+    before a parameter's range narrowed). No rule can size the fleet without parameters, so it holds as on
+    missing metrics: the overrides in force and the service bounds still apply (an operator's pin or floor is
+    what is wanted while the policy is being mended), a ceiling waits, and nothing else scales in. `inp.params`
+    are the defaults and go unread; there is no fallback count, the metrics being there."""
     refused = RuleResult(
         rule="policy",
         replicas=None,
         inputs={"parameter": parameter, "problem": problem},
-        note="stored policy refused by the engine",
+        note=f"stored policy refused by the engine ({problem})",
     )
-    return Decision(
-        provisioned,
-        provisioned,
-        None,
-        Reason.POLICY_INVALID,
-        refused_policy_summary(provisioned, problem),
-        (refused,),
-    )
+    if inp.mode is Mode.PAUSED:
+        held = _paused(inp)
+    else:
+        held = _hold(inp, Reason.POLICY_INVALID, refused, while_="the stored policy is refused (no rule to size it)")
+    if refused.note and refused.note not in held.summary:
+        # A pause or an override set the count: it leads the summary, and the refused policy still needs mending.
+        held = replace(held, summary=f"{held.summary} ({refused.note})")
+    return held
 
 
 def held_under_overrides(
@@ -169,52 +164,66 @@ def _hold_while_unread(
     return current
 
 
-def _hold_without_metrics(inp: EngineInput, metrics_unavailable: bool, actuator_unavailable: bool = False) -> Decision:
+def _paused(inp: EngineInput) -> Decision:
     current = inp.provisioned
-    constraints: list[Constraint] = []
-    held, setter = _apply_overrides(inp, current, constraints)
-    if setter is None:
-        if held < current:
-            # Only a ceiling lowers the count here: say which one waits for fresh metrics.
-            lowered = constraints[-1].detail if constraints else "the policy's count"
-            constraints.append(
-                Constraint(
-                    "metrics_missing_hold",
-                    held,
-                    current,
-                    f"{lowered}: not applied while metrics are missing (never scale in on missing data)",
-                )
-            )
-        held = max(held, current)
-        held = _fallback(inp, held, constraints)
-    if setter != "pin":
-        held = _bounds(inp, held, constraints)
+    summary = summarize(inp, current, reason=Reason.PAUSED, recommendation=None, rules=[], constraints=[])
+    return Decision(current, current, None, Reason.PAUSED, summary)
+
+
+def _hold_without_metrics(inp: EngineInput, metrics_unavailable: bool, actuator_unavailable: bool = False) -> Decision:
     if actuator_unavailable:
         reason, note = Reason.ACTUATOR_UNAVAILABLE, "actuator unavailable: fleet status unread"
     elif metrics_unavailable:
         reason, note = Reason.METRICS_UNAVAILABLE, "metric source unavailable"
     else:
         reason, note = Reason.METRICS_STALE, "metrics stale or missing"
-    deciding = deciding_constraint(constraints)
-    if inp.mode is Mode.DRY_RUN:
-        reason = Reason.DRY_RUN
-    elif deciding is not None and deciding.name.startswith("override_"):
-        # An override set the count (a pin, even to the current count; a floor above it): it, not the
-        # missing metrics, explains the decision.
-        reason = Reason.OVERRIDE_ACTIVE
     stale = RuleResult(
         rule="metrics",
         replicas=None,
         inputs={"newest_sample": _newest(inp), "unavailable": metrics_unavailable or actuator_unavailable},
         note=note,
     )
+    return _hold(inp, reason, stale, while_="metrics are missing (never scale in on missing data)", fallback=True)
+
+
+def _hold(inp: EngineInput, reason: Reason, cause: RuleResult, *, while_: str, fallback: bool = False) -> Decision:
+    """Hold the count provisioned when no rule can size it (`cause` says why; `while_` finishes "not applied
+    while ..."): the overrides in force still apply, except that a ceiling waits (never scale in on what
+    cannot be read), then the fallback count when asked for, then the service bounds."""
+    current = inp.provisioned
+    constraints: list[Constraint] = []
+    held, setter = _apply_overrides(inp, current, constraints)
+    if setter is None:
+        if held < current:
+            # Only a ceiling lowers the count here: say which one waits.
+            lowered = constraints[-1].detail if constraints else "the policy's count"
+            constraints.append(
+                Constraint(
+                    "metrics_missing_hold",
+                    held,
+                    current,
+                    f"{lowered}: not applied while {while_}",
+                )
+            )
+        held = max(held, current)
+        if fallback:
+            held = _fallback(inp, held, constraints)
+    if setter != "pin":
+        held = _bounds(inp, held, constraints)
+    deciding = deciding_constraint(constraints)
+    if inp.mode is Mode.DRY_RUN:
+        reason = Reason.DRY_RUN
+    elif deciding is not None and deciding.name.startswith("override_"):
+        # An override set the count (a pin, even to the current count; a floor above it): it, not the
+        # missing metrics or policy, explains the decision.
+        reason = Reason.OVERRIDE_ACTIVE
     return Decision(
         held,
         current,
         None,
         reason,
-        summarize(inp, held, reason=reason, recommendation=None, rules=[stale], constraints=constraints),
-        (stale,),
+        summarize(inp, held, reason=reason, recommendation=None, rules=[cause], constraints=constraints),
+        (cause,),
         tuple(constraints),
     )
 

@@ -487,12 +487,6 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
     return rule.note or rule.rule
 
 
-def refused_policy_summary(current: int, problem: str) -> str:
-    """A hold on a stored policy the engine refuses: the count, and the parameter and what is wrong with it
-    (`problem`, the engine's own words, which name it), so the fleet page says what to fix."""
-    return f"Held at {current}: stored policy refused by the engine ({problem}); holding until a valid one is saved"
-
-
 def summarize(
     inp: EngineInput,
     desired: int,
@@ -532,8 +526,8 @@ def summarize(
         else:
             why = f"{why} ({then}{bound}; wanted {last.before})" if why else f"{then}{bound}"
     if not why:
-        # A hold without metrics names no rule that sized: the missing metrics are the cause.
-        why = next((r.note for r in rules if r.rule == "metrics" and r.note), "")
+        # A hold without metrics (or without a policy the engine accepts) names no rule that sized: that is the cause.
+        why = next((r.note for r in rules if r.rule in ("metrics", "policy") and r.note), "")
 
     if reason is Reason.PAUSED:
         # The pause sets the overrides aside too: name those in force, so nobody expects them to act now.
@@ -548,10 +542,16 @@ def summarize(
     missing = {
         Reason.METRICS_UNAVAILABLE: "metric source unavailable",
         Reason.ACTUATOR_UNAVAILABLE: "actuator unavailable (fleet status unread)",
+        Reason.POLICY_INVALID: next((r.note for r in rules if r.rule == "policy"), "stored policy refused"),
     }.get(reason, "metrics stale or missing")
     if desired != current:
         bounded = last is not None and last.name in ("min_replicas", "max_replicas") and not cut
-        missing_reasons = (Reason.METRICS_STALE, Reason.METRICS_UNAVAILABLE, Reason.ACTUATOR_UNAVAILABLE)
+        missing_reasons = (
+            Reason.METRICS_STALE,
+            Reason.METRICS_UNAVAILABLE,
+            Reason.ACTUATOR_UNAVAILABLE,
+            Reason.POLICY_INVALID,
+        )
         if reason in missing_reasons and bounded and last is not None:
             # No rule sized a count: the bounds alone moved it (a service at 0 under a minimum of 1, or above
             # a maximum lowered since); the missing metrics are why nothing else did.
@@ -563,6 +563,8 @@ def summarize(
         return f"Held at {current}: {last.detail} (policy wants {recommendation})"
     if cut:
         return f"Held at {current}: {why}"
+    if reason is Reason.POLICY_INVALID and last is None:
+        return f"Held at {current}: {why}; holding, never scaling in, until a valid one is saved"
     label = HOLD_LABELS.get(reason, "no change needed")
     if last is not None:
         label = CONSTRAINT_LABELS.get(last.name, label)

@@ -173,14 +173,45 @@ def test_it_holds_when_the_metric_source_is_unavailable() -> None:
     assert (result.desired, result.reason) == (10, Reason.METRICS_UNAVAILABLE)
 
 
+REFUSED = "policy parameter tolerance must be in [0, 0.5], not 0.9"
+
+
 def test_a_refused_policy_holds_the_count_and_names_the_parameter_and_its_problem() -> None:
-    problem = "policy parameter tolerance must be in [0, 0.5], not 0.9"
-    d = hold_on_refused_policy(provisioned=8, parameter="tolerance", problem=problem)
+    d = hold_on_refused_policy(engine_input(0.0, provisioned=8), parameter="tolerance", problem=REFUSED)
     assert (d.desired, d.current, d.recommendation, d.reason, d.changed) == (8, 8, None, Reason.POLICY_INVALID, False)
-    assert (
-        d.summary == f"Held at 8: stored policy refused by the engine ({problem}); holding until a valid one is saved"
+    assert d.summary == (
+        f"Held at 8: stored policy refused by the engine ({REFUSED}); holding, never scaling in, until a valid one "
+        "is saved"
     )
-    assert d.rules[0].inputs == {"parameter": "tolerance", "problem": problem}
+    assert d.rules[0].inputs == {"parameter": "tolerance", "problem": REFUSED}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "mode", "desired", "reason", "says"),
+    [
+        # An operator's pin or floor is what is wanted while the policy is being mended: both apply.
+        ((override("pin", 14),), Mode.ACTIVE, 14, Reason.OVERRIDE_ACTIVE, "Scaled 8 → 14: override 1 pins 14"),
+        ((override("floor", 12),), Mode.ACTIVE, 12, Reason.OVERRIDE_ACTIVE, "Scaled 8 → 12: override 1"),
+        # A ceiling waits, as on missing metrics: without a policy nothing says the fleet may shrink.
+        ((override("ceiling", 5),), Mode.ACTIVE, 8, Reason.POLICY_INVALID, "not applied while the stored policy"),
+        ((override("pin", 14),), Mode.DRY_RUN, 14, Reason.DRY_RUN, "Dry run: would scale 8 → 14"),
+        ((override("pin", 14),), Mode.PAUSED, 8, Reason.PAUSED, "Held at 8: service paused"),
+    ],
+)
+def test_under_a_refused_policy_overrides_and_modes_still_apply(
+    overrides: tuple[OverrideSpec, ...], mode: Mode, desired: int, reason: Reason, says: str
+) -> None:
+    inp = engine_input(0.0, provisioned=8, overrides=overrides, mode=mode)
+    d = hold_on_refused_policy(inp, parameter="tolerance", problem=REFUSED)
+    assert (d.desired, d.reason) == (desired, reason)
+    assert says in d.summary
+    assert REFUSED in d.summary
+
+
+def test_a_refused_policy_still_moves_the_count_into_the_service_bounds() -> None:
+    d = hold_on_refused_policy(engine_input(0.0, provisioned=60), parameter="tolerance", problem=REFUSED)
+    assert (d.desired, d.reason) == (SPEC.max_replicas, Reason.POLICY_INVALID)
+    assert d.summary.startswith(f"Scaled 60 → {SPEC.max_replicas}: stored policy refused by the engine")
 
 
 def test_an_unread_latency_does_not_turn_an_slo_breach_into_a_scale_in() -> None:

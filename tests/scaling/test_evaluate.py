@@ -16,7 +16,7 @@ from scaling import selectors, services, tasks
 from scaling.audit import Actor, EventType
 from scaling.backends import ActuationResult, FleetStatus, MetricsUnavailable, MetricWindow, aws, prometheus
 from scaling.backends.simulated import SimulatedActuator, SimulatedMetricSource
-from scaling.models import AuditEvent, Decision, MetricSample, Service, SimulatedFleet
+from scaling.models import AuditEvent, Decision, MetricSample, Override, Service, SimulatedFleet
 from tests.factories import make_service
 
 pytestmark = pytest.mark.django_db
@@ -174,6 +174,29 @@ def test_a_stored_policy_the_engine_refuses_holds_the_count_and_names_the_parame
     assert "win-probability" in warning.getMessage() and "tolerance" in warning.getMessage()
     scaled_in = _decision(services.service_evaluate(service_id=twin.pk, tick_at=tick))
     assert scaled_in.desired < 8
+
+
+def test_a_pin_still_applies_under_a_stored_policy_the_engine_refuses() -> None:
+    # The operator pins while the policy is being mended: the tick actuates the pin and still names the policy.
+    service = make_service(replicas=3, demand_scale=0.01)
+    Service.objects.filter(pk=service.pk).update(policy={"tolerance": 0.9})
+    now = timezone.now()
+    Override.objects.create(
+        service=service,
+        kind="pin",
+        replicas=6,
+        reason="marquee game",
+        starts_at=now - timedelta(minutes=1),
+        ends_at=now + timedelta(hours=1),
+    )
+    decision = _decision(services.service_evaluate(service_id=service.pk, tick_at=_tick()))
+    assert (decision.reason_code, decision.desired, decision.actuation) == (
+        "OVERRIDE_ACTIVE",
+        6,
+        Decision.Actuation.OK,
+    )
+    assert "pins 6" in decision.summary and "tolerance must be in [0, 0.5], not 0.9" in decision.summary
+    assert len(SimulatedFleet.objects.get(service=service).ready_at) == 6
 
 
 def test_a_stale_version_is_not_actuated() -> None:
