@@ -84,6 +84,8 @@ INPUT_HELP: dict[str, str] = {
     "calendar_smooth": "The calendar expects no jump within two minutes (no quarter end, tip-off or buzzer): a "
     "smaller unexplained rise counts as a surge.",
     "surge_multiple": "Panic provisions at least this multiple of the rate before the surge.",
+    "calendar_unlearned": "A game is near and no profile is learned yet: the default shape's jumps are a guess, so "
+    "a surge is a jump over the minute before, sized on that rate, not a rise over the calendar's expectation.",
     "forecast_at": "The instant the forecast peak falls on (now + provisioning delay … + one tick).",
     "forecast_rps": "Forecast demand at that instant, after tonight's correction (requests/s).",
     "predicted_rps": "What the calendar profile alone predicts then: requests/s once learned; a relative shape "

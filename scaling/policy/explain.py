@@ -339,9 +339,16 @@ def _panic_cause(i: Mapping[str, object]) -> str:
         elif cause == "jump":
             before, limit = i.get("before_rps"), i.get("panic_surge_ratio")
             if isinstance(short, int | float) and isinstance(before, int | float) and before > 0:
+                # Near a game without a learned model there is a forecast, the default shape's, but no measure of
+                # how big the game's jumps are: say that, not that nothing forecast the moment.
+                why = (
+                    "no learned model to say how big a game's jumps are (the default shape's are a guess)"
+                    if i.get("calendar_unlearned")
+                    else "no forecast for now"
+                )
                 parts.append(
                     f"short-window {_num(short)} rps is {_times(short / before)}× the {_num(before)} rps of the "
-                    f"minute or two before, with no forecast for now (panic at {_exact(limit)}×, panic_surge_ratio)"
+                    f"minute or two before, with {why} (panic at {_exact(limit)}×, panic_surge_ratio)"
                 )
         elif cause == "threshold":
             parts.append(_needs_ready(short, i.get("needed"), i.get("ready"), i.get("panic_threshold")))

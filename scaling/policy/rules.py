@@ -226,6 +226,7 @@ def panic(inp: EngineInput, obs: Observation) -> RuleResult | None:
                 if surge.surging and surge.over_rps is None and surge.before_rps is not None
                 else {}
             ),
+            **({"calendar_unlearned": True} if surge.surging and surge.guessed else {}),
             **(
                 {
                     "panic_window_s": params.panic_window_s,
@@ -277,6 +278,7 @@ class _Surge:
     limit: float = 0.0  # the multiple of the calendar's expectation that is a surge ...
     limit_from: str = ""  # ... and the parameter it came from (quiet hours, no jump near, or elsewhere)
     before_rps: float | None = None  # the mean rate of the minute or two before the newest slice
+    guessed: bool = False  # a game near and no learned model: the calendar's expectation was not read
 
 
 def _surge(inp: EngineInput, obs: Observation, needed_now: int) -> _Surge:
@@ -304,6 +306,15 @@ def _surge(inp: EngineInput, obs: Observation, needed_now: int) -> _Surge:
     if not (needed_now >= inp.ready or quiet):
         return _Surge(surging=False)
     calendar = _calendar_now(inp, obs, points_s, latest_s) if params.panic_unforecast_ratio > 0 else None
+    # Without a learned model, the calendar near a game is the default shape's guess at the game's jumps (its
+    # tip-off, quarter ends, finish), scaled by the minute before: a rise over it is the guess's error as often as
+    # news, and a surge sized on its arrival tripled the guess (a new service went to its maximum at a midday
+    # tip-off, for over twice what the traffic needed). There the test is the jump over the minute before, as
+    # where no forecast covers the moment. With no game near, the guess is the baseline's slow drift: that it
+    # still reads.
+    guessed = calendar is not None and not calendar.forecaster.learned and bool(calendar.prepared) and not quiet
+    if guessed:
+        calendar = None
     expected = calendar.now if calendar is not None and math.isfinite(calendar.now) else None
     # Where the calendar expects no jump near now (no quarter end, tip-off or buzzer within two minutes), a
     # rise it does not explain is news at a lower multiple: the game-hours ratio allows for surges it mistimes.
@@ -337,6 +348,7 @@ def _surge(inp: EngineInput, obs: Observation, needed_now: int) -> _Surge:
         limit=ratio,
         limit_from=limit_from,
         before_rps=sum(before) / len(before) if before else None,
+        guessed=guessed,
     )
 
 
