@@ -93,6 +93,12 @@ OVERTIME_MIN = 15.0
 OVERTIME_LEVEL_MIN = (-4.0, -1.0)  # the late-game level is the profile's mean over these minutes from the finish
 
 
+# The default (unlearned) game shape's pre-game ramp, as shares of its live level: from a trickle an hour before
+# tip-off to half the live level at it.
+DEFAULT_RAMP_FROM = 0.05
+DEFAULT_RAMP_TO = 0.5
+
+
 def _profile_bins() -> int:
     return round((PROFILE_END_MIN - PROFILE_START_MIN) / PROFILE_BIN_MIN) + 1
 
@@ -103,12 +109,16 @@ def profile_minutes() -> np.ndarray:
 
 
 def _default_game_shape(minutes: float) -> float:
-    """A generic game: a pre-game ramp over the last hour, a live level with a halftime bump, a fade after."""
+    """A generic game: a pre-game ramp over the last hour, a live level with a halftime bump, a fade after.
+
+    The ramp rises to half the live level, so that tip-off doubles the game's demand within a minute (see
+    TIPPING_OFF_MIN). It rose to 0.8 of it: a cold start then expected a quarter more at tip-off, pre-warmed
+    for that, and met the rest of the step late, as a surge over the calendar's expectation."""
     if minutes < -60.0 or minutes > 180.0:
         return 0.0
     if minutes < 0.0:
         x = (minutes + 60.0) / 60.0
-        return 0.1 + 0.7 * x * x
+        return DEFAULT_RAMP_FROM + (DEFAULT_RAMP_TO - DEFAULT_RAMP_FROM) * x * x
     level = 1.0 + 0.6 * math.exp(-0.5 * ((minutes - 72.0) / 15.0) ** 2)
     level += 0.8 * math.exp(-0.5 * ((minutes - 140.0) / 10.0) ** 2)
     if minutes > 150.0:
