@@ -401,8 +401,10 @@ def rule_sentence(rule: RuleResult, scaling_in: bool = False) -> str:
         if isinstance(headroom, int | float) and headroom > 0:
             # The count is sized for the forecast and this much more: say so, and on a cold start why it is large.
             when += f" + {_pct(round(headroom, 3))} headroom"
-            if i.get("learned") is False:
-                when += " (no learned history yet)"
+        if i.get("learned") is False:
+            # Without a learned profile the forecast is an assumption (Forecaster.default): say which, with
+            # headroom or without.
+            when += " (no learned history yet: a generic game's shape, scaled to the traffic observed now)"
         overtime = i.get("overtime") or []
         late = ""
         if isinstance(overtime, list) and overtime:

@@ -226,12 +226,17 @@ def test_the_forecast_sentence_names_the_games_read_as_in_overtime(overtime: lis
     assert sentence == f"pre-warming for LAL @ BOS (ABC) at 19:30 ET; forecast 1,640 rps at 22:27 ET{tail}"
 
 
+COLD_START = "no learned history yet: a generic game's shape, scaled to the traffic observed now"
+
+
 @pytest.mark.parametrize(
     ("headroom", "learned", "tail"),
     [
         (0.134, True, " + 13.4 % headroom"),
-        (0.5, False, " + 50 % headroom (no learned history yet)"),
+        (0.5, False, f" + 50 % headroom ({COLD_START})"),
         (0.0, True, ""),
+        # A cold start says what its forecast assumed whatever its headroom: cold_start_headroom may be 0.
+        (0.0, False, f" ({COLD_START})"),
     ],
 )
 def test_the_forecast_sentence_names_the_headroom_above_the_forecast(headroom: float, learned: bool, tail: str) -> None:
