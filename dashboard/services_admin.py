@@ -277,7 +277,9 @@ class _ServiceSettingsIn(Schema):
         None, description="Allowed metric age beyond two ticks, seconds; 120 for CloudWatch when not given."
     )
     # Optional backend_config keys (docs/aws.md); an edit that does not give one keeps it.
-    bearer_token_env: str | None = Field(None, description="Environment variable holding a Prometheus bearer token.")
+    bearer_token_env: str | None = Field(
+        None, description="Environment variable holding a Prometheus bearer token; its name begins TIPOFF_PROM_TOKEN_."
+    )
     cpu_cores: float | None = Field(None, description="SageMaker: cores per instance (CPUUtilization ÷ 100 × cores).")
     period_s: int | None = Field(None, description="CloudWatch period: 1, 5, 10, 30 or a multiple of 60 (60).")
     lookback_s: int | None = Field(None, description="CloudWatch window read each tick, seconds (600).")

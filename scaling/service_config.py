@@ -24,6 +24,7 @@ from scaling.backends import autoscaling, breaker
 from scaling.backends.aws import region_of
 from scaling.backends.cloudwatch import latency_stats_error
 from scaling.backends.prometheus import SIGNALS as PROM_SIGNALS
+from scaling.backends.prometheus import token_env_error
 from scaling.models import GameDayRule, Override, Service
 from scaling.policy.types import SERVICE_RANGES
 from scaling.sim.serving import ServingModel, model_ceiling
@@ -66,7 +67,6 @@ SIMULATED_METRICS_ON_REAL_BACKEND = (
     "a SageMaker or ECS backend is actuated for real, so it needs its real metrics (CloudWatch or Prometheus): "
     "simulated metrics are invented and Tipoff would resize the endpoint from them"
 )
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # us-east-1, eu-central-2, us-gov-west-1, us-isob-east-1: letters, dash-separated words, a number.
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)*-[0-9]+")
 
@@ -229,8 +229,9 @@ def _extra(key: str, value: Any) -> Any:
         return int(n) if whole else n
 
     if key == "bearer_token_env":
-        if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
-            raise ConfigError(key, f"{key} must name an environment variable (letters, digits, _), not {value!r}")
+        error = token_env_error(value)
+        if error:
+            raise ConfigError(key, error)
         return value
     if key == "latency_stats":
         error = latency_stats_error(value)

@@ -7,7 +7,10 @@ backend_config:
                    in_flight, error_rate, utilization. Each query must return
                    one series (aggregate with sum()/max()) in the signal's unit —
                    latencies in milliseconds, so multiply a seconds histogram by 1000.
-  bearer_token_env name of an environment variable holding a bearer token (optional)
+  bearer_token_env name of an environment variable holding a bearer token (optional); only a name
+                   beginning TIPOFF_PROM_TOKEN_ is accepted (BEARER_ENV_PREFIX), checked again before
+                   sending: the URL is the administrator's to choose, and any other name would let them
+                   send one of the server's own secrets (SECRET_KEY, AWS_SECRET_ACCESS_KEY) to it
 
 Typical queries (KServe / Triton / vLLM expose histograms like these):
   rps:       sum(rate(http_requests_total{service="win-prob"}[1m]))
@@ -35,6 +38,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -57,6 +61,20 @@ TIMEOUT_S = 5.0
 # (aws.worst_call_s). A server that trickles its answer never trips a socket timeout: only this ends it.
 FETCH_BUDGET_S = 8.0
 MAX_ANSWER_BYTES = 4 * 1024 * 1024  # an instant query of one series answers in a few hundred bytes
+# The only environment variables sent as a bearer token: ones named for it, never the server's own secrets.
+BEARER_ENV_PREFIX = "TIPOFF_PROM_TOKEN_"
+_BEARER_ENV = re.compile(rf"{BEARER_ENV_PREFIX}[A-Za-z0-9_]+")
+
+
+def token_env_error(name: object) -> str | None:
+    """Why `name` may not be bearer_token_env, or None when it may."""
+    if isinstance(name, str) and _BEARER_ENV.fullmatch(name):
+        return None
+    return (
+        f"bearer_token_env must name an environment variable beginning {BEARER_ENV_PREFIX} (then letters, digits "
+        f"or _, e.g. {BEARER_ENV_PREFIX}PROD), not {name!r}: Tipoff sends no other variable to Prometheus, so that "
+        "none of its own secrets can be sent to a URL of one's choosing"
+    )
 
 
 class QueryTimedOut(MetricsUnavailable):
@@ -68,6 +86,7 @@ def _config(service: Service) -> tuple[str, dict[str, str]]:
     url = str(cfg.get("prometheus_url") or "").rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise MetricsUnavailable(f"backend_config.prometheus_url must be an http(s) URL (got {url!r})", permanent=True)
+    _bearer_token(service)  # a name Tipoff will not send fails the fetch before any query
     queries = {k: str(v) for k, v in (cfg.get("promql") or {}).items() if str(v).strip()}
     unknown = set(queries) - set(SIGNALS)
     if unknown:
@@ -86,9 +105,9 @@ def query(service: Service, url: str, promql: str, at: datetime, *, deadline: fl
     timeout_s = min(TIMEOUT_S, max(deadline - time.monotonic(), 0.001))
     params = urllib.parse.urlencode({"query": promql, "time": f"{at.timestamp():.3f}"})
     request = urllib.request.Request(f"{url}/api/v1/query?{params}", headers={"Accept": "application/json"})  # noqa: S310 - scheme checked in _config
-    token_env = str((service.backend_config or {}).get("bearer_token_env") or "")
-    if token_env and os.environ.get(token_env):
-        request.add_header("Authorization", f"Bearer {os.environ[token_env]}")
+    token = _bearer_token(service)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
             body: Any = json.loads(_read_by(response, deadline, url, promql))
@@ -114,6 +133,18 @@ def query(service: Service, url: str, promql: str, at: datetime, *, deadline: fl
         raise MetricsUnavailable(
             f"Prometheus query {promql!r} answered in a shape Tipoff cannot read: {exc!r}", permanent=True
         ) from exc
+
+
+def _bearer_token(service: Service) -> str | None:
+    """The token in the variable bearer_token_env names, if set. The name is checked here too, where it is sent,
+    and not only when it is stored: one stored another way (or before the rule) is refused, not sent."""
+    name = (service.backend_config or {}).get("bearer_token_env")
+    if not name:
+        return None
+    error = token_env_error(name)
+    if error:
+        raise MetricsUnavailable(f"backend_config.{error}", permanent=True)
+    return os.environ.get(str(name)) or None
 
 
 def _read_by(response: Any, deadline: float, url: str, promql: str) -> bytes:

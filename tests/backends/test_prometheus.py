@@ -27,6 +27,7 @@ from scaling import services
 from scaling.backends import MetricsUnavailable
 from scaling.backends.probe import probe_connection
 from scaling.backends.prometheus import PrometheusMetricSource
+from scaling.backends.prometheus import query as prometheus_query
 from scaling.models import Decision, MetricSample, Override, Service, SimulatedFleet
 from tests.backends.conftest import decision_of
 from tests.factories import make_service
@@ -492,3 +493,61 @@ def test_an_rps_query_that_fails_fails_the_fetch_naming_the_signal(prometheus: s
     with pytest.raises(MetricsUnavailable) as info:
         PrometheusMetricSource().fetch(service, timezone.now())
     assert str(info.value).startswith(f"rps: query {lat!r} returned 4 series, expected one")
+
+
+@pytest.fixture
+def recording() -> Iterator[tuple[Any, list[dict[str, str]]]]:
+    """A Prometheus stand-in on 127.0.0.1 answering every query with 1.0 and keeping each request's headers."""
+    servers: list[ThreadingHTTPServer] = []
+    seen: list[dict[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers.items()))
+            data = {"resultType": "vector", "result": [{"metric": {}, "value": [time.time(), "1"]}]}
+            body = json.dumps({"status": "success", "data": data}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+    yield _serve(Handler, servers), seen
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _with_token_env(url: str, variable: str) -> Service:
+    return make_service(
+        "live-odds",
+        metric_source=Service.MetricSourceKind.PROMETHEUS,
+        backend_config={"prometheus_url": url, "promql": {"rps": "sum(x)"}, "bearer_token_env": variable},
+    )
+
+
+def test_the_bearer_token_is_sent_from_a_variable_named_for_it(recording: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    url, seen = recording
+    monkeypatch.setenv("TIPOFF_PROM_TOKEN_ODDS", "odds-token")
+
+    assert PrometheusMetricSource().fetch(_with_token_env(url, "TIPOFF_PROM_TOKEN_ODDS"), timezone.now()).points
+    assert [headers.get("Authorization") for headers in seen] == ["Bearer odds-token"]
+
+
+def test_a_stored_variable_of_another_name_is_never_sent(recording: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Stored before the rule (or past the API): refused where it is sent, not only where it is saved.
+    url, seen = recording
+    monkeypatch.setenv("SECRET_KEY", "the-servers-own-secret")
+    service = _with_token_env(url, "SECRET_KEY")
+
+    with pytest.raises(MetricsUnavailable, match="beginning TIPOFF_PROM_TOKEN_") as info:
+        PrometheusMetricSource().fetch(service, timezone.now())
+    assert info.value.permanent
+    report = probe_connection(service, timezone.now())
+    assert not report.ok and "bearer_token_env must name" in report.lines[-1].text
+    with pytest.raises(MetricsUnavailable, match="beginning TIPOFF_PROM_TOKEN_"):
+        prometheus_query(service, url, "sum(x)", timezone.now(), deadline=time.monotonic() + 5)
+    assert seen == []

@@ -389,10 +389,25 @@ def test_the_api_sets_a_prometheus_bearer_token_variable(admin: Client) -> None:
     body |= {k: SAGEMAKER_FORM[k] for k in ("min_replicas", "max_replicas", "hard_max_replicas", "slo_latency_ms")}
     body |= {k: SAGEMAKER_FORM[k] for k in ("price_per_replica_hour", "provisioning_delay_s")}
 
-    created = _json(admin, "post", "/api/admin/services", body | {"bearer_token_env": "PROM_TOKEN"})
+    created = _json(admin, "post", "/api/admin/services", body | {"bearer_token_env": "TIPOFF_PROM_TOKEN_PROPS"})
 
     assert created.status_code == 201, created.content
-    assert created.json()["backend_config"]["bearer_token_env"] == "PROM_TOKEN"
+    assert created.json()["backend_config"]["bearer_token_env"] == "TIPOFF_PROM_TOKEN_PROPS"
+
+
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "AWS_SECRET_ACCESS_KEY", "DATABASE_URL"])
+def test_the_api_refuses_a_bearer_token_variable_not_named_for_prometheus(admin: Client, variable: str) -> None:
+    # Any variable was taken: with a URL of one's choosing, Test connection sent the server's secret to it.
+    body: dict[str, Any] = {"name": "props", "display_name": "Props", "backend": "simulated"}
+    body |= {"metric_source": "prometheus", "prometheus_url": "http://127.0.0.1:9871/", "promql": {"rps": "sum(x)"}}
+
+    refused = _json(admin, "post", "/api/admin/services", body | {"bearer_token_env": variable})
+
+    assert refused.status_code == 422, refused.content
+    assert refused.json()["field"] == "bearer_token_env"
+    assert "must name an environment variable beginning TIPOFF_PROM_TOKEN_" in refused.json()["detail"]
+    assert variable in refused.json()["detail"]
+    assert not Service.objects.exists()
 
 
 def test_the_create_schema_states_what_is_required_and_defaults_what_the_form_defaults(admin: Client) -> None:

@@ -25,3 +25,15 @@ def test_a_stored_policy_outside_the_ranges_is_named_with_its_field_and_where_to
 def test_valid_stored_policies_raise_nothing() -> None:
     make_service("win-probability")
     assert not [m for m in run_checks(databases=["default"]) if m.id == "tipoff.W001"]
+
+
+@pytest.mark.django_db
+def test_a_stored_bearer_token_variable_tipoff_will_not_send_is_named() -> None:
+    # Stored before only TIPOFF_PROM_TOKEN_... names were accepted: the fetches now fail on it.
+    make_service("win-probability", backend_config={"bearer_token_env": "TIPOFF_PROM_TOKEN_PROD"})
+    make_service("box-scores", backend_config={"bearer_token_env": "SECRET_KEY"})
+    make_service("props")
+    found = [m for m in run_checks(databases=["default"]) if m.id == "tipoff.W002"]
+    assert [m.obj for m in found] == ["box-scores"]
+    assert "'SECRET_KEY'" in found[0].msg and "TIPOFF_PROM_TOKEN_" in found[0].msg
+    assert found[0].hint is not None and "/api/admin/services/box-scores" in found[0].hint

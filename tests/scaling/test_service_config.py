@@ -56,7 +56,7 @@ def test_a_provisioning_delay_beyond_a_day_is_refused_naming_the_field() -> None
 
 def test_an_edit_keeps_the_backend_config_keys_the_form_does_not_show() -> None:
     extras = {
-        "bearer_token_env": "PROM_TOKEN",
+        "bearer_token_env": "TIPOFF_PROM_TOKEN_PROD",
         "cpu_cores": 4,
         "period_s": 60,
         "lookback_s": 900,
@@ -79,7 +79,15 @@ def test_an_edit_keeps_the_backend_config_keys_the_form_does_not_show() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("bearer_token_env", "PROM TOKEN", "must name an environment variable"),
+        (
+            "bearer_token_env",
+            "TIPOFF_PROM_TOKEN_ PROD",
+            "must name an environment variable beginning TIPOFF_PROM_TOKEN_",
+        ),
+        # Any variable of the server's could be sent to a Prometheus URL of the administrator's choosing.
+        ("bearer_token_env", "SECRET_KEY", "not 'SECRET_KEY': Tipoff sends no other variable"),
+        ("bearer_token_env", "AWS_SECRET_ACCESS_KEY", "beginning TIPOFF_PROM_TOKEN_"),
+        ("bearer_token_env", "TIPOFF_PROM_TOKEN_", "beginning TIPOFF_PROM_TOKEN_ (then letters, digits or _"),
         ("period_s", 45, "a multiple of 60"),
         ("lookback_s", -1, "from 0 to 86400"),
         ("cpu_cores", "many", "must be a number"),
