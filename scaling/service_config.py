@@ -22,9 +22,10 @@ from django.utils import timezone
 from scaling.audit import Actor, EventType, audit_record
 from scaling.backends import autoscaling, breaker
 from scaling.backends.aws import region_of
+from scaling.backends.base import has_userinfo
 from scaling.backends.cloudwatch import latency_stats_error
+from scaling.backends.prometheus import BEARER_ENV_PREFIX, USERINFO_REFUSED, token_env_error
 from scaling.backends.prometheus import SIGNALS as PROM_SIGNALS
-from scaling.backends.prometheus import token_env_error
 from scaling.models import GameDayRule, Override, Service
 from scaling.policy.types import SERVICE_RANGES
 from scaling.sim.serving import ServingModel, model_ceiling
@@ -152,6 +153,12 @@ def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
     if config.get("region") and not config.get("endpoint_url"):
         # An AWS-compatible endpoint (endpoint_url) may name any region; AWS itself only its own.
         _check_known_region(config["region"], backend)
+    if config.get("endpoint_url") and has_userinfo(config["endpoint_url"]):
+        raise ConfigError(
+            "endpoint_url",
+            "endpoint_url must not hold a user or password (user:password@ before the host): it is shown and "
+            "logged, and AWS credentials come from the role or the AWS_* variables, never from the URL",
+        )
     if config.get("endpoint_url") and not _is_endpoint_url(config["endpoint_url"]):
         raise ConfigError(
             "endpoint_url", f"{config['endpoint_url']!r} is not a URL botocore can call: http:// or https:// and a host"
@@ -188,6 +195,12 @@ def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
         url = _text(data, "prometheus_url")
         if not url.startswith(("http://", "https://")):
             raise ConfigError("prometheus_url", "the Prometheus URL (http:// or https://) is required")
+        if has_userinfo(url):
+            raise ConfigError(
+                "prometheus_url",
+                f"{USERINFO_REFUSED}: put it in an environment variable named {BEARER_ENV_PREFIX}<NAME> and name "
+                "that variable in bearer_token_env",
+            )
         config["prometheus_url"] = url
         given = data.get("promql")
         promql: dict[str, Any] = dict(given) if isinstance(given, dict) else {}

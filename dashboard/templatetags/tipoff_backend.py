@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from django import template
 
 from scaling.backends import aws, cloudwatch
-from scaling.backends.base import MetricsUnavailable
+from scaling.backends.base import MetricsUnavailable, url_without_credentials
 from scaling.models import Service
 
 register = template.Library()
-
-
-def _without_credentials(url: str) -> str:
-    """A URL as it may be shown: without a user and password in it, or a query (either may hold a secret)."""
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port
-    except ValueError:
-        return "(an invalid URL)"
-    if parts.scheme not in ("http", "https") or not host:
-        return "(not an http(s) URL)"  # the backend refuses it too: the fetch names the value
-    host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
 
 
 @register.filter
@@ -42,5 +27,5 @@ def metric_source(service: Service) -> str:
         return f"{label} {named} in {region}"
     if service.metric_source == Service.MetricSourceKind.PROMETHEUS:
         url = str(cfg.get("prometheus_url") or "").strip()
-        return f"{label} at {_without_credentials(url)}" if url else f"{label} (no URL set)"
+        return f"{label} at {url_without_credentials(url)}" if url else f"{label} (no URL set)"
     return label

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 from scaling.policy.types import MetricPoint
 
@@ -30,11 +31,44 @@ def one_line(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+# In a URL within a text: a user and password before the host (to the last @ before the path), and a query.
+_USERINFO = re.compile(r"(?<=://)[^/?#\s]*@")
+_QUERY = re.compile(r"(://[^?#\s]*)\?[^\s'\"<>]*")
+
+
+def url_without_credentials(url: str) -> str:
+    """A URL as it may be shown: without a user and password in it, or a query (either may hold a secret)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return "(an invalid URL)"
+    if parts.scheme not in ("http", "https") or not host:
+        return "(not an http(s) URL)"  # the backend refuses it too: the fetch names the value
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
+
+
+def has_userinfo(url: str) -> bool:
+    """Whether a URL holds a user or password (user:password@ before the host)."""
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return "@" in url
+
+
+def without_credentials(text: str) -> str:
+    """`text` with every URL in it stripped of a user and password and of its query: a backend's error text is
+    shown to viewers (decision summaries, the service page, the API), logged, and audited."""
+    return _QUERY.sub(r"\1", _USERINFO.sub("", text))
+
+
 class BackendError(Exception):
-    """A backend call failed. `permanent` errors will not heal by retrying."""
+    """A backend call failed. `permanent` errors will not heal by retrying. Its message is kept without the
+    credentials a URL in it may hold (`without_credentials`): every backend's error text is made here."""
 
     def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(without_credentials(message))
         self.permanent = permanent
 
 

@@ -11,6 +11,7 @@ backend_config:
                    beginning TIPOFF_PROM_TOKEN_ is accepted (BEARER_ENV_PREFIX), checked again before
                    sending: the URL is the administrator's to choose, and any other name would let them
                    send one of the server's own secrets (SECRET_KEY, AWS_SECRET_ACCESS_KEY) to it
+  The URL may hold no user or password (user:password@): it is shown to viewers and logged.
 
 Typical queries (KServe / Triton / vLLM expose histograms like these):
   rps:       sum(rate(http_requests_total{service="win-prob"}[1m]))
@@ -47,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
 
-from scaling.backends.base import MetricsUnavailable, MetricWindow
+from scaling.backends.base import MetricsUnavailable, MetricWindow, has_userinfo
 from scaling.models import Service
 from scaling.policy.types import MetricPoint
 
@@ -77,6 +78,13 @@ def token_env_error(name: object) -> str | None:
     )
 
 
+# What is said of a URL holding a user and password, stored or given.
+USERINFO_REFUSED = (
+    "prometheus_url must not hold a user or password (user:password@ before the host): the URL is shown on the "
+    "service page and in decisions and logs; give a bearer token instead"
+)
+
+
 class QueryTimedOut(MetricsUnavailable):
     """A query Prometheus did not answer in time (its own timeout or the fetch budget): transient."""
 
@@ -86,6 +94,12 @@ def _config(service: Service) -> tuple[str, dict[str, str]]:
     url = str(cfg.get("prometheus_url") or "").rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise MetricsUnavailable(f"backend_config.prometheus_url must be an http(s) URL (got {url!r})", permanent=True)
+    if has_userinfo(url):
+        # Shown wherever the URL is (and never sent: urllib does not use it): refused, whatever was stored.
+        raise MetricsUnavailable(
+            f"backend_config.{USERINFO_REFUSED} (bearer_token_env, naming a {BEARER_ENV_PREFIX}... variable)",
+            permanent=True,
+        )
     _bearer_token(service)  # a name Tipoff will not send fails the fetch before any query
     queries = {k: str(v) for k, v in (cfg.get("promql") or {}).items() if str(v).strip()}
     unknown = set(queries) - set(SIGNALS)

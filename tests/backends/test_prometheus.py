@@ -28,9 +28,9 @@ from scaling.backends import MetricsUnavailable
 from scaling.backends.probe import probe_connection
 from scaling.backends.prometheus import PrometheusMetricSource
 from scaling.backends.prometheus import query as prometheus_query
-from scaling.models import Decision, MetricSample, Override, Service, SimulatedFleet
+from scaling.models import AuditEvent, Decision, MetricSample, Override, Service, SimulatedFleet
 from tests.backends.conftest import decision_of
-from tests.factories import make_service
+from tests.factories import make_service, make_user
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db
@@ -551,3 +551,41 @@ def test_a_stored_variable_of_another_name_is_never_sent(recording: Any, monkeyp
     with pytest.raises(MetricsUnavailable, match="beginning TIPOFF_PROM_TOKEN_"):
         prometheus_query(service, url, "sum(x)", timezone.now(), deadline=time.monotonic() + 5)
     assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("stored", "said"),
+    [
+        # Stored before they were refused: never sent (urllib does not use them) and said to be refused.
+        ("http://ops:s3cret@127.0.0.1:{port}", "prometheus_url must not hold a user or password"),
+        ("http://127.0.0.1:{port}/?token=s3cret", "cannot reach Prometheus at http://127.0.0.1:{port}/"),
+    ],
+)
+def test_a_secret_in_the_stored_url_reaches_no_decision_audit_event_or_log(
+    stored: str, said: str, client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The summary said "cannot reach Prometheus at http://ops:s3cret@...", on the service page, the decision's,
+    # the API's decisions and the audit log; the worker logged it too.
+    port = _free_port()
+    service = _service(stored.format(port=port), rps="sum(x)")
+    now = timezone.now()
+    Override.objects.create(
+        service=service,
+        kind=Override.Kind.PIN,
+        replicas=4,
+        reason="marquee game",
+        starts_at=now - timedelta(minutes=5),
+        ends_at=now + timedelta(hours=1),
+    )
+
+    decision = decision_of(services.service_evaluate(service_id=service.pk, tick_at=services.align_tick(now)))
+    client.force_login(make_user("viewer", "viewer"))
+    page = client.get(f"/decisions/{decision.pk}/").content.decode()
+    api = client.get(f"/api/decisions/{decision.pk}").content.decode()
+    probe = probe_connection(service, now)
+
+    assert said.format(port=port) in decision.summary
+    audited = " ".join(f"{e.reason} {e.after}" for e in AuditEvent.objects.filter(service=service))
+    assert decision.summary in audited
+    for shown in (decision.summary, page, api, audited, caplog.text, " ".join(line.text for line in probe.lines)):
+        assert "s3cret" not in shown

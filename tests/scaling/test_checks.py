@@ -37,3 +37,17 @@ def test_a_stored_bearer_token_variable_tipoff_will_not_send_is_named() -> None:
     assert [m.obj for m in found] == ["box-scores"]
     assert "'SECRET_KEY'" in found[0].msg and "TIPOFF_PROM_TOKEN_" in found[0].msg
     assert found[0].hint is not None and "/api/admin/services/box-scores" in found[0].hint
+
+
+@pytest.mark.django_db
+def test_a_stored_url_with_a_user_and_password_is_named_without_the_password() -> None:
+    make_service("win-probability", backend_config={"prometheus_url": "http://prom:9090"})
+    make_service("box-scores", backend_config={"prometheus_url": "http://ops:s3cret@prom:9090"})
+    make_service("props", backend_config={"endpoint_url": "https://ops:s3cret@sagemaker.example"})
+    found = [m for m in run_checks(databases=["default"]) if m.id == "tipoff.W003"]
+    assert [(m.obj, m.msg.split(": its ")[1].split(" ")[0]) for m in found] == [
+        ("box-scores", "prometheus_url"),
+        ("props", "endpoint_url"),
+    ]
+    assert not any("s3cret" in f"{m.msg} {m.hint}" for m in found)
+    assert found[0].hint is not None and "/services/box-scores/edit/" in found[0].hint
