@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,13 @@ _LAYOUT: dict[str, Any] = {
     "xaxis": {"type": "date"},
     "hovermode": "x unified",
 }
+
+
+def _plain(text: str) -> str:
+    """Text a person wrote (a display name; a decision's summary, which quotes an override's reason) as it is to
+    read in a figure: plotly.js renders a subset of HTML in text, hover text, trace names and titles (links,
+    styles), so <, > and & are escaped, and it shows them as typed."""
+    return html.escape(text, quote=False)
 
 
 def _layout(title: str, yaxis_title: str, **extra: Any) -> dict[str, Any]:
@@ -109,7 +117,7 @@ def replicas_figure(series: dict[str, list[Any]], shapes: list[dict[str, Any]] |
                 "name": "decisions",
                 "x": [c["ts"] for c in changes],
                 "y": [c["desired"] for c in changes],
-                "text": [c["summary"] for c in changes],
+                "text": [_plain(c["summary"]) for c in changes],
                 # Decision ids: static/js/decisions.js opens the clicked decision's explanation.
                 "customdata": [c.get("id") for c in changes],
                 "hovertemplate": "%{text}<extra></extra>",
@@ -344,7 +352,7 @@ def _stacked(fleet: FleetTimeseries, group: str, columns: list[list[float | None
 
 def _fleet_name(service: Service) -> str:
     # Disabled services keep their history in the range (replicas they had, what they cost), marked as such.
-    return service.display_name if service.enabled else f"{service.display_name} (disabled)"
+    return _plain(service.display_name if service.enabled else f"{service.display_name} (disabled)")
 
 
 def _fleet_layout(fleet: FleetTimeseries, title: str, yaxis_title: str, **extra: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from datetime import timedelta
 from itertools import pairwise
 from typing import Any
 
-from dashboard.charts import broken_at_gaps, override_shapes, rate_figure, service_figures
+from dashboard.charts import broken_at_gaps, override_shapes, rate_figure, replicas_figure, service_figures
 from scaling.models import Override, Service
 from tests.factories import T0
 
@@ -91,3 +91,15 @@ def test_an_area_filled_to_zero_closes_at_zero_on_both_sides_of_a_gap() -> None:
     second_gap = [at[2] + bucket, at[2] + (at[3] - at[2]) / 2]
     assert x == [*at[:2], *first_gap, at[2], *second_gap, at[3]]
     assert y == [4.0, 5.0, 0, None, 0, 3.0, 0, None, None]
+
+
+def test_an_override_reason_in_a_decision_marker_is_shown_as_typed_not_rendered() -> None:
+    # plotly.js renders links and styles in hover text: a reason carrying them came through as a working link.
+    summary = 'pin 6: override 3 pins 6: <a href="https://evil.example/">re-login</a> & <b>now</b>'
+    series: dict[str, list[Any]] = {"decision_ts": [], "desired": [], "ts": [], "provisioned": [], "ready": []}
+    series["changes"] = [{"id": 7, "ts": T0, "desired": 6, "summary": summary}]
+
+    markers = replicas_figure(series)["data"][-1]
+
+    shown = 'pin 6: override 3 pins 6: &lt;a href="https://evil.example/"&gt;re-login&lt;/a&gt;'
+    assert markers["text"] == [f"{shown} &amp; &lt;b&gt;now&lt;/b&gt;"]

@@ -159,3 +159,18 @@ def test_every_line_of_the_fleet_charts_breaks_where_a_service_stopped_reporting
         at = [first + step * k for k, y in enumerate(trace["y"]) if y is not None]
         assert at[0] < T0 - timedelta(minutes=39) and at[-1] > T0 - timedelta(minutes=11), trace["name"]
         assert not [t for t in at if T0 - timedelta(minutes=37) < t < T0 - timedelta(minutes=11)], trace["name"]
+
+
+def test_a_display_name_is_shown_as_typed_in_the_legends_hover_and_titles_not_rendered(viewer: Client) -> None:
+    # plotly.js renders links and styles in trace names and titles: a display name carrying them was a link.
+    name = '<a href="https://evil.example/">Odds</a> & <i>props</i>'
+    odds = make_service("live-odds", display_name=name, price_per_replica_hour=1.5)
+    _sample(odds, 20, provisioned=2, rps=10.0, p95_ms=100.0)  # samples for part of the hour: named in the title
+    shown = '&lt;a href="https://evil.example/"&gt;Odds&lt;/a&gt; &amp; &lt;i&gt;props&lt;/i&gt;'
+
+    figures = _figures(viewer)
+
+    for chart in ("replicas", "rate", "latency", "cost"):
+        assert figures[chart]["data"][0]["name"] == shown, chart
+    assert f"counting only the time with samples: {shown} " in figures["cost"]["layout"]["title"]["text"]
+    assert "<a" not in str(figures)
