@@ -35,7 +35,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.TipoffAdminConfig",  # django.contrib.admin, its pages asking for the password again
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 import time_machine
@@ -175,3 +176,39 @@ def test_an_admin_change_through_the_api_with_a_stale_session_asks_for_the_passw
         assert client.put(url, data=body, content_type="application/json").status_code == 200
     denied = AuditEvent.objects.get(event_type=EventType.AUTH_DENIED)
     assert denied.reason == "API: the password was not confirmed recently"
+
+
+@override_settings(REAUTH_MAX_AGE_SECONDS=600)
+def test_the_django_admin_asks_for_the_password_again_after_ten_minutes_as_tipoffs_pages_do(client: Client) -> None:
+    # It did not: a session left open (or taken) could add a superuser there while Tipoff's own pages asked.
+    from django.contrib.auth.models import User
+
+    make_user("admin", "admin")
+    add = reverse("admin:auth_user_add")
+    new_user = {"username": "mallory", "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9"}
+    new_user |= {"usable_password": "true"}
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        client.post(reverse("login"), {"username": "admin", "password": PASSWORD})
+        clock.shift(timedelta(minutes=11))
+
+        referer = f"http://testserver{add}"
+        refused = client.post(add, new_user, headers={"Referer": referer})
+        assert refused.status_code == 302
+        # Back to the page the change was made from (its Referer), as Tipoff's own pages send one.
+        assert refused["Location"] == f"{reverse('access:confirm-password')}?{urlencode({'next': referer})}"
+        assert not User.objects.filter(username="mallory").exists()
+        # Reading too: the admin lists every account. Back to the page once the password is typed.
+        read = client.get(reverse("admin:auth_user_changelist"))
+        assert read.status_code == 302 and read["Location"].startswith(reverse("access:confirm-password"))
+        assert "next=%2Fadmin%2Fauth%2Fuser%2F" in read["Location"]
+
+        client.post(reverse("access:confirm-password"), {"password": PASSWORD, "next": add})
+        assert client.get(reverse("admin:auth_user_changelist")).status_code == 200
+        made = client.post(add, new_user)
+        assert made.status_code == 302 and User.objects.filter(username="mallory").exists()
+
+        # Leaving needs no password.
+        clock.shift(timedelta(minutes=11))
+        left = client.post(reverse("admin:logout"))
+        assert (left.status_code, left["Location"]) == (302, reverse("login"))
+        assert "_auth_user_id" not in client.session
