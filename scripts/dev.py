@@ -32,6 +32,22 @@ from config.paths import var_dir  # noqa: E402 - needs ROOT on sys.path
 PY = sys.executable
 
 
+def _private_var_dir() -> Path:
+    """The var directory, private to this user (0700, also when an earlier run made it 0755), and a umask (077)
+    under which what this process and the ones it starts write is private too. The SQLite database holds the
+    sessions, beside the secret key (0600): it was made 0644, in a directory anyone could enter."""
+    os.umask(0o077)
+    path = var_dir()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.chmod(0o700)
+    except PermissionError as exc:
+        raise SystemExit(
+            f"cannot make {path} private to you (chmod 0700): {exc}; set TIPOFF_VAR_DIR to a directory of your own"
+        ) from exc
+    return path
+
+
 def _secret_key() -> str:
     path = var_dir() / "secret_key"
     if not path.exists():
@@ -207,7 +223,7 @@ def dependency_audit(env: dict[str, str]) -> Iterator[_Audit]:
 
 
 def main(argv: list[str]) -> int:
-    var_dir().mkdir(parents=True, exist_ok=True)
+    _private_var_dir()
     commands = {"run": run, "test": lambda: test(argv[1:])}
     if not argv or argv[0] not in commands:
         print(__doc__)

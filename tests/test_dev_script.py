@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,31 @@ def test_make_run_with_a_redis_of_ones_own_starts_none(monkeypatch: pytest.Monke
     assert dev.run() == 0 and started == [] and ran == ["redis://127.0.0.1:6379/11"]
     # A SECRET_KEY given: none is made and left in the var directory, where a later check would find it.
     assert not (tmp_path / "secret_key").exists()
+
+
+def test_make_run_keeps_its_var_directory_and_the_database_its_processes_make_private(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The SQLite database, which holds the sessions, was made 0644 in a 0755 directory beside a 0600 secret key.
+    var = tmp_path / "var"
+    var.mkdir()
+    var.chmod(0o755)  # as an earlier make run left it
+    monkeypatch.setenv("TIPOFF_VAR_DIR", str(var))
+    made: dict[str, int] = {}
+
+    def run() -> int:
+        # As `manage.py migrate` makes it: in a process make run starts.
+        database = var / "tipoff.sqlite3"
+        script = "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute('create table t (x)')"
+        subprocess.run([sys.executable, "-c", script, str(database)], check=True, timeout=60)
+        made["database"] = stat.S_IMODE(database.stat().st_mode)
+        return 0
+
+    monkeypatch.setattr(dev, "run", run)
+    umask = os.umask(0o022)
+    try:
+        assert dev.main(["run"]) == 0
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(var.stat().st_mode) == 0o700
+    assert made == {"database": 0o600}
