@@ -120,6 +120,10 @@ class ServiceForm(forms.Form):
         self.unshown_fields[text] = exc.field
         self.add_error(None, text)
 
+    def defaulted(self) -> set[str]:
+        """The service's fields left at the value the form starts with (its default)."""
+        return {name for name in SERVICE_FIELDS if name in self.fields and name not in self.changed_data}
+
     def values(self) -> dict[str, Any]:
         # An empty serving-model field keeps the stored (or default) value.
         optional = {"slo_target", "service_time_ms", "concurrency"}
@@ -171,6 +175,7 @@ def service_new(request: HtmxHttpRequest) -> HttpResponse:
             backend_config=form.cleaned_data["backend_config"],
             actor=Actor.for_user(request.user),
             reason=form.cleaned_data["reason"],
+            defaulted=form.defaulted(),
         )
     except ConfigError as exc:
         form.config_error(exc)
@@ -416,6 +421,7 @@ def api_service_create(request: HttpRequest, payload: ServiceCreateIn) -> Status
             backend_config=form.cleaned_data["backend_config"],
             actor=Actor.for_request(request),
             reason=payload.reason or "",
+            defaulted=set(SERVICE_FIELDS) - payload.model_fields_set,
         )
     except ConfigError as exc:
         raise refused(exc) from exc

@@ -281,14 +281,24 @@ def check_range(field: str, value: Any) -> None:
         raise ConfigError(field, f"must be from {_number(low)} to {_number(high)}{note}, not {_number(value)}")
 
 
-def _check_bounds(values: dict[str, Any]) -> None:
+def _check_bounds(values: dict[str, Any], *, defaulted: Collection[str] = ()) -> None:
+    """Refuse a number out of its range, or bounds out of order; `defaulted` names the fields the caller filled
+    with their default, which a refusal says (a create that did not send hard_max_replicas)."""
     for field in SERVICE_RANGES:
         check_range(field, values.get(field))
-    lo, hi, hard = values.get("min_replicas"), values.get("max_replicas"), values.get("hard_max_replicas")
-    if lo is not None and hi is not None and lo > hi:
-        raise ConfigError("max_replicas", f"must be at least min_replicas ({lo})")
-    if hi is not None and hard is not None and hi > hard:
-        raise ConfigError("hard_max_replicas", f"must be at least max_replicas ({hi})")
+    for lower, upper in (("min_replicas", "max_replicas"), ("max_replicas", "hard_max_replicas")):
+        lo, hi = values.get(lower), values.get(upper)
+        if lo is None or hi is None or lo <= hi:
+            continue
+        if upper in defaulted:
+            raise ConfigError(
+                upper, f"{lower} {lo} exceeds {upper} {hi} (the default; set {upper} to at least {lo} to raise it)"
+            )
+        if lower in defaulted:
+            raise ConfigError(
+                lower, f"{upper} {hi} is below {lower} {lo} (the default; set {lower} to at most {hi} to lower it)"
+            )
+        raise ConfigError(upper, f"must be at least {lower} ({lo})")
 
 
 def _outside(bound: int, side: str) -> Callable[[int | None], bool]:
@@ -431,11 +441,18 @@ def _check_display_name(display_name: Any, *, exclude: int | None = None) -> Non
 
 
 def service_create(
-    *, name: str, values: dict[str, Any], backend_config: dict[str, Any], actor: Actor, reason: str = ""
+    *,
+    name: str,
+    values: dict[str, Any],
+    backend_config: dict[str, Any],
+    actor: Actor,
+    reason: str = "",
+    defaulted: Collection[str] = (),
 ) -> Service:
     """Register a new service (validated) with its audit event, which carries the reason given (as an edit's
-    does), or says it was registered when none was."""
-    _check_bounds(values)
+    does), or says it was registered when none was. `defaulted` names the fields of `values` the caller filled
+    with their default, not given: a refusal of one says it was the default."""
+    _check_bounds(values, defaulted=defaulted)
     _check_serving_model(values)
     if Service.objects.filter(name=name).exists():
         raise ConfigError("name", f"a service named {name!r} already exists")

@@ -525,3 +525,48 @@ def test_a_refused_key_the_form_does_not_show_is_named_once_in_the_detail(admin:
     assert refused.status_code == 422
     detail, [error] = refused.json()["detail"], refused.json()["errors"]
     assert detail.count("period_s") == 1 and error["message"].count("period_s") == 0, refused.json()
+
+
+# A simulated service as the API takes it, and as the form posts it (the form's starting values).
+SIMULATED_BODY = {"name": "big", "display_name": "Big", "backend": "simulated", "metric_source": "simulated"}
+SIMULATED_FORM = SIMULATED_BODY | {
+    "enabled": "on",
+    "autoscaling_mode": "refuse",
+    "min_replicas": "1",
+    "max_replicas": "10",
+    "hard_max_replicas": "20",
+    "price_per_replica_hour": "1",
+    "slo_latency_ms": "300",
+    "provisioning_delay_s": "180",
+}
+
+
+def test_a_maximum_above_the_default_hard_limit_it_was_not_given_says_the_limit_is_the_default(
+    admin: Client,
+) -> None:
+    # Refused with "must be at least max_replicas (30)" on a hard_max_replicas nobody had sent.
+    said = (
+        "max_replicas 30 exceeds hard_max_replicas 20 (the default; set hard_max_replicas to at least 30 to raise it)"
+    )
+    api = _json(admin, "post", "/api/admin/services", SIMULATED_BODY | {"max_replicas": 30})
+    page = admin.post("/services/new/", SIMULATED_FORM | {"max_replicas": "30"})
+
+    assert api.status_code == 422 and api.json()["field"] == "hard_max_replicas"
+    assert api.json()["detail"] == f"hard_max_replicas: {said}"
+    assert page.status_code == 422 and page.context["form"].errors["hard_max_replicas"] == [said]
+    # A limit that was given is named as such; one given high enough is taken.
+    given = _json(admin, "post", "/api/admin/services", SIMULATED_BODY | {"max_replicas": 30, "hard_max_replicas": 25})
+    assert given.status_code == 422
+    assert given.json()["detail"] == "hard_max_replicas: must be at least max_replicas (30)"
+    raised = _json(admin, "post", "/api/admin/services", SIMULATED_BODY | {"max_replicas": 30, "hard_max_replicas": 30})
+    assert raised.status_code == 201 and Service.objects.get(name="big").hard_max_replicas == 30
+
+
+def test_a_minimum_above_the_default_maximum_it_was_not_given_says_the_maximum_is_the_default(admin: Client) -> None:
+    api = _json(admin, "post", "/api/admin/services", SIMULATED_BODY | {"min_replicas": 15, "hard_max_replicas": 40})
+
+    assert api.status_code == 422 and api.json()["field"] == "max_replicas"
+    assert api.json()["detail"] == (
+        "max_replicas: min_replicas 15 exceeds max_replicas 10 "
+        "(the default; set max_replicas to at least 15 to raise it)"
+    )
