@@ -47,7 +47,9 @@ class ServiceForm(forms.Form):
     backend = forms.ChoiceField(choices=Service.Backend.choices)
     metric_source = forms.ChoiceField(choices=Service.MetricSourceKind.choices)
     region = forms.CharField(required=False, help_text="AWS region; empty uses AWS_REGION of the Tipoff processes.")
-    endpoint_url = forms.CharField(required=False, help_text="Only for AWS-compatible endpoints; usually empty.")
+    endpoint_url = forms.CharField(
+        required=False, help_text="Only for AWS-compatible endpoints (SageMaker and ECS); usually empty."
+    )
     endpoint_name = forms.CharField(required=False, label="SageMaker endpoint name")
     variant_name = forms.CharField(required=False, label="SageMaker variant", initial="AllTraffic")
     cluster = forms.CharField(required=False, label="ECS cluster (name or ARN)")

@@ -148,6 +148,14 @@ def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("region", "endpoint_url"):
         if _text(data, key):
             config[key] = _text(data, key)
+    if backend == Service.Backend.SIMULATED:
+        # Its fleet and its metrics are simulated, or its metrics Prometheus's: no AWS client is ever built for it,
+        # and a region stored with it would read as where it runs.
+        for key in ("region", "endpoint_url"):
+            if key in config:
+                raise ConfigError(
+                    key, f"a simulated service makes no AWS calls, so it takes no {key}: leave {key} empty"
+                )
     if config.get("region") and not _REGION.fullmatch(config["region"]):
         raise ConfigError("region", f"{config['region']!r} is not an AWS region name, e.g. us-east-1")
     if config.get("region") and not config.get("endpoint_url"):

@@ -570,3 +570,23 @@ def test_a_minimum_above_the_default_maximum_it_was_not_given_says_the_maximum_i
         "max_replicas: min_replicas 15 exceeds max_replicas 10 "
         "(the default; set max_replicas to at least 15 to raise it)"
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("region", "xx-nowhere-1"), ("region", "us-east-1"), ("endpoint_url", "http://127.0.0.1:5000")],
+)
+def test_a_simulated_service_takes_no_aws_setting_and_says_so_without_naming_cloudwatch(
+    admin: Client, field: str, value: str
+) -> None:
+    # A simulated service with a region botocore does not know was told it is "not an AWS region where CloudWatch
+    # runs": it reads no CloudWatch and makes no AWS call at all.
+    api = _json(admin, "post", "/api/admin/services", SIMULATED_BODY | {field: value})
+    page = admin.post("/services/new/", SIMULATED_FORM | {field: value})
+
+    said = f"a simulated service makes no AWS calls, so it takes no {field}: leave {field} empty"
+    assert api.status_code == 422 and api.json()["field"] == field and api.json()["detail"] == f"{field}: {said}"
+    assert page.status_code == 422 and page.context["form"].errors[field] == [said]
+    assert "CloudWatch" not in api.json()["detail"]
+    assert not Service.objects.exists()
+    assert _json(admin, "post", "/api/admin/services", SIMULATED_BODY | {field: ""}).status_code == 201
