@@ -55,7 +55,8 @@ def _tbd_team(name: str) -> bool:
 
 CSV_REQUIRED = ("game_id", "away_team", "home_team")
 # A CSV gives the tip-off as tip_utc, tip_et or both (then they must agree). A tip_et without an offset is
-# New York's wall-clock time, the league's.
+# New York's wall-clock time, the league's. The league's feed gives gameDateTimeUTC, and may give
+# gameDateTimeEst beside it, which must agree (_feed_times_agree).
 TIP_COLUMNS = ("tip_utc", "tip_et")
 EASTERN = ZoneInfo("America/New_York")
 
@@ -379,6 +380,37 @@ FEED_NAMES = {
 }
 
 
+def _feed_eastern(raw: str) -> tuple[datetime, ...]:
+    """The instants a feed's gameDateTimeEst may be: New York's wall-clock time, which the feed writes with a
+    "Z" it does not mean (7:30 pm ET is "2026-01-15T19:30:00Z"); two when a daylight-saving change repeats or
+    skips the hour. A time with another offset is taken at its word."""
+    text = raw.strip().removesuffix("Z")
+    parsed = datetime.fromisoformat(text)
+    try:
+        if parsed.tzinfo is not None:
+            return (parsed.astimezone(UTC),)
+        return tuple(sorted({parsed.replace(tzinfo=EASTERN, fold=fold).astimezone(UTC) for fold in (0, 1)}))
+    except OverflowError:
+        raise ValueError("timestamp is out of range") from None
+
+
+def _feed_times_agree(game: dict[str, Any], tip: datetime, raw_tip: str, where: str) -> None:
+    """ScheduleError when the feed's gameDateTimeEst, if given, is another instant than its gameDateTimeUTC."""
+    raw_et = game.get("gameDateTimeEst")
+    if raw_et is None or not str(raw_et).strip():
+        return
+    try:
+        instants = _feed_eastern(str(raw_et))
+    except ValueError as exc:
+        raise ScheduleError(f"{where}: field 'gameDateTimeEst' {raw_et!r}: {exc}") from None
+    if tip not in instants:
+        et = instants[0]
+        raise ScheduleError(
+            f"{where}: fields 'gameDateTimeUTC' and 'gameDateTimeEst' disagree: {raw_tip!r} is "
+            f"{tip:%Y-%m-%d %H:%M} UTC, {raw_et!r} (New York time) is {et:%Y-%m-%d %H:%M} UTC, {moved_words(et - tip)}"
+        )
+
+
 def parse_league_json(text: str, *, source: str = "schedule.json") -> list[GameRecord]:
     """The league's official schedule feed: leagueSchedule.gameDates[].games[]."""
     try:
@@ -422,6 +454,8 @@ def parse_league_json(text: str, *, source: str = "schedule.json") -> list[GameR
                 isinstance(game.get(side), dict) and not str(game[side].get("teamTricode") or "").strip()
                 for side in ("awayTeam", "homeTeam")
             )
+            if not tbd:  # a placeholder's two times need not make one instant
+                _feed_times_agree(game, tip, raw_tip, f"{where} (gameId {game_id})")
             record = GameRecord(
                 game_id=game_id,
                 tip_utc=tip,

@@ -181,6 +181,7 @@ def test_a_moved_tip_off_moves_its_overrides() -> None:
     now = NOW
     o = _game_override(now)
     moved = FEED.read_text().replace("2026-01-16T00:30:00Z", "2026-01-16T01:00:00Z")
+    moved = moved.replace("2026-01-15T19:30:00Z", "2026-01-15T20:00:00Z")  # its New York time, moved alike
     summary = schedule_import(text=moved, source=FEED.name, actor=SYSTEM, now=now)
     assert (summary.updated, summary.overrides_moved) == (1, 1)
     before = o.starts_at

@@ -185,6 +185,7 @@ def test_one_game_under_two_ids_imports_nothing_and_names_both_lines() -> None:
     feed = (
         FEED.read_text().replace('"0022500602"', '"0022500603"').replace("2026-01-16T03:00:00Z", "2026-01-16T00:30:00Z")
     )
+    feed = feed.replace("2026-01-15T22:00:00Z", "2026-01-15T19:30:00Z")  # its New York time, moved alike
     for before, after in (("DEN", "BOS"), ("Nuggets", "Celtics"), ("LAL", "NYK"), ("Lakers", "Knicks")):
         feed = feed.replace(f'"{before}"', f'"{after}"')
     with pytest.raises(
@@ -237,6 +238,28 @@ def test_either_tip_off_alone_is_used_and_an_eastern_time_without_offset_is_new_
     only_et = "game_id,tip_et,away_team,home_team\n0022600104,2026-12-03T19:00:00-05:00,PHX,GSW\n"
     schedule_import(text=only_et, source="et.csv", actor=SYSTEM, now=NOW)
     assert Game.objects.get(game_id="0022600104").tip_utc == datetime(2026, 12, 4, tzinfo=UTC)
+
+
+def test_a_feed_eastern_time_that_contradicts_its_utc_time_imports_nothing_and_names_index_and_fields() -> None:
+    # The feed gives each tip-off twice; its gameDateTimeEst is New York's wall-clock time with a "Z" it does not
+    # mean (7:30 pm ET is "...T19:30:00Z"). The UTC time alone was read: a feed whose two disagreed imported.
+    feed = FEED.read_text().replace(
+        '"gameDateTimeEst": "2026-01-15T22:00:00Z"', '"gameDateTimeEst": "2026-01-15T23:00:00Z"'
+    )
+    with pytest.raises(
+        ScheduleError,
+        match=r"^feed\.json: gameDates\[0\]\.games\[1\] \(gameId 0022500602\): fields 'gameDateTimeUTC' and "
+        r"'gameDateTimeEst' disagree: '2026-01-16T03:00:00Z' is 2026-01-16 03:00 UTC, '2026-01-15T23:00:00Z' \(New "
+        r"York time\) is 2026-01-16 04:00 UTC, 1 h later$",
+    ):
+        schedule_import(text=feed, source="feed.json", actor=SYSTEM, now=NOW)
+    unreadable = FEED.read_text().replace('"2026-01-15T22:00:00Z"', '"tonight"')
+    with pytest.raises(ScheduleError, match=r"\(gameId 0022500602\): field 'gameDateTimeEst' 'tonight': "):
+        schedule_import(text=unreadable, source="feed.json", actor=SYSTEM, now=NOW)
+    assert not Game.objects.exists()
+    # The feed as the league writes it imports.
+    assert '"gameDateTimeEst"' in FEED.read_text()
+    assert schedule_import(text=FEED.read_text(), source="feed.json", actor=SYSTEM, now=NOW).created == 4
 
 
 @pytest.mark.parametrize(
