@@ -46,7 +46,11 @@ class ServiceForm(forms.Form):
     enabled = forms.BooleanField(required=False, initial=True)
     backend = forms.ChoiceField(choices=Service.Backend.choices)
     metric_source = forms.ChoiceField(choices=Service.MetricSourceKind.choices)
-    region = forms.CharField(required=False, help_text="AWS region; empty uses AWS_REGION of the Tipoff processes.")
+    region = forms.CharField(
+        required=False,
+        help_text="AWS region of a SageMaker or ECS service; empty takes AWS_REGION of the Tipoff server, "
+        "stored with the service so that every Tipoff process uses the same.",
+    )
     endpoint_url = forms.CharField(
         required=False, help_text="Only for AWS-compatible endpoints (SageMaker and ECS); usually empty."
     )

@@ -90,3 +90,30 @@ def stored_url_credentials_check(app_configs: Any = None, **kwargs: Any) -> list
                 )
             )
     return problems
+
+
+@checks.register(checks.Tags.database)
+def stored_regions_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A SageMaker or ECS service stored without a region (saved before regions were stored, and migrated where
+    no AWS_REGION was set): each process scales it in the region of its own environment, which the web process
+    and the workers need not share."""
+    from scaling.models import Service
+
+    try:
+        stored = list(
+            Service.objects.filter(backend__in=(Service.Backend.SAGEMAKER, Service.Backend.ECS))
+            .order_by("name")
+            .values_list("name", "backend_config")
+        )
+    except DatabaseError:  # not migrated yet: nothing stored to check
+        return []
+    return [
+        checks.Warning(
+            f"service {name!r}: no region stored, so each Tipoff process uses its own AWS_REGION for it",
+            hint=f"name its region on /services/{name}/edit/ (or save it there where AWS_REGION is set)",
+            obj=name,
+            id="tipoff.W004",
+        )
+        for name, config in stored
+        if not str((config or {}).get("region") or "").strip()
+    ]

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from scaling.audit import Actor, EventType, audit_record
 from scaling.backends import autoscaling, breaker
-from scaling.backends.aws import region_of
+from scaling.backends.aws import process_region
 from scaling.backends.base import has_userinfo
 from scaling.backends.cloudwatch import latency_stats_error
 from scaling.backends.prometheus import BEARER_ENV_PREFIX, USERINFO_REFUSED, token_env_error
@@ -156,11 +156,8 @@ def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(
                     key, f"a simulated service makes no AWS calls, so it takes no {key}: leave {key} empty"
                 )
-    if config.get("region") and not _REGION.fullmatch(config["region"]):
-        raise ConfigError("region", f"{config['region']!r} is not an AWS region name, e.g. us-east-1")
-    if config.get("region") and not config.get("endpoint_url"):
-        # An AWS-compatible endpoint (endpoint_url) may name any region; AWS itself only its own.
-        _check_known_region(config["region"], backend)
+    if config.get("region"):
+        _check_region(config, backend)
     if config.get("endpoint_url") and has_userinfo(config["endpoint_url"]):
         raise ConfigError(
             "endpoint_url",
@@ -231,7 +228,37 @@ def backend_config_from(data: dict[str, Any]) -> dict[str, Any]:
         check_range("metrics_lag_s", config["metrics_lag_s"])
     elif source == Service.MetricSourceKind.CLOUDWATCH:
         config["metrics_lag_s"] = DEFAULT_CLOUDWATCH_LAG_S
+    if backend in _AWS_SERVICES and not config.get("region"):
+        config["region"] = _region_of_this_process(config, backend)
     return config
+
+
+def _check_region(config: dict[str, Any], backend: str) -> None:
+    region = config["region"]
+    if not _REGION.fullmatch(region):
+        raise ConfigError("region", f"{region!r} is not an AWS region name, e.g. us-east-1")
+    if not config.get("endpoint_url"):
+        # An AWS-compatible endpoint (endpoint_url) may name any region; AWS itself only its own.
+        _check_known_region(region, backend)
+
+
+def _region_of_this_process(config: dict[str, Any], backend: str) -> str:
+    """The region for a SageMaker or ECS service saved without one: this process's, stored with the service.
+
+    Left to each process's AWS_REGION, the web process keyed the service (target_key) in its region while a
+    worker with another scaled the endpoint of its own."""
+    region = process_region()
+    if not region:
+        raise ConfigError(
+            "region",
+            "a SageMaker or ECS service needs its region, e.g. us-east-1: none was given, and this Tipoff process "
+            "has no AWS_REGION, AWS_DEFAULT_REGION or profile region to take it from",
+        )
+    try:
+        _check_region(config | {"region": region}, backend)
+    except ConfigError as exc:
+        raise ConfigError(exc.field, f"{exc.message} (taken from this Tipoff process, as none was given)") from None
+    return region
 
 
 def _extra(key: str, value: Any) -> Any:
@@ -392,10 +419,13 @@ def _resource_name(value: Any) -> str:
 
 
 def target_key(backend: str, config: dict[str, Any]) -> str | None:
-    """The AWS resource a service actuates, one string however it was spelled: backend, region (the
-    processes' AWS_REGION when the service names none), endpoint URL, and the endpoint and variant
-    (SageMaker ignores their case) or cluster and service (a name or the ARN's name). None for a simulated
-    fleet. Kept in Service.target_key, which is unique."""
+    """The AWS resource a service actuates, one string however it was spelled: backend, region, endpoint URL,
+    and the endpoint and variant (SageMaker ignores their case) or cluster and service (a name or the ARN's
+    name). None for a simulated fleet. Kept in Service.target_key, which is unique.
+
+    From the service's stored settings alone, never the process's environment, so that every process computes
+    the same key: a service is saved with its region (backend_config_from), and a service stored without one
+    (before regions were stored, where no process had one) is keyed with none."""
     if backend == Service.Backend.SAGEMAKER:
         resource = f"endpoint/{_resource_name(config.get('endpoint_name')).lower()}/variant/"
         resource += str(config.get("variant_name") or "AllTraffic").strip().lower()
@@ -403,7 +433,7 @@ def target_key(backend: str, config: dict[str, Any]) -> str | None:
         resource = f"service/{_resource_name(config.get('cluster'))}/{_resource_name(config.get('service'))}"
     else:
         return None
-    region = region_of(config) or ""
+    region = str(config.get("region") or "").strip()
     endpoint_url = str(config.get("endpoint_url") or "").strip().rstrip("/").lower()
     return f"{backend}|{region}|{endpoint_url}|{resource}"
 
@@ -425,7 +455,7 @@ def _check_target(key: str | None, backend: str, config: dict[str, Any], *, excl
         else:
             field = "service"
             what = f"ECS service {config.get('service')!r} in cluster {config.get('cluster')!r}"
-        region = region_of(config) or "the default region"
+        region = str(config.get("region") or "").strip() or "no region named"
         raise ConfigError(
             field,
             f"service {other.name} ({other.display_name}) already manages {what} in {region}: two services would "

@@ -87,6 +87,17 @@ def region_of(config: dict[str, Any]) -> str | None:
     return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
 
 
+def process_region() -> str | None:
+    """The region this process's boto3 takes for a service that names none: AWS_REGION, AWS_DEFAULT_REGION, then
+    the profile's. Stored with a service when it is saved (scaling.service_config), so that every process uses
+    the one it was saved under, whatever its own environment says."""
+    try:
+        profile_region = boto3.session.Session().region_name
+    except BotoCoreError:  # a profile named but not found: no region from it
+        profile_region = None
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or profile_region or None
+
+
 def client(service_name: str, config: dict[str, Any], *, error_cls: type[BackendError] = BackendError) -> Any:
     """A cached boto3 client for one AWS service, honouring the service's region and endpoint.
 

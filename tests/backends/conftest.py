@@ -25,6 +25,13 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
 
+@pytest.fixture(autouse=True)
+def process_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The region of the Tipoff processes, as a deployment on AWS sets it: a SageMaker or ECS service saved
+    without a region is stored with this one (a test that needs none, or another, sets its own)."""
+    monkeypatch.setenv("AWS_REGION", REGION)
+
+
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -40,6 +40,7 @@ def test_it_adds_a_sagemaker_service_with_its_identifiers(admin: Client) -> None
     service = Service.objects.get(name="win-probability")
     assert (service.backend, service.metric_source, service.max_replicas) == ("sagemaker", "cloudwatch", 10)
     assert service.backend_config == {
+        "region": "us-east-1",  # none given: the Tipoff process's, stored (process_region)
         "endpoint_name": "win-prob",
         "variant_name": "AllTraffic",
         "autoscaling_mode": "refuse",
@@ -590,3 +591,66 @@ def test_a_simulated_service_takes_no_aws_setting_and_says_so_without_naming_clo
     assert "CloudWatch" not in api.json()["detail"]
     assert not Service.objects.exists()
     assert _json(admin, "post", "/api/admin/services", SIMULATED_BODY | {field: ""}).status_code == 201
+
+
+def _sagemaker_body(name: str, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {k: v for k, v in SAGEMAKER_FORM.items() if k not in ("enabled", "region")}
+    return body | {"name": name, "display_name": name.title()} | fields
+
+
+def _process_region(monkeypatch: pytest.MonkeyPatch, region: str | None) -> None:
+    """This process's region, as boto3 would find it, and nothing else: no AWS_DEFAULT_REGION, no profile."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    if region:
+        monkeypatch.setenv("AWS_REGION", region)
+
+
+def test_a_service_saved_without_a_region_stores_the_one_it_was_saved_under_for_every_process(
+    admin: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The key of one service per endpoint read the region of whichever process computed it: a web process in
+    # eu-west-1 keyed the service there, a worker in us-west-2 scaled the endpoint of us-west-2.
+    from scaling.backends.aws import region_of
+    from scaling.service_config import target_key
+
+    _process_region(monkeypatch, "eu-west-1")
+    created = _json(admin, "post", "/api/admin/services", _sagemaker_body("web"))
+    assert created.status_code == 201, created.content
+    assert created.json()["backend_config"]["region"] == "eu-west-1"
+    service = Service.objects.get(name="web")
+    assert service.target_key == "sagemaker|eu-west-1||endpoint/win-prob/variant/alltraffic"
+
+    _process_region(monkeypatch, "us-west-2")  # a worker, or the web process once moved
+    assert target_key(service.backend, service.backend_config) == service.target_key
+    assert region_of(service.backend_config) == "eu-west-1"
+    twin = _json(admin, "post", "/api/admin/services", _sagemaker_body("twin", region="eu-west-1"))
+    assert twin.status_code == 422 and twin.json()["field"] == "endpoint_name"
+    assert "service web (Web) already manages" in twin.json()["detail"] and "in eu-west-1" in twin.json()["detail"]
+    # An edit that does not name the region keeps the stored one, whatever this process's; the page shows it.
+    edited = _json(admin, "put", "/api/admin/services/web", {"max_replicas": 9, "reason": "room"})
+    assert edited.status_code == 200 and edited.json()["backend_config"]["region"] == "eu-west-1"
+    assert 'value="eu-west-1"' in admin.get("/services/web/edit/").content.decode()
+
+
+def test_a_sagemaker_or_ecs_service_with_no_region_to_take_is_refused_naming_the_region(
+    admin: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _process_region(monkeypatch, None)
+    api = _json(admin, "post", "/api/admin/services", _sagemaker_body("lost"))
+    page = admin.post("/services/new/", SAGEMAKER_FORM | {"region": ""})
+
+    said = (
+        "a SageMaker or ECS service needs its region, e.g. us-east-1: none was given, and this Tipoff process "
+        "has no AWS_REGION, AWS_DEFAULT_REGION or profile region to take it from"
+    )
+    assert api.status_code == 422 and api.json()["field"] == "region" and api.json()["detail"] == f"region: {said}"
+    assert page.status_code == 422 and page.context["form"].errors["region"] == [said]
+    # A region this process has but AWS does not is named as this process's.
+    _process_region(monkeypatch, "xx-nowhere-1")
+    typo = _json(admin, "post", "/api/admin/services", _sagemaker_body("typo"))
+    assert typo.status_code == 422 and typo.json()["field"] == "region"
+    assert typo.json()["detail"].startswith("region: 'xx-nowhere-1' is not an AWS region where SageMaker runs")
+    assert typo.json()["detail"].endswith("(taken from this Tipoff process, as none was given)")
+    assert not Service.objects.exists()

@@ -51,3 +51,14 @@ def test_a_stored_url_with_a_user_and_password_is_named_without_the_password() -
     ]
     assert not any("s3cret" in f"{m.msg} {m.hint}" for m in found)
     assert found[0].hint is not None and "/services/box-scores/edit/" in found[0].hint
+
+
+@pytest.mark.django_db
+def test_an_aws_service_stored_without_a_region_is_named_with_where_to_set_it() -> None:
+    make_service("odds", backend="ecs", backend_config={"cluster": "c", "service": "s"})
+    make_service("win-probability", backend="sagemaker", backend_config={"region": "us-east-1", "endpoint_name": "w"})
+    make_service("box-scores")
+    found = [m for m in run_checks(databases=["default"]) if m.id == "tipoff.W004"]
+    assert [m.obj for m in found] == ["odds"]
+    assert found[0].msg == "service 'odds': no region stored, so each Tipoff process uses its own AWS_REGION for it"
+    assert found[0].hint == "name its region on /services/odds/edit/ (or save it there where AWS_REGION is set)"

@@ -155,3 +155,75 @@ def test_a_minimum_above_a_ceiling_or_a_hard_limit_below_a_pin_is_refused() -> N
     with pytest.raises(ConfigError) as caught:
         service_configure(service=service, values={"hard_max_replicas": 60}, backend_config={}, actor=ACTOR, reason="x")
     assert caught.value.field == "hard_max_replicas" and f"#{pin} pin 80" in caught.value.message
+
+
+def test_the_migration_stores_the_region_services_ran_under_and_keys_them_from_their_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    from django.apps import apps
+
+    from scaling.service_config import target_key
+
+    migration = importlib.import_module("scaling.migrations.0014_service_region_stored")
+    endpoint = {"endpoint_name": "win-prob", "variant_name": "AllTraffic"}
+    # Saved before regions were stored, and keyed (0013) in the region of the process that migrated then.
+    legacy = make_service("legacy", backend="sagemaker", backend_config=endpoint)
+    Service.objects.filter(pk=legacy.pk).update(target_key="sagemaker|us-west-2||endpoint/win-prob/variant/alltraffic")
+    named = make_service("named", backend="ecs", backend_config={"region": "us-west-2", "cluster": "c", "service": "s"})
+    simulated = make_service("simulated")
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+
+    migration.store_regions(apps, None)
+
+    legacy.refresh_from_db()
+    named.refresh_from_db()
+    simulated.refresh_from_db()
+    assert legacy.backend_config == endpoint | {"region": "eu-west-1"}
+    assert legacy.target_key == "sagemaker|eu-west-1||endpoint/win-prob/variant/alltraffic"
+    assert named.backend_config["region"] == "us-west-2" and named.target_key == "ecs|us-west-2||service/c/s"
+    assert simulated.backend_config == {} and simulated.target_key is None
+    for service in (legacy, named):
+        assert target_key(service.backend, service.backend_config) == service.target_key
+
+
+def test_the_migration_without_a_region_keys_a_service_with_none_whatever_the_process_later_has(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    from django.apps import apps
+
+    from scaling.service_config import target_key
+
+    migration = importlib.import_module("scaling.migrations.0014_service_region_stored")
+    first = make_service("first", backend="ecs", backend_config={"cluster": "c", "service": "s"})
+    second = make_service(
+        "second", backend="ecs", backend_config={"cluster": "c", "service": "arn:aws:ecs:x:1:service/c/s"}
+    )
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+
+    migration.store_regions(apps, None)
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert "region" not in first.backend_config and first.target_key == "ecs|||service/c/s"
+    assert second.target_key is None  # the same target, already keyed: the form names the clash at its next edit
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")  # a process that has one keys it the same
+    assert target_key(first.backend, first.backend_config) == first.target_key
+
+
+def test_backend_config_from_stores_this_process_region_and_a_given_one_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    fields = {"backend": "ecs", "metric_source": "prometheus", "cluster": "c", "service": "s"}
+    fields |= {"prometheus_url": "http://prom:9090", "promql_rps": "sum(x)"}
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "ap-southeast-2")
+    assert backend_config_from(fields)["region"] == "ap-southeast-2"
+    assert backend_config_from(fields | {"region": "eu-central-1"})["region"] == "eu-central-1"
+    assert "region" not in backend_config_from({"backend": "simulated", "metric_source": "simulated"})
+    with pytest.raises(ConfigError, match=r"^region: 'mars-1' is not an AWS region name, e\.g\. us-east-1 \(taken"):
+        monkeypatch.setenv("AWS_REGION", "mars-1")
+        backend_config_from(fields)
