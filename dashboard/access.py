@@ -10,10 +10,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from dashboard.permissions import has_recent_auth, mark_recent_auth, reauth_redirect, requires
+from dashboard.redirects import safe_next
 from scaling.audit import Actor
 from scaling.models import ApiToken
 from scaling.tokens import TokenError, token_create, token_revoke
@@ -23,18 +23,10 @@ class ConfirmPasswordForm(forms.Form):
     password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}), max_length=200)
 
 
-def _safe_next(request: HttpRequest, candidate: str | None) -> str:
-    if candidate and url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return candidate
-    return "/"
-
-
 @login_required
 def confirm_password(request: HttpRequest) -> HttpResponse:
     """Type the password again; failures count towards the login lockout and are audited."""
-    next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
     form = ConfirmPasswordForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = authenticate(request, username=request.user.get_username(), password=form.cleaned_data["password"])

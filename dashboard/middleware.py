@@ -13,9 +13,9 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 
 from dashboard.api_errors import error_body, reason_phrase
+from dashboard.redirects import safe_next
 from scaling.audit import Actor, EventType, account_changes_by, audit_record
 
 
@@ -79,11 +79,7 @@ class OversizePageMiddleware:
         if user is None or not user.is_authenticated:
             return render(request, "413.html", {"why": why}, status=413)
         messages.error(request, f"Nothing {'imported' if importing else 'saved'}: {why}.")
-        back = request.META.get("HTTP_REFERER", "")
-        if not url_has_allowed_host_and_scheme(
-            back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        ):
-            back = reverse("dashboard:calendar") if importing else "/"
+        back = safe_next(request, request.META.get("HTTP_REFERER"), "dashboard:calendar" if importing else "/")
         response = HttpResponseRedirect(back)
         response.status_code = 303  # See Other: the page is fetched, not posted to again
         return response

@@ -12,7 +12,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render, resolve_url
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -28,6 +28,7 @@ from dashboard.forms import (
     local_input,
 )
 from dashboard.permissions import can, requires
+from dashboard.redirects import safe_next
 from dashboard.templatetags.tipoff_time import money
 from dashboard.views import HtmxHttpRequest
 from scaling import override_selectors as reads
@@ -84,11 +85,8 @@ def _actor(request: HttpRequest) -> Actor:
 
 
 def _next_url(request: HttpRequest, default: str = "dashboard:overrides") -> str:
-    """Where an action's form came from (its `next`), when that is a path on this site; else `default`."""
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target.startswith("/") and not target.startswith("//"):
-        return target
-    return resolve_url(default)
+    """Where an action's form came from (its `next`), when that leads to this site (safe_next); else `default`."""
+    return safe_next(request, request.POST.get("next") or request.GET.get("next"), default)
 
 
 def _back(request: HtmxHttpRequest, default: str = "dashboard:overrides") -> HttpResponse:

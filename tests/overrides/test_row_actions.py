@@ -310,3 +310,41 @@ def test_a_pending_row_says_it_is_one_of_a_group_and_the_message_names_each_over
         f"Approved 2 override(s): #{first.pk} win-probability floor 12 (+$57.42), "
         f"#{second.pk} player-props floor 12 (+$219.78)."
     ]
+
+
+# --- where the actions send the browser back to ---------------------------------------------------------
+
+OFFSITE = [
+    pytest.param("/\\evil.example/login", id="backslash"),  # browsers read /\ as //
+    pytest.param("/\t/evil.example/login", id="tab"),  # browsers drop the tab
+    pytest.param("//evil.example/login", id="scheme-relative"),
+    pytest.param("https://evil.example/login", id="absolute"),
+]
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+@pytest.mark.parametrize("offsite", OFFSITE)
+def test_the_approve_step_links_back_to_no_other_site(client: Client, offsite: str) -> None:
+    o = _big_floor(make_service())
+    client.force_login(make_user("approver", "approver"))
+    body = client.get(reverse("dashboard:override-approve", args=[o.pk]), {"next": offsite}).content.decode()
+    fleet = reverse("dashboard:fleet")
+    assert 'name="next" value="' + fleet + '"' in body and f'<a href="{fleet}">Not now</a>' in body
+    assert "evil.example" not in body
+
+
+@pytest.mark.parametrize("offsite", OFFSITE)
+def test_an_action_redirects_to_no_other_site(client: Client, offsite: str) -> None:
+    o = hour_floor(make_service())
+    client.force_login(make_user("operator", "operator"))
+    response = client.post(reverse("dashboard:override-cancel", args=[o.pk]), {"reason": "done", "next": offsite})
+    assert response.status_code == 302 and response["Location"] == reverse("dashboard:overrides")
+
+
+def test_an_action_goes_back_to_a_page_of_this_site_it_came_from(client: Client) -> None:
+    o = hour_floor(make_service())
+    client.force_login(make_user("operator", "operator"))
+    response = client.post(
+        reverse("dashboard:override-cancel", args=[o.pk]), {"reason": "done", "next": "/overrides/?past=1"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/overrides/?past=1"
