@@ -591,11 +591,10 @@ def _extend_locked(
         locked.service, kind=locked.kind, replicas=locked.replicas, starts_at=locked.ends_at, ends_at=ends_at, now=now
     )
     total = round((locked.projected_cost_delta or 0.0) + extra.cost_delta, 2)
-    # A pending override is still to be approved, and its approver will see the new end.
-    would_wait = (
-        locked.status == Override.Status.APPROVED
-        and locked.rule_id is None
-        and needs_approval(replicas=locked.replicas, cost_delta=total)
+    # A pending override is still to be approved, and its approver will see the new end. A game-day rule's floor
+    # is no exception: making the rule approved it for its game's window only, as a second person approves one.
+    would_wait = locked.status == Override.Status.APPROVED and needs_approval(
+        replicas=locked.replicas, cost_delta=total
     )
     if would_wait and not bypass_reason:
         raise OverrideError(

@@ -11,7 +11,7 @@ from django.test import Client
 from scaling import override_selectors as reads
 from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, Game, GameDayRule, MetricSample, Override
-from scaling.overrides import override_cancel
+from scaling.overrides import OverrideError, override_cancel, override_extend
 from scaling.schedule.rules import RuleError, RuleSpec, rule_create, rule_delete, rule_matches, rule_update, rules_apply
 from tests.factories import make_service, make_user
 
@@ -100,6 +100,30 @@ def test_an_operator_can_cancel_one_generated_override_without_disabling_the_rul
     override_cancel(override=one, actor=Actor.for_user(make_user()), reason="blowout expected", now=NOW)
     assert rules_apply(actor=_admin(), now=NOW) == 0
     assert Override.objects.filter(rule=rule, status=Override.Status.APPROVED).count() == 1
+
+
+def test_an_operator_may_not_extend_a_rules_floor_past_approval_without_a_second_person() -> None:
+    """The rule approved its floor for the game's window only: far beyond it, the floor is any override."""
+    g = _games()
+    a = make_service("a")
+    rule = rule_create(
+        spec=RuleSpec(name="tv", match={"national_tv": True}, services=[a], reason="TV", floor_replicas=8),
+        actor=_admin(),
+        now=NOW,
+    )
+    floor = Override.objects.get(rule=rule, game=g["g1"])
+    assert floor.status == Override.Status.APPROVED and (floor.projected_cost_delta or 0) < 100
+    operator = Actor.for_user(make_user())
+    far = floor.starts_at + timedelta(hours=70)
+    with pytest.raises(OverrideError, match=r"above \$100.00\) would need a second person's approval") as refused:
+        override_extend(override=floor, ends_at=far, actor=operator, reason="all weekend", now=NOW)
+    assert refused.value.field == "ends_at"
+    floor.refresh_from_db()
+    assert floor.ends_at == g["g1"].tip_utc + timedelta(hours=3) and floor.approved_by is None
+    # A little longer, still under the threshold, needs nobody else, as for any override.
+    override_extend(override=floor, ends_at=floor.ends_at + timedelta(minutes=30), actor=operator, reason="OT", now=NOW)
+    floor.refresh_from_db()
+    assert floor.ends_at == g["g1"].tip_utc + timedelta(hours=3, minutes=30)
 
 
 def test_a_forecast_multiple_floor_uses_the_recent_forecast() -> None:
