@@ -81,6 +81,10 @@ class OverrideOut(Schema):
     game_id: str | None
     rule: str | None
     projected_cost_delta: float | None
+    version: int = Field(
+        description="Counts the override's changes (moved, extended, decided): name it in an approval to approve "
+        "only what you read."
+    )
 
     @staticmethod
     def resolve_service(obj: Override) -> str:
@@ -160,6 +164,13 @@ class ReasonIn(Schema):
 
 class ApproveIn(Schema):
     reason: str = Field("", max_length=REASON_MAX_CHARS, description="An optional note, kept with the approval.")
+    version: int | None = Field(
+        None,
+        ge=1,
+        description="Optional: the override's `version` as you read it. Given, the approval is refused (409, "
+        "naming what changed) if the override changed since or is no longer pending; left out, the override is "
+        "approved as it stands when the request arrives.",
+    )
 
 
 class ExtendIn(Schema):
@@ -400,11 +411,13 @@ def extend_override(request: HttpRequest, pk: int, payload: ExtendIn) -> Status[
 def approve_override(request: HttpRequest, pk: int, payload: ApproveIn | None = None) -> Status[Any]:
     """Approve a pending override (and the rest of its group). The requester cannot approve their own.
 
-    No body is needed; one may carry a note (`reason`)."""
+    No body is needed; one may carry a note (`reason`) and the `version` of the override that was read, to
+    approve only that: an override changed since is refused with 409 and nothing is approved."""
     require_capability(request, "approve")
     note = payload.reason if payload is not None else ""
+    seen = {pk: payload.version} if payload is not None and payload.version is not None else None
     try:
-        group = override_approve(override=_override(pk), actor=_actor(request), reason=note)
+        group = override_approve(override=_override(pk), actor=_actor(request), reason=note, seen=seen)
     except OverrideError as exc:
         raise refused(exc, status=409) from exc
     return Status(200, [_override(o.pk) for o in group])

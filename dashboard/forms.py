@@ -8,6 +8,7 @@ Validation that depends on other overrides lives in scaling/overrides.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -305,6 +306,37 @@ class ApproveForm(forms.Form):
         required=False,
         help_text="kept with the approval in the audit log",
     )
+    # What the confirm step showed: "<id>:<version>" for each override of the group it listed, in a hidden input
+    # the template fills from the overrides as drawn (seen_value), never from what was posted. Approving is
+    # refused when any of them changed since (scaling.overrides.check_unchanged).
+    seen = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    @staticmethod
+    def seen_value(group: Iterable[Override]) -> str:
+        return ",".join(f"{o.pk}:{o.version}" for o in group)
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        raw = str(self.cleaned_data.get("seen") or "").strip()
+        if not raw:
+            raise forms.ValidationError(
+                "This confirmation does not say which overrides you were shown (a page drawn before approving "
+                "checked that), so nothing was approved: look at what approving approves below and confirm again.",
+                code="unseen",
+            )
+        seen: dict[int, int] = {}
+        for item in raw.split(","):
+            pk, _, version = item.strip().partition(":")
+            if not (pk.isascii() and pk.isdigit() and version.isascii() and version.isdigit()):
+                raise forms.ValidationError(
+                    f"This confirmation is malformed: {item.strip()!r} is not an override and its version "
+                    "(<id>:<version>), so nothing was approved: look at what approving approves below and "
+                    "confirm again.",
+                    code="malformed",
+                )
+            seen[int(pk)] = int(version)
+        self.cleaned_data["seen"] = seen
+        return self.cleaned_data
 
 
 def _split(value: str) -> list[str]:

@@ -36,6 +36,7 @@ from scaling.audit import Actor
 from scaling.models import Game, GameDayRule, Override, Service
 from scaling.overrides import (
     ApprovalError,
+    ApprovalStale,
     OverrideConflict,
     OverrideError,
     check_approvable,
@@ -315,12 +316,15 @@ def action_form(action: str, o: Override, place: str, data: Any = None) -> forms
 
 def available_actions(o: Override, user: Any, *, now: datetime) -> list[str]:
     """The actions `user` may take on `o` now: approve and reject another's pending override (approvers), cancel
-    and extend one not yet over (operators)."""
+    one not yet over and extend an approved one (operators)."""
     actions = []
     if o.status == Override.Status.PENDING_APPROVAL and can(user, "approve") and o.created_by_id != user.pk:
         actions += ["approve", "reject"]
     if o.status in reads.LIVE_STATUSES and can(user, "operate") and o.ends_at > now:
-        actions += ["cancel", "extend"]
+        actions += ["cancel"]
+        # A pending override's window is what its approver is shown; asking for longer is a new override.
+        if o.status == Override.Status.APPROVED:
+            actions += ["extend"]
     return actions
 
 
@@ -419,24 +423,34 @@ def override_extend_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def override_approve_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The approve step: what approving would approve, and a "Confirm approval" button (with an optional note)
-    that posts back here with `confirmed`, which approves. A post without it (a page drawn before this step
-    existed) only shows the step."""
+    that posts back here with `confirmed`, which approves, and `seen`, the version of each override the step
+    showed: one changed since is not approved, and the step is shown again as it is now. A post without
+    `confirmed` (a page drawn before this step existed) only shows the step."""
     override = get_object_or_404(Override.objects.select_related("service", "created_by", "game"), pk=pk)
     confirmed = request.method == "POST" and request.POST.get("confirmed") == "1"
     form = action_form("approve", override, _place(request), request.POST if confirmed else None)
     if not confirmed:
         return _approve_step(request, override, form)
+    status = 400
     if form.is_valid():
         try:
-            group = override_approve(override=override, actor=_actor(request), reason=form.cleaned_data["reason"])
+            group = override_approve(
+                override=override,
+                actor=_actor(request),
+                reason=form.cleaned_data["reason"],
+                seen=form.cleaned_data["seen"],
+            )
         except OverrideError as exc:
-            _add_refusal(form, exc, shown=())  # who may approve, and when: nothing the note could fix
+            # Who may approve, and when, or what changed since the step was drawn: nothing the note could fix.
+            _add_refusal(form, exc, shown=())
+            status = 409 if isinstance(exc, ApprovalStale) else 400
         else:
             messages.success(request, f"Approved {len(group)} override(s): {approved_list(group)}.")
             return _back(request, "dashboard:fleet")
     if not request.htmx:
         messages.error(request, f"Override #{override.pk} not approved: {_named_errors(form)}")
-    return _approve_step(request, override, form, status=200 if request.htmx else 400)
+    # The step drawn again shows the overrides as they are now, and the confirmation names those.
+    return _approve_step(request, override, form, status=200 if request.htmx else status)
 
 
 def approved_list(group: list[Override]) -> str:
@@ -462,6 +476,7 @@ def _approve_step(request: HtmxHttpRequest, o: Override, form: forms.Form, *, st
         "o": o,
         "group": group,
         "group_cost": sum(g.projected_cost_delta or 0.0 for g in group),
+        "seen": ApproveForm.seen_value(group),
         "form": form,
         "blocker": blocker,
         "place": _place(request),

@@ -271,6 +271,9 @@ class Override(models.Model):
     game = models.ForeignKey(Game, null=True, blank=True, on_delete=models.SET_NULL, related_name="overrides")
     rule = models.ForeignKey(GameDayRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="overrides")
     projected_cost_delta = models.FloatField(null=True, blank=True)
+    # Counts the changes made to the override (each one audited): an approval may name the version its approver
+    # was shown, and is refused when the override changed since (scaling.overrides.override_approve).
+    version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

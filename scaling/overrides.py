@@ -5,7 +5,7 @@ refusals that depend on other overrides are audited too."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +48,10 @@ class OverrideConflict(OverrideError):
 
 class ApprovalError(OverrideError):
     pass
+
+
+class ApprovalStale(ApprovalError):
+    """The override (or another of its group) changed after the approver was shown it: nothing was approved."""
 
 
 def override_snapshot(o: Override) -> dict[str, Any]:
@@ -393,8 +397,10 @@ def _locked_override(override: Override) -> Override:
 def _apply_change(
     o: Override, *, actor: Actor, event_type: EventType, reason: str, now: datetime, **fields: Any
 ) -> None:
-    """Set fields on a locked override, save just those, and audit the change with before and after."""
+    """Set fields on a locked override, save just those, count the change in its version, and audit the change
+    with before and after."""
     before = override_snapshot(o)
+    fields["version"] = o.version + 1
     for name, value in fields.items():
         setattr(o, name, value)
     o.save(update_fields=[name.removesuffix("_id") for name in fields])
@@ -442,14 +448,50 @@ def check_approvable(override: Override, *, actor: Actor, now: datetime) -> None
         raise ApprovalError(f"override #{override.pk} has already ended")
 
 
+def check_unchanged(pending: Sequence[Override], seen: Mapping[int, int]) -> None:
+    """Raise ApprovalStale unless each override the approver was shown (`seen`: id → version) is still pending
+    in the group at the version shown: what they were shown is what they approve. One changed since (moved by
+    a schedule import, say) or decided is to be shown to them again instead."""
+    by_pk = {o.pk: o for o in pending}
+    changed = []
+    for pk, version in sorted(seen.items()):
+        o = by_pk.get(pk)
+        if o is None:
+            changed.append(f"#{pk} is no longer pending")
+        elif o.version != version:
+            changed.append(f"{_describe(o)}, projected {_money(o.projected_cost_delta)}, changed after you saw it")
+    if changed:
+        raise ApprovalStale(
+            f"nothing was approved: {'; '.join(changed)}. Look at what approving approves now, and confirm again "
+            "if it is still right"
+        )
+
+
+def _money(cost_delta: float | None) -> str:
+    """+$12.00 extra, −$3.00 saved: as the pages say a projected cost."""
+    value = cost_delta or 0.0
+    return f"−${abs(value):,.2f}" if value < 0 else f"+${value:,.2f}"
+
+
 def override_approve(
-    *, override: Override, actor: Actor, reason: str = "", now: datetime | None = None
+    *,
+    override: Override,
+    actor: Actor,
+    reason: str = "",
+    seen: Mapping[int, int] | None = None,
+    now: datetime | None = None,
 ) -> list[Override]:
-    """Approve a pending override and the rest of its group. The requester cannot approve their own."""
+    """Approve a pending override and the rest of its group. The requester cannot approve their own.
+
+    `seen` names the version of each override the approver was shown (the confirm step shows the whole group;
+    an API client may name the one it read): one that changed since, or is no longer pending, refuses the
+    approval (ApprovalStale) and nothing is approved. Without it, the group is approved as it stands."""
     now = now or timezone.now()
     with transaction.atomic():
         locked, pending = _locked_group(override)
         check_approvable(locked, actor=actor, now=now)
+        if seen is not None:
+            check_unchanged(pending, seen)
         for o in pending:
             _apply_change(
                 o,
@@ -533,7 +575,9 @@ def override_extend(
     An approved override whose longer window would need approval were it asked
     for anew is refused: whoever approved it (or let it through unapproved)
     agreed to the current end only. An admin may bypass with a reason, as when
-    creating one.
+    creating one. A pending override is refused outright (audited): an approver
+    may already be looking at its window, and would approve a longer one than
+    they saw; its requester cancels it and asks for the longer window anew.
     """
     now = now or timezone.now()
     if not reason.strip():
@@ -548,40 +592,73 @@ def override_extend(
         if ends_at <= locked.ends_at:
             raise OverrideError("the new end must be after the current end", field="ends_at")
         check_duration(kind=locked.kind, starts_at=locked.starts_at, ends_at=ends_at, now=now, admin=admin)
-        try:
-            _check_against_others(
-                service,
-                kind=locked.kind,
-                replicas=locked.replicas,
-                start=locked.ends_at,
-                end=ends_at,
-                replace=False,
-                skip=locked.pk,
+        if locked.status == Override.Status.PENDING_APPROVAL:
+            pending = OverrideError(
+                f"override #{locked.pk} waits for a second person's approval of the window it asks for (to "
+                f"{both_times(locked.ends_at)}), which an approver may be looking at; a pending override cannot be "
+                "extended: cancel it and ask for the longer window as a new override",
+                field="ends_at",
             )
-        except OverrideError as exc:
-            audit_record(
-                actor=actor,
-                event_type=EventType.OVERRIDE_REFUSED,
-                service=service,
-                object_type="override",
-                object_id=locked.pk,
-                after={"extend_to": ends_at.isoformat(), "error": str(exc)},
-                reason=reason,
-                at=now,
-            )
-            outcome = _Refusal(exc)
+            outcome = _extension_refused(locked, pending, ends_at=ends_at, actor=actor, reason=reason, now=now)
         else:
-            outcome = _extend_locked(
+            outcome = _extend_approved(
                 locked,
+                service,
                 ends_at=ends_at,
                 actor=actor,
-                reason=reason.strip(),
+                reason=reason,
                 bypass_reason=bypass_reason.strip() if admin else "",
                 now=now,
             )
     if isinstance(outcome, _Refusal):
         raise outcome.error
     return outcome
+
+
+def _extend_approved(
+    locked: Override,
+    service: Service,
+    *,
+    ends_at: datetime,
+    actor: Actor,
+    reason: str,
+    bypass_reason: str,
+    now: datetime,
+) -> Override | _Refusal:
+    """Extend an approved override (locked, with its service) to an end already checked: refused against the
+    overrides the longer window would meet, or past what its approval covered (_extend_locked)."""
+    try:
+        _check_against_others(
+            service,
+            kind=locked.kind,
+            replicas=locked.replicas,
+            start=locked.ends_at,
+            end=ends_at,
+            replace=False,
+            skip=locked.pk,
+        )
+    except OverrideError as exc:
+        return _extension_refused(locked, exc, ends_at=ends_at, actor=actor, reason=reason, now=now)
+    return _extend_locked(
+        locked, ends_at=ends_at, actor=actor, reason=reason.strip(), bypass_reason=bypass_reason, now=now
+    )
+
+
+def _extension_refused(
+    locked: Override, exc: OverrideError, *, ends_at: datetime, actor: Actor, reason: str, now: datetime
+) -> _Refusal:
+    """Audit a refused extension (committed with the transaction); the caller raises it after."""
+    audit_record(
+        actor=actor,
+        event_type=EventType.OVERRIDE_REFUSED,
+        service=locked.service,
+        object_type="override",
+        object_id=locked.pk,
+        after={"extend_to": ends_at.isoformat(), "error": str(exc)},
+        reason=reason,
+        at=now,
+    )
+    return _Refusal(exc)
 
 
 def _extend_locked(

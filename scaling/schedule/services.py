@@ -108,7 +108,8 @@ def _retitle_rule_floors(game: Game, old_teams: tuple[str, str], *, actor: Actor
     for o in rows:
         before = o.reason
         o.reason = (o.reason.removesuffix(old) + new)[:REASON_MAX_CHARS]
-        o.save(update_fields=["reason"])
+        o.version += 1  # a change, as _apply_change counts one
+        o.save(update_fields=["reason", "version"])
         audit_record(
             actor=actor,
             event_type=EventType.OVERRIDE_RETITLED,

@@ -1,9 +1,13 @@
 """What the override page tests share: the instant they freeze, a form they vary, a pin to collide with, a
-small floor to act on and a large one an admin made alone."""
+small floor to act on, a large one an admin made alone, and what an approver's confirmation carries."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+
+from django.test import Client
+from django.urls import reverse
 
 from scaling.audit import Actor
 from scaling.models import Override, Service
@@ -69,3 +73,15 @@ def bypassed_floor(service: Service) -> Override:
         bypass_reason="seeded",
     )
     return override
+
+
+def seen_in(body: str) -> str:
+    """What a confirmation drawn in `body` says its approver was shown (its hidden `seen`)."""
+    match = re.search(r'name="seen" value="([^"]*)"', body)
+    assert match is not None, "no confirmation drawn"
+    return match.group(1)
+
+
+def shown_to(client: Client, o: Override) -> str:
+    """Open the approve step for `o` as `client`, and return what its confirmation says they were shown."""
+    return seen_in(client.get(reverse("dashboard:override-approve", args=[o.pk])).content.decode())

@@ -133,6 +133,44 @@ def test_approving_needs_no_body(client: Client, content_type: str) -> None:
 
 
 @override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_an_approval_naming_the_version_read_is_refused_once_the_override_changed(client: Client) -> None:
+    make_service()
+    _as(client, "operator", "operator")
+    [o] = client.post("/api/overrides", _pin(replicas=12), content_type="application/json").json()
+    assert o["version"] == 1
+    _as(client, "approver", "approver")
+    url = f"/api/overrides/{o['id']}/approve"
+    # Moved meanwhile (by a schedule import, say): the change is counted in its version.
+    Override.objects.filter(pk=o["id"]).update(ends_at=datetime(2026, 1, 16, tzinfo=UTC), version=2)
+
+    stale = client.post(url, {"version": 1}, content_type="application/json")
+
+    assert stale.status_code == 409
+    assert f"#{o['id']} pin 12 on win-probability" in stale.json()["detail"]
+    assert "changed after you saw it" in stale.json()["detail"]
+    assert Override.objects.get(pk=o["id"]).status == Override.Status.PENDING_APPROVAL
+    current = client.get(f"/api/overrides/{o['id']}").json()
+    assert current["version"] == 2
+    response = client.post(url, {"version": current["version"]}, content_type="application/json")
+    assert response.status_code == 200 and response.json()[0]["status"] == "approved"
+    assert response.json()[0]["version"] == 3
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_a_version_that_is_no_version_number_gets_422_naming_it(client: Client) -> None:
+    make_service()
+    _as(client, "operator", "operator")
+    [o] = client.post("/api/overrides", _pin(replicas=12), content_type="application/json").json()
+    _as(client, "approver", "approver")
+    for version in [0, "latest"]:
+        response = client.post(
+            f"/api/overrides/{o['id']}/approve", {"version": version}, content_type="application/json"
+        )
+        assert response.status_code == 422 and response.json()["field"] == "version"
+    assert Override.objects.get(pk=o["id"]).status == Override.Status.PENDING_APPROVAL
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
 def test_extending_an_approved_override_past_approval_needs_an_admins_bypass_reason(client: Client) -> None:
     make_service()
     _as(client, "operator", "operator")

@@ -14,8 +14,10 @@ from scaling.audit import Actor, EventType
 from scaling.models import AuditEvent, Decision, Override, Service
 from scaling.overrides import (
     ApprovalError,
+    ApprovalStale,
     OverrideConflict,
     OverrideError,
+    _apply_change,
     check_duration,
     override_approve,
     override_cancel,
@@ -405,13 +407,50 @@ def test_only_an_admin_with_a_reason_may_extend_past_approval_alone() -> None:
 
 
 @override_settings(OVERRIDE_APPROVAL_REPLICAS=10)
-def test_a_pending_override_may_be_extended_before_it_is_approved() -> None:
+def test_a_pending_override_cannot_be_extended_and_the_refusal_is_audited() -> None:
+    """Its approver may be looking at its window: a longer one is a new request."""
     service = make_service(hard_max_replicas=100)
     requester = Actor.for_user(make_user())
     [o] = _pin(service, requester, T0, T0 + H, n=40)
-    override_extend(override=o, ends_at=T0 + 2 * H, actor=requester, reason="overtime", now=T0)
+    with pytest.raises(OverrideError, match="a pending override cannot be extended: cancel it") as refused:
+        override_extend(override=o, ends_at=T0 + 2 * H, actor=requester, reason="overtime", now=T0)
+    assert refused.value.field == "ends_at"
     o.refresh_from_db()
-    assert o.ends_at == T0 + 2 * H and o.status == Override.Status.PENDING_APPROVAL
+    assert o.ends_at == T0 + H and o.status == Override.Status.PENDING_APPROVAL and o.version == 1
+    event = AuditEvent.objects.get(event_type=EventType.OVERRIDE_REFUSED)
+    assert event.object_id == str(o.pk) and (event.after or {})["extend_to"] == (T0 + 2 * H).isoformat()
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=10)
+def test_an_approval_naming_what_its_approver_saw_is_refused_once_that_changed() -> None:
+    service, other = make_service(hard_max_replicas=100), make_service("b", hard_max_replicas=100)
+    requester = Actor.for_user(make_user())
+    approver = Actor.for_user(make_user("approver", "approver"))
+    first, second = override_create(
+        services=[service, other],
+        kind="pin",
+        replicas=40,
+        starts_at=T0,
+        ends_at=T0 + H,
+        reason="r",
+        actor=requester,
+        now=T0,
+    )
+    seen = {first.pk: first.version, second.pk: second.version}
+    # A schedule import moving the game (or anything else) changes the group's other override.
+    _apply_change(
+        second, actor=Actor.system("t"), event_type=EventType.OVERRIDE_MOVED, reason="moved", now=T0, ends_at=T0 + 2 * H
+    )
+    assert second.version == seen[second.pk] + 1
+    with pytest.raises(ApprovalStale, match=rf"nothing was approved: #{second.pk} pin 40 on b .* changed after you"):
+        override_approve(override=first, actor=approver, seen=seen, now=T0)
+    assert not Override.objects.filter(status=Override.Status.APPROVED).exists()
+    override_cancel(override=second, actor=requester, reason="not b after all", now=T0)
+    with pytest.raises(ApprovalStale, match=rf"#{second.pk} is no longer pending"):
+        override_approve(override=first, actor=approver, seen=seen | {second.pk: 3}, now=T0)
+    [approved] = override_approve(override=first, actor=approver, seen={first.pk: first.version}, now=T0)
+    assert approved.pk == first.pk and approved.status == Override.Status.APPROVED
+    assert approved.version == first.version + 1  # approving is a change too
 
 
 @pytest.mark.parametrize(("kind", "hours", "said"), [("floor", 1440, "asked 1440 h"), ("pin", 12.5, "asked 12.5 h")])

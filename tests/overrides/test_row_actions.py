@@ -4,19 +4,21 @@ confirm step that shows what it approves."""
 
 from __future__ import annotations
 
+import html
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client, override_settings
 from django.urls import reverse
 
 from scaling.audit import Actor, EventType
-from scaling.models import AuditEvent, Override, Service
+from scaling.models import AuditEvent, Game, Override, Service
 from scaling.overrides import override_create
+from scaling.schedule.services import schedule_import
 from tests.factories import make_service, make_user
 from tests.markup import broken_references, by_id
-from tests.overrides.helpers import NOW, bypassed_floor, hour_floor
+from tests.overrides.helpers import NOW, bypassed_floor, hour_floor, seen_in, shown_to
 
 pytestmark = pytest.mark.django_db
 
@@ -213,7 +215,8 @@ def test_confirming_approves_and_keeps_the_note_in_the_audit_log(client: Client)
     o = _big_floor(make_service())
     client.force_login(make_user("approver", "approver"))
     url = reverse("dashboard:override-approve", args=[o.pk])
-    response = client.post(url, {"confirmed": "1", "reason": "checked the ESPN slot", "next": "/"}, headers=HTMX)
+    confirm = {"confirmed": "1", "seen": shown_to(client, o), "reason": "checked the ESPN slot", "next": "/"}
+    response = client.post(url, confirm, headers=HTMX)
     assert response.status_code == 200 and response["HX-Redirect"] == "/"
     o.refresh_from_db()
     assert o.status == Override.Status.APPROVED and o.approved_by is not None
@@ -225,7 +228,8 @@ def test_confirming_approves_and_keeps_the_note_in_the_audit_log(client: Client)
 def test_without_a_note_the_approval_keeps_the_overrides_reason(client: Client) -> None:
     o = _big_floor(make_service())
     client.force_login(make_user("approver", "approver"))
-    response = client.post(reverse("dashboard:override-approve", args=[o.pk]), {"confirmed": "1", "next": "/"})
+    confirm = {"confirmed": "1", "seen": shown_to(client, o), "next": "/"}
+    response = client.post(reverse("dashboard:override-approve", args=[o.pk]), confirm)
     assert response.status_code == 302 and response["Location"] == "/"
     event = AuditEvent.objects.get(event_type=EventType.OVERRIDE_APPROVED, object_id=str(o.pk))
     assert event.reason == "Celtics-Knicks on ESPN"
@@ -237,7 +241,8 @@ def test_a_note_too_long_is_said_beside_it_and_kept_and_nothing_is_approved(clie
     client.force_login(make_user("approver", "approver"))
     url = reverse("dashboard:override-approve", args=[o.pk])
     note = "n" * 501
-    body = client.post(url, {"confirmed": "1", "reason": note, "place": "list"}, headers=HTMX).content.decode()
+    confirm = {"confirmed": "1", "seen": shown_to(client, o), "reason": note, "place": "list"}
+    body = client.post(url, confirm, headers=HTMX).content.decode()
     assert "at most 500 characters" in _error_beside(body, f"id_list{o.pk}_approve_reason")
     assert by_id(body)[f"id_list{o.pk}_approve_reason"]["value"] == note
     o.refresh_from_db()
@@ -252,7 +257,8 @@ def test_the_requester_is_shown_they_cannot_approve_and_is_refused_if_they_confi
     body = client.get(url, headers=HTMX).content.decode()
     assert "Cannot approve: the requester cannot approve their own override" in body
     assert f"confirm-approve-{o.pk}" not in body
-    refused = client.post(url, {"confirmed": "1", "next": "/"})
+    # A confirmation made by hand, naming the override as it is: refused all the same.
+    refused = client.post(url, {"confirmed": "1", "seen": f"{o.pk}:{o.version}", "next": "/"})
     assert refused.status_code == 400
     assert f"Override #{o.pk} not approved: the requester cannot approve their own override" in refused.content.decode()
     o.refresh_from_db()
@@ -278,9 +284,9 @@ def test_confirming_one_another_approver_approved_meanwhile_says_so(client: Clie
     first.force_login(make_user("approver", "approver"))
     second.force_login(make_user("approver2", "approver"))
     url = reverse("dashboard:override-approve", args=[o.pk])
-    assert f"confirm-approve-{o.pk}" in second.get(url, headers=HTMX).content.decode()
-    first.post(url, {"confirmed": "1"})
-    body = second.post(url, {"confirmed": "1"}, headers=HTMX).content.decode()
+    seen = seen_in(second.get(url, headers=HTMX).content.decode())
+    first.post(url, {"confirmed": "1", "seen": shown_to(first, o)})
+    body = second.post(url, {"confirmed": "1", "seen": seen}, headers=HTMX).content.decode()
     assert "Cannot approve: override #" in body and "is approved, not pending" in body
     assert f"confirm-approve-{o.pk}" not in body
 
@@ -304,12 +310,116 @@ def test_a_pending_row_says_it_is_one_of_a_group_and_the_message_names_each_over
     assert "All 2 together: projected cost <strong>+$277.20</strong>" in step
 
     url = reverse("dashboard:override-approve", args=[first.pk])
-    response = client.post(url, {"confirmed": "1", "next": "/overrides/"}, follow=True)
+    confirm = {"confirmed": "1", "seen": shown_to(client, first), "next": "/overrides/"}
+    response = client.post(url, confirm, follow=True)
     said = [str(m) for m in response.context["messages"]]
     assert said == [
         f"Approved 2 override(s): #{first.pk} win-probability floor 12 (+$57.42), "
         f"#{second.pk} player-props floor 12 (+$219.78)."
     ]
+
+
+# --- approving what was shown, and nothing else ------------------------------------------------------------
+
+SCHEDULE = "game_id,tip_utc,away_team,home_team\n0022500601,{tip},BOS,NYK\n"
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_confirming_after_the_override_moved_approves_nothing_and_shows_it_as_it_is_now(client: Client) -> None:
+    """A schedule import moves a pending override after its approver opened the step: their confirmation is of
+    a window it no longer has."""
+    schedule_import(text=SCHEDULE.format(tip="2026-01-15T20:00:00Z"), source="s.csv", actor=Actor.system("t"))
+    game = Game.objects.get()
+    [o] = override_create(
+        services=[make_service()],
+        kind="floor",
+        replicas=12,
+        starts_at=game.tip_utc - timedelta(minutes=20),
+        ends_at=game.tip_utc + timedelta(hours=3),
+        reason="Celtics-Knicks on ESPN",
+        actor=Actor.for_user(make_user()),
+        game=game,
+    )
+    client.force_login(make_user("approver", "approver"))
+    url = reverse("dashboard:override-approve", args=[o.pk])
+    step = client.get(url, {"next": "/"}).content.decode()
+    assert "→ Thu Jan 15 18:00 EST (23:00 UTC)" in step
+    schedule_import(text=SCHEDULE.format(tip="2026-01-16T00:00:00Z"), source="s.csv", actor=Actor.system("t"))
+
+    response = client.post(url, {"confirmed": "1", "seen": seen_in(step), "next": "/"})
+
+    assert response.status_code == 409
+    body = response.content.decode()
+    assert f"Override #{o.pk} not approved: nothing was approved: #{o.pk} floor 12 on win-probability" in body
+    assert "changed after you saw it" in body
+    assert "→ Thu Jan 15 22:00 EST (03:00 UTC)" in body  # the step again, as the override is now
+    o.refresh_from_db()
+    assert o.status == Override.Status.PENDING_APPROVAL
+    assert not AuditEvent.objects.filter(event_type=EventType.OVERRIDE_APPROVED).exists()
+    # Confirming what the step now shows approves it.
+    again = client.post(url, {"confirmed": "1", "seen": seen_in(body), "next": "/"})
+    assert again.status_code == 302
+    o.refresh_from_db()
+    assert o.status == Override.Status.APPROVED and o.ends_at == datetime(2026, 1, 16, 3, tzinfo=UTC)
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_the_requester_cannot_stretch_what_an_approver_is_looking_at(client: Client) -> None:
+    """The reviewer's case: an approver opens the step for a floor of 1 h; the requester then asks the API to
+    extend it to 70 h; the approver's confirmation must not approve 70 h."""
+    o = _big_floor(make_service())
+    approver = Client()
+    approver.force_login(make_user("approver", "approver"))
+    url = reverse("dashboard:override-approve", args=[o.pk])
+    step = approver.get(url, headers=HTMX).content.decode()
+    assert "→ Thu Jan 15 13:00 EST (18:00 UTC)" in step
+
+    client.force_login(o.created_by)  # type: ignore[arg-type]
+    extend = {"ends_at": "2026-01-18T15:00:00Z", "reason": "all weekend"}
+    refused = client.post(f"/api/overrides/{o.pk}/extend", extend, content_type="application/json")
+    assert refused.status_code == 422 and refused.json()["field"] == "ends_at"
+    assert "a pending override cannot be extended: cancel it" in refused.json()["detail"]
+    assert AuditEvent.objects.filter(event_type=EventType.OVERRIDE_REFUSED, object_id=str(o.pk)).exists()
+
+    approved = approver.post(url, {"confirmed": "1", "seen": seen_in(step), "next": "/"}, headers=HTMX)
+    assert approved.status_code == 200 and approved["HX-Redirect"] == "/"
+    o.refresh_from_db()
+    assert o.status == Override.Status.APPROVED and o.ends_at == NOW + timedelta(hours=1)
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+@pytest.mark.parametrize(
+    ("seen", "said"),
+    [
+        pytest.param(None, "does not say which overrides you were shown", id="missing"),
+        pytest.param("", "does not say which overrides you were shown", id="empty"),
+        pytest.param("latest", "'latest' is not an override and its version", id="malformed"),
+    ],
+)
+def test_a_confirmation_that_does_not_say_what_was_shown_approves_nothing(
+    client: Client, seen: str | None, said: str
+) -> None:
+    o = _big_floor(make_service())
+    client.force_login(make_user("approver", "approver"))
+    url = reverse("dashboard:override-approve", args=[o.pk])
+    posted = {"confirmed": "1", "next": "/"} | ({} if seen is None else {"seen": seen})
+    response = client.post(url, posted)
+    assert response.status_code == 400
+    body = html.unescape(response.content.decode())
+    assert said in body and f'data-testid="confirm-approve-{o.pk}"' in body  # shown again, to confirm
+    assert seen_in(body) == f"{o.pk}:{o.version}"
+    o.refresh_from_db()
+    assert o.status == Override.Status.PENDING_APPROVAL
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=5)
+def test_a_pending_override_offers_no_extend_and_an_approved_one_does(client: Client) -> None:
+    pending = _big_floor(make_service())
+    approved = hour_floor(make_service("player-props"))
+    client.force_login(make_user("lead", "approver"))
+    page = client.get(reverse("dashboard:overrides")).content.decode()
+    assert f'data-testid="extend-{approved.pk}"' in page and f'data-testid="cancel-{approved.pk}"' in page
+    assert f'data-testid="extend-{pending.pk}"' not in page and f'data-testid="cancel-{pending.pk}"' in page
 
 
 # --- where the actions send the browser back to ---------------------------------------------------------

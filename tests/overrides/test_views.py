@@ -17,7 +17,7 @@ from scaling.models import AuditEvent, Game, MetricSample, Override, Service
 from scaling.overrides import override_cancel, override_create
 from scaling.schedule.rules import RuleSpec, rule_create
 from tests.factories import make_service, make_user
-from tests.overrides.helpers import NOW, bypassed_floor, earlier_pin, hour_floor, pin_form
+from tests.overrides.helpers import NOW, bypassed_floor, earlier_pin, hour_floor, pin_form, shown_to
 
 pytestmark = pytest.mark.django_db
 
@@ -207,7 +207,8 @@ def test_pending_approvals_are_listed_on_the_fleet_page_and_a_second_person_appr
     _login(client, "approver", "approver")
     page = client.get(reverse("dashboard:fleet")).content.decode()
     assert f"approve-{o.pk}" in page
-    response = client.post(reverse("dashboard:override-approve", args=[o.pk]), {"next": "/", "confirmed": "1"})
+    confirm = {"next": "/", "confirmed": "1", "seen": shown_to(client, o)}
+    response = client.post(reverse("dashboard:override-approve", args=[o.pk]), confirm)
     assert response.status_code == 302
     o.refresh_from_db()
     assert o.status == Override.Status.APPROVED and o.approved_by is not None and o.approved_by.username == "approver"
