@@ -30,10 +30,10 @@ from scaling.overrides import (
     REASON_MAX_CHARS,
     OverrideConflict,
     OverrideError,
+    approval_need,
     check_replicas,
     check_service,
     check_window,
-    needs_approval,
     override_approve,
     override_cancel,
     override_create,
@@ -77,6 +77,11 @@ class OverrideOut(Schema):
     )
     cancelled_at: datetime | None
     bypass_reason: str
+    approval_needed_because: str = Field(
+        description="Why it needed a second person's approval, as decided when it was asked for: its size, or the "
+        "requester's adjacent overrides on the service that no second person approved (named), with which it is "
+        "above the cost threshold; empty when it needed none."
+    )
     cancel_reason: str
     game_id: str | None
     rule: str | None
@@ -192,6 +197,10 @@ class PreviewOut(Schema):
     projected_cost_per_hour: float  # projected_cost_delta over the window's hours
     overruled_by_pins: list[int]  # pending or approved pins in the window that the engine follows instead
     needs_approval: bool
+    approval_needed_because: str = Field(
+        description="Why it would wait for a second person's approval (its size, or your adjacent overrides on the "
+        "service that no second person approved, named, with which it is above the cost threshold); empty if not."
+    )
 
 
 class GameOut(Schema):
@@ -349,6 +358,7 @@ def preview_override(request: HttpRequest, payload: PreviewIn) -> Status[Any]:
     except OverrideError as exc:
         raise refused(exc) from exc
     rows = []
+    requester_id = _actor(request).user_id
     for service in _services(payload.services):
         try:
             check_service(
@@ -359,6 +369,15 @@ def preview_override(request: HttpRequest, payload: PreviewIn) -> Status[Any]:
         p = reads.override_preview(
             service, kind=payload.kind, replicas=payload.replicas, starts_at=start, ends_at=payload.ends_at, now=now
         )
+        need = approval_need(
+            service,
+            requester_id=requester_id,
+            replicas=payload.replicas,
+            cost_delta=p.cost_delta,
+            starts_at=start,
+            ends_at=payload.ends_at,
+            now=now,
+        )
         rows.append(
             {
                 "service": service.name,
@@ -368,7 +387,8 @@ def preview_override(request: HttpRequest, payload: PreviewIn) -> Status[Any]:
                 "projected_cost_delta": p.cost_delta,
                 "projected_cost_per_hour": round(p.cost_per_hour, 2),
                 "overruled_by_pins": [o.pk for o in p.overruled_by],
-                "needs_approval": needs_approval(replicas=payload.replicas, cost_delta=p.cost_delta),
+                "needs_approval": need.needed,
+                "approval_needed_because": need.because,
             }
         )
     return Status(200, rows)

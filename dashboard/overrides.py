@@ -36,14 +36,15 @@ from scaling.audit import Actor
 from scaling.models import Game, GameDayRule, Override, Service
 from scaling.overrides import (
     ApprovalError,
+    ApprovalNeed,
     ApprovalStale,
     OverrideConflict,
     OverrideError,
+    approval_need,
     check_approvable,
     check_replicas,
     check_service,
     check_window,
-    needs_approval,
     override_approve,
     override_cancel,
     override_create,
@@ -78,7 +79,7 @@ TIME_INPUTS = {"starts_at_local", "starts_at_occurrence", "ends_at_local", "ends
 @dataclass(frozen=True)
 class PreviewRow:
     p: reads.Preview
-    needs_approval: bool
+    need: ApprovalNeed
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -182,7 +183,12 @@ def override_new(request: HttpRequest) -> HttpResponse:
             pending = [o for o in created if o.status == Override.Status.PENDING_APPROVAL]
             names = ", ".join(o.service.name for o in created)
             if pending:
-                messages.warning(request, f"Override for {names} created; it waits for a second person's approval.")
+                why = "; ".join(
+                    (f"{o.service.name}: " if len(created) > 1 else "") + o.approval_needed_because for o in pending
+                )
+                messages.warning(
+                    request, f"Override for {names} created; it waits for a second person's approval: {why}."
+                )
             else:
                 messages.success(request, f"Override for {names} created and approved.")
             return redirect("dashboard:overrides")
@@ -279,9 +285,19 @@ def override_preview(request: HttpRequest) -> HttpResponse:
         checked = _checked(data, kind=kind, replicas=replicas, ends_at=end, now=now, admin=admin, say=say)
         if checked is not None:
             start, services = checked
+            requester_id = _actor(request).user_id
             for service in services:
                 p = reads.override_preview(service, kind=kind, replicas=replicas, starts_at=start, ends_at=end, now=now)
-                previews.append(PreviewRow(p, needs_approval(replicas=replicas, cost_delta=p.cost_delta)))
+                need = approval_need(
+                    service,
+                    requester_id=requester_id,
+                    replicas=replicas,
+                    cost_delta=p.cost_delta,
+                    starts_at=start,
+                    ends_at=end,
+                    now=now,
+                )
+                previews.append(PreviewRow(p, need))
     context = {
         "previews": previews,
         "total": round(sum(x.p.cost_delta for x in previews), 2),

@@ -263,6 +263,9 @@ class Override(models.Model):
     )
     approved_at = models.DateTimeField(null=True, blank=True)
     bypass_reason = models.CharField(max_length=500, blank=True)
+    # Why it needed a second person's approval, in words (its size, or the requester's adjacent overrides it
+    # adds to, named), as decided when it was asked for (or extended past a threshold); empty when it needed none.
+    approval_needed_because = models.CharField(max_length=500, blank=True)
     cancelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="overrides_cancelled"
     )

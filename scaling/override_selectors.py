@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
 
 from scaling import selectors
 from scaling.models import Decision, Game, GameDayRule, MetricSample, Override, Service
@@ -288,6 +288,52 @@ def overlapping(service: Service, starts_at: datetime, ends_at: datetime) -> Que
     return Override.objects.filter(
         service=service, status__in=LIVE_STATUSES, starts_at__lt=ends_at, ends_at__gt=starts_at
     )
+
+
+def unapproved_chain(
+    service: Service,
+    *,
+    requester_id: int | None,
+    starts_at: datetime,
+    ends_at: datetime,
+    now: datetime,
+    exclude: Sequence[int] = (),
+) -> list[Override]:
+    """The requester's other live overrides of `service` that no second person approved, chained to the window
+    [starts_at, ends_at]: each overlaps or abuts the window or another of the chain. Oldest first.
+
+    "No second person approved": pending, let through under the thresholds (no approver), or approved by the
+    requester themselves (an admin's bypass). A game-day rule's floors are the rule's, never a requester's.
+    Twelve adjacent hour-long floors are one twelve-hour floor asked for in slices: approval looks at the
+    chain (scaling.overrides.approval_need)."""
+    if requester_id is None:
+        return []
+    candidates = list(
+        Override.objects.select_related("service")
+        .filter(
+            service=service,
+            created_by_id=requester_id,
+            status__in=LIVE_STATUSES,
+            ends_at__gt=now,
+            rule__isnull=True,
+        )
+        .filter(
+            Q(status=Override.Status.PENDING_APPROVAL) | Q(approved_by__isnull=True) | Q(approved_by=F("created_by"))
+        )
+        .exclude(pk__in=exclude)
+        .order_by("starts_at", "pk")
+    )
+    chain: list[Override] = []
+    lo, hi = starts_at, ends_at
+    grew = True
+    while grew:  # a link found can reach others already passed over
+        grew = False
+        for o in candidates:
+            if o not in chain and o.starts_at <= hi and o.ends_at >= lo:
+                chain.append(o)
+                lo, hi = min(lo, o.starts_at), max(hi, o.ends_at)
+                grew = True
+    return sorted(chain, key=lambda o: (o.starts_at, o.pk))
 
 
 def held_by_mode(service: Service, *, now: datetime) -> QuerySet[Override]:

@@ -232,9 +232,59 @@ def check_service(service: Service, *, kind: str, replicas: int | None, starts_a
     _check_against_others(service, kind=kind, replicas=replicas, start=starts_at, end=ends_at, replace=True)
 
 
-def needs_approval(*, replicas: int | None, cost_delta: float) -> bool:
-    big = replicas is not None and replicas > settings.OVERRIDE_APPROVAL_REPLICAS
-    return big or cost_delta > settings.OVERRIDE_APPROVAL_COST
+@dataclass(frozen=True)
+class ApprovalNeed:
+    """Whether an override (or an extension) needs a second person's approval: `because` says why in words
+    (empty when it needs none), `counted` the requester's other overrides whose cost was counted with it."""
+
+    because: str = ""
+    counted: tuple[Override, ...] = ()
+
+    @property
+    def needed(self) -> bool:
+        return bool(self.because)
+
+
+def approval_need(
+    service: Service,
+    *,
+    requester_id: int | None,
+    replicas: int | None,
+    cost_delta: float,
+    starts_at: datetime,
+    ends_at: datetime,
+    now: datetime,
+    exclude: Sequence[int] = (),
+) -> ApprovalNeed:
+    """Whether an override of `service` over [starts_at, ends_at) asked for by `requester_id` needs approval.
+
+    1. More replicas than OVERRIDE_APPROVAL_REPLICAS, on its own.
+    2. A projected cost above OVERRIDE_APPROVAL_COST, on its own.
+    3. Else, when it adds cost: that cost with the extra cost of the requester's other overrides chained to it
+       that no second person approved (override_selectors.unapproved_chain), so that a floor asked for in
+       slices is approved as the one floor it is. A saving elsewhere in the chain offsets nothing.
+    """
+    parts = []
+    if replicas is not None and replicas > settings.OVERRIDE_APPROVAL_REPLICAS:
+        parts.append(f"{replicas} replicas, above {settings.OVERRIDE_APPROVAL_REPLICAS}")
+    limit = float(settings.OVERRIDE_APPROVAL_COST)
+    counted: tuple[Override, ...] = ()
+    if cost_delta > limit:
+        parts.append(f"${cost_delta:,.2f}, above ${limit:,.2f}")
+    elif cost_delta > 0:
+        chain = reads.unapproved_chain(
+            service, requester_id=requester_id, starts_at=starts_at, ends_at=ends_at, now=now, exclude=exclude
+        )
+        costly = tuple(o for o in chain if (o.projected_cost_delta or 0.0) > 0)
+        together = round(cost_delta + sum(o.projected_cost_delta or 0.0 for o in costly), 2)
+        if together > limit:
+            counted = costly
+            named = ", ".join(f"#{o.pk} ({_money(o.projected_cost_delta)})" for o in costly)
+            parts.append(
+                f"${together:,.2f} together with the requester's adjacent overrides on {service.name} that no second "
+                f"person approved, {named}, above ${limit:,.2f}"
+            )
+    return ApprovalNeed("; ".join(parts), counted)
 
 
 def _check_bypass_reason(bypass_reason: str, *, admin: bool) -> None:
@@ -353,7 +403,19 @@ def _create_locked(
     created: list[Override] = []
     for service in services:
         preview = reads.override_preview(service, kind=kind, replicas=replicas, starts_at=start, ends_at=end, now=now)
-        pending = rule is None and needs_approval(replicas=replicas, cost_delta=preview.cost_delta)
+        # A game-day rule's floors are approved by the rule (made by an admin, audited with its floor).
+        need = ApprovalNeed()
+        if rule is None:
+            need = approval_need(
+                service,
+                requester_id=actor.user_id,
+                replicas=replicas,
+                cost_delta=preview.cost_delta,
+                starts_at=start,
+                ends_at=end,
+                now=now,
+            )
+        pending = need.needed
         bypassed = pending and admin and bool(bypass_reason)
         status = Override.Status.PENDING_APPROVAL if pending and not bypassed else Override.Status.APPROVED
         override = Override.objects.create(
@@ -369,6 +431,7 @@ def _create_locked(
             approved_by_id=actor.user_id if bypassed else None,
             approved_at=now if bypassed else None,
             bypass_reason=bypass_reason if bypassed else "",
+            approval_needed_because=Truncator(need.because).chars(REASON_MAX_CHARS),
             game=game,
             rule=rule,
             projected_cost_delta=preview.cost_delta,
@@ -379,7 +442,12 @@ def _create_locked(
             service=service,
             object_type="override",
             object_id=override.pk,
-            after=override_snapshot(override) | {"forecast_replicas": preview.forecast},
+            after=override_snapshot(override)
+            | {
+                "forecast_replicas": preview.forecast,
+                "approval_needed_because": need.because,
+                "approval_counted": [o.pk for o in need.counted],
+            },
             reason=reason,
             cost_impact_per_hour=round(preview.cost_per_hour, 4),
             at=now,
@@ -668,33 +736,53 @@ def _extend_locked(
         locked.service, kind=locked.kind, replicas=locked.replicas, starts_at=locked.ends_at, ends_at=ends_at, now=now
     )
     total = round((locked.projected_cost_delta or 0.0) + extra.cost_delta, 2)
-    # A pending override is still to be approved, and its approver will see the new end. A game-day rule's floor
-    # is no exception: making the rule approved it for its game's window only, as a second person approves one.
-    would_wait = locked.status == Override.Status.APPROVED and needs_approval(
-        replicas=locked.replicas, cost_delta=total
+    # A pending override is never extended (override_extend). An approved one's approval, by a second person, a
+    # game-day rule or none needed, covered its current window only: the longer one is judged as if asked for
+    # anew by whoever asks, with their overrides chained to it.
+    need = approval_need(
+        locked.service,
+        requester_id=actor.user_id,
+        replicas=locked.replicas,
+        cost_delta=total,
+        starts_at=locked.starts_at,
+        ends_at=ends_at,
+        now=now,
+        exclude=[locked.pk],
     )
-    if would_wait and not bypass_reason:
+    if need.needed and not bypass_reason:
         raise OverrideError(
-            f"extended, override #{locked.pk} ({_size(locked.replicas, total)}) would need a second person's "
-            "approval, and its approval covers only its current window; create a new override for the extra time "
-            "(it will wait for approval), or an admin may bypass with a reason",
+            f"extended, override #{locked.pk} ({need.because}) would need a second person's approval, and its "
+            f"approval covers only its current window; {_extra_time_alone(locked, extra, actor=actor, now=now)}, "
+            "or an admin may bypass with a reason",
             field="ends_at",
         )
     fields: dict[str, Any] = {"ends_at": ends_at, "projected_cost_delta": total}
-    if would_wait:
-        fields |= {"approved_by_id": actor.user_id, "approved_at": now, "bypass_reason": bypass_reason}
+    if need.needed:  # bypassed by an admin: the approval of the longer window is theirs
+        fields |= {
+            "approved_by_id": actor.user_id,
+            "approved_at": now,
+            "bypass_reason": bypass_reason,
+            "approval_needed_because": Truncator(need.because).chars(REASON_MAX_CHARS),
+        }
     _apply_change(locked, actor=actor, event_type=EventType.OVERRIDE_EXTENDED, reason=reason, now=now, **fields)
     return locked
 
 
-def _size(replicas: int | None, cost_delta: float) -> str:
-    """What puts an override over the approval thresholds, in words."""
-    parts = []
-    if replicas is not None and replicas > settings.OVERRIDE_APPROVAL_REPLICAS:
-        parts.append(f"{replicas} replicas, above {settings.OVERRIDE_APPROVAL_REPLICAS}")
-    if cost_delta > settings.OVERRIDE_APPROVAL_COST:
-        parts.append(f"${cost_delta:,.2f}, above ${settings.OVERRIDE_APPROVAL_COST:,.2f}")
-    return "; ".join(parts)
+def _extra_time_alone(locked: Override, extra: reads.Preview, *, actor: Actor, now: datetime) -> str:
+    """What asking for an extension's extra time as a new override would come to, in words: approval is then
+    decided for it as for any new override (the overrides it is chained to counted), not promised either way."""
+    alone = approval_need(
+        locked.service,
+        requester_id=actor.user_id,
+        replicas=locked.replicas,
+        cost_delta=extra.cost_delta,
+        starts_at=extra.starts_at,
+        ends_at=extra.ends_at,
+        now=now,
+    )
+    if alone.needed:
+        return f"a new override for the extra time would wait for approval too ({alone.because})"
+    return f"a new override for the extra time alone ({_money(extra.cost_delta)}) would need none"
 
 
 def override_transitions_record(*, now: datetime | None = None, lookback: timedelta = timedelta(days=1)) -> int:

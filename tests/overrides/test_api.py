@@ -205,8 +205,31 @@ def test_the_preview_reports_forecast_and_cost(client: Client) -> None:
             "projected_cost_per_hour": 12.0,
             "overruled_by_pins": [],
             "needs_approval": False,
+            "approval_needed_because": "",
         }
     ]
+
+
+@override_settings(OVERRIDE_APPROVAL_COST=30.0)
+def test_the_preview_and_the_create_say_an_adjacent_slice_waits_naming_the_overrides_counted(client: Client) -> None:
+    make_service(price_per_replica_hour=1.5, min_replicas=2)
+    _as(client, "operator", "operator")
+    [first] = client.post("/api/overrides", _pin(kind="floor", replicas=10), content_type="application/json").json()
+    assert first["status"] == "approved" and first["approval_needed_because"] == ""  # $24.00 alone
+    later = _pin(kind="floor", replicas=10, starts_at="2026-01-15T14:30:00-05:00", ends_at="2026-01-15T15:30:00-05:00")
+    why = (
+        "$36.00 together with the requester's adjacent overrides on win-probability that no second person "
+        f"approved, #{first['id']} (+$24.00), above $30.00"
+    )
+    [preview] = client.post("/api/overrides/preview", later, content_type="application/json").json()
+    assert preview["projected_cost_delta"] == 12.0
+    assert preview["needs_approval"] is True and preview["approval_needed_because"] == why
+    [second] = client.post("/api/overrides", later, content_type="application/json").json()
+    assert second["status"] == "pending_approval" and second["approval_needed_because"] == why
+    # Another person's preview of the same window counts none of the first requester's.
+    _as(client, "op2", "operator")
+    [theirs] = client.post("/api/overrides/preview", later, content_type="application/json").json()
+    assert theirs["needs_approval"] is False and theirs["approval_needed_because"] == ""
 
 
 def test_the_preview_needs_no_reason_as_the_pages_preview_needs_none(client: Client) -> None:

@@ -457,3 +457,97 @@ def test_an_approval_naming_what_its_approver_saw_is_refused_once_that_changed()
 def test_a_window_too_long_is_said_in_hours_without_a_pointless_decimal(kind: str, hours: float, said: str) -> None:
     with pytest.raises(OverrideError, match=rf"may last at most \d+ h \({said}\); longer needs an admin"):
         check_duration(kind=kind, starts_at=T0, ends_at=T0 + timedelta(hours=hours), now=T0, admin=False)
+
+
+# --- a floor asked for in slices is approved as the floor it makes ---------------------------------------
+
+
+def _floor(service: Service, actor: Actor, start: datetime, end: datetime, n: int = 40) -> Override:
+    [o] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=n,
+        starts_at=start,
+        ends_at=end,
+        reason="slice",
+        actor=actor,
+        now=T0,
+    )
+    return o
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=50, OVERRIDE_APPROVAL_COST=100.0)
+def test_adjacent_slices_by_one_requester_wait_for_approval_once_together_above_the_threshold() -> None:
+    service = make_service()
+    operator = Actor.for_user(make_user())
+    first = _floor(service, operator, T0 + H, T0 + 2 * H)
+    second = _floor(service, operator, T0 + 2 * H, T0 + 3 * H)
+    cost = (first.projected_cost_delta or 0) + (second.projected_cost_delta or 0)
+    assert first.status == second.status == Override.Status.APPROVED and 0 < cost <= 100  # each alone, and the two
+
+    third = _floor(service, operator, T0 + 3 * H, T0 + 4 * H)
+
+    assert (third.projected_cost_delta or 0) <= 100 and cost + (third.projected_cost_delta or 0) > 100
+    assert third.status == Override.Status.PENDING_APPROVAL
+    together = cost + (third.projected_cost_delta or 0)
+    assert third.approval_needed_because == (
+        f"${together:,.2f} together with the requester's adjacent overrides on win-probability that no second "
+        f"person approved, #{first.pk} (+${first.projected_cost_delta:,.2f}), "
+        f"#{second.pk} (+${second.projected_cost_delta:,.2f}), above $100.00"
+    )
+    event = AuditEvent.objects.get(event_type=EventType.OVERRIDE_CREATED, object_id=str(third.pk))
+    assert (event.after or {})["approval_counted"] == [first.pk, second.pk]
+    # A slice before the first, overlapping it: the chain runs through all three.
+    before = _floor(service, operator, T0 + timedelta(minutes=30), T0 + H + timedelta(minutes=30))
+    assert before.status == Override.Status.PENDING_APPROVAL
+    assert all(f"#{o.pk} " in before.approval_needed_because for o in (first, second, third))
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=50, OVERRIDE_APPROVAL_COST=100.0)
+def test_only_the_requesters_own_chained_overrides_no_second_person_approved_are_counted() -> None:
+    service = make_service()
+    operator, colleague = Actor.for_user(make_user()), Actor.for_user(make_user("op2"))
+    approver = Actor.for_user(make_user("approver", "approver"))
+    # An hour of 40 that a second person approved (it waited for its replicas then).
+    with override_settings(OVERRIDE_APPROVAL_REPLICAS=10):
+        approved = _floor(service, operator, T0, T0 + H)
+    override_approve(override=approved, actor=approver, now=T0)
+    gap = _floor(service, operator, T0 + 2 * H, T0 + 3 * H)  # an hour after the first ends
+    theirs = _floor(service, colleague, T0 + H, T0 + 2 * H)  # between, but another person's
+    mine = _floor(service, operator, T0 + 3 * H, T0 + 4 * H)  # abuts `gap` only
+    assert (gap.projected_cost_delta or 0) + (mine.projected_cost_delta or 0) <= 100
+    assert [o.status for o in (gap, theirs, mine)] == [Override.Status.APPROVED] * 3
+    assert mine.approval_needed_because == ""
+    assert not Override.objects.filter(status=Override.Status.PENDING_APPROVAL).exists()
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=50, OVERRIDE_APPROVAL_COST=100.0)
+def test_an_extension_counts_the_requesters_chained_overrides_and_says_what_the_extra_time_would_need() -> None:
+    service = make_service()
+    operator = Actor.for_user(make_user())
+    first = _floor(service, operator, T0, T0 + H)
+    second = _floor(service, operator, T0 + H, T0 + 2 * H)
+    assert second.status == Override.Status.APPROVED
+    with pytest.raises(OverrideError, match=rf"together with .* #{first.pk} .* would need a second person") as refused:
+        override_extend(override=second, ends_at=T0 + 3 * H, actor=operator, reason="more", now=T0)
+    # The extra time alone would be chained to both, so it would wait too: the message says so, and it does.
+    assert "a new override for the extra time would wait for approval too" in str(refused.value)
+    extra = _floor(service, operator, T0 + 2 * H, T0 + 3 * H)
+    assert extra.status == Override.Status.PENDING_APPROVAL
+
+
+@override_settings(OVERRIDE_APPROVAL_REPLICAS=50, OVERRIDE_APPROVAL_COST=20.0)
+def test_a_refused_extension_of_an_approved_override_says_truly_that_the_extra_time_alone_needs_no_approval() -> None:
+    service = make_service()
+    operator = Actor.for_user(make_user())
+    big = _floor(service, operator, T0, T0 + 4 * H, n=10)
+    assert big.status == Override.Status.PENDING_APPROVAL  # its cost, above $20
+    override_approve(override=big, actor=Actor.for_user(make_user("approver", "approver")), now=T0)
+    later = T0 + 4 * H + timedelta(minutes=30)
+    with pytest.raises(OverrideError, match=r"extended, override .* would need a second person") as refused:
+        override_extend(override=big, ends_at=later, actor=operator, reason="OT", now=T0)
+    assert "a new override for the extra time alone (+$" in str(refused.value)
+    assert str(refused.value).endswith(") would need none, or an admin may bypass with a reason")
+    # It is so: a second person approved the four hours, and half an hour more is under the threshold alone.
+    extra = _floor(service, operator, T0 + 4 * H, later, n=10)
+    assert extra.status == Override.Status.APPROVED

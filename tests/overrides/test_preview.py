@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -351,3 +352,22 @@ def test_the_baseline_keeps_what_runs_now_until_replicas_asked_for_now_could_arr
     # Pinning to 50 for that window adds nothing while the 50 stay, and prices only what follows.
     preview = reads.override_preview(service, kind="pin", replicas=50, starts_at=NOW, ends_at=NOW + delay * 2, now=NOW)
     assert preview.forecast == 50 and 0 < preview.average_extra_replicas < 50 - later
+
+
+@override_settings(OVERRIDE_APPROVAL_COST=4.0)
+def test_the_preview_says_a_slice_next_to_the_operators_own_would_wait_and_why(operator: Client) -> None:
+    service = make_service(price_per_replica_hour=1.0)
+    user = User.objects.get(username="operator")
+    [first] = override_create(
+        services=[service],
+        kind="floor",
+        replicas=6,
+        starts_at=datetime(2026, 10, 31, 13, tzinfo=UTC),
+        ends_at=datetime(2026, 10, 31, 13, 30, tzinfo=UTC),
+        reason="first slice",
+        actor=Actor.for_user(user),
+    )
+    assert first.status == Override.Status.APPROVED and 0 < (first.projected_cost_delta or 0) <= 4
+    body = html.unescape(_preview(operator, starts_at_local="2026-10-31T09:30", ends_at_local="2026-10-31T10:00"))
+    assert "needs a second person" in body and f"#{first.pk} (+${first.projected_cost_delta:,.2f})" in body
+    assert "together with the requester's adjacent overrides on win-probability" in body

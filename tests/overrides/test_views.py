@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -536,3 +537,38 @@ def test_the_rule_form_says_a_rules_floors_need_no_second_approval_and_warns_abo
         follow=True,
     )  # fmt: skip
     assert "are approved by the rule" in response.content.decode()
+
+
+def test_twelve_hour_long_floors_in_a_row_wait_for_approval_once_together_above_the_threshold(client: Client) -> None:
+    """A reviewer's case: twelve adjacent floors of 20 for an hour each were each let through, where the one
+    twelve-hour floor they make needs a second person."""
+    service = make_service()
+    _login(client, "operator", "operator")
+    said = []
+    for hour in range(12):
+        start = datetime(2026, 1, 15, 13) + timedelta(hours=hour)  # New York wall-clock times
+        form = pin_form(
+            kind="floor",
+            replicas="20",
+            starts_at_local=f"{start:%Y-%m-%dT%H:%M}",
+            ends_at_local=f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M}",
+            reason=f"slice {hour + 1}",
+        )
+        response = client.post(reverse("dashboard:override-new"), form, follow=True)
+        said.append(" ".join(str(m) for m in response.context["messages"]))
+    slices = list(Override.objects.filter(service=service).order_by("starts_at"))
+    assert len(slices) == 12 and all(0 < (o.projected_cost_delta or 0) <= 100 for o in slices)
+    let_through = [o for o in slices if o.status == Override.Status.APPROVED]
+    assert let_through == slices[: len(let_through)] and sum(o.projected_cost_delta or 0 for o in let_through) <= 100
+    assert all(o.status == Override.Status.PENDING_APPROVAL for o in slices[len(let_through) :])
+    waiting = slices[len(let_through)]
+    message = said[len(let_through)]
+    assert message.startswith("Override for win-probability created; it waits for a second person's approval: $")
+    assert "together with the requester's adjacent overrides on win-probability that no second person approved" in (
+        message
+    )
+    assert message.endswith("above $100.00.") and all(f"#{o.pk} (+$" in message for o in let_through)
+    # The approver is shown why, beside what they approve.
+    _login(client, "approver", "approver")
+    step = html.unescape(client.get(reverse("dashboard:override-approve", args=[waiting.pk])).content.decode())
+    assert f'it waits for approval: <span data-testid="approve-why">{waiting.approval_needed_because}<' in step
