@@ -102,6 +102,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-tipoff.sqlite3")}
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A process stopped or cut off inside a transaction (SIGSTOP, a lost network) would hold its row locks, the
+    # audit chain's head among them, until TCP gave up (about 2 h): every tick and login behind it waited. The
+    # server ends such a session after a minute idle in a transaction; no Tipoff code pauses that long between
+    # two statements of one transaction (a forecast fit, the longest, takes seconds).
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("options", "-c idle_in_transaction_session_timeout=60000")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -164,6 +171,9 @@ CACHES = {
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Without Redis a worker retried 100 times (about 46 min) and then exited for good: it keeps retrying instead,
+# so ticks resume by themselves when Redis is back.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

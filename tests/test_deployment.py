@@ -24,6 +24,9 @@ def test_docker_compose_describes_the_whole_stack() -> None:
     for name in ("web", "worker", "whatif", "beat"):
         env = compose["x-tipoff"]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://") and env["REDIS_URL"].startswith("redis://"), name
+    # A worker exits for good after a long broker outage or a crash: every process comes back by itself.
+    for name, service in compose["services"].items():
+        assert {**compose["x-tipoff"], **service}.get("restart") == "unless-stopped", name
 
 
 def test_docker_compose_config_accepts_it() -> None:
@@ -110,3 +113,14 @@ def test_the_settings_load_where_static_root_cannot_be_created() -> None:
         [sys.executable, "-c", deny], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("on_postgres")
+def test_postgresql_ends_a_session_left_idle_inside_a_transaction() -> None:
+    # A worker stopped inside a transaction held the audit chain's head: every tick and login waited behind it.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW idle_in_transaction_session_timeout")
+        assert cursor.fetchone() == ("1min",)
