@@ -89,6 +89,10 @@ def service_evaluate(*, service_id: int, tick_at: datetime, worker: str = "tipof
             lock.release()
         except redis.exceptions.LockError:
             log.warning("service %s: lock expired before release", service_id)
+        except redis.exceptions.RedisError as exc:
+            # The tick is recorded (and applied) already: Redis going away now must not report it failed. The
+            # lock expires by itself within the evaluation's hard time limit.
+            log.warning("service %s: lock not released, Redis unavailable (%s); it expires by itself", service_id, exc)
 
 
 def _evaluate_locked(service_id: int, tick_at: datetime, worker: str) -> EvaluationResult:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
+import redis.lock
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
@@ -62,6 +64,24 @@ def test_a_worker_that_loses_the_lock_exits_without_acting() -> None:
         lock.release()
     assert result.status == "locked"
     assert not Decision.objects.filter(service=service).exists()
+
+
+def test_redis_going_away_after_the_decision_does_not_report_the_tick_failed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Seen with Redis shut down mid-evaluation: the count was scaled and audited, then the lock's release raised
+    # ConnectionError and the task was logged as failed. Only the release is made to fail here.
+    def gone(self: redis.lock.Lock) -> None:
+        raise redis.exceptions.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(redis.lock.Lock, "release", gone)
+    service = make_service(replicas=2, demand_scale=40.0)
+    with caplog.at_level(logging.WARNING, logger="scaling.services"):
+        result = services.service_evaluate(service_id=service.pk, tick_at=_tick())
+    assert result.status == "decided" and _decision(result).actuation == Decision.Actuation.OK
+    assert any("Redis unavailable" in r.getMessage() for r in caplog.records)
+    monkeypatch.undo()
+    services.redis_client().delete(f"tipoff:evaluate:{service.pk}")
 
 
 def test_the_lock_lasts_as_long_as_the_task_may_run_even_with_short_ticks(
