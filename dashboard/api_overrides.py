@@ -296,12 +296,16 @@ def _override(pk: int) -> Override:
 StatusName = Literal["pending_approval", "approved", "rejected", "cancelled"]
 
 
+API_LIST_LIMIT = 1000  # the latest-starting, in order of start: the oldest of a season are left out first
+
+
 @router.get("/overrides", response=list[OverrideOut])
 def list_overrides(
     request: HttpRequest, service: str | None = None, status: StatusName | None = None, include_past: bool = False
 ) -> list[Override]:
     svc = get_object_or_404(Service, name=service) if service else None
-    return list(reads.overrides_list(now=timezone.now(), service=svc, status=status, include_past=include_past)[:1000])
+    rows = reads.overrides_list(now=timezone.now(), service=svc, status=status, include_past=include_past)
+    return reads.latest_overrides(rows, API_LIST_LIMIT)[0]
 
 
 @router.get("/overrides/{int:pk}", response=OverrideOut)

@@ -100,11 +100,14 @@ def _back(request: HtmxHttpRequest, default: str = "dashboard:overrides") -> Htt
     return redirect(target)
 
 
+LIST_LIMIT = 500  # rows on the overrides page: the latest-starting, the page saying how many it leaves out
+
+
 @requires("view")
 def overrides_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     show_past = request.GET.get("past") == "1"
-    overrides = list(reads.overrides_list(now=now, include_past=show_past)[:500])
+    overrides, total = reads.latest_overrides(reads.overrides_list(now=now, include_past=show_past), LIST_LIMIT)
     adds_nothing_over = reads.adds_nothing_over(overrides)
     context = {
         "overrides": overrides,
@@ -116,6 +119,7 @@ def overrides_list(request: HttpRequest) -> HttpResponse:
         ],
         "pending": reads.pending_approvals(now),
         "show_past": show_past,
+        "total": total,
         "now": now,
     }
     return render(request, "dashboard/overrides.html", context)

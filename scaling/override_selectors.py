@@ -401,6 +401,14 @@ def overrides_list(
     return rows.order_by("starts_at", "service__name")
 
 
+def latest_overrides(rows: QuerySet[Override], limit: int) -> tuple[list[Override], int]:
+    """The `limit` latest-starting of `rows` (an `overrides_list`), in its order, and how many there are in all: a
+    season's history outgrows a page, and its oldest weeks are the least wanted."""
+    total = rows.count()
+    latest = list(rows.reverse()[:limit]) if total > limit else list(rows)
+    return (latest[::-1] if total > limit else latest), total
+
+
 def adds_nothing_over(rows: Sequence[Override]) -> dict[int, Override]:
     """For each override of `rows` projected to cost nothing, the approved one made before it (among `rows`)
     it adds nothing over, if any: of the same service, with a window covering its own, and under which the

@@ -402,6 +402,35 @@ def test_a_cancelled_override_leaves_active_and_upcoming_for_the_history(client:
     assert [o.pk for o in reads.overrides_list(now=NOW, status="cancelled")] == [cancelled.pk]
 
 
+def test_a_long_history_shows_its_latest_overrides_and_says_how_many_it_leaves_out(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A season's overrides outgrew the page, which showed the oldest 500 without a word: weeks-old floors, none recent.
+    from dashboard import api_overrides
+    from dashboard import overrides as pages
+
+    service = make_service()
+    made = [
+        Override.objects.create(
+            service=service,
+            kind="floor",
+            replicas=3,
+            reason="r",
+            starts_at=NOW - timedelta(days=d),
+            ends_at=NOW - timedelta(days=d) + timedelta(hours=1),
+        )
+        for d in (9, 5, 3, 1)
+    ]
+    monkeypatch.setattr(pages, "LIST_LIMIT", 2)
+    monkeypatch.setattr(api_overrides, "API_LIST_LIMIT", 3)
+    page = _login(client, "viewer", "viewer").get(reverse("dashboard:overrides"), {"past": "1"})
+    assert [o.pk for o in page.context["overrides"]] == [made[2].pk, made[3].pk]
+    assert "Showing the 2 latest-starting of 4" in page.content.decode()
+    listed = client.get("/api/overrides", {"include_past": "true"}).json()
+    assert [o["id"] for o in listed] == [o.pk for o in made[1:]]
+    assert "latest-starting" not in client.get(reverse("dashboard:overrides")).content.decode()
+
+
 @pytest.mark.parametrize("page", ["dashboard:override-new", "dashboard:rule-new"])
 def test_a_group_of_boxes_is_a_fieldset_named_by_its_legend(client: Client, page: str) -> None:
     # A label for="" names nothing: a screen reader heard "Services" nowhere, and a click on it did nothing.
