@@ -535,10 +535,13 @@ def check_unchanged(pending: Sequence[Override], seen: Mapping[int, int]) -> Non
         )
 
 
+def signed_money(cost_delta: float) -> str:
+    """+$12.00 extra, −$3.00 saved: a projected cost as the pages (the `money` filter) and the messages say it."""
+    return f"−${abs(cost_delta):,.2f}" if cost_delta < 0 else f"+${cost_delta:,.2f}"
+
+
 def _money(cost_delta: float | None) -> str:
-    """+$12.00 extra, −$3.00 saved: as the pages say a projected cost."""
-    value = cost_delta or 0.0
-    return f"−${abs(value):,.2f}" if value < 0 else f"+${value:,.2f}"
+    return signed_money(cost_delta or 0.0)
 
 
 def override_approve(

@@ -9,6 +9,7 @@ from django import template
 from django.conf import settings
 
 from dashboard.decisions import local_and_utc
+from scaling.overrides import signed_money
 
 register = template.Library()
 
@@ -45,11 +46,7 @@ def clock_and_utc(value: datetime | None) -> str:
 @register.filter
 def money(value: float | None) -> str:
     """+$12.00 extra / −$3.00 saved."""
-    if value is None:
-        return "–"
-    if value < 0:
-        return f"−${abs(value):,.2f}"
-    return f"+${value:,.2f}"
+    return "–" if value is None else signed_money(value)
 
 
 @register.filter
